@@ -1,0 +1,154 @@
+"""settings.toml: read once, validated whole, secrets only as references to environment variables.
+
+Layout:
+
+    [kpisync]                 store URL, time zone, corporate currency
+    [sources.<name>]          one table per connector instance; `type` picks the connector,
+                              the rest is validated by that connector's own settings model
+    [sources.<name>.schedule] optional: when `kpisync run` syncs it
+
+A key that looks like a secret (token, secret, password, key) must be written as `<key>_env = "VAR"`;
+a literal value is refused with a message naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kpisync.errors import ConfigError
+
+DEFAULT_PATH = Path("settings.toml")
+_SECRET_KEY = re.compile(r"(^|_)(token|secret|password|passwd|api_key|access_key|private_key)$")
+_SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScheduleSettings(StrictModel):
+    interval_minutes: int | None = Field(default=None, ge=1)
+    cron: str | None = None
+
+
+class CoreSettings(StrictModel):
+    store: str = "sqlite:///kpisync.db"
+    store_env: str | None = None
+    timezone: str = "UTC"
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Warsaw'")
+        return value
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One connector instance: its name, connector type and its still-unvalidated options."""
+
+    name: str
+    type: str
+    options: dict[str, Any]
+    schedule: ScheduleSettings
+
+
+@dataclass(frozen=True)
+class Settings:
+    core: CoreSettings
+    sources: dict[str, SourceConfig]
+    path: Path | None = None
+    extra: dict[str, Any] | None = None  # other top-level tables (metrics, writeback, goals …)
+
+    def source(self, name: str) -> SourceConfig:
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise ConfigError(
+                f"no source named {name!r} in settings", hint=f"configured sources: {known}"
+            ) from None
+
+    def table(self, name: str) -> dict[str, Any]:
+        return dict((self.extra or {}).get(name, {}))
+
+
+def load_settings(path: Path = DEFAULT_PATH) -> Settings:
+    """Read and validate the whole file; every problem names its key and the expected form."""
+    if not path.exists():
+        raise ConfigError(f"{path} not found", hint="run 'kpisync init' to write a starter file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the line it names") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
+    return parse_settings(data, path=path)
+
+
+def parse_settings(data: dict[str, Any], *, path: Path | None = None) -> Settings:
+    refuse_literal_secrets(data, prefix="")
+    known = {"kpisync", "sources"}
+    core = validate_model(CoreSettings, data.get("kpisync", {}), prefix="kpisync")
+    sources: dict[str, SourceConfig] = {}
+    raw_sources = data.get("sources", {})
+    if not isinstance(raw_sources, dict):
+        raise ConfigError("sources: expected tables such as [sources.hubspot_main]")
+    for name, table in raw_sources.items():
+        sources[name] = parse_source(name, table)
+    extra = {key: value for key, value in data.items() if key not in known}
+    return Settings(core=core, sources=sources, path=path, extra=extra)
+
+
+def parse_source(name: str, table: Any) -> SourceConfig:
+    key = f"sources.{name}"
+    if not _SOURCE_NAME.match(name):
+        raise ConfigError(f"{key}: source names are lowercase letters, digits, '_' or '-'")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{key}: expected a table [{key}]")
+    options = dict(table)
+    connector_type = options.pop("type", None)
+    if not isinstance(connector_type, str) or not connector_type:
+        raise ConfigError(f"{key}.type: missing", hint='e.g. type = "hubspot"')
+    schedule = validate_model(ScheduleSettings, options.pop("schedule", {}), prefix=f"{key}.schedule")
+    return SourceConfig(name=name, type=connector_type, options=options, schedule=schedule)
+
+
+def refuse_literal_secrets(data: dict[str, Any], *, prefix: str) -> None:
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            refuse_literal_secrets(value, prefix=f"{path}.")
+        elif _SECRET_KEY.search(key) and not key.endswith("_env"):
+            raise ConfigError(
+                f"{path}: secrets may not be written in settings.toml",
+                hint=f'put it in an environment variable and write {key}_env = "VARIABLE_NAME"',
+            )
+
+
+def validate_model(model: type[Model], data: Any, *, prefix: str) -> Model:
+    """`model` built from `data`, or one ConfigError listing every bad key with its full path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key (check the spelling against the example settings.toml)"
+            problems.append(f"{where}: {message}")
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,134 @@
+"""The connector contract: what every CRM connector offers the core, and what it hands back.
+
+A connector is a class registered under the entry-point group `kpisync.connectors`. It never
+touches the store; the store never calls a CRM. Everything crossing this border is a frozen
+dataclass or a SQLModel row of `kpisync.store.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from kpisync.cursor import Cursor
+from kpisync.store.models import RecordBase
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream a connector reads, and the canonical entities its pages carry."""
+
+    name: str
+    entities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    entity: str
+    external_id: str
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Merged:
+    """`loser` was merged into `survivor`: the loser is deleted, references move to the survivor."""
+
+    entity: str
+    loser_id: str
+    survivor_id: str
+
+
+@dataclass(frozen=True)
+class Page:
+    stream: str
+    records: Sequence[RecordBase]
+    deleted: Sequence[Deleted] = ()
+    merged: Sequence[Merged] = ()
+    cursor: Cursor | None = None  # None: the cursor does not move with this page
+    api_calls: int = 0
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    entity: str
+    name: str
+    label: str
+    type: str
+    is_custom: bool
+    is_writable: bool
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing `check()` found wrong, in words an admin can act on."""
+
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    external_id: str
+    values: tuple[tuple[str, str | None], ...]  # (CRM field name, value as the CRM takes it)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    external_id: str
+    ok: bool
+    error: str | None = None
+    not_found: bool = False
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A managed field kpisync wants on a CRM object."""
+
+    entity: str
+    name: str
+    label: str
+    type: str  # string | number | date | enumeration | bool
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProvisionStep:
+    spec: FieldSpec
+    action: str  # exists | create | manual
+    detail: str = ""
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What the core needs from a CRM."""
+
+    type_name: ClassVar[str]
+
+    def check(self) -> list[Problem]: ...
+
+    def discover(self) -> list[FieldInfo]: ...
+
+    def streams(self) -> list[StreamSpec]: ...
+
+    def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]: ...
+
+    def list_ids(self) -> Iterator[tuple[str, list[str]]]:
+        """(entity, chunk of live ids) covering every listable entity, for purge checks."""
+        ...
+
+    def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]: ...
+
+    def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]: ...
+
+    def api_usage(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+class ConnectorFactory(Protocol):
+    type_name: ClassVar[str]
+
+    def __call__(self, name: str, options: dict[str, Any]) -> Connector: ...

@@ -1,0 +1,93 @@
+"""Every error kpisync raises on purpose, in one tree.
+
+    KpisyncError                      root; `.hint` says how to fix it, `.exit_code` for the CLI
+    ├── ConfigError                   settings.toml or the environment is wrong (exit 2)
+    ├── ConnectorError                a CRM said no or could not be reached (exit 3)
+    │   ├── AuthError                 credentials refused or revoked: re-authorise the source
+    │   ├── RateLimited    [retry]    the CRM asked us to slow down; carries retry_after seconds
+    │   ├── TransientError [retry]    5xx, timeouts, dropped connections: worth another try
+    │   ├── RejectedError             the CRM refused this request (4xx) and will again
+    │   └── SchemaDriftError          an object or field we rely on changed or vanished
+    ├── StateError                    the store or its bookkeeping is not as expected (exit 4)
+    ├── MetricError                   a KPI cannot be computed (exit 5)
+    │   └── InsufficientData          an empty denominator or missing input: "no data", not 0
+    └── WritebackError                write-back could not proceed (exit 6)
+        └── ConflictError             a person changed a managed field since our last write
+
+Retryable errors carry `retryable = True`; the retry policy retries on that marker and nothing else.
+"""
+
+from __future__ import annotations
+
+
+class KpisyncError(Exception):
+    """Root of every deliberate kpisync error."""
+
+    exit_code = 1
+    retryable = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(KpisyncError):
+    exit_code = 2
+
+
+class ConnectorError(KpisyncError):
+    exit_code = 3
+
+
+class AuthError(ConnectorError):
+    pass
+
+
+class RateLimited(ConnectorError):
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class TransientError(ConnectorError):
+    retryable = True
+
+
+class RejectedError(ConnectorError):
+    pass
+
+
+class SchemaDriftError(ConnectorError):
+    pass
+
+
+class StateError(KpisyncError):
+    exit_code = 4
+
+
+class MetricError(KpisyncError):
+    exit_code = 5
+
+
+class InsufficientData(MetricError):
+    pass
+
+
+class WritebackError(KpisyncError):
+    exit_code = 6
+
+
+class ConflictError(WritebackError):
+    pass
+
+
+class Interrupted(KpisyncError):
+    """A stop signal arrived; the run ended cleanly at a checkpoint."""
+
+    exit_code = 130

@@ -1,0 +1,146 @@
+"""Writing one page: upserts, deletes, merges and the stream's cursor, in ONE transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, func, literal_column, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from kpisync.connector import Deleted, Merged, Page
+from kpisync.cursor import Cursor
+from kpisync.store.models import ENTITY_MODELS, RecordBase, SyncState
+
+_NOT_UPDATED = {"id", "source", "external_id"}
+
+
+def table_of(entity: str) -> Table:
+    return ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined, no-any-return]
+
+
+def write_page(connection: Connection, source: str, page: Page, now: datetime) -> tuple[int, int]:
+    """Apply `page` on `connection` (the caller owns the transaction); returns (upserted, deleted)."""
+    by_entity: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in page.records:
+        by_entity[record.entity].append(row_values(record, source, now))
+    for entity, rows in by_entity.items():
+        upsert_rows(connection, table_of(entity), rows)
+    deleted = mark_deleted(connection, source, page.deleted, now)
+    for merge in page.merged:
+        apply_merge(connection, source, merge, now)
+    if page.cursor is not None:
+        save_cursor(connection, source, page.stream, page.cursor, now)
+    return sum(len(rows) for rows in by_entity.values()), deleted
+
+
+def row_values(record: RecordBase, source: str, now: datetime) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in type(record).model_fields if name != "id"}
+    values.update(source=source, synced_at=now, deleted_at=None)
+    return values
+
+
+def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert or update by (source, external_id); custom fields merge so vanished ones keep history."""
+    dialect = connection.dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    changes: dict[str, Any] = {
+        column.name: insert.excluded[column.name]
+        for column in table.columns
+        if column.name not in _NOT_UPDATED
+    }
+    changes["custom"] = merged_json(table, insert.excluded["custom"], dialect)
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.source, table.c.external_id], set_=changes
+    )
+    connection.execute(statement, _dedupe(rows))
+
+
+def merged_json(table: Table, incoming: Any, dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        return literal_column(
+            f"(COALESCE({table.name}.custom::jsonb, '{{}}'::jsonb) || excluded.custom::jsonb)::json"
+        )
+    return func.json_patch(func.coalesce(table.c.custom, "{}"), incoming)
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row per external id: one statement may not touch a row twice on PostgreSQL."""
+    latest = {row["external_id"]: row for row in rows}
+    return list(latest.values()) if len(latest) != len(rows) else rows
+
+
+def mark_deleted(connection: Connection, source: str, deleted: Sequence[Deleted], now: datetime) -> int:
+    by_entity: dict[str, list[Deleted]] = defaultdict(list)
+    for item in deleted:
+        by_entity[item.entity].append(item)
+    count = 0
+    for entity, items in by_entity.items():
+        table = table_of(entity)
+        for chunk in _chunks(items, 500):
+            result = connection.execute(
+                update(table)
+                .where(table.c.source == source)
+                .where(table.c.external_id.in_([item.external_id for item in chunk]))
+                .where(table.c.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+            count += result.rowcount
+    return count
+
+
+def apply_merge(connection: Connection, source: str, merge: Merged, now: datetime) -> None:
+    loser = table_of(merge.entity)
+    connection.execute(
+        update(loser)
+        .where(and_(loser.c.source == source, loser.c.external_id == merge.loser_id))
+        .values(deleted_at=now)
+    )
+    for model in ENTITY_MODELS.values():
+        for column, target in model.reference_columns.items():
+            if target != merge.entity:
+                continue
+            table = model.__table__  # type: ignore[attr-defined]
+            connection.execute(
+                update(table)
+                .where(table.c.source == source)
+                .where(table.c[column] == merge.loser_id)
+                .values({column: merge.survivor_id})
+            )
+
+
+def save_cursor(connection: Connection, source: str, stream: str, cursor: Cursor, now: datetime) -> None:
+    table = SyncState.__table__  # type: ignore[attr-defined]
+    dialect = connection.dialect.name
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = insert.values(source=source, stream=stream, cursor=cursor.to_json(), updated_at=now)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.source, table.c.stream],
+            set_={"cursor": statement.excluded.cursor, "updated_at": statement.excluded.updated_at},
+        )
+    )
+
+
+def load_cursor(connection: Connection, source: str, stream: str) -> Cursor:
+    table = SyncState.__table__  # type: ignore[attr-defined]
+    row = connection.execute(
+        select(table.c.cursor).where(table.c.source == source, table.c.stream == stream)
+    ).first()
+    return Cursor.from_json(row[0] if row else None)
+
+
+def load_state(connection: Connection, source: str, stream: str) -> datetime | None:
+    """When the stream's state row was last written, or None if it has none."""
+    table = SyncState.__table__  # type: ignore[attr-defined]
+    return connection.execute(  # type: ignore[no-any-return]
+        select(table.c.updated_at).where(table.c.source == source, table.c.stream == stream)
+    ).scalar()
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

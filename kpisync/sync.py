@@ -1,0 +1,161 @@
+"""The sync engine: per stream, pages after the stored cursor, each committed in one transaction.
+
+Connector-agnostic: it only sees `Page`s. A crash at any instant leaves the store at the end of the
+last committed page, cursor included, so a rerun loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from kpisync.connector import Connector, Page
+from kpisync.cursor import Cursor
+from kpisync.errors import Interrupted, KpisyncError
+from kpisync.secrets import mask
+from kpisync.store.models import SyncRun
+from kpisync.store.purge import mark_purged
+from kpisync.store.writer import load_cursor, load_state, save_cursor, write_page
+
+log = logging.getLogger(__name__)
+PURGE_CHECK = "purge-check"  # the sync_state row whose updated_at is the last full id comparison
+
+
+@dataclass
+class StreamResult:
+    stream: str
+    pages: int = 0
+    upserted: int = 0
+    deleted: int = 0
+    purged: int = 0
+
+
+@dataclass
+class SyncResult:
+    source: str
+    run_id: int
+    status: str
+    streams: list[StreamResult] = field(default_factory=list)
+    api_calls: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def upserted(self) -> int:
+        return sum(stream.upserted for stream in self.streams)
+
+    @property
+    def deleted(self) -> int:
+        return sum(stream.deleted + stream.purged for stream in self.streams)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    full: bool = False
+    streams: tuple[str, ...] = ()  # empty: all
+    purge_check_every: timedelta | None = timedelta(days=7)
+    should_stop: Callable[[], bool] = lambda: False
+    on_page: Callable[[Page], None] = lambda page: None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions) -> SyncResult:
+    """Sync every stream of `source`; the run is recorded whatever happens."""
+    run_id = start_run(engine, source)
+    result = SyncResult(source=source, run_id=run_id, status="running")
+    signpost = now_utc()
+    try:
+        if purge_check_due(engine, source, options):
+            purged = StreamResult(stream=PURGE_CHECK)
+            purged.purged = check_for_purged(engine, source, connector)
+            result.streams.append(purged)
+        for spec in connector.streams():
+            if options.streams and spec.name not in options.streams:
+                continue
+            result.streams.append(sync_stream(engine, source, connector, spec.name, signpost, options))
+        result.status = "succeeded"
+    except Interrupted as exc:
+        result.status, result.error = "interrupted", str(exc)
+        raise
+    except KpisyncError as exc:
+        result.status, result.error = "failed", mask(str(exc))
+        raise
+    finally:
+        result.api_calls = connector.api_usage()
+        finish_run(engine, result)
+    return result
+
+
+def sync_stream(
+    engine: Engine, source: str, connector: Connector, stream: str, signpost: datetime,
+    options: SyncOptions,
+) -> StreamResult:
+    outcome = StreamResult(stream=stream)
+    with engine.connect() as connection:
+        cursor = Cursor() if options.full else load_cursor(connection, source, stream)
+    for page in connector.read(stream, cursor, signpost=signpost):
+        with engine.begin() as connection:
+            upserted, deleted = write_page(connection, source, page, now_utc())
+        outcome.pages += 1
+        outcome.upserted += upserted
+        outcome.deleted += deleted
+        options.on_page(page)
+        if options.should_stop():
+            raise Interrupted(f"stopped during {source}/{stream} after a committed page",
+                              hint="the next run resumes from here")
+    log.info("synced %s/%s: %d pages, %d upserted, %d deleted", source, stream,
+             outcome.pages, outcome.upserted, outcome.deleted)
+    return outcome
+
+
+def purge_check_due(engine: Engine, source: str, options: SyncOptions) -> bool:
+    """Due when `--full`, or when the last full id comparison is older than the setting.
+
+    A source never synced has nothing to compare, so its first check waits a whole interval.
+    """
+    if options.full:
+        return True
+    with engine.begin() as connection:
+        state = load_state(connection, source, PURGE_CHECK)
+        if state is None:
+            save_cursor(connection, source, PURGE_CHECK, Cursor(), now_utc())
+            return False
+    every = options.purge_check_every
+    return every is not None and now_utc() - state >= every
+
+
+def check_for_purged(engine: Engine, source: str, connector: Connector) -> int:
+    """Compare the CRM's full id lists with the store; rows the CRM no longer has are deleted."""
+    started = now_utc()
+    purged = mark_purged(engine, source, connector.list_ids(), started)
+    with engine.begin() as connection:
+        save_cursor(connection, source, PURGE_CHECK, Cursor(), started)
+    log.info("purge check on %s: %d rows no longer in the CRM", source, purged)
+    return purged
+
+
+def start_run(engine: Engine, source: str, kind: str = "sync") -> int:
+    with engine.begin() as connection:
+        table = SyncRun.__table__  # type: ignore[attr-defined]
+        inserted = connection.execute(
+            table.insert().values(source=source, kind=kind, started_at=now_utc(), status="running",
+                                  upserted=0, deleted=0, api_calls={})
+        )
+        return int(inserted.inserted_primary_key[0])
+
+
+def finish_run(engine: Engine, result: SyncResult) -> None:
+    with engine.begin() as connection:
+        table = SyncRun.__table__  # type: ignore[attr-defined]
+        connection.execute(
+            table.update().where(table.c.id == result.run_id).values(
+                finished_at=now_utc(), status=result.status, upserted=result.upserted,
+                deleted=result.deleted, api_calls=result.api_calls, error=result.error,
+            )
+        )
