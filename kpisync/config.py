@@ -35,6 +35,12 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SourceCommon(StrictModel):
+    """Keys every source table accepts, whatever its connector."""
+
+    purge_check_hours: float = Field(default=168.0, gt=0)
+
+
 class ScheduleSettings(StrictModel):
     interval_minutes: int | None = Field(default=None, ge=1)
     cron: str | None = None
@@ -64,6 +70,7 @@ class SourceConfig:
     type: str
     options: dict[str, Any]
     schedule: ScheduleSettings
+    common: SourceCommon
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,10 @@ def parse_source(name: str, table: Any) -> SourceConfig:
     if not isinstance(connector_type, str) or not connector_type:
         raise ConfigError(f"{key}.type: missing", hint='e.g. type = "hubspot"')
     schedule = validate_model(ScheduleSettings, options.pop("schedule", {}), prefix=f"{key}.schedule")
-    return SourceConfig(name=name, type=connector_type, options=options, schedule=schedule)
+    common_keys = {k: options.pop(k) for k in list(options) if k in SourceCommon.model_fields}
+    common = validate_model(SourceCommon, common_keys, prefix=key)
+    return SourceConfig(name=name, type=connector_type, options=options, schedule=schedule,
+                        common=common)
 
 
 def refuse_literal_secrets(data: dict[str, Any], *, prefix: str) -> None:

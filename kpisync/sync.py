@@ -18,6 +18,7 @@ from kpisync.cursor import Cursor
 from kpisync.errors import Interrupted, KpisyncError
 from kpisync.secrets import mask
 from kpisync.store.models import SyncRun
+from kpisync.store.catalog import record_fields
 from kpisync.store.purge import mark_purged
 from kpisync.store.writer import load_cursor, load_state, save_cursor, write_page
 
@@ -71,6 +72,9 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
+        new_fields = record_fields(engine, source, connector.discover(), signpost)
+        if new_fields:
+            log.info("new custom fields on %s: %s", source, ", ".join(new_fields))
         if purge_check_due(engine, source, options):
             purged = StreamResult(stream=PURGE_CHECK)
             purged.purged = check_for_purged(engine, source, connector)

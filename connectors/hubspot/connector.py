@@ -1,0 +1,194 @@
+"""HubSpot CRM connector (CRM v3 via hubspot-api-client 12).
+
+Objects: companies, contacts (canonical contacts and leads), deals (with dealstage and owner
+history and their company/contact associations), owners, deal pipelines, calls, emails, meetings,
+tasks, feedback submissions (NPS).
+Cursor: `lastmodifieddate` (contacts) / `hs_lastmodifieddate` (the rest) through the search API,
+closed lower bound with ids seen at the boundary dropped; see connectors.hubspot.search.
+Deletes: archived records (listed in full each run: HubSpot cannot filter them by time); purged
+records through the engine's periodic full id comparison; merges via `hs_merged_object_ids`.
+Auth: a private-app token, or OAuth (client id + secret + refresh token), refreshed ahead of expiry.
+Rate limits: 429s wait for Retry-After (search: 5 requests/s); 5xx and network errors retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import model_validator
+
+from connectors.hubspot import mappers
+from connectors.hubspot.client import HubSpotClient, OAuthGrant
+from connectors.hubspot.fields import discover_fields, ensure_properties
+from connectors.hubspot.reads import ENTITIES, ReadOptions, StreamReader
+from connectors.hubspot.writes import write_batches
+from kpisync.config import StrictModel, validate_model
+from kpisync.connector import (
+    FieldInfo,
+    FieldSpec,
+    FieldUpdate,
+    Page,
+    Problem,
+    ProvisionStep,
+    StreamSpec,
+    WriteResult,
+)
+from kpisync.cursor import Cursor
+from kpisync.errors import KpisyncError, RejectedError
+from kpisync.retry import RetryPolicy, fast_policy
+from kpisync.secrets import read_secret
+from kpisync.store.models import RecordBase
+
+SEARCHED = ("companies", "contacts", "deals", "calls", "emails", "meetings", "tasks",
+            "feedback_submissions")
+WRITABLE = {"account": "companies", "contact": "contacts", "deal": "deals"}
+
+
+class HubSpotSettings(StrictModel):
+    host: str = "https://api.hubapi.com"
+    token_env: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    refresh_token_env: str | None = None
+    search_lag_seconds: float = 10.0
+    batch_records: int = 1000
+    fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
+    roles: dict[str, str] = {}
+    team_regions: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> HubSpotSettings:
+        oauth = (self.client_id, self.client_secret_env, self.refresh_token_env)
+        if self.token_env and any(oauth):
+            raise ValueError("give token_env (private app) or the OAuth keys, not both")
+        if not self.token_env and not all(oauth):
+            raise ValueError("give token_env = \"VAR\" for a private app, or client_id, "
+                             "client_secret_env and refresh_token_env for OAuth")
+        return self
+
+
+class HubSpotConnector:
+    type_name: ClassVar[str] = "hubspot"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.settings = validate_model(HubSpotSettings, options, prefix=f"sources.{name}")
+        key = f"sources.{name}"
+        s = self.settings
+        token = read_secret(s.token_env, key=f"{key}.token_env") if s.token_env else None
+        grant = None
+        if s.client_id:
+            grant = OAuthGrant(
+                client_id=s.client_id,
+                client_secret=read_secret(s.client_secret_env or "", key=f"{key}.client_secret_env"),
+                refresh_token=read_secret(s.refresh_token_env or "", key=f"{key}.refresh_token_env"),
+            )
+        policy = fast_policy() if s.fast_retries else RetryPolicy()
+        self.client = HubSpotClient(host=s.host, token=token, grant=grant, policy=policy)
+        self._fields: list[FieldInfo] | None = None
+        self._context: mappers.MappingContext | None = None
+
+    # -- the contract ---------------------------------------------------------------------------
+    def streams(self) -> list[StreamSpec]:
+        return [StreamSpec("owners", ("user",)), StreamSpec("pipelines", ("pipeline_stage",))] + [
+            StreamSpec(t, ENTITIES[t]) for t in SEARCHED]
+
+    def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
+        if stream == "owners":
+            yield from self._read_owners()
+        elif stream == "pipelines":
+            yield Page(stream=stream, records=self._pipeline_rows(), cursor=None)
+        elif stream in SEARCHED:
+            reader = StreamReader(self.client, self.context(), ReadOptions(
+                lag=timedelta(seconds=self.settings.search_lag_seconds),
+                batch_records=self.settings.batch_records))
+            yield from reader.read(stream, cursor, signpost)
+        else:
+            raise RejectedError(f"HubSpot has no stream {stream!r}")
+
+    def list_ids(self) -> Iterator[tuple[str, list[str]]]:
+        reader = StreamReader(self.client, self.context(), ReadOptions(timedelta(0), 0))
+        for object_type in SEARCHED:
+            for page in reader.list_pages(object_type, archived=False):
+                ids = [str(r["id"]) for r in page]
+                for entity in ENTITIES[object_type]:
+                    yield entity, ids
+
+    def discover(self) -> list[FieldInfo]:
+        if self._fields is None:
+            self._fields = discover_fields(self.client, SEARCHED)
+        return self._fields
+
+    def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        if entity not in WRITABLE:
+            raise RejectedError(f"HubSpot records of kind {entity!r} cannot hold custom fields")
+        return write_batches(self.client, WRITABLE[entity], updates)
+
+    def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
+        return ensure_properties(self.client, specs, WRITABLE, apply=apply)
+
+    def check(self) -> list[Problem]:
+        problems: list[Problem] = []
+        try:
+            self.client.call("GET /crm/v3/owners", self.client.owners.get_page_with_http_info, limit=1)
+        except KpisyncError as error:
+            return [Problem(error.message, error.hint or "check the settings of this source")]
+        for object_type in SEARCHED:
+            body = {"filterGroups": [], "limit": 1, "properties": ["hs_object_id"]}
+            try:
+                self.client.call(f"POST /crm/v3/objects/{object_type}/search",
+                                 self.client.search.do_search_with_http_info, object_type, body)
+            except KpisyncError as error:
+                problems.append(Problem(f"cannot read {object_type}: {error.message}",
+                                        error.hint or f"grant read access to {object_type}"))
+        if self.client.daily_remaining is not None and self.client.daily_remaining < 1000:
+            problems.append(Problem(f"only {self.client.daily_remaining} API calls left today",
+                                    "wait for the daily allowance to reset"))
+        return problems
+
+    def api_usage(self) -> dict[str, int]:
+        return dict(self.client.calls)
+
+    def close(self) -> None:
+        for api in self.client._apis:
+            api.api_client.rest_client.pool_manager.clear()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def context(self) -> mappers.MappingContext:
+        if self._context is None:
+            custom: dict[str, set[str]] = {}
+            for info in self.discover():
+                if info.is_custom:
+                    custom.setdefault(info.entity, set()).add(info.name)
+            stages = {row.stage: mappers.StageInfo(row.is_closed, row.is_won)
+                      for row in self._pipeline_rows()}
+            self._context = mappers.MappingContext(
+                stages=stages, custom={k: frozenset(v) for k, v in custom.items()},
+                roles=dict(self.settings.roles), team_regions=dict(self.settings.team_regions))
+        return self._context
+
+    def _pipeline_rows(self) -> list[RecordBase]:
+        response = self.client.call("GET /crm/v3/pipelines/deals",
+                                    self.client.pipelines.get_all_with_http_info, "deals")
+        rows: list[RecordBase] = []
+        for pipeline in response.get("results", []):
+            rows.extend(mappers.map_stages(pipeline))
+        return rows
+
+    def _read_owners(self) -> Iterator[Page]:
+        context = mappers.MappingContext(team_regions=dict(self.settings.team_regions))
+        for archived in (False, True):
+            after: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"limit": 100, "archived": archived}
+                if after:
+                    kwargs["after"] = after
+                response = self.client.call("GET /crm/v3/owners",
+                                            self.client.owners.get_page_with_http_info, **kwargs)
+                rows = [mappers.map_owner(o, context) for o in response.get("results", [])]
+                yield Page(stream="owners", records=rows, cursor=None)
+                after = ((response.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break

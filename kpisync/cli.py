@@ -1,0 +1,197 @@
+"""The `kpisync` command line (Typer). Errors become one clear line and a non-zero exit code;
+a traceback is shown only with --debug."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kpisync import starter
+from kpisync.context import open_context
+from kpisync.errors import KpisyncError
+from kpisync.logs import setup_logging
+from kpisync.registry import build_connector
+from kpisync.secrets import mask
+from kpisync.status import source_status
+from kpisync.sync import SyncOptions, sync_source
+
+app = typer.Typer(help="Sync CRM data, compute sales KPIs, write scores back.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+errors = Console(stderr=True)
+log = logging.getLogger("kpisync")
+F = TypeVar("F", bound=Callable[..., Any])
+SETTINGS = typer.Option(Path("settings.toml"), "--settings", "-s", help="Path of settings.toml.")
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+_debug = False
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+         log_json: bool = typer.Option(False, "--log-json", help="Log as JSON lines."),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+    global _debug
+    _debug = debug
+    setup_logging(level="DEBUG" if debug else "INFO" if verbose else "WARNING", json_lines=log_json)
+
+
+def friendly(command: F) -> F:
+    """Turn kpisync errors into one line on stderr and the error's exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KpisyncError as error:
+            if _debug:
+                raise
+            errors.print(f"[bold red]error:[/] {mask(error.message)}", markup=True, highlight=False)
+            if error.hint:
+                errors.print(f"  fix: {mask(error.hint)}", highlight=False)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly
+def init(path: Path = typer.Argument(Path("settings.toml")),
+         force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
+    """Write a starter settings.toml."""
+    if path.exists() and not force:
+        raise KpisyncError(f"{path} already exists", hint="use --force to overwrite it")
+    path.write_text(starter.STARTER_SETTINGS, encoding="utf-8")
+    console.print(f"wrote {path}; set the environment variables it names, then run "
+                  f"'kpisync check SOURCE'")
+
+
+@app.command()
+@friendly
+def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
+    """Pre-flight a source: auth, reachability, permissions, allowance."""
+    context = open_context(settings)
+    connector = build_connector(context.settings.source(source))
+    problems = connector.check()
+    if as_json:
+        print(json.dumps([{"problem": p.what, "fix": p.fix} for p in problems], ensure_ascii=False))
+    for problem in problems if not as_json else []:
+        errors.print(f"[red]✗[/] {mask(problem.what)} — {mask(problem.fix)}", highlight=False)
+    if problems:
+        raise typer.Exit(3)
+    if not as_json:
+        console.print(f"[green]✓[/] {source}: credentials, reachability and permissions are fine")
+
+
+@app.command()
+@friendly
+def discover(source: str, settings: Path = SETTINGS, as_json: bool = JSON,
+             custom_only: bool = typer.Option(False, "--custom", help="Only custom fields.")) -> None:
+    """List the source's objects and fields, custom ones included."""
+    context = open_context(settings)
+    fields = build_connector(context.settings.source(source)).discover()
+    fields = [f for f in fields if f.is_custom or not custom_only]
+    if as_json:
+        print(json.dumps([f.__dict__ | {"options": list(f.options)} for f in fields], ensure_ascii=False))
+        return
+    table = Table("object", "field", "label", "type", "custom", "writable")
+    for f in fields:
+        table.add_row(f.entity, f.name, f.label, f.type, "yes" if f.is_custom else "",
+                      "yes" if f.is_writable else "")
+    console.print(table)
+
+
+@app.command()
+@friendly
+def sync(source: str = typer.Argument(None, help="One source; all when omitted."),
+         full: bool = typer.Option(False, "--full", help="Re-read everything and compare ids."),
+         settings: Path = SETTINGS, as_json: bool = JSON) -> None:
+    """Incrementally sync one source, or all of them."""
+    context = open_context(settings)
+    names = [source] if source else sorted(context.settings.sources)
+    results = []
+    for name in names:
+        source_config = context.settings.source(name)
+        connector = build_connector(source_config)
+        every = timedelta(hours=source_config.common.purge_check_hours)
+        options = SyncOptions(full=full, purge_check_every=every)
+        try:
+            results.append(sync_source(context.engine, name, connector, options))
+        finally:
+            connector.close()
+    if as_json:
+        print(json.dumps([{"source": r.source, "run": r.run_id, "status": r.status,
+                           "upserted": r.upserted, "deleted": r.deleted,
+                           "api_calls": sum(r.api_calls.values())} for r in results]))
+        return
+    for r in results:
+        console.print(f"{r.source}: {r.status}, {r.upserted} rows written, {r.deleted} deleted, "
+                      f"{sum(r.api_calls.values())} API calls (run {r.run_id})")
+
+
+@app.command()
+@friendly
+def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
+    """Last runs, cursors, row counts and errors per source."""
+    context = open_context(settings)
+    report = source_status(context.engine, sorted(context.settings.sources))
+    if as_json:
+        print(json.dumps(report, default=str, ensure_ascii=False))
+        return
+    table = Table("source", "last run", "status", "duration", "rows", "API calls", "streams", "error")
+    for row in report:
+        table.add_row(row["source"], str(row["started_at"] or "never"), row["status"] or "",
+                      row["duration"] or "", str(row["rows"]), str(row["api_calls"]),
+                      str(row["streams"]), mask(row["error"] or ""))
+    console.print(table)
+
+
+@app.command()
+@friendly
+def demo(deals: int = typer.Option(400, help="Size of the synthetic org."),
+         seed: int = typer.Option(7, help="Seed of the synthetic org."),
+         keep: Path = typer.Option(None, "--keep", help="Keep the store in this folder.")) -> None:
+    """Run the whole loop on the built-in HubSpot emulator: no account needed."""
+    from kpisync.demo import run_demo
+
+    run_demo(console, deals=deals, seed=seed, keep=keep)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(settings: Path = SETTINGS) -> None:
+    """Apply the store's migrations (also done automatically on first use)."""
+    open_context(settings)
+    console.print("store is at the newest schema")
+
+
+def _register_optional() -> None:
+    """Commands contributed by the KPI engine and write-back, when present."""
+    for module in ("metrics.commands", "writeback.commands"):
+        try:
+            imported = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+            continue
+        imported.register(app)
+
+
+_register_optional()
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,41 @@
+"""Logging: Rich on a terminal or JSON lines for machines; secrets masked on every handler."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from rich.logging import RichHandler
+
+from kpisync.secrets import MaskingFilter
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if json_lines:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLines())
+    else:
+        handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    handler.addFilter(MaskingFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("urllib3", "httpx", "httpcore", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
