@@ -1,0 +1,187 @@
+"""The `[metrics]` table of settings.toml: role mappings, rates, inputs, goals and alerts.
+
+Everything the KPI engine reads from settings is validated here once, with every bad key named by
+its full path (`metrics.roles.margin: ...`). Inputs that live outside the CRM (quotas, spend) come
+from `[[metrics.quotas]]` / `[[metrics.spend]]` entries or from CSV files named in `[metrics.inputs]`.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator, model_validator
+
+from kpisync.config import Settings, StrictModel, validate_model
+from kpisync.errors import ConfigError
+
+PeriodKind = Literal["week", "month", "quarter", "year"]
+M = TypeVar("M", bound=StrictModel)
+
+
+class Roles(StrictModel):
+    """CRM values that give a canonical column its KPI meaning (compared case-insensitively)."""
+
+    no_decision_reasons: tuple[str, ...] = ("no decision",)
+    upgrade_types: tuple[str, ...] = ("upgrade",)
+    cross_sell_types: tuple[str, ...] = ("cross_sell", "cross-sell", "cross sell")
+    former_customer_types: tuple[str, ...] = ("former_customer", "former customer")
+    qualified_lead_statuses: tuple[str, ...] = ("qualified", "converted")
+    required_stages: tuple[str, ...] = ()
+    proposal_stages: tuple[str, ...] = ()
+    selling_activity_kinds: tuple[str, ...] = ("call", "meeting")
+    margin: Literal["amount", "fraction"] = "amount"  # deals.margin: money, or a share of amount
+    region: Literal["account", "rep"] = "account"  # account region/country, or the rep's region
+    segment_field: str | None = None  # accounts.custom key holding the segment
+    churn_rule: Literal["type", "renewal"] = "type"
+    churn_date_field: str | None = None  # accounts.custom key with the churn date (rule "type")
+    contract_days: int = Field(default=365, ge=1)
+    renewal_grace_days: int = Field(default=30, ge=0)
+
+
+class DatedRate(StrictModel):
+    from_: date = Field(alias="from")
+    rate: float = Field(gt=0)
+
+
+class WorkingHours(StrictModel):
+    hours_per_day: float = Field(default=8.0, gt=0, le=24)
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
+        "mon", "tue", "wed", "thu", "fri")
+
+
+class Quota(StrictModel):
+    """A revenue quota for one rep (user external id or email) or one team, for one period."""
+
+    period: PeriodKind
+    start: date
+    amount: float = Field(ge=0)
+    rep: str | None = None
+    team: str | None = None
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> Quota:
+        if (self.rep is None) == (self.team is None):
+            raise ValueError("give exactly one of rep or team")
+        return self
+
+
+class Spend(StrictModel):
+    """Sales and marketing spend for one period, org-wide or for one team or region."""
+
+    period: PeriodKind
+    start: date
+    amount: float = Field(ge=0)
+    team: str | None = None
+    region: str | None = None
+
+
+class Inputs(StrictModel):
+    quotas_csv: Path | None = None  # columns: period,start,amount,rep|team
+    spend_csv: Path | None = None  # columns: period,start,amount[,team][,region]
+
+
+class Goal(StrictModel):
+    name: str
+    kpi: str
+    target: float
+    period: PeriodKind = "quarter"
+    grain: str = "org"
+    key: str = "org"
+    kind: Literal["annual", "team", "individual", "activity", "stretch"] = "team"
+    start: date | None = None  # default: the period containing now
+
+
+class AlertRule(StrictModel):
+    """Raise once when the KPI crosses a bound; again only after it came back."""
+
+    name: str
+    kpi: str
+    period: PeriodKind = "month"
+    grain: str = "org"
+    key: str | None = None  # None: every key of the grain
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of above or below")
+        return self
+
+
+class Webhook(StrictModel):
+    url: str | None = None
+    url_env: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class MetricSettings(StrictModel):
+    history_years: int = Field(default=2, ge=1, le=20)
+    anonymity_minimum: int = Field(default=5, ge=2)
+    engagement_days: int = Field(default=30, ge=1)
+    stalled_factor: float = Field(default=1.5, gt=0)
+    nps_window_days: int = Field(default=365, ge=1)
+    goal_alerts: bool = True  # alert when a goal goes off pace
+    roles: Roles = Roles()
+    currency_rates: dict[str, float | list[DatedRate]] = {}
+    working_hours: WorkingHours = WorkingHours()
+    inputs: Inputs = Inputs()
+    quotas: tuple[Quota, ...] = ()
+    spend: tuple[Spend, ...] = ()
+    goals: tuple[Goal, ...] = ()
+    alerts: tuple[AlertRule, ...] = ()
+    webhook: Webhook = Webhook()
+
+    @field_validator("currency_rates")
+    @classmethod
+    def _codes(cls, value: dict[str, float | list[DatedRate]]) -> dict[str, float | list[DatedRate]]:
+        for code in value:
+            if len(code) != 3 or not code.isupper():
+                raise ValueError(f"{code!r} is not an ISO 4217 code such as 'EUR'")
+        return value
+
+
+class MetricConfig:
+    """What the engine needs: the metric settings plus the org's zone, currency and base folder."""
+
+    def __init__(self, metrics: MetricSettings, *, timezone: str = "UTC", currency: str = "USD",
+                 base: Path | None = None) -> None:
+        self.metrics = metrics
+        self.timezone = timezone
+        self.zone = ZoneInfo(timezone)
+        self.currency = currency
+        self.base = base or Path(".")
+        self.quotas: tuple[Quota, ...] = metrics.quotas + read_csv_rows(
+            Quota, self.resolve(metrics.inputs.quotas_csv), "metrics.inputs.quotas_csv")
+        self.spend: tuple[Spend, ...] = metrics.spend + read_csv_rows(
+            Spend, self.resolve(metrics.inputs.spend_csv), "metrics.inputs.spend_csv")
+
+    def resolve(self, path: Path | None) -> Path | None:
+        if path is None or path.is_absolute():
+            return path
+        return self.base / path
+
+
+def metric_config(settings: Settings) -> MetricConfig:
+    """The validated `[metrics]` table of `settings`, with the org's zone and currency."""
+    metrics = validate_model(MetricSettings, settings.table("metrics"), prefix="metrics")
+    base = settings.path.parent if settings.path is not None else None
+    return MetricConfig(metrics, timezone=settings.core.timezone,
+                        currency=settings.core.currency, base=base)
+
+
+def read_csv_rows(model: type[M], path: Path | None, key: str) -> tuple[M, ...]:
+    if path is None:
+        return ()
+    if not path.exists():
+        raise ConfigError(f"{key}: {path} not found", hint="fix the path or remove the key")
+    rows = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            cleaned = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
+            rows.append(validate_model(model, cleaned, prefix=f"{path.name} line {line}"))
+    return tuple(rows)

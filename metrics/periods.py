@@ -1,0 +1,164 @@
+"""Periods in the org's time zone: their boundaries in Python and their buckets in SQL.
+
+A period is the half-open interval [start, end) of local dates; weeks start on Monday. Instants are
+stored in UTC and bucketed in the org's zone: PostgreSQL converts with `timezone(zone, instant)`;
+SQLite has no zone database, so the instant is shifted by the zone's UTC offset, chosen by a
+balanced CASE over the zone's offset changes (daylight saving) inside the computed window, computed
+here with zoneinfo. Dates (a deal's close date) are bucketed as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Date, DateTime, Integer, String, case, cast, func, literal
+from sqlalchemy.sql.elements import ColumnElement
+
+from kpisync.store.types import UTCDateTime
+
+KINDS: tuple[str, ...] = ("week", "month", "quarter", "year")
+
+
+def period_start(day: date, kind: str) -> date:
+    """The first local date of the `kind` period holding `day`."""
+    if kind == "week":
+        return day - timedelta(days=day.weekday())
+    if kind == "month":
+        return day.replace(day=1)
+    if kind == "quarter":
+        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    if kind == "year":
+        return date(day.year, 1, 1)
+    raise ValueError(f"unknown period {kind!r}")
+
+
+def shift(start: date, kind: str, steps: int) -> date:
+    """The start of the period `steps` periods after (or before) the one starting at `start`."""
+    if kind == "week":
+        return start + timedelta(weeks=steps)
+    months = {"month": 1, "quarter": 3, "year": 12}[kind] * steps
+    index = start.year * 12 + start.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def period_end(start: date, kind: str) -> date:
+    return shift(start, kind, 1)
+
+
+def local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant at which local `day` begins (zoneinfo resolves gaps and folds)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The span every KPI is computed over: from the start of the earliest year to the current period."""
+
+    start: date  # local date, a year start
+    end: date  # local date, exclusive: the end of the current year
+    now: datetime  # aware UTC
+    today: date  # local date of `now`
+
+    def periods(self, kind: str) -> list[date]:
+        starts, current = [], period_start(self.start, kind)
+        while current < self.end:
+            starts.append(current)
+            current = shift(current, kind, 1)
+        return starts
+
+
+def history_window(now: datetime, zone: ZoneInfo, years: int) -> Window:
+    today = now.astimezone(zone).date()
+    return Window(start=date(today.year - years + 1, 1, 1), end=date(today.year + 1, 1, 1),
+                  now=now.astimezone(UTC), today=today)
+
+
+def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """(UTC instant, new offset in minutes) for each change of the zone's offset in [start, end)."""
+    def offset(at: datetime) -> int:
+        delta = at.astimezone(zone).utcoffset() or timedelta(0)
+        return int(delta.total_seconds() // 60)
+
+    changes: list[tuple[datetime, int]] = []
+    day, current = start, offset(start)
+    while day < end:
+        following = day + timedelta(days=1)
+        if offset(following) != current:
+            low, high = day, following  # the change lies in (low, high]
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == current else (low, middle)
+            current = offset(high)
+            changes.append((high.replace(second=0, microsecond=0), current))
+        day = following
+    return changes
+
+
+class Bucketer:
+    """SQL expressions that put an instant or a date into its local period start."""
+
+    def __init__(self, dialect: str, zone: ZoneInfo, window: Window) -> None:
+        self.dialect = dialect
+        self.zone = zone
+        self.window = window
+        first = local_midnight_utc(window.start, zone) - timedelta(days=2)
+        last = local_midnight_utc(window.end, zone) + timedelta(days=2)
+        self.initial_offset = int(
+            (first.astimezone(zone).utcoffset() or timedelta(0)).total_seconds() // 60)
+        self.changes = offset_changes(zone, first, last)
+
+    def local_date(self, instant: Any) -> ColumnElement[Any]:
+        """The local calendar date of a UTC instant column."""
+        if self.dialect == "postgresql":
+            return cast(func.timezone(self.zone.key, instant), Date)
+        return func.date(self.local_datetime(instant))
+
+    def local_datetime(self, instant: Any) -> ColumnElement[Any]:
+        """SQLite only: the local wall-clock time of a UTC instant column, as text."""
+        if not self.changes and self.initial_offset == 0:
+            return func.datetime(instant)
+        return func.datetime(instant, self._offset_case(instant, self.initial_offset, self.changes))
+
+    def _offset_case(self, instant: Any, before: int,
+                     changes: Sequence[tuple[datetime, int]]) -> ColumnElement[Any]:
+        """A balanced CASE: log2(changes) comparisons per row pick the offset in force."""
+        if not changes:
+            return literal(f"{before:+d} minutes", String)
+        middle = len(changes) // 2
+        at, after = changes[middle]
+        return case(
+            (instant < literal(at, UTCDateTime()),
+             self._offset_case(instant, before, changes[:middle])),
+            else_=self._offset_case(instant, after, changes[middle + 1:]),
+        )
+
+    def instant(self, instant: Any, kind: str) -> ColumnElement[Any]:
+        """The local period start of a UTC instant column."""
+        if self.dialect == "postgresql":
+            return cast(func.date_trunc(kind, func.timezone(self.zone.key, instant)), Date)
+        return self._truncate(self.local_datetime(instant), kind)
+
+    def day(self, day: Any, kind: str) -> ColumnElement[Any]:
+        """The period start of a date column."""
+        if self.dialect == "postgresql":
+            return cast(func.date_trunc(kind, cast(day, DateTime())), Date)
+        return self._truncate(day, kind)
+
+    @staticmethod
+    def _truncate(text: Any, kind: str) -> ColumnElement[Any]:
+        if kind == "week":
+            return func.date(text, "weekday 0", "-6 days")
+        if kind == "month":
+            return func.date(text, "start of month")
+        if kind == "year":
+            return func.date(text, "start of year")
+        months_back = (cast(func.strftime("%m", text), Integer) - 1) % 3
+        return func.date(text, "start of month", func.printf("-%d months", months_back))
+
+    def window_instants(self) -> tuple[datetime, datetime]:
+        return (local_midnight_utc(self.window.start, self.zone),
+                local_midnight_utc(self.window.end, self.zone))

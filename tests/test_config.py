@@ -1,0 +1,69 @@
+"""settings.toml validation: every problem named by its key, secrets refused, the example valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kpisync.config import load_settings, parse_settings
+from kpisync.errors import ConfigError
+from kpisync.registry import build_connector
+from kpisync.starter import STARTER_SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_repository_example_is_the_starter_file_and_valid() -> None:
+    example = (ROOT / "settings.toml").read_text(encoding="utf-8")
+    assert example == STARTER_SETTINGS
+    settings = load_settings(ROOT / "settings.toml")
+    assert settings.sources["hubspot_main"].type == "hubspot"
+    assert settings.core.timezone == "Europe/Warsaw"
+
+
+def test_literal_token_is_refused_with_the_key_and_the_fix() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"sources": {"hs": {"type": "hubspot", "token": "pat-na1-abc"}}})
+    assert "sources.hs.token" in caught.value.message
+    assert 'token_env = "VARIABLE_NAME"' in (caught.value.hint or "")
+    assert "pat-na1-abc" not in str(caught.value)
+
+
+def test_unknown_key_and_bad_zone_are_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"kpisync": {"timezone": "Mars/Olympus", "stoer": "x"}})
+    message = caught.value.message
+    assert "kpisync.timezone" in message and "Mars/Olympus" in message
+    assert "kpisync.stoer: unknown key" in message
+
+
+def test_connector_options_are_validated_with_their_path() -> None:
+    settings = parse_settings({"sources": {"hs": {"type": "hubspot", "token_env": "X",
+                                                  "client_id": "abc"}}})
+    with pytest.raises(ConfigError) as caught:
+        build_connector(settings.source("hs"))
+    assert caught.value.message.startswith("sources.hs:")
+
+
+def test_missing_environment_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KPISYNC_TEST_ABSENT", raising=False)
+    settings = parse_settings({"sources": {"hs": {"type": "hubspot", "token_env": "KPISYNC_TEST_ABSENT"}}})
+    with pytest.raises(ConfigError) as caught:
+        build_connector(settings.source("hs"))
+    assert "KPISYNC_TEST_ABSENT" in caught.value.message
+
+
+def test_unknown_connector_type_lists_installed_ones() -> None:
+    settings = parse_settings({"sources": {"x": {"type": "dynamics"}}})
+    with pytest.raises(ConfigError) as caught:
+        build_connector(settings.source("x"))
+    assert "hubspot" in (caught.value.hint or "")
+
+
+def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text("[kpisync\nstore = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "line 1" in caught.value.message
