@@ -45,8 +45,7 @@ SDK_ERRORS: tuple[type[Exception], ...] = (
     association_errors.ApiException,
     oauth_errors.ApiException,
 )
-TIMEOUT = (5.0, 60.0)  # connect, read seconds
-REFRESH_MARGIN_SECONDS = 300  # refresh an OAuth token this long before it expires
+REFRESH_MARGIN_SECONDS = 300  # refresh an OAuth token this long (at most) before it expires
 SEARCH_LIMIT_WAIT = 1.0  # the search limit is per second
 
 
@@ -108,15 +107,17 @@ class HubSpotClient:
     """One portal's SDK APIs, its token, its retry policy and its call counts."""
 
     def __init__(self, *, host: str, token: str | None, grant: OAuthGrant | None,
-                 policy: RetryPolicy, clock: Callable[[], float] = time.time) -> None:
+                 policy: RetryPolicy, timeout_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.host = host.rstrip("/")
+        self.timeout = (min(5.0, timeout_seconds), timeout_seconds)  # connect, read
         self.policy = policy
         self.calls: Counter[str] = Counter()
         self.daily_remaining: int | None = None
         self._grant = grant
         self._clock = clock
         self._lock = threading.Lock()
-        self._expires_at = 0.0 if grant is not None else float("inf")  # OAuth: fetch one first
+        self._refresh_at = 0.0 if grant is not None else float("inf")  # OAuth: fetch one first
         self._token = token or ""
         if token:
             remember_secret(token)
@@ -147,8 +148,7 @@ class HubSpotClient:
             self._refresh_if_due()
             self.calls[endpoint] += 1
             try:
-                response = function(*args, _preload_content=False, _request_timeout=TIMEOUT,
-                                    **kwargs)
+                response = function(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
             except (*SDK_ERRORS, Urllib3Error, OSError) as error:
                 translated = translate(error, what=endpoint, host=self.host)
                 if (isinstance(translated, AuthError) and self._grant is not None
@@ -169,7 +169,7 @@ class HubSpotClient:
         return json.loads(data) if data else {}
 
     def _refresh_if_due(self) -> None:
-        if self._grant is not None and self._clock() >= self._expires_at - REFRESH_MARGIN_SECONDS:
+        if self._grant is not None and self._clock() >= self._refresh_at:
             self._refresh()
 
     def _refresh(self) -> None:
@@ -181,7 +181,7 @@ class HubSpotClient:
                 response = self.tokens.create(
                     grant_type="refresh_token", refresh_token=grant.refresh_token,
                     client_id=grant.client_id, client_secret=grant.client_secret,
-                    _preload_content=False, _request_timeout=TIMEOUT,
+                    _preload_content=False, _request_timeout=self.timeout,
                 )
             except oauth_errors.ApiException as error:
                 body = _json_body(error.body)
@@ -197,6 +197,7 @@ class HubSpotClient:
             payload = json.loads(response.data)
             self._token = str(payload["access_token"])
             remember_secret(self._token)
-            self._expires_at = self._clock() + float(payload.get("expires_in", 1800))
+            lifetime = float(payload.get("expires_in", 1800))
+            self._refresh_at = self._clock() + lifetime - min(REFRESH_MARGIN_SECONDS, lifetime / 5)
             for api in self._apis:
                 api.api_client.configuration.access_token = self._token

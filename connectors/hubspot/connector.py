@@ -54,6 +54,7 @@ class HubSpotSettings(StrictModel):
     refresh_token_env: str | None = None
     search_lag_seconds: float = 10.0
     batch_records: int = 1000
+    timeout_seconds: float = 60.0
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     roles: dict[str, str] = {}
     team_regions: dict[str, str] = {}
@@ -86,7 +87,8 @@ class HubSpotConnector:
                 refresh_token=read_secret(s.refresh_token_env or "", key=f"{key}.refresh_token_env"),
             )
         policy = fast_policy() if s.fast_retries else RetryPolicy()
-        self.client = HubSpotClient(host=s.host, token=token, grant=grant, policy=policy)
+        self.client = HubSpotClient(host=s.host, token=token, grant=grant, policy=policy,
+                                    timeout_seconds=s.timeout_seconds)
         self._fields: list[FieldInfo] | None = None
         self._context: mappers.MappingContext | None = None
 

@@ -1,0 +1,45 @@
+"""One computation: the connection it runs on, the settings, the window and the staged facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, literal
+from sqlalchemy.sql.elements import ColumnElement
+
+from metrics.options import MetricConfig
+from metrics.periods import Bucketer, Window
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A staged table seen through one of its dates: `prefix + kind` holds the period start."""
+
+    table: str
+    prefix: str
+    where: Any = None  # Callable[[Table], ColumnElement[bool]] | None
+
+
+@dataclass
+class Run:
+    connection: Connection
+    config: MetricConfig
+    window: Window
+    bucketer: Bucketer
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        return self.connection.dialect.name
+
+    def table(self, name: str) -> Table:
+        return self.tables[name]
+
+    def period_column(self, fact: Fact, kind: str) -> ColumnElement[Any]:
+        return self.tables[fact.table].c[fact.prefix + kind]
+
+    def grain_column(self, fact: Fact, grain: str) -> ColumnElement[Any]:
+        if grain == "org":
+            return literal("org")
+        return self.tables[fact.table].c[grain]
