@@ -56,6 +56,7 @@ class Ratio:
     denominator: RowExpr
     excluded: RowExpr | None = None
     scale: float = 1.0
+    fed: RowExpr | None = None  # records that fed it; the denominator when it is a count
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,26 @@ class Custom:
 @dataclass(frozen=True)
 class Derived:
     inputs: tuple[str, ...]
-    derive: Callable[[Run, Mapping[str, list[KpiValue]], str, str], list[KpiValue]]
+    derive: Callable[[Run, ValueIndex, str, str], list[KpiValue]]  # (run, values, kind, grain)
+
+
+class ValueIndex:
+    """Computed values by KPI, period kind and grain, then by (period start, key)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str, str], dict[tuple[date, str], KpiValue]] = {}
+
+    def add(self, values: list[KpiValue]) -> None:
+        for value in values:
+            slot = self._values.setdefault((value.kpi, value.period, value.grain), {})
+            slot[(value.period_start, value.key)] = value
+
+    def get(self, kpi: str, kind: str, grain: str) -> Mapping[tuple[date, str], KpiValue]:
+        return self._values.get((kpi, kind, grain), {})
+
+    def value(self, kpi: str, kind: str, grain: str, start: date, key: str) -> float | None:
+        found = self.get(kpi, kind, grain).get((start, key))
+        return found.value if found else None
 
 
 Measure = Ratio | Total | Median | Custom | Derived

@@ -63,6 +63,11 @@ class Window:
     now: datetime  # aware UTC
     today: date  # local date of `now`
 
+    @property
+    def first_day(self) -> date:
+        """The first local date any period of the window covers (the Monday of its first week)."""
+        return period_start(self.start, "week")
+
     def periods(self, kind: str) -> list[date]:
         starts, current = [], period_start(self.start, kind)
         while current < self.end:
@@ -105,7 +110,7 @@ class Bucketer:
         self.dialect = dialect
         self.zone = zone
         self.window = window
-        first = local_midnight_utc(window.start, zone) - timedelta(days=2)
+        first = local_midnight_utc(window.first_day, zone) - timedelta(days=2)
         last = local_midnight_utc(window.end, zone) + timedelta(days=2)
         self.initial_offset = int(
             (first.astimezone(zone).utcoffset() or timedelta(0)).total_seconds() // 60)
@@ -160,5 +165,5 @@ class Bucketer:
         return func.date(text, "start of month", func.printf("-%d months", months_back))
 
     def window_instants(self) -> tuple[datetime, datetime]:
-        return (local_midnight_utc(self.window.start, self.zone),
+        return (local_midnight_utc(self.window.first_day, self.zone),
                 local_midnight_utc(self.window.end, self.zone))

@@ -33,7 +33,8 @@ def hours_between(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
     """Hours from instant `earlier` to instant `later`."""
     if dialect == "postgresql":
         return func.extract("epoch", later - earlier) / 3600.0
-    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+    seconds = func.round((func.julianday(later) - func.julianday(earlier)) * 86400.0, 3)
+    return seconds / 3600.0  # julianday is a float: rounding to milliseconds drops its noise
 
 
 def add_days(dialect: str, day: Any, days: int) -> ColumnElement[Any]:

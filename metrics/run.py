@@ -19,6 +19,7 @@ class Fact:
     table: str
     prefix: str
     where: Any = None  # Callable[[Table], ColumnElement[bool]] | None
+    rename: dict[str, str] = field(default_factory=dict)  # grain -> the column holding its key
 
 
 @dataclass
@@ -42,4 +43,4 @@ class Run:
     def grain_column(self, fact: Fact, grain: str) -> ColumnElement[Any]:
         if grain == "org":
             return literal("org")
-        return self.tables[fact.table].c[grain]
+        return self.tables[fact.table].c[fact.rename.get(grain, grain)]

@@ -3,9 +3,10 @@
 HubSpot search caps a query at 10,000 results and promises no order among records that share the
 sort value. So: read `modified >= cursor.value` (closed bound) up to the run's signpost, sorted by
 modified time, dropping ids already seen at exactly that value; when the next page would pass the
-cap, start a new query from the last value read. If a whole window shares ONE value (HubSpot's bulk
-updates do this), walk that value by id instead (`modified == v and id > last`, sorted by id) —
-keyset paging that never meets the cap — then continue after it. Each yielded batch carries the
+cap, start a new query from the last value read. When a whole page shares ONE value, ask how many
+records share it; if they will not fit under the cap (HubSpot's bulk updates do this), walk that
+value by id instead (`modified == v and id > last`, sorted by id) — keyset paging that never meets
+the cap — then continue after it. Each yielded batch carries the
 cursor that is true once it is stored, so a crash resumes without loss or repeat.
 """
 
@@ -65,9 +66,10 @@ def walk_modified(search: Search, scope: SearchScope, cursor: Cursor,
 
 def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
                  ) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
-    """One query from cursor.value; returns (done, cursor) — not done means: start a new query."""
+    """One query from cursor.value; returns (done, cursor) — not done means: query again."""
     since = int(cursor.value or 0)
     after = 0
+    checked: set[int] = set()
     while True:
         body = _body(scope, [_f(scope.modified_property, "GTE", since),
                              _f(scope.modified_property, "LTE", until)],
@@ -84,10 +86,21 @@ def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
         if next_after is None or not results:
             return True, cursor
         after = int(next_after)
+        stamps = {record_millis(r, scope.modified_property) for r in results}
+        if len(stamps) == 1 and not checked & stamps:
+            stamp = stamps.pop()
+            checked.add(stamp)
+            if after + _tie_size(search, scope, stamp) > SEARCH_CAP:
+                return False, Cursor(value=str(stamp), state=((PINNED, "0"),))
         if after + scope.page_size > SEARCH_CAP:
-            if int(cursor.value or 0) == since and since != 0:
-                return False, cursor.with_state(**{PINNED: "0"})
             return False, cursor
+
+
+def _tie_size(search: Search, scope: SearchScope, stamp: int) -> int:
+    """How many records share one modified time (the search total of an EQ query)."""
+    body = _body(scope, [_f(scope.modified_property, "EQ", stamp)], sort="hs_object_id", after=0)
+    body["limit"], body["properties"] = 1, ["hs_object_id"]
+    return int(search(body).get("total", 0))
 
 
 def _walk_tie_group(search: Search, scope: SearchScope, cursor: Cursor

@@ -1,0 +1,197 @@
+"""Formulas over other KPIs' aggregated values and over inputs kept outside the CRM.
+
+Nothing here reads a record: each function combines values the database already aggregated
+(revenue, counts, rates) with quotas, spend or working hours from settings. A missing or zero
+denominator gives a value of None with a reason, never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+
+from kpisync.store.models import User
+from metrics.declaration import KpiValue, ValueIndex
+from metrics.periods import period_end, shift
+from metrics.run import Run
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Derive = Callable[[Run, ValueIndex, str, str], list[KpiValue]]
+
+
+def past_periods(run: Run, kind: str) -> list[date]:
+    return [start for start in run.window.periods(kind) if start <= run.window.today]
+
+
+def result(kpi: str, kind: str, grain: str, start: date, key: str, value: float | None,
+           reason: str | None, count: int | None = None) -> KpiValue:
+    return KpiValue(kpi, kind, start, grain, key, value, count, 0 if count is not None else None,
+                    None if value is not None else reason)
+
+
+def growth(source: str, *, years: bool) -> Derive:
+    """(this period − the previous one, or the same one a year before) / that one."""
+    def derive(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+        if years and kind == "year":
+            return []
+        steps = {"week": 52, "month": 12, "quarter": 4, "year": 1}[kind] if years else 1
+        name = f"{source}_growth" if source != "sales_volume" else (
+            "revenue_growth_yoy" if years else "revenue_growth")
+        found = values.get(source, kind, grain)
+        keys = {key for (_, key) in found} or ({"org"} if grain == "org" else set())
+        out = []
+        for start in past_periods(run, kind):
+            before = shift(start, kind, -steps)
+            for key in sorted(keys):
+                now_value = found.get((start, key))
+                prior = found.get((before, key))
+                if now_value is None and prior is None:
+                    continue
+                current = now_value.value if now_value else 0.0
+                if before < run.window.periods(kind)[0]:
+                    out.append(result(name, kind, grain, start, key, None,
+                                      "the earlier period is outside the history window"))
+                elif prior is None or not prior.value or current is None:
+                    out.append(result(name, kind, grain, start, key, None,
+                                      "the earlier period's value is 0 or unknown"))
+                else:
+                    out.append(result(name, kind, grain, start, key,
+                                      (current - prior.value) / prior.value, None))
+        return out
+
+    return derive
+
+
+def rep_keys(run: Run) -> dict[str, tuple[str, str | None]]:
+    """Rep external id and email (lowercased) -> (external id, team), for matching inputs."""
+    u = User.__table__  # type: ignore[attr-defined]
+    rows = run.connection.execute(
+        select(u.c.external_id, u.c.email, u.c.team).where(u.c.deleted_at.is_(None))).all()
+    keys: dict[str, tuple[str, str | None]] = {}
+    for external_id, email, team in rows:
+        keys[external_id] = (external_id, team)
+        if email:
+            keys[email.lower()] = (external_id, team)
+    return keys
+
+
+def quota_table(run: Run, kind: str) -> dict[tuple[str, date, str], float]:
+    """(grain, period start, key) -> quota; teams and the org sum their reps unless given."""
+    reps = rep_keys(run)
+    table: dict[tuple[str, date, str], float] = {}
+    given_teams = {(q.start, q.team) for q in run.config.quotas if q.team and q.period == kind}
+    for quota in run.config.quotas:
+        if quota.period != kind:
+            continue
+        if quota.team:
+            table[("team", quota.start, quota.team)] = quota.amount
+            table[("org", quota.start, "org")] = table.get(("org", quota.start, "org"), 0) + quota.amount
+            continue
+        rep, team = reps.get(quota.rep or "", reps.get((quota.rep or "").lower(), (quota.rep, None)))
+        table[("rep", quota.start, rep)] = quota.amount
+        if team and (quota.start, team) not in given_teams:
+            table[("team", quota.start, team)] = table.get(("team", quota.start, team), 0) + quota.amount
+        if (quota.start, team) not in given_teams:
+            table[("org", quota.start, "org")] = table.get(("org", quota.start, "org"), 0) + quota.amount
+    return table
+
+
+def attainment(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    revenue = values.get("sales_volume", kind, grain)
+    out = []
+    for (g, start, key), quota in sorted(quota_table(run, kind).items()):
+        if g != grain or start not in past_periods(run, kind):
+            continue
+        won = revenue.get((start, key))
+        value = (won.value or 0.0) if won else 0.0
+        out.append(result("quota_attainment", kind, grain, start, key,
+                          value / quota if quota else None, "the quota is 0",
+                          won.count if won else 0))
+    return out
+
+
+def cac(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    spend: dict[tuple[date, str], float] = {}
+    for entry in run.config.spend:
+        if entry.period != kind:
+            continue
+        key = {"org": "org", "team": entry.team, "region": entry.region}[grain]
+        if key is not None:
+            spend[(entry.start, key)] = spend.get((entry.start, key), 0.0) + entry.amount
+    customers = values.get("new_customers", kind, grain)
+    out = []
+    for (start, key), amount in sorted(spend.items()):
+        if start not in past_periods(run, kind):
+            continue
+        found = customers.get((start, key))
+        count = int(found.value or 0) if found else 0
+        out.append(result("cac", kind, grain, start, key, amount / count if count else None,
+                          "no new customers in the period", count))
+    return out
+
+
+def arpu(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    out = []
+    revenue = values.get("sales_volume", kind, grain)
+    for (start, key), active in sorted(values.get("active_customers", kind, grain).items()):
+        won = revenue.get((start, key))
+        total = (won.value or 0.0) if won else 0.0
+        out.append(result("arpu", kind, grain, start, key,
+                          total / active.value if active.value else None,
+                          "no active customers in the period", int(active.value or 0)))
+    return out
+
+
+def clv(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    """ARPU × expected lifetime in periods (1 / churn rate) × margin where it is known."""
+    out = []
+    churn, margin = values.get("churn_rate", kind, grain), values.get("margin", kind, grain)
+    for (start, key), per_customer in sorted(values.get("arpu", kind, grain).items()):
+        rate = churn.get((start, key))
+        share = margin.get((start, key))
+        if per_customer.value is None or rate is None or not rate.value:
+            out.append(result("clv", kind, grain, start, key, None,
+                              "no churn in the period (lifetime unbounded) or no revenue data"))
+            continue
+        factor = share.value if share is not None and share.value is not None else 1.0
+        out.append(result("clv", kind, grain, start, key,
+                          per_customer.value / rate.value * factor, None, per_customer.count))
+    return out
+
+
+def ltv_cac(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    out = []
+    costs = values.get("cac", kind, grain)
+    for (start, key), lifetime in sorted(values.get("clv", kind, grain).items()):
+        cost = costs.get((start, key))
+        if lifetime.value is None or cost is None or not cost.value:
+            out.append(result("ltv_cac", kind, grain, start, key, None,
+                              "CLV or CAC is unknown for the period"))
+            continue
+        out.append(result("ltv_cac", kind, grain, start, key, lifetime.value / cost.value, None))
+    return out
+
+
+def working_days(run: Run, start: date, kind: str) -> int:
+    """Configured working days from `start` to the period's end, or to today in the current one."""
+    days = {DAYS.index(day) for day in run.config.metrics.working_hours.days}
+    end = min(period_end(start, kind), run.window.today + timedelta(days=1))
+    return sum(1 for n in range((end - start).days) if (start + timedelta(days=n)).weekday() in days)
+
+
+def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    hours_per_day = run.config.metrics.working_hours.hours_per_day
+    u = User.__table__  # type: ignore[attr-defined]
+    team_sizes = dict(run.connection.execute(
+        select(u.c.team, func.count()).where(u.c.deleted_at.is_(None), u.c.is_active.is_(True),
+                                             u.c.team.is_not(None)).group_by(u.c.team)).all())
+    out = []
+    for (start, key), selling in sorted(values.get("selling_hours", kind, grain).items()):
+        people = team_sizes.get(key, 0) if grain == "team" else 1
+        available = working_days(run, start, kind) * hours_per_day * people
+        out.append(result("selling_time_share", kind, grain, start, key,
+                          (selling.value or 0.0) / available if available else None,
+                          "no working time in the period", selling.count))
+    return out

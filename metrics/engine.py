@@ -1,0 +1,254 @@
+"""Computing every KPI: stage the facts once, then one aggregate query per fact, period and grain.
+
+KPIs aggregated over the same staged fact share a query: for each period kind and grain, every
+Ratio and Total measure of that fact becomes three columns (value, count, excluded) of one
+GROUP BY. Medians and custom measures get their own query; derived KPIs combine values already
+computed. Values with no data carry their declaration's reason; the org grain gets a "no data"
+row (or 0 for totals) for every past period without records, so an empty period is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, func, literal, select
+from sqlalchemy.sql import Select
+
+from metrics import anonymity
+from metrics.catalogue import REGISTRY
+from metrics.declaration import Custom, Derived, Kpi, KpiValue, Median, Ratio, Registry, Total, ValueIndex
+from metrics.options import MetricConfig
+from metrics.periods import KINDS, Bucketer, history_window
+from metrics.portable import ratio
+from metrics.run import Fact, Run
+from metrics.staging import stage_all
+
+FACTS: dict[str, Fact] = {
+    "deal_closed": Fact("kpi_deal", "c_", lambda t: t.c.is_closed == 1),
+    "deal_created": Fact("kpi_deal", "k_", lambda t: t.c.k_year.is_not(None)),
+    "lead": Fact("kpi_lead", "l_"),
+    "person": Fact("kpi_person", "p_"),
+    "activity": Fact("kpi_activity", "o_"),
+    "nps": Fact("kpi_answer", "s_", lambda t: t.c.kind == "nps"),
+    "enps": Fact("kpi_answer", "s_", lambda t: t.c.kind == "enps"),
+    "stay": Fact("kpi_stay", "e_", lambda t: t.c.days.is_not(None)),
+    "stage_entry": Fact("kpi_stay", "n_"),
+    "acquired": Fact("kpi_customer", "a_", rename={"rep": "won_by", "team": "won_by_team"}),
+    "won_line": Fact("kpi_line", "c_"),
+    "rep_start": Fact("kpi_rep", "r_"),
+}
+
+
+@dataclass
+class ComputeResult:
+    computation_id: int | None
+    as_of: datetime
+    values: list[KpiValue]
+    changed: int = 0
+    alerts: list[Any] = field(default_factory=list)
+
+    def of(self, kpi: str, period: str | None = None, grain: str | None = None) -> list[KpiValue]:
+        return [v for v in self.values if v.kpi == kpi and period in (None, v.period)
+                and grain in (None, v.grain)]
+
+
+def open_run(connection: Connection, config: MetricConfig, now: datetime) -> Run:
+    window = history_window(now, config.zone, config.metrics.history_years)
+    return Run(connection, config, window, Bucketer(connection.dialect.name, config.zone, window))
+
+
+def compute_values(connection: Connection, config: MetricConfig, *, now: datetime,
+                   registry: Registry = REGISTRY, only: Iterable[str] | None = None) -> list[KpiValue]:
+    """Every value of every KPI (or of `only` and what they derive from) as of `now`."""
+    run = open_run(connection, config, now.astimezone(UTC))
+    stage_all(run)
+    wanted = needed(registry, only)
+    index = ValueIndex()
+    out: list[KpiValue] = []
+    for fact_name in FACTS:
+        kpis = [k for k in wanted if k.fact == fact_name and isinstance(k.measure, Ratio | Total)]
+        out += aggregate_fact(run, FACTS[fact_name], kpis)
+    for kpi in wanted:
+        if isinstance(kpi.measure, Median):
+            out += median_values(run, kpi)
+        elif isinstance(kpi.measure, Custom):
+            out += custom_values(run, kpi)
+    out = [with_reason(registry, v) for v in out]
+    out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out)
+    for kpi in wanted:
+        if "anonymous" in kpi.tags:
+            mine = [v for v in out if v.kpi == kpi.name]
+            out = [v for v in out if v.kpi != kpi.name] + anonymity.protect(
+                mine, config.metrics.anonymity_minimum)
+    index.add(out)
+    for kpi in wanted:
+        if isinstance(kpi.measure, Derived):
+            derived = [with_reason(registry, v) for kind in KINDS for grain in kpi.grains
+                       for v in kpi.measure.derive(run, index, kind, grain)]
+            index.add(derived)
+            out += derived
+    for table in run.tables.values():
+        table.drop(connection)
+    return out
+
+
+def needed(registry: Registry, only: Iterable[str] | None) -> list[Kpi]:
+    if only is None:
+        return list(registry)
+    names: set[str] = set()
+    pending = list(only)
+    while pending:
+        name = pending.pop()
+        if name not in names:
+            names.add(name)
+            measure = registry[name].measure
+            pending += list(measure.inputs) if isinstance(measure, Derived) else []
+    return [k for k in registry if k.name in names]
+
+
+def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi]) -> list[KpiValue]:
+    out: list[KpiValue] = []
+    table = run.table(fact.table)
+    for kind in KINDS:
+        for grain in sorted({g for k in kpis for g in k.grains}):
+            mine = [k for k in kpis if grain in k.grains]
+            period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
+            columns = [c for k in mine for c in measure_columns(table, k)]
+            query = (select(period, key, *columns).where(*scope(run, fact, table, kind, key))
+                     .group_by(period, key))
+            for row in run.connection.execute(query):
+                start, key_value = as_date(row[0]), str(row[1])
+                for i, kpi in enumerate(mine):
+                    value, count, excluded = row[2 + 3 * i: 5 + 3 * i]
+                    out.append(KpiValue(kpi.name, kind, start, grain, key_value,
+                                        _float(value), _int(count), _int(excluded)))
+    return out
+
+
+def scope(run: Run, fact: Fact, table: Any, kind: str, key: Any) -> list[Any]:
+    period = run.period_column(fact, kind)
+    conditions = [period.is_not(None), period >= run.window.periods(kind)[0],
+                  period <= run.window.today, key.is_not(None)]
+    if fact.where is not None:
+        conditions.append(fact.where(table))
+    return conditions
+
+
+def measure_columns(table: Any, kpi: Kpi) -> list[Any]:
+    measure = kpi.measure
+    excluded = func.sum(measure.excluded(table)) if measure.excluded else literal(0)
+    if isinstance(measure, Ratio):
+        numerator, denominator = func.sum(measure.numerator(table)), func.sum(measure.denominator(table))
+        fed = func.sum(measure.fed(table)) if measure.fed else denominator
+        return [ratio(numerator, denominator, measure.scale), fed, excluded]
+    assert isinstance(measure, Total)
+    fed = func.sum(measure.fed(table))
+    value = case((and_(func.coalesce(fed, 0) == 0, func.coalesce(excluded, 0) > 0), None),
+                 else_=func.coalesce(func.sum(measure.value(table)), 0))
+    return [value, fed, excluded]
+
+
+def median_values(run: Run, kpi: Kpi) -> list[KpiValue]:
+    assert isinstance(kpi.measure, Median)
+    fact, out = FACTS[kpi.fact], []
+    table = run.table(fact.table)
+    for kind in KINDS:
+        for grain in kpi.grains:
+            out += [KpiValue(kpi.name, kind, as_date(r[0]), grain, str(r[1]), _float(r[2]),
+                             _int(r[3]), _int(r[4]))
+                    for r in run.connection.execute(median_query(run, fact, table, kpi, kind, grain))]
+    return out
+
+
+def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: str) -> Select[Any]:
+    """The middle row (or the mean of the two middle rows) per period and key, by window functions."""
+    assert isinstance(kpi.measure, Median)
+    period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
+    value = kpi.measure.value(table)
+    valid = case((value.is_not(None), 1), else_=0)
+    ranked = (
+        select(period.label("p"), key.label("k"), value.label("v"), valid.label("ok"),
+               func.row_number().over(partition_by=(period, key, valid), order_by=value).label("rn"),
+               func.sum(valid).over(partition_by=(period, key)).label("n"))
+        .where(*scope(run, fact, table, kind, key), kpi.measure.where(table))
+        .subquery("ranked")
+    )
+    r = ranked.c
+    middle = and_(r.ok == 1, r.rn.in_([(r.n + 1) // 2, (r.n + 2) // 2]))
+    return (select(r.p, r.k, func.avg(case((middle, r.v))), func.max(r.n), func.sum(1 - r.ok))
+            .group_by(r.p, r.k))
+
+
+def custom_values(run: Run, kpi: Kpi) -> list[KpiValue]:
+    assert isinstance(kpi.measure, Custom)
+    out = []
+    for kind in KINDS:
+        for grain in kpi.grains:
+            for row in run.connection.execute(kpi.measure.build(run, kind, grain)):
+                start = as_date(row[0])
+                if start is None or start > run.window.today or row[1] is None:
+                    continue
+                out.append(KpiValue(kpi.name, kind, start, grain, str(row[1]), _float(row[2]),
+                                    _int(row[3]), _int(row[4])))
+    return out
+
+
+def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue]:
+    """A row for every past period at the org grain: 0 for totals, "no data" for the rest."""
+    present = {(v.kpi, v.period, v.period_start) for v in values if v.grain == "org"}
+    out = list(values)
+    for kpi in kpis:
+        if "org" not in kpi.grains or "now" in kpi.tags or kpi.unit == "count" and isinstance(
+                kpi.measure, Custom):
+            continue
+        for kind in KINDS:
+            for start in run.window.periods(kind):
+                if start > run.window.today or (kpi.name, kind, start) in present:
+                    continue
+                if isinstance(kpi.measure, Total):
+                    out.append(KpiValue(kpi.name, kind, start, "org", "org", 0.0, 0, 0))
+                else:
+                    out.append(KpiValue(kpi.name, kind, start, "org", "org", None, 0, 0,
+                                        kpi.empty_reason))
+    return out
+
+
+def with_reason(registry: Registry, value: KpiValue) -> KpiValue:
+    if value.value is None and value.reason is None:
+        return KpiValue(value.kpi, value.period, value.period_start, value.grain, value.key, None,
+                        value.count, value.excluded, registry[value.kpi].empty_reason)
+    return value
+
+
+def as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = None,
+                only: Iterable[str] | None = None) -> ComputeResult:
+    """Compute every KPI as of `now`, store the values and snapshots, evaluate goals and alerts."""
+    from metrics.alerts import evaluate_alerts
+    from metrics.snapshots import store_values
+
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    with engine.begin() as connection:
+        values = compute_values(connection, config, now=now, only=only)
+    computation_id, changed = store_values(engine, values, as_of=now)
+    result = ComputeResult(computation_id, now, values, changed)
+    result.alerts = evaluate_alerts(engine, config, result)
+    return result

@@ -1,0 +1,396 @@
+"""Staged facts: one pass over each canonical table into a narrow temporary table.
+
+Each staged table holds only live rows (deleted_at IS NULL) inside the history window, already
+joined to owners and accounts, with money converted, role values turned into 0/1 flags and every
+date bucketed once per period kind (`<prefix>week` … `<prefix>year`, local period starts). Every
+KPI then aggregates these narrow tables, so the wide canonical tables (with their JSON payloads) are
+read once per computation, not once per KPI. Columns named like a grain (team, rep, region, account,
+source, segment, deal_type, product, stage, competitor) are the grain keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Column, Date, Float, Integer, String, Table, and_, case, cast, func, literal, or_,
+    select, union_all,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from kpisync.store.models import (
+    Account, Activity, Contact, Deal, DealStageChange, Lead, LineItem, SurveyResponse, User,
+)
+from kpisync.store.types import UTCDateTime
+from metrics.money import converted
+from metrics.periods import KINDS
+from metrics.portable import add_days, days_between, flag, hours_between, lowered_in, stage
+from metrics.run import Run
+
+
+def base(model: Any, name: str) -> Any:
+    return model.__table__.alias(name)
+
+
+def live(table: Any) -> ColumnElement[bool]:
+    return table.c.deleted_at.is_(None)
+
+
+def same_record(table: Any, source: Any, external_id: Any) -> ColumnElement[bool]:
+    """The join condition to the live row `external_id` of the same source."""
+    return and_(table.c.source == source, table.c.external_id == external_id, live(table))
+
+
+def period_columns(prefix: str) -> list[Column[Any]]:
+    return [Column(prefix + kind, Date) for kind in KINDS]
+
+
+def instant_periods(run: Run, instant: Any, prefix: str) -> list[ColumnElement[Any]]:
+    return [run.bucketer.instant(instant, kind).label(prefix + kind) for kind in KINDS]
+
+
+def day_periods(run: Run, day: Any, prefix: str) -> list[ColumnElement[Any]]:
+    return [run.bucketer.day(day, kind).label(prefix + kind) for kind in KINDS]
+
+
+def text(*names: str) -> list[Column[Any]]:
+    return [Column(name, String) for name in names]
+
+
+def ints(*names: str) -> list[Column[Any]]:
+    return [Column(name, Integer) for name in names]
+
+
+def floats(*names: str) -> list[Column[Any]]:
+    return [Column(name, Float) for name in names]
+
+
+def as_date(run: Run, value: Any) -> ColumnElement[Any]:
+    return cast(value, Date) if run.dialect == "postgresql" else func.date(value)
+
+
+def stage_all(run: Run) -> None:
+    """Fill every staged fact table of `run`, in dependency order."""
+    for step in (stage_deals, stage_customers, stage_leads, stage_people, stage_activities,
+                 stage_answers, stage_stays, stage_lines, stage_reps):
+        step(run)
+
+
+def region_of(run: Run, account: Any, user: Any) -> ColumnElement[Any]:
+    if run.config.metrics.roles.region == "rep":
+        return user.c.region
+    return func.coalesce(account.c.region, account.c.country)
+
+
+def segment_of(run: Run, account: Any) -> ColumnElement[Any]:
+    name = run.config.metrics.roles.segment_field
+    return account.c.custom[name].as_string() if name else literal(None, String)
+
+
+def adherence(run: Run) -> tuple[Any, ColumnElement[Any]]:
+    """A per-deal subquery of first entry into each required stage, and the 0/1/NULL verdict."""
+    required = run.config.metrics.roles.required_stages
+    h = base(DealStageChange, "h")
+    firsts = [
+        func.min(case((func.lower(h.c.stage) == name.lower(), h.c.entered_at))).label(f"f{i}")
+        for i, name in enumerate(required)
+    ]
+    sub = (select(h.c.source, h.c.deal_id, *firsts).where(live(h))
+           .group_by(h.c.source, h.c.deal_id).subquery("adh"))
+    if not required:
+        return sub, literal(None, Integer)
+    present = [sub.c[f"f{i}"].is_not(None) for i in range(len(required))]
+    ordered = [sub.c[f"f{i}"] < sub.c[f"f{i + 1}"] for i in range(len(required) - 1)]
+    verdict = case((sub.c.deal_id.is_(None), None), (and_(*present, *ordered), 1), else_=0)
+    return sub, verdict
+
+
+def stage_deals(run: Run) -> None:
+    roles, config = run.config.metrics.roles, run.config
+    d, u, a = base(Deal, "d"), base(User, "u"), base(Account, "a")
+    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
+    amount = converted(d.c.amount, d.c.currency, d.c.close_date, config.currency,
+                       config.metrics.currency_rates)
+    if roles.margin == "amount":
+        margin = converted(d.c.margin, d.c.currency, d.c.close_date, config.currency,
+                           config.metrics.currency_rates)
+    else:
+        margin = amount * cast(d.c.margin, Float)
+    won = d.c.is_won.is_(True)
+    lost = and_(d.c.is_closed.is_(True), d.c.is_won.is_(False))
+    has_reason = func.coalesce(func.trim(d.c.loss_reason), "") != ""
+    has_competitor = func.coalesce(func.trim(d.c.competitor), "") != ""
+    created_on = run.bucketer.local_date(d.c.created_at)
+    cycle = case((and_(won, d.c.close_date.is_not(None), d.c.created_at.is_not(None)),
+                  days_between(run.dialect, d.c.close_date, created_on)))
+    adh, adhered = adherence(run)
+    start_utc, _ = run.bucketer.window_instants()
+    query = (
+        select(
+            d.c.source, d.c.external_id, d.c.account_id, owner, u.c.team, region_of(run, a, u),
+            segment_of(run, a), d.c.lead_source, d.c.deal_type,
+            case((has_competitor, d.c.competitor)),
+            flag(won), flag(lost), flag(d.c.is_closed.is_(True)), flag(lost & has_reason),
+            flag(lost & lowered_in(d.c.loss_reason, roles.no_decision_reasons)),
+            flag(lost & has_competitor), flag(won & lowered_in(d.c.deal_type, roles.upgrade_types)),
+            flag(won & lowered_in(d.c.deal_type, roles.cross_sell_types)), adhered,
+            amount, margin, cycle, d.c.close_date,
+            *day_periods(run, d.c.close_date, "c_"), *instant_periods(run, d.c.created_at, "k_"),
+        )
+        .select_from(
+            d.outerjoin(u, same_record(u, d.c.source, owner))
+            .outerjoin(a, same_record(a, d.c.source, d.c.account_id))
+            .outerjoin(adh, and_(adh.c.source == d.c.source, adh.c.deal_id == d.c.external_id))
+        )
+        .where(live(d), or_(d.c.close_date >= run.window.first_day, d.c.created_at >= start_utc))
+    )
+    columns = [
+        *text("src", "deal", "account", "rep", "team", "region", "segment", "source", "deal_type",
+              "competitor"),
+        *ints("is_won", "is_lost", "is_closed", "has_reason", "no_decision", "has_competitor",
+              "is_upgrade", "is_cross_sell", "adhered"),
+        *floats("amount_c", "margin_c", "cycle_days"), Column("close_date", Date),
+        *period_columns("c_"), *period_columns("k_"),
+    ]
+    run.tables["kpi_deal"] = stage(run.connection, "kpi_deal", columns, query)
+
+
+def stage_customers(run: Run) -> None:
+    """Every account that ever had a won deal: when it became a customer, by whom, when it was lost."""
+    roles = run.config.metrics.roles
+    d, a = base(Deal, "d"), base(Account, "a")
+    ru, ou, l, c = base(User, "ru"), base(User, "ou"), base(Lead, "l"), base(Contact, "c")
+    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
+    ranked = select(
+        d.c.source, d.c.account_id, d.c.close_date, owner.label("owner"), d.c.lead_source,
+        func.row_number().over(partition_by=(d.c.source, d.c.account_id),
+                               order_by=(d.c.close_date, d.c.external_id)).label("rn"),
+    ).where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None),
+            d.c.account_id.is_not(None)).subquery("ranked")
+    first = (
+        select(ranked.c.source, ranked.c.account_id,
+               func.min(ranked.c.close_date).label("first_won"),
+               func.max(ranked.c.close_date).label("last_won"),
+               func.max(case((ranked.c.rn == 1, ranked.c.owner))).label("won_by"),
+               func.max(case((ranked.c.rn == 1, ranked.c.lead_source))).label("first_source"))
+        .group_by(ranked.c.source, ranked.c.account_id).subquery("first")
+    )
+    leads = (select(l.c.source, l.c.converted_account_id.label("account"),
+                    func.min(l.c.created_at).label("created"),
+                    func.min(l.c.lead_source).label("lead_source"))
+             .where(live(l), l.c.converted_account_id.is_not(None))
+             .group_by(l.c.source, l.c.converted_account_id).subquery("leads"))
+    contacts = (select(c.c.source, c.c.account_id.label("account"),
+                       func.min(c.c.created_at).label("created"))
+                .where(live(c), c.c.account_id.is_not(None))
+                .group_by(c.c.source, c.c.account_id).subquery("contacts"))
+    if roles.churn_rule == "type":
+        changed = (as_date(run, a.c.custom[roles.churn_date_field].as_string())
+                   if roles.churn_date_field else None)
+        when = run.bucketer.local_date(a.c.modified_at)
+        lost_on = case((lowered_in(a.c.type, roles.former_customer_types),
+                        func.coalesce(changed, when) if changed is not None else when))
+    else:
+        ends = add_days(run.dialect, first.c.last_won, roles.contract_days)
+        noticed = add_days(run.dialect, first.c.last_won,
+                           roles.contract_days + roles.renewal_grace_days)
+        lost_on = case((noticed <= literal(run.window.today), ends))
+    began = func.coalesce(leads.c.created, contacts.c.created)
+    acquisition = case((began.is_not(None), days_between(
+        run.dialect, first.c.first_won, run.bucketer.local_date(began))))
+    query = (
+        select(first.c.source, first.c.account_id, a.c.owner_id, ou.c.team, first.c.won_by,
+               ru.c.team, func.coalesce(a.c.region, a.c.country), segment_of(run, a),
+               func.coalesce(first.c.first_source, leads.c.lead_source), first.c.first_won,
+               lost_on, acquisition, *day_periods(run, first.c.first_won, "a_"))
+        .select_from(
+            first.join(a, same_record(a, first.c.source, first.c.account_id))
+            .outerjoin(ou, same_record(ou, first.c.source, a.c.owner_id))
+            .outerjoin(ru, same_record(ru, first.c.source, first.c.won_by))
+            .outerjoin(leads, and_(leads.c.source == first.c.source,
+                                   leads.c.account == first.c.account_id))
+            .outerjoin(contacts, and_(contacts.c.source == first.c.source,
+                                      contacts.c.account == first.c.account_id))
+        )
+    )
+    columns = [*text("src", "account", "rep", "team", "won_by", "won_by_team", "region", "segment",
+                     "source"),
+               Column("first_won", Date), Column("lost_on", Date), *floats("acquisition_days"),
+               *period_columns("a_")]
+    run.tables["kpi_customer"] = stage(run.connection, "kpi_customer", columns, query)
+
+
+def stage_leads(run: Run) -> None:
+    roles = run.config.metrics.roles
+    act, act2, l, u = base(Activity, "act"), base(Activity, "act2"), base(Lead, "l"), base(User, "u")
+    start_utc, _ = run.bucketer.window_instants()
+    outbound = and_(act.c.direction == "outbound", act.c.owner_id.is_not(None))
+    first_out = (select(act.c.source, act.c.lead_id, func.min(act.c.occurred_at).label("first_out"))
+                 .where(live(act), outbound, act.c.lead_id.is_not(None),
+                        act.c.occurred_at.is_not(None))
+                 .group_by(act.c.source, act.c.lead_id).subquery("first_out"))
+    replies = (
+        select(first_out.c.source, first_out.c.lead_id, first_out.c.first_out,
+               func.min(case((and_(act2.c.direction == "inbound",
+                                   act2.c.occurred_at > first_out.c.first_out),
+                              act2.c.occurred_at))).label("reply_at"))
+        .select_from(first_out.join(act2, and_(act2.c.source == first_out.c.source,
+                                              act2.c.lead_id == first_out.c.lead_id, live(act2))))
+        .group_by(first_out.c.source, first_out.c.lead_id, first_out.c.first_out)
+    )
+    touch = stage(run.connection, "kpi_touch",
+                  [*text("src", "lead"), Column("first_out", UTCDateTime()),
+                   Column("reply_at", UTCDateTime())], replies)
+    follow = (
+        select(touch.c.src, touch.c.lead, touch.c.first_out,
+               func.sum(flag(and_(outbound, act.c.occurred_at > touch.c.first_out,
+                                  or_(touch.c.reply_at.is_(None),
+                                      act.c.occurred_at < touch.c.reply_at),
+                                  or_(l.c.converted_at.is_(None),
+                                      act.c.occurred_at < l.c.converted_at)))).label("n"))
+        .select_from(touch.join(l, same_record(l, touch.c.src, touch.c.lead))
+                     .join(act, and_(act.c.source == touch.c.src, act.c.lead_id == touch.c.lead,
+                                     live(act))))
+        .group_by(touch.c.src, touch.c.lead, touch.c.first_out).subquery("follow")
+    )
+    qualified = or_(lowered_in(l.c.status, roles.qualified_lead_statuses),
+                    l.c.is_converted.is_(True))
+    query = (
+        select(l.c.source, l.c.external_id, l.c.owner_id, u.c.team, l.c.lead_source,
+               flag(qualified), flag(l.c.is_converted.is_(True)),
+               case((follow.c.first_out.is_not(None),
+                     hours_between(run.dialect, follow.c.first_out, l.c.created_at))),
+               follow.c.n, *instant_periods(run, l.c.created_at, "l_"))
+        .select_from(l.outerjoin(u, same_record(u, l.c.source, l.c.owner_id))
+                     .outerjoin(follow, and_(follow.c.src == l.c.source,
+                                             follow.c.lead == l.c.external_id)))
+        .where(live(l), l.c.created_at >= start_utc)
+    )
+    columns = [*text("src", "lead", "rep", "team", "source"), *ints("is_qualified", "is_converted"),
+               *floats("response_hours"), *ints("follow_ups"), *period_columns("l_")]
+    run.tables["kpi_lead"] = stage(run.connection, "kpi_lead", columns, query)
+
+
+def well_formed(table: Any) -> ColumnElement[bool]:
+    """A name, an email like a@b.c without spaces, and a phone of at least 7 digits-ish."""
+    name = func.coalesce(func.trim(table.c.first_name), "") + func.coalesce(
+        func.trim(table.c.last_name), "")
+    phone = func.coalesce(table.c.phone, "")
+    for char in (" ", "-", "(", ")", ".", "+"):
+        phone = func.replace(phone, char, "")
+    return and_(name != "", table.c.email.like("%_@_%._%"), ~table.c.email.like("% %"),
+                func.length(phone) >= 7)
+
+
+def stage_people(run: Run) -> None:
+    l, c = base(Lead, "l"), base(Contact, "c")
+    start_utc, _ = run.bucketer.window_instants()
+    parts = [
+        select(literal(kind), t.c.lead_source, flag(well_formed(t)),
+               *instant_periods(run, t.c.created_at, "p_"))
+        .where(live(t), t.c.created_at >= start_utc)
+        for kind, t in (("lead", l), ("contact", c))
+    ]
+    columns = [*text("kind", "source"), *ints("quality"), *period_columns("p_")]
+    run.tables["kpi_person"] = stage(run.connection, "kpi_person", columns, union_all(*parts))
+
+
+def stage_activities(run: Run) -> None:
+    roles = run.config.metrics.roles
+    act, u = base(Activity, "act"), base(User, "u")
+    start_utc, _ = run.bucketer.window_instants()
+    selling = lowered_in(act.c.kind, roles.selling_activity_kinds)
+    query = (
+        select(act.c.source, act.c.owner_id, u.c.team, act.c.kind, act.c.account_id,
+               case((selling, func.coalesce(act.c.duration_seconds, 0)), else_=0),
+               flag(act.c.kind == "call"), flag(act.c.kind == "email"),
+               flag(act.c.kind == "meeting"), *instant_periods(run, act.c.occurred_at, "o_"))
+        .select_from(act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id)))
+        .where(live(act), act.c.occurred_at >= start_utc, act.c.occurred_at <= run.window.now)
+    )
+    columns = [*text("src", "rep", "team", "kind", "account"), *floats("selling_seconds"),
+               *ints("is_call", "is_email", "is_meeting"), *period_columns("o_")]
+    run.tables["kpi_activity"] = stage(run.connection, "kpi_activity", columns, query)
+
+
+def stage_answers(run: Run) -> None:
+    s, c, a = base(SurveyResponse, "s"), base(Contact, "c"), base(Account, "a")
+    start_utc, _ = run.bucketer.window_instants()
+    account = func.coalesce(s.c.account_id, c.c.account_id)
+    query = (
+        select(s.c.source, s.c.kind, s.c.score, flag(s.c.score >= 9), flag(s.c.score <= 6),
+               account, segment_of(run, a), s.c.team,
+               *instant_periods(run, s.c.answered_at, "s_"))
+        .select_from(s.outerjoin(c, same_record(c, s.c.source, s.c.contact_id))
+                     .outerjoin(a, same_record(a, s.c.source, account)))
+        .where(live(s), s.c.answered_at >= start_utc, s.c.answered_at <= run.window.now,
+               s.c.score >= 0, s.c.score <= 10)
+    )
+    columns = [*text("src", "kind"), *ints("score", "promoter", "detractor"),
+               *text("account", "segment", "team"), *period_columns("s_")]
+    run.tables["kpi_answer"] = stage(run.connection, "kpi_answer", columns, query)
+
+
+def stays_query(run: Run) -> Any:
+    """Each stage change with the moment the deal left that stage (NULL while it is still there)."""
+    h, d = base(DealStageChange, "h"), base(Deal, "d")
+    left_at = func.lead(h.c.entered_at).over(partition_by=(h.c.source, h.c.deal_id),
+                                             order_by=(h.c.entered_at, h.c.external_id))
+    return (select(h.c.source, h.c.deal_id, h.c.stage, h.c.entered_at, left_at.label("left_at"),
+                   func.coalesce(d.c.closed_owner_id, d.c.owner_id).label("rep"))
+            .select_from(h.join(d, same_record(d, h.c.source, h.c.deal_id)))
+            .where(live(h)).subquery("stays"))
+
+
+def stage_stays(run: Run) -> None:
+    stays, u = stays_query(run), base(User, "u")
+    start_utc, _ = run.bucketer.window_instants()
+    days = hours_between(run.dialect, stays.c.left_at, stays.c.entered_at) / 24.0
+    query = (
+        select(stays.c.source, stays.c.deal_id, stays.c.stage, stays.c.rep, u.c.team,
+               flag(lowered_in(stays.c.stage, run.config.metrics.roles.proposal_stages)),
+               case((stays.c.left_at.is_not(None), days)),
+               *instant_periods(run, stays.c.left_at, "e_"),
+               *instant_periods(run, stays.c.entered_at, "n_"))
+        .select_from(stays.outerjoin(u, same_record(u, stays.c.source, stays.c.rep)))
+        .where(or_(stays.c.entered_at >= start_utc, stays.c.left_at >= start_utc))
+    )
+    columns = [*text("src", "deal", "stage", "rep", "team"), *ints("is_proposal"), *floats("days"),
+               *period_columns("e_"), *period_columns("n_")]
+    run.tables["kpi_stay"] = stage(run.connection, "kpi_stay", columns, query)
+
+
+def stage_lines(run: Run) -> None:
+    li, deals = base(LineItem, "li"), run.tables["kpi_deal"]
+    query = (
+        select(li.c.product, deals.c.region, cast(li.c.quantity, Float),
+               *[deals.c["c_" + kind] for kind in KINDS])
+        .select_from(li.join(deals, and_(deals.c.src == li.c.source,
+                                         deals.c.deal == li.c.deal_id)))
+        .where(live(li), deals.c.is_won == 1)
+    )
+    columns = [*text("product", "region"), *floats("quantity"), *period_columns("c_")]
+    run.tables["kpi_line"] = stage(run.connection, "kpi_line", columns, query)
+
+
+def stage_reps(run: Run) -> None:
+    """Each rep with the start date (hire date, else user created) and the first won deal's date."""
+    u, d = base(User, "u"), base(Deal, "d")
+    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
+    wins = (select(d.c.source, owner.label("rep"), func.min(d.c.close_date).label("first_won"))
+            .where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None))
+            .group_by(d.c.source, owner).subquery("wins"))
+    started = func.coalesce(u.c.started_on, run.bucketer.local_date(u.c.created_at))
+    ramp = case((wins.c.first_won >= started,
+                 days_between(run.dialect, wins.c.first_won, started)))
+    query = (
+        select(u.c.source, u.c.external_id, u.c.team, flag(u.c.is_active.is_(True)), started,
+               ramp, *day_periods(run, started, "r_"))
+        .select_from(u.outerjoin(wins, and_(wins.c.source == u.c.source,
+                                            wins.c.rep == u.c.external_id)))
+        .where(live(u), started >= run.window.first_day)
+    )
+    columns = [*text("src", "rep", "team"), *ints("is_active"), Column("started", Date),
+               *floats("ramp_days"), *period_columns("r_")]
+    run.tables["kpi_rep"] = stage(run.connection, "kpi_rep", columns, query)
+

@@ -1,0 +1,224 @@
+"""`kpisync surveys import FILE --source NAME`: NPS and eNPS answers from a survey tool's export.
+
+A file is CSV (a header row) or JSON (a list of objects, or {"responses": [...]}). Columns, matched
+case-insensitively: `kind` (nps | enps; default nps), `score`, `answered_at` (or `date`),
+`respondent` (a contact's, or for eNPS an employee's, email or id), `account` (NPS subject; else
+the respondent's account), `team` (eNPS subject; else the employee's team), `id` (the tool's
+response id, optional). Persian (U+06F0-06F9) and Arabic-Indic (U+0660-0669) digits become ASCII.
+
+Every row is validated; good rows are upserted by a stable external id, so importing the same file
+twice changes nothing, and each bad row is reported with its line number and reason. Without an
+`id` column the external id is derived from the row: for NPS from (respondent, subject, time);
+for eNPS from (team, time, score, n-th such row in the file), so the employee is never stored,
+not even as a hash.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, select
+
+from kpisync.errors import ConfigError
+from kpisync.store.models import Account, Contact, SurveyResponse, User
+from kpisync.store.writer import upsert_rows
+
+DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
+                        **{chr(0x0660 + i): str(i) for i in range(10)}})
+ALIASES = {"date": "answered_at", "answered": "answered_at", "email": "respondent",
+           "response_id": "id", "company": "account", "subject": "account"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0  # new answers
+    unchanged: int = 0  # answers already present (same external id)
+    duplicates: int = 0  # rows repeating an earlier row of the same file
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Who exists in the source: contacts and users by id and email, and the teams."""
+
+    contacts: dict[str, tuple[str, str | None]]  # id or email -> (contact id, account id)
+    users: dict[str, str | None]  # id or email -> team
+    teams: set[str]
+    accounts: set[str]
+
+
+def ascii_digits(text: str) -> str:
+    return text.translate(DIGITS)
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row with normalised keys and values) for every record of the file."""
+    if not path.exists():
+        raise ConfigError(f"{path} not found", hint="give the path of a CSV or JSON export")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        items = data.get("responses", []) if isinstance(data, dict) else data
+        for index, item in enumerate(items, start=1):
+            yield index, normalise(item if isinstance(item, dict) else {})
+        return
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        yield reader.line_num, normalise(row)
+
+
+def normalise(row: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in row.items():
+        if key is None or value is None:
+            continue
+        name = str(key).strip().lower().replace(" ", "_")
+        out[ALIASES.get(name, name)] = ascii_digits(str(value)).strip()
+    return out
+
+
+def parse_score(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"score {text!r} is not a whole number")
+    score = int(text)
+    if not 0 <= score <= 10:
+        raise ValueError(f"score {score} is outside 0-10")
+    return score
+
+
+def parse_instant(text: str, zone: ZoneInfo) -> datetime:
+    """An ISO date (local midnight) or date-time (local unless it has an offset), in UTC."""
+    if not text:
+        raise ValueError("no date")
+    cleaned = text.replace("/", "-").replace("Z", "+00:00")
+    try:
+        if len(cleaned) <= 10:
+            moment = datetime.combine(date.fromisoformat(cleaned), time(0))
+        else:
+            moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise ValueError(f"date {text!r} is not an ISO date such as 2025-03-01") from None
+    moment = (moment.replace(tzinfo=zone) if moment.tzinfo is None else moment).astimezone(UTC)
+    return plausible(moment, text)
+
+
+def plausible(moment: datetime, text: str) -> datetime:
+    """Refuse dates no survey answer can have (e.g. a Persian-calendar year read as Gregorian)."""
+    if moment.year < 1990 or moment > datetime.now(UTC) + timedelta(days=1):
+        raise ValueError(f"date {text!r} is not plausible (before 1990 or in the future)")
+    return moment
+
+
+def load_directory(connection: Connection, source: str) -> Directory:
+    c, u = Contact.__table__, User.__table__  # type: ignore[attr-defined]
+    a = Account.__table__  # type: ignore[attr-defined]
+    contacts: dict[str, tuple[str, str | None]] = {}
+    for external_id, email, account in connection.execute(
+            select(c.c.external_id, c.c.email, c.c.account_id)
+            .where(c.c.source == source, c.c.deleted_at.is_(None))):
+        contacts[external_id] = (external_id, account)
+        if email:
+            contacts[email.lower()] = (external_id, account)
+    users: dict[str, str | None] = {}
+    for external_id, email, team in connection.execute(
+            select(u.c.external_id, u.c.email, u.c.team)
+            .where(u.c.source == source, u.c.deleted_at.is_(None))):
+        users[external_id] = team
+        if email:
+            users[email.lower()] = team
+    teams = {team for team in users.values() if team}
+    accounts = set(connection.execute(select(a.c.external_id).where(
+        a.c.source == source, a.c.deleted_at.is_(None))).scalars())
+    return Directory(contacts, users, teams, accounts)
+
+
+def stable_id(*parts: object) -> str:
+    return "imp-" + hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:40]
+
+
+def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
+             seen: Counter[tuple[Any, ...]]) -> dict[str, Any]:
+    """The survey_responses values of a good row; ValueError naming the problem otherwise."""
+    kind = (row.get("kind") or "nps").lower()
+    if kind not in ("nps", "enps"):
+        raise ValueError(f"kind {kind!r} is neither nps nor enps")
+    score = parse_score(row.get("score", ""))
+    answered_at = parse_instant(row.get("answered_at", ""), zone)
+    respondent = row.get("respondent", "").lower()
+    if kind == "nps":
+        if respondent not in directory.contacts:
+            raise ValueError(f"unknown respondent {row.get('respondent', '')!r} (no such contact)")
+        contact, contact_account = directory.contacts[respondent]
+        account = row.get("account") or contact_account
+        if not account or account not in directory.accounts:
+            raise ValueError(f"unknown subject account {account!r}")
+        external = stable_id("nps", contact, account, answered_at.isoformat())
+        values = {"contact_id": contact, "account_id": account, "team": None}
+    else:
+        if respondent and respondent not in directory.users:
+            raise ValueError(f"unknown respondent {row.get('respondent', '')!r} (no such user)")
+        team = row.get("team") or (directory.users.get(respondent) if respondent else None)
+        if not team or team not in directory.teams:
+            raise ValueError(f"unknown team {team!r}")
+        identity = ("enps", team, answered_at.isoformat(), score)
+        seen[identity] += 1
+        external = stable_id(*identity, seen[identity])
+        values = {"contact_id": None, "account_id": None, "team": team}
+    if row.get("id"):
+        external = stable_id(kind, "id", row["id"])
+    return values | {"external_id": external, "kind": kind, "score": score,
+                     "answered_at": answered_at}
+
+
+def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "UTC") -> ImportReport:
+    """Validate every row of `path`, upsert the good ones into survey_responses, report the rest."""
+    zone, report = ZoneInfo(timezone), ImportReport()
+    table = SurveyResponse.__table__  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        directory = load_directory(connection, source)
+        seen: Counter[tuple[Any, ...]] = Counter()
+        good: dict[str, dict[str, Any]] = {}
+        for line, row in read_rows(path):
+            try:
+                values = validate(row, directory, zone, seen)
+            except ValueError as exc:
+                report.errors.append(RowError(line, str(exc)))
+                continue
+            if values["external_id"] in good:
+                report.duplicates += 1
+            raw = row if values["kind"] == "nps" else {}  # an employee's identity is never kept
+            good[values["external_id"]] = values | {
+                "source": source, "custom": {}, "raw": raw, "modified_at": None,
+                "synced_at": now, "deleted_at": None, "origin": f"import:{path.name}"}
+        existing = set(connection.execute(
+            select(table.c.external_id).where(table.c.source == source,
+                                              table.c.external_id.in_(list(good)))).scalars())
+        if good:
+            upsert_rows(connection, table, list(good.values()))
+        report.imported = len(set(good) - existing)
+        report.unchanged = len(set(good) & existing)
+    return report
+

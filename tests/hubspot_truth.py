@@ -1,0 +1,140 @@
+"""What the store must hold after syncing a HubSpot emulator: derived from its truth dump, by hand.
+
+Written independently of the connector's mappers, so a mapping bug shows up as a difference.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from kpisync.sandbox.hubspot_schema import snake_case
+from kpisync.sandbox.org import Org
+from kpisync.store.models import Account, Activity, Contact, Deal, Lead, SurveyResponse, User
+
+LEAD_STAGES = {"subscriber", "lead", "marketingqualifiedlead"}
+CUSTOM_OF = {"account": "companies", "contact": "contacts", "lead": "contacts", "deal": "deals"}
+
+
+def custom_names(org: Org) -> dict[str, set[str]]:
+    names: dict[str, set[str]] = {}
+    for field in org.custom_fields:
+        names.setdefault(CUSTOM_OF.get(field.entity, field.entity), set()).add(snake_case(field.label))
+    return names
+
+
+def _live(dump: dict[str, dict[str, dict[str, Any]]], object_type: str) -> dict[str, dict[str, Any]]:
+    return {rid: r for rid, r in dump.get(object_type, {}).items() if not r["archived"]}
+
+
+def _none(value: Any) -> Any:
+    return None if value in (None, "") else value
+
+
+def _custom(record: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    props = record["properties"]
+    return {n: _none(props.get(n)) for n in names if _none(props.get(n)) is not None}
+
+
+def _assoc(record: dict[str, Any], to_type: str) -> str | None:
+    linked = sorted((record.get("associations") or {}).get(to_type, {}))
+    return linked[0] if linked else None
+
+
+def _day(value: str | None) -> date | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date() if value else None
+
+
+def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """entity -> external_id -> the tuple of fields the store must hold."""
+    custom = custom_names(org)
+    expected: dict[str, dict[str, tuple[Any, ...]]] = {}
+    expected["account"] = {
+        rid: (p["name"], _none(p.get("type")), _none(p.get("country")),
+              _none(p.get("hubspot_owner_id")), _custom(r, custom.get("companies", set())))
+        for rid, r in _live(dump, "companies").items() for p in [r["properties"]]}
+    contacts, leads = {}, {}
+    for rid, r in _live(dump, "contacts").items():
+        p = r["properties"]
+        stage = p.get("lifecyclestage") or ""
+        if stage not in LEAD_STAGES or _none(p.get("associatedcompanyid")):
+            contacts[rid] = (_none(p.get("email")), _none(p.get("lastname")),
+                             _none(p.get("associatedcompanyid")), _custom(r, custom.get("contacts", set())))
+        if _none(p.get("hs_lifecyclestage_lead_date")) or stage in LEAD_STAGES:
+            leads[rid] = (_none(p.get("email")), _none(p.get("hs_lead_status")), stage not in LEAD_STAGES)
+    expected["contact"], expected["lead"] = contacts, leads
+    expected["deal"] = {
+        rid: (_none(p.get("dealname")), Decimal(p["amount"]) if _none(p.get("amount")) else None,
+              p.get("dealstage"), _day(_none(p.get("closedate"))), _none(p.get("hubspot_owner_id")),
+              _assoc(r, "companies"), _custom(r, custom.get("deals", set())))
+        for rid, r in _live(dump, "deals").items() for p in [r["properties"]]}
+    activities = {}
+    for object_type in ("calls", "emails", "meetings", "tasks"):
+        for rid, r in _live(dump, object_type).items():
+            activities[rid] = (object_type.rstrip("s"), _none(r["properties"].get("hubspot_owner_id")),
+                               _assoc(r, "contacts"), _assoc(r, "deals"))
+    expected["activity"] = activities
+    expected["survey_response"] = {
+        rid: (int(r["properties"]["hs_response_value"]), _none(r["properties"].get("hs_contact_id")))
+        for rid, r in _live(dump, "feedback_submissions").items()}
+    return expected
+
+
+def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """The same shape read back from the store (live rows only)."""
+    queries = {
+        "account": select(Account.external_id, Account.name, Account.type, Account.country,
+                          Account.owner_id, Account.custom).where(Account.deleted_at.is_(None)),
+        "contact": select(Contact.external_id, Contact.email, Contact.last_name, Contact.account_id,
+                          Contact.custom).where(Contact.deleted_at.is_(None)),
+        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted)
+        .where(Lead.deleted_at.is_(None)),
+        "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
+                       Deal.owner_id, Deal.account_id, Deal.custom).where(Deal.deleted_at.is_(None)),
+        "activity": select(Activity.external_id, Activity.kind, Activity.owner_id, Activity.contact_id,
+                           Activity.deal_id).where(Activity.deleted_at.is_(None)),
+        "survey_response": select(SurveyResponse.external_id, SurveyResponse.score,
+                                  SurveyResponse.contact_id).where(SurveyResponse.deleted_at.is_(None)),
+    }
+    found: dict[str, dict[str, tuple[Any, ...]]] = {}
+    with engine.connect() as connection:
+        for entity, query in queries.items():
+            rows = connection.execute(query.where(query.selected_columns[0].is_not(None))).all()
+            found[entity] = {row[0]: _normal(tuple(row[1:])) for row in rows}
+    return found
+
+
+def _normal(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Money read back from NUMERIC columns compares by value; custom drops explicit nulls."""
+    out = []
+    for value in values:
+        if isinstance(value, Decimal):
+            value = value.normalize()
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+        out.append(value)
+    return tuple(out)
+
+
+def assert_store_equals_truth(engine: Engine, source: str, dump: dict[str, Any], org: Org) -> None:
+    expected = expected_rows(dump, org)
+    for rows in expected.values():
+        for key, values in rows.items():
+            rows[key] = _normal(values)
+    actual = store_rows(engine, source)
+    for entity in expected:
+        missing = expected[entity].keys() - actual[entity].keys()
+        extra = actual[entity].keys() - expected[entity].keys()
+        assert not missing and not extra, f"{entity}: missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]}"
+        wrong = [k for k in expected[entity] if expected[entity][k] != actual[entity][k]]
+        assert not wrong, (f"{entity}: {len(wrong)} rows differ, e.g. {wrong[0]}: "
+                           f"expected {expected[entity][wrong[0]]}, stored {actual[entity][wrong[0]]}")
+
+
+def owners_in_store(engine: Engine) -> dict[str, tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return {r[0]: tuple(r[1:]) for r in connection.execute(
+            select(User.external_id, User.name, User.team, User.is_active))}

@@ -1,0 +1,144 @@
+"""The hand-checked org (fixtures/kpi): every KPI at every grain, exactly, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Date, Engine, Numeric
+
+from kpisync.config import load_settings
+from kpisync.store.models import ENTITY_MODELS
+from kpisync.store.types import UTCDateTime
+from metrics.catalogue import REGISTRY
+from metrics.declaration import KpiValue
+from metrics.engine import ComputeResult, compute_all
+from metrics.options import metric_config
+from metrics.snapshots import latest_values
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "kpi"
+NOW = datetime(2025, 4, 10, 12, 0, tzinfo=UTC)
+MODELS = {model.__tablename__: model for model in ENTITY_MODELS.values()}  # type: ignore[attr-defined]
+ARITHMETIC = re.compile(r"^[0-9.+\-*/() ]+$")
+
+
+def coerce(table: object, name: str, value: object) -> object:
+    column_type = table.c[name].type  # type: ignore[attr-defined]
+    if value is None or not isinstance(value, str):
+        return value
+    if isinstance(column_type, UTCDateTime):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(column_type, Date):
+        return date.fromisoformat(value)
+    if isinstance(column_type, Numeric):
+        return Decimal(value)
+    return value
+
+
+def load_org(engine: Engine, path: Path = FIXTURE / "org.json", source: str = "crm") -> None:
+    """Insert the fixture's rows as a sync would have stored them."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    with engine.begin() as connection:
+        for table_name, rows in data.items():
+            model = MODELS[table_name]
+            table = model.__table__
+            records = [
+                model(source=source, **{k: coerce(table, k, v) for k, v in row.items()}).model_dump(
+                    exclude={"id"})
+                for row in rows
+            ]
+            connection.execute(table.insert(), records)
+
+
+@dataclass(frozen=True)
+class Expected:
+    kpi: str
+    grain: str
+    key: str
+    value: float | None
+    count: int | None
+    excluded: int | None
+
+
+def number(text: str) -> float | None:
+    if text == "-":
+        return None
+    assert ARITHMETIC.match(text), text
+    return float(eval(text))  # noqa: S307  (digits and + - * / ( ) only, checked above)
+
+
+def sections() -> list[tuple[str, date, bool, list[Expected]]]:
+    out: list[tuple[str, date, bool, list[Expected]]] = []
+    for line in (FIXTURE / "expected.txt").read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("=="):
+            _, kind, start, mode = line.split()
+            out.append((kind, date.fromisoformat(start), mode == "full", []))
+            continue
+        kpi, grain, key, value, count, excluded = line.split()
+        out[-1][3].append(Expected(kpi, grain, key, number(value),
+                                   None if count == "-" else int(count),
+                                   None if excluded == "-" else int(excluded)))
+    return out
+
+
+def mismatches(values: list[KpiValue]) -> list[str]:
+    got = {(v.kpi, v.period, v.period_start, v.grain, v.key): v for v in values}
+    problems = []
+    for kind, start, full, rows in sections():
+        for row in rows:
+            value = got.get((row.kpi, kind, start, row.grain, row.key))
+            where = f"{row.kpi} {kind} {start} {row.grain} {row.key}"
+            if value is None:
+                problems.append(f"{where}: missing")
+                continue
+            same = (value.value is None and row.value is None) or (
+                value.value is not None and row.value is not None
+                and math.isclose(value.value, row.value, rel_tol=1e-9, abs_tol=1e-9))
+            if not same or (value.count, value.excluded) != (row.count, row.excluded):
+                problems.append(f"{where}: got {value.value} {value.count} {value.excluded}, "
+                                f"expected {row.value} {row.count} {row.excluded}")
+            if value.value is None and not value.reason:
+                problems.append(f"{where}: no data without a reason")
+        if full:
+            listed = {(r.kpi, r.grain, r.key) for r in rows}
+            extra = sorted(f"{k[0]} {k[3]} {k[4]}" for k in got
+                           if k[1] == kind and k[2] == start and (k[0], k[3], k[4]) not in listed
+                           and not REGISTRY[k[0]].tags)
+            problems += [f"unexpected {kind} {start}: {e}" for e in extra]
+    return problems
+
+
+@pytest.fixture
+def computed(engine: Engine) -> ComputeResult:
+    load_org(engine)
+    config = metric_config(load_settings(FIXTURE / "settings.toml"))
+    return compute_all(engine, config, now=NOW)
+
+
+def test_every_kpi_at_every_grain_matches_the_hand_computed_values(computed: ComputeResult) -> None:
+    assert mismatches(computed.values) == []
+
+
+def test_every_declared_kpi_is_checked_in_the_fixture() -> None:
+    listed = {row.kpi for _, _, _, rows in sections() for row in rows}
+    assert set(REGISTRY.names()) - listed == set()
+
+
+def test_stored_values_equal_computed_ones_and_recompute_is_idempotent(
+        engine: Engine, computed: ComputeResult) -> None:
+    stored = latest_values(engine)
+    assert mismatches(stored) == []
+    config = metric_config(load_settings(FIXTURE / "settings.toml"))
+    again = compute_all(engine, config, now=NOW)
+    assert again.changed == 0
+    assert len(latest_values(engine)) == len({(v.kpi, v.period, v.period_start, v.grain, v.key)
+                                             for v in computed.values})

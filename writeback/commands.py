@@ -1,0 +1,197 @@
+"""CLI: `kpisync fields plan|apply SOURCE`, `kpisync writeback [--dry-run]`, `... revert RUN`, `... runs`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kpisync.context import open_context
+from kpisync.errors import ConfigError, WritebackError
+from kpisync.registry import build_connector
+from writeback.options import mapped_sources, source_plan
+from writeback.provision import FieldStep, provision_fields
+from writeback.runs import RunReport, latest_runs, revert_run, run_source, run_writeback
+
+SETTINGS = typer.Option(Path("settings.toml"), "--settings", "-s", help="Path of settings.toml.")
+ARROW = "→"
+
+
+def parse_instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--as-of: {text!r} is not an ISO date or instant",
+                          hint="e.g. 2026-10-31 or 2026-10-31T12:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def register(app: typer.Typer) -> None:
+    from kpisync.cli import console, friendly
+
+    fields_app = typer.Typer(help="The CRM fields write-back manages.", no_args_is_help=True)
+    writeback_app = typer.Typer(help="Write scores onto CRM records.", invoke_without_command=True)
+    app.add_typer(fields_app, name="fields")
+    app.add_typer(writeback_app, name="writeback")
+
+    @fields_app.command("plan")
+    @friendly
+    def fields_plan(source: str, settings: Path = SETTINGS) -> None:
+        """Show which managed fields exist, which would be created, which need a person."""
+        print_steps(console, source, provision(source, settings, apply=False), applied=False)
+
+    @fields_app.command("apply")
+    @friendly
+    def fields_apply(source: str, settings: Path = SETTINGS) -> None:
+        """Create the missing managed fields where the CRM's API allows it."""
+        print_steps(console, source, provision(source, settings, apply=True), applied=True)
+
+    @writeback_app.callback()
+    @friendly
+    def writeback(ctx: typer.Context,
+                  dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan, write nothing."),
+                  source: str = typer.Option(None, "--source", help="One source; all mapped when omitted."),
+                  as_of: str = typer.Option(None, "--as-of", help="Compute scores as of this instant."),
+                  settings: Path = SETTINGS,
+                  as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+        """Write changed scores onto CRM records (only the mapped fields, only what changed)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        context = open_context(settings)
+        names = [source] if source else mapped_sources(context.settings)
+        if not names:
+            raise ConfigError("no [writeback.<source>] mapping in settings",
+                              hint="map scores to CRM fields, e.g. [writeback.hubspot_main.account]")
+        reports = []
+        for name in names:
+            connector = build_connector(context.settings.source(name))
+            try:
+                reports.append(run_writeback(context.engine, context.settings, name, connector,
+                                             as_of=parse_instant(as_of), dry_run=dry_run))
+            finally:
+                connector.close()
+        for report in reports:
+            print_json(report) if as_json else print_report(console, report)
+
+    @writeback_app.command("revert")
+    @friendly
+    def revert(run: int = typer.Argument(..., help="The run whose writes to undo."),
+               dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan, write nothing."),
+               settings: Path = SETTINGS) -> None:
+        """Restore the values a run replaced, where nobody changed them since."""
+        context = open_context(settings)
+        source = run_source(context.engine, run)
+        if source is None:
+            raise WritebackError(f"no write-back run {run}", hint="'kpisync writeback runs' lists them")
+        connector = build_connector(context.settings.source(source))
+        try:
+            report = revert_run(context.engine, context.settings, run, connector, dry_run=dry_run)
+        finally:
+            connector.close()
+        print_report(console, report)
+
+    @writeback_app.command("runs")
+    @friendly
+    def runs(source: str = typer.Option(None, "--source"), settings: Path = SETTINGS) -> None:
+        """The latest write-back runs with their counts."""
+        context = open_context(settings)
+        table = Table("run", "source", "kind", "status", "started", "planned", "written", "failed",
+                      "gone", "conflicts", "calls")
+        for r in latest_runs(context.engine, source):
+            kind = r.kind if r.reverts_run is None else f"revert {r.reverts_run}"
+            table.add_row(str(r.id), r.source, kind, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
+                          str(r.planned), str(r.written), str(r.failed), str(r.not_found),
+                          str(r.conflicts), str(r.write_calls))
+        console.print(table)
+
+
+def provision(source: str, settings: Path, *, apply: bool) -> list[FieldStep]:
+    context = open_context(settings)
+    plan = source_plan(context.settings, source)
+    if not plan.targets:
+        raise ConfigError(f"writeback.{source}: no scores are mapped to fields",
+                          hint=f"add e.g. [writeback.{source}.account] nps_score = \"kpisync_nps_score\"")
+    connector = build_connector(context.settings.source(source))
+    try:
+        return provision_fields(plan, connector, apply=apply)
+    finally:
+        connector.close()
+
+
+def print_steps(console: Console, source: str, steps: list[FieldStep], *, applied: bool) -> None:
+    table = Table("object", "field", "score", "action", "detail", title=f"managed fields of {source}")
+    for s in steps:
+        action = {"create": "created" if applied else "to create", "manual": "needs a person"}.get(
+            s.action, s.action)
+        detail = s.detail if s.problem is None else f"[red]{s.problem}[/]"
+        table.add_row(s.entity, s.field, s.score, action, detail)
+    console.print(table)
+    manual = [s for s in steps if s.action == "manual"]
+    if manual:
+        console.print(f"{len(manual)} field(s) cannot be written on this CRM as shown; "
+                      "their scores are skipped there.")
+
+
+def show(value: str | None) -> str:
+    return "∅" if value is None else value if len(value) <= 40 else value[:39] + "…"
+
+
+def print_report(console: Console, report: RunReport, *, rows: bool = True) -> None:
+    verb = "would write" if report.dry_run else "wrote"
+    title = f"{report.source}: {'dry run' if report.dry_run else f'run {report.run_id}'}"
+    if report.kind == "revert":
+        title += " (revert)"
+    if report.resumed_runs:
+        console.print(f"finished interrupted run(s) {', '.join(map(str, report.resumed_runs))} first")
+    if report.sample and rows:
+        table = Table("object", "record", "field", f"current {ARROW} new", "note", title=title)
+        for row in report.sample:
+            note = "conflict: a person changed it" if row.conflict else ""
+            if row.status == "skipped":
+                note = "conflict: left alone"
+            table.add_row(row.entity, row.external_id, row.field,
+                          f"{show(row.old)} {ARROW} {show(row.new)}", note)
+        console.print(table)
+        if report.planned + report.skipped > len(report.sample) and rows:
+            console.print(f"(first {len(report.sample)} of {report.planned + report.skipped} shown)")
+    counts = Table("object", "field", "writes", title="writes per field")
+    for (entity, name), n in sorted(report.counts.items()):
+        counts.add_row(entity, name, str(n))
+    if report.counts:
+        console.print(counts)
+    records = sum(report.records.values())
+    console.print(f"{verb} {report.planned} field value(s) on {records} record(s) in "
+                  f"{report.write_calls} write call(s)"
+                  + ("" if report.dry_run else f"; {report.api_calls} API call(s) in all"))
+    if not report.dry_run:
+        console.print(f"written {report.written}, failed {report.failed}, "
+                      f"gone from the CRM {report.not_found}, conflicts {report.conflicts}")
+    if report.skipped:
+        console.print(f"{report.skipped} conflict(s) left alone (on_conflict = \"skip\")")
+    if report.unchanged_since:
+        console.print(f"{report.unchanged_since} field(s) changed since that run: left alone")
+    for (entity, name), reason in report.paused.items():
+        console.print(f"[yellow]paused[/] {entity}.{name}: {reason}")
+    for entity, name in report.resumed:
+        console.print(f"resumed {entity}.{name}: its field accepts values again")
+    for row in report.failures:
+        console.print(f"[red]not written[/] {row.entity} {row.external_id} {row.field}: {row.status}")
+
+
+def print_json(report: RunReport) -> None:
+    data: dict[str, Any] = {
+        "source": report.source, "run": report.run_id, "dry_run": report.dry_run,
+        "planned": report.planned, "records": report.records, "write_calls": report.write_calls,
+        "api_calls": report.api_calls, "written": report.written, "failed": report.failed,
+        "not_found": report.not_found, "conflicts": report.conflicts, "skipped": report.skipped,
+        "paused": {f"{e}.{f}": r for (e, f), r in report.paused.items()},
+        "writes": {f"{e}.{f}": n for (e, f), n in report.counts.items()},
+    }
+    print(json.dumps(data, ensure_ascii=False))

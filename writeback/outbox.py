@@ -1,0 +1,264 @@
+"""The outbox: planned writes stored before they are sent, sent in batches, results recorded.
+
+A run's items are inserted in the same transaction as the run itself, so a crash leaves either the
+whole plan or none of it. Each batch is marked `sending` (committed) before the call and its
+results, audit rows and the values last written are committed together right after it. A crash
+can therefore leave at most the one in-flight batch unknown; `resolve_in_flight` settles it from
+the store: a sync after the send that read our value back proves it landed (audited as written, not
+sent again); anything else goes back to `pending` and is sent again (a field write is idempotent).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from kpisync.connector import Connector, FieldUpdate, WriteResult
+from kpisync.store.models import ENTITY_MODELS
+from writeback.guard import Guard
+from writeback.models import AuditEntry, OutboxItem, WriteRun, WrittenValue
+from writeback.planner import Change
+from writeback.scores import SCORES
+from writeback.values import same
+
+INSERT_CHUNK = 1000
+OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
+AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+RUNS = WriteRun.__table__  # type: ignore[attr-defined]
+STATE = WrittenValue.__table__  # type: ignore[attr-defined]
+FINAL = ("written", "failed", "not_found", "skipped")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    run_id: int
+    source: str
+    entity: str
+    external_id: str
+    field: str
+    score: str
+    old_value: str | None
+    new_value: str | None
+    conflict: bool
+    person_value: str | None
+
+
+def start_run(connection: Connection, source: str, kind: str, as_of: datetime | None,
+              reverts_run: int | None = None) -> int:
+    inserted = connection.execute(RUNS.insert().values(
+        source=source, kind=kind, reverts_run=reverts_run, status="running", started_at=now_utc(),
+        as_of=as_of, planned=0, written=0, failed=0, not_found=0, conflicts=0, write_calls=0))
+    return int(inserted.inserted_primary_key[0])
+
+
+def store_changes(connection: Connection, run_id: int, source: str, changes: Iterable[Change],
+                  guard: Guard | None, kinds: dict[tuple[str, str], str]) -> None:
+    """Insert `changes` as pending items (skipped conflicts as `skipped`); the guard vets each."""
+    rows: list[dict[str, Any]] = []
+    for change in changes:
+        if not change.skip and guard is not None and not guard.check(
+                change.entity, change.field, kinds[(change.entity, change.field)], change.new):
+            continue
+        rows.append(dict(run_id=run_id, source=source, entity=change.entity,
+                         external_id=change.external_id, field=change.field, score=change.score,
+                         old_value=change.old, new_value=change.new, conflict=change.conflict,
+                         person_value=change.person_value,
+                         status="skipped" if change.skip else "pending"))
+        if len(rows) >= INSERT_CHUNK:
+            connection.execute(OUTBOX.insert(), rows)
+            rows = []
+    if rows:
+        connection.execute(OUTBOX.insert(), rows)
+    for entity, name in (guard.problems if guard is not None else {}):
+        connection.execute(OUTBOX.delete().where(
+            OUTBOX.c.run_id == run_id, OUTBOX.c.entity == entity, OUTBOX.c.field == name))
+
+
+def unfinished_runs(connection: Connection, source: str) -> list[int]:
+    """Runs of `source` that a crash or an error left with items not yet settled, oldest first."""
+    open_items = select(OUTBOX.c.run_id).where(OUTBOX.c.status.in_(("pending", "sending")))
+    rows = connection.execute(
+        select(RUNS.c.id).where(RUNS.c.source == source)
+        .where((RUNS.c.status == "running") | RUNS.c.id.in_(open_items)).order_by(RUNS.c.id))
+    return [int(r[0]) for r in rows]
+
+
+def resolve_in_flight(connection: Connection, run_id: int) -> tuple[int, int]:
+    """Settle items a crash left `sending`: (confirmed written, sent again)."""
+    items = load_items(connection, and_(OUTBOX.c.run_id == run_id, OUTBOX.c.status == "sending"))
+    sending_at = {r.id: r.sending_at for r in connection.execute(
+        select(OUTBOX.c.id, OUTBOX.c.sending_at).where(OUTBOX.c.run_id == run_id,
+                                                       OUTBOX.c.status == "sending"))}
+    landed, again = [], []
+    for item in items:
+        synced = synced_value(connection, item)
+        sent = sending_at[item.id]
+        if synced is not None and sent is not None and synced[1] is not None and synced[1] > sent \
+                and synced[2] and same(kind_of(item), synced[0], item.new_value):
+            landed.append(item)
+        else:
+            again.append(item)
+    if landed:
+        when = min(sending_at[i.id] or now_utc() for i in landed)
+        record_results(connection, landed, [WriteResult(i.external_id, ok=True) for i in landed], when)
+    if again:
+        connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_([i.id for i in again]))
+                           .values(status="pending", sending_at=None))
+    return len(landed), len(again)
+
+
+def kind_of(item: Item) -> str:
+    return next((s.kind for s in SCORES if s.entity == item.entity and s.name == item.score),
+                "string")
+
+
+def synced_value(connection: Connection, item: Item) -> tuple[Any, datetime | None, bool] | None:
+    """(value the last sync read, when, whether it read the field) for the item's record."""
+    model = ENTITY_MODELS.get(item.entity)
+    if model is None:
+        return None
+    t = model.__table__  # type: ignore[attr-defined]
+    row = connection.execute(select(t.c.custom, t.c.synced_at).where(
+        t.c.source == item.source, t.c.external_id == item.external_id)).first()
+    if row is None:
+        return None
+    custom = row.custom or {}
+    return custom.get(item.field), row.synced_at, item.field in custom
+
+
+def load_items(connection: Connection, where: Any) -> list[Item]:
+    columns = [OUTBOX.c[name] for name in Item.__dataclass_fields__]
+    rows = connection.execute(select(*columns).where(where).order_by(OUTBOX.c.external_id,
+                                                                      OUTBOX.c.field))
+    return [Item(**row._mapping) for row in rows]
+
+
+def next_batch(connection: Connection, run_id: int, entity: str, after: str, size: int
+               ) -> list[Item]:
+    """Pending items of the next `size` records (by id) after `after`, marked `sending`."""
+    ids = [r[0] for r in connection.execute(
+        select(OUTBOX.c.external_id).where(OUTBOX.c.run_id == run_id, OUTBOX.c.entity == entity,
+                                           OUTBOX.c.status == "pending",
+                                           OUTBOX.c.external_id > after)
+        .group_by(OUTBOX.c.external_id).order_by(OUTBOX.c.external_id).limit(size))]
+    if not ids:
+        return []
+    items = load_items(connection, and_(OUTBOX.c.run_id == run_id, OUTBOX.c.entity == entity,
+                                        OUTBOX.c.status == "pending",
+                                        OUTBOX.c.external_id.in_(ids)))
+    connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_([i.id for i in items]))
+                       .values(status="sending", sending_at=now_utc()))
+    return items
+
+
+def updates_of(items: Sequence[Item]) -> list[FieldUpdate]:
+    by_record: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for item in items:
+        by_record[item.external_id].append((item.field, item.new_value))
+    return [FieldUpdate(external_id=rid, values=tuple(values)) for rid, values in by_record.items()]
+
+
+def send_batch(engine: Engine, connector: Connector, items: Sequence[Item]) -> None:
+    """One call for `items` (already marked sending); results committed as one transaction.
+
+    A CRM that refuses a whole batch for one bad value (HubSpot: 400 VALIDATION_ERROR) gives every
+    record the same error; the batch is then split in halves and each half sent on its own, so the
+    good records land and each refusal ends on the record that caused it.
+    """
+    updates = updates_of(items)
+    results = connector.write(items[0].entity, updates)
+    with engine.begin() as connection:
+        connection.execute(update(RUNS).where(RUNS.c.id == items[0].run_id)
+                           .values(write_calls=RUNS.c.write_calls + 1))
+        if len(updates) > 1 and refused_whole(results):
+            half = {u.external_id for u in updates[:len(updates) // 2]}
+            parts = [[i for i in items if i.external_id in half],
+                     [i for i in items if i.external_id not in half]]
+        else:
+            record_results(connection, items, results, now_utc())
+            parts = []
+    for part in parts:
+        send_batch(engine, connector, part)
+
+
+def refused_whole(results: Sequence[WriteResult]) -> bool:
+    errors = {r.error for r in results if not r.ok and not r.not_found}
+    return len(errors) == 1 and all(not r.ok and not r.not_found for r in results)
+
+
+def record_results(connection: Connection, items: Sequence[Item], results: Sequence[WriteResult],
+                   at: datetime) -> None:
+    by_id = {r.external_id: r for r in results}
+    audit, written, gone = [], [], []
+    for item in items:
+        result = by_id.get(item.external_id) or WriteResult(item.external_id, ok=False,
+                                                            error="the CRM returned no result")
+        status = "written" if result.ok else "not_found" if result.not_found else "failed"
+        error = None if result.ok else (result.error or "refused")
+        connection.execute(update(OUTBOX).where(OUTBOX.c.id == item.id)
+                           .values(status=status, error=error))
+        audit.append(dict(run_id=item.run_id, outbox_id=item.id, source=item.source,
+                          entity=item.entity, external_id=item.external_id, field=item.field,
+                          score=item.score, old_value=item.old_value, new_value=item.new_value,
+                          conflict=item.conflict, person_value=item.person_value, result=status,
+                          error=error, at=at))
+        if status == "written":
+            written.append(item)
+        elif status == "not_found":
+            gone.append(item)
+    if audit:
+        connection.execute(AUDIT.insert(), audit)
+    save_written(connection, written, at)
+    mark_gone(connection, gone, at)
+
+
+def _insert(connection: Connection) -> Any:
+    dialect = connection.dialect.name
+    return (postgresql.insert(STATE) if dialect == "postgresql" else sqlite.insert(STATE))
+
+
+KEY = [STATE.c.source, STATE.c.entity, STATE.c.external_id, STATE.c.field]
+
+
+def save_written(connection: Connection, items: Sequence[Item], at: datetime) -> None:
+    if not items:
+        return
+    statement = _insert(connection)
+    connection.execute(statement.on_conflict_do_update(index_elements=KEY, set_={
+        "value": statement.excluded.value, "written_at": statement.excluded.written_at,
+        "run_id": statement.excluded.run_id, "gone_at": None}), [
+        dict(source=i.source, entity=i.entity, external_id=i.external_id, field=i.field,
+             value=i.new_value, written_at=at, run_id=i.run_id, gone_at=None) for i in items])
+
+
+def mark_gone(connection: Connection, items: Sequence[Item], at: datetime) -> None:
+    if not items:
+        return
+    statement = _insert(connection)
+    connection.execute(statement.on_conflict_do_update(index_elements=KEY, set_={
+        "gone_at": statement.excluded.gone_at}), [
+        dict(source=i.source, entity=i.entity, external_id=i.external_id, field=i.field,
+             value=i.old_value, written_at=at, run_id=i.run_id, gone_at=at) for i in items])
+
+
+def finish_run(connection: Connection, run_id: int, status: str, error: str | None = None) -> None:
+    counts = dict(connection.execute(select(OUTBOX.c.status, func.count())
+                                     .where(OUTBOX.c.run_id == run_id)
+                                     .group_by(OUTBOX.c.status)).all())
+    conflicts = connection.execute(select(func.count()).where(
+        OUTBOX.c.run_id == run_id, OUTBOX.c.conflict.is_(True))).scalar() or 0
+    connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(
+        status=status, finished_at=now_utc(), error=error, planned=sum(counts.values()),
+        written=counts.get("written", 0), failed=counts.get("failed", 0),
+        not_found=counts.get("not_found", 0), conflicts=conflicts))

@@ -1,0 +1,286 @@
+"""One write-back run of one source, start to finish, and the revert of a run.
+
+    resume   runs a crash or an error left unfinished are settled and finished first
+    plan     desired values vs written vs synced (writeback.planner), vetted by the drift guard,
+             stored as the run's outbox in the same transaction as the run itself
+    send     the outbox in batches of the connector's size through `connector.write`
+    finish   counts from the outbox onto the run
+
+A dry run plans in a transaction that is rolled back: it shows exactly what a run would store.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from math import ceil
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from kpisync.config import Settings
+from kpisync.connector import Connector
+from kpisync.errors import KpisyncError, WritebackError
+from kpisync.secrets import mask
+from kpisync.store.models import ENTITY_MODELS
+from writeback import outbox
+from writeback.guard import Guard, record_pauses, resting_pauses
+from writeback.models import AuditEntry, WriteRun
+from writeback.options import SourcePlan, score_params, source_plan
+from writeback.planner import Change, Known, Written, current_value, is_gone, plan_changes
+from writeback.scores import SCORES
+from writeback.values import same
+
+log = logging.getLogger(__name__)
+BATCH_SIZES = {"hubspot": 100, "salesforce": 200, "vtiger": 1}  # until connectors declare theirs
+SAMPLE = 50
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    entity: str
+    external_id: str
+    field: str
+    old: str | None
+    new: str | None
+    status: str
+    conflict: bool
+
+
+@dataclass
+class RunReport:
+    source: str
+    run_id: int | None
+    kind: str = "write"
+    dry_run: bool = False
+    status: str = "succeeded"
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (entity, field) -> writes
+    records: dict[str, int] = field(default_factory=dict)  # entity -> records to write
+    write_calls: int = 0  # planned (dry run) or made
+    api_calls: int = 0  # every call the connector made during the run
+    written: int = 0
+    failed: int = 0
+    not_found: int = 0
+    conflicts: int = 0
+    skipped: int = 0
+    unchanged_since: int = 0  # revert: fields changed since the run, left alone
+    paused: dict[tuple[str, str], str] = field(default_factory=dict)
+    resumed: list[tuple[str, str]] = field(default_factory=list)
+    resumed_runs: list[int] = field(default_factory=list)
+    sample: list[PlannedRow] = field(default_factory=list)
+    failures: list[PlannedRow] = field(default_factory=list)
+
+    @property
+    def planned(self) -> int:
+        return sum(self.counts.values())
+
+
+def batch_size_of(connector: Connector, plan: SourcePlan | None = None) -> int:
+    """Records per write call: the connector's maximum, or less where settings say so."""
+    declared = getattr(connector, "write_batch_size", None)
+    largest = int(declared) if declared else BATCH_SIZES.get(connector.type_name, 100)
+    wanted = plan.batch_size if plan is not None else None
+    return min(largest, wanted) if wanted else largest
+
+
+def kinds_of(plan: SourcePlan) -> dict[tuple[str, str], str]:
+    return {(t.entity, t.field): t.score.kind for t in plan.targets}
+
+
+def run_writeback(engine: Engine, settings: Settings, source: str, connector: Connector, *,
+                  as_of: datetime | None = None, dry_run: bool = False) -> RunReport:
+    """Plan and (unless `dry_run`) send the writes `source` needs now."""
+    plan = source_plan(settings, source)
+    params = score_params(settings, as_of or outbox.now_utc())
+    calls_before = sum(connector.api_usage().values())
+    resumed = [] if dry_run else resume(engine, connector, source, batch_size_of(connector, plan))
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        run_id = outbox.start_run(connection, source, "write", params.as_of)
+        guard = Guard(connector)
+        resting = resting_pauses(connection, source, outbox.now_utc())
+        changes = plan_changes(connection, plan, params, skip=frozenset(resting))
+        outbox.store_changes(connection, run_id, source, changes, guard, kinds_of(plan))
+        scores = {(t.entity, t.field): t.score.name for t in plan.targets}
+        _, lifted = record_pauses(connection, source, guard, scores, outbox.now_utc())
+        report = summarize(connection, run_id, source, batch_size_of(connector, plan))
+        report.paused = {**resting, **guard.problems}
+        report.resumed, report.resumed_runs = lifted, resumed
+        if dry_run:
+            transaction.rollback()
+            report.run_id, report.dry_run = None, True
+        else:
+            transaction.commit()
+    if not dry_run:
+        send_and_finish(engine, connector, run_id, report, batch_size_of(connector, plan))
+    report.api_calls = sum(connector.api_usage().values()) - calls_before
+    return report
+
+
+def resume(engine: Engine, connector: Connector, source: str, size: int) -> list[int]:
+    """Settle and finish the runs a crash or an error left open; returns their ids."""
+    with engine.connect() as connection:
+        runs = outbox.unfinished_runs(connection, source)
+    for run_id in runs:
+        with engine.begin() as connection:
+            landed, again = outbox.resolve_in_flight(connection, run_id)
+        if landed or again:
+            log.info("run %d: %d in-flight writes confirmed from the store, %d to send again",
+                     run_id, landed, again)
+        send_and_finish(engine, connector, run_id, RunReport(source=source, run_id=run_id), size)
+    return runs
+
+
+def send_and_finish(engine: Engine, connector: Connector, run_id: int, report: RunReport,
+                    size: int) -> None:
+    try:
+        send_pending(engine, connector, run_id, size)
+    except KpisyncError as error:
+        with engine.begin() as connection:
+            outbox.finish_run(connection, run_id, "failed", mask(error.message))
+        raise WritebackError(f"write-back run {run_id} stopped: {error.message}",
+                             hint="the next run resumes it; " + (error.hint or "")) from error
+    with engine.begin() as connection:
+        outbox.finish_run(connection, run_id, "succeeded")
+        fill_results(connection, run_id, report)
+
+
+def send_pending(engine: Engine, connector: Connector, run_id: int, size: int) -> None:
+    with engine.connect() as connection:
+        entities = [r[0] for r in connection.execute(
+            select(outbox.OUTBOX.c.entity).where(outbox.OUTBOX.c.run_id == run_id,
+                                                 outbox.OUTBOX.c.status == "pending")
+            .group_by(outbox.OUTBOX.c.entity).order_by(outbox.OUTBOX.c.entity))]
+    for entity in entities:
+        after = ""
+        while True:
+            with engine.begin() as connection:
+                items = outbox.next_batch(connection, run_id, entity, after, size)
+            if not items:
+                break
+            outbox.send_batch(engine, connector, items)
+            after = max(i.external_id for i in items)
+
+
+def summarize(connection: Connection, run_id: int, source: str, size: int) -> RunReport:
+    o = outbox.OUTBOX
+    report = RunReport(source=source, run_id=run_id)
+    for entity, name, status, n in connection.execute(
+            select(o.c.entity, o.c.field, o.c.status, func.count()).where(o.c.run_id == run_id)
+            .group_by(o.c.entity, o.c.field, o.c.status)):
+        if status == "skipped":
+            report.skipped += n
+        else:
+            report.counts[(entity, name)] = report.counts.get((entity, name), 0) + n
+    for entity, n in connection.execute(
+            select(o.c.entity, func.count(func.distinct(o.c.external_id)))
+            .where(o.c.run_id == run_id, o.c.status == "pending").group_by(o.c.entity)):
+        report.records[entity] = n
+    report.write_calls = sum(ceil(n / size) for n in report.records.values())
+    report.conflicts = connection.execute(select(func.count()).where(
+        o.c.run_id == run_id, o.c.conflict.is_(True))).scalar() or 0
+    report.sample = planned_rows(connection, (o.c.run_id == run_id), SAMPLE)
+    return report
+
+
+def planned_rows(connection: Connection, where: Any, limit: int) -> list[PlannedRow]:
+    o = outbox.OUTBOX
+    rows = connection.execute(select(o.c.entity, o.c.external_id, o.c.field, o.c.old_value,
+                                     o.c.new_value, o.c.status, o.c.conflict, o.c.error)
+                              .where(where).order_by(o.c.entity, o.c.external_id, o.c.field)
+                              .limit(limit))
+    return [PlannedRow(r.entity, r.external_id, r.field, r.old_value, r.new_value,
+                       r.error or r.status, r.conflict) for r in rows]
+
+
+def fill_results(connection: Connection, run_id: int, report: RunReport) -> None:
+    run = connection.execute(select(outbox.RUNS).where(outbox.RUNS.c.id == run_id)).one()
+    report.status, report.written, report.failed = run.status, run.written, run.failed
+    report.not_found, report.conflicts, report.write_calls = run.not_found, run.conflicts, run.write_calls
+    o = outbox.OUTBOX
+    report.failures = planned_rows(connection, (o.c.run_id == run_id) & o.c.status.in_(
+        ("failed", "not_found")), SAMPLE)
+
+
+# -- revert --------------------------------------------------------------------------------------
+def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Connector, *,
+               dry_run: bool = False) -> RunReport:
+    """Put back the values run `run_id` replaced, where they are still what that run wrote."""
+    with engine.connect() as connection:
+        run = connection.execute(select(outbox.RUNS).where(outbox.RUNS.c.id == run_id)).first()
+    if run is None:
+        raise WritebackError(f"no write-back run {run_id}", hint="see the run ids in the audit")
+    source = run.source
+    size = batch_size_of(connector, source_plan(settings, source))
+    calls_before = sum(connector.api_usage().values())
+    resumed = [] if dry_run else resume(engine, connector, source, size)
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        new_run = outbox.start_run(connection, source, "revert", None, reverts_run=run_id)
+        changes, unchanged = revert_changes(connection, source, run_id)
+        guard = Guard(connector)
+        kinds = {(s.entity, c.field): s.kind for c in changes for s in SCORES
+                 if s.entity == c.entity and s.name == c.score}
+        outbox.store_changes(connection, new_run, source, changes, guard, kinds)
+        report = summarize(connection, new_run, source, size)
+        report.kind, report.unchanged_since, report.resumed_runs = "revert", unchanged, resumed
+        report.paused = dict(guard.problems)
+        if dry_run:
+            transaction.rollback()
+            report.run_id, report.dry_run = None, True
+        else:
+            transaction.commit()
+    if not dry_run:
+        send_and_finish(engine, connector, new_run, report, size)
+    report.api_calls = sum(connector.api_usage().values()) - calls_before
+    return report
+
+
+def revert_changes(connection: Connection, source: str, run_id: int) -> tuple[list[Change], int]:
+    """The writes undoing run `run_id`, and how many of its fields changed since (left alone)."""
+    a = AuditEntry.__table__  # type: ignore[attr-defined]
+    kinds = {(s.entity, s.name): s.kind for s in SCORES}
+    rows = connection.execute(select(a).where(a.c.run_id == run_id, a.c.result == "written")
+                              .order_by(a.c.entity, a.c.external_id, a.c.field)).all()
+    changes, unchanged = [], 0
+    for row in rows:
+        kind = kinds.get((row.entity, row.score), "string")
+        known = known_now(connection, source, row.entity, row.external_id, row.field)
+        current, _ = current_value(kind, known)
+        if is_gone(known) or not same(kind, current, row.new_value):
+            unchanged += 1
+            continue
+        changes.append(Change(row.entity, row.external_id, row.field, row.score,
+                              old=row.new_value, new=row.old_value))
+    return changes, unchanged
+
+
+def known_now(connection: Connection, source: str, entity: str, external_id: str, name: str
+              ) -> Known:
+    t = ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined]
+    s = outbox.STATE
+    record = connection.execute(select(t.c.custom, t.c.synced_at).where(
+        t.c.source == source, t.c.external_id == external_id)).first()
+    state = connection.execute(select(s.c.value, s.c.written_at, s.c.gone_at).where(
+        s.c.source == source, s.c.entity == entity, s.c.external_id == external_id,
+        s.c.field == name)).first()
+    custom = (record.custom or {}) if record else {}
+    return Known(synced=custom.get(name), synced_present=name in custom,
+                 synced_at=record.synced_at if record else None,
+                 written=Written(state.value, state.written_at, state.gone_at) if state else None)
+
+
+def latest_runs(engine: Engine, source: str | None, limit: int = 20) -> list[Any]:
+    r = WriteRun.__table__  # type: ignore[attr-defined]
+    query = select(r).order_by(r.c.id.desc()).limit(limit)
+    if source:
+        query = query.where(r.c.source == source)
+    with engine.connect() as connection:
+        return list(connection.execute(query))
+
+
+def run_source(engine: Engine, run_id: int) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(select(outbox.RUNS.c.source)
+                                  .where(outbox.RUNS.c.id == run_id)).scalar()
