@@ -51,10 +51,12 @@ def no_duplicates(engine: Engine) -> None:
 def test_sigkill_at_random_points_then_rerun(env: HubSpotEnv, tmp_path: Path, store_url: str) -> None:
     """Each round changes a few records, starts a full re-read and kills it part-way."""
     env.emulator.knobs.latency_seconds = 0.001
+    env.emulator.search_rate_per_second = 40  # a generous portal, so that rounds are short
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    timing = env.settings_file(scratch, f"sqlite:///{scratch / 'timing.db'}", batch_records=200)
-    settings = env.settings_file(tmp_path, store_url, batch_records=200)
+    options = {"batch_records": 200, "search_rate_per_second": 40}
+    timing = env.settings_file(scratch, f"sqlite:///{scratch / 'timing.db'}", **options)
+    settings = env.settings_file(tmp_path, store_url, **options)
     sync = [sys.executable, "-m", "kpisync.cli", "sync", "--settings"]
     started = time.monotonic()
     subprocess.run([*sync, str(timing)], check=True, capture_output=True)

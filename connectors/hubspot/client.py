@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,17 +103,37 @@ def _float(value: Any) -> float | None:
         return None
 
 
+class Pacer:
+    """At most `rate` calls in any sliding second: waits before a call instead of earning a 429."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.capacity = max(1, int(rate))
+        self.clock, self.sleep = clock, sleep
+        self.recent: deque[float] = deque()
+
+    def wait(self) -> None:
+        now = self.clock()
+        while self.recent and now - self.recent[0] >= 1.0:
+            self.recent.popleft()
+        if len(self.recent) >= self.capacity:
+            self.sleep(1.0 - (now - self.recent[0]) + 0.01)
+            self.recent.popleft()
+        self.recent.append(self.clock())
+
+
 class HubSpotClient:
     """One portal's SDK APIs, its token, its retry policy and its call counts."""
 
     def __init__(self, *, host: str, token: str | None, grant: OAuthGrant | None,
                  policy: RetryPolicy, timeout_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 search_rate: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.host = host.rstrip("/")
         self.timeout = (min(5.0, timeout_seconds), timeout_seconds)  # connect, read
         self.policy = policy
         self.calls: Counter[str] = Counter()
         self.daily_remaining: int | None = None
+        self.search_pacer = Pacer(search_rate)
         self._grant = grant
         self._clock = clock
         self._lock = threading.Lock()
@@ -146,6 +166,8 @@ class HubSpotClient:
         def attempt() -> Any:
             nonlocal refreshed_on_401
             self._refresh_if_due()
+            if endpoint.endswith("/search"):
+                self.search_pacer.wait()
             self.calls[endpoint] += 1
             try:
                 response = function(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)

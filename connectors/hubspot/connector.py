@@ -55,6 +55,7 @@ class HubSpotSettings(StrictModel):
     search_lag_seconds: float = 10.0
     batch_records: int = 1000
     timeout_seconds: float = 60.0
+    search_rate_per_second: float = 5.0  # HubSpot's search limit per account
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     roles: dict[str, str] = {}
     team_regions: dict[str, str] = {}
@@ -88,7 +89,8 @@ class HubSpotConnector:
             )
         policy = fast_policy() if s.fast_retries else RetryPolicy()
         self.client = HubSpotClient(host=s.host, token=token, grant=grant, policy=policy,
-                                    timeout_seconds=s.timeout_seconds)
+                                    timeout_seconds=s.timeout_seconds,
+                                    search_rate=s.search_rate_per_second)
         self._fields: list[FieldInfo] | None = None
         self._context: mappers.MappingContext | None = None
 

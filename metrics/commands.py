@@ -1,0 +1,160 @@
+"""CLI commands of the KPI engine: compute, kpis, goals, surveys import.
+
+`register(app)` adds them to the kpisync Typer app. Errors are raised as kpisync.errors subclasses;
+the app turns them into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kpisync.config import DEFAULT_PATH
+from kpisync.context import open_context
+from kpisync.errors import ConfigError
+from metrics.catalogue import REGISTRY
+from metrics.declaration import KpiValue
+from metrics.engine import compute_all
+from metrics.goals import goal_statuses
+from metrics.options import metric_config
+from metrics.periods import KINDS
+from metrics.snapshots import latest_values, value_history
+from metrics.survey_import import import_surveys
+
+SETTINGS = typer.Option(DEFAULT_PATH, "--settings", help="path of settings.toml")
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compute")(compute)
+    app.command("kpis")(kpis)
+    app.command("goals")(goals)
+    surveys = typer.Typer(help="Survey answers (NPS, eNPS) from survey tools' exports.")
+    surveys.command("import")(surveys_import)
+    app.add_typer(surveys, name="surveys")
+
+
+def compute(settings: Path = SETTINGS) -> None:
+    """Compute every KPI now, store the values and send alerts for new crossings."""
+    context = open_context(settings)
+    result = compute_all(context.engine, metric_config(context.settings))
+    console.print(f"computed {len(result.values)} values of {len(REGISTRY.names())} KPIs; "
+                  f"{result.changed} changed; {len(result.alerts)} alerts sent")
+
+
+def check_filters(kpi: str | None, period: str | None, grain: str | None) -> None:
+    if kpi is not None and kpi not in REGISTRY:
+        raise ConfigError(f"unknown KPI {kpi!r}", hint="known: " + ", ".join(REGISTRY.names()))
+    if period is not None and period not in KINDS:
+        raise ConfigError(f"unknown period {period!r}", hint="use week, month, quarter or year")
+    if grain is not None and kpi is not None and grain not in REGISTRY[kpi].grains:
+        raise ConfigError(f"{kpi} has no grain {grain!r}",
+                          hint="its grains: " + ", ".join(REGISTRY[kpi].grains))
+
+
+def kpis(settings: Path = SETTINGS,
+         kpi: str | None = typer.Option(None, "--kpi", help="one KPI by name"),
+         period: str | None = typer.Option(None, "--period", help="week, month, quarter, year"),
+         grain: str | None = typer.Option(None, "--grain", help="org, team, rep, region …"),
+         history: bool = typer.Option(False, "--history", help="every stored snapshot"),
+         as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
+         as_csv: bool = typer.Option(False, "--csv", help="CSV instead of a table")) -> None:
+    """Show stored KPI values (the newest period of each by default)."""
+    check_filters(kpi, period, grain)
+    context = open_context(settings)
+    if history:
+        if kpi is None:
+            raise ConfigError("--history needs --kpi", hint="e.g. kpisync kpis --kpi win_rate --history")
+        rows = [(at, v) for at, v in value_history(context.engine, kpi, period or "month", grain or "org")]
+    else:
+        values = latest_values(context.engine, kpi, period or "month", grain)
+        rows = [(None, v) for v in newest_periods(values)] if kpi is None else [(None, v) for v in values]
+    emit(rows, as_json=as_json, as_csv=as_csv)
+
+
+def newest_periods(values: list[KpiValue]) -> list[KpiValue]:
+    """Of each (kpi, grain, key), the value of its newest period."""
+    newest: dict[tuple[str, str, str], KpiValue] = {}
+    for value in values:
+        slot = (value.kpi, value.grain, value.key)
+        if slot not in newest or value.period_start > newest[slot].period_start:
+            newest[slot] = value
+    return list(newest.values())
+
+
+def shown(value: KpiValue) -> str:
+    if value.value is None:
+        return f"no data ({value.reason})"
+    unit = REGISTRY[value.kpi].unit if value.kpi in REGISTRY else ""
+    return f"{value.value:.1%}" if unit == "ratio" else f"{value.value:,.2f}"
+
+
+def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool) -> None:
+    fields = ["kpi", "period", "period_start", "grain", "key", "value", "count", "excluded", "reason"]
+    if as_json or as_csv:
+        records = [{"computed_at": at.isoformat() if at else None,
+                    **{f: getattr(v, f) for f in fields},
+                    "period_start": v.period_start.isoformat()} for at, v in rows]
+        if as_json:
+            for record in records:
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(sys.stdout, fieldnames=["computed_at", *fields])
+            writer.writeheader()
+            writer.writerows(records)
+        return
+    table = Table("KPI", "period", "start", "grain", "key", "value", "records", "left out")
+    if any(at for at, _ in rows):
+        table.add_column("computed at")
+    for at, v in rows:
+        cells = [REGISTRY[v.kpi].title if v.kpi in REGISTRY else v.kpi, v.period,
+                 v.period_start.isoformat(), v.grain, v.key, shown(v), str(v.count or 0),
+                 str(v.excluded or 0)]
+        table.add_row(*cells, *([at.isoformat(timespec="seconds")] if at else []))
+    console.print(table)
+
+
+def goals(settings: Path = SETTINGS) -> None:
+    """Progress, pace and status of every goal in settings.toml."""
+    context = open_context(settings)
+    config = metric_config(context.settings)
+    if not config.metrics.goals:
+        raise ConfigError("no goals configured", hint="add [[metrics.goals]] entries to settings.toml")
+    now = datetime.now(UTC)
+    statuses = goal_statuses(config, latest_values(context.engine), now)
+    table = Table("goal", "KPI", "grain", "key", "period", "target", "actual", "progress", "pace",
+                  "status")
+    for s in statuses:
+        g = s.goal
+        table.add_row(g.name, g.kpi, g.grain, g.key, f"{g.period} {s.period_start}",
+                      f"{g.target:,.2f}", _fmt(s.actual), _fmt(s.progress, percent=True),
+                      _fmt(s.pace), s.status if not s.reason else f"{s.status} ({s.reason})")
+    console.print(table)
+
+
+def _fmt(value: float | None, *, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if percent else f"{value:,.2f}"
+
+
+def surveys_import(file: Path = typer.Argument(..., help="CSV or JSON export of a survey tool"),
+                   source: str = typer.Option(..., "--source", help="the source the answers belong to"),
+                   settings: Path = SETTINGS) -> None:
+    """Import NPS/eNPS answers; bad rows are listed with their line number and reason."""
+    context = open_context(settings)
+    if source not in context.settings.sources:
+        context.settings.source(source)  # raises the ConfigError naming the known sources
+    report = import_surveys(context.engine, file, source=source,
+                            timezone=context.settings.core.timezone)
+    console.print(f"{report.imported} answers imported, {report.unchanged} already present, "
+                  f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
+    for error in report.errors:
+        console.print(f"  {error}")
