@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from kpisync.registry import build_connector
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
+from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from writeback.models import AuditEntry, OutboxItem
 from writeback.options import source_plan
@@ -73,26 +75,48 @@ def portal_settings(base_url: str, store: str, **writeback: Any) -> dict[str, An
     return {
         "kpisync": {"store": store, "timezone": "UTC"},
         "sources": {SOURCE: {"type": "hubspot", "host": base_url, "token_env": TOKEN_ENV,
-                             "search_lag_seconds": 0, "fast_retries": True}},
+                             "search_lag_seconds": 0, "fast_retries": True,
+                             "search_rate_per_second": 1000}},
         "writeback": {SOURCE: {**MAPPING, **writeback}},
     }
 
 
-def open_portal(engine: Engine, tmp_path: Path, deals: int = 120) -> Iterator[Portal]:
+def open_portal(engine: Engine, tmp_path: Path, org: Org, *, synced: bool = False
+                ) -> Iterator[Portal]:
+    """A fresh emulator of `org` with the managed fields; the store synced from it."""
     os.environ[TOKEN_ENV] = TOKEN
-    org = generate_org(seed=11, deals=deals)
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=10_000) as emulator:
         settings = parse_settings(portal_settings(emulator.base_url, str(engine.url)))
         portal = Portal(org, emulator, engine, settings, tmp_path)
         provision_fields(source_plan(settings, SOURCE), portal.connector(), apply=True)
-        portal.sync()
+        if not synced:
+            portal.sync()
         emulator.reset_calls()
         yield portal
 
 
+@pytest.fixture(scope="module")
+def org() -> Org:
+    return generate_org(seed=11, deals=120)
+
+
+@pytest.fixture(scope="module")
+def synced_store(org: Org, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sync of the org, copied into each test: the org and its ids are deterministic."""
+    folder = tmp_path_factory.mktemp("writeback-template")
+    engine = open_store(f"sqlite:///{folder / 'store.db'}")
+    for _ in open_portal(engine, folder, org):
+        pass
+    engine.dispose()
+    return folder / "store.db"
+
+
 @pytest.fixture
-def portal(sqlite_engine: Engine, tmp_path: Path) -> Iterator[Portal]:
-    yield from open_portal(sqlite_engine, tmp_path)
+def portal(org: Org, synced_store: Path, tmp_path: Path) -> Iterator[Portal]:
+    shutil.copyfile(synced_store, tmp_path / "store.db")
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield from open_portal(engine, tmp_path, org, synced=True)
+    engine.dispose()
 
 
 def managed_values(truth: dict[str, Any]) -> dict[tuple[str, str, str], Any]:
@@ -161,8 +185,8 @@ def expected_days_in_stage(portal: Portal) -> dict[str, int]:
 
 # -- the tests ------------------------------------------------------------------------------------
 @pytest.fixture
-def any_store_portal(engine: Engine, tmp_path: Path) -> Iterator[Portal]:
-    yield from open_portal(engine, tmp_path)
+def any_store_portal(engine: Engine, tmp_path: Path, org: Org) -> Iterator[Portal]:
+    yield from open_portal(engine, tmp_path, org)
 
 
 def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Portal) -> None:

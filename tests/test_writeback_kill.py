@@ -53,6 +53,7 @@ host = "{base_url}"
 token_env = "{TOKEN_ENV}"
 search_lag_seconds = 0
 fast_retries = true
+search_rate_per_second = 1000
 
 [metrics]
 nps_window_days = {365 if even else 120}

@@ -1,0 +1,129 @@
+"""One conformance suite, run over every connector that has a kit (tests/harness.py):
+check, full then incremental read, deletes, resume after SIGKILL, faults, the error table."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from kpisync.errors import AuthError
+from kpisync.sandbox.orggen import generate_org
+from kpisync.sandbox.server import Knobs
+from kpisync.store.database import open_store
+from kpisync.store.models import ENTITY_MODELS, Deal
+from kpisync.sync import SyncOptions, sync_source
+from tests.harness import available_kits
+
+KITS = available_kits()
+
+
+@pytest.fixture(scope="module")
+def org():  # type: ignore[no-untyped-def]
+    return generate_org(seed=5, deals=150)
+
+
+@pytest.fixture(params=KITS, ids=lambda kit: kit.name)
+def served(request: pytest.FixtureRequest, org) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    with request.param.serve(org) as served:
+        yield served
+
+
+def synced_at(engine: Engine) -> dict[str, object]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(Deal.external_id, Deal.synced_at)).all())
+
+
+def no_duplicates(engine: Engine) -> None:
+    with engine.connect() as connection:
+        for model in ENTITY_MODELS.values():
+            table = model.__table__  # type: ignore[attr-defined]
+            rows = connection.execute(select(func.count()).select_from(table)).scalar()
+            keys = connection.execute(select(func.count()).select_from(
+                select(table.c.source, table.c.external_id).distinct().subquery())).scalar()
+            assert rows == keys, f"{table.name}: duplicate rows"
+
+
+def test_check_passes_and_a_bad_token_is_an_auth_error(served) -> None:  # type: ignore[no-untyped-def]
+    assert served.connector().check() == []
+    problems = served.bad_token_connector().check()
+    assert problems and "credential" in problems[0].what.lower() + problems[0].fix.lower()
+    with pytest.raises(AuthError):
+        sync_source(open_store("sqlite:///:memory:"), served.source, served.bad_token_connector(),
+                    SyncOptions())
+
+
+def test_full_then_incremental_catches_exactly_the_changes(engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+    assert sync_source(engine, served.source, served.connector(), SyncOptions()).status == "succeeded"
+    served.assert_store_equals_truth(engine)
+    before = synced_at(engine)
+    changed = served.change_deals(4, seed=1)
+    deleted = served.delete_deal()
+    time.sleep(1.1)  # CRMs with one-second timestamps need the clock to move past the change
+    assert sync_source(engine, served.source, served.connector(), SyncOptions()).status == "succeeded"
+    served.assert_store_equals_truth(engine)
+    after = synced_at(engine)
+    touched = {k for k, v in after.items() if before.get(k) != v}
+    assert changed <= touched and touched - changed <= {deleted}
+    with engine.connect() as connection:
+        assert connection.execute(select(Deal.deleted_at).where(Deal.external_id == deleted)).scalar()
+
+
+def test_sigkill_at_random_points_then_rerun(served, tmp_path: Path, store_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Each round changes a few deals, starts a full re-read and kills it part-way."""
+    served.emulator.knobs.latency_seconds = 0.001
+    options = {"batch_records": 200, **served.generous_limits()}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    timing = served.settings_file(scratch, f"sqlite:///{scratch / 'timing.db'}", **options)
+    settings = served.settings_file(tmp_path, store_url, **options)
+    sync = [sys.executable, "-m", "kpisync.cli", "sync", "--settings"]
+    started = time.monotonic()
+    subprocess.run([*sync, str(timing)], check=True, capture_output=True)
+    duration = time.monotonic() - started
+    rng = random.Random(20261124)
+    kills = 0
+    for round_number in range(12):
+        served.change_deals(3, seed=round_number)
+        process = subprocess.Popen([*sync, str(settings), "--full"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.25, 0.95) * duration)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 10, f"only {kills} of 12 runs were still going when killed"
+    final = subprocess.run([*sync, str(settings)], capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    engine = open_store(store_url)
+    no_duplicates(engine)
+    served.assert_store_equals_truth(engine)
+    engine.dispose()
+
+
+def test_faults_that_clear_still_end_equal_to_truth(sqlite_engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+    served.emulator.knobs = Knobs(rate_429=0.05, rate_5xx=0.05, rate_timeout=0.01, rate_drop=0.03,
+                                  hang_seconds=2.0, fault_seed=3)
+    result = sync_source(sqlite_engine, served.source, served.connector(timeout_seconds=1),
+                         SyncOptions())
+    assert result.status == "succeeded"
+    served.emulator.knobs = Knobs()
+    served.assert_store_equals_truth(sqlite_engine)
+
+
+def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+    served.emulator.knobs.fail_always_after_calls = 25
+    with pytest.raises(Exception) as caught:
+        sync_source(sqlite_engine, served.source, served.connector(batch_records=200), SyncOptions())
+    assert getattr(caught.value, "retryable", False), f"not a transient error: {caught.value!r}"
+    served.emulator.knobs.fail_always_after_calls = None
+    result = sync_source(sqlite_engine, served.source, served.connector(), SyncOptions())
+    assert result.status == "succeeded"
+    served.assert_store_equals_truth(sqlite_engine)
