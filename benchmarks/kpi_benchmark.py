@@ -114,7 +114,7 @@ def tables(sql: Sql, deals: int) -> list[tuple[str, int, str, str]]:
         ("deal_stage_changes", deals * 3, f"{base}, deal_id, stage, entered_at",
          f"'bench', 'h' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || ((n - 1) / 3 + 1), "
          f"CASE (n - 1) % 3 WHEN 0 THEN 'new' WHEN 1 THEN 'qualified' ELSE 'proposal' END, "
-         + sql.ts(f"(((n - 1) / 3 + 1) * 37 % 1095) + ((n - 1) % 3) * 5", "n % 3600")),
+         + sql.ts("(((n - 1) / 3 + 1) * 37 % 1095) + ((n - 1) % 3) * 5", "n % 3600")),
         ("line_items", deals, f"{base}, deal_id, product, quantity, unit_price",
          f"'bench', 'li' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || n, 'P' || (n % 6), "
          f"1 + n % 4, 100"),
@@ -171,22 +171,29 @@ def config() -> MetricConfig:
                         timezone="Europe/Warsaw", currency="USD")
 
 
+def peak_rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure(label: str, engine: Engine, deals: int) -> None:
     print(f"\n== {label}: {deals:,} deals")
     print(f"load (set-based inserts, analyze): {load(engine, deals):8.1f} s")
     full_scan(engine)  # warm the cache the same way for both timings
     scan = full_scan(engine)
-    tracemalloc.start()
+    before = peak_rss()
     started = time.perf_counter()
     result = compute_all(engine, config(), now=NOW)
     elapsed = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"full scan of deals:                {scan:8.2f} s")
     print(f"all KPIs ({len(result.values):,} values):  {elapsed:8.1f} s   "
           f"ratio to the scan: {elapsed / scan:6.1f}x")
-    print(f"peak memory: Python heap {peak / 2**20:,.0f} MiB; process peak RSS {rss:,.0f} MiB")
+    print(f"peak memory: process peak RSS {peak_rss():,.0f} MiB (before computing {before:,.0f} MiB)")
+    tracemalloc.start()
+    compute_all(engine, config(), now=NOW)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"peak Python heap of a recompute (tracemalloc, run separately as it slows Python): "
+          f"{peak / 2**20:,.0f} MiB")
     started = time.perf_counter()
     again = compute_all(engine, config(), now=NOW)
     print(f"recompute (nothing changed, {again.changed} changed): "

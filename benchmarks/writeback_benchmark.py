@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from pathlib import Path
 
+from sqlalchemy import Engine, bindparam
+
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
@@ -36,7 +38,7 @@ WRITE = "POST /crm/v3/objects/{type}/batch/update"
 SCORES = (10, 8, 2)  # one answer each: NPS 100, 0, -100
 
 
-def fill_store(engine, ids: list[str], scores: list[int], answered: datetime) -> None:  # type: ignore[no-untyped-def]
+def fill_store(engine: Engine, ids: list[str], scores: list[int], answered: datetime) -> None:
     accounts = Account.__table__  # type: ignore[attr-defined]
     answers = SurveyResponse.__table__  # type: ignore[attr-defined]
     synced = answered
@@ -44,20 +46,20 @@ def fill_store(engine, ids: list[str], scores: list[int], answered: datetime) ->
         for start in range(0, len(ids), 5000):
             chunk = range(start, min(start + 5000, len(ids)))
             connection.execute(accounts.insert(), [
-                dict(source="bench", external_id=ids[i], custom={}, raw={}, synced_at=synced)
+                {"source": "bench", "external_id": ids[i], "custom": {}, "raw": {}, "synced_at": synced}
                 for i in chunk])
             connection.execute(answers.insert(), [
-                dict(source="bench", external_id=f"n{i}", custom={}, raw={}, kind="nps",
-                     score=scores[i], account_id=ids[i], answered_at=answered, origin="crm")
+                {"source": "bench", "external_id": f"n{i}", "custom": {}, "raw": {}, "kind": "nps",
+                     "score": scores[i], "account_id": ids[i], "answered_at": answered, "origin": "crm"}
                 for i in chunk])
 
 
-def change_answers(engine, picked: list[int], scores: list[int]) -> None:  # type: ignore[no-untyped-def]
+def change_answers(engine: Engine, picked: list[int], scores: list[int]) -> None:
     answers = SurveyResponse.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         connection.execute(
-            answers.update().where(answers.c.external_id == __import__("sqlalchemy").bindparam("eid"))
-            .values(score=__import__("sqlalchemy").bindparam("new")),
+            answers.update().where(answers.c.external_id == bindparam("eid"))
+            .values(score=bindparam("new")),
             [{"eid": f"n{i}", "new": SCORES[(SCORES.index(scores[i]) + 1) % 3]} for i in picked])
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kpisync.errors import ConfigError
 
@@ -43,7 +43,15 @@ class SourceCommon(StrictModel):
 
 class ScheduleSettings(StrictModel):
     interval_minutes: int | None = Field(default=None, ge=1)
+    interval_seconds: float | None = Field(default=None, gt=0)  # short intervals: tests, soak runs
     cron: str | None = None
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleSettings:
+        given = [k for k in ("interval_minutes", "interval_seconds", "cron") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give one of interval_minutes, interval_seconds or cron, not {given}")
+        return self
 
 
 class CoreSettings(StrictModel):

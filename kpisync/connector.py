@@ -8,12 +8,12 @@ dataclass or a SQLModel row of `kpisync.store.models`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from kpisync.cursor import Cursor
-from kpisync.store.models import RecordBase
+from kpisync.store.models import RecordBase, Row
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Merged:
 @dataclass(frozen=True)
 class Page:
     stream: str
-    records: Sequence[RecordBase]
+    records: Sequence[Row | RecordBase]  # Row (e.g. Deal.row(...)) is the fast way
     deleted: Sequence[Deleted] = ()
     merged: Sequence[Merged] = ()
     cursor: Cursor | None = None  # None: the cursor does not move with this page

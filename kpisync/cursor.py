@@ -8,7 +8,7 @@ lost or repeated. `state` holds a connector's own small extras (e.g. a paging mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 MAX_SEEN_IDS = 50_000

@@ -17,8 +17,8 @@ from kpisync.connector import Connector, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import Interrupted, KpisyncError
 from kpisync.secrets import mask
-from kpisync.store.models import SyncRun
 from kpisync.store.catalog import record_fields
+from kpisync.store.models import SyncRun
 from kpisync.store.purge import mark_purged
 from kpisync.store.writer import load_cursor, load_state, save_cursor, write_page
 

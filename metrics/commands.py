@@ -72,10 +72,11 @@ def kpis(settings: Path = SETTINGS,
     if history:
         if kpi is None:
             raise ConfigError("--history needs --kpi", hint="e.g. kpisync kpis --kpi win_rate --history")
-        rows = [(at, v) for at, v in value_history(context.engine, kpi, period or "month", grain or "org")]
+        rows: list[tuple[datetime | None, KpiValue]] = list(
+            value_history(context.engine, kpi, period or "month", grain or "org"))
     else:
         values = latest_values(context.engine, kpi, period or "month", grain)
-        rows = [(None, v) for v in newest_periods(values)] if kpi is None else [(None, v) for v in values]
+        rows = [(None, v) for v in (newest_periods(values) if kpi is None else values)]
     emit(rows, as_json=as_json, as_csv=as_csv)
 
 
@@ -145,7 +146,10 @@ def _fmt(value: float | None, *, percent: bool = False) -> str:
     return f"{value:.0%}" if percent else f"{value:,.2f}"
 
 
-def surveys_import(file: Path = typer.Argument(..., help="CSV or JSON export of a survey tool"),
+FILE = typer.Argument(..., help="CSV or JSON export of a survey tool")
+
+
+def surveys_import(file: Path = FILE,
                    source: str = typer.Option(..., "--source", help="the source the answers belong to"),
                    settings: Path = SETTINGS) -> None:
     """Import NPS/eNPS answers; bad rows are listed with their line number and reason."""

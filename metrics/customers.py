@@ -217,7 +217,8 @@ KPIS = [
     Kpi("days_since_last_touch", "Days since last touch",
         "Days since the last activity on each current customer (as of the computation).",
         "days", ("account",), "now (the current period only)", "lower", "",
-        Custom(days_since_touch), "no activity recorded on the account", tags=("now",)),
+        Custom(days_since_touch), "no activity recorded on the account", tags=("now",),
+        periods=("month",)),
     Kpi("lead_data_quality", "Lead and contact data quality",
         "Share of leads and contacts created in the period with a name, a well-formed email and "
         "a phone of at least 7 digits.",

@@ -14,7 +14,7 @@ down by, the date that puts a record in a period and whether higher is better. I
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
@@ -121,6 +121,7 @@ class Kpi:
     family: str = ""
     notes: str = ""
     tags: tuple[str, ...] = field(default=())
+    periods: tuple[str, ...] = ("week", "month", "quarter", "year")  # the period kinds it has
 
 
 class Registry:
@@ -144,7 +145,7 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._kpis
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Kpi]:
         return iter(self._kpis.values())
 
     def names(self) -> list[str]:

@@ -89,7 +89,8 @@ def quota_table(run: Run, kind: str) -> dict[tuple[str, date, str], float]:
             table[("team", quota.start, quota.team)] = quota.amount
             table[("org", quota.start, "org")] = table.get(("org", quota.start, "org"), 0) + quota.amount
             continue
-        rep, team = reps.get(quota.rep or "", reps.get((quota.rep or "").lower(), (quota.rep, None)))
+        given = quota.rep or ""
+        rep, team = reps.get(given, reps.get(given.lower(), (given, None)))
         table[("rep", quota.start, rep)] = quota.amount
         if team and (quota.start, team) not in given_teams:
             table[("team", quota.start, team)] = table.get(("team", quota.start, team), 0) + quota.amount
@@ -184,13 +185,13 @@ def working_days(run: Run, start: date, kind: str) -> int:
 def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
     hours_per_day = run.config.metrics.working_hours.hours_per_day
     u = User.__table__  # type: ignore[attr-defined]
-    team_sizes = dict(run.connection.execute(
+    team_sizes: dict[str, int] = dict(run.connection.execute(
         select(u.c.team, func.count()).where(u.c.deleted_at.is_(None), u.c.is_active.is_(True),
                                              u.c.team.is_not(None)).group_by(u.c.team)).all())
-    out = []
+    out, days = [], {start: working_days(run, start, kind) for start in past_periods(run, kind)}
     for (start, key), selling in sorted(values.get("selling_hours", kind, grain).items()):
         people = team_sizes.get(key, 0) if grain == "team" else 1
-        available = working_days(run, start, kind) * hours_per_day * people
+        available = days.get(start, 0) * hours_per_day * people
         out.append(result("selling_time_share", kind, grain, start, key,
                           (selling.value or 0.0) / available if available else None,
                           "no working time in the period", selling.count))

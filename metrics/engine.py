@@ -19,7 +19,17 @@ from sqlalchemy.sql import Select
 
 from metrics import anonymity
 from metrics.catalogue import REGISTRY
-from metrics.declaration import Custom, Derived, Kpi, KpiValue, Median, Ratio, Registry, Total, ValueIndex
+from metrics.declaration import (
+    Custom,
+    Derived,
+    Kpi,
+    KpiValue,
+    Median,
+    Ratio,
+    Registry,
+    Total,
+    ValueIndex,
+)
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window
 from metrics.portable import ratio
@@ -56,7 +66,8 @@ class ComputeResult:
 
 
 def open_run(connection: Connection, config: MetricConfig, now: datetime) -> Run:
-    window = history_window(now, config.zone, config.metrics.history_years)
+    window = history_window(now, config.zone, config.metrics.history_years,
+                            {str(k): n for k, n in config.metrics.recent_periods.items()})
     return Run(connection, config, window, Bucketer(connection.dialect.name, config.zone, window))
 
 
@@ -68,9 +79,9 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
     wanted = needed(registry, only)
     index = ValueIndex()
     out: list[KpiValue] = []
-    for fact_name in FACTS:
+    for fact_name, fact in FACTS.items():
         kpis = [k for k in wanted if k.fact == fact_name and isinstance(k.measure, Ratio | Total)]
-        out += aggregate_fact(run, FACTS[fact_name], kpis)
+        out += aggregate_fact(run, fact, kpis)
     for kpi in wanted:
         if isinstance(kpi.measure, Median):
             out += median_values(run, kpi)
@@ -86,7 +97,7 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
     index.add(out)
     for kpi in wanted:
         if isinstance(kpi.measure, Derived):
-            derived = [with_reason(registry, v) for kind in KINDS for grain in kpi.grains
+            derived = [with_reason(registry, v) for kind in kpi.periods for grain in kpi.grains
                        for v in kpi.measure.derive(run, index, kind, grain)]
             index.add(derived)
             out += derived
@@ -114,7 +125,9 @@ def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi]) -> list[KpiValue]:
     table = run.table(fact.table)
     for kind in KINDS:
         for grain in sorted({g for k in kpis for g in k.grains}):
-            mine = [k for k in kpis if grain in k.grains]
+            mine = [k for k in kpis if grain in k.grains and kind in k.periods]
+            if not mine:
+                continue
             period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
             columns = [c for k in mine for c in measure_columns(table, k)]
             query = (select(period, key, *columns).where(*scope(run, fact, table, kind, key))
@@ -139,6 +152,7 @@ def scope(run: Run, fact: Fact, table: Any, kind: str, key: Any) -> list[Any]:
 
 def measure_columns(table: Any, kpi: Kpi) -> list[Any]:
     measure = kpi.measure
+    assert isinstance(measure, Ratio | Total)
     excluded = func.sum(measure.excluded(table)) if measure.excluded else literal(0)
     if isinstance(measure, Ratio):
         numerator, denominator = func.sum(measure.numerator(table)), func.sum(measure.denominator(table))
@@ -155,7 +169,7 @@ def median_values(run: Run, kpi: Kpi) -> list[KpiValue]:
     assert isinstance(kpi.measure, Median)
     fact, out = FACTS[kpi.fact], []
     table = run.table(fact.table)
-    for kind in KINDS:
+    for kind in kpi.periods:
         for grain in kpi.grains:
             out += [KpiValue(kpi.name, kind, as_date(r[0]), grain, str(r[1]), _float(r[2]),
                              _int(r[3]), _int(r[4]))
@@ -185,11 +199,12 @@ def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: s
 def custom_values(run: Run, kpi: Kpi) -> list[KpiValue]:
     assert isinstance(kpi.measure, Custom)
     out = []
-    for kind in KINDS:
+    for kind in kpi.periods:
+        allowed = set(run.window.periods(kind))
         for grain in kpi.grains:
             for row in run.connection.execute(kpi.measure.build(run, kind, grain)):
                 start = as_date(row[0])
-                if start is None or start > run.window.today or row[1] is None:
+                if start not in allowed or row[1] is None:
                     continue
                 out.append(KpiValue(kpi.name, kind, start, grain, str(row[1]), _float(row[2]),
                                     _int(row[3]), _int(row[4])))
@@ -204,9 +219,9 @@ def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue
         if "org" not in kpi.grains or "now" in kpi.tags or kpi.unit == "count" and isinstance(
                 kpi.measure, Custom):
             continue
-        for kind in KINDS:
+        for kind in kpi.periods:
             for start in run.window.periods(kind):
-                if start > run.window.today or (kpi.name, kind, start) in present:
+                if (kpi.name, kind, start) in present:
                     continue
                 if isinstance(kpi.measure, Total):
                     out.append(KpiValue(kpi.name, kind, start, "org", "org", 0.0, 0, 0))

@@ -119,15 +119,20 @@ class Webhook(StrictModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+def recent_weeks() -> dict[PeriodKind, int]:
+    return {"week": 13}
+
+
 class MetricSettings(StrictModel):
     history_years: int = Field(default=2, ge=1, le=20)
+    recent_periods: dict[PeriodKind, int] = Field(default_factory=recent_weeks)  # keep only the latest n of a kind
     anonymity_minimum: int = Field(default=5, ge=2)
     engagement_days: int = Field(default=30, ge=1)
     stalled_factor: float = Field(default=1.5, gt=0)
     nps_window_days: int = Field(default=365, ge=1)
     goal_alerts: bool = True  # alert when a goal goes off pace
     roles: Roles = Roles()
-    currency_rates: dict[str, float | list[DatedRate]] = {}
+    currency_rates: dict[str, float | list[DatedRate]] = Field(default_factory=dict)
     working_hours: WorkingHours = WorkingHours()
     inputs: Inputs = Inputs()
     quotas: tuple[Quota, ...] = ()

@@ -62,6 +62,7 @@ class Window:
     end: date  # local date, exclusive: the end of the current year
     now: datetime  # aware UTC
     today: date  # local date of `now`
+    recent: tuple[tuple[str, int], ...] = ()  # (kind, n): keep only the n latest periods of kind
 
     @property
     def first_day(self) -> date:
@@ -69,17 +70,20 @@ class Window:
         return period_start(self.start, "week")
 
     def periods(self, kind: str) -> list[date]:
+        """Starts of the window's periods of `kind`: up to the current one, the latest `recent`."""
         starts, current = [], period_start(self.start, kind)
-        while current < self.end:
+        while current <= self.today:
             starts.append(current)
             current = shift(current, kind, 1)
-        return starts
+        keep = dict(self.recent).get(kind)
+        return starts[-keep:] if keep else starts
 
 
-def history_window(now: datetime, zone: ZoneInfo, years: int) -> Window:
+def history_window(now: datetime, zone: ZoneInfo, years: int,
+                   recent: dict[str, int] | None = None) -> Window:
     today = now.astimezone(zone).date()
     return Window(start=date(today.year - years + 1, 1, 1), end=date(today.year + 1, 1, 1),
-                  now=now.astimezone(UTC), today=today)
+                  now=now.astimezone(UTC), today=today, recent=tuple(sorted((recent or {}).items())))
 
 
 def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:

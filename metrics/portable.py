@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, Integer, MetaData, Table, case, cast, func, literal
-from sqlalchemy.sql import Select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    case,
+    cast,
+    func,
+    literal,
+)
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -50,7 +61,8 @@ def lowered_in(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
     return func.lower(column).in_([value.lower() for value in values])
 
 
-def stage(connection: Connection, name: str, columns: list[Column[Any]], select: Select[Any]) -> Table:
+def stage(connection: Connection, name: str, columns: list[Column[Any]],
+          select: Select[Any] | CompoundSelect[Any]) -> Table:
     """A temporary table `name` filled from `select` on `connection`; dropped with the connection."""
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     table.drop(connection, checkfirst=True)

@@ -141,7 +141,7 @@ def open_deal_stages(engine: Engine, config: MetricConfig, source: str, *,
         run = Run(connection, config, None, None)  # type: ignore[arg-type]
         stays = stays_query(run)
         days = hours_between(connection.dialect.name, stays.c.left_at, stays.c.entered_at) / 24.0
-        usual = dict(connection.execute(
+        usual: dict[str, float] = dict(connection.execute(
             select(stays.c.stage, func.avg(days)).where(stays.c.left_at.is_not(None),
                                                         stays.c.source == source)
             .group_by(stays.c.stage)).all())

@@ -32,8 +32,9 @@ def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime)
     started = datetime.now(UTC)
     kpis = sorted({v.kpi for v in values})
     with engine.begin() as connection:
-        computation_id = connection.execute(COMPUTATIONS.insert().values(
-            started_at=started, as_of=as_of, values=len(values), changed=0)).inserted_primary_key[0]
+        inserted = connection.execute(COMPUTATIONS.insert().values(
+            started_at=started, as_of=as_of, values=len(values), changed=0)).inserted_primary_key
+        computation_id = int(inserted[0]) if inserted else 0
         existing = {
             (r.kpi, r.period, r.period_start, r.grain, r.key): content(r)
             for r in connection.execute(select(VALUES).where(VALUES.c.kpi.in_(kpis)))

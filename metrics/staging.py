@@ -13,13 +13,32 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
-    Column, Date, Float, Integer, String, Table, and_, case, cast, func, literal, or_,
-    select, union_all,
+    Column,
+    Date,
+    Float,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.store.models import (
-    Account, Activity, Contact, Deal, DealStageChange, Lead, LineItem, SurveyResponse, User,
+    Account,
+    Activity,
+    Contact,
+    Deal,
+    DealStageChange,
+    Lead,
+    LineItem,
+    SurveyResponse,
+    User,
 )
 from kpisync.store.types import UTCDateTime
 from metrics.money import converted
@@ -275,7 +294,7 @@ def well_formed(table: Any) -> ColumnElement[bool]:
     """A name, an email like a@b.c without spaces, and a phone of at least 7 digits-ish."""
     name = func.coalesce(func.trim(table.c.first_name), "") + func.coalesce(
         func.trim(table.c.last_name), "")
-    phone = func.coalesce(table.c.phone, "")
+    phone: Any = func.coalesce(table.c.phone, "")
     for char in (" ", "-", "(", ")", ".", "+"):
         phone = func.replace(phone, char, "")
     return and_(name != "", table.c.email.like("%_@_%._%"), ~table.c.email.like("% %"),

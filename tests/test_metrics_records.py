@@ -11,7 +11,11 @@ from kpisync.config import load_settings
 from metrics.engine import compute_all
 from metrics.options import metric_config
 from metrics.records import (
-    account_nps, latest_contact_answers, open_deal_stages, rep_scores, team_enps,
+    account_nps,
+    latest_contact_answers,
+    open_deal_stages,
+    rep_scores,
+    team_enps,
 )
 from tests.test_metrics_fixture import FIXTURE, NOW, load_org
 

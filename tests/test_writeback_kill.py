@@ -101,7 +101,7 @@ def crm_matches_state(emulator: HubSpotEmulator, engine: Any) -> None:
 
 def test_sigkill_at_random_points_leaves_crm_exact_and_audit_complete(tmp_path: Path) -> None:
     os.environ[TOKEN_ENV] = TOKEN
-    org = generate_org(seed=5, deals=150)
+    org = generate_org(seed=5, deals=80)
     rng = random.Random(20261124)
     store = tmp_path / "store.db"
     engine = open_store(f"sqlite:///{store}")

@@ -8,15 +8,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from kpisync.config import parse_settings
 from kpisync.connector import FieldInfo
 from kpisync.store.models import (
-    Account, Activity, Contact, Deal, DealStageChange, SurveyResponse, User,
+    Account,
+    Activity,
+    Contact,
+    Deal,
+    DealStageChange,
+    SurveyResponse,
+    User,
 )
+from metrics.engine import compute_all
+from metrics.options import metric_config
 from writeback.options import score_params, source_plan
 from writeback.planner import Change, Known, Written, decide, plan_changes
 from writeback.values import encode, problem_with, same
@@ -118,7 +125,7 @@ def nps(eid: str, score: int, days_ago: float, contact: str | None = None,
                           account_id=account, answered_at=NOW - timedelta(days=days_ago), source="s")
 
 
-def enps(eid: str, score: int, team: str) -> SurveyResponse:
+def enps(eid: str, score: int, team: str | None) -> SurveyResponse:
     return SurveyResponse(external_id=eid, kind="enps", score=score, team=team,
                           answered_at=NOW - timedelta(days=20), source="s")
 
@@ -137,7 +144,7 @@ def test_scores_from_the_store_match_hand_computed_values(engine: Engine) -> Non
         Contact(external_id="c1", account_id="a1", source="s"),
         Contact(external_id="c2", account_id="a1", source="s"),
         nps("n1", 10, 30, "c1", "a1"), nps("n2", 9, 3, "c1", "a1"), nps("n3", 3, 60, "c2", "a1"),
-        nps("n4", 10, 400, "c2", "a1"),  # outside the 365-day window, but c2's latest? no: older
+        nps("n4", 10, 400, "c2", "a1"),  # older than the window and than c2's latest answer
         nps("n5", 8, 5, None, "a2"),
         Activity(external_id="x1", kind="call", account_id="a1",
                  occurred_at=NOW - timedelta(days=2), source="s"),
@@ -162,13 +169,17 @@ def test_scores_from_the_store_match_hand_computed_values(engine: Engine) -> Non
         User(external_id="u1", team="big", source="s"), User(external_id="u2", team="small", source="s"),
         *[enps(f"e{i}", s, "big") for i, s in enumerate((10, 9, 9, 7, 3))],
         *[enps(f"f{i}", 10, "small") for i in range(4)],
+        enps("g0", 5, None),  # no team: with "small" it makes a group of 5, so "big" stays shown
     ])
+    compute_all(engine, metric_config(settings()), now=NOW)  # quota and win rate come from here
     values = planned(engine, settings())
-    # a1: window answers 10, 9, 3 -> NPS (2-1)/3 = 33; mean 7.33 -> passive; upsell fails on it
+    # a1: window answers 10, 9, 3 -> NPS (2-1)/3 = 33; the latest (9) makes it a promoter
     assert values[("account", "a1", "f_nps")] == "33"
-    assert values[("account", "a1", "f_cat")] == "passive"
-    assert values[("account", "a1", "f_up")] == "false"
-    assert values[("account", "a1", "f_why")].startswith("Not a candidate: not a promoter")
+    assert values[("account", "a1", "f_cat")] == "promoter"
+    assert values[("account", "a1", "f_up")] == "true"
+    assert values[("account", "a1", "f_why")] == (
+        "Promoter (NPS 33 over the last 365 days), activity in the last 30 days, "
+        "won a deal before, no open upgrade deal")
     assert values[("account", "a2", "f_nps")] == "0"  # one passive
     assert not any(k[1] == "a3" for k in values)  # deleted records are never written
     assert values[("contact", "c1", "f_nps")] == "9"  # the latest answer

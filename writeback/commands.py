@@ -26,7 +26,7 @@ def parse_instant(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--as-of: {text!r} is not an ISO date or instant",
                           hint="e.g. 2026-10-31 or 2026-10-31T12:00:00Z") from None

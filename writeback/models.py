@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from kpisync.store.types import UTCDateTime
@@ -45,7 +45,8 @@ class WriteRun(SQLModel, table=True):
 
 class OutboxItem(SQLModel, table=True):
     __tablename__ = "writeback_outbox"
-    __table_args__ = (UniqueConstraint("run_id", "entity", "external_id", "field"),)
+    __table_args__ = (UniqueConstraint("run_id", "entity", "external_id", "field"),
+                      Index("ix_writeback_outbox_open", "run_id", "status", "entity", "external_id"))
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     run_id: int = Field(index=True)
@@ -58,7 +59,7 @@ class OutboxItem(SQLModel, table=True):
     new_value: str | None = None
     conflict: bool = False
     person_value: str | None = None
-    status: str = Field(default="pending", max_length=16, index=True)
+    status: str = Field(default="pending", max_length=16)
     sending_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = None
 

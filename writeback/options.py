@@ -3,7 +3,6 @@
     [writeback]
     on_conflict = "overwrite"        # or "skip": leave a value a person typed over ours alone
     quota_period = "quarter"         # the period of quota attainment and win rate
-    enps_window_days = 120           # eNPS answers counted (the latest quarterly survey)
 
     [writeback.upsell]               # every condition switched on must hold
     promoter = true                  # the account's NPS category is promoter
@@ -19,7 +18,8 @@
     <score> = "<CRM field name>"     # e.g. nps_score = "kpisync_nps_score"
 
 Only the fields named here are ever written. The NPS window, the eNPS anonymity minimum, the
-stalled factor and quotas are the KPI engine's (`[metrics]`), so both always agree.
+stalled factor and quotas are the KPI engine's (`[metrics]`), so both always agree; quota
+attainment and win rate are read from its last computation (`kpisync compute`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from kpisync.errors import ConfigError
 from metrics.options import MetricConfig, metric_config
 from writeback.scores import SCORES, Score
 
-RESERVED = frozenset({"on_conflict", "quota_period", "enps_window_days", "upsell"})
+RESERVED = frozenset({"on_conflict", "quota_period", "upsell"})
 SOURCE_KEYS = frozenset({"on_conflict", "batch_size"})
 
 
@@ -49,7 +49,6 @@ class UpsellRule(StrictModel):
 class WritebackSettings(StrictModel):
     on_conflict: Literal["overwrite", "skip"] = "overwrite"
     quota_period: Literal["week", "month", "quarter", "year"] = "quarter"
-    enps_window_days: int = Field(default=120, ge=1)
     upsell: UpsellRule = UpsellRule()
 
 

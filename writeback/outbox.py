@@ -59,7 +59,7 @@ def start_run(connection: Connection, source: str, kind: str, as_of: datetime | 
     inserted = connection.execute(RUNS.insert().values(
         source=source, kind=kind, reverts_run=reverts_run, status="running", started_at=now_utc(),
         as_of=as_of, planned=0, written=0, failed=0, not_found=0, conflicts=0, write_calls=0))
-    return int(inserted.inserted_primary_key[0])
+    return int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
 
 def store_changes(connection: Connection, run_id: int, source: str, changes: Iterable[Change],
@@ -70,11 +70,11 @@ def store_changes(connection: Connection, run_id: int, source: str, changes: Ite
         if not change.skip and guard is not None and not guard.check(
                 change.entity, change.field, kinds[(change.entity, change.field)], change.new):
             continue
-        rows.append(dict(run_id=run_id, source=source, entity=change.entity,
-                         external_id=change.external_id, field=change.field, score=change.score,
-                         old_value=change.old, new_value=change.new, conflict=change.conflict,
-                         person_value=change.person_value,
-                         status="skipped" if change.skip else "pending"))
+        rows.append({"run_id": run_id, "source": source, "entity": change.entity,
+                         "external_id": change.external_id, "field": change.field, "score": change.score,
+                         "old_value": change.old, "new_value": change.new, "conflict": change.conflict,
+                         "person_value": change.person_value,
+                         "status": "skipped" if change.skip else "pending"})
         if len(rows) >= INSERT_CHUNK:
             connection.execute(OUTBOX.insert(), rows)
             rows = []
@@ -201,22 +201,25 @@ def record_results(connection: Connection, items: Sequence[Item], results: Seque
                    at: datetime) -> None:
     by_id = {r.external_id: r for r in results}
     audit, written, gone = [], [], []
+    settled: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for item in items:
         result = by_id.get(item.external_id) or WriteResult(item.external_id, ok=False,
                                                             error="the CRM returned no result")
         status = "written" if result.ok else "not_found" if result.not_found else "failed"
         error = None if result.ok else (result.error or "refused")
-        connection.execute(update(OUTBOX).where(OUTBOX.c.id == item.id)
-                           .values(status=status, error=error))
-        audit.append(dict(run_id=item.run_id, outbox_id=item.id, source=item.source,
-                          entity=item.entity, external_id=item.external_id, field=item.field,
-                          score=item.score, old_value=item.old_value, new_value=item.new_value,
-                          conflict=item.conflict, person_value=item.person_value, result=status,
-                          error=error, at=at))
+        settled[(status, error)].append(item.id)
+        audit.append({"run_id": item.run_id, "outbox_id": item.id, "source": item.source,
+                          "entity": item.entity, "external_id": item.external_id, "field": item.field,
+                          "score": item.score, "old_value": item.old_value, "new_value": item.new_value,
+                          "conflict": item.conflict, "person_value": item.person_value, "result": status,
+                          "error": error, "at": at})
         if status == "written":
             written.append(item)
         elif status == "not_found":
             gone.append(item)
+    for (status, error), ids in settled.items():
+        connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids))
+                           .values(status=status, error=error))
     if audit:
         connection.execute(AUDIT.insert(), audit)
     save_written(connection, written, at)
@@ -238,8 +241,8 @@ def save_written(connection: Connection, items: Sequence[Item], at: datetime) ->
     connection.execute(statement.on_conflict_do_update(index_elements=KEY, set_={
         "value": statement.excluded.value, "written_at": statement.excluded.written_at,
         "run_id": statement.excluded.run_id, "gone_at": None}), [
-        dict(source=i.source, entity=i.entity, external_id=i.external_id, field=i.field,
-             value=i.new_value, written_at=at, run_id=i.run_id, gone_at=None) for i in items])
+        {"source": i.source, "entity": i.entity, "external_id": i.external_id, "field": i.field,
+             "value": i.new_value, "written_at": at, "run_id": i.run_id, "gone_at": None} for i in items])
 
 
 def mark_gone(connection: Connection, items: Sequence[Item], at: datetime) -> None:
@@ -248,14 +251,14 @@ def mark_gone(connection: Connection, items: Sequence[Item], at: datetime) -> No
     statement = _insert(connection)
     connection.execute(statement.on_conflict_do_update(index_elements=KEY, set_={
         "gone_at": statement.excluded.gone_at}), [
-        dict(source=i.source, entity=i.entity, external_id=i.external_id, field=i.field,
-             value=i.old_value, written_at=at, run_id=i.run_id, gone_at=at) for i in items])
+        {"source": i.source, "entity": i.entity, "external_id": i.external_id, "field": i.field,
+             "value": i.old_value, "written_at": at, "run_id": i.run_id, "gone_at": at} for i in items])
 
 
 def finish_run(connection: Connection, run_id: int, status: str, error: str | None = None) -> None:
-    counts = dict(connection.execute(select(OUTBOX.c.status, func.count())
-                                     .where(OUTBOX.c.run_id == run_id)
-                                     .group_by(OUTBOX.c.status)).all())
+    rows = connection.execute(select(OUTBOX.c.status, func.count())
+                              .where(OUTBOX.c.run_id == run_id).group_by(OUTBOX.c.status))
+    counts: dict[str, int] = {str(status): int(n) for status, n in rows}
     conflicts = connection.execute(select(func.count()).where(
         OUTBOX.c.run_id == run_id, OUTBOX.c.conflict.is_(True))).scalar() or 0
     connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(

@@ -113,7 +113,7 @@ def plan_entity(connection: Connection, plan: SourcePlan, entity: str, targets: 
         written = load_written(connection, plan.source, entity, [r["external_id"] for r in rows],
                                [t.field for t in targets])
         for row in rows:
-            desired = book.values_of(row)
+            desired = book.values_of(dict(row))
             custom: dict[str, Any] = row["custom"] or {}
             for target in targets:
                 known = Known(synced=custom.get(target.field), synced_present=target.field in custom,

@@ -39,7 +39,7 @@ from kpisync.cursor import Cursor
 from kpisync.errors import KpisyncError, RejectedError
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
-from kpisync.store.models import RecordBase
+from kpisync.store.models import Row
 
 SEARCHED = ("companies", "contacts", "deals", "calls", "emails", "meetings", "tasks",
             "feedback_submissions")
@@ -93,6 +93,7 @@ class HubSpotConnector:
                                     search_rate=s.search_rate_per_second)
         self._fields: list[FieldInfo] | None = None
         self._context: mappers.MappingContext | None = None
+        self._stages: list[Row] | None = None
 
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
@@ -166,20 +167,22 @@ class HubSpotConnector:
             for info in self.discover():
                 if info.is_custom:
                     custom.setdefault(info.entity, set()).add(info.name)
-            stages = {row.stage: mappers.StageInfo(row.is_closed, row.is_won)
+            stages = {row.values["stage"]: mappers.StageInfo(row.values["is_closed"],
+                                                             row.values["is_won"])
                       for row in self._pipeline_rows()}
             self._context = mappers.MappingContext(
                 stages=stages, custom={k: frozenset(v) for k, v in custom.items()},
                 roles=dict(self.settings.roles), team_regions=dict(self.settings.team_regions))
         return self._context
 
-    def _pipeline_rows(self) -> list[RecordBase]:
-        response = self.client.call("GET /crm/v3/pipelines/deals",
-                                    self.client.pipelines.get_all_with_http_info, "deals")
-        rows: list[RecordBase] = []
-        for pipeline in response.get("results", []):
-            rows.extend(mappers.map_stages(pipeline))
-        return rows
+    def _pipeline_rows(self) -> list[Row]:
+        """The deal pipelines' stages, read once per connector instance (one run)."""
+        if self._stages is None:
+            response = self.client.call("GET /crm/v3/pipelines/deals",
+                                        self.client.pipelines.get_all_with_http_info, "deals")
+            self._stages = [row for pipeline in response.get("results", [])
+                            for row in mappers.map_stages(pipeline)]
+        return list(self._stages)
 
     def _read_owners(self) -> Iterator[Page]:
         context = mappers.MappingContext(team_regions=dict(self.settings.team_regions))

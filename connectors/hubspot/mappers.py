@@ -16,6 +16,7 @@ from kpisync.store.models import (
     DealStageChange,
     Lead,
     PipelineStage,
+    Row,
     SurveyResponse,
     User,
 )
@@ -77,38 +78,38 @@ def first_id(ids: Sequence[str] | None) -> str | None:
     return ids[0] if ids else None
 
 
-def map_owner(owner: Mapping[str, Any], context: MappingContext) -> User:
+def map_owner(owner: Mapping[str, Any], context: MappingContext) -> Row:
     teams = owner.get("teams") or []
     primary = next((t for t in teams if t.get("primary")), teams[0] if teams else None)
     team = primary.get("name") if primary else None
     name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p) or None
-    return User(
+    return User.row(
         external_id=str(owner["id"]), name=name, email=owner.get("email"), team=team,
         region=context.team_regions.get(team or ""), is_active=not owner.get("archived", False),
         created_at=instant(owner.get("createdAt")), modified_at=instant(owner.get("updatedAt")),
-        raw=dict(owner), source="",
+        raw=dict(owner),
     )
 
 
-def map_stages(pipeline: Mapping[str, Any]) -> list[PipelineStage]:
+def map_stages(pipeline: Mapping[str, Any]) -> list[Row]:
     rows = []
     for stage in pipeline.get("stages", []):
         meta = stage.get("metadata") or {}
         probability = decimal(meta.get("probability"))
         closed = str(meta.get("isClosed", "false")).lower() == "true"
-        rows.append(PipelineStage(
+        rows.append(PipelineStage.row(
             external_id=f"{pipeline['id']}:{stage['id']}", pipeline=str(pipeline["id"]),
             stage=str(stage["id"]), label=str(stage.get("label", stage["id"])),
             display_order=int(stage.get("displayOrder", 0)), probability=probability,
             is_closed=closed, is_won=closed and probability == Decimal(1),
-            modified_at=instant(stage.get("updatedAt")), raw=dict(stage), source="",
+            modified_at=instant(stage.get("updatedAt")), raw=dict(stage),
         ))
     return rows
 
 
-def map_company(record: Mapping[str, Any], context: MappingContext) -> Account:
+def map_company(record: Mapping[str, Any], context: MappingContext) -> Row:
     p = record.get("properties") or {}
-    return Account(
+    return Account.row(
         external_id=str(record["id"]), name=text(p, "name"), owner_id=text(p, "hubspot_owner_id"),
         parent_id=text(p, "hs_parent_company_id"), type=text(p, "type"),
         industry=text(p, "industry"), country=text(p, "country"), state=text(p, "state"),
@@ -116,7 +117,6 @@ def map_company(record: Mapping[str, Any], context: MappingContext) -> Account:
         context.roles.get("account_region") else None,
         created_at=instant(p.get("createdate")), modified_at=instant(p.get("hs_lastmodifieddate")),
         custom=custom_of(record, context.custom.get("companies", frozenset())), raw=dict(record),
-        source="",
     )
 
 
@@ -130,24 +130,24 @@ def is_contact_record(props: Mapping[str, Any]) -> bool:
         text(props, "associatedcompanyid"))
 
 
-def map_contact(record: Mapping[str, Any], context: MappingContext) -> list[Contact | Lead]:
+def map_contact(record: Mapping[str, Any], context: MappingContext) -> list[Row]:
     """A HubSpot contact is a canonical Contact, a Lead, or both (a converted lead)."""
     p = record.get("properties") or {}
     rid = str(record["id"])
     custom = custom_of(record, context.custom.get("contacts", frozenset()))
     modified = instant(p.get("lastmodifieddate"))
-    rows: list[Contact | Lead] = []
+    rows: list[Row] = []
     if is_contact_record(p):
-        rows.append(Contact(
+        rows.append(Contact.row(
             external_id=rid, first_name=text(p, "firstname"), last_name=text(p, "lastname"),
             email=text(p, "email"), phone=text(p, "phone"), title=text(p, "jobtitle"),
             account_id=text(p, "associatedcompanyid"), owner_id=text(p, "hubspot_owner_id"),
             lead_source=text(p, "hs_analytics_source"), created_at=instant(p.get("createdate")),
-            modified_at=modified, custom=custom, raw=dict(record), source="",
+            modified_at=modified, custom=custom, raw=dict(record),
         ))
     if is_lead_record(p):
         converted = (text(p, "lifecyclestage") or "lead") not in LEAD_STAGES
-        rows.append(Lead(
+        rows.append(Lead.row(
             external_id=rid, first_name=text(p, "firstname"), last_name=text(p, "lastname"),
             email=text(p, "email"), phone=text(p, "phone"), company=text(p, "company"),
             status=text(p, "hs_lead_status"), lead_source=text(p, "hs_analytics_source"),
@@ -157,7 +157,7 @@ def map_contact(record: Mapping[str, Any], context: MappingContext) -> list[Cont
             converted_at=instant(p.get("hs_lifecyclestage_opportunity_date")) if converted else None,
             converted_contact_id=rid if converted else None,
             converted_account_id=text(p, "associatedcompanyid") if converted else None,
-            modified_at=modified, custom=custom, raw=dict(record), source="",
+            modified_at=modified, custom=custom, raw=dict(record),
         ))
     return rows
 
@@ -173,7 +173,7 @@ class DealLinks:
 
 
 def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContext
-             ) -> list[Deal | DealStageChange]:
+             ) -> list[Row]:
     p = record.get("properties") or {}
     rid = str(record["id"])
     stage = text(p, "dealstage")
@@ -181,7 +181,7 @@ def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContex
     closed = info.is_closed if info else text(p, "hs_is_closed") == "true"
     won = info.is_won if info else text(p, "hs_is_closed_won") == "true"
     roles = context.roles
-    deal = Deal(
+    deal = Deal.row(
         external_id=rid, name=text(p, "dealname"), account_id=first_id(links.company_ids),
         contact_id=first_id(links.contact_ids), owner_id=text(p, "hubspot_owner_id"),
         closed_owner_id=owner_at_close(links, closed) or text(p, "hubspot_owner_id"),
@@ -195,11 +195,10 @@ def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContex
         margin=decimal(p.get(roles.get("margin", "margin"))),
         modified_at=instant(p.get("hs_lastmodifieddate")),
         custom=custom_of(record, context.custom.get("deals", frozenset())), raw=dict(record),
-        source="",
     )
     changes = [
-        DealStageChange(external_id=f"{rid}:{int(at.timestamp() * 1000)}", deal_id=rid,
-                        stage=value, entered_at=at, modified_at=deal.modified_at, source="")
+        DealStageChange.row(external_id=f"{rid}:{int(at.timestamp() * 1000)}", deal_id=rid,
+                        stage=value, entered_at=at, modified_at=deal.values["modified_at"])
         for value, at in links.stage_history
     ]
     return [deal, *changes]
@@ -234,7 +233,7 @@ class ActivityLinks:
     company_ids: tuple[str, ...] = ()
 
 
-def map_engagement(object_type: str, record: Mapping[str, Any], links: ActivityLinks) -> Activity:
+def map_engagement(object_type: str, record: Mapping[str, Any], links: ActivityLinks) -> Row:
     p = record.get("properties") or {}
     kind = ENGAGEMENT_KINDS[object_type]
     occurred = instant(p.get("hs_timestamp"))
@@ -255,24 +254,23 @@ def map_engagement(object_type: str, record: Mapping[str, Any], links: ActivityL
     else:
         subject, status, direction = text(p, "hs_task_subject"), text(p, "hs_task_status"), "outbound"
     contact = first_id(links.contact_ids)
-    return Activity(
+    return Activity.row(
         external_id=str(record["id"]), kind=kind, direction=direction, subject=subject,
         status=status.lower() if status else None, occurred_at=occurred, duration_seconds=duration,
         owner_id=text(p, "hubspot_owner_id"), contact_id=contact, lead_id=contact,
         deal_id=first_id(links.deal_ids), account_id=first_id(links.company_ids),
-        modified_at=instant(p.get("hs_lastmodifieddate")), raw=dict(record), source="",
+        modified_at=instant(p.get("hs_lastmodifieddate")), raw=dict(record),
     )
 
 
-def map_feedback(record: Mapping[str, Any], account_id: str | None) -> SurveyResponse | None:
+def map_feedback(record: Mapping[str, Any], account_id: str | None) -> Row | None:
     p = record.get("properties") or {}
     score = decimal(p.get("hs_response_value"))
     answered = instant(p.get("hs_submission_timestamp")) or instant(p.get("hs_createdate"))
     if (text(p, "hs_survey_type") or "").upper() != "NPS" or score is None or answered is None:
         return None
-    return SurveyResponse(
+    return SurveyResponse.row(
         external_id=str(record["id"]), kind="nps", score=int(score),
         contact_id=text(p, "hs_contact_id"), account_id=account_id, answered_at=answered,
         origin="crm", modified_at=instant(p.get("hs_lastmodifieddate")), raw=dict(record),
-        source="",
     )

@@ -12,7 +12,7 @@ from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.search import SearchScope, walk_modified
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
-from kpisync.store.models import RecordBase
+from kpisync.store.models import Row
 
 BATCH_READ_MAX = 100
 ASSOCIATION_READ_MAX = 1000
@@ -95,11 +95,11 @@ class StreamReader:
         calls = sum(self.client.calls.values()) - calls_before
         return Page(stream=object_type, records=rows, merged=merged, cursor=cursor, api_calls=calls)
 
-    def map_records(self, object_type: str, records: list[dict[str, Any]]) -> list[RecordBase]:
+    def map_records(self, object_type: str, records: list[dict[str, Any]]) -> list[Row]:
         if not records:
             return []
         ids = [str(r["id"]) for r in records]
-        rows: list[RecordBase] = []
+        rows: list[Row] = []
         if object_type == "companies":
             rows = [mappers.map_company(r, self.context) for r in records]
         elif object_type == "contacts":
@@ -122,11 +122,11 @@ class StreamReader:
                     rows.append(row)
         return rows
 
-    def _map_deals(self, records: list[dict[str, Any]], ids: list[str]) -> list[RecordBase]:
+    def _map_deals(self, records: list[dict[str, Any]], ids: list[str]) -> list[Row]:
         history = self.property_history("deals", ids, ("dealstage", "hubspot_owner_id"))
         companies = self.associations("deals", "companies", ids)
         contacts = self.associations("deals", "contacts", ids)
-        rows: list[RecordBase] = []
+        rows: list[Row] = []
         for record, rid in zip(records, ids):
             past = history.get(rid, {})
             links = mappers.DealLinks(

@@ -8,6 +8,8 @@ the vendor payload as received, `deleted_at` marks soft deletes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -25,6 +27,21 @@ def _ref() -> Any:
     return Field(default=None, max_length=64)
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One canonical record on its way from a connector to the store: cheap to build, immutable.
+
+    Built with `Deal.row(external_id=..., name=...)`, which checks every name against the table.
+    """
+
+    entity: str
+    values: Mapping[str, Any]
+
+    @property
+    def external_id(self) -> str:
+        return str(self.values["external_id"])
+
+
 class RecordBase(SQLModel):
     """Columns every synced entity has."""
 
@@ -39,6 +56,23 @@ class RecordBase(SQLModel):
     modified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    @classmethod
+    def row(cls, **values: Any) -> Row:
+        """A canonical row of this entity; unknown field names are a programming error."""
+        unknown = values.keys() - cls.model_fields.keys()
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+        return Row(cls.entity, values)
+
+    @classmethod
+    def column_defaults(cls) -> dict[str, Any]:
+        """Every column but the key, at its default: the base each written row starts from."""
+        defaults: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            if name != "id":
+                defaults[name] = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        return defaults
 
 
 class User(RecordBase, table=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, exists, select, update
+from sqlalchemy import Column, Engine, MetaData, String, Table, exists, update
 
 from kpisync.store.writer import table_of
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, func, literal_column, select, update
@@ -13,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
-from kpisync.store.models import ENTITY_MODELS, RecordBase, SyncState
+from kpisync.store.models import ENTITY_MODELS, RecordBase, Row, SyncState
 
 _NOT_UPDATED = {"id", "source", "external_id"}
 
@@ -37,10 +38,20 @@ def write_page(connection: Connection, source: str, page: Page, now: datetime) -
     return sum(len(rows) for rows in by_entity.values()), deleted
 
 
-def row_values(record: RecordBase, source: str, now: datetime) -> dict[str, Any]:
-    values = {name: getattr(record, name) for name in type(record).model_fields if name != "id"}
+def row_values(record: Row | RecordBase, source: str, now: datetime) -> dict[str, Any]:
+    """All columns of one row to write: defaults, then the record's values, then bookkeeping."""
+    values = dict(_defaults(record.entity))
+    if isinstance(record, Row):
+        values.update(record.values)
+    else:
+        values.update((name, getattr(record, name)) for name in values)
     values.update(source=source, synced_at=now, deleted_at=None)
     return values
+
+
+@cache
+def _defaults(entity: str) -> dict[str, Any]:
+    return ENTITY_MODELS[entity].column_defaults()
 
 
 def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

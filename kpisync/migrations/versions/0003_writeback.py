@@ -5,11 +5,11 @@ Revises: 0002
 Create Date: 2026-11-24
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import kpisync.store.types
+from alembic import op
 
+import kpisync.store.types
 
 revision = '0003'
 down_revision = '0002'
@@ -73,7 +73,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('writeback_outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_writeback_outbox_run_id'), ['run_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_writeback_outbox_status'), ['status'], unique=False)
+        batch_op.create_index('ix_writeback_outbox_open', ['run_id', 'status', 'entity', 'external_id'], unique=False)
 
     op.create_table('writeback_audit',
     sa.Column('id', ROW_ID, nullable=False),
@@ -119,7 +119,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_writeback_audit_run_id'))
     op.drop_table('writeback_audit')
     with op.batch_alter_table('writeback_outbox', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_writeback_outbox_status'))
+        batch_op.drop_index('ix_writeback_outbox_open')
         batch_op.drop_index(batch_op.f('ix_writeback_outbox_run_id'))
     op.drop_table('writeback_outbox')
     with op.batch_alter_table('writeback_runs', schema=None) as batch_op:

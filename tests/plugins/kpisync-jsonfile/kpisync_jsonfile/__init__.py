@@ -42,8 +42,8 @@ class JsonFileConnector:
         lines = self.path.read_text(encoding="utf-8").splitlines()
         for number, line in enumerate(lines[done:], start=done + 1):
             item = json.loads(line)
-            row = Account(source="", external_id=str(item["id"]), name=item["name"],
-                          custom=item.get("custom", {}), raw=item)
+            row = Account.row(external_id=str(item["id"]), name=item["name"],
+                              custom=item.get("custom", {}), raw=item)
             yield Page(stream=stream, records=[row], cursor=Cursor(value=str(number)))
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:

@@ -1,0 +1,73 @@
+"""The KPI commands through Typer: compute, kpis (table, JSON, CSV, history), goals, surveys import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from kpisync.errors import KpisyncError
+from metrics.commands import register
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.setattr("metrics.commands.console", Console(width=200))
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def write_settings(tmp_path: Path) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(f"""
+[kpisync]
+store = "sqlite:///{tmp_path / 'store.db'}"
+timezone = "Europe/Warsaw"
+
+[sources.crm]
+type = "hubspot"
+
+[[metrics.goals]]
+name = "year revenue"
+kpi = "sales_volume"
+period = "year"
+target = 100000
+""", encoding="utf-8")
+    return path
+
+
+def test_commands(app: typer.Typer, tmp_path: Path) -> None:
+    settings = write_settings(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["compute", "--settings", str(settings)])
+    assert result.exit_code == 0, result.output
+    assert "computed" in result.output
+    result = runner.invoke(app, ["kpis", "--kpi", "win_rate", "--grain", "org", "--json",
+                                 "--settings", str(settings)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert rows and all(r["kpi"] == "win_rate" and r["value"] is None and r["reason"] for r in rows)
+    result = runner.invoke(app, ["kpis", "--csv", "--settings", str(settings)])
+    assert result.exit_code == 0 and result.output.startswith("computed_at,kpi,")
+    result = runner.invoke(app, ["kpis", "--kpi", "new_leads", "--history", "--json",
+                                 "--settings", str(settings)])
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["computed_at"] is not None for line in result.output.splitlines()} == {True}
+    result = runner.invoke(app, ["goals", "--settings", str(settings)])
+    assert result.exit_code == 0 and "year revenue" in result.output
+    answers = tmp_path / "answers.csv"
+    answers.write_text("kind,score,date,respondent\nnps,۹,2025-01-01,nobody@x.test\n", encoding="utf-8")
+    result = runner.invoke(app, ["surveys", "import", str(answers), "--source", "crm",
+                                 "--settings", str(settings)])
+    assert result.exit_code == 0 and "line 2: unknown respondent" in result.output
+
+
+def test_errors_are_kpisync_errors(app: typer.Typer, tmp_path: Path) -> None:
+    settings = write_settings(tmp_path)
+    result = CliRunner().invoke(app, ["kpis", "--kpi", "no_such_kpi", "--settings", str(settings)])
+    assert isinstance(result.exception, KpisyncError) and "unknown KPI" in str(result.exception)
