@@ -181,11 +181,12 @@ def db_upgrade(settings: Path = SETTINGS) -> None:
 
 def _register_optional() -> None:
     """Commands contributed by the KPI engine and write-back, when present."""
-    for module in ("metrics.commands", "writeback.commands"):
+    for module in ("metrics.commands", "writeback.commands", "kpisync.run_command",
+                   "kpisync.report.commands"):
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as error:
-            if error.name != module:
+            if not error.name or not module.startswith(error.name):
                 raise
             continue
         imported.register(app)
