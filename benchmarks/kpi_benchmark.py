@@ -78,31 +78,31 @@ def tables(sql: Sql, deals: int) -> list[tuple[str, int, str, str]]:
     stamp = sql.ts("1100", "0")
     return [
         ("users", REPS, f"{base}, name, email, team, region, started_on, is_active, created_at",
-         f"'bench', 'u' || n, {empty}, {empty}, {stamp}, {stamp}, 'Rep ' || n, 'u' || n || "
+         (f"'bench', 'u' || n, {empty}, {empty}, {stamp}, {stamp}, 'Rep ' || n, 'u' || n || "
          f"'@x.test', 'T' || (n % {TEAMS}), 'R' || (n % {REGIONS}), {sql.day('n * 7 % 1000')}, "
-         f"{sql.boolean('n % 50 <> 0')}, {sql.ts('0', '0')}"),
+         f"{sql.boolean('n % 50 <> 0')}, {sql.ts('0', '0')}")),
         ("accounts", accounts, f"{base}, name, owner_id, type, region, country, created_at",
-         f"'bench', 'a' || n, {segment}, "
+         (f"'bench', 'a' || n, {segment}, "
          f"{empty}, {stamp}, {stamp}, 'Account ' || n, 'u' || (n % {REPS}), CASE WHEN n % 20 = 0 "
          f"THEN 'former_customer' ELSE 'customer' END, 'R' || (n % {REGIONS}), 'PL', "
-         f"{sql.ts('n % 900', 'n % 86400')}"),
-        ("contacts", contacts, f"{base}, first_name, last_name, email, phone, account_id, owner_id, "
-         "lead_source, created_at",
-         f"'bench', 'c' || n, {empty}, {empty}, {stamp}, {stamp}, 'First', 'Last' || n, "
+         f"{sql.ts('n % 900', 'n % 86400')}")),
+        ("contacts", contacts, (f"{base}, first_name, last_name, email, phone, account_id, owner_id, "
+         "lead_source, created_at"),
+         (f"'bench', 'c' || n, {empty}, {empty}, {stamp}, {stamp}, 'First', 'Last' || n, "
          f"CASE WHEN n % 9 = 0 THEN 'broken' ELSE 'c' || n || '@x.test' END, '600' || n, "
          f"'a' || (n % {accounts}), 'u' || (n % {REPS}), 'S' || (n % 5), "
-         f"{sql.ts('n % 1095', 'n % 86400')}"),
-        ("leads", leads, f"{base}, first_name, last_name, email, phone, status, lead_source, "
-         "owner_id, created_at, is_converted, converted_at, converted_account_id",
-         f"'bench', 'l' || n, {empty}, {empty}, {stamp}, {stamp}, 'Lead', 'L' || n, 'l' || n || "
+         f"{sql.ts('n % 1095', 'n % 86400')}")),
+        ("leads", leads, (f"{base}, first_name, last_name, email, phone, status, lead_source, "
+         "owner_id, created_at, is_converted, converted_at, converted_account_id"),
+         (f"'bench', 'l' || n, {empty}, {empty}, {stamp}, {stamp}, 'Lead', 'L' || n, 'l' || n || "
          f"'@x.test', '700' || n, CASE n % 4 WHEN 0 THEN 'qualified' WHEN 1 THEN 'new' ELSE "
          f"'working' END, 'S' || (n % 5), 'u' || (n % {REPS}), {sql.ts('n % 1095', 'n % 86400')}, "
          f"{sql.boolean('n % 10 = 0')}, CASE WHEN n % 10 = 0 THEN "
          f"{sql.ts('n % 1095 + 3', 'n % 86400')} END, CASE WHEN n % 10 = 0 THEN 'a' || "
-         f"(n % {accounts}) END"),
-        ("deals", deals, f"{base}, name, account_id, owner_id, stage, is_closed, is_won, amount, "
-         "currency, close_date, created_at, deal_type, lead_source, loss_reason, competitor, margin",
-         f"'bench', 'd' || n, {empty}, {raw}, {stamp}, {stamp}, 'Deal ' || n, "
+         f"(n % {accounts}) END")),
+        ("deals", deals, (f"{base}, name, account_id, owner_id, stage, is_closed, is_won, amount, "
+         "currency, close_date, created_at, deal_type, lead_source, loss_reason, competitor, margin"),
+         (f"'bench', 'd' || n, {empty}, {raw}, {stamp}, {stamp}, 'Deal ' || n, "
          f"'a' || (n % {accounts}), 'u' || (n * 31 % {REPS}), CASE WHEN n % 10 < 3 THEN 'won' "
          f"WHEN n % 10 < 7 THEN 'lost' ELSE 'proposal' END, {sql.boolean('n % 10 < 7')}, "
          f"{sql.boolean('n % 10 < 3')}, 1000 + (n * 7919 % 50000), CASE n % 10 WHEN 0 THEN 'EUR' "
@@ -110,27 +110,27 @@ def tables(sql: Sql, deals: int) -> list[tuple[str, int, str, str]]:
          f"{sql.ts(created, 'n % 86400')}, CASE n % 7 WHEN 0 THEN 'upgrade' WHEN 1 THEN "
          f"'cross_sell' ELSE 'new' END, 'S' || (n % 5), CASE WHEN n % 10 BETWEEN 3 AND 6 THEN "
          f"CASE n % 3 WHEN 0 THEN 'No decision' ELSE 'Price' END END, CASE WHEN n % 10 = 4 THEN "
-         f"'Rival ' || (n % 4) END, (1000 + (n * 7919 % 50000)) * 0.3"),
+         f"'Rival ' || (n % 4) END, (1000 + (n * 7919 % 50000)) * 0.3")),
         ("deal_stage_changes", deals * 3, f"{base}, deal_id, stage, entered_at",
          f"'bench', 'h' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || ((n - 1) / 3 + 1), "
          f"CASE (n - 1) % 3 WHEN 0 THEN 'new' WHEN 1 THEN 'qualified' ELSE 'proposal' END, "
          + sql.ts("(((n - 1) / 3 + 1) * 37 % 1095) + ((n - 1) % 3) * 5", "n % 3600")),
         ("line_items", deals, f"{base}, deal_id, product, quantity, unit_price",
-         f"'bench', 'li' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || n, 'P' || (n % 6), "
-         f"1 + n % 4, 100"),
-        ("activities", deals * 2, f"{base}, kind, direction, occurred_at, duration_seconds, "
-         "owner_id, lead_id, account_id",
-         f"'bench', 'act' || n, {empty}, {empty}, {stamp}, {stamp}, CASE n % 4 WHEN 0 THEN 'call' "
+         (f"'bench', 'li' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || n, 'P' || (n % 6), "
+         f"1 + n % 4, 100")),
+        ("activities", deals * 2, (f"{base}, kind, direction, occurred_at, duration_seconds, "
+         "owner_id, lead_id, account_id"),
+         (f"'bench', 'act' || n, {empty}, {empty}, {stamp}, {stamp}, CASE n % 4 WHEN 0 THEN 'call' "
          f"WHEN 1 THEN 'email' WHEN 2 THEN 'meeting' ELSE 'task' END, CASE WHEN n % 7 = 0 THEN "
          f"'inbound' ELSE 'outbound' END, {sql.ts('n % 1095', 'n % 86400')}, 60 * (n % 60), "
          f"'u' || (n % {REPS}), CASE WHEN n % 2 = 0 THEN 'l' || (n / 2 % {leads} + 1) END, "
-         f"CASE WHEN n % 2 = 1 THEN 'a' || (n % {accounts}) END"),
+         f"CASE WHEN n % 2 = 1 THEN 'a' || (n % {accounts}) END")),
         ("survey_responses", deals // 10, f"{base}, kind, score, contact_id, answered_at, origin",
-         f"'bench', 's' || n, {empty}, {empty}, {stamp}, {stamp}, 'nps', n % 11, "
-         f"'c' || (n % {contacts}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'"),
+         (f"'bench', 's' || n, {empty}, {empty}, {stamp}, {stamp}, 'nps', n % 11, "
+         f"'c' || (n % {contacts}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'")),
         ("survey_responses", deals // 100, f"{base}, kind, score, team, answered_at, origin",
-         f"'bench', 'e' || n, {empty}, {empty}, {stamp}, {stamp}, 'enps', n * 7 % 11, "
-         f"'T' || (n % {TEAMS}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'"),
+         (f"'bench', 'e' || n, {empty}, {empty}, {stamp}, {stamp}, 'enps', n * 7 % 11, "
+         f"'T' || (n % {TEAMS}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'")),
     ]
 
 

@@ -58,7 +58,8 @@ def change_answers(engine: Engine, picked: list[int], scores: list[int]) -> None
     answers = SurveyResponse.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         connection.execute(
-            answers.update().where(answers.c.external_id == bindparam("eid"))
+            answers.update().where(answers.c.source == "bench",
+                                   answers.c.external_id == bindparam("eid"))
             .values(score=bindparam("new")),
             [{"eid": f"n{i}", "new": SCORES[(SCORES.index(scores[i]) + 1) % 3]} for i in picked])
 

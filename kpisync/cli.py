@@ -30,7 +30,7 @@ app = typer.Typer(help="Sync CRM data, compute sales KPIs, write scores back.", 
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("kpisync")
 F = TypeVar("F", bound=Callable[..., Any])
 SETTINGS = typer.Option(Path("settings.toml"), "--settings", "-s", help="Path of settings.toml.")

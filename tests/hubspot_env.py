@@ -26,6 +26,7 @@ class HubSpotEnv:
         options: dict[str, Any] = {"type": "hubspot", "host": self.emulator.base_url,
                                    "token_env": TOKEN_ENV, "search_lag_seconds": 0,
                                    "fast_retries": True, "timeout_seconds": 5,
+                                   "search_rate_per_second": self.emulator.search_rate_per_second,
                                    "roles": {"deal_type": "deal_category"}}
         options.update(extra)
         return options

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import Engine
@@ -23,7 +24,7 @@ FEB = date(2025, 2, 1)
 
 
 class Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
     status = 200
 
     def do_POST(self) -> None:

@@ -29,6 +29,9 @@ def write_settings(tmp_path: Path) -> Path:
 store = "sqlite:///{tmp_path / 'store.db'}"
 timezone = "Europe/Warsaw"
 
+[metrics]
+history_years = 1
+
 [sources.crm]
 type = "hubspot"
 

@@ -73,7 +73,7 @@ def load(engine: Engine, deals: list, answers: list) -> None:
                 for n, (kind, score, team, at) in enumerate(answers)])
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(deals=deal_rows, answers=answer_rows)
 def test_bounds_no_data_and_anonymity(store: Engine, deals: list, answers: list) -> None:
     load(store, deals, answers)

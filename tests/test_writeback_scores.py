@@ -179,8 +179,8 @@ def test_scores_from_the_store_match_hand_computed_values(engine: Engine) -> Non
     assert values[("account", "a1", "f_cat")] == "promoter"
     assert values[("account", "a1", "f_up")] == "true"
     assert values[("account", "a1", "f_why")] == (
-        "Promoter (NPS 33 over the last 365 days), activity in the last 30 days, "
-        "won a deal before, no open upgrade deal")
+        "Promoter by the latest NPS answer (account NPS 33 over the last 365 days), "
+        "activity in the last 30 days, won a deal before, no open upgrade deal")
     assert values[("account", "a2", "f_nps")] == "0"  # one passive
     assert not any(k[1] == "a3" for k in values)  # deleted records are never written
     assert values[("contact", "c1", "f_nps")] == "9"  # the latest answer
@@ -212,8 +212,8 @@ def test_the_upsell_rule_is_configurable_and_explains_itself(engine: Engine) -> 
     relaxed = planned(engine, settings(upsell={"no_open_upgrade": False}))
     assert relaxed[("account", "a1", "f_up")] == "true"
     assert relaxed[("account", "a1", "f_why")] == (
-        "Promoter (NPS 100 over the last 365 days), activity in the last 30 days, "
-        "won a deal before")
+        "Promoter by the latest NPS answer (account NPS 100 over the last 365 days), "
+        "activity in the last 30 days, won a deal before")
 
 
 def test_cli_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, WritebackError
 from kpisync.registry import build_connector
+from writeback.guard import lift_pauses
 from writeback.options import mapped_sources, source_plan
 from writeback.provision import FieldStep, provision_fields
 from writeback.runs import RunReport, latest_runs, revert_run, run_source, run_writeback
@@ -120,9 +121,13 @@ def provision(source: str, settings: Path, *, apply: bool) -> list[FieldStep]:
                           hint=f"add e.g. [writeback.{source}.account] nps_score = \"kpisync_nps_score\"")
     connector = build_connector(context.settings.source(source))
     try:
-        return provision_fields(plan, connector, apply=apply)
+        steps = provision_fields(plan, connector, apply=apply)
     finally:
         connector.close()
+    if apply:  # a paused mapping whose field is fine now resumes at once, not at its daily check
+        lift_pauses(context.engine, source, [(s.entity, s.field) for s in steps
+                                             if s.action != "manual" and s.problem is None])
+    return steps
 
 
 def print_steps(console: Console, source: str, steps: list[FieldStep], *, applied: bool) -> None:

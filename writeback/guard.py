@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from kpisync.connector import Connector, FieldInfo
 from writeback.models import MappingPause
@@ -114,3 +114,11 @@ def record_pauses(connection: Connection, source: str, guard: Guard, scores: dic
         connection.execute(delete(t).where(t.c.source == source, t.c.entity == entity,
                                            t.c.field == name))
     return paused, resumed
+
+
+def lift_pauses(engine: Engine, source: str, fields: list[tuple[str, str]]) -> None:
+    t = MappingPause.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        for entity, name in fields:
+            connection.execute(delete(t).where(t.c.source == source, t.c.entity == entity,
+                                               t.c.field == name))

@@ -1,8 +1,9 @@
 """The upsell flag: a rule from settings (`[writeback.upsell]`) and its reason in words.
 
 Every condition switched on must hold. The reason names them all when the flag is up, and the
-first that failed when it is not, in words a rep reads on the account: "Promoter (NPS 60 over the
-last 365 days), activity in the last 30 days, won a deal before, no open upgrade deal". Reasons
+first that failed when it is not, in words a rep reads on the account: "Promoter by the latest NPS
+answer (account NPS 60 over the last 365 days), activity in the last 30 days, won a deal before,
+no open upgrade deal". Reasons
 hold no day counts that change daily, so an unchanged account is not rewritten every day.
 """
 
@@ -23,9 +24,9 @@ def upsell_of(nps: int | None, category: str | None, row: Mapping[str, Any],
     window = params.metrics.metrics.nps_window_days
     checks: list[tuple[bool, str, str]] = []  # (holds, words when it holds, words when not)
     if rule.promoter:
-        checks.append((category == "promoter",
-                       f"promoter (NPS {nps} over the last {window} days)",
-                       f"not a promoter (NPS {nps} over the last {window} days)" if nps is not None
+        account = f"account NPS {nps} over the last {window} days"
+        checks.append((category == "promoter", f"promoter by the latest NPS answer ({account})",
+                       f"not a promoter by the latest NPS answer ({account})" if nps is not None
                        else f"no NPS answer in the last {window} days"))
     if rule.active_within_days:
         days = rule.active_within_days

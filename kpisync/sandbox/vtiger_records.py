@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from kpisync.sandbox.org import Activity, Org
 from kpisync.sandbox.vtiger_schema import PREFIX, Schema, stage_label
@@ -85,7 +86,8 @@ class IdBook:
         return f"{PREFIX[module]}x{self.ids[(kind, neutral)]}"
 
 
-def build_truth(org: Org, schema: Schema, admin_since: int) -> tuple[Truth, IdBook]:
+def build_truth(org: Org, schema: Schema, admin_since: int,
+                zone: ZoneInfo = ZoneInfo("UTC")) -> tuple[Truth, IdBook]:
     truth: Truth = {m: {} for m in schema.fields}
     book = IdBook()
     add_users(truth, org, admin_since)
@@ -121,7 +123,7 @@ def build_truth(org: Org, schema: Schema, admin_since: int) -> tuple[Truth, IdBo
     lead_contact = {lead.id: lead.converted_contact_id for lead in org.leads
                     if lead.converted_contact_id is not None}
     for activity in org.activities:
-        add_activity(truth, schema, book, lead_contact, activity)
+        add_activity(truth, schema, book, lead_contact, activity, zone)
     return truth, book
 
 
@@ -181,7 +183,8 @@ def add_potentials(truth: Truth, schema: Schema, org: Org, book: IdBook) -> None
 
 
 def add_activity(truth: Truth, schema: Schema, book: IdBook, lead_contact: dict[int, int],
-                 a: Activity) -> None:
+                 a: Activity, zone: ZoneInfo) -> None:
+    """One activity; its start and end in the server's time zone, as Vtiger stores them."""
     crmid = book.give("activity", a.id)
     contact = a.contact_id
     parent = ""
@@ -193,7 +196,7 @@ def add_activity(truth: Truth, schema: Schema, book: IdBook, lead_contact: dict[
         parent = book.ws("lead", a.lead_id)
     elif a.account_id is not None:
         parent = book.ws("account", a.account_id)
-    start = a.occurred_at
+    start = a.occurred_at.astimezone(zone)
     end = start + timedelta(seconds=a.duration_seconds)
     done = a.status == "completed"
     values = {"subject": a.subject, "date_start": start.date().isoformat(),

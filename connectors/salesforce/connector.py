@@ -1,0 +1,271 @@
+"""Salesforce connector (REST API v59.0 by default, via simple-salesforce 1.12).
+
+Objects: User (+ UserRole for teams), OpportunityStage (won/lost meaning), Account, Contact, Lead
+(conversion fields), Opportunity (stage history from OpportunityHistory), OpportunityLineItem,
+Task (calls, emails, to-dos) and Event (meetings), and the NPS survey object (NPS_Response__c by
+default; see `survey`).
+Cursor: (SystemModstamp, Id) keyset through queryAll, 2,000-row nextRecordsUrl pages; recycle-bin
+rows (IsDeleted) become deletes, merged ones (MasterRecordId) merges; purged rows through the
+engine's periodic full id comparison. A first sync of an object with more than
+`bulk_above_records` records reads through a Bulk API 2.0 query job. See connectors.salesforce.paging.
+Auth: SOAP login (username, password, security token), or OAuth 2.0 against `login_url`: the
+connected-app password flow, a refresh token, or the JWT bearer flow; production or sandbox.
+Rate limits: REQUEST_LIMIT_EXCEEDED and 5xx back off; INVALID_SESSION_ID logs in again once; the
+Sforce-Limit-Info usage is recorded per run; a sync refuses to start below `min_api_remaining`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
+
+from connectors.salesforce import mappers
+from connectors.salesforce.client import Credentials, SalesforceClient
+from connectors.salesforce.fields import describe, field_infos, setup_steps
+from connectors.salesforce.paging import list_ids
+from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
+from connectors.salesforce.writes import write_collections
+from kpisync.config import StrictModel, validate_model
+from kpisync.connector import (
+    FieldInfo,
+    FieldSpec,
+    FieldUpdate,
+    Page,
+    Problem,
+    ProvisionStep,
+    StreamSpec,
+    WriteResult,
+)
+from kpisync.cursor import Cursor
+from kpisync.errors import KpisyncError, RateLimited, RejectedError
+from kpisync.retry import RetryPolicy, fast_policy
+from kpisync.secrets import read_secret
+
+INCREMENTAL = ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem", "Task", "Event")
+WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity",
+            "user": "User"}
+
+
+class SurveySettings(StrictModel):
+    object: str = "NPS_Response__c"
+    score: str = "Score__c"
+    contact: str = "Contact__c"
+    account: str = "Account__c"
+    answered_at: str = "Answered_At__c"
+    kind: str = "Survey_Type__c"
+
+
+class SalesforceSettings(StrictModel):
+    login_url: str | None = None  # default https://login.salesforce.com (test. when sandbox)
+    sandbox: bool = False
+    api_version: str = Field(default="59.0", pattern=r"^\d{2}\.0$")
+    username: str | None = None
+    password_env: str | None = None
+    security_token_env: str | None = None
+    client_id: str | None = None  # the connected app's consumer key
+    client_secret_env: str | None = None
+    refresh_token_env: str | None = None
+    private_key_file: str | None = None  # JWT bearer flow: the connected app's signing key (PEM)
+    ca_bundle: str | None = None  # PEM of the CA(s) to trust; certificate checks are never off
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    lag_seconds: float = Field(default=60.0, ge=0)
+    batch_records: int = Field(default=2000, ge=200, le=2000)
+    bulk_above_records: int = Field(default=200_000, ge=0)
+    bulk_page_records: int = Field(default=50_000, ge=1)
+    bulk_poll_seconds: float = Field(default=5.0, ge=0)
+    min_api_remaining: int = Field(default=5000, ge=0)
+    fast_retries: bool = False
+    survey: SurveySettings = SurveySettings()
+    roles: dict[str, str] = {}
+    team_regions: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_flow(self) -> SalesforceSettings:
+        self.credentials_flow()
+        return self
+
+    def credentials_flow(self) -> str:
+        if self.private_key_file:
+            if not (self.client_id and self.username):
+                raise ValueError("the JWT bearer flow needs client_id, username and private_key_file")
+            return "jwt"
+        if self.refresh_token_env:
+            if not self.client_id:
+                raise ValueError("the refresh-token flow needs client_id and refresh_token_env")
+            return "refresh_token"
+        if not (self.username and self.password_env):
+            raise ValueError('give username and password_env (with security_token_env), or '
+                             'client_id with refresh_token_env, or client_id, username and '
+                             'private_key_file for the JWT bearer flow')
+        return "password" if self.client_id else "soap"
+
+    def base_login_url(self) -> str:
+        if self.login_url:
+            return self.login_url
+        return "https://test.salesforce.com" if self.sandbox else "https://login.salesforce.com"
+
+
+class SalesforceConnector:
+    type_name: ClassVar[str] = "salesforce"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        key = f"sources.{name}"
+        self.settings = s = validate_model(SalesforceSettings, options, prefix=key)
+
+        def secret(field: str | None, label: str) -> str | None:
+            return read_secret(field, key=f"{key}.{label}") if field else None
+
+        credentials = Credentials(
+            flow=s.credentials_flow(), username=s.username,
+            password=secret(s.password_env, "password_env"),
+            security_token=secret(s.security_token_env, "security_token_env") or "",
+            client_id=s.client_id, client_secret=secret(s.client_secret_env, "client_secret_env"),
+            refresh_token=secret(s.refresh_token_env, "refresh_token_env"),
+            private_key_file=s.private_key_file)
+        self.client = SalesforceClient(
+            credentials=credentials, login_url=s.base_login_url(), version=s.api_version,
+            ca_bundle=s.ca_bundle, policy=fast_policy() if s.fast_retries else RetryPolicy(),
+            timeout_seconds=s.timeout_seconds)
+        self.survey_object = s.survey.object
+        self._described: dict[str, dict[str, Any]] = {}
+        self._counts: dict[str, int] | None = None
+        self._reader: StreamReader | None = None
+        self._allowance_checked = False
+
+    @property
+    def objects(self) -> tuple[str, ...]:
+        return ("User", "OpportunityStage", *INCREMENTAL, self.survey_object)
+
+    # -- the contract ---------------------------------------------------------------------------
+    def streams(self) -> list[StreamSpec]:
+        return [StreamSpec(o, ("survey_response",) if o == self.survey_object else ENTITIES[o])
+                for o in self.objects]
+
+    def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
+        reader = self.reader()
+        if stream == "User":
+            yield from reader.read_users()
+        elif stream == "OpportunityStage":
+            yield Page(stream=stream, records=[mappers.map_stage(r) for r in reader.read_stages()])
+        elif stream in INCREMENTAL or stream == self.survey_object:
+            yield from reader.read(stream, cursor, signpost, self.record_count)
+        else:
+            raise RejectedError(f"Salesforce has no stream {stream!r}")
+
+    def list_ids(self) -> Iterator[tuple[str, list[str]]]:
+        reader = self.reader()
+        for sobject in (*INCREMENTAL, self.survey_object):
+            for ids in list_ids(reader.pager, sobject):
+                yield reader.entity_of(sobject), ids
+
+    def discover(self) -> list[FieldInfo]:
+        """describe of every synced object; a sync starts here, so the allowance floor too."""
+        self.guard_allowance()
+        return [info for sobject in self.objects
+                for info in field_infos(sobject, self.described(sobject))]
+
+    def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        if entity not in WRITABLE:
+            raise RejectedError(f"Salesforce records of kind {entity!r} are not written by kpisync")
+        return write_collections(self.client, WRITABLE[entity], updates)
+
+    def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
+        existing = {o: {str(f["name"]).lower() for f in self.described(o).get("fields", [])}
+                    for o in {WRITABLE[s.entity] for s in specs if s.entity in WRITABLE}}
+        return setup_steps(specs, WRITABLE, existing)
+
+    def check(self) -> list[Problem]:
+        try:
+            remaining, limit = self.allowance()
+        except KpisyncError as error:
+            return [Problem(error.message, error.hint or "check the settings of this source")]
+        problems = []
+        for sobject in self.objects:
+            try:
+                self.client.call("GET query", lambda sf, o=sobject: sf.query(
+                    f"SELECT Id FROM {o} LIMIT 1", timeout=self.client.timeout))
+            except KpisyncError as error:
+                problems.append(Problem(f"cannot read {sobject}: {error.message}",
+                                        error.hint or f"give the integration user read access to {sobject}"))
+        if remaining < self.settings.min_api_remaining:
+            problems.append(Problem(f"only {remaining} of {limit} daily API calls left",
+                                    "wait for the 24-hour allowance to recover, or lower "
+                                    "min_api_remaining"))
+        return problems
+
+    def api_usage(self) -> dict[str, int]:
+        usage = dict(self.client.calls)
+        if self.client.api_used is not None and self.client.api_max is not None:
+            usage["limit:api-usage-used"] = self.client.api_used
+            usage["limit:api-usage-max"] = self.client.api_max
+        return usage
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def allowance(self) -> tuple[int, int]:
+        limits = self.client.call("GET limits", lambda sf: sf.limits(timeout=self.client.timeout))
+        daily = limits.get("DailyApiRequests") or {}
+        return int(daily.get("Remaining", 0)), int(daily.get("Max", 0))
+
+    def guard_allowance(self) -> None:
+        if self._allowance_checked:
+            return
+        remaining, limit = self.allowance()
+        if remaining < self.settings.min_api_remaining:
+            raise RateLimited(
+                f"refusing to sync {self.name}: {remaining} of {limit} daily API calls left, below "
+                f"min_api_remaining = {self.settings.min_api_remaining}",
+                hint="wait for the 24-hour allowance to recover (other integrations share it), "
+                     "or lower min_api_remaining")
+        self._allowance_checked = True
+
+    def described(self, sobject: str) -> dict[str, Any]:
+        if sobject not in self._described:
+            self._described[sobject] = describe(self.client, sobject)
+        return self._described[sobject]
+
+    def record_count(self, sobject: str) -> int:
+        if self._counts is None:
+            names = ",".join(o for o in self.objects if o not in ("User", "OpportunityStage"))
+            response = self.client.call("GET limits/recordCount", lambda sf: sf.restful(
+                "limits/recordCount", params={"sObjects": names}, timeout=self.client.timeout))
+            self._counts = {str(c["name"]): int(c["count"]) for c in response.get("sObjects", [])}
+        return self._counts.get(sobject, 0)
+
+    def reader(self) -> StreamReader:
+        if self._reader is None:
+            s = self.settings
+            fields, kinds, custom = {}, {}, {}
+            for sobject in self.objects:
+                described = {str(f["name"]): str(f["type"])
+                             for f in self.described(sobject).get("fields", [])}
+                kinds[sobject] = described
+                custom[sobject] = tuple(n for n in described if n.endswith("__c"))
+                wanted = (*SYSTEM, *BASE_FIELDS.get(sobject, ()), *custom[sobject],
+                          *s.roles.values())
+                fields[sobject] = tuple(dict.fromkeys(n for n in wanted if n in described))
+            stages = {}
+            self._reader = StreamReader(self.client, mappers.MappingContext(), fields, kinds,
+                                        self.read_options(), self.survey_object)
+            for row in self._reader.read_stages():
+                stages[str(row["ApiName"])] = mappers.StageInfo(mappers.flag(row["IsClosed"]),
+                                                                mappers.flag(row["IsWon"]))
+            survey = mappers.SurveyFields(**s.survey.model_dump(exclude={"object"}))
+            self._reader.context = mappers.MappingContext(
+                stages=stages, custom=custom, roles=dict(s.roles),
+                team_regions=dict(s.team_regions), survey=survey)
+        return self._reader
+
+    def read_options(self) -> ReadOptions:
+        s = self.settings
+        return ReadOptions(lag=timedelta(seconds=s.lag_seconds), batch_size=s.batch_records,
+                           bulk_above_records=s.bulk_above_records,
+                           bulk_page_records=s.bulk_page_records,
+                           bulk_poll_seconds=s.bulk_poll_seconds, sleep=time.sleep)

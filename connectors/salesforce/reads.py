@@ -1,0 +1,175 @@
+"""Reading Salesforce streams: which fields each object needs, REST or Bulk, rows to pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.salesforce import mappers
+from connectors.salesforce.bulk import BulkReader
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.paging import (
+    QueryPager,
+    Rows,
+    Scope,
+    build_query,
+    quote,
+    soql_instant,
+    walk_modified,
+)
+from kpisync.connector import Deleted, Merged, Page
+from kpisync.cursor import Cursor
+from kpisync.store.models import Row
+
+SYSTEM = ("Id", "IsDeleted", "CreatedDate", "SystemModstamp")
+BASE_FIELDS: dict[str, tuple[str, ...]] = {
+    "User": ("Name", "Email", "IsActive", "UserRoleId", "ManagerId"),
+    "OpportunityStage": ("MasterLabel", "ApiName", "IsActive", "IsClosed", "IsWon",
+                         "DefaultProbability", "SortOrder"),
+    "Account": ("MasterRecordId", "Name", "Type", "Industry", "BillingCountry", "BillingState",
+                "BillingCity", "OwnerId", "ParentId"),
+    "Contact": ("MasterRecordId", "FirstName", "LastName", "Email", "Phone", "Title", "AccountId",
+                "OwnerId", "LeadSource"),
+    "Lead": ("MasterRecordId", "FirstName", "LastName", "Email", "Phone", "Company", "Status",
+             "LeadSource", "OwnerId", "IsConverted", "ConvertedDate", "ConvertedAccountId",
+             "ConvertedContactId", "ConvertedOpportunityId"),
+    "Opportunity": ("Name", "AccountId", "ContactId", "OwnerId", "StageName", "Amount",
+                    "CurrencyIsoCode", "Probability", "CloseDate", "Type", "LeadSource", "IsClosed",
+                    "IsWon"),
+    "OpportunityLineItem": ("OpportunityId", "ProductCode", "Name", "Quantity", "UnitPrice"),
+    "Task": ("Subject", "Status", "TaskSubtype", "Type", "CallType", "CallDurationInSeconds",
+             "WhoId", "WhatId", "AccountId", "OwnerId", "CompletedDateTime"),
+    "Event": ("Subject", "StartDateTime", "EndDateTime", "ActivityDateTime", "DurationInMinutes",
+              "WhoId", "WhatId", "AccountId", "OwnerId"),
+}
+ENTITIES: dict[str, tuple[str, ...]] = {
+    "User": ("user",), "OpportunityStage": ("pipeline_stage",), "Account": ("account",),
+    "Contact": ("contact",), "Lead": ("lead",), "Opportunity": ("deal", "deal_stage_change"),
+    "OpportunityLineItem": ("line_item",), "Task": ("activity",), "Event": ("activity",),
+}
+HISTORY_IDS_PER_QUERY = 300  # keeps the GET URL of an IN (...) query well under 16 KB
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    lag: timedelta
+    batch_size: int
+    bulk_above_records: int
+    bulk_page_records: int
+    bulk_poll_seconds: float
+    sleep: Callable[[float], None]
+
+
+class StreamReader:
+    """Turns one sObject into pages of canonical rows."""
+
+    def __init__(self, client: SalesforceClient, context: mappers.MappingContext,
+                 fields: Mapping[str, tuple[str, ...]], kinds: Mapping[str, Mapping[str, str]],
+                 options: ReadOptions, survey_object: str) -> None:
+        self.client = client
+        self.context = context
+        self.fields = fields  # sObject -> the fields to select
+        self.kinds = kinds  # sObject -> field -> describe type
+        self.options = options
+        self.survey_object = survey_object
+        self.pager = QueryPager(client, options.batch_size)
+
+    def entity_of(self, sobject: str) -> str:
+        return "survey_response" if sobject == self.survey_object else ENTITIES[sobject][0]
+
+    def read(self, sobject: str, cursor: Cursor, signpost: datetime,
+             record_count: Callable[[str], int]) -> Iterator[Page]:
+        scope = Scope(sobject, self.fields[sobject], self.options.batch_size)
+        until = signpost - self.options.lag
+        calls_before = self.calls()
+        bulk = cursor.value is None and (cursor.get("bulk_job") is not None or
+                                         record_count(sobject) > self.options.bulk_above_records)
+        if bulk:
+            reader = BulkReader(self.client, self.options.bulk_page_records,
+                                self.options.bulk_poll_seconds, self.options.sleep)
+            batches = reader.read(scope, self.kinds[sobject], cursor, soql_instant(until))
+        else:
+            batches = walk_modified(self.pager, scope, cursor, until)
+        for rows, last in batches:
+            yield self.page(sobject, rows, last, calls_before)
+            calls_before = self.calls()
+
+    def calls(self) -> int:
+        return sum(self.client.calls.values())
+
+    def page(self, sobject: str, rows: Rows, cursor: Cursor, calls_before: int) -> Page:
+        entity = self.entity_of(sobject)
+        live = [r for r in rows if not mappers.flag(r.get("IsDeleted"))]
+        gone = [mappers.tombstone(entity, r) for r in rows if mappers.flag(r.get("IsDeleted"))]
+        records = self.map_rows(sobject, live)
+        return Page(stream=sobject, records=records,
+                    deleted=[g for g in gone if isinstance(g, Deleted)],
+                    merged=[g for g in gone if isinstance(g, Merged)], cursor=cursor,
+                    api_calls=self.calls() - calls_before)
+
+    def map_rows(self, sobject: str, rows: Rows) -> list[Row]:
+        context = self.context
+        if sobject == "Account":
+            return [mappers.map_account(r, context) for r in rows]
+        if sobject == "Contact":
+            return [mappers.map_contact(r, context) for r in rows]
+        if sobject == "Lead":
+            return [mappers.map_lead(r, context) for r in rows]
+        if sobject == "Opportunity":
+            return self.map_opportunities(rows)
+        if sobject == "OpportunityLineItem":
+            return [mappers.map_line_item(r) for r in rows]
+        if sobject == "Task":
+            return [mappers.map_task(r) for r in rows]
+        if sobject == "Event":
+            return [mappers.map_event(r) for r in rows]
+        if sobject == self.survey_object:
+            mapped = (mappers.map_survey(r, context.survey) for r in rows)
+            return [row for row in mapped if row is not None]
+        raise ValueError(f"no mapper for {sobject}")
+
+    def map_opportunities(self, rows: Rows) -> list[Row]:
+        out: list[Row] = []
+        history = self.stage_history([str(r["Id"]) for r in rows])
+        for record in rows:
+            deal = mappers.map_opportunity(record, self.context)
+            out.append(deal)
+            out.extend(mappers.stage_changes(history.get(str(record["Id"]), []),
+                                             deal.values["modified_at"]))
+        return out
+
+    def stage_history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """OpportunityHistory of these opportunities, oldest first, a few hundred ids a query."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), HISTORY_IDS_PER_QUERY):
+            chunk = ids[start:start + HISTORY_IDS_PER_QUERY]
+            soql = build_query("OpportunityHistory",
+                               ("Id", "OpportunityId", "StageName", "CreatedDate"),
+                               [f"OpportunityId IN ({', '.join(quote(i) for i in chunk)})"],
+                               order="OpportunityId, CreatedDate, Id")
+            for page in self.pager.pages(soql, include_deleted=False):
+                for entry in page:
+                    found.setdefault(str(entry["OpportunityId"]), []).append(entry)
+        return found
+
+    def read_users(self) -> Iterator[Page]:
+        """Every user (Salesforce deactivates, never deletes); team from role, else manager's."""
+        roles = {str(r["Id"]): str(r["Name"]) for page in self.pager.pages(
+            "SELECT Id, Name FROM UserRole", include_deleted=False) for r in page}
+        users = [r for page in self.pager.pages(
+            build_query("User", self.fields["User"], []), include_deleted=False) for r in page]
+        role_of = {str(u["Id"]): roles.get(str(u.get("UserRoleId"))) for u in users}
+        manager_of = {str(u["Id"]): mappers.text(u, "ManagerId") for u in users}
+        rows = []
+        for user in users:
+            uid = str(user["Id"])
+            team = role_of.get(uid) or role_of.get(manager_of.get(uid) or "")
+            rows.append(mappers.map_user(user, team, self.context))
+        yield Page(stream="User", records=rows, cursor=None)
+
+    def read_stages(self) -> list[dict[str, Any]]:
+        return [r for page in self.pager.pages(build_query(
+            "OpportunityStage", self.fields["OpportunityStage"], [], order="SortOrder"),
+            include_deleted=False) for r in page]

@@ -1,0 +1,207 @@
+"""Vtiger CRM connector (open source 7.x/8.x and Persian distributions; webservice.php, API 0.22).
+
+Objects: Accounts, Contacts, Leads, Potentials (deals), Calendar (tasks) and Events (calls,
+meetings, emails) through `sync` or `query`; Users through `query` (never synced); the sales
+stages from describe. Cursor: modifiedtime in unix seconds, closed bound with the ids seen at the
+boundary dropped; `sync` where it serves, else incremental `query` (see reads, syncwalk, querywalk).
+Deletes: `sync`'s deleted ids (converted leads included); by query, and for purged rows, the
+engine's periodic full id comparison (`list_ids`, `purge_check_hours`).
+Auth: getchallenge + login with md5(token + access key); the session is renewed when it ends.
+Rate limits: none in Vtiger itself; a proxy's 429 waits for Retry-After; 5xx and network errors
+retried; writes through `revise`, one record a call. Values: see connectors.vtiger.values.
+Stage history: the webservice has none; kpisync keeps the stage of every version it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import field_validator
+
+from connectors.vtiger import mappers
+from connectors.vtiger.client import VtigerClient, VtigerFailure
+from connectors.vtiger.fields import Schema, ensure_custom_fields, read_schema
+from connectors.vtiger.reads import ModuleReader, ReadOptions
+from connectors.vtiger.writes import write_records
+from kpisync.config import StrictModel, validate_model
+from kpisync.connector import (
+    FieldInfo,
+    FieldSpec,
+    FieldUpdate,
+    Page,
+    Problem,
+    ProvisionStep,
+    StreamSpec,
+    WriteResult,
+)
+from kpisync.cursor import Cursor
+from kpisync.errors import KpisyncError, RejectedError, SchemaDriftError
+from kpisync.retry import RetryPolicy, fast_policy
+from kpisync.secrets import read_secret
+
+MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
+WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
+ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
+
+
+class VtigerSettings(StrictModel):
+    url: str  # the CRM's address, e.g. https://crm.example.com (webservice.php is added)
+    username: str = "admin"
+    access_key_env: str  # the user's access key (My Preferences), never the password
+    server_timezone: str = "UTC"  # the zone the server writes createdtime/modifiedtime in
+    read_mode: Literal["auto", "sync", "query"] = "auto"
+    sync_type: Literal["application", "userandgroup", "user"] = "application"
+    modules: tuple[str, ...] = MODULES
+    batch_records: int = 1000
+    timeout_seconds: float = 60.0
+    fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
+    won_stages: tuple[str, ...] = ("Closed Won",)
+    lost_stages: tuple[str, ...] = ("Closed Lost",)
+    roles: dict[str, str] = {}  # role -> field label (custom) or name, e.g. currency = "Currency"
+    team_field: str = "department"  # the Users field holding a rep's team
+    team_regions: dict[str, str] = {}
+
+    @field_validator("server_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "'Asia/Tehran'") from None
+        return value
+
+    @field_validator("modules")
+    @classmethod
+    def _known_modules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in value if m not in MODULES]
+        if unknown:
+            raise ValueError(f"unknown module(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(MODULES)}")
+        return value
+
+
+class VtigerConnector:
+    type_name: ClassVar[str] = "vtiger"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.settings = s = validate_model(VtigerSettings, options, prefix=f"sources.{name}")
+        key = read_secret(s.access_key_env, key=f"sources.{name}.access_key_env")
+        policy = fast_policy() if s.fast_retries else RetryPolicy()
+        self.client = VtigerClient(url=s.url, username=s.username, access_key=key, policy=policy,
+                                   timeout_seconds=s.timeout_seconds)
+        self.zone = ZoneInfo(s.server_timezone)
+        self._schema: Schema | None = None
+        self._reader: ModuleReader | None = None
+
+    # -- the contract ---------------------------------------------------------------------------
+    def streams(self) -> list[StreamSpec]:
+        entities = {"Potentials": ("deal", "deal_stage_change")}
+        return [StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))] + [
+            StreamSpec(m.lower(), entities.get(m, (mappers.PREFIX_ENTITY.get(m, "activity"),)))
+            for m in self.settings.modules]
+
+    def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
+        reader = self.reader()
+        if stream == "users":
+            for rows in reader.users():
+                yield Page(stream=stream, cursor=None,
+                           records=[mappers.map_user(r, reader.context) for r in rows])
+        elif stream == "stages":
+            yield Page(stream=stream, cursor=None, records=mappers.map_stages(
+                self.schema().describes["Potentials"], reader.context))
+        else:
+            module = next((m for m in self.settings.modules if m.lower() == stream), None)
+            if module is None:
+                raise RejectedError(f"Vtiger has no stream {stream!r}")
+            yield from reader.read(module, stream, cursor, signpost)
+
+    def list_ids(self) -> Iterator[tuple[str, list[str]]]:
+        reader = self.reader()
+        for module in self.settings.modules:
+            entity = "activity" if module in ("Calendar", "Events") else \
+                mappers.PREFIX_ENTITY[module]
+            for ids in reader.list_ids(module):
+                yield entity, ids
+
+    def discover(self) -> list[FieldInfo]:
+        return self.schema().infos()
+
+    def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        if entity not in WRITABLE:
+            raise RejectedError(f"kpisync writes no Vtiger records of kind {entity!r}")
+        return write_records(self.client, updates)
+
+    def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
+        return ensure_custom_fields(self.schema(), specs, WRITABLE)
+
+    def check(self) -> list[Problem]:
+        try:
+            self.schema()
+        except KpisyncError as error:
+            return [Problem(error.message, error.hint or "check the settings of this source")]
+        problems: list[Problem] = []
+        reader = self.reader()
+        for module in self.settings.modules:
+            try:
+                reader.count(module)
+            except KpisyncError as error:
+                problems.append(Problem(f"cannot read {module}: {error.message}",
+                                        error.hint or f"give the user's role access to {module}"))
+                continue
+            if self.settings.read_mode == "query":
+                continue
+            try:
+                mode, _ = reader.choose_mode(module)
+            except KpisyncError as error:
+                problems.append(Problem(f"{module}: {error.message}", error.hint or ""))
+                continue
+            note = reader.notes.get(module, "")
+            if mode == "query" and "sees" in note:
+                problems.append(Problem(f"{module}: {note}", "use an admin user with sync_type = "
+                                        "'application' (kpisync reads this module by query "
+                                        "meanwhile)"))
+        return problems
+
+    def api_usage(self) -> dict[str, int]:
+        return dict(self.client.calls)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- helpers --------------------------------------------------------------------------------
+    def schema(self) -> Schema:
+        if self._schema is None:
+            self._schema = read_schema(self.client, (*self.settings.modules, "Users"))
+        return self._schema
+
+    def reader(self) -> ModuleReader:
+        if self._reader is None:
+            s = self.settings
+            self._reader = ModuleReader(self.client, self.context(), ReadOptions(
+                read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records))
+        return self._reader
+
+    def context(self) -> mappers.MappingContext:
+        schema = self.schema()
+        roles: dict[str, str] = {}
+        for role, label in self.settings.roles.items():
+            module = ROLE_MODULE.get(role, "Potentials")
+            found = schema.by_label(module, label) if module in schema.describes else None
+            if found is None:
+                raise SchemaDriftError(f"sources.{self.name}.roles.{role}: no {module} field "
+                                       f"labelled or named {label!r}",
+                                       hint="check the label in Vtiger's layout editor")
+            roles[role] = found
+        return mappers.MappingContext(
+            zone=self.zone, custom={m: schema.custom_types(m) for m in schema.describes},
+            roles=roles, won_stages=frozenset(self.settings.won_stages),
+            lost_stages=frozenset(self.settings.lost_stages), prefixes=schema.prefixes(),
+            team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions))
+
+
+__all__ = ["VtigerConnector", "VtigerSettings", "VtigerFailure"]

@@ -1,0 +1,183 @@
+"""Reading Vtiger modules: choosing sync or query per module, paging, mapping, id listings.
+
+Per module, once (the choice is kept in the cursor's state, and made again on `--full`):
+`sync` is tried with the configured syncType; an empty HTTP 500 (stock 8.2 on PHP 8) means
+query. A sync that sees fewer records than `SELECT count(*)` over the same window (the owner-only
+view of a non-admin user, or an install where syncType is not registered) is never used: the
+module is read by query, which sees what the user may see, and a warning says why. A module whose
+sync breaks later (an upgrade to 8.2) continues by query from the same cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connectors.vtiger import mappers
+from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
+from connectors.vtiger.querywalk import PAGE, walk_query
+from connectors.vtiger.syncwalk import Batch, walk_sync
+from connectors.vtiger.values import latin_digits, module_prefix, stamp
+from kpisync.connector import Deleted, Page
+from kpisync.cursor import Cursor
+from kpisync.errors import RejectedError
+from kpisync.store.models import RecordBase
+
+log = logging.getLogger(__name__)
+MODE = "mode"
+ENTITY = {"Accounts": "account", "Contacts": "contact", "Leads": "lead", "Potentials": "deal",
+          "Calendar": "activity", "Events": "activity"}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    read_mode: str  # auto | sync | query
+    sync_type: str  # application | userandgroup | user
+    batch_records: int
+
+
+class ModuleReader:
+    def __init__(self, client: VtigerClient, context: mappers.MappingContext,
+                 options: ReadOptions) -> None:
+        self.client = client
+        self.context = context
+        self.options = options
+        self.notes: dict[str, str] = {}  # module -> why it is read by query
+
+    # --- calls ---------------------------------------------------------------------------------
+    def sync(self, module: str, since: int) -> dict[str, Any]:
+        params = {"elementType": module, "modifiedTime": str(since)}
+        if self.options.sync_type != "user":
+            params["syncType"] = self.options.sync_type
+        return dict(self.client.call("sync", **params) or {})
+
+    def query(self, text: str) -> list[dict[str, Any]]:
+        return list(self.client.call("query", query=text) or [])
+
+    def count(self, module: str, where: str = "") -> int:
+        rows = self.query(f"SELECT count(*) FROM {module}{where};")
+        return int(latin_digits(str(rows[0].get("count", "0")))) if rows else 0
+
+    # --- mode ----------------------------------------------------------------------------------
+    def choose_mode(self, module: str) -> tuple[str, dict[str, Any] | None]:
+        """('sync', its first page) when sync serves this module fully, else ('query', None)."""
+        if self.options.read_mode == "query":
+            return "query", None
+        try:
+            first = self.sync(module, 1)
+        except (SyncUnavailable, VtigerFailure) as error:
+            if self.options.read_mode == "sync" or (
+                    isinstance(error, VtigerFailure) and error.code != "ACCESS_DENIED"):
+                raise
+            self.notes[module] = error.message
+            log.warning("%s: %s; reading %s by query", self.client.host, error.message, module)
+            return "query", None
+        seen, visible = self.coverage(module, first)
+        if seen < visible:
+            why = (f"sync sees {seen} of the {visible} {module} records this user can query "
+                   f"(syncType {self.options.sync_type!r}: owner-only view?)")
+            if self.options.read_mode == "sync":
+                raise RejectedError(why, hint="use an admin user with sync_type = 'application'")
+            self.notes[module] = why
+            log.warning("%s; reading %s by query instead", why, module)
+            return "query", None
+        return "sync", first
+
+    def coverage(self, module: str, first: dict[str, Any]) -> tuple[int, int]:
+        """(records sync returned, records query counts) over the first sync page's window."""
+        last = int(first.get("lastModifiedTime") or 1)
+        visible = self.count(module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'")
+        return len(first.get("updated") or []), visible
+
+    # --- reading -------------------------------------------------------------------------------
+    def read(self, module: str, stream: str, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
+        bound = int(signpost.timestamp()) - 1
+        first = None
+        if cursor.get(MODE) is None or cursor.value is None:
+            mode, first = self.choose_mode(module)
+            cursor = cursor.with_state(**{MODE: mode})
+        pending: list[dict[str, Any]] = []
+        deleted: list[str] = []
+        calls_before = sum(self.client.calls.values())
+        last = cursor
+        for batch in self._batches(module, cursor, bound, first):
+            pending.extend(batch.records)
+            deleted.extend(batch.deleted)
+            last = batch.cursor
+            if len(pending) + len(deleted) >= self.options.batch_records:
+                yield self._page(module, stream, pending, deleted, last, calls_before)
+                pending, deleted, calls_before = [], [], sum(self.client.calls.values())
+        if pending or deleted or last != cursor:
+            yield self._page(module, stream, pending, deleted, last, calls_before)
+
+    def _batches(self, module: str, cursor: Cursor, bound: int,
+                 first: dict[str, Any] | None) -> Iterator[Batch]:
+        zone = self.context.zone
+        if cursor.get(MODE) == "sync":
+            try:
+                for batch in walk_sync(lambda since: self.sync(module, since), cursor, bound,
+                                       zone, first):
+                    cursor = batch.cursor
+                    yield batch
+                return
+            except SyncUnavailable as error:
+                if self.options.read_mode == "sync":
+                    raise
+                log.warning("%s; continuing %s by query", error.message, module)
+                cursor = cursor.with_state(**{MODE: "query"})
+        yield from walk_query(self.query, module, cursor, bound, zone)
+
+    def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
+              cursor: Cursor, calls_before: int) -> Page:
+        rows = self.map_records(module, records)
+        gone = [Deleted(ENTITY[module], ws_id) for ws_id in dict.fromkeys(deleted)]
+        return Page(stream=stream, records=rows, deleted=gone, cursor=cursor,
+                    api_calls=sum(self.client.calls.values()) - calls_before)
+
+    def map_records(self, module: str, records: list[dict[str, Any]]) -> list[RecordBase]:
+        context = self.context
+        mapper: Callable[[dict[str, Any]], list[RecordBase]]
+        if module == "Potentials":
+            mapper = lambda r: list(mappers.map_potential(r, context))  # noqa: E731
+        elif module in ("Calendar", "Events"):
+            mapper = lambda r: [mappers.map_activity(r, module, context)]  # noqa: E731
+        else:
+            one = {"Accounts": mappers.map_account, "Contacts": mappers.map_contact,
+                   "Leads": mappers.map_lead}[module]
+            mapper = lambda r: [one(r, context)]  # noqa: E731
+        return [row for record in records for row in mapper(record)]
+
+    # --- full listings -------------------------------------------------------------------------
+    def users(self) -> Iterator[list[dict[str, Any]]]:
+        offset = 0
+        while True:
+            rows = self.query(f"SELECT * FROM Users ORDER BY id LIMIT {offset},{PAGE};")
+            yield rows
+            if len(rows) < PAGE:
+                return
+            offset += len(rows)
+
+    def list_ids(self, module: str) -> Iterator[list[str]]:
+        """Every live id in id order; a row deleted meanwhile shifts offsets, so each page
+        overlaps the last by one row and steps back when that row is no longer where it was."""
+        offset, last = 0, -1
+        while True:
+            start = max(0, offset - 1) if last >= 0 else 0
+            rows = self.query(f"SELECT id FROM {module} ORDER BY id LIMIT {start},{PAGE};")
+            numbers = [(_crmid(str(r["id"])), str(r["id"])) for r in rows]
+            if start > 0 and (not numbers or numbers[0][0] > last):
+                offset = max(0, start - PAGE)
+                continue
+            yield [ws for n, ws in numbers if n > last]
+            if numbers:
+                last = max(last, numbers[-1][0])
+            offset = start + len(rows)
+            if len(rows) < PAGE:
+                return
+
+
+def _crmid(ws_id: str) -> int:
+    return int(ws_id.partition("x")[2]) if module_prefix(ws_id) is not None else -1

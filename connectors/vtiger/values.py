@@ -1,0 +1,133 @@
+"""Reading Vtiger's wire values: every one a string, with the quirks handled on purpose.
+
+- webservice ids '13x42': the prefix (from describe.idPrefix) names the module;
+- datetimes 'YYYY-MM-DD HH:MM:SS' without an offset, in the server's time zone (a setting);
+- amounts as strings with 8 decimals ('12500.50000000'), probability '10.000', booleans '0'/'1';
+- '' for every empty value, '0000-00-00' for an empty date in some installs;
+- Persian (U+06F0-06F9) and Arabic-Indic (U+0660-0669) digits, Arabic decimal and thousands signs;
+- Jalali (Solar Hijri) dates where a Persian distribution leaks them: a year from 1300 to 1499
+  cannot be a Gregorian CRM date, so it is read as Jalali and converted, never taken literally.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
+                        **{chr(0x0660 + i): str(i) for i in range(10)},
+                        "\u066b": ".", "\u066c": "", ",": "", "\u060c": ""})
+_DATE = re.compile(r"^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$")
+JALALI_YEARS = range(1300, 1500)
+FARVARDIN_1403 = date(2024, 3, 20)  # 1 Farvardin 1403 (Nowruz 2024)
+JALALI_LEAP = frozenset({1, 5, 9, 13, 17, 22, 26, 30})  # year % 33, exact for 1300-1499
+
+
+def latin_digits(text: str) -> str:
+    """Persian and Arabic-Indic digits (and separators) as ASCII."""
+    return text.translate(DIGITS)
+
+
+def text(value: object) -> str | None:
+    """A value, or None for Vtiger's empty string."""
+    if value is None:
+        return None
+    out = str(value)
+    return out if out.strip() != "" else None
+
+
+def number(value: object) -> Decimal | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        return Decimal(latin_digits(raw).strip())
+    except InvalidOperation:
+        return None
+
+
+def integer(value: object) -> int | None:
+    parsed = number(value)
+    return int(parsed) if parsed is not None else None
+
+
+def flag(value: object) -> bool:
+    return (text(value) or "").strip().lower() in ("1", "on", "yes", "true")
+
+
+def jalali_year_length(year: int) -> int:
+    return 366 if year % 33 in JALALI_LEAP else 365
+
+
+def jalali_to_gregorian(year: int, month: int, day: int) -> date:
+    """A Jalali date (1300-1499) as the Gregorian date, counted from 1 Farvardin 1403."""
+    if year not in JALALI_YEARS or not 1 <= month <= 12 or not 1 <= day <= 31:
+        raise ValueError(f"not a Jalali date this connector reads: {year}-{month}-{day}")
+    offset = 0
+    for y in range(min(year, 1403), max(year, 1403)):
+        offset += jalali_year_length(y) if year > 1403 else -jalali_year_length(y)
+    offset += (month - 1) * 31 if month <= 7 else 6 * 31 + (month - 7) * 30
+    return FARVARDIN_1403 + timedelta(days=offset + day - 1)
+
+
+def _parts(value: object) -> tuple[int, ...] | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    found = _DATE.match(latin_digits(raw))
+    if not found:
+        raise ValueError(f"not a Vtiger date: {raw!r}")
+    parts = tuple(int(p) if p else 0 for p in found.groups())
+    return None if parts[0] == 0 else parts  # '0000-00-00': MySQL's empty date
+
+
+def _calendar_day(year: int, month: int, day: int) -> date:
+    if year in JALALI_YEARS:
+        return jalali_to_gregorian(year, month, day)
+    return date(year, month, day)
+
+
+def day(value: object) -> date | None:
+    parts = _parts(value)
+    return None if parts is None else _calendar_day(*parts[:3])
+
+
+def instant(value: object, zone: ZoneInfo) -> datetime | None:
+    """A server-time-zone datetime (or date) as an aware UTC datetime."""
+    parts = _parts(value)
+    if parts is None:
+        return None
+    local = datetime.combine(_calendar_day(*parts[:3]), datetime.min.time()).replace(
+        hour=parts[3], minute=parts[4], second=parts[5], tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def seconds(value: object, zone: ZoneInfo) -> int:
+    """A modifiedtime as unix seconds (the sync cursor's unit)."""
+    moment = instant(value, zone)
+    if moment is None:
+        raise ValueError("a record without modifiedtime")
+    return int(moment.timestamp())
+
+
+def stamp(unix_seconds: int, zone: ZoneInfo) -> str:
+    """Unix seconds as a VTQL datetime literal in the server's time zone."""
+    return datetime.fromtimestamp(unix_seconds, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def combine(day_value: object, time_value: object, zone: ZoneInfo) -> datetime | None:
+    """date_start + time_start of an activity, in the server's zone, as UTC."""
+    start = day(day_value)
+    if start is None:
+        return None
+    clock = latin_digits(text(time_value) or "00:00:00")
+    hours, minutes, secs = (int(p) for p in (clock.split(":") + ["0", "0"])[:3])
+    local = datetime(start.year, start.month, start.day, hours, minutes, secs, tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def module_prefix(ws_id: str) -> int | None:
+    head, sep, tail = ws_id.partition("x")
+    return int(head) if sep and head.isdigit() and tail.isdigit() else None

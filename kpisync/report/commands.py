@@ -1,0 +1,84 @@
+"""CLI: `kpisync report [--period P] [--out report.html] [--png-dir DIR]` and `kpisync report send`.
+
+`register(app)` adds them to the kpisync Typer app; errors are kpisync errors, which the app's
+`friendly` wrapper turns into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import typer
+
+from kpisync.config import DEFAULT_PATH
+from kpisync.context import open_context
+from kpisync.errors import ConfigError
+from kpisync.report.delivery import send_report
+from kpisync.report.figures import draw_charts
+from kpisync.report.gather import build_report
+from kpisync.report.options import report_settings
+from kpisync.report.page import inline_figures, render_html
+from kpisync.report.raster import export_pngs
+
+SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", help="Path of settings.toml.")
+AS_OF = typer.Option(None, "--as-of", help="Report as of this date or instant (ISO 8601); "
+                     "default now.")
+KINDS = ("week", "month", "quarter", "year")
+
+
+def register(app: typer.Typer) -> None:
+    from kpisync.cli import console, friendly
+
+    report_app = typer.Typer(help="The HTML report with charts, and its e-mail delivery.",
+                             invoke_without_command=True)
+    app.add_typer(report_app, name="report")
+
+    @report_app.callback()
+    @friendly
+    def report(ctx: typer.Context,
+               period: str = typer.Option(None, "--period",
+                                          help="week, month, quarter or year (default: "
+                                               "report.period)"),
+               out: Path = typer.Option(Path("report.html"), "--out", "-o",
+                                        help="The HTML file to write."),
+               png_dir: Path = typer.Option(None, "--png-dir", help="Also write each chart "
+                                            "as PNG into this folder."),
+               as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
+        """Write the report: one self-contained HTML file (and the charts as PNG)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if period is not None and period not in KINDS:
+            raise ConfigError(f"unknown period {period!r}", hint="use week, month, quarter or year")
+        context = open_context(settings)
+        now = instant(as_of, context.settings.core.timezone)
+        built = build_report(context.settings, context.engine, now=now, period=period)
+        charts = draw_charts(built)
+        out.write_text(render_html(built, inline_figures(charts)), encoding="utf-8")
+        console.print(f"wrote {out} ({built.period_label}, {len(charts)} charts)")
+        if png_dir is not None:
+            written = export_pngs(charts, png_dir)
+            console.print(f"wrote {len(written)} PNG charts to {png_dir}")
+
+    @report_app.command("send")
+    @friendly
+    def send(as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
+        """E-mail the report now, as [report.email] in settings.toml says."""
+        context = open_context(settings)
+        email = report_settings(context.settings).email
+        send_report(context.settings, context.engine,
+                    now=instant(as_of, context.settings.core.timezone))
+        console.print(f"report e-mailed to {len(email.recipients) if email else 0} recipients")
+
+
+def instant(text: str | None, timezone: str) -> datetime:
+    """`text` (ISO date or date-time; naive means the org's zone) as an aware instant; now if None."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of {text!r} is not an ISO 8601 date or date-time",
+                          hint="e.g. 2026-10-31 or 2026-10-31T18:00:00+01:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(timezone))

@@ -1,0 +1,174 @@
+"""Salesforce REST emulator: the synthetic org served over loopback HTTPS in Salesforce's shapes.
+
+simple-salesforce 1.12 talks to it unchanged. It only builds `https://` URLs, so the emulator
+serves TLS from a throwaway certificate authority made at start with trustme (`ca_pem` is the CA
+to trust). Served: SOAP `login()` and the OAuth token endpoint (salesforce_auth); `query`,
+`queryAll` and `nextRecordsUrl` pages (2,000 rows, `Sforce-Query-Options: batchSize=N`, 200 at
+least) over a real small SOQL parser (salesforce_soql: MALFORMED_QUERY, INVALID_FIELD,
+INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, DELETE); sObject
+Collections update (`PATCH composite/sobjects`, 200 records, per-record results, allOrNone);
+Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`; `limits` and
+`limits/recordCount`. Every API call counts against a daily allowance, reported in
+`Sforce-Limit-Info: api-usage=used/max`; when it is spent, calls get 403 REQUEST_LIMIT_EXCEEDED.
+Errors are the real JSON arrays; an unknown or expired session gets 401 INVALID_SESSION_ID.
+Module map: schema (objects, ids), records (org -> truth), store (SOQL, writes), render (wire
+shapes, cursors, bulk jobs), auth (logins, sessions), salesforce_routes (handlers).
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from kpisync.sandbox.org import Org
+from kpisync.sandbox.salesforce_auth import OrgLogin, Sessions
+from kpisync.sandbox.salesforce_records import Record, Truth, build_truth, utc_now_ms
+from kpisync.sandbox.salesforce_render import BulkJobs, QueryCursors, errors
+from kpisync.sandbox.salesforce_routes import register_routes
+from kpisync.sandbox.salesforce_schema import Schema, make_id
+from kpisync.sandbox.salesforce_soql import SoqlError
+from kpisync.sandbox.salesforce_store import RecordError, SalesforceStore
+from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response
+
+API_VERSION = "59.0"
+UNAUTHENTICATED = ("POST /services/Soap/", "POST /services/oauth2/")
+
+__all__ = ["OrgLogin", "SalesforceEmulator", "SalesforceKnobs", "make_id"]
+
+
+@dataclass
+class SalesforceKnobs(Knobs):
+    """The shared fault knobs plus the org's 24-hour API allowance."""
+
+    daily_api_limit: int = 1_000_000
+    bulk_polls_until_complete: int = 1
+
+
+class SalesforceEmulator(EmulatorServer):
+    """A stateful Salesforce org built from one synthetic org, served over loopback TLS."""
+
+    def __init__(self, org: Org, *, login: OrgLogin | None = None, knobs: Knobs | None = None,
+                 clock: Callable[[], datetime] = utc_now_ms, session_seconds: float = 7200.0) -> None:
+        self.ca = trustme.CA()
+        certificate = self.ca.issue_cert("127.0.0.1", "localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(context)
+        super().__init__(knobs or SalesforceKnobs(), context)
+        self._folder = tempfile.TemporaryDirectory(prefix="kpisync-sf-ca-")
+        self.ca_path = Path(self._folder.name) / "emulator-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_path))
+        self.org = org
+        self.clock = clock
+        self.login = login or OrgLogin()
+        self.sessions = Sessions(self.login, session_seconds)
+        self.schema = Schema(org.stages, list(org.currencies), org.custom_fields)
+        self.store = SalesforceStore(build_truth(org, self.schema), self.schema, clock)
+        self.cursors = QueryCursors()
+        self.bulk = BulkJobs()
+        self.api_used = 0
+        register_routes(self)
+
+    def start(self) -> str:
+        """Serve, with Nagle off so a response's header and body writes do not wait on ACKs."""
+        url = super().start()
+        if self._server is not None:
+            self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return url
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca.cert_pem.bytes()
+
+    # --- request pipeline ------------------------------------------------------------------------
+    def handle(self, request: Request, handler: Callable[[Request], Response]) -> Response:
+        """Auth, the daily allowance, the handler under the store lock, Sforce-Limit-Info."""
+        if request.route_key.startswith(UNAUTHENTICATED):
+            return handler(request)
+        if not self.sessions.valid(request.headers.get("authorization")):
+            return errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        limit = int(getattr(self.knobs, "daily_api_limit", 1_000_000))
+        self.bulk.polls_until_complete = int(getattr(self.knobs, "bulk_polls_until_complete", 1))
+        if self.api_used >= limit:
+            return errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
+                          headers={"Sforce-Limit-Info": f"api-usage={self.api_used}/{limit}"})
+        self.api_used += 1
+        with self.store.lock:
+            try:
+                response = handler(request)
+            except SoqlError as error:
+                response = errors(400, error.code, error.message)
+            except RecordError as error:
+                response = errors(error.http_status, error.status_code, error.message, error.fields)
+            except (ValueError, TypeError, AttributeError, KeyError) as error:
+                response = errors(400, "JSON_PARSER_ERROR", f"Unexpected request body: {error}")
+        response.headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{limit}"
+        return response
+
+    def fault_response(self, kind: str) -> Response:
+        """Injected faults in Salesforce's shapes (its rate limit is a 403, not a 429)."""
+        if kind == "429":
+            return errors(403, "REQUEST_LIMIT_EXCEEDED",
+                          "ConcurrentPerOrgLongTxn Limit exceeded. (injected)")
+        return errors(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable (injected)")
+
+    def not_found(self, request: Request) -> Response:
+        return errors(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # --- test hooks --------------------------------------------------------------------------------
+    def dump(self) -> Truth:
+        """A deep copy of the current truth, recycle-bin rows included."""
+        with self.store.lock:
+            return copy.deepcopy(self.store.truth)
+
+    def update_record(self, sobject: str, rid: str, values: dict[str, Any]) -> None:
+        """Change fields as a user in the Salesforce UI would (read-only ones allowed)."""
+        with self.store.lock:
+            typed = self.store.coerce(sobject, values, creating=True)
+            self.store.update(sobject, rid, typed, system=True)
+
+    def create_record(self, sobject: str, values: dict[str, Any]) -> str:
+        with self.store.lock:
+            return str(self.store.create(sobject, self.store.coerce(sobject, values, True),
+                                         system=True)["Id"])
+
+    def delete(self, sobject: str, rid: str) -> None:
+        """Delete to the recycle bin (queryAll still returns it, IsDeleted = true)."""
+        with self.store.lock:
+            self.store.delete(sobject, rid)
+
+    def purge(self, sobject: str, rid: str) -> None:
+        """Hard-delete: gone from the recycle bin too, as after emptying it."""
+        with self.store.lock:
+            self.store.purge(sobject, rid)
+
+    def merge(self, sobject: str, master: str, loser: str) -> None:
+        with self.store.lock:
+            self.store.merge(sobject, master, loser)
+
+    def touch_all(self, sobject: str, at: datetime) -> None:
+        """Give every record of an object the same SystemModstamp (a mass update)."""
+        with self.store.lock:
+            self.store.touch_all(sobject, at)
+
+    def expire_sessions(self) -> None:
+        self.sessions.expire_all()
+
+    def revoke_refresh_token(self) -> None:
+        self.sessions.refresh_revoked = True
+
+    def live(self, sobject: str) -> dict[str, Record]:
+        with self.store.lock:
+            return {rid: dict(r) for rid, r in self.store.truth[sobject].items() if not r["IsDeleted"]}
+
+    def stop(self) -> None:
+        super().stop()
+        self._folder.cleanup()

@@ -1,0 +1,84 @@
+"""What `kpisync status` adds for unattended runs: per instance the last scheduled run, its
+duration, counts, API calls per stage and error, the next run, today's API budget, open alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, column, select, table
+
+from kpisync.alerts_ops import open_incidents
+from kpisync.budget import budget_of, day_usage
+from kpisync.config import Settings
+from kpisync.scheduler.history import last_success, latest_runs
+from kpisync.scheduler.models import JOBS_TABLE
+from kpisync.scheduler.triggers import next_fire, trigger_for
+from kpisync.secrets import mask
+from kpisync.store.database import current_tables
+
+
+def stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
+    """Next run per source as the workers' job store holds it."""
+    if JOBS_TABLE not in current_tables(engine):
+        return {}
+    jobs = table(JOBS_TABLE, column("id"), column("next_run_time"))
+    with engine.connect() as connection:
+        rows = connection.execute(select(jobs.c.id, jobs.c.next_run_time)).all()
+    return {job_id.removeprefix("pipeline:"): (datetime.fromtimestamp(ts, UTC) if ts else None)
+            for job_id, ts in rows if job_id.startswith("pipeline:")}
+
+
+def instance_report(engine: Engine, settings: Settings, now: datetime | None = None
+                    ) -> list[dict[str, Any]]:
+    now = now or datetime.now(UTC)
+    stored = stored_next_runs(engine)
+    report = []
+    for source in sorted(settings.sources):
+        report.append({"source": source, **last_run(engine, source),
+                       **next_run(settings, source, stored, now),
+                       **budget_today(engine, settings, source, now),
+                       "data_age_minutes": data_age(engine, source, now),
+                       "alerts": [f"{row.kind} since {row.opened_at:%Y-%m-%d %H:%M}"
+                                  for row in open_incidents(engine, source)]})
+    return report
+
+
+def last_run(engine: Engine, source: str) -> dict[str, Any]:
+    runs = latest_runs(engine, source, limit=1)
+    if not runs:
+        return {"last_run": None, "last_status": None, "last_duration": None, "upserted": 0,
+                "deleted": 0, "api_calls": {}, "last_error": None}
+    run = runs[0]
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = round((run.finished_at - run.started_at).total_seconds(), 1)
+    return {"last_run": run.started_at or run.claimed_at, "last_status": run.status,
+            "last_duration": duration, "upserted": run.upserted, "deleted": run.deleted,
+            "api_calls": dict(run.api_calls or {}), "last_error": mask(run.error or "") or None}
+
+
+def next_run(settings: Settings, source: str, stored: dict[str, datetime | None],
+             now: datetime) -> dict[str, Any]:
+    trigger = trigger_for(source, settings.source(source).schedule, settings.core.timezone)
+    if trigger is None:
+        return {"next_run": None, "schedule": "not scheduled"}
+    if source in stored:
+        return {"next_run": stored[source], "schedule": str(trigger)}
+    return {"next_run": next_fire(trigger, now), "schedule": f"{trigger} (no worker has run yet)"}
+
+
+def budget_today(engine: Engine, settings: Settings, source: str, now: datetime) -> dict[str, Any]:
+    budget = budget_of(settings, source)
+    if budget is None:
+        return {"budget": None}
+    calls, remaining = day_usage(engine, budget.org, now.astimezone(budget.zone).date())
+    s = budget.settings
+    share = int(s.daily_share * s.daily_allowance) if s.daily_allowance else None
+    return {"budget": {"org": budget.org, "calls_today": calls, "share": share,
+                       "crm_remaining": remaining}}
+
+
+def data_age(engine: Engine, source: str, now: datetime) -> float | None:
+    fresh = last_success(engine, source)
+    return round((now - fresh).total_seconds() / 60, 1) if fresh else None

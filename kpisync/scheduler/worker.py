@@ -1,0 +1,151 @@
+"""A `kpisync run` worker: APScheduler with its jobs persisted in the store, running pipelines.
+
+Jobs live in the store's `kpisync_jobs` table (APScheduler's SQLAlchemyJobStore), one per scheduled
+connector instance (`pipeline:<source>`), calling `run_scheduled` by reference. Several workers may
+share the table: a job found with an unchanged trigger is kept, so a slot missed while no worker
+ran still fires once on start (coalesced), and whichever worker fires a slot first claims it in
+`pipeline_runs`; the others see the claim and step aside. Staleness reviews run on an in-memory
+job of each worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from kpisync.alerts_ops import alert_settings
+from kpisync.budget import org_budgets
+from kpisync.config import Settings
+from kpisync.errors import StateError
+from kpisync.health import HealthState, RunMetrics
+from kpisync.pipeline import Pipeline
+from kpisync.scheduler.executor import SlotExecutor
+from kpisync.scheduler.models import JOBS_TABLE
+from kpisync.scheduler.options import SchedulerSettings, scheduler_settings
+from kpisync.scheduler.triggers import trigger_for
+
+log = logging.getLogger(__name__)
+JOB_PREFIX = "pipeline:"
+JOB_FUNCTION = "kpisync.scheduler.worker:run_scheduled"
+_active: Worker | None = None  # the worker of this process: jobs from the store call into it
+
+
+def run_scheduled(source: str, *, due_at: datetime | None = None) -> None:
+    """The job every persisted schedule calls (by reference, so the store holds no code).
+
+    `due_at` comes from the SlotExecutor; the default only satisfies APScheduler's signature check.
+    """
+    if _active is None or due_at is None:
+        raise StateError("a scheduled job fired outside a kpisync worker's slot executor")
+    _active.pipeline.run_slot(source, due_at)
+
+
+def scheduled_triggers(settings: Settings, only: list[str] | None = None) -> dict[str, BaseTrigger]:
+    """Every selected source with a schedule, and its trigger (settings errors raised here)."""
+    triggers = {}
+    for name in only or sorted(settings.sources):
+        config = settings.source(name)
+        trigger = trigger_for(name, config.schedule, settings.core.timezone)
+        if trigger is not None:
+            triggers[name] = trigger
+    return triggers
+
+
+class Worker:
+    def __init__(self, engine: Engine, settings: Settings, *, stop: threading.Event,
+                 sources: list[str] | None = None, worker: str | None = None) -> None:
+        self.engine, self.settings, self.stop = engine, settings, stop
+        self.options: SchedulerSettings = scheduler_settings(settings)
+        alert_settings(settings)
+        org_budgets(settings)  # every settings problem is reported before anything starts
+        self.only = sources
+        self.triggers = scheduled_triggers(settings, sources)
+        self.metrics = RunMetrics()
+        self.pipeline = Pipeline(engine, settings, self.options, stop=stop, worker=worker,
+                                 metrics=self.metrics)
+        self.health = HealthState(worker=self.pipeline.worker, store_ok=self.store_ok,
+                                  next_runs=self.next_runs)
+        self.pipeline.health = self.health
+        self.executor = SlotExecutor(self.options.parallel_runs)
+        grace = self.options.misfire_grace_seconds or None
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE),
+                       "memory": MemoryJobStore()},
+            executors={"default": self.executor, "ops": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace})
+
+    def start(self) -> None:
+        global _active
+        _active = self
+        self.scheduler.start(paused=True)
+        self.install_jobs()
+        alerts = self.pipeline.alerts
+        self.scheduler.add_job(self.pipeline.review_idle, "interval", args=[sorted(self.triggers)],
+                               seconds=alerts.check_every_seconds, id="ops:review",
+                               jobstore="memory", executor="ops", replace_existing=True)
+        self.scheduler.resume()
+        self.health.scheduler_running = True
+        for source, when in sorted(self.next_runs().items()):
+            log.info("%s: scheduled %s; next run %s", source, self.triggers[source],
+                     when.isoformat() if when else "never")
+        if not self.triggers:
+            log.warning("no source has a [sources.<name>.schedule]: nothing to run")
+
+    def install_jobs(self) -> None:
+        """Add or update each source's job; keep a job whose trigger is unchanged (misfires
+        coalesce); remove jobs of sources no longer scheduled (only when running all sources)."""
+        for source, trigger in self.triggers.items():
+            job_id = JOB_PREFIX + source
+            existing = self.scheduler.get_job(job_id, jobstore="default")
+            if existing is not None and repr(existing.trigger) == repr(trigger):
+                continue
+            self.scheduler.add_job(JOB_FUNCTION, trigger, args=[source], id=job_id,
+                                   name=f"pipeline of {source}", jobstore="default",
+                                   replace_existing=True)
+        if self.only:
+            return
+        for job in self.scheduler.get_jobs(jobstore="default"):
+            if job.id.startswith(JOB_PREFIX) and job.id[len(JOB_PREFIX):] not in self.triggers:
+                log.info("removing the schedule of %s: no longer in settings", job.id)
+                self.scheduler.remove_job(job.id, jobstore="default")
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        runs: dict[str, datetime | None] = {}
+        for source in self.triggers:
+            job = self.scheduler.get_job(JOB_PREFIX + source, jobstore="default")
+            runs[source] = job.next_run_time if job is not None else None
+            if runs[source] is not None:
+                self.metrics.next_run.labels(source).set(runs[source].timestamp())
+        return runs
+
+    def store_ok(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    def shutdown(self) -> bool:
+        """Stop firing; give running pipelines `stop_timeout_seconds` to reach a checkpoint.
+
+        Returns False when some run was still going at the deadline."""
+        global _active
+        self.health.stopping = True
+        self.stop.set()
+        self.scheduler.shutdown(wait=False)
+        finished = self.executor.wait_idle(self.options.stop_timeout_seconds)
+        self.health.scheduler_running = False
+        if _active is self:
+            _active = None
+        return finished

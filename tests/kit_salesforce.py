@@ -1,0 +1,71 @@
+"""The Salesforce kit for the conformance suite (see tests/harness.py)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kpisync.sandbox.org import Org
+from kpisync.sandbox.salesforce import SalesforceEmulator
+from tests.salesforce_env import SOURCE, SalesforceEnv
+from tests.salesforce_truth import assert_store_equals_truth
+
+
+@dataclass
+class ServedSalesforce:
+    env: SalesforceEnv
+    source: str = SOURCE
+
+    @property
+    def emulator(self) -> SalesforceEmulator:
+        return self.env.emulator
+
+    def connector(self, **options: Any):  # type: ignore[no-untyped-def]
+        return self.env.connector(**options)
+
+    def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
+        return self.env.settings_file(folder, store_url, **options)
+
+    def assert_store_equals_truth(self, engine: Engine) -> None:
+        assert_store_equals_truth(engine, self.emulator.dump())
+
+    def generous_limits(self) -> dict[str, Any]:
+        """Salesforce has no per-second limit to loosen; the daily allowance is ample."""
+        return {}
+
+    def change_deals(self, count: int, seed: int) -> set[str]:
+        rng = random.Random(seed)
+        ids = rng.sample(sorted(self.emulator.live("Opportunity")), count)
+        for rid in ids:
+            self.emulator.update_record("Opportunity", rid,
+                                        {"Amount": Decimal(f"{rng.randint(100, 99999)}.25")})
+        return set(ids)
+
+    def delete_deal(self) -> str:
+        rid = sorted(self.emulator.live("Opportunity"))[1]
+        self.emulator.delete("Opportunity", rid)
+        return rid
+
+    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+        os.environ["KPISYNC_TEST_SF_BAD_PASSWORD"] = "not-the-password"
+        return self.env.connector(password_env="KPISYNC_TEST_SF_BAD_PASSWORD")
+
+
+class SalesforceKit:
+    name = "salesforce"
+
+    @contextmanager
+    def serve(self, org: Org, **emulator_options: Any) -> Iterator[ServedSalesforce]:
+        with SalesforceEmulator(org, **emulator_options) as emulator:
+            yield ServedSalesforce(SalesforceEnv(org, emulator))
+
+
+KIT = SalesforceKit()

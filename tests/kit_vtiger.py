@@ -1,0 +1,76 @@
+"""The Vtiger kit for the conformance suite (see tests/harness.py).
+
+The conformance suite serves a Vtiger whose `sync` works (a patched install); tests/
+test_vtiger_sync.py runs the same checks against stock 8.2 behaviour (sync answers an empty 500).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kpisync.sandbox.org import Org
+from kpisync.sandbox.vtiger import VtigerEmulator
+from tests.vtiger_env import SOURCE, VtigerEnv
+from tests.vtiger_truth import assert_store_equals_truth
+
+
+@dataclass
+class ServedVtiger:
+    env: VtigerEnv
+    source: str = SOURCE
+
+    @property
+    def emulator(self) -> VtigerEmulator:
+        return self.env.emulator
+
+    def connector(self, **options: Any):  # type: ignore[no-untyped-def]
+        return self.env.connector(**options)
+
+    def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
+        return self.env.settings_file(folder, store_url, **options)
+
+    def assert_store_equals_truth(self, engine: Engine) -> None:
+        assert_store_equals_truth(engine, SOURCE, self.emulator.dump(), self.emulator.zone)
+
+    def generous_limits(self) -> dict[str, Any]:
+        return {}  # Vtiger has no rate limit of its own
+
+    def live_deals(self) -> list[str]:
+        return sorted(e.ws_id for e in self.emulator.dump()["Potentials"].values() if e.live)
+
+    def change_deals(self, count: int, seed: int) -> set[str]:
+        rng = random.Random(seed)
+        ids = rng.sample(self.live_deals(), count)
+        for ws_id in ids:
+            self.emulator.update_record("Potentials", ws_id,
+                                        {"amount": f"{rng.randint(100, 99999)}.25"})
+        return set(ids)
+
+    def delete_deal(self) -> str:
+        ws_id = self.live_deals()[1]
+        self.emulator.delete("Potentials", ws_id)
+        return ws_id
+
+    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+        os.environ["KPISYNC_TEST_VTIGER_BAD_KEY"] = "not-the-access-key"
+        return self.env.connector(access_key_env="KPISYNC_TEST_VTIGER_BAD_KEY")
+
+
+class VtigerKit:
+    name = "vtiger"
+
+    @contextmanager
+    def serve(self, org: Org, **emulator_options: Any) -> Iterator[ServedVtiger]:
+        with VtigerEmulator(org, **emulator_options) as emulator:
+            yield ServedVtiger(VtigerEnv(org, emulator))
+
+
+KIT = VtigerKit()

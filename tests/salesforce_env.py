@@ -1,0 +1,49 @@
+"""Test scaffolding: a seeded org served by the Salesforce emulator, and connectors pointed at it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kpisync.config import parse_settings
+from kpisync.registry import build_connector
+from kpisync.sandbox.org import Org
+from kpisync.sandbox.salesforce import SalesforceEmulator
+from tests.hubspot_env import _toml
+
+PASSWORD_ENV = "KPISYNC_TEST_SF_PASSWORD"
+TOKEN_ENV = "KPISYNC_TEST_SF_TOKEN"
+SOURCE = "sf"
+
+
+@dataclass
+class SalesforceEnv:
+    org: Org
+    emulator: SalesforceEmulator
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        login = self.emulator.login
+        os.environ[PASSWORD_ENV] = login.password
+        os.environ[TOKEN_ENV] = login.security_token
+        options: dict[str, Any] = {
+            "type": "salesforce", "login_url": self.emulator.base_url, "username": login.username,
+            "password_env": PASSWORD_ENV, "security_token_env": TOKEN_ENV,
+            "ca_bundle": str(self.emulator.ca_path), "lag_seconds": 0, "fast_retries": True,
+            "timeout_seconds": 5, "bulk_poll_seconds": 0, "min_api_remaining": 100,
+            "roles": {"deal_type": "Deal_category__c"}}
+        options.update(extra)
+        return {k: v for k, v in options.items() if v is not None}
+
+    def connector(self, **extra: Any):  # type: ignore[no-untyped-def]
+        settings = parse_settings({"sources": {SOURCE: self.options(**extra)}})
+        return build_connector(settings.source(SOURCE))
+
+    def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
+        lines = [f'[kpisync]\nstore = "{store_url}"\n', f"[sources.{SOURCE}]"]
+        for key, value in self.options(**extra).items():
+            lines.append(f"{key} = {_toml(value)}")
+        path = folder / "settings.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path

@@ -1,0 +1,139 @@
+"""What the store must hold after syncing a Salesforce emulator: derived from its truth dump, by hand.
+
+Written independently of the connector's mappers, so a mapping bug shows up as a difference.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from kpisync.store.models import (
+    Account,
+    Activity,
+    Contact,
+    Deal,
+    DealStageChange,
+    Lead,
+    LineItem,
+    SurveyResponse,
+    User,
+)
+from tests.hubspot_truth import _normal
+
+Dump = dict[str, dict[str, dict[str, Any]]]
+
+
+def _live(dump: Dump, sobject: str) -> dict[str, dict[str, Any]]:
+    return {rid: r for rid, r in dump.get(sobject, {}).items() if not r["IsDeleted"]}
+
+
+def _custom(record: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in record.items():
+        if name.endswith("__c") and value is not None:
+            out[name] = format(value.normalize(), "f") if isinstance(value, Decimal) else value
+    return out
+
+
+def _prefixed(value: str | None, prefix: str) -> str | None:
+    return value if value and value.startswith(prefix) else None
+
+
+def expected_rows(dump: Dump) -> dict[str, dict[str, tuple[Any, ...]]]:
+    roles = {rid: r["Name"] for rid, r in dump["UserRole"].items()}
+    expected: dict[str, dict[str, tuple[Any, ...]]] = {
+        "user": {rid: (r["Name"], r["Email"], roles.get(r["UserRoleId"]), r["ManagerId"],
+                       r["Start_Date__c"], r["IsActive"]) for rid, r in dump["User"].items()},
+        "account": {rid: (r["Name"], r["Type"], r["BillingCountry"], r["OwnerId"], _custom(r))
+                    for rid, r in _live(dump, "Account").items()},
+        "contact": {rid: (r["Email"], r["LastName"], r["AccountId"], _custom(r))
+                    for rid, r in _live(dump, "Contact").items()},
+        "lead": {rid: (r["Email"], r["Status"], r["IsConverted"], r["ConvertedContactId"])
+                 for rid, r in _live(dump, "Lead").items()},
+        "deal": {rid: (r["Name"], r["Amount"], r["StageName"], r["IsWon"], r["CloseDate"],
+                       r["OwnerId"], r["AccountId"], r["CurrencyIsoCode"], _custom(r))
+                 for rid, r in _live(dump, "Opportunity").items()},
+        "line_item": {rid: (r["OpportunityId"], r["ProductCode"], r["Quantity"], r["UnitPrice"])
+                      for rid, r in _live(dump, "OpportunityLineItem").items()},
+        "survey_response": {rid: (int(r["Score__c"]), r["Contact__c"])
+                            for rid, r in _live(dump, "NPS_Response__c").items()},
+    }
+    activities = {}
+    for rid, r in _live(dump, "Task").items():
+        kind = {"Call": "call", "Email": "email"}.get(r["TaskSubtype"], "task")
+        activities[rid] = (kind, r["OwnerId"], _prefixed(r["WhoId"], "003"), _prefixed(r["WhatId"], "006"))
+    for rid, r in _live(dump, "Event").items():
+        activities[rid] = ("meeting", r["OwnerId"], _prefixed(r["WhoId"], "003"),
+                           _prefixed(r["WhatId"], "006"))
+    expected["activity"] = activities
+    return expected
+
+
+def expected_stage_paths(dump: Dump) -> dict[str, list[str]]:
+    """Per live opportunity, the stages it entered, oldest first (repeats of a stage collapsed)."""
+    paths: dict[str, list[str]] = {rid: [] for rid in _live(dump, "Opportunity")}
+    rows = sorted(_live(dump, "OpportunityHistory").values(),
+                  key=lambda h: (h["OpportunityId"], h["CreatedDate"], h["Id"]))
+    for row in rows:
+        path = paths.get(row["OpportunityId"])
+        if path is not None and (not path or path[-1] != row["StageName"]):
+            path.append(row["StageName"])
+    return paths
+
+
+def store_rows(engine: Engine) -> dict[str, dict[str, tuple[Any, ...]]]:
+    live = lambda model: model.deleted_at.is_(None)  # noqa: E731
+    queries = {
+        "user": select(User.external_id, User.name, User.email, User.team, User.manager_id,
+                       User.started_on, User.is_active),
+        "account": select(Account.external_id, Account.name, Account.type, Account.country,
+                          Account.owner_id, Account.custom).where(live(Account)),
+        "contact": select(Contact.external_id, Contact.email, Contact.last_name,
+                          Contact.account_id, Contact.custom).where(live(Contact)),
+        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted,
+                       Lead.converted_contact_id).where(live(Lead)),
+        "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.is_won,
+                       Deal.close_date, Deal.owner_id, Deal.account_id, Deal.currency,
+                       Deal.custom).where(live(Deal)),
+        "line_item": select(LineItem.external_id, LineItem.deal_id, LineItem.product,
+                            LineItem.quantity, LineItem.unit_price).where(live(LineItem)),
+        "survey_response": select(SurveyResponse.external_id, SurveyResponse.score,
+                                  SurveyResponse.contact_id).where(live(SurveyResponse)),
+        "activity": select(Activity.external_id, Activity.kind, Activity.owner_id,
+                           Activity.contact_id, Activity.deal_id).where(live(Activity)),
+    }
+    with engine.connect() as connection:
+        return {entity: {row[0]: _normal(tuple(row[1:])) for row in connection.execute(query)}
+                for entity, query in queries.items()}
+
+
+def store_stage_paths(engine: Engine) -> dict[str, list[str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(DealStageChange.deal_id, DealStageChange.stage)
+                                  .where(DealStageChange.deleted_at.is_(None))
+                                  .order_by(DealStageChange.deal_id, DealStageChange.entered_at,
+                                            DealStageChange.external_id)).all()
+    paths: dict[str, list[str]] = {}
+    for deal_id, stage in rows:
+        paths.setdefault(deal_id, []).append(stage)
+    return paths
+
+
+def assert_store_equals_truth(engine: Engine, dump: Dump) -> None:
+    expected = {entity: {k: _normal(v) for k, v in rows.items()}
+                for entity, rows in expected_rows(dump).items()}
+    actual = store_rows(engine)
+    for entity in expected:
+        missing = expected[entity].keys() - actual[entity].keys()
+        extra = actual[entity].keys() - expected[entity].keys()
+        assert not missing and not extra, \
+            f"{entity}: missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]}"
+        wrong = [k for k in expected[entity] if expected[entity][k] != actual[entity][k]]
+        assert not wrong, (f"{entity}: {len(wrong)} rows differ, e.g. {wrong[0]}: "
+                           f"expected {expected[entity][wrong[0]]}, stored {actual[entity][wrong[0]]}")
+    paths = store_stage_paths(engine)
+    for rid, path in expected_stage_paths(dump).items():
+        assert paths.get(rid, []) == path, f"stage history of {rid}: {paths.get(rid)} != {path}"

@@ -1,0 +1,105 @@
+"""Bad input through the real CLI: one clear message, a non-zero exit, the store untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kpisync.sandbox.hubspot import HubSpotEmulator
+from kpisync.sandbox.orggen import generate_org
+from kpisync.store.database import open_store
+from kpisync.sync import SyncOptions, sync_source
+from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
+
+
+def kpisync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def data_fingerprint(store: Path) -> str:
+    """A digest of every synced row and cursor (the run history may record a failed attempt)."""
+    from sqlalchemy import text
+    engine = open_store(f"sqlite:///{store}")
+    digest = hashlib.sha256()
+    with engine.connect() as connection:
+        for table in ("accounts", "contacts", "leads", "deals", "activities", "users", "sync_state"):
+            for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2")):
+                digest.update(repr(tuple(row)).encode())
+    engine.dispose()
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def synced(tmp_path: Path) -> Iterator[tuple[HubSpotEnv, Path]]:
+    org = generate_org(seed=2, deals=40)
+    with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=50) as emulator:
+        env = HubSpotEnv(org, emulator)
+        store = tmp_path / "store.db"
+        sync_source(open_store(f"sqlite:///{store}"), SOURCE, env.connector(), SyncOptions())
+        yield env, store
+
+
+def assert_one_clear_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert done.returncode not in (0, 1), done  # 1 would be an unexpected crash
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: "), done.stderr
+    assert len(lines) <= 3, done.stderr
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+
+
+def test_malformed_settings(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, store = synced
+    before = data_fingerprint(store)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[kpisync]\nstore = "sqlite:///{store}"\n[sources.hs\ntype = "hubspot"\n')
+    assert_one_clear_error(kpisync("sync", "--settings", str(bad)), "not valid TOML", "line 3")
+    assert data_fingerprint(store) == before
+
+
+def test_missing_environment_variable(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env, store = synced
+    before = data_fingerprint(store)
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}")
+    done = kpisync("sync", "--settings", str(settings), env={TOKEN_ENV: ""})
+    assert_one_clear_error(done, TOKEN_ENV, "export")
+    assert done.returncode == 2
+    assert data_fingerprint(store) == before
+
+
+def test_wrong_token_is_refused_without_leaking_it(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env, store = synced
+    before = data_fingerprint(store)
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}")
+    done = kpisync("sync", "--settings", str(settings), env={TOKEN_ENV: "pat-na1-wrong-secret-42"})
+    assert_one_clear_error(done, "refused the credentials")
+    assert done.returncode == 3
+    assert "pat-na1-wrong-secret-42" not in done.stderr + done.stdout
+    assert data_fingerprint(store) == before
+
+
+def test_unreachable_host(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env, store = synced
+    before = data_fingerprint(store)
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}", host="http://127.0.0.1:9")
+    done = kpisync("sync", "--settings", str(settings))
+    assert_one_clear_error(done, "cannot reach HubSpot at http://127.0.0.1:9", "host setting")
+    assert data_fingerprint(store) == before
+
+
+def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env, store = synced
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}")
+    done = kpisync("check", SOURCE, "--settings", str(settings), env={TOKEN_ENV: "pat-na1-nope-0000"})
+    assert done.returncode == 3
+    assert "refused the credentials" in done.stderr and "Traceback" not in done.stderr
+    ok = kpisync("check", SOURCE, "--settings", str(settings))
+    assert ok.returncode == 0, ok.stderr

@@ -1,0 +1,146 @@
+"""Scaffolding for the unattended-run tests (no tests here): settings files with schedules, budgets
+and alerts; `kpisync run` subprocesses; a webhook receiver; run-history readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from kpisync.scheduler.models import PipelineRun
+from kpisync.store.models import SyncRun
+from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv, _toml
+
+RUN = [sys.executable, "-m", "kpisync.run_command"]
+
+
+def settings_text(env: HubSpotEnv, store_url: str, *, sources: tuple[str, ...] = ("hs",),
+                  schedule: str = "interval_seconds = 2", tables: str = "",
+                  **options: Any) -> str:
+    """[kpisync] + one [sources.<name>] (with schedule) per name, all on the emulator."""
+    os.environ[TOKEN_ENV] = TOKEN
+    lines = [f'[kpisync]\nstore = "{store_url}"\n']
+    for name in sources:
+        lines.append(f"[sources.{name}]")
+        merged = {"search_rate_per_second": 1000, **options}
+        lines += [f"{key} = {_toml(value)}" for key, value in env.options(**merged).items()]
+        lines.append(f"\n[sources.{name}.schedule]\n{schedule}\n")
+    return "\n".join(lines) + "\n" + tables
+
+
+def write_settings(folder: Path, text: str) -> Path:
+    path = folder / "settings.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class Worker:
+    """A `kpisync run` subprocess; its JSON-lines log goes to `log`."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text("utf-8").splitlines()
+                if line.startswith("{")]
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line["message"] for line in self.lines()):
+                return
+            assert self.process.poll() is None, self.log.read_text("utf-8")[-3000:]
+            time.sleep(0.1)
+        raise AssertionError(f"no log line with {text!r} within {timeout} s")
+
+    def stop(self, timeout: float = 30) -> float:
+        """SIGTERM; returns the seconds until the process exited."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout)
+        return time.monotonic() - started
+
+
+def start_run(settings: Path, log: Path, *args: str, global_flags: tuple[str, ...] = (),
+              env: dict[str, str] | None = None) -> Worker:
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [*RUN, "--log-json", *global_flags, "run", "--settings", str(settings), *args],
+            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    return Worker(process, log)
+
+
+READY = "scheduled instances"  # the worker's log line once its scheduler runs
+
+
+def pipeline_runs(engine: Engine, source: str | None = None) -> list[Any]:
+    t = PipelineRun.__table__  # type: ignore[attr-defined]
+    query = select(t).order_by(t.c.due_at)
+    with engine.connect() as connection:
+        rows = connection.execute(query if source is None else query.where(t.c.source == source))
+        return list(rows)
+
+
+def sync_runs(engine: Engine, source: str) -> list[Any]:
+    t = SyncRun.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        return list(connection.execute(select(t).where(t.c.source == source)
+                                       .order_by(t.c.started_at)))
+
+
+def assert_no_overlap(spans: list[tuple[datetime, datetime | None]], what: str) -> None:
+    ordered = sorted(spans)
+    for (start, end), (next_start, _) in zip(ordered, ordered[1:]):
+        assert end is not None and end <= next_start, \
+            f"{what}: a run from {start} to {end} overlaps one starting {next_start}"
+
+
+@dataclass
+class WebhookReceiver:
+    """A loopback HTTP server recording JSON POSTs; answers `statuses` in turn, then 200."""
+
+    statuses: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+
+@contextmanager
+def webhook_receiver(statuses: list[int] | None = None) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(statuses=list(statuses or []))
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            receiver.received.append(json.loads(body))
+            status = receiver.statuses.pop(0) if receiver.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()

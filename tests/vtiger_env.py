@@ -1,0 +1,57 @@
+"""Test scaffolding: a seeded org served by the Vtiger emulator, and connectors pointed at it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kpisync.config import parse_settings
+from kpisync.registry import build_connector
+from kpisync.sandbox.org import Org
+from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+
+KEY_ENV = "KPISYNC_TEST_VTIGER_KEY"
+SOURCE = "vt"
+ROLES = {"currency": "Currency", "loss_reason": "Loss reason", "competitor": "Competitor",
+         "margin": "Margin", "deal_type": "Deal category"}
+
+
+@dataclass
+class VtigerEnv:
+    org: Org
+    emulator: VtigerEmulator
+    key: str = ADMIN_KEY
+
+    def options(self, **extra: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {"type": "vtiger", "url": self.emulator.base_url,
+                                   "access_key_env": KEY_ENV, "fast_retries": True,
+                                   "timeout_seconds": 5, "roles": dict(ROLES),
+                                   "server_timezone": self.emulator.zone.key}
+        options.update(extra)
+        return options
+
+    def connector(self, **extra: Any):  # type: ignore[no-untyped-def]
+        os.environ[KEY_ENV] = self.key
+        settings = parse_settings({"sources": {SOURCE: self.options(**extra)}})
+        return build_connector(settings.source(SOURCE))
+
+    def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
+        os.environ[KEY_ENV] = self.key
+        lines = [f'[kpisync]\nstore = "{store_url}"\n', f"[sources.{SOURCE}]"]
+        for key, value in self.options(**extra).items():
+            lines.append(f"{key} = {_toml(value)}")
+        path = folder / "settings.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
+    return f'"{value}"'
