@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from kpisync.config import load_settings
 from kpisync.context import open_context
@@ -69,7 +70,7 @@ def run_demo(console: Console, *, deals: int, seed: int, keep: Path | None) -> N
                   f"store and settings in {folder} (temporary)")
 
 
-def store_summary(engine) -> Table:  # type: ignore[no-untyped-def]
+def store_summary(engine: Engine) -> Table:
     table = Table("entity", "rows", "deleted", title="the local store after the sync")
     with engine.connect() as connection:
         for entity, model in ENTITY_MODELS.items():
@@ -81,7 +82,7 @@ def store_summary(engine) -> Table:  # type: ignore[no-untyped-def]
     return table
 
 
-def _later_stages() -> list:  # type: ignore[type-arg]
+def _later_stages() -> list[Callable[..., None]]:
     stages = []
     for module in ("metrics.demo", "writeback.demo"):
         try:

@@ -27,10 +27,11 @@ class JsonLines(logging.Formatter):
 
 def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for previous in list(root.handlers):
+        root.removeHandler(previous)
+    handler: logging.Handler
     if json_lines:
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLines())
     else:
         handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)

@@ -151,7 +151,9 @@ def start_run(engine: Engine, source: str, kind: str = "sync") -> int:
             table.insert().values(source=source, kind=kind, started_at=now_utc(), status="running",
                                   upserted=0, deleted=0, api_calls={})
         )
-        return int(inserted.inserted_primary_key[0])
+        key = inserted.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
 
 def finish_run(engine: Engine, result: SyncResult) -> None:

@@ -174,7 +174,7 @@ class HubSpotClient:
             try:
                 response = function(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
                 data = response.data
-            except (*SDK_ERRORS, Urllib3Error, OSError) as error:
+            except (*SDK_ERRORS, Urllib3Error, OSError) as error:  # type: ignore[misc]
                 self.seconds_waiting += time.perf_counter() - started
                 translated = translate(error, what=endpoint, host=self.host)
                 if (isinstance(translated, AuthError) and self._grant is not None

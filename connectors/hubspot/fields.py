@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from connectors.hubspot.client import HubSpotClient
 from kpisync.connector import FieldInfo, FieldSpec, ProvisionStep
@@ -32,7 +33,7 @@ def discover_fields(client: HubSpotClient, object_types: Sequence[str]) -> list[
     return fields
 
 
-def read_properties(client: HubSpotClient, object_type: str) -> list[dict[str, object]]:
+def read_properties(client: HubSpotClient, object_type: str) -> list[dict[str, Any]]:
     response = client.call(f"GET /crm/v3/properties/{object_type}",
                            client.properties.get_all_with_http_info, object_type)
     return [p for p in response.get("results", []) if not p.get("archived")]

@@ -196,7 +196,7 @@ def _primary_first(target: dict[str, Any]) -> tuple[int, str]:
 
 
 def merges_of(object_type: str, records: list[dict[str, Any]]) -> list[Merged]:
-    merged = []
+    merged: list[Merged] = []
     for record in records:
         losers = mappers.text(record.get("properties") or {}, "hs_merged_object_ids")
         for loser in (losers or "").split(";"):

@@ -12,7 +12,7 @@ cursor that is true once it is stored, so a crash resumes without loss or repeat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,8 +64,11 @@ def walk_modified(search: Search, scope: SearchScope, cursor: Cursor,
             return
 
 
+Batches = Iterator[tuple[list[dict[str, Any]], Cursor]]
+
+
 def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
-                 ) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
+                 ) -> Generator[tuple[list[dict[str, Any]], Cursor], None, tuple[bool, Cursor]]:
     """One query from cursor.value; returns (done, cursor) — not done means: query again."""
     since = int(cursor.value or 0)
     after = 0
@@ -88,10 +91,10 @@ def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
         after = int(next_after)
         stamps = {record_millis(r, scope.modified_property) for r in results}
         if len(stamps) == 1 and not checked & stamps:
-            stamp = stamps.pop()
-            checked.add(stamp)
-            if after + _tie_size(search, scope, stamp) > SEARCH_CAP:
-                return False, Cursor(value=str(stamp), state=((PINNED, "0"),))
+            tied = stamps.pop()
+            checked.add(tied)
+            if after + _tie_size(search, scope, tied) > SEARCH_CAP:
+                return False, Cursor(value=str(tied), state=((PINNED, "0"),))
         if after + scope.page_size > SEARCH_CAP:
             return False, cursor
 

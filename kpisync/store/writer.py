@@ -20,7 +20,8 @@ _NOT_UPDATED = {"id", "source", "external_id"}
 
 
 def table_of(entity: str) -> Table:
-    return ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined, no-any-return]
+    table: Table = ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined]
+    return table
 
 
 def write_page(connection: Connection, source: str, page: Page, now: datetime) -> tuple[int, int]:
@@ -147,7 +148,7 @@ def load_cursor(connection: Connection, source: str, stream: str) -> Cursor:
 def load_state(connection: Connection, source: str, stream: str) -> datetime | None:
     """When the stream's state row was last written, or None if it has none."""
     table = SyncState.__table__  # type: ignore[attr-defined]
-    return connection.execute(  # type: ignore[no-any-return]
+    return connection.execute(
         select(table.c.updated_at).where(table.c.source == source, table.c.stream == stream)
     ).scalar()
 
