@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from kpisync.config import Settings, load_settings
@@ -99,6 +100,7 @@ def crm_matches_state(emulator: HubSpotEmulator, engine: Any) -> None:
                 assert same(KINDS[name], crm, believed.get((kind, rid, name))), (kind, rid, name)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_leaves_crm_exact_and_audit_complete(tmp_path: Path) -> None:
     os.environ[TOKEN_ENV] = TOKEN
     org = generate_org(seed=5, deals=80)

@@ -132,7 +132,10 @@ class HubSpotConnector:
         return write_batches(self.client, WRITABLE[entity], updates)
 
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
-        return ensure_properties(self.client, specs, WRITABLE, apply=apply)
+        steps = ensure_properties(self.client, specs, WRITABLE, apply=apply)
+        if apply:
+            self._fields = None  # the definitions changed: the next discover() reads them again
+        return steps
 
     def check(self) -> list[Problem]:
         problems: list[Problem] = []

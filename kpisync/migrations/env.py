@@ -4,6 +4,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import kpisync.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import metrics.models  # noqa: F401  (KPI snapshots, alert state, imported inputs)
+import writeback.models  # noqa: F401  (outbox, audit, write runs, pauses)
 
 config = context.config
 connection = config.attributes["connection"]
