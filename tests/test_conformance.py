@@ -18,7 +18,7 @@ from kpisync.errors import AuthError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.server import Knobs
 from kpisync.store.database import open_store
-from kpisync.store.models import ENTITY_MODELS, Deal
+from kpisync.store.models import ENTITY_MODELS, Deal, SyncState
 from kpisync.sync import SyncOptions, sync_source
 from tests.harness import available_kits
 
@@ -123,6 +123,10 @@ def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, 
     with pytest.raises(Exception) as caught:
         sync_source(sqlite_engine, served.source, served.connector(batch_records=200), SyncOptions())
     assert getattr(caught.value, "retryable", False), f"not a transient error: {caught.value!r}"
+    with sqlite_engine.connect() as connection:
+        committed = [c for (c,) in connection.execute(select(SyncState.cursor).where(
+            SyncState.source == served.source)) if c and c.get("value")]
+    assert committed, "no page was committed before the faults started"
     served.emulator.knobs.fail_always_after_calls = None
     result = sync_source(sqlite_engine, served.source, served.connector(), SyncOptions())
     assert result.status == "succeeded"

@@ -62,3 +62,35 @@ def test_more_than_10k_deals_on_one_timestamp(sqlite_engine: Engine) -> None:
         assert stored == len(emulator.dump()["deals"]) == 10_150
         searches = result.api_calls["POST /crm/v3/objects/deals/search"]
         assert searches <= 10_150 // 200 + 6  # one tie-size query and one page read twice
+
+
+def _oauth_connector(env: HubSpotEnv):  # type: ignore[no-untyped-def]
+    import os
+    os.environ["KPISYNC_TEST_HS_SECRET"] = "s3cret-client"
+    os.environ["KPISYNC_TEST_HS_REFRESH"] = "refresh-abc-123"
+    return env.connector(token_env=None, client_id="kpisync-test",
+                         client_secret_env="KPISYNC_TEST_HS_SECRET",
+                         refresh_token_env="KPISYNC_TEST_HS_REFRESH")
+
+
+def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    from kpisync.errors import AuthError
+    from kpisync.sandbox.hubspot_auth import OAuthApp
+
+    app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
+                   refresh_token="refresh-abc-123", access_token_lifetime_seconds=3600)
+    with HubSpotEmulator(org, access_token=TOKEN, oauth=app) as emulator:
+        env = HubSpotEnv(org, emulator)
+        connector = _oauth_connector(env)
+        assert sync_source(sqlite_engine, SOURCE, connector, SyncOptions()).status == "succeeded"
+        emulator.expire_access_tokens()  # the cached token now earns 401s
+        emulator.update_record("deals", sorted(emulator.dump()["deals"])[0], {"amount": "77.00"})
+        second = sync_source(sqlite_engine, SOURCE, connector, SyncOptions())
+        assert second.status == "succeeded"
+        assert second.api_calls["POST /oauth/v1/token"] == 2  # the first token, then one refresh
+        assert_store_equals_truth(sqlite_engine, SOURCE, emulator.dump(), org)
+        emulator.revoke_refresh_token()
+        emulator.expire_access_tokens()
+        with pytest.raises(AuthError) as caught:
+            sync_source(sqlite_engine, SOURCE, connector, SyncOptions())
+        assert "re-authoris" in (caught.value.hint or "")
