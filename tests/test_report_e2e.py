@@ -21,8 +21,10 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -171,7 +173,7 @@ def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=True)
 
 
-def cli_app():  # type: ignore[no-untyped-def]
+def cli_app() -> typer.Typer:
     from kpisync.cli import app
     from kpisync.report.commands import register
 
@@ -214,8 +216,13 @@ def blue_pixels(path: Path) -> int:
     from PIL import Image
 
     with Image.open(path) as image:
-        return sum(1 for pixel in image.convert("RGB").getdata()
-                   if all(abs(a - b) <= 12 for a, b in zip(pixel, BLUE, strict=True)))
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 24) or []
+    return sum(count for count, colour in colours
+               if isinstance(colour, tuple) and near(colour, BLUE))
+
+
+def near(colour: tuple[int, ...], wanted: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= 12 for a, b in zip(colour, wanted, strict=True))
 
 
 def test_enps_is_shown_only_for_groups_at_the_minimum(store: Store) -> None:
@@ -251,16 +258,18 @@ def smtp_server() -> Iterator[tuple[int, list[EmailMessage]]]:
     received: list[EmailMessage] = []
 
     class Inbox:
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             message = message_from_bytes(envelope.content, policy=policy.default)
             message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-            received.append(message)  # type: ignore[arg-type]
+            assert isinstance(message, EmailMessage)
+            received.append(message)
             return "250 OK"
 
-    def authenticate(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                     auth_data: Any) -> AuthResult:
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"reports"
               and auth_data.password == PASSWORD.encode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
 
     port = free_port()
     controller = Controller(Inbox(), hostname="127.0.0.1", port=port, authenticator=authenticate,

@@ -25,6 +25,9 @@ from kpisync.report.raster import export_pngs
 SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", help="Path of settings.toml.")
 AS_OF = typer.Option(None, "--as-of", help="Report as of this date or instant (ISO 8601); "
                      "default now.")
+PERIOD = typer.Option(None, "--period", help="week, month, quarter or year (default: report.period)")
+OUT = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write.")
+PNG_DIR = typer.Option(None, "--png-dir", help="Also write each chart as PNG into this folder.")
 KINDS = ("week", "month", "quarter", "year")
 
 
@@ -37,14 +40,7 @@ def register(app: typer.Typer) -> None:
 
     @report_app.callback()
     @friendly
-    def report(ctx: typer.Context,
-               period: str = typer.Option(None, "--period",
-                                          help="week, month, quarter or year (default: "
-                                               "report.period)"),
-               out: Path = typer.Option(Path("report.html"), "--out", "-o",
-                                        help="The HTML file to write."),
-               png_dir: Path = typer.Option(None, "--png-dir", help="Also write each chart "
-                                            "as PNG into this folder."),
+    def report(ctx: typer.Context, period: str = PERIOD, out: Path = OUT, png_dir: Path = PNG_DIR,
                as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
         """Write the report: one self-contained HTML file (and the charts as PNG)."""
         if ctx.invoked_subcommand is not None:
@@ -64,7 +60,7 @@ def register(app: typer.Typer) -> None:
     @report_app.command("send")
     @friendly
     def send(as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
-        """E-mail the report now, as [report.email] in settings.toml says."""
+        """E-mail the report now, as report.email in settings.toml says."""
         context = open_context(settings)
         email = report_settings(context.settings).email
         send_report(context.settings, context.engine,

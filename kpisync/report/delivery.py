@@ -78,6 +78,7 @@ def compose(report: Report, charts: tuple[Chart, ...], email: EmailSettings) -> 
                              width=640) for chart in charts}
     message.add_alternative(render_html(report, images, sparklines=False), subtype="html")
     html_part = message.get_payload()[1]  # type: ignore[index]
+    assert isinstance(html_part, EmailMessage)
     for chart in charts:
         html_part.add_related(chart_png(chart, zoom=1.5), maintype="image", subtype="png",
                               cid=cids[chart.name], filename=f"{chart.name}.png")
@@ -136,7 +137,7 @@ def translate(error: BaseException) -> KpisyncError:
     text = mask(str(error) or type(error).__name__)
     if isinstance(error, smtplib.SMTPResponseException) and not isinstance(
             error, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused):
-        kind = TransientError if 400 <= error.smtp_code < 500 else RejectedError
+        kind: type[KpisyncError] = TransientError if 400 <= error.smtp_code < 500 else RejectedError
         return kind(f"the mail server refused the report: {text}",
                     hint="see the server's reply above")
     for caught, kind, hint in SMTP_ERRORS:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine, func, select
 
 from kpisync.config import Settings
-from kpisync.report.content import GoalLine, Point, RepRow, Report, Series
+from kpisync.report.content import GoalLine, Point, Report, RepRow, Series
 from kpisync.report.deals import biggest_wins, rep_names
 from kpisync.report.formats import period_label
 from kpisync.report.freshness import source_freshness
@@ -111,9 +111,10 @@ def goals(engine: Engine, config: MetricConfig, now: datetime) -> tuple[GoalLine
             values += latest_values(engine, goal.kpi, goal.period, goal.grain, goal.key)
     out = []
     for status in goal_statuses(config, values, now):
-        kpi = REGISTRY[status.goal.kpi] if status.goal.kpi in REGISTRY else None
-        out.append(GoalLine(status, kpi.title if kpi else status.goal.kpi,
-                            kpi.unit if kpi else ""))
+        name = status.goal.kpi
+        known = name in REGISTRY
+        out.append(GoalLine(status, REGISTRY[name].title if known else name,
+                            REGISTRY[name].unit if known else ""))
     return tuple(out)
 
 

@@ -48,6 +48,11 @@ def known_kpis(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def trend_lengths() -> dict[PeriodKind, int]:
+    """How many periods a trend chart covers, by period kind."""
+    return {"week": 13, "month": 12, "quarter": 8, "year": 3}
+
+
 KpiNames = Annotated[tuple[str, ...], AfterValidator(known_kpis)]
 
 
@@ -79,7 +84,7 @@ class ReportSettings(StrictModel):
     period: PeriodKind = "month"
     tiles: KpiNames = DEFAULT_TILES
     trends: KpiNames = DEFAULT_TRENDS
-    trend_periods: dict[PeriodKind, int] = {"week": 13, "month": 12, "quarter": 8, "year": 3}
+    trend_periods: dict[PeriodKind, int] = Field(default_factory=trend_lengths)
     leaderboard_size: int = Field(default=20, ge=1)
     wins_shown: int = Field(default=10, ge=0)
     stale_after_hours: float = Field(default=26.0, gt=0)

@@ -13,6 +13,7 @@ engine's differencing check no longer covers them, so the group waits for the ne
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import Engine, func, select
@@ -81,10 +82,10 @@ def guarded(value: KpiValue, counts: tuple[int, ...] | None, minimum: int) -> Di
     return Distribution(value.grain, value.key, value.value, counts)
 
 
-def summed(groups: object) -> tuple[int, ...] | None:
+def summed(groups: Iterable[tuple[int, ...]]) -> tuple[int, ...] | None:
     totals = [0] * 11
     seen = False
-    for counts in groups:  # type: ignore[attr-defined]
+    for counts in groups:
         seen = True
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
     return tuple(totals) if seen else None
