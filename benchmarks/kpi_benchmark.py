@@ -139,7 +139,7 @@ def load(engine: Engine, deals: int) -> float:
     sql = Sql(engine.dialect.name)
     biggest = deals * 3
     with engine.begin() as connection:
-        connection.exec_driver_sql("CREATE TABLE bench_seq (n INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("CREATE TABLE bench_seq (n BIGINT PRIMARY KEY)")
         if sql.pg:
             connection.exec_driver_sql(f"INSERT INTO bench_seq SELECT generate_series(1, {biggest})")
         else:
@@ -147,8 +147,8 @@ def load(engine: Engine, deals: int) -> float:
                 f"INSERT INTO bench_seq WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 "
                 f"FROM s WHERE n < {biggest}) SELECT n FROM s")
         for table, rows, columns, expressions in tables(sql, deals):
-            connection.exec_driver_sql(
-                f"INSERT INTO {table} ({columns}) SELECT {expressions} FROM bench_seq WHERE n <= {rows}")
+            statement = f"INSERT INTO {table} ({columns}) SELECT {expressions} FROM bench_seq WHERE n <= {rows}"
+            connection.exec_driver_sql(statement.replace("%", "%%") if sql.pg else statement)
         connection.exec_driver_sql("DROP TABLE bench_seq")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("VACUUM ANALYZE" if sql.pg else "ANALYZE")

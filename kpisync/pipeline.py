@@ -141,7 +141,6 @@ class Pipeline:
             result = sync_source(self.engine, source, connector, options)
         finally:
             record.api_calls["sync"] = self._calls(connector)
-        record.upserted, record.deleted = result.upserted, result.deleted
         record.stages["sync"] = f"{result.status}: {result.upserted} upserted, {result.deleted} deleted"
 
     def _write_back(self, source: str, connector: Connector) -> stages.StageOutcome:
@@ -175,7 +174,12 @@ class Pipeline:
     def _finish(self, run_id: int, source: str, record: history.RunRecord, started: datetime,
                 sync_before: int) -> None:
         sync_after = self._last_sync_run(source)
-        record.sync_run_id = sync_after if sync_after > sync_before else None
+        if sync_after > sync_before:  # its counts, also of pages committed before a stop
+            record.sync_run_id = sync_after
+            with self.engine.connect() as connection:
+                counts = connection.execute(select(SYNC_RUNS.c.upserted, SYNC_RUNS.c.deleted)
+                                            .where(SYNC_RUNS.c.id == sync_after)).one()
+            record.upserted, record.deleted = counts.upserted, counts.deleted
         record.stages.setdefault("sync", record.status if record.sync_run_id else "not started")
         history.finish(self.engine, run_id, record)
         seconds = (history.now_utc() - started).total_seconds()

@@ -122,6 +122,12 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
     console.print(table)
 
 
+def print_values(values: list[KpiValue], *, newest_only: bool = True) -> None:
+    """A Rich table of `values` (e.g. `latest_values(engine, period="month", grain="org")`)."""
+    chosen = newest_periods(values) if newest_only else values
+    emit([(None, v) for v in chosen], as_json=False, as_csv=False)
+
+
 def goals(settings: Path = SETTINGS) -> None:
     """Progress, pace and status of every goal in settings.toml."""
     context = open_context(settings)

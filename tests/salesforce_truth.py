@@ -85,7 +85,7 @@ def expected_stage_paths(dump: Dump) -> dict[str, list[str]]:
 
 
 def store_rows(engine: Engine) -> dict[str, dict[str, tuple[Any, ...]]]:
-    live = lambda model: model.deleted_at.is_(None)  # noqa: E731
+    live = lambda model: model.deleted_at.is_(None)
     queries = {
         "user": select(User.external_id, User.name, User.email, User.team, User.manager_id,
                        User.started_on, User.is_active),

@@ -3,6 +3,7 @@ and alerts; `kpisync run` subprocesses; a webhook receiver; run-history readers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -104,7 +105,7 @@ def sync_runs(engine: Engine, source: str) -> list[Any]:
 
 def assert_no_overlap(spans: list[tuple[datetime, datetime | None]], what: str) -> None:
     ordered = sorted(spans)
-    for (start, end), (next_start, _) in zip(ordered, ordered[1:]):
+    for (start, end), (next_start, _) in itertools.pairwise(ordered):
         assert end is not None and end <= next_start, \
             f"{what}: a run from {start} to {end} overlaps one starting {next_start}"
 

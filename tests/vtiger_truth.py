@@ -74,26 +74,26 @@ def expected_rows(dump: Truth, zone: ZoneInfo) -> dict[str, dict[str, tuple[Any,
 
 def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ...]]]:
     queries = {
-        "user": select(User.external_id, User.name, User.email, User.team, User.is_active),
+        "user": select(User.external_id, User.name, User.email, User.team, User.is_active)
+        .where(User.source == source),
         "account": select(Account.external_id, Account.name, Account.type, Account.country,
                           Account.owner_id, Account.custom, Account.modified_at)
-        .where(Account.deleted_at.is_(None)),
+        .where(Account.deleted_at.is_(None), Account.source == source),
         "contact": select(Contact.external_id, Contact.email, Contact.last_name,
-                          Contact.account_id, Contact.custom).where(Contact.deleted_at.is_(None)),
+                          Contact.account_id, Contact.custom).where(Contact.deleted_at.is_(None), Contact.source == source),
         "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted)
-        .where(Lead.deleted_at.is_(None)),
+        .where(Lead.deleted_at.is_(None), Lead.source == source),
         "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
                        Deal.owner_id, Deal.account_id, Deal.custom, Deal.modified_at)
-        .where(Deal.deleted_at.is_(None)),
+        .where(Deal.deleted_at.is_(None), Deal.source == source),
         "activity": select(Activity.external_id, Activity.kind, Activity.owner_id,
                            Activity.contact_id, Activity.deal_id, Activity.occurred_at)
-        .where(Activity.deleted_at.is_(None)),
+        .where(Activity.deleted_at.is_(None), Activity.source == source),
     }
     found: dict[str, dict[str, tuple[Any, ...]]] = {}
     with engine.connect() as connection:
         for entity, query in queries.items():
-            rows = connection.execute(query.where(query.selected_columns[0].is_not(None))
-                                      .where(query.selected_columns[0].is_not(None))).all()
+            rows = connection.execute(query).all()
             found[entity] = {row[0]: _normal(tuple(row[1:])) for row in rows}
     return found
 
@@ -115,11 +115,11 @@ def assert_store_equals_truth(engine: Engine, source: str, dump: Truth, zone: Zo
     expected = {entity: {k: _normal(v) for k, v in rows.items()}
                 for entity, rows in expected_rows(dump, zone).items()}
     actual = store_rows(engine, source)
-    for entity in expected:
-        missing = expected[entity].keys() - actual[entity].keys()
-        extra = actual[entity].keys() - expected[entity].keys()
+    for entity, rows in expected.items():
+        stored = actual[entity]
+        missing, extra = rows.keys() - stored.keys(), stored.keys() - rows.keys()
         assert not missing and not extra, \
             f"{entity}: missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]}"
-        wrong = [k for k in expected[entity] if expected[entity][k] != actual[entity][k]]
+        wrong = [k for k in rows if rows[k] != stored[k]]
         assert not wrong, (f"{entity}: {len(wrong)} rows differ, e.g. {wrong[0]}: "
-                           f"expected {expected[entity][wrong[0]]}, stored {actual[entity][wrong[0]]}")
+                           f"expected {rows[wrong[0]]}, stored {stored[wrong[0]]}")

@@ -74,14 +74,13 @@ class BulkReader:
 
     def start(self, scope: Scope, until: str) -> str:
         soql = build_query(scope.sobject, scope.fields, [f"SystemModstamp <= {until}"])
-        created = self.client.call("POST jobs/query", lambda sf: sf.restful(
-            "jobs/query", method="POST", timeout=self.client.timeout,
+        created = self.client.restful(
+            "POST jobs/query", "jobs/query", method="POST",
             json={"operation": "query", "query": soql, "contentType": "CSV",
-                  "columnDelimiter": "COMMA", "lineEnding": "LF"}))
+                  "columnDelimiter": "COMMA", "lineEnding": "LF"})
         job = str(created["id"])
         for _ in range(self.max_polls):
-            info = self.client.call("GET jobs/query/{id}", lambda sf: sf.restful(
-                f"jobs/query/{job}", timeout=self.client.timeout))
+            info = self.client.restful("GET jobs/query/{id}", f"jobs/query/{job}")
             state = info.get("state")
             if state == "JobComplete":
                 return job

@@ -48,8 +48,8 @@ REAUTH_HINT = "check the username, password and security token, or re-authorise 
 # (HTTP status, Salesforce errorCode or "*") -> (error class, hint); the first match wins.
 ERROR_TABLE: list[tuple[int, str, type[KpisyncError], str]] = [
     (401, "*", AuthError, REAUTH_HINT),
-    (403, "REQUEST_LIMIT_EXCEEDED", RateLimited, "the org's API allowance or concurrency limit "
-                                                 "was reached; kpisync backs off"),
+    (403, "REQUEST_LIMIT_EXCEEDED", RateLimited, ("the org's API allowance or concurrency limit "
+                                                 "was reached; kpisync backs off")),
     (403, "*", RejectedError, "give the integration user read access to this object"),
     (400, "INVALID_FIELD", SchemaDriftError, "a field kpisync reads is gone; run 'kpisync discover'"),
     (400, "INVALID_TYPE", SchemaDriftError, "the object is not available to this user or org"),
@@ -189,7 +189,11 @@ class SalesforceClient:
     def _usage(self, sf: Salesforce) -> None:
         usage = sf.api_usage.get("api-usage")
         if usage is not None:
-            self.api_used, self.api_max = usage.used, usage.total  # type: ignore[union-attr]
+            self.api_used, self.api_max = usage.used, usage.total
+
+    def restful(self, endpoint: str, path: str, **kwargs: Any) -> Any:
+        """A JSON REST call through `call` ({} for an empty answer such as 204)."""
+        return self.call(endpoint, lambda sf: sf.restful(path, timeout=self.timeout, **kwargs) or {})
 
     def usage_from_headers(self, headers: Any) -> None:
         found = re.match(r"\s*api-usage=(\d+)/(\d+)", headers.get("Sforce-Limit-Info") or "")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -50,6 +51,10 @@ WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": 
             "user": "User"}
 
 
+def _query(sf: Any, *, soql: str, timeout: Any) -> Any:
+    return sf.query(soql, timeout=timeout)
+
+
 class SurveySettings(StrictModel):
     object: str = "NPS_Response__c"
     score: str = "Score__c"
@@ -75,7 +80,7 @@ class SalesforceSettings(StrictModel):
     lag_seconds: float = Field(default=60.0, ge=0)
     batch_records: int = Field(default=2000, ge=200, le=2000)
     bulk_above_records: int = Field(default=200_000, ge=0)
-    bulk_page_records: int = Field(default=50_000, ge=1)
+    bulk_page_records: int = Field(default=10_000, ge=1)
     bulk_poll_seconds: float = Field(default=5.0, ge=0)
     min_api_remaining: int = Field(default=5000, ge=0)
     fast_retries: bool = False
@@ -151,7 +156,9 @@ class SalesforceConnector:
         if stream == "User":
             yield from reader.read_users()
         elif stream == "OpportunityStage":
-            yield Page(stream=stream, records=[mappers.map_stage(r) for r in reader.read_stages()])
+            before = reader.calls()
+            rows = [mappers.map_stage(r) for r in reader.read_stages()]
+            yield Page(stream=stream, records=rows, api_calls=reader.calls() - before)
         elif stream in INCREMENTAL or stream == self.survey_object:
             yield from reader.read(stream, cursor, signpost, self.record_count)
         else:
@@ -186,9 +193,9 @@ class SalesforceConnector:
             return [Problem(error.message, error.hint or "check the settings of this source")]
         problems = []
         for sobject in self.objects:
+            soql = f"SELECT Id FROM {sobject} LIMIT 1"
             try:
-                self.client.call("GET query", lambda sf, o=sobject: sf.query(
-                    f"SELECT Id FROM {o} LIMIT 1", timeout=self.client.timeout))
+                self.client.call("GET query", partial(_query, soql=soql, timeout=self.client.timeout))
             except KpisyncError as error:
                 problems.append(Problem(f"cannot read {sobject}: {error.message}",
                                         error.hint or f"give the integration user read access to {sobject}"))
@@ -234,8 +241,8 @@ class SalesforceConnector:
     def record_count(self, sobject: str) -> int:
         if self._counts is None:
             names = ",".join(o for o in self.objects if o not in ("User", "OpportunityStage"))
-            response = self.client.call("GET limits/recordCount", lambda sf: sf.restful(
-                "limits/recordCount", params={"sObjects": names}, timeout=self.client.timeout))
+            response = self.client.restful("GET limits/recordCount", "limits/recordCount",
+                                           params={"sObjects": names})
             self._counts = {str(c["name"]): int(c["count"]) for c in response.get("sObjects", [])}
         return self._counts.get(sobject, 0)
 

@@ -23,9 +23,8 @@ FIELD_TYPES = {  # our type -> (Setup data type, details)
 
 
 def describe(client: SalesforceClient, sobject: str) -> dict[str, Any]:
-    result: dict[str, Any] = client.call(f"GET sobjects/{sobject}/describe",
-                                         lambda sf: sf.restful(f"sobjects/{sobject}/describe",
-                                                               timeout=client.timeout))
+    result: dict[str, Any] = client.restful(f"GET sobjects/{sobject}/describe",
+                                            f"sobjects/{sobject}/describe")
     return result
 
 

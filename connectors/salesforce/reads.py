@@ -83,9 +83,9 @@ class StreamReader:
              record_count: Callable[[str], int]) -> Iterator[Page]:
         scope = Scope(sobject, self.fields[sobject], self.options.batch_size)
         until = signpost - self.options.lag
-        calls_before = self.calls()
         bulk = cursor.value is None and (cursor.get("bulk_job") is not None or
                                          record_count(sobject) > self.options.bulk_above_records)
+        calls_before = self.calls()  # the record counts are setup, read once for every object
         if bulk:
             reader = BulkReader(self.client, self.options.bulk_page_records,
                                 self.options.bulk_poll_seconds, self.options.sleep)
@@ -156,6 +156,7 @@ class StreamReader:
 
     def read_users(self) -> Iterator[Page]:
         """Every user (Salesforce deactivates, never deletes); team from role, else manager's."""
+        calls_before = self.calls()
         roles = {str(r["Id"]): str(r["Name"]) for page in self.pager.pages(
             "SELECT Id, Name FROM UserRole", include_deleted=False) for r in page}
         users = [r for page in self.pager.pages(
@@ -167,7 +168,8 @@ class StreamReader:
             uid = str(user["Id"])
             team = role_of.get(uid) or role_of.get(manager_of.get(uid) or "")
             rows.append(mappers.map_user(user, team, self.context))
-        yield Page(stream="User", records=rows, cursor=None)
+        yield Page(stream="User", records=rows, cursor=None,
+                   api_calls=self.calls() - calls_before)
 
     def read_stages(self) -> list[dict[str, Any]]:
         return [r for page in self.pager.pages(build_query(

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
@@ -60,9 +60,9 @@ class VtigerSettings(StrictModel):
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     won_stages: tuple[str, ...] = ("Closed Won",)
     lost_stages: tuple[str, ...] = ("Closed Lost",)
-    roles: dict[str, str] = {}  # role -> field label (custom) or name, e.g. currency = "Currency"
+    roles: dict[str, str] = Field(default_factory=dict)  # role -> field label (custom) or name, e.g. currency = "Currency"
     team_field: str = "department"  # the Users field holding a rep's team
-    team_regions: dict[str, str] = {}
+    team_regions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("server_timezone")
     @classmethod
@@ -204,4 +204,4 @@ class VtigerConnector:
             team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions))
 
 
-__all__ = ["VtigerConnector", "VtigerSettings", "VtigerFailure"]
+__all__ = ["VtigerConnector", "VtigerFailure", "VtigerSettings"]

@@ -4,8 +4,9 @@ Vtiger caps a query at 100 rows, keeps one-second timestamps and orders rows tha
 modifiedtime arbitrarily, so offsets over a changing result are unsafe. The walk therefore pages
 by time, not by offset: `modifiedtime >= value AND modifiedtime <= bound ORDER BY modifiedtime
 LIMIT 0,100`, dropping the ids already seen at `value` (the one-second overlap, de-duplicated),
-and starts the next page at the last time read. Only when one second holds a whole page (a tie
-group of 100 or more, e.g. a mass update) does it page that second by offset, ordered by id, with
+and starts the next page at the last time read. Only when one second holds a whole page and a
+count says it holds more (a tie group over 100, e.g. a mass update) does it page that second by
+offset, ordered by id, with
 a one-row overlap that detects rows leaving the group (a shift) and restarts the group; then it
 continues strictly after that second. Deletes are invisible to query: the engine's periodic id
 comparison (`list_ids`) finds them.
@@ -18,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.vtiger.syncwalk import Batch
-from connectors.vtiger.values import seconds, stamp
+from connectors.vtiger.values import latin_digits, seconds, stamp
 from kpisync.cursor import Cursor
 
 PAGE = 100
@@ -46,6 +47,10 @@ def walk_query(query: Query, module: str, cursor: Cursor, bound: int,
                  if not (str(r.get("id")) in cursor.seen_ids and str(t) == cursor.value)]
         if len(rows) == PAGE and len({t for t, _ in stamped}) == 1:
             value = str(stamped[0][0])
+            if _tie_size(query, module, int(value), zone) <= PAGE:  # the page held it all
+                cursor = Cursor(value=str(int(value) + 1), state=_mode_only(cursor))
+                yield Batch(fresh, [], cursor)
+                continue
             pinned = Cursor(value=value, state=_mode_only(cursor)).with_state(
                 **{PINNED: "0", PINNED_LAST: ""})
             yield Batch(fresh, [], pinned)
@@ -79,6 +84,11 @@ def _walk_tie_group(query: Query, module: str, cursor: Cursor, zone: ZoneInfo
         yield Batch(new, [], Cursor(value=str(value), state=cursor.state).with_state(**state))
         if len(rows) < PAGE:
             return
+
+
+def _tie_size(query: Query, module: str, value: int, zone: ZoneInfo) -> int:
+    rows = query(f"SELECT count(*) FROM {module} WHERE modifiedtime = '{stamp(value, zone)}';")
+    return int(latin_digits(str(rows[0].get("count", "0")))) if rows else 0
 
 
 def _mode_only(cursor: Cursor) -> tuple[tuple[str, str], ...]:

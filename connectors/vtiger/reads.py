@@ -88,9 +88,11 @@ class ModuleReader:
 
     def coverage(self, module: str, first: dict[str, Any]) -> tuple[int, int]:
         """(records sync returned, records query counts) over the first sync page's window."""
+        seen = len(first.get("updated") or [])
+        if not first.get("more"):  # sync saw everything it will ever show: compare with all
+            return seen, self.count(module)
         last = int(first.get("lastModifiedTime") or 1)
-        visible = self.count(module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'")
-        return len(first.get("updated") or []), visible
+        return seen, self.count(module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'")
 
     # --- reading -------------------------------------------------------------------------------
     def read(self, module: str, stream: str, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
@@ -141,13 +143,13 @@ class ModuleReader:
         context = self.context
         mapper: Callable[[dict[str, Any]], list[RecordBase]]
         if module == "Potentials":
-            mapper = lambda r: list(mappers.map_potential(r, context))  # noqa: E731
+            mapper = lambda r: list(mappers.map_potential(r, context))
         elif module in ("Calendar", "Events"):
-            mapper = lambda r: [mappers.map_activity(r, module, context)]  # noqa: E731
+            mapper = lambda r: [mappers.map_activity(r, module, context)]
         else:
             one = {"Accounts": mappers.map_account, "Contacts": mappers.map_contact,
                    "Leads": mappers.map_lead}[module]
-            mapper = lambda r: [one(r, context)]  # noqa: E731
+            mapper = lambda r: [one(r, context)]
         return [row for record in records for row in mapper(record)]
 
     # --- full listings -------------------------------------------------------------------------

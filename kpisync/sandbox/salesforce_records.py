@@ -69,11 +69,11 @@ def build_truth(org: Org, schema: Schema) -> Truth:
     for number, stage in enumerate(org.stages, start=1):
         rid = make_id("OpportunityStage", number)
         at = org.now.replace(year=org.now.year - 4)
-        truth["OpportunityStage"][rid] = stamped(schema, "OpportunityStage", rid, at, at, None, dict(
-            MasterLabel=stage.label, ApiName=stage.label, IsActive=True, IsClosed=stage.is_closed,
-            IsWon=stage.is_won, DefaultProbability=stage.probability * 100,
-            ForecastCategoryName=forecast_category(stage.is_closed, stage.is_won),
-            SortOrder=stage.order + 1))
+        truth["OpportunityStage"][rid] = stamped(schema, "OpportunityStage", rid, at, at, None, {
+            "MasterLabel": stage.label, "ApiName": stage.label, "IsActive": True, "IsClosed": stage.is_closed,
+            "IsWon": stage.is_won, "DefaultProbability": stage.probability * 100,
+            "ForecastCategoryName": forecast_category(stage.is_closed, stage.is_won),
+            "SortOrder": stage.order + 1})
     types = {n: f.type for obj in schema.objects.values() for n, f in obj.fields.items()}
     for acc in org.accounts:
         rid = make_id("Account", acc.id)
@@ -124,18 +124,18 @@ def add_users(truth: Truth, schema: Schema, org: Org) -> None:
     role_ids = {team: make_id("UserRole", number) for number, team in enumerate(teams, start=1)}
     at = org.now.replace(year=org.now.year - 8)
     for team, rid in role_ids.items():
-        truth["UserRole"][rid] = stamped(schema, "UserRole", rid, at, at, None, dict(Name=team))
+        truth["UserRole"][rid] = stamped(schema, "UserRole", rid, at, at, None, {"Name": team})
     for rep in org.reps:
         truth["User"][user_id(rep.id)] = user_record(schema, rep, role_ids)
 
 
 def user_record(schema: Schema, rep: Rep, role_ids: dict[str, str]) -> Record:
     rid = user_id(rep.id)
-    return stamped(schema, "User", rid, rep.created_at, rep.created_at, None, dict(
-        Username=rep.email, FirstName=rep.first_name, LastName=rep.last_name,
-        Name=f"{rep.first_name} {rep.last_name}", Email=rep.email, IsActive=rep.active,
-        UserRoleId=role_ids[rep.team], ManagerId=ref("User", rep.manager_id),
-        Start_Date__c=rep.started_on, TimeZoneSidKey="Europe/London"))
+    return stamped(schema, "User", rid, rep.created_at, rep.created_at, None, {
+        "Username": rep.email, "FirstName": rep.first_name, "LastName": rep.last_name,
+        "Name": f"{rep.first_name} {rep.last_name}", "Email": rep.email, "IsActive": rep.active,
+        "UserRoleId": role_ids[rep.team], "ManagerId": ref("User", rep.manager_id),
+        "Start_Date__c": rep.started_on, "TimeZoneSidKey": "Europe/London"})
 
 
 def add_deals(truth: Truth, schema: Schema, org: Org, types: dict[str, str]) -> None:
@@ -151,17 +151,17 @@ def add_deals(truth: Truth, schema: Schema, org: Org, types: dict[str, str]) -> 
             hid = make_id("OpportunityHistory", history_number)
             past = stages[change.stage]
             truth["OpportunityHistory"][hid] = stamped(
-                schema, "OpportunityHistory", hid, change.at, change.at, user_id(d.owner_id), dict(
-                    OpportunityId=rid, StageName=past.label, Amount=d.amount,
-                    CloseDate=d.close_date, Probability=past.probability * 100))
+                schema, "OpportunityHistory", hid, change.at, change.at, user_id(d.owner_id), {
+                    "OpportunityId": rid, "StageName": past.label, "Amount": d.amount,
+                    "CloseDate": d.close_date, "Probability": past.probability * 100})
         for index, item in enumerate(d.line_items):
             lid = make_id("OpportunityLineItem", d.id * 10 + index)
             truth["OpportunityLineItem"][lid] = stamped(
                 schema, "OpportunityLineItem", lid, d.created_at, d.created_at, user_id(d.owner_id),
-                dict(OpportunityId=rid, Product2Id=make_id("Product2", PRODUCTS.index(item.product) + 1),
-                     ProductCode=item.product, Name=f"{d.name} {item.product}",
-                     Quantity=Decimal(item.quantity), UnitPrice=item.unit_price,
-                     TotalPrice=item.unit_price * item.quantity))
+                {"OpportunityId": rid, "Product2Id": make_id("Product2", PRODUCTS.index(item.product) + 1),
+                     "ProductCode": item.product, "Name": f"{d.name} {item.product}",
+                     "Quantity": Decimal(item.quantity), "UnitPrice": item.unit_price,
+                     "TotalPrice": item.unit_price * item.quantity})
 
 
 def opportunity_values(d: Deal, stage: Any, types: dict[str, str]) -> dict[str, Any]:
@@ -190,24 +190,24 @@ def add_activities(truth: Truth, schema: Schema, org: Org) -> None:
         sobject = "Event" if a.kind == "meeting" else "Task"
         rid = make_id(sobject, a.id)
         what = ref("Opportunity", a.deal_id) or ref("Account", a.account_id)
-        common = dict(Subject=a.subject, WhoId=who_of(a, lead_contact), WhatId=what,
-                      AccountId=ref("Account", a.account_id), OwnerId=user_id(a.owner_id))
+        common = {"Subject": a.subject, "WhoId": who_of(a, lead_contact), "WhatId": what,
+                      "AccountId": ref("Account", a.account_id), "OwnerId": user_id(a.owner_id)}
         truth[sobject][rid] = stamped(schema, sobject, rid, a.created_at, a.modified_at,
                                       user_id(a.owner_id), {**common, **activity_values(a)})
 
 
 def activity_values(a: Activity) -> dict[str, Any]:
     if a.kind == "meeting":
-        return dict(StartDateTime=a.occurred_at, ActivityDateTime=a.occurred_at,
-                    EndDateTime=a.occurred_at + timedelta(seconds=a.duration_seconds),
-                    DurationInMinutes=a.duration_seconds // 60, EventSubtype="Event", Type="Meeting")
+        return {"StartDateTime": a.occurred_at, "ActivityDateTime": a.occurred_at,
+                    "EndDateTime": a.occurred_at + timedelta(seconds=a.duration_seconds),
+                    "DurationInMinutes": a.duration_seconds // 60, "EventSubtype": "Event", "Type": "Meeting"}
     done = a.status == "completed"
-    values: dict[str, Any] = dict(
-        Status="Completed" if done else "Not Started", Priority="Normal",
-        ActivityDate=a.occurred_at.date(), IsClosed=done,
-        CompletedDateTime=a.occurred_at if done else None,
-        TaskSubtype={"call": "Call", "email": "Email"}.get(a.kind, "Task"),
-        Type={"call": "Call", "email": "Email"}.get(a.kind, "Other"))
+    values: dict[str, Any] = {
+        "Status": "Completed" if done else "Not Started", "Priority": "Normal",
+        "ActivityDate": a.occurred_at.date(), "IsClosed": done,
+        "CompletedDateTime": a.occurred_at if done else None,
+        "TaskSubtype": {"call": "Call", "email": "Email"}.get(a.kind, "Task"),
+        "Type": {"call": "Call", "email": "Email"}.get(a.kind, "Other")}
     if a.kind == "call":
         values.update(CallType="Inbound" if a.direction == "inbound" else "Outbound",
                       CallDurationInSeconds=a.duration_seconds)
@@ -223,11 +223,11 @@ def add_answers(truth: Truth, schema: Schema, org: Org) -> None:
         rid = make_id(SURVEY_OBJECT, answer.id)
         account = answer.account_id or accounts.get(answer.respondent_contact_id)
         truth[SURVEY_OBJECT][rid] = stamped(
-            schema, SURVEY_OBJECT, rid, answer.answered_at, answer.modified_at, None, dict(
-                Name=f"NPS-{answer.id:06d}", Score__c=Decimal(answer.score),
-                Contact__c=make_id("Contact", answer.respondent_contact_id),
-                Account__c=ref("Account", account), Answered_At__c=answer.answered_at,
-                Survey_Type__c="NPS"))
+            schema, SURVEY_OBJECT, rid, answer.answered_at, answer.modified_at, None, {
+                "Name": f"NPS-{answer.id:06d}", "Score__c": Decimal(answer.score),
+                "Contact__c": make_id("Contact", answer.respondent_contact_id),
+                "Account__c": ref("Account", account), "Answered_At__c": answer.answered_at,
+                "Survey_Type__c": "NPS"})
 
 
 def utc_now_ms() -> datetime:

@@ -15,7 +15,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ OPEN_CURSORS = 50
 def wire(value: Any) -> Any:
     """A Python field value as Salesforce's REST JSON carries it."""
     if isinstance(value, datetime):
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
     if isinstance(value, date):
         return value.isoformat()
@@ -46,7 +46,7 @@ def csv_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     if isinstance(value, date):
         return value.isoformat()

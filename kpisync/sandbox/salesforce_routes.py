@@ -231,4 +231,4 @@ def chunks(records: list[dict[str, Any]]) -> int:
     return count
 
 
-__all__ = ["register_routes", "SURVEY_OBJECT"]
+__all__ = ["SURVEY_OBJECT", "register_routes"]

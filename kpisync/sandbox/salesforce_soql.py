@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -342,7 +342,7 @@ def parse_datetime(text: str) -> datetime:
     value = text.replace("Z", "+00:00")
     if re.search(r"[+-]\d{4}$", value):
         value = f"{value[:-2]}:{value[-2:]}"
-    return datetime.fromisoformat(value).astimezone(timezone.utc)
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def fold(value: Any, kind: str) -> Any:
@@ -405,16 +405,3 @@ class Reverse:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Reverse) and self.value == other.value
-
-
-EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def soql_datetime(value: datetime) -> str:
-    """A datetime as a SOQL literal (UTC, milliseconds)."""
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def within_ms(value: datetime) -> datetime:
-    return value - timedelta(microseconds=value.microsecond % 1000)

@@ -176,6 +176,7 @@ class SalesforceStore:
         self.delete(sobject, loser, master=master)
 
     def touch_all(self, sobject: str, at: datetime) -> None:
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # Salesforce keeps milliseconds
         for record in self.truth[sobject].values():
             record["SystemModstamp"] = at
             if "LastModifiedDate" in record:

@@ -37,7 +37,7 @@ from kpisync.sandbox.vtiger_schema import PREFIX, build_schema, listtypes_json
 from kpisync.sandbox.vtiger_store import VtigerError, VtigerStore
 from kpisync.sandbox.vtiger_vtql import VtqlError, parse_query
 
-__all__ = ["VtigerEmulator", "ADMIN_KEY"]
+__all__ = ["ADMIN_KEY", "VtigerEmulator"]
 ADMIN_KEY = "vtEmulatorAdminKey0123"
 OPERATIONS = {"getchallenge": "GET", "login": "POST", "listtypes": "GET", "describe": "GET",
               "query": "GET", "sync": "GET", "retrieve": "GET", "create": "POST",

@@ -24,6 +24,7 @@ ACCOUNT_TYPE = {"prospect": "Prospect", "customer": "Customer", "former_customer
 LEAD_STATUS = {"new": "Not Contacted", "working": "Attempted to Contact", "qualified": "Qualified",
                "unqualified": "Junk Lead", "converted": "Qualified"}
 ADMIN_ID = 1
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass
@@ -87,7 +88,7 @@ class IdBook:
 
 
 def build_truth(org: Org, schema: Schema, admin_since: int,
-                zone: ZoneInfo = ZoneInfo("UTC")) -> tuple[Truth, IdBook]:
+                zone: ZoneInfo = UTC_ZONE) -> tuple[Truth, IdBook]:
     truth: Truth = {m: {} for m in schema.fields}
     book = IdBook()
     add_users(truth, org, admin_since)

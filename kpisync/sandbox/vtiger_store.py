@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -80,7 +81,7 @@ class VtigerStore:
             rows = sorted(self.truth[module].values(), key=lambda e: (e.modified, tie_rank(e.crmid)))
             cached = (self._version[module], ([e.modified for e in rows], rows))
             self._index[key] = cached
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
 
     # --- query ---------------------------------------------------------------------------------
     def query(self, query: Query) -> list[Entity] | int:
@@ -98,7 +99,7 @@ class VtigerStore:
             return len(rows)
         if query.order:
             for name, descending in reversed(query.order):
-                rows.sort(key=lambda e, n=name: self._sort_key(e, n), reverse=descending)
+                rows.sort(key=partial(self._sort_key, name=name), reverse=descending)
         elif not query.order:
             rows.sort(key=lambda e: tie_rank(e.crmid))
         return rows[query.offset:query.offset + min(query.limit, MAX_ROWS)]
@@ -157,7 +158,7 @@ class VtigerStore:
                 return None
         return raw.lower()
 
-    def _sort_key(self, entity: Entity, name: str) -> tuple[int, Any]:
+    def _sort_key(self, entity: Entity, *, name: str) -> tuple[int, Any]:
         value = self._value(entity, name)
         return (0, "") if value is None else (1, value)
 
@@ -213,6 +214,8 @@ class VtigerStore:
         now = self.clock()
         crmid = self.next_crmid
         self.next_crmid += 1
+        for name in self.schema.fields[module]:
+            values.setdefault(name, "")  # every column exists, empty as ''
         values.update(modifiedby=user, source="WEBSERVICE")
         entity = Entity(module, crmid, values, now, now)
         self.truth[module][crmid] = entity

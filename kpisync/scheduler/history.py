@@ -58,7 +58,9 @@ def claim(engine: Engine, source: str, due_at: datetime, *, trigger: str, worker
             inserted = connection.execute(RUNS.insert().values(
                 source=source, due_at=due_at, trigger=trigger, worker=worker, status=CLAIMED,
                 claimed_at=now_utc(), upserted=0, deleted=0, api_calls={}, stages={}))
-            return int(inserted.inserted_primary_key[0])
+            key = inserted.inserted_primary_key
+            assert key is not None
+            return int(key[0])
     except IntegrityError:
         return None
 

@@ -2,7 +2,8 @@
 
 Intervals are anchored at a fixed instant (2000-01-01 UTC), not at the moment a worker starts, so
 every worker, restarted or not, agrees on the slots: 15 minutes means :00, :15, :30, :45.
-Cron expressions are read in the `kpisync.timezone` zone.
+Cron expressions are read in the `kpisync.timezone` zone, with crontab's weekday numbers (0 or 7 is
+Sunday): APScheduler 3 numbers weekdays from Monday = 0, so numbers are turned into names first.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from kpisync.config import ScheduleSettings
 from kpisync.errors import ConfigError
 
 ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab: 0 (and 7) is Sunday
 
 
 def trigger_for(source: str, schedule: ScheduleSettings, zone: str) -> BaseTrigger | None:
     """The source's trigger, or None when it has no schedule."""
     if schedule.cron:
         try:
-            return CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(zone))
+            return CronTrigger.from_crontab(crontab_weekdays(schedule.cron), timezone=ZoneInfo(zone))
         except ValueError as error:
             raise ConfigError(f"sources.{source}.schedule.cron: {error}",
                               hint='five fields: minute hour day month weekday, e.g. "*/30 * * * *"') from None
@@ -32,6 +34,19 @@ def trigger_for(source: str, schedule: ScheduleSettings, zone: str) -> BaseTrigg
     if not seconds:
         return None
     return IntervalTrigger(seconds=seconds, start_date=ANCHOR, timezone=UTC)
+
+
+def crontab_weekdays(expression: str) -> str:
+    """The expression with its weekday field's numbers as names: "0 6 * * 1-5" -> "... mon-fri"."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return expression  # APScheduler reports the wrong field count
+    parts = []
+    for part in fields[4].split(","):
+        base, slash, step = part.partition("/")
+        names = "-".join(WEEKDAYS[int(n) % 7] if n.isdigit() else n for n in base.split("-"))
+        parts.append(names + slash + step)
+    return " ".join([*fields[:4], ",".join(parts)])
 
 
 def next_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:

@@ -36,6 +36,7 @@ from kpisync.scheduler.triggers import trigger_for
 log = logging.getLogger(__name__)
 JOB_PREFIX = "pipeline:"
 JOB_FUNCTION = "kpisync.scheduler.worker:run_scheduled"
+MAX_INSTANCES = 8
 _active: Worker | None = None  # the worker of this process: jobs from the store call into it
 
 
@@ -82,7 +83,11 @@ class Worker:
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE),
                        "memory": MemoryJobStore()},
             executors={"default": self.executor, "ops": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace})
+            # several instances of a job may be submitted: each claims its slot and records it
+            # (skipped when the instance's lock stays busy). With max_instances=1 a busy worker
+            # would advance the shared job past a slot without anyone recording it.
+            job_defaults={"coalesce": True, "max_instances": MAX_INSTANCES,
+                          "misfire_grace_time": grace})
 
     def start(self) -> None:
         global _active
@@ -123,9 +128,10 @@ class Worker:
         runs: dict[str, datetime | None] = {}
         for source in self.triggers:
             job = self.scheduler.get_job(JOB_PREFIX + source, jobstore="default")
-            runs[source] = job.next_run_time if job is not None else None
-            if runs[source] is not None:
-                self.metrics.next_run.labels(source).set(runs[source].timestamp())
+            when: datetime | None = job.next_run_time if job is not None else None
+            runs[source] = when
+            if when is not None:
+                self.metrics.next_run.labels(source).set(when.timestamp())
         return runs
 
     def store_ok(self) -> bool:

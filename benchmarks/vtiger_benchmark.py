@@ -1,0 +1,153 @@
+"""Vtiger sync benchmark: calls against the lower bound (crm-api-facts 4), records/s, peak memory.
+
+    python benchmarks/vtiger_benchmark.py [--deals 10000 100000] [--latency 0.02]
+                                           [--modes sync query]
+
+For each size and server behaviour (`sync` working, or stock 8.2 where every module is read by
+query): the emulator runs in a child process (its memory is not counted), a full sync runs into a
+fresh SQLite store, then 1% of every module's records are changed and an incremental sync runs.
+Printed per run: wall time, records/s, time waiting on HTTP vs local work, the sync process's peak
+RSS (getrusage: a high-water mark over the process, so the incremental run shows the full run's;
+the emulator's memory is not in it; tracemalloc is not used because it slows the run many-fold), and
+per module the data calls (sync or query) against the lower bound: ceil(N/100) for sync (its last
+page says more=false), ceil(N/100) + 1 for query (the short last page ends it). Setup calls
+(getchallenge, login, listtypes, one describe per module, the users query, the mode probe's
+count) are shown apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from connectors.vtiger.client import VtigerClient
+from kpisync.config import parse_settings
+from kpisync.registry import build_connector
+from kpisync.store.database import open_store
+from kpisync.sync import SyncOptions, sync_source
+
+MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
+SHAPE = {"accounts_per_deal": 0.1, "contacts_per_deal": 0.2, "leads_per_deal": 0.2,
+         "activities_per_deal": 0.5}
+
+
+def serve(deals: int, latency: float, sync_works: bool) -> None:
+    """Child process: serve an org; on stdin 'change F' revise a share F of every module."""
+    from kpisync.sandbox.orggen import generate_org
+    from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+
+    org = generate_org(seed=3, deals=deals, **SHAPE)  # type: ignore[arg-type]
+    emulator = VtigerEmulator(org, sync_works=sync_works)
+    url = emulator.start()
+    emulator.knobs.latency_seconds = latency
+    live = {m: sum(1 for e in emulator.store.truth[m].values() if e.live) for m in MODULES}
+    rows = {m: len(emulator.store.truth[m]) for m in MODULES}  # sync also reports converted leads
+    print(json.dumps({"url": url, "key": ADMIN_KEY, "live": live, "all": rows}), flush=True)
+    rng = random.Random(1)
+    for line in sys.stdin:
+        share = float(line.split()[1])
+        changed = {}
+        for module in MODULES:
+            ids = sorted(e.ws_id for e in emulator.store.truth[module].values() if e.live)
+            picked = rng.sample(ids, max(1, int(len(ids) * share)))
+            for ws_id in picked:
+                field = {"Potentials": "amount"}.get(module, "cf_853" if module == "Accounts"
+                                                     else "phone" if module != "Calendar"
+                                                     and module != "Events" else "subject")
+                emulator.update_record(module, ws_id, {field: "4242" if field == "amount"
+                                                       else f"bench {rng.random():.6f}"})
+            changed[module] = len(picked)
+        print(json.dumps(changed), flush=True)
+
+
+def timed_send() -> list[float]:
+    waiting = [0.0]
+    original = VtigerClient.send
+
+    def send(self: VtigerClient, operation: str, params: dict[str, str]) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, operation, params)
+        finally:
+            waiting[0] += time.perf_counter() - started
+
+    VtigerClient.send = send  # type: ignore[method-assign]
+    return waiting
+
+
+def run(label: str, engine: Any, url: str, waiting: list[float],
+        counts: dict[str, int], mode: str) -> None:
+    os.environ["KPISYNC_BENCH_VTIGER_KEY"] = os.environ["KPISYNC_BENCH_KEY"]
+    settings = parse_settings({"sources": {"bench": {
+        "type": "vtiger", "url": url, "access_key_env": "KPISYNC_BENCH_VTIGER_KEY"}}})
+    connector = build_connector(settings.source("bench"))
+    per_stream: Counter[str] = Counter()
+    waiting[0] = 0.0
+    started = time.perf_counter()
+    result = sync_source(engine, "bench", connector, SyncOptions(
+        purge_check_every=None, on_page=lambda page: per_stream.update({page.stream: page.api_calls})))
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rows = sum(counts.values())
+    print(f"\n{label}: {rows} records in {wall:.1f} s = {rows / wall:,.0f} records/s; "
+          f"HTTP wait {waiting[0]:.1f} s, local {wall - waiting[0]:.1f} s "
+          f"({100 * (wall - waiting[0]) / wall:.0f}%); peak RSS so far {peak / 2**20:.0f} MiB")
+    print(f"  all calls by operation: {dict(result.api_calls)}")
+    for module in MODULES:
+        n = counts[module]
+        bound = math.ceil(n / 100) + (1 if mode == "query" else 0)
+        bound = max(bound, 1)
+        made = per_stream[module.lower()]
+        print(f"  {module:<11} {n:>7} records  data calls {made:>5}  lower bound {bound:>5}  "
+              f"ratio {made / bound:.2f}")
+    connector.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deals", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--modes", nargs="+", default=["sync", "query"], choices=["sync", "query"])
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]), float(args.serve[1]), args.serve[2] == "sync")
+        return
+    waiting = timed_send()
+    for deals in args.deals:
+        for mode in args.modes:
+            child = subprocess.Popen([sys.executable, __file__, "--serve", str(deals),
+                                      str(args.latency), mode], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+            assert child.stdin is not None and child.stdout is not None
+            ready = json.loads(child.stdout.readline())
+            os.environ["KPISYNC_BENCH_KEY"] = ready["key"]
+            with tempfile.TemporaryDirectory() as folder:
+                engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
+                title = f"{deals:,} deals, {'sync works' if mode == 'sync' else 'stock 8.2 (query)'}"
+                run(f"FULL {title}, latency {args.latency * 1000:.0f} ms", engine, ready["url"],
+                    waiting, ready["all" if mode == "sync" else "live"], mode)
+                child.stdin.write("change 0.01\n")
+                child.stdin.flush()
+                changed = json.loads(child.stdout.readline())
+                time.sleep(1.1)
+                run(f"INCREMENTAL 1% changed, {title}", engine, ready["url"], waiting,
+                    changed, mode)
+                engine.dispose()
+            child.stdin.close()
+            child.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Salesforce's own hazards over loopback HTTPS through simple-salesforce: re-login, SOQL errors,
+Bulk API 2.0 first syncs, the daily allowance floor, timestamp ties, merges, purges and writes.
+
+The generic ones (kills, faults, deletes, bad credentials) are in tests/test_conformance.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+from sqlalchemy import Engine, func, select
+
+from kpisync.connector import FieldSpec, FieldUpdate
+from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
+from kpisync.sandbox.orggen import generate_org
+from kpisync.sandbox.salesforce import SalesforceEmulator
+from kpisync.store.models import Account, Activity, Contact, Deal, SyncRun
+from kpisync.sync import SyncOptions, sync_source
+from tests.salesforce_env import SOURCE, SalesforceEnv
+from tests.salesforce_truth import assert_store_equals_truth
+
+
+@pytest.fixture(scope="module")
+def org():  # type: ignore[no-untyped-def]
+    return generate_org(seed=13, deals=150)
+
+
+@pytest.fixture
+def env(org) -> Iterator[SalesforceEnv]:  # type: ignore[no-untyped-def]
+    with SalesforceEmulator(org) as emulator:
+        yield SalesforceEnv(org, emulator)
+
+
+def count(engine: Engine, model) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(model)).scalar() or 0)
+
+
+def test_session_expiring_mid_sync_logs_in_again_once(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    connector = env.connector()
+    expired = []
+
+    def expire_once(page) -> None:  # type: ignore[no-untyped-def]
+        if page.stream == "Contact" and not expired:
+            env.emulator.expire_sessions()
+            expired.append(page.stream)
+
+    result = sync_source(sqlite_engine, SOURCE, connector, SyncOptions(on_page=expire_once))
+    assert result.status == "succeeded" and expired
+    assert result.api_calls["login (soap)"] == 2
+    assert 0 < result.api_calls["limit:api-usage-used"] <= result.api_calls["limit:api-usage-max"]
+    assert_store_equals_truth(sqlite_engine, env.emulator.dump())
+
+
+def test_unsupported_soql_is_malformed_query_and_never_retried(env) -> None:  # type: ignore[no-untyped-def]
+    connector = env.connector()
+    client = connector.client
+    bad = "SELECT Id FROM Opportunity WHERE Amount > 5 AND Name = 'a' OR Name = 'b'"
+    with pytest.raises(SalesforceMalformedRequest) as raw:
+        client.connect().query(bad)
+    assert raw.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    with pytest.raises(RejectedError) as caught:
+        client.call("GET query", lambda sf: sf.query(bad))
+    assert "MALFORMED_QUERY" in caught.value.message and client.calls["GET query"] == 1
+    rows = client.call("GET query", lambda sf: sf.query(
+        "SELECT Id, StageName FROM Opportunity WHERE (Amount > 5000 AND IsWon = true) OR "
+        "StageName IN ('Closed Lost') ORDER BY StageName DESC, Id LIMIT 7"))["records"]
+    assert len(rows) == 7 and rows[0]["StageName"] == "Closed Won"
+    with pytest.raises(SchemaDriftError):  # a date literal against a datetime field (INVALID_FIELD)
+        client.call("GET query", lambda sf: sf.query(
+            "SELECT Id FROM Opportunity WHERE SystemModstamp > 2024-01-01"))
+
+
+def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    options = {"bulk_above_records": 100, "bulk_page_records": 150}
+    pages = []
+    stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 2,
+                       on_page=pages.append)
+    with pytest.raises(Interrupted):
+        sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
+    assert pages[-1].cursor.get("bulk_job") and pages[-1].cursor.get("bulk_locator")
+    first = sync_source(sqlite_engine, SOURCE, env.connector(**options), SyncOptions())
+    assert first.status == "succeeded"
+    objects = sorted(job.sobject for job in env.emulator.bulk.jobs.values())
+    big = sorted(o for o in ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem",
+                             "Task", "Event", "NPS_Response__c") if len(env.emulator.live(o)) > 100)
+    assert objects == big  # one job each: the interrupted Task job was resumed, not re-run
+    jobs = len(objects)
+    assert_store_equals_truth(sqlite_engine, env.emulator.dump())
+
+    changed = sorted(env.emulator.live("Contact"))[:3]
+    for rid in changed:
+        env.emulator.update_record("Contact", rid, {"Title": "Chief Kpisync Officer"})
+    second = sync_source(sqlite_engine, SOURCE, env.connector(**options), SyncOptions())
+    assert "POST jobs/query" not in second.api_calls and len(env.emulator.bulk.jobs) == jobs
+    assert_store_equals_truth(sqlite_engine, env.emulator.dump())
+
+
+def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    env.emulator.knobs.daily_api_limit = 900
+    env.emulator.api_used = 880
+    connector = env.connector(min_api_remaining=1000)
+    with pytest.raises(RateLimited) as caught:
+        sync_source(sqlite_engine, SOURCE, connector, SyncOptions())
+    assert "refusing to sync" in caught.value.message and "19 of 900" in caught.value.message
+    assert count(sqlite_engine, Deal) == 0
+    with sqlite_engine.connect() as connection:
+        run = connection.execute(select(SyncRun.status, SyncRun.error)).one()
+    assert run.status == "failed" and "min_api_remaining" in run.error
+    problems = connector.check()
+    assert any("daily API calls left" in p.what for p in problems)
+    env.emulator.api_used = 900  # spent: every call is refused with REQUEST_LIMIT_EXCEEDED
+    with pytest.raises(RateLimited):
+        env.connector(min_api_remaining=0).discover()
+
+
+def test_thousand_tasks_on_one_timestamp_are_walked_by_id_across_a_restart(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(streams=("Task",)))
+    env.emulator.touch_all("Task", datetime.now(UTC) - timedelta(seconds=5))
+    tasks = len(env.emulator.live("Task"))
+    assert tasks > 1000
+    pages = []
+    with pytest.raises(Interrupted):
+        sync_source(sqlite_engine, SOURCE, env.connector(batch_records=200), SyncOptions(
+            streams=("Task",), on_page=pages.append, should_stop=lambda: len(pages) == 3))
+    assert len({p.cursor.value for p in pages}) == 1  # one timestamp; the Id moves the keyset
+    assert len({p.cursor.get("after_id") for p in pages}) == 3
+    done = sync_source(sqlite_engine, SOURCE, env.connector(batch_records=200),
+                       SyncOptions(streams=("Task",)))
+    read = sum(s.upserted for s in done.streams)
+    assert read == tasks - 3 * 200  # exactly the rest: none lost, none read twice
+    assert done.api_calls["GET queryAll"] + done.api_calls["GET query more"] == -(-read // 200)
+    assert count(sqlite_engine, Activity) == tasks
+
+
+def test_deletes_merges_and_purges(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+    master, loser = sorted(env.emulator.live("Account"))[:2]
+    env.emulator.merge("Account", master, loser)
+    purged = max(env.emulator.live("Contact"))
+    env.emulator.purge("Contact", purged)
+    created = env.emulator.create_record("Account", {"Name": "Nowa Spółka", "OwnerId": None})
+    result = sync_source(sqlite_engine, SOURCE, env.connector(),
+                         SyncOptions(purge_check_every=timedelta(0)))
+    assert result.status == "succeeded"
+    assert_store_equals_truth(sqlite_engine, env.emulator.dump())
+    with sqlite_engine.connect() as connection:
+        gone = dict(connection.execute(select(Account.external_id, Account.deleted_at)).all())
+        assert gone[loser] is not None and gone[created] is None
+        assert connection.execute(select(Contact.deleted_at).where(
+            Contact.external_id == purged)).scalar() is not None
+        assert connection.execute(select(func.count()).select_from(Contact).where(
+            Contact.account_id == loser, Contact.deleted_at.is_(None))).scalar() == 0
+
+
+def test_collections_write_with_per_record_results(env) -> None:  # type: ignore[no-untyped-def]
+    connector = env.connector()
+    ids = sorted(env.emulator.live("Opportunity"))
+    env.emulator.delete("Opportunity", ids[5])
+    updates = [FieldUpdate(rid, (("Margin__c", "0.5"),)) for rid in ids[:150]]
+    updates += [FieldUpdate(rid, (("Deal_category__c", "renewal"),)) for rid in ids[150:]]
+    updates += [FieldUpdate(ids[0][:-3] + "zzz", (("Margin__c", "1"),)),
+                FieldUpdate(ids[1], (("No_Such_Field__c", "x"),))]
+    results = connector.write("deal", updates * 2)
+    assert len(results) == len(updates) * 2
+    assert connector.api_usage()["PATCH composite/sobjects"] == 2
+    by_id = {r.external_id: r for r in results}
+    assert by_id[ids[5]].not_found and not by_id[ids[5]].ok
+    assert not by_id[ids[1]].ok and "INVALID_FIELD" in (by_id[ids[1]].error or "")
+    assert by_id[ids[2]].ok and env.emulator.live("Opportunity")[ids[2]]["Margin__c"] == Decimal("0.5")
+
+
+def test_ensure_fields_says_how_to_create_missing_fields(env) -> None:  # type: ignore[no-untyped-def]
+    steps = env.connector().ensure_fields([
+        FieldSpec("deal", "Margin__c", "Margin", "number"),
+        FieldSpec("account", "Kpisync_NPS__c", "kpisync NPS", "number")], apply=True)
+    assert [s.action for s in steps] == ["exists", "manual"]
+    assert "Object Manager > Account > Fields & Relationships > New: Data Type Number" in steps[1].detail
+
+
+def test_certificates_are_checked(env) -> None:  # type: ignore[no-untyped-def]
+    problems = env.connector(ca_bundle=None).check()
+    assert problems and "certificate" in problems[0].what.lower()
+    with pytest.raises(ConnectorError):
+        env.connector(ca_bundle=None).discover()

@@ -1,0 +1,157 @@
+"""Operations of unattended runs: secrets never logged or stored, health and Prometheus metrics over
+HTTP, the status report, and ops alerts sent once per incident."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, MetaData, select
+
+from kpisync.config import load_settings
+from kpisync.health import HealthServer
+from kpisync.pipeline import Pipeline
+from kpisync.sandbox.hubspot import HubSpotEmulator
+from kpisync.sandbox.orggen import generate_org
+from kpisync.scheduler.history import now_utc
+from kpisync.scheduler.options import scheduler_settings
+from kpisync.scheduler.report import instance_report
+from kpisync.scheduler.worker import Worker
+from kpisync.store.database import open_store
+from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
+from tests.test_unattended_kit import RUN, settings_text, webhook_receiver, write_settings
+
+BAD_TOKEN = "pat-na1-revoked-9f8e7d6c5b4a"
+HOOK_KEY = "T0KEN-in-the-hook-url-5e6f"
+
+
+@pytest.fixture(scope="module")
+def org():  # type: ignore[no-untyped-def]
+    return generate_org(seed=4, deals=20)
+
+
+@pytest.fixture
+def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+    with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator:
+        yield HubSpotEnv(org, emulator)
+
+
+def every_stored_text(engine: Engine) -> str:
+    """Every value of every table, as text (binary job states decoded byte for byte)."""
+    metadata = MetaData()
+    metadata.reflect(engine)
+    chunks = []
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                for value in row:
+                    chunks.append(value.decode("latin-1") if isinstance(value, bytes) else str(value))
+    return "\n".join(chunks)
+
+
+def test_tokens_never_reach_the_logs_or_the_store(env: HubSpotEnv, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with webhook_receiver() as hook:
+        settings = write_settings(tmp_path, settings_text(
+            env, store_url, sources=(SOURCE,), tables=(
+                f'[sources.revoked]\ntype = "hubspot"\nhost = "{env.emulator.base_url}"\n'
+                'token_env = "KPISYNC_TEST_REVOKED_TOKEN"\nfast_retries = true\n\n'
+                '[alerts]\nfailures_in_a_row = 1\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n'
+                '[scheduler]\nstages = ["sync"]\n')))
+        secrets = {"KPISYNC_TEST_REVOKED_TOKEN": BAD_TOKEN,
+                   "KPISYNC_TEST_OPS_HOOK": f"{hook.url}/{HOOK_KEY}"}
+        done = subprocess.run([*RUN, "--log-json", "--debug", "run", "--settings", str(settings),
+                               "--once"], capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, **secrets})
+        assert done.returncode == 1, done.stderr[-2000:]  # the revoked source failed
+        assert any(n["source"] == "revoked" and n["state"] == "open" for n in hook.received)
+    logs = done.stdout + done.stderr
+    assert '"level": "warning"' in logs and "revoked" in logs  # the failure was logged
+    engine = open_store(store_url)
+    stored = every_stored_text(engine)
+    assert "HubSpot refused the credentials" in stored
+    for secret in (TOKEN, BAD_TOKEN, HOOK_KEY):
+        assert secret not in logs, f"{secret[:8]}… in the logs"
+        assert secret not in stored, f"{secret[:8]}… in the store"
+        assert all(secret not in str(notice) for notice in hook.received)
+    engine.dispose()
+
+
+def test_health_metrics_and_status_of_a_running_worker(env: HubSpotEnv, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    settings_path = write_settings(tmp_path, settings_text(
+        env, store_url, schedule="interval_seconds = 3", tables='[scheduler]\nstages = ["sync"]\n'))
+    settings, engine = load_settings(settings_path), open_store(store_url)
+    worker = Worker(engine, settings, stop=threading.Event())
+    server = HealthServer(worker.health, worker.metrics, port=0)
+    server.start()
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not worker.health.sources.get(SOURCE, {}).get("last_status"):
+            assert time.monotonic() < deadline, "no run finished in 30 s"
+            time.sleep(0.1)
+        health = httpx.get(f"{server.address}/healthz", timeout=5)
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "ok" and body["store"] == "ok"
+        assert body["sources"][SOURCE]["last_status"] == "succeeded"
+        assert body["sources"][SOURCE]["next_run"] is not None
+        metrics = httpx.get(f"{server.address}/metrics", timeout=5).text
+        assert f'kpisync_pipeline_runs_total{{source="{SOURCE}",status="succeeded"}}' in metrics
+        assert f'kpisync_api_calls_total{{source="{SOURCE}",stage="sync"}}' in metrics
+        assert "process_resident_memory_bytes" in metrics
+        assert server.address.startswith("http://127.0.0.1:")
+    finally:
+        worker.shutdown()
+    assert httpx.get(f"{server.address}/healthz", timeout=5).status_code == 503  # stopping
+    server.stop()
+
+    row = next(r for r in instance_report(engine, settings) if r["source"] == SOURCE)
+    assert row["last_status"] == "succeeded" and row["last_duration"] is not None
+    assert row["upserted"] > 0 and row["api_calls"]["sync"] > 0 and row["last_error"] is None
+    assert row["next_run"] is not None and row["data_age_minutes"] is not None
+    engine.dispose()
+
+
+def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with webhook_receiver(statuses=[500]) as hook:  # the first delivery fails: retried once
+        os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
+        settings = load_settings(write_settings(tmp_path, settings_text(
+            env, store_url, tables=(
+                '[alerts]\nfailures_in_a_row = 2\nstale_after_minutes = 0.02\n'
+                'webhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n[scheduler]\nstages = ["sync"]\n'))))
+        engine = open_store(store_url)
+        pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event())
+        slot = now_utc().replace(microsecond=0)
+
+        def run(n: int) -> str | None:
+            return pipeline.run_slot(SOURCE, slot + timedelta(minutes=n))
+
+        env.emulator.knobs.fail_always_after_calls = 0  # every call fails: the CRM is down
+        assert [run(1), run(2), run(3)] == ["failed"] * 3
+        failing = [n for n in hook.received if n["kind"] == "failing"]
+        assert len(failing) == 2 and failing[0] == failing[1]  # refused once, then accepted
+        assert failing[0]["state"] == "open" and "3 runs" not in failing[0]["text"]
+        env.emulator.knobs.fail_always_after_calls = None
+        assert run(4) == "succeeded"
+        assert [n["state"] for n in hook.received if n["kind"] == "failing"] == \
+            ["open", "open", "resolved"]
+
+        stale_before = [n for n in hook.received if n["kind"] == "stale"]
+        time.sleep(1.5)  # older than 0.02 min = 1.2 s
+        pipeline.review_idle([SOURCE])
+        pipeline.review_idle([SOURCE])
+        stale = [n for n in hook.received if n["kind"] == "stale"][len(stale_before):]
+        assert [n["state"] for n in stale] == ["open"], stale
+        assert run(5) == "succeeded"
+        assert [n["state"] for n in hook.received if n["kind"] == "stale"][-1] == "resolved"
+        engine.dispose()

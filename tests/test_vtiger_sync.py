@@ -1,0 +1,171 @@
+"""Sync a seeded org from the Vtiger emulator over loopback, in both server behaviours.
+
+`sync` working (patched installs) and stock 8.2 (sync answers an empty HTTP 500, so every module
+falls back to incremental query and deletes come from the id comparison); owner-only views;
+tie groups over 100; sessions that end; the quirks of Persian installs end to end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+
+from kpisync.errors import AuthError
+from kpisync.sandbox.orggen import generate_org
+from kpisync.sandbox.vtiger import VtigerEmulator
+from kpisync.store.database import open_store
+from kpisync.store.models import Deal, DealStageChange, FieldCatalog, Lead, SyncState
+from kpisync.sync import SyncOptions, sync_source
+from tests.vtiger_env import SOURCE, VtigerEnv
+from tests.vtiger_truth import assert_store_equals_truth
+
+EVERY_RUN = SyncOptions(purge_check_every=timedelta(0))
+
+
+@pytest.fixture(scope="module")
+def org():  # type: ignore[no-untyped-def]
+    return generate_org(seed=11, deals=60)
+
+
+@pytest.fixture(params=[True, False], ids=["sync-works", "stock-8.2"])
+def env(request: pytest.FixtureRequest, org) -> Iterator[VtigerEnv]:  # type: ignore[no-untyped-def]
+    with VtigerEmulator(org, sync_works=request.param) as emulator:
+        yield VtigerEnv(org, emulator)
+
+
+def check_truth(engine: Engine, env: VtigerEnv) -> None:
+    assert_store_equals_truth(engine, SOURCE, env.emulator.dump(), env.emulator.zone)
+
+
+def modes(engine: Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(SyncState.stream, SyncState.cursor)).all()
+    return {stream: cursor["state"].get("mode") for stream, cursor in rows if cursor["state"]}
+
+
+def live(env: VtigerEnv, module: str) -> list[str]:
+    return sorted(e.ws_id for e in env.emulator.dump()[module].values() if e.live)
+
+
+def test_full_then_incremental_in_both_server_behaviours(engine: Engine, env: VtigerEnv) -> None:
+    assert sync_source(engine, SOURCE, env.connector(), EVERY_RUN).status == "succeeded"
+    check_truth(engine, env)
+    expected = "sync" if env.emulator.sync_works else "query"
+    assert set(modes(engine).values()) == {expected}
+    deals, leads = live(env, "Potentials"), live(env, "Leads")
+    env.emulator.update_record("Potentials", deals[0], {"sales_stage": "Closed Won",
+                                                         "amount": "777.5"})
+    env.emulator.delete("Potentials", deals[1])
+    env.emulator.convert_lead(leads[0])
+    env.emulator.purge("Contacts", live(env, "Contacts")[0])
+    created = env.emulator.create_record("Accounts", {"accountname": "شرکت تازه ۱۴۰۵",
+                                                      "cf_853": "SMB"})
+    sync_source(engine, SOURCE, env.connector(), EVERY_RUN)  # the purge check's first interval
+    assert sync_source(engine, SOURCE, env.connector(), EVERY_RUN).status == "succeeded"
+    check_truth(engine, env)
+    with engine.connect() as connection:
+        gone = connection.execute(select(Deal.deleted_at).where(Deal.external_id == deals[1]))
+        assert gone.scalar() is not None
+        lead = connection.execute(select(Lead.deleted_at).where(Lead.external_id == leads[0]))
+        assert lead.scalar() is not None, "a converted lead counts as deleted"
+        stages = connection.execute(select(DealStageChange.stage).where(
+            DealStageChange.deal_id == deals[0]).order_by(DealStageChange.entered_at)).scalars()
+        assert list(stages)[-1] == "Closed Won"
+    assert created.startswith("11x")
+
+
+def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    with VtigerEmulator(org) as emulator:
+        env = VtigerEnv(org, emulator)
+        sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+        emulator.reset_calls()
+        for ws_id in live(env, "Potentials")[:5]:
+            emulator.update_record("Potentials", ws_id, {"amount": "1.00"})
+        time.sleep(1.1)  # a run reads up to the second before it started
+        result = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+        # 2 login + listtypes + 7 describes + 1 users query + one sync call per module
+        assert emulator.op_calls["sync"] == 6
+        assert result.api_calls["sync"] == 6
+        check_truth(sqlite_engine, env)
+
+
+def test_owner_only_sync_is_reported_and_never_used(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    with VtigerEmulator(org, sync_type_registered=False) as emulator:
+        env = VtigerEnv(org, emulator)
+        problems = env.connector().check()
+        assert problems and all("sees" in p.what and "admin" in p.fix for p in problems)
+        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
+            "succeeded"
+        check_truth(sqlite_engine, env)
+        assert set(modes(sqlite_engine).values()) == {"query"}
+
+
+def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    for sync_works in (True, False):
+        engine = open_store("sqlite:///:memory:") if sync_works else sqlite_engine
+        with VtigerEmulator(org, sync_works=sync_works) as emulator:
+            env = VtigerEnv(org, emulator)
+            sync_source(engine, SOURCE, env.connector(batch_records=50), SyncOptions())
+            emulator.touch_all("Events", datetime.now(UTC).replace(microsecond=0)
+                               - timedelta(seconds=5))
+            emulator.update_record("Events", live(env, "Events")[3], {"subject": "after the tie"})
+            time.sleep(1.1)
+            assert len(live(env, "Events")) > 250
+            result = sync_source(engine, SOURCE, env.connector(batch_records=50), SyncOptions())
+            assert result.status == "succeeded"
+            check_truth(engine, env)
+            if not sync_works:
+                assert emulator.op_calls["query"] < 30
+
+
+def test_a_session_that_ends_is_renewed(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    with VtigerEmulator(org, session_idle_seconds=0.05) as emulator:
+        env = VtigerEnv(org, emulator)
+        emulator.knobs.latency_seconds = 0.03
+        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
+            "succeeded"
+        assert emulator.op_calls["login"] > 1
+        emulator.knobs.latency_seconds = 0
+        check_truth(sqlite_engine, env)
+
+
+def test_persian_install_quirks_end_to_end(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    """Tehran server time, Persian and Arabic-Indic digits, Jalali date fields: read right."""
+    with VtigerEmulator(org, server_timezone="Asia/Tehran", native_digits=True,
+                        jalali_dates=True) as emulator:
+        env = VtigerEnv(org, emulator)
+        sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+        check_truth(sqlite_engine, env)
+        with sqlite_engine.connect() as connection:
+            dates = connection.execute(select(Deal.close_date)).scalars().all()
+            catalog = connection.execute(select(FieldCatalog.name, FieldCatalog.label).where(
+                FieldCatalog.source == SOURCE, FieldCatalog.is_custom.is_(True))).all()
+        assert all(d is not None and d.year >= 2020 for d in dates)
+        assert ("cf_858", "Deal category") in catalog
+
+
+def test_wrong_time_zone_setting_shows_in_the_instants(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    with VtigerEmulator(org, server_timezone="Asia/Tehran") as emulator:
+        env = VtigerEnv(org, emulator)
+        sync_source(sqlite_engine, SOURCE, env.connector(server_timezone="UTC"), SyncOptions())
+        with pytest.raises(AssertionError):
+            assert_store_equals_truth(sqlite_engine, SOURCE, emulator.dump(), ZoneInfo("UTC"))
+
+
+def test_a_bad_access_key_is_a_clear_auth_error(org) -> None:  # type: ignore[no-untyped-def]
+    with VtigerEmulator(org) as emulator:
+        env = VtigerEnv(org, emulator, key="wrong-key")
+        with pytest.raises(AuthError) as caught:
+            env.connector().discover()
+        assert "access key" in str(caught.value)
+
+
+def test_check_on_stock_8_2_finds_nothing_wrong(org) -> None:  # type: ignore[no-untyped-def]
+    """sync's empty 500 is handled (query fallback), so it is not a problem to report."""
+    with VtigerEmulator(org, sync_works=False) as emulator:
+        assert VtigerEnv(org, emulator).connector().check() == []
