@@ -18,7 +18,8 @@ from rich.table import Table
 
 from kpisync import starter
 from kpisync.context import open_context
-from kpisync.errors import KpisyncError
+from kpisync.errors import KpisyncError, StateError
+from kpisync.locks import run_lock
 from kpisync.logs import setup_logging
 from kpisync.registry import build_connector
 from kpisync.secrets import mask
@@ -130,7 +131,11 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
         every = timedelta(hours=source_config.common.purge_check_hours)
         options = SyncOptions(full=full, purge_check_every=every)
         try:
-            results.append(sync_source(context.engine, name, connector, options))
+            with run_lock(context.engine, f"source:{name}") as held:
+                if not held:
+                    raise StateError(f"{name} is being synced by another kpisync process",
+                                     hint="wait for it to finish, or see 'kpisync status'")
+                results.append(sync_source(context.engine, name, connector, options))
         finally:
             connector.close()
     if as_json:
@@ -146,18 +151,32 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
 @app.command()
 @friendly
 def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
-    """Last runs, cursors, row counts and errors per source."""
+    """Per source: last run, duration, counts, API usage, errors, next run, budget and alerts."""
+    from kpisync.scheduler.report import instance_report
+
     context = open_context(settings)
-    report = source_status(context.engine, sorted(context.settings.sources))
+    scheduled = {row["source"]: row for row in instance_report(context.engine, context.settings)}
+    report = [row | {key: scheduled[row["source"]].get(key) for key in
+                     ("next_run", "schedule", "budget", "alerts", "data_age_minutes")}
+              for row in source_status(context.engine, sorted(context.settings.sources))]
     if as_json:
         print(json.dumps(report, default=str, ensure_ascii=False))
         return
-    table = Table("source", "last run", "status", "duration", "rows", "API calls", "streams", "error")
+    table = Table("source", "last sync", "status", "duration", "rows", "API calls", "next run",
+                  "budget today", "alerts / error")
     for row in report:
-        table.add_row(row["source"], str(row["started_at"] or "never"), row["status"] or "",
+        budget = row["budget"] or {}
+        spent = f"{budget.get('calls_today', 0)}/{budget.get('share') or '∞'}" if budget else ""
+        trouble = "; ".join(row["alerts"] or []) or mask(row["error"] or "")
+        table.add_row(row["source"], _when(row["started_at"]), row["status"] or "",
                       row["duration"] or "", str(row["rows"]), str(row["api_calls"]),
-                      str(row["streams"]), mask(row["error"] or ""))
+                      _when(row["next_run"]) if row["next_run"] else (row["schedule"] or ""),
+                      spent, trouble)
     console.print(table)
+
+
+def _when(moment: Any) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S %Z}" if moment else "never"
 
 
 @app.command()

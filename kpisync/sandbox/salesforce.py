@@ -18,7 +18,6 @@ shapes, cursors, bulk jobs), auth (logins, sessions), salesforce_routes (handler
 from __future__ import annotations
 
 import copy
-import socket
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -76,13 +75,6 @@ class SalesforceEmulator(EmulatorServer):
         self.bulk = BulkJobs()
         self.api_used = 0
         register_routes(self)
-
-    def start(self) -> str:
-        """Serve, with Nagle off so a response's header and body writes do not wait on ACKs."""
-        url = super().start()
-        if self._server is not None:
-            self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return url
 
     @property
     def ca_pem(self) -> bytes:

@@ -267,6 +267,7 @@ def _make_handler(owner: EmulatorServer) -> type[BaseHTTPRequestHandler]:
 
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # replies leave at once: no 40 ms delayed-ACK stall per call
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # keep test output quiet
