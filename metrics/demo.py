@@ -1,0 +1,39 @@
+"""The demo's KPI stage: compute every KPI over the synced store and show the last full quarter."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+
+from kpisync.context import AppContext
+from metrics.catalogue import REGISTRY
+from metrics.commands import shown
+from metrics.engine import compute_all
+from metrics.options import metric_config
+from metrics.snapshots import latest_values
+
+
+def demo_stage(console: Console, context: AppContext, connector: Any, emulator: Any) -> None:
+    console.print(Rule("KPIs"))
+    now = emulator.org.now  # the synthetic org's present
+    with console.status("computing every KPI of the catalogue …"):
+        result = compute_all(context.engine, metric_config(context.settings), now=now)
+    console.print(f"computed {len(result.values)} KPI values (every KPI, period and grain)")
+    this_quarter = date(now.year, 3 * ((now.month - 1) // 3) + 1, 1)
+    quarterly = [v for v in latest_values(context.engine, period="quarter", grain="org")
+                 if v.period_start < this_quarter]
+    last = max((v.period_start for v in quarterly), default=None)
+    table = Table("KPI", "value", "from", "left out", title=f"the whole org, quarter from {last}")
+    rows = [v for v in quarterly if v.period_start == last]
+    for value in sorted(rows, key=lambda v: REGISTRY[v.kpi].title):
+        table.add_row(REGISTRY[value.kpi].title, shown(value), _count(value.count),
+                      _count(value.excluded))
+    console.print(table)
+
+
+def _count(number: int | None) -> str:
+    return "-" if number is None else str(number)
