@@ -19,7 +19,6 @@ import copy
 import hashlib
 import json
 import secrets
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -98,13 +97,6 @@ class VtigerEmulator(EmulatorServer):
         self.add_route("POST", "/webservice.php", self.serve_post, key="POST /webservice.php")
 
     # --- request pipeline ----------------------------------------------------------------------
-    def start(self) -> str:
-        """Serve; replies leave at once (TCP_NODELAY: no 40 ms Nagle/delayed-ACK stall per call)."""
-        url = super().start()
-        if self._server is not None:
-            self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return url
-
     def reset_calls(self) -> None:
         super().reset_calls()
         with self._lock:
