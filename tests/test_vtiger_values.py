@@ -67,13 +67,14 @@ def test_a_potential_with_every_quirk_maps_cleanly() -> None:
               "closingdate": "۱۴۰۵-۰۸-۰۹", "cf_856": "۰٫۴۲", "cf_900": "1403-01-01",
               "contact_id": "", "assigned_user_id": "19x5",
               "modifiedtime": "2026-11-01 10:00:00", "createdtime": "2026-10-01 10:00:00"}
-    deal, observed = map_potential(record, context)
-    assert (deal.amount, deal.probability, deal.close_date) == (
+    row, observed = map_potential(record, context)
+    deal = row.values
+    assert (deal["amount"], deal["probability"], deal["close_date"]) == (
         Decimal("12500.5"), Decimal("0.9"), date(2026, 10, 31))
-    assert deal.is_won and deal.is_closed and deal.account_id == "11x3"
-    assert deal.contact_id is None and deal.margin == Decimal("0.42")
-    assert deal.custom == {"cf_856": "0.42", "cf_900": "2024-03-20"}
-    assert observed.external_id == f"13x7@{int(deal.modified_at.timestamp())}"
+    assert deal["is_won"] and deal["is_closed"] and deal["account_id"] == "11x3"
+    assert deal["contact_id"] is None and deal["margin"] == Decimal("0.42")
+    assert deal["custom"] == {"cf_856": "0.42", "cf_900": "2024-03-20"}
+    assert observed.external_id == f"13x7@{int(deal['modified_at'].timestamp())}"
 
 
 def reply(status: int, body: bytes | str, **headers: str) -> httpx.Response:

@@ -24,6 +24,7 @@ from kpisync.store.models import (
     DealStageChange,
     Lead,
     PipelineStage,
+    Row,
     User,
 )
 
@@ -73,20 +74,19 @@ def role(record: Record, context: MappingContext, name: str, default: str | None
     return v.text(record.get(field_name)) if field_name else None
 
 
-def map_user(record: Record, context: MappingContext) -> User:
+def map_user(record: Record, context: MappingContext) -> Row:
     team = v.text(record.get(context.team_field))
     name = " ".join(p for p in (v.text(record.get("first_name")), v.text(record.get("last_name")))
                     if p) or None
-    return User(
+    return User.row(
         external_id=str(record["id"]), name=name, email=v.text(record.get("email1")), team=team,
         region=context.team_regions.get(team or ""), manager_id=ref(record, "reports_to_id"),
         is_active=(v.text(record.get("status")) or "Active") == "Active",
         created_at=v.instant(record.get("date_entered"), context.zone), raw=dict(record),
-        source="",
     )
 
 
-def map_stages(describe: Record, context: MappingContext) -> list[PipelineStage]:
+def map_stages(describe: Record, context: MappingContext) -> list[Row]:
     stage_field = next((f for f in describe.get("fields", []) if f.get("name") == "sales_stage"),
                        None)
     options = ((stage_field or {}).get("type") or {}).get("picklistValues") or []
@@ -95,10 +95,10 @@ def map_stages(describe: Record, context: MappingContext) -> list[PipelineStage]
         label = str(option.get("value") or option.get("label"))
         won = label in context.won_stages
         closed = won or label in context.lost_stages
-        rows.append(PipelineStage(
+        rows.append(PipelineStage.row(
             external_id=f"default:{label}", pipeline="default", stage=label,
             label=str(option.get("label") or label), display_order=order, is_closed=closed,
-            is_won=won, raw=dict(option), source=""))
+            is_won=won, raw=dict(option)))
     return rows
 
 
@@ -107,44 +107,44 @@ def stamps(record: Record, context: MappingContext) -> dict[str, Any]:
             "modified_at": v.instant(record.get("modifiedtime"), context.zone)}
 
 
-def map_account(record: Record, context: MappingContext) -> Account:
-    return Account(
+def map_account(record: Record, context: MappingContext) -> Row:
+    return Account.row(
         external_id=str(record["id"]), name=v.text(record.get("accountname")),
         owner_id=ref(record, "assigned_user_id"), parent_id=ref(record, "account_id"),
         type=v.text(record.get("accounttype")), industry=v.text(record.get("industry")),
         country=v.text(record.get("bill_country")), state=v.text(record.get("bill_state")),
         city=v.text(record.get("bill_city")), region=role(record, context, "account_region"),
-        custom=custom_of(record, "Accounts", context), raw=dict(record), source="",
+        custom=custom_of(record, "Accounts", context), raw=dict(record),
         **stamps(record, context),
     )
 
 
-def map_contact(record: Record, context: MappingContext) -> Contact:
-    return Contact(
+def map_contact(record: Record, context: MappingContext) -> Row:
+    return Contact.row(
         external_id=str(record["id"]), first_name=v.text(record.get("firstname")),
         last_name=v.text(record.get("lastname")), email=v.text(record.get("email")),
         phone=v.text(record.get("phone")), title=v.text(record.get("title")),
         account_id=ref(record, "account_id"), owner_id=ref(record, "assigned_user_id"),
         lead_source=v.text(record.get("leadsource")),
-        custom=custom_of(record, "Contacts", context), raw=dict(record), source="",
+        custom=custom_of(record, "Contacts", context), raw=dict(record),
         **stamps(record, context),
     )
 
 
-def map_lead(record: Record, context: MappingContext) -> Lead:
+def map_lead(record: Record, context: MappingContext) -> Row:
     """A live Vtiger lead is unconverted by definition: converted ones arrive as deletes."""
-    return Lead(
+    return Lead.row(
         external_id=str(record["id"]), first_name=v.text(record.get("firstname")),
         last_name=v.text(record.get("lastname")), email=v.text(record.get("email")),
         phone=v.text(record.get("phone")), company=v.text(record.get("company")),
         status=v.text(record.get("leadstatus")), lead_source=v.text(record.get("leadsource")),
         owner_id=ref(record, "assigned_user_id"), is_converted=False,
-        custom=custom_of(record, "Leads", context), raw=dict(record), source="",
+        custom=custom_of(record, "Leads", context), raw=dict(record),
         **stamps(record, context),
     )
 
 
-def map_potential(record: Record, context: MappingContext) -> list[Deal | DealStageChange]:
+def map_potential(record: Record, context: MappingContext) -> list[Row]:
     stage = v.text(record.get("sales_stage"))
     won = stage in context.won_stages
     closed = won or stage in context.lost_stages
@@ -152,7 +152,7 @@ def map_potential(record: Record, context: MappingContext) -> list[Deal | DealSt
     related_module = context.prefixes.get(v.module_prefix(related or "") or -1)
     probability = v.number(record.get("probability"))
     owner = ref(record, "assigned_user_id")
-    deal = Deal(
+    deal = Deal.row(
         external_id=str(record["id"]), name=v.text(record.get("potentialname")),
         account_id=related if related_module == "Accounts" else None,
         contact_id=ref(record, "contact_id") or (related if related_module == "Contacts" else None),
@@ -166,14 +166,14 @@ def map_potential(record: Record, context: MappingContext) -> list[Deal | DealSt
         loss_reason=role(record, context, "loss_reason"),
         competitor=role(record, context, "competitor"),
         margin=v.number(record.get(context.roles.get("margin", ""))),
-        custom=custom_of(record, "Potentials", context), raw=dict(record), source="",
+        custom=custom_of(record, "Potentials", context), raw=dict(record),
         **stamps(record, context),
     )
     observed = observe_stage(deal)
     return [deal] if observed is None else [deal, observed]
 
 
-def observe_stage(deal: Deal) -> DealStageChange | None:
+def observe_stage(deal: Row) -> Row | None:
     """The stage this version of the deal was in, keyed by deal and modified time.
 
     Vtiger's webservice exposes no stage history, so kpisync builds it from its own syncs:
@@ -182,17 +182,16 @@ def observe_stage(deal: Deal) -> DealStageChange | None:
     seen in it, an upper bound (exact when the stage change was the version's last edit).
     Stages entered and left between two syncs are not seen, and the first sync sees one.
     """
-    if deal.stage is None or deal.modified_at is None:
+    if deal.values["stage"] is None or deal.values["modified_at"] is None:
         return None
-    at = deal.modified_at
-    return DealStageChange(
+    at = deal.values["modified_at"]
+    return DealStageChange.row(
         external_id=f"{deal.external_id}@{int(at.timestamp())}", deal_id=deal.external_id,
-        stage=deal.stage, entered_at=at, modified_at=at,
-        raw={"basis": "observed by kpisync sync", "observed_modifiedtime": at.isoformat()},
-        source="")
+        stage=deal.values["stage"], entered_at=at, modified_at=at,
+        raw={"basis": "observed by kpisync sync", "observed_modifiedtime": at.isoformat()},)
 
 
-def map_activity(record: Record, module: str, context: MappingContext) -> Activity:
+def map_activity(record: Record, module: str, context: MappingContext) -> Row:
     kind_raw = (v.text(record.get("activitytype")) or "").lower()
     kind = "task" if module == "Calendar" else KINDS.get(kind_raw, "meeting")
     parent = ref(record, "parent_id")
@@ -201,7 +200,7 @@ def map_activity(record: Record, module: str, context: MappingContext) -> Activi
     minutes = v.integer(record.get("duration_minutes"))
     duration = None if hours is None and minutes is None else (hours or 0) * 3600 + (minutes or 0) * 60
     status = v.text(record.get("taskstatus") if module == "Calendar" else record.get("eventstatus"))
-    return Activity(
+    return Activity.row(
         external_id=str(record["id"]), kind=kind, direction=None,
         subject=v.text(record.get("subject")), status=status.lower() if status else None,
         occurred_at=v.combine(record.get("date_start"), record.get("time_start"), context.zone),
@@ -211,5 +210,4 @@ def map_activity(record: Record, module: str, context: MappingContext) -> Activi
         deal_id=parent if parent_entity == "deal" else None,
         account_id=parent if parent_entity == "account" else None,
         modified_at=v.instant(record.get("modifiedtime"), context.zone), raw=dict(record),
-        source="",
     )

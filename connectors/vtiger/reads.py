@@ -24,7 +24,7 @@ from connectors.vtiger.values import latin_digits, module_prefix, stamp
 from kpisync.connector import Deleted, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import RejectedError
-from kpisync.store.models import RecordBase
+from kpisync.store.models import Row
 
 log = logging.getLogger(__name__)
 MODE = "mode"
@@ -139,9 +139,9 @@ class ModuleReader:
         return Page(stream=stream, records=rows, deleted=gone, cursor=cursor,
                     api_calls=sum(self.client.calls.values()) - calls_before)
 
-    def map_records(self, module: str, records: list[dict[str, Any]]) -> list[RecordBase]:
+    def map_records(self, module: str, records: list[dict[str, Any]]) -> list[Row]:
         context = self.context
-        mapper: Callable[[dict[str, Any]], list[RecordBase]]
+        mapper: Callable[[dict[str, Any]], list[Row]]
         if module == "Potentials":
             mapper = lambda r: list(mappers.map_potential(r, context))
         elif module in ("Calendar", "Events"):
