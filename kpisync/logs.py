@@ -9,10 +9,15 @@ from datetime import UTC, datetime
 
 from rich.logging import RichHandler
 
-from kpisync.secrets import MaskingFilter
+from kpisync.secrets import MaskingFilter, mask
+
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 class JsonLines(logging.Formatter):
+    """One JSON object per line; fields given with `extra=` are kept as fields (masked)."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -20,9 +25,12 @@ class JsonLines(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = mask(str(value)) if isinstance(value, str) else value
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+            entry["error"] = mask(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
