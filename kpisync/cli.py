@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kpisync import starter
+from kpisync.connector import Page
 from kpisync.context import open_context
 from kpisync.errors import KpisyncError, StateError
 from kpisync.locks import run_lock
@@ -125,17 +127,29 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
     context = open_context(settings)
     names = [source] if source else sorted(context.settings.sources)
     results = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
+                        TextColumn("{task.completed:,} rows, {task.fields[pages]} pages"),
+                        TimeElapsedColumn(), console=errors, transient=True,
+                        disable=as_json or not errors.is_terminal)
     for name in names:
         source_config = context.settings.source(name)
         connector = build_connector(source_config)
         every = timedelta(hours=source_config.common.purge_check_hours)
-        options = SyncOptions(full=full, purge_check_every=every)
+        task = progress.add_task(f"syncing {name}", total=None, pages=0)
+
+        def advance(page: Page, task: TaskID = task, name: str = name) -> None:
+            progress.update(task, advance=len(page.records),
+                            pages=progress.tasks[task].fields["pages"] + 1,
+                            description=f"syncing {name}: {page.stream}")
+
+        options = SyncOptions(full=full, purge_check_every=every, on_page=advance)
         try:
             with run_lock(context.engine, f"source:{name}") as held:
                 if not held:
                     raise StateError(f"{name} is being synced by another kpisync process",
                                      hint="wait for it to finish, or see 'kpisync status'")
-                results.append(sync_source(context.engine, name, connector, options))
+                with progress:
+                    results.append(sync_source(context.engine, name, connector, options))
         finally:
             connector.close()
     if as_json:
