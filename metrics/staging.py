@@ -351,14 +351,30 @@ def stage_answers(run: Run) -> None:
 
 
 def stays_query(run: Run) -> Any:
-    """Each stage change with the moment the deal left that stage (NULL while it is still there)."""
+    """Each stay in a stage, with the moment the deal left it (NULL while it is still there).
+
+    Consecutive records of one stage are one stay: a CRM without stage history (Vtiger) gives one
+    observation per version kpisync read, and a write that only moved the modified time must not
+    restart the stay.
+    """
     h, d = base(DealStageChange, "h"), base(Deal, "d")
-    left_at = func.lead(h.c.entered_at).over(partition_by=(h.c.source, h.c.deal_id),
-                                             order_by=(h.c.entered_at, h.c.external_id))
-    return (select(h.c.source, h.c.deal_id, h.c.stage, h.c.entered_at, left_at.label("left_at"),
+    per_deal = (h.c.source, h.c.deal_id)
+    previous = func.lag(h.c.stage).over(partition_by=per_deal,
+                                        order_by=(h.c.entered_at, h.c.external_id))
+    changes = (select(h.c.source, h.c.deal_id, h.c.stage, h.c.entered_at, h.c.external_id,
+                      previous.label("previous"))
+               .where(live(h)).subquery("changes"))
+    entries = (select(changes)
+               .where(or_(changes.c.previous.is_(None), changes.c.previous != changes.c.stage))
+               .subquery("entries"))
+    left_at = func.lead(entries.c.entered_at).over(
+        partition_by=(entries.c.source, entries.c.deal_id),
+        order_by=(entries.c.entered_at, entries.c.external_id))
+    return (select(entries.c.source, entries.c.deal_id, entries.c.stage, entries.c.entered_at,
+                   left_at.label("left_at"),
                    func.coalesce(d.c.closed_owner_id, d.c.owner_id).label("rep"))
-            .select_from(h.join(d, same_record(d, h.c.source, h.c.deal_id)))
-            .where(live(h)).subquery("stays"))
+            .select_from(entries.join(d, same_record(d, entries.c.source, entries.c.deal_id)))
+            .subquery("stays"))
 
 
 def stage_stays(run: Run) -> None:

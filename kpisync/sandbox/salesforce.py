@@ -33,7 +33,7 @@ from kpisync.sandbox.salesforce_auth import OrgLogin, Sessions
 from kpisync.sandbox.salesforce_records import Record, Truth, build_truth, utc_now_ms
 from kpisync.sandbox.salesforce_render import BulkJobs, QueryCursors, errors
 from kpisync.sandbox.salesforce_routes import register_routes
-from kpisync.sandbox.salesforce_schema import Schema, make_id
+from kpisync.sandbox.salesforce_schema import TYPE_OF, FieldDef, Schema, make_id
 from kpisync.sandbox.salesforce_soql import SoqlError
 from kpisync.sandbox.salesforce_store import RecordError, SalesforceStore
 from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response
@@ -126,6 +126,19 @@ class SalesforceEmulator(EmulatorServer):
         with self.store.lock:
             typed = self.store.coerce(sobject, values, creating=True)
             self.store.update(sobject, rid, typed, system=True)
+
+    def add_custom_field(self, sobject: str, name: str, kind: str, label: str,
+                         options: tuple[str, ...] = ()) -> str:
+        """Create a custom field as an admin would in Setup > Object Manager; its API name.
+
+        `kind` is a neutral type (string, number, date, enumeration, bool)."""
+        api = name if name.endswith("__c") else f"{name}__c"
+        with self.store.lock:
+            self.schema.objects[sobject].add(FieldDef(api, TYPE_OF[kind], label, custom=True,
+                                                      picklist=tuple(options)))
+            for record in self.store.truth[sobject].values():
+                record.setdefault(api, None)  # a new field is null on every record
+        return api
 
     def create_record(self, sobject: str, values: dict[str, Any]) -> str:
         with self.store.lock:

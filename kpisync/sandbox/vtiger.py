@@ -32,7 +32,7 @@ from kpisync.sandbox.org import Org
 from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response, json_response
 from kpisync.sandbox.vtiger_records import ADMIN_ID, IdBook, Truth, build_truth
 from kpisync.sandbox.vtiger_render import Locale, render
-from kpisync.sandbox.vtiger_schema import PREFIX, build_schema, listtypes_json
+from kpisync.sandbox.vtiger_schema import PREFIX, TYPE_NAMES, FieldDef, build_schema, listtypes_json
 from kpisync.sandbox.vtiger_store import VtigerError, VtigerStore
 from kpisync.sandbox.vtiger_vtql import VtqlError, parse_query
 
@@ -288,6 +288,20 @@ class VtigerEmulator(EmulatorServer):
             if entity.module != module:
                 raise VtigerError("INVALID_ID_ATTRIBUTE", "Id specified is incorrect")
             self.store.revise({**fields, "id": ws_id}, self.user_ws(ADMIN_ID))
+
+    def add_custom_field(self, module: str, label: str, kind: str,
+                         options: tuple[str, ...] = ()) -> str:
+        """Add a field in Settings > Module Layouts & Fields, as an admin would; its cf name.
+
+        `kind` is a neutral type (string, number, date, enumeration, bool)."""
+        with self.store.lock:
+            taken = [int(n[3:]) for defs in self.schema.fields.values() for n in defs
+                     if n.startswith("cf_")]
+            name = f"cf_{max(taken, default=851) + 2}"
+            self.schema.fields[module][name] = FieldDef(name, label, TYPE_NAMES[kind],
+                                                        options=tuple(options))
+            self.schema.custom_names.setdefault(module, {})[label] = name
+        return name
 
     def create_record(self, module: str, fields: dict[str, Any]) -> str:
         with self.store.lock:
