@@ -212,20 +212,18 @@ def db_upgrade(settings: Path = SETTINGS) -> None:
     console.print("store is at the newest schema")
 
 
-def _register_optional() -> None:
-    """Commands contributed by the KPI engine and write-back, when present."""
-    for module in ("metrics.commands", "writeback.commands", "kpisync.run_command",
-                   "kpisync.report.commands"):
-        try:
-            imported = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as error:
-            if not error.name or not module.startswith(error.name):
-                raise
-            continue
-        imported.register(app)
+def _register_command_modules() -> None:
+    """The KPI, write-back, scheduler and report commands live beside their own code."""
+    from kpisync import run_command
+    from kpisync.report import commands as report_commands
+    from metrics import commands as metric_commands
+    from writeback import commands as writeback_commands
+
+    for module in (metric_commands, writeback_commands, run_command, report_commands):
+        module.register(app)
 
 
-_register_optional()
+_register_command_modules()
 
 if __name__ == "__main__":
     sys.exit(app())

@@ -83,13 +83,8 @@ def store_summary(engine: Engine) -> Table:
 
 
 def _later_stages() -> list[Callable[..., None]]:
-    stages = []
-    for module in ("metrics.demo", "writeback.demo"):
-        try:
-            imported = __import__(module, fromlist=["demo_stage"])
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-            continue
-        stages.append(imported.demo_stage)
-    return stages
+    """KPIs, then write-back: each shows its part of the loop on the same emulator."""
+    from metrics.demo import demo_stage as kpi_stage
+    from writeback.demo import demo_stage as writeback_stage
+
+    return [kpi_stage, writeback_stage]
