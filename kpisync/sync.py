@@ -7,6 +7,7 @@ last committed page, cursor included, so a rerun loses nothing and duplicates no
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from kpisync.connector import Connector, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import Interrupted, KpisyncError
+from kpisync.prefetch import prefetched
 from kpisync.secrets import mask
 from kpisync.store.catalog import record_fields
 from kpisync.store.models import SyncRun
@@ -103,16 +105,18 @@ def sync_stream(
     outcome = StreamResult(stream=stream)
     with engine.connect() as connection:
         cursor = Cursor() if options.full else load_cursor(connection, source, stream)
-    for page in connector.read(stream, cursor, signpost=signpost):
-        with engine.begin() as connection:
-            upserted, deleted = write_page(connection, source, page, now_utc())
-        outcome.pages += 1
-        outcome.upserted += upserted
-        outcome.deleted += deleted
-        options.on_page(page)
-        if options.should_stop():
-            raise Interrupted(f"stopped during {source}/{stream} after a committed page",
-                              hint="the next run resumes from here")
+    pages = prefetched(connector.read(stream, cursor, signpost=signpost))
+    with closing(pages):  # stops the reader thread however the loop ends
+        for page in pages:
+            with engine.begin() as connection:
+                upserted, deleted = write_page(connection, source, page, now_utc())
+            outcome.pages += 1
+            outcome.upserted += upserted
+            outcome.deleted += deleted
+            options.on_page(page)
+            if options.should_stop():
+                raise Interrupted(f"stopped during {source}/{stream} after a committed page",
+                                  hint="the next run resumes from here")
     log.info("synced %s/%s: %d pages, %d upserted, %d deleted", source, stream,
              outcome.pages, outcome.upserted, outcome.deleted)
     return outcome
