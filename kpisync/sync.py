@@ -7,8 +7,8 @@ last committed page, cursor included, so a rerun loses nothing and duplicates no
 from __future__ import annotations
 
 import logging
-from contextlib import closing
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -93,6 +93,8 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
         result.status, result.error = "failed", mask(str(exc))
         raise
     finally:
+        if result.status == "running":  # an unexpected error is on its way up: record it too
+            result.status, result.error = "failed", "unexpected error (see the log)"
         result.api_calls = connector.api_usage()
         finish_run(engine, result)
     return result
