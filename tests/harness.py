@@ -14,6 +14,8 @@ and `Served` offers:
     change_deals(ids_wanted: int, seed) -> set[str]   amounts changed in the CRM; returns their ids
     delete_deal() -> str                         a deal deleted in the CRM (its API's way); its id
     bad_token_connector() -> Connector           a connector whose credentials the CRM refuses
+    bad_credentials() -> dict                    connector options naming a wrong secret
+    unreachable() -> dict                        connector options pointing at a closed port
     generous_limits() -> dict                    loosen the emulator's rate limits for long tests;
                                                  returns the connector options that match
     source: str                                  the source name the kit's settings use

@@ -52,10 +52,16 @@ class ServedHubSpot:
         self.emulator.archive("deals", rid)
         return rid
 
-    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+    def bad_credentials(self) -> dict[str, Any]:
         import os
         os.environ["KPISYNC_TEST_BAD_TOKEN"] = "pat-na1-not-a-real-token"
-        return self.env.connector(token_env="KPISYNC_TEST_BAD_TOKEN")
+        return {"token_env": "KPISYNC_TEST_BAD_TOKEN"}
+
+    def unreachable(self) -> dict[str, Any]:
+        return {"host": "http://127.0.0.1:9"}
+
+    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+        return self.env.connector(**self.bad_credentials())
 
 
 class HubSpotKit:

@@ -60,9 +60,15 @@ class ServedSalesforce:
         self.emulator.delete("Opportunity", rid)
         return rid
 
-    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+    def bad_credentials(self) -> dict[str, Any]:
         os.environ["KPISYNC_TEST_SF_BAD_PASSWORD"] = "not-the-password"
-        return self.env.connector(password_env="KPISYNC_TEST_SF_BAD_PASSWORD")
+        return {"password_env": "KPISYNC_TEST_SF_BAD_PASSWORD"}
+
+    def unreachable(self) -> dict[str, Any]:
+        return {"login_url": "https://127.0.0.1:9"}
+
+    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+        return self.env.connector(**self.bad_credentials())
 
 
 class SalesforceKit:

@@ -59,9 +59,15 @@ class ServedVtiger:
         self.emulator.delete("Potentials", ws_id)
         return ws_id
 
-    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+    def bad_credentials(self) -> dict[str, Any]:
         os.environ["KPISYNC_TEST_VTIGER_BAD_KEY"] = "not-the-access-key"
-        return self.env.connector(access_key_env="KPISYNC_TEST_VTIGER_BAD_KEY")
+        return {"access_key_env": "KPISYNC_TEST_VTIGER_BAD_KEY"}
+
+    def unreachable(self) -> dict[str, Any]:
+        return {"url": "http://127.0.0.1:9"}
+
+    def bad_token_connector(self):  # type: ignore[no-untyped-def]
+        return self.env.connector(**self.bad_credentials())
 
 
 class VtigerKit:

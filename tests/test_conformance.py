@@ -23,6 +23,7 @@ from kpisync.sync import SyncOptions, sync_source
 from tests.harness import available_kits
 
 KITS = available_kits()
+ENTITY_NAMES = list(ENTITY_MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,47 @@ def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, 
     result = sync_source(sqlite_engine, served.source, served.connector(), SyncOptions())
     assert result.status == "succeeded"
     served.assert_store_equals_truth(sqlite_engine)
+
+
+def _kpisync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def _one_clear_error(done: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert done.returncode == 3, done
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: ") and len(lines) <= 3, done.stderr
+    assert needle in done.stderr.lower(), done.stderr
+
+
+def _data_fingerprint(store: Path) -> tuple[object, ...]:
+    """Every synced row and cursor (the run history may record the failed attempt)."""
+    engine = open_store(f"sqlite:///{store}")
+    with engine.connect() as connection:
+        rows = tuple(tuple(connection.execute(select(model.__table__).order_by(  # type: ignore[attr-defined]
+            model.__table__.c.id)).all()) for model in ENTITY_MODELS.values())  # type: ignore[attr-defined]
+        cursors = tuple(connection.execute(select(SyncState.stream, SyncState.cursor)
+                                           .order_by(SyncState.stream)).all())
+    engine.dispose()
+    return rows + (cursors,)
+
+
+def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(  # type: ignore[no-untyped-def]
+        served, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    good = served.settings_file(tmp_path, f"sqlite:///{store}")
+    assert _kpisync("sync", "--settings", str(good)).returncode == 0
+    before = _data_fingerprint(store)
+    assert before[ENTITY_NAMES.index("deal")], "the first sync stored no deals"
+    for folder, options, needle in (("wrong", served.bad_credentials(), "refused"),
+                                    ("closed", served.unreachable(), "cannot reach")):
+        (tmp_path / folder).mkdir()
+        settings = served.settings_file(tmp_path / folder, f"sqlite:///{store}", **options)
+        done = _kpisync("sync", "--settings", str(settings))
+        _one_clear_error(done, needle)
+        for secret in ("not-the-password", "not-the-access-key", "pat-na1-not-a-real-token"):
+            assert secret not in done.stderr + done.stdout
+        assert _data_fingerprint(store) == before
+
