@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ class ServedHubSpot:
         self.emulator.archive("deals", rid)
         return rid
 
+    def tie_all_deals(self, at: datetime) -> None:
+        """Every deal gets one modified time, as a CRM's mass update does."""
+        self.emulator.touch_all("deals", at)
+
     def bad_credentials(self) -> dict[str, Any]:
         import os
         os.environ["KPISYNC_TEST_BAD_TOKEN"] = "pat-na1-not-a-real-token"
@@ -65,6 +70,7 @@ class ServedHubSpot:
 
 
 class HubSpotKit:
+    deal_stream = "deals"
     name = "hubspot"
 
     @contextmanager

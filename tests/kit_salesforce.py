@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,10 @@ class ServedSalesforce:
         self.emulator.delete("Opportunity", rid)
         return rid
 
+    def tie_all_deals(self, at: datetime) -> None:
+        """Every deal gets one modified time, as a CRM's mass update does."""
+        self.emulator.touch_all("Opportunity", at)
+
     def bad_credentials(self) -> dict[str, Any]:
         os.environ["KPISYNC_TEST_SF_BAD_PASSWORD"] = "not-the-password"
         return {"password_env": "KPISYNC_TEST_SF_BAD_PASSWORD"}
@@ -72,6 +77,7 @@ class ServedSalesforce:
 
 
 class SalesforceKit:
+    deal_stream = "Opportunity"
     name = "salesforce"
 
     @contextmanager

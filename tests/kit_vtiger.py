@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,10 @@ class ServedVtiger:
         self.emulator.delete("Potentials", ws_id)
         return ws_id
 
+    def tie_all_deals(self, at: datetime) -> None:
+        """Every deal gets one modified time, as a CRM's mass update does."""
+        self.emulator.touch_all("Potentials", at)
+
     def bad_credentials(self) -> dict[str, Any]:
         os.environ["KPISYNC_TEST_VTIGER_BAD_KEY"] = "not-the-access-key"
         return {"access_key_env": "KPISYNC_TEST_VTIGER_BAD_KEY"}
@@ -71,6 +76,7 @@ class ServedVtiger:
 
 
 class VtigerKit:
+    deal_stream = "potentials"
     name = "vtiger"
 
     @contextmanager

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,18 @@ def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(  # typ
             assert secret not in done.stderr + done.stdout
         assert _data_fingerprint(store) == before
 
+
+
+@pytest.mark.parametrize("kit", KITS, ids=lambda kit: kit.name)
+def test_more_than_10k_deals_on_one_modified_time_sync_completely(  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, kit) -> None:
+    """A mass update gives 10,150 deals one modified time; the sync reads each once, and ends."""
+    org = generate_org(seed=3, deals=10_150, activities_per_deal=0.0)
+    with kit.serve(org) as served:
+        served.tie_all_deals(datetime.now(UTC) - timedelta(minutes=5))
+        result = sync_source(sqlite_engine, served.source, served.connector(),
+                             SyncOptions(streams=(kit.deal_stream,)))
+    assert result.status == "succeeded"
+    with sqlite_engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(Deal)).scalar()
+    assert stored == 10_150
