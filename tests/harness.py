@@ -24,8 +24,54 @@ and `Served` offers:
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 CRMS = ("hubspot", "salesforce", "vtiger")
+
+
+def write_settings_file(folder: Path, store_url: str, source: str, options: dict[str, Any]) -> Path:
+    """A settings.toml with the store and one source table, for `kpisync` subprocesses."""
+    lines = [f'[kpisync]\nstore = "{store_url}"\n', f"[sources.{source}]"]
+    lines += [f"{key} = {toml_value(value)}" for key, value in options.items() if value is not None]
+    path = folder / "settings.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
+    return f'"{value}"'
+
+
+@dataclass
+class Served:
+    """What every kit's served emulator shares: the test env's emulator, connectors, settings."""
+
+    env: Any
+    source: str
+
+    @property
+    def emulator(self) -> Any:
+        return self.env.emulator
+
+    def connector(self, **options: Any) -> Any:
+        return self.env.connector(**options)
+
+    def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
+        return self.env.settings_file(folder, store_url, **options)
+
+    def bad_credentials(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def bad_token_connector(self) -> Any:
+        return self.env.connector(**self.bad_credentials())
 
 
 def available_kits() -> list[object]:

@@ -11,6 +11,7 @@ from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.org import Org
+from tests.harness import write_settings_file
 
 TOKEN_ENV = "KPISYNC_TEST_HUBSPOT_TOKEN"
 TOKEN = "pat-na1-test-0123456789"
@@ -38,19 +39,5 @@ class HubSpotEnv:
 
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         os.environ[TOKEN_ENV] = TOKEN
-        lines = [f'[kpisync]\nstore = "{store_url}"\n', f"[sources.{SOURCE}]"]
-        for key, value in self.options(**extra).items():
-            lines.append(f"{key} = {_toml(value)}")
-        path = folder / "settings.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+        return write_settings_file(folder, store_url, SOURCE, self.options(**extra))
 
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'{k} = {_toml(v)}' for k, v in value.items()) + " }"
-    return f'"{value}"'

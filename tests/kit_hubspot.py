@@ -7,31 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.org import Org
+from tests.harness import Served
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
 from tests.hubspot_truth import assert_store_equals_truth
 
 
 @dataclass
-class ServedHubSpot:
+class ServedHubSpot(Served):
     env: HubSpotEnv
     source: str = SOURCE
-
-    @property
-    def emulator(self) -> HubSpotEmulator:
-        return self.env.emulator
-
-    def connector(self, **options: Any):  # type: ignore[no-untyped-def]
-        return self.env.connector(**options)
-
-    def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
-        return self.env.settings_file(folder, store_url, **options)
 
     def assert_store_equals_truth(self, engine: Engine) -> None:
         assert_store_equals_truth(engine, SOURCE, self.emulator.dump(), self.env.org)
@@ -65,8 +55,6 @@ class ServedHubSpot:
     def unreachable(self) -> dict[str, Any]:
         return {"host": "http://127.0.0.1:9"}
 
-    def bad_token_connector(self):  # type: ignore[no-untyped-def]
-        return self.env.connector(**self.bad_credentials())
 
 
 class HubSpotKit:

@@ -9,31 +9,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.salesforce import SalesforceEmulator
+from tests.harness import Served
 from tests.salesforce_env import SOURCE, SalesforceEnv
 from tests.salesforce_truth import assert_store_equals_truth
 
 
 @dataclass
-class ServedSalesforce:
+class ServedSalesforce(Served):
     env: SalesforceEnv
     source: str = SOURCE
-
-    @property
-    def emulator(self) -> SalesforceEmulator:
-        return self.env.emulator
-
-    def connector(self, **options: Any):  # type: ignore[no-untyped-def]
-        return self.env.connector(**options)
-
-    def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
-        return self.env.settings_file(folder, store_url, **options)
 
     def assert_store_equals_truth(self, engine: Engine) -> None:
         assert_store_equals_truth(engine, self.emulator.dump())
@@ -72,8 +62,6 @@ class ServedSalesforce:
     def unreachable(self) -> dict[str, Any]:
         return {"login_url": "https://127.0.0.1:9"}
 
-    def bad_token_connector(self):  # type: ignore[no-untyped-def]
-        return self.env.connector(**self.bad_credentials())
 
 
 class SalesforceKit:

@@ -12,31 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.vtiger import VtigerEmulator
+from tests.harness import Served
 from tests.vtiger_env import SOURCE, VtigerEnv
 from tests.vtiger_truth import assert_store_equals_truth
 
 
 @dataclass
-class ServedVtiger:
+class ServedVtiger(Served):
     env: VtigerEnv
     source: str = SOURCE
-
-    @property
-    def emulator(self) -> VtigerEmulator:
-        return self.env.emulator
-
-    def connector(self, **options: Any):  # type: ignore[no-untyped-def]
-        return self.env.connector(**options)
-
-    def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
-        return self.env.settings_file(folder, store_url, **options)
 
     def assert_store_equals_truth(self, engine: Engine) -> None:
         assert_store_equals_truth(engine, SOURCE, self.emulator.dump(), self.emulator.zone)
@@ -71,8 +61,6 @@ class ServedVtiger:
     def unreachable(self) -> dict[str, Any]:
         return {"url": "http://127.0.0.1:9"}
 
-    def bad_token_connector(self):  # type: ignore[no-untyped-def]
-        return self.env.connector(**self.bad_credentials())
 
 
 class VtigerKit:

@@ -11,7 +11,7 @@ from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.salesforce import SalesforceEmulator
-from tests.hubspot_env import _toml
+from tests.harness import write_settings_file
 
 PASSWORD_ENV = "KPISYNC_TEST_SF_PASSWORD"
 TOKEN_ENV = "KPISYNC_TEST_SF_TOKEN"
@@ -41,9 +41,4 @@ class SalesforceEnv:
         return build_connector(settings.source(SOURCE))
 
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
-        lines = [f'[kpisync]\nstore = "{store_url}"\n', f"[sources.{SOURCE}]"]
-        for key, value in self.options(**extra).items():
-            lines.append(f"{key} = {_toml(value)}")
-        path = folder / "settings.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+        return write_settings_file(folder, store_url, SOURCE, self.options(**extra))

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, select
 
 from kpisync.scheduler.models import PipelineRun
 from kpisync.store.models import SyncRun
-from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv, _toml
+from tests.harness import toml_value
+from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv
 
 RUN = [sys.executable, "-m", "kpisync.run_command"]
 
@@ -37,7 +38,7 @@ def settings_text(env: HubSpotEnv, store_url: str, *, sources: tuple[str, ...] =
     for name in sources:
         lines.append(f"[sources.{name}]")
         merged = {"search_rate_per_second": 1000, **options}
-        lines += [f"{key} = {_toml(value)}" for key, value in env.options(**merged).items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in env.options(**merged).items()]
         lines.append(f"\n[sources.{name}.schedule]\n{schedule}\n")
     return "\n".join(lines) + "\n" + tables
 

@@ -11,6 +11,7 @@ from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+from tests.harness import write_settings_file
 
 KEY_ENV = "KPISYNC_TEST_VTIGER_KEY"
 SOURCE = "vt"
@@ -39,19 +40,5 @@ class VtigerEnv:
 
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         os.environ[KEY_ENV] = self.key
-        lines = [f'[kpisync]\nstore = "{store_url}"\n', f"[sources.{SOURCE}]"]
-        for key, value in self.options(**extra).items():
-            lines.append(f"{key} = {_toml(value)}")
-        path = folder / "settings.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+        return write_settings_file(folder, store_url, SOURCE, self.options(**extra))
 
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml(v)}' for k, v in value.items()) + " }"
-    return f'"{value}"'

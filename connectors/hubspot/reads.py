@@ -42,6 +42,7 @@ BASE_PROPERTIES: dict[str, tuple[str, ...]] = {
                              "hs_contact_id", "hs_createdate", "hs_lastmodifieddate"),
 }
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
+DEAL_ROLES = ("deal_type", "lead_source", "loss_reason", "competitor", "margin")
 ENTITIES = {
     "companies": ("account",), "contacts": ("contact", "lead"), "deals": ("deal",),
     "calls": ("activity",), "emails": ("activity",), "meetings": ("activity",),
@@ -72,7 +73,8 @@ class StreamReader:
 
     def read(self, object_type: str, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         custom = tuple(sorted(self.context.custom.get(object_type, frozenset())))
-        roles = tuple(v for v in self.context.roles.values()) if object_type == "deals" else ()
+        roles = tuple(p for role, p in self.context.roles.items()
+                      if role in DEAL_ROLES) if object_type == "deals" else ()
         scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, "hs_lastmodifieddate"),
                             tuple(dict.fromkeys(BASE_PROPERTIES[object_type] + custom + roles)))
         pending: list[dict[str, Any]] = []

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kpisync.connector import (
-    FieldInfo, FieldSpec, FieldUpdate, Page, Problem, ProvisionStep, StreamSpec, WriteResult,
+    FieldInfo,
+    FieldSpec,
+    FieldUpdate,
+    Page,
+    Problem,
+    ProvisionStep,
+    StreamSpec,
+    WriteResult,
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import ConfigError, RejectedError
