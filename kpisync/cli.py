@@ -103,19 +103,44 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
 @app.command()
 @friendly
 def discover(source: str, settings: Path = SETTINGS, as_json: bool = JSON,
-             custom_only: bool = typer.Option(False, "--custom", help="Only custom fields.")) -> None:
-    """List the source's objects and fields, custom ones included."""
+             custom_only: bool = typer.Option(False, "--custom", help="Only custom fields."),
+             roles_only: bool = typer.Option(False, "--roles", help=(
+                 "Only the suggested fields for each role, with a roles = {...} line to paste."))
+             ) -> None:
+    """List the source's objects and fields, custom ones included, and suggest fields for roles."""
+    from dataclasses import asdict
+
+    from kpisync import role_suggestions as rs
+    from metrics.options import metric_config
+
     context = open_context(settings)
-    fields = build_connector(context.settings.source(source)).discover()
-    fields = [f for f in fields if f.is_custom or not custom_only]
+    config = context.settings.source(source)
+    fields = build_connector(config).discover()
+    source_roles = {str(k): str(v) for k, v in (config.options.get("roles") or {}).items()}
+    metric_roles = metric_config(context.settings).metrics.roles
+    values = {s.key: tuple(getattr(metric_roles, s.key)) for s in rs.SPECS if s.of_values}
+    suggestions = rs.suggest_roles(config.type, fields, source_roles, values)
+    line = rs.roles_line(suggestions, source_roles)
+    metric_lines = rs.metric_roles_lines(suggestions, values)
+    shown = [f for f in fields if f.is_custom or not custom_only]
     if as_json:
-        print(json.dumps([f.__dict__ | {"options": list(f.options)} for f in fields], ensure_ascii=False))
+        roles = {"role_suggestions": [asdict(s) for s in suggestions], "roles_toml": line,
+                 "metrics_roles_toml": "\n".join(metric_lines)}
+        listed = {"fields": [f.__dict__ | {"options": list(f.options)} for f in shown]}
+        print(json.dumps(roles if roles_only else listed | roles, ensure_ascii=False))
         return
-    table = Table("object", "field", "label", "type", "custom", "writable")
-    for f in fields:
-        table.add_row(f.entity, f.name, f.label, f.type, "yes" if f.is_custom else "",
-                      "yes" if f.is_writable else "")
-    console.print(table)
+    if not roles_only:
+        table = Table("object", "field", "label", "type", "custom", "writable")
+        for f in shown:
+            table.add_row(f.entity, f.name, f.label, f.type, "yes" if f.is_custom else "",
+                          "yes" if f.is_writable else "")
+        console.print(table)
+    console.print(rs.suggestions_table(suggestions))
+    console.print(f"# paste into [sources.{source}] of {settings}:", markup=False, highlight=False)
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if metric_lines:
+        console.print("\n".join(["# and, to count these values:", *metric_lines]), markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()
