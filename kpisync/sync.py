@@ -85,6 +85,10 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
             if options.streams and spec.name not in options.streams:
                 continue
             result.streams.append(sync_stream(engine, source, connector, spec.name, signpost, options))
+        if purge_check_requested(connector):
+            asked = StreamResult(stream=PURGE_CHECK)
+            asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc())
+            result.streams.append(asked)
         result.status = "succeeded"
     except Interrupted as exc:
         result.status, result.error = "interrupted", str(exc)
@@ -138,6 +142,15 @@ def purge_check_due(engine: Engine, source: str, options: SyncOptions) -> bool:
             return False
     every = options.purge_check_every
     return every is not None and now_utc() - state >= every
+
+
+def purge_check_requested(connector: Connector) -> bool:
+    """A connector whose pages cannot carry deletes (Vtiger read by query) may notice, while
+    reading, that records are gone, and ask for the id comparison now through an optional
+    `purge_check_wanted()`; its `list_ids` then lists what it asks about (the periodic timer is
+    left alone)."""
+    wanted = getattr(connector, "purge_check_wanted", None)
+    return bool(wanted()) if callable(wanted) else False
 
 
 def check_for_purged(engine: Engine, source: str, connector: Connector) -> int:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CRMS = ("hubspot", "salesforce", "vtiger")
+CRMS = ("hubspot", "salesforce", "vtiger", "vtiger_stock82")  # kit modules; one CRM may have two
 
 
 def write_settings_file(folder: Path, store_url: str, source: str, options: dict[str, Any]) -> Path:

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
 from connectors.vtiger.fields import Schema, ensure_custom_fields, read_schema
-from connectors.vtiger.reads import ModuleReader, ReadOptions
+from connectors.vtiger.reads import ENTITY, ModuleReader, ReadOptions
 from connectors.vtiger.writes import write_records
 from kpisync.config import StrictModel, validate_model
 from kpisync.connector import (
@@ -121,12 +121,20 @@ class VtigerConnector:
             yield from reader.read(module, stream, cursor, signpost)
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
+        """Every module's live ids; only the asked-for entities' after `purge_check_wanted`."""
         reader = self.reader()
+        asked = {ENTITY[m] for m in reader.deletes_unseen}
+        reader.deletes_unseen.clear()
         for module in self.settings.modules:
-            entity = "activity" if module in ("Calendar", "Events") else \
-                mappers.PREFIX_ENTITY[module]
+            if asked and ENTITY[module] not in asked:
+                continue
             for ids in reader.list_ids(module):
-                yield entity, ids
+                yield ENTITY[module], ids
+
+    def purge_check_wanted(self) -> bool:
+        """After reading: modules read by query lost records, so their ids need comparing now
+        (the engine then calls `list_ids`, which lists just those entities)."""
+        return self._reader is not None and bool(self._reader.deletes_unseen)
 
     def discover(self) -> list[FieldInfo]:
         return self.schema().infos()

@@ -18,6 +18,7 @@ from typing import Any
 
 from connectors.vtiger import mappers
 from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
+from connectors.vtiger.deletecount import left_since_last_read, recount
 from connectors.vtiger.querywalk import PAGE, walk_query
 from connectors.vtiger.syncwalk import Batch, walk_sync
 from connectors.vtiger.values import latin_digits, module_prefix, stamp
@@ -46,6 +47,7 @@ class ModuleReader:
         self.context = context
         self.options = options
         self.notes: dict[str, str] = {}  # module -> why it is read by query
+        self.deletes_unseen: set[str] = set()  # query-mode modules whose live count fell
 
     # --- calls ---------------------------------------------------------------------------------
     def sync(self, module: str, since: int) -> dict[str, Any]:
@@ -58,6 +60,7 @@ class ModuleReader:
         return list(self.client.call("query", query=text) or [])
 
     def count(self, module: str, where: str = "") -> int:
+        """`SELECT count(*)`: the records this user may see, optionally narrowed by `where`."""
         rows = self.query(f"SELECT count(*) FROM {module}{where};")
         return int(latin_digits(str(rows[0].get("count", "0")))) if rows else 0
 
@@ -112,6 +115,10 @@ class ModuleReader:
             if len(pending) + len(deleted) >= self.options.batch_records:
                 yield self._page(module, stream, pending, deleted, last, calls_before)
                 pending, deleted, calls_before = [], [], sum(self.client.calls.values())
+        if last.get(MODE) == "query":  # no deleted ids by query: count what is still there
+            if left_since_last_read(self.count, module, cursor, self.context.zone):
+                self.deletes_unseen.add(module)
+            last = recount(self.count, module, last, bound, self.context.zone)
         if pending or deleted or last != cursor:
             yield self._page(module, stream, pending, deleted, last, calls_before)
 
