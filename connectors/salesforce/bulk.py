@@ -72,8 +72,23 @@ class BulkReader:
             yield rows, Cursor(state=((JOB, job), (LOCATOR, following), (UNTIL, until)))
             locator = following
 
+    def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
+             ) -> Iterator[list[dict[str, str]]]:
+        """A one-off job's rows as CSV text (no resume: for indexes read at a sync's start)."""
+        job = self.run(sobject, build_query(sobject, fields, filters))
+        locator = ""
+        while True:
+            text, locator = self.results(job, locator)
+            yield list(csv.DictReader(io.StringIO(text)))
+            if not locator:
+                return
+
     def start(self, scope: Scope, until: str) -> str:
-        soql = build_query(scope.sobject, scope.fields, [f"SystemModstamp <= {until}"])
+        return self.run(scope.sobject, build_query(scope.sobject, scope.fields,
+                                                   [f"SystemModstamp <= {until}"]))
+
+    def run(self, sobject: str, soql: str) -> str:
+        """Create a query job and poll it until it completes; its id."""
         created = self.client.restful(
             "POST jobs/query", "jobs/query", method="POST",
             json={"operation": "query", "query": soql, "contentType": "CSV",
@@ -85,10 +100,10 @@ class BulkReader:
             if state == "JobComplete":
                 return job
             if state in ("Failed", "Aborted"):
-                raise ConnectorError(f"Bulk API query job {job} on {scope.sobject} ended "
+                raise ConnectorError(f"Bulk API query job {job} on {sobject} ended "
                                      f"{state}: {info.get('errorMessage', 'no message')}")
             self.sleep(self.poll_seconds)
-        raise ConnectorError(f"Bulk API query job {job} on {scope.sobject} did not finish",
+        raise ConnectorError(f"Bulk API query job {job} on {sobject} did not finish",
                              hint="raise bulk_above_records to read this object by REST")
 
     def results(self, job: str, locator: str) -> tuple[str, str]:

@@ -1,7 +1,9 @@
 """Salesforce connector (REST API v59.0 by default, via simple-salesforce 1.12).
 
 Objects: User (+ UserRole for teams), OpportunityStage (won/lost meaning), Account, Contact, Lead
-(conversion fields), Opportunity (stage history from OpportunityHistory), OpportunityLineItem,
+(conversion fields), Opportunity (stage history from OpportunityHistory; owner at close from the
+Owner rows of OpportunityFieldHistory when field-history tracking is on, else the current owner;
+see connectors.salesforce.history), OpportunityLineItem,
 Task (calls, emails, to-dos) and Event (meetings), and the NPS survey object (NPS_Response__c by
 default; see `survey`).
 Cursor: (SystemModstamp, Id) keyset through queryAll, 2,000-row nextRecordsUrl pages; recycle-bin
@@ -27,6 +29,7 @@ from pydantic import Field, model_validator
 from connectors.salesforce import mappers
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.fields import describe, field_infos, setup_steps
+from connectors.salesforce.history import OWNERS, STAGES
 from connectors.salesforce.paging import list_ids
 from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
 from connectors.salesforce.writes import write_collections
@@ -141,6 +144,8 @@ class SalesforceConnector:
         self._counts: dict[str, int] | None = None
         self._reader: StreamReader | None = None
         self._allowance_checked = False
+        self._tracking: bool | None = None
+        self._stage_rows: list[dict[str, Any]] = []
 
     @property
     def objects(self) -> tuple[str, ...]:
@@ -157,7 +162,7 @@ class SalesforceConnector:
             yield from reader.read_users()
         elif stream == "OpportunityStage":
             before = reader.calls()
-            rows = [mappers.map_stage(r) for r in reader.read_stages()]
+            rows = [mappers.map_stage(r) for r in self._stage_rows or reader.read_stages()]
             yield Page(stream=stream, records=rows, api_calls=reader.calls() - before)
         elif stream in INCREMENTAL or stream == self.survey_object:
             yield from reader.read(stream, cursor, signpost, self.record_count)
@@ -199,6 +204,12 @@ class SalesforceConnector:
             except KpisyncError as error:
                 problems.append(Problem(f"cannot read {sobject}: {error.message}",
                                         error.hint or f"give the integration user read access to {sobject}"))
+        if not problems and not self.tracking():
+            problems.append(Problem(
+                f"{OWNERS} is not available (field-history tracking is off): owner at close will "
+                "be the current owner", "in Setup > Object Manager > Opportunity > Fields & "
+                "Relationships > Set History Tracking, track Opportunity Owner; syncs go on "
+                "without it"))
         if remaining < self.settings.min_api_remaining:
             problems.append(Problem(f"only {remaining} of {limit} daily API calls left",
                                     "wait for the 24-hour allowance to recover, or lower "
@@ -238,9 +249,22 @@ class SalesforceConnector:
             self._described[sobject] = describe(self.client, sobject)
         return self._described[sobject]
 
+    def tracking(self) -> bool:
+        """Whether OpportunityFieldHistory exists (its describe answers 404 when tracking is off)."""
+        if self._tracking is None:
+            try:
+                self.described(OWNERS)
+                self._tracking = True
+            except RejectedError as error:
+                if "NOT_FOUND" not in error.message:
+                    raise
+                self._tracking = False
+        return self._tracking
+
     def record_count(self, sobject: str) -> int:
         if self._counts is None:
-            names = ",".join(o for o in self.objects if o not in ("User", "OpportunityStage"))
+            names = ",".join([*(o for o in self.objects if o not in ("User", "OpportunityStage")),
+                              STAGES, *((OWNERS,) if self.tracking() else ())])
             response = self.client.restful("GET limits/recordCount", "limits/recordCount",
                                            params={"sObjects": names})
             self._counts = {str(c["name"]): int(c["count"]) for c in response.get("sObjects", [])}
@@ -260,8 +284,9 @@ class SalesforceConnector:
                 fields[sobject] = tuple(dict.fromkeys(n for n in wanted if n in described))
             stages = {}
             self._reader = StreamReader(self.client, mappers.MappingContext(), fields, kinds,
-                                        self.read_options(), self.survey_object)
-            for row in self._reader.read_stages():
+                                        self.read_options(), self.survey_object, self.tracking())
+            self._stage_rows = self._reader.read_stages()  # once a run: meaning and stream
+            for row in self._stage_rows:
                 stages[str(row["ApiName"])] = mappers.StageInfo(mappers.flag(row["IsClosed"]),
                                                                 mappers.flag(row["IsWon"]))
             survey = mappers.SurveyFields(**s.survey.model_dump(exclude={"object"}))

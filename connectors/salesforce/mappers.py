@@ -29,6 +29,8 @@ from kpisync.store.models import (
 )
 
 Record = Mapping[str, Any]
+StageEntry = tuple[str, str, str]  # (CreatedDate, Id, StageName) of an OpportunityHistory row
+OwnerEntry = tuple[str, str, str | None]  # (CreatedDate, Id, OldValue) of an owner change
 PIPELINE = "Opportunity"  # Salesforce has one stage picklist; sales processes only subset it
 
 
@@ -185,17 +187,25 @@ def map_lead(record: Record, context: MappingContext) -> Row:
         raw=raw_of(record))
 
 
-def map_opportunity(record: Record, context: MappingContext) -> Row:
+def map_opportunity(record: Record, context: MappingContext, stages: Sequence[StageEntry] = (),
+                    owners: Sequence[OwnerEntry] = ()) -> list[Row]:
+    """The deal, then the stages it entered; owner at close from the owner changes after it."""
+    rid = str(record["Id"])
     stage = text(record, "StageName")
     info = context.stages.get(stage or "")
     closed = info.is_closed if info else flag(record.get("IsClosed"))
     won = info.is_won if info else flag(record.get("IsWon"))
     roles = context.roles
     probability = decimal(record.get("Probability"))
-    return Deal.row(
-        external_id=str(record["Id"]), name=text(record, "Name"),
+    modified_at = modified(record)
+    owner = text(record, "OwnerId")
+    changes = stage_changes(rid, stages, modified_at)
+    closed_at = changes[-1].values["entered_at"] if closed and changes and \
+        changes[-1].values["stage"] == stage else None
+    deal = Deal.row(
+        external_id=rid, name=text(record, "Name"),
         account_id=text(record, "AccountId"), contact_id=text(record, "ContactId"),
-        owner_id=text(record, "OwnerId"), closed_owner_id=text(record, "OwnerId"),
+        owner_id=owner, closed_owner_id=owner_at_close(owners, closed_at, owner),
         pipeline=PIPELINE, stage=stage, is_closed=closed, is_won=won,
         amount=decimal(record.get("Amount")), currency=text(record, "CurrencyIsoCode"),
         probability=probability / 100 if probability is not None else None,
@@ -205,28 +215,43 @@ def map_opportunity(record: Record, context: MappingContext) -> Row:
         loss_reason=text(record, roles.get("loss_reason", "Loss_Reason__c")),
         competitor=text(record, roles.get("competitor", "Competitor__c")),
         margin=decimal(record.get(roles.get("margin", "Margin__c"))),
-        modified_at=modified(record),
+        modified_at=modified_at,
         custom=custom_of(record, context.custom.get("Opportunity", ())), raw=raw_of(record))
+    return [deal, *changes]
 
 
-def stage_changes(history: Sequence[Record], deal_modified: datetime | None) -> list[Row]:
-    """OpportunityHistory rows (one opportunity, oldest first) -> the stages it entered.
+def stage_changes(deal_id: str, history: Sequence[StageEntry], deal_modified: datetime | None
+                  ) -> list[Row]:
+    """OpportunityHistory entries (one opportunity, oldest first) -> the stages it entered.
 
     Salesforce also writes a history row when only the amount, close date or probability
     changed; a row that repeats the previous stage is not a stage change.
     """
     rows: list[Row] = []
     previous: str | None = None
-    for entry in history:
-        stage = text(entry, "StageName")
-        at = instant(entry.get("CreatedDate"))
-        if stage is None or at is None or stage == previous:
+    for created, hid, stage in history:
+        at = instant(created)
+        if at is None or stage == previous:
             continue
         previous = stage
         rows.append(DealStageChange.row(
-            external_id=str(entry["Id"]), deal_id=str(entry["OpportunityId"]), stage=stage,
-            entered_at=at, modified_at=deal_modified, raw=raw_of(entry)))
+            external_id=hid, deal_id=deal_id, stage=stage, entered_at=at,
+            modified_at=deal_modified, raw={"Id": hid, "OpportunityId": deal_id,
+                                            "StageName": stage, "CreatedDate": created}))
     return rows
+
+
+def owner_at_close(owners: Sequence[OwnerEntry], closed_at: datetime | None,
+                   current: str | None) -> str | None:
+    """The owner when the deal entered its closing stage: the old value of the first owner
+    change after that instant, or the current owner when none came after (or it is open)."""
+    if closed_at is None:
+        return current
+    for created, _hid, old in owners:
+        at = instant(created)
+        if at is not None and at > closed_at:
+            return old or current
+    return current
 
 
 def map_line_item(record: Record) -> Row:

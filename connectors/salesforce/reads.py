@@ -10,12 +10,12 @@ from typing import Any
 from connectors.salesforce import mappers
 from connectors.salesforce.bulk import BulkReader
 from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.history import OWNERS, STAGES, Histories, HistoryReader
 from connectors.salesforce.paging import (
     QueryPager,
     Rows,
     Scope,
     build_query,
-    quote,
     soql_instant,
     walk_modified,
 )
@@ -49,7 +49,6 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "Contact": ("contact",), "Lead": ("lead",), "Opportunity": ("deal", "deal_stage_change"),
     "OpportunityLineItem": ("line_item",), "Task": ("activity",), "Event": ("activity",),
 }
-HISTORY_IDS_PER_QUERY = 300  # keeps the GET URL of an IN (...) query well under 16 KB
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class StreamReader:
 
     def __init__(self, client: SalesforceClient, context: mappers.MappingContext,
                  fields: Mapping[str, tuple[str, ...]], kinds: Mapping[str, Mapping[str, str]],
-                 options: ReadOptions, survey_object: str) -> None:
+                 options: ReadOptions, survey_object: str, tracking: bool = False) -> None:
         self.client = client
         self.context = context
         self.fields = fields  # sObject -> the fields to select
@@ -75,6 +74,11 @@ class StreamReader:
         self.options = options
         self.survey_object = survey_object
         self.pager = QueryPager(client, options.batch_size)
+        self.bulk = BulkReader(client, options.bulk_page_records, options.bulk_poll_seconds,
+                               options.sleep)
+        self.tracking = tracking  # OpportunityFieldHistory exists (field-history tracking on)
+        self.history = HistoryReader(self.pager, self.bulk, options.bulk_above_records)
+        self.known = Histories(tracking=tracking)
 
     def entity_of(self, sobject: str) -> str:
         return "survey_response" if sobject == self.survey_object else ENTITIES[sobject][0]
@@ -85,11 +89,14 @@ class StreamReader:
         until = signpost - self.options.lag
         bulk = cursor.value is None and (cursor.get("bulk_job") is not None or
                                          record_count(sobject) > self.options.bulk_above_records)
-        calls_before = self.calls()  # the record counts are setup, read once for every object
+        if cursor.value is None:
+            record_count(sobject)  # the record counts are setup, read once for every object
+        calls_before = self.calls()
+        if sobject == "Opportunity":
+            self.known = self.histories(bulk, cursor.value is None, soql_instant(until),
+                                        record_count)
         if bulk:
-            reader = BulkReader(self.client, self.options.bulk_page_records,
-                                self.options.bulk_poll_seconds, self.options.sleep)
-            batches = reader.read(scope, self.kinds[sobject], cursor, soql_instant(until))
+            batches = self.bulk.read(scope, self.kinds[sobject], cursor, soql_instant(until))
         else:
             batches = walk_modified(self.pager, scope, cursor, until)
         for rows, last in batches:
@@ -131,28 +138,28 @@ class StreamReader:
         raise ValueError(f"no mapper for {sobject}")
 
     def map_opportunities(self, rows: Rows) -> list[Row]:
+        ids = [str(r["Id"]) for r in rows]
+        closed = [rid for rid, r in zip(ids, rows) if self.closed(r)]
+        stages, owners = self.history.for_page(self.known, ids, closed)
         out: list[Row] = []
-        history = self.stage_history([str(r["Id"]) for r in rows])
-        for record in rows:
-            deal = mappers.map_opportunity(record, self.context)
-            out.append(deal)
-            out.extend(mappers.stage_changes(history.get(str(record["Id"]), []),
-                                             deal.values["modified_at"]))
+        for rid, record in zip(ids, rows):
+            out.extend(mappers.map_opportunity(record, self.context, stages.get(rid, ()),
+                                               owners.get(rid, ())))
         return out
 
-    def stage_history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """OpportunityHistory of these opportunities, oldest first, a few hundred ids a query."""
-        found: dict[str, list[dict[str, Any]]] = {}
-        for start in range(0, len(ids), HISTORY_IDS_PER_QUERY):
-            chunk = ids[start:start + HISTORY_IDS_PER_QUERY]
-            soql = build_query("OpportunityHistory",
-                               ("Id", "OpportunityId", "StageName", "CreatedDate"),
-                               [f"OpportunityId IN ({', '.join(quote(i) for i in chunk)})"],
-                               order="OpportunityId, CreatedDate, Id")
-            for page in self.pager.pages(soql, include_deleted=False):
-                for entry in page:
-                    found.setdefault(str(entry["OpportunityId"]), []).append(entry)
-        return found
+    def closed(self, record: Mapping[str, Any]) -> bool:
+        info = self.context.stages.get(str(record.get("StageName")))
+        return info.is_closed if info else mappers.flag(record.get("IsClosed"))
+
+    def histories(self, bulk: bool, first: bool, until: str,
+                  record_count: Callable[[str], int]) -> Histories:
+        """Whole-object history indexes: stages on a Bulk first sync, owners on any first sync."""
+        known = Histories(tracking=self.tracking)
+        if bulk:
+            known.stages = self.history.stage_index(record_count(STAGES), until)
+        if first and self.tracking:
+            known.owners = self.history.owner_index(record_count(OWNERS), until)
+        return known
 
     def read_users(self) -> Iterator[Page]:
         """Every user (Salesforce deactivates, never deletes); team from role, else manager's."""

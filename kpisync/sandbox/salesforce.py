@@ -8,7 +8,7 @@ least) over a real small SOQL parser (salesforce_soql: MALFORMED_QUERY, INVALID_
 INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, DELETE); sObject
 Collections update (`PATCH composite/sobjects`, 200 records, per-record results, allOrNone);
 Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`; `limits` and
-`limits/recordCount`. Every API call counts against a daily allowance, reported in
+`limits/recordCount`. OpportunityFieldHistory exists only with `field_history` (tracking) on. Every API call counts against a daily allowance, reported in
 `Sforce-Limit-Info: api-usage=used/max`; when it is spent, calls get 403 REQUEST_LIMIT_EXCEEDED.
 Errors are the real JSON arrays; an unknown or expired session gets 401 INVALID_SESSION_ID.
 Module map: schema (objects, ids), records (org -> truth), store (SOQL, writes), render (wire
@@ -56,7 +56,8 @@ class SalesforceEmulator(EmulatorServer):
     """A stateful Salesforce org built from one synthetic org, served over loopback TLS."""
 
     def __init__(self, org: Org, *, login: OrgLogin | None = None, knobs: Knobs | None = None,
-                 clock: Callable[[], datetime] = utc_now_ms, session_seconds: float = 7200.0) -> None:
+                 clock: Callable[[], datetime] = utc_now_ms, session_seconds: float = 7200.0,
+                 field_history: bool = True) -> None:
         self.ca = trustme.CA()
         certificate = self.ca.issue_cert("127.0.0.1", "localhost")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -69,7 +70,7 @@ class SalesforceEmulator(EmulatorServer):
         self.clock = clock
         self.login = login or OrgLogin()
         self.sessions = Sessions(self.login, session_seconds)
-        self.schema = Schema(org.stages, list(org.currencies), org.custom_fields)
+        self.schema = Schema(org.stages, list(org.currencies), org.custom_fields, field_history)
         self.store = SalesforceStore(build_truth(org, self.schema), self.schema, clock)
         self.cursors = QueryCursors()
         self.bulk = BulkJobs()

@@ -5,17 +5,28 @@ holding every field of its object. Ids come from `make_id(object, neutral id)`, 
 always gets the same ids. A converted lead keeps its own 00Q record (IsConverted, ConvertedDate,
 Converted*Id) beside the contact it became; activities logged on a converted lead point at that
 contact, as Salesforce moves them on conversion. Tasks hold calls, emails and to-dos (TaskSubtype),
-Events hold meetings. Each opportunity's stage path becomes OpportunityHistory rows.
+Events hold meetings. Each opportunity's stage path becomes OpportunityHistory rows; with
+field-history tracking on, its creation and owner changes become OpportunityFieldHistory rows
+(an owner change writes two, one with the user ids and one with their names, as Salesforce does
+for lookup fields).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from kpisync.sandbox.org import Activity, Deal, Org, Rep
-from kpisync.sandbox.salesforce_schema import SURVEY_OBJECT, Schema, api_name, make_id
+from kpisync.sandbox.salesforce_schema import (
+    FIELD_HISTORY,
+    SURVEY_OBJECT,
+    Schema,
+    api_name,
+    make_id,
+)
 
 Record = dict[str, Any]
 Truth = dict[str, dict[str, Record]]
@@ -48,7 +59,28 @@ def stamped(schema: Schema, sobject: str, rid: str, created: datetime, modified:
                   SystemModstamp=modified)
     if "LastModifiedDate" in record:
         record.update(LastModifiedDate=modified, LastModifiedById=by)
+    if "SystemModstamp" not in schema.objects[sobject].fields:
+        del record["SystemModstamp"]
     return record
+
+
+def field_history(schema: Schema, number: int, opportunity: str, at: datetime, by: str,
+                  change: tuple[str, str | None, str | None]) -> Record:
+    """One OpportunityFieldHistory row: change is (Field, OldValue, NewValue); DataType follows."""
+    name, old, new = change
+    kind = "EntityId" if name == "Owner" and (old or new or "").startswith("005") else "Text"
+    hid = make_id(FIELD_HISTORY, number)
+    return stamped(schema, FIELD_HISTORY, hid, at, at, by, {
+        "OpportunityId": opportunity, "Field": name, "DataType": kind, "OldValue": old,
+        "NewValue": new})
+
+
+def owner_change_rows(schema: Schema, numbers: Iterator[int], opportunity: str, at: datetime,
+                      old: str | None, new: str | None, names: dict[str, str]) -> list[Record]:
+    """An owner change as tracking records it: a row of user ids, then a row of their names."""
+    return [field_history(schema, next(numbers), opportunity, at, admin_id(), ("Owner", old, new)),
+            field_history(schema, next(numbers), opportunity, at, admin_id(),
+                          ("Owner", names.get(old or ""), names.get(new or "")))]
 
 
 def custom_values(custom: dict[str, str], types: dict[str, str]) -> dict[str, Any]:
@@ -141,11 +173,16 @@ def user_record(schema: Schema, rep: Rep, role_ids: dict[str, str]) -> Record:
 def add_deals(truth: Truth, schema: Schema, org: Org, types: dict[str, str]) -> None:
     stages = {s.key: s for s in org.stages}
     history_number = 0
+    tracking = FIELD_HISTORY in truth
+    names = {user_id(rep.id): f"{rep.first_name} {rep.last_name}" for rep in org.reps}
+    numbers = itertools.count(1)
     for d in org.deals:
         rid = make_id("Opportunity", d.id)
         stage = stages[d.stage]
         truth["Opportunity"][rid] = stamped(schema, "Opportunity", rid, d.created_at, d.modified_at,
                                             user_id(d.owner_id), opportunity_values(d, stage, types))
+        if tracking:
+            add_owner_history(truth, schema, numbers, d, names)
         for change in d.stage_history:
             history_number += 1
             hid = make_id("OpportunityHistory", history_number)
@@ -162,6 +199,19 @@ def add_deals(truth: Truth, schema: Schema, org: Org, types: dict[str, str]) -> 
                      "ProductCode": item.product, "Name": f"{d.name} {item.product}",
                      "Quantity": Decimal(item.quantity), "UnitPrice": item.unit_price,
                      "TotalPrice": item.unit_price * item.quantity})
+
+
+def add_owner_history(truth: Truth, schema: Schema, numbers: Iterator[int], d: Deal,
+                      names: dict[str, str]) -> None:
+    """The 'created' row, then two rows per reassignment (the owner history after the first)."""
+    rid = make_id("Opportunity", d.id)
+    rows = [field_history(schema, next(numbers), rid, d.created_at, user_id(d.owner_history[0].owner_id)
+                          if d.owner_history else admin_id(), ("created", None, None))]
+    for before, after in zip(d.owner_history, d.owner_history[1:]):
+        rows += owner_change_rows(schema, numbers, rid, after.at, user_id(before.owner_id),
+                                  user_id(after.owner_id), names)
+    for row in rows:
+        truth[FIELD_HISTORY][row["Id"]] = row
 
 
 def opportunity_values(d: Deal, stage: Any, types: dict[str, str]) -> dict[str, Any]:

@@ -22,7 +22,9 @@ PREFIXES = {
     "Account": "001", "Contact": "003", "User": "005", "Opportunity": "006", "OpportunityHistory": "008",
     "UserRole": "00E", "OpportunityLineItem": "00k", "Lead": "00Q", "Task": "00T", "Event": "00U",
     "Product2": "01t", "OpportunityStage": "01J", "NPS_Response__c": "a0N", "Organization": "00D",
+    "OpportunityFieldHistory": "017",
 }
+FIELD_HISTORY = "OpportunityFieldHistory"  # exists only while field-history tracking is on
 SURVEY_OBJECT = "NPS_Response__c"
 SYSTEM = [("Id", "id", "Record ID"), ("IsDeleted", "boolean", "Deleted"),
           ("CreatedDate", "datetime", "Created Date"), ("CreatedById", "reference", "Created By ID"),
@@ -73,6 +75,10 @@ STANDARD: dict[str, list[tuple[str, str, str, bool, str]]] = {
                            ("StageName", P, "Stage Name", False, ""), ("Amount", C, "Amount", False, ""),
                            ("CloseDate", D, "Close Date", False, ""),
                            ("Probability", PC, "Probability (%)", False, "")],
+    FIELD_HISTORY: [("OpportunityId", R, "Opportunity ID", False, "Opportunity"),
+                    ("Field", P, "Changed Field", False, ""), ("DataType", P, "Data Type", False, ""),
+                    ("OldValue", "anyType", "Old Value", False, ""),
+                    ("NewValue", "anyType", "New Value", False, "")],
     "OpportunityLineItem": [("OpportunityId", R, "Opportunity ID", False, "Opportunity"),
                             ("Product2Id", R, "Product ID", False, "Product2"),
                             ("ProductCode", S, "Product Code", False, ""),
@@ -107,7 +113,8 @@ STANDARD: dict[str, list[tuple[str, str, str, bool, str]]] = {
 EXTRA_CUSTOM = {"Opportunity": [("Loss_Reason__c", P, "Loss Reason", True, "")]}
 CUSTOM_ENTITY = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity"}
 TYPE_OF = {"string": S, "number": N, "date": D, "enumeration": P, "bool": B}
-NO_LAST_MODIFIED = {"OpportunityHistory"}  # history rows are never modified
+NO_LAST_MODIFIED = {"OpportunityHistory", FIELD_HISTORY}  # history rows are never modified
+NO_SYSTEM_MODSTAMP = {FIELD_HISTORY}  # field history has CreatedDate as its only timestamp
 
 
 def api_name(label: str) -> str:
@@ -205,13 +212,17 @@ class Schema:
     """Every sObject of the emulated org; also the SOQL parser's catalog."""
 
     def __init__(self, stages: list[Stage], currencies: list[str],
-                 custom_fields: list[CustomFieldDef]) -> None:
+                 custom_fields: list[CustomFieldDef], field_history: bool = True) -> None:
         self.objects: dict[str, ObjectDef] = {}
         for name, specs in STANDARD.items():
+            if name == FIELD_HISTORY and not field_history:
+                continue
             defs = {n: FieldDef(n, t, label) for n, t, label in SYSTEM}
             if name in NO_LAST_MODIFIED:
                 defs.pop("LastModifiedDate")
                 defs.pop("LastModifiedById")
+            if name in NO_SYSTEM_MODSTAMP:
+                defs.pop("SystemModstamp")
             for n, t, label, updateable, refs in specs + EXTRA_CUSTOM.get(name, []):
                 defs[n] = FieldDef(n, t, label, updateable, tuple(r for r in refs.split(",") if r),
                                    custom=n.endswith("__c"))

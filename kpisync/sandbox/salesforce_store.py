@@ -4,7 +4,9 @@ Deleting moves a record to the recycle bin (IsDeleted = true, SystemModstamp mov
 queryAll still sees it; `purge` empties it from the bin (a hard delete). Opportunity writes keep
 IsClosed/IsWon/Probability/ForecastCategoryName in step with the stage, as the stage picklist's
 settings do, and add an OpportunityHistory row when stage, amount, close date or probability
-change. Merging deletes the losers with MasterRecordId set to the survivor.
+change. With field-history tracking on (the OpportunityFieldHistory object exists), creating an
+opportunity writes its 'created' row and changing its owner writes the two Owner rows.
+Merging deletes the losers with MasterRecordId set to the survivor.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kpisync.sandbox.salesforce_records import Record, Truth, admin_id, forecast_category
-from kpisync.sandbox.salesforce_schema import Schema, make_id, object_of
+from kpisync.sandbox.salesforce_records import (
+    Record,
+    Truth,
+    admin_id,
+    field_history,
+    forecast_category,
+    owner_change_rows,
+)
+from kpisync.sandbox.salesforce_schema import FIELD_HISTORY, Schema, make_id, object_of
 from kpisync.sandbox.salesforce_soql import Query, parse, parse_datetime, sort_key
 
 HISTORY_FIELDS = ("StageName", "Amount", "CloseDate", "Probability")
@@ -120,13 +129,17 @@ class SalesforceStore:
         record = self.get(sobject, rid)
         clean = values if system else self.coerce(sobject, values, creating=False)
         now = self.clock()
-        before = {name: record.get(name) for name in HISTORY_FIELDS}
+        before = {name: record.get(name) for name in (*HISTORY_FIELDS, "OwnerId")}
         record.update(clean)
         if sobject == "Opportunity":
             self._follow_stage(record, "StageName" in clean)
         self._touch(record, now)
         if sobject == "Opportunity" and any(record.get(n) != before[n] for n in HISTORY_FIELDS):
             self._history(record, now)
+        if sobject == "Opportunity" and record.get("OwnerId") != before["OwnerId"] and \
+                FIELD_HISTORY in self.truth:
+            self._track(owner_change_rows(self.schema, self._numbers, rid, now, before["OwnerId"],
+                                          record.get("OwnerId"), self._user_names()))
         return record
 
     def create(self, sobject: str, values: dict[str, Any], *, system: bool = False) -> Record:
@@ -144,6 +157,9 @@ class SalesforceStore:
         self.truth[sobject][rid] = record
         if sobject == "Opportunity":
             self._history(record, now)
+        if sobject == "Opportunity" and FIELD_HISTORY in self.truth:
+            self._track([field_history(self.schema, next(self._numbers), rid, now, admin_id(),
+                                       ("created", None, None))])
         return record
 
     def delete(self, sobject: str, rid: str, master: str | None = None) -> None:
@@ -153,11 +169,12 @@ class SalesforceStore:
             record["MasterRecordId"] = master
         self._touch(record, self.clock())
         if sobject == "Opportunity":
-            for child in ("OpportunityHistory", "OpportunityLineItem"):
-                for row in self.truth[child].values():
+            for child in ("OpportunityHistory", "OpportunityLineItem", FIELD_HISTORY):
+                for row in self.truth.get(child, {}).values():
                     if row["OpportunityId"] == rid and not row["IsDeleted"]:
                         row["IsDeleted"] = True
-                        row["SystemModstamp"] = record["SystemModstamp"]
+                        if "SystemModstamp" in row:
+                            row["SystemModstamp"] = record["SystemModstamp"]
 
     def purge(self, sobject: str, rid: str) -> None:
         if self.truth[sobject].pop(rid, None) is None:
@@ -198,6 +215,14 @@ class SalesforceStore:
         record["ForecastCategoryName"] = forecast_category(stage["IsClosed"], stage["IsWon"])
         if stage_changed:
             record["Probability"] = stage["DefaultProbability"]
+
+    def _track(self, rows: list[Record]) -> None:
+        """Field history rows (callers check that tracking is on: the object exists)."""
+        for row in rows:
+            self.truth[FIELD_HISTORY][row["Id"]] = row
+
+    def _user_names(self) -> dict[str, str]:
+        return {rid: str(u.get("Name")) for rid, u in self.truth["User"].items()}
 
     def _history(self, opportunity: Record, now: datetime) -> None:
         hid = make_id("OpportunityHistory", next(self._numbers))
