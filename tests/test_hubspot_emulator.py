@@ -330,3 +330,56 @@ def test_owners_paging(client: HubSpot, org: Org) -> None:
     owners = first.results + rest.results
     assert [o.email for o in owners] == [r.email for r in org.reps]
     assert owners[0].teams[0].primary
+
+
+def test_stage_calculated_properties_and_owner_assigned_date(
+        client: HubSpot, emulator: HubSpotEmulator, clock: FakeClock) -> None:
+    """v2 stage properties are served by name (not listed, not writable); the owner assigned
+    date follows owner assignments but not removals."""
+    rid = emulator.create_record("deals", {"dealname": "Path", "dealstage": "qualifiedtobuy",
+                                           "pipeline": "default",
+                                           "hubspot_owner_id": "70000000001"})
+    created = clock.now
+    steps = [("presentationscheduled", 3_600_000), ("qualifiedtobuy", 7_200_000),
+             ("closedwon", 10_800_000)]
+    for stage, offset in steps:
+        clock.now = created + timedelta(milliseconds=offset)
+        emulator.update_record("deals", rid, {"dealstage": stage})
+    names = [f"hs_v2_{kind}_{stage}" for stage in ("qualifiedtobuy", "presentationscheduled",
+                                                   "closedwon", "contractsent")
+             for kind in ("date_entered", "date_exited", "latest_time_in", "cumulative_time_in")]
+    read = client.crm.objects.batch_api.read("deals", BatchReadInputSimplePublicObjectId(
+        inputs=[{"id": rid}], properties=names + ["hubspot_owner_assigneddate"]))
+    props = read.results[0].properties
+    at = lambda ms: iso(created + timedelta(milliseconds=ms))  # noqa: E731
+    assert props["hs_v2_date_entered_qualifiedtobuy"] == at(7_200_000)  # the latest entry
+    assert props["hs_v2_date_exited_qualifiedtobuy"] == at(10_800_000)
+    assert props["hs_v2_latest_time_in_qualifiedtobuy"] == "3600000"
+    assert props["hs_v2_cumulative_time_in_qualifiedtobuy"] == "7200000"
+    assert props["hs_v2_date_entered_presentationscheduled"] == at(3_600_000)
+    assert props["hs_v2_cumulative_time_in_presentationscheduled"] == "3600000"
+    assert props["hs_v2_date_entered_closedwon"] == at(10_800_000)
+    assert props["hs_v2_date_exited_closedwon"] is None  # still there
+    assert props["hs_v2_latest_time_in_closedwon"] is None
+    assert props["hs_v2_date_entered_contractsent"] is None  # never there
+    assert props["hubspot_owner_assigneddate"] == iso(created)
+    found = search(client, "deals", filter_groups=[{"filters": [
+        {"propertyName": "hs_object_id", "operator": "EQ", "value": rid}]}], properties=names)
+    assert {n: found.results[0].properties[n] for n in names} == {n: props[n] for n in names}
+    listed = {p.name for p in client.crm.properties.core_api.get_all("deals").results}
+    assert "hubspot_owner_assigneddate" in listed and not listed & set(names)
+    for bad in ({"hs_v2_date_entered_closedwon": "2026-01-01T00:00:00Z"},
+                {"hubspot_owner_assigneddate": "2026-01-01T00:00:00Z"}):
+        with pytest.raises(ApiException) as caught:
+            client.crm.objects.basic_api.update("deals", rid, {"properties": bad})
+        assert caught.value.status == 400
+        assert error_of(caught.value)["category"] == "VALIDATION_ERROR"
+        assert next(iter(bad)) in str(error_of(caught.value)["message"])
+
+    clock.now = created + timedelta(days=1)
+    emulator.update_record("deals", rid, {"hubspot_owner_id": "70000000002"})
+    assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == iso(clock.now)
+    clock.now = created + timedelta(days=2)
+    emulator.update_record("deals", rid, {"hubspot_owner_id": ""})
+    assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == \
+        iso(created + timedelta(days=1))

@@ -178,7 +178,7 @@ def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContex
     rid = str(record["id"])
     stage = text(p, "dealstage")
     info = context.stages.get(stage or "")
-    closed = info.is_closed if info else text(p, "hs_is_closed") == "true"
+    closed = deal_closed(p, context)
     won = info.is_won if info else text(p, "hs_is_closed_won") == "true"
     roles = context.roles
     deal = Deal.row(
@@ -202,6 +202,12 @@ def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContex
         for value, at in links.stage_history
     ]
     return [deal, *changes]
+
+
+def deal_closed(props: Mapping[str, Any], context: MappingContext) -> bool:
+    """Closed by the pipeline's stage meaning, or by HubSpot's flag for an unknown stage."""
+    info = context.stages.get(text(props, "dealstage") or "")
+    return info.is_closed if info else text(props, "hs_is_closed") == "true"
 
 
 def owner_at_close(links: DealLinks, closed: bool) -> str | None:

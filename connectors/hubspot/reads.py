@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.hubspot import mappers
+from connectors.hubspot import mappers, stages
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.search import SearchScope, walk_modified
 from kpisync.connector import Deleted, Merged, Page
@@ -73,10 +73,12 @@ class StreamReader:
 
     def read(self, object_type: str, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         custom = tuple(sorted(self.context.custom.get(object_type, frozenset())))
-        roles = tuple(p for role, p in self.context.roles.items()
-                      if role in DEAL_ROLES) if object_type == "deals" else ()
+        extra: tuple[str, ...] = ()
+        if object_type == "deals":
+            extra = tuple(p for role, p in self.context.roles.items() if role in DEAL_ROLES)
+            extra += stages.deal_properties(self.context.stages)
         scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, "hs_lastmodifieddate"),
-                            tuple(dict.fromkeys(BASE_PROPERTIES[object_type] + custom + roles)))
+                            tuple(dict.fromkeys(BASE_PROPERTIES[object_type] + custom + extra)))
         pending: list[dict[str, Any]] = []
         calls_before = sum(self.client.calls.values())
         last = cursor
@@ -125,15 +127,26 @@ class StreamReader:
         return rows
 
     def _map_deals(self, records: list[dict[str, Any]], ids: list[str]) -> list[Row]:
-        history = self.property_history("deals", ids, ("dealstage", "hubspot_owner_id"))
+        """Deals with their links; property history is read only where search cannot tell it."""
+        paths: dict[str, stages.Path | None] = {}
+        unsure: list[str] = []
+        for record, rid in zip(records, ids):
+            props = record.get("properties") or {}
+            path = paths[rid] = stages.path_from_calculated(props, self.context.stages)
+            closed = mappers.deal_closed(props, self.context)
+            if path is None or stages.needs_owner_history(props, closed, path):
+                unsure.append(rid)
+        history = self.property_history("deals", unsure, ("dealstage", "hubspot_owner_id"))
         companies = self.associations("deals", "companies", ids)
         contacts = self.associations("deals", "contacts", ids)
         rows: list[Row] = []
+        read = set(unsure)
         for record, rid in zip(records, ids):
             past = history.get(rid, {})
             links = mappers.DealLinks(
                 company_ids=companies.get(rid, ()), contact_ids=contacts.get(rid, ()),
-                stage_history=mappers.history_of(past, "dealstage"),
+                stage_history=mappers.history_of(past, "dealstage") if rid in read
+                else paths[rid] or (),
                 owner_history=mappers.history_of(past, "hubspot_owner_id"),
             )
             rows.extend(mappers.map_deal(record, links, self.context))

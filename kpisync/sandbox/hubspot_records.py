@@ -98,6 +98,7 @@ def build_truth(org: Org, lead_contact: dict[int, int]) -> Truth:
             "name": acc.name, "industry": acc.industry, "type": COMPANY_TYPE[acc.type],
             "country": acc.country, "state": acc.state, "city": acc.city,
             "hubspot_owner_id": base_id("owner", acc.owner_id), "createdate": iso(acc.created_at),
+            "hubspot_owner_assigneddate": iso(acc.created_at),
             "hs_lastmodifieddate": iso(acc.modified_at), "hs_object_id": rid,
             **custom_props(acc.custom)}
         truth["companies"][rid] = new_record(rid, props, props["createdate"] or "",
@@ -149,6 +150,7 @@ def contact_props(c: Contact, lifecycle: str, lead: Lead | None) -> dict[str, st
     props: dict[str, str | None] = {
         "firstname": c.first_name, "lastname": c.last_name, "email": c.email, "phone": c.phone,
         "jobtitle": c.title, "hubspot_owner_id": base_id("owner", c.owner_id),
+        "hubspot_owner_assigneddate": iso(c.created_at),
         "associatedcompanyid": base_id("company", c.account_id) if c.account_id else None,
         "lifecyclestage": lifecycle, "hs_analytics_source": c.lead_source,
         "createdate": iso(c.created_at), "lastmodifieddate": iso(c.modified_at),
@@ -167,6 +169,7 @@ def lead_props(lead: Lead) -> dict[str, str | None]:
             "hs_lead_status": LEAD_STATUS[lead.status], "hs_analytics_source": lead.source,
             "hs_lifecyclestage_lead_date": iso(lead.created_at),
             "hubspot_owner_id": base_id("owner", lead.owner_id),
+            "hubspot_owner_assigneddate": iso(lead.created_at),
             "createdate": iso(lead.created_at), "lastmodifieddate": iso(lead.modified_at),
             "hs_object_id": base_id("lead", lead.id), **custom_props(lead.custom)}
 
@@ -180,6 +183,7 @@ def deal_props(d: Deal, probability: dict[str, str]) -> dict[str, str | None]:
         "closedate": iso_date(d.close_date), "createdate": iso(d.created_at),
         "hs_lastmodifieddate": iso(d.modified_at),
         "hubspot_owner_id": base_id("owner", d.owner_id),
+        "hubspot_owner_assigneddate": iso(d.owner_history[-1].at),
         "dealtype": "newbusiness" if d.deal_type == "new" else "existingbusiness",
         "closed_lost_reason": d.loss_reason,
         "hs_is_closed": "true" if sid in ("closedwon", "closedlost") else "false",

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from kpisync.sandbox.hubspot_calculated import is_stage_calculated, stage_calculated
 from kpisync.sandbox.hubspot_records import Record, iso
 from kpisync.sandbox.hubspot_schema import (
     ASSOCIATION_IDS,
@@ -58,12 +59,19 @@ def rate_limit_body(policy: str) -> dict[str, Any]:
 
 def select_props(schema: Schema, object_type: str, record: Record,
                  requested: list[str] | None) -> dict[str, str | None]:
-    """Requested properties (or the type's defaults) plus id, created and modified."""
+    """Requested properties (or the type's defaults) plus id, created and modified; a deal's
+    v2 stage-calculated properties are served when asked for by name (see hubspot_calculated)."""
     names = list(requested) if requested else list(DEFAULT_PROPS[object_type])
     names += ["hs_object_id", created_prop(object_type), modified_prop(object_type)]
     props = record["properties"]
     known = schema.properties[object_type]
-    return {n: props.get(n) for n in names if n in known}
+    out = {n: props.get(n) for n in names if n in known}
+    if object_type == "deals" and len(out) < len(set(names)):
+        stages = set(known["dealstage"].options)
+        calculated = [n for n in names if n not in known and is_stage_calculated(n, stages)]
+        if calculated:
+            out.update(stage_calculated(history_of(record, "dealstage"), calculated))
+    return out
 
 
 def history_of(record: Record, name: str) -> list[dict[str, Any]]:

@@ -143,6 +143,9 @@ BUILTIN: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
                              ("hs_contact_id", N, ()), ("hs_survey_channel", S, ()),
                              ("hs_sentiment", S, ())],
 }
+# HubSpot sets this when an owner is assigned (not when one is removed); it cannot be written.
+OWNER_ASSIGNED = "hubspot_owner_assigneddate"
+OWNER_DATED = ("companies", "contacts", "deals")
 DEAL_READ_ONLY: list[tuple[str, str, tuple[str, ...]]] = [
     ("hs_is_closed", B, ()), ("hs_is_closed_won", B, ()), ("hs_deal_stage_probability", N, ())]
 
@@ -164,6 +167,9 @@ def build_properties(stages: list[Stage], currencies: list[str],
                                                    read_only=True, group=group)
         defs["hs_merged_object_ids"] = PropDef("hs_merged_object_ids", S, read_only=True,
                                                group=group)
+        if object_type in OWNER_DATED:
+            defs[OWNER_ASSIGNED] = PropDef(OWNER_ASSIGNED, DT, label="Owner assigned date",
+                                           read_only=True, group=group)
         if object_type == "deals":
             defs.update({n: PropDef(n, t, read_only=True, group=group)
                          for n, t, _ in DEAL_READ_ONLY})

@@ -16,6 +16,7 @@ from typing import Any
 
 from kpisync.sandbox.hubspot_records import Record, Truth, iso, new_record
 from kpisync.sandbox.hubspot_schema import (
+    OWNER_ASSIGNED,
     PropDef,
     Schema,
     association_type,
@@ -164,6 +165,7 @@ class HubSpotStore:
              at: str) -> None:
         current = record["properties"]
         history = record["propertiesWithHistory"]
+        owner_assigned = False
         for name, value in props.items():
             if current.get(name) == value:
                 continue
@@ -171,6 +173,9 @@ class HubSpotStore:
                 history[name] = [history_entry(current[name], record["createdAt"])]
             history.setdefault(name, []).insert(0, history_entry(value, at))
             current[name] = value
+            owner_assigned |= name == "hubspot_owner_id" and bool(value)
+        if owner_assigned and self.schema.prop(object_type, OWNER_ASSIGNED) is not None:
+            current[OWNER_ASSIGNED] = at
         if object_type == "deals" and "dealstage" in props:
             closed, won, probability = self.stage_meta.get(current.get("dealstage") or "",
                                                            (False, False, "0.0"))
@@ -193,6 +198,8 @@ class HubSpotStore:
         self._next_id += 1
         base = {"hs_object_id": rid, created_prop(object_type): now,
                 modified_prop(object_type): now}
+        if props.get("hubspot_owner_id") and self.schema.prop(object_type, OWNER_ASSIGNED):
+            base[OWNER_ASSIGNED] = props.get(created_prop(object_type)) or now
         record = new_record(rid, {**base, **{k: v for k, v in props.items() if v is not None}},
                             props.get(created_prop(object_type)) or now, now)
         self.truth[object_type][rid] = record
