@@ -272,7 +272,7 @@ def toml_key(key: str) -> str:
 
 
 def confident(candidate: Candidate | None) -> bool:
-    return candidate is not None and candidate.score >= STRONG + TYPE_FIT
+    return candidate is not None and candidate.score >= STRONG + TYPE_FIT // 3  # a strong name that fits
 
 
 def chosen_roles(suggestions: Sequence[RoleSuggestion], source_roles: Mapping[str, str]
