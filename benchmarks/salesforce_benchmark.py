@@ -1,16 +1,22 @@
 """Salesforce sync benchmark: Bulk API 2.0 first sync, REST first sync, incremental REST sync.
 
-    python benchmarks/salesforce_benchmark.py [--deals 10000 50000] [--latency 0.02]
+    python benchmarks/salesforce_benchmark.py [--deals 10000] [--latency 0.02]
 
 For each size the emulator runs in its own process (its memory is not counted; started by this
 script with --serve). Three runs, each into its own fresh SQLite store except the incremental:
 a first sync through Bulk API 2.0 query jobs (every object above 0 records), a first sync by
 REST queryAll pages, then 1% of every object is touched in the emulator and an incremental REST
-sync runs on the REST store. Printed per run: wall time, rows/s, time waiting on HTTP vs local
-work, peak traced memory, and per object the API calls made against the lower bound:
-REST ceil(records / 2000) (Opportunity also pays its OpportunityHistory rows / 2000),
-Bulk 1 create + 1 poll + ceil(records / maxRecords). Setup calls (login, limits, describe,
-record counts) are shown apart.
+sync runs on the REST store. Printed per run: wall time, rows/s, local overhead as a share of
+wall time, peak resident memory (sampled after every page; benchmarks/resident_memory.py), and
+per object the API calls made against the lower bound:
+- REST: ceil(records / 2000); Opportunity also pays its OpportunityHistory rows / 2000 and its
+  owner changes (OpportunityFieldHistory, Field = 'Owner') / 2000, at least 1 when read.
+- Bulk: per job 1 create + 1 poll + ceil(rows / maxRecords); Opportunity runs three jobs (itself,
+  OpportunityHistory, OpportunityFieldHistory).
+Local overhead is given two ways: wall time not spent waiting on the emulator's fixed latency
+(calls x latency), and wall time beyond the reader's whole HTTP wait (latency plus the
+emulator's own work), which is how benchmarks/hubspot_sync.py reports it. Setup calls (login,
+limits, describe, record counts) are shown apart.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
 
 from kpisync.config import parse_settings
 from kpisync.connector import Page
@@ -36,6 +43,7 @@ from kpisync.sync import SyncOptions, sync_source
 
 PAGE = 2000
 BULK_PAGE = 10_000
+POLLS = 2  # the emulator's jobs complete on the second poll (bulk_polls_until_complete = 1)
 PRIMARY = {"User": "user", "OpportunityStage": "pipeline_stage", "Account": "account",
            "Contact": "contact", "Lead": "lead", "Opportunity": "deal",
            "OpportunityLineItem": "line_item", "Task": "activity", "Event": "activity",
@@ -46,9 +54,11 @@ FULL_READS = ("User", "OpportunityStage")  # small objects read whole each run, 
 @dataclass
 class Figures:
     label: str
+    latency: float = 0.0
     wall: float = 0.0
     waiting: float = 0.0
     peak_mb: float = 0.0
+    growth_mb: float = 0.0
     rows: int = 0
     calls: Counter[str] = field(default_factory=Counter)  # per stream
     records: Counter[str] = field(default_factory=Counter)  # primary records per stream
@@ -74,6 +84,17 @@ def serve(args: argparse.Namespace) -> None:
                 break
             if command[0] == "change":
                 print(json.dumps(touch_fraction(emulator, float(command[1]))), flush=True)
+            if command[0] == "counts":
+                print(json.dumps(history_counts(emulator)), flush=True)
+
+
+def history_counts(emulator: Any) -> dict[str, int]:
+    """Rows the Opportunity stream's history reads can return: stage rows, owner-change rows."""
+    truth = emulator.dump()
+    owner = sum(1 for r in truth.get("OpportunityFieldHistory", {}).values()
+                if r["Field"] == "Owner" and not r["IsDeleted"])
+    return {"stage_rows": sum(1 for r in truth["OpportunityHistory"].values() if not r["IsDeleted"]),
+            "owner_rows": owner}
 
 
 def touch_fraction(emulator: Any, fraction: float) -> dict[str, int]:
@@ -101,16 +122,19 @@ def start_emulator(args: argparse.Namespace, deals: int) -> tuple[subprocess.Pop
     return process, ready
 
 
-def run_sync(label: str, engine: Any, ready: dict[str, str], **options: Any) -> Figures:
+def run_sync(label: str, engine: Any, ready: dict[str, str], latency: float,
+             **options: Any) -> Figures:
     settings = parse_settings({"sources": {"bench": {
         "type": "salesforce", "login_url": ready["base_url"], "ca_bundle": ready["ca"],
         "username": ready["username"], "password_env": "KPISYNC_BENCH_SF_PASSWORD",
         "security_token_env": "KPISYNC_BENCH_SF_TOKEN", "lag_seconds": 0,
         "bulk_poll_seconds": 0.2, "min_api_remaining": 0, **options}}})
     connector = build_connector(settings.source("bench"))
-    figures = Figures(label)
+    figures = Figures(label, latency)
+    memory = PeakResident()
 
     def count(page: Page) -> None:
+        memory.sample()
         figures.calls[page.stream] += page.api_calls
         for record in page.records:
             if record.entity == PRIMARY[page.stream]:
@@ -118,14 +142,12 @@ def run_sync(label: str, engine: Any, ready: dict[str, str], **options: Any) -> 
             elif record.entity == "deal_stage_change":
                 figures.history += 1
 
-    tracemalloc.start()
     started = time.perf_counter()
     result = sync_source(engine, "bench", connector, SyncOptions(purge_check_every=None,
                                                                  on_page=count))
     figures.wall = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    figures.peak_mb = peak / 2**20
+    memory.sample()
+    figures.peak_mb, figures.growth_mb = memory.peak / 2**20, memory.growth / 2**20
     figures.waiting = connector.client.seconds_waiting  # type: ignore[attr-defined]
     figures.rows = result.upserted
     figures.total_calls = sum(v for k, v in result.api_calls.items() if not k.startswith("limit:"))
@@ -133,27 +155,39 @@ def run_sync(label: str, engine: Any, ready: dict[str, str], **options: Any) -> 
     return figures
 
 
-def bound(stream: str, records: int, history: int, bulk: bool) -> int:
+def bound(stream: str, records: int, history: dict[str, int], bulk: bool, first: bool) -> int:
     if stream in FULL_READS:
-        return 2 if stream == "User" else 1  # users and their roles
+        return 2 if stream == "User" else 0  # users and their roles; stages are read in setup
     if bulk:
-        return 2 + max(1, math.ceil(records / BULK_PAGE))
-    extra = math.ceil(history / PAGE) if stream == "Opportunity" else 0
-    return max(1, math.ceil(records / PAGE)) + extra
+        jobs = [records]
+        if stream == "Opportunity":
+            jobs += [history["stage_rows"], history["owner_rows"]]
+        return sum(1 + POLLS + max(1, math.ceil(rows / BULK_PAGE)) for rows in jobs)
+    calls = max(1, math.ceil(records / PAGE))
+    if stream == "Opportunity" and records:
+        calls += max(1, math.ceil(history["stage_rows"] / PAGE))
+        calls += max(1, math.ceil(history["owner_rows"] / PAGE)) if first else 1
+    return calls
 
 
-def print_figures(f: Figures, bulk: bool) -> None:
-    local = f.wall - f.waiting
+def print_figures(f: Figures, history: dict[str, int], bulk: bool, first: bool) -> None:
+    fixed = f.total_calls * f.latency
+    beyond_latency = f.wall - fixed
+    beyond_http = f.wall - f.waiting
     print(f"\n== {f.label}: {f.rows} rows in {f.wall:.1f} s ({f.rows / f.wall:,.0f} rows/s); "
-          f"waiting on HTTP {f.waiting:.1f} s, local work {local:.1f} s "
-          f"({100 * local / f.wall:.0f}% of wall); peak traced memory {f.peak_mb:.1f} MiB")
+          f"{f.total_calls} calls x {f.latency * 1000:.0f} ms = {fixed:.1f} s of fixed latency")
+    print(f"   local overhead: {beyond_latency:.1f} s beyond the fixed latency "
+          f"({100 * beyond_latency / f.wall:.0f}% of wall); {beyond_http:.1f} s beyond the "
+          f"reader's whole HTTP wait of {f.waiting:.1f} s ({100 * beyond_http / f.wall:.0f}% of wall)")
+    print(f"   peak resident memory {f.peak_mb:.1f} MiB (grew {f.growth_mb:.1f} MiB during the sync)")
     print(f"{'object':22} {'records':>8} {'calls':>6} {'bound':>6} {'ratio':>6}")
     calls_sum = bounds_sum = 0
     for stream, calls in f.calls.items():
         records = f.records[stream]
-        b = bound(stream, records, f.history, bulk and stream not in FULL_READS)
+        b = bound(stream, records, history, bulk and stream not in FULL_READS, first)
         calls_sum, bounds_sum = calls_sum + calls, bounds_sum + b
-        print(f"{stream:22} {records:>8} {calls:>6} {b:>6} {calls / b:>6.2f}")
+        ratio = f"{calls / b:>6.2f}" if b else " setup"
+        print(f"{stream:22} {records:>8} {calls:>6} {b:>6} {ratio}")
     if f.history:
         print(f"{'(stage changes)':22} {f.history:>8}")
     setup = f.total_calls - calls_sum
@@ -162,24 +196,35 @@ def print_figures(f: Figures, bulk: bool) -> None:
           f"{calls_sum / max(1, bounds_sum):>6.2f}")
 
 
+def ask(process: subprocess.Popen[str], command: str) -> Any:
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(command + "\n")
+    process.stdin.flush()
+    return json.loads(process.stdout.readline())
+
+
 def bench(args: argparse.Namespace, deals: int) -> None:
     process, ready = start_emulator(args, deals)
     folder = tempfile.mkdtemp(prefix="kpisync-sf-bench-")
+    latency = args.latency
     try:
-        bulk_store = open_store(f"sqlite:///{folder}/bulk.db")
-        figures = run_sync(f"{deals} deals: Bulk API 2.0 first sync", bulk_store, ready,
-                           bulk_above_records=0, bulk_page_records=BULK_PAGE)
-        print_figures(figures, bulk=True)
+        history = ask(process, "counts")
+        print(f"\n(history rows in the emulator: {history})")
+        if "bulk" in args.runs:
+            bulk_store = open_store(f"sqlite:///{folder}/bulk.db")
+            print_figures(run_sync(f"{deals} deals: Bulk API 2.0 first sync", bulk_store, ready,
+                                   latency, bulk_above_records=0, bulk_page_records=BULK_PAGE),
+                          history, bulk=True, first=True)
         rest_store = open_store(f"sqlite:///{folder}/rest.db")
-        print_figures(run_sync(f"{deals} deals: REST first sync", rest_store, ready,
-                               bulk_above_records=10**9), bulk=False)
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write("change 0.01\n")
-        process.stdin.flush()
-        changed = json.loads(process.stdout.readline())
+        print_figures(run_sync(f"{deals} deals: REST first sync", rest_store, ready, latency,
+                               bulk_above_records=10**9), history, bulk=False, first=True)
+        changed = ask(process, "change 0.01")
         print(f"\n(changed in the emulator: {changed})")
+        history = ask(process, "counts")
+        touched = {"stage_rows": 0, "owner_rows": 0}  # lookups of the changed deals' history
         print_figures(run_sync(f"{deals} deals: incremental REST sync, 1% changed", rest_store,
-                               ready, bulk_above_records=10**9), bulk=False)
+                               ready, latency, bulk_above_records=10**9),
+                      touched, bulk=False, first=False)
     finally:
         if process.stdin is not None:
             process.stdin.write("quit\n")
@@ -189,7 +234,9 @@ def bench(args: argparse.Namespace, deals: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python benchmarks/salesforce_benchmark.py")
-    parser.add_argument("--deals", type=int, nargs="+", default=[10_000, 30_000])
+    parser.add_argument("--deals", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--runs", nargs="+", default=["bulk", "rest"], choices=["bulk", "rest"],
+                        help="leave out bulk to time only the REST first and incremental syncs")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every call")
     parser.add_argument("--activities-per-deal", type=float, default=1.0)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
