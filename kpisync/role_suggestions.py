@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.markup import escape
 from rich.table import Table
@@ -76,6 +76,7 @@ class RoleSpec:
     stop: tuple[str, ...] = ()  # words that disqualify a value (`pre qualified`)
     of_values: bool = False  # the role lists values of a fixed field, in [metrics.roles]
     paste_values: bool = True  # suggest those values (required stages are the admin's call)
+    all_values: bool = False  # every value not stopped fits: values list, but prove nothing
 
 
 SPECS = (
@@ -118,7 +119,7 @@ SPECS = (
     RoleSpec("required_stages", "required stages", "deal",
              (("deal stage", STRONG), ("sales stage", STRONG), ("stage", WEAK)), ("choice",),
              {"hubspot": ("dealstage",), "salesforce": ("StageName",), "vtiger": ("sales_stage",)},
-             stop=("closed", "won", "lost"), of_values=True, paste_values=False),
+             stop=("closed", "won", "lost"), of_values=True, paste_values=False, all_values=True),
 )
 
 
@@ -173,9 +174,8 @@ def on_record(info: FieldInfo, spec: RoleSpec, connector_type: str) -> bool:
 
 
 def fitting_values(info: FieldInfo, spec: RoleSpec) -> tuple[str, ...]:
-    if spec.key == "required_stages":
-        return tuple(o for o in info.options if not any(says(o, s) for s in spec.stop))
-    return tuple(o for o in info.options if any(says(o, h) for h in spec.hints)
+    return tuple(o for o in info.options
+                 if (spec.all_values or any(says(o, h) for h in spec.hints))
                  and not any(says(o, s) for s in spec.stop))
 
 
@@ -201,10 +201,10 @@ def score_field(info: FieldInfo, spec: RoleSpec, connector_type: str, setting: s
         points += matched[1]
         why.append(f"named '{matched[0]}'")
     values = fitting_values(info, spec)
-    if points == 0 and len(values) < 2:
+    proof = () if spec.all_values else values
+    if points == 0 and len(proof) < 2:
         return None  # one matching value alone is chance (`Proposal/Price Quote` is no loss reason)
-    if values and spec.key != "required_stages":
-        points += min(OPTION * len(values), OPTION_CAP)
+    points += min(OPTION * len(proof), OPTION_CAP)
     if values:
         why.append("values " + ", ".join(values[:4]) + (" …" if len(values) > 4 else ""))
     points += TYPE_FIT if kind == spec.kinds[0] else TYPE_FIT // 3
@@ -252,12 +252,11 @@ def suggest_roles(connector_type: str, fields: Sequence[FieldInfo], source_roles
             if scored is not None:
                 ranked.append(scored)
         ranked.sort(key=lambda c: (-c.score, c.name))
-        marked = [Candidate(**{**c.__dict__, "configured": is_current(c, field_now)})
-                  for c in ranked]
+        marked = [replace(c, configured=is_current(c, field_now)) for c in ranked]
         shown = marked[:top] + [c for c in marked[top:] if c.configured]
         found = not field_now or any(
             on_record(f, spec, connector_type) and field_now.lower() in {
-                f.name.lower(), f.label.lower()} for f in fields)
+                f.name.lower(), setting_for(f, fields, connector_type).lower()} for f in fields)
         out.append(RoleSuggestion(spec.key, spec.title, setting, current, is_supported,
                                   tuple(shown), found))
     return out
