@@ -25,20 +25,34 @@ JOB, LOCATOR, UNTIL = "bulk_job", "bulk_locator", "bulk_until"
 NUMERIC = frozenset({"double", "currency", "percent", "int"})
 
 
-def typed_row(row: Mapping[str, str], kinds: Mapping[str, str]) -> dict[str, Any]:
-    """A CSV row with the types REST JSON would carry: null, bool, Decimal, text."""
-    out: dict[str, Any] = {}
-    for name, text in row.items():
-        kind = kinds.get(name, "string")
-        if text == "":
-            out[name] = None
-        elif kind == "boolean":
-            out[name] = text.lower() == "true"
-        elif kind in NUMERIC:
-            out[name] = Decimal(text)
-        else:
-            out[name] = text
-    return out
+def _number(text: str) -> Decimal:
+    return Decimal(text)
+
+
+def _boolean(text: str) -> bool:
+    return text.lower() == "true"
+
+
+def typed_rows(text: str, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
+    """CSV rows with the types REST JSON would carry: null, bool, Decimal, text.
+
+    The converters are chosen once per column, not once per value."""
+    lines = csv.reader(io.StringIO(text))
+    header = next(lines, None)
+    if header is None:
+        return []
+    converters: list[Callable[[str], Any] | None] = [
+        _boolean if kinds.get(name) == "boolean" else _number if kinds.get(name) in NUMERIC
+        else None for name in header]
+    typed = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
+    rows = []
+    for values in lines:
+        row: list[Any] = [value if value != "" else None for value in values]
+        for index, convert in typed:
+            if row[index] is not None:
+                row[index] = convert(row[index])
+        rows.append(dict(zip(header, row)))
+    return rows
 
 
 class BulkReader:
@@ -65,7 +79,7 @@ class BulkReader:
                     raise
                 job, locator = self.start(scope, until), ""  # the job expired: run it again
                 continue
-            rows = [typed_row(r, kinds) for r in csv.DictReader(io.StringIO(text))]
+            rows = typed_rows(text, kinds)
             if not following:
                 yield rows, Cursor(value=until)
                 return

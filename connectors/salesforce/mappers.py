@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,6 +31,7 @@ from kpisync.store.models import (
 Record = Mapping[str, Any]
 StageEntry = tuple[str, str, str]  # (CreatedDate, Id, StageName) of an OpportunityHistory row
 OwnerEntry = tuple[str, str, str | None]  # (CreatedDate, Id, OldValue) of an owner change
+ZERO = timedelta(0)
 PIPELINE = "Opportunity"  # Salesforce has one stage picklist; sales processes only subset it
 
 
@@ -64,14 +65,13 @@ def text(record: Record, name: str) -> str | None:
 
 
 def instant(value: Any) -> datetime | None:
+    """REST '...000+0000', Bulk '...000Z' or a date; fromisoformat reads all three (3.11)."""
     if value is None or value == "":
         return None
-    raw = str(value).replace("Z", "+00:00")
-    if raw[-5] in "+-" and raw[-3] != ":":
-        raw = f"{raw[:-2]}:{raw[-2:]}"
-    if "T" not in raw:
-        return datetime.fromisoformat(raw).replace(tzinfo=UTC)
-    return datetime.fromisoformat(raw).astimezone(UTC)
+    parsed = datetime.fromisoformat(str(value))
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.utcoffset() == ZERO else parsed.astimezone(UTC)
 
 
 def day(value: Any) -> date | None:
@@ -104,7 +104,13 @@ def json_safe(value: Any) -> Any:
 
 
 def raw_of(record: Record) -> dict[str, Any]:
-    return {k: json_safe(v) for k, v in record.items() if k != "attributes"}
+    """The payload as received, less `attributes`; Decimals as plain text for JSON."""
+    raw = dict(record)
+    raw.pop("attributes", None)
+    for key, value in raw.items():
+        if type(value) is Decimal:
+            raw[key] = format(value.normalize(), "f")
+    return raw
 
 
 def modified(record: Record) -> datetime | None:
