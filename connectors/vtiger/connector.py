@@ -206,7 +206,8 @@ class VtigerConnector:
                                        hint="check the label in Vtiger's layout editor")
             roles[role] = found
         return mappers.MappingContext(
-            zone=self.zone, custom={m: schema.custom_types(m) for m in schema.describes},
+            zone=self.zone, custom={m: dict(sorted(schema.custom_types(m).items()))
+                                    for m in schema.describes},
             roles=roles, won_stages=frozenset(self.settings.won_stages),
             lost_stages=frozenset(self.settings.lost_stages), prefixes=schema.prefixes(),
             team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions))

@@ -45,6 +45,11 @@ class MappingContext:
     team_regions: Mapping[str, str] = field(default_factory=dict)
 
 
+def _raw(record: Record) -> dict[str, Any]:
+    """The vendor record for `raw`: the decoded JSON object itself, copied only if it is not one."""
+    return record if isinstance(record, dict) else dict(record)
+
+
 def ref(record: Record, name: str) -> str | None:
     return v.text(record.get(name))
 
@@ -55,7 +60,7 @@ NUMBER_TYPES = frozenset({"integer", "double", "currency"})
 def custom_of(record: Record, module: str, context: MappingContext) -> dict[str, Any]:
     """Custom values by cf name; numbers with Latin digits, dates as Gregorian ISO dates."""
     out: dict[str, Any] = {}
-    for name, kind in sorted(context.custom.get(module, {}).items()):
+    for name, kind in context.custom.get(module, {}).items():  # sorted by the connector
         if name not in record:
             continue
         value = v.text(record.get(name))
@@ -82,7 +87,7 @@ def map_user(record: Record, context: MappingContext) -> Row:
         external_id=str(record["id"]), name=name, email=v.text(record.get("email1")), team=team,
         region=context.team_regions.get(team or ""), manager_id=ref(record, "reports_to_id"),
         is_active=(v.text(record.get("status")) or "Active") == "Active",
-        created_at=v.instant(record.get("date_entered"), context.zone), raw=dict(record),
+        created_at=v.instant(record.get("date_entered"), context.zone), raw=_raw(record),
     )
 
 
@@ -114,7 +119,7 @@ def map_account(record: Record, context: MappingContext) -> Row:
         type=v.text(record.get("accounttype")), industry=v.text(record.get("industry")),
         country=v.text(record.get("bill_country")), state=v.text(record.get("bill_state")),
         city=v.text(record.get("bill_city")), region=role(record, context, "account_region"),
-        custom=custom_of(record, "Accounts", context), raw=dict(record),
+        custom=custom_of(record, "Accounts", context), raw=_raw(record),
         **stamps(record, context),
     )
 
@@ -126,7 +131,7 @@ def map_contact(record: Record, context: MappingContext) -> Row:
         phone=v.text(record.get("phone")), title=v.text(record.get("title")),
         account_id=ref(record, "account_id"), owner_id=ref(record, "assigned_user_id"),
         lead_source=v.text(record.get("leadsource")),
-        custom=custom_of(record, "Contacts", context), raw=dict(record),
+        custom=custom_of(record, "Contacts", context), raw=_raw(record),
         **stamps(record, context),
     )
 
@@ -139,7 +144,7 @@ def map_lead(record: Record, context: MappingContext) -> Row:
         phone=v.text(record.get("phone")), company=v.text(record.get("company")),
         status=v.text(record.get("leadstatus")), lead_source=v.text(record.get("leadsource")),
         owner_id=ref(record, "assigned_user_id"), is_converted=False,
-        custom=custom_of(record, "Leads", context), raw=dict(record),
+        custom=custom_of(record, "Leads", context), raw=_raw(record),
         **stamps(record, context),
     )
 
@@ -166,7 +171,7 @@ def map_potential(record: Record, context: MappingContext) -> list[Row]:
         loss_reason=role(record, context, "loss_reason"),
         competitor=role(record, context, "competitor"),
         margin=v.number(record.get(context.roles.get("margin", ""))),
-        custom=custom_of(record, "Potentials", context), raw=dict(record),
+        custom=custom_of(record, "Potentials", context), raw=_raw(record),
         **stamps(record, context),
     )
     observed = observe_stage(deal)
@@ -209,5 +214,5 @@ def map_activity(record: Record, module: str, context: MappingContext) -> Row:
         lead_id=parent if parent_entity == "lead" else None,
         deal_id=parent if parent_entity == "deal" else None,
         account_id=parent if parent_entity == "account" else None,
-        modified_at=v.instant(record.get("modifiedtime"), context.zone), raw=dict(record),
+        modified_at=v.instant(record.get("modifiedtime"), context.zone), raw=_raw(record),
     )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -32,6 +33,8 @@ def latin_digits(text: str) -> str:
 
 def text(value: object) -> str | None:
     """A value, or None for Vtiger's empty string."""
+    if value.__class__ is str:  # nearly every wire value: skip the copy
+        return value if value and not value.isspace() else None  # type: ignore[return-value]
     if value is None:
         return None
     out = str(value)
@@ -42,8 +45,12 @@ def number(value: object) -> Decimal | None:
     raw = text(value)
     if raw is None:
         return None
+    if raw.isascii() and "," not in raw:  # Latin digits already: no translation needed
+        digits = raw
+    else:
+        digits = latin_digits(raw)
     try:
-        return Decimal(latin_digits(raw).strip())
+        return Decimal(digits.strip())
     except InvalidOperation:
         return None
 
@@ -90,12 +97,38 @@ def _calendar_day(year: int, month: int, day: int) -> date:
 
 
 def day(value: object) -> date | None:
+    if value.__class__ is str and len(value) == 10 and value.isascii() and value[4] == "-" \
+            and value[7] == "-" and value[:2] in ("19", "20"):  # type: ignore[index]
+        try:
+            return date.fromisoformat(value)  # type: ignore[arg-type]
+        except ValueError:
+            pass  # '2026/1/5' and the like: the careful path
     parts = _parts(value)
     return None if parts is None else _calendar_day(*parts[:3])
 
 
 def instant(value: object, zone: ZoneInfo) -> datetime | None:
     """A server-time-zone datetime (or date) as an aware UTC datetime."""
+    if value.__class__ is str:
+        return _instant_text(value, zone)  # type: ignore[arg-type]
+    return _instant_parts(value, zone)
+
+
+@lru_cache(maxsize=8192)  # a record's modifiedtime is read by the walk, then by the mapper
+def _instant_text(value: str, zone: ZoneInfo) -> datetime | None:
+    if len(value) == 19 and value.isascii() and value[4] == value[7] == "-" \
+            and value[10] == " " and value[:2] in ("19", "20"):
+        try:  # the usual 'YYYY-MM-DD HH:MM:SS' with Latin digits: never a Jalali year
+            local = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return local.replace(tzinfo=UTC) if zone.key == "UTC" else \
+                local.replace(tzinfo=zone).astimezone(UTC)
+    return _instant_parts(value, zone)
+
+
+def _instant_parts(value: object, zone: ZoneInfo) -> datetime | None:
     parts = _parts(value)
     if parts is None:
         return None
