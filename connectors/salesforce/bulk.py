@@ -88,7 +88,8 @@ class BulkReader:
 
     def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
              ) -> Iterator[list[dict[str, str]]]:
-        """A one-off job's rows as CSV text (no resume: for indexes read at a sync's start)."""
+        """A one-off job's rows, values as CSV strings ("" for null); no resume: for the
+        history indexes read when a stream starts."""
         job = self.run(sobject, build_query(sobject, fields, filters))
         locator = ""
         while True:
