@@ -119,8 +119,12 @@ def object_of(endpoint: str) -> str:
     if segments[:3] == ["crm", "v3", "objects"] or segments[:3] == ["crm", "v3", "properties"]:
         return segments[3]
     if segments[:3] == ["crm", "v4", "associations"]:
-        return segments[3]
+        return USED_BY.get((segments[3], segments[4]), segments[3])
     return "setup (" + "/".join(segments[2:4]) + ")"
+
+
+# The contact->company association read serves survey answers (their respondent's company).
+USED_BY = {("contacts", "companies"): "feedback_submissions"}
 
 
 def lower_bound(endpoint: str, changed: dict[str, int]) -> int:
@@ -131,7 +135,10 @@ def lower_bound(endpoint: str, changed: dict[str, int]) -> int:
     if path.endswith("/search"):
         return max(1, math.ceil(changed.get(segments[3], 0) / PAGE_LIMITS["search"]))
     if path.endswith("/batch/read") and "associations" in path:
-        return max(1, math.ceil(changed.get(segments[3], 0) / PAGE_LIMITS["associations"]))
+        users = changed.get(object_of(endpoint), 0)
+        return max(1, math.ceil(users / PAGE_LIMITS["associations"]))
+    if path == "/crm/v3/owners":
+        return 2  # live owners, then archived ones: HubSpot lists them apart
     if path.endswith("/batch/read"):
         return max(1, math.ceil(changed.get(segments[3], 0) / PAGE_LIMITS["batch/read"]))
     return 1  # setup calls: properties, pipelines, owners, the archived listing

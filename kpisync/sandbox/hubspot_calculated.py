@@ -17,53 +17,75 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Iterable
+from functools import lru_cache
 from typing import Any
 
-from kpisync.sandbox.hubspot_records import iso
 from kpisync.sandbox.hubspot_search import to_ms
-from kpisync.sandbox.orggen import ms_to_dt
 
 STAGE_FAMILY = re.compile(
     r"^hs_v2_(date_entered|date_exited|latest_time_in|cumulative_time_in)_(.+)$")
 
 
-def is_stage_calculated(name: str, stage_ids: Container[str]) -> bool:
-    """True when `name` is one of the v2 stage-calculated properties of a known stage."""
-    match = STAGE_FAMILY.match(name)
-    return match is not None and match.group(2) in stage_ids
-
-
-def stage_calculated(history: list[dict[str, Any]], names: Iterable[str]
-                     ) -> dict[str, str | None]:
-    """The requested v2 properties from a `dealstage` history (entries newest first)."""
-    visits = _visits(history)
+def stage_calculated(history: list[dict[str, Any]], names: Iterable[str],
+                     stage_ids: Container[str]) -> dict[str, str | None]:
+    """The requested v2 properties of known stages from a `dealstage` history (newest first);
+    other names are left out."""
+    wanted = [(name, kind, stage) for name, kind, stage in _parse(tuple(names))
+              if stage in stage_ids]
+    if not wanted:
+        return {}
+    summary: dict[str, _Stage] = {}
+    for stage, start, end in _visits(history):
+        summary.setdefault(stage, _Stage()).add(start, end)
     out: dict[str, str | None] = {}
-    for name in names:
-        match = STAGE_FAMILY.match(name)
-        if match is None:
-            continue
-        kind, stage = match.groups()
-        entries = [start for value, start, _ in visits if value == stage]
-        done = [(start, end) for value, start, end in visits if value == stage and end is not None]
-        value: str | None = None
-        if kind == "date_entered" and entries:
-            value = _iso(entries[-1])
-        elif kind == "date_exited" and done:
-            value = _iso(done[-1][1])
-        elif kind == "latest_time_in" and done:
-            value = str(done[-1][1] - done[-1][0])
-        elif kind == "cumulative_time_in" and done:
-            value = str(sum(end - start for start, end in done))
-        out[name] = value
+    for name, kind, stage in wanted:
+        known = summary.get(stage)
+        out[name] = known.value(kind) if known else None
     return out
 
 
-def _visits(history: list[dict[str, Any]]) -> list[tuple[str, int, int | None]]:
-    """(stage, entered ms, left ms or None), oldest first; a null value ends a visit only."""
+@lru_cache(maxsize=64)
+def _parse(names: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    """(name, kind, stage id) of each name of the v2 stage-calculated family."""
+    found = ((name, STAGE_FAMILY.match(name)) for name in names)
+    return tuple((name, m.group(1), m.group(2)) for name, m in found if m is not None)
+
+
+Instant = tuple[int, str]  # epoch ms and the history entry's own timestamp text
+
+
+class _Stage:
+    """One stage's visits folded: latest entry, latest completed visit, all completed time."""
+
+    __slots__ = ("entered", "exited", "latest", "cumulative")
+
+    def __init__(self) -> None:
+        self.entered = ""
+        self.exited: str | None = None
+        self.latest: int | None = None
+        self.cumulative: int | None = None
+
+    def add(self, start: Instant, end: Instant | None) -> None:
+        self.entered = start[1]
+        if end is not None:
+            self.exited, self.latest = end[1], end[0] - start[0]
+            self.cumulative = (self.cumulative or 0) + end[0] - start[0]
+
+    def value(self, kind: str) -> str | None:
+        if kind == "date_entered":
+            return self.entered
+        if kind == "date_exited":
+            return self.exited
+        number = self.latest if kind == "latest_time_in" else self.cumulative
+        return None if number is None else str(number)
+
+
+def _visits(history: list[dict[str, Any]]) -> list[tuple[str, Instant, Instant | None]]:
+    """(stage, entered, left or None), oldest first; a null value ends a visit only."""
     oldest_first = [e for e in reversed(history) if e.get("timestamp")]
-    ordered = sorted(((to_ms(str(e["timestamp"])), e.get("value")) for e in oldest_first),
-                     key=lambda item: item[0])
-    visits: list[tuple[str, int, int | None]] = []
+    ordered = sorted((((to_ms(str(e["timestamp"])), str(e["timestamp"])), e.get("value"))
+                      for e in oldest_first), key=lambda item: item[0][0])
+    visits: list[tuple[str, Instant, Instant | None]] = []
     for at, value in ordered:
         if visits and visits[-1][2] is None:
             stage, start, _ = visits[-1]
@@ -71,7 +93,3 @@ def _visits(history: list[dict[str, Any]]) -> list[tuple[str, int, int | None]]:
         if value:
             visits.append((str(value), at, None))
     return visits
-
-
-def _iso(ms: int) -> str:
-    return iso(ms_to_dt(ms))

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kpisync.sandbox.hubspot_calculated import is_stage_calculated, stage_calculated
+from kpisync.sandbox.hubspot_calculated import stage_calculated
 from kpisync.sandbox.hubspot_records import Record, iso
 from kpisync.sandbox.hubspot_schema import (
     ASSOCIATION_IDS,
@@ -67,10 +67,9 @@ def select_props(schema: Schema, object_type: str, record: Record,
     known = schema.properties[object_type]
     out = {n: props.get(n) for n in names if n in known}
     if object_type == "deals" and len(out) < len(set(names)):
-        stages = set(known["dealstage"].options)
-        calculated = [n for n in names if n not in known and is_stage_calculated(n, stages)]
-        if calculated:
-            out.update(stage_calculated(history_of(record, "dealstage"), calculated))
+        calculated = [n for n in names if n not in known]
+        out.update(stage_calculated(history_of(record, "dealstage"), calculated,
+                                    known["dealstage"].options))
     return out
 
 
