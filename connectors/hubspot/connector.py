@@ -1,8 +1,10 @@
 """HubSpot CRM connector (CRM v3 via hubspot-api-client 12).
 
-Objects: companies, contacts (canonical contacts and leads), deals (with dealstage and owner
-history and their company/contact associations), owners, deal pipelines, calls, emails, meetings,
-tasks, feedback submissions (NPS).
+Objects: companies, contacts (canonical contacts and leads), deals (with their stage history, owner
+at close and company/contact associations), owners, deal pipelines, calls, emails, meetings,
+tasks, feedback submissions (NPS). A deal's stage path comes from the v2 stage-calculated
+properties its search page carries; property history is read (batch/read) only for the deals those
+cannot prove, or whose owner was assigned after they closed (see connectors.hubspot.stages).
 Cursor: `lastmodifieddate` (contacts) / `hs_lastmodifieddate` (the rest) through the search API,
 closed lower bound with ids seen at the boundary dropped; see connectors.hubspot.search.
 Deletes: archived records (listed in full each run: HubSpot cannot filter them by time); purged
