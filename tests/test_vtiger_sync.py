@@ -90,9 +90,10 @@ def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org) -> None:  #
             emulator.update_record("Potentials", ws_id, {"amount": "1.00"})
         time.sleep(1.1)  # a run reads up to the second before it started
         result = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
-        # 2 login + listtypes + 7 describes + 1 users query + one sync call per module
-        assert emulator.op_calls["sync"] == 6
-        assert result.api_calls["sync"] == 6
+        # 2 login + listtypes + 8 describes + 1 users query + one sync call per module (the
+        # six standard ones and the survey module)
+        assert emulator.op_calls["sync"] == 7
+        assert result.api_calls["sync"] == 7
         check_truth(sqlite_engine, env)
 
 
@@ -124,10 +125,10 @@ def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org) -> Non
             check_truth(engine, env)
             if not sync_works:  # Events: the first page, the tie count, the group by id with
                 # a one-row overlap, the page after it; the users page; one empty page for each
-                # other module; two live counts per module (deletes, deletecount.py)
+                # other module (six); two live counts per module (seven; deletecount.py)
                 group = len(live(env, "Events")) - 1  # all but the record changed after the tie
                 events = 1 + 1 + math.ceil((group - 1) / 99) + 1
-                assert emulator.op_calls["query"] == events + 1 + 5 + 2 * 6
+                assert emulator.op_calls["query"] == events + 1 + 6 + 2 * 7
 
 
 def test_a_session_that_ends_is_renewed(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
@@ -188,8 +189,9 @@ def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(  # type: i
         time.sleep(1.1)
         emulator.reset_calls()
         quiet = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
-        # one users page, one empty page and two live counts per module, no id listing
-        assert emulator.op_calls["query"] == 1 + 6 + 2 * 6
+        # one users page, one empty page and two live counts per module (seven with the survey
+        # module), no id listing
+        assert emulator.op_calls["query"] == 1 + 7 + 2 * 7
         assert not [s for s in quiet.streams if s.stream == "purge-check"]
         deal, lead = live(env, "Potentials")[2], live(env, "Leads")[0]
         emulator.delete("Potentials", deal)
@@ -200,5 +202,5 @@ def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(  # type: i
         result = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
         assert [s.purged for s in result.streams if s.stream == "purge-check"] == [3]
         listed = sum(math.ceil(len(live(env, m)) / 99) for m in ("Potentials", "Leads", "Contacts"))
-        assert 1 + 6 + 2 * 6 + listed <= emulator.op_calls["query"] <= 1 + 6 + 2 * 6 + listed + 3
+        assert 1 + 7 + 2 * 7 + listed <= emulator.op_calls["query"] <= 1 + 7 + 2 * 7 + listed + 3
         check_truth(sqlite_engine, env)

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from kpisync.sandbox.vtiger_records import Entity, Truth
-from kpisync.store.models import Account, Activity, Contact, Deal, Lead, User
+from kpisync.sandbox.vtiger_schema import SURVEY_MODULE
+from kpisync.store.models import Account, Activity, Contact, Deal, Lead, SurveyResponse, User
 
 
 def _v(value: str | None) -> str | None:
@@ -36,6 +37,12 @@ def _live(dump: Truth, module: str) -> dict[str, Entity]:
 def _start(entity: Entity, zone: ZoneInfo) -> datetime:
     local = datetime.fromisoformat(f"{entity.fields['date_start']} {entity.fields['time_start']}")
     return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _direction(entity: Entity) -> str | None:
+    """Events carry one custom field, the admin's Direction picklist (Inbound / Outbound)."""
+    said = [value for value in _custom(entity).values() if value in ("Inbound", "Outbound")]
+    return said[0].lower() if said else None
 
 
 def expected_rows(dump: Truth, zone: ZoneInfo) -> dict[str, dict[str, tuple[Any, ...]]]:
@@ -66,9 +73,14 @@ def expected_rows(dump: Truth, zone: ZoneInfo) -> dict[str, dict[str, tuple[Any,
             f = e.fields
             kind = "task" if module == "Calendar" else f["activitytype"].lower()
             deal = f["parent_id"] if f["parent_id"].startswith("13x") else None
+            direction = "outbound" if module == "Calendar" else _direction(e)
             activities[ws] = (kind, _v(f["assigned_user_id"]), _v(f["contact_id"]), deal,
-                              _start(e, zone))
+                              _start(e, zone), direction)
     expected["activity"] = activities
+    expected["survey_response"] = {
+        ws: (f["survey_type"].lower(), int(f["score"]), _v(f["contact_id"]), _v(f["account_id"]),
+             datetime.fromisoformat(f["answered_on"]).replace(tzinfo=zone).astimezone(UTC))
+        for ws, e in _live(dump, SURVEY_MODULE).items() for f in [e.fields]}
     return expected
 
 
@@ -87,8 +99,13 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
                        Deal.owner_id, Deal.account_id, Deal.custom, Deal.modified_at)
         .where(Deal.deleted_at.is_(None), Deal.source == source),
         "activity": select(Activity.external_id, Activity.kind, Activity.owner_id,
-                           Activity.contact_id, Activity.deal_id, Activity.occurred_at)
+                           Activity.contact_id, Activity.deal_id, Activity.occurred_at,
+                           Activity.direction)
         .where(Activity.deleted_at.is_(None), Activity.source == source),
+        "survey_response": select(SurveyResponse.external_id, SurveyResponse.kind,
+                                  SurveyResponse.score, SurveyResponse.contact_id,
+                                  SurveyResponse.account_id, SurveyResponse.answered_at)
+        .where(SurveyResponse.deleted_at.is_(None), SurveyResponse.source == source),
     }
     found: dict[str, dict[str, tuple[Any, ...]]] = {}
     with engine.connect() as connection:

@@ -1,8 +1,8 @@
 """Vtiger CRM connector (open source 7.x/8.x and Persian distributions; webservice.php, API 0.22).
 
 Objects: Accounts, Contacts, Leads, Potentials (deals), Calendar (tasks) and Events (calls,
-meetings, emails) through `sync` or `query`; Users through `query` (never synced); the sales
-stages from describe. Cursor: modifiedtime in unix seconds, closed bound with the ids seen at the
+meetings, emails) through `sync` or `query`, and NPS answers from a configured module (`survey`);
+Users through `query` (never synced); the sales stages from describe. Cursor: modifiedtime in unix seconds, closed bound with the ids seen at the
 boundary dropped; `sync` where it serves, else incremental `query` (see reads, syncwalk, querywalk).
 Deletes: `sync`'s deleted ids (converted leads included); by query, and for purged rows, the
 engine's periodic full id comparison (`list_ids`, `purge_check_hours`).
@@ -44,7 +44,21 @@ from kpisync.secrets import read_secret
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
-ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
+ROLE_MODULE = {"account_region": "Accounts", "activity_direction": "Events"}
+# every other role is a Potentials field; activity_direction names an Events picklist holding
+# Inbound/Outbound (stock Vtiger keeps no call direction, so an admin adds one)
+
+
+class SurveySettings(StrictModel):
+    """Where NPS answers live: stock Vtiger has no such module, so an admin builds one (Module
+    Builder) or installs a survey extension; name the module and its fields here."""
+
+    module: str = "NPSResponses"
+    score: str = "score"  # 0..10
+    kind: str = "survey_type"  # NPS or eNPS; empty means NPS
+    contact: str = "contact_id"  # the answering contact
+    account: str = "account_id"  # the account it is about (else the contact's)
+    answered_at: str = "answered_on"  # a datetime in the server's time zone
 
 
 class VtigerSettings(StrictModel):
@@ -63,6 +77,7 @@ class VtigerSettings(StrictModel):
     roles: dict[str, str] = Field(default_factory=dict)  # role -> field label (custom) or name, e.g. currency = "Currency"
     team_field: str = "department"  # the Users field holding a rep's team
     team_regions: dict[str, str] = Field(default_factory=dict)
+    survey: SurveySettings | None = None  # NPS answers, where the CRM holds them
 
     @field_validator("server_timezone")
     @classmethod
@@ -102,8 +117,8 @@ class VtigerConnector:
     def streams(self) -> list[StreamSpec]:
         entities = {"Potentials": ("deal", "deal_stage_change")}
         return [StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))] + [
-            StreamSpec(m.lower(), entities.get(m, (mappers.PREFIX_ENTITY.get(m, "activity"),)))
-            for m in self.settings.modules]
+            StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
+            for m in self.read_modules()]
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
@@ -115,7 +130,7 @@ class VtigerConnector:
             yield Page(stream=stream, cursor=None, records=mappers.map_stages(
                 self.schema().describes["Potentials"], reader.context))
         else:
-            module = next((m for m in self.settings.modules if m.lower() == stream), None)
+            module = next((m for m in self.read_modules() if m.lower() == stream), None)
             if module is None:
                 raise RejectedError(f"Vtiger has no stream {stream!r}")
             yield from reader.read(module, stream, cursor, signpost)
@@ -123,13 +138,13 @@ class VtigerConnector:
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
         """Every module's live ids; only the asked-for entities' after `purge_check_wanted`."""
         reader = self.reader()
-        asked = {ENTITY[m] for m in reader.deletes_unseen}
+        asked = {self.reader_entity(m) for m in reader.deletes_unseen}
         reader.deletes_unseen.clear()
-        for module in self.settings.modules:
-            if asked and ENTITY[module] not in asked:
+        for module in self.read_modules():
+            if asked and self.reader_entity(module) not in asked:
                 continue
             for ids in reader.list_ids(module):
-                yield ENTITY[module], ids
+                yield self.reader_entity(module), ids
 
     def purge_check_wanted(self) -> bool:
         """After reading: modules read by query lost records, so their ids need comparing now
@@ -154,7 +169,7 @@ class VtigerConnector:
             return [Problem(error.message, error.hint or "check the settings of this source")]
         problems: list[Problem] = []
         reader = self.reader()
-        for module in self.settings.modules:
+        for module in self.read_modules():
             try:
                 reader.count(module)
             except KpisyncError as error:
@@ -182,16 +197,25 @@ class VtigerConnector:
         self.client.close()
 
     # -- helpers --------------------------------------------------------------------------------
+    def read_modules(self) -> tuple[str, ...]:
+        survey = self.settings.survey
+        return (*self.settings.modules, *((survey.module,) if survey else ()))
+
+    def reader_entity(self, module: str) -> str:
+        survey = self.settings.survey
+        return "survey_response" if survey and module == survey.module else ENTITY[module]
+
     def schema(self) -> Schema:
         if self._schema is None:
-            self._schema = read_schema(self.client, (*self.settings.modules, "Users"))
+            self._schema = read_schema(self.client, (*self.read_modules(), "Users"))
         return self._schema
 
     def reader(self) -> ModuleReader:
         if self._reader is None:
             s = self.settings
             self._reader = ModuleReader(self.client, self.context(), ReadOptions(
-                read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records))
+                read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records,
+                survey_module=s.survey.module if s.survey else None))
         return self._reader
 
     def context(self) -> mappers.MappingContext:
@@ -210,7 +234,9 @@ class VtigerConnector:
                                     for m in schema.describes},
             roles=roles, won_stages=frozenset(self.settings.won_stages),
             lost_stages=frozenset(self.settings.lost_stages), prefixes=schema.prefixes(),
-            team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions))
+            team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions),
+            survey=None if self.settings.survey is None else mappers.SurveyFields(
+                **self.settings.survey.model_dump(exclude={"module"})))
 
 
-__all__ = ["VtigerConnector", "VtigerFailure", "VtigerSettings"]
+__all__ = ["SurveySettings", "VtigerConnector", "VtigerFailure", "VtigerSettings"]

@@ -25,12 +25,24 @@ from kpisync.store.models import (
     Lead,
     PipelineStage,
     Row,
+    SurveyResponse,
     User,
 )
 
 Record = Mapping[str, Any]
 KINDS = {"call": "call", "meeting": "meeting", "email": "email", "task": "task"}
 PREFIX_ENTITY = {"Accounts": "account", "Leads": "lead", "Potentials": "deal", "Contacts": "contact"}
+
+
+@dataclass(frozen=True)
+class SurveyFields:
+    """Field names of the module holding NPS answers (see the connector's `survey` setting)."""
+
+    score: str = "score"
+    kind: str = "survey_type"
+    contact: str = "contact_id"
+    account: str = "account_id"
+    answered_at: str = "answered_on"
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class MappingContext:
     prefixes: Mapping[int, str] = field(default_factory=dict)  # idPrefix -> module
     team_field: str = "department"
     team_regions: Mapping[str, str] = field(default_factory=dict)
+    survey: SurveyFields | None = None
 
 
 def _raw(record: Record) -> dict[str, Any]:
@@ -206,7 +219,7 @@ def map_activity(record: Record, module: str, context: MappingContext) -> Row:
     duration = None if hours is None and minutes is None else (hours or 0) * 3600 + (minutes or 0) * 60
     status = v.text(record.get("taskstatus") if module == "Calendar" else record.get("eventstatus"))
     return Activity.row(
-        external_id=str(record["id"]), kind=kind, direction=None,
+        external_id=str(record["id"]), kind=kind, direction=direction(record, module, context),
         subject=v.text(record.get("subject")), status=status.lower() if status else None,
         occurred_at=v.combine(record.get("date_start"), record.get("time_start"), context.zone),
         duration_seconds=duration, owner_id=ref(record, "assigned_user_id"),
@@ -216,3 +229,27 @@ def map_activity(record: Record, module: str, context: MappingContext) -> Row:
         account_id=parent if parent_entity == "account" else None,
         modified_at=v.instant(record.get("modifiedtime"), context.zone), raw=_raw(record),
     )
+
+
+def direction(record: Record, module: str, context: MappingContext) -> str | None:
+    """inbound/outbound from the configured Events picklist; tasks and meetings are outbound."""
+    if module == "Calendar":
+        return "outbound"
+    name = context.roles.get("activity_direction")
+    said = (v.text(record.get(name)) or "").strip().lower() if name else ""
+    return said if said in ("inbound", "outbound") else None
+
+
+def map_survey(record: Record, context: MappingContext) -> Row | None:
+    """One NPS (or eNPS) answer; a record without a score or answer time is no answer."""
+    fields = context.survey or SurveyFields()
+    score = v.integer(record.get(fields.score))
+    answered = v.instant(record.get(fields.answered_at), context.zone)
+    kind = (v.text(record.get(fields.kind)) or "NPS").strip().lower()
+    if kind not in ("nps", "enps") or score is None or answered is None:
+        return None
+    return SurveyResponse.row(
+        external_id=str(record["id"]), kind=kind, score=score,
+        contact_id=ref(record, fields.contact), account_id=ref(record, fields.account),
+        answered_at=answered, origin="crm", raw=_raw(record),
+        modified_at=v.instant(record.get("modifiedtime"), context.zone))

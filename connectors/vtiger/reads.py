@@ -38,6 +38,7 @@ class ReadOptions:
     read_mode: str  # auto | sync | query
     sync_type: str  # application | userandgroup | user
     batch_records: int
+    survey_module: str | None = None  # the module holding NPS answers, if any
 
 
 class ModuleReader:
@@ -142,7 +143,8 @@ class ModuleReader:
     def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
               cursor: Cursor, calls_before: int) -> Page:
         rows = self.map_records(module, records)
-        gone = [Deleted(ENTITY[module], ws_id) for ws_id in dict.fromkeys(deleted)]
+        entity = "survey_response" if module == self.options.survey_module else ENTITY[module]
+        gone = [Deleted(entity, ws_id) for ws_id in dict.fromkeys(deleted)]
         return Page(stream=stream, records=rows, deleted=gone, cursor=cursor,
                     api_calls=sum(self.client.calls.values()) - calls_before)
 
@@ -153,6 +155,8 @@ class ModuleReader:
             mapper = lambda r: list(mappers.map_potential(r, context))
         elif module in ("Calendar", "Events"):
             mapper = lambda r: [mappers.map_activity(r, module, context)]
+        elif module == self.options.survey_module:
+            mapper = lambda r: [row for row in (mappers.map_survey(r, context),) if row]
         else:
             one = {"Accounts": mappers.map_account, "Contacts": mappers.map_contact,
                    "Leads": mappers.map_lead}[module]

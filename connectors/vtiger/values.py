@@ -34,7 +34,7 @@ def latin_digits(text: str) -> str:
 def text(value: object) -> str | None:
     """A value, or None for Vtiger's empty string."""
     if value.__class__ is str:  # nearly every wire value: skip the copy
-        return value if value and not value.isspace() else None  # type: ignore[return-value]
+        return value if value and not value.isspace() else None
     if value is None:
         return None
     out = str(value)
@@ -98,9 +98,9 @@ def _calendar_day(year: int, month: int, day: int) -> date:
 
 def day(value: object) -> date | None:
     if value.__class__ is str and len(value) == 10 and value.isascii() and value[4] == "-" \
-            and value[7] == "-" and value[:2] in ("19", "20"):  # type: ignore[index]
+            and value[7] == "-" and value[:2] in ("19", "20"):
         try:
-            return date.fromisoformat(value)  # type: ignore[arg-type]
+            return date.fromisoformat(value)
         except ValueError:
             pass  # '2026/1/5' and the like: the careful path
     parts = _parts(value)
@@ -110,7 +110,7 @@ def day(value: object) -> date | None:
 def instant(value: object, zone: ZoneInfo) -> datetime | None:
     """A server-time-zone datetime (or date) as an aware UTC datetime."""
     if value.__class__ is str:
-        return _instant_text(value, zone)  # type: ignore[arg-type]
+        return _instant_text(value, zone)
     return _instant_parts(value, zone)
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from kpisync.sandbox.org import Activity, Org
-from kpisync.sandbox.vtiger_schema import PREFIX, Schema, stage_label
+from kpisync.sandbox.vtiger_schema import PREFIX, SURVEY_MODULE, Schema, stage_label
 
 ACCOUNT_TYPE = {"prospect": "Prospect", "customer": "Customer", "former_customer": "Former Customer"}
 LEAD_STATUS = {"new": "Not Contacted", "working": "Attempted to Contact", "qualified": "Qualified",
@@ -125,6 +125,7 @@ def build_truth(org: Org, schema: Schema, admin_since: int,
                     if lead.converted_contact_id is not None}
     for activity in org.activities:
         add_activity(truth, schema, book, lead_contact, activity, zone)
+    add_answers(truth, schema, org, book, zone)
     return truth, book
 
 
@@ -214,5 +215,26 @@ def add_activity(truth: Truth, schema: Schema, book: IdBook, lead_contact: dict[
                       duration_hours=str(a.duration_seconds // 3600),
                       duration_minutes=str(a.duration_seconds % 3600 // 60),
                       eventstatus="Held" if done else "Planned", location="")
-    put(truth, schema, module, crmid, values, {}, a.created_at, a.modified_at)
+    custom = {} if module == "Calendar" else {"Direction": a.direction.capitalize()}
+    put(truth, schema, module, crmid, values, custom, a.created_at, a.modified_at)
+
+
+def add_answers(truth: Truth, schema: Schema, org: Org, book: IdBook, zone: ZoneInfo) -> None:
+    """NPS answers in the survey module (eNPS answers stay in the survey tool); last in the id
+    sequence, so every other record keeps its crmid."""
+    accounts = {c.id: c.account_id for c in org.contacts}
+    owners = {c.id: c.owner_id for c in org.contacts}  # the survey tool assigns the contact's rep
+    for answer in org.survey_answers:
+        if answer.kind != "nps" or answer.respondent_contact_id is None:
+            continue
+        crmid = book.give("survey", answer.id)
+        account = answer.account_id or accounts.get(answer.respondent_contact_id)
+        values = {"npsresponse_no": f"NPS{crmid}", "score": str(answer.score),
+                  "survey_type": "NPS",
+                  "contact_id": book.ws("contact", answer.respondent_contact_id),
+                  "account_id": book.ws("account", account),
+                  "answered_on": answer.answered_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                  "assigned_user_id": user_ws(owners[answer.respondent_contact_id])}
+        put(truth, schema, SURVEY_MODULE, crmid, values, {}, answer.answered_at,
+            answer.modified_at)
 
