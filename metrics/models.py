@@ -1,9 +1,9 @@
 """Bookkeeping tables of the KPI engine: computations, current values, snapshots, alert state.
 
 `kpi_values` holds the newest value of each (kpi, period, period start, grain, key);
-`kpi_snapshots` keeps a row each time a computation produced a value different from the one
-before, so recomputing unchanged data adds nothing and `kpisync kpis --history` shows how values
-moved. `kpi_alert_state` remembers which alerts are crossed, so each crossing is sent once.
+`kpi_snapshots` keeps every version a later computation replaced (or stopped producing), so a
+value's history is its snapshots plus its current row, recomputing unchanged data adds nothing and
+`kpisync kpis --history` shows how values moved. `kpi_alert_state` remembers which alerts are crossed, so each crossing is sent once.
 """
 
 from __future__ import annotations
