@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, literal, select
+from sqlalchemy import Connection, Engine, and_, case, func, literal, select, tuple_
 from sqlalchemy.sql import Select
 
 from metrics import anonymity
@@ -121,30 +121,85 @@ def needed(registry: Registry, only: Iterable[str] | None) -> list[Kpi]:
 
 
 def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi]) -> list[KpiValue]:
+    """The Ratio and Total KPIs of one fact, every period kind and grain.
+
+    PostgreSQL reads the staged table once per period kind, every grain a grouping set of one
+    GROUP BY; SQLite has no GROUPING SETS and runs one GROUP BY per grain.
+    """
     out: list[KpiValue] = []
-    table = run.table(fact.table)
     for kind in KINDS:
-        for grain in sorted({g for k in kpis for g in k.grains}):
-            mine = [k for k in kpis if grain in k.grains and kind in k.periods]
-            if not mine:
-                continue
-            period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
-            columns = [c for k in mine for c in measure_columns(table, k)]
-            query = (select(period, key, *columns).where(*scope(run, fact, table, kind, key))
-                     .group_by(period, key))
-            for row in run.connection.execute(query):
-                start, key_value = as_date(row[0]), str(row[1])
-                for i, kpi in enumerate(mine):
-                    value, count, excluded = row[2 + 3 * i: 5 + 3 * i]
-                    out.append(KpiValue(kpi.name, kind, start, grain, key_value,
-                                        _float(value), _int(count), _int(excluded)))
+        mine = [k for k in kpis if kind in k.periods]
+        grains = sorted({g for k in mine for g in k.grains})
+        if not grains:
+            continue
+        if run.dialect == "postgresql":
+            out += grouping_sets_values(run, fact, kind, grains, mine)
+        else:
+            for grain in grains:
+                out += grain_values(run, fact, kind, grain, [k for k in mine if grain in k.grains])
     return out
 
 
-def scope(run: Run, fact: Fact, table: Any, kind: str, key: Any) -> list[Any]:
+def grain_values(run: Run, fact: Fact, kind: str, grain: str, kpis: list[Kpi]) -> list[KpiValue]:
+    table = run.table(fact.table)
+    period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
+    columns = [c for k in kpis for c in measure_columns(table, k)]
+    query = (select(period, key, *columns).where(*scope(run, fact, table, kind), key.is_not(None))
+             .group_by(period, key))
+    cells = [(k, 2 + 3 * i) for i, k in enumerate(kpis)]
+    return [value for row in run.connection.execute(query).all()
+            for value in row_values(cells, kind, grain, row[0], row[1], row)]
+
+
+def grouping_sets_values(run: Run, fact: Fact, kind: str, grains: list[str],
+                         kpis: list[Kpi]) -> list[KpiValue]:
+    table = run.table(fact.table)
+    columns = [c for k in kpis for c in measure_columns(table, k)]
+    return grouped_values(run, fact, kind, grains, kpis, columns)
+
+
+def grouped_values(run: Run, fact: Fact, kind: str, grains: list[str], kpis: list[Kpi],
+                   columns: list[Any], *where: Any) -> list[KpiValue]:
+    """One GROUP BY GROUPING SETS over `fact` for every grain of `grains` (PostgreSQL).
+
+    `columns` holds (value, count, excluded) for each KPI of `kpis`, in order; each grain's rows
+    yield values for the KPIs broken down by that grain.
+    """
+    table = run.table(fact.table)
+    period = run.period_column(fact, kind)
+    keyed = [g for g in grains if g != "org"]
+    keys = [run.grain_column(fact, g) for g in keyed]
+    sets = [tuple_(period, key) for key in keys] + ([tuple_(period)] if "org" in grains else [])
+    # GROUPING(k1, k2, ...) has a 0 bit for each key its grouping set groups by.
+    which = func.grouping(*keys) if keys else literal(0)
+    query = (select(period, which, *keys, *columns).where(*scope(run, fact, table, kind), *where)
+             .group_by(func.grouping_sets(*sets)))
+    everything = (1 << len(keys)) - 1
+    grain_of = {everything ^ (1 << (len(keys) - 1 - i)): (g, 2 + i) for i, g in enumerate(keyed)}
+    grain_of[everything] = ("org", -1)
+    first = 2 + len(keys)
+    cells = {g: [(k, first + 3 * i) for i, k in enumerate(kpis) if g in k.grains] for g in grains}
+    out: list[KpiValue] = []
+    for row in run.connection.execute(query).all():
+        grain, position = grain_of[row[1]]
+        key = "org" if position < 0 else row[position]
+        if key is not None:
+            out += row_values(cells[grain], kind, grain, row[0], key, row)
+    return out
+
+
+def row_values(cells: list[tuple[Kpi, int]], kind: str, grain: str, start: Any, key: Any,
+               row: Any) -> list[KpiValue]:
+    """One value per (KPI, position of its value, count and excluded columns in `row`)."""
+    period_start, key_text = as_date(start), str(key)
+    return [KpiValue(kpi.name, kind, period_start, grain, key_text, _float(row[i]),
+                     _int(row[i + 1]), _int(row[i + 2])) for kpi, i in cells]
+
+
+def scope(run: Run, fact: Fact, table: Any, kind: str) -> list[Any]:
     period = run.period_column(fact, kind)
     conditions = [period.is_not(None), period >= run.window.periods(kind)[0],
-                  period <= run.window.today, key.is_not(None)]
+                  period <= run.window.today]
     if fact.where is not None:
         conditions.append(fact.where(table))
     return conditions
@@ -170,6 +225,13 @@ def median_values(run: Run, kpi: Kpi) -> list[KpiValue]:
     fact, out = FACTS[kpi.fact], []
     table = run.table(fact.table)
     for kind in kpi.periods:
+        if run.dialect == "postgresql":
+            value = kpi.measure.value(table)
+            columns = [func.percentile_cont(0.5).within_group(value), func.count(value),
+                       func.sum(case((value.is_(None), 1), else_=0))]
+            out += grouped_values(run, fact, kind, sorted(kpi.grains), [kpi], columns,
+                                  kpi.measure.where(table))
+            continue
         for grain in kpi.grains:
             out += [KpiValue(kpi.name, kind, as_date(r[0]), grain, str(r[1]), _float(r[2]),
                              _int(r[3]), _int(r[4]))
@@ -178,7 +240,8 @@ def median_values(run: Run, kpi: Kpi) -> list[KpiValue]:
 
 
 def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: str) -> Select[Any]:
-    """The middle row (or the mean of the two middle rows) per period and key, by window functions."""
+    """The middle row (or the mean of the two middle rows) per period and key, by window functions
+    (SQLite has no percentile_cont)."""
     assert isinstance(kpi.measure, Median)
     period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
     value = kpi.measure.value(table)
@@ -187,7 +250,7 @@ def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: s
         select(period.label("p"), key.label("k"), value.label("v"), valid.label("ok"),
                func.row_number().over(partition_by=(period, key, valid), order_by=value).label("rn"),
                func.sum(valid).over(partition_by=(period, key)).label("n"))
-        .where(*scope(run, fact, table, kind, key), kpi.measure.where(table))
+        .where(*scope(run, fact, table, kind), key.is_not(None), kpi.measure.where(table))
         .subquery("ranked")
     )
     r = ranked.c
