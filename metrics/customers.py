@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, case, func, literal, or_, select, true, union_all
+from sqlalchemy import Column, Date, String, and_, case, func, literal, or_, select, true, union_all
 from sqlalchemy.sql import Select
 
 from kpisync.store.models import Activity, Deal, LineItem
+from kpisync.store.types import UTCDateTime
 from metrics.declaration import Custom, Derived, Kpi, Ratio, Total
 from metrics.derivations import arpu, cac, clv, ltv_cac
 from metrics.periods import period_end, period_start
@@ -97,21 +98,31 @@ def upsell(run: Run, kind: str, grain: str) -> Select[Any]:
     return bought(run, kind, grain, events)
 
 
+def first_purchases(run: Run) -> Any:
+    """When each account first won each product (line items of won deals), staged once a run."""
+    deals, li = Deal.__table__, LineItem.__table__  # type: ignore[attr-defined]
+
+    def build() -> Select[Any]:
+        return (select(deals.c.source, deals.c.account_id, li.c.product,
+                       func.min(deals.c.close_date))
+                .select_from(li.join(deals, and_(deals.c.source == li.c.source,
+                                                 deals.c.external_id == li.c.deal_id)))
+                .where(li.c.deleted_at.is_(None), deals.c.deleted_at.is_(None),
+                       deals.c.is_won.is_(True), li.c.product.is_not(None),
+                       deals.c.account_id.is_not(None))
+                .group_by(deals.c.source, deals.c.account_id, li.c.product))
+
+    return run.once("kpi_first_purchase", [Column("src", String), Column("account", String),
+                                           Column("product", String), Column("first_on", Date)],
+                    build)
+
+
 def cross_sell(run: Run, kind: str, grain: str) -> Select[Any]:
     """A won cross-sell deal, or the first won line item of a product new to the account."""
-    d, deals, li = run.table("kpi_deal"), Deal.__table__, LineItem.__table__  # type: ignore[attr-defined]
-    firsts = (select(deals.c.source, deals.c.account_id, li.c.product,
-                     func.min(deals.c.close_date).label("first_on"))
-              .select_from(li.join(deals, and_(deals.c.source == li.c.source,
-                                               deals.c.external_id == li.c.deal_id)))
-              .where(li.c.deleted_at.is_(None), deals.c.deleted_at.is_(None),
-                     deals.c.is_won.is_(True), li.c.product.is_not(None),
-                     deals.c.account_id.is_not(None))
-              .group_by(deals.c.source, deals.c.account_id, li.c.product).subquery("firsts"))
+    d, firsts = run.table("kpi_deal"), first_purchases(run)
     events = union_all(
         select(d.c.src, d.c.account, d.c["c_" + kind].label("p")).where(d.c.is_cross_sell == 1),
-        select(firsts.c.source, firsts.c.account_id,
-               run.bucketer.day(firsts.c.first_on, kind))
+        select(firsts.c.src, firsts.c.account, run.bucketer.day(firsts.c.first_on, kind))
         .where(firsts.c.first_on >= run.window.first_day),
     ).subquery("events")
     return bought(run, kind, grain, events)
@@ -132,11 +143,17 @@ def acquisition_rate(run: Run, kind: str, grain: str) -> Select[Any]:
 
 
 def last_touch(run: Run) -> Any:
+    """Each account's latest activity up to now, staged once a run."""
     act = Activity.__table__  # type: ignore[attr-defined]
-    return (select(act.c.source, act.c.account_id, func.max(act.c.occurred_at).label("at"))
-            .where(act.c.deleted_at.is_(None), act.c.account_id.is_not(None),
-                   act.c.occurred_at <= run.window.now)
-            .group_by(act.c.source, act.c.account_id).subquery("touch"))
+
+    def build() -> Select[Any]:
+        return (select(act.c.source, act.c.account_id, func.max(act.c.occurred_at))
+                .where(act.c.deleted_at.is_(None), act.c.account_id.is_not(None),
+                       act.c.occurred_at <= run.window.now)
+                .group_by(act.c.source, act.c.account_id))
+
+    return run.once("kpi_last_touch", [Column("source", String), Column("account_id", String),
+                                       Column("at", UTCDateTime())], build)
 
 
 def current_customers(run: Run) -> tuple[Any, Any, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, literal
+from sqlalchemy import Column, Connection, Table, literal
 from sqlalchemy.sql.elements import ColumnElement
 
 from metrics.options import MetricConfig
 from metrics.periods import Bucketer, Window
+from metrics.portable import stage
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class Run:
         return self.connection.dialect.name
 
     def table(self, name: str) -> Table:
+        return self.tables[name]
+
+    def once(self, name: str, columns: list[Column[Any]], build: Callable[[], Any]) -> Table:
+        """A temporary table staged the first time a KPI asks for it, then shared by every query."""
+        if name not in self.tables:
+            self.tables[name] = stage(self.connection, name, columns, build())
         return self.tables[name]
 
     def period_column(self, fact: Fact, kind: str) -> ColumnElement[Any]:
