@@ -6,7 +6,8 @@
 For each size and server behaviour (`sync` working, or stock 8.2 where every module is read by
 query): the emulator runs in a child process (its memory is not counted), a full sync runs into a
 fresh SQLite store, then 1% of every module's records are changed and an incremental sync runs.
-Printed per run: wall time, records/s, time waiting on HTTP vs local work, the sync process's peak
+Printed per run: wall time, records/s, time waiting on HTTP vs local work (and the connector's
+share of it: mapping wire records to rows, timed apart), the sync process's peak
 RSS (getrusage: a high-water mark over the process, so the incremental run shows the full run's;
 the emulator's memory is not in it; tracemalloc is not used because it slows the run many-fold), and
 per module the data calls (sync or query) against the lower bound: ceil(N/100) for sync (its last
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.vtiger.client import VtigerClient
+from connectors.vtiger.reads import ModuleReader
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.store.database import open_store
@@ -72,6 +74,22 @@ def serve(deals: int, latency: float, sync_works: bool) -> None:
         print(json.dumps(changed), flush=True)
 
 
+def timed_mapping() -> list[float]:
+    """Seconds the connector spends turning wire records into rows (its own local work)."""
+    spent = [0.0]
+    original = ModuleReader.map_records
+
+    def map_records(self: ModuleReader, module: str, records: list[dict[str, Any]]) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, module, records)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    ModuleReader.map_records = map_records  # type: ignore[method-assign]
+    return spent
+
+
 def timed_send() -> list[float]:
     waiting = [0.0]
     original = VtigerClient.send
@@ -87,14 +105,14 @@ def timed_send() -> list[float]:
     return waiting
 
 
-def run(label: str, engine: Any, url: str, waiting: list[float],
+def run(label: str, engine: Any, url: str, waiting: list[float], mapping: list[float],
         counts: dict[str, int], mode: str) -> None:
     os.environ["KPISYNC_BENCH_VTIGER_KEY"] = os.environ["KPISYNC_BENCH_KEY"]
     settings = parse_settings({"sources": {"bench": {
         "type": "vtiger", "url": url, "access_key_env": "KPISYNC_BENCH_VTIGER_KEY"}}})
     connector = build_connector(settings.source("bench"))
     per_stream: Counter[str] = Counter()
-    waiting[0] = 0.0
+    waiting[0] = mapping[0] = 0.0
     started = time.perf_counter()
     result = sync_source(engine, "bench", connector, SyncOptions(
         purge_check_every=None, on_page=lambda page: per_stream.update({page.stream: page.api_calls})))
@@ -104,6 +122,8 @@ def run(label: str, engine: Any, url: str, waiting: list[float],
     print(f"\n{label}: {rows} records in {wall:.1f} s = {rows / wall:,.0f} records/s; "
           f"HTTP wait {waiting[0]:.1f} s, local {wall - waiting[0]:.1f} s "
           f"({100 * (wall - waiting[0]) / wall:.0f}%); peak RSS so far {peak / 2**20:.0f} MiB")
+    print(f"  connector mapping (reader thread) {mapping[0]:.2f} s "
+          f"({100 * mapping[0] / wall:.0f}% of wall)")
     print(f"  all calls by operation: {dict(result.api_calls)}")
     if mode == "query":
         print("  (query data calls include the 2 count(*) per module that notice deletes, "
@@ -128,7 +148,7 @@ def main() -> None:
     if args.serve:
         serve(int(args.serve[0]), float(args.serve[1]), args.serve[2] == "sync")
         return
-    waiting = timed_send()
+    waiting, mapping = timed_send(), timed_mapping()
     for deals in args.deals:
         for mode in args.modes:
             child = subprocess.Popen([sys.executable, __file__, "--serve", str(deals),
@@ -141,13 +161,13 @@ def main() -> None:
                 engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
                 title = f"{deals:,} deals, {'sync works' if mode == 'sync' else 'stock 8.2 (query)'}"
                 run(f"FULL {title}, latency {args.latency * 1000:.0f} ms", engine, ready["url"],
-                    waiting, ready["all" if mode == "sync" else "live"], mode)
+                    waiting, mapping, ready["all" if mode == "sync" else "live"], mode)
                 child.stdin.write("change 0.01\n")
                 child.stdin.flush()
                 changed = json.loads(child.stdout.readline())
                 time.sleep(1.1)
                 run(f"INCREMENTAL 1% changed, {title}", engine, ready["url"], waiting,
-                    changed, mode)
+                    mapping, changed, mode)
                 engine.dispose()
             child.stdin.close()
             child.wait()

@@ -16,11 +16,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from kpisync.errors import AuthError
+from kpisync.errors import AuthError, SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.vtiger import VtigerEmulator
 from kpisync.store.database import open_store
-from kpisync.store.models import Deal, DealStageChange, FieldCatalog, Lead, SyncState
+from kpisync.store.models import (
+    Activity,
+    Deal,
+    DealStageChange,
+    FieldCatalog,
+    Lead,
+    SurveyResponse,
+    SyncState,
+)
 from kpisync.sync import SyncOptions, sync_source
 from tests.vtiger_env import SOURCE, VtigerEnv
 from tests.vtiger_truth import assert_store_equals_truth
@@ -204,3 +212,23 @@ def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(  # type: i
         listed = sum(math.ceil(len(live(env, m)) / 99) for m in ("Potentials", "Leads", "Contacts"))
         assert 1 + 7 + 2 * 7 + listed <= emulator.op_calls["query"] <= 1 + 7 + 2 * 7 + listed + 3
         check_truth(sqlite_engine, env)
+
+
+def test_nps_answers_and_call_direction_come_from_the_configured_fields(  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, org) -> None:
+    answers = [a for a in org.survey_answers if a.kind == "nps" and a.respondent_contact_id]
+    inbound = [a for a in org.activities if a.kind in ("call", "email") and a.direction == "inbound"]
+    with VtigerEmulator(org, sync_works=False) as emulator:
+        env = VtigerEnv(org, emulator)
+        with pytest.raises(SchemaDriftError):
+            sync_source(open_store("sqlite:///:memory:"), SOURCE,
+                        env.connector(direction_field="Call direction"), SyncOptions())
+        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
+            "succeeded"
+        check_truth(sqlite_engine, env)
+    with sqlite_engine.connect() as connection:
+        scores = sorted(connection.execute(select(SurveyResponse.score)).scalars())
+        directions = connection.execute(select(Activity.direction).where(
+            Activity.direction == "inbound")).scalars().all()
+    assert answers and scores == sorted(a.score for a in answers)
+    assert inbound and len(directions) == len(inbound)

@@ -16,7 +16,7 @@ from tests.harness import write_settings_file
 KEY_ENV = "KPISYNC_TEST_VTIGER_KEY"
 SOURCE = "vt"
 ROLES = {"currency": "Currency", "loss_reason": "Loss reason", "competitor": "Competitor",
-         "margin": "Margin", "deal_type": "Deal category", "activity_direction": "Direction"}
+         "margin": "Margin", "deal_type": "Deal category"}
 SURVEY = {"module": "NPSResponses"}  # the emulator's survey module, with the default field names
 
 
@@ -30,7 +30,7 @@ class VtigerEnv:
         options: dict[str, Any] = {"type": "vtiger", "url": self.emulator.base_url,
                                    "access_key_env": KEY_ENV, "fast_retries": True,
                                    "timeout_seconds": 5, "roles": dict(ROLES),
-                                   "survey": dict(SURVEY),
+                                   "survey": dict(SURVEY), "direction_field": "Direction",
                                    "server_timezone": self.emulator.zone.key}
         options.update(extra)
         return options

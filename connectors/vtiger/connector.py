@@ -44,9 +44,7 @@ from kpisync.secrets import read_secret
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
-ROLE_MODULE = {"account_region": "Accounts", "activity_direction": "Events"}
-# every other role is a Potentials field; activity_direction names an Events picklist holding
-# Inbound/Outbound (stock Vtiger keeps no call direction, so an admin adds one)
+ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
 
 
 class SurveySettings(StrictModel):
@@ -78,6 +76,9 @@ class VtigerSettings(StrictModel):
     team_field: str = "department"  # the Users field holding a rep's team
     team_regions: dict[str, str] = Field(default_factory=dict)
     survey: SurveySettings | None = None  # NPS answers, where the CRM holds them
+    # label (or name) of an Events picklist holding Inbound/Outbound: stock Vtiger keeps no call
+    # direction, so an admin adds one; without it calls and emails have no direction
+    direction_field: str | None = None
 
     @field_validator("server_timezone")
     @classmethod
@@ -229,12 +230,20 @@ class VtigerConnector:
                                        f"labelled or named {label!r}",
                                        hint="check the label in Vtiger's layout editor")
             roles[role] = found
+        direction = None
+        if self.settings.direction_field is not None:
+            direction = schema.by_label("Events", self.settings.direction_field)
+            if direction is None:
+                raise SchemaDriftError(f"sources.{self.name}.direction_field: no Events field "
+                                       f"labelled or named {self.settings.direction_field!r}",
+                                       hint="check the label in Vtiger's layout editor")
         return mappers.MappingContext(
             zone=self.zone, custom={m: dict(sorted(schema.custom_types(m).items()))
                                     for m in schema.describes},
             roles=roles, won_stages=frozenset(self.settings.won_stages),
             lost_stages=frozenset(self.settings.lost_stages), prefixes=schema.prefixes(),
             team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions),
+            direction_field=direction,
             survey=None if self.settings.survey is None else mappers.SurveyFields(
                 **self.settings.survey.model_dump(exclude={"module"})))
 

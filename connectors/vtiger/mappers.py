@@ -56,6 +56,7 @@ class MappingContext:
     team_field: str = "department"
     team_regions: Mapping[str, str] = field(default_factory=dict)
     survey: SurveyFields | None = None
+    direction_field: str | None = None  # the Events field holding Inbound/Outbound, if any
 
 
 def _raw(record: Record) -> dict[str, Any]:
@@ -235,7 +236,7 @@ def direction(record: Record, module: str, context: MappingContext) -> str | Non
     """inbound/outbound from the configured Events picklist; tasks and meetings are outbound."""
     if module == "Calendar":
         return "outbound"
-    name = context.roles.get("activity_direction")
+    name = context.direction_field
     said = (v.text(record.get(name)) or "").strip().lower() if name else ""
     return said if said in ("inbound", "outbound") else None
 

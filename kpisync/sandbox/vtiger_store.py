@@ -49,6 +49,7 @@ class VtigerStore:
         self.zone = zone
         self.lock = threading.RLock()
         self.next_crmid = next_crmid
+        self._wanted: dict[tuple[str, Condition], list[Any]] = {}  # literals parsed once
         self.by_crmid = {e.crmid: e for m, rows in truth.items() if m != "Users"
                          for e in rows.values()}
         self._version: dict[str, int] = {m: 0 for m in truth}
@@ -173,7 +174,13 @@ class VtigerStore:
             return bool(like_pattern(condition.values[0]).match(str(entity.fields.get(
                 condition.field, "")) if condition.field not in ("id", *STAMP_FIELDS)
                 else str(value)))
-        wanted = [self._literal(entity.module, condition.field, v) for v in condition.values]
+        key = (entity.module, condition)
+        wanted = self._wanted.get(key)
+        if wanted is None:
+            if len(self._wanted) > 1000:
+                self._wanted.clear()
+            wanted = self._wanted[key] = [self._literal(entity.module, condition.field, v)
+                                          for v in condition.values]
         if condition.op == "in":
             return value in wanted
         other = wanted[0]
