@@ -85,7 +85,9 @@ class StreamReader:
         for records, last in walk_modified(self.search(object_type), scope, cursor,
                                            signpost - self.options.lag):
             pending.extend(records)
-            if len(pending) >= self.options.batch_records:
+            # Flush before the next search page could push the batch past batch_records: a
+            # batch of at most 1,000 records costs one association read per target type.
+            if len(pending) + scope.page_size > self.options.batch_records:
                 yield self._page(object_type, pending, last, calls_before)
                 pending, calls_before = [], sum(self.client.calls.values())
         if pending or last != cursor:
