@@ -4,8 +4,9 @@ Objects: Accounts, Contacts, Leads, Potentials (deals), Calendar (tasks) and Eve
 meetings, emails) through `sync` or `query`, and NPS answers from a configured module (`survey`);
 Users through `query` (never synced); the sales stages from describe. Cursor: modifiedtime in unix seconds, closed bound with the ids seen at the
 boundary dropped; `sync` where it serves, else incremental `query` (see reads, syncwalk, querywalk).
-Deletes: `sync`'s deleted ids (converted leads included); by query, and for purged rows, the
-engine's periodic full id comparison (`list_ids`, `purge_check_hours`).
+Deletes: `sync`'s deleted ids (converted leads included); by query, a live count that fell asks
+the engine for an id comparison of that entity at the end of the run (deletecount); purged rows
+under `sync`, the engine's periodic full id comparison (`list_ids`, `purge_check_hours`).
 Auth: getchallenge + login with md5(token + access key); the session is renewed when it ends.
 Rate limits: none in Vtiger itself; a proxy's 429 waits for Retry-After; 5xx and network errors
 retried; writes through `revise`, one record a call. Values: see connectors.vtiger.values.

@@ -3,10 +3,12 @@
 VTQL shows live rows only, so a record deleted (or purged, or a lead converted) simply stops
 appearing. After each query-mode read the connector counts the module's live records created up
 to the read's bound and keeps that count in the cursor (`live`, `live_until`). The next read counts
-the records created up to that same old bound again: anything fewer means some of them left, and
-the connector asks the engine for the id comparison (`purge_check_wanted`) for that module only.
-Two `count(*)` calls a module a run instead of a full id listing every run. A record restored from
-the recycle bin in the same interval as a delete can hide that delete until the periodic check.
+the records created up to that same old bound again: any other number means some of them left, and
+the connector asks the engine for the id comparison (`purge_check_wanted`) of that module's entity
+only (Calendar and Events together: both are activities).
+Two `count(*)` calls a module a run instead of a full id listing every run. Known gaps, both closed
+by the periodic check: a record restored from the recycle bin in the same interval as a delete
+hides that delete; a run killed after its last page but before the id comparison forgets the ask.
 """
 
 from __future__ import annotations
