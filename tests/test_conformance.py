@@ -91,9 +91,12 @@ def test_sigkill_at_random_points_then_rerun(served, tmp_path: Path, store_url: 
     subprocess.run([*sync, str(timing)], check=True, capture_output=True)
     duration = time.monotonic() - started
     rng = random.Random(20261124)
-    kills = 0
-    for round_number in range(12):
-        served.change_deals(3, seed=round_number)
+    kills = rounds = 0
+    # A run that ends before its kill time (a busy machine makes durations vary) is a round
+    # without a kill point; more rounds make up for it, up to a limit.
+    while kills < 12 and rounds < 24:
+        served.change_deals(3, seed=rounds)
+        rounds += 1
         process = subprocess.Popen([*sync, str(settings), "--full"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.25, 0.95) * duration)
@@ -101,7 +104,7 @@ def test_sigkill_at_random_points_then_rerun(served, tmp_path: Path, store_url: 
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait()
-    assert kills >= 10, f"only {kills} of 12 runs were still going when killed"
+    assert kills >= 10, f"only {kills} of {rounds} runs were still going when killed"
     final = subprocess.run([*sync, str(settings)], capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     engine = open_store(store_url)
