@@ -5,6 +5,8 @@ A page of opportunities gets its history one of two ways:
   object's own Bulk API 2.0 query job when it holds more than `bulk_above_records` rows, else by
   REST pages. A Bulk first sync reads stage history this way (a job's few calls instead of one
   IN query per 300 opportunities); every first sync reads owner changes this way (they are rare).
+  Only objects of up to INDEX_MAX_ROWS rows are indexed (about 50 MB), so memory stays bounded;
+  bigger ones are looked up page by page.
 - by IN (...) queries of a few hundred ids for the page's opportunities: stage history on REST
   syncs, owner changes of the page's closed opportunities on incremental ones.
 
@@ -29,6 +31,7 @@ STAGE_FIELDS = ("Id", "OpportunityId", "StageName", "CreatedDate")
 OWNER_FIELDS = ("Id", "OpportunityId", "OldValue", "NewValue", "CreatedDate")
 OWNER_FILTER = "Field = 'Owner'"
 IDS_PER_QUERY = 300  # keeps the GET URL of an IN (...) query well under 16 KB
+INDEX_MAX_ROWS = 250_000  # a whole-object index above this would cost memory growing with the org
 USER_PREFIX = "005"
 
 History = dict[str, list[Any]]  # OpportunityId -> entries, oldest first

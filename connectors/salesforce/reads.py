@@ -10,7 +10,7 @@ from typing import Any
 from connectors.salesforce import mappers
 from connectors.salesforce.bulk import BulkReader
 from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.history import OWNERS, STAGES, Histories, HistoryReader
+from connectors.salesforce.history import INDEX_MAX_ROWS, OWNERS, STAGES, Histories, HistoryReader
 from connectors.salesforce.paging import (
     QueryPager,
     Rows,
@@ -153,12 +153,20 @@ class StreamReader:
 
     def histories(self, bulk: bool, first: bool, until: str,
                   record_count: Callable[[str], int]) -> Histories:
-        """Whole-object history indexes: stages on a Bulk first sync, owners on any first sync."""
+        """Whole-object history indexes: stages on a Bulk first sync, owners on any first sync.
+
+        An index lives in memory, so one is built only up to INDEX_MAX_ROWS rows; a larger
+        history is looked up page by page instead (more calls, memory bounded whatever the size).
+        """
         known = Histories(tracking=self.tracking)
         if bulk:
-            known.stages = self.history.stage_index(record_count(STAGES), until)
+            stage_rows = record_count(STAGES)
+            if stage_rows <= INDEX_MAX_ROWS:
+                known.stages = self.history.stage_index(stage_rows, until)
         if first and self.tracking:
-            known.owners = self.history.owner_index(record_count(OWNERS), until)
+            owner_rows = record_count(OWNERS)
+            if owner_rows <= INDEX_MAX_ROWS:
+                known.owners = self.history.owner_index(owner_rows, until)
         return known
 
     def read_users(self) -> Iterator[Page]:
