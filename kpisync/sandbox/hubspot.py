@@ -8,7 +8,8 @@ OAuth refresh (`POST /oauth/v1/token`). Reproduced limits: page sizes, 100-input
 partial results, search (5/10/25 filter limits, limit 200, the 10,000-result wall, ties not in id
 order, SECONDLY 429), the TEN_SECONDLY_ROLLING budget with X-HubSpot-RateLimit-* headers, 401s.
 Module map: schema (types, properties), records (org -> truth, ids), store (mutations, search),
-search (filters), render (JSON shapes), auth (tokens, limiters), meta (non-object endpoints).
+search (filters), render (JSON shapes), calculated (deals' v2 stage-calculated properties, served
+by name), auth (tokens, limiters), meta (non-object endpoints).
 """
 
 from __future__ import annotations
