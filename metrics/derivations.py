@@ -7,13 +7,14 @@ denominator gives a value of None with a reason, never 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
 from kpisync.store.models import User
 from metrics.declaration import KpiValue, ValueIndex
+from metrics.options import Quota
 from metrics.periods import period_end, shift
 from metrics.run import Run
 
@@ -77,12 +78,13 @@ def rep_keys(run: Run) -> dict[str, tuple[str, str | None]]:
     return keys
 
 
-def quota_table(run: Run, kind: str) -> dict[tuple[str, date, str], float]:
+def quota_table(run: Run, kind: str,
+                quotas: Sequence[Quota]) -> dict[tuple[str, date, str], float]:
     """(grain, period start, key) -> quota; teams and the org sum their reps unless given."""
     reps = rep_keys(run)
     table: dict[tuple[str, date, str], float] = {}
-    given_teams = {(q.start, q.team) for q in run.config.quotas if q.team and q.period == kind}
-    for quota in run.config.quotas:
+    given_teams = {(q.start, q.team) for q in quotas if q.team and q.period == kind}
+    for quota in quotas:
         if quota.period != kind:
             continue
         if quota.team:
@@ -99,10 +101,12 @@ def quota_table(run: Run, kind: str) -> dict[tuple[str, date, str], float]:
     return table
 
 
-def attainment(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+def attainment(run: Run, values: ValueIndex, kind: str, grain: str,
+               quotas: Sequence[Quota]) -> list[KpiValue]:
+    """Won revenue over `quotas` (see metrics.quota for where they come from)."""
     revenue = values.get("sales_volume", kind, grain)
     out = []
-    for (g, start, key), quota in sorted(quota_table(run, kind).items()):
+    for (g, start, key), quota in sorted(quota_table(run, kind, quotas).items()):
         if g != grain or start not in past_periods(run, kind):
             continue
         won = revenue.get((start, key))

@@ -1,10 +1,20 @@
-"""Quota, activity and process KPIs."""
+"""Quota, activity and process KPIs.
+
+Quotas come from the CRM where it keeps them (the `quotas` table, e.g. Salesforce's
+ForecastingQuota) and from settings or CSV otherwise: a CRM quota of a rep for a period replaces a
+settings quota of the same rep and period; teams and the org sum their reps' quotas.
+"""
 
 from __future__ import annotations
 
-from metrics.declaration import Derived, Kpi, Ratio, Total
-from metrics.derivations import attainment
+from sqlalchemy import Float, cast, func, select
+
+from kpisync.store.models import Quota as HeldQuota
+from metrics.declaration import Derived, Kpi, KpiValue, Ratio, Total, ValueIndex
+from metrics.derivations import attainment, rep_keys
+from metrics.options import Quota
 from metrics.portable import flag
+from metrics.run import Run
 
 REP_TEAM = ("org", "team", "rep")
 OCCURRED = "activities.occurred_at"
@@ -16,12 +26,44 @@ def activity_count(name: str, title: str, column: str, what: str) -> Kpi:
                Total(lambda t: t.c[column], lambda t: t.c[column]))
 
 
+def crm_quotas(run: Run, kind: str) -> list[Quota]:
+    """Per rep and period start, the sum of the CRM-held quotas of that period kind."""
+    q = HeldQuota.__table__  # type: ignore[attr-defined]
+    rows = run.connection.execute(
+        select(q.c.owner_id, q.c.period_start, func.sum(cast(q.c.amount, Float)))
+        .where(q.c.deleted_at.is_(None), q.c.period_kind == kind, q.c.owner_id.is_not(None),
+               q.c.amount.is_not(None))
+        .group_by(q.c.owner_id, q.c.period_start)).all()
+    return [Quota(period=kind, start=start, amount=amount, rep=owner)  # type: ignore[arg-type]
+            for owner, start, amount in rows]
+
+
+def quotas_of(run: Run, kind: str) -> list[Quota]:
+    """CRM quotas, then the settings/CSV quotas of reps and periods the CRM has none for."""
+    held = crm_quotas(run, kind)
+    if not held:
+        return list(run.config.quotas)
+    reps = rep_keys(run)
+    covered = {(quota.rep, quota.start) for quota in held}
+
+    def resolved(rep: str) -> str:
+        return reps.get(rep, reps.get(rep.lower(), (rep, None)))[0]
+
+    return held + [quota for quota in run.config.quotas
+                   if not (quota.rep and (resolved(quota.rep), quota.start) in covered)]
+
+
+def crm_or_settings_attainment(run: Run, values: ValueIndex, kind: str,
+                               grain: str) -> list[KpiValue]:
+    return attainment(run, values, kind, grain, quotas_of(run, kind))
+
+
 KPIS = [
     Kpi("quota_attainment", "Quota attainment", "Revenue won in the period over its quota.",
         "ratio", ("rep", "team", "org"), "deals.close_date (won deals)", "higher", "",
-        Derived(("sales_volume",), attainment), "the quota is 0",
-        notes="quotas from metrics.quotas or metrics.inputs.quotas_csv; periods without one "
-              "have no value"),
+        Derived(("sales_volume",), crm_or_settings_attainment), "the quota is 0",
+        notes="quotas from the CRM where it keeps them (Salesforce ForecastingQuota), else "
+              "metrics.quotas or metrics.inputs.quotas_csv; periods without one have no value"),
     activity_count("calls", "Calls", "is_call", "calls logged"),
     activity_count("emails", "Emails", "is_email", "emails logged"),
     activity_count("meetings", "Meetings booked", "is_meeting", "meetings held or booked"),

@@ -41,7 +41,7 @@ from kpisync.store.models import (
     User,
 )
 from kpisync.store.types import UTCDateTime
-from metrics.money import converted
+from metrics.money import converted, crm_rate
 from metrics.periods import KINDS
 from metrics.portable import add_days, days_between, flag, hours_between, lowered_in, stage
 from metrics.run import Run
@@ -128,11 +128,12 @@ def stage_deals(run: Run) -> None:
     roles, config = run.config.metrics.roles, run.config
     d, u, a = base(Deal, "d"), base(User, "u"), base(Account, "a")
     owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
+    held = crm_rate(d.c.source, d.c.currency, d.c.close_date)
     amount = converted(d.c.amount, d.c.currency, d.c.close_date, config.currency,
-                       config.metrics.currency_rates)
+                       config.metrics.currency_rates, held)
     if roles.margin == "amount":
         margin = converted(d.c.margin, d.c.currency, d.c.close_date, config.currency,
-                           config.metrics.currency_rates)
+                           config.metrics.currency_rates, held)
     else:
         margin = amount * cast(d.c.margin, Float)
     won = d.c.is_won.is_(True)

@@ -16,8 +16,10 @@ from kpisync.store.models import (
     Contact,
     Deal,
     DealStageChange,
+    ExchangeRate,
     Lead,
     LineItem,
+    Quota,
     SurveyResponse,
     User,
 )
@@ -69,7 +71,23 @@ def expected_rows(dump: Dump) -> dict[str, dict[str, tuple[Any, ...]]]:
         activities[rid] = ("meeting", r["OwnerId"], _prefixed(r["WhoId"], "003"),
                            _prefixed(r["WhatId"], "006"))
     expected["activity"] = activities
+    expected.update(expected_rates_and_quotas(dump))
     return expected
+
+
+def expected_rates_and_quotas(dump: Dump) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """Dated rates where the org has them, else CurrencyType; revenue (IsAmount) quotas."""
+    open_end = lambda day, edge: None if day is None or day.year == edge else day  # noqa: E731
+    if "DatedConversionRate" in dump:
+        rates = {rid: (r["IsoCode"], r["ConversionRate"], open_end(r["StartDate"], 1),
+                       open_end(r["NextStartDate"], 9999))
+                 for rid, r in dump["DatedConversionRate"].items()}
+    else:
+        rates = {rid: (r["IsoCode"], r["ConversionRate"], None, None)
+                 for rid, r in dump.get("CurrencyType", {}).items()}
+    quotas = {rid: (r["QuotaOwnerId"], "quarter", r["StartDate"], r["QuotaAmount"])
+              for rid, r in dump.get("ForecastingQuota", {}).items() if r["IsAmount"]}
+    return {"exchange_rate": rates, "quota": quotas}
 
 
 def expected_stage_paths(dump: Dump) -> dict[str, list[str]]:
@@ -104,6 +122,11 @@ def store_rows(engine: Engine) -> dict[str, dict[str, tuple[Any, ...]]]:
                                   SurveyResponse.contact_id).where(live(SurveyResponse)),
         "activity": select(Activity.external_id, Activity.kind, Activity.owner_id,
                            Activity.contact_id, Activity.deal_id).where(live(Activity)),
+        "exchange_rate": select(ExchangeRate.external_id, ExchangeRate.currency, ExchangeRate.rate,
+                                ExchangeRate.valid_from, ExchangeRate.valid_until)
+        .where(live(ExchangeRate)),
+        "quota": select(Quota.external_id, Quota.owner_id, Quota.period_kind, Quota.period_start,
+                        Quota.amount).where(live(Quota)),
     }
     with engine.connect() as connection:
         return {entity: {row[0]: _normal(tuple(row[1:])) for row in connection.execute(query)}

@@ -5,7 +5,8 @@ Objects: User (+ UserRole for teams), OpportunityStage (won/lost meaning), Accou
 Owner rows of OpportunityFieldHistory when field-history tracking is on, else the current owner;
 see connectors.salesforce.history), OpportunityLineItem,
 Task (calls, emails, to-dos) and Event (meetings), and the NPS survey object (NPS_Response__c by
-default; see `survey`).
+default; see `survey`); conversion rates (DatedConversionRate, else CurrencyType) and revenue
+quotas (ForecastingQuota) where the org has them, read whole each run (connectors.salesforce.finance).
 Cursor: (SystemModstamp, Id) keyset through queryAll, 2,000-row nextRecordsUrl pages; recycle-bin
 rows (IsDeleted) become deletes, merged ones (MasterRecordId) merges; purged rows through the
 engine's periodic full id comparison. A first sync of an object with more than
@@ -22,11 +23,11 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from connectors.salesforce import mappers
+from connectors.salesforce import finance, mappers
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.fields import describe, field_infos, setup_steps
 from connectors.salesforce.history import OWNERS, STAGES
@@ -88,6 +89,7 @@ class SalesforceSettings(StrictModel):
     min_api_remaining: int = Field(default=5000, ge=0)
     fast_retries: bool = False
     survey: SurveySettings = SurveySettings()
+    forecast_period: Literal["month", "quarter"] = "quarter"  # Collaborative Forecasts' period
     roles: dict[str, str] = {}
     team_regions: dict[str, str] = {}
 
@@ -145,6 +147,7 @@ class SalesforceConnector:
         self._reader: StreamReader | None = None
         self._allowance_checked = False
         self._tracking: bool | None = None
+        self._present: dict[str, bool] = {}
         self._stage_rows: list[dict[str, Any]] = []
 
     @property
@@ -153,8 +156,10 @@ class SalesforceConnector:
 
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
-        return [StreamSpec(o, ("survey_response",) if o == self.survey_object else ENTITIES[o])
-                for o in self.objects]
+        return [*(StreamSpec(o, ("survey_response",) if o == self.survey_object else ENTITIES[o])
+                  for o in self.objects),
+                StreamSpec(finance.RATES_STREAM, ("exchange_rate",)),
+                StreamSpec(finance.QUOTA, ("quota",))]
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
@@ -166,6 +171,12 @@ class SalesforceConnector:
             yield Page(stream=stream, records=rows, api_calls=reader.calls() - before)
         elif stream in INCREMENTAL or stream == self.survey_object:
             yield from reader.read(stream, cursor, signpost, self.record_count)
+        elif stream in (finance.RATES_STREAM, finance.QUOTA):
+            before = reader.calls()
+            rows = (finance.read_rates(reader.pager, self.has) if stream == finance.RATES_STREAM
+                    else finance.read_quotas(reader.pager, self.has, self.settings.forecast_period,
+                                             self.has_field(finance.QUOTA, "CurrencyIsoCode")))
+            yield Page(stream=stream, records=rows, api_calls=reader.calls() - before)
         else:
             raise RejectedError(f"Salesforce has no stream {stream!r}")
 
@@ -174,6 +185,7 @@ class SalesforceConnector:
         for sobject in (*INCREMENTAL, self.survey_object):
             for ids in list_ids(reader.pager, sobject):
                 yield reader.entity_of(sobject), ids
+        yield from finance.ids_of(reader.pager, self.has)
 
     def discover(self) -> list[FieldInfo]:
         """describe of every synced object; a sync starts here, so the allowance floor too."""
@@ -252,14 +264,24 @@ class SalesforceConnector:
     def tracking(self) -> bool:
         """Whether OpportunityFieldHistory exists (its describe answers 404 when tracking is off)."""
         if self._tracking is None:
+            self._tracking = self.has(OWNERS)
+        return self._tracking
+
+    def has(self, sobject: str) -> bool:
+        """Whether the org has `sobject`: its describe answers 404 when a feature is off."""
+        if sobject not in self._present:
             try:
-                self.described(OWNERS)
-                self._tracking = True
+                self.described(sobject)
+                self._present[sobject] = True
             except RejectedError as error:
                 if "NOT_FOUND" not in error.message:
                     raise
-                self._tracking = False
-        return self._tracking
+                self._present[sobject] = False
+        return self._present[sobject]
+
+    def has_field(self, sobject: str, name: str) -> bool:
+        return self.has(sobject) and any(
+            f.get("name") == name for f in self.described(sobject).get("fields", []))
 
     def record_count(self, sobject: str) -> int:
         if self._counts is None:

@@ -171,6 +171,28 @@ class CustomFieldDef:
     options: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ExchangeRate:
+    """A rate the CRM keeps: `per_corporate` units of `currency` buy one corporate unit.
+
+    `start` is None for an undated rate (multi-currency without dated rates); dated rates of one
+    currency are each in force from their start until the next one's.
+    """
+
+    currency: str
+    per_corporate: Decimal
+    start: date | None = None
+
+
+@dataclass(frozen=True)
+class RepQuota:
+    """A revenue quota (corporate currency) of one rep for the quarter starting on `start`."""
+
+    rep_id: int
+    start: date
+    amount: Decimal
+
+
 @dataclass
 class Org:
     seed: int
@@ -185,3 +207,5 @@ class Org:
     survey_answers: list[SurveyAnswer]
     custom_fields: list[CustomFieldDef]
     currencies: dict[str, Decimal]  # ISO code -> rate to the corporate currency (USD)
+    exchange_rates: list[ExchangeRate] = field(default_factory=list)  # none: not in the CRM
+    quotas: list[RepQuota] = field(default_factory=list)  # none: no forecasting in the CRM

@@ -30,6 +30,7 @@ import trustme
 
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.salesforce_auth import OrgLogin, Sessions
+from kpisync.sandbox.salesforce_finance import add_rates_and_quotas, optional_objects
 from kpisync.sandbox.salesforce_records import Record, Truth, build_truth, utc_now_ms
 from kpisync.sandbox.salesforce_render import BulkJobs, QueryCursors, errors
 from kpisync.sandbox.salesforce_routes import register_routes
@@ -70,8 +71,11 @@ class SalesforceEmulator(EmulatorServer):
         self.clock = clock
         self.login = login or OrgLogin()
         self.sessions = Sessions(self.login, session_seconds)
-        self.schema = Schema(org.stages, list(org.currencies), org.custom_fields, field_history)
-        self.store = SalesforceStore(build_truth(org, self.schema), self.schema, clock)
+        self.schema = Schema(org.stages, list(org.currencies), org.custom_fields, field_history,
+                             optional_objects(org))
+        truth = build_truth(org, self.schema)
+        add_rates_and_quotas(truth, self.schema, org)
+        self.store = SalesforceStore(truth, self.schema, clock)
         self.cursors = QueryCursors()
         self.bulk = BulkJobs()
         self.api_used = 0

@@ -22,10 +22,16 @@ PREFIXES = {
     "Account": "001", "Contact": "003", "User": "005", "Opportunity": "006", "OpportunityHistory": "008",
     "UserRole": "00E", "OpportunityLineItem": "00k", "Lead": "00Q", "Task": "00T", "Event": "00U",
     "Product2": "01t", "OpportunityStage": "01J", "NPS_Response__c": "a0N", "Organization": "00D",
-    "OpportunityFieldHistory": "017",
+    "OpportunityFieldHistory": "017", "CurrencyType": "01L", "DatedConversionRate": "04w",
+    "ForecastingQuota": "0J9",
 }
 FIELD_HISTORY = "OpportunityFieldHistory"  # exists only while field-history tracking is on
 SURVEY_OBJECT = "NPS_Response__c"
+# Exist only when the org has them: CurrencyType with multi-currency, DatedConversionRate with
+# advanced currency management, ForecastingQuota with Collaborative Forecasts (emulator choice: an
+# org without CRM rates or quotas serves none of them).
+CURRENCY_TYPE, DATED_RATE, FORECAST_QUOTA = "CurrencyType", "DatedConversionRate", "ForecastingQuota"
+OPTIONAL = (CURRENCY_TYPE, DATED_RATE, FORECAST_QUOTA)
 SYSTEM = [("Id", "id", "Record ID"), ("IsDeleted", "boolean", "Deleted"),
           ("CreatedDate", "datetime", "Created Date"), ("CreatedById", "reference", "Created By ID"),
           ("LastModifiedDate", "datetime", "Last Modified Date"),
@@ -109,12 +115,29 @@ STANDARD: dict[str, list[tuple[str, str, str, bool, str]]] = {
                     ("Contact__c", R, "Contact", True, "Contact"), ("Account__c", R, "Account", True, "Account"),
                     ("Answered_At__c", DT, "Answered At", True, ""),
                     ("Survey_Type__c", P, "Survey Type", True, "")],
+    CURRENCY_TYPE: [("IsoCode", P, "Currency ISO Code", True, ""),
+                    ("ConversionRate", N, "Conversion Rate", True, ""),
+                    ("DecimalPlaces", I, "Decimal Places", True, ""),
+                    ("IsActive", B, "Active", True, ""), ("IsCorporate", B, "Corporate", False, "")],
+    DATED_RATE: [("IsoCode", P, "Currency ISO Code", True, ""),
+                 ("ConversionRate", N, "Conversion Rate", True, ""),
+                 ("StartDate", D, "Start Date", True, ""),
+                 ("NextStartDate", D, "Next Start Date", False, "")],
+    FORECAST_QUOTA: [("QuotaOwnerId", R, "Quota Owner ID", True, "User"),
+                     ("StartDate", D, "Start Date", True, ""),
+                     ("QuotaAmount", C, "Quota Amount", True, ""),
+                     ("QuotaQuantity", N, "Quota Quantity", True, ""),
+                     ("IsAmount", B, "Is Amount", False, ""), ("IsQuantity", B, "Is Quantity", False, ""),
+                     ("ForecastingTypeId", R, "Forecasting Type ID", True, "ForecastingType"),
+                     ("PeriodId", R, "Period ID", False, "Period"),
+                     ("CurrencyIsoCode", P, "Currency ISO Code", True, "")],
 }
 EXTRA_CUSTOM = {"Opportunity": [("Loss_Reason__c", P, "Loss Reason", True, "")]}
 CUSTOM_ENTITY = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity"}
 TYPE_OF = {"string": S, "number": N, "date": D, "enumeration": P, "bool": B}
 NO_LAST_MODIFIED = {"OpportunityHistory", FIELD_HISTORY}  # history rows are never modified
 NO_SYSTEM_MODSTAMP = {FIELD_HISTORY}  # field history has CreatedDate as its only timestamp
+NO_IS_DELETED = set(OPTIONAL)  # setup-like objects: never in the recycle bin
 
 
 def api_name(label: str) -> str:
@@ -212,10 +235,13 @@ class Schema:
     """Every sObject of the emulated org; also the SOQL parser's catalog."""
 
     def __init__(self, stages: list[Stage], currencies: list[str],
-                 custom_fields: list[CustomFieldDef], field_history: bool = True) -> None:
+                 custom_fields: list[CustomFieldDef], field_history: bool = True,
+                 optional: tuple[str, ...] = ()) -> None:
         self.objects: dict[str, ObjectDef] = {}
         for name, specs in STANDARD.items():
             if name == FIELD_HISTORY and not field_history:
+                continue
+            if name in OPTIONAL and name not in optional:
                 continue
             defs = {n: FieldDef(n, t, label) for n, t, label in SYSTEM}
             if name in NO_LAST_MODIFIED:
@@ -223,6 +249,8 @@ class Schema:
                 defs.pop("LastModifiedById")
             if name in NO_SYSTEM_MODSTAMP:
                 defs.pop("SystemModstamp")
+            if name in NO_IS_DELETED:
+                defs.pop("IsDeleted")
             for n, t, label, updateable, refs in specs + EXTRA_CUSTOM.get(name, []):
                 defs[n] = FieldDef(n, t, label, updateable, tuple(r for r in refs.split(",") if r),
                                    custom=n.endswith("__c"))

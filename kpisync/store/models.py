@@ -262,11 +262,43 @@ class SurveyResponse(RecordBase, table=True):
     origin: str = "crm"
 
 
+class ExchangeRate(RecordBase, table=True):
+    """A CRM-held conversion rate: `rate` units of `currency` buy one unit of the corporate currency.
+
+    That is Salesforce's ConversionRate, so an amount converts as amount / rate. It is in force on
+    the dates in [valid_from, valid_until); an open end (None) reaches back or forward for ever.
+    """
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    entity: ClassVar[str] = "exchange_rate"
+
+    currency: str = Field(max_length=3)
+    rate: Decimal = Field(sa_type=Numeric(30, 9))
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+class Quota(RecordBase, table=True):
+    """A CRM-held revenue quota of one owner (a user's external id) for one period."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    entity: ClassVar[str] = "quota"
+    reference_columns: ClassVar[dict[str, str]] = {"owner_id": "user"}
+
+    owner_id: str | None = _ref()
+    period_kind: str = Field(max_length=16)  # week | month | quarter | year
+    period_start: date
+    amount: Decimal | None = Field(default=None, sa_type=MONEY)
+    currency: str | None = Field(default=None, max_length=3)
+
+
 ENTITY_MODELS: dict[str, type[RecordBase]] = {
     model.entity: model
     for model in (
         User, Account, Contact, Lead, Deal, DealStageChange, LineItem, PipelineStage, Activity,
-        SurveyResponse,
+        SurveyResponse, ExchangeRate, Quota,
     )
 }
 
