@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 
 from kpisync.config import parse_settings
 from kpisync.sandbox.org import ExchangeRate, Org, OwnerChange, RepQuota, StageChange
-from kpisync.sandbox.orggen import add_rates_and_quotas, generate_org
+from kpisync.sandbox.orgfinance import add_rates_and_quotas
+from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.salesforce import SalesforceEmulator, make_id
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
