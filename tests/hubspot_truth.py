@@ -13,7 +13,16 @@ from sqlalchemy import Engine, select
 
 from kpisync.sandbox.hubspot_schema import snake_case
 from kpisync.sandbox.org import Org
-from kpisync.store.models import Account, Activity, Contact, Deal, Lead, SurveyResponse, User
+from kpisync.store.models import (
+    Account,
+    Activity,
+    Contact,
+    Deal,
+    Lead,
+    LineItem,
+    SurveyResponse,
+    User,
+)
 
 LEAD_STAGES = {"subscriber", "lead", "marketingqualifiedlead"}
 CUSTOM_OF = {"account": "companies", "contact": "contacts", "lead": "contacts", "deal": "deals"}
@@ -71,6 +80,11 @@ def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[A
               p.get("dealstage"), _day(_none(p.get("closedate"))), _none(p.get("hubspot_owner_id")),
               _assoc(r, "companies"), _custom(r, custom.get("deals", set())))
         for rid, r in _live(dump, "deals").items() for p in [r["properties"]]}
+    expected["line_item"] = {
+        rid: (_assoc(r, "deals"), _none(p.get("hs_sku")) or _none(p.get("name")),
+              Decimal(p["quantity"]) if _none(p.get("quantity")) else None,
+              Decimal(p["price"]) if _none(p.get("price")) else None)
+        for rid, r in _live(dump, "line_items").items() for p in [r["properties"]]}
     activities = {}
     for object_type in ("calls", "emails", "meetings", "tasks"):
         for rid, r in _live(dump, object_type).items():
@@ -94,6 +108,8 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
         .where(Lead.deleted_at.is_(None)),
         "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
                        Deal.owner_id, Deal.account_id, Deal.custom).where(Deal.deleted_at.is_(None)),
+        "line_item": select(LineItem.external_id, LineItem.deal_id, LineItem.product,
+                            LineItem.quantity, LineItem.unit_price).where(LineItem.deleted_at.is_(None)),
         "activity": select(Activity.external_id, Activity.kind, Activity.owner_id, Activity.contact_id,
                            Activity.deal_id).where(Activity.deleted_at.is_(None)),
         "survey_response": select(SurveyResponse.external_id, SurveyResponse.score,

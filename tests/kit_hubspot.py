@@ -32,15 +32,27 @@ class ServedHubSpot(Served):
         return {"search_rate_per_second": 40}
 
     def change_deals(self, count: int, seed: int) -> set[str]:
+        """Amounts changed; a changed deal's first line item gets a new quantity and price too."""
         rng = random.Random(seed)
-        ids = rng.sample(sorted(self.emulator.dump()["deals"]), count)
+        dump = self.emulator.dump()
+        ids = rng.sample(sorted(dump["deals"]), count)
         for rid in ids:
             self.emulator.update_record("deals", rid, {"amount": f"{rng.randint(100, 99999)}.25"})
+            items = sorted(i for i in dump["deals"][rid]["associations"].get("line_items", {})
+                           if not dump["line_items"][i]["archived"])
+            if items:
+                self.emulator.update_record("line_items", items[0], {
+                    "quantity": str(rng.randint(2, 9)), "price": f"{rng.randint(10, 999)}.50"})
         return set(ids)
 
     def delete_deal(self) -> str:
-        rid = sorted(self.emulator.dump()["deals"])[1]
+        """A deal archived, and a line item of another deal (a product taken off it)."""
+        dump = self.emulator.dump()
+        rid = sorted(dump["deals"])[1]
         self.emulator.archive("deals", rid)
+        item = min(i for i, r in dump["line_items"].items() if not r["archived"]
+                   and rid not in r["associations"].get("deals", {}))
+        self.emulator.archive("line_items", item)
         return rid
 
     def tie_all_deals(self, at: datetime) -> None:

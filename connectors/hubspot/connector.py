@@ -1,8 +1,9 @@
 """HubSpot CRM connector (CRM v3 via hubspot-api-client 12).
 
 Objects: companies, contacts (canonical contacts and leads), deals (with their stage history, owner
-at close and company/contact associations), owners, deal pipelines, calls, emails, meetings,
-tasks, feedback submissions (NPS). A deal's stage path comes from the v2 stage-calculated
+at close and company/contact associations), line items (each with its deal from a v4
+line_items->deals association read), owners, deal pipelines, calls, emails, meetings, tasks,
+feedback submissions (NPS). A deal's stage path comes from the v2 stage-calculated
 properties its search page carries; property history is read (batch/read) only for the deals those
 cannot prove, or whose owner was assigned after they closed (see connectors.hubspot.stages).
 Cursor: `lastmodifieddate` (contacts) / `hs_lastmodifieddate` (the rest) through the search API,
@@ -43,8 +44,8 @@ from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 from kpisync.store.models import Row
 
-SEARCHED = ("companies", "contacts", "deals", "calls", "emails", "meetings", "tasks",
-            "feedback_submissions")
+SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "emails", "meetings",
+            "tasks", "feedback_submissions")
 WRITABLE = {"account": "companies", "contact": "contacts", "deal": "deals"}
 
 

@@ -15,6 +15,7 @@ from kpisync.store.models import (
     Deal,
     DealStageChange,
     Lead,
+    LineItem,
     PipelineStage,
     Row,
     SurveyResponse,
@@ -227,6 +228,18 @@ def history_of(record: Mapping[str, Any], prop: str) -> tuple[tuple[str, datetim
     entries = (record.get("propertiesWithHistory") or {}).get(prop) or []
     parsed = [(str(e.get("value")), instant(e.get("timestamp"))) for e in entries if e.get("value")]
     return tuple(sorted(((v, t) for v, t in parsed if t is not None), key=lambda item: item[1]))
+
+
+def map_line_item(record: Mapping[str, Any], deal_ids: Sequence[str]) -> Row:
+    """A line item as Salesforce's OpportunityLineItem fills it: the product's code (SKU), else
+    the line's name; quantity; unit price (`price`; `amount` is HubSpot's price x quantity)."""
+    p = record.get("properties") or {}
+    return LineItem.row(
+        external_id=str(record["id"]), deal_id=first_id(deal_ids),
+        product=text(p, "hs_sku") or text(p, "name"), quantity=decimal(p.get("quantity")),
+        unit_price=decimal(p.get("price")), modified_at=instant(p.get("hs_lastmodifieddate")),
+        raw=dict(record),
+    )
 
 
 ENGAGEMENT_KINDS = {"calls": "call", "emails": "email", "meetings": "meeting", "tasks": "task"}

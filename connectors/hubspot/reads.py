@@ -40,6 +40,8 @@ BASE_PROPERTIES: dict[str, tuple[str, ...]] = {
               "hs_task_type", "hs_createdate", "hs_lastmodifieddate"),
     "feedback_submissions": ("hs_survey_type", "hs_response_value", "hs_submission_timestamp",
                              "hs_contact_id", "hs_createdate", "hs_lastmodifieddate"),
+    "line_items": ("name", "hs_sku", "quantity", "price", "hs_product_id", "hs_createdate",
+                   "hs_lastmodifieddate"),
 }
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
 DEAL_ROLES = ("deal_type", "lead_source", "loss_reason", "competitor", "margin")
@@ -47,6 +49,7 @@ ENTITIES = {
     "companies": ("account",), "contacts": ("contact", "lead"), "deals": ("deal",),
     "calls": ("activity",), "emails": ("activity",), "meetings": ("activity",),
     "tasks": ("activity",), "feedback_submissions": ("survey_response",),
+    "line_items": ("line_item",),
 }
 MERGEABLE = ("companies", "contacts", "deals")
 
@@ -118,6 +121,9 @@ class StreamReader:
             rows = [mappers.map_engagement(object_type, r, mappers.ActivityLinks(
                 contact_ids=links["contacts"].get(i, ()), deal_ids=links["deals"].get(i, ()),
                 company_ids=links["companies"].get(i, ()))) for r, i in zip(records, ids)]
+        elif object_type == "line_items":
+            deals = self.associations("line_items", "deals", ids)
+            rows = [mappers.map_line_item(r, deals.get(i, ())) for r, i in zip(records, ids)]
         elif object_type == "feedback_submissions":
             contacts = [c for c in (mappers.text(r.get("properties") or {}, "hs_contact_id") for r in records) if c]
             companies = self.associations("contacts", "companies", sorted(set(contacts)))

@@ -137,7 +137,7 @@ BUILTIN: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
               ("hs_task_priority", E, ("NONE", "LOW", "MEDIUM", "HIGH"))],
     "notes": [("hs_timestamp", DT, ()), ("hs_note_body", S, ())],
     "line_items": [("name", S, ()), ("quantity", N, ()), ("price", N, ()), ("amount", N, ()),
-                   ("hs_product_id", S, ())],
+                   ("hs_product_id", S, ()), ("hs_sku", S, ())],
     "feedback_submissions": [("hs_survey_type", E, ("NPS", "CSAT", "CES", "CUSTOM")),
                              ("hs_response_value", N, ()), ("hs_submission_timestamp", DT, ()),
                              ("hs_contact_id", N, ()), ("hs_survey_channel", S, ()),
@@ -148,6 +148,8 @@ OWNER_ASSIGNED = "hubspot_owner_assigneddate"
 OWNER_DATED = ("companies", "contacts", "deals")
 DEAL_READ_ONLY: list[tuple[str, str, tuple[str, ...]]] = [
     ("hs_is_closed", B, ()), ("hs_is_closed_won", B, ()), ("hs_deal_stage_probability", N, ())]
+# A line item's amount is HubSpot's calculation (price x quantity), not a value anyone writes.
+LINE_ITEM_CALCULATED = ("amount",)
 
 
 def build_properties(stages: list[Stage], currencies: list[str],
@@ -175,6 +177,9 @@ def build_properties(stages: list[Stage], currencies: list[str],
                          for n, t, _ in DEAL_READ_ONLY})
             defs["dealstage"].options = tuple(stage_id(s.key) for s in stages)
             defs["deal_currency_code"].options = tuple(currencies)
+        if object_type == "line_items":
+            for name in LINE_ITEM_CALCULATED:
+                defs[name].read_only = True
         if object_type == "feedback_submissions":
             for definition in defs.values():
                 definition.read_only = True

@@ -12,6 +12,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from kpisync.sandbox.hubspot_records import Record, Truth, iso, new_record
@@ -182,6 +183,8 @@ class HubSpotStore:
             current["hs_is_closed"] = str(closed).lower()
             current["hs_is_closed_won"] = str(won).lower()
             current["hs_deal_stage_probability"] = probability
+        if object_type == "line_items" and ("price" in props or "quantity" in props):
+            current["amount"] = line_amount(current.get("price"), current.get("quantity"))
         self._touch(object_type, record, at)
 
     def update(self, object_type: str, rid: str, props: dict[str, str | None]) -> Record:
@@ -203,6 +206,9 @@ class HubSpotStore:
         record = new_record(rid, {**base, **{k: v for k, v in props.items() if v is not None}},
                             props.get(created_prop(object_type)) or now, now)
         self.truth[object_type][rid] = record
+        if object_type == "line_items":
+            props_now = record["properties"]
+            props_now["amount"] = line_amount(props_now.get("price"), props_now.get("quantity"))
         self._set(object_type, record, {}, now)
         if object_type == "deals" and "dealstage" in props:
             self._set(object_type, record, {"dealstage": props["dealstage"]}, now)
@@ -357,6 +363,13 @@ def safe_typed(definition: PropDef | None, raw: Any) -> Typed | None:
 def lower_or_none(value: str | None) -> str | None:
     """Lower-cased text or None."""
     return None if value is None else value.lower()
+
+
+def line_amount(price: str | None, quantity: str | None) -> str | None:
+    """A line item's calculated amount: price x quantity (None when either is unset)."""
+    if price in (None, "") or quantity in (None, ""):
+        return None
+    return str(Decimal(price) * Decimal(quantity))
 
 
 def history_entry(value: str | None, at: str) -> dict[str, Any]:
