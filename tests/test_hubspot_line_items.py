@@ -1,5 +1,8 @@
 """Line items: the emulator serves them as HubSpot does, and the connector syncs them exactly.
 
+The last test proves what tests/test_kpi_parity.py's NOT_COMPARABLE says of the line-item KPIs:
+HubSpot and Salesforce agree on them (Vtiger, which carries no line items, is why they are listed).
+
 The emulator part talks to it with hubspot-api-client unchanged (search, v4 associations, the
 calculated `amount`). The sync part runs a full sync, then a quantity change, an archive, a purge
 and a line item added through the API, and an incremental sync that must catch exactly those.
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,13 +22,19 @@ from hubspot.crm.objects import PublicObjectSearchRequest, SimplePublicObjectInp
 from hubspot.crm.objects.exceptions import ApiException
 from sqlalchemy import Engine, select
 
+from kpisync.config import parse_settings
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
+from kpisync.store.database import open_store
 from kpisync.store.models import LineItem
 from kpisync.sync import SyncOptions, sync_source
+from metrics.engine import compute_values
+from metrics.options import metric_config
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
 from tests.hubspot_truth import assert_store_equals_truth
+from tests.kit_hubspot import KIT as HUBSPOT_KIT
+from tests.kit_salesforce import KIT as SALESFORCE_KIT
 
 LINE_ITEM_TO_DEAL = 20  # HubSpot's default association type id
 
@@ -125,3 +134,32 @@ def test_line_items_sync_full_then_incremental(sqlite_engine: Engine, env: HubSp
     live = sum(1 for r in env.emulator.dump()["line_items"].values() if not r["archived"])
     # the archived listing (one page), then the purge check's id listing (100 ids a page)
     assert calls["GET /crm/v3/objects/line_items"] == 1 + math.ceil(live / 100)
+
+
+LINE_ITEM_KPIS = ("units_sold", "cross_sell_rate")
+
+
+def test_line_item_kpis_agree_with_salesforce(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    org = generate_org(seed=21, deals=120)
+    now = datetime(2026, 10, 31, tzinfo=UTC)
+    config = metric_config(parse_settings({
+        "kpisync": {"timezone": "Europe/Warsaw", "currency": "USD"},
+        "metrics": {"currency_rates": {"EUR": 1.08, "GBP": 1.27, "PLN": 0.25}}}))
+    results = []
+    for kit in (HUBSPOT_KIT, SALESFORCE_KIT):
+        engine = open_store(f"sqlite:///{tmp_path / kit.name}.db")
+        with kit.serve(org) as served:
+            synced = sync_source(engine, served.source, served.connector(), SyncOptions())
+            assert synced.status == "succeeded"
+        with engine.begin() as connection:
+            values = compute_values(connection, config, now=now, only=LINE_ITEM_KPIS)
+        engine.dispose()
+        # rep keys are each CRM's own user ids; every other grain is CRM-neutral
+        results.append({(v.kpi, v.period, v.period_start, v.grain, v.key):
+                        (None if v.value is None else round(float(v.value), 6), v.count)
+                        for v in values if v.grain != "rep"})
+    hubspot, salesforce = results
+    assert sum(1 for k, (value, _) in hubspot.items()
+               if k[0] == "units_sold" and k[3] == "product" and value) > 50
+    assert sum(1 for k, (value, _) in hubspot.items() if k[0] == "cross_sell_rate" and value) > 5
+    assert hubspot == salesforce

@@ -21,8 +21,10 @@ from tests.harness import available_kits
 
 # KPIs whose inputs some CRM does not hold the same way; every other KPI must agree exactly.
 NOT_COMPARABLE = {
-    "units_sold": "the HubSpot connector does not read line items",
-    "cross_sell_rate": "falls back on line items where a CRM has them",
+    "units_sold": "Vtiger carries no line items (neither its connector nor its emulator reads "
+                  "product lines); HubSpot and Salesforce agree",
+    "cross_sell_rate": "counts first purchases of a product from line items, which Vtiger "
+                       "lacks; HubSpot and Salesforce agree",
     "lead_response_time": "Salesforce re-points a converted lead's activities to the contact",
     "follow_up_persistence": "the same",
     "qualified_leads": "lead status words differ per CRM",
