@@ -15,7 +15,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, DateTime, Integer, String, case, cast, func, literal
+from sqlalchemy import (
+    Column,
+    Computed,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.store.types import UTCDateTime
@@ -150,6 +163,24 @@ class Bucketer:
         if self.dialect == "postgresql":
             return cast(func.date_trunc(kind, func.timezone(self.zone.key, instant)), Date)
         return self._truncate(self.local_datetime(instant), kind)
+
+    def staged_instant(self, instant: Any, prefix: str) -> list[ColumnElement[Any]]:
+        """What staging selects for an instant column: on PostgreSQL its four period starts; on
+        SQLite its local time, computed once (the offset CASE is the costly part), from which
+        the staged table's stored generated columns cut the periods."""
+        if self.dialect == "postgresql":
+            return [self.instant(instant, kind).label(prefix + kind) for kind in KINDS]
+        return [self.local_datetime(instant).label(prefix + "local")]
+
+    def staged_period_columns(self, prefix: str) -> list[Column[Any]]:
+        """The staged table's columns for an instant: `<prefix><kind>` period starts."""
+        if self.dialect == "postgresql":
+            return [Column(prefix + kind, Date) for kind in KINDS]
+        local: ColumnElement[Any] = column(prefix + "local")
+        return [Column(prefix + "local", String), *[
+            Column(prefix + kind, Date, Computed(str(self._truncate(local, kind).compile(
+                dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})), persisted=True))
+            for kind in KINDS]]
 
     def day(self, day: Any, kind: str) -> ColumnElement[Any]:
         """The period start of a date column."""

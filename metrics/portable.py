@@ -67,7 +67,8 @@ def stage(connection: Connection, name: str, columns: list[Column[Any]],
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     table.drop(connection, checkfirst=True)
     table.create(connection)
-    connection.execute(table.insert().from_select([c.name for c in columns], select))
+    filled = [c.name for c in columns if c.computed is None]  # generated columns fill themselves
+    connection.execute(table.insert().from_select(filled, select))
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"ANALYZE {name}")
     return table

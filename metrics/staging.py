@@ -61,11 +61,17 @@ def same_record(table: Any, source: Any, external_id: Any) -> ColumnElement[bool
 
 
 def period_columns(prefix: str) -> list[Column[Any]]:
+    """The period starts of a date (see `day_periods`)."""
     return [Column(prefix + kind, Date) for kind in KINDS]
 
 
+def instant_period_columns(run: Run, prefix: str) -> list[Column[Any]]:
+    """The period starts of an instant (see `instant_periods`)."""
+    return run.bucketer.staged_period_columns(prefix)
+
+
 def instant_periods(run: Run, instant: Any, prefix: str) -> list[ColumnElement[Any]]:
-    return [run.bucketer.instant(instant, kind).label(prefix + kind) for kind in KINDS]
+    return run.bucketer.staged_instant(instant, prefix)
 
 
 def day_periods(run: Run, day: Any, prefix: str) -> list[ColumnElement[Any]]:
@@ -170,7 +176,7 @@ def stage_deals(run: Run) -> None:
         *ints("is_won", "is_lost", "is_closed", "has_reason", "no_decision", "has_competitor",
               "is_upgrade", "is_cross_sell", "adhered"),
         *floats("amount_c", "margin_c", "cycle_days"), Column("close_date", Date),
-        *period_columns("c_"), *period_columns("k_"),
+        *period_columns("c_"), *instant_period_columns(run, "k_"),
     ]
     run.tables["kpi_deal"] = stage(run.connection, "kpi_deal", columns, query)
 
@@ -287,7 +293,7 @@ def stage_leads(run: Run) -> None:
         .where(live(l), l.c.created_at >= start_utc)
     )
     columns = [*text("src", "lead", "rep", "team", "source"), *ints("is_qualified", "is_converted"),
-               *floats("response_hours"), *ints("follow_ups"), *period_columns("l_")]
+               *floats("response_hours"), *ints("follow_ups"), *instant_period_columns(run, "l_")]
     run.tables["kpi_lead"] = stage(run.connection, "kpi_lead", columns, query)
 
 
@@ -311,7 +317,7 @@ def stage_people(run: Run) -> None:
         .where(live(t), t.c.created_at >= start_utc)
         for kind, t in (("lead", l), ("contact", c))
     ]
-    columns = [*text("kind", "source"), *ints("quality"), *period_columns("p_")]
+    columns = [*text("kind", "source"), *ints("quality"), *instant_period_columns(run, "p_")]
     run.tables["kpi_person"] = stage(run.connection, "kpi_person", columns, union_all(*parts))
 
 
@@ -329,7 +335,7 @@ def stage_activities(run: Run) -> None:
         .where(live(act), act.c.occurred_at >= start_utc, act.c.occurred_at <= run.window.now)
     )
     columns = [*text("src", "rep", "team", "kind", "account"), *floats("selling_seconds"),
-               *ints("is_call", "is_email", "is_meeting"), *period_columns("o_")]
+               *ints("is_call", "is_email", "is_meeting"), *instant_period_columns(run, "o_")]
     run.tables["kpi_activity"] = stage(run.connection, "kpi_activity", columns, query)
 
 
@@ -347,7 +353,7 @@ def stage_answers(run: Run) -> None:
                s.c.score >= 0, s.c.score <= 10)
     )
     columns = [*text("src", "kind"), *ints("score", "promoter", "detractor"),
-               *text("account", "segment", "team"), *period_columns("s_")]
+               *text("account", "segment", "team"), *instant_period_columns(run, "s_")]
     run.tables["kpi_answer"] = stage(run.connection, "kpi_answer", columns, query)
 
 
@@ -392,7 +398,7 @@ def stage_stays(run: Run) -> None:
         .where(or_(stays.c.entered_at >= start_utc, stays.c.left_at >= start_utc))
     )
     columns = [*text("src", "deal", "stage", "rep", "team"), *ints("is_proposal"), *floats("days"),
-               *period_columns("e_"), *period_columns("n_")]
+               *instant_period_columns(run, "e_"), *instant_period_columns(run, "n_")]
     run.tables["kpi_stay"] = stage(run.connection, "kpi_stay", columns, query)
 
 
