@@ -3,8 +3,8 @@
 A page of opportunities gets its history one of two ways:
 - from an index of the whole object, read once when the Opportunity stream starts: through the
   object's own Bulk API 2.0 query job when it holds more than `bulk_above_records` rows, else by
-  REST pages. A Bulk first sync reads stage history this way (a job's few calls instead of one
-  IN query per 300 opportunities); every first sync reads owner changes this way (they are rare).
+  REST pages. Every first sync reads stage and owner history this way (a Bulk job's few calls,
+  or ⌈rows/2000⌉ REST pages, instead of one IN query per 300 opportunities).
   Only objects of up to INDEX_MAX_ROWS rows are indexed (about 50 MB), so memory stays bounded;
   bigger ones are looked up page by page.
 - by IN (...) queries of a few hundred ids for the page's opportunities: stage history on REST
