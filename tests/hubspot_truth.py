@@ -57,6 +57,10 @@ def _day(value: str | None) -> date | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date() if value else None
 
 
+def _live_deal(deal_id: str | None, live_deals: set[str] | dict[str, Any]) -> str | None:
+    return deal_id if deal_id in live_deals else None
+
+
 def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[Any, ...]]]:
     """entity -> external_id -> the tuple of fields the store must hold."""
     custom = custom_names(org)
@@ -80,8 +84,13 @@ def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[A
               p.get("dealstage"), _day(_none(p.get("closedate"))), _none(p.get("hubspot_owner_id")),
               _assoc(r, "companies"), _custom(r, custom.get("deals", set())))
         for rid, r in _live(dump, "deals").items() for p in [r["properties"]]}
+    # A line item's deal is checked only while that deal is live: HubSpot does not date the loss
+    # of an association (a purged deal's line items keep their modified time), and the KPIs
+    # join line items to live deals only.
+    live_deals = set(_live(dump, "deals"))
     expected["line_item"] = {
-        rid: (_assoc(r, "deals"), _none(p.get("hs_sku")) or _none(p.get("name")),
+        rid: (_live_deal(_assoc(r, "deals"), live_deals),
+              _none(p.get("hs_sku")) or _none(p.get("name")),
               Decimal(p["quantity"]) if _none(p.get("quantity")) else None,
               Decimal(p["price"]) if _none(p.get("price")) else None)
         for rid, r in _live(dump, "line_items").items() for p in [r["properties"]]}
@@ -120,6 +129,8 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
         for entity, query in queries.items():
             rows = connection.execute(query.where(query.selected_columns[0].is_not(None))).all()
             found[entity] = {row[0]: _normal(tuple(row[1:])) for row in rows}
+    found["line_item"] = {rid: (_live_deal(row[0], found["deal"]), *row[1:])
+                          for rid, row in found["line_item"].items()}
     return found
 
 
