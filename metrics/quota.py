@@ -7,12 +7,13 @@ settings quota of the same rep and period; teams and the org sum their reps' quo
 
 from __future__ import annotations
 
-from sqlalchemy import Float, cast, func, select
+from sqlalchemy import Column, Date, Float, MetaData, String, Table, cast, func, select
 
 from kpisync.store.models import Quota as HeldQuota
 from metrics.declaration import Derived, Kpi, KpiValue, Ratio, Total, ValueIndex
 from metrics.derivations import attainment, rep_keys
 from metrics.options import Quota
+from metrics.periods import KINDS, period_end
 from metrics.portable import flag
 from metrics.run import Run
 
@@ -56,6 +57,29 @@ def quotas_of(run: Run, kind: str) -> list[Quota]:
 def crm_or_settings_attainment(run: Run, values: ValueIndex, kind: str,
                                grain: str) -> list[KpiValue]:
     return attainment(run, values, kind, grain, quotas_of(run, kind))
+
+
+def quotas_met(run: Run, values: ValueIndex) -> Table:
+    """Each rep's quota periods (of every kind quotas are set for) that are over and in which won
+    revenue reached the quota, as (rep, met_on = the period's end, exclusive), staged once a run.
+
+    Attainment is the one `quota_attainment` reports (CRM quotas, else settings/CSV, over the
+    rep's `sales_volume`); a period still running does not count yet.
+    """
+    name = "kpi_quota_met"
+    if name not in run.tables:
+        table = Table(name, MetaData(), Column("rep", String), Column("met_on", Date),
+                      prefixes=["TEMPORARY"])
+        table.drop(run.connection, checkfirst=True)
+        table.create(run.connection)
+        ends = [(value.key, period_end(value.period_start, kind)) for kind in KINDS
+                for value in crm_or_settings_attainment(run, values, kind, "rep")
+                if value.value is not None and value.value >= 1.0]
+        rows = [{"rep": rep, "met_on": end} for rep, end in ends if end <= run.window.today]
+        if rows:
+            run.connection.execute(table.insert(), rows)
+        run.tables[name] = table
+    return run.tables[name]
 
 
 KPIS = [

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
-from sqlalchemy import literal
+from datetime import date
+from typing import Any
 
-from metrics.declaration import Derived, Kpi, Median, Ratio, Total
+from sqlalchemy import and_, func, literal, select
+
+from metrics.declaration import Derived, Kpi, KpiValue, Median, Ratio, Total, ValueIndex
 from metrics.derivations import selling_share
-from metrics.portable import flag
+from metrics.portable import days_between, flag, ratio
+from metrics.quota import quotas_met
+from metrics.run import Run
 
 CYCLE_GRAINS = ("org", "team", "rep", "deal_type")
+
+def ramp_to_quota(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    """Mean days from each rep's start to the end of the first quota period at >= 100%.
+
+    Per rep who started in the period: the earliest end (exclusive) of a quota period that ended
+    after the start and in which the rep's attainment reached 1 (see `metrics.quota.quotas_met`);
+    reps with none yet are counted as left out. The database aggregates; nothing loops over rows.
+    """
+    reps, met = run.table("kpi_rep"), quotas_met(run, values)
+    period = reps.c["r_" + kind]
+    first = (select(period.label("p"), reps.c.team,
+                    func.min(days_between(run.dialect, met.c.met_on, reps.c.started)).label("days"))
+             .select_from(reps.outerjoin(met, and_(met.c.rep == reps.c.rep,
+                                                   met.c.met_on > reps.c.started)))
+             .where(period >= run.window.periods(kind)[0], period <= run.window.today)
+             .group_by(reps.c.src, reps.c.rep, reps.c.team, period).subquery("first"))
+    key: Any = literal("org") if grain == "org" else first.c.team
+    ramped = flag(first.c.days.is_not(None))
+    query = (select(first.c.p, key, ratio(func.sum(first.c.days), func.sum(ramped)),
+                    func.sum(ramped), func.sum(flag(first.c.days.is_(None))))
+             .where(key.is_not(None)).group_by(first.c.p, key))
+    return [KpiValue("rep_ramp_to_quota", kind, _day(start), grain, str(k),
+                     None if value is None else float(value), int(fed), int(left_out))
+            for start, k, value, fed, left_out in run.connection.execute(query)]
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
 
 KPIS = [
     Kpi("sales_cycle_time", "Sales cycle time",
@@ -56,6 +90,15 @@ KPIS = [
               lambda t: flag(t.c.ramp_days.is_(None))),
         "no rep who started in the period has won a deal yet",
         notes="reps still without a win are counted as left out"),
+    Kpi("rep_ramp_to_quota", "Rep ramp time to quota",
+        "Mean days from start (hire date, else user creation) to the end of the first quota "
+        "period in which the rep won at least the quota, for reps who started in the period.",
+        "days", ("org", "team"), "users.started_on, else created_at", "lower", "",
+        Derived(("sales_volume",), ramp_to_quota),
+        "no rep who started in the period has reached a quota yet",
+        notes="quota periods of any kind the rep has quotas for, the first to end after the start "
+              "(end exclusive: Q1 ends on April 1); a period still running does not count yet; "
+              "reps without one are counted as left out"),
     Kpi("selling_hours", "Selling time",
         "Hours of selling activities (configured kinds, calls and meetings by default).",
         "hours", ("org", "team", "rep"), "activities.occurred_at", "higher", "activity",

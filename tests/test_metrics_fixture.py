@@ -17,7 +17,7 @@ from kpisync.store.models import ENTITY_MODELS
 from kpisync.store.types import UTCDateTime
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
-from metrics.engine import compute_all
+from metrics.engine import compute_all, compute_values
 from metrics.options import metric_config
 from metrics.snapshots import latest_values
 
@@ -135,3 +135,19 @@ def test_every_kpi_at_every_grain_matches_the_hand_computed_values(engine: Engin
 def test_every_declared_kpi_is_checked_in_the_fixture() -> None:
     listed = {row.kpi for _, _, _, rows in sections() for row in rows}
     assert set(REGISTRY.names()) - listed == set()
+
+
+def test_ramp_to_quota_counts_a_quota_period_only_once_it_is_over(engine: Engine) -> None:
+    """Ana reaches her January quota on 01-20; January only counts from February 1 (26 days)."""
+    load_org(engine)
+    config = metric_config(load_settings(FIXTURE / "settings.toml"))
+
+    def january(now: datetime) -> tuple[float | None, int | None, int | None]:
+        with engine.begin() as connection:
+            values = compute_values(connection, config, now=now, only=["rep_ramp_to_quota"])
+        [found] = [v for v in values if (v.kpi, v.period, v.period_start, v.grain) ==
+                   ("rep_ramp_to_quota", "month", date(2025, 1, 1), "org")]
+        return found.value, found.count, found.excluded
+
+    assert january(datetime(2025, 1, 31, 22, 59, tzinfo=UTC)) == (None, 0, 1)  # 23:59 local
+    assert january(datetime(2025, 1, 31, 23, 0, tzinfo=UTC)) == (26.0, 1, 0)  # Feb 1 local
