@@ -36,6 +36,7 @@ NOT_COMPARABLE = {
     "lead_data_quality": "the same",
     "stage_duration": "Vtiger has no stage history: kpisync observes it from its own syncs",
     "rep_ramp_time": "Vtiger users carry no start date",
+    "rep_ramp_to_quota": "the same",
     "selling_hours": "Vtiger keeps activity durations to the minute",
     "selling_time_share": "the same",
     "customer_engagement": "Vtiger's emails are events with another activity time",
