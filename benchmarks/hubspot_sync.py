@@ -8,6 +8,9 @@ runs. Printed per run: wall time, records/s, time waiting on HTTP vs local work,
 memory, and per endpoint the calls made against that endpoint's lower bound (records ÷ the
 largest page it allows). The emulator's request budgets are lifted so the figures measure
 kpisync, not HubSpot's limits; the real search limit (5/s) alone puts a floor of N/1000 s.
+Line items are one more searched object: per run they add a properties call, ⌈N/200⌉ searches
+(at least 1), one line_items->deals association read per 1,000 changed line items, and the
+archived listing (⌈A/100⌉, at least 1); every endpoint's bound below already counts them.
 """
 
 from __future__ import annotations
