@@ -169,6 +169,7 @@ def grouped_values(run: Run, fact: Fact, kind: str, grains: list[str], kpis: lis
     period = run.period_column(fact, kind)
     keyed = [g for g in grains if g != "org"]
     keys = [run.grain_column(fact, g) for g in keyed]
+    assert len({id(k) for k in keys}) == len(keys), f"two grains of {fact.table} share a column"
     sets = [tuple_(period, key) for key in keys] + ([tuple_(period)] if "org" in grains else [])
     # GROUPING(k1, k2, ...) has a 0 bit for each key its grouping set groups by.
     which = func.grouping(*keys) if keys else literal(0)
