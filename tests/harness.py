@@ -25,10 +25,27 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 CRMS = ("hubspot", "salesforce", "vtiger", "vtiger_stock82")  # kit modules; one CRM may have two
+
+
+def normal_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as truth checks compare it: money read back from NUMERIC columns by value, custom
+    fields without explicit nulls, aware instants in UTC."""
+    out = []
+    for value in values:
+        if isinstance(value, Decimal):
+            value = value.normalize()
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        out.append(value)
+    return tuple(out)
 
 
 def write_settings_file(folder: Path, store_url: str, source: str, options: dict[str, Any]) -> Path:

@@ -23,6 +23,7 @@ from kpisync.store.models import (
     SurveyResponse,
     User,
 )
+from tests.harness import normal_values
 
 LEAD_STAGES = {"subscriber", "lead", "marketingqualifiedlead"}
 CUSTOM_OF = {"account": "companies", "contact": "contacts", "lead": "contacts", "deal": "deals"}
@@ -128,29 +129,17 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
     with engine.connect() as connection:
         for entity, query in queries.items():
             rows = connection.execute(query.where(query.selected_columns[0].is_not(None))).all()
-            found[entity] = {row[0]: _normal(tuple(row[1:])) for row in rows}
+            found[entity] = {row[0]: normal_values(tuple(row[1:])) for row in rows}
     found["line_item"] = {rid: (_live_deal(row[0], found["deal"]), *row[1:])
                           for rid, row in found["line_item"].items()}
     return found
-
-
-def _normal(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Money read back from NUMERIC columns compares by value; custom drops explicit nulls."""
-    out = []
-    for value in values:
-        if isinstance(value, Decimal):
-            value = value.normalize()
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if v is not None}
-        out.append(value)
-    return tuple(out)
 
 
 def assert_store_equals_truth(engine: Engine, source: str, dump: dict[str, Any], org: Org) -> None:
     expected = expected_rows(dump, org)
     for rows in expected.values():
         for key, values in rows.items():
-            rows[key] = _normal(values)
+            rows[key] = normal_values(values)
     actual = store_rows(engine, source)
     for entity in expected:
         missing = expected[entity].keys() - actual[entity].keys()

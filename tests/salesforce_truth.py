@@ -23,7 +23,7 @@ from kpisync.store.models import (
     SurveyResponse,
     User,
 )
-from tests.hubspot_truth import _normal
+from tests.harness import normal_values
 
 Dump = dict[str, dict[str, dict[str, Any]]]
 
@@ -129,7 +129,7 @@ def store_rows(engine: Engine) -> dict[str, dict[str, tuple[Any, ...]]]:
                         Quota.amount).where(live(Quota)),
     }
     with engine.connect() as connection:
-        return {entity: {row[0]: _normal(tuple(row[1:])) for row in connection.execute(query)}
+        return {entity: {row[0]: normal_values(tuple(row[1:])) for row in connection.execute(query)}
                 for entity, query in queries.items()}
 
 
@@ -146,7 +146,7 @@ def store_stage_paths(engine: Engine) -> dict[str, list[str]]:
 
 
 def assert_store_equals_truth(engine: Engine, dump: Dump) -> None:
-    expected = {entity: {k: _normal(v) for k, v in rows.items()}
+    expected = {entity: {k: normal_values(v) for k, v in rows.items()}
                 for entity, rows in expected_rows(dump).items()}
     actual = store_rows(engine)
     for entity in expected:

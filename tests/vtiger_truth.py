@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from kpisync.sandbox.vtiger_records import Entity, Truth
 from kpisync.sandbox.vtiger_schema import SURVEY_MODULE
 from kpisync.store.models import Account, Activity, Contact, Deal, Lead, SurveyResponse, User
+from tests.harness import normal_values
 
 
 def _v(value: str | None) -> str | None:
@@ -111,25 +112,12 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
     with engine.connect() as connection:
         for entity, query in queries.items():
             rows = connection.execute(query).all()
-            found[entity] = {row[0]: _normal(tuple(row[1:])) for row in rows}
+            found[entity] = {row[0]: normal_values(tuple(row[1:])) for row in rows}
     return found
 
 
-def _normal(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    out = []
-    for value in values:
-        if isinstance(value, Decimal):
-            value = value.normalize()
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if v is not None}
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC)
-        out.append(value)
-    return tuple(out)
-
-
 def assert_store_equals_truth(engine: Engine, source: str, dump: Truth, zone: ZoneInfo) -> None:
-    expected = {entity: {k: _normal(v) for k, v in rows.items()}
+    expected = {entity: {k: normal_values(v) for k, v in rows.items()}
                 for entity, rows in expected_rows(dump, zone).items()}
     actual = store_rows(engine, source)
     for entity, rows in expected.items():
