@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, select
 
 from kpisync.errors import ConfigError
 from kpisync.store.models import Account, Contact, SurveyResponse, User
-from kpisync.store.writer import upsert_rows
+from kpisync.store.upsert import upsert_rows
 
 DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
                         **{chr(0x0660 + i): str(i) for i in range(10)}})

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Integer, Numeric, UniqueConstraint
@@ -42,6 +43,11 @@ class Row:
         return str(self.values["external_id"])
 
 
+@cache
+def _field_names(model: type[SQLModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
 class RecordBase(SQLModel):
     """Columns every synced entity has."""
 
@@ -60,7 +66,7 @@ class RecordBase(SQLModel):
     @classmethod
     def row(cls, **values: Any) -> Row:
         """A canonical row of this entity; unknown field names are a programming error."""
-        unknown = values.keys() - cls.model_fields.keys()
+        unknown = values.keys() - _field_names(cls)
         if unknown:
             raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
         return Row(cls.entity, values)

@@ -8,15 +8,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, literal_column, select, update
+from sqlalchemy import Connection, Table, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.store.models import ENTITY_MODELS, RecordBase, Row, SyncState
-
-_NOT_UPDATED = {"id", "source", "external_id"}
+from kpisync.store.upsert import upsert_rows
 
 
 def table_of(entity: str) -> Table:
@@ -53,36 +51,6 @@ def row_values(record: Row | RecordBase, source: str, now: datetime) -> dict[str
 @cache
 def _defaults(entity: str) -> dict[str, Any]:
     return ENTITY_MODELS[entity].column_defaults()
-
-
-def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert or update by (source, external_id); custom fields merge so vanished ones keep history."""
-    dialect = connection.dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    changes: dict[str, Any] = {
-        column.name: insert.excluded[column.name]
-        for column in table.columns
-        if column.name not in _NOT_UPDATED
-    }
-    changes["custom"] = merged_json(table, insert.excluded["custom"], dialect)
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c.source, table.c.external_id], set_=changes
-    )
-    connection.execute(statement, _dedupe(rows))
-
-
-def merged_json(table: Table, incoming: Any, dialect: str) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        return literal_column(
-            f"(COALESCE({table.name}.custom::jsonb, '{{}}'::jsonb) || excluded.custom::jsonb)::json"
-        )
-    return func.json_patch(func.coalesce(table.c.custom, "{}"), incoming)
-
-
-def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last row per external id: one statement may not touch a row twice on PostgreSQL."""
-    latest = {row["external_id"]: row for row in rows}
-    return list(latest.values()) if len(latest) != len(rows) else rows
 
 
 def mark_deleted(connection: Connection, source: str, deleted: Sequence[Deleted], now: datetime) -> int:
