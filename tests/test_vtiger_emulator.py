@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -88,15 +89,34 @@ def test_vtql_subset_and_limits(emulator: VtigerEmulator) -> None:
     assert "label" not in row
 
 
-def test_sync_pages_exceed_100_with_a_tie_group(emulator: VtigerEmulator) -> None:
-    client = Client(emulator)
-    first = client.get("sync", sessionName=client.session, elementType="Events",
-                       modifiedTime="1", syncType="application")["result"]
-    assert len({r["modifiedtime"] for r in first["updated"]}) == 100 and first["more"]
-    for missing in ({"modifiedTime": "1"}, {"elementType": "Events", "modifiedTime": "0"}):
-        response = httpx.get(client.url, params={"operation": "sync",
-                                                 "sessionName": client.session, **missing})
-        assert response.status_code == 500 and response.content == b""
+def test_sync_pages_end_on_a_whole_second() -> None:
+    """As vtws_sync: the 100th row after modifiedTime fixes the page's last second, and every
+    record of that second comes too, so a tie group makes a page longer than 100, never shorter."""
+    early = datetime(2001, 9, 9, tzinfo=UTC).timestamp()  # before every generated record
+    with VtigerEmulator(generate_org(seed=3, deals=60), clock=lambda: early) as emulator:
+        client = Client(emulator)
+        for ws_id in sorted(e.ws_id for e in emulator.store.truth["Events"].values() if e.live)[:30]:
+            emulator.update_record("Events", ws_id, {"subject": "one second, thirty edits"})
+
+        def sync(since: int) -> dict[str, Any]:
+            result: dict[str, Any] = client.get("sync", sessionName=client.session,
+                                                elementType="Events", modifiedTime=str(since),
+                                                syncType="application")["result"]
+            return result
+
+        times = sorted(e.modified for e in emulator.store.truth["Events"].values())
+        page = sync(1)
+        last = page["lastModifiedTime"]
+        assert last == times[99] and page["more"]
+        assert len(page["updated"]) + len(page["deleted"]) == sum(1 for t in times if t <= last)
+        emulator.touch_all("Events", datetime(2026, 5, 4, 12, 0, tzinfo=UTC))
+        whole = sync(1)
+        assert len(whole["updated"]) + len(whole["deleted"]) == len(times) > 100
+        assert not whole["more"]
+        for missing in ({"modifiedTime": "1"}, {"elementType": "Events", "modifiedTime": "0"}):
+            response = httpx.get(client.url, params={"operation": "sync",
+                                                     "sessionName": client.session, **missing})
+            assert response.status_code == 500 and response.content == b""
 
 
 def test_writes_as_in_the_real_api(emulator: VtigerEmulator) -> None:

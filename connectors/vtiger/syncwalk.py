@@ -1,11 +1,13 @@
 """Walking one module's changes with Vtiger's `sync` operation, exactly once per record.
 
-`sync` compares strictly (`modifiedtime > modifiedTime`, unix seconds) and returns every record of
-the first 100 distinct modified times after it, so a page may exceed 100 and never splits a tie
-group; `deleted` holds ws ids of records deleted (or, for Leads, converted) in that window.
-The cursor is closed like every kpisync cursor: ask from `value - 1`, drop the ids already seen at
-`value`. Rows past the run's bound (signpost - 1 s) are left for the next run, so a second that is
-still being written is never half-read. Each batch carries the cursor that is true once stored.
+`sync` compares strictly (`modifiedtime > modifiedTime`, unix seconds): the first 100 rows after
+it fix the page's last time, and every record up to and including that time comes back, so a page
+may exceed 100 and never splits a tie group; `deleted` holds ws ids of records deleted (or, for
+Leads, converted) in that window. Because a page always ends on a whole second, the next page is
+asked strictly after the cursor's second (ids seen there are still dropped, for cursors written by
+older versions that asked from one second earlier). Rows past the run's bound (signpost - 1 s) are
+left for the next run, so a second that is still being written is never half-read. Each batch
+carries the cursor that is true once stored.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def walk_sync(call: SyncCall, cursor: Cursor, bound: int, zone: ZoneInfo,
     """Batches of changed records and deleted ids after `cursor`, up to `bound` (unix seconds)."""
     previous: tuple[int, int] | None = None
     while True:
-        since = max(1, int(cursor.value) - 1) if cursor.value else 1
+        since = max(1, int(cursor.value)) if cursor.value else 1
         response = first if first is not None and since == 1 else call(since)
         first = None
         updated = list(response.get("updated") or [])

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -194,22 +195,24 @@ class VtigerStore:
 
     # --- sync ----------------------------------------------------------------------------------
     def sync(self, module: str, since: int, owner: str | None) -> dict[str, Any]:
-        """Rows changed after `since` (owner None: everyone's), as the sync operation groups them."""
+        """Rows changed after `since` (owner None: everyone's), grouped as vtws_sync groups them.
+
+        Like the server: the first 100 rows after `since` by modifiedtime fix the page's last
+        time, then every row up to and including that time is returned, so a tie group at the
+        end makes the page longer than 100, never shorter; `more` says whether later rows exist.
+        """
         times, rows = self.by_modified(module)
-        start = bisect_right(times, since)
-        picked: list[Entity] = []
-        distinct = 0
-        last = since
+        later = (e for e in rows[bisect_right(times, since):]
+                 if owner is None or e.owner == owner)
+        picked = list(islice(later, MAX_ROWS))
+        if not picked:
+            return {"rows": [], "last": since, "more": False}
+        last = picked[-1].modified
         more = False
-        for entity in rows[start:]:
-            if owner is not None and entity.owner != owner:
-                continue
+        for entity in later:
             if entity.modified != last:
-                if distinct == MAX_ROWS:
-                    more = True
-                    break
-                distinct += 1
-                last = entity.modified
+                more = True
+                break
             picked.append(entity)
         return {"rows": picked, "last": last, "more": more}
 
