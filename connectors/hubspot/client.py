@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import urllib3
 from hubspot import HubSpot
 from hubspot.crm.associations.v4 import exceptions as association_errors
@@ -192,7 +193,7 @@ class HubSpotClient:
         daily = response.headers.get("X-HubSpot-RateLimit-Daily-Remaining")
         if daily is not None and daily.isdigit():
             self.daily_remaining = int(daily)
-        return json.loads(data) if data else {}
+        return orjson.loads(data) if data else {}  # pages are large: orjson parses them 2-3x faster
 
     def _refresh_if_due(self) -> None:
         if self._grant is not None and self._clock() >= self._refresh_at:

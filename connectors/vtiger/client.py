@@ -28,12 +28,12 @@ The error table (`translate`), from what came back to the kpisync error tree:
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import Counter
 from typing import Any
 
 import httpx
+import orjson
 
 from kpisync.errors import (
     AuthError,
@@ -114,7 +114,7 @@ def parse_envelope(body: bytes) -> dict[str, Any] | None:
     if start < 0:
         return None
     try:
-        parsed = json.loads(text[start:])
+        parsed = orjson.loads(text[start:])
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
