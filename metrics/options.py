@@ -54,13 +54,18 @@ class WorkingHours(StrictModel):
 
 
 class Quota(StrictModel):
-    """A revenue quota for one rep (user external id or email) or one team, for one period."""
+    """A revenue quota for one rep (user external id or email) or one team, for one period.
+
+    `currency` (default: the corporate one) is converted at the settings' rate in force on
+    `start`; a currency with no rate is refused when the settings are read.
+    """
 
     period: PeriodKind
     start: date
     amount: float = Field(ge=0)
     rep: str | None = None
     team: str | None = None
+    currency: str | None = Field(default=None, pattern="^[A-Z]{3}$")
 
     @model_validator(mode="after")
     def _one_owner(self) -> Quota:
@@ -160,15 +165,39 @@ class MetricConfig:
         self.zone = ZoneInfo(timezone)
         self.currency = currency
         self.base = base or Path(".")
-        self.quotas: tuple[Quota, ...] = metrics.quotas + read_csv_rows(
-            Quota, self.resolve(metrics.inputs.quotas_csv), "metrics.inputs.quotas_csv")
+        self.quotas: tuple[Quota, ...] = tuple(self._in_corporate(quota) for quota in (
+            metrics.quotas + read_csv_rows(
+                Quota, self.resolve(metrics.inputs.quotas_csv), "metrics.inputs.quotas_csv")))
         self.spend: tuple[Spend, ...] = metrics.spend + read_csv_rows(
             Spend, self.resolve(metrics.inputs.spend_csv), "metrics.inputs.spend_csv")
+
+    def _in_corporate(self, quota: Quota) -> Quota:
+        if quota.currency is None or quota.currency == self.currency:
+            return quota
+        rate = settings_rate(self.metrics.currency_rates, quota.currency, quota.start)
+        if rate is None:
+            raise ConfigError(
+                f"metrics: the quota of {quota.rep or quota.team} from {quota.start} is in "
+                f"{quota.currency}, which has no rate in metrics.currency_rates",
+                hint=f"add {quota.currency} = <{self.currency} per {quota.currency}> to "
+                     f"[metrics.currency_rates], or give the quota in {self.currency}")
+        return quota.model_copy(update={"amount": quota.amount * rate, "currency": None})
 
     def resolve(self, path: Path | None) -> Path | None:
         if path is None or path.is_absolute():
             return path
         return self.base / path
+
+
+def settings_rate(rates: dict[str, float | list[DatedRate]], currency: str, on: date
+                  ) -> float | None:
+    """The settings' rate of `currency` on `on`, picked as metrics.money.converted picks it."""
+    rate = rates.get(currency)
+    if rate is None or isinstance(rate, float | int):
+        return rate
+    dated = sorted(rate, key=lambda entry: entry.from_)
+    in_force = [entry for entry in dated if entry.from_ <= on]
+    return (in_force[-1] if in_force else dated[0]).rate
 
 
 def metric_config(settings: Settings) -> MetricConfig:

@@ -7,11 +7,12 @@ settings quota of the same rep and period; teams and the org sum their reps' quo
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Float, MetaData, String, Table, cast, func, select
+from sqlalchemy import Column, Date, MetaData, String, Table, func, select
 
 from kpisync.store.models import Quota as HeldQuota
 from metrics.declaration import Derived, Kpi, KpiValue, Ratio, Total, ValueIndex
 from metrics.derivations import attainment, rep_keys
+from metrics.money import converted, crm_rate
 from metrics.options import Quota
 from metrics.periods import KINDS, period_end
 from metrics.portable import flag
@@ -28,13 +29,22 @@ def activity_count(name: str, title: str, column: str, what: str) -> Kpi:
 
 
 def crm_quotas(run: Run, kind: str) -> list[Quota]:
-    """Per rep and period start, the sum of the CRM-held quotas of that period kind."""
+    """Per rep and period start, the sum of the CRM-held quotas of that period kind.
+
+    Each is converted to the corporate currency at the rate in force on its period's start (the
+    CRM's rate first, then the settings'); a rep's period with a quota that cannot be converted
+    counts as having no CRM quota (a settings quota may then apply), never as part of one.
+    """
     q = HeldQuota.__table__  # type: ignore[attr-defined]
+    amount = converted(q.c.amount, q.c.currency, q.c.period_start, run.config.currency,
+                       run.config.metrics.currency_rates,
+                       crm_rate(q.c.source, q.c.currency, q.c.period_start))
     rows = run.connection.execute(
-        select(q.c.owner_id, q.c.period_start, func.sum(cast(q.c.amount, Float)))
+        select(q.c.owner_id, q.c.period_start, func.sum(amount))
         .where(q.c.deleted_at.is_(None), q.c.period_kind == kind, q.c.owner_id.is_not(None),
                q.c.amount.is_not(None))
-        .group_by(q.c.owner_id, q.c.period_start)).all()
+        .group_by(q.c.owner_id, q.c.period_start)
+        .having(func.count() == func.count(amount))).all()
     return [Quota(period=kind, start=start, amount=amount, rep=owner)  # type: ignore[arg-type]
             for owner, start, amount in rows]
 

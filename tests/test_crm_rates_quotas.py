@@ -15,11 +15,13 @@ import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from kpisync.config import parse_settings
+from kpisync.errors import ConfigError
 from kpisync.sandbox.org import ExchangeRate, Org, OwnerChange, RepQuota, StageChange
 from kpisync.sandbox.orgfinance import add_rates_and_quotas
 from kpisync.sandbox.orggen import generate_org
@@ -35,7 +37,8 @@ NOW = datetime(2026, 10, 31, tzinfo=UTC)
 Q2, Q3 = date(2026, 4, 1), date(2026, 7, 1)
 
 
-def three_deal_org(*, rates: bool, quotas: bool) -> Org:
+def three_deal_org(*, rates: bool, quotas: bool, quota_currency: str = "USD",
+                   quota_amount: str = "5000") -> Org:
     org = generate_org(seed=13, deals=40)
     rep = org.reps[0]
     template = next(d for d in org.deals if d.stage == "closed_won")
@@ -61,7 +64,7 @@ def three_deal_org(*, rates: bool, quotas: bool) -> Org:
         org.exchange_rates = [ExchangeRate("EUR", Decimal("0.8"), date(2026, 1, 1)),
                               ExchangeRate("EUR", Decimal("0.5"), Q3)]
     if quotas:
-        org.quotas = [RepQuota(rep.id, Q3, Decimal(5000))]
+        org.quotas = [RepQuota(rep.id, Q3, Decimal(quota_amount), quota_currency)]
     return org
 
 
@@ -76,12 +79,12 @@ def synced(org: Org, tmp_path: Path) -> tuple[Engine, dict]:  # type: ignore[typ
     return engine, dump
 
 
-def figures(engine: Engine, rep: str) -> dict[tuple[str, date, str], float | None]:
+def figures(engine: Engine, rep: str, **quota: Any) -> dict[tuple[str, date, str], float | None]:
     settings = parse_settings({
         "kpisync": {"timezone": "UTC", "currency": "USD"},
         "metrics": {"currency_rates": {"EUR": 1.08},
                     "quotas": [{"period": "quarter", "start": "2026-07-01", "amount": 10000,
-                                "rep": rep}]}})
+                                "rep": rep, **quota}]}})
     with engine.begin() as connection:
         values = compute_values(connection, metric_config(settings), now=NOW,
                                 only=["sales_volume", "quota_attainment"])
@@ -110,6 +113,39 @@ def test_without_the_objects_settings_rates_and_quotas_apply(tmp_path: Path) -> 
         ("sales_volume", Q2, "org"): 1080.0, ("sales_volume", Q2, "rep"): 1080.0,
         ("sales_volume", Q3, "org"): 1580.0, ("sales_volume", Q3, "rep"): 1580.0,
         ("quota_attainment", Q3, "rep"): 0.158, ("quota_attainment", Q3, "org"): 0.158}
+
+
+def test_quotas_in_another_currency_are_converted_at_their_period_start(tmp_path: Path) -> None:
+    """A ForecastingQuota of EUR 2,000 for Q3 at the Q3 rate 0.5 is USD 4,000: 2,500 / 4,000.
+    Without CRM objects, a settings quota of EUR 10,000 at 1.08 is USD 10,800: 1,580 / 10,800."""
+    crm = three_deal_org(rates=True, quotas=True, quota_currency="EUR", quota_amount="2000")
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "plain").mkdir()
+    engine, _ = synced(crm, tmp_path / "crm")
+    rep = make_id("User", crm.reps[0].id)
+    attainment = {k: v for k, v in figures(engine, rep).items() if k[0] == "quota_attainment"}
+    assert attainment == {("quota_attainment", Q3, "rep"): 0.625,
+                          ("quota_attainment", Q3, "org"): 0.625}
+    plain = three_deal_org(rates=False, quotas=False)
+    engine, _ = synced(plain, tmp_path / "plain")
+    rep = make_id("User", plain.reps[0].id)
+    attainment = {k: v for k, v in figures(engine, rep, currency="EUR").items()
+                  if k[0] == "quota_attainment"}
+    assert attainment == {("quota_attainment", Q3, "rep"): round(1580 / 10800, 9),
+                          ("quota_attainment", Q3, "org"): round(1580 / 10800, 9)}
+    with pytest.raises(ConfigError, match="GBP, which has no rate in metrics.currency_rates"):
+        figures(engine, rep, currency="GBP")
+
+
+def test_a_crm_quota_without_a_rate_is_never_summed_raw(tmp_path: Path) -> None:
+    """GBP has no rate in the CRM or the settings: the rep's Q3 counts as having no CRM quota,
+    so the settings quota of USD 10,000 applies (1,580 / 10,000), never GBP 5,000 as dollars."""
+    org = three_deal_org(rates=False, quotas=True, quota_currency="GBP")
+    engine, _ = synced(org, tmp_path)
+    rep = make_id("User", org.reps[0].id)
+    attainment = {k: v for k, v in figures(engine, rep).items() if k[0] == "quota_attainment"}
+    assert attainment == {("quota_attainment", Q3, "rep"): 0.158,
+                          ("quota_attainment", Q3, "org"): 0.158}
 
 
 def test_undated_currency_type_rates_when_advanced_currency_management_is_off(

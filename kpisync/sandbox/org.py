@@ -186,11 +186,12 @@ class ExchangeRate:
 
 @dataclass(frozen=True)
 class RepQuota:
-    """A revenue quota (corporate currency) of one rep for the quarter starting on `start`."""
+    """A revenue quota of one rep for the quarter starting on `start`, in `currency`."""
 
     rep_id: int
     start: date
     amount: Decimal
+    currency: str = "USD"  # the generated orgs' corporate currency
 
 
 @dataclass

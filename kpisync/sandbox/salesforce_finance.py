@@ -58,7 +58,7 @@ def add_rates_and_quotas(truth: Truth, schema: Schema, org: Org) -> None:
         truth[FORECAST_QUOTA][rid] = stamped(schema, FORECAST_QUOTA, rid, at, at, None, {
             "QuotaOwnerId": user_id(quota.rep_id), "StartDate": quota.start,
             "QuotaAmount": quota.amount, "QuotaQuantity": None, "IsAmount": True,
-            "IsQuantity": False, "CurrencyIsoCode": CORPORATE})
+            "IsQuantity": False, "CurrencyIsoCode": quota.currency})
 
 
 def add_dated_rates(truth: Truth, schema: Schema, org: Org) -> None:
