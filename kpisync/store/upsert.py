@@ -30,7 +30,10 @@ Converter = Callable[[Any], Any]
 
 
 def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert or update by (source, external_id); custom fields merge so vanished ones keep history."""
+    """Insert or update by (source, external_id); custom fields merge so vanished ones keep history.
+
+    Each row carries every column but `id` (`writer.row_values` starts from the defaults).
+    """
     if not rows:
         return
     statement = _compiled_upsert(table, connection.dialect)
