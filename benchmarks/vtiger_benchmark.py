@@ -81,35 +81,20 @@ def serve(deals: int, latency: float, sync_works: bool) -> None:
         print(json.dumps(changed), flush=True)
 
 
-def timed_mapping() -> list[float]:
-    """Seconds the connector spends turning wire records into rows (its own local work)."""
+def timed(owner: type, method: str) -> list[float]:
+    """Wrap `owner.method` so every call adds its seconds to the returned one-item list."""
     spent = [0.0]
-    original = ModuleReader.map_records
+    original = getattr(owner, method)
 
-    def map_records(self: ModuleReader, module: str, records: list[dict[str, Any]]) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return original(self, module, records)
+            return original(*args, **kwargs)
         finally:
             spent[0] += time.perf_counter() - started
 
-    ModuleReader.map_records = map_records  # type: ignore[method-assign]
+    setattr(owner, method, wrapper)
     return spent
-
-
-def timed_send() -> list[float]:
-    waiting = [0.0]
-    original = VtigerClient.send
-
-    def send(self: VtigerClient, operation: str, params: dict[str, str]) -> Any:
-        started = time.perf_counter()
-        try:
-            return original(self, operation, params)
-        finally:
-            waiting[0] += time.perf_counter() - started
-
-    VtigerClient.send = send  # type: ignore[method-assign]
-    return waiting
 
 
 def run(label: str, engine: Any, url: str, waiting: list[float], mapping: list[float],
@@ -155,7 +140,8 @@ def main() -> None:
     if args.serve:
         serve(int(args.serve[0]), float(args.serve[1]), args.serve[2] == "sync")
         return
-    waiting, mapping = timed_send(), timed_mapping()
+    # HTTP wait (every webservice call) and the connector's own mapping of wire records to rows
+    waiting, mapping = timed(VtigerClient, "send"), timed(ModuleReader, "map_records")
     for deals in args.deals:
         for mode in args.modes:
             child = subprocess.Popen([sys.executable, __file__, "--serve", str(deals),
