@@ -70,6 +70,19 @@ def test_wrong_method_and_sessions(emulator: VtigerEmulator) -> None:
     assert unknown.status_code == 500 and unknown.content == b""
 
 
+def test_an_idle_session_ends() -> None:
+    now = [1_000_000.0]
+    with VtigerEmulator(generate_org(seed=3, deals=20), session_idle_seconds=300,
+                        clock=lambda: now[0]) as served:
+        client = Client(served)
+        now[0] += 299
+        assert client.query("SELECT count(*) FROM Leads;")["success"]
+        now[0] += 299  # idle time counts from the last use
+        assert client.query("SELECT count(*) FROM Leads;")["success"]
+        now[0] += 301
+        assert code(client.query("SELECT count(*) FROM Leads;")) == "INVALID_SESSIONID"
+
+
 def test_vtql_subset_and_limits(emulator: VtigerEmulator) -> None:
     client = Client(emulator)
     assert len(client.query("SELECT * FROM Events LIMIT 0,250;")["result"]) == 100
