@@ -26,6 +26,7 @@ from kpisync.store.models import (
 from tests.harness import normal_values
 
 LEAD_STAGES = {"subscriber", "lead", "marketingqualifiedlead"}
+SALES_STAGES = ("salesqualifiedlead", "opportunity", "customer", "evangelist", "other")
 CUSTOM_OF = {"account": "companies", "contact": "contacts", "lead": "contacts", "deal": "deals"}
 
 
@@ -54,6 +55,16 @@ def _assoc(record: dict[str, Any], to_type: str) -> str | None:
     return linked[0] if linked else None
 
 
+def _instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
+
+
+def _converted_at(props: dict[str, Any]) -> datetime | None:
+    """The first day in a sales stage: when the lead was handed over."""
+    dates = [_instant(_none(props.get(f"hs_lifecyclestage_{stage}_date"))) for stage in SALES_STAGES]
+    return min((d for d in dates if d is not None), default=None)
+
+
 def _day(value: str | None) -> date | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date() if value else None
 
@@ -78,7 +89,9 @@ def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[A
             contacts[rid] = (_none(p.get("email")), _none(p.get("lastname")),
                              _none(p.get("associatedcompanyid")), _custom(r, custom.get("contacts", set())))
         if _none(p.get("hs_lifecyclestage_lead_date")) or stage in LEAD_STAGES:
-            leads[rid] = (_none(p.get("email")), _none(p.get("hs_lead_status")), stage not in LEAD_STAGES)
+            converted = stage not in LEAD_STAGES
+            leads[rid] = (_none(p.get("email")), _none(p.get("hs_lead_status")), converted,
+                          _converted_at(p) if converted else None)
     expected["contact"], expected["lead"] = contacts, leads
     expected["deal"] = {
         rid: (_none(p.get("dealname")), Decimal(p["amount"]) if _none(p.get("amount")) else None,
@@ -114,8 +127,8 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
                           Account.owner_id, Account.custom).where(Account.deleted_at.is_(None)),
         "contact": select(Contact.external_id, Contact.email, Contact.last_name, Contact.account_id,
                           Contact.custom).where(Contact.deleted_at.is_(None)),
-        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted)
-        .where(Lead.deleted_at.is_(None)),
+        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted,
+                       Lead.converted_at).where(Lead.deleted_at.is_(None)),
         "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
                        Deal.owner_id, Deal.account_id, Deal.custom).where(Deal.deleted_at.is_(None)),
         "line_item": select(LineItem.external_id, LineItem.deal_id, LineItem.product,

@@ -23,6 +23,10 @@ from kpisync.store.models import (
 )
 
 LEAD_STAGES = frozenset({"subscriber", "lead", "marketingqualifiedlead"})
+# The stages a lead moves into when sales takes it over; the earliest date among them is when it
+# was converted (a contact may skip some, e.g. straight to customer).
+CONVERTED_STAGES = ("salesqualifiedlead", "opportunity", "customer", "evangelist", "other")
+CONVERTED_DATES = tuple(f"hs_lifecyclestage_{stage}_date" for stage in CONVERTED_STAGES)
 OUTBOUND_EMAIL = frozenset({"EMAIL", "FORWARDED_EMAIL"})
 
 
@@ -131,6 +135,12 @@ def is_contact_record(props: Mapping[str, Any]) -> bool:
         text(props, "associatedcompanyid"))
 
 
+def converted_at(props: Mapping[str, Any]) -> datetime | None:
+    """When the lead left the lead stages: the earliest date of a later lifecycle stage."""
+    dates = [at for name in CONVERTED_DATES if (at := instant(props.get(name))) is not None]
+    return min(dates, default=None)
+
+
 def map_contact(record: Mapping[str, Any], context: MappingContext) -> list[Row]:
     """A HubSpot contact is a canonical Contact, a Lead, or both (a converted lead)."""
     p = record.get("properties") or {}
@@ -155,7 +165,7 @@ def map_contact(record: Mapping[str, Any], context: MappingContext) -> list[Row]
             owner_id=text(p, "hubspot_owner_id"),
             created_at=instant(p.get("hs_lifecyclestage_lead_date")) or instant(p.get("createdate")),
             is_converted=converted,
-            converted_at=instant(p.get("hs_lifecyclestage_opportunity_date")) if converted else None,
+            converted_at=converted_at(p) if converted else None,
             converted_contact_id=rid if converted else None,
             converted_account_id=text(p, "associatedcompanyid") if converted else None,
             modified_at=modified, custom=custom, raw=dict(record),

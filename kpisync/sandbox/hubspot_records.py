@@ -157,6 +157,8 @@ def contact_props(c: Contact, lifecycle: str, lead: Lead | None) -> dict[str, st
         "hs_object_id": rid, **custom_props(c.custom)}
     if lead is not None:
         props["hs_lifecyclestage_lead_date"] = iso(lead.created_at)
+        if lead.converted_at is not None:  # converting hands the lead to sales, a dated stage
+            props["hs_lifecyclestage_salesqualifiedlead_date"] = iso(lead.converted_at)
         props["hs_analytics_source"] = lead.source
         props["hs_lead_status"] = LEAD_STATUS[lead.status]
     return props
