@@ -37,6 +37,7 @@ from kpisync.store.models import (
     DealStageChange,
     Lead,
     LineItem,
+    PipelineStage,
     SurveyResponse,
     User,
 )
@@ -112,16 +113,30 @@ def segment_of(run: Run, account: Any) -> ColumnElement[Any]:
     return account.c.custom[name].as_string() if name else literal(None, String)
 
 
+def stage_labels() -> Any:
+    """Each stage's label, for CRMs that name stages by id (HubSpot: 'appointmentscheduled')."""
+    p = base(PipelineStage, "ps")
+    return (select(p.c.source, p.c.stage, func.min(p.c.label).label("label"))
+            .where(live(p)).group_by(p.c.source, p.c.stage).subquery("labels"))
+
+
+def is_stage(stage: Any, label: Any, names: tuple[str, ...]) -> ColumnElement[bool]:
+    """A stage named in settings by its id or by its label, in any case."""
+    return or_(lowered_in(stage, names), lowered_in(label, names))
+
+
 def adherence(run: Run) -> tuple[Any, ColumnElement[Any]]:
     """A per-deal subquery of first entry into each required stage, and the 0/1/NULL verdict."""
     required = run.config.metrics.roles.required_stages
-    h = base(DealStageChange, "h")
+    h, labels = base(DealStageChange, "h"), stage_labels()
     firsts = [
-        func.min(case((func.lower(h.c.stage) == name.lower(), h.c.entered_at))).label(f"f{i}")
-        for i, name in enumerate(required)
+        func.min(case((is_stage(h.c.stage, labels.c.label, (name,)), h.c.entered_at)))
+        .label(f"f{i}") for i, name in enumerate(required)
     ]
-    sub = (select(h.c.source, h.c.deal_id, *firsts).where(live(h))
-           .group_by(h.c.source, h.c.deal_id).subquery("adh"))
+    sub = (select(h.c.source, h.c.deal_id, *firsts)
+           .select_from(h.outerjoin(labels, and_(labels.c.source == h.c.source,
+                                                 labels.c.stage == h.c.stage)))
+           .where(live(h)).group_by(h.c.source, h.c.deal_id).subquery("adh"))
     if not required:
         return sub, literal(None, Integer)
     present = [sub.c[f"f{i}"].is_not(None) for i in range(len(required))]
@@ -246,25 +261,45 @@ def stage_customers(run: Run) -> None:
     run.tables["kpi_customer"] = stage(run.connection, "kpi_customer", columns, query)
 
 
+def stage_lead_activities(run: Run) -> Any:
+    """Every live activity of a lead: logged on the lead, or on the contact it was converted into.
+
+    Salesforce moves a converted lead's activities onto its new contact, so that is where the
+    lead's history lives afterwards; elsewhere the lead keeps them (HubSpot's lead is the contact).
+    """
+    act, conv = base(Activity, "act"), base(Lead, "conv")
+    lead = func.coalesce(act.c.lead_id, conv.c.external_id)
+    query = (
+        select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
+        .select_from(act.outerjoin(conv, and_(
+            act.c.lead_id.is_(None), conv.c.source == act.c.source,
+            conv.c.converted_contact_id == act.c.contact_id, live(conv))))
+        .where(live(act), lead.is_not(None), act.c.occurred_at.is_not(None))
+    )
+    columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
+    run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query)
+    return run.tables["kpi_lead_act"]
+
+
 def stage_leads(run: Run) -> None:
     roles = run.config.metrics.roles
-    act, act2, l, u = base(Activity, "act"), base(Activity, "act2"), base(Lead, "l"), base(User, "u")
+    l, u = base(Lead, "l"), base(User, "u")
+    act = stage_lead_activities(run)
+    act2 = act.alias("act2")
     start_utc, _ = run.bucketer.window_instants()
-    outbound = and_(act.c.direction == "outbound", act.c.owner_id.is_not(None))
-    first_out = (select(act.c.source, act.c.lead_id, func.min(act.c.occurred_at).label("first_out"))
-                 .where(live(act), outbound, act.c.lead_id.is_not(None),
-                        act.c.occurred_at.is_not(None))
-                 .group_by(act.c.source, act.c.lead_id).subquery("first_out"))
+    outbound = and_(act.c.direction == "outbound", act.c.owner.is_not(None))
+    first_out = (select(act.c.src, act.c.lead, func.min(act.c.occurred_at).label("first_out"))
+                 .where(outbound).group_by(act.c.src, act.c.lead).subquery("first_out"))
     replies = (
-        select(first_out.c.source, first_out.c.lead_id, first_out.c.first_out,
+        select(first_out.c.src, first_out.c.lead, first_out.c.first_out,
                func.min(case((and_(act2.c.direction == "inbound",
                                    act2.c.occurred_at > first_out.c.first_out),
                               act2.c.occurred_at))).label("reply_at"))
-        .select_from(first_out.join(act2, and_(act2.c.source == first_out.c.source,
-                                              act2.c.lead_id == first_out.c.lead_id, live(act2))))
-        .group_by(first_out.c.source, first_out.c.lead_id, first_out.c.first_out)
+        .select_from(first_out.join(act2, and_(act2.c.src == first_out.c.src,
+                                              act2.c.lead == first_out.c.lead)))
+        .group_by(first_out.c.src, first_out.c.lead, first_out.c.first_out)
     )
-    touch = stage(run.connection, "kpi_touch",
+    touch = run.tables["kpi_touch"] = stage(run.connection, "kpi_touch",
                   [*text("src", "lead"), Column("first_out", UTCDateTime()),
                    Column("reply_at", UTCDateTime())], replies)
     follow = (
@@ -275,8 +310,7 @@ def stage_leads(run: Run) -> None:
                                   or_(l.c.converted_at.is_(None),
                                       act.c.occurred_at < l.c.converted_at)))).label("n"))
         .select_from(touch.join(l, same_record(l, touch.c.src, touch.c.lead))
-                     .join(act, and_(act.c.source == touch.c.src, act.c.lead_id == touch.c.lead,
-                                     live(act))))
+                     .join(act, and_(act.c.src == touch.c.src, act.c.lead == touch.c.lead)))
         .group_by(touch.c.src, touch.c.lead, touch.c.first_out).subquery("follow")
     )
     qualified = or_(lowered_in(l.c.status, roles.qualified_lead_statuses),
@@ -362,9 +396,10 @@ def stays_query(run: Run) -> Any:
 
     Consecutive records of one stage are one stay: a CRM without stage history (Vtiger) gives one
     observation per version kpisync read, and a write that only moved the modified time must not
-    restart the stay.
+    restart the stay. `stage` is the stage's label where the CRM names it by id, `stage_id` as
+    the CRM wrote it.
     """
-    h, d = base(DealStageChange, "h"), base(Deal, "d")
+    h, d, labels = base(DealStageChange, "h"), base(Deal, "d"), stage_labels()
     per_deal = (h.c.source, h.c.deal_id)
     previous = func.lag(h.c.stage).over(partition_by=per_deal,
                                         order_by=(h.c.entered_at, h.c.external_id))
@@ -377,10 +412,14 @@ def stays_query(run: Run) -> Any:
     left_at = func.lead(entries.c.entered_at).over(
         partition_by=(entries.c.source, entries.c.deal_id),
         order_by=(entries.c.entered_at, entries.c.external_id))
-    return (select(entries.c.source, entries.c.deal_id, entries.c.stage, entries.c.entered_at,
+    return (select(entries.c.source, entries.c.deal_id,
+                   func.coalesce(labels.c.label, entries.c.stage).label("stage"),
+                   entries.c.stage.label("stage_id"), entries.c.entered_at,
                    left_at.label("left_at"),
                    func.coalesce(d.c.closed_owner_id, d.c.owner_id).label("rep"))
-            .select_from(entries.join(d, same_record(d, entries.c.source, entries.c.deal_id)))
+            .select_from(entries.join(d, same_record(d, entries.c.source, entries.c.deal_id))
+                         .outerjoin(labels, and_(labels.c.source == entries.c.source,
+                                                 labels.c.stage == entries.c.stage)))
             .subquery("stays"))
 
 
@@ -390,7 +429,8 @@ def stage_stays(run: Run) -> None:
     days = hours_between(run.dialect, stays.c.left_at, stays.c.entered_at) / 24.0
     query = (
         select(stays.c.source, stays.c.deal_id, stays.c.stage, stays.c.rep, u.c.team,
-               flag(lowered_in(stays.c.stage, run.config.metrics.roles.proposal_stages)),
+               flag(is_stage(stays.c.stage_id, stays.c.stage,
+                             run.config.metrics.roles.proposal_stages)),
                case((stays.c.left_at.is_not(None), days)),
                *instant_periods(run, stays.c.left_at, "e_"),
                *instant_periods(run, stays.c.entered_at, "n_"))

@@ -151,3 +151,43 @@ def test_ramp_to_quota_counts_a_quota_period_only_once_it_is_over(engine: Engine
 
     assert january(datetime(2025, 1, 31, 22, 59, tzinfo=UTC)) == (None, 0, 1)  # 23:59 local
     assert january(datetime(2025, 1, 31, 23, 0, tzinfo=UTC)) == (26.0, 1, 0)  # Feb 1 local
+
+
+def test_a_converted_leads_activities_on_its_contact_count_for_the_lead(engine: Engine,
+                                                                          tmp_path: Path) -> None:
+    """Salesforce moves a converted lead's activities onto its contact; they still count for it.
+
+    l1 (converted into c1 on 01-08) was first called 6 h after it came in and followed up once
+    before converting; the call after converting is no follow-up. l2 was answered in 2 h, no
+    follow-up. Median response 4 h; mean follow-ups 0.5.
+    """
+    at = "2025-01-0{}T{:02d}:00:00Z".format
+    org = {
+        "users": [{"external_id": "u1", "name": "Ana", "team": "Alpha"}],
+        "contacts": [{"external_id": "c1", "first_name": "Cara", "created_at": at(8, 9)}],
+        "leads": [
+            {"external_id": "l1", "owner_id": "u1", "created_at": at(5, 9), "is_converted": True,
+             "converted_at": at(8, 9), "converted_contact_id": "c1"},
+            {"external_id": "l2", "owner_id": "u1", "created_at": at(6, 9)},
+        ],
+        "activities": [
+            {"external_id": "a1", "kind": "call", "direction": "outbound", "owner_id": "u1",
+             "occurred_at": at(5, 15), "contact_id": "c1"},
+            {"external_id": "a2", "kind": "email", "direction": "outbound", "owner_id": "u1",
+             "occurred_at": at(6, 9), "contact_id": "c1"},
+            {"external_id": "a3", "kind": "call", "direction": "outbound", "owner_id": "u1",
+             "occurred_at": at(9, 9), "contact_id": "c1"},
+            {"external_id": "a4", "kind": "call", "direction": "outbound", "owner_id": "u1",
+             "occurred_at": at(6, 11), "lead_id": "l2"},
+        ],
+    }
+    path = tmp_path / "org.json"
+    path.write_text(json.dumps(org), encoding="utf-8")
+    load_org(engine, path)
+    config = metric_config(load_settings(FIXTURE / "settings.toml"))
+    with engine.begin() as connection:
+        values = compute_values(connection, config, now=NOW,
+                                only=["lead_response_time", "follow_up_persistence"])
+    january = {v.kpi: (v.value, v.count) for v in values
+               if (v.period, v.period_start, v.grain) == ("month", date(2025, 1, 1), "org")}
+    assert january == {"lead_response_time": (4.0, 2), "follow_up_persistence": (0.5, 2)}
