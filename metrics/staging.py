@@ -277,8 +277,10 @@ def stage_lead_activities(run: Run) -> Any:
         .where(live(act), lead.is_not(None), act.c.occurred_at.is_not(None))
     )
     columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
-    run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query)
-    return run.tables["kpi_lead_act"]
+    table = run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query)
+    # Read per lead twice more (replies, follow-ups): without it SQLite joins by nested scans.
+    run.connection.exec_driver_sql("CREATE INDEX kpi_lead_act_lead ON kpi_lead_act (src, lead)")
+    return table
 
 
 def stage_leads(run: Run) -> None:
