@@ -266,14 +266,20 @@ def stage_lead_activities(run: Run) -> Any:
 
     Salesforce moves a converted lead's activities onto its new contact, so that is where the
     lead's history lives afterwards; elsewhere the lead keeps them (HubSpot's lead is the contact).
+    Converted leads are staged first, indexed by contact: a temporary table has no statistics,
+    so both backends look contacts up by that index instead of guessing from mostly-NULL columns.
     """
-    act, conv = base(Activity, "act"), base(Lead, "conv")
-    lead = func.coalesce(act.c.lead_id, conv.c.external_id)
+    act, l = base(Activity, "act"), base(Lead, "l")
+    conv = run.tables["kpi_converted"] = stage(
+        run.connection, "kpi_converted", text("src", "contact", "lead"),
+        select(l.c.source, l.c.converted_contact_id, l.c.external_id)
+        .where(live(l), l.c.converted_contact_id.is_not(None)))
+    run.connection.exec_driver_sql("CREATE INDEX kpi_converted_contact ON kpi_converted (src, contact)")
+    lead = func.coalesce(act.c.lead_id, conv.c.lead)
     query = (
         select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
-        .select_from(act.outerjoin(conv, and_(
-            act.c.lead_id.is_(None), conv.c.source == act.c.source,
-            conv.c.converted_contact_id == act.c.contact_id, live(conv))))
+        .select_from(act.outerjoin(conv, and_(act.c.lead_id.is_(None), conv.c.src == act.c.source,
+                                              conv.c.contact == act.c.contact_id)))
         .where(live(act), lead.is_not(None), act.c.occurred_at.is_not(None))
     )
     columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
