@@ -274,7 +274,8 @@ def stage_lead_activities(run: Run) -> Any:
         run.connection, "kpi_converted", text("src", "contact", "lead"),
         select(l.c.source, l.c.converted_contact_id, l.c.external_id)
         .where(live(l), l.c.converted_contact_id.is_not(None)))
-    run.connection.exec_driver_sql("CREATE INDEX kpi_converted_contact ON kpi_converted (src, contact)")
+    run.connection.exec_driver_sql(
+        "CREATE INDEX kpi_converted_contact ON kpi_converted (src, contact)")
     lead = func.coalesce(act.c.lead_id, conv.c.lead)
     query = (
         select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
@@ -307,9 +308,10 @@ def stage_leads(run: Run) -> None:
                                               act2.c.lead == first_out.c.lead)))
         .group_by(first_out.c.src, first_out.c.lead, first_out.c.first_out)
     )
-    touch = run.tables["kpi_touch"] = stage(run.connection, "kpi_touch",
-                  [*text("src", "lead"), Column("first_out", UTCDateTime()),
-                   Column("reply_at", UTCDateTime())], replies)
+    touch = run.tables["kpi_touch"] = stage(
+        run.connection, "kpi_touch",
+        [*text("src", "lead"), Column("first_out", UTCDateTime()),
+         Column("reply_at", UTCDateTime())], replies)
     follow = (
         select(touch.c.src, touch.c.lead, touch.c.first_out,
                func.sum(flag(and_(outbound, act.c.occurred_at > touch.c.first_out,

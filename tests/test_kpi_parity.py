@@ -38,7 +38,7 @@ NOT_COMPARABLE: dict[str, tuple[frozenset[str], str]] = {
     "customer_acquisition_rate": (VTIGER, "the same"),
     "time_to_acquisition": (VTIGER, "the same"),
     "lead_data_quality": (VTIGER, "the same"),
-    "stage_duration": (VTIGER, "Vtiger has no stage history: kpisync observes it from its own syncs"),
+    "stage_duration": (VTIGER, "Vtiger has no stage history; kpisync observes it by syncing"),
     "rep_ramp_time": (VTIGER, "Vtiger users carry no start date"),
     "rep_ramp_to_quota": (VTIGER, "the same"),
     "selling_hours": (VTIGER, "Vtiger keeps activity durations to the minute"),
@@ -57,7 +57,7 @@ VENDOR_KEYED = ("rep", "account")  # grains keyed by vendor ids, which differ pe
 # No values to compare here: an account-grain KPI, and two whose inputs (marketing spend, quotas)
 # come from settings this org leaves out.
 WITHOUT_VALUES = {"days_since_last_touch", "cac", "quota_attainment"}
-# Each CRM's own word for a qualified lead: HubSpot's CONNECTED, Salesforce's and Vtiger's Qualified.
+# Each CRM's word for a qualified lead: HubSpot's CONNECTED, Salesforce's and Vtiger's Qualified.
 QUALIFIED = ["qualified", "connected"]
 
 
