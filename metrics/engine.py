@@ -30,11 +30,20 @@ from metrics.declaration import (
     Total,
     ValueIndex,
 )
+from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window
 from metrics.portable import ratio
 from metrics.run import Fact, Run
-from metrics.staging import stage_all
+from metrics.staging import (
+    stage_activities,
+    stage_answers,
+    stage_customers,
+    stage_deals,
+    stage_lines,
+    stage_reps,
+    stage_stays,
+)
 
 FACTS: dict[str, Fact] = {
     "deal_closed": Fact("kpi_deal", "c_", lambda t: t.c.is_closed == 1),
@@ -69,6 +78,13 @@ def open_run(connection: Connection, config: MetricConfig, now: datetime) -> Run
     window = history_window(now, config.zone, config.metrics.history_years,
                             {str(k): n for k, n in config.metrics.recent_periods.items()})
     return Run(connection, config, window, Bucketer(connection.dialect.name, config.zone, window))
+
+
+def stage_all(run: Run) -> None:
+    """Fill every staged fact table of `run`, in dependency order."""
+    for step in (stage_deals, stage_customers, stage_leads, stage_people, stage_activities,
+                 stage_answers, stage_stays, stage_lines, stage_reps):
+        step(run)
 
 
 def compute_values(connection: Connection, config: MetricConfig, *, now: datetime,

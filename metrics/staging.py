@@ -25,7 +25,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,7 +40,6 @@ from kpisync.store.models import (
     SurveyResponse,
     User,
 )
-from kpisync.store.types import UTCDateTime
 from metrics.money import converted, crm_rate
 from metrics.periods import KINDS
 from metrics.portable import add_days, days_between, flag, hours_between, lowered_in, stage
@@ -93,13 +91,6 @@ def floats(*names: str) -> list[Column[Any]]:
 
 def as_date(run: Run, value: Any) -> ColumnElement[Any]:
     return cast(value, Date) if run.dialect == "postgresql" else func.date(value)
-
-
-def stage_all(run: Run) -> None:
-    """Fill every staged fact table of `run`, in dependency order."""
-    for step in (stage_deals, stage_customers, stage_leads, stage_people, stage_activities,
-                 stage_answers, stage_stays, stage_lines, stage_reps):
-        step(run)
 
 
 def region_of(run: Run, account: Any, user: Any) -> ColumnElement[Any]:
@@ -259,110 +250,6 @@ def stage_customers(run: Run) -> None:
                Column("first_won", Date), Column("lost_on", Date), *floats("acquisition_days"),
                *period_columns("a_")]
     run.tables["kpi_customer"] = stage(run.connection, "kpi_customer", columns, query)
-
-
-def stage_lead_activities(run: Run) -> Any:
-    """Every live activity of a lead: logged on the lead, or on the contact it was converted into.
-
-    Salesforce moves a converted lead's activities onto its new contact, so that is where the
-    lead's history lives afterwards; elsewhere the lead keeps them (HubSpot's lead is the contact).
-    Converted leads are staged first, indexed by contact: a temporary table has no statistics,
-    so both backends look contacts up by that index instead of guessing from mostly-NULL columns.
-    """
-    act, l = base(Activity, "act"), base(Lead, "l")
-    conv = run.tables["kpi_converted"] = stage(
-        run.connection, "kpi_converted", text("src", "contact", "lead"),
-        select(l.c.source, l.c.converted_contact_id, l.c.external_id)
-        .where(live(l), l.c.converted_contact_id.is_not(None)))
-    run.connection.exec_driver_sql(
-        "CREATE INDEX kpi_converted_contact ON kpi_converted (src, contact)")
-    lead = func.coalesce(act.c.lead_id, conv.c.lead)
-    query = (
-        select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
-        .select_from(act.outerjoin(conv, and_(act.c.lead_id.is_(None), conv.c.src == act.c.source,
-                                              conv.c.contact == act.c.contact_id)))
-        .where(live(act), lead.is_not(None), act.c.occurred_at.is_not(None))
-    )
-    columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
-    table = run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query)
-    # Read per lead twice more (replies, follow-ups): without it SQLite joins by nested scans.
-    run.connection.exec_driver_sql("CREATE INDEX kpi_lead_act_lead ON kpi_lead_act (src, lead)")
-    return table
-
-
-def stage_leads(run: Run) -> None:
-    roles = run.config.metrics.roles
-    l, u = base(Lead, "l"), base(User, "u")
-    act = stage_lead_activities(run)
-    act2 = act.alias("act2")
-    start_utc, _ = run.bucketer.window_instants()
-    outbound = and_(act.c.direction == "outbound", act.c.owner.is_not(None))
-    first_out = (select(act.c.src, act.c.lead, func.min(act.c.occurred_at).label("first_out"))
-                 .where(outbound).group_by(act.c.src, act.c.lead).subquery("first_out"))
-    replies = (
-        select(first_out.c.src, first_out.c.lead, first_out.c.first_out,
-               func.min(case((and_(act2.c.direction == "inbound",
-                                   act2.c.occurred_at > first_out.c.first_out),
-                              act2.c.occurred_at))).label("reply_at"))
-        .select_from(first_out.join(act2, and_(act2.c.src == first_out.c.src,
-                                              act2.c.lead == first_out.c.lead)))
-        .group_by(first_out.c.src, first_out.c.lead, first_out.c.first_out)
-    )
-    touch = run.tables["kpi_touch"] = stage(
-        run.connection, "kpi_touch",
-        [*text("src", "lead"), Column("first_out", UTCDateTime()),
-         Column("reply_at", UTCDateTime())], replies)
-    follow = (
-        select(touch.c.src, touch.c.lead, touch.c.first_out,
-               func.sum(flag(and_(outbound, act.c.occurred_at > touch.c.first_out,
-                                  or_(touch.c.reply_at.is_(None),
-                                      act.c.occurred_at < touch.c.reply_at),
-                                  or_(l.c.converted_at.is_(None),
-                                      act.c.occurred_at < l.c.converted_at)))).label("n"))
-        .select_from(touch.join(l, same_record(l, touch.c.src, touch.c.lead))
-                     .join(act, and_(act.c.src == touch.c.src, act.c.lead == touch.c.lead)))
-        .group_by(touch.c.src, touch.c.lead, touch.c.first_out).subquery("follow")
-    )
-    qualified = or_(lowered_in(l.c.status, roles.qualified_lead_statuses),
-                    l.c.is_converted.is_(True))
-    query = (
-        select(l.c.source, l.c.external_id, l.c.owner_id, u.c.team, l.c.lead_source,
-               flag(qualified), flag(l.c.is_converted.is_(True)),
-               case((follow.c.first_out.is_not(None),
-                     hours_between(run.dialect, follow.c.first_out, l.c.created_at))),
-               follow.c.n, *instant_periods(run, l.c.created_at, "l_"))
-        .select_from(l.outerjoin(u, same_record(u, l.c.source, l.c.owner_id))
-                     .outerjoin(follow, and_(follow.c.src == l.c.source,
-                                             follow.c.lead == l.c.external_id)))
-        .where(live(l), l.c.created_at >= start_utc)
-    )
-    columns = [*text("src", "lead", "rep", "team", "source"), *ints("is_qualified", "is_converted"),
-               *floats("response_hours"), *ints("follow_ups"), *instant_period_columns(run, "l_")]
-    run.tables["kpi_lead"] = stage(run.connection, "kpi_lead", columns, query)
-
-
-def well_formed(table: Any) -> ColumnElement[bool]:
-    """A name, an email like a@b.c without spaces, and a phone of at least 7 digits-ish."""
-    name = func.coalesce(func.trim(table.c.first_name), "") + func.coalesce(
-        func.trim(table.c.last_name), "")
-    phone: Any = func.coalesce(table.c.phone, "")
-    for char in (" ", "-", "(", ")", ".", "+"):
-        phone = func.replace(phone, char, "")
-    return and_(name != "", table.c.email.like("%_@_%._%"), ~table.c.email.like("% %"),
-                func.length(phone) >= 7)
-
-
-def stage_people(run: Run) -> None:
-    l, c = base(Lead, "l"), base(Contact, "c")
-    start_utc, _ = run.bucketer.window_instants()
-    parts = [
-        select(literal(kind), t.c.lead_source, flag(well_formed(t)),
-               *instant_periods(run, t.c.created_at, "p_"))
-        .where(live(t), t.c.created_at >= start_utc)
-        for kind, t in (("lead", l), ("contact", c))
-    ]
-    columns = [*text("kind", "source"), *ints("quality"), *instant_period_columns(run, "p_")]
-    run.tables["kpi_person"] = stage(run.connection, "kpi_person", columns, union_all(*parts))
 
 
 def stage_activities(run: Run) -> None:
