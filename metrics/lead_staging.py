@@ -32,16 +32,15 @@ def stage_lead_activities(run: Run) -> Any:
 
     Salesforce moves a converted lead's activities onto its new contact, so that is where the
     lead's history lives afterwards; elsewhere the lead keeps them (HubSpot's lead is the contact).
-    Converted leads are staged first, indexed by contact: a temporary table has no statistics,
-    so both backends look contacts up by that index instead of guessing from mostly-NULL columns.
+    Converted leads are staged first, indexed by contact, so the lookup never depends on the
+    planner's view of the mostly-NULL `converted_contact_id`. The result is indexed by lead: it
+    is read per lead twice more (replies, follow-ups).
     """
     act, l = base(Activity, "act"), base(Lead, "l")
     conv = run.tables["kpi_converted"] = stage(
         run.connection, "kpi_converted", text("src", "contact", "lead"),
         select(l.c.source, l.c.converted_contact_id, l.c.external_id)
-        .where(live(l), l.c.converted_contact_id.is_not(None)))
-    run.connection.exec_driver_sql(
-        "CREATE INDEX kpi_converted_contact ON kpi_converted (src, contact)")
+        .where(live(l), l.c.converted_contact_id.is_not(None)), index=("src", "contact"))
     lead = func.coalesce(act.c.lead_id, conv.c.lead)
     query = (
         select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
@@ -50,10 +49,9 @@ def stage_lead_activities(run: Run) -> Any:
         .where(live(act), lead.is_not(None), act.c.occurred_at.is_not(None))
     )
     columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
-    table = run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query)
-    # Read per lead twice more (replies, follow-ups): without it SQLite joins by nested scans.
-    run.connection.exec_driver_sql("CREATE INDEX kpi_lead_act_lead ON kpi_lead_act (src, lead)")
-    return table
+    run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query,
+                                       index=("src", "lead"))
+    return run.tables["kpi_lead_act"]
 
 
 def stage_leads(run: Run) -> None:

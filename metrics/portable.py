@@ -62,13 +62,19 @@ def lowered_in(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
 
 
 def stage(connection: Connection, name: str, columns: list[Column[Any]],
-          select: Select[Any] | CompoundSelect[Any]) -> Table:
-    """A temporary table `name` filled from `select` on `connection`; dropped with the connection."""
+          select: Select[Any] | CompoundSelect[Any], *, index: tuple[str, ...] = ()) -> Table:
+    """A temporary table `name` filled from `select` on `connection`; dropped with the connection.
+
+    `index` names columns to index once filled, for a table later joined on them: a temporary
+    table has no statistics, so SQLite would otherwise join it by nested scans.
+    """
     table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
     table.drop(connection, checkfirst=True)
     table.create(connection)
     filled = [c.name for c in columns if c.computed is None]  # generated columns fill themselves
     connection.execute(table.insert().from_select(filled, select))
+    if index:
+        connection.exec_driver_sql(f"CREATE INDEX {name}_index ON {name} ({', '.join(index)})")
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"ANALYZE {name}")
     return table

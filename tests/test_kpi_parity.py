@@ -51,6 +51,7 @@ GRAIN_NOT_COMPARABLE: dict[tuple[str, str], tuple[frozenset[str], str]] = {
     ("new_customers", "source"): (VTIGER, ("a customer's source falls back on its converted "
                                            "lead's, and Vtiger hides converted leads")),
 }
+ALL_AGREE: tuple[frozenset[str], str] = (frozenset(), "")
 KITS = available_kits()
 Key = tuple[str, str, object, str, str]  # kpi, period, period start, grain, key
 VENDOR_KEYED = ("rep", "account")  # grains keyed by vendor ids, which differ per CRM
@@ -63,13 +64,13 @@ QUALIFIED = ["qualified", "connected"]
 
 def comparable(kit: str) -> tuple[str, ...]:
     return tuple(name for name in REGISTRY.names()
-                 if kit not in NOT_COMPARABLE.get(name, (frozenset(), ""))[0])
+                 if kit not in NOT_COMPARABLE.get(name, ALL_AGREE)[0])
 
 
 def compared_grains(kit: str, values: dict[Key, object]) -> dict[Key, object]:
     """`values` without the (KPI, grain) pairs `kit` cannot match."""
     return {k: v for k, v in values.items()
-            if kit not in GRAIN_NOT_COMPARABLE.get((k[0], k[3]), (frozenset(), ""))[0]}
+            if kit not in GRAIN_NOT_COMPARABLE.get((k[0], k[3]), ALL_AGREE)[0]}
 
 
 def kpi_values(engine: Engine, now: datetime, kpis: tuple[str, ...]) -> dict[Key, object]:
