@@ -3,7 +3,7 @@ alerts and survey imports.
 
 Public surface (see each module):
 
-    compute_all(engine, config, *, now=None, only=None) -> ComputeResult     metrics.engine
+    compute_all(engine, config, *, now=None, only=None, force=False)         metrics.engine
     latest_values(engine, kpi=None, period=None, grain=None, key=None, period_start=None)
     value_history(engine, kpi, period, grain="org", key=None)                 metrics.snapshots
     metric_config(settings) -> MetricConfig                                  metrics.options

@@ -41,10 +41,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(surveys, name="surveys")
 
 
-def compute(settings: Path = SETTINGS) -> None:
-    """Compute every KPI now, store the values and send alerts for new crossings."""
+def compute(settings: Path = SETTINGS,
+            force: bool = typer.Option(False, "--force",
+                                       help="recompute even when no input changed")) -> None:
+    """Compute every KPI now, store the values and send alerts for new crossings.
+
+    When no record, setting or date moved since the last computation, its values stand.
+    """
     context = open_context(settings)
-    result = compute_all(context.engine, metric_config(context.settings))
+    result = compute_all(context.engine, metric_config(context.settings), force=force)
+    if result.reused_from is not None:
+        console.print(f"inputs unchanged since computation {result.reused_from}: its "
+                      f"{len(result.values)} values stand (--force recomputes); "
+                      f"{len(result.alerts)} alerts sent")
+        return
     console.print(f"computed {len(result.values)} values of {len(REGISTRY.names())} KPIs; "
                   f"{result.changed} changed; {len(result.alerts)} alerts sent")
 

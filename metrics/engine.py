@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, case, func, literal, select, tuple_
 from sqlalchemy.sql import Select
 
-from metrics import anonymity
+from metrics import anonymity, reuse
 from metrics.catalogue import REGISTRY
 from metrics.declaration import (
     Custom,
@@ -67,6 +67,7 @@ class ComputeResult:
     as_of: datetime
     values: list[KpiValue]
     changed: int = 0
+    reused_from: int | None = None  # the computation whose values were kept: nothing was recomputed
     alerts: list[Any] = field(default_factory=list)
 
     def of(self, kpi: str, period: str | None = None, grain: str | None = None) -> list[KpiValue]:
@@ -335,15 +336,26 @@ def _int(value: Any) -> int | None:
 
 
 def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = None,
-                only: Iterable[str] | None = None) -> ComputeResult:
-    """Compute every KPI as of `now`, store the values and snapshots, evaluate goals and alerts."""
+                only: Iterable[str] | None = None, force: bool = False) -> ComputeResult:
+    """Compute every KPI as of `now`, store the values and snapshots, evaluate goals and alerts.
+
+    When none of the inputs moved since the last computation (metrics.reuse), its stored values
+    stand and nothing is recomputed, unless `force`.
+    """
     from metrics.alerts import evaluate_alerts
-    from metrics.snapshots import store_values
+    from metrics.snapshots import record_reuse, store_values, stored_values
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     with engine.begin() as connection:
-        values = compute_values(connection, config, now=now, only=only)
-    computation_id, changed = store_values(engine, values, as_of=now)
-    result = ComputeResult(computation_id, now, values, changed)
+        inputs = reuse.fingerprint(connection, config, only, now)
+        kept = None if force else reuse.reusable(connection, config, inputs, now)
+        if kept is None:
+            values = compute_values(connection, config, now=now, only=only)
+    if kept is None:
+        computation_id, changed = store_values(engine, values, as_of=now, inputs=inputs)
+    else:
+        values = stored_values(engine, {kpi.name for kpi in needed(REGISTRY, only)})
+        computation_id, changed = record_reuse(engine, kept, len(values), as_of=now, inputs=inputs), 0
+    result = ComputeResult(computation_id, now, values, changed, reused_from=kept)
     result.alerts = evaluate_alerts(engine, config, result)
     return result

@@ -25,6 +25,8 @@ class KpiComputation(SQLModel, table=True):
     as_of: datetime = Field(sa_type=UTCDateTime)
     values: int = 0
     changed: int = 0
+    inputs: str | None = Field(default=None, max_length=64)  # metrics.reuse.fingerprint
+    reused_from: int | None = None  # set when the inputs were unchanged and no value was recomputed
 
 
 class KpiValueRecord(SQLModel, table=True):

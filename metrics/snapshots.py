@@ -56,13 +56,18 @@ def fresh_columns() -> list[Column[Any]]:
             Column("count", Integer), Column("excluded", Integer), Column("reason", String)]
 
 
-def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime) -> tuple[int, int]:
-    """Save one computation; returns (computation id, values that changed). Idempotent."""
+def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
+                 inputs: str | None = None) -> tuple[int, int]:
+    """Save one computation; returns (computation id, values that changed). Idempotent.
+
+    `inputs` is the computation's fingerprint (metrics.reuse), kept so the next one can reuse it.
+    """
     started = datetime.now(UTC)
     kpis = sorted({v.kpi for v in values})
     with engine.begin() as connection:
         inserted = connection.execute(COMPUTATIONS.insert().values(
-            started_at=started, as_of=as_of, values=len(values), changed=0)).inserted_primary_key
+            started_at=started, as_of=as_of, values=len(values), changed=0,
+            inputs=inputs)).inserted_primary_key
         computation_id = int(inserted[0]) if inserted else 0
         fresh = load_fresh(connection, values)
         changed = stage(connection, "kpi_changed", fresh_columns(), changed_query(fresh))
@@ -81,6 +86,22 @@ def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime)
         for table in (fresh, changed):
             table.drop(connection)
     return computation_id, int(count)
+
+
+def record_reuse(engine: Engine, kept: int, values: int, *, as_of: datetime, inputs: str) -> int:
+    """Record a computation that kept computation `kept`'s values; returns its id."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        inserted = connection.execute(COMPUTATIONS.insert().values(
+            started_at=now, finished_at=now, as_of=as_of, values=values, changed=0,
+            inputs=inputs, reused_from=kept)).inserted_primary_key
+    return int(inserted[0]) if inserted else 0
+
+
+def stored_values(engine: Engine, kpis: set[str]) -> list[KpiValue]:
+    """The current stored values of `kpis`, in no particular order."""
+    with engine.connect() as connection:
+        return [as_value(r) for r in connection.execute(select(VALUES).where(VALUES.c.kpi.in_(kpis)))]
 
 
 def same_key(table: Table, other: Table) -> Any:

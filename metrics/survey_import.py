@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, select
 
 from kpisync.errors import ConfigError
 from kpisync.store.models import Account, Contact, SurveyResponse, User
+from kpisync.store.revision import raise_revision
 from kpisync.store.upsert import upsert_rows
 
 DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
@@ -218,6 +219,7 @@ def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "
                                               table.c.external_id.in_(list(good)))).scalars())
         if good:
             upsert_rows(connection, table, list(good.values()))
+            raise_revision(connection, source, now)
         report.imported = len(set(good) - existing)
         report.unchanged = len(set(good) & existing)
     return report

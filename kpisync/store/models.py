@@ -320,6 +320,19 @@ class SyncState(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class StoreRevision(SQLModel, table=True):
+    """A counter per source, raised in the same transaction as every write to its records.
+
+    The KPI engine compares these counters to tell whether its inputs changed since it last ran.
+    """
+
+    __tablename__ = "store_revisions"
+
+    source: str = Field(primary_key=True, max_length=64)
+    revision: int = 0
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class SyncRun(SQLModel, table=True):
     __tablename__ = "sync_runs"
 

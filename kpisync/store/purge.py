@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Column, Engine, MetaData, String, Table, exists, update
 
+from kpisync.store.revision import raise_revision
 from kpisync.store.writer import table_of
 
 
@@ -39,4 +40,6 @@ def mark_purged(engine: Engine, source: str, listing: Iterable[tuple[str, list[s
             )
             purged += result.rowcount
         live.drop(connection)
+        if purged:
+            raise_revision(connection, source, started)
     return purged

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.store.models import ENTITY_MODELS, RecordBase, Row, SyncState
+from kpisync.store.revision import raise_revision
 from kpisync.store.upsert import upsert_rows
 
 
@@ -32,6 +33,8 @@ def write_page(connection: Connection, source: str, page: Page, now: datetime) -
     deleted = mark_deleted(connection, source, page.deleted, now)
     for merge in page.merged:
         apply_merge(connection, source, merge, now)
+    if by_entity or deleted or page.merged:
+        raise_revision(connection, source, now)
     if page.cursor is not None:
         save_cursor(connection, source, page.stream, page.cursor, now)
     return sum(len(rows) for rows in by_entity.values()), deleted
