@@ -100,8 +100,10 @@ def record_reuse(engine: Engine, kept: int, values: int, *, as_of: datetime, inp
 
 def stored_values(engine: Engine, kpis: set[str]) -> list[KpiValue]:
     """The current stored values of `kpis`, in no particular order."""
+    columns = [VALUES.c[name] for name in (*KEY, *CONTENT)]  # KpiValue's fields, in its order
     with engine.connect() as connection:
-        return [as_value(r) for r in connection.execute(select(VALUES).where(VALUES.c.kpi.in_(kpis)))]
+        return [KpiValue(*row) for row in connection.execute(
+            select(*columns).where(VALUES.c.kpi.in_(kpis)))]
 
 
 def same_key(table: Table, other: Table) -> Any:
