@@ -219,9 +219,10 @@ class SalesforceClient:
             if self._sf is None:
                 login = self.login()
                 remember_secret(login.session_id)
+                # Plain dicts: simple-salesforce's default OrderedDict hook doubles JSON parsing.
                 self._sf = Salesforce(session_id=login.session_id, instance_url=login.instance_url,
                                       session=self.session, version=self.version,
-                                      parse_float=Decimal)
+                                      parse_float=Decimal, object_pairs_hook=None)
             return self._sf
 
     def relogin(self) -> None:
