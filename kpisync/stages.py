@@ -49,10 +49,10 @@ def compute_kpis(engine: Engine, settings: Settings) -> StageOutcome:
         return StageOutcome(SKIPPED, "the KPI engine (metrics) is not installed")
     result = engine_module.compute_all(engine, options.metric_config(settings))
     if result.reused_from is not None:
-        return StageOutcome(SUCCEEDED, f"inputs unchanged: the {len(result.values)} values of "
+        return StageOutcome(SUCCEEDED, f"inputs unchanged: the {result.standing} values of "
                                        f"computation {result.reused_from} stand, "
                                        f"{len(result.alerts)} KPI alerts")
-    return StageOutcome(SUCCEEDED, f"{len(result.values)} values, {result.changed} changed, "
+    return StageOutcome(SUCCEEDED, f"{result.standing} values, {result.changed} changed, "
                                    f"{len(result.alerts)} KPI alerts")
 
 

@@ -77,6 +77,12 @@ def goal_checks(config: MetricConfig, values: list[KpiValue], now: datetime) -> 
     return checks
 
 
+def watched_kpis(config: MetricConfig) -> set[str]:
+    """The KPIs whose values threshold rules and goal alerts read."""
+    goals = {goal.kpi for goal in config.metrics.goals} if config.metrics.goal_alerts else set()
+    return {rule.kpi for rule in config.metrics.alerts} | goals
+
+
 def evaluate_alerts(engine: Engine, config: MetricConfig, result: Any) -> list[Alert]:
     """Update alert states from `result` (a ComputeResult); returns the alerts sent this time."""
     checks = threshold_checks(config, result.values, result.as_of) + goal_checks(

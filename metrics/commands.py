@@ -52,10 +52,10 @@ def compute(settings: Path = SETTINGS,
     result = compute_all(context.engine, metric_config(context.settings), force=force)
     if result.reused_from is not None:
         console.print(f"inputs unchanged since computation {result.reused_from}: its "
-                      f"{len(result.values)} values stand (--force recomputes); "
+                      f"{result.standing} values stand (--force recomputes); "
                       f"{len(result.alerts)} alerts sent")
         return
-    console.print(f"computed {len(result.values)} values of {len(REGISTRY.names())} KPIs; "
+    console.print(f"computed {result.standing} values of {len(REGISTRY.names())} KPIs; "
                   f"{result.changed} changed; {len(result.alerts)} alerts sent")
 
 

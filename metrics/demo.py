@@ -22,7 +22,7 @@ def demo_stage(console: Console, context: AppContext, connector: Any, emulator: 
     now = emulator.org.now  # the synthetic org's present
     with console.status("computing every KPI of the catalogue …"):
         result = compute_all(context.engine, metric_config(context.settings), now=now)
-    console.print(f"computed {len(result.values)} KPI values (every KPI, period and grain)")
+    console.print(f"computed {result.standing} KPI values (every KPI, period and grain)")
     this_quarter = date(now.year, 3 * ((now.month - 1) // 3) + 1, 1)
     quarterly = [v for v in latest_values(context.engine, period="quarter", grain="org")
                  if v.period_start < this_quarter]

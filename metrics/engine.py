@@ -65,10 +65,16 @@ FACTS: dict[str, Fact] = {
 class ComputeResult:
     computation_id: int | None
     as_of: datetime
-    values: list[KpiValue]
+    values: list[KpiValue]  # when kept (reused_from), only the values goals and alerts watch
     changed: int = 0
     reused_from: int | None = None  # the computation whose values were kept: nothing was recomputed
     alerts: list[Any] = field(default_factory=list)
+    kept_values: int = 0  # when kept: how many stored values stand
+
+    @property
+    def standing(self) -> int:
+        """How many values this computation stands for."""
+        return self.kept_values if self.reused_from is not None else len(self.values)
 
     def of(self, kpi: str, period: str | None = None, grain: str | None = None) -> list[KpiValue]:
         return [v for v in self.values if v.kpi == kpi and period in (None, v.period)
@@ -342,7 +348,7 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
     When none of the inputs moved since the last computation (metrics.reuse), its stored values
     stand and nothing is recomputed, unless `force`.
     """
-    from metrics.alerts import evaluate_alerts
+    from metrics.alerts import evaluate_alerts, watched_kpis
     from metrics.snapshots import record_reuse, store_values, stored_values
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -353,9 +359,11 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
             values = compute_values(connection, config, now=now, only=only)
     if kept is None:
         computation_id, changed = store_values(engine, values, as_of=now, inputs=inputs)
-    else:
-        values = stored_values(engine, {kpi.name for kpi in needed(REGISTRY, only)})
-        computation_id, changed = record_reuse(engine, kept, len(values), as_of=now, inputs=inputs), 0
-    result = ComputeResult(computation_id, now, values, changed, reused_from=kept)
+        result = ComputeResult(computation_id, now, values, changed)
+    else:  # the kept values stay in the store; only those goals and alerts look at are read
+        computation_id, standing = record_reuse(engine, kept, as_of=now, inputs=inputs)
+        watched = watched_kpis(config) & {kpi.name for kpi in needed(REGISTRY, only)}
+        result = ComputeResult(computation_id, now, stored_values(engine, watched), 0,
+                               reused_from=kept, kept_values=standing)
     result.alerts = evaluate_alerts(engine, config, result)
     return result

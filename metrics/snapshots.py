@@ -88,14 +88,17 @@ def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
     return computation_id, int(count)
 
 
-def record_reuse(engine: Engine, kept: int, values: int, *, as_of: datetime, inputs: str) -> int:
-    """Record a computation that kept computation `kept`'s values; returns its id."""
+def record_reuse(engine: Engine, kept: int, *, as_of: datetime, inputs: str) -> tuple[int, int]:
+    """Record a computation that kept computation `kept`'s values; returns its id and how many
+    values stand."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
+        values = connection.execute(
+            select(COMPUTATIONS.c["values"]).where(COMPUTATIONS.c.id == kept)).scalar_one()
         inserted = connection.execute(COMPUTATIONS.insert().values(
             started_at=now, finished_at=now, as_of=as_of, values=values, changed=0,
             inputs=inputs, reused_from=kept)).inserted_primary_key
-    return int(inserted[0]) if inserted else 0
+    return (int(inserted[0]) if inserted else 0), int(values)
 
 
 def stored_values(engine: Engine, kpis: set[str]) -> list[KpiValue]:

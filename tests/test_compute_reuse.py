@@ -7,6 +7,7 @@ local day, an activity that happened meanwhile) must recompute.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from kpisync.connector import Deleted, Page
 from kpisync.cursor import Cursor
 from kpisync.store.models import Activity
 from kpisync.store.writer import write_page
+from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.engine import ComputeResult, compute_all
-from metrics.options import MetricConfig, metric_config
+from metrics.goals import goal_statuses
+from metrics.options import AlertRule, Goal, MetricConfig, metric_config
+from metrics.snapshots import stored_values
 from metrics.survey_import import import_surveys
 from tests.test_metrics_fixture import FIXTURE, NOW, load_org
 
@@ -33,18 +37,25 @@ def config(**metrics: object) -> MetricConfig:
                         currency=fixture.currency, base=fixture.base)
 
 
-def contents(result: ComputeResult) -> set[tuple[object, ...]]:
+def contents(values: Iterable[KpiValue]) -> set[tuple[object, ...]]:
     def rounded(v: KpiValue) -> tuple[object, ...]:
         return (v.kpi, v.period, v.period_start, v.grain, v.key,
                 None if v.value is None else round(v.value, 9), v.count, v.excluded, v.reason)
-    return {rounded(v) for v in result.values}
+    return {rounded(v) for v in values}
+
+
+def standing(engine: Engine) -> set[tuple[object, ...]]:
+    """The values the store holds now, every KPI."""
+    return contents(stored_values(engine, set(REGISTRY.names())))
 
 
 def recomputed(engine: Engine, settings: MetricConfig, now: datetime) -> ComputeResult:
     result = compute_all(engine, settings, now=now)
+    before = standing(engine)
+    assert len(before) == result.standing
     forced = compute_all(engine, settings, now=now, force=True)
     assert forced.reused_from is None and forced.changed == 0
-    assert contents(result) == contents(forced)
+    assert before == contents(forced.values)
     return result
 
 
@@ -68,7 +79,8 @@ def test_an_unchanged_store_keeps_the_values_and_says_which_computation_they_are
     again = recomputed(engine, config(), LATER)
     assert again.reused_from == first.computation_id
     assert again.computation_id != first.computation_id and again.changed == 0
-    assert contents(again) == contents(first)
+    assert again.values == [], "no goal or alert watches a KPI, so none is read back"
+    assert standing(engine) == contents(first.values)
     only = compute_all(engine, config(), now=LATER, only=["win_rate"])
     assert only.reused_from is None, "a different set of KPIs is a different computation"
 
@@ -91,7 +103,7 @@ def test_any_change_of_input_recomputes(engine: Engine, tmp_path: Path, change: 
         now = NOW + timedelta(days=1)
     result = recomputed(engine, settings, now)
     assert result.reused_from is None
-    assert contents(result) != contents(first)
+    assert contents(result.values) != contents(first.values)
 
 
 @pytest.mark.parametrize("at, account", [
@@ -104,4 +116,19 @@ def test_time_passing_over_an_activity_recomputes(engine: Engine, at: datetime, 
     first = compute_all(engine, config(), now=NOW)
     result = recomputed(engine, config(), LATER)
     assert result.reused_from is None
-    assert contents(result) != contents(first)
+    assert contents(result.values) != contents(first.values)
+
+
+def test_kept_values_feed_goals_and_alerts_as_a_recompute_would(engine: Engine) -> None:
+    load_org(engine)
+    watching = config(goals=(Goal(name="quarter", kpi="win_rate", target=0.5),),
+                      alerts=(AlertRule(name="volume", kpi="sales_volume", below=1e12),))
+    compute_all(engine, watching, now=NOW)
+    kept = compute_all(engine, watching, now=LATER)
+    assert kept.reused_from is not None
+    forced = compute_all(engine, watching, now=LATER, force=True)
+    watched = [v for v in forced.values if v.kpi in ("win_rate", "sales_volume")]
+    assert watched and contents(kept.values) == contents(watched)
+    assert kept.standing == forced.standing
+    assert (goal_statuses(watching, kept.values, LATER)
+            == goal_statuses(watching, forced.values, LATER))
