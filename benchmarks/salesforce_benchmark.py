@@ -14,8 +14,9 @@ per object the API calls made against the lower bound:
 - Bulk: per job 1 create + 1 poll + ceil(rows / maxRecords); Opportunity runs three jobs (itself,
   OpportunityHistory, OpportunityFieldHistory).
 Local overhead is given two ways: wall time not spent waiting on the emulator's fixed latency
-(calls x latency), and wall time beyond the reader's whole HTTP wait (latency plus the
-emulator's own work), which is how benchmarks/hubspot_sync.py reports it. Setup calls (login,
+(calls x latency), and wall time beyond the reader's whole wait on the CRM (latency plus the
+emulator's own work, and the sleeps between polls of a Bulk job that is still running), which is
+how benchmarks/hubspot_sync.py reports it. Setup calls (login,
 limits, describe, record counts) are shown apart.
 """
 
@@ -181,7 +182,8 @@ def print_figures(f: Figures, history: dict[str, int], bulk: bool, first: bool) 
           f"{f.total_calls} calls x {f.latency * 1000:.0f} ms = {fixed:.1f} s of fixed latency")
     print(f"   local overhead: {beyond_latency:.1f} s beyond the fixed latency "
           f"({100 * beyond_latency / f.wall:.0f}% of wall); {beyond_http:.1f} s beyond the "
-          f"reader's whole HTTP wait of {f.waiting:.1f} s ({100 * beyond_http / f.wall:.0f}% of wall)")
+          f"reader's whole wait on the CRM of {f.waiting:.1f} s ({100 * beyond_http / f.wall:.0f}% of "
+          "wall)")
     print(f"   peak resident memory {f.peak_mb:.1f} MiB (grew {f.growth_mb:.1f} MiB during the sync)")
     print(f"{'object':22} {'records':>8} {'calls':>6} {'bound':>6} {'ratio':>6}")
     calls_sum = bounds_sum = 0

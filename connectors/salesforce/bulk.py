@@ -57,11 +57,10 @@ def typed_rows(text: str, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
 
 class BulkReader:
     def __init__(self, client: SalesforceClient, page_records: int, poll_seconds: float,
-                 sleep: Callable[[float], None], max_polls: int = 10_000) -> None:
+                 max_polls: int = 10_000) -> None:
         self.client = client
         self.page_records = page_records
         self.poll_seconds = poll_seconds
-        self.sleep = sleep
         self.max_polls = max_polls
 
     def read(self, scope: Scope, kinds: Mapping[str, str], cursor: Cursor,
@@ -117,7 +116,7 @@ class BulkReader:
             if state in ("Failed", "Aborted"):
                 raise ConnectorError(f"Bulk API query job {job} on {sobject} ended "
                                      f"{state}: {info.get('errorMessage', 'no message')}")
-            self.sleep(self.poll_seconds)
+            self.client.wait(self.poll_seconds)
         raise ConnectorError(f"Bulk API query job {job} on {sobject} did not finish",
                              hint="raise bulk_above_records to read this object by REST")
 

@@ -147,7 +147,7 @@ class SalesforceClient:
         self.calls: Counter[str] = Counter()
         self.api_used: int | None = None
         self.api_max: int | None = None
-        self.seconds_waiting = 0.0
+        self.seconds_waiting = 0.0  # on the CRM: HTTP calls, and Bulk jobs being polled (`wait`)
         self.session = requests.Session()
         self.session.trust_env = False  # an environment CA bundle must not override `verify`
         if ca_bundle:
@@ -160,6 +160,12 @@ class SalesforceClient:
         credentials.remember()
 
     # --- calls -------------------------------------------------------------------------------------
+    def wait(self, seconds: float) -> None:
+        """Sleep while the org works on something asked of it (a Bulk job): time spent waiting on
+        the CRM, counted with the calls' own in `seconds_waiting`."""
+        time.sleep(seconds)
+        self.seconds_waiting += seconds
+
     def call(self, endpoint: str, function: Callable[[Salesforce], T]) -> T:
         """`function(sf)` with retries; `endpoint` names it in counts and errors."""
         relogged = False

@@ -19,7 +19,6 @@ Sforce-Limit-Info usage is recorded per run; a sync refuses to start below `min_
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -322,4 +321,4 @@ class SalesforceConnector:
         return ReadOptions(lag=timedelta(seconds=s.lag_seconds), batch_size=s.batch_records,
                            bulk_above_records=s.bulk_above_records,
                            bulk_page_records=s.bulk_page_records,
-                           bulk_poll_seconds=s.bulk_poll_seconds, sleep=time.sleep)
+                           bulk_poll_seconds=s.bulk_poll_seconds)

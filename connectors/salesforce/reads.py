@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,7 +58,6 @@ class ReadOptions:
     bulk_above_records: int
     bulk_page_records: int
     bulk_poll_seconds: float
-    sleep: Callable[[float], None]
 
 
 class StreamReader:
@@ -74,8 +73,7 @@ class StreamReader:
         self.options = options
         self.survey_object = survey_object
         self.pager = QueryPager(client, options.batch_size)
-        self.bulk = BulkReader(client, options.bulk_page_records, options.bulk_poll_seconds,
-                               options.sleep)
+        self.bulk = BulkReader(client, options.bulk_page_records, options.bulk_poll_seconds)
         self.tracking = tracking  # OpportunityFieldHistory exists (field-history tracking on)
         self.history = HistoryReader(self.pager, self.bulk, options.bulk_above_records)
         self.known = Histories(tracking=tracking)
