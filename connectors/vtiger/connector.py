@@ -68,7 +68,9 @@ class VtigerSettings(StrictModel):
     read_mode: Literal["auto", "sync", "query"] = "auto"
     sync_type: Literal["application", "userandgroup", "user"] = "application"
     modules: tuple[str, ...] = MODULES
-    batch_records: int = 1000
+    # records a store transaction holds; one API page (100) by default, so writing a page
+    # overlaps reading the next and an incremental's last write is short (NOTES, session 6)
+    batch_records: int = Field(default=100, ge=1)
     timeout_seconds: float = 60.0
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     won_stages: tuple[str, ...] = ("Closed Won",)
