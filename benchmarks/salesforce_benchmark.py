@@ -16,8 +16,8 @@ per object the API calls made against the lower bound:
 Local overhead is given two ways: wall time not spent waiting on the emulator's fixed latency
 (calls x latency), and wall time beyond the reader's whole wait on the CRM (latency plus the
 emulator's own work, and the sleeps between polls of a Bulk job that is still running), which is
-how benchmarks/hubspot_sync.py reports it. Setup calls (login,
-limits, describe, record counts) are shown apart.
+how benchmarks/hubspot_sync.py reports it. Setup calls (login, limits, describe, record counts)
+are shown apart.
 """
 
 from __future__ import annotations
