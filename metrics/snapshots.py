@@ -34,9 +34,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kpisync.store.types import UTCDateTime
+from kpisync.store.upsert import dialect_insert
 from metrics.declaration import KpiValue
 from metrics.models import KpiComputation, KpiSnapshot, KpiValueRecord
 from metrics.portable import stage
@@ -163,8 +163,7 @@ def changed_query(fresh: Table) -> Any:
 
 def upsert(connection: Connection, changed: Table, stamp: list[Any]) -> None:
     """Insert or overwrite the changed values, stamped with this computation."""
-    dialect = connection.dialect.name
-    insert = postgresql.insert(VALUES) if dialect == "postgresql" else sqlite.insert(VALUES)
+    insert = dialect_insert(VALUES, connection.dialect.name)
     # Key order keeps the unique index's inserts at its right edge: far fewer page splits.
     rows = (select(*[changed.c[name] for name in (*KEY, *CONTENT)], *stamp).where(literal(True))
             .order_by(*[changed.c[name] for name in KEY]))

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kpisync.connector import Connector, FieldUpdate, WriteResult
 from kpisync.store.models import ENTITY_MODELS
+from kpisync.store.upsert import dialect_insert
 from writeback.guard import Guard
 from writeback.models import AuditEntry, OutboxItem, WriteRun, WrittenValue
 from writeback.planner import Change
@@ -227,8 +227,7 @@ def record_results(connection: Connection, items: Sequence[Item], results: Seque
 
 
 def _insert(connection: Connection) -> Any:
-    dialect = connection.dialect.name
-    return (postgresql.insert(STATE) if dialect == "postgresql" else sqlite.insert(STATE))
+    return dialect_insert(STATE, connection.dialect.name)
 
 
 KEY = [STATE.c.source, STATE.c.entity, STATE.c.external_id, STATE.c.field]

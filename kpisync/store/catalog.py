@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kpisync.connector import FieldInfo
 from kpisync.store.models import FieldCatalog
+from kpisync.store.upsert import dialect_insert
 
 
 def record_fields(engine: Engine, source: str, fields: Sequence[FieldInfo], now: datetime) -> list[str]:
@@ -22,8 +22,7 @@ def record_fields(engine: Engine, source: str, fields: Sequence[FieldInfo], now:
                      is_custom=f.is_custom, is_writable=f.is_writable, first_seen_at=now,
                      last_seen_at=now, removed_at=None) for f in fields]
         if rows:
-            insert = (postgresql.insert(table) if connection.dialect.name == "postgresql"
-                      else sqlite.insert(table))
+            insert = dialect_insert(table, connection.dialect.name)
             keep = {"id", "source", "entity", "name", "first_seen_at"}
             connection.execute(insert.on_conflict_do_update(
                 index_elements=[table.c.source, table.c.entity, table.c.name],

@@ -10,18 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kpisync.store.models import StoreRevision
+from kpisync.store.upsert import dialect_insert
 
 REVISIONS: Table = StoreRevision.__table__  # type: ignore[attr-defined]
 
 
 def raise_revision(connection: Connection, source: str, now: datetime) -> None:
     """Count one more change to `source`'s records (inside the caller's transaction)."""
-    dialect = connection.dialect.name
-    insert = postgresql.insert(REVISIONS) if dialect == "postgresql" else sqlite.insert(REVISIONS)
-    statement = insert.values(source=source, revision=1, changed_at=now)
+    statement = dialect_insert(REVISIONS, connection.dialect.name).values(source=source, revision=1, changed_at=now)
     connection.execute(statement.on_conflict_do_update(
         index_elements=[REVISIONS.c.source],
         set_={"revision": REVISIONS.c.revision + 1, "changed_at": statement.excluded.changed_at},

@@ -40,6 +40,11 @@ def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     connection.exec_driver_sql(statement.sql, statement.bind(_dedupe(rows)))
 
 
+def dialect_insert(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT on `table` that takes ON CONFLICT, for the store's dialect (PostgreSQL or SQLite)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 def merged_json(table: Table, incoming: Any, dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return literal_column(
@@ -81,7 +86,7 @@ def _compiled_upsert(table: Table, dialect: Dialect) -> _Upsert:
 
 
 def _compile(table: Table, dialect: Dialect) -> _Upsert:
-    insert = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
+    insert = dialect_insert(table, dialect.name)
     changes: dict[str, Any] = {
         column.name: insert.excluded[column.name]
         for column in table.columns

@@ -9,13 +9,12 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.store.models import ENTITY_MODELS, RecordBase, Row, SyncState
 from kpisync.store.revision import raise_revision
-from kpisync.store.upsert import upsert_rows
+from kpisync.store.upsert import dialect_insert, upsert_rows
 
 
 def table_of(entity: str) -> Table:
@@ -97,9 +96,7 @@ def apply_merge(connection: Connection, source: str, merge: Merged, now: datetim
 
 def save_cursor(connection: Connection, source: str, stream: str, cursor: Cursor, now: datetime) -> None:
     table = SyncState.__table__  # type: ignore[attr-defined]
-    dialect = connection.dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    statement = insert.values(source=source, stream=stream, cursor=cursor.to_json(), updated_at=now)
+    statement = dialect_insert(table, connection.dialect.name).values(source=source, stream=stream, cursor=cursor.to_json(), updated_at=now)
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=[table.c.source, table.c.stream],
