@@ -131,11 +131,11 @@ def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org) -> Non
             result = sync_source(engine, SOURCE, env.connector(batch_records=50), SyncOptions())
             assert result.status == "succeeded"
             check_truth(engine, env)
-            if not sync_works:  # Events: the first page, the tie count, the group by id with
-                # a one-row overlap, the page after it; the users page; one empty page for each
-                # other module (six); two live counts per module (seven; deletecount.py)
-                group = len(live(env, "Events")) - 1  # all but the record changed after the tie
-                events = 1 + 1 + math.ceil((group - 1) / 99) + 1
+            if not sync_works:  # Events: 100 rows, then 99 new a page after a one-row
+                # overlap, to the short page; the users page; one empty page for each other
+                # module (six); two live counts per module (seven; deletecount.py)
+                changed = len(live(env, "Events"))  # the tie group and the record after it
+                events = 2 + (changed - 100) // 99
                 assert emulator.op_calls["query"] == events + 1 + 6 + 2 * 7
 
 

@@ -1,95 +1,101 @@
 """Walking one module's changes with VTQL `query` on modifiedtime, where `sync` cannot serve.
 
-Vtiger caps a query at 100 rows, keeps one-second timestamps and orders rows that share a
-modifiedtime arbitrarily, so offsets over a changing result are unsafe. The walk therefore pages
-by time, not by offset: `modifiedtime >= value AND modifiedtime <= bound ORDER BY modifiedtime
-LIMIT 0,100`, dropping the ids already seen at `value` (the one-second overlap, de-duplicated),
-and starts the next page at the last time read. Only when one second holds a whole page and a
-count says it holds more (a tie group over 100, e.g. a mass update) does it page that second by
-offset, ordered by id, with
-a one-row overlap that detects rows leaving the group (a shift) and restarts the group; then it
-continues strictly after that second. Deletes are invisible to query: the engine's periodic id
-comparison (`list_ids`) finds them.
+Vtiger caps a query at 100 rows and keeps one-second timestamps, so many rows can share one
+modifiedtime (a mass update stamps thousands with one second). The walk reads in one total order,
+(modifiedtime, id), and keeps its place as a second and how many of that second's rows it has read:
+
+    SELECT * FROM M WHERE modifiedtime >= 'T' AND modifiedtime <= 'bound'
+        ORDER BY modifiedtime, id LIMIT k-1,100;
+
+asks from the k-th row of second T, the last one read. When that row does not come back first,
+a row read earlier at T has left the second (edited again, deleted), the offsets shifted, and the
+walk reads T again from its start (rows already written are only written again). No row joins a
+second at or before the bound (an edit is stamped now, later than the bound), so each restart
+shrinks the group and the walk ends. A page may end anywhere, inside a tie or not: the overlap costs
+one row a page, never a call. The walk's last second is complete once a short page shows nothing
+after it, so the next run starts strictly after it. Deletes are invisible to query: deletecount.py
+notices them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.vtiger.syncwalk import Batch
-from connectors.vtiger.values import latin_digits, seconds, stamp
+from connectors.vtiger.values import seconds, stamp
 from kpisync.cursor import Cursor
 
 PAGE = 100
-PINNED = "pinned_offset"  # cursor state: paging the tie group at cursor.value by id
-PINNED_LAST = "pinned_last"
+# Cursor state: rows of the cursor's second already read, in id order, and the last one's id.
+# (The names date from versions that paged by offset only inside a tie group over 100 rows.)
+OFFSET = "pinned_offset"
+LAST = "pinned_last"
 
 Query = Callable[[str], list[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class Place:
+    """Every row before `second` is read, and the first `offset` rows of `second` by id,
+    the last of them `last_id` (offset 0: none of that second yet)."""
+
+    second: int | None = None
+    offset: int = 0
+    last_id: str = ""
+
+
 def walk_query(query: Query, module: str, cursor: Cursor, bound: int,
                zone: ZoneInfo) -> Iterator[Batch]:
+    place = place_of(cursor)
+    # Cursors written by older versions name the rows read at their second instead of counting them.
+    seen = frozenset() if place.offset else cursor.seen_ids
     while True:
-        if cursor.get(PINNED) is not None:
-            for batch in _walk_tie_group(query, module, cursor, zone):
-                cursor = batch.cursor
-                yield batch
-            cursor = Cursor(value=str(int(cursor.value or 0) + 1), state=_mode_only(cursor))
-            yield Batch([], [], cursor)
-            continue
-        lower = f"modifiedtime >= '{stamp(int(cursor.value), zone)}' AND " if cursor.value else ""
-        rows = query(f"SELECT * FROM {module} WHERE {lower}modifiedtime <= "
-                     f"'{stamp(bound, zone)}' ORDER BY modifiedtime LIMIT 0,{PAGE};")
-        stamped = [(seconds(r.get("modifiedtime"), zone), r) for r in rows]
-        fresh = [r for t, r in stamped
-                 if not (str(r.get("id")) in cursor.seen_ids and str(t) == cursor.value)]
-        if len(rows) == PAGE and len({t for t, _ in stamped}) == 1:
-            value = str(stamped[0][0])
-            if _tie_size(query, module, int(value), zone) <= PAGE:  # the page held it all
-                cursor = Cursor(value=str(int(value) + 1), state=_mode_only(cursor))
-                yield Batch(fresh, [], cursor)
+        rows = query(page_query(module, place, bound, zone))
+        stamped = [(seconds(row.get("modifiedtime"), zone), row) for row in rows]
+        if place.offset:
+            if not stamped or stamped[0][0] != place.second or \
+                    str(stamped[0][1].get("id")) != place.last_id:
+                place = Place(place.second)  # a row read at this second left it: read it again
                 continue
-            pinned = Cursor(value=value, state=_mode_only(cursor)).with_state(
-                **{PINNED: "0", PINNED_LAST: ""})
-            yield Batch(fresh, [], pinned)
-            cursor = pinned
-            continue
-        for t, r in stamped:
-            if cursor.value is None or t >= int(cursor.value):
-                cursor = cursor.advance(str(t), {str(r.get("id"))})
-        yield Batch(fresh, [], cursor)
+            stamped = stamped[1:]
+        fresh = [row for t, row in stamped if not (t == place.second and str(row.get("id")) in seen)]
+        seen = frozenset()
         if len(rows) < PAGE:
+            if stamped:
+                place = Place(stamped[-1][0] + 1)
+            elif place.offset:
+                place = Place((place.second or 0) + 1)
+            yield Batch(fresh, [], cursor_at(cursor, place))
             return
+        last_second = stamped[-1][0]
+        offset = sum(1 for t, _ in stamped if t == last_second)
+        if last_second == place.second:
+            offset += place.offset
+        place = Place(last_second, offset, str(stamped[-1][1].get("id")))
+        yield Batch(fresh, [], cursor_at(cursor, place))
 
 
-def _walk_tie_group(query: Query, module: str, cursor: Cursor, zone: ZoneInfo
-                    ) -> Iterator[Batch]:
-    value = int(cursor.value or 0)
-    offset = int(cursor.get(PINNED) or 0)
-    last = cursor.get(PINNED_LAST) or ""
-    while True:
-        start = max(0, offset - 1) if last else 0
-        rows = query(f"SELECT * FROM {module} WHERE modifiedtime = '{stamp(value, zone)}' "
-                     f"ORDER BY id LIMIT {start},{PAGE};")
-        if last and (not rows or str(rows[0].get("id")) != last):
-            offset, last = 0, ""  # rows left the group: its offsets shifted, read it again
-            continue
-        new = rows[1:] if last else rows
-        offset += len(new)
-        if new:
-            last = str(new[-1].get("id"))
-        state = {PINNED: str(offset), PINNED_LAST: last}
-        yield Batch(new, [], Cursor(value=str(value), state=cursor.state).with_state(**state))
-        if len(rows) < PAGE:
-            return
+def page_query(module: str, place: Place, bound: int, zone: ZoneInfo) -> str:
+    lower = "" if place.second is None else f"modifiedtime >= '{stamp(place.second, zone)}' AND "
+    start = place.offset - 1 if place.offset else 0
+    return (f"SELECT * FROM {module} WHERE {lower}modifiedtime <= '{stamp(bound, zone)}' "
+            f"ORDER BY modifiedtime, id LIMIT {start},{PAGE};")
 
 
-def _tie_size(query: Query, module: str, value: int, zone: ZoneInfo) -> int:
-    rows = query(f"SELECT count(*) FROM {module} WHERE modifiedtime = '{stamp(value, zone)}';")
-    return int(latin_digits(str(rows[0].get("count", "0")))) if rows else 0
+def place_of(cursor: Cursor) -> Place:
+    second = int(cursor.value) if cursor.value else None
+    last_id = cursor.get(LAST) or ""
+    offset = int(cursor.get(OFFSET) or 0) if last_id and second is not None else 0
+    return Place(second, offset, last_id if offset else "")
 
 
-def _mode_only(cursor: Cursor) -> tuple[tuple[str, str], ...]:
-    return tuple((k, v) for k, v in cursor.state if k not in (PINNED, PINNED_LAST))
+def cursor_at(cursor: Cursor, place: Place) -> Cursor:
+    """The cursor standing at `place`, with the connector's other state kept."""
+    kept = tuple((k, v) for k, v in cursor.state if k not in (OFFSET, LAST))
+    moved = Cursor(value=None if place.second is None else str(place.second), state=kept)
+    if place.offset:
+        moved = moved.with_state(**{OFFSET: str(place.offset), LAST: place.last_id})
+    return moved
