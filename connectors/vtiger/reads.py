@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.vtiger import mappers
 from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
-from connectors.vtiger.deletecount import left_since_last_read, recount
+from connectors.vtiger.deletecount import CREATED, settle, tally
 from connectors.vtiger.querywalk import PAGE, walk_query
 from connectors.vtiger.syncwalk import Batch, walk_sync
 from connectors.vtiger.values import latin_digits, module_prefix, stamp
@@ -109,17 +109,19 @@ class ModuleReader:
         deleted: list[str] = []
         calls_before = sum(self.client.calls.values())
         last = cursor
+        zone = self.context.zone
         for batch in self._batches(module, cursor, bound, first):
             pending.extend(batch.records)
             deleted.extend(batch.deleted)
-            last = batch.cursor
+            last = tally(batch.cursor.with_state(**{CREATED: last.get(CREATED)}),
+                         batch.records, zone)
             if len(pending) + len(deleted) >= self.options.batch_records:
                 yield self._page(module, stream, pending, deleted, last, calls_before)
                 pending, deleted, calls_before = [], [], sum(self.client.calls.values())
         if last.get(MODE) == "query":  # no deleted ids by query: count what is still there
-            if left_since_last_read(self.count, module, cursor, self.context.zone):
+            last, left = settle(self.count, module, last, bound, zone)
+            if left:
                 self.deletes_unseen.add(module)
-            last = recount(self.count, module, last, bound, self.context.zone)
         if pending or deleted or last != cursor:
             yield self._page(module, stream, pending, deleted, last, calls_before)
 

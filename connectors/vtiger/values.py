@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
