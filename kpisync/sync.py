@@ -7,7 +7,7 @@ last committed page, cursor included, so a rerun loses nothing and duplicates no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -81,10 +81,10 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
             purged = StreamResult(stream=PURGE_CHECK)
             purged.purged = check_for_purged(engine, source, connector)
             result.streams.append(purged)
-        for spec in connector.streams():
-            if options.streams and spec.name not in options.streams:
-                continue
-            result.streams.append(sync_stream(engine, source, connector, spec.name, signpost, options))
+        outcomes = [StreamResult(stream=spec.name) for spec in connector.streams()
+                    if not options.streams or spec.name in options.streams]
+        result.streams.extend(outcomes)  # filled as pages commit: a stopped run records its part
+        sync_streams(engine, source, connector, outcomes, signpost, options)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
             asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc())
@@ -104,18 +104,32 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
     return result
 
 
-def sync_stream(
-    engine: Engine, source: str, connector: Connector, stream: str, signpost: datetime,
-    options: SyncOptions,
-) -> StreamResult:
-    outcome = StreamResult(stream=stream)
+def sync_streams(
+    engine: Engine, source: str, connector: Connector, outcomes: list[StreamResult],
+    signpost: datetime, options: SyncOptions,
+) -> None:
+    """Sync the streams of `outcomes` in order, counting each one's pages into its outcome.
+
+    One reader thread reads the streams one after another and runs ahead across their borders,
+    so a stream's first call overlaps the writing of the last page before it. Each stream's
+    cursor is only ever written by its own pages, so all of them are loaded before reading starts.
+    """
+    by_stream = {outcome.stream: outcome for outcome in outcomes}
     with engine.connect() as connection:
-        cursor = Cursor() if options.full else load_cursor(connection, source, stream)
-    pages = prefetched(connector.read(stream, cursor, signpost=signpost))
+        cursors = {stream: Cursor() if options.full else load_cursor(connection, source, stream)
+                   for stream in by_stream}
+
+    def every_page() -> Iterator[tuple[str, Page]]:
+        for stream in by_stream:
+            for page in connector.read(stream, cursors[stream], signpost=signpost):
+                yield stream, page
+
+    pages = prefetched(every_page())
     with closing(pages):  # stops the reader thread however the loop ends
-        for page in pages:
+        for stream, page in pages:
             with engine.begin() as connection:
                 upserted, deleted = write_page(connection, source, page, now_utc())
+            outcome = by_stream[stream]
             outcome.pages += 1
             outcome.upserted += upserted
             outcome.deleted += deleted
@@ -123,9 +137,9 @@ def sync_stream(
             if options.should_stop():
                 raise Interrupted(f"stopped during {source}/{stream} after a committed page",
                                   hint="the next run resumes from here")
-    log.info("synced %s/%s: %d pages, %d upserted, %d deleted", source, stream,
-             outcome.pages, outcome.upserted, outcome.deleted)
-    return outcome
+    for outcome in outcomes:
+        log.info("synced %s/%s: %d pages, %d upserted, %d deleted", source, outcome.stream,
+                 outcome.pages, outcome.upserted, outcome.deleted)
 
 
 def purge_check_due(engine: Engine, source: str, options: SyncOptions) -> bool:
