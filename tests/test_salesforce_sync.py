@@ -13,7 +13,6 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sqlalchemy import Engine, func, select
 
-from connectors.salesforce import reads
 from kpisync.connector import FieldSpec, FieldUpdate
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
@@ -99,19 +98,6 @@ def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_eng
         env.emulator.update_record("Contact", rid, {"Title": "Chief Kpisync Officer"})
     second = sync_source(sqlite_engine, SOURCE, env.connector(**options), SyncOptions())
     assert "POST jobs/query" not in second.api_calls and len(env.emulator.bulk.jobs) == jobs
-    assert_store_equals_truth(sqlite_engine, env.emulator.dump())
-
-
-def test_a_bulk_first_sync_with_history_above_the_index_cap_looks_it_up_page_by_page(
-        sqlite_engine: Engine, env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """Memory stays bounded: no whole-object index past the cap, and the store is still exact."""
-    monkeypatch.setattr(reads, "INDEX_MAX_ROWS", 50)
-    result = sync_source(sqlite_engine, SOURCE, env.connector(bulk_above_records=100),
-                         SyncOptions())
-    assert result.status == "succeeded"
-    objects = {job.sobject for job in env.emulator.bulk.jobs.values()}
-    assert "Opportunity" in objects and "OpportunityHistory" not in objects
-    assert result.api_calls.get("GET query", 0) > 0  # the IN (...) lookups
     assert_store_equals_truth(sqlite_engine, env.emulator.dump())
 
 

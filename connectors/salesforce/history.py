@@ -4,9 +4,8 @@ A page of opportunities gets its history one of two ways:
 - from an index of the whole object, read once when the Opportunity stream starts: through the
   object's own Bulk API 2.0 query job when it holds more than `bulk_above_records` rows, else by
   REST pages. Every first sync reads stage and owner history this way (a Bulk job's few calls,
-  or ⌈rows/2000⌉ REST pages, instead of one IN query per 300 opportunities).
-  Only objects of up to INDEX_MAX_ROWS rows are indexed (about 50 MB), so memory stays bounded;
-  bigger ones are looked up page by page.
+  or ⌈rows/2000⌉ REST pages, instead of one IN query per 300 opportunities). The index lives on
+  disk (historyindex.py), so memory stays flat whatever the org's size.
 - by IN (...) queries of a few hundred ids for the page's opportunities: stage history on REST
   syncs, owner changes of the page's closed opportunities on incremental ones.
 
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.salesforce.bulk import BulkReader
+from connectors.salesforce.historyindex import History, HistoryIndex
 from connectors.salesforce.mappers import OwnerEntry, StageEntry
 from connectors.salesforce.paging import QueryPager, build_query, quote
 
@@ -31,19 +31,21 @@ STAGE_FIELDS = ("Id", "OpportunityId", "StageName", "CreatedDate")
 OWNER_FIELDS = ("Id", "OpportunityId", "OldValue", "NewValue", "CreatedDate")
 OWNER_FILTER = "Field = 'Owner'"
 IDS_PER_QUERY = 300  # keeps the GET URL of an IN (...) query well under 16 KB
-INDEX_MAX_ROWS = 250_000  # a whole-object index above this would cost memory growing with the org
 USER_PREFIX = "005"
-
-History = dict[str, list[Any]]  # OpportunityId -> entries, oldest first
 
 
 @dataclass
 class Histories:
     """What the Opportunity stream knows before its first page: whole-object indexes or None."""
 
-    stages: History | None = None  # None: look each page up
-    owners: History | None = None
+    stages: HistoryIndex | None = None  # None: look each page up
+    owners: HistoryIndex | None = None
     tracking: bool = False  # whether owner changes exist at all (OpportunityFieldHistory)
+
+    def close(self) -> None:
+        for index in (self.stages, self.owners):
+            if index is not None:
+                index.close()
 
 
 def stage_entry(row: Mapping[str, Any]) -> tuple[str, StageEntry] | None:
@@ -89,13 +91,14 @@ class HistoryReader:
             yield from self.pager.pages(build_query(sobject, fields, filters),
                                         include_deleted=False)
 
-    def stage_index(self, records: int, until: str) -> History:
-        return collect(self.whole(STAGES, STAGE_FIELDS, [f"CreatedDate <= {until}"], records),
-                       stage_entry)
+    def stage_index(self, records: int, until: str) -> HistoryIndex:
+        return HistoryIndex.of(
+            self.whole(STAGES, STAGE_FIELDS, [f"CreatedDate <= {until}"], records), stage_entry)
 
-    def owner_index(self, records: int, until: str) -> History:
-        return collect(self.whole(OWNERS, OWNER_FIELDS, [OWNER_FILTER, f"CreatedDate <= {until}"],
-                                  records), owner_entry)
+    def owner_index(self, records: int, until: str) -> HistoryIndex:
+        return HistoryIndex.of(self.whole(OWNERS, OWNER_FIELDS,
+                                          [OWNER_FILTER, f"CreatedDate <= {until}"], records),
+                               owner_entry)
 
     def stages_of(self, ids: Sequence[str]) -> History:
         return collect(self.lookup(STAGES, STAGE_FIELDS, None, ids), stage_entry)
@@ -115,11 +118,11 @@ class HistoryReader:
     def for_page(self, known: Histories, ids: Sequence[str], closed: Sequence[str]
                  ) -> tuple[History, History]:
         """(stage entries, owner entries) of these opportunities, from the indexes or looked up."""
-        stages = known.stages if known.stages is not None else self.stages_of(ids)
+        stages = known.stages.entries(ids) if known.stages is not None else self.stages_of(ids)
         if not known.tracking or not closed:
             owners: History = {}
         elif known.owners is not None:
-            owners = known.owners
+            owners = known.owners.entries(closed)
         else:
             owners = self.owners_of(closed)
         return stages, owners

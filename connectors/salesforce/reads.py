@@ -10,7 +10,7 @@ from typing import Any
 from connectors.salesforce import mappers
 from connectors.salesforce.bulk import BulkReader
 from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.history import INDEX_MAX_ROWS, OWNERS, STAGES, Histories, HistoryReader
+from connectors.salesforce.history import OWNERS, STAGES, Histories, HistoryReader
 from connectors.salesforce.paging import (
     QueryPager,
     Rows,
@@ -97,9 +97,13 @@ class StreamReader:
             batches = self.bulk.read(scope, self.kinds[sobject], cursor, soql_instant(until))
         else:
             batches = walk_modified(self.pager, scope, cursor, until)
-        for rows, last in batches:
-            yield self.page(sobject, rows, last, calls_before)
-            calls_before = self.calls()
+        try:
+            for rows, last in batches:
+                yield self.page(sobject, rows, last, calls_before)
+                calls_before = self.calls()
+        finally:
+            self.known.close()  # the history indexes' files (none outside Opportunity)
+            self.known = Histories(tracking=self.tracking)
 
     def calls(self) -> int:
         return sum(self.client.calls.values())
@@ -153,19 +157,12 @@ class StreamReader:
                   record_count: Callable[[str], int]) -> Histories:
         """Whole-object history indexes on a first sync (through Bulk or REST pages, whichever the
         history object's size picks): ⌈H/2000⌉ calls beat one IN lookup per 300 opportunities.
-
-        An index lives in memory, so one is built only up to INDEX_MAX_ROWS rows; a larger
-        history is looked up page by page instead (more calls, memory bounded whatever the size).
-        """
+        The indexes live on disk, so memory stays flat whatever the history's size."""
         known = Histories(tracking=self.tracking)
         if first or bulk:
-            stage_rows = record_count(STAGES)
-            if stage_rows <= INDEX_MAX_ROWS:
-                known.stages = self.history.stage_index(stage_rows, until)
+            known.stages = self.history.stage_index(record_count(STAGES), until)
         if first and self.tracking:
-            owner_rows = record_count(OWNERS)
-            if owner_rows <= INDEX_MAX_ROWS:
-                known.owners = self.history.owner_index(owner_rows, until)
+            known.owners = self.history.owner_index(record_count(OWNERS), until)
         return known
 
     def read_users(self) -> Iterator[Page]:
