@@ -101,6 +101,25 @@ def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_eng
     assert_store_equals_truth(sqlite_engine, env.emulator.dump())
 
 
+def test_a_bulk_result_page_is_handed_on_in_parts_and_a_stop_between_them_reads_it_again(
+        sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    options = {"bulk_above_records": 100, "bulk_page_records": 450, "batch_records": 200}
+    jobs = len(env.emulator.bulk.jobs)
+    pages: list = []
+    stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 1,
+                       on_page=pages.append)
+    with pytest.raises(Interrupted):
+        sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
+    assert len(pages[0].records) == 200  # a part of the first 450-row result page
+    assert pages[0].cursor.get("bulk_job") and not pages[0].cursor.get("bulk_locator")
+    assert count(sqlite_engine, Activity) == 200
+    done = sync_source(sqlite_engine, SOURCE, env.connector(**options),
+                       SyncOptions(streams=("Task",)))
+    assert done.status == "succeeded"
+    assert len(env.emulator.bulk.jobs) == jobs + 1  # the Task job resumed, not run again
+    assert count(sqlite_engine, Activity) == len(env.emulator.live("Task")) > 450
+
+
 def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
     env.emulator.knobs.daily_api_limit = 900
     env.emulator.api_used = 880

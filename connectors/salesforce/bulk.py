@@ -5,7 +5,10 @@ ORDER BY would disable that). Its rows come unordered, so the keyset cursor cann
 they arrive: each page instead stores the job id and the locator of the next result page in the
 cursor state, so a crash resumes at that page of the same job (jobs live for days). The last page
 stores the keyset cursor `(until, -)`: everything up to `until` is in, and the next run continues
-by REST from there.
+by REST from there. A result page is handed on in pages of `page_rows` (REST's 2,000), so a large
+`maxRecords` costs fewer calls without holding bigger pages in memory; each part but the page's
+last carries the cursor of that same result page, which a crash reads again (upserts, never
+duplicates).
 """
 
 from __future__ import annotations
@@ -57,32 +60,39 @@ def typed_rows(text: str, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
 
 class BulkReader:
     def __init__(self, client: SalesforceClient, page_records: int, poll_seconds: float,
-                 max_polls: int = 10_000) -> None:
+                 page_rows: int = 2000, max_polls: int = 10_000) -> None:
         self.client = client
-        self.page_records = page_records
+        self.page_records = page_records  # maxRecords: rows per result call
+        self.page_rows = page_rows  # rows per page handed on
         self.poll_seconds = poll_seconds
         self.max_polls = max_polls
 
     def read(self, scope: Scope, kinds: Mapping[str, str], cursor: Cursor,
              until: str) -> Iterator[tuple[Rows, Cursor]]:
         job, locator = cursor.get(JOB), cursor.get(LOCATOR) or ""
+        resumed = job is not None
         if job is None:
-            job, locator = self.start(scope, until), ""
+            job = self.start(scope, until)
         else:
             until = cursor.get(UNTIL) or until
         while True:
             try:
                 text, following = self.results(job, locator)
             except RejectedError:
-                if not locator:
+                if not (locator or resumed):
                     raise
-                job, locator = self.start(scope, until), ""  # the job expired: run it again
+                job, locator, resumed = self.start(scope, until), "", False  # the job expired
                 continue
             rows = typed_rows(text, kinds)
+            parts = [rows[i:i + self.page_rows] for i in range(0, len(rows), self.page_rows)]
+            here = Cursor(state=((JOB, job), (LOCATOR, locator), (UNTIL, until)))
+            for part in parts[:-1]:
+                yield part, here
+            last = parts[-1] if parts else []
             if not following:
-                yield rows, Cursor(value=until)
+                yield last, Cursor(value=until)
                 return
-            yield rows, Cursor(state=((JOB, job), (LOCATOR, following), (UNTIL, until)))
+            yield last, Cursor(state=((JOB, job), (LOCATOR, following), (UNTIL, until)))
             locator = following
 
     def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]

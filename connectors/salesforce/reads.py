@@ -73,7 +73,8 @@ class StreamReader:
         self.options = options
         self.survey_object = survey_object
         self.pager = QueryPager(client, options.batch_size)
-        self.bulk = BulkReader(client, options.bulk_page_records, options.bulk_poll_seconds)
+        self.bulk = BulkReader(client, options.bulk_page_records, options.bulk_poll_seconds,
+                               page_rows=options.batch_size)
         self.tracking = tracking  # OpportunityFieldHistory exists (field-history tracking on)
         self.history = HistoryReader(self.pager, self.bulk, options.bulk_above_records)
         self.known = Histories(tracking=tracking)
