@@ -5,10 +5,10 @@ ORDER BY would disable that). Its rows come unordered, so the keyset cursor cann
 they arrive: each page instead stores the job id and the locator of the next result page in the
 cursor state, so a crash resumes at that page of the same job (jobs live for days). The last page
 stores the keyset cursor `(until, -)`: everything up to `until` is in, and the next run continues
-by REST from there. A result page is handed on in pages of `page_rows` (REST's 2,000), so a large
-`maxRecords` costs fewer calls without holding bigger pages in memory; each part but the page's
-last carries the cursor of that same result page, which a crash reads again (upserts, never
-duplicates).
+by REST from there. A result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
+large `maxRecords` saves calls without holding bigger pages in memory; each part but the result
+page's last carries the cursor of that same result page, which a crash reads again (upserts,
+never duplicates).
 """
 
 from __future__ import annotations
