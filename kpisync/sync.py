@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from kpisync.collector import fewer_collections
 from kpisync.connector import Connector, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import Interrupted, KpisyncError
@@ -70,6 +71,12 @@ def now_utc() -> datetime:
 
 def sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions) -> SyncResult:
     """Sync every stream of `source`; the run is recorded whatever happens."""
+    with fewer_collections():
+        return _sync_source(engine, source, connector, options)
+
+
+def _sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions
+                 ) -> SyncResult:
     run_id = start_run(engine, source)
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()

@@ -3,6 +3,7 @@ commits its own pages and cursor, and a failing stream leaves every page read be
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from kpisync.collector import ALLOCATIONS_PER_PASS
 from kpisync.connector import FieldInfo, Page, StreamSpec
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError
@@ -25,6 +27,7 @@ class TwoStreams:
     def __init__(self, fail_at: int | None = None) -> None:
         self.fail_at = fail_at
         self.started: list[tuple[str, str | None]] = []
+        self.thresholds: list[int] = []
 
     def discover(self) -> list[FieldInfo]:
         return []
@@ -34,6 +37,7 @@ class TwoStreams:
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         self.started.append((stream, cursor.value))
+        self.thresholds.append(gc.get_threshold()[0])
         for number in range(int(cursor.value or 0) + 1, 4):
             if stream == "contacts" and number == self.fail_at:
                 raise ConnectorError("contacts page 2 failed", hint="try again")
@@ -81,3 +85,15 @@ def test_a_failing_stream_keeps_every_page_before_it_and_the_rerun_resumes(tmp_p
         ("accounts", 0, 0), ("contacts", 2, 2)]
     assert stored(engine, Contact) == ["c1", "c2", "c3"]
     assert cursors(engine) == {"accounts": "3", "contacts": "3"}
+
+
+def test_the_collector_runs_less_often_during_a_sync_and_as_before_after_it(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path}/store.db")
+    before = gc.get_threshold()
+    failing, fine = TwoStreams(fail_at=1), TwoStreams()
+    with pytest.raises(ConnectorError):
+        sync_source(engine, "two", failing, SyncOptions(purge_check_every=None))  # type: ignore[arg-type]
+    assert gc.get_threshold() == before
+    sync_source(engine, "two", fine, SyncOptions(purge_check_every=None))  # type: ignore[arg-type]
+    assert gc.get_threshold() == before
+    assert min(failing.thresholds + fine.thresholds) >= ALLOCATIONS_PER_PASS > before[0]
