@@ -8,7 +8,8 @@ and check that every row still at or before the bound is read, and the calls it 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,16 @@ def live_at(emulator: VtigerEmulator, module: str, second: int) -> list[str]:
     return [e.ws_id for e in sorted(rows, key=lambda e: e.crmid)]
 
 
+@contextmanager
+def tied(org, module: str) -> Iterator[tuple[VtigerEmulator, VtigerEnv, int, list[str]]]:  # type: ignore[no-untyped-def]
+    """A stock-8.2 emulator whose live `module` rows all share one second, a minute ago:
+    (emulator, env, that second, the tie group's ids in id order)."""
+    with VtigerEmulator(org, sync_works=False) as emulator:
+        tie = int(datetime.now(UTC).timestamp()) - 60
+        emulator.touch_all(module, datetime.fromtimestamp(tie, UTC))
+        yield emulator, VtigerEnv(org, emulator), tie, live_at(emulator, module, tie)
+
+
 def walk(env: VtigerEnv, module: str, cursor: Cursor, bound: int,
          between_pages: Callable[[int], None]) -> tuple[list[str], list[Cursor], int]:
     """Run the walk; `between_pages(n)` runs after the n-th query. (ids read, cursors, queries)"""
@@ -57,11 +68,7 @@ def walk(env: VtigerEnv, module: str, cursor: Cursor, bound: int,
 
 
 def test_a_tie_group_is_paged_with_one_row_of_overlap(org) -> None:  # type: ignore[no-untyped-def]
-    with VtigerEmulator(org, sync_works=False) as emulator:
-        env = VtigerEnv(org, emulator)
-        tie = int(datetime.now(UTC).timestamp()) - 60
-        emulator.touch_all("Events", datetime.fromtimestamp(tie, UTC))
-        group = live_at(emulator, "Events", tie)
+    with tied(org, "Events") as (_, env, tie, group):
         assert len(group) > 3 * PAGE
         read, cursors, calls = walk(env, "Events", Cursor(), tie + 10, lambda n: None)
         assert read == group  # (modifiedtime, id) order, each row once
@@ -73,12 +80,8 @@ def test_a_tie_group_is_paged_with_one_row_of_overlap(org) -> None:  # type: ign
 @pytest.mark.parametrize("change", ["edit", "delete"])
 def test_rows_leaving_a_read_part_of_the_tie_restart_it(org, change: str) -> None:  # type: ignore[no-untyped-def]
     """Each time, a row already read leaves the second: offsets shift, nothing may be skipped."""
-    with VtigerEmulator(org, sync_works=False) as emulator:
-        env = VtigerEnv(org, emulator)
-        tie = int(datetime.now(UTC).timestamp()) - 60
+    with tied(org, "Events") as (emulator, env, tie, group):
         bound = tie + 10
-        emulator.touch_all("Events", datetime.fromtimestamp(tie, UTC))
-        group = live_at(emulator, "Events", tie)
         left: list[str] = []
 
         def leave(n: int) -> None:  # after the 1st, 2nd and 4th query: one read row leaves
@@ -97,11 +100,7 @@ def test_rows_leaving_a_read_part_of_the_tie_restart_it(org, change: str) -> Non
 
 
 def test_rows_leaving_the_unread_part_cost_nothing(org) -> None:  # type: ignore[no-untyped-def]
-    with VtigerEmulator(org, sync_works=False) as emulator:
-        env = VtigerEnv(org, emulator)
-        tie = int(datetime.now(UTC).timestamp()) - 60
-        emulator.touch_all("Events", datetime.fromtimestamp(tie, UTC))
-        group = live_at(emulator, "Events", tie)
+    with tied(org, "Events") as (emulator, env, tie, group):
         ahead = group[-5:]
 
         def edit_ahead(n: int) -> None:
@@ -133,11 +132,7 @@ def test_an_incremental_run_starts_after_the_complete_second(org) -> None:  # ty
 
 
 def test_a_cursor_from_an_older_version_drops_the_ids_it_names(org) -> None:  # type: ignore[no-untyped-def]
-    with VtigerEmulator(org, sync_works=False) as emulator:
-        env = VtigerEnv(org, emulator)
-        tie = int(datetime.now(UTC).timestamp()) - 60
-        emulator.touch_all("Leads", datetime.fromtimestamp(tie, UTC))
-        group = live_at(emulator, "Leads", tie)
+    with tied(org, "Leads") as (_, env, tie, group):
         old = Cursor(value=str(tie), seen_ids=frozenset(group[:30]),
                      state=(("mode", "query"),))
         read, cursors, _ = walk(env, "Leads", old, tie + 10, lambda n: None)
