@@ -74,6 +74,38 @@ def test_unsupported_soql_is_malformed_query_and_never_retried(env) -> None:  # 
             "SELECT Id FROM Opportunity WHERE SystemModstamp > 2024-01-01"))
 
 
+def test_semi_joins_pick_rows_by_another_objects_and_keep_the_real_restrictions(env) -> None:  # type: ignore[no-untyped-def]
+    client = env.connector().client
+    truth = env.emulator.dump()
+    won = {rid for rid, r in truth["Opportunity"].items() if r["IsWon"] and not r["IsDeleted"]}
+    history = {rid: r["OpportunityId"] for rid, r in truth["OpportunityHistory"].items()
+               if not r["IsDeleted"]}
+
+    def ids(soql: str) -> set[str]:
+        rows = client.call("GET query", lambda sf: sf.query_all(soql))["records"]
+        return {row["Id"] for row in rows}
+
+    chosen = "(SELECT Id FROM Opportunity WHERE IsWon = true)"
+    assert won and ids(f"SELECT Id FROM OpportunityHistory WHERE OpportunityId IN {chosen}") == {
+        rid for rid, opportunity in history.items() if opportunity in won}
+    assert ids(f"SELECT Id FROM OpportunityHistory WHERE OpportunityId NOT IN {chosen}") == {
+        rid for rid, opportunity in history.items() if opportunity not in won}
+    refused = [
+        f"SELECT Id FROM OpportunityHistory WHERE OpportunityId IN {chosen} OR StageName = 'x'",
+        "SELECT Id FROM OpportunityHistory WHERE OpportunityId IN (SELECT Name FROM Opportunity)",
+        "SELECT Id FROM OpportunityHistory WHERE StageName IN (SELECT Id FROM Opportunity)",
+        "SELECT Id FROM Opportunity WHERE Id IN (SELECT Id FROM Opportunity)",
+        "SELECT Id FROM OpportunityHistory WHERE OpportunityId IN "
+        "(SELECT Id FROM Opportunity ORDER BY Id)",
+        "SELECT Id FROM OpportunityHistory WHERE OpportunityId IN (SELECT Id FROM Opportunity "
+        "WHERE AccountId IN (SELECT Id FROM Account))",
+    ]
+    for soql in refused:
+        with pytest.raises(RejectedError) as caught:
+            client.call("GET query", lambda sf, soql=soql: sf.query(soql))
+        assert "MALFORMED_QUERY" in caught.value.message, soql
+
+
 def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
     options = {"bulk_above_records": 100, "bulk_page_records": 150}
     pages = []

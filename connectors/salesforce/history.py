@@ -1,13 +1,14 @@
 """Opportunity history: stage changes (OpportunityHistory) and owner changes (OpportunityFieldHistory).
 
-A page of opportunities gets its history one of two ways:
-- from an index of the whole object, read once when the Opportunity stream starts: through the
+The Opportunity stream looks each page's history up in an index on disk (historyindex.py), so
+memory stays flat whatever the org's size. The index holds:
+- on a first sync, the whole history object, read once when the stream starts: through the
   object's own Bulk API 2.0 query job when it holds more than `bulk_above_records` rows, else by
-  REST pages. Every first sync reads stage and owner history this way (a Bulk job's few calls,
-  or ⌈rows/2000⌉ REST pages, instead of one IN query per 300 opportunities). The index lives on
-  disk (historyindex.py), so memory stays flat whatever the org's size.
-- by IN (...) queries of a few hundred ids for the page's opportunities: stage history on REST
-  syncs, owner changes of the page's closed opportunities on incremental ones.
+  REST pages;
+- on an incremental, the history of every opportunity the run will read (modified from the
+  cursor up to the run's upper bound), through one semi-join, when the first page of opportunities
+  needs it: ⌈rows/2000⌉ REST pages, where IN (...) lookups of a few hundred page ids cost at least
+  one call per few hundred opportunities, and a run with no opportunity to read costs nothing.
 
 OpportunityFieldHistory exists only while field-history tracking is on. It is read-only and has
 no SystemModstamp: CreatedDate is its only timestamp. An owner change writes two rows, one with
@@ -24,13 +25,12 @@ from typing import Any
 from connectors.salesforce.bulk import BulkReader
 from connectors.salesforce.historyindex import History, HistoryIndex
 from connectors.salesforce.mappers import OwnerEntry, StageEntry
-from connectors.salesforce.paging import QueryPager, build_query, quote
+from connectors.salesforce.paging import QueryPager, build_query
 
 STAGES, OWNERS = "OpportunityHistory", "OpportunityFieldHistory"
 STAGE_FIELDS = ("Id", "OpportunityId", "StageName", "CreatedDate")
 OWNER_FIELDS = ("Id", "OpportunityId", "OldValue", "NewValue", "CreatedDate")
 OWNER_FILTER = "Field = 'Owner'"
-IDS_PER_QUERY = 300  # keeps the GET URL of an IN (...) query well under 16 KB
 USER_PREFIX = "005"
 
 
@@ -38,9 +38,10 @@ USER_PREFIX = "005"
 class Histories:
     """What the Opportunity stream knows before its first page: whole-object indexes or None."""
 
-    stages: HistoryIndex | None = None  # None: look each page up
+    stages: HistoryIndex | None = None  # None: index the changed ones' on the first page
     owners: HistoryIndex | None = None
     tracking: bool = False  # whether owner changes exist at all (OpportunityFieldHistory)
+    changed: tuple[str, str] = ("", "")  # incremental: (cursor, upper bound) of SystemModstamp
 
     def close(self) -> None:
         for index in (self.stages, self.owners):
@@ -100,29 +101,27 @@ class HistoryReader:
                                           [OWNER_FILTER, f"CreatedDate <= {until}"], records),
                                owner_entry)
 
-    def stages_of(self, ids: Sequence[str]) -> History:
-        return collect(self.lookup(STAGES, STAGE_FIELDS, None, ids), stage_entry)
-
-    def owners_of(self, ids: Sequence[str]) -> History:
-        return collect(self.lookup(OWNERS, OWNER_FIELDS, OWNER_FILTER, ids), owner_entry)
-
-    def lookup(self, sobject: str, fields: tuple[str, ...], condition: str | None,
-               ids: Sequence[str]) -> Iterator[Iterable[Mapping[str, Any]]]:
-        for start in range(0, len(ids), IDS_PER_QUERY):
-            chunk = ids[start:start + IDS_PER_QUERY]
-            soql = build_query(sobject, fields, [
-                condition, f"OpportunityId IN ({', '.join(quote(i) for i in chunk)})"],
-                order="OpportunityId, CreatedDate, Id")
-            yield from self.pager.pages(soql, include_deleted=False)
+    def changed_index(self, sobject: str, fields: tuple[str, ...], condition: str | None,
+                      changed: tuple[str, str], entry: Any) -> HistoryIndex:
+        """The rows of `sobject` that belong to opportunities modified within `changed`."""
+        since, until = changed
+        modified = (f"OpportunityId IN (SELECT Id FROM Opportunity WHERE SystemModstamp >= {since}"
+                    f" AND SystemModstamp <= {until})")
+        soql = build_query(sobject, fields, [condition, modified, f"CreatedDate <= {until}"])
+        return HistoryIndex.of(self.pager.pages(soql, include_deleted=False), entry)
 
     def for_page(self, known: Histories, ids: Sequence[str], closed: Sequence[str]
                  ) -> tuple[History, History]:
-        """(stage entries, owner entries) of these opportunities, from the indexes or looked up."""
-        stages = known.stages.entries(ids) if known.stages is not None else self.stages_of(ids)
-        if not known.tracking or not closed:
-            owners: History = {}
-        elif known.owners is not None:
-            owners = known.owners.entries(closed)
-        else:
-            owners = self.owners_of(closed)
+        """(stage entries, owner entries) of these opportunities; on an incremental's first
+        page, the indexes of every changed opportunity's history are read first."""
+        if not ids:
+            return {}, {}
+        if known.stages is None:
+            known.stages = self.changed_index(STAGES, STAGE_FIELDS, None, known.changed,
+                                              stage_entry)
+            if known.tracking:
+                known.owners = self.changed_index(OWNERS, OWNER_FIELDS, OWNER_FILTER,
+                                                  known.changed, owner_entry)
+        stages = known.stages.entries(ids)
+        owners = known.owners.entries(closed) if known.owners is not None and closed else {}
         return stages, owners

@@ -92,8 +92,7 @@ class StreamReader:
             record_count(sobject)  # the record counts are setup, read once for every object
         calls_before = self.calls()
         if sobject == "Opportunity":
-            self.known = self.histories(bulk, cursor.value is None, soql_instant(until),
-                                        record_count)
+            self.known = self.histories(bulk, cursor.value, soql_instant(until), record_count)
         if bulk:
             batches = self.bulk.read(scope, self.kinds[sobject], cursor, soql_instant(until))
         else:
@@ -154,12 +153,13 @@ class StreamReader:
         info = self.context.stages.get(str(record.get("StageName")))
         return info.is_closed if info else mappers.flag(record.get("IsClosed"))
 
-    def histories(self, bulk: bool, first: bool, until: str,
+    def histories(self, bulk: bool, since: str | None, until: str,
                   record_count: Callable[[str], int]) -> Histories:
         """Whole-object history indexes on a first sync (through Bulk or REST pages, whichever the
-        history object's size picks): ⌈H/2000⌉ calls beat one IN lookup per 300 opportunities.
-        The indexes live on disk, so memory stays flat whatever the history's size."""
-        known = Histories(tracking=self.tracking)
+        history object's size picks); an incremental indexes the changed opportunities' history
+        on its first page (connectors.salesforce.history)."""
+        first = since is None
+        known = Histories(tracking=self.tracking, changed=(since or "", until))
         if first or bulk:
             known.stages = self.history.stage_index(record_count(STAGES), until)
         if first and self.tracking:

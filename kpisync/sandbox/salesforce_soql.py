@@ -2,11 +2,15 @@
 
 Supported: `SELECT f1, f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST],
 ...] [LIMIT n]`. Conditions: comparisons (`= != <> < <= > >=`), `[NOT] IN (...)`, `LIKE`, `NOT`,
-`AND`/`OR` with parentheses. Literals: 'strings' (with backslash escapes), numbers, TRUE/FALSE,
+`AND`/`OR` with parentheses, and semi-joins and anti-joins (`Id [NOT] IN (SELECT RefId FROM Other
+[WHERE ...])`) with the real restrictions: the outer field and the selected one are id or reference
+fields, the sub-select names another object, has no ORDER BY or LIMIT and no semi-join of its own,
+a query holds at most two, and none sits under an OR. Literals: 'strings' (with backslash escapes), numbers, TRUE/FALSE,
 NULL, unquoted datetimes (`2024-01-01T00:00:00Z`, `...000+0000`, `...+01:00`) and dates
 (`2024-01-01`). As in Salesforce, AND and OR may not be mixed without parentheses, a datetime field
 only compares with a datetime literal and a date field with a date literal. Anything else (date
-literals such as TODAY, subqueries, relationship fields, GROUP BY, OFFSET, aggregates) raises
+literals such as TODAY, parent-to-child subqueries, relationship fields, GROUP BY, OFFSET,
+aggregates) raises
 `SoqlError`, which the emulator answers with the real error codes: MALFORMED_QUERY for syntax,
 INVALID_FIELD for unknown fields or mistyped values, INVALID_TYPE for unknown objects.
 """
@@ -14,7 +18,7 @@ INVALID_FIELD for unknown fields or mistyped values, INVALID_TYPE for unknown ob
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -22,6 +26,9 @@ from typing import Any, Protocol
 
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
+Rows = Callable[[str], Iterable[Record]]  # an object's records, for semi-join sub-selects
+MAX_SEMI_JOINS = 2
+JOIN_KINDS = ("id", "reference")
 
 TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -104,17 +111,21 @@ def malformed(text: str, column: int, what: str) -> SoqlError:
     return SoqlError("MALFORMED_QUERY", f"\n{text[:120]}\n^\nERROR at Row:1:Column:{column}\n{what}")
 
 
-def parse(text: str, catalog: Catalog) -> Query:
-    """Parse `text`; `catalog` says which objects and fields exist and their types."""
-    return _Parser(text, tokenize(text), catalog).query()
+def parse(text: str, catalog: Catalog, rows: Rows | None = None) -> Query:
+    """Parse `text`; `catalog` says which objects and fields exist and their types, and `rows`
+    gives the live records a semi-join's sub-select reads (no semi-joins without it)."""
+    return _Parser(text, tokenize(text), catalog, rows).query()
 
 
 class _Parser:
-    def __init__(self, text: str, tokens: list[Token], catalog: Catalog) -> None:
-        self.text, self.tokens, self.catalog = text, tokens, catalog
+    def __init__(self, text: str, tokens: list[Token], catalog: Catalog,
+                 rows: Rows | None = None) -> None:
+        self.text, self.tokens, self.catalog, self.rows = text, tokens, catalog, rows
         self.index = 0
         self.sobject = ""
         self.kinds: dict[str, str] = {}
+        self.semi_joins = 0
+        self.inside_semi_join = False
 
     # --- token helpers ---------------------------------------------------------------------------
     def peek(self) -> Token | None:
@@ -147,14 +158,7 @@ class _Parser:
         self.expect("SELECT")
         names, count_only = self.select_list()
         self.expect("FROM")
-        target = self.take()
-        if target.kind != "word" or target.upper in KEYWORDS:
-            raise self.fail(target)
-        sobject = self.catalog.sobject_name(target.text)
-        if sobject is None:
-            raise SoqlError("INVALID_TYPE", f"\n{self.text[:120]}\nERROR at Row:1:Column:"
-                            f"{target.column}\nsObject type '{target.text}' is not supported.")
-        self.sobject = sobject
+        self.sobject = self.target()
         fields = tuple(self.field(name) for name in names)
         where = self.condition() if self.accept("WHERE") else None
         order: list[OrderKey] = []
@@ -175,6 +179,16 @@ class _Parser:
             raise self.fail(leftover)
         return Query(fields, self.sobject, where, tuple(order), limit, count_only,
                      dict(self.kinds))
+
+    def target(self) -> str:
+        token = self.take()
+        if token.kind != "word" or token.upper in KEYWORDS:
+            raise self.fail(token)
+        sobject = self.catalog.sobject_name(token.text)
+        if sobject is None:
+            raise SoqlError("INVALID_TYPE", f"\n{self.text[:120]}\nERROR at Row:1:Column:"
+                            f"{token.column}\nsObject type '{token.text}' is not supported.")
+        return sobject
 
     def select_list(self) -> tuple[list[Token], bool]:
         if self.accept("COUNT"):
@@ -220,6 +234,7 @@ class _Parser:
         return OrderKey(name, descending, nulls_last)
 
     def condition(self) -> Predicate:
+        joins_before = self.semi_joins
         left = self.negation()
         joiner = None
         parts = [left]
@@ -232,6 +247,9 @@ class _Parser:
             joiner = token.upper
             self.take()
             parts.append(self.negation())
+        if joiner == "OR" and self.semi_joins > joins_before:
+            raise malformed(self.text, 1, "Semi join sub-selects are not allowed with the 'OR' "
+                            "operator")
         if joiner == "AND":
             return lambda r: all(p(r) for p in parts)
         if joiner == "OR":
@@ -258,6 +276,8 @@ class _Parser:
         if self.accept("IN"):
             if self.take().text != "(":
                 raise malformed(self.text, 1, "expected '(' after IN")
+            if self.accept("SELECT"):
+                return self.semi_join(name, kind, negate)
             values = [self.literal(name, kind)]
             while True:
                 token = self.take()
@@ -280,6 +300,48 @@ class _Parser:
             raise self.fail(op)
         value = self.literal(name, kind)
         return compare(name, kind, op.text, value)
+
+    def semi_join(self, name: str, kind: str, anti: bool) -> Predicate:
+        """`name [NOT] IN (SELECT field FROM Other [WHERE ...])`, its SELECT already taken."""
+        rows = self.rows
+        if rows is None:
+            raise malformed(self.text, 1, "semi join sub-selects are not supported here")
+        if self.inside_semi_join:
+            raise malformed(self.text, 1, "Nesting of semi join sub-selects is not supported")
+        self.semi_joins += 1
+        if self.semi_joins > MAX_SEMI_JOINS:
+            raise malformed(self.text, 1, "Maximum of 2 semi join sub-selects are allowed")
+        if kind not in JOIN_KINDS:
+            raise malformed(self.text, 1, f"Semi join sub-selects are only allowed on id or "
+                            f"reference fields, not on '{name}'")
+        outer, outer_kinds = self.sobject, self.kinds
+        selected = self.take()
+        self.expect("FROM")
+        self.sobject, self.kinds, self.inside_semi_join = self.target(), {}, True
+        if self.sobject == outer:
+            raise malformed(self.text, selected.column, "The inner and outer selects should not "
+                            "be on the same object type")
+        picked = self.field(selected)
+        if self.kinds[picked] not in JOIN_KINDS:
+            raise malformed(self.text, selected.column, "semi join sub selects can only query id "
+                            f"fields, cannot use: '{selected.text}'")
+        inner, where = self.sobject, self.condition() if self.accept("WHERE") else None
+        closing = self.take()
+        if closing.text != ")":
+            raise self.fail(closing)  # ORDER BY, LIMIT and the like have no place here
+        self.sobject, self.kinds, self.inside_semi_join = outer, outer_kinds, False
+        found: frozenset[Any] | None = None
+
+        def matched() -> frozenset[Any]:
+            nonlocal found
+            if found is None:
+                found = frozenset(r.get(picked) for r in rows(inner)
+                                  if where is None or where(r))
+            return found
+
+        if anti:
+            return lambda r: r.get(name) not in matched()
+        return lambda r: r.get(name) in matched()
 
     def literal(self, name: str, kind: str) -> Any:
         token = self.take()

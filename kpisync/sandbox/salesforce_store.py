@@ -71,7 +71,7 @@ class SalesforceStore:
 
     # --- queries ---------------------------------------------------------------------------------
     def run_query(self, soql: str, include_deleted: bool) -> Result:
-        query = parse(soql, self.schema)
+        query = parse(soql, self.schema, self.live_records)
         records = self.truth[query.sobject].values()
         matched = [r for r in records if (include_deleted or not r["IsDeleted"])
                    and (query.where is None or query.where(r))]
@@ -86,7 +86,11 @@ class SalesforceStore:
         return Result(query.sobject, fields, rows, len(rows))
 
     def parsed(self, soql: str) -> Query:
-        return parse(soql, self.schema)
+        return parse(soql, self.schema, self.live_records)
+
+    def live_records(self, sobject: str) -> list[Record]:
+        """What a semi-join's sub-select reads: the object's records outside the recycle bin."""
+        return [r for r in self.truth[sobject].values() if not r["IsDeleted"]]
 
     # --- reads -----------------------------------------------------------------------------------
     def get(self, sobject: str, rid: str) -> Record:
