@@ -153,3 +153,31 @@ def test_tracking_off_is_said_by_check_and_the_sync_goes_on(sqlite_engine: Engin
         assert all(owner == closed for owner, closed in stored.values())  # the current owner
         assert {stored[rid][0] for rid in moved} == \
             {emulator.live("Opportunity")[rid]["OwnerId"] for rid in moved}
+
+
+def test_an_incremental_reads_the_changed_deals_history_in_one_query_each(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+    assert first.status == "succeeded"
+    opportunities = env.emulator.live("Opportunity")
+    open_ids = sorted(rid for rid, r in opportunities.items() if not r["IsClosed"])[:40]
+    stages = sorted(env.emulator.live("OpportunityStage").values(), key=lambda s: s["SortOrder"])
+    for rid in open_ids:  # each moves one stage on, which writes an OpportunityHistory row
+        current = [s["ApiName"] for s in stages].index(opportunities[rid]["StageName"])
+        env.emulator.update_record("Opportunity", rid, {"StageName": stages[current + 1]["ApiName"]})
+    moved = reassign_closed(env, 3)
+
+    def opportunity_calls() -> list[int]:
+        calls: list[int] = []
+        sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(
+            on_page=lambda p: calls.append(p.api_calls) if p.stream == "Opportunity" else None))
+        return calls
+
+    # the walk, then one query for the changed deals' stage history and one for owner changes
+    assert opportunity_calls() == [3]
+    dump = env.emulator.dump()
+    assert store_stage_paths(sqlite_engine) == {
+        rid: path for rid, path in expected_stage_paths(dump).items() if path}
+    stored = assert_owners_equal_truth(sqlite_engine, dump)
+    assert set(moved) <= {rid for rid, (owner, closed) in stored.items() if owner != closed}
+    assert_store_equals_truth(sqlite_engine, dump)
+    assert opportunity_calls() == [1]  # nothing changed: the walk alone, no history query

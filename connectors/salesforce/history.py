@@ -41,7 +41,7 @@ class Histories:
     stages: HistoryIndex | None = None  # None: index the changed ones' on the first page
     owners: HistoryIndex | None = None
     tracking: bool = False  # whether owner changes exist at all (OpportunityFieldHistory)
-    changed: tuple[str, str] = ("", "")  # incremental: (cursor, upper bound) of SystemModstamp
+    changed: tuple[str, str] = ("", "")  # incremental: (the walk's keyset filter, its upper bound)
 
     def close(self) -> None:
         for index in (self.stages, self.owners):
@@ -103,11 +103,12 @@ class HistoryReader:
 
     def changed_index(self, sobject: str, fields: tuple[str, ...], condition: str | None,
                       changed: tuple[str, str], entry: Any) -> HistoryIndex:
-        """The rows of `sobject` that belong to opportunities modified within `changed`."""
-        since, until = changed
-        modified = (f"OpportunityId IN (SELECT Id FROM Opportunity WHERE SystemModstamp >= {since}"
-                    f" AND SystemModstamp <= {until})")
-        soql = build_query(sobject, fields, [condition, modified, f"CreatedDate <= {until}"])
+        """The rows of `sobject`, up to the walk's upper bound, of every opportunity modified
+        after the walk's cursor. Those modified past the bound too: the walk may have read one
+        just before it changed again."""
+        after, until = changed
+        chosen = f"OpportunityId IN (SELECT Id FROM Opportunity WHERE {after})"
+        soql = build_query(sobject, fields, [condition, chosen, f"CreatedDate <= {until}"])
         return HistoryIndex.of(self.pager.pages(soql, include_deleted=False), entry)
 
     def for_page(self, known: Histories, ids: Sequence[str], closed: Sequence[str]

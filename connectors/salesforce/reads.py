@@ -16,6 +16,7 @@ from connectors.salesforce.paging import (
     Rows,
     Scope,
     build_query,
+    keyset_filter,
     soql_instant,
     walk_modified,
 )
@@ -92,7 +93,7 @@ class StreamReader:
             record_count(sobject)  # the record counts are setup, read once for every object
         calls_before = self.calls()
         if sobject == "Opportunity":
-            self.known = self.histories(bulk, cursor.value, soql_instant(until), record_count)
+            self.known = self.histories(bulk, cursor, soql_instant(until), record_count)
         if bulk:
             batches = self.bulk.read(scope, self.kinds[sobject], cursor, soql_instant(until))
         else:
@@ -153,13 +154,13 @@ class StreamReader:
         info = self.context.stages.get(str(record.get("StageName")))
         return info.is_closed if info else mappers.flag(record.get("IsClosed"))
 
-    def histories(self, bulk: bool, since: str | None, until: str,
+    def histories(self, bulk: bool, cursor: Cursor, until: str,
                   record_count: Callable[[str], int]) -> Histories:
         """Whole-object history indexes on a first sync (through Bulk or REST pages, whichever the
-        history object's size picks); an incremental indexes the changed opportunities' history
-        on its first page (connectors.salesforce.history)."""
-        first = since is None
-        known = Histories(tracking=self.tracking, changed=(since or "", until))
+        history object's size picks); an incremental indexes the history of the opportunities its
+        walk reads, on its first page (connectors.salesforce.history)."""
+        first = cursor.value is None
+        known = Histories(tracking=self.tracking, changed=(keyset_filter(cursor) or "", until))
         if first or bulk:
             known.stages = self.history.stage_index(record_count(STAGES), until)
         if first and self.tracking:
