@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,7 @@ def main() -> None:
                 emulator.stdin.close()
             emulator.wait(timeout=60)
             engine.dispose()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,8 @@ def main() -> None:
         again = run_writeback(engine, settings, "bench", connector, as_of=as_of)
         print(f"  a third run with nothing changed: {again.planned} writes, "
               f"{sum(emulator.calls.values())} calls")
+        engine.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
