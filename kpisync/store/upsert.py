@@ -8,15 +8,17 @@ converters; on SQLite the common types get converters that match SQLAlchemy's st
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Date, Table, func, literal_column
+from sqlalchemy import Column, Connection, Date, Numeric, Table, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,6 +26,7 @@ from sqlalchemy.types import JSON
 
 from kpisync.store.types import UTCDateTime
 
+log = logging.getLogger(__name__)
 _NOT_UPDATED = {"id", "source", "external_id"}
 
 Converter = Callable[[Any], Any]
@@ -104,7 +107,8 @@ def _compile(table: Table, dialect: Dialect) -> _Upsert:
     return _Upsert(
         sql=compiled.string,
         names=names,
-        converters=tuple(_converter(table.c[name].type, dialect) for name in names),
+        converters=tuple(_bounded(table.c[name], _converter(table.c[name].type, dialect))
+                         for name in names),
         positional=compiled.positional,
     )
 
@@ -119,6 +123,31 @@ def _converter(column_type: Any, dialect: Dialect) -> Converter | None:
             return _json
     processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
     return processor
+
+
+def _bounded(column: Column[Any], convert: Converter | None) -> Converter | None:
+    """For a column of fixed precision, a value it cannot hold (an amount of 10^16 or more in
+    NUMERIC(20, 4), say) is written empty and logged, on every backend alike: PostgreSQL would
+    refuse the whole page, and one mistyped amount in the CRM must not stop every sync. The
+    record's raw payload keeps the value."""
+    column_type = column.type
+    if not isinstance(column_type, Numeric) or column_type.precision is None:
+        return convert
+    limit = Decimal(10) ** (column_type.precision - (column_type.scale or 0))
+
+    def within(value: Any) -> Any:
+        try:
+            fits = abs(value) < limit
+        except (ArithmeticError, TypeError):  # NaN as a Decimal, or not a number at all
+            fits = False
+        if not fits:
+            log.warning("%s.%s: %s does not fit (the column holds values under %s); written "
+                        "empty, the raw payload keeps it", column.table.name, column.name, value,
+                        limit)
+            return None
+        return convert(value) if convert is not None else value
+
+    return within
 
 
 @lru_cache(maxsize=4096)  # every row of a page shares its synced_at; many share other instants

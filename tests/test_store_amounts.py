@@ -1,0 +1,51 @@
+"""Amounts keep the precision the README promises: about 15 significant digits on SQLite (an
+8-byte float), every digit on PostgreSQL. An amount no column can hold is written empty on both,
+and said in the log; it never stops the page."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, select
+
+from kpisync.connector import Page
+from kpisync.store.models import Deal
+from kpisync.store.writer import write_page
+
+CENT = Decimal("0.01")
+KEPT_EVERYWHERE = [Decimal("8999999999999999"), Decimal("9999999999999.99"), Decimal("0.01"),
+                   Decimal("1234567.89"), Decimal("-250000.10")]
+KEPT_ON_POSTGRES = [Decimal("1234567890123456.78"), Decimal("-9999999999999999.99")]
+TOO_LARGE = [Decimal("10000000000000000"), Decimal("1E+20"), Decimal("NaN")]
+
+
+def stored_amounts(engine: Engine, amounts: list[Decimal]) -> list[Decimal | None]:
+    rows = [Deal.row(external_id=f"d{i}", amount=amount, raw={"amount": str(amount)})
+            for i, amount in enumerate(amounts)]
+    with engine.begin() as connection:
+        write_page(connection, "s", Page(stream="deals", records=rows, cursor=None),
+                   datetime.now(UTC))
+    with engine.connect() as connection:
+        found = {rid: (amount, raw) for rid, amount, raw in connection.execute(
+            select(Deal.external_id, Deal.amount, Deal.raw))}
+    assert [found[f"d{i}"][1] for i in range(len(amounts))] == [
+        {"amount": str(amount)} for amount in amounts]  # the raw payload keeps every value
+    return [None if found[f"d{i}"][0] is None else found[f"d{i}"][0].quantize(CENT)
+            for i in range(len(amounts))]
+
+
+def test_amounts_keep_their_cents_up_to_the_stores_precision(engine: Engine) -> None:
+    amounts = KEPT_EVERYWHERE + (KEPT_ON_POSTGRES if engine.dialect.name == "postgresql" else [])
+    assert stored_amounts(engine, amounts) == amounts
+
+
+def test_an_amount_no_column_holds_is_written_empty_and_logged(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="kpisync.store.upsert"):
+        assert stored_amounts(engine, [*TOO_LARGE, Decimal("12.50")]) == [
+            None, None, None, Decimal("12.50")]
+    said = [r.getMessage() for r in caplog.records if "deals.amount" in r.getMessage()]
+    assert len(said) == 3 and "under 10000000000000000" in said[0]
