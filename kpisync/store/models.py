@@ -180,7 +180,7 @@ class Deal(RecordBase, table=True):
     is_closed: bool = False
     is_won: bool = False
     amount: Decimal | None = Field(default=None, sa_type=MONEY)
-    currency: str | None = Field(default=None, max_length=3)
+    currency: str | None = Field(default=None, max_length=64)  # the CRM's text; ISO codes convert
     probability: Decimal | None = Field(default=None, sa_type=Numeric(6, 4))
     close_date: date | None = None
     created_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

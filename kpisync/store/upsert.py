@@ -18,11 +18,11 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Date, Numeric, Table, func, literal_column
+from sqlalchemy import Column, Connection, Date, Numeric, String, Table, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import JSON
+from sqlalchemy.types import JSON, TypeDecorator
 
 from kpisync.store.types import UTCDateTime
 
@@ -126,24 +126,37 @@ def _converter(column_type: Any, dialect: Dialect) -> Converter | None:
 
 
 def _bounded(column: Column[Any], convert: Converter | None) -> Converter | None:
-    """For a column of fixed precision, a value it cannot hold (an amount of 10^16 or more in
-    NUMERIC(20, 4), say) is written empty and logged, on every backend alike: PostgreSQL would
-    refuse the whole page, and one mistyped amount in the CRM must not stop every sync. The
-    record's raw payload keeps the value."""
+    """For a nullable column of fixed size, a value it cannot hold (an amount of 10^16 or more in
+    NUMERIC(20, 4), a reference longer than 64 characters) is written empty and logged, on every
+    backend alike: PostgreSQL would refuse the whole page, and one odd value in the CRM must not
+    stop every sync. The record's raw payload keeps the value."""
     column_type = column.type
-    if not isinstance(column_type, Numeric) or column_type.precision is None:
+    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString wraps String
+        column_type = column_type.impl_instance
+    if isinstance(column_type, Numeric) and column_type.precision is not None:
+        limit = Decimal(10) ** (column_type.precision - (column_type.scale or 0))
+        under = f"values under {limit}"
+
+        def fits(value: Any) -> bool:
+            try:
+                return bool(abs(value) < limit)
+            except (ArithmeticError, TypeError):  # NaN as a Decimal, or not a number at all
+                return False
+    elif isinstance(column_type, String) and column_type.length is not None:
+        length: int = column_type.length
+        under = f"{length} characters"
+
+        def fits(value: Any) -> bool:
+            return len(str(value)) <= length
+    else:
         return convert
-    limit = Decimal(10) ** (column_type.precision - (column_type.scale or 0))
+    if not column.nullable:
+        return convert  # external ids and the like: a value that does not fit fails the page
 
     def within(value: Any) -> Any:
-        try:
-            fits = abs(value) < limit
-        except (ArithmeticError, TypeError):  # NaN as a Decimal, or not a number at all
-            fits = False
-        if not fits:
-            log.warning("%s.%s: %s does not fit (the column holds values under %s); written "
-                        "empty, the raw payload keeps it", column.table.name, column.name, value,
-                        limit)
+        if not fits(value):
+            log.warning("%s.%s: %.80r does not fit (the column holds %s); written empty, the "
+                        "raw payload keeps it", column.table.name, column.name, value, under)
             return None
         return convert(value) if convert is not None else value
 

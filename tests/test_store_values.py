@@ -1,6 +1,7 @@
-"""Amounts keep the precision the README promises: about 15 significant digits on SQLite (an
-8-byte float), every digit on PostgreSQL. An amount no column can hold is written empty on both,
-and said in the log; it never stops the page."""
+"""Values from the CRM as the store keeps them, alike on SQLite and PostgreSQL: amounts with the
+precision the README promises (about 15 significant digits on SQLite, an 8-byte float; every digit
+on PostgreSQL), a currency as the CRM writes it, and a value no column can hold written empty and
+said in the log, never stopping the page."""
 
 from __future__ import annotations
 
@@ -49,3 +50,19 @@ def test_an_amount_no_column_holds_is_written_empty_and_logged(
             None, None, None, Decimal("12.50")]
     said = [r.getMessage() for r in caplog.records if "deals.amount" in r.getMessage()]
     assert len(said) == 3 and "under 10000000000000000" in said[0]
+
+
+def test_a_currency_is_kept_as_the_crm_says_it_and_an_overlong_reference_is_dropped(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    too_long = "0" * 65
+    rows = [Deal.row(external_id="d1", currency="Euro", account_id="001A"),
+            Deal.row(external_id="d2", currency="ریال", account_id=too_long)]
+    with caplog.at_level(logging.WARNING, logger="kpisync.store.upsert"):
+        with engine.begin() as connection:
+            write_page(connection, "s", Page(stream="deals", records=rows, cursor=None),
+                       datetime.now(UTC))
+    with engine.connect() as connection:
+        found = {rid: (currency, account) for rid, currency, account in connection.execute(
+            select(Deal.external_id, Deal.currency, Deal.account_id))}
+    assert found == {"d1": ("Euro", "001A"), "d2": ("ریال", None)}
+    assert ["deals.account_id" in r.getMessage() for r in caplog.records] == [True]
