@@ -66,3 +66,15 @@ def test_a_currency_is_kept_as_the_crm_says_it_and_an_overlong_reference_is_drop
             select(Deal.external_id, Deal.currency, Deal.account_id))}
     assert found == {"d1": ("Euro", "001A"), "d2": ("ریال", None)}
     assert ["deals.account_id" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_nul_characters_from_the_crm_are_dropped_from_text_and_json(engine: Engine) -> None:
+    record = Deal.row(external_id="d1", name="Acme\x00 deal", custom={"note\x00": ["a\x00b", 1]},
+                      raw={"Name": "Acme\x00 deal", "path": "C:\\u0000"})
+    with engine.begin() as connection:
+        write_page(connection, "s", Page(stream="deals", records=[record], cursor=None),
+                   datetime.now(UTC))
+    with engine.connect() as connection:
+        name, custom, raw = connection.execute(select(Deal.name, Deal.custom, Deal.raw)).one()
+    assert (name, custom, raw) == ("Acme deal", {"note": ["ab", 1]},
+                                   {"Name": "Acme deal", "path": "C:\\u0000"})

@@ -107,22 +107,52 @@ def _compile(table: Table, dialect: Dialect) -> _Upsert:
     return _Upsert(
         sql=compiled.string,
         names=names,
-        converters=tuple(_bounded(table.c[name], _converter(table.c[name].type, dialect))
-                         for name in names),
+        converters=tuple(_column_converter(table.c[name], dialect) for name in names),
         positional=compiled.positional,
     )
 
 
+def _column_converter(column: Column[Any], dialect: Dialect) -> Converter | None:
+    convert = _converter(column.type, dialect)
+    if isinstance(_underlying(column.type), String):
+        convert = _without_nul if convert is None else _then(_without_nul, convert)
+    return _bounded(column, convert)
+
+
 def _converter(column_type: Any, dialect: Dialect) -> Converter | None:
+    if isinstance(column_type, JSON):
+        return _json  # the statement casts the text to JSON on PostgreSQL
     if dialect.name == "sqlite":
         if isinstance(column_type, UTCDateTime):
             return _sqlite_instant
         if isinstance(column_type, Date):
             return _sqlite_date
-        if isinstance(column_type, JSON):
-            return _json
     processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
     return processor
+
+
+def _underlying(column_type: Any) -> Any:
+    """The type a decorated type stores as (sqlmodel's AutoString wraps String)."""
+    return column_type.impl_instance if isinstance(column_type, TypeDecorator) else column_type
+
+
+def _then(first: Converter, second: Converter) -> Converter:
+    return lambda value: second(first(value))
+
+
+def _without_nul(value: Any) -> Any:
+    """Text without NUL characters, which PostgreSQL cannot store (and SQLite then need not)."""
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def _nul_free(value: Any) -> Any:
+    if isinstance(value, str):
+        return _without_nul(value)
+    if isinstance(value, dict):
+        return {_without_nul(k): _nul_free(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nul_free(item) for item in value]
+    return value
 
 
 def _bounded(column: Column[Any], convert: Converter | None) -> Converter | None:
@@ -130,9 +160,7 @@ def _bounded(column: Column[Any], convert: Converter | None) -> Converter | None
     NUMERIC(20, 4), a reference longer than 64 characters) is written empty and logged, on every
     backend alike: PostgreSQL would refuse the whole page, and one odd value in the CRM must not
     stop every sync. The record's raw payload keeps the value."""
-    column_type = column.type
-    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString wraps String
-        column_type = column_type.impl_instance
+    column_type = _underlying(column.type)
     if isinstance(column_type, Numeric) and column_type.precision is not None:
         limit = Decimal(10) ** (column_type.precision - (column_type.scale or 0))
         under = f"values under {limit}"
@@ -178,10 +206,16 @@ def _sqlite_date(value: date) -> str:
 
 
 def _json(value: Any) -> str:
+    """JSON text without NUL characters (PostgreSQL's jsonb refuses them; the custom fields are
+    merged as jsonb). The escape is searched in the encoded text, which is fast; a backslash
+    written before "u0000" also matches, and only costs a second encoding."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits, which json still writes
-        return json.dumps(value)
+        return json.dumps(_nul_free(value))
+    if b"\\u0000" in encoded:
+        encoded = orjson.dumps(_nul_free(value), option=orjson.OPT_NON_STR_KEYS)
+    return encoded.decode()
 
 
 def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
