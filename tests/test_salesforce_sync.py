@@ -6,7 +6,7 @@ The generic ones (kills, faults, deletes, bad credentials) are in tests/test_con
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +17,7 @@ from kpisync.connector import FieldSpec, FieldUpdate
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.salesforce import SalesforceEmulator
-from kpisync.store.models import Account, Activity, Contact, Deal, SyncRun
+from kpisync.store.models import Account, Activity, Contact, Deal, SyncRun, User
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv
 from tests.salesforce_truth import assert_store_equals_truth
@@ -239,3 +239,15 @@ def test_certificates_are_checked(env) -> None:  # type: ignore[no-untyped-def]
     assert problems and "certificate" in problems[0].what.lower()
     with pytest.raises(ConnectorError):
         env.connector(ca_bundle=None).discover()
+
+
+def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    connector = env.connector(roles={"deal_type": "Deal_category__c", "user_start_date": "Email"})
+    result = sync_source(sqlite_engine, SOURCE, connector, SyncOptions(streams=("User",)))
+    assert result.status == "succeeded"
+    with sqlite_engine.connect() as connection:
+        started = {rid: day for rid, day in connection.execute(
+            select(User.external_id, User.started_on))}
+    users = env.emulator.live("User")
+    assert started == {rid: date.fromisoformat(str(u["CreatedDate"])[:10])
+                       for rid, u in users.items()}

@@ -7,6 +7,7 @@ Stage meaning (closed, won) comes from OpportunityStage, never from the stage's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +34,9 @@ StageEntry = tuple[str, str, str]  # (CreatedDate, Id, StageName) of an Opportun
 OwnerEntry = tuple[str, str, str | None]  # (CreatedDate, Id, OldValue) of an owner change
 ZERO = timedelta(0)
 PIPELINE = "Opportunity"  # Salesforce has one stage picklist; sales processes only subset it
+
+log = logging.getLogger(__name__)
+_SAID_NOT_A_DATE: set[str] = set()  # role fields already warned about
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,20 @@ def day(value: Any) -> date | None:
     if value is None or value == "":
         return None
     return date.fromisoformat(str(value)[:10])
+
+
+def role_day(record: Record, name: str) -> date | None:
+    """The date in a field picked by role. A role may point at a text field: a value that is not
+    a date counts as missing (said once per field and process) and never stops the sync."""
+    value = text(record, name)
+    try:
+        return day(value)
+    except ValueError:
+        if name not in _SAID_NOT_A_DATE:
+            _SAID_NOT_A_DATE.add(name)
+            log.warning("%s holds %.40r, which is not a date (YYYY-MM-DD); such values count as "
+                        "missing: point the role at a date field", name, value)
+        return None
 
 
 def decimal(value: Any) -> Decimal | None:
@@ -130,11 +148,11 @@ def prefix_of(value: str | None, prefix: str) -> str | None:
 
 
 def map_user(record: Record, team: str | None, context: MappingContext) -> Row:
-    start = text(record, context.roles.get("user_start_date", "Start_Date__c"))
+    start = role_day(record, context.roles.get("user_start_date", "Start_Date__c"))
     return User.row(
         external_id=str(record["Id"]), name=text(record, "Name"), email=text(record, "Email"),
         team=team, region=context.team_regions.get(team or ""),
-        manager_id=text(record, "ManagerId"), started_on=day(start) or day(record.get("CreatedDate")),
+        manager_id=text(record, "ManagerId"), started_on=start or day(record.get("CreatedDate")),
         is_active=flag(record.get("IsActive")), created_at=instant(record.get("CreatedDate")),
         modified_at=modified(record), custom=custom_of(record, context.custom.get("User", ())),
         raw=raw_of(record))
