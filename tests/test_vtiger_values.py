@@ -77,6 +77,15 @@ def test_a_potential_with_every_quirk_maps_cleanly() -> None:
     assert observed.external_id == f"13x7@{int(deal['modified_at'].timestamp())}"
 
 
+def test_a_custom_date_that_is_no_date_is_kept_as_text() -> None:
+    context = MappingContext(custom={"Potentials": {"cf_900": "date", "cf_901": "date"}})
+    record = {"id": "13x8", "potentialname": "x", "sales_stage": "Prospecting",
+              "cf_900": "2024-02-30", "cf_901": "۱۴۰۳/۱/۱",
+              "modifiedtime": "2026-11-01 10:00:00", "createdtime": "2026-10-01 10:00:00"}
+    row, _ = map_potential(record, context)
+    assert row.values["custom"] == {"cf_900": "2024-02-30", "cf_901": "2024-03-20"}
+
+
 def reply(status: int, body: bytes | str, **headers: str) -> httpx.Response:
     content = body.encode() if isinstance(body, str) else body
     return httpx.Response(status, content=content, headers=headers)

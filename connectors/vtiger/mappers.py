@@ -9,6 +9,7 @@ reads is kept as a stage observation (see `observe_stage`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +33,8 @@ from kpisync.store.models import (
 Record = Mapping[str, Any]
 KINDS = {"call": "call", "meeting": "meeting", "email": "email", "task": "task"}
 PREFIX_ENTITY = {"Accounts": "account", "Leads": "lead", "Potentials": "deal", "Contacts": "contact"}
+log = logging.getLogger(__name__)
+_SAID_NOT_A_DATE: set[str] = set()  # custom date fields already warned about
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,24 @@ def custom_of(record: Record, module: str, context: MappingContext) -> dict[str,
         if value is not None and kind in NUMBER_TYPES:
             value = v.latin_digits(value)
         elif value is not None and kind == "date":
-            parsed = v.day(value)
-            value = parsed.isoformat() if parsed else None
+            value = custom_day(name, value)
         out[name] = value
     return out
+
+
+def custom_day(name: str, value: str) -> str | None:
+    """A custom date as a Gregorian ISO date. One that is no date at all (a database import can
+    leave '2024-02-30' behind) is kept as the text it is, said once per field, and never stops
+    the sync."""
+    try:
+        parsed = v.day(value)
+    except ValueError:
+        if name not in _SAID_NOT_A_DATE:
+            _SAID_NOT_A_DATE.add(name)
+            log.warning("custom field %s holds %.40r, which is not a date; kept as text", name,
+                        value)
+        return value
+    return parsed.isoformat() if parsed else None
 
 
 def role(record: Record, context: MappingContext, name: str, default: str | None = None
