@@ -1,7 +1,8 @@
-"""Values from the CRM as the store keeps them, alike on SQLite and PostgreSQL: amounts with the
-precision the README promises (about 15 significant digits on SQLite, an 8-byte float; every digit
-on PostgreSQL), a currency as the CRM writes it, and a value no column can hold written empty and
-said in the log, never stopping the page."""
+"""Values from the CRM as the store keeps them: amounts with the precision the README promises
+(about 15 significant digits on SQLite, an 8-byte float; every digit on PostgreSQL), a currency as
+the CRM writes it, and what PostgreSQL cannot hold (an amount beyond its column, an overlong
+reference, a NUL character) written empty or without the NUL and said in the log, never stopping
+the page. Amounts are checked on SQLite too, so both stores sum the same ones."""
 
 from __future__ import annotations
 
@@ -64,11 +65,14 @@ def test_a_currency_is_kept_as_the_crm_says_it_and_an_overlong_reference_is_drop
     with engine.connect() as connection:
         found = {rid: (currency, account) for rid, currency, account in connection.execute(
             select(Deal.external_id, Deal.currency, Deal.account_id))}
-    assert found == {"d1": ("Euro", "001A"), "d2": ("ریال", None)}
-    assert ["deals.account_id" in r.getMessage() for r in caplog.records] == [True]
+    if engine.dialect.name == "postgresql":
+        assert found == {"d1": ("Euro", "001A"), "d2": ("ریال", None)}
+        assert ["deals.account_id" in r.getMessage() for r in caplog.records] == [True]
+    else:  # SQLite holds text of any length
+        assert found == {"d1": ("Euro", "001A"), "d2": ("ریال", too_long)}
 
 
-def test_nul_characters_from_the_crm_are_dropped_from_text_and_json(engine: Engine) -> None:
+def test_nul_characters_are_dropped_from_json_and_from_text_on_postgresql(engine: Engine) -> None:
     record = Deal.row(external_id="d1", name="Acme\x00 deal", custom={"note\x00": ["a\x00b", 1]},
                       raw={"Name": "Acme\x00 deal", "path": "C:\\u0000"})
     with engine.begin() as connection:
@@ -76,5 +80,5 @@ def test_nul_characters_from_the_crm_are_dropped_from_text_and_json(engine: Engi
                    datetime.now(UTC))
     with engine.connect() as connection:
         name, custom, raw = connection.execute(select(Deal.name, Deal.custom, Deal.raw)).one()
-    assert (name, custom, raw) == ("Acme deal", {"note": ["ab", 1]},
-                                   {"Name": "Acme deal", "path": "C:\\u0000"})
+    assert (custom, raw) == ({"note": ["ab", 1]}, {"Name": "Acme deal", "path": "C:\\u0000"})
+    assert name == ("Acme deal" if engine.dialect.name == "postgresql" else "Acme\x00 deal")
