@@ -12,7 +12,8 @@ import pytest
 from connectors.vtiger import values as v
 from connectors.vtiger.client import SessionLost, SyncUnavailable, VtigerFailure, translate
 from connectors.vtiger.mappers import MappingContext, map_potential
-from kpisync.errors import AuthError, RateLimited, RejectedError, TransientError
+from kpisync.errors import AuthError, ConnectorError, RateLimited, RejectedError, TransientError
+from kpisync.mapping import map_each
 from kpisync.sandbox.vtiger_render import to_jalali
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -118,3 +119,15 @@ def test_the_error_table(operation: str, response: httpx.Response, error: type) 
 def test_php_notices_before_the_envelope_are_skipped() -> None:
     body = '<br />\n<b>Warning</b>: Undefined index in x.php<br />\n{"success":true,"result":[1]}'
     assert translate("query", reply(200, body), "h") == [1]
+
+
+def test_a_record_no_mapper_can_read_is_named_in_the_error() -> None:
+    context = MappingContext()
+    good = {"id": "13x1", "potentialname": "a", "sales_stage": "Prospecting",
+            "closingdate": "2026-01-05", "modifiedtime": "2026-11-01 10:00:00"}
+    bad = {**good, "id": "13x2", "closingdate": "1403-13-01"}  # no 13th month
+    with pytest.raises(ConnectorError) as caught:
+        map_each([good, bad], lambda r: map_potential(r, context), "Potentials",
+                 lambda r: r["id"])
+    assert caught.value.message.startswith("Potentials 13x2 cannot be read: ValueError")
+    assert "correct the record in the CRM" in str(caught.value)

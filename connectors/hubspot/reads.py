@@ -12,6 +12,7 @@ from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.search import SearchScope, walk_modified
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
+from kpisync.mapping import map_each
 from kpisync.store.models import Row
 
 BATCH_READ_MAX = 100
@@ -58,6 +59,10 @@ MERGEABLE = ("companies", "contacts", "deals")
 class ReadOptions:
     lag: timedelta
     batch_records: int
+
+
+def record_id(record: dict[str, Any]) -> object:
+    return record.get("id")
 
 
 class StreamReader:
@@ -110,28 +115,38 @@ class StreamReader:
         ids = [str(r["id"]) for r in records]
         rows: list[Row] = []
         if object_type == "companies":
-            rows = [mappers.map_company(r, self.context) for r in records]
+            rows = map_each(records, lambda r: mappers.map_company(r, self.context), object_type,
+                            record_id)
         elif object_type == "contacts":
-            for record in records:
-                rows.extend(mappers.map_contact(record, self.context))
+            mapped = map_each(records, lambda r: mappers.map_contact(r, self.context), object_type,
+                              record_id)
+            rows = [row for contact_rows in mapped for row in contact_rows]
         elif object_type == "deals":
             rows = self._map_deals(records, ids)
         elif object_type in mappers.ENGAGEMENT_KINDS:
             links = {to: self.associations(object_type, to, ids) for to in ("contacts", "deals", "companies")}
-            rows = [mappers.map_engagement(object_type, r, mappers.ActivityLinks(
-                contact_ids=links["contacts"].get(i, ()), deal_ids=links["deals"].get(i, ()),
-                company_ids=links["companies"].get(i, ()))) for r, i in zip(records, ids)]
+
+            def engagement(r: dict[str, Any]) -> Row:
+                i = str(r["id"])
+                return mappers.map_engagement(object_type, r, mappers.ActivityLinks(
+                    contact_ids=links["contacts"].get(i, ()), deal_ids=links["deals"].get(i, ()),
+                    company_ids=links["companies"].get(i, ())))
+
+            rows = map_each(records, engagement, object_type, record_id)
         elif object_type == "line_items":
             deals = self.associations("line_items", "deals", ids)
-            rows = [mappers.map_line_item(r, deals.get(i, ())) for r, i in zip(records, ids)]
+            rows = map_each(records, lambda r: mappers.map_line_item(r, deals.get(str(r["id"]), ())),
+                            object_type, record_id)
         elif object_type == "feedback_submissions":
             contacts = [c for c in (mappers.text(r.get("properties") or {}, "hs_contact_id") for r in records) if c]
             companies = self.associations("contacts", "companies", sorted(set(contacts)))
-            for record in records:
-                contact = mappers.text(record.get("properties") or {}, "hs_contact_id")
-                row = mappers.map_feedback(record, mappers.first_id(companies.get(contact or "", ())))
-                if row is not None:
-                    rows.append(row)
+
+            def feedback(r: dict[str, Any]) -> Row | None:
+                contact = mappers.text(r.get("properties") or {}, "hs_contact_id")
+                return mappers.map_feedback(r, mappers.first_id(companies.get(contact or "", ())))
+
+            answers = map_each(records, feedback, object_type, record_id)
+            rows = [row for row in answers if row is not None]
         return rows
 
     def _map_deals(self, records: list[dict[str, Any]], ids: list[str]) -> list[Row]:
@@ -147,9 +162,10 @@ class StreamReader:
         history = self.property_history("deals", unsure, ("dealstage", "hubspot_owner_id"))
         companies = self.associations("deals", "companies", ids)
         contacts = self.associations("deals", "contacts", ids)
-        rows: list[Row] = []
         read = set(unsure)
-        for record, rid in zip(records, ids):
+
+        def deal(record: dict[str, Any]) -> list[Row]:
+            rid = str(record["id"])
             past = history.get(rid, {})
             links = mappers.DealLinks(
                 company_ids=companies.get(rid, ()), contact_ids=contacts.get(rid, ()),
@@ -157,8 +173,10 @@ class StreamReader:
                 else paths[rid] or (),
                 owner_history=mappers.history_of(past, "hubspot_owner_id"),
             )
-            rows.extend(mappers.map_deal(record, links, self.context))
-        return rows
+            return list(mappers.map_deal(record, links, self.context))
+
+        return [row for deal_rows in map_each(records, deal, "deals", record_id)
+                for row in deal_rows]
 
     def property_history(self, object_type: str, ids: Sequence[str], props: tuple[str, ...]
                          ) -> dict[str, dict[str, Any]]:

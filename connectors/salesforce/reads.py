@@ -22,6 +22,7 @@ from connectors.salesforce.paging import (
 )
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
+from kpisync.mapping import map_each
 from kpisync.store.models import Row
 
 SYSTEM = ("Id", "IsDeleted", "CreatedDate", "SystemModstamp")
@@ -59,6 +60,10 @@ class ReadOptions:
     bulk_above_records: int
     bulk_page_records: int
     bulk_poll_seconds: float
+
+
+def record_id(record: Mapping[str, Any]) -> object:
+    return record.get("Id")
 
 
 class StreamReader:
@@ -121,34 +126,32 @@ class StreamReader:
 
     def map_rows(self, sobject: str, rows: Rows) -> list[Row]:
         context = self.context
-        if sobject == "Account":
-            return [mappers.map_account(r, context) for r in rows]
-        if sobject == "Contact":
-            return [mappers.map_contact(r, context) for r in rows]
-        if sobject == "Lead":
-            return [mappers.map_lead(r, context) for r in rows]
         if sobject == "Opportunity":
             return self.map_opportunities(rows)
-        if sobject == "OpportunityLineItem":
-            return [mappers.map_line_item(r) for r in rows]
-        if sobject == "Task":
-            return [mappers.map_task(r) for r in rows]
-        if sobject == "Event":
-            return [mappers.map_event(r) for r in rows]
         if sobject == self.survey_object:
-            mapped = (mappers.map_survey(r, context.survey) for r in rows)
-            return [row for row in mapped if row is not None]
-        raise ValueError(f"no mapper for {sobject}")
+            answers = map_each(rows, lambda r: mappers.map_survey(r, context.survey), sobject,
+                               record_id)
+            return [row for row in answers if row is not None]
+        single: dict[str, Callable[[Mapping[str, Any]], Row]] = {
+            "Account": lambda r: mappers.map_account(r, context),
+            "Contact": lambda r: mappers.map_contact(r, context),
+            "Lead": lambda r: mappers.map_lead(r, context),
+            "OpportunityLineItem": mappers.map_line_item,
+            "Task": mappers.map_task,
+            "Event": mappers.map_event,
+        }
+        if sobject not in single:
+            raise ValueError(f"no mapper for {sobject}")
+        return map_each(rows, single[sobject], sobject, record_id)
 
     def map_opportunities(self, rows: Rows) -> list[Row]:
         ids = [str(r["Id"]) for r in rows]
         closed = [rid for rid, r in zip(ids, rows) if self.closed(r)]
         stages, owners = self.history.for_page(self.known, ids, closed)
-        out: list[Row] = []
-        for rid, record in zip(ids, rows):
-            out.extend(mappers.map_opportunity(record, self.context, stages.get(rid, ()),
-                                               owners.get(rid, ())))
-        return out
+        mapped = map_each(rows, lambda r: mappers.map_opportunity(
+            r, self.context, stages.get(str(r["Id"]), ()), owners.get(str(r["Id"]), ())),
+            "Opportunity", record_id)
+        return [row for deal_rows in mapped for row in deal_rows]
 
     def closed(self, record: Mapping[str, Any]) -> bool:
         info = self.context.stages.get(str(record.get("StageName")))

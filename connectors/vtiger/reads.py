@@ -25,6 +25,7 @@ from connectors.vtiger.values import latin_digits, module_prefix, stamp
 from kpisync.connector import Deleted, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import RejectedError
+from kpisync.mapping import map_each
 from kpisync.store.models import Row
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,8 @@ class ModuleReader:
             one = {"Accounts": mappers.map_account, "Contacts": mappers.map_contact,
                    "Leads": mappers.map_lead}[module]
             mapper = lambda r: [one(r, context)]
-        return [row for record in records for row in mapper(record)]
+        mapped = map_each(records, mapper, module, lambda record: record.get("id"))
+        return [row for rows in mapped for row in rows]
 
     # --- full listings -------------------------------------------------------------------------
     def users(self) -> Iterator[list[dict[str, Any]]]:
