@@ -5,10 +5,12 @@ memory stays flat whatever the org's size. The index holds:
 - on a first sync, the whole history object, read once when the stream starts: through the
   object's own Bulk API 2.0 query job when it holds more than `bulk_above_records` rows, else by
   REST pages;
-- on an incremental, the history of every opportunity the run will read (modified from the
-  cursor up to the run's upper bound), through one semi-join, when the first page of opportunities
-  needs it: ⌈rows/2000⌉ REST pages, where IN (...) lookups of a few hundred page ids cost at least
-  one call per few hundred opportunities, and a run with no opportunity to read costs nothing.
+- on an incremental, the history of every opportunity modified after the stream's cursor (each
+  row up to the run's upper bound), through one semi-join, read when the first page of
+  opportunities needs it: ⌈rows/2000⌉ REST pages, where IN (...) lookups of the page's ids cost
+  at least one call per few hundred opportunities; a run with no opportunity to read costs
+  nothing. Semi-joins are standard SOQL (Salesforce's "Comparison Operators" page); the
+  emulator parses them with their restrictions.
 
 OpportunityFieldHistory exists only while field-history tracking is on. It is read-only and has
 no SystemModstamp: CreatedDate is its only timestamp. An owner change writes two rows, one with
@@ -64,18 +66,6 @@ def owner_entry(row: Mapping[str, Any]) -> tuple[str, OwnerEntry] | None:
         return None
     old_id = str(old) if old and str(old).startswith(USER_PREFIX) else None
     return str(row["OpportunityId"]), (str(row["CreatedDate"]), str(row["Id"]), old_id)
-
-
-def collect(pages: Iterable[Iterable[Mapping[str, Any]]], entry: Any) -> History:
-    found: History = {}
-    for page in pages:
-        for row in page:
-            item = entry(row)
-            if item is not None:
-                found.setdefault(item[0], []).append(item[1])
-    for entries in found.values():
-        entries.sort()  # one format per read, so (CreatedDate, Id) sorts as text
-    return found
 
 
 class HistoryReader:
