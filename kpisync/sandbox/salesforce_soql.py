@@ -3,16 +3,17 @@
 Supported: `SELECT f1, f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST],
 ...] [LIMIT n]`. Conditions: comparisons (`= != <> < <= > >=`), `[NOT] IN (...)`, `LIKE`, `NOT`,
 `AND`/`OR` with parentheses, and semi-joins and anti-joins (`Id [NOT] IN (SELECT RefId FROM Other
-[WHERE ...])`) with the real restrictions: the outer field and the selected one are id or reference
-fields, the sub-select names another object, has no ORDER BY or LIMIT and no semi-join of its own,
-a query holds at most two, and none sits under an OR. Literals: 'strings' (with backslash escapes), numbers, TRUE/FALSE,
-NULL, unquoted datetimes (`2024-01-01T00:00:00Z`, `...000+0000`, `...+01:00`) and dates
-(`2024-01-01`). As in Salesforce, AND and OR may not be mixed without parentheses, a datetime field
-only compares with a datetime literal and a date field with a date literal. Anything else (date
-literals such as TODAY, parent-to-child subqueries, relationship fields, GROUP BY, OFFSET,
-aggregates) raises
-`SoqlError`, which the emulator answers with the real error codes: MALFORMED_QUERY for syntax,
-INVALID_FIELD for unknown fields or mistyped values, INVALID_TYPE for unknown objects.
+[WHERE ...])`) with the real restrictions: the outer field and the selected one are id or
+reference fields, the sub-select names another object and has no ORDER BY, LIMIT or semi-join of
+its own, a query holds at most two, and none sits under an OR. A sub-select reads the object's
+records outside the recycle bin. Literals: 'strings' (with backslash escapes), numbers,
+TRUE/FALSE, NULL, unquoted datetimes (`2024-01-01T00:00:00Z`, `...000+0000`, `...+01:00`) and
+dates (`2024-01-01`). As in Salesforce, AND and OR may not be mixed without parentheses, a
+datetime field only compares with a datetime literal and a date field with a date literal.
+Anything else (date literals such as TODAY, parent-to-child subqueries, relationship fields,
+GROUP BY, OFFSET, aggregates) raises `SoqlError`, which the emulator answers with the real error
+codes: MALFORMED_QUERY for syntax, INVALID_FIELD for unknown fields or mistyped values,
+INVALID_TYPE for unknown objects.
 """
 
 from __future__ import annotations
