@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from kpisync.connector import Page
-from kpisync.store.models import Deal
+from kpisync.store.models import Deal, Row
 from kpisync.store.writer import write_page
 
 CENT = Decimal("0.01")
@@ -24,12 +24,15 @@ KEPT_ON_POSTGRES = [Decimal("1234567890123456.78"), Decimal("-9999999999999999.9
 TOO_LARGE = [Decimal("10000000000000000"), Decimal("1E+20"), Decimal("NaN")]
 
 
-def stored_amounts(engine: Engine, amounts: list[Decimal]) -> list[Decimal | None]:
-    rows = [Deal.row(external_id=f"d{i}", amount=amount, raw={"amount": str(amount)})
-            for i, amount in enumerate(amounts)]
+def write(engine: Engine, rows: list[Row]) -> None:
     with engine.begin() as connection:
         write_page(connection, "s", Page(stream="deals", records=rows, cursor=None),
                    datetime.now(UTC))
+
+
+def stored_amounts(engine: Engine, amounts: list[Decimal]) -> list[Decimal | None]:
+    write(engine, [Deal.row(external_id=f"d{i}", amount=amount, raw={"amount": str(amount)})
+                   for i, amount in enumerate(amounts)])
     with engine.connect() as connection:
         found = {rid: (amount, raw) for rid, amount, raw in connection.execute(
             select(Deal.external_id, Deal.amount, Deal.raw))}
@@ -59,9 +62,7 @@ def test_a_currency_is_kept_as_the_crm_says_it_and_an_overlong_reference_is_drop
     rows = [Deal.row(external_id="d1", currency="Euro", account_id="001A"),
             Deal.row(external_id="d2", currency="ریال", account_id=too_long)]
     with caplog.at_level(logging.WARNING, logger="kpisync.store.upsert"):
-        with engine.begin() as connection:
-            write_page(connection, "s", Page(stream="deals", records=rows, cursor=None),
-                       datetime.now(UTC))
+        write(engine, rows)
     with engine.connect() as connection:
         found = {rid: (currency, account) for rid, currency, account in connection.execute(
             select(Deal.external_id, Deal.currency, Deal.account_id))}
@@ -75,9 +76,7 @@ def test_a_currency_is_kept_as_the_crm_says_it_and_an_overlong_reference_is_drop
 def test_nul_characters_are_dropped_from_json_and_from_text_on_postgresql(engine: Engine) -> None:
     record = Deal.row(external_id="d1", name="Acme\x00 deal", custom={"note\x00": ["a\x00b", 1]},
                       raw={"Name": "Acme\x00 deal", "path": "C:\\u0000"})
-    with engine.begin() as connection:
-        write_page(connection, "s", Page(stream="deals", records=[record], cursor=None),
-                   datetime.now(UTC))
+    write(engine, [record])
     with engine.connect() as connection:
         name, custom, raw = connection.execute(select(Deal.name, Deal.custom, Deal.raw)).one()
     assert (custom, raw) == ({"note": ["ab", 1]}, {"Name": "Acme deal", "path": "C:\\u0000"})
