@@ -7,6 +7,7 @@ store, syncs, and prints what it did. Later stages (KPIs, write-back) join when 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,20 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APA
 
 
 def run_demo(console: Console, *, deals: int, seed: int, keep: Path | None) -> None:
+    """Sync, compute and write back on the emulator; the store lives in `keep`, else in a
+    temporary folder removed at the end."""
     folder = keep or Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        demo_in(console, folder, deals=deals, seed=seed)
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    console.print(f"store kept at {folder / 'kpisync.db'}" if keep else
+                  "the temporary store is removed; --keep FOLDER keeps it")
+
+
+def demo_in(console: Console, folder: Path, *, deals: int, seed: int) -> None:
     console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
                   f"served by the HubSpot emulator")
     org = generate_org(seed=seed, deals=deals)
@@ -56,18 +69,19 @@ def run_demo(console: Console, *, deals: int, seed: int, keep: Path | None) -> N
         settings_path = folder / "settings.toml"
         settings_path.write_text(demo_settings(emulator.base_url, folder / "kpisync.db"), "utf-8")
         context = open_context(settings_path)
-        source = load_settings(settings_path).source("demo_hubspot")
-        connector = build_connector(source)
-        with console.status("syncing from the emulator over HTTP …"):
-            result = sync_source(context.engine, source.name, connector, SyncOptions())
-        console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
-                      f"{sum(result.api_calls.values())} API calls")
-        console.print(store_summary(context.engine))
-        for stage in _later_stages():
-            stage(console, context, connector, emulator)
-        connector.close()
-    console.print(f"store kept at {folder / 'kpisync.db'}" if keep else
-                  f"store and settings in {folder} (temporary)")
+        try:
+            source = load_settings(settings_path).source("demo_hubspot")
+            connector = build_connector(source)
+            with console.status("syncing from the emulator over HTTP …"):
+                result = sync_source(context.engine, source.name, connector, SyncOptions())
+            console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
+                          f"{sum(result.api_calls.values())} API calls")
+            console.print(store_summary(context.engine))
+            for stage in _later_stages():
+                stage(console, context, connector, emulator)
+            connector.close()
+        finally:
+            context.engine.dispose()
 
 
 def store_summary(engine: Engine) -> Table:

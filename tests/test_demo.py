@@ -1,0 +1,37 @@
+"""`kpisync demo` through the real CLI: the whole loop ends well and leaves no temporary store
+behind, unless asked to keep it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from kpisync.store.database import open_store
+from kpisync.store.models import Deal
+
+
+def demo(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kpisync.cli", "demo", "--deals", "60", *args],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmp), "COLUMNS": "120"})
+
+
+def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = demo(scratch)
+    assert done.returncode == 0, done.stderr
+    assert "the temporary store is removed" in done.stdout
+    assert not [p for p in scratch.iterdir() if p.name.startswith("kpisync-demo-")]
+
+    kept = tmp_path / "kept"
+    done = demo(scratch, "--keep", str(kept))
+    assert done.returncode == 0, done.stderr
+    engine = open_store(f"sqlite:///{kept / 'kpisync.db'}", upgrade=False)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Deal)).scalar() == 60
+    engine.dispose()
