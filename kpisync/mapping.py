@@ -8,6 +8,7 @@ record's id.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -16,6 +17,9 @@ from kpisync.errors import ConnectorError
 R = TypeVar("R")
 T = TypeVar("T")
 UNREADABLE = (ValueError, TypeError, KeyError, IndexError, ArithmeticError, AttributeError)
+
+log = logging.getLogger(__name__)
+_said: set[str] = set()
 
 
 def map_each(records: Iterable[R], map_one: Callable[[R], T], what: str,
@@ -32,3 +36,11 @@ def map_each(records: Iterable[R], map_one: Callable[[R], T], what: str,
                 hint="correct the record in the CRM, or the setting that points at the field; "
                      "the next sync resumes at this page") from error
     return out
+
+
+def say_once(key: str, message: str, *args: object) -> None:
+    """Log a warning the first time `key` (a field, say) comes up in this process: a field whose
+    values a mapper reads around would otherwise log one line per record."""
+    if key not in _said:
+        _said.add(key)
+        log.warning(message, *args)

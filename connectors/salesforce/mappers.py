@@ -7,7 +7,6 @@ Stage meaning (closed, won) comes from OpportunityStage, never from the stage's 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kpisync.connector import Deleted, Merged
+from kpisync.mapping import say_once
 from kpisync.store.models import (
     Account,
     Activity,
@@ -34,9 +34,6 @@ StageEntry = tuple[str, str, str]  # (CreatedDate, Id, StageName) of an Opportun
 OwnerEntry = tuple[str, str, str | None]  # (CreatedDate, Id, OldValue) of an owner change
 ZERO = timedelta(0)
 PIPELINE = "Opportunity"  # Salesforce has one stage picklist; sales processes only subset it
-
-log = logging.getLogger(__name__)
-_SAID_NOT_A_DATE: set[str] = set()  # role fields already warned about
 
 
 @dataclass(frozen=True)
@@ -91,10 +88,8 @@ def role_day(record: Record, name: str) -> date | None:
     try:
         return day(value)
     except ValueError:
-        if name not in _SAID_NOT_A_DATE:
-            _SAID_NOT_A_DATE.add(name)
-            log.warning("%s holds %.40r, which is not a date (YYYY-MM-DD); such values count as "
-                        "missing: point the role at a date field", name, value)
+        say_once(f"salesforce:{name}", "%s holds %.40r, which is not a date (YYYY-MM-DD); such "
+                 "values count as missing: point the role at a date field", name, value)
         return None
 
 

@@ -9,7 +9,6 @@ reads is kept as a stage observation (see `observe_stage`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.vtiger import values as v
+from kpisync.mapping import say_once
 from kpisync.store.models import (
     Account,
     Activity,
@@ -33,8 +33,6 @@ from kpisync.store.models import (
 Record = Mapping[str, Any]
 KINDS = {"call": "call", "meeting": "meeting", "email": "email", "task": "task"}
 PREFIX_ENTITY = {"Accounts": "account", "Leads": "lead", "Potentials": "deal", "Contacts": "contact"}
-log = logging.getLogger(__name__)
-_SAID_NOT_A_DATE: set[str] = set()  # custom date fields already warned about
 
 
 @dataclass(frozen=True)
@@ -96,10 +94,8 @@ def custom_day(name: str, value: str) -> str | None:
     try:
         parsed = v.day(value)
     except ValueError:
-        if name not in _SAID_NOT_A_DATE:
-            _SAID_NOT_A_DATE.add(name)
-            log.warning("custom field %s holds %.40r, which is not a date; kept as text", name,
-                        value)
+        say_once(f"vtiger:{name}", "custom field %s holds %.40r, which is not a date; kept as "
+                 "text", name, value)
         return value
     return parsed.isoformat() if parsed else None
 
