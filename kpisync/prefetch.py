@@ -1,20 +1,28 @@
-"""Reading ahead: a connector's next page is fetched while the engine commits the current one.
+"""Reading ahead, at two levels, so that waiting on the CRM overlaps local work.
 
-A sync is a loop of "wait for the CRM" and "write to the store"; overlapping them hides most of
-the local work behind the network. At most `depth` pages wait in memory, so memory stays bounded.
-The connector's iterator runs entirely in one background thread (it is never shared), its errors
-reach the caller unchanged, and leaving the loop early stops the thread at its next page.
+`prefetched`: a connector's pages are read in a background thread while the engine commits the
+current one. At most `depth` pages (or records, when pages are weighed) wait in memory, so
+memory stays bounded. The connector's
+iterator runs entirely in that thread (it is never shared), its errors reach the caller
+unchanged, and leaving the loop early stops the thread at its next page.
+
+`chained`: inside a connector, a chain of calls where each names the next (a page token, a
+locator) runs one call ahead: the next call is already in flight while the current answer is
+parsed and mapped. Every call is one the chain would make anyway, so no extra calls are made
+unless the caller leaves early (then at most one).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 POLL_SECONDS = 0.1
 JOIN_SECONDS = 10.0  # leaving early waits this long for an in-flight call; the thread then ends alone
 
@@ -33,24 +41,30 @@ class _Item(Generic[T]):
     value: T
 
 
-def prefetched(items: Iterator[T], *, depth: int = 2) -> Generator[T, None, None]:
-    """`items`, in order, produced by a background thread up to `depth` ahead of the consumer."""
-    handoff: queue.Queue[_Item[T] | _Failed | _Done] = queue.Queue(maxsize=depth)
+def prefetched(items: Iterator[T], *, depth: int = 2, weight: Callable[[T], int] | None = None
+               ) -> Generator[T, None, None]:
+    """`items`, in order, produced by a background thread ahead of the consumer: at most `depth`
+    items ahead, or, with `weight`, items weighing `depth` in all (a heavier item goes alone)."""
+    handoff: queue.SimpleQueue[tuple[_Item[T] | _Failed | _Done, int]] = queue.SimpleQueue()
+    room = threading.Condition()
+    ahead = 0  # the weight handed off and not yet taken
     stop = threading.Event()
 
-    def offer(message: _Item[T] | _Failed | _Done) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(message, timeout=POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def offer(message: _Item[T] | _Failed | _Done, load: int = 0) -> bool:
+        nonlocal ahead
+        with room:
+            while ahead > 0 and ahead + load > depth and not stop.is_set():
+                room.wait(POLL_SECONDS)
+            if stop.is_set():
+                return False
+            ahead += load
+        handoff.put((message, load))
+        return True
 
     def produce() -> None:
         try:
             for item in items:
-                if not offer(_Item(item)):
+                if not offer(_Item(item), weight(item) if weight else 1):
                     return
             offer(_Done())
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
@@ -64,7 +78,10 @@ def prefetched(items: Iterator[T], *, depth: int = 2) -> Generator[T, None, None
     worker.start()
     try:
         while True:
-            message = handoff.get()
+            message, load = handoff.get()
+            with room:
+                ahead -= load
+                room.notify()
             if isinstance(message, _Done):
                 return
             if isinstance(message, _Failed):
@@ -73,3 +90,22 @@ def prefetched(items: Iterator[T], *, depth: int = 2) -> Generator[T, None, None
     finally:
         stop.set()
         worker.join(JOIN_SECONDS)
+
+
+def chained(first: Callable[[], R], following: Callable[[R], Callable[[], R] | None]
+            ) -> Generator[R, None, None]:
+    """The answers of `first()` and of each call `following(answer)` names, in order, until it
+    names none; each next call runs in a background thread while the caller holds the answer
+    before it. A call's error is raised where its answer would have been yielded."""
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpisync-ahead")
+    try:
+        answer = first()
+        while True:
+            call = following(answer)
+            pending: Future[R] | None = ahead.submit(call) if call is not None else None
+            yield answer
+            if pending is None:
+                return
+            answer = pending.result()
+    finally:
+        ahead.shutdown(wait=False, cancel_futures=True)  # an early exit leaves at most one call

@@ -27,6 +27,10 @@ from kpisync.store.writer import load_cursor, load_state, save_cursor, write_pag
 
 log = logging.getLogger(__name__)
 PURGE_CHECK = "purge-check"  # the sync_state row whose updated_at is the last full id comparison
+# Records the reader may hold ahead of the writer. Enough for the reader to start the next
+# object's calls (a Bulk job, a first page) while the writer finishes the last one; a bounded
+# constant, so memory stays flat in org size.
+READ_AHEAD_RECORDS = 20_000
 
 
 @dataclass
@@ -131,7 +135,8 @@ def sync_streams(
             for page in connector.read(stream, cursors[stream], signpost=signpost):
                 yield stream, page
 
-    pages = prefetched(every_page())
+    pages = prefetched(every_page(), depth=READ_AHEAD_RECORDS,
+                       weight=lambda item: max(1, len(item[1].records)))
     with closing(pages):  # stops the reader thread however the loop ends
         for stream, page in pages:
             with engine.begin() as connection:

@@ -5,6 +5,7 @@ The generic ones (kills, faults, deletes, bad credentials) are in tests/test_con
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sqlalchemy import Engine, func, select
 
+from connectors.salesforce.paging import QueryPager
 from kpisync.connector import FieldSpec, FieldUpdate
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
@@ -152,6 +154,25 @@ def test_a_bulk_result_page_is_handed_on_in_parts_and_a_stop_between_them_reads_
     assert count(sqlite_engine, Activity) == len(env.emulator.live("Task")) > 450
 
 
+def test_a_bulk_job_that_expired_between_runs_is_run_again_and_nothing_is_lost(
+        sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+    options = {"bulk_above_records": 100, "bulk_page_records": 150}
+    pages: list = []
+    stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 2,
+                       on_page=pages.append)
+    with pytest.raises(Interrupted):
+        sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
+    stale = pages[-1].cursor.get("bulk_job")
+    assert stale and pages[-1].cursor.get("bulk_locator")
+    del env.emulator.bulk.jobs[stale]  # Salesforce deletes finished jobs after some days
+    done = sync_source(sqlite_engine, SOURCE, env.connector(**options), SyncOptions(streams=("Task",)))
+    assert done.status == "succeeded" and stale not in env.emulator.bulk.jobs
+    assert sum(1 for job in env.emulator.bulk.jobs.values() if job.sobject == "Task") == 1
+    with sqlite_engine.connect() as connection:
+        stored = set(connection.execute(select(Activity.external_id)).scalars())
+    assert stored == set(env.emulator.live("Task"))
+
+
 def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
     env.emulator.knobs.daily_api_limit = 900
     env.emulator.api_used = 880
@@ -251,3 +272,18 @@ def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(sqlit
     users = env.emulator.live("User")
     assert started == {rid: date.fromisoformat(str(u["CreatedDate"])[:10])
                        for rid, u in users.items()}
+
+
+def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(env) -> None:  # type: ignore[no-untyped-def]
+    pager = QueryPager(env.connector().client, batch_size=200)
+    more = "GET /services/data/v{version}/query/{locator}"
+    pages = pager.pages("SELECT Id FROM Task ORDER BY Id", include_deleted=False)
+    first = next(pages)
+    deadline = time.monotonic() + 5
+    while env.emulator.calls[more] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert env.emulator.calls[more] == 1  # the second page, and no further one, while we hold the first
+    ids = [row["Id"] for page in [first, *pages] for row in page]
+    assert len(first) == 200 and sorted(ids) == ids
+    assert set(ids) == {i for i, row in env.emulator.dump()["Task"].items() if not row["IsDeleted"]}
+    assert env.emulator.calls[more] == 5  # 1,004 rows: 6 pages, one query and five more

@@ -17,12 +17,14 @@ import csv
 import io
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.paging import Rows, Scope, build_query
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, RejectedError
+from kpisync.prefetch import chained
 
 JOB, LOCATOR, UNTIL = "bulk_job", "bulk_locator", "bulk_until"
 NUMERIC = frozenset({"double", "currency", "percent", "int"})
@@ -77,35 +79,36 @@ class BulkReader:
             until = cursor.get(UNTIL) or until
         while True:
             try:
-                text, following = self.results(job, locator)
+                for text, following in self.result_pages(job, locator):
+                    rows = typed_rows(text, kinds)
+                    parts = [rows[i:i + self.page_rows] for i in range(0, len(rows), self.page_rows)]
+                    here = Cursor(state=((JOB, job), (LOCATOR, locator), (UNTIL, until)))
+                    for part in parts[:-1]:
+                        yield part, here
+                    last = parts[-1] if parts else []
+                    if not following:
+                        yield last, Cursor(value=until)
+                        return
+                    yield last, Cursor(state=((JOB, job), (LOCATOR, following), (UNTIL, until)))
+                    locator = following
             except RejectedError:
                 if not (locator or resumed):
                     raise
                 job, locator, resumed = self.start(scope, until), "", False  # the job expired
-                continue
-            rows = typed_rows(text, kinds)
-            parts = [rows[i:i + self.page_rows] for i in range(0, len(rows), self.page_rows)]
-            here = Cursor(state=((JOB, job), (LOCATOR, locator), (UNTIL, until)))
-            for part in parts[:-1]:
-                yield part, here
-            last = parts[-1] if parts else []
-            if not following:
-                yield last, Cursor(value=until)
-                return
-            yield last, Cursor(state=((JOB, job), (LOCATOR, following), (UNTIL, until)))
-            locator = following
 
     def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
              ) -> Iterator[list[dict[str, str]]]:
         """A one-off job's rows, values as CSV strings ("" for null); no resume: for the
         history indexes read when a stream starts."""
         job = self.run(sobject, build_query(sobject, fields, filters))
-        locator = ""
-        while True:
-            text, locator = self.results(job, locator)
+        for text, _following in self.result_pages(job, ""):
             yield list(csv.DictReader(io.StringIO(text)))
-            if not locator:
-                return
+
+    def result_pages(self, job: str, locator: str) -> Iterator[tuple[str, str]]:
+        """(CSV text, next locator or "") of each result page from `locator` on; the next page
+        is fetched while the caller parses one."""
+        return chained(partial(self.results, job, locator),
+                       lambda page: partial(self.results, job, page[1]) if page[1] else None)
 
     def start(self, scope: Scope, until: str) -> str:
         return self.run(scope.sobject, build_query(scope.sobject, scope.fields,

@@ -16,7 +16,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -156,37 +157,54 @@ class SalesforceClient:
                                   hint="give the path of a PEM file with the CA certificate(s)")
             self.session.verify = ca_bundle
         self._sf: Salesforce | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the session
+        self._counting = threading.Lock()  # calls, and time with calls in flight
+        self._in_flight, self._busy_since = 0, 0.0
         credentials.remember()
 
     # --- calls -------------------------------------------------------------------------------------
+    @contextmanager
+    def _on_the_crm(self) -> Iterator[None]:
+        """Counts wall time with at least one call in flight (calls overlap when a chain reads
+        ahead) into `seconds_waiting`, so overlapping calls are not counted twice."""
+        with self._counting:
+            if self._in_flight == 0:
+                self._busy_since = time.perf_counter()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._counting:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self.seconds_waiting += time.perf_counter() - self._busy_since
+
     def wait(self, seconds: float) -> None:
         """Sleep while the org works on something asked of it (a Bulk job): time spent waiting on
         the CRM, counted with the calls' own in `seconds_waiting`."""
-        time.sleep(seconds)
-        self.seconds_waiting += seconds
+        with self._on_the_crm():
+            time.sleep(seconds)
 
     def call(self, endpoint: str, function: Callable[[Salesforce], T]) -> T:
-        """`function(sf)` with retries; `endpoint` names it in counts and errors."""
+        """`function(sf)` with retries; `endpoint` names it in counts and errors. Thread-safe."""
         relogged = False
 
         def attempt() -> T:
             nonlocal relogged
             sf = self.connect()
-            self.calls[endpoint] += 1
-            started = time.perf_counter()
+            with self._counting:
+                self.calls[endpoint] += 1
             try:
-                result = function(sf)
+                with self._on_the_crm():
+                    result = function(sf)
             except (SalesforceError, requests.exceptions.RequestException, OSError) as error:
-                self.seconds_waiting += time.perf_counter() - started
                 translated = translate(error, what=endpoint)
                 if isinstance(translated, AuthError) and not relogged:
                     relogged = True
-                    self.relogin()
+                    self.relogin(sf)
                     raise TransientError(f"logged in again after INVALID_SESSION_ID on {endpoint}"
                                          ) from None
                 raise translated from None
-            self.seconds_waiting += time.perf_counter() - started
             self._usage(sf)
             return result
 
@@ -231,13 +249,16 @@ class SalesforceClient:
                                       parse_float=Decimal, object_pairs_hook=None)
             return self._sf
 
-    def relogin(self) -> None:
+    def relogin(self, expired: Salesforce) -> None:
+        """A new session in place of `expired`, unless another thread already made one."""
         with self._lock:
-            self._sf = None
+            if self._sf is expired:
+                self._sf = None
         self.connect()
 
     def login(self) -> Login:
-        self.calls[f"login ({self.credentials.flow})"] += 1
+        with self._counting:
+            self.calls[f"login ({self.credentials.flow})"] += 1
         try:
             if self.credentials.flow == "soap":
                 return self._soap_login()

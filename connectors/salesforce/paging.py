@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from simple_salesforce import Salesforce
@@ -25,6 +26,7 @@ from simple_salesforce import Salesforce
 from connectors.salesforce.client import SalesforceClient
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, RejectedError
+from kpisync.prefetch import chained
 
 AFTER_ID = "after_id"
 Rows = list[dict[str, Any]]
@@ -82,20 +84,30 @@ class QueryPager:
         self.headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
 
     def pages(self, soql: str, *, include_deleted: bool) -> Iterator[Rows]:
+        """The rows of each page; the next page is fetched while the caller works on one."""
         endpoint = "GET queryAll" if include_deleted else "GET query"
-        response = self.client.call(endpoint, lambda sf: sf.query(
-            soql, include_deleted=include_deleted, headers=self.headers,
-            timeout=self.client.timeout))
         seen: set[str] = set()
-        while True:
-            yield list(response.get("records") or [])
+
+        def first() -> dict[str, Any]:
+            return self.client.call(endpoint, lambda sf: sf.query(
+                soql, include_deleted=include_deleted, headers=self.headers,
+                timeout=self.client.timeout))
+
+        def following(response: dict[str, Any]) -> Callable[[], dict[str, Any]] | None:
             token = response.get("nextRecordsUrl")
             if response.get("done", True) or not token:
-                return
+                return None
             if token in seen:
-                raise ConnectorError(f"Salesforce returned the page token {token} twice")
+                return partial(_repeated, token)
             seen.add(token)
-            response = self.client.call("GET query more", _more(token, self.client, self.headers))
+            return partial(self.client.call, "GET query more", _more(token, self.client, self.headers))
+
+        for response in chained(first, following):
+            yield list(response.get("records") or [])
+
+
+def _repeated(token: str) -> dict[str, Any]:
+    raise ConnectorError(f"Salesforce returned the page token {token} twice")
 
 
 def _more(token: str, client: SalesforceClient, headers: dict[str, str]
