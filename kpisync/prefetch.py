@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -97,15 +97,33 @@ def chained(first: Callable[[], R], following: Callable[[R], Callable[[], R] | N
     """The answers of `first()` and of each call `following(answer)` names, in order, until it
     names none; each next call runs in a background thread while the caller holds the answer
     before it. A call's error is raised where its answer would have been yielded."""
-    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpisync-ahead")
+    pending: Future[R] | None = None
     try:
         answer = first()
         while True:
             call = following(answer)
-            pending: Future[R] | None = ahead.submit(call) if call is not None else None
+            pending = in_background(call) if call is not None else None
             yield answer
             if pending is None:
                 return
             answer = pending.result()
     finally:
-        ahead.shutdown(wait=False, cancel_futures=True)  # an early exit leaves at most one call
+        if pending is not None:
+            pending.cancel()  # an early exit: the call is dropped, or left to end on its own
+
+
+def in_background(call: Callable[[], R]) -> Future[R]:
+    """`call()` in a daemon thread, so a call still in flight never holds up the process's exit
+    (a pool's worker threads are joined at exit, retries and all)."""
+    future: Future[R] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(call())
+        except BaseException as error:  # noqa: BLE001 - raised by whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="kpisync-ahead", daemon=True).start()
+    return future

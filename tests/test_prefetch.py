@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +124,16 @@ def test_leaving_a_chain_early_makes_at_most_one_more_call() -> None:
     answers.close()  # call 2 was asked for (it may run, or be cancelled before it starts)
     time.sleep(0.2)
     assert not started[3].is_set()
+
+
+def test_a_call_still_in_flight_does_not_hold_up_the_process_exit() -> None:
+    script = (
+        "import time\n"
+        "from kpisync.prefetch import chained\n"
+        "answers = chained(lambda: 0, lambda n: (lambda: time.sleep(600) or n + 1))\n"
+        "assert next(answers) == 0\n"  # call 1 (a hung HTTP call, say) is now in flight
+        "print('leaving')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0 and done.stdout.strip() == "leaving", done.stderr
