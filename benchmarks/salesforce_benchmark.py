@@ -197,8 +197,8 @@ def print_figures(f: Figures, history: dict[str, int], bulk: bool) -> None:
           f"({100 * beyond_latency / f.wall:.0f}% of wall); {beyond_http:.1f} s beyond the "
           f"reader's whole wait on the CRM of {f.waiting:.1f} s ({100 * beyond_http / f.wall:.0f}% of "
           "wall)")
-    print(f"   CPU time of the syncing process: {f.cpu:.1f} s ({100 * f.cpu / f.wall:.0f}% of wall; "
-          "near 100% means the sync is bound by its own work, not by the CRM)")
+    print(f"   CPU time of the syncing process: {f.cpu:.1f} s ({100 * f.cpu / f.wall:.0f}% of "
+          "wall; near 100% means the sync is bound by its own work, not by the CRM)")
     print(f"   peak resident memory {f.peak_mb:.1f} MiB (grew {f.growth_mb:.1f} MiB during the sync)")
     print(f"{'object':22} {'records':>8} {'calls':>6} {'bound':>6} {'ratio':>6}")
     calls_sum = bounds_sum = 0

@@ -2,9 +2,9 @@
 
 `prefetched`: a connector's pages are read in a background thread while the engine commits the
 current one. At most `depth` pages (or records, when pages are weighed) wait in memory, so
-memory stays bounded. The connector's
-iterator runs entirely in that thread (it is never shared), its errors reach the caller
-unchanged, and leaving the loop early stops the thread at its next page.
+memory stays bounded. The connector's iterator runs entirely in that thread (it is never
+shared), its errors reach the caller unchanged, and leaving the loop early stops the thread at
+its next page.
 
 `chained`: inside a connector, a chain of calls where each names the next (a page token, a
 locator) runs one call ahead: the next call is already in flight while the current answer is

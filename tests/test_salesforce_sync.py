@@ -164,8 +164,9 @@ def test_a_bulk_job_that_expired_between_runs_is_run_again_and_nothing_is_lost(
         sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
     stale = pages[-1].cursor.get("bulk_job")
     assert stale and pages[-1].cursor.get("bulk_locator")
-    del env.emulator.bulk.jobs[stale]  # Salesforce deletes finished jobs after some days
-    done = sync_source(sqlite_engine, SOURCE, env.connector(**options), SyncOptions(streams=("Task",)))
+    del env.emulator.bulk.jobs[stale]  # the job is gone by the next run (expired or deleted)
+    done = sync_source(sqlite_engine, SOURCE, env.connector(**options),
+                       SyncOptions(streams=("Task",)))
     assert done.status == "succeeded" and stale not in env.emulator.bulk.jobs
     assert sum(1 for job in env.emulator.bulk.jobs.values() if job.sobject == "Task") == 1
     with sqlite_engine.connect() as connection:
@@ -274,7 +275,8 @@ def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(sqlit
                        for rid, u in users.items()}
 
 
-def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(env) -> None:  # type: ignore[no-untyped-def]
+def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(  # type: ignore[no-untyped-def]
+        env) -> None:
     pager = QueryPager(env.connector().client, batch_size=200)
     more = "GET /services/data/v{version}/query/{locator}"
     pages = pager.pages("SELECT Id FROM Task ORDER BY Id", include_deleted=False)
@@ -282,7 +284,7 @@ def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(env) -> None
     deadline = time.monotonic() + 5
     while env.emulator.calls[more] == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert env.emulator.calls[more] == 1  # the second page, and no further one, while we hold the first
+    assert env.emulator.calls[more] == 1  # page 2 (and no further) while page 1 is in hand
     ids = [row["Id"] for page in [first, *pages] for row in page]
     assert len(first) == 200 and sorted(ids) == ids
     assert set(ids) == {i for i, row in env.emulator.dump()["Task"].items() if not row["IsDeleted"]}

@@ -81,7 +81,8 @@ class BulkReader:
             try:
                 for text, following in self.result_pages(job, locator):
                     rows = typed_rows(text, kinds)
-                    parts = [rows[i:i + self.page_rows] for i in range(0, len(rows), self.page_rows)]
+                    size = self.page_rows
+                    parts = [rows[i:i + size] for i in range(0, len(rows), size)]
                     here = Cursor(state=((JOB, job), (LOCATOR, locator), (UNTIL, until)))
                     for part in parts[:-1]:
                         yield part, here

@@ -100,7 +100,8 @@ class QueryPager:
             if token in seen:
                 return partial(_repeated, token)
             seen.add(token)
-            return partial(self.client.call, "GET query more", _more(token, self.client, self.headers))
+            return partial(self.client.call, "GET query more",
+                           _more(token, self.client, self.headers))
 
         for response in chained(first, following):
             yield list(response.get("records") or [])
