@@ -179,6 +179,12 @@ class SalesforceClient:
                 if self._in_flight == 0:
                     self.seconds_waiting += time.perf_counter() - self._busy_since
 
+    def calls_made(self) -> Counter[str]:
+        """A copy of the calls counted so far, by endpoint (a chain's next call may be adding
+        to them from another thread)."""
+        with self._counting:
+            return self.calls.copy()
+
     def wait(self, seconds: float) -> None:
         """Sleep while the org works on something asked of it (a Bulk job): time spent waiting on
         the CRM, counted with the calls' own in `seconds_waiting`."""

@@ -228,7 +228,7 @@ class SalesforceConnector:
         return problems
 
     def api_usage(self) -> dict[str, int]:
-        usage = dict(self.client.calls)
+        usage = dict(self.client.calls_made())
         if self.client.api_used is not None and self.client.api_max is not None:
             usage["limit:api-usage-used"] = self.client.api_used
             usage["limit:api-usage-max"] = self.client.api_max

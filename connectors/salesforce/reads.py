@@ -112,7 +112,7 @@ class StreamReader:
             self.known = Histories(tracking=self.tracking)
 
     def calls(self) -> int:
-        return sum(self.client.calls.values())
+        return self.client.calls_made().total()
 
     def page(self, sobject: str, rows: Rows, cursor: Cursor, calls_before: int) -> Page:
         entity = self.entity_of(sobject)
