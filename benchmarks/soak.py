@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,10 +147,16 @@ def main() -> None:
                 worker.kill()
         try:
             assert_store_equals_truth(engine, "soak", emulator.dump(), org)
-            truth = "store equals the emulator's truth"
+            truth, healthy = "store equals the emulator's truth", settled and code == 0
         except AssertionError as error:
-            truth = f"STORE DIFFERS from the truth: {error}"
+            truth, healthy = f"STORE DIFFERS from the truth: {error}", False
     report(outcomes(engine), samples, truth, settled, code, stop_seconds)
+    engine.dispose()
+    log.close()
+    if healthy:
+        shutil.rmtree(folder, ignore_errors=True)  # the store and the worker's log
+    else:
+        print(f"kept for a look: {folder}")
 
 
 def soak(args: argparse.Namespace, emulator: HubSpotEmulator, engine,  # type: ignore[no-untyped-def]
