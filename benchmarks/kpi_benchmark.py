@@ -19,24 +19,20 @@ URL: a scratch database is created and dropped).
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from kpisync.connector import Deleted, Page
-from kpisync.store.database import open_store
 from kpisync.store.writer import write_page
 from metrics.engine import compute_all
 from metrics.options import MetricConfig, MetricSettings, Roles
 from resident_memory import PeakResident  # benchmarks/, on the path when run as a script
+from stores import BACKENDS, throwaway_store
 
 REPS, TEAMS, REGIONS = 500, 25, 8
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
@@ -225,44 +221,13 @@ def change_one_deal(engine: Engine) -> None:
         write_page(connection, "bench", Page("deals", [], deleted=[Deleted("deal", "d1")]), NOW)
 
 
-@contextmanager
-def sqlite_store() -> Iterator[Engine]:
-    with tempfile.TemporaryDirectory() as folder:
-        engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-
-
-@contextmanager
-def postgres_store() -> Iterator[Engine]:
-    admin_url = os.environ.get("KPISYNC_BENCH_POSTGRES_URL") or os.environ.get(
-        "KPISYNC_TEST_POSTGRES_URL")
-    if not admin_url:
-        raise SystemExit("set KPISYNC_BENCH_POSTGRES_URL to an admin URL of a PostgreSQL server")
-    name = f"kpisync_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine = open_store(f"{admin_url.rpartition('/')[0]}/{name}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=1_000_000)
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     args = parser.parse_args()
-    stores: dict[str, Callable[[], object]] = {"sqlite": sqlite_store, "postgres": postgres_store}
-    for backend in (["sqlite", "postgres"] if args.backend == "both" else [args.backend]):
-        with stores[backend]() as engine:  # type: ignore[attr-defined]
+    for backend in (BACKENDS if args.backend == "both" else [args.backend]):
+        with throwaway_store(backend) as engine:
             measure(backend, engine, args.deals)
 
 

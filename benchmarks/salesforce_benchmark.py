@@ -1,9 +1,10 @@
 """Salesforce sync benchmark: Bulk API 2.0 first sync, REST first sync, incremental REST sync.
 
-    python benchmarks/salesforce_benchmark.py [--deals 10000] [--latency 0.02]
+    python benchmarks/salesforce_benchmark.py [--deals 10000] [--latency 0.02] [--backend sqlite]
 
 For each size the emulator runs in its own process (its memory is not counted; started by this
-script with --serve). Three runs, each into its own fresh SQLite store except the incremental:
+script with --serve). Three runs, each into its own fresh store (a SQLite file, or a database on
+a PostgreSQL server with --backend postgres) except the incremental:
 a first sync through Bulk API 2.0 query jobs (every object above 0 records), a first sync by
 REST queryAll pages, then 1% of every object is touched in the emulator and an incremental REST
 sync runs on the REST store. Printed per run: wall time, rows/s, local overhead as a share of
@@ -27,21 +28,19 @@ import argparse
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
+from stores import BACKENDS, throwaway_store
 
 from kpisync.config import parse_settings
 from kpisync.connector import Page
 from kpisync.registry import build_connector
-from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 
 PAGE = 2000
@@ -226,35 +225,31 @@ def ask(process: subprocess.Popen[str], command: str) -> Any:
 
 def bench(args: argparse.Namespace, deals: int) -> None:
     process, ready = start_emulator(args, deals)
-    folder = tempfile.mkdtemp(prefix="kpisync-sf-bench-")
     latency = args.latency
     try:
         history = ask(process, "counts")
-        print(f"\n(history rows in the emulator: {history})")
+        print(f"\n(history rows in the emulator: {history}; store: {args.backend})")
         if "bulk" in args.runs:
-            bulk_store = open_store(f"sqlite:///{folder}/bulk.db")
-            print_figures(run_sync(f"{deals} deals: Bulk API 2.0 first sync", bulk_store, ready,
-                                   latency, bulk_above_records=0, bulk_page_records=BULK_PAGE),
-                          history, bulk=True)
-            bulk_store.dispose()
+            with throwaway_store(args.backend) as bulk_store:
+                print_figures(run_sync(f"{deals} deals: Bulk API 2.0 first sync", bulk_store,
+                                       ready, latency, bulk_above_records=0,
+                                       bulk_page_records=BULK_PAGE), history, bulk=True)
         if "rest" in args.runs:
-            rest_store = open_store(f"sqlite:///{folder}/rest.db")
-            print_figures(run_sync(f"{deals} deals: REST first sync", rest_store, ready, latency,
-                                   bulk_above_records=10**9), history, bulk=False)
-            changed = ask(process, "change 0.01")
-            print(f"\n(changed in the emulator: {changed})")
-            touched = ask(process, "counts-changed")  # an incremental reads their history
-            print(f"(their history rows: {touched})")
-            print_figures(run_sync(f"{deals} deals: incremental REST sync, 1% changed",
-                                   rest_store, ready, latency, bulk_above_records=10**9),
-                          touched, bulk=False)
-            rest_store.dispose()
+            with throwaway_store(args.backend) as rest_store:
+                print_figures(run_sync(f"{deals} deals: REST first sync", rest_store, ready,
+                                       latency, bulk_above_records=10**9), history, bulk=False)
+                changed = ask(process, "change 0.01")
+                print(f"\n(changed in the emulator: {changed})")
+                touched = ask(process, "counts-changed")  # an incremental reads their history
+                print(f"(their history rows: {touched})")
+                print_figures(run_sync(f"{deals} deals: incremental REST sync, 1% changed",
+                                       rest_store, ready, latency, bulk_above_records=10**9),
+                              touched, bulk=False)
     finally:
         if process.stdin is not None:
             process.stdin.write("quit\n")
             process.stdin.close()
         process.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -265,6 +260,9 @@ def main() -> None:
                              "an incremental")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every call")
     parser.add_argument("--activities-per-deal", type=float, default=1.0)
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite",
+                        help="the store: a SQLite file, or a fresh database on the PostgreSQL "
+                             "server in KPISYNC_BENCH_POSTGRES_URL")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
