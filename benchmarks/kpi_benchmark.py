@@ -10,6 +10,11 @@ resident memory while computing (sampled on a thread) and the ratio to the scan.
 second computation with nothing changed (its values are kept: metrics.reuse) and one after a single
 deal was deleted through the sync's page writer (a full recompute).
 
+Two floors under any complete computation are timed too, each against the same scan: counting the
+live rows of every input table the engine reads (less work per row than the scan of deals), and
+copying the computed values inside the database into a new table without indexes (the least that
+storing them can cost). No engine that computes from the store can go below their sum.
+
 Proportions per deal: 0.1 accounts, 0.2 contacts, 0.5 leads, 3 stage changes, 1 line item,
 2 activities, 0.1 NPS and 0.01 eNPS answers; 500 reps in 25 teams and 8 regions; three years of
 history. PostgreSQL comes from KPISYNC_BENCH_POSTGRES_URL or KPISYNC_TEST_POSTGRES_URL (an admin
@@ -163,6 +168,31 @@ def full_scan(engine: Engine) -> float:
     return time.perf_counter() - started
 
 
+INPUT_TABLES = ("users", "accounts", "contacts", "leads", "deals", "deal_stage_changes",
+                "line_items", "activities", "survey_responses", "pipeline_stages")
+
+
+def input_scan(engine: Engine) -> float:
+    """Counting the live rows of every table the engine reads: less than any computation reads."""
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        for table in INPUT_TABLES:
+            connection.execute(text(f"SELECT count(*) FROM {table} WHERE deleted_at IS NULL")).one()
+    return time.perf_counter() - started
+
+
+def value_copy(engine: Engine) -> float:
+    """Copy the stored values into a new unindexed table, inside the database."""
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE bench_value_copy AS SELECT kpi, period, "
+                                "period_start, grain, key, value, count, excluded, reason "
+                                "FROM kpi_values"))
+        copied = time.perf_counter() - started
+        connection.execute(text("DROP TABLE bench_value_copy"))
+    return copied
+
+
 def config() -> MetricConfig:
     roles = Roles(required_stages=("qualified", "proposal"), proposal_stages=("proposal",),
                   segment_field="Segment", no_decision_reasons=("No decision",))
@@ -201,6 +231,14 @@ def measure(label: str, engine: Engine, deals: int) -> None:
     print(f"full scan of deals:                {scan:8.2f} s")
     print(f"all KPIs ({result.standing:,} values):  {elapsed:8.1f} s   "
           f"ratio to the scan: {elapsed / scan:6.1f}x")
+    reading = min(input_scan(engine) for _ in range(3))
+    writing = min(value_copy(engine) for _ in range(3))
+    print(f"floor, one scan of every input table: {reading:8.2f} s   ratio to the scan: "
+          f"{reading / scan:6.1f}x")
+    print(f"floor, copying the values in the database: {writing:8.2f} s   ratio to the scan: "
+          f"{writing / scan:6.1f}x")
+    print(f"floor in all:                      {reading + writing:8.2f} s   ratio to the scan: "
+          f"{(reading + writing) / scan:6.1f}x")
     print(f"peak resident memory while computing: {memory.peak / 2**20:,.0f} MiB "
           f"(grew {memory.growth / 2**20:,.0f} MiB over the {memory.baseline / 2**20:,.0f} MiB "
           f"before)")
