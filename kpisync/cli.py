@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -60,9 +61,9 @@ def friendly(command: F) -> F:
         except KpisyncError as error:
             if _debug:
                 raise
-            errors.print(f"[bold red]error:[/] {mask(error.message)}", markup=True, highlight=False)
+            errors.print(f"[bold red]error:[/] {escape(mask(error.message))}", highlight=False)
             if error.hint:
-                errors.print(f"  fix: {mask(error.hint)}", highlight=False)
+                errors.print(f"  fix: {mask(error.hint)}", markup=False, highlight=False)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             errors.print("interrupted")
@@ -93,7 +94,8 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     if as_json:
         print(json.dumps([{"problem": p.what, "fix": p.fix} for p in problems], ensure_ascii=False))
     for problem in problems if not as_json else []:
-        errors.print(f"[red]✗[/] {mask(problem.what)} — {mask(problem.fix)}", highlight=False)
+        errors.print(f"[red]✗[/] {escape(mask(problem.what))} — {escape(mask(problem.fix))}",
+                     highlight=False)
     if problems:
         raise typer.Exit(3)
     if not as_json:
@@ -184,7 +186,7 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
         return
     for r in results:
         console.print(f"{r.source}: {r.status}, {r.upserted} rows written, {r.deleted} deleted, "
-                      f"{sum(r.api_calls.values())} API calls (run {r.run_id})")
+                      f"{sum(r.api_calls.values())} API calls (run {r.run_id})", markup=False)
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """CLI commands of the KPI engine: compute, kpis, goals, surveys import.
 
 `register(app)` adds them to the kpisync Typer app. Errors are raised as kpisync.errors subclasses;
-the app turns them into one line and an exit code.
+the CLI's `friendly` wrapper turns them into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ console = Console()
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compute")(compute)
-    app.command("kpis")(kpis)
-    app.command("goals")(goals)
+    from kpisync.cli import friendly
+
+    app.command("compute")(friendly(compute))
+    app.command("kpis")(friendly(kpis))
+    app.command("goals")(friendly(goals))
     surveys = typer.Typer(help="Survey answers (NPS, eNPS) from survey tools' exports.")
-    surveys.command("import")(surveys_import)
+    surveys.command("import")(friendly(surveys_import))
     app.add_typer(surveys, name="surveys")
 
 
@@ -64,6 +66,9 @@ def check_filters(kpi: str | None, period: str | None, grain: str | None) -> Non
         raise ConfigError(f"unknown KPI {kpi!r}", hint="known: " + ", ".join(REGISTRY.names()))
     if period is not None and period not in KINDS:
         raise ConfigError(f"unknown period {period!r}", hint="use week, month, quarter or year")
+    grains = sorted({g for known in REGISTRY for g in known.grains})
+    if grain is not None and grain not in grains:
+        raise ConfigError(f"unknown grain {grain!r}", hint="use one of " + ", ".join(grains))
     if grain is not None and kpi is not None and grain not in REGISTRY[kpi].grains:
         raise ConfigError(f"{kpi} has no grain {grain!r}",
                           hint="its grains: " + ", ".join(REGISTRY[kpi].grains))
@@ -177,4 +182,4 @@ def surveys_import(file: Path = FILE,
     console.print(f"{report.imported} answers imported, {report.unchanged} already present, "
                   f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
     for error in report.errors:
-        console.print(f"  {error}")
+        console.print(f"  {error}", markup=False, highlight=False)

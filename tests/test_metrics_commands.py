@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from kpisync.errors import KpisyncError
+from kpisync.errors import ConfigError
 from metrics.commands import register
 
 
@@ -70,7 +72,30 @@ def test_commands(app: typer.Typer, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "line 2: unknown respondent" in result.output
 
 
-def test_errors_are_kpisync_errors(app: typer.Typer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("arguments", "says"), [
+    (["kpis", "--kpi", "no_such_kpi"], "error: unknown KPI 'no_such_kpi'"),
+    (["kpis", "--period", "fortnight"], "error: unknown period 'fortnight'"),
+    (["kpis", "--grain", "planet"], "error: unknown grain 'planet'"),
+    (["surveys", "import", "missing.csv", "--source", "crm"], "error: missing.csv not found"),
+])
+def test_bad_input_is_one_clear_line_through_the_real_cli(
+        tmp_path: Path, arguments: list[str], says: str) -> None:
     settings = write_settings(tmp_path)
-    result = CliRunner().invoke(app, ["kpis", "--kpi", "no_such_kpi", "--settings", str(settings)])
-    assert isinstance(result.exception, KpisyncError) and "unknown KPI" in str(result.exception)
+    done = subprocess.run([sys.executable, "-m", "kpisync.cli", *arguments, "--settings",
+                           str(settings)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, check=False)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == ConfigError.exit_code, done.stderr
+    assert "Traceback" not in done.stderr and lines[0].startswith(says), done.stderr
+    assert len(lines) == 2 and lines[1].startswith("  fix: "), done.stderr
+
+
+def test_a_hint_naming_a_settings_table_keeps_its_brackets(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path)
+    text = settings.read_text(encoding="utf-8")
+    settings.write_text(text[:text.index("[[metrics.goals]]")], encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "kpisync.cli", "goals", "--settings",
+                           str(settings)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == ConfigError.exit_code
+    assert done.stderr.splitlines() == ["error: no goals configured",
+                                        "  fix: add [[metrics.goals]] entries to settings.toml"]

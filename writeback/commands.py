@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kpisync.context import open_context
@@ -183,11 +184,12 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
     if report.unchanged_since:
         console.print(f"{report.unchanged_since} field(s) changed since that run: left alone")
     for (entity, name), reason in report.paused.items():
-        console.print(f"[yellow]paused[/] {entity}.{name}: {reason}")
+        console.print(f"[yellow]paused[/] {entity}.{name}: {escape(reason)}")
     for entity, name in report.resumed:
         console.print(f"resumed {entity}.{name}: its field accepts values again")
     for row in report.failures:
-        console.print(f"[red]not written[/] {row.entity} {row.external_id} {row.field}: {row.status}")
+        failure = f"{row.entity} {row.external_id} {row.field}: {row.status}"
+        console.print(f"[red]not written[/] {escape(failure)}")
 
 
 def print_json(report: RunReport) -> None:
