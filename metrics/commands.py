@@ -92,6 +92,9 @@ def kpis(settings: Path = SETTINGS,
     else:
         values = latest_values(context.engine, kpi, period or "month", grain)
         rows = [(None, v) for v in (newest_periods(values) if kpi is None else values)]
+    if not rows and not (as_json or as_csv):
+        console.print("no stored values match; 'kpisync compute' computes them from the store")
+        return
     emit(rows, as_json=as_json, as_csv=as_csv)
 
 

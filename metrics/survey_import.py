@@ -1,6 +1,7 @@
 """`kpisync surveys import FILE --source NAME`: NPS and eNPS answers from a survey tool's export.
 
-A file is CSV (a header row) or JSON (a list of objects, or {"responses": [...]}). Columns, matched
+A file is CSV (a header row; comma, semicolon or tab separated) or JSON (a list of objects, or
+{"responses": [...]}); a file without a score or a date column is refused whole. Columns, matched
 case-insensitively: `kind` (nps | enps; default nps), `score`, `answered_at` (or `date`),
 `respondent` (a contact's, or for eNPS an employee's, email or id), `account` (NPS subject; else
 the respondent's account), `team` (eNPS subject; else the employee's team), `id` (the tool's
@@ -36,6 +37,7 @@ from kpisync.store.upsert import upsert_rows
 
 DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
                         **{chr(0x0660 + i): str(i) for i in range(10)}})
+REQUIRED = ("score", "answered_at")
 ALIASES = {"date": "answered_at", "answered": "answered_at", "email": "respondent",
            "response_id": "id", "company": "account", "subject": "account"}
 
@@ -73,21 +75,47 @@ def ascii_digits(text: str) -> str:
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row with normalised keys and values) for every record of the file."""
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"{path} not found", hint="give the path of a CSV or JSON export")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text",
+                          hint="export it again as CSV UTF-8 (or JSON)") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-        items = data.get("responses", []) if isinstance(data, dict) else data
+        items = data.get("responses") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ConfigError(f"{path}: no list of answers",
+                              hint='give a list of objects, or {"responses": [...]}')
+        if items:
+            check_columns(path, {key for item in items if isinstance(item, dict)
+                                 for key in normalise(item)})
         for index, item in enumerate(items, start=1):
             yield index, normalise(item if isinstance(item, dict) else {})
         return
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter(text.partition("\n")[0]))
+    check_columns(path, set(normalise({name: "" for name in reader.fieldnames or []})))
     for row in reader:
         yield reader.line_num, normalise(row)
+
+
+def delimiter(header: str) -> str:
+    """Comma, or the semicolon or tab a spreadsheet in a Polish, Persian or Russian locale writes."""
+    return max((",", ";", "\t"), key=header.count)
+
+
+def check_columns(path: Path, columns: set[str]) -> None:
+    """A file without a score or a date column is not a survey export: say so once, not per row."""
+    missing = [name for name in REQUIRED if name not in columns]
+    if missing:
+        found = ", ".join(sorted(columns)) or "none"
+        raise ConfigError(f"{path}: no {' or '.join(missing)} column (columns found: {found})",
+                          hint="a survey export has score and answered_at (or date) columns, "
+                               "with respondent, and kind, account, team or id where needed")
 
 
 def normalise(row: dict[str, Any]) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from markupsafe import Markup
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 from kpisync.config import Settings, parse_settings
 from kpisync.errors import ConfigError, TransientError
 from kpisync.report import build_report, delivery_schedule, draw_charts, inline_figures, render_html
+from kpisync.report.commands import check_writable
 from kpisync.report.formats import period_label, show_axis, show_value
 from kpisync.report.options import report_settings
 from kpisync.report.surveys import CHANGED, enps_groups
@@ -122,3 +124,14 @@ def test_an_unreachable_mail_server_is_a_retryable_error(sqlite_engine: Engine) 
     with pytest.raises(TransientError, match="could not e-mail the report") as caught:
         send_report(settings, sqlite_engine, now=NOW)
     assert caught.value.retryable and "reachable" in (caught.value.hint or "")
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path) -> None:
+    check_writable(tmp_path / "report.html", tmp_path / "charts")  # a new file and folder: fine
+    (tmp_path / "taken").write_text("", encoding="utf-8")
+    cases = [(tmp_path / "missing" / "report.html", None, "the folder"),
+             (tmp_path, None, "is a folder"),
+             (tmp_path / "report.html", tmp_path / "taken", "--png-dir")]
+    for out, png_dir, says in cases:
+        with pytest.raises(ConfigError, match=says):
+            check_writable(out, png_dir)

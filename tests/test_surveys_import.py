@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
+from kpisync.errors import ConfigError
 from kpisync.store.models import Account, Contact, SurveyResponse, User
 from metrics.survey_import import ascii_digits, import_surveys
 
@@ -96,3 +99,33 @@ def test_json_export_with_response_ids(engine: Engine, tmp_path: Path) -> None:
     assert (report.imported, report.duplicates) == (1, 1)
     assert [(e.line, "outside" in e.reason or "whole" in e.reason) for e in report.errors] == [
         (3, True)]
+
+
+def test_a_semicolon_separated_export_imports_like_a_comma_separated_one(
+        engine: Engine, tmp_path: Path) -> None:
+    seed(engine)
+    path = tmp_path / "answers.csv"
+    path.write_text("Score;Date;Email\n۹;2025-03-01;cara@acme.test\n3;2025-03-02;c2\n",
+                    encoding="utf-8")
+    report = import_surveys(engine, path, source="crm", timezone="UTC")
+    assert (report.imported, report.errors) == (2, [])
+    with engine.connect() as connection:
+        stored = connection.execute(select(ANSWERS.c.contact_id, ANSWERS.c.score)).all()
+    assert sorted(tuple(row) for row in stored) == [("c1", 9), ("c2", 3)]
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (b"# settings\n[kpisync]\nstore = 'x'\n", "no score or answered_at column"),
+    (b"score,respondent\n9,c2\n", "no answered_at column (columns found: respondent, score)"),
+    ("score,date\n9,2025-03-01\n".encode("utf-16"), "is not UTF-8 text"),
+    (b'{"answers": [{"score": 9}]}', "no list of answers"),
+])
+def test_a_file_that_is_no_survey_export_is_refused_whole(
+        engine: Engine, tmp_path: Path, content: bytes, says: str) -> None:
+    seed(engine)
+    path = tmp_path / "export.csv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        import_surveys(engine, path, source="crm")
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ANSWERS)).scalar_one() == 0

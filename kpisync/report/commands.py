@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
             return
         if period is not None and period not in KINDS:
             raise ConfigError(f"unknown period {period!r}", hint="use week, month, quarter or year")
+        check_writable(out, png_dir)
         context = open_context(settings)
         now = instant(as_of, context.settings.core.timezone)
         built = build_report(context.settings, context.engine, now=now, period=period)
@@ -66,6 +67,18 @@ def register(app: typer.Typer) -> None:
         send_report(context.settings, context.engine,
                     now=instant(as_of, context.settings.core.timezone))
         console.print(f"report e-mailed to {len(email.recipients) if email else 0} recipients")
+
+
+def check_writable(out: Path, png_dir: Path | None) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder", hint="give a file name, e.g. report.html")
+    folder = out.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--out {out}: the folder {folder} does not exist",
+                          hint="create it first, or write the report into an existing folder")
+    if png_dir is not None and png_dir.exists() and not png_dir.is_dir():
+        raise ConfigError(f"--png-dir {png_dir} is a file", hint="give a folder for the charts")
 
 
 def instant(text: str | None, timezone: str) -> datetime:
