@@ -8,7 +8,9 @@ Layout:
     [sources.<name>.schedule] optional: when `kpisync run` syncs it
 
 A key that looks like a secret (token, secret, password, key) must be written as `<key>_env = "VAR"`;
-a literal value is refused with a message naming the key and the fix.
+a literal value is refused with a message naming the key and the fix. The other tables ([metrics],
+[writeback], [report], ...) are checked by their owners, all of them when a command starts
+(kpisync.settings_check).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kpisync.errors import ConfigError
@@ -45,6 +48,17 @@ class ScheduleSettings(StrictModel):
     interval_minutes: int | None = Field(default=None, ge=1)
     interval_seconds: float | None = Field(default=None, gt=0)  # short intervals: tests, soak runs
     cron: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as error:
+                raise ValueError(f"{value!r} is not a crontab line such as '0 6 * * 1-5' "
+                                 f"({error})") from None
+        return value
 
     @model_validator(mode="after")
     def _one_timing(self) -> ScheduleSettings:

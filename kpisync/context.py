@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from kpisync.config import Settings, load_settings
 from kpisync.secrets import read_secret
+from kpisync.settings_check import check_settings
 from kpisync.store.database import open_store
 
 
@@ -32,4 +33,5 @@ def store_url(settings: Settings) -> str:
 
 def open_context(path: Path) -> AppContext:
     settings = load_settings(path)
+    check_settings(settings)
     return AppContext(settings=settings, engine=open_store(store_url(settings)))

@@ -103,3 +103,15 @@ def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None
     assert "refused the credentials" in done.stderr and "Traceback" not in done.stderr
     ok = kpisync("check", SOURCE, "--settings", str(settings))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_mistake_in_the_writeback_table_stops_a_sync_before_it_starts(  # type: ignore[no-untyped-def]
+        synced, tmp_path: Path) -> None:
+    env, store = synced
+    before = data_fingerprint(store)
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}")
+    with settings.open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[writeback.{SOURCE}.account]\nnps_scor = "kpisync_nps_score"\n')
+    done = kpisync("sync", "--settings", str(settings))
+    assert_one_clear_error(done, f"writeback.{SOURCE}.account.nps_scor: unknown score")
+    assert data_fingerprint(store) == before

@@ -9,6 +9,7 @@ import pytest
 from kpisync.config import load_settings, parse_settings
 from kpisync.errors import ConfigError
 from kpisync.registry import build_connector
+from kpisync.settings_check import check_settings
 from kpisync.starter import STARTER_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,33 @@ def test_malformed_toml_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     assert "line 1" in caught.value.message
+
+
+HUBSPOT = {"kpisync": {"store": "sqlite:///k.db"},
+           "sources": {"hs": {"type": "hubspot", "token_env": "HUBSPOT_TOKEN"}}}
+
+
+@pytest.mark.parametrize(("tables", "says"), [
+    ({"metric": {"history_years": 2}}, "[metric]: unknown table; did you mean 'metrics'?"),
+    ({"metrics": {"goals": [{"name": "g", "kpi": "win_rat", "target": 0.5}]}},
+     "metrics.goals[0] (g).kpi: unknown KPI 'win_rat'; did you mean 'win_rate'?"),
+    ({"metrics": {"alerts": [{"name": "a", "kpi": "win_rate", "grain": "account", "below": 0.2}]}},
+     "metrics.alerts[0] (a).grain: win_rate has no grain 'account'"),
+    ({"writeback": {"hs": {"account": {"nps_scor": "kpisync_nps_score"}}}},
+     "writeback.hs.account.nps_scor: unknown score"),
+    ({"writeback": {"hubspot": {"account": {"nps_score": "kpisync_nps_score"}}}},
+     "writeback.hubspot: no source named 'hubspot'"),
+    ({"report": {"period": "fortnight"}}, "report.period"),
+    ({"scheduler": {"stages": ["sync", "dance"]}}, "scheduler.stages"),
+    ({"sources": {"hs": {"type": "hubspot", "token_env": "HUBSPOT_TOKEN",
+                         "schedule": {"cron": "61 * * * *"}}}},
+     "sources.hs.schedule.cron: '61 * * * *' is not a crontab line"),
+])
+def test_every_table_is_checked_when_a_command_starts(tables: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_settings(parse_settings({**HUBSPOT, **tables}))
+    assert says in caught.value.message
+
+
+def test_the_example_settings_pass_the_whole_check() -> None:
+    check_settings(load_settings(ROOT / "settings.toml"))

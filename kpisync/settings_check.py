@@ -1,0 +1,57 @@
+"""Every table of settings.toml, validated by its owner, when a command starts.
+
+kpisync.config checks [kpisync] and [sources.*]; the other tables belong to the stages that read
+them (metrics, write-back, report, scheduler, alerts, budgets). Each command checks them all
+first, so a mistake in [writeback] stops `kpisync sync` at once, with the key it names, instead
+of an unattended run failing at its write-back stage hours later.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+
+from kpisync.alerts_ops import alert_settings
+from kpisync.budget import org_budgets
+from kpisync.config import Settings
+from kpisync.errors import ConfigError
+from kpisync.report.options import report_settings
+from kpisync.scheduler.options import scheduler_settings
+from metrics.catalogue import REGISTRY
+from metrics.options import metric_config
+from writeback.options import mapped_sources, source_plan
+
+TABLES = ("kpisync", "sources", "metrics", "writeback", "report", "scheduler", "alerts", "budgets")
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise the ConfigError of the first mistake anywhere in `settings`."""
+    for name in settings.extra or {}:
+        if name not in TABLES:
+            raise ConfigError(f"[{name}]: unknown table{did_you_mean(name, TABLES)}",
+                              hint="tables: " + ", ".join(f"[{table}]" for table in TABLES))
+    metrics = metric_config(settings).metrics
+    for index, goal in enumerate(metrics.goals):
+        check_kpi_and_grain(f"metrics.goals[{index}] ({goal.name})", goal.kpi, goal.grain)
+    for index, alert in enumerate(metrics.alerts):
+        check_kpi_and_grain(f"metrics.alerts[{index}] ({alert.name})", alert.kpi, alert.grain)
+    for source in mapped_sources(settings):
+        source_plan(settings, source)
+    report_settings(settings)
+    scheduler_settings(settings)
+    alert_settings(settings)
+    org_budgets(settings)
+
+
+def check_kpi_and_grain(key: str, kpi: str, grain: str) -> None:
+    if kpi not in REGISTRY:
+        raise ConfigError(f"{key}.kpi: unknown KPI {kpi!r}{did_you_mean(kpi, REGISTRY.names())}",
+                          hint="known KPIs: " + ", ".join(REGISTRY.names()))
+    grains = REGISTRY[kpi].grains
+    if grain not in grains:
+        raise ConfigError(f"{key}.grain: {kpi} has no grain {grain!r}",
+                          hint="its grains: " + ", ".join(grains))
+
+
+def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
