@@ -134,7 +134,8 @@ def discover(source: str, settings: Path = SETTINGS, as_json: bool = JSON,
     if not roles_only:
         table = Table("object", "field", "label", "type", "custom", "writable")
         for f in shown:
-            table.add_row(f.entity, f.name, f.label, f.type, "yes" if f.is_custom else "",
+            table.add_row(f.entity, escape(f.name), escape(f.label), f.type,
+                          "yes" if f.is_custom else "",
                           "yes" if f.is_writable else "")
         console.print(table)
     console.print(rs.suggestions_table(suggestions))
@@ -212,7 +213,7 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
         table.add_row(row["source"], _when(row["started_at"]), row["status"] or "",
                       row["duration"] or "", str(row["rows"]), str(row["api_calls"]),
                       _when(row["next_run"]) if row["next_run"] else (row["schedule"] or ""),
-                      spent, trouble)
+                      spent, escape(trouble))
     console.print(table)
 
 

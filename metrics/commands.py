@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kpisync.config import DEFAULT_PATH
@@ -134,7 +135,8 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
         table.add_column("computed at")
     for at, v in rows:
         cells = [REGISTRY[v.kpi].title if v.kpi in REGISTRY else v.kpi, v.period,
-                 v.period_start.isoformat(), v.grain, v.key, shown(v), str(v.count or 0),
+                 v.period_start.isoformat(), v.grain, escape(v.key), escape(shown(v)),
+                 str(v.count or 0),
                  str(v.excluded or 0)]
         table.add_row(*cells, *([at.isoformat(timespec="seconds")] if at else []))
     console.print(table)
@@ -158,7 +160,7 @@ def goals(settings: Path = SETTINGS) -> None:
                   "status")
     for s in statuses:
         g = s.goal
-        table.add_row(g.name, g.kpi, g.grain, g.key, f"{g.period} {s.period_start}",
+        table.add_row(escape(g.name), g.kpi, g.grain, escape(g.key), f"{g.period} {s.period_start}",
                       f"{g.target:,.2f}", _fmt(s.actual), _fmt(s.progress, percent=True),
                       _fmt(s.pace), s.status if not s.reason else f"{s.status} ({s.reason})")
     console.print(table)

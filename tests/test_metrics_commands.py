@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from kpisync.errors import ConfigError
-from metrics.commands import register
+from metrics.commands import emit, register
+from metrics.declaration import KpiValue
 
 
 @pytest.fixture
@@ -99,3 +101,12 @@ def test_a_hint_naming_a_settings_table_keeps_its_brackets(tmp_path: Path) -> No
     assert done.returncode == ConfigError.exit_code
     assert done.stderr.splitlines() == ["error: no goals configured",
                                         "  fix: add [[metrics.goals]] entries to settings.toml"]
+
+
+def test_keys_from_the_crm_are_shown_as_written(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("metrics.commands.console", Console(width=200))
+    value = KpiValue("loss_to_competitor", "month", date(2026, 1, 1), "competitor",
+                     "rival [eu]", 0.25, 4, 0)
+    emit([(None, value)], as_json=False, as_csv=False)
+    assert "rival [eu]" in capsys.readouterr().out

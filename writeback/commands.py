@@ -136,7 +136,7 @@ def print_steps(console: Console, source: str, steps: list[FieldStep], *, applie
     for s in steps:
         action = {"create": "created" if applied else "to create", "manual": "needs a person"}.get(
             s.action, s.action)
-        detail = s.detail if s.problem is None else f"[red]{s.problem}[/]"
+        detail = escape(s.detail) if s.problem is None else f"[red]{escape(s.problem)}[/]"
         table.add_row(s.entity, s.field, s.score, action, detail)
     console.print(table)
     manual = [s for s in steps if s.action == "manual"]
@@ -162,8 +162,8 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
             note = "conflict: a person changed it" if row.conflict else ""
             if row.status == "skipped":
                 note = "conflict: left alone"
-            table.add_row(row.entity, row.external_id, row.field,
-                          f"{show(row.old)} {ARROW} {show(row.new)}", note)
+            table.add_row(row.entity, escape(row.external_id), escape(row.field),
+                          escape(f"{show(row.old)} {ARROW} {show(row.new)}"), note)
         console.print(table)
         if report.planned + report.skipped > len(report.sample) and rows:
             console.print(f"(first {len(report.sample)} of {report.planned + report.skipped} shown)")
