@@ -43,6 +43,19 @@ search_lag_seconds = 0
 fast_retries = true
 roles = {{ deal_type = "deal_category", competitor = "competitor", margin = "margin" }}
 team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APAC" }}
+
+# What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
+[metrics.roles]
+margin = "fraction"
+segment_field = "segment"
+required_stages = ["qualifiedtobuy", "presentationscheduled"]
+proposal_stages = ["contractsent"]
+
+# Spend lives outside the CRM; this one gives the demo's last full quarter a CAC.
+[[metrics.spend]]
+period = "quarter"
+start = "2026-07-01"
+amount = 45000
 """
 
 

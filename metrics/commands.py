@@ -20,6 +20,7 @@ from rich.table import Table
 from kpisync.config import DEFAULT_PATH
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
+from kpisync.report.formats import show_value
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.engine import compute_all
@@ -96,7 +97,7 @@ def kpis(settings: Path = SETTINGS,
     if not rows and not (as_json or as_csv):
         console.print("no stored values match; 'kpisync compute' computes them from the store")
         return
-    emit(rows, as_json=as_json, as_csv=as_csv)
+    emit(rows, as_json=as_json, as_csv=as_csv, currency=context.settings.core.currency)
 
 
 def newest_periods(values: list[KpiValue]) -> list[KpiValue]:
@@ -109,14 +110,16 @@ def newest_periods(values: list[KpiValue]) -> list[KpiValue]:
     return list(newest.values())
 
 
-def shown(value: KpiValue) -> str:
+def shown(value: KpiValue, currency: str = "") -> str:
+    """The value with its unit (37.5%, 54,356 USD, 53.6 days), or "no data" and why."""
     if value.value is None:
         return f"no data ({value.reason})"
     unit = REGISTRY[value.kpi].unit if value.kpi in REGISTRY else ""
-    return f"{value.value:.1%}" if unit == "ratio" else f"{value.value:,.2f}"
+    return show_value(value.value, unit, currency)
 
 
-def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool) -> None:
+def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
+         currency: str = "") -> None:
     fields = ["kpi", "period", "period_start", "grain", "key", "value", "count", "excluded", "reason"]
     if as_json or as_csv:
         records = [{"computed_at": at.isoformat() if at else None,
@@ -135,17 +138,11 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
         table.add_column("computed at")
     for at, v in rows:
         cells = [REGISTRY[v.kpi].title if v.kpi in REGISTRY else v.kpi, v.period,
-                 v.period_start.isoformat(), v.grain, escape(v.key), escape(shown(v)),
+                 v.period_start.isoformat(), v.grain, escape(v.key), escape(shown(v, currency)),
                  str(v.count or 0),
                  str(v.excluded or 0)]
         table.add_row(*cells, *([at.isoformat(timespec="seconds")] if at else []))
     console.print(table)
-
-
-def print_values(values: list[KpiValue], *, newest_only: bool = True) -> None:
-    """A Rich table of `values` (e.g. `latest_values(engine, period="month", grain="org")`)."""
-    chosen = newest_periods(values) if newest_only else values
-    emit([(None, v) for v in chosen], as_json=False, as_csv=False)
 
 
 def goals(settings: Path = SETTINGS) -> None:

@@ -30,7 +30,8 @@ def demo_stage(console: Console, context: AppContext, connector: Any, emulator: 
     table = Table("KPI", "value", "from", "left out", title=f"the whole org, quarter from {last}")
     rows = [v for v in quarterly if v.period_start == last]
     for value in sorted(rows, key=lambda v: REGISTRY[v.kpi].title):
-        table.add_row(REGISTRY[value.kpi].title, shown(value), _count(value.count),
+        table.add_row(REGISTRY[value.kpi].title, shown(value, context.settings.core.currency),
+                      _count(value.count),
                       _count(value.excluded))
     console.print(table)
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from kpisync.store.database import open_store
 from kpisync.store.models import Deal
+from metrics.models import KpiValueRecord
 
 
 def demo(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,4 +35,9 @@ def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path:
     engine = open_store(f"sqlite:///{kept / 'kpisync.db'}", upgrade=False)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Deal)).scalar() == 60
+        margins = connection.execute(select(KpiValueRecord.value).where(
+            KpiValueRecord.kpi == "margin", KpiValueRecord.value.is_not(None))).scalars().all()
     engine.dispose()
+    # Each synthetic deal's margin is a share of its amount from 0.15 to 0.65, so every
+    # amount-weighted margin lies there too (read as money, it came out near 0%).
+    assert margins and all(0.15 <= margin <= 0.65 for margin in margins)
