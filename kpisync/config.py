@@ -19,11 +19,20 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kpisync.errors import ConfigError
 
@@ -32,6 +41,23 @@ _SECRET_KEY = re.compile(r"(^|_)(token|secret|password|passwd|api_key|access_key
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def _web_address(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a web address such as 'https://crm.example.com'")
+    return value
+
+
+def _readable_file(value: str) -> str:
+    if not Path(value).expanduser().is_file():
+        raise ValueError(f"{value} is not a file")
+    return value
+
+
+WebAddress = Annotated[str, AfterValidator(_web_address)]  # http(s)://host, checked when read
+ReadableFile = Annotated[str, AfterValidator(_readable_file)]
 
 
 class StrictModel(BaseModel):

@@ -98,3 +98,26 @@ def test_every_table_is_checked_when_a_command_starts(tables: dict[str, object],
 
 def test_the_example_settings_pass_the_whole_check() -> None:
     check_settings(load_settings(ROOT / "settings.toml"))
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ({"type": "vtiger", "url": "crm.example.com", "access_key_env": "X"},
+     "sources.s.url: 'crm.example.com' is not a web address"),
+    ({"type": "hubspot", "token_env": "X", "host": "api.hubapi.com"},
+     "sources.s.host: 'api.hubapi.com' is not a web address"),
+    ({"type": "salesforce", "username": "a@b.c", "password_env": "X",
+      "security_token_env": "X", "login_url": "ftp://login.salesforce.com"},
+     "sources.s.login_url: 'ftp://login.salesforce.com' is not a web address"),
+    ({"type": "salesforce", "username": "a@b.c", "password_env": "X",
+      "security_token_env": "X", "api_version": "v59"},
+     "sources.s.api_version: 'v59' is not an API version such as '59.0'"),
+    ({"type": "salesforce", "username": "a@b.c", "client_id": "app",
+      "private_key_file": "/nonexistent/key.pem"},
+     "sources.s.private_key_file: /nonexistent/key.pem is not a file"),
+])
+def test_addresses_versions_and_files_are_checked_before_any_call(
+        monkeypatch: pytest.MonkeyPatch, source: dict[str, str], says: str) -> None:
+    monkeypatch.setenv("X", "secret-value")
+    with pytest.raises(ConfigError) as caught:
+        build_connector(parse_settings({"sources": {"s": source}}).source("s"))
+    assert says in caught.value.message

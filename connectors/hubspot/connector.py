@@ -27,7 +27,7 @@ from connectors.hubspot.client import HubSpotClient, OAuthGrant
 from connectors.hubspot.fields import discover_fields, ensure_properties
 from connectors.hubspot.reads import ENTITIES, ReadOptions, StreamReader
 from connectors.hubspot.writes import write_batches
-from kpisync.config import StrictModel, validate_model
+from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
     FieldSpec,
@@ -50,7 +50,7 @@ WRITABLE = {"account": "companies", "contact": "contacts", "deal": "deals"}
 
 
 class HubSpotSettings(StrictModel):
-    host: str = "https://api.hubapi.com"
+    host: WebAddress = "https://api.hubapi.com"
     token_env: str | None = None
     client_id: str | None = None
     client_secret_env: str | None = None

@@ -19,12 +19,13 @@ Sforce-Limit-Info usage is recorded per run; a sync refuses to start below `min_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from connectors.salesforce import finance, mappers
 from connectors.salesforce.client import Credentials, SalesforceClient
@@ -33,7 +34,7 @@ from connectors.salesforce.history import OWNERS, STAGES
 from connectors.salesforce.paging import list_ids
 from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
 from connectors.salesforce.writes import write_collections
-from kpisync.config import StrictModel, validate_model
+from kpisync.config import ReadableFile, StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
     FieldSpec,
@@ -68,17 +69,17 @@ class SurveySettings(StrictModel):
 
 
 class SalesforceSettings(StrictModel):
-    login_url: str | None = None  # default https://login.salesforce.com (test. when sandbox)
+    login_url: WebAddress | None = None  # default https://login.salesforce.com (test. when sandbox)
     sandbox: bool = False
-    api_version: str = Field(default="59.0", pattern=r"^\d{2}\.0$")
+    api_version: str = "59.0"
     username: str | None = None
     password_env: str | None = None
     security_token_env: str | None = None
     client_id: str | None = None  # the connected app's consumer key
     client_secret_env: str | None = None
     refresh_token_env: str | None = None
-    private_key_file: str | None = None  # JWT bearer flow: the connected app's signing key (PEM)
-    ca_bundle: str | None = None  # PEM of the CA(s) to trust; certificate checks are never off
+    private_key_file: ReadableFile | None = None  # JWT bearer flow: the connected app's signing key (PEM)
+    ca_bundle: ReadableFile | None = None  # PEM of the CA(s) to trust; certificate checks are never off
     timeout_seconds: float = Field(default=60.0, gt=0)
     lag_seconds: float = Field(default=60.0, ge=0)
     batch_records: int = Field(default=2000, ge=200, le=2000)
@@ -91,6 +92,13 @@ class SalesforceSettings(StrictModel):
     forecast_period: Literal["month", "quarter"] = "quarter"  # Collaborative Forecasts' period
     roles: dict[str, str] = {}
     team_regions: dict[str, str] = {}
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{2}\.0", value):
+            raise ValueError(f"{value!r} is not an API version such as '59.0'")
+        return value
 
     @model_validator(mode="after")
     def _one_flow(self) -> SalesforceSettings:

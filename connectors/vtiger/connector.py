@@ -27,7 +27,7 @@ from connectors.vtiger.client import VtigerClient, VtigerFailure
 from connectors.vtiger.fields import Schema, ensure_custom_fields, read_schema
 from connectors.vtiger.reads import ENTITY, ModuleReader, ReadOptions
 from connectors.vtiger.writes import write_records
-from kpisync.config import StrictModel, validate_model
+from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
     FieldSpec,
@@ -61,7 +61,7 @@ class SurveySettings(StrictModel):
 
 
 class VtigerSettings(StrictModel):
-    url: str  # the CRM's address, e.g. https://crm.example.com (webservice.php is added)
+    url: WebAddress  # the CRM's address, e.g. https://crm.example.com (webservice.php is added)
     username: str = "admin"
     access_key_env: str  # the user's access key (My Preferences), never the password
     server_timezone: str = "UTC"  # the zone the server writes createdtime/modifiedtime in
