@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, literal, select, tuple_
@@ -349,7 +349,7 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
     stand and nothing is recomputed, unless `force`.
     """
     from metrics.alerts import evaluate_alerts, watched_kpis
-    from metrics.snapshots import record_reuse, store_values, stored_values
+    from metrics.snapshots import prune_snapshots, record_reuse, store_values, stored_values
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     with engine.begin() as connection:
@@ -359,6 +359,9 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
             values = compute_values(connection, config, now=now, only=only)
     if kept is None:
         computation_id, changed = store_values(engine, values, as_of=now, inputs=inputs)
+        if config.metrics.snapshot_days:
+            prune_snapshots(engine, older_than=datetime.now(UTC)
+                            - timedelta(days=config.metrics.snapshot_days))
         result = ComputeResult(computation_id, now, values, changed)
     else:  # the kept values stay in the store; only those goals and alerts look at are read
         computation_id, standing = record_reuse(engine, kept, as_of=now, inputs=inputs)

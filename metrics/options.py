@@ -130,6 +130,8 @@ def recent_weeks() -> dict[PeriodKind, int]:
 
 class MetricSettings(StrictModel):
     history_years: int = Field(default=2, ge=1, le=20)
+    # days a superseded version of a value stays for `kpis --history`; 0 keeps every version
+    snapshot_days: int = Field(default=180, ge=0)
     recent_periods: dict[PeriodKind, int] = Field(default_factory=recent_weeks)  # keep only the latest n of a kind
     anonymity_minimum: int = Field(default=5, ge=2)
     engagement_days: int = Field(default=30, ge=1)

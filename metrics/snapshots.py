@@ -109,6 +109,17 @@ def stored_values(engine: Engine, kpis: set[str]) -> list[KpiValue]:
             select(*columns).where(VALUES.c.kpi.in_(kpis)))]
 
 
+def prune_snapshots(engine: Engine, *, older_than: datetime) -> int:
+    """Drop the superseded versions computed before `older_than`; returns how many.
+
+    Without it the table grows for as long as kpisync runs: "now" KPIs such as days since the
+    last touch change every day for every account, whether or not the CRM changed.
+    """
+    with engine.begin() as connection:
+        result = connection.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.computed_at < older_than))
+    return int(result.rowcount or 0)
+
+
 def same_key(table: Table, other: Table) -> Any:
     return and_(*[table.c[name] == other.c[name] for name in KEY])
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from metrics.declaration import KpiValue
-from metrics.snapshots import SNAPSHOTS, latest_values, store_values, value_history
+from metrics.engine import compute_all
+from metrics.options import MetricConfig, MetricSettings
+from metrics.snapshots import (
+    SNAPSHOTS,
+    latest_values,
+    prune_snapshots,
+    store_values,
+    value_history,
+)
 
 AT = datetime(2026, 1, 15, 12, tzinfo=UTC)
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
@@ -58,3 +66,33 @@ def test_storing_only_some_kpis_leaves_the_others_alone(engine: Engine) -> None:
     store_values(engine, [KpiValue("new_leads", "year", JAN, "org", "org", 4.0, 4, 0)], as_of=AT)
     assert sorted((v.kpi, v.value) for v in latest_values(engine)) == [("new_leads", 4.0),
                                                                        ("win_rate", 0.5)]
+
+
+def test_versions_older_than_the_retention_are_dropped_and_the_current_ones_stay(
+        engine: Engine) -> None:
+    for value in (1.0, 2.0, 3.0):  # three computations: two superseded versions
+        store_values(engine, [KpiValue("new_leads", "month", JAN, "org", "org", value, 1, 0)],
+                     as_of=AT)
+    with engine.begin() as connection:  # the first superseded version is 200 days old
+        oldest = connection.execute(select(func.min(SNAPSHOTS.c.id))).scalar_one()
+        connection.execute(update(SNAPSHOTS).where(SNAPSHOTS.c.id == oldest).values(
+            computed_at=datetime.now(UTC) - timedelta(days=200)))
+    assert prune_snapshots(engine, older_than=datetime.now(UTC) - timedelta(days=180)) == 1
+    assert [v.value for _, v in value_history(engine, "new_leads", "month")] == [2.0, 3.0]
+    assert [v.value for v in latest_values(engine)] == [3.0]
+
+
+def test_a_computation_keeps_snapshots_only_for_the_configured_days(engine: Engine) -> None:
+    config = MetricConfig(MetricSettings(snapshot_days=30))
+    compute_all(engine, config, now=AT)
+    with engine.begin() as connection:  # a superseded version from 31 days ago, another of today
+        for days in (31, 0):
+            connection.execute(SNAPSHOTS.insert().values(
+                computation_id=1, kpi="new_leads", period="month", period_start=JAN,
+                grain="org", key="org", value=float(days), count=1, excluded=0,
+                computed_at=datetime.now(UTC) - timedelta(days=days)))
+    compute_all(engine, config, now=AT, force=True)
+    with engine.connect() as connection:
+        kept = connection.execute(select(SNAPSHOTS.c.value).where(
+            SNAPSHOTS.c.computation_id == 1)).scalars().all()
+    assert kept == [0.0]
