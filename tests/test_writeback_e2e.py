@@ -9,22 +9,23 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from kpisync.config import Settings, parse_settings
 from kpisync.connector import Connector
+from kpisync.errors import WritebackError
 from kpisync.registry import build_connector
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
-from writeback.models import AuditEntry, OutboxItem
+from writeback.models import AuditEntry, OutboxItem, WriteRun
 from writeback.options import source_plan
 from writeback.provision import provision_fields
 from writeback.runs import revert_run, run_writeback
@@ -364,3 +365,27 @@ def test_outbox_items_all_settle(portal: Portal) -> None:
         open_items = connection.execute(select(func.count()).select_from(OutboxItem).where(
             OutboxItem.status.in_(("pending", "sending")))).scalar()
     assert open_items == 0
+
+
+def test_runs_older_than_keep_days_drop_their_rows_and_say_they_cannot_be_reverted(
+        portal: Portal) -> None:
+    first = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                          as_of=portal.as_of)
+    assert first.written > 0
+    runs = WriteRun.__table__  # type: ignore[attr-defined]
+    with portal.engine.begin() as connection:  # it finished 91 days ago
+        connection.execute(update(runs).where(runs.c.id == first.run_id).values(
+            finished_at=datetime.now(UTC) - timedelta(days=91)))
+    second = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                           as_of=portal.as_of + timedelta(days=1))
+    with portal.engine.connect() as connection:
+        def rows(model: Any, run_id: int | None) -> int:
+            table = model.__table__
+            return int(connection.execute(select(func.count()).select_from(table).where(
+                table.c.run_id == run_id)).scalar_one())
+        assert rows(AuditEntry, first.run_id) == rows(OutboxItem, first.run_id) == 0
+        assert rows(AuditEntry, second.run_id) == second.written > 0  # the recent run keeps them
+        kept = connection.execute(select(runs.c.written).where(runs.c.id == first.run_id))
+        assert kept.scalar_one() == first.written  # the run itself stays, with its counts
+    with pytest.raises(WritebackError, match="keep_days"):
+        revert_run(portal.engine, portal.settings, first.run_id or 0, portal.connector())

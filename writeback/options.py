@@ -35,7 +35,7 @@ from kpisync.errors import ConfigError
 from metrics.options import MetricConfig, metric_config
 from writeback.scores import SCORES, Score
 
-RESERVED = frozenset({"on_conflict", "quota_period", "upsell"})
+RESERVED = frozenset({"on_conflict", "quota_period", "upsell", "keep_days"})
 SOURCE_KEYS = frozenset({"on_conflict", "batch_size"})
 
 
@@ -50,6 +50,8 @@ class WritebackSettings(StrictModel):
     on_conflict: Literal["overwrite", "skip"] = "overwrite"
     quota_period: Literal["week", "month", "quarter", "year"] = "quarter"
     upsell: UpsellRule = UpsellRule()
+    # days a finished run keeps its outbox and audit rows (and so can be reverted); 0: forever
+    keep_days: int = Field(default=90, ge=0)
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,18 @@ def mark_gone(connection: Connection, items: Sequence[Item], at: datetime) -> No
              "value": i.old_value, "written_at": at, "run_id": i.run_id, "gone_at": at} for i in items])
 
 
+def drop_old_rows(connection: Connection, source: str, finished_before: datetime) -> int:
+    """Delete the outbox and audit rows of `source`'s runs finished before `finished_before`.
+
+    The run rows stay, with their counts; only the per-value rows go, which a run writing days in
+    stage on every open deal adds each day. Returns how many audit rows were dropped.
+    """
+    old = select(RUNS.c.id).where(RUNS.c.source == source, RUNS.c.status != "running",
+                                  RUNS.c.finished_at < finished_before)
+    connection.execute(OUTBOX.delete().where(OUTBOX.c.run_id.in_(old)))
+    return int(connection.execute(AUDIT.delete().where(AUDIT.c.run_id.in_(old))).rowcount or 0)
+
+
 def finish_run(connection: Connection, run_id: int, status: str, error: str | None = None) -> None:
     rows = connection.execute(select(OUTBOX.c.status, func.count())
                               .where(OUTBOX.c.run_id == run_id).group_by(OUTBOX.c.status))

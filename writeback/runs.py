@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from math import ceil
 from typing import Any
 
@@ -114,6 +114,10 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
             transaction.commit()
     if not dry_run:
         send_and_finish(engine, connector, run_id, report, batch_size_of(connector, plan))
+        if plan.rules.keep_days:
+            with engine.begin() as connection:
+                outbox.drop_old_rows(connection, source,
+                                     outbox.now_utc() - timedelta(days=plan.rules.keep_days))
     report.api_calls = sum(connector.api_usage().values()) - calls_before
     return report
 
@@ -212,6 +216,10 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
     if run is None:
         raise WritebackError(f"no write-back run {run_id}", hint="see the run ids in the audit")
     source = run.source
+    if run.written and not audited(engine, run_id):
+        raise WritebackError(
+            f"write-back run {run_id} cannot be reverted: its audit rows were dropped after "
+            f"writeback.keep_days", hint="raise keep_days to keep runs revertible for longer")
     size = batch_size_of(connector, source_plan(settings, source))
     calls_before = sum(connector.api_usage().values())
     resumed = [] if dry_run else resume(engine, connector, source, size)
@@ -235,6 +243,13 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
         send_and_finish(engine, connector, new_run, report, size)
     report.api_calls = sum(connector.api_usage().values()) - calls_before
     return report
+
+
+def audited(engine: Engine, run_id: int) -> bool:
+    a = AuditEntry.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        return connection.execute(select(a.c.id).where(a.c.run_id == run_id).limit(1)).first() \
+            is not None
 
 
 def revert_changes(connection: Connection, source: str, run_id: int) -> tuple[list[Change], int]:
