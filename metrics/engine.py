@@ -34,6 +34,7 @@ from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window
 from metrics.portable import ratio
+from metrics.sanity import check_roles
 from metrics.run import Fact, Run
 from metrics.staging import (
     stage_activities,
@@ -98,6 +99,7 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
                    registry: Registry = REGISTRY, only: Iterable[str] | None = None) -> list[KpiValue]:
     """Every value of every KPI (or of `only` and what they derive from) as of `now`."""
     run = open_run(connection, config, now.astimezone(UTC))
+    check_roles(connection, config)
     stage_all(run)
     wanted = needed(registry, only)
     index = ValueIndex()
