@@ -61,7 +61,7 @@ def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
 
 def _copy_then_upsert(connection: Connection, table: Table, statement: _Upsert,
-                      bound: list[Any]) -> None:
+                      bound: list[tuple[Any, ...]]) -> None:
     """PostgreSQL: COPY the rows into the session's incoming table, then one INSERT ... SELECT.
 
     The incoming table is made when missing (a creation rolled back with its transaction is made
@@ -98,12 +98,11 @@ def merged_json(table: Table, incoming: Any, dialect: str) -> ColumnElement[Any]
 @dataclass(frozen=True)
 class _Upsert:
     sql: str
-    names: tuple[str, ...]  # parameter names, in the order a positional statement wants them
+    names: tuple[str, ...]  # the columns, in the order the statement (or the COPY) takes them
     converters: tuple[Converter | None, ...]
-    positional: bool
     incoming: str | None = None  # PostgreSQL: the temporary table `sql` upserts from
 
-    def bind(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def bind(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         take = itemgetter(*self.names)
         converted = [(i, convert) for i, convert in enumerate(self.converters) if convert]
         bound: list[tuple[Any, ...]] = []
@@ -113,9 +112,7 @@ class _Upsert:
                 if values[i] is not None:
                     values[i] = convert(values[i])
             bound.append(tuple(values))
-        if self.positional:
-            return bound
-        return [dict(zip(self.names, values, strict=True)) for values in bound]
+        return bound
 
 
 _CACHE: dict[tuple[str, str], _Upsert] = {}
@@ -137,14 +134,13 @@ def _compile(table: Table, dialect: Dialect) -> _Upsert:
         index_elements=[table.c.source, table.c.external_id], set_=_changes(table, insert, dialect)
     )
     compiled = statement.compile(dialect=dialect, column_keys=columns)
-    names = tuple(compiled.positiontup if compiled.positional else compiled.binds)  # type: ignore[arg-type]
+    names = tuple(compiled.positiontup or ())  # SQLite's "?" parameters, in statement order
     if set(names) != set(columns):
         raise AssertionError(f"upsert on {table.name} binds {names}, expected its columns")
     return _Upsert(
         sql=compiled.string,
         names=names,
         converters=tuple(_column_converter(table.c[name], dialect) for name in names),
-        positional=compiled.positional,
     )
 
 
@@ -159,7 +155,6 @@ def _compile_from_incoming(table: Table, dialect: Dialect, columns: list[str]) -
         sql=str(statement.compile(dialect=dialect)),
         names=tuple(columns),
         converters=tuple(_column_converter(table.c[name], dialect) for name in columns),
-        positional=True,
         incoming=incoming.name,
     )
 
