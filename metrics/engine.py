@@ -34,8 +34,8 @@ from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window
 from metrics.portable import ratio
-from metrics.sanity import check_roles
 from metrics.run import Fact, Run
+from metrics.sanity import check_roles
 from metrics.staging import (
     stage_activities,
     stage_answers,
