@@ -104,7 +104,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def delimiter(header: str) -> str:
-    """Comma, or the semicolon or tab a spreadsheet in a Polish, Persian or Russian locale writes."""
+    """Comma, or the semicolon or tab a spreadsheet in a Polish or Russian locale writes."""
     return max((",", ";", "\t"), key=header.count)
 
 

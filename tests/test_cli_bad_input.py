@@ -105,7 +105,7 @@ def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None
     assert ok.returncode == 0, ok.stderr
 
 
-def test_a_mistake_in_the_writeback_table_stops_a_sync_before_it_starts(  # type: ignore[no-untyped-def]
+def test_a_writeback_mistake_stops_a_sync_before_it_starts(  # type: ignore[no-untyped-def]
         synced, tmp_path: Path) -> None:
     env, store = synced
     before = data_fingerprint(store)

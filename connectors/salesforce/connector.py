@@ -78,8 +78,8 @@ class SalesforceSettings(StrictModel):
     client_id: str | None = None  # the connected app's consumer key
     client_secret_env: str | None = None
     refresh_token_env: str | None = None
-    private_key_file: ReadableFile | None = None  # JWT bearer flow: the connected app's signing key (PEM)
-    ca_bundle: ReadableFile | None = None  # PEM of the CA(s) to trust; certificate checks are never off
+    private_key_file: ReadableFile | None = None  # JWT bearer: the connected app's key (PEM)
+    ca_bundle: ReadableFile | None = None  # PEM of the CA(s) to trust; checks are never off
     timeout_seconds: float = Field(default=60.0, gt=0)
     lag_seconds: float = Field(default=60.0, ge=0)
     batch_records: int = Field(default=2000, ge=200, le=2000)
