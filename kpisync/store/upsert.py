@@ -68,7 +68,7 @@ def _copy_then_upsert(connection: Connection, table: Table, statement: _Upsert,
     again), lives as long as the database session, and is emptied after each use, for a second
     call in the same transaction; each commit truncates it, so it never grows.
     """
-    columns = ", ".join(statement.names)
+    columns = ", ".join(map(connection.dialect.identifier_preparer.quote, statement.names))
     connection.exec_driver_sql(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {statement.incoming} ON COMMIT DELETE ROWS AS "
         f"SELECT {columns} FROM {table.name} WITH NO DATA")
