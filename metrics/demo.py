@@ -10,6 +10,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 from kpisync.context import AppContext
+from kpisync.report.formats import period_label
 from metrics.catalogue import REGISTRY
 from metrics.commands import shown
 from metrics.engine import compute_all
@@ -27,7 +28,8 @@ def demo_stage(console: Console, context: AppContext, connector: Any, emulator: 
     quarterly = [v for v in latest_values(context.engine, period="quarter", grain="org")
                  if v.period_start < this_quarter]
     last = max((v.period_start for v in quarterly), default=None)
-    table = Table("KPI", "value", "from", "left out", title=f"the whole org, quarter from {last}")
+    title = f"the whole org, {period_label(last, 'quarter')}" if last else "the whole org"
+    table = Table("KPI", "value", "from", "left out", title=title)
     rows = [v for v in quarterly if v.period_start == last]
     for value in sorted(rows, key=lambda v: REGISTRY[v.kpi].title):
         table.add_row(REGISTRY[value.kpi].title, shown(value, context.settings.core.currency),
