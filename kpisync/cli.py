@@ -90,7 +90,9 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     """Pre-flight a source: auth, reachability, permissions, allowance."""
     context = open_context(settings)
     connector = build_connector(context.settings.source(source))
-    problems = connector.check()
+    with errors.status(f"checking {source}; a CRM that does not answer is retried for up to a "
+                       "minute before it is reported …"):
+        problems = connector.check()
     if as_json:
         print(json.dumps([{"problem": p.what, "fix": p.fix} for p in problems], ensure_ascii=False))
     for problem in problems if not as_json else []:
