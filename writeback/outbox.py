@@ -258,10 +258,12 @@ def drop_old_rows(connection: Connection, source: str, finished_before: datetime
     """Delete the outbox and audit rows of `source`'s runs finished before `finished_before`.
 
     The run rows stay, with their counts; only the per-value rows go, which a run writing days in
-    stage on every open deal adds each day. Returns how many audit rows were dropped.
+    stage on every open deal adds each day. A run with items still to send keeps them all, for
+    the next run to resume. Returns how many audit rows were dropped.
     """
+    unsettled = select(OUTBOX.c.run_id).where(OUTBOX.c.status.in_(("pending", "sending")))
     old = select(RUNS.c.id).where(RUNS.c.source == source, RUNS.c.status != "running",
-                                  RUNS.c.finished_at < finished_before)
+                                  RUNS.c.finished_at < finished_before, RUNS.c.id.not_in(unsettled))
     connection.execute(OUTBOX.delete().where(OUTBOX.c.run_id.in_(old)))
     return int(connection.execute(AUDIT.delete().where(AUDIT.c.run_id.in_(old))).rowcount or 0)
 
