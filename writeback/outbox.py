@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, update
+from sqlalchemy.sql import Select
 
 from kpisync.connector import Connector, FieldUpdate, WriteResult
 from kpisync.store.models import ENTITY_MODELS
@@ -85,12 +86,17 @@ def store_changes(connection: Connection, run_id: int, source: str, changes: Ite
             OUTBOX.c.run_id == run_id, OUTBOX.c.entity == entity, OUTBOX.c.field == name))
 
 
+def runs_with_open_items() -> Select[tuple[int]]:
+    """The runs that still have items to send (pending, or sending when a crash came)."""
+    return select(OUTBOX.c.run_id).where(OUTBOX.c.status.in_(("pending", "sending")))
+
+
 def unfinished_runs(connection: Connection, source: str) -> list[int]:
     """Runs of `source` that a crash or an error left with items not yet settled, oldest first."""
-    open_items = select(OUTBOX.c.run_id).where(OUTBOX.c.status.in_(("pending", "sending")))
     rows = connection.execute(
         select(RUNS.c.id).where(RUNS.c.source == source)
-        .where((RUNS.c.status == "running") | RUNS.c.id.in_(open_items)).order_by(RUNS.c.id))
+        .where((RUNS.c.status == "running") | RUNS.c.id.in_(runs_with_open_items()))
+        .order_by(RUNS.c.id))
     return [int(r[0]) for r in rows]
 
 
@@ -261,9 +267,9 @@ def drop_old_rows(connection: Connection, source: str, finished_before: datetime
     stage on every open deal adds each day. A run with items still to send keeps them all, for
     the next run to resume. Returns how many audit rows were dropped.
     """
-    unsettled = select(OUTBOX.c.run_id).where(OUTBOX.c.status.in_(("pending", "sending")))
     old = select(RUNS.c.id).where(RUNS.c.source == source, RUNS.c.status != "running",
-                                  RUNS.c.finished_at < finished_before, RUNS.c.id.not_in(unsettled))
+                                  RUNS.c.finished_at < finished_before,
+                                  RUNS.c.id.not_in(runs_with_open_items()))
     connection.execute(OUTBOX.delete().where(OUTBOX.c.run_id.in_(old)))
     return int(connection.execute(AUDIT.delete().where(AUDIT.c.run_id.in_(old))).rowcount or 0)
 
