@@ -105,6 +105,20 @@ def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None
     assert ok.returncode == 0, ok.stderr
 
 
+def test_check_reports_an_unreachable_host_without_the_syncs_retries(  # type: ignore[no-untyped-def]
+        synced, tmp_path: Path) -> None:
+    env, store = synced
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}", host="http://127.0.0.1:9",
+                                 fast_retries=False, timeout_seconds=60)
+    # A sync rides out an unreachable CRM for about a minute; check asks in seconds. The
+    # subprocess timeout is that promise: a check that waited like a sync would not end in time.
+    done = subprocess.run([sys.executable, "-m", "kpisync.cli", "check", SOURCE, "--settings",
+                           str(settings)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3, done
+    assert "cannot reach HubSpot at http://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_writeback_mistake_stops_a_sync_before_it_starts(  # type: ignore[no-untyped-def]
         synced, tmp_path: Path) -> None:
     env, store = synced
