@@ -20,10 +20,11 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from kpisync import starter
-from kpisync.connector import Page
+from kpisync.cli_options import JSON, SETTINGS
 from kpisync.config import SourceConfig
+from kpisync.connector import Page, calls_in
 from kpisync.context import open_context
-from kpisync.errors import KpisyncError, StateError
+from kpisync.errors import ConfigError, KpisyncError, StateError
 from kpisync.locks import run_lock
 from kpisync.logs import setup_logging
 from kpisync.registry import build_connector
@@ -39,8 +40,6 @@ console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("kpisync")
 F = TypeVar("F", bound=Callable[..., Any])
-SETTINGS = typer.Option(Path("settings.toml"), "--settings", "-s", help="Path of settings.toml.")
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 _debug = False
 CHECK_TIMEOUT_SECONDS = 15.0
 
@@ -198,11 +197,11 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
     if as_json:
         print(json.dumps([{"source": r.source, "run": r.run_id, "status": r.status,
                            "upserted": r.upserted, "deleted": r.deleted,
-                           "api_calls": sum(r.api_calls.values())} for r in results]))
+                           "api_calls": calls_in(r.api_calls)} for r in results]))
         return
     for r in results:
         console.print(f"{r.source}: {r.status}, {r.upserted} rows written, {r.deleted} deleted, "
-                      f"{sum(r.api_calls.values())} API calls (run {r.run_id})", markup=False)
+                      f"{calls_in(r.api_calls)} API calls (run {r.run_id})", markup=False)
 
 
 @app.command()
@@ -240,11 +239,17 @@ def _when(moment: Any) -> str:
 @friendly
 def demo(deals: int = typer.Option(400, help="Size of the synthetic org."),
          seed: int = typer.Option(7, help="Seed of the synthetic org."),
-         keep: Path = typer.Option(None, "--keep", help="Keep the store in this folder.")) -> None:
-    """Run the whole loop on the built-in HubSpot emulator: no account needed."""
+         keep: Path = typer.Option(None, "--keep", help="Keep the store in this folder."),
+         crm: str = typer.Option("hubspot", "--crm",
+                                 help="The CRM to emulate: hubspot, salesforce or vtiger.")) -> None:
+    """Run the whole loop on a built-in CRM emulator: no account needed."""
     from kpisync.demo import run_demo
+    from kpisync.demo_crms import DEMO_CRMS
 
-    run_demo(console, deals=deals, seed=seed, keep=keep)
+    if crm.lower() not in DEMO_CRMS:
+        raise ConfigError(f"--crm {crm!r}: no such demo CRM",
+                          hint=f"use one of {', '.join(DEMO_CRMS)}")
+    run_demo(console, crm=crm.lower(), deals=deals, seed=seed, keep=keep)
 
 
 @db_app.command("upgrade")

@@ -97,7 +97,8 @@ def run_worker(settings_path: Path, sources: list[str], stop: threading.Event,
 
 
 def register(app: typer.Typer) -> None:
-    from kpisync.cli import SETTINGS, friendly
+    from kpisync.cli import friendly
+    from kpisync.cli_options import SETTINGS
 
     if any(command.name == "run" for command in app.registered_commands):
         return  # registered already (the CLI's optional modules, then `python -m` here)

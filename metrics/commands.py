@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kpisync.config import DEFAULT_PATH
+from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
 from kpisync.report.formats import show_value
@@ -30,7 +30,6 @@ from metrics.periods import KINDS
 from metrics.snapshots import latest_values, value_history
 from metrics.survey_import import import_surveys
 
-SETTINGS = typer.Option(DEFAULT_PATH, "--settings", help="path of settings.toml")
 console = Console()
 
 

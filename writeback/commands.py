@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, WritebackError
 from kpisync.registry import build_connector
@@ -20,7 +21,6 @@ from writeback.options import mapped_sources, source_plan
 from writeback.provision import FieldStep, provision_fields
 from writeback.runs import RunReport, latest_runs, revert_run, run_source, run_writeback
 
-SETTINGS = typer.Option(Path("settings.toml"), "--settings", "-s", help="Path of settings.toml.")
 ARROW = "→"
 
 

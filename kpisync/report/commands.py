@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from kpisync.config import DEFAULT_PATH
+from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
 from kpisync.report.delivery import send_report
@@ -22,7 +22,6 @@ from kpisync.report.options import report_settings
 from kpisync.report.page import inline_figures, render_html
 from kpisync.report.raster import export_pngs
 
-SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", help="Path of settings.toml.")
 AS_OF = typer.Option(None, "--as-of", help="Report as of this date or instant (ISO 8601); "
                      "default now.")
 PERIOD = typer.Option(None, "--period", help="week, month, quarter or year (default: report.period)")

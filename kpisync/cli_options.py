@@ -1,0 +1,10 @@
+"""Options every kpisync command spells the same way, whichever module defines the command."""
+
+from __future__ import annotations
+
+import typer
+
+from kpisync.config import DEFAULT_PATH
+
+SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", help="Path of settings.toml.")
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
