@@ -60,6 +60,18 @@ def test_proportions(org: Org) -> None:
     assert any(0 < d.close_date.toordinal() - NOW.date().toordinal() for d in org.deals)
 
 
+def test_expansions_are_sold_to_customers_who_bought_before(org: Org) -> None:
+    """Upgrades, cross-sells and renewals go to accounts with a won deal closed earlier, so the
+    upsell and cross-sell rates of a generated org are not zero by construction."""
+    expansions = [d for d in org.deals if d.deal_type != "new"]
+    assert len(expansions) > 50
+    for deal in expansions:
+        assert any(other.account_id == deal.account_id and other.stage == "closed_won"
+                   and other.close_date < deal.created_at.date() for other in org.deals), deal.id
+    won_upgrades = [d for d in expansions if d.deal_type == "upgrade" and d.stage == "closed_won"]
+    assert len(won_upgrades) >= 5
+
+
 def test_reps_teams_and_hiring(org: Org) -> None:
     managers = {r.id for r in org.reps if r.manager_id is None}
     assert len(managers) == len({r.team for r in org.reps})

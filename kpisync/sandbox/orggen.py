@@ -15,7 +15,7 @@ import math
 import random
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -194,17 +194,27 @@ def build_deals(rng: random.Random, n: int, reps: list[Rep], accounts: list[Acco
                          "new", roster, win_rate, now_ms)
         lead.converted_deal_id = deal.id
         out.append(deal)
+    first_win: dict[int, date] = {}  # account -> close date of its first won deal so far
+    for deal in out:
+        note_win(first_win, deal)
     for t in times:
         acc = accounts[below(rng, eligible(acc_times, t))]
         kind = "new"
-        if acc.type != "prospect" and rng.random() < 0.5:
+        won_before = acc.id in first_win and first_win[acc.id] < ms_to_dt(t).date()
+        if won_before and rng.random() < 0.5:  # expansions are sold to existing customers
             kind = pick(rng, ("upgrade", "cross_sell", "renewal"))
         contact_ids = by_account.get(acc.id)
         contact = pick(rng, contact_ids) if contact_ids and rng.random() < 0.9 else None
         owner = acc.owner_id if rng.random() < 0.6 else 0
         out.append(make_deal(rng, len(out) + 1, t, acc, contact, owner, kind, roster, win_rate,
                              now_ms))
+        note_win(first_win, out[-1])
     return out
+
+
+def note_win(first_win: dict[int, date], deal: Deal) -> None:
+    if deal.stage == "closed_won" and deal.close_date < first_win.get(deal.account_id, date.max):
+        first_win[deal.account_id] = deal.close_date
 
 
 def spread_win_rates(rng: random.Random, reps: list[Rep]) -> dict[int, float]:
