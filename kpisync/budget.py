@@ -48,6 +48,7 @@ from kpisync.connector import (
     ProvisionStep,
     StreamSpec,
     WriteResult,
+    calls_in,
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import ConfigError, Interrupted
@@ -167,7 +168,7 @@ class BudgetGate:
         self.engine, self.budget, self.connector = engine, budget, connector
         self.clock = clock
         self.stop = stop or threading.Event()
-        self.counted = sum(connector.api_usage().values())
+        self.counted = calls_in(connector.api_usage())
         self.window: deque[tuple[float, int]] = deque()
         self.spent: str | None = None
 
@@ -184,7 +185,7 @@ class BudgetGate:
 
     def checkpoint(self) -> None:
         """Record the calls since the last checkpoint; raise BudgetSpent when the share is used."""
-        total = sum(self.connector.api_usage().values())
+        total = calls_in(self.connector.api_usage())
         delta, self.counted = total - self.counted, total
         remaining = reported_allowance(self.connector).daily_remaining
         calls, stored_remaining = add_calls(self.engine, self.budget.org, self.today(), delta,
@@ -235,8 +236,12 @@ class BudgetedConnector:
         return getattr(self.inner, name)
 
     def precheck(self) -> None:
-        """Before any call: stop at once when today's recorded usage already spent the share."""
-        self.gate.judge(*day_usage(self.gate.engine, self.gate.budget.org, self.gate.today()))
+        """Before the run's work: stop at once when today's recorded usage already spent the
+        share, or when the CRM says others left too little (asked, when today has no reading)."""
+        calls, remaining = day_usage(self.gate.engine, self.gate.budget.org, self.gate.today())
+        if remaining is None:
+            remaining = reported_allowance(self.inner).daily_remaining
+        self.gate.judge(calls, remaining)
 
     def check(self) -> list[Problem]:
         return self.inner.check()

@@ -7,13 +7,20 @@ dataclass or a SQLModel row of `kpisync.store.models`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from kpisync.cursor import Cursor
 from kpisync.store.models import RecordBase, Row
+
+LIMIT_PREFIX = "limit:"
+
+
+def calls_in(usage: Mapping[str, int]) -> int:
+    """The calls a connector's `api_usage()` counts, without the CRM's usage counters."""
+    return sum(count for key, count in usage.items() if not key.startswith(LIMIT_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,10 @@ class Connector(Protocol):
 
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]: ...
 
-    def api_usage(self) -> dict[str, int]: ...
+    def api_usage(self) -> dict[str, int]:
+        """Calls made per endpoint; keys starting with LIMIT_PREFIX carry the CRM's own usage
+        counters (e.g. Salesforce's org-wide count), which are not calls: see `calls_in`."""
+        ...
 
     def close(self) -> None: ...
 

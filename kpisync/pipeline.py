@@ -27,7 +27,7 @@ from kpisync import stages
 from kpisync.alerts_ops import alert_settings, open_incidents, review, webhook_sender
 from kpisync.budget import BudgetedConnector, BudgetGate, BudgetSpent, budget_of, day_usage
 from kpisync.config import Settings
-from kpisync.connector import Connector
+from kpisync.connector import Connector, calls_in
 from kpisync.errors import Interrupted, KpisyncError
 from kpisync.health import HealthState, RunMetrics
 from kpisync.locks import run_lock
@@ -163,7 +163,7 @@ class Pipeline:
 
     @staticmethod
     def _calls(connector: Connector) -> int:
-        return sum(connector.api_usage().values())
+        return calls_in(connector.api_usage())
 
     def _last_sync_run(self, source: str) -> int:
         with self.engine.connect() as connection:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from kpisync.connector import calls_in
 from kpisync.store.models import SyncRun, SyncState
 
 
@@ -30,7 +31,7 @@ def source_status(engine: Engine, sources: list[str]) -> list[dict[str, Any]]:
                 "status": last["status"] if last else None,
                 "duration": duration,
                 "rows": (last["upserted"] if last else 0),
-                "api_calls": sum((last["api_calls"] or {}).values()) if last else 0,
+                "api_calls": calls_in(last["api_calls"] or {}) if last else 0,
                 "streams": streams,
                 "error": last["error"] if last else None,
             })

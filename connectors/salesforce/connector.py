@@ -34,8 +34,10 @@ from connectors.salesforce.history import OWNERS, STAGES
 from connectors.salesforce.paging import list_ids
 from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
 from connectors.salesforce.writes import write_collections
+from kpisync.budget import Allowance
 from kpisync.config import ReadableFile, StrictModel, WebAddress, validate_model
 from kpisync.connector import (
+    LIMIT_PREFIX,
     FieldInfo,
     FieldSpec,
     FieldUpdate,
@@ -238,9 +240,18 @@ class SalesforceConnector:
     def api_usage(self) -> dict[str, int]:
         usage = dict(self.client.calls_made())
         if self.client.api_used is not None and self.client.api_max is not None:
-            usage["limit:api-usage-used"] = self.client.api_used
-            usage["limit:api-usage-max"] = self.client.api_max
+            usage[f"{LIMIT_PREFIX}api-usage-used"] = self.client.api_used
+            usage[f"{LIMIT_PREFIX}api-usage-max"] = self.client.api_max
         return usage
+
+    def api_allowance(self) -> Allowance:
+        """The org's daily API limit and what is left of it, as the last Sforce-Limit-Info
+        header gave them (the limits resource is asked when no call has been made yet)."""
+        used, limit = self.client.api_used, self.client.api_max
+        if used is None or limit is None:
+            remaining, limit = self.allowance()
+            return Allowance(daily_limit=limit, daily_remaining=remaining)
+        return Allowance(daily_limit=limit, daily_remaining=max(0, limit - used))
 
     def close(self) -> None:
         self.client.close()
