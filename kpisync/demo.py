@@ -1,55 +1,65 @@
-"""`kpisync demo`: the whole loop against the built-in HubSpot emulator, no account needed.
+"""`kpisync demo`: the whole loop against a built-in CRM emulator, no account needed.
 
-Starts the emulator on 127.0.0.1 with a seeded synthetic org, writes a throwaway settings file and
-store, syncs, and prints what it did. Later stages (KPIs, write-back) join when installed.
+Starts the emulator of the CRM asked for (HubSpot, Salesforce or Vtiger) on 127.0.0.1 with a
+seeded synthetic org, writes a throwaway settings file and store, syncs, and prints what it did.
+Later stages (KPIs, write-back) join when installed.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
-from kpisync.config import load_settings
-from kpisync.context import open_context
+from kpisync.connector import calls_in
+from kpisync.context import AppContext, open_context
+from kpisync.demo_crms import DEMO_CRMS, DemoCrm, toml_list
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator
+from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
 from kpisync.store.models import ENTITY_MODELS
 from kpisync.sync import SyncOptions, sync_source
 
-DEMO_TOKEN_ENV = "KPISYNC_DEMO_HUBSPOT_TOKEN"
-DEMO_TOKEN = "pat-na1-demo-emulator"
+# Neutral stage keys of the synthetic org that the demo's KPI roles name.
+REQUIRED_STAGES = ("qualified_to_buy", "presentation_scheduled")
+PROPOSAL_STAGES = ("contract_sent",)
 
 
-def demo_settings(base_url: str, store: Path) -> str:
+@dataclass(frozen=True)
+class DemoRun:
+    """One demo in progress: the CRM, its emulator serving `org`, and the store's context."""
+
+    crm: DemoCrm
+    emulator: Any
+    org: Org
+    context: AppContext
+
+
+def demo_settings(crm: DemoCrm, emulator: Any, store: Path) -> str:
+    required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
+    proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
     return f"""
 [kpisync]
 store = "sqlite:///{store}"
 timezone = "Europe/Warsaw"
 currency = "USD"
 
-[sources.demo_hubspot]
-type = "hubspot"
-host = "{base_url}"
-token_env = "{DEMO_TOKEN_ENV}"
-search_lag_seconds = 0
-fast_retries = true
-roles = {{ deal_type = "deal_category", competitor = "competitor", margin = "margin" }}
-team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APAC" }}
+[sources.{crm.source}]
+{crm.source_settings(emulator)}
 
 # What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
 [metrics.roles]
 margin = "fraction"
 segment_field = "segment"
-required_stages = ["qualifiedtobuy", "presentationscheduled"]
-proposal_stages = ["contractsent"]
+required_stages = {required}
+proposal_stages = {proposal}
 
 # Spend lives outside the CRM; this one gives the demo's last full quarter a CAC.
 [[metrics.spend]]
@@ -59,13 +69,13 @@ amount = 45000
 """
 
 
-def run_demo(console: Console, *, deals: int, seed: int, keep: Path | None) -> None:
-    """Sync, compute and write back on the emulator; the store lives in `keep`, else in a
-    temporary folder removed at the end."""
+def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None) -> None:
+    """Sync, compute and write back on the emulator of `crm`; the store lives in `keep`, else
+    in a temporary folder removed at the end."""
     folder = keep or Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        demo_in(console, folder, deals=deals, seed=seed)
+        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed)
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -73,26 +83,26 @@ def run_demo(console: Console, *, deals: int, seed: int, keep: Path | None) -> N
                   "the temporary store is removed; --keep FOLDER keeps it")
 
 
-def demo_in(console: Console, folder: Path, *, deals: int, seed: int) -> None:
+def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: int) -> None:
     console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
-                  f"served by the HubSpot emulator")
+                  f"served by the {crm.name} emulator")
     org = generate_org(seed=seed, deals=deals)
-    os.environ[DEMO_TOKEN_ENV] = DEMO_TOKEN
-    with HubSpotEmulator(org, access_token=DEMO_TOKEN) as emulator:
+    with crm.serve(org) as emulator:
         settings_path = folder / "settings.toml"
-        settings_path.write_text(demo_settings(emulator.base_url, folder / "kpisync.db"), "utf-8")
+        settings_path.write_text(demo_settings(crm, emulator, folder / "kpisync.db"), "utf-8")
         context = open_context(settings_path)
         try:
-            source = load_settings(settings_path).source("demo_hubspot")
+            source = context.settings.source(crm.source)
             connector = build_connector(source)
             with console.status("syncing from the emulator over HTTP …"):
                 result = sync_source(context.engine, source.name, connector, SyncOptions())
-            console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
-                          f"{sum(result.api_calls.values())} API calls")
-            console.print(store_summary(context.engine))
-            for stage in _later_stages():
-                stage(console, context, connector, emulator)
             connector.close()
+            console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
+                          f"{calls_in(result.api_calls)} API calls")
+            console.print(store_summary(context.engine))
+            run = DemoRun(crm, emulator, org, context)
+            for stage in _later_stages():
+                stage(console, run)
         finally:
             context.engine.dispose()
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
-
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
-from kpisync.context import AppContext
+from kpisync.demo import DemoRun
 from kpisync.report.formats import period_label
 from metrics.catalogue import REGISTRY
 from metrics.commands import shown
@@ -18,9 +16,10 @@ from metrics.options import metric_config
 from metrics.snapshots import latest_values
 
 
-def demo_stage(console: Console, context: AppContext, connector: Any, emulator: Any) -> None:
+def demo_stage(console: Console, run: DemoRun) -> None:
+    context = run.context
     console.print(Rule("KPIs"))
-    now = emulator.org.now  # the synthetic org's present
+    now = run.org.now  # the synthetic org's present
     with console.status("computing every KPI of the catalogue …"):
         result = compute_all(context.engine, metric_config(context.settings), now=now)
     console.print(f"computed {result.standing} KPI values (every KPI, period and grain)")

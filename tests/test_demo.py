@@ -4,15 +4,18 @@ behind, unless asked to keep it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from kpisync.store.database import open_store
 from kpisync.store.models import Deal
 from metrics.models import KpiValueRecord
+from writeback.models import WriteRun
 
 
 def demo(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,3 +44,22 @@ def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path:
     # Each synthetic deal's margin is a share of its amount from 0.15 to 0.65, so every
     # amount-weighted margin lies there too (read as money, it came out near 0%).
     assert margins and all(0.15 <= margin <= 0.65 for margin in margins)
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "vtiger"])
+def test_the_demo_runs_the_whole_loop_on_each_crm(crm: str, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    done = demo(tmp_path, "--crm", crm, "--keep", str(kept))
+    assert done.returncode == 0, done.stderr
+    synced = re.search(r"synced in run 1: (\d+) rows, (\d+) API calls", done.stdout)
+    assert synced, done.stdout
+    assert 0 < int(synced[2]) < 200  # the calls made, not the org's usage counters
+    engine = open_store(f"sqlite:///{kept / 'kpisync.db'}", upgrade=False)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Deal)).scalar() == 60
+        assert connection.execute(select(func.count()).select_from(KpiValueRecord)).scalar()
+        runs = connection.execute(select(WriteRun).where(WriteRun.kind == "write")).all()
+    engine.dispose()
+    assert [(run.status, run.failed) for run in runs] == [("succeeded", 0)]
+    assert runs[0].written > 50
+    assert "after, read back through the emulator's API" in done.stdout

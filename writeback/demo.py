@@ -1,82 +1,97 @@
-"""The write-back stage of `kpisync demo`: provision, dry run, write, and one record before/after.
+"""The write-back stage of `kpisync demo`: fields, dry run, write, and one record before/after.
 
-The demo's settings have no `[writeback]` table, so this stage brings its own mapping. The record
-shown is read back from the emulator through its HTTP API, the way a rep's browser would see it.
+The demo's settings have no `[writeback]` table, so this stage brings its own mapping, into fields
+made as the CRM's admin would make them. The record shown is read back through the emulator's
+HTTP API after the run, the way a rep's screen would see it; its values before are the ones the
+run's outbox kept for a revert.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine, select
 
-from kpisync.context import AppContext
+from kpisync.demo import DemoRun
 from kpisync.registry import build_connector
 from kpisync.sync import SyncOptions, sync_source
+from writeback import outbox
 from writeback.commands import print_report
 from writeback.options import source_plan
-from writeback.provision import provision_fields
+from writeback.provision import LABEL_PREFIX, provision_fields
 from writeback.runs import run_writeback
+from writeback.scores import SCORES as SCORE_SPECS
 
-SOURCE = "demo_hubspot"
-TOKEN_ENV = "KPISYNC_DEMO_HUBSPOT_TOKEN"
-MAPPING: dict[str, dict[str, str]] = {
-    "account": {"nps_score": "kpisync_nps_score", "nps_category": "kpisync_nps_category",
-                "nps_last_answer": "kpisync_nps_last_answer", "upsell_flag": "kpisync_upsell_flag",
-                "upsell_reason": "kpisync_upsell_reason"},
-    "contact": {"nps_score": "kpisync_nps_score", "nps_category": "kpisync_nps_category",
-                "nps_last_answer": "kpisync_nps_last_answer"},
-    "deal": {"days_in_stage": "kpisync_days_in_stage", "stalled": "kpisync_stalled"},
+SPECS = {(spec.entity, spec.name): spec for spec in SCORE_SPECS}
+
+SCORES: dict[str, tuple[str, ...]] = {  # what the demo writes back, per entity
+    "account": ("nps_score", "nps_category", "nps_last_answer", "upsell_flag", "upsell_reason"),
+    "contact": ("nps_score", "nps_category", "nps_last_answer"),
+    "deal": ("days_in_stage", "stalled"),
 }
 
 
-def demo_stage(console: Console, context: AppContext, connector: Any, emulator: Any) -> None:
-    extra = dict(context.settings.extra or {})
-    extra.setdefault("writeback", {SOURCE: MAPPING})
-    settings = replace(context.settings, extra=extra)
-    source = settings.source(SOURCE)
-    plan = source_plan(settings, SOURCE)
+def demo_stage(console: Console, run: DemoRun) -> None:
+    crm, context = run.crm, run.context
     console.rule("write-back")
-    steps = provision_fields(plan, build_connector(source), apply=True)
+    mapping = {entity: {score: crm.add_field(run.emulator, entity, score, SPECS[entity, score].kind,
+                                             LABEL_PREFIX + SPECS[entity, score].title,
+                                             SPECS[entity, score].options)
+                        for score in scores} for entity, scores in SCORES.items()}
+    extra = dict(context.settings.extra or {})
+    extra.setdefault("writeback", {crm.source: mapping})
+    settings = replace(context.settings, extra=extra)
+    source = settings.source(crm.source)
+    steps = provision_fields(source_plan(settings, crm.source), build_connector(source),
+                             apply=crm.provisions_fields)
     created = sum(1 for s in steps if s.action == "create")
-    console.print(f"managed fields: {created} created in a 'kpisync' property group, "
-                  f"{len(steps) - created} already there")
-    fresh = build_connector(source)  # sees the new properties
-    sync_source(context.engine, SOURCE, fresh, SyncOptions(streams=("companies",)))
-    as_of = emulator.org.now + timedelta(hours=12)  # the synthetic org's "today"
-    dry = run_writeback(context.engine, settings, SOURCE, fresh, as_of=as_of, dry_run=True)
+    if crm.provisions_fields:
+        console.print(f"managed fields: {created} created in a 'kpisync' property group, "
+                      f"{len(steps) - created} already there")
+    else:
+        console.print(f"managed fields: {len(steps)} custom fields added on the emulator, as an "
+                      f"admin adds them in {crm.name}; `kpisync fields plan` lists them")
+    fresh = build_connector(source)  # sees the new fields
+    sync_source(context.engine, crm.source, fresh, SyncOptions())
+    as_of = run.org.now + timedelta(hours=12)  # the synthetic org's "today"
+    dry = run_writeback(context.engine, settings, crm.source, fresh, as_of=as_of, dry_run=True)
     console.print(f"dry run: {dry.planned} field values on {sum(dry.records.values())} records, "
                   f"{dry.write_calls} write calls")
-    account = pick_account(context.engine, dry)
-    before = read_company(emulator.base_url, account, MAPPING["account"].values())
-    report = run_writeback(context.engine, settings, SOURCE, fresh, as_of=as_of)
+    report = run_writeback(context.engine, settings, crm.source, fresh, as_of=as_of)
     print_report(console, report, rows=False)
-    after = read_company(emulator.base_url, account, MAPPING["account"].values())
-    table = Table("property", "before", "after",
-                  title=f"company {account}, read back from the emulator's API")
-    for name in MAPPING["account"].values():
-        table.add_row(name, str(before.get(name) or "∅"), str(after.get(name) or "∅"))
+    account, before = pick_account(context.engine, report.run_id, mapping["account"])
+    after = crm.read_record(run.emulator, fresh, "account", account, mapping["account"].values())
+    table = Table("score", "field", "before", "after", title=f"{crm.record_word['account']} "
+                  f"{account}: after, read back through the emulator's API")
+    for score, name in mapping["account"].items():
+        table.add_row(score, name, shown(before.get(name)), shown(after.get(name)))
     console.print(table)
     fresh.close()
 
 
-def pick_account(engine: Any, report: Any) -> str:
-    """An account the run writes an NPS onto, preferring an upsell candidate."""
-    rows = [r for r in report.sample if r.entity == "account"]
-    flagged = [r.external_id for r in rows if r.field.endswith("upsell_flag") and r.new == "true"]
-    scored = [r.external_id for r in rows if r.field.endswith("nps_score")]
-    return (flagged or scored or [r.external_id for r in rows] or ["1"])[0]
+def shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "∅" if value is None or value == "" else str(value)
 
 
-def read_company(base_url: str, company_id: str, names: Any) -> dict[str, Any]:
-    token = os.environ.get(TOKEN_ENV, "")
-    response = httpx.get(f"{base_url}/crm/v3/objects/companies/{company_id}",
-                         params={"properties": ",".join(names)},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=10.0)
-    response.raise_for_status()
-    return dict(response.json().get("properties") or {})
+def pick_account(engine: Engine, run_id: int | None, fields: dict[str, str]
+                 ) -> tuple[str, dict[str, str | None]]:
+    """An account run `run_id` wrote an NPS onto, preferring an upsell candidate, with the
+    values its fields held before (the outbox keeps them, for revert)."""
+    o = outbox.OUTBOX
+    written = (o.c.run_id == run_id) & (o.c.entity == "account")
+    with engine.connect() as connection:
+        scored = set(connection.execute(select(o.c.external_id).where(
+            written & (o.c.field == fields["nps_score"]))).scalars())
+        flagged = set(connection.execute(select(o.c.external_id).where(
+            written & (o.c.field == fields["upsell_flag"]) & (o.c.new_value == "true"))).scalars())
+        anyone = set(connection.execute(select(o.c.external_id).where(written)).scalars())
+        account = min(scored & flagged or scored or anyone or {""})
+        before: dict[str, str | None] = {field: old for field, old in connection.execute(
+            select(o.c.field, o.c.old_value).where(written & (o.c.external_id == account)))}
+    return account, before

@@ -1,0 +1,177 @@
+"""The CRMs `kpisync demo` runs on: each one's emulator, settings and write-back fields.
+
+Each demo CRM serves the same synthetic org from its own emulator and knows what an admin of
+that CRM would configure: the source's settings, the stage names the KPI roles point at, and the
+fields the scores are written into (HubSpot's are created through its API by kpisync; Salesforce
+and Vtiger admins add custom fields in Setup or the layout editor, which the demo does on the
+emulator). Records are read back through each CRM's own API, as a rep's screen would show them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+import httpx
+
+from kpisync.sandbox.hubspot import HubSpotEmulator
+from kpisync.sandbox.org import Org
+from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
+from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+
+def toml_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+class DemoCrm:
+    """What the demo needs of one CRM; the subclasses fill it in."""
+
+    name: ClassVar[str]
+    source: ClassVar[str]
+    record_word: ClassVar[dict[str, str]]  # entity -> the CRM's word for such a record
+    provisions_fields: ClassVar[bool] = False  # kpisync creates the fields through the API
+
+    def serve(self, org: Org) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def source_settings(self, emulator: Any) -> str:
+        """The body of the source's [sources.NAME] table; its secrets go into the environment."""
+        raise NotImplementedError
+
+    def stage_name(self, emulator: Any, key: str) -> str:
+        """How deals of this CRM name the synthetic org's stage `key`."""
+        raise NotImplementedError
+
+    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
+                  options: tuple[str, ...]) -> str:
+        """The field `score` is written into on `entity`'s records, added as the CRM's admin
+        would; its name."""
+        raise NotImplementedError
+
+    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
+                    fields: Iterable[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class HubSpotDemo(DemoCrm):
+    name = "HubSpot"
+    source = "demo_hubspot"
+    record_word = {"account": "company", "contact": "contact", "deal": "deal"}
+    provisions_fields = True
+    token_env = "KPISYNC_DEMO_HUBSPOT_TOKEN"
+    token = "pat-na1-demo-emulator"
+
+    def serve(self, org: Org) -> AbstractContextManager[Any]:
+        os.environ[self.token_env] = self.token
+        return HubSpotEmulator(org, access_token=self.token)
+
+    def source_settings(self, emulator: Any) -> str:
+        return f"""type = "hubspot"
+host = "{emulator.base_url}"
+token_env = "{self.token_env}"
+search_lag_seconds = 0
+fast_retries = true
+roles = {{ deal_type = "deal_category", competitor = "competitor", margin = "margin" }}
+team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APAC" }}"""
+
+    def stage_name(self, emulator: Any, key: str) -> str:
+        return key.replace("_", "")  # HubSpot's internal stage ids: "qualifiedtobuy"
+
+    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
+                  options: tuple[str, ...]) -> str:
+        return f"kpisync_{score}"  # created by kpisync through the API (provisions_fields)
+
+    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
+                    fields: Iterable[str]) -> dict[str, Any]:
+        kind = {"account": "companies", "contact": "contacts", "deal": "deals"}[entity]
+        response = httpx.get(f"{emulator.base_url}/crm/v3/objects/{kind}/{external_id}",
+                             params={"properties": ",".join(fields)},
+                             headers={"Authorization": f"Bearer {self.token}"}, timeout=10.0)
+        response.raise_for_status()
+        return dict(response.json().get("properties") or {})
+
+
+class SalesforceDemo(DemoCrm):
+    name = "Salesforce"
+    source = "demo_salesforce"
+    record_word = {"account": "Account", "contact": "Contact", "deal": "Opportunity"}
+    password_env = "KPISYNC_DEMO_SALESFORCE_PASSWORD"
+    token_env = "KPISYNC_DEMO_SALESFORCE_TOKEN"
+
+    def serve(self, org: Org) -> AbstractContextManager[Any]:
+        return SalesforceEmulator(org, knobs=SalesforceKnobs())
+
+    def source_settings(self, emulator: Any) -> str:
+        login = emulator.login
+        os.environ[self.password_env] = login.password
+        os.environ[self.token_env] = login.security_token
+        return f"""type = "salesforce"
+login_url = "{emulator.base_url}"
+ca_bundle = "{emulator.ca_path}"  # the emulator's own certificate authority, made at start
+username = "{login.username}"
+password_env = "{self.password_env}"
+security_token_env = "{self.token_env}"
+lag_seconds = 0
+bulk_poll_seconds = 0.1
+fast_retries = true
+roles = {{ deal_type = "Deal_category__c" }}
+team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APAC" }}"""
+
+    def stage_name(self, emulator: Any, key: str) -> str:
+        return next(stage.label for stage in emulator.org.stages if stage.key == key)
+
+    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
+                  options: tuple[str, ...]) -> str:
+        return str(emulator.add_custom_field(self.record_word[entity], f"kpisync_{score}", kind,
+                                             label, options))  # Setup > Object Manager
+
+    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
+                    fields: Iterable[str]) -> dict[str, Any]:
+        sobject = self.record_word[entity]
+        record = connector.client.restful(f"GET sobjects/{sobject}/{{id}}",
+                                          f"sobjects/{sobject}/{external_id}",
+                                          params={"fields": ",".join(fields)})
+        return dict(record)
+
+
+class VtigerDemo(DemoCrm):
+    name = "Vtiger"
+    source = "demo_vtiger"
+    record_word = {"account": "organization", "contact": "contact", "deal": "opportunity"}
+    key_env = "KPISYNC_DEMO_VTIGER_KEY"
+
+    def serve(self, org: Org) -> AbstractContextManager[Any]:
+        os.environ[self.key_env] = ADMIN_KEY
+        return VtigerEmulator(org)
+
+    def source_settings(self, emulator: Any) -> str:
+        return f"""type = "vtiger"
+url = "{emulator.base_url}"
+access_key_env = "{self.key_env}"
+server_timezone = "{emulator.zone.key}"
+fast_retries = true
+direction_field = "Direction"
+survey = {{ module = "NPSResponses" }}
+roles = {{ currency = "Currency", loss_reason = "Loss reason", competitor = "Competitor", \
+margin = "Margin", deal_type = "Deal category" }}"""
+
+    def stage_name(self, emulator: Any, key: str) -> str:
+        from kpisync.sandbox.vtiger_schema import STAGE_LABELS
+
+        return STAGE_LABELS[key]
+
+    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
+                  options: tuple[str, ...]) -> str:
+        modules = {"account": "Accounts", "contact": "Contacts", "deal": "Potentials"}
+        return str(emulator.add_custom_field(modules[entity], label, kind, options))  # cf_NNN
+
+    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
+                    fields: Iterable[str]) -> dict[str, Any]:
+        record = connector.client.call("retrieve", id=external_id)
+        return {name: record.get(name) for name in fields}
+
+
+DEMO_CRMS: dict[str, DemoCrm] = {"hubspot": HubSpotDemo(), "salesforce": SalesforceDemo(),
+                                 "vtiger": VtigerDemo()}
