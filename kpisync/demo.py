@@ -30,6 +30,7 @@ from kpisync.sync import SyncOptions, sync_source
 # Neutral stage keys of the synthetic org that the demo's KPI roles name.
 REQUIRED_STAGES = ("qualified_to_buy", "presentation_scheduled")
 PROPOSAL_STAGES = ("contract_sent",)
+TEAM_QUOTAS = (("Team Alpha", 150_000), ("Team Beta", 120_000), ("Team Gamma", 100_000))
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class DemoRun:
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path) -> str:
     required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
     proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
+    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "2026-07-01"\n'
+                          f'amount = {amount}\nteam = "{team}"\n' for team, amount in TEAM_QUOTAS)
     return f"""
 [kpisync]
 store = "sqlite:///{store}"
@@ -54,6 +57,10 @@ currency = "USD"
 [sources.{crm.source}]
 {crm.source_settings(emulator)}
 
+# The synthetic org keeps no exchange rates: these convert its EUR, GBP and PLN deals to USD.
+[metrics]
+currency_rates = {{ EUR = 1.08, GBP = 1.27, PLN = 0.25 }}
+
 # What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
 [metrics.roles]
 margin = "fraction"
@@ -61,12 +68,13 @@ segment_field = "segment"
 required_stages = {required}
 proposal_stages = {proposal}
 
-# Spend lives outside the CRM; this one gives the demo's last full quarter a CAC.
+# Spend and quotas live outside the CRM; these give the demo's last full quarter a CAC and
+# each team a quota.
 [[metrics.spend]]
 period = "quarter"
 start = "2026-07-01"
 amount = 45000
-"""
+{team_quotas}"""
 
 
 def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None) -> None:
