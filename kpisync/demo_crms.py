@@ -21,6 +21,7 @@ from kpisync.sandbox.org import Org
 from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
 from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
 
+
 def toml_list(items: Iterable[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
