@@ -336,6 +336,7 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     assert report.status == "succeeded" and report.failed == 0 and report.not_found == 0
     assert report.written == dry.planned
     assert portal.write_calls() == expected_calls == report.write_calls
+    assert report.api_calls == emulator.total_calls  # every request, not the org's usage count
 
     after = emulator.dump()
     assert crm.unmanaged(after, portal.managed()) == unmanaged_before, \

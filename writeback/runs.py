@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from kpisync.config import Settings
-from kpisync.connector import Connector
+from kpisync.connector import Connector, calls_in
 from kpisync.errors import KpisyncError, WritebackError
 from kpisync.secrets import mask
 from kpisync.store.models import ENTITY_MODELS
@@ -93,7 +93,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
     """Plan and (unless `dry_run`) send the writes `source` needs now."""
     plan = source_plan(settings, source)
     params = score_params(settings, as_of or outbox.now_utc())
-    calls_before = sum(connector.api_usage().values())
+    calls_before = calls_in(connector.api_usage())
     resumed = [] if dry_run else resume(engine, connector, source, batch_size_of(connector, plan))
     with engine.connect() as connection:
         transaction = connection.begin()
@@ -118,7 +118,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
             with engine.begin() as connection:
                 outbox.drop_old_rows(connection, source,
                                      outbox.now_utc() - timedelta(days=plan.rules.keep_days))
-    report.api_calls = sum(connector.api_usage().values()) - calls_before
+    report.api_calls = calls_in(connector.api_usage()) - calls_before
     return report
 
 
@@ -221,7 +221,7 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
             f"write-back run {run_id} cannot be reverted: its audit rows were dropped after "
             f"writeback.keep_days", hint="raise keep_days to keep runs revertible for longer")
     size = batch_size_of(connector, source_plan(settings, source))
-    calls_before = sum(connector.api_usage().values())
+    calls_before = calls_in(connector.api_usage())
     resumed = [] if dry_run else resume(engine, connector, source, size)
     with engine.connect() as connection:
         transaction = connection.begin()
@@ -241,7 +241,7 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
             transaction.commit()
     if not dry_run:
         send_and_finish(engine, connector, new_run, report, size)
-    report.api_calls = sum(connector.api_usage().values()) - calls_before
+    report.api_calls = calls_in(connector.api_usage()) - calls_before
     return report
 
 
