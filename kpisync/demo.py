@@ -41,6 +41,8 @@ class DemoRun:
     emulator: Any
     org: Org
     context: AppContext
+    folder: Path
+    kept: bool  # the folder outlives the demo (--keep)
 
 
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path) -> str:
@@ -83,7 +85,7 @@ def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | 
     folder = keep or Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed)
+        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None)
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -91,7 +93,8 @@ def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | 
                   "the temporary store is removed; --keep FOLDER keeps it")
 
 
-def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: int) -> None:
+def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: int,
+            kept: bool) -> None:
     console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
                   f"served by the {crm.name} emulator")
     org = generate_org(seed=seed, deals=deals)
@@ -108,7 +111,7 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
             console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
                           f"{calls_in(result.api_calls)} API calls")
             console.print(store_summary(context.engine))
-            run = DemoRun(crm, emulator, org, context)
+            run = DemoRun(crm, emulator, org, context, folder, kept)
             for stage in _later_stages():
                 stage(console, run)
         finally:
@@ -128,8 +131,9 @@ def store_summary(engine: Engine) -> Table:
 
 
 def _later_stages() -> list[Callable[..., None]]:
-    """KPIs, then write-back: each shows its part of the loop on the same emulator."""
+    """KPIs, write-back, then the report: each shows its part of the loop on the same emulator."""
+    from kpisync.report.demo import demo_stage as report_stage
     from metrics.demo import demo_stage as kpi_stage
     from writeback.demo import demo_stage as writeback_stage
 
-    return [kpi_stage, writeback_stage]
+    return [kpi_stage, writeback_stage, report_stage]

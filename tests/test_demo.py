@@ -44,6 +44,8 @@ def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path:
     # Each synthetic deal's margin is a share of its amount from 0.15 to 0.65, so every
     # amount-weighted margin lies there too (read as money, it came out near 0%).
     assert margins and all(0.15 <= margin <= 0.65 for margin in margins)
+    # the report of the quarter the KPI table shows, beside the kept store
+    assert "Sales report — Q3 2026" in (kept / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("crm", ["salesforce", "vtiger"])
@@ -63,3 +65,4 @@ def test_the_demo_runs_the_whole_loop_on_each_crm(crm: str, tmp_path: Path) -> N
     assert [(run.status, run.failed) for run in runs] == [("succeeded", 0)]
     assert runs[0].written > 50
     assert "after, read back through the emulator's API" in done.stdout
+    assert "Sales report — Q3 2026" in (kept / "report.html").read_text(encoding="utf-8")
