@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from kpisync.connector import calls_in
 from kpisync.context import AppContext, open_context
-from kpisync.demo_crms import DEMO_CRMS, DemoCrm, toml_list
+from kpisync.demo_crms import DEMO_CRMS, DemoCrm
 from kpisync.registry import build_connector
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
@@ -43,6 +43,10 @@ class DemoRun:
     context: AppContext
     folder: Path
     kept: bool  # the folder outlives the demo (--keep)
+
+
+def toml_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path) -> str:

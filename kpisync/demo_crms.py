@@ -22,10 +22,6 @@ from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
 from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
 
 
-def toml_list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
-
-
 class DemoCrm:
     """What the demo needs of one CRM; the subclasses fill it in."""
 

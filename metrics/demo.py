@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
