@@ -221,14 +221,23 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     table = Table("source", "last sync", "status", "duration", "rows", "API calls", "next run",
                   "budget today", "alerts / error")
     for row in report:
-        budget = row["budget"] or {}
-        spent = f"{budget.get('calls_today', 0)}/{budget.get('share') or '∞'}" if budget else ""
         trouble = "; ".join(row["alerts"] or []) or mask(row["error"] or "")
         table.add_row(row["source"], _when(row["started_at"]), row["status"] or "",
                       row["duration"] or "", str(row["rows"]), str(row["api_calls"]),
                       _when(row["next_run"]) if row["next_run"] else (row["schedule"] or ""),
-                      spent, escape(trouble))
+                      budget_spent(row["budget"]), escape(trouble))
     console.print(table)
+
+
+def budget_spent(budget: dict[str, Any] | None) -> str:
+    """Today's calls against the share; where the share is a part of the limit the CRM reports,
+    what the CRM last said is left."""
+    if not budget:
+        return ""
+    calls, share, left = budget.get("calls_today", 0), budget.get("share"), budget.get("crm_remaining")
+    if share:
+        return f"{calls:,}/{share:,}"
+    return f"{calls:,} (CRM: {left:,} left)" if left is not None else f"{calls:,}"
 
 
 def _when(moment: Any) -> str:
