@@ -4,6 +4,9 @@ that header when the budget does not set one."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +66,10 @@ def test_the_ledger_counts_kpisyncs_calls_and_the_limit_comes_from_the_header(
     assert made <= calls <= made + 2, (calls, made)
     # the org's count as the last checkpoint read it from Sforce-Limit-Info
     assert remaining is not None and 5000 - env.emulator.api_used <= remaining < 4000
+    status = subprocess.run([sys.executable, "-m", "kpisync.cli", "status", "--settings",
+                             str(tmp_path / "settings.toml")], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert f"{calls} (CRM: {remaining:,} left)" in status.stdout, status.stdout
 
 
 def test_a_share_already_used_by_others_stops_the_run_before_its_pages(
