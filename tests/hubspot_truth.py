@@ -98,9 +98,9 @@ def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[A
               p.get("dealstage"), _day(_none(p.get("closedate"))), _none(p.get("hubspot_owner_id")),
               _assoc(r, "companies"), _custom(r, custom.get("deals", set())))
         for rid, r in _live(dump, "deals").items() for p in [r["properties"]]}
-    # A line item's deal is checked only while that deal is live: HubSpot does not date the loss
-    # of an association (a purged deal's line items keep their modified time), and the KPIs
-    # join line items to live deals only.
+    # A line item's or an activity's deal is checked only while that deal is live: HubSpot does
+    # not date the loss of an association (a purged deal's line items and activities keep their
+    # modified time, so no incremental sync sees it), and the KPIs join them to live deals only.
     live_deals = set(_live(dump, "deals"))
     expected["line_item"] = {
         rid: (_live_deal(_assoc(r, "deals"), live_deals),
@@ -112,7 +112,7 @@ def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[A
     for object_type in ("calls", "emails", "meetings", "tasks"):
         for rid, r in _live(dump, object_type).items():
             activities[rid] = (object_type.rstrip("s"), _none(r["properties"].get("hubspot_owner_id")),
-                               _assoc(r, "contacts"), _assoc(r, "deals"))
+                               _assoc(r, "contacts"), _live_deal(_assoc(r, "deals"), live_deals))
     expected["activity"] = activities
     expected["survey_response"] = {
         rid: (int(r["properties"]["hs_response_value"]), _none(r["properties"].get("hs_contact_id")))
@@ -145,6 +145,8 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
             found[entity] = {row[0]: normal_values(tuple(row[1:])) for row in rows}
     found["line_item"] = {rid: (_live_deal(row[0], found["deal"]), *row[1:])
                           for rid, row in found["line_item"].items()}
+    found["activity"] = {rid: (*row[:3], _live_deal(row[3], found["deal"]))
+                         for rid, row in found["activity"].items()}
     return found
 
 
