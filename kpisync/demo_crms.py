@@ -16,10 +16,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.org import Org
-from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
-from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
 
 
 class DemoCrm:
@@ -61,6 +58,8 @@ class HubSpotDemo(DemoCrm):
     token = "pat-na1-demo-emulator"
 
     def serve(self, org: Org) -> AbstractContextManager[Any]:
+        from kpisync.sandbox.hubspot import HubSpotEmulator
+
         os.environ[self.token_env] = self.token
         return HubSpotEmulator(org, access_token=self.token)
 
@@ -98,7 +97,9 @@ class SalesforceDemo(DemoCrm):
     token_env = "KPISYNC_DEMO_SALESFORCE_TOKEN"
 
     def serve(self, org: Org) -> AbstractContextManager[Any]:
-        return SalesforceEmulator(org, knobs=SalesforceKnobs())
+        from kpisync.sandbox.salesforce import SalesforceEmulator
+
+        return SalesforceEmulator(org)
 
     def source_settings(self, emulator: Any) -> str:
         login = emulator.login
@@ -140,6 +141,8 @@ class VtigerDemo(DemoCrm):
     key_env = "KPISYNC_DEMO_VTIGER_KEY"
 
     def serve(self, org: Org) -> AbstractContextManager[Any]:
+        from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+
         os.environ[self.key_env] = ADMIN_KEY
         return VtigerEmulator(org)
 
