@@ -46,8 +46,10 @@ def demo_stage(console: Console, run: DemoRun) -> None:
     extra.setdefault("writeback", {crm.source: mapping})
     settings = replace(context.settings, extra=extra)
     source = settings.source(crm.source)
-    steps = provision_fields(source_plan(settings, crm.source), build_connector(source),
+    provisioner = build_connector(source)
+    steps = provision_fields(source_plan(settings, crm.source), provisioner,
                              apply=crm.provisions_fields)
+    provisioner.close()
     created = sum(1 for s in steps if s.action == "create")
     if crm.provisions_fields:
         console.print(f"managed fields: {created} created in a 'kpisync' property group, "
@@ -64,6 +66,10 @@ def demo_stage(console: Console, run: DemoRun) -> None:
     report = run_writeback(context.engine, settings, crm.source, fresh, as_of=as_of)
     print_report(console, report, rows=False)
     account, before = pick_account(context.engine, report.run_id, mapping["account"])
+    if not account:
+        console.print("no account received a score in this org")
+        fresh.close()
+        return
     after = crm.read_record(run.emulator, fresh, "account", account, mapping["account"].values())
     table = Table("score", "field", "before", "after", title=f"{crm.record_word['account']} "
                   f"{account}: after, read back through the emulator's API")
@@ -91,7 +97,7 @@ def pick_account(engine: Engine, run_id: int | None, fields: dict[str, str]
         flagged = set(connection.execute(select(o.c.external_id).where(
             written & (o.c.field == fields["upsell_flag"]) & (o.c.new_value == "true"))).scalars())
         anyone = set(connection.execute(select(o.c.external_id).where(written)).scalars())
-        account = min(scored & flagged or scored or anyone or {""})
+        account = min(scored & flagged or scored or anyone or {""})  # "": none was written
         before: dict[str, str | None] = {field: old for field, old in connection.execute(
             select(o.c.field, o.c.old_value).where(written & (o.c.external_id == account)))}
     return account, before
