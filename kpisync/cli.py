@@ -234,7 +234,8 @@ def budget_spent(budget: dict[str, Any] | None) -> str:
     what the CRM last said is left."""
     if not budget:
         return ""
-    calls, share, left = budget.get("calls_today", 0), budget.get("share"), budget.get("crm_remaining")
+    calls, share = budget.get("calls_today", 0), budget.get("share")
+    left = budget.get("crm_remaining")
     if share:
         return f"{calls:,}/{share:,}"
     return f"{calls:,} (CRM: {left:,} left)" if left is not None else f"{calls:,}"
@@ -249,8 +250,8 @@ def _when(moment: Any) -> str:
 def demo(deals: int = typer.Option(400, help="Size of the synthetic org."),
          seed: int = typer.Option(7, help="Seed of the synthetic org."),
          keep: Path = typer.Option(None, "--keep", help="Keep the store in this folder."),
-         crm: str = typer.Option("hubspot", "--crm",
-                                 help="The CRM to emulate: hubspot, salesforce or vtiger.")) -> None:
+         crm: str = typer.Option("hubspot", "--crm", help="The CRM to emulate: hubspot, "
+                                 "salesforce or vtiger.")) -> None:
     """Run the whole loop on a built-in CRM emulator: no account needed."""
     from kpisync.demo import run_demo
     from kpisync.demo_crms import DEMO_CRMS

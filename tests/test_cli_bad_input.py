@@ -105,7 +105,7 @@ def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None
     assert ok.returncode == 0, ok.stderr
 
 
-def test_check_reports_an_unreachable_host_without_the_syncs_retries(  # type: ignore[no-untyped-def]
+def test_check_reports_an_unreachable_host_in_seconds(  # type: ignore[no-untyped-def]
         synced, tmp_path: Path) -> None:
     env, store = synced
     settings = env.settings_file(tmp_path, f"sqlite:///{store}", host="http://127.0.0.1:9",
