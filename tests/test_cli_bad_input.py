@@ -129,3 +129,12 @@ def test_a_writeback_mistake_stops_a_sync_before_it_starts(  # type: ignore[no-u
     done = kpisync("sync", "--settings", str(settings))
     assert_one_clear_error(done, f"writeback.{SOURCE}.account.nps_scor: unknown score")
     assert data_fingerprint(store) == before
+
+
+def test_writeback_with_the_source_as_a_word_says_to_use_source(  # type: ignore[no-untyped-def]
+        synced, tmp_path: Path) -> None:
+    env, store = synced
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}")
+    done = kpisync("writeback", SOURCE, "--settings", str(settings))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"kpisync writeback --source {SOURCE}" in " ".join(done.stderr.split())

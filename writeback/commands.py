@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
@@ -35,11 +36,24 @@ def parse_instant(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class WritebackGroup(TyperGroup):
+    """`kpisync writeback NAME` reads like `sync NAME` and `check NAME`; write-back takes the
+    source as --source (its words are subcommands), so say that rather than "No such command"."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in self.commands:
+            ctx.fail(f"no write-back command {name!r}; to write one source's scores: "
+                     f"kpisync writeback --source {name}")
+        return super().resolve_command(ctx, args)
+
+
 def register(app: typer.Typer) -> None:
     from kpisync.cli import console, friendly
 
     fields_app = typer.Typer(help="The CRM fields write-back manages.", no_args_is_help=True)
-    writeback_app = typer.Typer(help="Write scores onto CRM records.", invoke_without_command=True)
+    writeback_app = typer.Typer(help="Write scores onto CRM records.", invoke_without_command=True,
+                                cls=WritebackGroup)
     app.add_typer(fields_app, name="fields")
     app.add_typer(writeback_app, name="writeback")
 
