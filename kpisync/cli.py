@@ -247,7 +247,7 @@ def _when(moment: Any) -> str:
 
 @app.command()
 @friendly
-def demo(deals: int = typer.Option(400, help="Size of the synthetic org."),
+def demo(deals: int = typer.Option(400, min=1, help="Size of the synthetic org."),
          seed: int = typer.Option(7, help="Seed of the synthetic org."),
          keep: Path = typer.Option(None, "--keep", help="Keep the store in this folder."),
          crm: str = typer.Option("hubspot", "--crm", help="The CRM to emulate: hubspot, "
