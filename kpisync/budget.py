@@ -118,15 +118,11 @@ def budget_of(settings: Settings, source: str) -> OrgBudget | None:
 
 
 def reported_allowance(connector: Any) -> Allowance:
-    """The connector's report, through `api_allowance()` where it offers one.
-
-    Until every connector offers it, an API client exposing `daily_remaining` (the HubSpot client
-    reads X-HubSpot-RateLimit-Daily-Remaining into it) is read directly.
-    """
+    """The connector's report, through `api_allowance()` where it offers one (HubSpot and
+    Salesforce, from their limit headers); nothing for a CRM that reports no daily limit."""
     if isinstance(connector, ReportsAllowance):
         return connector.api_allowance()
-    remaining = getattr(getattr(connector, "client", None), "daily_remaining", None)
-    return Allowance(daily_remaining=remaining if isinstance(remaining, int) else None)
+    return Allowance()
 
 
 # --- the ledger in the store ---------------------------------------------------------------------
@@ -175,8 +171,13 @@ class BudgetGate:
     def today(self) -> date:
         return self.clock().astimezone(self.budget.zone).date()
 
+    def known_allowance(self) -> int | None:
+        """The day's allowance: from settings, else as the CRM last reported it (None before
+        a CRM that reports it in headers has answered a call)."""
+        return self.budget.settings.daily_allowance or reported_allowance(self.connector).daily_limit
+
     def allowance(self) -> int:
-        limit = self.budget.settings.daily_allowance or reported_allowance(self.connector).daily_limit
+        limit = self.known_allowance()
         if limit is None:
             raise ConfigError(f"budgets.{self.budget.org}.daily_allowance: not set, and the "
                               "connector does not report the org's daily limit",
@@ -241,6 +242,8 @@ class BudgetedConnector:
         calls, remaining = day_usage(self.gate.engine, self.gate.budget.org, self.gate.today())
         if remaining is None:
             remaining = reported_allowance(self.inner).daily_remaining
+        if self.gate.known_allowance() is None and isinstance(self.inner, ReportsAllowance):
+            return  # a limit that comes with the first answer (HubSpot): the first checkpoint judges
         self.gate.judge(calls, remaining)
 
     def check(self) -> list[Problem]:

@@ -110,3 +110,20 @@ def test_the_crm_reported_remainder_keeps_the_others_part(env: HubSpotEnv, tmp_p
     assert "the CRM reports" in (pipeline_runs(engine, SOURCE)[-1].error or "")
     assert env.emulator.daily_used <= 60 - 12 + 3  # at most one page past the reserve
     engine.dispose()
+
+
+def test_the_daily_limit_comes_from_hubspots_headers_when_not_set(env: HubSpotEnv,
+                                                                   tmp_path: Path) -> None:
+    """No daily_allowance: the share is of the limit X-HubSpot-RateLimit-Daily reports."""
+    env.emulator.knobs.daily_budget = 70  # type: ignore[attr-defined]
+    settings, engine = setup(env, tmp_path, "daily_share = 0.5")
+    clock = Clock()
+    pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event(),
+                        clock=clock)
+    budget = budget_of(settings, SOURCE)
+    assert budget is not None
+    assert pipeline.run_slot(SOURCE, clock.now) == "budget"
+    calls, _ = day_usage(engine, "portal", clock.now.astimezone(budget.zone).date())
+    assert 35 <= calls <= 40, calls  # half of the 70 the headers report, overshot by one page
+    assert "kpisync made" in (pipeline_runs(engine, SOURCE)[-1].error or "")
+    engine.dispose()

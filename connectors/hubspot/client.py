@@ -134,6 +134,7 @@ class HubSpotClient:
         self.policy = policy
         self.calls: Counter[str] = Counter()
         self.daily_remaining: int | None = None
+        self.daily_limit: int | None = None  # private apps only: OAuth apps get no daily headers
         self.search_pacer = Pacer(search_rate)
         self.seconds_waiting = 0.0  # time spent in HTTP calls, for benchmarks' overhead figures
         self._grant = grant
@@ -193,6 +194,9 @@ class HubSpotClient:
         daily = response.headers.get("X-HubSpot-RateLimit-Daily-Remaining")
         if daily is not None and daily.isdigit():
             self.daily_remaining = int(daily)
+        limit = response.headers.get("X-HubSpot-RateLimit-Daily")
+        if limit is not None and limit.isdigit():
+            self.daily_limit = int(limit)
         return orjson.loads(data) if data else {}  # pages are large: orjson parses them 2-3x faster
 
     def _refresh_if_due(self) -> None:

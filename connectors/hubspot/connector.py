@@ -27,6 +27,7 @@ from connectors.hubspot.client import HubSpotClient, OAuthGrant
 from connectors.hubspot.fields import discover_fields, ensure_properties
 from connectors.hubspot.reads import ENTITIES, ReadOptions, StreamReader
 from connectors.hubspot.writes import write_batches
+from kpisync.budget import Allowance
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
@@ -161,6 +162,12 @@ class HubSpotConnector:
 
     def api_usage(self) -> dict[str, int]:
         return dict(self.client.calls)
+
+    def api_allowance(self) -> Allowance:
+        """The portal's daily limit and remainder from the last call's X-HubSpot-RateLimit-Daily
+        headers (none before the first call, and none ever for OAuth apps)."""
+        return Allowance(daily_limit=self.client.daily_limit,
+                         daily_remaining=self.client.daily_remaining)
 
     def close(self) -> None:
         for api in self.client._apis:
