@@ -25,6 +25,7 @@ from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.engine import compute_all
 from metrics.goals import goal_statuses
+from metrics.key_names import key_names
 from metrics.options import metric_config
 from metrics.periods import KINDS
 from metrics.snapshots import latest_values, value_history
@@ -96,7 +97,8 @@ def kpis(settings: Path = SETTINGS,
     if not rows and not (as_json or as_csv):
         console.print("no stored values match; 'kpisync compute' computes them from the store")
         return
-    emit(rows, as_json=as_json, as_csv=as_csv, currency=context.settings.core.currency)
+    emit(rows, as_json=as_json, as_csv=as_csv, currency=context.settings.core.currency,
+         names=key_names(context.engine, (v for _, v in rows)))
 
 
 def newest_periods(values: list[KpiValue]) -> list[KpiValue]:
@@ -118,17 +120,22 @@ def shown(value: KpiValue, currency: str = "") -> str:
 
 
 def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
-         currency: str = "") -> None:
-    fields = ["kpi", "period", "period_start", "grain", "key", "value", "count", "excluded", "reason"]
+         currency: str = "", names: dict[tuple[str, str], str] | None = None) -> None:
+    """The values as a table, JSON lines or CSV; a rep's or an account's key (the CRM's id) is
+    shown by its name where `names` has one, and the machine forms carry both."""
+    names = names or {}
+    fields = ["kpi", "period", "period_start", "grain", "key", "value", "count", "excluded",
+              "reason"]
     if as_json or as_csv:
         records = [{"computed_at": at.isoformat() if at else None,
                     **{f: getattr(v, f) for f in fields},
-                    "period_start": v.period_start.isoformat()} for at, v in rows]
+                    "period_start": v.period_start.isoformat(),
+                    "name": names.get((v.grain, v.key))} for at, v in rows]
         if as_json:
             for record in records:
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
-            writer = csv.DictWriter(sys.stdout, fieldnames=["computed_at", *fields])
+            writer = csv.DictWriter(sys.stdout, fieldnames=["computed_at", *fields, "name"])
             writer.writeheader()
             writer.writerows(records)
         return
@@ -137,7 +144,8 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
         table.add_column("computed at")
     for at, v in rows:
         cells = [REGISTRY[v.kpi].title if v.kpi in REGISTRY else v.kpi, v.period,
-                 v.period_start.isoformat(), v.grain, escape(v.key), escape(shown(v, currency)),
+                 v.period_start.isoformat(), v.grain, escape(names.get((v.grain, v.key), v.key)),
+                 escape(shown(v, currency)),
                  str(v.count or 0),
                  str(v.excluded or 0)]
         table.add_row(*cells, *([at.isoformat(timespec="seconds")] if at else []))

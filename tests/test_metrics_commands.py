@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,14 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from kpisync.connector import Page
 from kpisync.errors import ConfigError
+from kpisync.store.database import open_store
+from kpisync.store.models import Account, User
+from kpisync.store.writer import write_page
 from metrics.commands import emit, register
 from metrics.declaration import KpiValue
+from metrics.key_names import key_names
 
 
 @pytest.fixture
@@ -110,3 +115,27 @@ def test_keys_from_the_crm_are_shown_as_written(monkeypatch: pytest.MonkeyPatch,
                      "rival [eu]", 0.25, 4, 0)
     emit([(None, value)], as_json=False, as_csv=False)
     assert "rival [eu]" in capsys.readouterr().out
+
+
+def test_rep_and_account_keys_are_shown_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A sales manager reads "Olivia Baker", not owner id 70000001; JSON and CSV keep both."""
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    page = Page(stream="s", records=[User.row(external_id="70000001", name="Olivia Baker"),
+                                     Account.row(external_id="1001", name="شرکت نوآوران")])
+    with engine.begin() as connection:
+        write_page(connection, "crm", page, datetime.now(UTC))
+    values = [KpiValue("win_rate", "month", date(2026, 1, 1), "rep", "70000001", 0.5, 4, 0),
+              KpiValue("win_rate", "month", date(2026, 1, 1), "rep", "70000002", 0.25, 4, 0),
+              KpiValue("days_since_last_touch", "month", date(2026, 1, 1), "account", "1001", 3.0,
+                       1, 0)]
+    names = key_names(engine, values)
+    assert names == {("rep", "70000001"): "Olivia Baker", ("account", "1001"): "شرکت نوآوران"}
+    monkeypatch.setattr("metrics.commands.console", Console(width=200))
+    emit([(None, v) for v in values], as_json=False, as_csv=False, names=names)
+    table = capsys.readouterr().out
+    assert "Olivia Baker" in table and "70000002" in table and "شرکت نوآوران" in table
+    emit([(None, values[0])], as_json=True, as_csv=False, names=names)
+    record = json.loads(capsys.readouterr().out)
+    assert (record["key"], record["name"]) == ("70000001", "Olivia Baker")
+    engine.dispose()
