@@ -15,9 +15,12 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, select
 
+from kpisync.report.formats import period_label, show_value
 from kpisync.secrets import mask, read_secret
+from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.goals import goal_statuses
+from metrics.key_names import key_names
 from metrics.models import AlertState
 from metrics.options import MetricConfig
 from metrics.periods import period_start
@@ -43,7 +46,26 @@ class Check:
     crossed: bool
 
 
-def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime) -> list[Check]:
+Names = dict[tuple[str, str], str]  # (grain, key) -> a rep's or an account's name
+
+
+def subject(grain: str, key: str, names: Names) -> str:
+    """Whom a value is about, as a sales manager says it: "the org", "rep Olivia Baker"."""
+    return "the org" if grain == "org" else f"{grain} {names.get((grain, key), key)}"
+
+
+def in_unit(config: MetricConfig, kpi: str, value: float | None) -> str:
+    unit = REGISTRY[kpi].unit if kpi in REGISTRY else ""
+    return show_value(value, unit, config.currency)
+
+
+def title(kpi: str) -> str:
+    return REGISTRY[kpi].title if kpi in REGISTRY else kpi
+
+
+def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
+                     names: Names | None = None) -> list[Check]:
+    names = names or {}
     today = now.astimezone(config.zone).date()
     checks = []
     for rule in config.metrics.alerts:
@@ -57,24 +79,38 @@ def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime
             crossed = v.value is not None and (
                 v.value > rule.above if rule.above is not None else v.value < (rule.below or 0))
             word = "above" if rule.above is not None else "below"
-            message = f"{rule.name}: {v.kpi} {v.grain} {v.key} {v.period} {start} is {v.value!r}, {word} {bound}"
+            message = (f"{rule.name}: {title(v.kpi)} of {subject(v.grain, v.key, names)}, "
+                       f"{period_label(start, v.period)}, is {in_unit(config, v.kpi, v.value)}, "
+                       f"{word} {in_unit(config, v.kpi, bound)}")
             checks.append(Check(Alert(rule.name, v.key, v.kpi, v.period, start, v.value, message),
                                 crossed))
     return checks
 
 
-def goal_checks(config: MetricConfig, values: list[KpiValue], now: datetime) -> list[Check]:
+def goal_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
+                names: Names | None = None) -> list[Check]:
     if not config.metrics.goal_alerts:
         return []
+    names = names or {}
     checks = []
     for status in goal_statuses(config, values, now):
         goal = status.goal
-        message = (f"goal {goal.name}: {goal.kpi} {goal.grain} {goal.key} is {status.status} "
-                   f"(actual {status.actual!r}, pace {status.pace!r}, target {goal.target})")
+        message = (f"goal {goal.name}: {title(goal.kpi)} of "
+                   f"{subject(goal.grain, goal.key, names)} is {status.status} (actual "
+                   f"{in_unit(config, goal.kpi, status.actual)}, pace "
+                   f"{in_unit(config, goal.kpi, status.pace)}, target "
+                   f"{in_unit(config, goal.kpi, goal.target)})")
         alert = Alert(f"goal:{goal.name}", goal.key, goal.kpi, goal.period, status.period_start,
                       status.actual, message)
         checks.append(Check(alert, status.status in ("off pace", "missed")))
     return checks
+
+
+def watched_values(config: MetricConfig, values: list[KpiValue]) -> list[KpiValue]:
+    """The values of the KPIs and grains that rules and goals watch (whose keys need names)."""
+    watched = {(rule.kpi, rule.grain) for rule in config.metrics.alerts}
+    watched |= {(goal.kpi, goal.grain) for goal in config.metrics.goals}
+    return [v for v in values if (v.kpi, v.grain) in watched]
 
 
 def watched_kpis(config: MetricConfig) -> set[str]:
@@ -85,8 +121,9 @@ def watched_kpis(config: MetricConfig) -> set[str]:
 
 def evaluate_alerts(engine: Engine, config: MetricConfig, result: Any) -> list[Alert]:
     """Update alert states from `result` (a ComputeResult); returns the alerts sent this time."""
-    checks = threshold_checks(config, result.values, result.as_of) + goal_checks(
-        config, result.values, result.as_of)
+    names = key_names(engine, watched_values(config, result.values))
+    checks = threshold_checks(config, result.values, result.as_of, names) + goal_checks(
+        config, result.values, result.as_of, names)
     sent = []
     with engine.begin() as connection:
         states = {(r.rule, r.key): r for r in connection.execute(select(STATE))}

@@ -82,6 +82,11 @@ def test_alerts_go_out_once_per_crossing(engine: Engine, webhook: str,
         first = evaluate_alerts(engine, settings, result(0.2, 2_000))
     assert {a.rule for a in first} == {"win rate down", "goal:feb revenue"}
     assert len(Hook.received) == 2 and "win rate down" in caplog.text
+    # read by people (a chat channel): titles, units and periods, not raw floats
+    assert {hook["message"] for hook in Hook.received} == {
+        "win rate down: Win rate of the org, Feb 2025, is 20.0%, below 30.0%",
+        "goal feb revenue: Sales volume (revenue) of the org is off pace (actual 2,000 USD, pace "
+        "3,862 USD, target 10,000 USD)"}
     assert evaluate_alerts(engine, settings, result(0.1, 2_000)) == []  # still crossed: silent
     assert evaluate_alerts(engine, settings, result(0.5, 9_000)) == []  # back to normal
     again = evaluate_alerts(engine, settings, result(0.25, 9_000))  # a new crossing
