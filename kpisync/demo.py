@@ -30,7 +30,7 @@ from kpisync.sync import SyncOptions, sync_source
 # Neutral stage keys of the synthetic org that the demo's KPI roles name.
 REQUIRED_STAGES = ("qualified_to_buy", "presentation_scheduled")
 PROPOSAL_STAGES = ("contract_sent",)
-TEAM_QUOTAS = (("Team Alpha", 150_000), ("Team Beta", 120_000), ("Team Gamma", 100_000))
+TEAM_QUOTA = 60_000  # each team's quota for the demo's last full quarter, in USD
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ def toml_list(items: Iterable[str]) -> str:
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path) -> str:
     required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
     proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
+    teams = sorted({rep.team for rep in emulator.org.reps if rep.team})
     team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "2026-07-01"\n'
-                          f'amount = {amount}\nteam = "{team}"\n' for team, amount in TEAM_QUOTAS)
+                          f'amount = {TEAM_QUOTA}\nteam = "{team}"\n' for team in teams)
     return f"""
 [kpisync]
 store = "sqlite:///{store}"
@@ -73,6 +74,21 @@ margin = "fraction"
 segment_field = "segment"
 required_stages = {required}
 proposal_stages = {proposal}
+
+# Goals for the demo's last full quarter: `kpisync goals` and the report show their progress.
+[[metrics.goals]]
+name = "Q3 revenue"
+kpi = "sales_volume"
+period = "quarter"
+start = "2026-07-01"
+target = 120000
+
+[[metrics.goals]]
+name = "Q3 win rate"
+kpi = "win_rate"
+period = "quarter"
+start = "2026-07-01"
+target = 0.30
 
 # Spend and quotas live outside the CRM; these give the demo's last full quarter a CAC and
 # each team a quota.

@@ -70,7 +70,7 @@ token_env = "{self.token_env}"
 search_lag_seconds = 0
 fast_retries = true
 roles = {{ deal_type = "deal_category", competitor = "competitor", margin = "margin" }}
-team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APAC" }}"""
+team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "APAC" }}"""
 
     def stage_name(self, emulator: Any, key: str) -> str:
         return key.replace("_", "")  # HubSpot's internal stage ids: "qualifiedtobuy"
@@ -115,7 +115,7 @@ lag_seconds = 0
 bulk_poll_seconds = 0.1
 fast_retries = true
 roles = {{ deal_type = "Deal_category__c" }}
-team_regions = {{ "Team Alpha" = "EMEA", "Team Beta" = "NA", "Team Gamma" = "APAC" }}"""
+team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "APAC" }}"""
 
     def stage_name(self, emulator: Any, key: str) -> str:
         return next(stage.label for stage in emulator.org.stages if stage.key == key)

@@ -20,7 +20,7 @@ from rich.table import Table
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
-from kpisync.report.formats import show_value
+from kpisync.report.formats import period_label, show_value
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.engine import compute_all
@@ -162,18 +162,20 @@ def goals(settings: Path = SETTINGS) -> None:
     statuses = goal_statuses(config, latest_values(context.engine), now)
     table = Table("goal", "KPI", "grain", "key", "period", "target", "actual", "progress", "pace",
                   "status")
+    currency = context.settings.core.currency
     for s in statuses:
         g = s.goal
-        table.add_row(escape(g.name), g.kpi, g.grain, escape(g.key), f"{g.period} {s.period_start}",
-                      f"{g.target:,.2f}", _fmt(s.actual), _fmt(s.progress, percent=True),
-                      _fmt(s.pace), s.status if not s.reason else f"{s.status} ({s.reason})")
+        unit = REGISTRY[g.kpi].unit if g.kpi in REGISTRY else ""
+
+        def in_unit(value: float | None, unit: str = unit) -> str:
+            return "-" if value is None else show_value(value, unit, currency)
+
+        table.add_row(escape(g.name), REGISTRY[g.kpi].title if g.kpi in REGISTRY else g.kpi,
+                      g.grain, escape(g.key), period_label(s.period_start, g.period),
+                      in_unit(g.target), in_unit(s.actual),
+                      "-" if s.progress is None else f"{s.progress:.0%}", in_unit(s.pace),
+                      s.status if not s.reason else f"{s.status} ({s.reason})")
     console.print(table)
-
-
-def _fmt(value: float | None, *, percent: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0%}" if percent else f"{value:,.2f}"
 
 
 FILE = typer.Argument(..., help="CSV or JSON export of a survey tool")
