@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, select
 
-from kpisync.report.formats import period_label, show_value
+from kpisync.report.formats import period_label
 from kpisync.secrets import mask, read_secret
-from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
+from metrics.display import in_unit, kpi_title
 from metrics.goals import goal_statuses
 from metrics.key_names import key_names
 from metrics.models import AlertState
@@ -54,15 +54,6 @@ def subject(grain: str, key: str, names: Names) -> str:
     return "the org" if grain == "org" else f"{grain} {names.get((grain, key), key)}"
 
 
-def in_unit(config: MetricConfig, kpi: str, value: float | None) -> str:
-    unit = REGISTRY[kpi].unit if kpi in REGISTRY else ""
-    return show_value(value, unit, config.currency)
-
-
-def title(kpi: str) -> str:
-    return REGISTRY[kpi].title if kpi in REGISTRY else kpi
-
-
 def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
                      names: Names | None = None) -> list[Check]:
     names = names or {}
@@ -79,9 +70,9 @@ def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime
             crossed = v.value is not None and (
                 v.value > rule.above if rule.above is not None else v.value < (rule.below or 0))
             word = "above" if rule.above is not None else "below"
-            message = (f"{rule.name}: {title(v.kpi)} of {subject(v.grain, v.key, names)}, "
-                       f"{period_label(start, v.period)}, is {in_unit(config, v.kpi, v.value)}, "
-                       f"{word} {in_unit(config, v.kpi, bound)}")
+            message = (f"{rule.name}: {kpi_title(v.kpi)} of {subject(v.grain, v.key, names)}, "
+                       f"{period_label(start, v.period)}, is {in_unit(v.kpi, v.value, config.currency)}, "
+                       f"{word} {in_unit(v.kpi, bound, config.currency)}")
             checks.append(Check(Alert(rule.name, v.key, v.kpi, v.period, start, v.value, message),
                                 crossed))
     return checks
@@ -95,11 +86,11 @@ def goal_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
     checks = []
     for status in goal_statuses(config, values, now):
         goal = status.goal
-        message = (f"goal {goal.name}: {title(goal.kpi)} of "
+        message = (f"goal {goal.name}: {kpi_title(goal.kpi)} of "
                    f"{subject(goal.grain, goal.key, names)} is {status.status} (actual "
-                   f"{in_unit(config, goal.kpi, status.actual)}, pace "
-                   f"{in_unit(config, goal.kpi, status.pace)}, target "
-                   f"{in_unit(config, goal.kpi, goal.target)})")
+                   f"{in_unit(goal.kpi, status.actual, config.currency)}, pace "
+                   f"{in_unit(goal.kpi, status.pace, config.currency)}, target "
+                   f"{in_unit(goal.kpi, goal.target, config.currency)})")
         alert = Alert(f"goal:{goal.name}", goal.key, goal.kpi, goal.period, status.period_start,
                       status.actual, message)
         checks.append(Check(alert, status.status in ("off pace", "missed")))

@@ -20,9 +20,10 @@ from rich.table import Table
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
-from kpisync.report.formats import period_label, show_value
+from kpisync.report.formats import period_label
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
+from metrics.display import in_unit, kpi_title
 from metrics.engine import compute_all
 from metrics.goals import goal_statuses
 from metrics.key_names import key_names
@@ -115,8 +116,7 @@ def shown(value: KpiValue, currency: str = "") -> str:
     """The value with its unit (37.5%, 54,356 USD, 53.6 days), or "no data" and why."""
     if value.value is None:
         return f"no data ({value.reason})"
-    unit = REGISTRY[value.kpi].unit if value.kpi in REGISTRY else ""
-    return show_value(value.value, unit, currency)
+    return in_unit(value.kpi, value.value, currency)
 
 
 def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
@@ -143,7 +143,7 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
     if any(at for at, _ in rows):
         table.add_column("computed at")
     for at, v in rows:
-        cells = [REGISTRY[v.kpi].title if v.kpi in REGISTRY else v.kpi, v.period,
+        cells = [kpi_title(v.kpi), v.period,
                  v.period_start.isoformat(), v.grain, escape(names.get((v.grain, v.key), v.key)),
                  escape(shown(v, currency)),
                  str(v.count or 0),
@@ -165,15 +165,11 @@ def goals(settings: Path = SETTINGS) -> None:
     currency = context.settings.core.currency
     for s in statuses:
         g = s.goal
-        unit = REGISTRY[g.kpi].unit if g.kpi in REGISTRY else ""
-
-        def in_unit(value: float | None, unit: str = unit) -> str:
-            return "-" if value is None else show_value(value, unit, currency)
-
-        table.add_row(escape(g.name), REGISTRY[g.kpi].title if g.kpi in REGISTRY else g.kpi,
-                      g.grain, escape(g.key), period_label(s.period_start, g.period),
-                      in_unit(g.target), in_unit(s.actual),
-                      "-" if s.progress is None else f"{s.progress:.0%}", in_unit(s.pace),
+        table.add_row(escape(g.name), kpi_title(g.kpi), g.grain, escape(g.key),
+                      period_label(s.period_start, g.period), in_unit(g.kpi, g.target, currency),
+                      in_unit(g.kpi, s.actual, currency),
+                      "-" if s.progress is None else f"{s.progress:.0%}",
+                      in_unit(g.kpi, s.pace, currency),
                       s.status if not s.reason else f"{s.status} ({s.reason})")
     console.print(table)
 
