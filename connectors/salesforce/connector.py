@@ -265,7 +265,8 @@ class SalesforceConnector:
     def guard_allowance(self) -> None:
         if self._allowance_checked:
             return
-        remaining, limit = self.allowance()
+        reading = self.api_allowance()  # a limits call only when no call has been made yet
+        remaining, limit = reading.daily_remaining or 0, reading.daily_limit or 0
         if remaining < self.settings.min_api_remaining:
             raise RateLimited(
                 f"refusing to sync {self.name}: {remaining} of {limit} daily API calls left, below "
