@@ -174,7 +174,8 @@ class BudgetGate:
     def known_allowance(self) -> int | None:
         """The day's allowance: from settings, else as the CRM last reported it (None before
         a CRM that reports it in headers has answered a call)."""
-        return self.budget.settings.daily_allowance or reported_allowance(self.connector).daily_limit
+        configured = self.budget.settings.daily_allowance
+        return configured or reported_allowance(self.connector).daily_limit
 
     def allowance(self) -> int:
         limit = self.known_allowance()
@@ -243,7 +244,7 @@ class BudgetedConnector:
         if remaining is None:
             remaining = reported_allowance(self.inner).daily_remaining
         if self.gate.known_allowance() is None and isinstance(self.inner, ReportsAllowance):
-            return  # a limit that comes with the first answer (HubSpot): the first checkpoint judges
+            return  # the limit comes with the first answer (HubSpot): the first checkpoint judges
         self.gate.judge(calls, remaining)
 
     def check(self) -> list[Problem]:
