@@ -11,9 +11,10 @@ from __future__ import annotations
 from difflib import get_close_matches
 
 from kpisync.alerts_ops import alert_settings
-from kpisync.budget import org_budgets
+from kpisync.budget import OrgBudget, org_budgets
 from kpisync.config import Settings
 from kpisync.errors import ConfigError
+from kpisync.registry import connector_factory
 from kpisync.report.options import report_settings
 from kpisync.scheduler.options import scheduler_settings
 from metrics.catalogue import REGISTRY
@@ -39,7 +40,21 @@ def check_settings(settings: Settings) -> None:
     report_settings(settings)
     scheduler_settings(settings)
     alert_settings(settings)
-    org_budgets(settings)
+    for org, budget in org_budgets(settings).items():
+        check_budget_limit(settings, org, budget)
+
+
+def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:
+    """A budget without `daily_allowance` takes the limit the CRM reports; a connector that
+    reports none would fail each run at its first judgement, so it is refused here."""
+    if budget.settings.daily_allowance is not None:
+        return
+    for source in budget.settings.sources:
+        kind = settings.source(source).type
+        if not hasattr(connector_factory(kind), "api_allowance"):
+            raise ConfigError(f"budgets.{org}.daily_allowance: not set, and {source} ({kind}) "
+                              "does not report the org's daily limit",
+                              hint="set daily_allowance to the calls per day the CRM allows")
 
 
 def check_kpi_and_grain(key: str, kpi: str, grain: str) -> None:

@@ -89,6 +89,11 @@ HUBSPOT = {"kpisync": {"store": "sqlite:///k.db"},
     ({"sources": {"hs": {"type": "hubspot", "token_env": "HUBSPOT_TOKEN",
                          "schedule": {"cron": "61 * * * *"}}}},
      "sources.hs.schedule.cron: '61 * * * *' is not a crontab line"),
+    ({"sources": {"vt": {"type": "vtiger", "url": "https://crm.example.com",
+                         "access_key_env": "VTIGER_KEY"}},
+      "budgets": {"crm": {"sources": ["vt"], "daily_share": 0.5}}},
+     "budgets.crm.daily_allowance: not set, and vt (vtiger) does not report the org's daily "
+     "limit"),
 ])
 def test_every_table_is_checked_when_a_command_starts(tables: dict[str, object], says: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -121,3 +126,8 @@ def test_addresses_versions_and_files_are_checked_before_any_call(
     with pytest.raises(ConfigError) as caught:
         build_connector(parse_settings({"sources": {"s": source}}).source("s"))
     assert says in caught.value.message
+
+
+def test_a_budget_may_leave_the_limit_to_a_crm_that_reports_it() -> None:
+    check_settings(parse_settings({**HUBSPOT, "budgets": {"portal": {"sources": ["hs"],
+                                                                     "daily_share": 0.5}}}))
