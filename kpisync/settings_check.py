@@ -46,12 +46,20 @@ def check_settings(settings: Settings) -> None:
 
 def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:
     """A budget without `daily_allowance` takes the limit the CRM reports; a connector that
-    reports none would fail each run at its first judgement, so it is refused here."""
+    reports none would fail each run at its first judgement, so it is refused here. A connector
+    that reports it only in some setups says which through an optional
+    `reports_daily_limit(options)`."""
     if budget.settings.daily_allowance is not None:
         return
     for source in budget.settings.sources:
-        kind = settings.source(source).type
-        if not hasattr(connector_factory(kind), "api_allowance"):
+        config = settings.source(source)
+        kind, factory = config.type, connector_factory(config.type)
+        reports = getattr(factory, "reports_daily_limit", None)
+        if callable(reports):
+            reported = bool(reports(config.options))
+        else:
+            reported = hasattr(factory, "api_allowance")
+        if not reported:
             raise ConfigError(f"budgets.{org}.daily_allowance: not set, and {source} ({kind}) "
                               "does not report the org's daily limit",
                               hint="set daily_allowance to the calls per day the CRM allows")

@@ -94,6 +94,10 @@ HUBSPOT = {"kpisync": {"store": "sqlite:///k.db"},
       "budgets": {"crm": {"sources": ["vt"], "daily_share": 0.5}}},
      "budgets.crm.daily_allowance: not set, and vt (vtiger) does not report the org's daily "
      "limit"),
+    ({"sources": {"hs": {"type": "hubspot", "client_id": "abc", "client_secret_env": "S",
+                         "refresh_token_env": "R"}},
+      "budgets": {"portal": {"sources": ["hs"]}}},
+     "budgets.portal.daily_allowance: not set, and hs (hubspot) does not report"),
 ])
 def test_every_table_is_checked_when_a_command_starts(tables: dict[str, object], says: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -16,7 +16,7 @@ Rate limits: 429s wait for Retry-After (search: 5 requests/s); 5xx and network e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -77,6 +77,11 @@ class HubSpotSettings(StrictModel):
 
 class HubSpotConnector:
     type_name: ClassVar[str] = "hubspot"
+
+    @staticmethod
+    def reports_daily_limit(options: Mapping[str, Any]) -> bool:
+        """Private apps get X-HubSpot-RateLimit-Daily with each answer; OAuth apps do not."""
+        return not options.get("client_id")
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
