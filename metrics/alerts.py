@@ -20,7 +20,7 @@ from kpisync.secrets import mask, read_secret
 from metrics.declaration import KpiValue
 from metrics.display import in_unit, kpi_title
 from metrics.goals import goal_statuses
-from metrics.key_names import key_names
+from metrics.key_names import KeyNames, key_names
 from metrics.models import AlertState
 from metrics.options import MetricConfig
 from metrics.periods import period_start
@@ -46,16 +46,13 @@ class Check:
     crossed: bool
 
 
-Names = dict[tuple[str, str], str]  # (grain, key) -> a rep's or an account's name
-
-
-def subject(grain: str, key: str, names: Names) -> str:
+def subject(grain: str, key: str, names: KeyNames) -> str:
     """Whom a value is about, as a sales manager says it: "the org", "rep Olivia Baker"."""
     return "the org" if grain == "org" else f"{grain} {names.get((grain, key), key)}"
 
 
 def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
-                     names: Names | None = None) -> list[Check]:
+                     names: KeyNames | None = None) -> list[Check]:
     names = names or {}
     today = now.astimezone(config.zone).date()
     checks = []
@@ -80,7 +77,7 @@ def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime
 
 
 def goal_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
-                names: Names | None = None) -> list[Check]:
+                names: KeyNames | None = None) -> list[Check]:
     if not config.metrics.goal_alerts:
         return []
     names = names or {}

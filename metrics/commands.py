@@ -26,7 +26,7 @@ from metrics.declaration import KpiValue
 from metrics.display import in_unit, kpi_title
 from metrics.engine import compute_all
 from metrics.goals import goal_statuses
-from metrics.key_names import key_names
+from metrics.key_names import KeyNames, key_names
 from metrics.options import metric_config
 from metrics.periods import KINDS
 from metrics.snapshots import latest_values, value_history
@@ -120,7 +120,7 @@ def shown(value: KpiValue, currency: str = "") -> str:
 
 
 def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
-         currency: str = "", names: dict[tuple[str, str], str] | None = None) -> None:
+         currency: str = "", names: KeyNames | None = None) -> None:
     """The values as a table, JSON lines or CSV; a rep's or an account's key (the CRM's id) is
     shown by its name where `names` has one, and the machine forms carry both."""
     names = names or {}

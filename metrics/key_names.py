@@ -11,9 +11,10 @@ from kpisync.store.models import Account
 from metrics.declaration import KpiValue
 
 ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+KeyNames = dict[tuple[str, str], str]  # (grain, key) -> a rep's or an account's name
 
 
-def key_names(engine: Engine, values: Iterable[KpiValue]) -> dict[tuple[str, str], str]:
+def key_names(engine: Engine, values: Iterable[KpiValue]) -> KeyNames:
     """(grain, key) -> the rep's or the account's name, for the keys that have one."""
     keys: dict[str, set[str]] = {"rep": set(), "account": set()}
     for value in values:

@@ -63,13 +63,18 @@ def setup(env: HubSpotEnv, tmp_path: Path, budget: str) -> tuple[Settings, Engin
     return load_settings(path), open_store(store_url)
 
 
+def clocked(settings: Settings, engine: Engine) -> tuple[Clock, Pipeline]:
+    """A sync-only pipeline on a clock the test moves."""
+    clock = Clock()
+    return clock, Pipeline(engine, settings, scheduler_settings(settings),
+                           stop=threading.Event(), clock=clock)
+
+
 def test_the_share_stops_a_run_at_a_checkpoint_and_the_next_day_resumes(env: HubSpotEnv,
                                                                         tmp_path: Path) -> None:
     env.emulator.knobs.daily_budget = 70  # type: ignore[attr-defined]
     settings, engine = setup(env, tmp_path, "daily_allowance = 70\ndaily_share = 0.5")
-    clock = Clock()
-    pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event(),
-                        clock=clock)
+    clock, pipeline = clocked(settings, engine)
     slot = clock.now.replace(microsecond=0)
     budget = budget_of(settings, SOURCE)
     assert budget is not None
@@ -117,9 +122,7 @@ def test_the_daily_limit_comes_from_hubspots_headers_when_not_set(env: HubSpotEn
     """No daily_allowance: the share is of the limit X-HubSpot-RateLimit-Daily reports."""
     env.emulator.knobs.daily_budget = 70  # type: ignore[attr-defined]
     settings, engine = setup(env, tmp_path, "daily_share = 0.5")
-    clock = Clock()
-    pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event(),
-                        clock=clock)
+    clock, pipeline = clocked(settings, engine)
     budget = budget_of(settings, SOURCE)
     assert budget is not None
     assert pipeline.run_slot(SOURCE, clock.now) == "budget"

@@ -90,14 +90,12 @@ def pick_account(engine: Engine, run_id: int | None, fields: dict[str, str]
     """An account run `run_id` wrote an NPS onto, preferring an upsell candidate, with the
     values its fields held before (the outbox keeps them, for revert)."""
     o = outbox.OUTBOX
-    written = (o.c.run_id == run_id) & (o.c.entity == "account")
     with engine.connect() as connection:
-        scored = set(connection.execute(select(o.c.external_id).where(
-            written & (o.c.field == fields["nps_score"]))).scalars())
-        flagged = set(connection.execute(select(o.c.external_id).where(
-            written & (o.c.field == fields["upsell_flag"]) & (o.c.new_value == "true"))).scalars())
-        anyone = set(connection.execute(select(o.c.external_id).where(written)).scalars())
-        account = min(scored & flagged or scored or anyone or {""})  # "": none was written
-        before: dict[str, str | None] = {field: old for field, old in connection.execute(
-            select(o.c.field, o.c.old_value).where(written & (o.c.external_id == account)))}
-    return account, before
+        rows = connection.execute(select(o.c.external_id, o.c.field, o.c.old_value, o.c.new_value)
+                                  .where(o.c.run_id == run_id, o.c.entity == "account")).all()
+    scored = {r.external_id for r in rows if r.field == fields["nps_score"]}
+    flagged = {r.external_id for r in rows
+               if r.field == fields["upsell_flag"] and r.new_value == "true"}
+    anyone = {r.external_id for r in rows}
+    account = min(scored & flagged or scored or anyone or {""})  # "": none was written
+    return account, {r.field: r.old_value for r in rows if r.external_id == account}
