@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from kpisync import starter
 from kpisync.cli_options import JSON, SETTINGS
-from kpisync.config import SourceConfig
+from kpisync.config import SETTINGS_ENV, SourceConfig
 from kpisync.connector import Page, calls_in
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, KpisyncError, StateError
@@ -47,9 +48,16 @@ CHECK_TIMEOUT_SECONDS = 15.0
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
          log_json: bool = typer.Option(False, "--log-json", help="Log as JSON lines."),
-         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+         settings: Path | None = typer.Option(
+             None, "--settings", "-s",
+             help=f"Path of settings.toml for the command (as its own --settings, or "
+                  f"{SETTINGS_ENV}).")) -> None:
     global _debug
     _debug = debug
+    if settings is not None:
+        # Read by every command's --settings as its default (click resolves them after this).
+        os.environ[SETTINGS_ENV] = str(settings)
     setup_logging(level="DEBUG" if debug else "INFO" if verbose else "WARNING", json_lines=log_json)
 
 
@@ -76,7 +84,7 @@ def friendly(command: F) -> F:
 
 @app.command()
 @friendly
-def init(path: Path = typer.Argument(Path("settings.toml")),
+def init(path: Path = typer.Argument(Path("settings.toml"), envvar=SETTINGS_ENV),
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a starter settings.toml."""
     if path.exists() and not force:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from kpisync.config import DEFAULT_PATH
+from kpisync.config import DEFAULT_PATH, SETTINGS_ENV
 
-SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", help="Path of settings.toml.")
+SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", envvar=SETTINGS_ENV,
+                        help="Path of settings.toml.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")

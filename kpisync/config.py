@@ -37,6 +37,7 @@ from pydantic import (
 from kpisync.errors import ConfigError
 
 DEFAULT_PATH = Path("settings.toml")
+SETTINGS_ENV = "KPISYNC_SETTINGS"  # where settings.toml is when no --settings is given
 _SECRET_KEY = re.compile(r"(^|_)(token|secret|password|passwd|api_key|access_key|private_key)$")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -144,7 +145,9 @@ class Settings:
 def load_settings(path: Path = DEFAULT_PATH) -> Settings:
     """Read and validate the whole file; every problem names its key and the expected form."""
     if not path.exists():
-        raise ConfigError(f"{path} not found", hint="run 'kpisync init' to write a starter file")
+        raise ConfigError(f"{path} not found",
+                          hint=f"run 'kpisync init' to write a starter file, or name yours with "
+                               f"--settings PATH or {SETTINGS_ENV}=PATH")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

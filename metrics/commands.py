@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from metrics.goals import goal_statuses
 from metrics.key_names import KeyNames, key_names
 from metrics.options import metric_config
 from metrics.periods import KINDS
-from metrics.snapshots import latest_values, value_history
+from metrics.snapshots import current_values, latest_values, value_history
 from metrics.survey_import import import_surveys
 
 console = Console()
@@ -90,25 +91,24 @@ def kpis(settings: Path = SETTINGS,
     if history:
         if kpi is None:
             raise ConfigError("--history needs --kpi", hint="e.g. kpisync kpis --kpi win_rate --history")
-        rows: list[tuple[datetime | None, KpiValue]] = list(
-            value_history(context.engine, kpi, period or "month", grain or "org"))
+        rows = value_history(context.engine, kpi, period or "month", grain or "org")
     else:
-        values = latest_values(context.engine, kpi, period or "month", grain)
-        rows = [(None, v) for v in (newest_periods(values) if kpi is None else values)]
+        rows = current_values(context.engine, kpi, period or "month", grain)
+        rows = newest_periods(rows) if kpi is None else rows
     if not rows and not (as_json or as_csv):
         console.print("no stored values match; 'kpisync compute' computes them from the store")
         return
     emit(rows, as_json=as_json, as_csv=as_csv, currency=context.settings.core.currency,
-         names=key_names(context.engine, (v for _, v in rows)))
+         names=key_names(context.engine, (v for _, v in rows)), show_computed_at=history)
 
 
-def newest_periods(values: list[KpiValue]) -> list[KpiValue]:
+def newest_periods(rows: list[tuple[datetime, KpiValue]]) -> list[tuple[datetime, KpiValue]]:
     """Of each (kpi, grain, key), the value of its newest period."""
-    newest: dict[tuple[str, str, str], KpiValue] = {}
-    for value in values:
+    newest: dict[tuple[str, str, str], tuple[datetime, KpiValue]] = {}
+    for at, value in rows:
         slot = (value.kpi, value.grain, value.key)
-        if slot not in newest or value.period_start > newest[slot].period_start:
-            newest[slot] = value
+        if slot not in newest or value.period_start > newest[slot][1].period_start:
+            newest[slot] = (at, value)
     return list(newest.values())
 
 
@@ -119,10 +119,11 @@ def shown(value: KpiValue, currency: str = "") -> str:
     return in_unit(value.kpi, value.value, currency)
 
 
-def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
-         currency: str = "", names: KeyNames | None = None) -> None:
+def emit(rows: Sequence[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
+         currency: str = "", names: KeyNames | None = None, show_computed_at: bool = False) -> None:
     """The values as a table, JSON lines or CSV; a rep's or an account's key (the CRM's id) is
-    shown by its name where `names` has one, and the machine forms carry both."""
+    shown by its name where `names` has one, and the machine forms carry both. The machine forms
+    always carry when each value was computed; the table shows it with `show_computed_at`."""
     names = names or {}
     fields = ["kpi", "period", "period_start", "grain", "key", "value", "count", "excluded",
               "reason"]
@@ -140,7 +141,7 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
             writer.writerows(records)
         return
     table = Table("KPI", "period", "start", "grain", "key", "value", "records", "left out")
-    if any(at for at, _ in rows):
+    if show_computed_at:
         table.add_column("computed at")
     for at, v in rows:
         cells = [kpi_title(v.kpi), v.period,
@@ -148,7 +149,8 @@ def emit(rows: list[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv:
                  escape(shown(v, currency)),
                  str(v.count or 0),
                  str(v.excluded or 0)]
-        table.add_row(*cells, *([at.isoformat(timespec="seconds")] if at else []))
+        computed = [at.isoformat(timespec="seconds") if at else ""] if show_computed_at else []
+        table.add_row(*cells, *computed)
     console.print(table)
 
 

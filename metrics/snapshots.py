@@ -189,6 +189,13 @@ def latest_values(engine: Engine, kpi: str | None = None, period: str | None = N
                   grain: str | None = None, key: str | None = None,
                   period_start: date | None = None) -> list[KpiValue]:
     """Stored current values, filtered by whatever is given, oldest period first."""
+    return [value for _, value in current_values(engine, kpi, period, grain, key, period_start)]
+
+
+def current_values(engine: Engine, kpi: str | None = None, period: str | None = None,
+                   grain: str | None = None, key: str | None = None,
+                   period_start: date | None = None) -> list[tuple[datetime, KpiValue]]:
+    """As latest_values, each with when it was computed."""
     query = select(VALUES)
     for column, wanted in (("kpi", kpi), ("period", period), ("grain", grain), ("key", key),
                            ("period_start", period_start)):
@@ -197,7 +204,7 @@ def latest_values(engine: Engine, kpi: str | None = None, period: str | None = N
     query = query.order_by(VALUES.c.kpi, VALUES.c.period, VALUES.c.grain, VALUES.c.key,
                            VALUES.c.period_start)
     with engine.connect() as connection:
-        return [as_value(r) for r in connection.execute(query)]
+        return [(r.computed_at, as_value(r)) for r in connection.execute(query)]
 
 
 def value_history(engine: Engine, kpi: str, period: str, grain: str = "org",

@@ -18,9 +18,11 @@ from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
 
 
-def kpisync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kpisync(*args: str, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "KPISYNC_SETTINGS"}
     return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+                          text=True, env={**environment, **(env or {})}, timeout=120, cwd=cwd)
 
 
 def data_fingerprint(store: Path) -> str:
@@ -63,6 +65,30 @@ def test_malformed_settings(synced, tmp_path: Path) -> None:  # type: ignore[no-
     bad.write_text(f'[kpisync]\nstore = "sqlite:///{store}"\n[sources.hs\ntype = "hubspot"\n')
     assert_one_clear_error(kpisync("sync", "--settings", str(bad)), "not valid TOML", "line 3")
     assert data_fingerprint(store) == before
+
+
+def test_settings_are_found_by_option_before_the_command_or_by_environment(  # type: ignore[no-untyped-def]
+        synced, tmp_path: Path) -> None:
+    env, store = synced
+    good = env.settings_file(tmp_path, f"sqlite:///{store}")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kpisync\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    missing = kpisync("status", cwd=elsewhere)
+    assert_one_clear_error(missing, "settings.toml not found", "--settings PATH",
+                           "KPISYNC_SETTINGS=PATH")
+    assert_one_clear_error(kpisync("-s", str(bad), "status", cwd=elsewhere), "not valid TOML")
+    assert_one_clear_error(kpisync("status", cwd=elsewhere, env={"KPISYNC_SETTINGS": str(bad)}),
+                           "not valid TOML")
+    # The command's own --settings wins over the one named before it and over the environment.
+    done = kpisync("-s", str(bad), "status", "--settings", str(good), "--json", cwd=elsewhere,
+                   env={"KPISYNC_SETTINGS": str(bad)})
+    assert done.returncode == 0, done.stderr
+    assert SOURCE in done.stdout
+    done = kpisync("status", "--json", cwd=elsewhere, env={"KPISYNC_SETTINGS": str(good)})
+    assert done.returncode == 0, done.stderr
+    assert SOURCE in done.stdout
 
 
 def test_missing_environment_variable(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -64,8 +66,10 @@ def test_commands(app: typer.Typer, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert rows and all(r["kpi"] == "win_rate" and r["value"] is None and r["reason"] for r in rows)
+    assert all(datetime.fromisoformat(r["computed_at"]) for r in rows)
     result = runner.invoke(app, ["kpis", "--csv", "--settings", str(settings)])
     assert result.exit_code == 0 and result.output.startswith("computed_at,kpi,")
+    assert all(row["computed_at"] for row in csv.DictReader(io.StringIO(result.output)))
     result = runner.invoke(app, ["kpis", "--kpi", "new_leads", "--history", "--json",
                                  "--settings", str(settings)])
     assert result.exit_code == 0, result.output
