@@ -5,6 +5,9 @@ The generic ones (kills, faults, deletes, bad credentials) are in tests/test_con
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -289,3 +292,26 @@ def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(  # type: ig
     assert len(first) == 200 and sorted(ids) == ids
     assert set(ids) == {i for i, row in env.emulator.dump()["Task"].items() if not row["IsDeleted"]}
     assert env.emulator.calls[more] == 5  # 1,004 rows: 6 pages, one query and five more
+
+
+def test_fields_apply_fails_until_a_person_has_added_the_fields(  # type: ignore[no-untyped-def]
+        env, tmp_path) -> None:
+    settings = env.settings_file(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    with settings.open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[writeback.{SOURCE}.account]\nnps_score = "kpisync_NPS__c"\n')
+
+    def fields_apply() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kpisync.cli", "fields", "apply", SOURCE,
+                               "--settings", str(settings)], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"}, timeout=120)
+
+    done = fields_apply()
+    assert done.returncode == 6, done
+    assert "needs a person" in done.stdout and "Object Manager > Account" in done.stdout
+    assert done.stderr.startswith("error: 1 managed field(s) of sf are not ready: "
+                                  "account.kpisync_NPS__c"), done.stderr
+    assert f"kpisync fields plan {SOURCE}" in done.stderr
+    env.emulator.add_custom_field("Account", "kpisync_NPS__c", "number", "kpisync: NPS (window)")
+    done = fields_apply()
+    assert done.returncode == 0, done
+    assert "exists" in done.stdout and not done.stderr

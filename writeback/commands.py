@@ -67,7 +67,15 @@ def register(app: typer.Typer) -> None:
     @friendly
     def fields_apply(source: str, settings: Path = SETTINGS) -> None:
         """Create the missing managed fields where the CRM's API allows it."""
-        print_steps(console, source, provision(source, settings, apply=True), applied=True)
+        steps = provision(source, settings, apply=True)
+        print_steps(console, source, steps, applied=True)
+        unready = [s for s in steps if s.action == "manual" or s.problem is not None]
+        if unready:
+            raise WritebackError(
+                f"{len(unready)} managed field(s) of {source} are not ready: "
+                + ", ".join(f"{s.entity}.{s.field}" for s in unready),
+                hint=f"do what the table says for each, then check with 'kpisync fields plan "
+                     f"{source}'; until then write-back skips their scores")
 
     @writeback_app.callback()
     @friendly
@@ -154,9 +162,9 @@ def print_steps(console: Console, source: str, steps: list[FieldStep], *, applie
         table.add_row(s.entity, s.field, s.score, action, detail)
     console.print(table)
     manual = [s for s in steps if s.action == "manual"]
-    if manual:
-        console.print(f"{len(manual)} field(s) cannot be written on this CRM as shown; "
-                      "their scores are skipped there.")
+    if manual and not applied:
+        console.print(f"{len(manual)} field(s) need a person in the CRM first; until then "
+                      "write-back skips their scores.")
 
 
 def show(value: str | None) -> str:

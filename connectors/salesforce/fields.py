@@ -60,5 +60,5 @@ def setup_steps(specs: Sequence[FieldSpec], objects: Mapping[str, str],
             f"{kind}; Field Label '{spec.label}'; Field Name '{name.removesuffix('__c')}' "
             f"(API name {name})" + (f"; {details}" if details else "") +
             "; make it visible and editable for the kpisync integration user's profile or "
-            "permission set; then run 'kpisync fields' again")))
+            "permission set; then check with 'kpisync fields plan'")))
     return steps
