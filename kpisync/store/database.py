@@ -34,7 +34,7 @@ def create_store_engine(url: str) -> Engine:
             f"kpisync.store: {mask(url)!r} is not a database URL",
             hint="use sqlite:///path/to/kpisync.db or postgresql+psycopg://user@host/db",
         ) from None
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+    if parsed.drivername in ("postgresql", "postgres"):  # libpq's spellings: take psycopg 3
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         return sqlite_engine(parsed.database)
@@ -82,7 +82,9 @@ def upgrade_store(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as exc:
         raise StateError(f"cannot open the store: {mask(str(exc.orig))}",
-                         hint="check kpisync.store and that the database server is running") from None
+                         hint="check the store's URL (kpisync.store, or the variable "
+                              "kpisync.store_env names) and that the database server is "
+                              "running") from None
 
 
 def current_tables(engine: Engine) -> set[str]:
