@@ -27,6 +27,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
@@ -80,8 +81,11 @@ class HealthState:
 
     def report(self) -> tuple[int, dict[str, Any]]:
         store_ok = self.store_ok()
+        try:
+            nexts = self.next_runs() if store_ok else {}  # the schedules are kept in the store
+        except SQLAlchemyError:  # the store went away since it answered
+            store_ok, nexts = False, {}
         healthy = self.scheduler_running and not self.stopping and store_ok
-        nexts = self.next_runs()
         sources = {name: {**info, "next_run": _iso(nexts.get(name))}
                    for name, info in sorted(self.sources.items())}
         body = {"status": "ok" if healthy else "unavailable", "worker": self.worker,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from kpisync import stages
 from kpisync.alerts_ops import alert_settings, open_incidents, review, webhook_sender
@@ -40,6 +41,7 @@ from kpisync.store.models import SyncRun
 from kpisync.sync import SyncOptions, sync_source
 
 log = logging.getLogger(__name__)
+STORE_UNREACHABLE = "store_unreachable"  # an outcome in the metrics only: nothing could record it
 SYNC_RUNS = SyncRun.__table__  # type: ignore[attr-defined]
 
 
@@ -63,6 +65,22 @@ class Pipeline:
         self.send_alert = webhook_sender(self.alerts)
 
     # --- one slot --------------------------------------------------------------------------
+    def run_scheduled_slot(self, source: str, due_at: datetime) -> str | None:
+        """run_slot for the scheduler. While the store cannot be reached (a database restart, a
+        network cut) the slot is given up with one log line and a metric, not a traceback; the
+        next slot tries again, and /healthz says the store is unreachable meanwhile."""
+        try:
+            return self.run_slot(source, due_at)
+        except OperationalError as error:
+            trouble = store_trouble(error)
+            log.error("%s: slot %s not run: the store is unreachable (%s); the next slot tries "
+                      "again", source, due_at.isoformat(), trouble)
+            self._health_end(source, STORE_UNREACHABLE, trouble)
+            if self.metrics is not None:
+                self.metrics.in_progress.labels(source).set(0)
+                self.metrics.runs.labels(source, STORE_UNREACHABLE).inc()
+            return STORE_UNREACHABLE
+
     def run_slot(self, source: str, due_at: datetime, *, trigger: str = "schedule") -> str | None:
         """The slot's outcome, or None when another worker claimed it."""
         run_id = history.claim(self.engine, source, due_at, trigger=trigger, worker=self.worker)
@@ -195,11 +213,14 @@ class Pipeline:
         if self.health is not None:
             self.health.sources.setdefault(source, {})["running"] = True
 
-    def _observe_end(self, source: str, record: history.RunRecord, seconds: float) -> None:
+    def _health_end(self, source: str, status: str, error: str | None) -> None:
         if self.health is not None:
-            self.health.sources[source] = {"running": False, "last_status": record.status,
+            self.health.sources[source] = {"running": False, "last_status": status,
                                            "last_finished": history.now_utc().isoformat(),
-                                           "last_error": record.error}
+                                           "last_error": error}
+
+    def _observe_end(self, source: str, record: history.RunRecord, seconds: float) -> None:
+        self._health_end(source, record.status, record.error)
         m = self.metrics
         if m is None:
             return
@@ -235,7 +256,15 @@ class Pipeline:
     def review_idle(self, sources: list[str]) -> None:
         """Between runs: stale data is found even when no run happens. Busy instances are left
         to their running pipeline, which reviews at its end."""
-        for source in sources:
-            with run_lock(self.engine, instance_lock(source)) as held:
-                if held:
-                    self.review_alerts(source)
+        try:
+            for source in sources:
+                with run_lock(self.engine, instance_lock(source)) as held:
+                    if held:
+                        self.review_alerts(source)
+        except OperationalError as error:
+            log.warning("alert review skipped: the store is unreachable (%s)", store_trouble(error))
+
+
+def store_trouble(error: OperationalError) -> str:
+    """The database's own first line, e.g. 'connection refused', secrets masked."""
+    return mask(str(error.orig or error)).strip().splitlines()[0]

@@ -7,24 +7,27 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, MetaData, select
+from sqlalchemy.engine import make_url
 
 from kpisync.config import load_settings
-from kpisync.health import HealthServer
-from kpisync.pipeline import Pipeline
+from kpisync.health import HealthServer, HealthState, RunMetrics
+from kpisync.pipeline import STORE_UNREACHABLE, Pipeline
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.options import scheduler_settings
 from kpisync.scheduler.report import instance_report
 from kpisync.scheduler.worker import Worker
-from kpisync.store.database import open_store
+from kpisync.store.database import create_store_engine, open_store
+from tests.conftest import STORE_KINDS, _postgres_database
+from tests.cuttable_proxy import CuttableProxy
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
 from tests.test_unattended_kit import RUN, settings_text, webhook_receiver, write_settings
 
@@ -155,3 +158,73 @@ def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> N
         assert run(5) == "succeeded"
         assert [n["state"] for n in hook.received if n["kind"] == "stale"][-1] == "resolved"
         engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _postgres_database()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("store", [kind for kind in STORE_KINDS if kind == "postgres"])
+def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # type: ignore[no-untyped-def]
+        store: str, env: HubSpotEnv, tmp_path: Path, postgres_url: str, caplog) -> None:
+    direct = make_url(postgres_url)
+    with CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy:
+        store_url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(
+            hide_password=False)
+        settings = load_settings(write_settings(tmp_path, settings_text(
+            env, store_url, schedule="interval_seconds = 2",
+            tables='[alerts]\ncheck_every_seconds = 0.5\n\n[scheduler]\nstages = ["sync"]\n')))
+        engine = open_store(store_url)
+        worker = Worker(engine, settings, stop=threading.Event())
+        server = HealthServer(worker.health, worker.metrics, port=0)
+        server.start()
+        worker.start()
+        try:
+            def last_status() -> str | None:
+                return worker.health.sources.get(SOURCE, {}).get("last_status")
+
+            wait_until(lambda: last_status() == "succeeded", "a first run")
+            proxy.cut()  # the database restarts, or the network to it is cut
+            caplog.clear()
+            time.sleep(3)  # a slot and several alert reviews pass
+            health = httpx.get(f"{server.address}/healthz", timeout=10)
+            assert health.status_code == 503
+            assert health.json()["status"] == "unavailable" and health.json()["store"] == "unreachable"
+            assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no tracebacks
+            assert any("the store is unreachable" in r.getMessage() for r in caplog.records)
+
+            proxy.restore()
+            restored = now_utc().isoformat()
+            wait_until(lambda: last_status() == "succeeded" and
+                       worker.health.sources[SOURCE]["last_finished"] > restored,
+                       "a run after the store came back")
+            assert httpx.get(f"{server.address}/healthz", timeout=10).status_code == 200
+        finally:
+            worker.shutdown()
+            server.stop()
+            engine.dispose()
+
+
+def test_a_slot_the_store_cannot_record_is_given_up_in_one_line(  # type: ignore[no-untyped-def]
+        env: HubSpotEnv, tmp_path: Path, caplog) -> None:
+    gone = "postgresql+psycopg://kpisync@127.0.0.1:1/kpisync"  # nothing listens on port 1
+    settings = load_settings(write_settings(tmp_path, settings_text(env, gone)))
+    metrics, health = RunMetrics(), HealthState(worker="test")
+    pipeline = Pipeline(create_store_engine(gone), settings, scheduler_settings(settings),
+                        stop=threading.Event(), metrics=metrics, health=health)
+    assert pipeline.run_scheduled_slot(SOURCE, now_utc()) == STORE_UNREACHABLE
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is None
+    assert "slot" in record.getMessage() and "the store is unreachable" in record.getMessage()
+    assert health.sources[SOURCE]["last_status"] == STORE_UNREACHABLE
+    assert "refused" in health.sources[SOURCE]["last_error"]
+    assert metrics.registry.get_sample_value(
+        "kpisync_pipeline_runs_total", {"source": SOURCE, "status": STORE_UNREACHABLE}) == 1

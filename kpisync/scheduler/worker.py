@@ -47,7 +47,7 @@ def run_scheduled(source: str, *, due_at: datetime | None = None) -> None:
     """
     if _active is None or due_at is None:
         raise StateError("a scheduled job fired outside a kpisync worker's slot executor")
-    _active.pipeline.run_slot(source, due_at)
+    _active.pipeline.run_scheduled_slot(source, due_at)
 
 
 def scheduled_triggers(settings: Settings, only: list[str] | None = None) -> dict[str, BaseTrigger]:
