@@ -1,10 +1,12 @@
-"""Logging: Rich on a terminal or JSON lines for machines; secrets masked on every handler."""
+"""Logging: Rich on a terminal, one plain line per record elsewhere (a journal, a container's log,
+a pipe), or JSON lines for machines; secrets masked on every handler."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 from rich.logging import RichHandler
@@ -33,6 +35,20 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class PlainLines(logging.Formatter):
+    """`2026-12-07T12:53:05Z WARNING kpisync.pipeline: message`: one line per record (a
+    traceback, with --debug, follows on its own lines), whatever the width of the log."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
+
+
 def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     for previous in list(root.handlers):
@@ -41,8 +57,11 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     if json_lines:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLines())
-    else:
+    elif sys.stderr.isatty():
         handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(PlainLines())
     handler.addFilter(MaskingFilter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -1,0 +1,33 @@
+"""Logs outside a terminal (a journal, a container's log, a pipe): one plain line per record."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from kpisync.sandbox.hubspot import HubSpotEmulator
+from kpisync.sandbox.orggen import generate_org
+from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
+
+LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR) [\w.]+: \S")
+
+
+def test_a_logged_sync_is_one_line_per_record_with_its_time_in_utc(tmp_path: Path) -> None:
+    org = generate_org(seed=3, deals=10)
+    with HubSpotEmulator(org, access_token=TOKEN) as emulator:
+        settings = HubSpotEnv(org, emulator).settings_file(
+            tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+        done = subprocess.run(
+            [sys.executable, "-m", "kpisync.cli", "--verbose", "sync", "--settings", str(settings)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, TOKEN_ENV: TOKEN, "COLUMNS": "40"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines and all(LINE.match(line) for line in lines), done.stderr
+    assert any(f"INFO kpisync.sync: synced {SOURCE}/deals: 1 pages, " in line for line in lines)
+    # longer than the 40 columns the "terminal" has, and still one line
+    assert any(re.search(f"new custom fields on {SOURCE}: .*deals.deal_category", line)
+               for line in lines), done.stderr
