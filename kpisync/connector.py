@@ -139,6 +139,11 @@ class Connector(Protocol):
 
 
 class ConnectorFactory(Protocol):
+    """A connector class. Optional static methods the core uses when present:
+    `check_options(name, options)` raises the ConfigError of a bad option without reading a
+    secret or making a call (every command runs it at start); `reports_daily_limit(options)`
+    says whether the CRM reports the org's daily API limit (budgets)."""
+
     type_name: ClassVar[str]
 
     def __call__(self, name: str, options: dict[str, Any]) -> Connector: ...

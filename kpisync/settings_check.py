@@ -3,12 +3,14 @@
 kpisync.config checks [kpisync] and [sources.*]; the other tables belong to the stages that read
 them (metrics, write-back, report, scheduler, alerts, budgets). Each command checks them all
 first, so a mistake in [writeback] stops `kpisync sync` at once, with the key it names, instead
-of an unattended run failing at its write-back stage hours later.
+of an unattended run failing at its write-back stage hours later. The same holds for each
+source's own options, which its connector checks without reading secrets.
 """
 
 from __future__ import annotations
 
 from difflib import get_close_matches
+from typing import Any
 
 from kpisync.alerts_ops import alert_settings
 from kpisync.budget import OrgBudget, org_budgets
@@ -42,6 +44,22 @@ def check_settings(settings: Settings) -> None:
     alert_settings(settings)
     for org, budget in org_budgets(settings).items():
         check_budget_limit(settings, org, budget)
+    for name, config in sorted(settings.sources.items()):
+        check_source_options(name, config.type, config.options)
+
+
+def check_source_options(name: str, kind: str, options: dict[str, Any]) -> None:
+    """A source's connector type must be installed, and its options must be ones the connector
+    takes: a misspelt `min_api_remaining` would otherwise leave its default in force, and a
+    worker would start and fail every run. Connectors check them through an optional
+    `check_options(name, options)`, which reads no secret and makes no call."""
+    try:
+        factory = connector_factory(kind)
+    except ConfigError as error:
+        raise ConfigError(f"sources.{name}.type: {error.message}", hint=error.hint) from None
+    check = getattr(factory, "check_options", None)
+    if callable(check):
+        check(name, options)
 
 
 def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:

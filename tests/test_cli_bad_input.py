@@ -91,6 +91,18 @@ def test_settings_are_found_by_option_before_the_command_or_by_environment(  # t
     assert SOURCE in done.stdout
 
 
+def test_a_misspelt_source_option_stops_a_command_that_builds_no_connector(  # type: ignore[no-untyped-def]
+        synced, tmp_path: Path) -> None:
+    env, store = synced
+    before = data_fingerprint(store)
+    settings = env.settings_file(tmp_path, f"sqlite:///{store}", search_lag_second=5)
+    for command in (["kpis"], ["status"], ["run", "--once"]):
+        done = kpisync(*command, "--settings", str(settings))
+        assert_one_clear_error(done, f"sources.{SOURCE}.search_lag_second: unknown key")
+        assert done.returncode == 2
+    assert data_fingerprint(store) == before
+
+
 def test_missing_environment_variable(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env, store = synced
     before = data_fingerprint(store)

@@ -98,6 +98,17 @@ HUBSPOT = {"kpisync": {"store": "sqlite:///k.db"},
                          "refresh_token_env": "R"}},
       "budgets": {"portal": {"sources": ["hs"]}}},
      "budgets.portal.daily_allowance: not set, and hs (hubspot) does not report"),
+    # a source's own options, though the command builds no connector (kpis, status, run)
+    ({"sources": {"hs": {"type": "hubspot", "token_env": "HUBSPOT_TOKEN",
+                         "search_lag_second": 10}}},
+     "sources.hs.search_lag_second: unknown key"),
+    ({"sources": {"sf": {"type": "salesforce", "username": "a@b.c", "password_env": "P",
+                         "security_token_env": "T", "min_api_remaning": 5000}}},
+     "sources.sf.min_api_remaning: unknown key"),
+    ({"sources": {"vt": {"type": "vtiger", "url": "https://crm.example.com", "username": "admin",
+                         "access_key_env": "K", "batch_records": 0}}},
+     "sources.vt.batch_records: Input should be greater than or equal to 1"),
+    ({"sources": {"x": {"type": "dynamics"}}}, "sources.x.type: unknown connector type 'dynamics'"),
 ])
 def test_every_table_is_checked_when_a_command_starts(tables: dict[str, object], says: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -83,6 +83,10 @@ class HubSpotConnector:
         """Private apps get X-HubSpot-RateLimit-Daily with each answer; OAuth apps do not."""
         return not options.get("client_id")
 
+    @staticmethod
+    def check_options(name: str, options: Mapping[str, Any]) -> None:
+        validate_model(HubSpotSettings, options, prefix=f"sources.{name}")
+
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         self.settings = validate_model(HubSpotSettings, options, prefix=f"sources.{name}")
