@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from rich.logging import RichHandler
@@ -67,3 +69,16 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level)
     for noisy in ("urllib3", "httpx", "httpcore", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def muted(name: str) -> Iterator[None]:
+    """Records of logger `name` below ERROR are dropped inside the block (the demo prints them
+    its own way)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)

@@ -9,7 +9,9 @@ from rich.rule import Rule
 from rich.table import Table
 
 from kpisync.demo import DemoRun
+from kpisync.logs import muted
 from kpisync.report.formats import period_label
+from metrics.alerts import log as alerts_log
 from metrics.catalogue import REGISTRY
 from metrics.commands import shown
 from metrics.engine import compute_all
@@ -21,7 +23,7 @@ def demo_stage(console: Console, run: DemoRun) -> None:
     context = run.context
     console.print(Rule("KPIs"))
     now = run.org.now  # the synthetic org's present
-    with console.status("computing every KPI of the catalogue …"):
+    with console.status("computing every KPI of the catalogue …"), muted(alerts_log.name):
         result = compute_all(context.engine, metric_config(context.settings), now=now)
     console.print(f"computed {result.standing} KPI values (every KPI, period and grain)")
     this_quarter = date(now.year, 3 * ((now.month - 1) // 3) + 1, 1)
@@ -36,6 +38,8 @@ def demo_stage(console: Console, run: DemoRun) -> None:
                       _count(value.count),
                       _count(value.excluded))
     console.print(table)
+    for alert in result.alerts:  # a running worker logs them and posts them to the webhook
+        console.print(f"alert: {alert.message}", markup=False)
 
 
 def _count(number: int | None) -> str:

@@ -30,6 +30,9 @@ def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path:
     done = demo(scratch)
     assert done.returncode == 0, done.stderr
     assert "the temporary store is removed" in done.stdout
+    # the goal the org misses is shown after the KPI table, not logged amid the output
+    assert "alert: goal Q3 revenue: Sales volume (revenue) of the org is missed" in done.stdout
+    assert "WARNING" not in done.stdout + done.stderr
     assert not [p for p in scratch.iterdir() if p.name.startswith("kpisync-demo-")]
 
     kept = tmp_path / "kept"
