@@ -45,6 +45,7 @@ history_years = 1
 
 [sources.crm]
 type = "hubspot"
+token_env = "KPISYNC_TEST_UNUSED_TOKEN"
 
 [[metrics.goals]]
 name = "year revenue"
