@@ -8,7 +8,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -75,9 +77,18 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade_store(engine: Engine) -> None:
+    """Migrate the store to the newest revision, all of it or none: a process killed halfway
+    leaves the store as it was."""
+    config = alembic_config(engine)
     try:
+        with engine.connect() as connection:
+            if not needs_upgrade(connection, config):
+                return
         with engine.begin() as connection:
-            config = alembic_config(engine)
+            if connection.dialect.name == "sqlite":
+                # Python's sqlite3 runs DDL outside any transaction unless one is begun
+                # explicitly; IMMEDIATE also makes a second process wait for the first's upgrade.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:
@@ -85,6 +96,11 @@ def upgrade_store(engine: Engine) -> None:
                          hint="check the store's URL (kpisync.store, or the variable "
                               "kpisync.store_env names) and that the database server is "
                               "running") from None
+
+
+def needs_upgrade(connection: Connection, config: Config) -> bool:
+    head = ScriptDirectory.from_config(config).get_current_head()
+    return MigrationContext.configure(connection).get_current_revision() != head
 
 
 def current_tables(engine: Engine) -> set[str]:
