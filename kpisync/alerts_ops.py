@@ -16,6 +16,7 @@ one instance run under that instance's run lock, so several workers never report
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,9 +33,10 @@ from kpisync.secrets import mask, read_secret
 
 log = logging.getLogger(__name__)
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]
-FAILING, STALE = "failing", "stale"
-OPENED = {FAILING: "is failing", STALE: "has stale data"}
-RECOVERED = {FAILING: "runs succeed again", STALE: "has fresh data again"}
+FAILING, STALE, STORE = "failing", "stale", "store"
+OPENED = {FAILING: "is failing", STALE: "has stale data", STORE: "cannot reach its store"}
+RECOVERED = {FAILING: "runs succeed again", STALE: "has fresh data again",
+             STORE: "reaches its store again"}
 
 
 class AlertSettings(StrictModel):
@@ -170,3 +172,38 @@ def open_incidents(engine: Engine, source: str) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(
             select(INCIDENTS).where(INCIDENTS.c.source == source, INCIDENTS.c.closed_at.is_(None))))
+
+
+class StoreOutage:
+    """The incident kept in memory, since the store cannot keep it: opened once per source when
+    a slot or a review finds the store unreachable (its notice sent again at the next finding
+    until the webhook takes it), resolved when the store answers again."""
+
+    def __init__(self, send: Sender) -> None:
+        self.send = send
+        self.lock = threading.Lock()
+        self.incidents: dict[str, tuple[Notice, bool]] = {}  # source -> (notice, delivered)
+
+    def down(self, sources: list[str], detail: str, now: datetime) -> None:
+        for source in sources:
+            with self.lock:
+                notice, delivered = self.incidents.get(source, (None, False))
+            if delivered:
+                continue
+            if notice is None:
+                notice = Notice(source, STORE, "open", now, detail)
+                log.warning("%s", notice.text)
+            delivered = self.send(notice)
+            with self.lock:
+                self.incidents[source] = (notice, delivered)
+
+    def back(self, sources: list[str]) -> None:
+        for source in sources:
+            with self.lock:
+                notice, delivered = self.incidents.pop(source, (None, False))
+            if notice is None:
+                continue
+            resolved = Notice(source, STORE, "resolved", notice.since, "")
+            log.warning("%s", resolved.text)
+            if delivered:
+                self.send(resolved)  # best effort, as for the stored incidents

@@ -25,7 +25,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from kpisync import stages
-from kpisync.alerts_ops import alert_settings, open_incidents, review, webhook_sender
+from kpisync.alerts_ops import (
+    StoreOutage,
+    alert_settings,
+    open_incidents,
+    review,
+    webhook_sender,
+)
 from kpisync.budget import BudgetedConnector, BudgetGate, BudgetSpent, budget_of, day_usage
 from kpisync.config import Settings
 from kpisync.connector import Connector, calls_in
@@ -41,7 +47,7 @@ from kpisync.store.models import SyncRun
 from kpisync.sync import SyncOptions, sync_source
 
 log = logging.getLogger(__name__)
-STORE_UNREACHABLE = "store_unreachable"  # an outcome in the metrics only: nothing could record it
+STORE_UNREACHABLE = "store_unreachable"  # an outcome the store cannot record: /healthz, metrics
 SYNC_RUNS = SyncRun.__table__  # type: ignore[attr-defined]
 
 
@@ -63,6 +69,7 @@ class Pipeline:
         self.clock = clock
         self.alerts = alert_settings(settings)
         self.send_alert = webhook_sender(self.alerts)
+        self.store_outage = StoreOutage(self.send_alert)
 
     # --- one slot --------------------------------------------------------------------------
     def run_scheduled_slot(self, source: str, due_at: datetime) -> str | None:
@@ -70,7 +77,7 @@ class Pipeline:
         network cut) the slot is given up with one log line and a metric, not a traceback; the
         next slot tries again, and /healthz says the store is unreachable meanwhile."""
         try:
-            return self.run_slot(source, due_at)
+            outcome = self.run_slot(source, due_at)
         except OperationalError as error:
             trouble = store_trouble(error)
             log.error("%s: slot %s not run: the store is unreachable (%s); the next slot tries "
@@ -79,7 +86,10 @@ class Pipeline:
             if self.metrics is not None:
                 self.metrics.in_progress.labels(source).set(0)
                 self.metrics.runs.labels(source, STORE_UNREACHABLE).inc()
+            self.store_outage.down([source], trouble, self.clock())
             return STORE_UNREACHABLE
+        self.store_outage.back([source])
+        return outcome
 
     def run_slot(self, source: str, due_at: datetime, *, trigger: str = "schedule") -> str | None:
         """The slot's outcome, or None when another worker claimed it."""
@@ -262,7 +272,11 @@ class Pipeline:
                     if held:
                         self.review_alerts(source)
         except OperationalError as error:
-            log.warning("alert review skipped: the store is unreachable (%s)", store_trouble(error))
+            trouble = store_trouble(error)
+            log.warning("alert review skipped: the store is unreachable (%s)", trouble)
+            self.store_outage.down(sources, trouble, self.clock())
+            return
+        self.store_outage.back(sources)
 
 
 def store_trouble(error: OperationalError) -> str:

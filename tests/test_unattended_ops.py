@@ -176,12 +176,15 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) ->
 def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # type: ignore[no-untyped-def]
         store: str, env: HubSpotEnv, tmp_path: Path, postgres_url: str, caplog) -> None:
     direct = make_url(postgres_url)
-    with CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy:
+    with CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy, \
+            webhook_receiver() as hook:
+        os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
         store_url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(
             hide_password=False)
         settings = load_settings(write_settings(tmp_path, settings_text(
             env, store_url, schedule="interval_seconds = 2",
-            tables='[alerts]\ncheck_every_seconds = 0.5\n\n[scheduler]\nstages = ["sync"]\n')))
+            tables='[alerts]\ncheck_every_seconds = 0.5\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"'
+                   '\n\n[scheduler]\nstages = ["sync"]\n')))
         engine = open_store(store_url)
         worker = Worker(engine, settings, stop=threading.Event())
         server = HealthServer(worker.health, worker.metrics, port=0)
@@ -200,6 +203,9 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # typ
             assert health.json()["status"] == "unavailable" and health.json()["store"] == "unreachable"
             assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no tracebacks
             assert any("the store is unreachable" in r.getMessage() for r in caplog.records)
+            # the incident the store cannot hold is kept in memory and sent once
+            assert [(n["kind"], n["state"]) for n in hook.received] == [("store", "open")]
+            assert hook.received[0]["text"].startswith(f"kpisync: {SOURCE} cannot reach its store")
 
             proxy.restore()
             restored = now_utc().isoformat()
@@ -207,6 +213,8 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # typ
                        worker.health.sources[SOURCE]["last_finished"] > restored,
                        "a run after the store came back")
             assert httpx.get(f"{server.address}/healthz", timeout=10).status_code == 200
+            assert [(n["kind"], n["state"]) for n in hook.received] == [
+                ("store", "open"), ("store", "resolved")]
         finally:
             worker.shutdown()
             server.stop()
