@@ -47,6 +47,10 @@ class PlainLines(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # a library's message may span lines (a database error and its advice): join them
+        return " ".join(line.strip() for line in super().formatMessage(record).splitlines())
+
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from kpisync.logs import PlainLines
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
 from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
@@ -31,3 +33,12 @@ def test_a_logged_sync_is_one_line_per_record_with_its_time_in_utc(tmp_path: Pat
     # longer than the 40 columns the "terminal" has, and still one line
     assert any(re.search(f"new custom fields on {SOURCE}: .*deals.deal_category", line)
                for line in lines), done.stderr
+
+
+def test_a_message_of_several_lines_is_logged_on_one() -> None:
+    record = logging.LogRecord("apscheduler.scheduler", logging.WARNING, __file__, 1,
+                               "Error getting due jobs: %s", ("connection refused\n\tIs the "
+                               "server running?\n(Background on this error at: …)",), None)
+    assert PlainLines().format(record).endswith(
+        " WARNING apscheduler.scheduler: Error getting due jobs: connection refused Is the server "
+        "running? (Background on this error at: …)")
