@@ -1,4 +1,5 @@
-"""Operations alerts: a connector failing N runs in a row, or its data older than a set age.
+"""Operations alerts: a connector failing N runs in a row, its data older than a set age, or its
+worker unable to reach the store.
 
     [alerts]
     failures_in_a_row = 3            # open a "failing" incident after this many failed runs
@@ -10,7 +11,8 @@
 Each condition is an incident (`ops_incidents`): opened once, reported once to the log and the
 webhook, closed (and reported resolved) when the condition clears. A webhook that fails is retried
 at the next review while the incident stays open; it is never sent twice once accepted. Reviews of
-one instance run under that instance's run lock, so several workers never report twice.
+one instance run under that instance's run lock, so several workers never report twice. A store
+outage cannot be kept in the store: `StoreOutage` holds it in the worker's memory instead.
 """
 
 from __future__ import annotations
