@@ -72,12 +72,14 @@ class Pipeline:
         self.store_outage = StoreOutage(self.send_alert)
 
     # --- one slot --------------------------------------------------------------------------
-    def run_scheduled_slot(self, source: str, due_at: datetime) -> str | None:
-        """run_slot for the scheduler. While the store cannot be reached (a database restart, a
-        network cut) the slot is given up with one log line and a metric, not a traceback; the
-        next slot tries again, and /healthz says the store is unreachable meanwhile."""
+    def run_scheduled_slot(self, source: str, due_at: datetime, *,
+                           trigger: str = "schedule") -> str | None:
+        """run_slot for the scheduler and `run --once`. While the store cannot be reached (a
+        database restart, a network cut) the slot is given up with one log line and a metric,
+        not a traceback; the next slot tries again, and /healthz says the store is unreachable
+        meanwhile."""
         try:
-            outcome = self.run_slot(source, due_at)
+            outcome = self.run_slot(source, due_at, trigger=trigger)
         except OperationalError as error:
             trouble = store_trouble(error)
             log.error("%s: slot %s not run: the store is unreachable (%s); the next slot tries "

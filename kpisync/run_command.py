@@ -60,7 +60,7 @@ def run_once(settings_path: Path, sources: list[str], stop: threading.Event) -> 
     for name in names:
         if stop.is_set():
             break
-        outcomes[name] = pipeline.run_slot(name, now_utc(), trigger="once") or SKIPPED
+        outcomes[name] = pipeline.run_scheduled_slot(name, now_utc(), trigger="once") or SKIPPED
     for name, status in outcomes.items():
         print(f"{name}: {status}")
     if INTERRUPTED in outcomes.values() or stop.is_set():
