@@ -139,10 +139,10 @@ class Connector(Protocol):
 
 
 class ConnectorFactory(Protocol):
-    """A connector class. Optional static methods the core uses when present:
-    `check_options(name, options)` raises the ConfigError of a bad option without reading a
-    secret or making a call (every command runs it at start); `reports_daily_limit(options)`
-    says whether the CRM reports the org's daily API limit (budgets)."""
+    """A connector class. Optional members the core uses when present: `options_model`, the
+    pydantic model of the source's options, which every command validates at start without
+    reading a secret or making a call; `reports_daily_limit(options)`, whether the CRM reports
+    the org's daily API limit (budgets)."""
 
     type_name: ClassVar[str]
 

@@ -4,7 +4,7 @@ kpisync.config checks [kpisync] and [sources.*]; the other tables belong to the 
 them (metrics, write-back, report, scheduler, alerts, budgets). Each command checks them all
 first, so a mistake in [writeback] stops `kpisync sync` at once, with the key it names, instead
 of an unattended run failing at its write-back stage hours later. The same holds for each
-source's own options, which its connector checks without reading secrets.
+source's own options, against the model its connector declares.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from kpisync.alerts_ops import alert_settings
 from kpisync.budget import OrgBudget, org_budgets
-from kpisync.config import Settings
+from kpisync.config import Settings, validate_model
 from kpisync.errors import ConfigError
 from kpisync.registry import connector_factory
 from kpisync.report.options import report_settings
@@ -28,6 +28,8 @@ TABLES = ("kpisync", "sources", "metrics", "writeback", "report", "scheduler", "
 
 def check_settings(settings: Settings) -> None:
     """Raise the ConfigError of the first mistake anywhere in `settings`."""
+    for name, config in sorted(settings.sources.items()):
+        check_source_options(name, config.type, config.options)
     for name in settings.extra or {}:
         if name not in TABLES:
             raise ConfigError(f"[{name}]: unknown table{did_you_mean(name, TABLES)}",
@@ -44,22 +46,20 @@ def check_settings(settings: Settings) -> None:
     alert_settings(settings)
     for org, budget in org_budgets(settings).items():
         check_budget_limit(settings, org, budget)
-    for name, config in sorted(settings.sources.items()):
-        check_source_options(name, config.type, config.options)
 
 
 def check_source_options(name: str, kind: str, options: dict[str, Any]) -> None:
     """A source's connector type must be installed, and its options must be ones the connector
     takes: a misspelt `min_api_remaining` would otherwise leave its default in force, and a
-    worker would start and fail every run. Connectors check them through an optional
-    `check_options(name, options)`, which reads no secret and makes no call."""
+    worker would start and fail every run. A connector declares them as its `options_model`,
+    validated here without reading a secret or making a call."""
     try:
         factory = connector_factory(kind)
     except ConfigError as error:
         raise ConfigError(f"sources.{name}.type: {error.message}", hint=error.hint) from None
-    check = getattr(factory, "check_options", None)
-    if callable(check):
-        check(name, options)
+    model = getattr(factory, "options_model", None)
+    if model is not None:
+        validate_model(model, options, prefix=f"sources.{name}")
 
 
 def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:

@@ -76,16 +76,13 @@ class HubSpotSettings(StrictModel):
 
 
 class HubSpotConnector:
+    options_model: ClassVar[type[HubSpotSettings]] = HubSpotSettings
     type_name: ClassVar[str] = "hubspot"
 
     @staticmethod
     def reports_daily_limit(options: Mapping[str, Any]) -> bool:
         """Private apps get X-HubSpot-RateLimit-Daily with each answer; OAuth apps do not."""
         return not options.get("client_id")
-
-    @staticmethod
-    def check_options(name: str, options: Mapping[str, Any]) -> None:
-        validate_model(HubSpotSettings, options, prefix=f"sources.{name}")
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name

@@ -20,7 +20,7 @@ Sforce-Limit-Info usage is recorded per run; a sync refuses to start below `min_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -129,11 +129,8 @@ class SalesforceSettings(StrictModel):
 
 
 class SalesforceConnector:
+    options_model: ClassVar[type[SalesforceSettings]] = SalesforceSettings
     type_name: ClassVar[str] = "salesforce"
-
-    @staticmethod
-    def check_options(name: str, options: Mapping[str, Any]) -> None:
-        validate_model(SalesforceSettings, options, prefix=f"sources.{name}")
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name

@@ -15,7 +15,7 @@ Stage history: the webservice has none; kpisync keeps the stage of every version
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -104,11 +104,8 @@ class VtigerSettings(StrictModel):
 
 
 class VtigerConnector:
+    options_model: ClassVar[type[VtigerSettings]] = VtigerSettings
     type_name: ClassVar[str] = "vtiger"
-
-    @staticmethod
-    def check_options(name: str, options: Mapping[str, Any]) -> None:
-        validate_model(VtigerSettings, options, prefix=f"sources.{name}")
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
