@@ -1,5 +1,6 @@
-"""Operations alerts: a connector failing N runs in a row, its data older than a set age, or its
-worker unable to reach the store.
+"""Operations alerts: a connector failing N runs in a row, its data older than a set age, its
+write-back fields paused (a field deleted or changed in the CRM), or its worker unable to reach
+the store.
 
     [alerts]
     failures_in_a_row = 3            # open a "failing" incident after this many failed runs
@@ -29,16 +30,19 @@ from pydantic import Field
 from sqlalchemy import Engine, select, update
 
 from kpisync.config import Settings, StrictModel, validate_model
+from kpisync.stages import paused_writeback
 from kpisync.scheduler.history import finished_statuses, first_claim, last_success, now_utc
 from kpisync.scheduler.models import OpsIncident
 from kpisync.secrets import mask, read_secret
 
 log = logging.getLogger(__name__)
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]
-FAILING, STALE, STORE = "failing", "stale", "store"
-OPENED = {FAILING: "is failing", STALE: "has stale data", STORE: "cannot reach its store"}
+FAILING, STALE, STORE, PAUSED = "failing", "stale", "store", "writeback_paused"
+OPENED = {FAILING: "is failing", STALE: "has stale data", STORE: "cannot reach its store",
+          PAUSED: "has write-back fields paused"}
 RECOVERED = {FAILING: "runs succeed again", STALE: "has fresh data again",
-             STORE: "reaches its store again"}
+             STORE: "reaches its store again", PAUSED: "writes all its mapped fields again"}
+SHOWN_PAUSES = 3  # an incident names this many paused fields; `kpisync status` names them all
 
 
 class AlertSettings(StrictModel):
@@ -119,17 +123,28 @@ def stale_condition(engine: Engine, source: str, config: AlertSettings, now: dat
     return f"the last successful sync ended {_age(now - fresh)} ago"
 
 
+def paused_condition(engine: Engine, settings: Settings, source: str) -> str | None:
+    """The paused write-back fields, named with their reasons, or None when none is paused."""
+    paused = paused_writeback(engine, settings, source)
+    if not paused:
+        return None
+    named = "; ".join(f"{key}: {reason}" for key, reason in list(paused.items())[:SHOWN_PAUSES])
+    more = f"; {len(paused) - SHOWN_PAUSES} more" if len(paused) > SHOWN_PAUSES else ""
+    return f"{len(paused)} field(s) not written: {named}{more}"
+
+
 def _age(delta: timedelta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def review(engine: Engine, source: str, config: AlertSettings, send: Sender, *,
-           now: datetime | None = None) -> list[Notice]:
+def review(engine: Engine, settings: Settings, source: str, config: AlertSettings, send: Sender,
+           *, now: datetime | None = None) -> list[Notice]:
     """Open, re-send or close the source's incidents; returns the notices reported now."""
     now = now or now_utc()
     conditions = {FAILING: failing_condition(engine, source, config),
-                  STALE: stale_condition(engine, source, config, now)}
+                  STALE: stale_condition(engine, source, config, now),
+                  PAUSED: paused_condition(engine, settings, source)}
     return [notice for kind, detail in conditions.items()
             if (notice := settle(engine, source, kind, detail, send, now)) is not None]
 

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from kpisync import starter
+from kpisync.alerts_ops import PAUSED
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.config import SETTINGS_ENV, SourceConfig
 from kpisync.connector import Page, calls_in
@@ -221,7 +222,9 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     context = open_context(settings)
     scheduled = {row["source"]: row for row in instance_report(context.engine, context.settings)}
     report = [row | {key: scheduled[row["source"]].get(key) for key in
-                     ("next_run", "schedule", "budget", "alerts", "data_age_minutes")}
+                     ("next_run", "schedule", "budget", "alerts", "data_age_minutes",
+                      "writeback_paused")}
+              | {"scheduled_run": _scheduled_run(scheduled[row["source"]])}
               for row in source_status(context.engine, sorted(context.settings.sources))]
     if as_json:
         print(json.dumps(report, default=str, ensure_ascii=False))
@@ -229,12 +232,32 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     table = Table("source", "last sync", "status", "duration", "rows", "API calls", "next run",
                   "budget today", "alerts / error")
     for row in report:
-        trouble = "; ".join(row["alerts"] or []) or mask(row["error"] or "")
         table.add_row(row["source"], _when(row["started_at"]), row["status"] or "",
                       row["duration"] or "", str(row["rows"]), str(row["api_calls"]),
                       _when(row["next_run"]) if row["next_run"] else (row["schedule"] or ""),
-                      budget_spent(row["budget"]), escape(trouble))
+                      budget_spent(row["budget"]), escape(_trouble(row)))
     console.print(table)
+
+
+def _scheduled_run(instance: dict[str, Any]) -> dict[str, Any] | None:
+    """The last run of `kpisync run` (sync, compute, write-back), apart from the last sync."""
+    if instance["last_status"] is None:
+        return None
+    return {"at": instance["last_run"], "status": instance["last_status"],
+            "duration_seconds": instance["last_duration"], "error": instance["last_error"]}
+
+
+def _trouble(row: dict[str, Any]) -> str:
+    """Open alerts and paused write-back fields; else the error of the last scheduled run, when
+    a later stage failed it; else the last sync's."""
+    parts = [alert for alert in row["alerts"] or [] if not alert.startswith(PAUSED)]
+    if row["writeback_paused"]:  # named here, field by field, rather than as the alert
+        parts.append("write-back paused: " + ", ".join(row["writeback_paused"])
+                     + " (see 'kpisync fields plan')")
+    scheduled = row["scheduled_run"]
+    if not parts and scheduled and scheduled["error"] and scheduled["status"] != "succeeded":
+        parts.append(f"last scheduled run {scheduled['status']}: {scheduled['error']}")
+    return "; ".join(parts) or mask(row["error"] or "")
 
 
 def budget_spent(budget: dict[str, Any] | None) -> str:

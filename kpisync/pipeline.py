@@ -26,6 +26,9 @@ from sqlalchemy.exc import OperationalError
 
 from kpisync import stages
 from kpisync.alerts_ops import (
+    FAILING,
+    PAUSED,
+    STALE,
     StoreOutage,
     alert_settings,
     open_incidents,
@@ -259,10 +262,11 @@ class Pipeline:
     # --- alerts ----------------------------------------------------------------------------
     def review_alerts(self, source: str) -> None:
         """Review the instance's ops incidents; the caller holds the instance's lock."""
-        review(self.engine, source, self.alerts, self.send_alert, now=self.clock())
+        review(self.engine, self.settings, source, self.alerts, self.send_alert,
+               now=self.clock())
         if self.metrics is not None:
             kinds = {row.kind for row in open_incidents(self.engine, source)}
-            for kind in ("failing", "stale"):
+            for kind in (FAILING, STALE, PAUSED):
                 self.metrics.incidents.labels(source, kind).set(1 if kind in kinds else 0)
 
     def review_idle(self, sources: list[str]) -> None:

@@ -1,8 +1,10 @@
-"""The pipeline's later stages, reached through two small adapters that import them lazily.
+"""The pipeline's later stages, reached through small adapters that import them lazily.
 
-    compute_kpis   metrics.engine.compute_all(engine, metrics.options.metric_config(settings))
-    write_back     writeback.runs.run_writeback(engine, settings, source, connector), for sources
-                   with a [writeback.<source>] mapping (writeback.options.mapped_sources)
+    compute_kpis      metrics.engine.compute_all(engine, metrics.options.metric_config(settings))
+    write_back        writeback.runs.run_writeback(engine, settings, source, connector), for
+                      sources with a [writeback.<source>] mapping (writeback.options.mapped_sources)
+    paused_writeback  the mappings write-back paused (writeback.guard.mapped_pauses), for the ops
+                      alerts and `kpisync status`
 
 Either package may be absent: the stage is then skipped, and says why. Their errors are kpisync
 errors and propagate to the pipeline, which records them.
@@ -64,5 +66,17 @@ def write_back(engine: Engine, settings: Settings, source: str, connector: Conne
     if source not in options.mapped_sources(settings):
         return StageOutcome(SKIPPED, f"no [writeback.{source}] mapping")
     report = runs.run_writeback(engine, settings, source, connector)
+    paused = f", {len(report.paused)} field(s) paused" if report.paused else ""
     return StageOutcome(SUCCEEDED, f"{report.written} written, {report.failed} failed, "
-                                   f"{report.conflicts} conflicts", api_calls=report.api_calls)
+                                   f"{report.conflicts} conflicts{paused}",
+                        api_calls=report.api_calls)
+
+
+def paused_writeback(engine: Engine, settings: Settings, source: str) -> dict[str, str]:
+    """'object.field' -> why, for each write-back mapping of `source` that is paused now."""
+    guard = optional_module("writeback.guard")
+    options = optional_module("writeback.options")
+    if guard is None or options is None or source not in options.mapped_sources(settings):
+        return {}
+    pauses = guard.mapped_pauses(engine, settings, source)
+    return {f"{entity}.{name}": reason for (entity, name), reason in sorted(pauses.items())}

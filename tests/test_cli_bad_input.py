@@ -176,3 +176,7 @@ def test_writeback_with_the_source_as_a_word_says_to_use_source(  # type: ignore
     done = kpisync("writeback", SOURCE, "--settings", str(settings), env={"COLUMNS": "200"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"kpisync writeback --source {SOURCE}" in done.stderr, done.stderr
+    done = kpisync("writeback", "run", SOURCE, "--settings", str(settings), env={"COLUMNS": "200"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no write-back command 'run' (its commands: revert, runs)" in done.stderr, done.stderr
+    assert f"kpisync writeback --source {SOURCE};" in done.stderr, done.stderr

@@ -3,6 +3,7 @@ HTTP, the status report, and ops alerts sent once per incident."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +23,7 @@ from kpisync.health import HealthServer, HealthState, RunMetrics
 from kpisync.pipeline import STORE_UNREACHABLE, Pipeline
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
-from kpisync.scheduler.history import now_utc
+from kpisync.scheduler.history import latest_runs, now_utc
 from kpisync.scheduler.options import scheduler_settings
 from kpisync.scheduler.report import instance_report
 from kpisync.scheduler.worker import Worker
@@ -157,6 +159,65 @@ def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> N
         assert [n["state"] for n in stale] == ["open"], stale
         assert run(5) == "succeeded"
         assert [n["state"] for n in hook.received if n["kind"] == "stale"][-1] == "resolved"
+        engine.dispose()
+
+
+def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(  # type: ignore[no-untyped-def]
+        env: HubSpotEnv, tmp_path: Path, caplog) -> None:
+    """A mapped field missing from the CRM pauses that mapping: the run still succeeds, so the
+    admin learns of it from the log, the ops webhook and `kpisync status`, until the field is
+    made (`fields apply`) and the next run writes it."""
+    from typer.testing import CliRunner
+
+    from kpisync.cli import app
+
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    field = "kpisync_nps_score"
+    with webhook_receiver() as hook:
+        os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
+        path = write_settings(tmp_path, settings_text(env, store_url, tables=(
+            '[alerts]\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n'
+            '[scheduler]\nstages = ["sync", "compute", "writeback"]\n\n'
+            f'[writeback.{SOURCE}.account]\nnps_score = "{field}"\n')))
+        settings, engine = load_settings(path), open_store(store_url)
+        pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event())
+        slot = now_utc().replace(microsecond=0)
+
+        def status() -> tuple[dict[str, Any], str]:
+            as_json = CliRunner().invoke(app, ["status", "--json", "-s", str(path)])
+            table = CliRunner().invoke(app, ["status", "-s", str(path)], env={"COLUMNS": "300"})
+            assert as_json.exit_code == 0 and table.exit_code == 0, as_json.output + table.output
+            return json.loads(as_json.output)[0], table.output
+
+        assert pipeline.run_slot(SOURCE, slot) == "succeeded"
+        [opened] = [n for n in hook.received if n["kind"] == "writeback_paused"]
+        assert opened["state"] == "open"
+        assert f"account.{field}: field {field} does not exist" in opened["detail"]
+        warnings = [r.getMessage() for r in caplog.records
+                    if r.levelname == "WARNING" and "paused:" in r.getMessage()]
+        assert warnings == [f"{SOURCE}: write-back of account.{field} paused: field {field} does "
+                            "not exist on account records (see 'kpisync fields plan'); the other "
+                            "fields are written, and this one resumes by itself once its field "
+                            "is fixed"]
+        [run] = latest_runs(engine, SOURCE, limit=1)
+        assert run.stages["writeback"].endswith(", 1 field(s) paused"), run.stages
+        row, table = status()
+        assert list(row["writeback_paused"]) == [f"account.{field}"]
+        assert row["scheduled_run"]["status"] == "succeeded"
+        assert f"write-back paused: account.{field}" in table
+
+        assert pipeline.run_slot(SOURCE, slot + timedelta(minutes=1)) == "succeeded"
+        assert len([n for n in hook.received if n["kind"] == "writeback_paused"]) == 1
+        applied = CliRunner().invoke(app, ["fields", "apply", SOURCE, "-s", str(path)])
+        assert applied.exit_code == 0, applied.output
+        assert pipeline.run_slot(SOURCE, slot + timedelta(minutes=2)) == "succeeded"
+        states = [n["state"] for n in hook.received if n["kind"] == "writeback_paused"]
+        assert states == ["open", "resolved"]
+        row, table = status()
+        assert row["writeback_paused"] == {} and "paused" not in table
+        written = [c for c in env.emulator.dump()["companies"].values()
+                   if c["properties"].get(field) not in (None, "")]
+        assert written, "no company got its NPS score once the field existed"
         engine.dispose()
 
 

@@ -43,8 +43,12 @@ class WritebackGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in self.commands:
-            ctx.fail(f"no write-back command {name!r}; to write one source's scores: "
-                     f"kpisync writeback --source {name}")
+            # `writeback run NAME`: the first word was meant as a verb and NAME is the source
+            source = args[1] if len(args) > 1 and not args[1].startswith("-") else name
+            ctx.fail(f"no write-back command {name!r} (its commands: "
+                     f"{', '.join(sorted(self.commands))}); to write one source's scores: "
+                     f"kpisync writeback --source {source}; every mapped source's: "
+                     "kpisync writeback")
         return super().resolve_command(ctx, args)
 
 

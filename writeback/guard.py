@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
+from kpisync.config import Settings
 from kpisync.connector import Connector, FieldInfo
 from writeback.models import MappingPause
+from writeback.options import source_plan
 from writeback.values import problem_with, type_problem
 
 RECHECK = timedelta(hours=24)
@@ -84,6 +86,15 @@ def paused_fields(connection: Connection, source: str) -> dict[tuple[str, str], 
     t = MappingPause.__table__  # type: ignore[attr-defined]
     rows = connection.execute(select(t.c.entity, t.c.field, t.c.reason).where(t.c.source == source))
     return {(r.entity, r.field): r.reason for r in rows}
+
+
+def mapped_pauses(engine: Engine, settings: Settings, source: str) -> dict[tuple[str, str], str]:
+    """The source's paused mappings that settings still map, with their reasons: a pause left by
+    a mapping since removed from settings.toml no longer matters."""
+    mapped = {(t.entity, t.field) for t in source_plan(settings, source).targets}
+    with engine.connect() as connection:
+        return {key: reason for key, reason in paused_fields(connection, source).items()
+                if key in mapped}
 
 
 def resting_pauses(connection: Connection, source: str, now: datetime) -> dict[tuple[str, str], str]:

@@ -103,7 +103,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
         changes = plan_changes(connection, plan, params, skip=frozenset(resting))
         outbox.store_changes(connection, run_id, source, changes, guard, kinds_of(plan))
         scores = {(t.entity, t.field): t.score.name for t in plan.targets}
-        _, lifted = record_pauses(connection, source, guard, scores, outbox.now_utc())
+        paused, lifted = record_pauses(connection, source, guard, scores, outbox.now_utc())
         report = summarize(connection, run_id, source, batch_size_of(connector, plan))
         report.paused = {**resting, **guard.problems}
         report.resumed, report.resumed_runs = lifted, resumed
@@ -112,6 +112,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
             report.run_id, report.dry_run = None, True
         else:
             transaction.commit()
+            _log_pauses(source, {key: guard.problems[key] for key in paused}, lifted)
     if not dry_run:
         send_and_finish(engine, connector, run_id, report, batch_size_of(connector, plan))
         if plan.rules.keep_days:
@@ -120,6 +121,16 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
                                      outbox.now_utc() - timedelta(days=plan.rules.keep_days))
     report.api_calls = calls_in(connector.api_usage()) - calls_before
     return report
+
+
+def _log_pauses(source: str, paused: dict[tuple[str, str], str],
+                lifted: list[tuple[str, str]]) -> None:
+    """Once per pause and per resumption, so that an unattended run says what stopped."""
+    for (entity, name), reason in paused.items():
+        log.warning("%s: write-back of %s.%s paused: %s; the other fields are written, and this "
+                    "one resumes by itself once its field is fixed", source, entity, name, reason)
+    for entity, name in lifted:
+        log.info("%s: write-back of %s.%s resumed", source, entity, name)
 
 
 def resume(engine: Engine, connector: Connector, source: str, size: int) -> list[int]:

@@ -67,7 +67,7 @@ class OpsIncident(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=64, index=True)
-    kind: str = Field(max_length=16)  # failing | stale
+    kind: str = Field(max_length=16)  # failing | stale | writeback_paused
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     detail: str = ""

@@ -1,5 +1,6 @@
 """What `kpisync status` adds for unattended runs: per instance the last scheduled run, its
-duration, counts, API calls per stage and error, the next run, today's API budget, open alerts."""
+duration, counts, API calls per stage and error, the next run, today's API budget, open alerts
+and the write-back fields that are paused."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kpisync.scheduler.history import last_success, latest_runs
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.scheduler.triggers import next_fire, trigger_for
 from kpisync.secrets import mask
+from kpisync.stages import paused_writeback
 from kpisync.store.database import current_tables
 
 
@@ -40,7 +42,8 @@ def instance_report(engine: Engine, settings: Settings, now: datetime | None = N
                        **budget_today(engine, settings, source, now),
                        "data_age_minutes": data_age(engine, source, now),
                        "alerts": [f"{row.kind} since {row.opened_at:%Y-%m-%d %H:%M}"
-                                  for row in open_incidents(engine, source)]})
+                                  for row in open_incidents(engine, source)],
+                       "writeback_paused": paused_writeback(engine, settings, source)})
     return report
 
 
