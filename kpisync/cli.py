@@ -215,9 +215,12 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
 
 @app.command()
 @friendly
-def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
+def status(settings: Path = SETTINGS, as_json: bool = JSON,
+           runs: int = typer.Option(0, "--runs", min=0, help="Also list each source's last N "
+                                    "scheduled runs (kpisync run), with their stages and errors.")
+           ) -> None:
     """Per source: last run, duration, counts, API usage, errors, next run, budget and alerts."""
-    from kpisync.scheduler.report import instance_report
+    from kpisync.scheduler.report import instance_report, run_history
 
     context = open_context(settings)
     scheduled = {row["source"]: row for row in instance_report(context.engine, context.settings)}
@@ -225,6 +228,7 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
                      ("next_run", "schedule", "budget", "alerts", "data_age_minutes",
                       "writeback_paused")}
               | {"scheduled_run": _scheduled_run(scheduled[row["source"]])}
+              | ({"runs": run_history(context.engine, row["source"], runs)} if runs else {})
               for row in source_status(context.engine, sorted(context.settings.sources))]
     if as_json:
         print(json.dumps(report, default=str, ensure_ascii=False))
@@ -237,6 +241,21 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
                       _when(row["next_run"]) if row["next_run"] else (row["schedule"] or ""),
                       budget_spent(row["budget"]), escape(_trouble(row)))
     console.print(table)
+    for row in report if runs else ():
+        print_runs(row["source"], row["runs"])
+
+
+def print_runs(source: str, runs: list[dict[str, Any]]) -> None:
+    table = Table("slot", "status", "duration", "rows", "API calls", "stages / error",
+                  title=f"last scheduled runs of {source}")
+    for run in runs:
+        detail = run["error"] or "; ".join(f"{stage} {outcome}"
+                                           for stage, outcome in run["stages"].items())
+        duration = f"{run['duration_seconds']}s" if run["duration_seconds"] is not None else ""
+        table.add_row(_when(run["due_at"]), run["status"], duration,
+                      str(run["upserted"] + run["deleted"]), str(sum(run["api_calls"].values())),
+                      escape(detail))
+    console.print(table if runs else f"{source}: no scheduled run yet")
 
 
 def _scheduled_run(instance: dict[str, Any]) -> dict[str, Any] | None:

@@ -23,9 +23,9 @@ from kpisync.health import HealthServer, HealthState, RunMetrics
 from kpisync.pipeline import STORE_UNREACHABLE, Pipeline
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
-from kpisync.scheduler.history import latest_runs, now_utc
+from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.options import scheduler_settings
-from kpisync.scheduler.report import instance_report
+from kpisync.scheduler.report import instance_report, run_history
 from kpisync.scheduler.worker import Worker
 from kpisync.store.database import create_store_engine, open_store
 from tests.conftest import STORE_KINDS, _postgres_database
@@ -184,8 +184,9 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(  # type: igno
         slot = now_utc().replace(microsecond=0)
 
         def status() -> tuple[dict[str, Any], str]:
-            as_json = CliRunner().invoke(app, ["status", "--json", "-s", str(path)])
-            table = CliRunner().invoke(app, ["status", "-s", str(path)], env={"COLUMNS": "300"})
+            as_json = CliRunner().invoke(app, ["status", "--json", "--runs", "5", "-s", str(path)])
+            table = CliRunner().invoke(app, ["status", "--runs", "5", "-s", str(path)],
+                                       env={"COLUMNS": "300"})
             assert as_json.exit_code == 0 and table.exit_code == 0, as_json.output + table.output
             return json.loads(as_json.output)[0], table.output
 
@@ -199,12 +200,14 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(  # type: igno
                             "not exist on account records (see 'kpisync fields plan'); the other "
                             "fields are written, and this one resumes by itself once its field "
                             "is fixed"]
-        [run] = latest_runs(engine, SOURCE, limit=1)
-        assert run.stages["writeback"].endswith(", 1 field(s) paused"), run.stages
         row, table = status()
         assert list(row["writeback_paused"]) == [f"account.{field}"]
         assert row["scheduled_run"]["status"] == "succeeded"
+        [run] = row["runs"]
+        assert run["status"] == "succeeded" and run["upserted"] > 0
+        assert run["stages"]["writeback"].endswith(", 1 field(s) paused"), run["stages"]
         assert f"write-back paused: account.{field}" in table
+        assert f"last scheduled runs of {SOURCE}" in table and "1 field(s) paused" in table
 
         assert pipeline.run_slot(SOURCE, slot + timedelta(minutes=1)) == "succeeded"
         assert len([n for n in hook.received if n["kind"] == "writeback_paused"]) == 1
@@ -214,7 +217,7 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(  # type: igno
         states = [n["state"] for n in hook.received if n["kind"] == "writeback_paused"]
         assert states == ["open", "resolved"]
         row, table = status()
-        assert row["writeback_paused"] == {} and "paused" not in table
+        assert row["writeback_paused"] == {} and "write-back paused" not in table
         written = [c for c in env.emulator.dump()["companies"].values()
                    if c["properties"].get(field) not in (None, "")]
         assert written, "no company got its NPS score once the field existed"
@@ -256,6 +259,7 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # typ
                 return worker.health.sources.get(SOURCE, {}).get("last_status")
 
             wait_until(lambda: last_status() == "succeeded", "a first run")
+            cut_at = now_utc()
             proxy.cut()  # the database restarts, or the network to it is cut
             caplog.clear()
             time.sleep(3)  # a slot and several alert reviews pass
@@ -276,6 +280,11 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # typ
             assert httpx.get(f"{server.address}/healthz", timeout=10).status_code == 200
             assert [(n["kind"], n["state"]) for n in hook.received] == [
                 ("store", "open"), ("store", "resolved")]
+            # the job store was down too, so no slot fired meanwhile: the one missed is made up
+            # once, and the history shows no failure
+            runs = run_history(engine, SOURCE, 50)
+            assert {run["status"] for run in runs} <= {"succeeded", "claimed", "running"}, runs
+            assert any(run["due_at"] > cut_at and run["status"] == "succeeded" for run in runs)
         finally:
             worker.shutdown()
             server.stop()

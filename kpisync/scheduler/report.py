@@ -61,6 +61,18 @@ def last_run(engine: Engine, source: str) -> dict[str, Any]:
             "api_calls": dict(run.api_calls or {}), "last_error": mask(run.error or "") or None}
 
 
+def run_history(engine: Engine, source: str, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` scheduled runs of `source`, newest first, for `kpisync status --runs`."""
+    return [{"due_at": run.due_at, "trigger": run.trigger, "status": run.status,
+             "started_at": run.started_at,
+             "duration_seconds": round((run.finished_at - run.started_at).total_seconds(), 1)
+             if run.started_at and run.finished_at else None,
+             "upserted": run.upserted, "deleted": run.deleted,
+             "api_calls": dict(run.api_calls or {}), "stages": dict(run.stages or {}),
+             "error": mask(run.error or "") or None}
+            for run in latest_runs(engine, source, limit=limit)]
+
+
 def next_run(settings: Settings, source: str, stored: dict[str, datetime | None],
              now: datetime) -> dict[str, Any]:
     trigger = trigger_for(source, settings.source(source).schedule, settings.core.timezone)
