@@ -85,7 +85,7 @@ def kpis(settings: Path = SETTINGS,
          history: bool = typer.Option(False, "--history", help="every stored snapshot"),
          as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table"),
          as_csv: bool = typer.Option(False, "--csv", help="CSV instead of a table")) -> None:
-    """Show stored KPI values (the newest period of each by default)."""
+    """Show stored KPI values: the newest period of each KPI, or every period of one (--kpi)."""
     check_filters(kpi, period, grain)
     context = open_context(settings)
     if history:
