@@ -55,6 +55,29 @@ class PlainLines(logging.Formatter):
         return mask(super().format(record))
 
 
+class Repeats(logging.Filter):
+    """Lets one record of each message through per `every` seconds: APScheduler logs its job
+    store's error every 10 s for as long as the store is down, which would fill a journal."""
+
+    def __init__(self, messages: tuple[str, ...], every: float = 300.0) -> None:
+        super().__init__()
+        self.messages, self.every = messages, every
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self.messages:
+            return True
+        now = time.monotonic()
+        if now - self.last.get(record.msg, -self.every) < self.every:
+            return False
+        self.last[record.msg] = now
+        record.msg = f"{record.msg} (repeats are logged once every {self.every:.0f} s)"
+        return True
+
+
+JOB_STORE_ERROR = "Error getting due jobs from job store %r: %s"  # APScheduler's own words
+
+
 def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     for previous in list(root.handlers):
@@ -73,6 +96,9 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level)
     for noisy in ("urllib3", "httpx", "httpcore", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, Repeats) for f in scheduler.filters):
+        scheduler.addFilter(Repeats((JOB_STORE_ERROR,)))
 
 
 @contextmanager

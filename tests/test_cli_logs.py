@@ -8,8 +8,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import patch
 
-from kpisync.logs import PlainLines
+from kpisync.logs import JOB_STORE_ERROR, PlainLines, Repeats
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
 from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
@@ -42,3 +43,32 @@ def test_a_message_of_several_lines_is_logged_on_one() -> None:
     assert PlainLines().format(record).endswith(
         " WARNING apscheduler.scheduler: Error getting due jobs: connection refused Is the server "
         "running? (Background on this error at: …)")
+
+
+def test_the_job_stores_error_is_logged_once_per_five_minutes_while_the_store_is_down() -> None:
+    """APScheduler repeats it every 10 s during a store outage: one line per 5 min is enough."""
+    clock = [1000.0]
+    repeats = Repeats((JOB_STORE_ERROR,), every=300)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    kept: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record.getMessage())
+
+    handler = Keep()
+    scheduler.addFilter(repeats)
+    scheduler.addHandler(handler)
+    try:
+        with patch("kpisync.logs.time.monotonic", lambda: clock[0]):
+            for _ in range(31):  # five minutes and ten seconds of an outage
+                scheduler.warning(JOB_STORE_ERROR, "default", "connection refused")
+                scheduler.warning("Run time of job %r was missed", "pipeline:hs")
+                clock[0] += 10
+    finally:
+        scheduler.removeFilter(repeats)
+        scheduler.removeHandler(handler)
+    errors = [m for m in kept if m.startswith("Error getting due jobs")]
+    assert errors == ["Error getting due jobs from job store 'default': connection refused "
+                      "(repeats are logged once every 300 s)"] * 2
+    assert len(kept) - len(errors) == 31  # other messages pass untouched
