@@ -197,11 +197,16 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
     answered_at = parse_instant(row.get("answered_at", ""), zone)
     respondent = row.get("respondent", "").lower()
     if kind == "nps":
+        if not respondent:
+            raise ValueError("no respondent: an NPS answer needs its contact's email or id")
         if respondent not in directory.contacts:
             raise ValueError(f"unknown respondent {row.get('respondent', '')!r} (no such contact)")
         contact, contact_account = directory.contacts[respondent]
         account = row.get("account") or contact_account
-        if not account or account not in directory.accounts:
+        if not account:
+            raise ValueError("no subject account: the contact has no account; give the "
+                             "answer an account column")
+        if account not in directory.accounts:
             raise ValueError(f"unknown subject account {account!r}")
         external = stable_id("nps", contact, account, answered_at.isoformat())
         values = {"contact_id": contact, "account_id": account, "team": None}
@@ -209,7 +214,10 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
         if respondent and respondent not in directory.users:
             raise ValueError(f"unknown respondent {row.get('respondent', '')!r} (no such user)")
         team = row.get("team") or (directory.users.get(respondent) if respondent else None)
-        if not team or team not in directory.teams:
+        if not team:
+            raise ValueError("no team: an eNPS answer needs a team column, or a respondent who "
+                             "is a user with a team")
+        if team not in directory.teams:
             raise ValueError(f"unknown team {team!r}")
         identity = ("enps", team, answered_at.isoformat(), score)
         seen[identity] += 1

@@ -31,6 +31,8 @@ enps,5,2025-02-10,ben@example.com,,,team from the employee
 enps,4,2025-02-10,,,Nowhere,unknown team
 survey,4,2025-02-10,,,Alpha,unknown kind
 nps,seven,2025-03-01,c2,,,not a number
+nps,8,2025-03-06,,,,no respondent
+enps,8,2025-03-06,,,,no team and no employee to take it from
 """
 
 
@@ -65,9 +67,12 @@ def test_csv_imports_exactly_the_good_rows_once_and_reports_the_bad(engine: Engi
     report = import_surveys(engine, path, source="crm", timezone="Europe/Warsaw")
     assert report.imported == 5 and report.unchanged == 0 and report.duplicates == 1
     assert [(e.line, e.reason.split(" ")[0]) for e in report.errors] == [
-        (2, "date"), (5, "score"), (6, "no"), (7, "unknown"), (8, "unknown"), (13, "unknown"),
-        (14, "kind"), (15, "score")]
+        (2, "date"), (5, "score"), (6, "no"), (7, "unknown"), (8, "no"), (13, "unknown"),
+        (14, "kind"), (15, "score"), (16, "no"), (17, "no")]
     assert "not plausible" in report.errors[0].reason
+    assert report.errors[4].reason.startswith("no subject account: the contact has no account")
+    assert report.errors[8].reason == "no respondent: an NPS answer needs its contact's email or id"
+    assert report.errors[9].reason.startswith("no team: an eNPS answer needs a team column")
     with engine.connect() as connection:
         rows = connection.execute(select(ANSWERS.c.kind, ANSWERS.c.score, ANSWERS.c.contact_id,
                                          ANSWERS.c.account_id, ANSWERS.c.team, ANSWERS.c.raw,
@@ -82,7 +87,7 @@ def test_csv_imports_exactly_the_good_rows_once_and_reports_the_bad(engine: Engi
     assert nps_nine.answered_at == datetime(2025, 2, 28, 23, 0, tzinfo=UTC)  # local midnight
 
     again = import_surveys(engine, path, source="crm", timezone="Europe/Warsaw")
-    assert (again.imported, again.unchanged, len(again.errors)) == (0, 5, 8)
+    assert (again.imported, again.unchanged, len(again.errors)) == (0, 5, 10)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(ANSWERS)).scalar() == 5
 
