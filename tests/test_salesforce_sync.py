@@ -6,6 +6,7 @@ The generic ones (kills, faults, deletes, bad credentials) are in tests/test_con
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -13,12 +14,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sqlalchemy import Engine, func, select
 
 from connectors.salesforce.paging import QueryPager
-from kpisync.connector import FieldSpec, FieldUpdate
+from kpisync.connector import FieldSpec, FieldUpdate, Page
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.salesforce import SalesforceEmulator
@@ -315,3 +317,50 @@ def test_fields_apply_fails_until_a_person_has_added_the_fields(  # type: ignore
     done = fields_apply()
     assert done.returncode == 0, done
     assert "exists" in done.stdout and not done.stderr
+
+
+def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, env) -> None:
+    """Hundreds of custom fields make a REST query's GET URI longer than Salesforce takes (414):
+    that object goes through Bulk API 2.0 jobs, whose SOQL travels in a POST body, on the first
+    sync and on incrementals (queryAll, so deletes come too); the narrow objects stay on REST."""
+    emulator = env.emulator
+    wide = [emulator.add_custom_field("Opportunity", f"Territory_Planning_Note_{n:03d}", "string",
+                                      f"Territory planning note {n:03d}") for n in range(500)]
+    deals = sorted(emulator.live("Opportunity"))
+    for n, rid in enumerate(deals[:20]):
+        emulator.update_record("Opportunity", rid, {wide[n]: f"note {n}", wide[-1]: "last"})
+    soql = f"SELECT {', '.join(['Id', *wide])} FROM Opportunity"
+    refused = httpx.get(f"{emulator.base_url}/services/data/v59.0/query/", params={"q": soql},
+                        verify=ssl.create_default_context(cafile=emulator.ca_path), timeout=10)
+    assert refused.status_code == 414 and emulator.refused_too_long == 1
+
+    first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+    assert first.status == "succeeded" and emulator.refused_too_long == 1
+    jobs = list(emulator.bulk.jobs.values())
+    assert [(job.sobject, job.operation) for job in jobs] == [("Opportunity", "query")]
+    assert first.api_calls["GET query"] > 0  # the other objects, by REST
+    assert_store_equals_truth(sqlite_engine, emulator.dump())
+    with sqlite_engine.connect() as connection:
+        custom = dict(connection.execute(select(Deal.external_id, Deal.custom)).all())
+    assert custom[deals[3]][wide[3]] == "note 3" and custom[deals[3]][wide[-1]] == "last"
+
+    emulator.update_record("Opportunity", deals[30], {wide[7]: "changed", "StageName": "Closed Won"})
+    emulator.delete("Opportunity", deals[31])
+    for rid in deals[40:52]:
+        emulator.update_record("Opportunity", rid, {wide[8]: "touched"})
+    pages: list[Page] = []
+    small = {"bulk_page_records": 5}  # the job's 14 rows in three result pages
+    with pytest.raises(Interrupted):  # stopped amid the incremental's job
+        sync_source(sqlite_engine, SOURCE, env.connector(**small),
+                    SyncOptions(streams=("Opportunity",), on_page=pages.append,
+                                should_stop=lambda: len(pages) >= 1))
+    assert pages[-1].cursor.get("bulk_job") and pages[-1].cursor.value is not None
+    second = sync_source(sqlite_engine, SOURCE, env.connector(**small), SyncOptions())
+    assert second.status == "succeeded" and emulator.refused_too_long == 1
+    [job] = list(emulator.bulk.jobs.values())[1:]  # resumed, not run again
+    assert job.operation == "queryAll" and "SystemModstamp >" in job.query
+    assert_store_equals_truth(sqlite_engine, emulator.dump())
+    with sqlite_engine.connect() as connection:
+        rows = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
+    assert rows[deals[31]] is not None and rows[deals[30]] is None

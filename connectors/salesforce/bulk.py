@@ -1,11 +1,13 @@
-"""First syncs of large objects through Bulk API 2.0 query jobs (CSV results, Sforce-Locator).
+"""Bulk API 2.0 query jobs (CSV results, Sforce-Locator): first syncs of large objects, and
+every sync of an object too wide for a REST query's URI (hundreds of fields).
 
-A job reads `SystemModstamp <= until` without ORDER BY (Salesforce chunks it by primary key; an
-ORDER BY would disable that). Its rows come unordered, so the keyset cursor cannot move while
-they arrive: each page instead stores the job id and the locator of the next result page in the
-cursor state, so a crash resumes at that page of the same job (jobs live for days). The last page
-stores the keyset cursor `(until, -)`: everything up to `until` is in, and the next run continues
-by REST from there. A result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
+A job reads `SystemModstamp <= until`, after the keyset cursor on an incremental (as queryAll, so
+deleted rows come too), without ORDER BY (Salesforce chunks it by primary key; an ORDER BY would
+disable that). Its rows come unordered, so the keyset cursor cannot move while they arrive: each
+page instead keeps the cursor the job started from and adds the job id and the locator of the
+next result page, so a crash resumes at that page of the same job (jobs live for days). The last
+page stores the keyset cursor `(until, -)`: everything up to `until` is in, and the next run
+continues from there. A result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
 large `maxRecords` saves calls without holding bigger pages in memory; each part but the result
 page's last carries the cursor of that same result page, which a crash reads again (upserts,
 never duplicates).
@@ -21,7 +23,7 @@ from functools import partial
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient
-from connectors.salesforce.paging import Rows, Scope, build_query
+from connectors.salesforce.paging import Rows, Scope, build_query, keyset_filter
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, RejectedError
 from kpisync.prefetch import chained
@@ -72,30 +74,34 @@ class BulkReader:
     def read(self, scope: Scope, kinds: Mapping[str, str], cursor: Cursor,
              until: str) -> Iterator[tuple[Rows, Cursor]]:
         job, locator = cursor.get(JOB), cursor.get(LOCATOR) or ""
+        since = cursor.with_state(**{JOB: None, LOCATOR: None, UNTIL: None})  # the keyset
         resumed = job is not None
         if job is None:
-            job = self.start(scope, until)
+            job = self.start(scope, until, since)
         else:
             until = cursor.get(UNTIL) or until
+
+        def at(next_locator: str) -> Cursor:
+            return since.with_state(**{JOB: job, LOCATOR: next_locator, UNTIL: until})
+
         while True:
             try:
                 for text, following in self.result_pages(job, locator):
                     rows = typed_rows(text, kinds)
                     size = self.page_rows
                     parts = [rows[i:i + size] for i in range(0, len(rows), size)]
-                    here = Cursor(state=((JOB, job), (LOCATOR, locator), (UNTIL, until)))
                     for part in parts[:-1]:
-                        yield part, here
+                        yield part, at(locator)
                     last = parts[-1] if parts else []
                     if not following:
                         yield last, Cursor(value=until)
                         return
-                    yield last, Cursor(state=((JOB, job), (LOCATOR, following), (UNTIL, until)))
+                    yield last, at(following)
                     locator = following
             except RejectedError:
                 if not (locator or resumed):
                     raise
-                job, locator, resumed = self.start(scope, until), "", False  # the job expired
+                job, locator, resumed = self.start(scope, until, since), "", False  # expired
 
     def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
              ) -> Iterator[list[dict[str, str]]]:
@@ -111,15 +117,19 @@ class BulkReader:
         return chained(partial(self.results, job, locator),
                        lambda page: partial(self.results, job, page[1]) if page[1] else None)
 
-    def start(self, scope: Scope, until: str) -> str:
-        return self.run(scope.sobject, build_query(scope.sobject, scope.fields,
-                                                   [f"SystemModstamp <= {until}"]))
+    def start(self, scope: Scope, until: str, since: Cursor) -> str:
+        """A job of the rows modified after `since` (every row on a first sync) up to `until`;
+        an incremental's job also returns deleted rows, as REST's queryAll does."""
+        soql = build_query(scope.sobject, scope.fields,
+                           [keyset_filter(since), f"SystemModstamp <= {until}"])
+        return self.run(scope.sobject, soql,
+                        operation="query" if since.value is None else "queryAll")
 
-    def run(self, sobject: str, soql: str) -> str:
+    def run(self, sobject: str, soql: str, *, operation: str = "query") -> str:
         """Create a query job and poll it until it completes; its id."""
         created = self.client.restful(
             "POST jobs/query", "jobs/query", method="POST",
-            json={"operation": "query", "query": soql, "contentType": "CSV",
+            json={"operation": operation, "query": soql, "contentType": "CSV",
                   "columnDelimiter": "COMMA", "lineEnding": "LF"})
         job = str(created["id"])
         for _ in range(self.max_polls):

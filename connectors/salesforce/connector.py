@@ -10,7 +10,8 @@ quotas (ForecastingQuota) where the org has them, read whole each run (connector
 Cursor: (SystemModstamp, Id) keyset through queryAll, 2,000-row nextRecordsUrl pages; recycle-bin
 rows (IsDeleted) become deletes, merged ones (MasterRecordId) merges; purged rows through the
 engine's periodic full id comparison. A first sync of an object with more than
-`bulk_above_records` records reads through a Bulk API 2.0 query job. See connectors.salesforce.paging.
+`bulk_above_records` records reads through a Bulk API 2.0 query job, and so does every sync of an
+object whose fields make a REST query's URI too long (connectors.salesforce.bulk, .paging).
 Auth: SOAP login (username, password, security token), or OAuth 2.0 against `login_url`: the
 connected-app password flow, a refresh token, or the JWT bearer flow; production or sandbox.
 Rate limits: REQUEST_LIMIT_EXCEEDED and 5xx back off; INVALID_SESSION_ID logs in again once; the

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from simple_salesforce import Salesforce
 
@@ -30,6 +31,21 @@ from kpisync.prefetch import chained
 
 AFTER_ID = "after_id"
 Rows = list[dict[str, Any]]
+# Salesforce refuses a call whose URI and headers pass 16,384 bytes (414/431; help article
+# 000386264); a query's SOQL travels in its GET URI. The rest is room for the session and others.
+QUERY_URI_BUDGET = 16_384 - 2_048
+QUERY_PATH = "/services/data/v99.9/queryAll/?"
+
+
+def fits_in_query_uri(scope: Scope) -> bool:
+    """Whether the walk's longest REST query of `scope` (keyset and bound included) stays within
+    the URI limit. An object with hundreds of fields does not: it is read by Bulk API 2.0 jobs,
+    whose SOQL travels in a POST body."""
+    since = Cursor(value="2000-01-01T00:00:00.000Z", state=((AFTER_ID, "0" * 18),))
+    soql = build_query(scope.sobject, scope.fields,
+                       [keyset_filter(since), "SystemModstamp <= 2000-01-01T00:00:00.000Z"],
+                       order="SystemModstamp, Id")
+    return len(QUERY_PATH) + len(urlencode({"q": soql})) <= QUERY_URI_BUDGET
 
 
 def soql_instant(value: datetime) -> str:

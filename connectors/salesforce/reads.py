@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.salesforce import mappers
-from connectors.salesforce.bulk import BulkReader
+from connectors.salesforce.bulk import JOB, BulkReader
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.history import OWNERS, STAGES, Histories, HistoryReader
 from connectors.salesforce.paging import (
@@ -16,6 +17,7 @@ from connectors.salesforce.paging import (
     Rows,
     Scope,
     build_query,
+    fits_in_query_uri,
     keyset_filter,
     soql_instant,
     walk_modified,
@@ -25,6 +27,7 @@ from kpisync.cursor import Cursor
 from kpisync.mapping import map_each
 from kpisync.store.models import Row
 
+log = logging.getLogger(__name__)
 SYSTEM = ("Id", "IsDeleted", "CreatedDate", "SystemModstamp")
 BASE_FIELDS: dict[str, tuple[str, ...]] = {
     "User": ("Name", "Email", "IsActive", "UserRoleId", "ManagerId"),
@@ -84,6 +87,7 @@ class StreamReader:
         self.tracking = tracking  # OpportunityFieldHistory exists (field-history tracking on)
         self.history = HistoryReader(self.pager, self.bulk, options.bulk_above_records)
         self.known = Histories(tracking=tracking)
+        self.said_wide: set[str] = set()
 
     def entity_of(self, sobject: str) -> str:
         return "survey_response" if sobject == self.survey_object else ENTITIES[sobject][0]
@@ -92,13 +96,13 @@ class StreamReader:
              record_count: Callable[[str], int]) -> Iterator[Page]:
         scope = Scope(sobject, self.fields[sobject], self.options.batch_size)
         until = signpost - self.options.lag
-        bulk = cursor.value is None and (cursor.get("bulk_job") is not None or
-                                         record_count(sobject) > self.options.bulk_above_records)
+        bulk = (cursor.get(JOB) is not None or self.too_wide(scope)
+                or (cursor.value is None and record_count(sobject) > self.options.bulk_above_records))
         if cursor.value is None:
             record_count(sobject)  # the record counts are setup, read once for every object
         calls_before = self.calls()
         if sobject == "Opportunity":
-            self.known = self.histories(bulk, cursor, soql_instant(until), record_count)
+            self.known = self.histories(cursor, soql_instant(until), record_count)
         if bulk:
             batches = self.bulk.read(scope, self.kinds[sobject], cursor, soql_instant(until))
         else:
@@ -157,14 +161,25 @@ class StreamReader:
         info = self.context.stages.get(str(record.get("StageName")))
         return info.is_closed if info else mappers.flag(record.get("IsClosed"))
 
-    def histories(self, bulk: bool, cursor: Cursor, until: str,
+    def too_wide(self, scope: Scope) -> bool:
+        """Whether the object has too many fields for a REST query's URI; said once a run."""
+        if fits_in_query_uri(scope):
+            return False
+        if scope.sobject not in self.said_wide:
+            self.said_wide.add(scope.sobject)
+            log.info("%s: its %d fields make a REST query longer than Salesforce takes (16,384 "
+                     "bytes of URI); it is read through Bulk API 2.0 query jobs instead",
+                     scope.sobject, len(scope.fields))
+        return True
+
+    def histories(self, cursor: Cursor, until: str,
                   record_count: Callable[[str], int]) -> Histories:
         """Whole-object history indexes on a first sync (through Bulk or REST pages, whichever the
         history object's size picks); an incremental indexes the history of the opportunities its
         walk reads, on its first page (connectors.salesforce.history)."""
         first = cursor.value is None
         known = Histories(tracking=self.tracking, changed=(keyset_filter(cursor) or "", until))
-        if first or bulk:
+        if first:
             known.stages = self.history.stage_index(record_count(STAGES), until)
         if first and self.tracking:
             known.owners = self.history.owner_index(record_count(OWNERS), until)

@@ -8,7 +8,8 @@ least) over a real small SOQL parser (salesforce_soql: MALFORMED_QUERY, INVALID_
 INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, DELETE); sObject
 Collections update (`PATCH composite/sobjects`, 200 records, per-record results, allOrNone);
 Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`; `limits` and
-`limits/recordCount`. OpportunityFieldHistory exists only with `field_history` (tracking) on. Every API call counts against a daily allowance, reported in
+`limits/recordCount`. A request whose URI and headers pass 16,384 bytes gets 414 or 431, as
+from Salesforce's front end. OpportunityFieldHistory exists only with `field_history` (tracking) on. Every API call counts against a daily allowance, reported in
 `Sforce-Limit-Info: api-usage=used/max`; when it is spent, calls get 403 REQUEST_LIMIT_EXCEEDED.
 Errors are the real JSON arrays; an unknown or expired session gets 401 INVALID_SESSION_ID.
 Module map: schema (objects, ids), records (org -> truth), store (SOQL, writes), render (wire
@@ -40,6 +41,7 @@ from kpisync.sandbox.salesforce_store import RecordError, SalesforceStore
 from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response
 
 API_VERSION = "59.0"
+URI_AND_HEADERS_MAX = 16_384  # bytes, per REST call (help article 000386264)
 UNAUTHENTICATED = ("POST /services/Soap/", "POST /services/oauth2/")
 
 __all__ = ["OrgLogin", "SalesforceEmulator", "SalesforceKnobs", "make_id"]
@@ -79,6 +81,7 @@ class SalesforceEmulator(EmulatorServer):
         self.cursors = QueryCursors()
         self.bulk = BulkJobs()
         self.api_used = 0
+        self.refused_too_long = 0  # requests refused with 414 or 431
         register_routes(self)
 
     @property
@@ -86,6 +89,19 @@ class SalesforceEmulator(EmulatorServer):
         return self.ca.cert_pem.bytes()
 
     # --- request pipeline ------------------------------------------------------------------------
+    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        """Salesforce's front end refuses a request whose URI and headers pass 16,384 bytes, before
+        any API call is counted: 414 when the URI alone does, else 431 (a SELECT of hundreds of
+        fields in a query's GET URL does)."""
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in headers.items())
+        if len(target) > URI_AND_HEADERS_MAX or len(target) + header_bytes > URI_AND_HEADERS_MAX:
+            self.refused_too_long += 1
+            status, reason = ((414, "URI Too Long") if len(target) > URI_AND_HEADERS_MAX
+                              else (431, "Request Header Fields Too Large"))
+            return Response(status, {"Content-Type": "text/html"},
+                            f"<html><body><h1>{status} {reason}</h1></body></html>".encode())
+        return super().dispatch(method, target, headers, body)
+
     def handle(self, request: Request, handler: Callable[[Request], Response]) -> Response:
         """Auth, the daily allowance, the handler under the store lock, Sforce-Limit-Info."""
         if request.route_key.startswith(UNAUTHENTICATED):
