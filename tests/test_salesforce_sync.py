@@ -327,6 +327,11 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     emulator = env.emulator
     wide = [emulator.add_custom_field("Opportunity", f"Territory_Planning_Note_{n:03d}", "string",
                                       f"Territory planning note {n:03d}") for n in range(500)]
+    checklist = [emulator.add_custom_field("User", f"Enablement_Checklist_Item_{n:03d}", "bool",
+                                           f"Enablement checklist item {n:03d}")
+                 for n in range(500)]
+    rep = sorted(emulator.dump()["User"])[0]
+    emulator.update_record("User", rep, {checklist[-1]: True})
     deals = sorted(emulator.live("Opportunity"))
     for n, rid in enumerate(deals[:20]):
         emulator.update_record("Opportunity", rid, {wide[n]: f"note {n}", wide[-1]: "last"})
@@ -338,12 +343,15 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     assert first.status == "succeeded" and emulator.refused_too_long == 1
     jobs = list(emulator.bulk.jobs.values())
-    assert [(job.sobject, job.operation) for job in jobs] == [("Opportunity", "query")]
+    assert sorted((job.sobject, job.operation) for job in jobs) == [
+        ("Opportunity", "query"), ("User", "query")]
     assert first.api_calls["GET query"] > 0  # the other objects, by REST
     assert_store_equals_truth(sqlite_engine, emulator.dump())
     with sqlite_engine.connect() as connection:
         custom = dict(connection.execute(select(Deal.external_id, Deal.custom)).all())
+        users = dict(connection.execute(select(User.external_id, User.custom)).all())
     assert custom[deals[3]][wide[3]] == "note 3" and custom[deals[3]][wide[-1]] == "last"
+    assert users[rep][checklist[-1]] is True and users[rep][checklist[0]] is None
 
     emulator.update_record("Opportunity", deals[30], {wide[7]: "changed", "StageName": "Closed Won"})
     emulator.delete("Opportunity", deals[31])
@@ -358,7 +366,8 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     assert pages[-1].cursor.get("bulk_job") and pages[-1].cursor.value is not None
     second = sync_source(sqlite_engine, SOURCE, env.connector(**small), SyncOptions())
     assert second.status == "succeeded" and emulator.refused_too_long == 1
-    [job] = list(emulator.bulk.jobs.values())[1:]  # resumed, not run again
+    [job] = [j for j in list(emulator.bulk.jobs.values())[2:]  # resumed, not run again
+             if j.sobject == "Opportunity"]
     assert job.operation == "queryAll" and "SystemModstamp >" in job.query
     assert_store_equals_truth(sqlite_engine, emulator.dump())
     with sqlite_engine.connect() as connection:

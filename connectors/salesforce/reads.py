@@ -190,8 +190,10 @@ class StreamReader:
         calls_before = self.calls()
         roles = {str(r["Id"]): str(r["Name"]) for page in self.pager.pages(
             "SELECT Id, Name FROM UserRole", include_deleted=False) for r in page}
-        users = [r for page in self.pager.pages(
-            build_query("User", self.fields["User"], []), include_deleted=False) for r in page]
+        scope = Scope("User", self.fields["User"], self.options.batch_size)
+        pages = (self.bulk.typed(scope, self.kinds["User"]) if self.too_wide(scope) else
+                 self.pager.pages(build_query("User", scope.fields, []), include_deleted=False))
+        users = [r for page in pages for r in page]
         role_of = {str(u["Id"]): roles.get(str(u.get("UserRoleId"))) for u in users}
         manager_of = {str(u["Id"]): mappers.text(u, "ManagerId") for u in users}
         rows = []
