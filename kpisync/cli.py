@@ -111,7 +111,19 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     if problems:
         raise typer.Exit(3)
     if not as_json:
-        console.print(f"[green]✓[/] {source}: credentials, reachability and permissions are fine")
+        console.print(f"[green]✓[/] {source}: credentials, reachability and permissions are "
+                      f"fine{allowance_left(connector)}")
+
+
+def allowance_left(connector: Any) -> str:
+    """'; the CRM allows N more API calls today (of M)', where the CRM says so."""
+    from kpisync.budget import reported_allowance
+
+    allowance = reported_allowance(connector)
+    if allowance.daily_remaining is None:
+        return ""
+    of = f" (of {allowance.daily_limit:,})" if allowance.daily_limit else ""
+    return f"; the CRM allows {allowance.daily_remaining:,} more API calls today{of}"
 
 
 def quick_probe(config: SourceConfig) -> SourceConfig:

@@ -139,8 +139,11 @@ def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None
     done = kpisync("check", SOURCE, "--settings", str(settings), env={TOKEN_ENV: "pat-na1-nope-0000"})
     assert done.returncode == 3
     assert "refused the credentials" in done.stderr and "Traceback" not in done.stderr
-    ok = kpisync("check", SOURCE, "--settings", str(settings))
+    ok = kpisync("check", SOURCE, "--settings", str(settings), env={"COLUMNS": "200"})
     assert ok.returncode == 0, ok.stderr
+    left = 500_000 - env.emulator.daily_used  # as the last answer's limit headers said
+    assert (f"{SOURCE}: credentials, reachability and permissions are fine; the CRM allows "
+            f"{left:,} more API calls today (of 500,000)") in ok.stdout, ok.stdout
 
 
 def test_check_reports_an_unreachable_host_in_seconds(  # type: ignore[no-untyped-def]
