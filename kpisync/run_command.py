@@ -81,8 +81,13 @@ def run_worker(settings_path: Path, sources: list[str], stop: threading.Event,
     worker.start()
     log.info("worker %s running %d scheduled instances", worker.pipeline.worker,
              len(worker.triggers))
+    lost = False
     while not stop.wait(1.0):
-        pass
+        if not worker.scheduling():
+            log.error("the scheduler stopped unexpectedly; the worker exits with 1 so that its "
+                      "service manager starts it again")
+            lost = True
+            break
     finished = worker.shutdown()
     if health is not None:
         health.stop()
@@ -93,7 +98,7 @@ def run_worker(settings_path: Path, sources: list[str], stop: threading.Event,
         os._exit(1)  # the run threads are stuck in a call; the next run settles their rows
     context.engine.dispose()
     log.info("worker %s stopped", worker.pipeline.worker)
-    return 0
+    return 1 if lost else 0
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ KPISYNC_TEST_NO_POSTGRES=1 to deselect them on a machine without a server.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,17 @@ from kpisync.store.database import open_store
 POSTGRES_ADMIN_URL = os.environ.get("KPISYNC_TEST_POSTGRES_URL", "")
 NO_POSTGRES = os.environ.get("KPISYNC_TEST_NO_POSTGRES") == "1"
 STORE_KINDS = ["sqlite"] if NO_POSTGRES else ["sqlite", "postgres"]
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A command run in process (typer's CliRunner) sets up logging on a stream that is closed
+    once it returns; later records would hit it. Each test leaves the root logger as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def _postgres_database() -> Iterator[str]:

@@ -306,3 +306,70 @@ def test_a_slot_the_store_cannot_record_is_given_up_in_one_line(  # type: ignore
     assert "refused" in health.sources[SOURCE]["last_error"]
     assert metrics.registry.get_sample_value(
         "kpisync_pipeline_runs_total", {"source": SOURCE, "status": STORE_UNREACHABLE}) == 1
+
+
+def test_the_store_going_away_mid_round_does_not_end_the_scheduling(  # type: ignore[no-untyped-def]
+        env: HubSpotEnv, tmp_path: Path, monkeypatch) -> None:
+    """APScheduler guards only its due-jobs query. When the database dropped between that and the
+    round's end, its thread ended for good and no run ever started again (CI saw it once)."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy.exc import OperationalError
+
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    settings = load_settings(write_settings(tmp_path, settings_text(
+        env, store_url, schedule="interval_seconds = 1", tables='[scheduler]\nstages = ["sync"]\n')))
+    engine = open_store(store_url)
+    monkeypatch.setattr("kpisync.scheduler.worker.JOBSTORE_RETRY_SECONDS", 0.5)
+    worker = Worker(engine, settings, stop=threading.Event())
+    dropped: list[str] = []
+    real_next, real_update = SQLAlchemyJobStore.get_next_run_time, SQLAlchemyJobStore.update_job
+
+    def drop(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def flaky(self: Any, *args: Any) -> Any:
+            if len(dropped) < 4 and worker.health.sources.get(SOURCE, {}).get("last_status"):
+                dropped.append(name)  # the connection is lost just after the due-jobs query
+                raise OperationalError("SELECT next_run_time", {}, Exception("server closed"))
+            return real(self, *args)
+        return flaky
+
+    monkeypatch.setattr(SQLAlchemyJobStore, "get_next_run_time", drop("next", real_next))
+    monkeypatch.setattr(SQLAlchemyJobStore, "update_job", drop("update", real_update))
+    worker.start()
+    try:
+        wait_until(lambda: len(dropped) == 4, "four dropped connections")
+        after = now_utc().isoformat()
+        wait_until(lambda: worker.health.sources[SOURCE]["last_finished"] > after,
+                   "a run after the connections were lost")
+        assert worker.scheduling() and set(dropped) == {"next", "update"}
+        assert worker.health.sources[SOURCE]["last_status"] == "succeeded"
+    finally:
+        worker.shutdown()
+        engine.dispose()
+    assert not worker.scheduling()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_whose_scheduler_ends_exits_with_1_for_its_service_manager(  # type: ignore[no-untyped-def]
+        env: HubSpotEnv, tmp_path: Path, monkeypatch, caplog) -> None:
+    """Whatever else might end APScheduler's thread, `kpisync run` does not live on without it."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from kpisync.run_command import run_worker
+
+    path = write_settings(tmp_path, settings_text(
+        env, f"sqlite:///{tmp_path / 'store.db'}", schedule="interval_seconds = 1",
+        tables='[scheduler]\nstages = ["sync"]\n'))
+    rounds = [0]
+    real = BackgroundScheduler._process_jobs
+
+    def failing(self: Any) -> Any:
+        rounds[0] += 1
+        if rounds[0] == 3:
+            raise RuntimeError("a bug in a round")
+        return real(self)
+
+    monkeypatch.setattr(BackgroundScheduler, "_process_jobs", failing)
+    started = time.monotonic()
+    assert run_worker(path, [], threading.Event(), health_port=0, health_host=None) == 1
+    assert time.monotonic() - started < 30
+    assert any("the scheduler stopped unexpectedly" in r.getMessage() for r in caplog.records)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine, text
@@ -29,6 +28,7 @@ from kpisync.errors import StateError
 from kpisync.health import HealthState, RunMetrics
 from kpisync.pipeline import Pipeline
 from kpisync.scheduler.executor import SlotExecutor
+from kpisync.scheduler.jobstore import OutageTolerantJobStore
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.scheduler.options import SchedulerSettings, scheduler_settings
 from kpisync.scheduler.triggers import trigger_for
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 JOB_PREFIX = "pipeline:"
 JOB_FUNCTION = "kpisync.scheduler.worker:run_scheduled"
 MAX_INSTANCES = 8
+JOBSTORE_RETRY_SECONDS = 10.0  # a job store error: the next round looks again after this long
 _active: Worker | None = None  # the worker of this process: jobs from the store call into it
 
 
@@ -80,14 +81,16 @@ class Worker:
         grace = self.options.misfire_grace_seconds or None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE),
+            jobstores={"default": OutageTolerantJobStore(engine=engine, tablename=JOBS_TABLE,
+                                                         retry_seconds=JOBSTORE_RETRY_SECONDS),
                        "memory": MemoryJobStore()},
             executors={"default": self.executor, "ops": ThreadPoolExecutor(1)},
             # several instances of a job may be submitted: each claims its slot and records it
             # (skipped when the instance's lock stays busy). With max_instances=1 a busy worker
             # would advance the shared job past a slot without anyone recording it.
             job_defaults={"coalesce": True, "max_instances": MAX_INSTANCES,
-                          "misfire_grace_time": grace})
+                          "misfire_grace_time": grace},
+            jobstore_retry_interval=JOBSTORE_RETRY_SECONDS)
 
     def start(self) -> None:
         global _active
@@ -133,6 +136,12 @@ class Worker:
             if when is not None:
                 self.metrics.next_run.labels(source).set(when.timestamp())
         return runs
+
+    def scheduling(self) -> bool:
+        """Whether APScheduler's thread still runs: should it end by an error, no run would ever
+        start again while the process lived on."""
+        thread = getattr(self.scheduler, "_thread", None)  # BackgroundScheduler's own thread
+        return bool(self.scheduler.running and thread is not None and thread.is_alive())
 
     def store_ok(self) -> bool:
         try:
