@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from kpisync import stages
 from kpisync.alerts_ops import (
@@ -285,6 +285,6 @@ class Pipeline:
         self.store_outage.back(sources)
 
 
-def store_trouble(error: OperationalError) -> str:
+def store_trouble(error: DBAPIError) -> str:
     """The database's own first line, e.g. 'connection refused', secrets masked."""
     return mask(str(error.orig or error)).strip().splitlines()[0]

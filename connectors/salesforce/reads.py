@@ -96,8 +96,8 @@ class StreamReader:
              record_count: Callable[[str], int]) -> Iterator[Page]:
         scope = Scope(sobject, self.fields[sobject], self.options.batch_size)
         until = signpost - self.options.lag
-        bulk = (cursor.get(JOB) is not None or self.too_wide(scope)
-                or (cursor.value is None and record_count(sobject) > self.options.bulk_above_records))
+        large = cursor.value is None and record_count(sobject) > self.options.bulk_above_records
+        bulk = cursor.get(JOB) is not None or self.too_wide(scope) or large
         if cursor.value is None:
             record_count(sobject)  # the record counts are setup, read once for every object
         calls_before = self.calls()

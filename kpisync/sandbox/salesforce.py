@@ -9,7 +9,8 @@ INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, D
 Collections update (`PATCH composite/sobjects`, 200 records, per-record results, allOrNone);
 Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`; `limits` and
 `limits/recordCount`. A request whose URI and headers pass 16,384 bytes gets 414 or 431, as
-from Salesforce's front end. OpportunityFieldHistory exists only with `field_history` (tracking) on. Every API call counts against a daily allowance, reported in
+from Salesforce's front end. OpportunityFieldHistory exists only with `field_history` (tracking)
+on. Every API call counts against a daily allowance, reported in
 `Sforce-Limit-Info: api-usage=used/max`; when it is spent, calls get 403 REQUEST_LIMIT_EXCEEDED.
 Errors are the real JSON arrays; an unknown or expired session gets 401 INVALID_SESSION_ID.
 Module map: schema (objects, ids), records (org -> truth), store (SOQL, writes), render (wire
@@ -94,7 +95,7 @@ class SalesforceEmulator(EmulatorServer):
         any API call is counted: 414 when the URI alone does, else 431 (a SELECT of hundreds of
         fields in a query's GET URL does)."""
         header_bytes = sum(len(name) + len(value) + 4 for name, value in headers.items())
-        if len(target) > URI_AND_HEADERS_MAX or len(target) + header_bytes > URI_AND_HEADERS_MAX:
+        if len(target) + header_bytes > URI_AND_HEADERS_MAX:
             self.refused_too_long += 1
             status, reason = ((414, "URI Too Long") if len(target) > URI_AND_HEADERS_MAX
                               else (431, "Request Header Fields Too Large"))

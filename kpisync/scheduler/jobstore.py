@@ -18,6 +18,8 @@ from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from kpisync.pipeline import store_trouble
+
 log = logging.getLogger(__name__)
 LOST = (OperationalError, InterfaceError)  # the connection, not the statement
 
@@ -40,4 +42,4 @@ class OutageTolerantJobStore(SQLAlchemyJobStore):
         except LOST as error:
             log.warning("the next run time of %s is not saved: the store is unreachable (%s); "
                         "it is worked out again when the store answers", job.id,
-                        str(error.orig or error).strip().splitlines()[0])
+                        store_trouble(error))
