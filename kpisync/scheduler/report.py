@@ -53,20 +53,22 @@ def last_run(engine: Engine, source: str) -> dict[str, Any]:
         return {"last_run": None, "last_status": None, "last_duration": None, "upserted": 0,
                 "deleted": 0, "api_calls": {}, "last_error": None}
     run = runs[0]
-    duration = None
-    if run.started_at and run.finished_at:
-        duration = round((run.finished_at - run.started_at).total_seconds(), 1)
     return {"last_run": run.started_at or run.claimed_at, "last_status": run.status,
-            "last_duration": duration, "upserted": run.upserted, "deleted": run.deleted,
+            "last_duration": duration_of(run), "upserted": run.upserted, "deleted": run.deleted,
             "api_calls": dict(run.api_calls or {}), "last_error": mask(run.error or "") or None}
+
+
+def duration_of(run: Any) -> float | None:
+    if run.started_at and run.finished_at:
+        return round((run.finished_at - run.started_at).total_seconds(), 1)
+    return None
 
 
 def run_history(engine: Engine, source: str, limit: int) -> list[dict[str, Any]]:
     """The newest `limit` scheduled runs of `source`, newest first, for `kpisync status --runs`."""
     return [{"due_at": run.due_at, "trigger": run.trigger, "status": run.status,
              "started_at": run.started_at,
-             "duration_seconds": round((run.finished_at - run.started_at).total_seconds(), 1)
-             if run.started_at and run.finished_at else None,
+             "duration_seconds": duration_of(run),
              "upserted": run.upserted, "deleted": run.deleted,
              "api_calls": dict(run.api_calls or {}), "stages": dict(run.stages or {}),
              "error": mask(run.error or "") or None}
