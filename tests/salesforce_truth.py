@@ -35,7 +35,7 @@ def _live(dump: Dump, sobject: str) -> dict[str, dict[str, Any]]:
 def _custom(record: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in record.items():
-        if name.endswith("__c") and value is not None:
+        if name.endswith(("__c", "__s")) and value is not None:  # __s: compound components
             out[name] = format(value.normalize(), "f") if isinstance(value, Decimal) else value
     return out
 

@@ -373,3 +373,37 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     with sqlite_engine.connect() as connection:
         rows = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
     assert rows[deals[31]] is not None and rows[deals[30]] is None
+
+
+def test_custom_addresses_and_geolocations_are_read_as_their_components(  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, env) -> None:
+    """The Bulk API refuses compound fields (FUNCTIONALITY_NOT_ENABLED): a custom address or
+    geolocation is read as its components on either path, so a Bulk first sync of an object
+    that has one works, and REST incrementals store the same shape."""
+    emulator = env.emulator
+    office = emulator.add_compound_field("Account", "Office_Location", "location", "Office location")
+    delivery = emulator.add_compound_field("Account", "Delivery_Address", "address",
+                                           "Delivery address")
+    accounts = sorted(emulator.live("Account"))
+    emulator.update_record("Account", accounts[0], {"Office_Location__Latitude__s": "52.2297",
+                                                    "Office_Location__Longitude__s": "21.0122",
+                                                    "Delivery_Address__City__s": "Kraków"})
+    rest = QueryPager(env.connector().client, 2000)  # REST returns the compound as one object
+    [[row]] = list(rest.pages(f"SELECT Id, {office}, {delivery} FROM Account WHERE Id = "
+                              f"'{accounts[0]}'", include_deleted=False))
+    assert row[office] == {"latitude": Decimal("52.2297"), "longitude": Decimal("21.0122")}
+    assert row[delivery]["city"] == "Kraków" and row[delivery]["street"] is None
+
+    first = sync_source(sqlite_engine, SOURCE, env.connector(bulk_above_records=10), SyncOptions())
+    assert first.status == "succeeded"
+    assert "Account" in {job.sobject for job in emulator.bulk.jobs.values()}
+    assert_store_equals_truth(sqlite_engine, emulator.dump())
+    emulator.update_record("Account", accounts[1], {"Delivery_Address__Street__s": "ul. Długa 1"})
+    second = sync_source(sqlite_engine, SOURCE, env.connector(bulk_above_records=10), SyncOptions())
+    assert second.status == "succeeded"
+    assert_store_equals_truth(sqlite_engine, emulator.dump())
+    with sqlite_engine.connect() as connection:
+        custom = dict(connection.execute(select(Account.external_id, Account.custom)).all())
+    assert custom[accounts[0]]["Office_Location__Latitude__s"] == "52.2297"
+    assert custom[accounts[1]]["Delivery_Address__Street__s"] == "ul. Długa 1"
+    assert office not in custom[accounts[0]] and delivery not in custom[accounts[1]]

@@ -53,6 +53,7 @@ from kpisync.errors import KpisyncError, RateLimited, RejectedError
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 
+COMPOUND_TYPES = ("address", "location")  # read as their components (connector.custom_fields)
 INCREMENTAL = ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem", "Task", "Event")
 WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity",
             "user": "User"}
@@ -127,6 +128,15 @@ class SalesforceSettings(StrictModel):
         if self.login_url:
             return self.login_url
         return "https://test.salesforce.com" if self.sandbox else "https://login.salesforce.com"
+
+
+def custom_fields(described: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The custom fields to read: every `__c` field, except that a compound one (a custom address
+    or geolocation) is read as its components (`__s`), as the Bulk API refuses compound fields."""
+    compound = {str(f["name"]) for f in described if f.get("type") in COMPOUND_TYPES}
+    return tuple(str(f["name"]) for f in described
+                 if (str(f["name"]).endswith("__c") and str(f["name"]) not in compound)
+                 or f.get("compoundFieldName") in compound)
 
 
 class SalesforceConnector:
@@ -318,10 +328,10 @@ class SalesforceConnector:
             s = self.settings
             fields, kinds, custom = {}, {}, {}
             for sobject in self.objects:
-                described = {str(f["name"]): str(f["type"])
-                             for f in self.described(sobject).get("fields", [])}
+                fields_of = self.described(sobject).get("fields", [])
+                described = {str(f["name"]): str(f["type"]) for f in fields_of}
                 kinds[sobject] = described
-                custom[sobject] = tuple(n for n in described if n.endswith("__c"))
+                custom[sobject] = custom_fields(fields_of)
                 wanted = (*SYSTEM, *BASE_FIELDS.get(sobject, ()), *custom[sobject],
                           *s.roles.values())
                 fields[sobject] = tuple(dict.fromkeys(n for n in wanted if n in described))

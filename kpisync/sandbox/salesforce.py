@@ -9,8 +9,9 @@ INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, D
 Collections update (`PATCH composite/sobjects`, 200 records, per-record results, allOrNone);
 Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`; `limits` and
 `limits/recordCount`. A request whose URI and headers pass 16,384 bytes gets 414 or 431, as
-from Salesforce's front end. OpportunityFieldHistory exists only with `field_history` (tracking)
-on. Every API call counts against a daily allowance, reported in
+from Salesforce's front end. Custom address and geolocation fields (`add_compound_field`) come
+as one object by REST and are refused by Bulk API queries. OpportunityFieldHistory exists only
+with `field_history` (tracking) on. Every API call counts against a daily allowance, reported in
 `Sforce-Limit-Info: api-usage=used/max`; when it is spent, calls get 403 REQUEST_LIMIT_EXCEEDED.
 Errors are the real JSON arrays; an unknown or expired session gets 401 INVALID_SESSION_ID.
 Module map: schema (objects, ids), records (org -> truth), store (SOQL, writes), render (wire
@@ -36,7 +37,7 @@ from kpisync.sandbox.salesforce_finance import add_rates_and_quotas, optional_ob
 from kpisync.sandbox.salesforce_records import Record, Truth, build_truth, utc_now_ms
 from kpisync.sandbox.salesforce_render import BulkJobs, QueryCursors, errors
 from kpisync.sandbox.salesforce_routes import register_routes
-from kpisync.sandbox.salesforce_schema import TYPE_OF, FieldDef, Schema, make_id
+from kpisync.sandbox.salesforce_schema import COMPOUND_PARTS, TYPE_OF, FieldDef, Schema, make_id
 from kpisync.sandbox.salesforce_soql import SoqlError
 from kpisync.sandbox.salesforce_store import RecordError, SalesforceStore
 from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response
@@ -160,6 +161,22 @@ class SalesforceEmulator(EmulatorServer):
                                                       picklist=tuple(options)))
             for record in self.store.truth[sobject].values():
                 record.setdefault(api, None)  # a new field is null on every record
+        return api
+
+    def add_compound_field(self, sobject: str, name: str, kind: str, label: str) -> str:
+        """A custom address or geolocation field (`kind` "address" or "location") and its
+        components `<name>__<Part>__s`; its API name. REST returns it as one object, Bulk API
+        queries refuse it (FUNCTIONALITY_NOT_ENABLED), and its components are ordinary fields."""
+        api = name if name.endswith("__c") else f"{name}__c"
+        with self.store.lock:
+            obj = self.schema.objects[sobject]
+            obj.add(FieldDef(api, kind, label, updateable=False, custom=True))
+            for part, part_type in COMPOUND_PARTS[kind].items():
+                component = f"{api.removesuffix('__c')}__{part}__s"
+                obj.add(FieldDef(component, part_type, f"{label} ({part})", custom=True,
+                                 compound_of=api))
+                for record in self.store.truth[sobject].values():
+                    record.setdefault(component, None)
         return api
 
     def create_record(self, sobject: str, values: dict[str, Any]) -> str:

@@ -37,6 +37,8 @@ def wire(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, dict):  # a compound field: an address or a geolocation
+        return {key: wire(part) for key, part in value.items()}
     return value
 
 

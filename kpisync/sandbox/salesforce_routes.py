@@ -192,6 +192,9 @@ class Routes:
         if operation not in ("query", "queryAll"):
             return errors(400, "INVALIDJOB", "Invalid operation: expected query or queryAll")
         result = self.em.store.run_query(str(body.get("query") or ""), operation == "queryAll")
+        if set(result.fields) & set(self.em.schema.compound_parts(result.sobject)):
+            return errors(400, "FUNCTIONALITY_NOT_ENABLED",
+                          "Selecting compound data not supported in Bulk Query")
         job = self.em.bulk.create(operation, str(body["query"]), result, self.em.clock())
         return json_body(job.info(request.params["version"], "UploadComplete"))
 

@@ -135,6 +135,10 @@ STANDARD: dict[str, list[tuple[str, str, str, bool, str]]] = {
 EXTRA_CUSTOM = {"Opportunity": [("Loss_Reason__c", P, "Loss Reason", True, "")]}
 CUSTOM_ENTITY = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity"}
 TYPE_OF = {"string": S, "number": N, "date": D, "enumeration": P, "bool": B}
+# compound field types -> their components (custom ones are named <base>__<Part>__s)
+COMPOUND_PARTS = {"location": {"Latitude": N, "Longitude": N},
+                  "address": {"Street": "textarea", "City": S, "PostalCode": S, "State": S,
+                              "Country": S}}
 NO_LAST_MODIFIED = {"OpportunityHistory", FIELD_HISTORY}  # history rows are never modified
 NO_SYSTEM_MODSTAMP = {FIELD_HISTORY}  # field history has CreatedDate as its only timestamp
 NO_IS_DELETED = set(OPTIONAL)  # setup-like objects: never in the recycle bin
@@ -185,6 +189,7 @@ class FieldDef:
     reference_to: tuple[str, ...] = ()
     custom: bool = False
     picklist: tuple[str, ...] = ()
+    compound_of: str | None = None  # a component's compound field (address, geolocation)
 
     def describe(self) -> dict[str, Any]:
         system = self.name in ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
@@ -199,6 +204,7 @@ class FieldDef:
             "relationshipName": (self.name[:-2] if self.name.endswith("Id") else
                                  self.name.replace("__c", "__r")) if self.reference_to else None,
             "calculated": not self.updateable and not system, "defaultValue": None,
+            "compoundFieldName": self.compound_of,
             "picklistValues": [{"active": True, "defaultValue": False, "label": v, "validFor": None,
                                 "value": v} for v in self.picklist],
         }
@@ -272,6 +278,15 @@ class Schema:
         obj = self.objects[sobject]
         real = obj.lower.get(name.lower())
         return (real, obj.fields[real].type) if real else None
+
+    def compound_parts(self, sobject: str) -> dict[str, dict[str, str]]:
+        """Compound field -> {its REST key (latitude, city, ...): its component field}."""
+        parts: dict[str, dict[str, str]] = {}
+        for name, definition in self.objects[sobject].fields.items():
+            if definition.compound_of is not None:
+                key = name.removeprefix(definition.compound_of.removesuffix("__c") + "__")
+                parts.setdefault(definition.compound_of, {})[key.removesuffix("__s").lower()] = name
+        return parts
 
     def kinds(self, sobject: str) -> dict[str, str]:
         return {n: f.type for n, f in self.objects[sobject].fields.items()}

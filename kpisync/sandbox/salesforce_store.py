@@ -82,7 +82,9 @@ class SalesforceStore:
         if query.limit is not None:
             matched = matched[:query.limit]
         fields = query.fields
-        rows = [{name: record[name] for name in fields} for record in matched]
+        parts = self.schema.compound_parts(query.sobject)
+        rows = [{name: compound_value(record, parts[name]) if name in parts else record[name]
+                 for name in fields} for record in matched]
         return Result(query.sobject, fields, rows, len(rows))
 
     def parsed(self, soql: str) -> Query:
@@ -235,6 +237,12 @@ class SalesforceStore:
                    SystemModstamp=now, OpportunityId=opportunity["Id"],
                    **{name: opportunity.get(name) for name in HISTORY_FIELDS})
         self.truth["OpportunityHistory"][hid] = row
+
+
+def compound_value(record: Record, parts: dict[str, str]) -> dict[str, Any] | None:
+    """An address or a geolocation as REST returns it: its components in one object."""
+    values = {key: record.get(component) for key, component in parts.items()}
+    return values if any(v is not None for v in values.values()) else None
 
 
 def typed_value(kind: str, name: str, value: Any) -> Any:
