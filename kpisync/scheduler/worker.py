@@ -141,7 +141,8 @@ class Worker:
         """Whether APScheduler's thread still runs: should it end by an error, no run would ever
         start again while the process lived on."""
         thread = getattr(self.scheduler, "_thread", None)  # BackgroundScheduler's own thread
-        return bool(self.scheduler.running and thread is not None and thread.is_alive())
+        alive = thread.is_alive() if thread is not None else True  # (private: absent, trust state)
+        return bool(self.scheduler.running and alive)
 
     def store_ok(self) -> bool:
         try:
