@@ -280,12 +280,13 @@ class Schema:
         return (real, obj.fields[real].type) if real else None
 
     def compound_parts(self, sobject: str) -> dict[str, dict[str, str]]:
-        """Compound field -> {its REST key (latitude, city, ...): its component field}."""
+        """Compound field -> {its REST key (latitude, postalCode, ...): its component field}."""
         parts: dict[str, dict[str, str]] = {}
         for name, definition in self.objects[sobject].fields.items():
             if definition.compound_of is not None:
-                key = name.removeprefix(definition.compound_of.removesuffix("__c") + "__")
-                parts.setdefault(definition.compound_of, {})[key.removesuffix("__s").lower()] = name
+                part = name.removeprefix(definition.compound_of.removesuffix("__c") + "__")
+                key = part.removesuffix("__s")
+                parts.setdefault(definition.compound_of, {})[key[0].lower() + key[1:]] = name
         return parts
 
     def kinds(self, sobject: str) -> dict[str, str]:
