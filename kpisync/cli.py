@@ -238,8 +238,7 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON,
     scheduled = {row["source"]: row for row in instance_report(context.engine, context.settings)}
     report = [row | {key: scheduled[row["source"]].get(key) for key in
                      ("next_run", "schedule", "budget", "alerts", "data_age_minutes",
-                      "writeback_paused")}
-              | {"scheduled_run": _scheduled_run(scheduled[row["source"]])}
+                      "writeback_paused", "scheduled_run")}
               | ({"runs": run_history(context.engine, row["source"], runs)} if runs else {})
               for row in source_status(context.engine, sorted(context.settings.sources))]
     if as_json:
@@ -268,14 +267,6 @@ def print_runs(source: str, runs: list[dict[str, Any]]) -> None:
                       str(run["upserted"] + run["deleted"]), str(sum(run["api_calls"].values())),
                       escape(detail))
     console.print(table if runs else f"{source}: no scheduled run yet")
-
-
-def _scheduled_run(instance: dict[str, Any]) -> dict[str, Any] | None:
-    """The last run of `kpisync run` (sync, compute, write-back), apart from the last sync."""
-    if instance["last_status"] is None:
-        return None
-    return {"at": instance["last_run"], "status": instance["last_status"],
-            "duration_seconds": instance["last_duration"], "error": instance["last_error"]}
 
 
 def _trouble(row: dict[str, Any]) -> str:

@@ -48,31 +48,34 @@ def instance_report(engine: Engine, settings: Settings, now: datetime | None = N
 
 
 def last_run(engine: Engine, source: str) -> dict[str, Any]:
+    """The newest scheduled run, flat (`last_*`), and whole as `scheduled_run`."""
     runs = latest_runs(engine, source, limit=1)
     if not runs:
         return {"last_run": None, "last_status": None, "last_duration": None, "upserted": 0,
-                "deleted": 0, "api_calls": {}, "last_error": None}
-    run = runs[0]
-    return {"last_run": run.started_at or run.claimed_at, "last_status": run.status,
-            "last_duration": duration_of(run), "upserted": run.upserted, "deleted": run.deleted,
-            "api_calls": dict(run.api_calls or {}), "last_error": mask(run.error or "") or None}
-
-
-def duration_of(run: Any) -> float | None:
-    if run.started_at and run.finished_at:
-        return round((run.finished_at - run.started_at).total_seconds(), 1)
-    return None
+                "deleted": 0, "api_calls": {}, "last_error": None, "scheduled_run": None}
+    summary = run_summary(runs[0])
+    return {"last_run": summary["started_at"] or runs[0].claimed_at,
+            "last_status": summary["status"], "last_duration": summary["duration_seconds"],
+            "upserted": summary["upserted"], "deleted": summary["deleted"],
+            "api_calls": summary["api_calls"], "last_error": summary["error"],
+            "scheduled_run": summary}
 
 
 def run_history(engine: Engine, source: str, limit: int) -> list[dict[str, Any]]:
     """The newest `limit` scheduled runs of `source`, newest first, for `kpisync status --runs`."""
-    return [{"due_at": run.due_at, "trigger": run.trigger, "status": run.status,
-             "started_at": run.started_at,
-             "duration_seconds": duration_of(run),
-             "upserted": run.upserted, "deleted": run.deleted,
-             "api_calls": dict(run.api_calls or {}), "stages": dict(run.stages or {}),
-             "error": mask(run.error or "") or None}
-            for run in latest_runs(engine, source, limit=limit)]
+    return [run_summary(run) for run in latest_runs(engine, source, limit=limit)]
+
+
+def run_summary(run: Any) -> dict[str, Any]:
+    """One `pipeline_runs` row as `kpisync status` shows it, its error masked."""
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = round((run.finished_at - run.started_at).total_seconds(), 1)
+    return {"due_at": run.due_at, "trigger": run.trigger, "status": run.status,
+            "started_at": run.started_at, "duration_seconds": duration,
+            "upserted": run.upserted, "deleted": run.deleted,
+            "api_calls": dict(run.api_calls or {}), "stages": dict(run.stages or {}),
+            "error": mask(run.error or "") or None}
 
 
 def next_run(settings: Settings, source: str, stored: dict[str, datetime | None],
