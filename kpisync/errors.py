@@ -12,7 +12,8 @@
     ├── MetricError                   a KPI cannot be computed (exit 5)
     │   └── InsufficientData          an empty denominator or missing input: "no data", not 0
     └── WritebackError                write-back could not proceed (exit 6)
-        └── ConflictError             a person changed a managed field since our last write
+        ├── ConflictError             a person changed a managed field since our last write
+        └── WritesFailed              a run ended with writes the CRM refused or did not keep (exit 7)
 
 Retryable errors carry `retryable = True`; the retry policy retries on that marker and nothing else.
 """
@@ -85,6 +86,10 @@ class WritebackError(KpisyncError):
 
 class ConflictError(WritebackError):
     pass
+
+
+class WritesFailed(WritebackError):
+    exit_code = 7
 
 
 class Interrupted(KpisyncError):

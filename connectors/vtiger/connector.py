@@ -26,7 +26,7 @@ from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
 from connectors.vtiger.fields import Schema, ensure_custom_fields, read_schema
 from connectors.vtiger.reads import ENTITY, ModuleReader, ReadOptions
-from connectors.vtiger.writes import write_records
+from connectors.vtiger.writes import CODEC, write_records
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
@@ -39,6 +39,7 @@ from kpisync.connector import (
     WriteResult,
 )
 from kpisync.cursor import Cursor
+from kpisync.fieldcodec import ValueCodec
 from kpisync.errors import KpisyncError, RejectedError, SchemaDriftError
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
@@ -106,6 +107,7 @@ class VtigerSettings(StrictModel):
 class VtigerConnector:
     options_model: ClassVar[type[VtigerSettings]] = VtigerSettings
     type_name: ClassVar[str] = "vtiger"
+    value_codec: ClassVar[ValueCodec] = CODEC
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
