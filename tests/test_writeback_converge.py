@@ -16,6 +16,8 @@ The org and the Vtiger/Salesforce adapters are tests/test_writeback_crms.py's.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -29,21 +31,27 @@ from kpisync.config import parse_settings
 from kpisync.errors import WritesFailed
 from kpisync.fieldcodec import ValueCodec, as_bool, as_number, blank_to_none
 from kpisync.sandbox.hubspot_store import validation_error
+from kpisync.sandbox.salesforce_store import RecordError
+from kpisync.sandbox.vtiger_store import VtigerError
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
+from kpisync.scheduler.models import PipelineRun
 from kpisync.store.models import ENTITY_MODELS
+from tests.harness import toml_value
 from tests.hubspot_env import TOKEN as HUBSPOT_TOKEN
 from tests.hubspot_env import TOKEN_ENV as HUBSPOT_TOKEN_ENV
 from tests.kit_hubspot import KIT as HUBSPOT
 from tests.test_writeback_crms import CRMS, WANTED, Portal, SalesforceCrm, VtigerCrm
 from tests.vtiger_env import KEY_ENV as VTIGER_KEY_ENV
-from writeback.models import AuditEntry
+from writeback.models import AuditEntry, OutboxItem, WriteRun
 from writeback.options import source_plan
 from writeback.provision import provision_fields
 from writeback.runs import revert_run, run_writeback
 from writeback.scores import SCORES
 
 CYCLES = 3
+CLI = [sys.executable, "-m", "kpisync.cli"]
+RUN_COMMAND = [sys.executable, "-m", "kpisync.run_command"]
 KIND = {(s.entity, s.name): s.kind for s in SCORES}
 
 
@@ -222,35 +230,115 @@ def test_writes_read_back_converge_and_revert_exactly(portal: Portal) -> None:
 
 
 def refuse_some(portal: Portal, every: int) -> set[str]:
-    """The CRM refuses writes to every `every`-th account, as a validation rule would."""
-    entity = "account"
-    ids = sorted(portal.crm.records(portal.emulator.dump(), entity))[::every]
-    refused = set(ids)
+    """The CRM refuses writes to every `every`-th account from now on, each in its own way: a
+    HubSpot validation error, a Salesforce validation rule, Vtiger's INTERNAL_SERVER_ERROR (what
+    the real server answers `revise` on a module with a broken field)."""
     emulator = portal.emulator
+    refused = set(sorted(portal.crm.records(emulator.dump(), "account"))[::every])
+    store = emulator.store
     if isinstance(portal.crm, HubSpotCrm):
-        original = emulator.store.update
+        update = store.update
 
-        def update(object_type: str, rid: str, props: dict[str, Any]) -> Any:
+        def hubspot_update(object_type: str, rid: str, props: dict[str, Any]) -> Any:
             if rid in refused:
-                raise validation_error("Property values were not valid: a validation rule "
-                                       "refused this record")
-            return original(object_type, rid, props)
-        emulator.store.update = update
+                raise validation_error("Property values were not valid: refused by a rule")
+            return update(object_type, rid, props)
+        store.update = hubspot_update
     elif isinstance(portal.crm, SalesforceCrm):
-        from kpisync.sandbox.salesforce_store import RecordError
-        original_sf = emulator.store.update
+        sf_update = store.update
 
-        def update_sf(sobject: str, rid: str, values: dict[str, Any], **kw: Any) -> Any:
+        def salesforce_update(sobject: str, rid: str, values: dict[str, Any], **kw: Any) -> Any:
             if rid in refused:
                 raise RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", "refused by a rule")
-            return original_sf(sobject, rid, values, **kw)
-        emulator.store.update = update_sf
+            return sf_update(sobject, rid, values, **kw)
+        store.update = salesforce_update
     else:
-        original_vt = emulator.store.revise
+        revise = store.revise
 
-        def revise(element: dict[str, Any], user: str, **kw: Any) -> Any:
+        def vtiger_revise(element: dict[str, Any], user: str, **kw: Any) -> Any:
             if element.get("id") in refused:
-                raise KeyError("refused")  # the emulator answers an error, as Vtiger's 500
-            return original_vt(element, user, **kw)
-        emulator.store.revise = revise
+                raise VtigerError("INTERNAL_SERVER_ERROR", "Unknown Error while processing request")
+            return revise(element, user, **kw)
+        store.revise = vtiger_revise
     return refused
+
+
+def test_refused_writes_make_a_partial_run_naming_each_failed_field(portal: Portal) -> None:
+    before = managed(portal)
+    refused = refuse_some(portal, every=4)
+    report = run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
+                           as_of=portal.as_of)
+    assert report.status == "partial" and report.written > 0
+    failed = {(r.external_id, r.field) for r in report.failures if r.status == "failed"}
+    expected = {(rid, name) for rid in refused for name in portal.mapping["account"].values()
+                if (rid, name) in planned_fields(portal, report.run_id)}
+    assert failed == expected and report.failed == len(expected) > 0
+    assert all(r.error for r in report.failures)
+    error = report.failure_error()
+    assert isinstance(error, WritesFailed) and error.exit_code == 7
+    assert f"{report.failed} of {report.written + report.failed} write(s) failed" in error.message
+    assert sorted(refused)[0] in error.message
+    held = managed(portal)  # nothing refused was taken for written
+    assert {(r.external_id, r.field) for r in written_rows(portal, report.run_id)} & failed == set()
+    assert assert_audit_is_truth(portal, report.run_id) == report.written
+    assert all(held[("account", rid, f)] == before[("account", rid, f)] for rid, f in failed)
+
+    again = run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
+                          as_of=portal.as_of)  # only the refused fields are tried again
+    assert again.status == "failed" and again.written == 0 and again.failed == len(expected)
+
+
+def planned_fields(portal: Portal, run_id: int | None) -> set[tuple[str, str]]:
+    o = OutboxItem.__table__  # type: ignore[attr-defined]
+    with portal.engine.connect() as connection:
+        return {(r.external_id, r.field) for r in connection.execute(
+            select(o.c.external_id, o.c.field).where(o.c.run_id == run_id))}
+
+
+def settings_file(portal: Portal, folder: Path) -> Path:
+    """settings.toml of the portal's source and mapping, for `kpisync` subprocesses."""
+    lines = [f'[kpisync]\nstore = "{portal.engine.url.render_as_string(hide_password=False)}"\n'
+             'timezone = "UTC"\n', f"[sources.{portal.source}]"]
+    options = portal.served.env.options()
+    lines += [f"{k} = {toml_value(v)}" for k, v in options.items() if v is not None]
+    for entity, fields in portal.mapping.items():
+        lines.append(f"\n[writeback.{portal.source}.{entity}]")
+        lines += [f'{score} = "{name}"' for score, name in fields.items()]
+    lines.append('\n[scheduler]\nstages = ["sync", "writeback"]\n')
+    path = folder / "settings.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("portal", ["vtiger", "hubspot"], indirect=True)
+def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: Portal,
+                                                                       tmp_path: Path) -> None:
+    refused = refuse_some(portal, every=3)
+    path = settings_file(portal, tmp_path)
+    wide = {**os.environ, "COLUMNS": "300"}
+    done = subprocess.run([*CLI, "writeback", "--settings", str(path)], capture_output=True,
+                          text=True, timeout=300, check=False, env=wide)
+    assert done.returncode == 7, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "partial:" in done.stdout and "write(s) failed" in done.stderr
+    runs = WriteRun.__table__  # type: ignore[attr-defined]
+    with portal.engine.connect() as connection:
+        last = connection.execute(select(runs).order_by(runs.c.id.desc())).first()
+    assert last is not None and last.status == "partial" and last.failed > 0 and last.written > 0
+    failed = {(rid, name) for rid, name in planned_fields(portal, last.id) if rid in refused}
+    assert len(failed) == last.failed
+    for rid, name in failed:  # each failed record and field named, with its reason
+        line = next((x for x in done.stdout.splitlines() if f"{rid} {name}:" in x), None)
+        assert line is not None and "not written" in line and "refused" in line, (rid, name)
+
+    done = subprocess.run([*RUN_COMMAND, "run", "--settings", str(path), "--once"],
+                          capture_output=True, text=True, timeout=300, check=False, env=wide)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"{portal.source}: failed" in done.stdout
+    scheduled = PipelineRun.__table__  # type: ignore[attr-defined]
+    with portal.engine.connect() as connection:
+        run = connection.execute(select(scheduled).order_by(scheduled.c.id.desc())).first()
+    assert run is not None and run.status == "failed"
+    assert "write(s) failed" in (run.error or "") and sorted(refused)[0] in (run.error or "")
+    with portal.engine.connect() as connection:
+        last = connection.execute(select(runs).order_by(runs.c.id.desc())).first()
+    assert last is not None and last.status == "failed" and last.written == 0
