@@ -117,7 +117,9 @@ class RealPortal:
 
 
 @pytest.fixture
-def portal(seeded_org: tuple[RealVtiger, Seeded], engine: Engine, tmp_path: Path) -> RealPortal:
+def portal(seeded_org: tuple[RealVtiger, Seeded], sqlite_engine: Engine, tmp_path: Path
+           ) -> RealPortal:
+    engine = sqlite_engine  # the store is not under test here: one kind keeps the tier short
     server, seeded = seeded_org
     mapping = {}
     for entity, scores in WANTED.items():
