@@ -31,10 +31,10 @@ from kpisync.config import parse_settings
 from kpisync.errors import WritesFailed
 from kpisync.fieldcodec import ValueCodec, as_bool, as_number, blank_to_none
 from kpisync.sandbox.hubspot_store import validation_error
-from kpisync.sandbox.salesforce_store import RecordError
-from kpisync.sandbox.vtiger_store import VtigerError
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
+from kpisync.sandbox.salesforce_store import RecordError
+from kpisync.sandbox.vtiger_store import VtigerError
 from kpisync.scheduler.models import PipelineRun
 from kpisync.store.models import ENTITY_MODELS
 from tests.harness import toml_value
@@ -75,9 +75,9 @@ class HubSpotCrm:
         pass
 
 
-ALL = {"hubspot": HubSpotCrm(), **CRMS}
+ALL: dict[str, Any] = {"hubspot": HubSpotCrm(), **CRMS}
 # What each emulator keeps for a boolean score written true or false: the CRM's own form.
-STORED_BOOL = {"hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
+STORED_BOOL: dict[str, dict[bool | None, Any]] = {"hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
                "vtiger": {True: "1", False: "0"}}
 
 
@@ -216,6 +216,7 @@ def test_writes_read_back_converge_and_revert_exactly(portal: Portal) -> None:
         assert {r.new_value for r in written_rows(portal, run_ids[0])
                 if KIND[(r.entity, r.score)] == "bool"} == {"true", "false"}
 
+    assert run_ids[0] is not None
     undone = revert_run(engine, settings, run_ids[0], portal.connector())
     assert undone.status == "succeeded" and undone.written == written[0] and undone.failed == 0
     after = managed(portal)
@@ -277,7 +278,7 @@ def test_refused_writes_make_a_partial_run_naming_each_failed_field(portal: Port
     error = report.failure_error()
     assert isinstance(error, WritesFailed) and error.exit_code == 7
     assert f"{report.failed} of {report.written + report.failed} write(s) failed" in error.message
-    assert sorted(refused)[0] in error.message
+    assert min(refused) in error.message
     held = managed(portal)  # nothing refused was taken for written
     assert {(r.external_id, r.field) for r in written_rows(portal, report.run_id)} & failed == set()
     assert assert_audit_is_truth(portal, report.run_id) == report.written
@@ -297,8 +298,8 @@ def planned_fields(portal: Portal, run_id: int | None) -> set[tuple[str, str]]:
 
 def settings_file(portal: Portal, folder: Path) -> Path:
     """settings.toml of the portal's source and mapping, for `kpisync` subprocesses."""
-    lines = [f'[kpisync]\nstore = "{portal.engine.url.render_as_string(hide_password=False)}"\n'
-             'timezone = "UTC"\n', f"[sources.{portal.source}]"]
+    store = portal.engine.url.render_as_string(hide_password=False)
+    lines = [f'[kpisync]\nstore = "{store}"\ntimezone = "UTC"\n', f"[sources.{portal.source}]"]
     options = portal.served.env.options()
     lines += [f"{k} = {toml_value(v)}" for k, v in options.items() if v is not None]
     for entity, fields in portal.mapping.items():
@@ -338,7 +339,7 @@ def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: P
     with portal.engine.connect() as connection:
         run = connection.execute(select(scheduled).order_by(scheduled.c.id.desc())).first()
     assert run is not None and run.status == "failed"
-    assert "write(s) failed" in (run.error or "") and sorted(refused)[0] in (run.error or "")
+    assert "write(s) failed" in (run.error or "") and min(refused) in (run.error or "")
     with portal.engine.connect() as connection:
         last = connection.execute(select(runs).order_by(runs.c.id.desc())).first()
     assert last is not None and last.status == "failed" and last.written == 0

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from kpisync.config import parse_settings
 from kpisync.connector import FieldInfo
+from kpisync.fieldcodec import GENERIC
 from kpisync.store.models import (
     Account,
     Activity,
@@ -22,7 +23,6 @@ from kpisync.store.models import (
     SurveyResponse,
     User,
 )
-from kpisync.fieldcodec import GENERIC
 from metrics.engine import compute_all
 from metrics.options import metric_config
 from writeback.options import score_params, source_plan

@@ -88,8 +88,8 @@ class RunReport:
             f"{self.source}: write-back run {self.run_id} {self.status}: {self.failed} of "
             f"{self.written + self.failed} write(s) failed ({'; '.join(named)}"
             + (f" and {more} more" if more > 0 else "") + ")",
-            hint=f"the reason for each is in 'kpisync writeback runs' and the run's audit; the "
-                 f"next run writes them again")
+            hint="the reason for each is in 'kpisync writeback runs' and the run's audit; the "
+                 "next run writes them again")
 
 
 def batch_size_of(connector: Connector, plan: SourcePlan | None = None) -> int:

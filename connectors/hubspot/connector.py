@@ -40,8 +40,8 @@ from kpisync.connector import (
     WriteResult,
 )
 from kpisync.cursor import Cursor
-from kpisync.fieldcodec import ValueCodec
 from kpisync.errors import KpisyncError, RejectedError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 from kpisync.store.models import Row

@@ -49,8 +49,8 @@ from kpisync.connector import (
     WriteResult,
 )
 from kpisync.cursor import Cursor
-from kpisync.fieldcodec import ValueCodec
 from kpisync.errors import KpisyncError, RateLimited, RejectedError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 

@@ -39,8 +39,8 @@ from kpisync.connector import (
     WriteResult,
 )
 from kpisync.cursor import Cursor
-from kpisync.fieldcodec import ValueCodec
 from kpisync.errors import KpisyncError, RejectedError, SchemaDriftError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 

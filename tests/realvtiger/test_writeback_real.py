@@ -83,7 +83,8 @@ class RealPortal:
                         or ("account", account) not in ids:
                     continue
                 out.writerow(["nps", a.score, a.answered_at.isoformat(),
-                              ids[("contact", a.respondent_contact_id)], ids[("account", account)],
+                              ids[("contact", a.respondent_contact_id or -1)],
+                              ids[("account", account or -1)],
                               a.id])
         report = import_surveys(self.engine, path, source=SOURCE)
         assert not report.errors, report.errors[:3]
@@ -121,7 +122,7 @@ def portal(seeded_org: tuple[RealVtiger, Seeded], sqlite_engine: Engine, tmp_pat
            ) -> RealPortal:
     engine = sqlite_engine  # the store is not under test here: one kind keeps the tier short
     server, seeded = seeded_org
-    mapping = {}
+    mapping: dict[str, dict[str, str]] = {}
     for entity, scores in WANTED.items():
         mapping[entity] = {}
         for score in scores:
@@ -190,6 +191,7 @@ def test_written_values_are_held_converge_and_revert_on_a_real_vtiger(portal: Re
         assert calls[-1] == 0, (cycle, calls)
     assert portal.webservice() == web and portal.database() == db
 
+    assert first.run_id is not None
     undone = revert_run(engine, settings, first.run_id, portal.connector())
     assert undone.status == "succeeded" and undone.written == first.written
     web_after, db_after = portal.webservice(), portal.database()
