@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -35,7 +36,11 @@ from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.salesforce_store import RecordError
 from kpisync.sandbox.vtiger_store import VtigerError
+from kpisync.health import HealthState, RunMetrics
+from kpisync.pipeline import Pipeline
+from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.models import PipelineRun
+from kpisync.scheduler.options import scheduler_settings
 from kpisync.store.models import ENTITY_MODELS
 from tests.harness import toml_value
 from tests.hubspot_env import TOKEN as HUBSPOT_TOKEN
@@ -343,3 +348,23 @@ def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: P
     with portal.engine.connect() as connection:
         last = connection.execute(select(runs).order_by(runs.c.id.desc())).first()
     assert last is not None and last.status == "failed" and last.written == 0
+
+
+@pytest.mark.parametrize("portal", ["salesforce"], indirect=True)
+def test_a_scheduled_run_with_refused_writes_is_failed_in_health_and_metrics(portal: Portal
+                                                                            ) -> None:
+    refused = refuse_some(portal, every=3)
+    metrics, health = RunMetrics(), HealthState(worker="test")
+    options = scheduler_settings(portal.settings).model_copy(update={"stages": ("sync", "writeback")})
+    pipeline = Pipeline(portal.engine, portal.settings, options, stop=threading.Event(),
+                        metrics=metrics, health=health)
+    assert pipeline.run_scheduled_slot(portal.source, now_utc(), trigger="once") == "failed"
+    state = health.sources[portal.source]
+    assert state["last_status"] == "failed" and min(refused) in state["last_error"]
+    assert "write(s) failed" in state["last_error"]
+    sample = metrics.registry.get_sample_value
+    assert sample("kpisync_pipeline_runs_total", {"source": portal.source, "status": "failed"}) == 1
+    assert sample("kpisync_failures_in_a_row", {"source": portal.source}) == 1
+    assert sample("kpisync_last_success_timestamp_seconds", {"source": portal.source}) is None
+    assert (sample("kpisync_api_calls_total", {"source": portal.source, "stage": "writeback"})
+            or 0) > 0
