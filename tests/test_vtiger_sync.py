@@ -90,7 +90,7 @@ def test_full_then_incremental_in_both_server_behaviours(engine: Engine, env: Vt
 
 
 def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
-    with VtigerEmulator(org) as emulator:
+    with VtigerEmulator(org, sync_works=True) as emulator:
         env = VtigerEnv(org, emulator)
         sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
         emulator.reset_calls()
@@ -106,7 +106,7 @@ def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org) -> None:  #
 
 
 def test_owner_only_sync_is_reported_and_never_used(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
-    with VtigerEmulator(org, sync_type_registered=False) as emulator:
+    with VtigerEmulator(org, sync_works=True, sync_type_registered=False) as emulator:
         env = VtigerEnv(org, emulator)
         problems = env.connector().check()
         assert problems and all("sees" in p.what and "admin" in p.fix for p in problems)

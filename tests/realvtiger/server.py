@@ -82,6 +82,7 @@ class WebService:
         self.http = httpx.Client(timeout=120, trust_env=False)
         self.session = ""
         self.user_id = ""
+        self.login()
 
     def login(self) -> None:
         token = self.call("getchallenge", method="GET", username=self.username)["token"]
