@@ -115,8 +115,9 @@ class VtigerCrm:
                                          "deal": "Potentials"}
     batch = 1
     # No stage history: after one sync no stay has ended, so no stage has a usual stay and
-    # "stalled" is left blank rather than guessed.
-    stalled_values: ClassVar[set[str]] = set()
+    # "stalled" is unknown: a checkbox cannot hold that, so it is left as it is, reading "0" as
+    # every checkbox never written does on Vtiger 8.2.
+    stalled_values: ClassVar[set[str]] = {"0"}
     settle_seconds = 1.5  # a sync leaves rows of the second still filling to the next run
 
     def add_field(self, emulator: Any, entity: str, score: str) -> str:
