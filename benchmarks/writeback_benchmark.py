@@ -33,6 +33,7 @@ from kpisync.store.models import Account, SurveyResponse
 from writeback.options import source_plan
 from writeback.provision import provision_fields
 from writeback.runs import run_writeback
+from results import keep_output, size  # benchmarks/, on the path as a script
 
 TOKEN_ENV = "KPISYNC_BENCH_HUBSPOT_TOKEN"
 WRITE = "POST /crm/v3/objects/{type}/batch/update"
@@ -70,7 +71,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
+    keep_output(args.save, "writeback", size(args.records), f"{args.changed * 100:g}pct_changed")
     rng = random.Random(args.seed)
     os.environ[TOKEN_ENV] = "pat-bench"
     folder = Path(tempfile.mkdtemp(prefix="kpisync-wb-bench-"))
