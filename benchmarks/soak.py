@@ -30,13 +30,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from benchmarks.results import keep_output
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.serve import change_fraction
 from kpisync.sandbox.server import Knobs
 from kpisync.scheduler.models import PipelineRun
 from kpisync.store.database import open_store
-from benchmarks.results import keep_output
 from tests.hubspot_truth import assert_store_equals_truth
 
 TOKEN = "pat-na1-soak-0123456789"

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, bindparam
 
+from results import keep_output, size  # benchmarks/, on the path as a script
+
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
@@ -33,7 +35,6 @@ from kpisync.store.models import Account, SurveyResponse
 from writeback.options import source_plan
 from writeback.provision import provision_fields
 from writeback.runs import run_writeback
-from results import keep_output, size  # benchmarks/, on the path as a script
 
 TOKEN_ENV = "KPISYNC_BENCH_HUBSPOT_TOKEN"
 WRITE = "POST /crm/v3/objects/{type}/batch/update"

@@ -77,13 +77,13 @@ def render(registry: Registry, gaps: Gaps,
     kpis = list(registry)
     gaps = spelled_out(gaps)
     lines = ["# KPI reference", "",
-             f"Generated from the KPI registry (`metrics.catalogue.REGISTRY`) by `{COMMAND}`; "
-             "do not edit by hand. tests/test_docs_kpis.py fails when this file is stale.",
-             "\"CRMs that hold its inputs\" comes from the parity test (tests/test_kpi_parity.py): "
-             "one synthetic org synced from each CRM's emulator gives the same value, except where "
-             "a CRM does not hold the inputs the same way.", "",
-             f"{len(kpis)} KPIs. An empty denominator or a missing input gives \"no data\" with a "
-             "reason, never 0.", "",
+             (f"Generated from the KPI registry (`metrics.catalogue.REGISTRY`) by `{COMMAND}`; "
+              "do not edit by hand. tests/test_docs_kpis.py fails when this file is stale."),
+             ("\"CRMs that hold its inputs\" comes from the parity test (tests/test_kpi_parity.py): "
+              "one synthetic org synced from each CRM's emulator gives the same value, except where "
+              "a CRM does not hold the inputs the same way."), "",
+             (f"{len(kpis)} KPIs. An empty denominator or a missing input gives \"no data\" with a "
+              "reason, never 0."), "",
              "| KPI | title | unit | family | grains |", "|---|---|---|---|---|"]
     lines += [f"| `{k.name}` | {k.title} | {k.unit} | {k.family} | "
               f"{', '.join(k.grains)} |" for k in kpis]
