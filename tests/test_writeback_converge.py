@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from kpisync.config import parse_settings
-from kpisync.errors import WritesFailed
+from kpisync.errors import WritebackError, WritesFailed
 from kpisync.fieldcodec import ValueCodec, as_bool, as_number, blank_to_none
 from kpisync.health import HealthState, RunMetrics
 from kpisync.pipeline import Pipeline
@@ -372,3 +372,26 @@ def test_a_scheduled_run_with_refused_writes_is_failed_in_health_and_metrics(por
     assert sample("kpisync_last_success_timestamp_seconds", {"source": portal.source}) is None
     assert (sample("kpisync_api_calls_total", {"source": portal.source, "stage": "writeback"})
             or 0) > 0
+
+
+@pytest.mark.parametrize("portal", ["vtiger"], indirect=True)
+def test_failures_of_an_interrupted_run_finished_later_are_reported_then(portal: Portal) -> None:
+    refused = refuse_some(portal, every=4)
+    emulator = portal.emulator
+    emulator.reset_calls()
+    emulator.knobs.fail_always_after_calls = 12  # the CRM goes down amid the sends
+    with pytest.raises(WritebackError, match="stopped"):
+        run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
+                      as_of=portal.as_of)
+    emulator.knobs.fail_always_after_calls = None
+    report = run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
+                           as_of=portal.as_of)
+    assert report.resumed_runs and report.resumed_failed
+    [(run, failed)] = report.resumed_failed.items()
+    error = report.failure_error()
+    assert error is not None and error.exit_code == 7
+    assert f"interrupted run {run} finished with {failed} failed write(s)" in error.message
+    runs = WriteRun.__table__  # type: ignore[attr-defined]
+    with portal.engine.connect() as connection:
+        status = connection.execute(select(runs.c.status).where(runs.c.id == run)).scalar()
+    assert status == "partial" and refused

@@ -70,6 +70,7 @@ class RunReport:
     paused: dict[tuple[str, str], str] = field(default_factory=dict)
     resumed: list[tuple[str, str]] = field(default_factory=list)
     resumed_runs: list[int] = field(default_factory=list)
+    resumed_failed: dict[int, int] = field(default_factory=dict)  # resumed run -> failed writes
     sample: list[PlannedRow] = field(default_factory=list)
     failures: list[PlannedRow] = field(default_factory=list)
 
@@ -79,15 +80,21 @@ class RunReport:
 
     def failure_error(self) -> WritesFailed | None:
         """The error a run with failed writes ends its command with; None when none failed."""
-        if self.dry_run or not self.failed:
+        if self.dry_run or not (self.failed or self.resumed_failed):
             return None
+        earlier = "; ".join(f"interrupted run {run} finished with {n} failed write(s)"
+                            for run, n in sorted(self.resumed_failed.items()))
+        if not self.failed:
+            return WritesFailed(f"{self.source}: {earlier}",
+                                hint=f"'kpisync writeback runs --source {self.source}' and those "
+                                     "runs' audit give each field and reason")
         named = [f"{r.entity} {r.external_id} {r.field}" for r in self.failures
                  if r.status != "not_found"][:5]
         more = self.failed - len(named)
         return WritesFailed(
             f"{self.source}: write-back run {self.run_id} {self.status}: {self.failed} of "
             f"{self.written + self.failed} write(s) failed ({'; '.join(named)}"
-            + (f" and {more} more" if more > 0 else "") + ")",
+            + (f" and {more} more" if more > 0 else "") + ")" + (f"; {earlier}" if earlier else ""),
             hint="the reason for each is in 'kpisync writeback runs' and the run's audit; the "
                  "next run writes them again")
 
@@ -124,6 +131,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
         report = summarize(connection, run_id, source, batch_size_of(connector, plan))
         report.paused = {**resting, **guard.problems}
         report.resumed, report.resumed_runs = lifted, resumed
+        report.resumed_failed = resumed_failures(connection, resumed)
         if dry_run:
             transaction.rollback()
             report.run_id, report.dry_run = None, True
@@ -151,7 +159,8 @@ def _log_pauses(source: str, paused: dict[tuple[str, str], str],
 
 
 def resume(engine: Engine, connector: Connector, source: str, size: int) -> list[int]:
-    """Settle and finish the runs a crash or an error left open; returns their ids."""
+    """Settle and finish the runs a crash or an error left open; returns their ids (their failed
+    writes: `resumed_failures`)."""
     with engine.connect() as connection:
         runs = outbox.unfinished_runs(connection, source)
     for run_id in runs:
@@ -162,6 +171,15 @@ def resume(engine: Engine, connector: Connector, source: str, size: int) -> list
                      run_id, landed, again)
         send_and_finish(engine, connector, run_id, RunReport(source=source, run_id=run_id), size)
     return runs
+
+
+def resumed_failures(connection: Connection, runs: list[int]) -> dict[int, int]:
+    """Run id -> failed writes, for those of `runs` that ended with any."""
+    if not runs:
+        return {}
+    r = outbox.RUNS
+    rows = connection.execute(select(r.c.id, r.c.failed).where(r.c.id.in_(runs), r.c.failed > 0))
+    return {int(row.id): int(row.failed) for row in rows}
 
 
 def send_and_finish(engine: Engine, connector: Connector, run_id: int, report: RunReport,
@@ -261,6 +279,7 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
         outbox.store_changes(connection, new_run, source, changes, guard, kinds)
         report = summarize(connection, new_run, source, size)
         report.kind, report.unchanged_since, report.resumed_runs = "revert", unchanged, resumed
+        report.resumed_failed = resumed_failures(connection, resumed)
         report.paused = dict(guard.problems)
         if dry_run:
             transaction.rollback()
