@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -224,9 +224,8 @@ def verdict(item: Item, result: WriteResult, codec: ValueCodec) -> tuple[str, st
         return "written", None
     if item.field not in result.held:
         return "failed", f"{codec.name}'s answer to the write has no value for {item.field}"
-    return ("written", None) if (problem := codec.mismatch(
-        kind_of(item), item.field, result.held[item.field], item.new_value)) is None \
-        else ("failed", problem)
+    problem = codec.mismatch(kind_of(item), item.field, result.held[item.field], item.new_value)
+    return ("written", None) if problem is None else ("failed", problem)
 
 
 def record_results(connection: Connection, items: Sequence[Item], results: Sequence[WriteResult],
@@ -239,8 +238,7 @@ def record_results(connection: Connection, items: Sequence[Item], results: Seque
                                                             error="the CRM returned no result")
         status, error = verdict(item, result, codec)
         if result.ok and status == "failed" and result.held and item.field in result.held:
-            landed_otherwise.append(Item(**{**item.__dict__,
-                                            "new_value": blank_to_none(result.held[item.field])}))
+            landed_otherwise.append(replace(item, new_value=blank_to_none(result.held[item.field])))
         settled[(status, error)].append(item.id)
         audit.append({"run_id": item.run_id, "outbox_id": item.id, "source": item.source,
                           "entity": item.entity, "external_id": item.external_id, "field": item.field,
