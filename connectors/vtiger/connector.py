@@ -220,7 +220,8 @@ class VtigerConnector:
             s = self.settings
             self._reader = ModuleReader(self.client, self.context(), ReadOptions(
                 read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records,
-                survey_module=s.survey.module if s.survey else None))
+                survey_module=s.survey.module if s.survey else None),
+                labels={m: self.schema().custom(m) for m in self.schema().describes})
         return self._reader
 
     def context(self) -> mappers.MappingContext:

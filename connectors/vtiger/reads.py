@@ -19,12 +19,12 @@ from typing import Any
 from connectors.vtiger import mappers
 from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
 from connectors.vtiger.deletecount import CREATED, settle, tally
-from connectors.vtiger.querywalk import PAGE, walk_query
+from connectors.vtiger.querywalk import PAGE, EmptyRead, walk_query
 from connectors.vtiger.syncwalk import Batch, walk_sync
 from connectors.vtiger.values import latin_digits, module_prefix, stamp
 from kpisync.connector import Deleted, Page
 from kpisync.cursor import Cursor
-from kpisync.errors import RejectedError
+from kpisync.errors import RejectedError, SchemaDriftError
 from kpisync.mapping import map_each
 from kpisync.store.models import Row
 
@@ -44,10 +44,11 @@ class ReadOptions:
 
 class ModuleReader:
     def __init__(self, client: VtigerClient, context: mappers.MappingContext,
-                 options: ReadOptions) -> None:
+                 options: ReadOptions, labels: dict[str, dict[str, str]] | None = None) -> None:
         self.client = client
         self.context = context
         self.options = options
+        self.labels = labels or {}  # module -> custom field name -> label
         self.notes: dict[str, str] = {}  # module -> why it is read by query
         self.deletes_unseen: set[str] = set()  # query-mode modules whose live count fell
 
@@ -141,7 +142,28 @@ class ModuleReader:
                     raise
                 log.warning("%s; continuing %s by query", error.message, module)
                 cursor = cursor.with_state(**{MODE: "query"})
-        yield from walk_query(self.query, module, cursor, bound, zone)
+        try:
+            yield from walk_query(self.query, module, cursor, bound, zone, self.count)
+        except EmptyRead as empty:
+            raise self.emptied(empty) from None
+
+    def emptied(self, empty: EmptyRead) -> SchemaDriftError:
+        """Why Vtiger answered an empty page over rows its count sees: the custom fields whose
+        own read comes back empty have no database column (one query each, only here)."""
+        module = empty.module
+        broken = [name for name in self.labels.get(module, {})
+                  if not self.query(f"SELECT {name} FROM {module} LIMIT 0,1;")]
+        named = ", ".join(f"{n} ('{self.labels[module][n]}')" for n in broken)
+        cause = (f"the custom field {named} has no database column (creating it failed), which "
+                 f"empties every read of {module}" if broken else
+                 f"a custom field without its database column (a failed ALTER TABLE: too long a "
+                 f"Decimal, or 'Row size too large') is the usual cause")
+        return SchemaDriftError(
+            f"Vtiger answered an empty page of {module} although its count(*) says "
+            f"{empty.expected} record(s) changed since {empty.since}: {cause}",
+            hint=f"delete that field in Vtiger (Settings > Module Layouts & Fields > {module}), "
+                 f"add it again if needed (a Decimal of at most 62 digits), then sync again; "
+                 f"nothing of {module} was read meanwhile")
 
     def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
               cursor: Cursor, calls_before: int) -> Page:
