@@ -1,5 +1,6 @@
-"""On the Vtiger emulator (stock 8.2): a read Vtiger empties is a failure, not "no changes"
-(tests/realvtiger/test_honest.py shows the same on the real server)."""
+"""On the Vtiger emulator (stock 8.2): a read Vtiger empties is a failure, not "no changes"; a
+non-admin user syncs with owners by id and a warning (tests/realvtiger shows both on the real
+server)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from sqlalchemy import Engine, select
 from kpisync.errors import SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.vtiger import VtigerEmulator
+from kpisync.sandbox.vtiger_records import Entity
 from kpisync.store.models import SyncRun
 from kpisync.sync import SyncOptions, sync_source
 from tests.vtiger_env import SOURCE, VtigerEnv
+from tests.vtiger_truth import assert_store_equals_truth
 
 
 def test_a_field_without_its_column_fails_the_sync_naming_it(sqlite_engine: Engine,
@@ -58,3 +61,26 @@ def test_a_sync_with_nothing_changed_makes_no_more_calls_for_the_check(sqlite_en
         queries = emulator.op_calls["query"]
         modules = 7  # six standard ones and the survey module
         assert queries == 1 + 2 * modules  # users; per module one count at the cursor, one live count
+
+
+def test_a_non_admin_syncs_owners_by_id_with_a_warning(sqlite_engine: Engine,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    org = generate_org(seed=11, deals=40)
+    with VtigerEmulator(org) as emulator:
+        rep = next(e.fields["user_name"] for e in emulator.store.truth["Users"].values()
+                   if e.fields["is_admin"] == "off" and e.fields["status"] == "Active")
+        env = VtigerEnv(org, emulator, key=emulator.access_key(rep))
+        problems = env.connector(username=rep).check()
+        assert len(problems) == 1 and f"'{rep}' is not an admin" in problems[0].what
+        assert "admin user's access key" in problems[0].fix
+        result = sync_source(sqlite_engine, SOURCE, env.connector(username=rep), SyncOptions())
+        assert result.status == "succeeded"
+        assert any("cannot see the Users module" in r.getMessage() for r in caplog.records)
+        dump = emulator.dump()
+        owners = {e.owner for m in ("Accounts", "Contacts", "Leads", "Potentials", "Calendar",
+                                    "Events", "NPSResponses") for e in dump[m].values() if e.live}
+        dump["Users"] = {int(o.partition("x")[2]): Entity(
+            "Users", int(o.partition("x")[2]), {"first_name": "", "last_name": "", "email1": "",
+                                                "department": "", "status": "Active"}, 0, 0)
+            for o in owners}
+        assert_store_equals_truth(sqlite_engine, SOURCE, dump, emulator.zone)

@@ -26,10 +26,11 @@ from kpisync.connector import Deleted, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import RejectedError, SchemaDriftError
 from kpisync.mapping import map_each
-from kpisync.store.models import Row
+from kpisync.store.models import Row, User
 
 log = logging.getLogger(__name__)
 MODE = "mode"
+GROUP_PREFIX = 20  # webservice id prefix of Groups on a stock install
 ENTITY = {"Accounts": "account", "Contacts": "contact", "Leads": "lead", "Potentials": "deal",
           "Calendar": "activity", "Events": "activity"}
 
@@ -49,6 +50,7 @@ class ModuleReader:
         self.context = context
         self.options = options
         self.labels = labels or {}  # module -> custom field name -> label
+        self.owners: set[str] = set()  # assigned_user_id values of the records read this run
         self.notes: dict[str, str] = {}  # module -> why it is read by query
         self.deletes_unseen: set[str] = set()  # query-mode modules whose live count fell
 
@@ -156,8 +158,8 @@ class ModuleReader:
         named = ", ".join(f"{n} ('{self.labels[module][n]}')" for n in broken)
         cause = (f"the custom field {named} has no database column (creating it failed), which "
                  f"empties every read of {module}" if broken else
-                 f"a custom field without its database column (a failed ALTER TABLE: too long a "
-                 f"Decimal, or 'Row size too large') is the usual cause")
+                 "a custom field without its database column (a failed ALTER TABLE: too long a "
+                 "Decimal, or 'Row size too large') is the usual cause")
         return SchemaDriftError(
             f"Vtiger answered an empty page of {module} although its count(*) says "
             f"{empty.expected} record(s) changed since {empty.since}: {cause}",
@@ -175,6 +177,7 @@ class ModuleReader:
 
     def map_records(self, module: str, records: list[dict[str, Any]]) -> list[Row]:
         context = self.context
+        self.owners.update(str(r["assigned_user_id"]) for r in records if r.get("assigned_user_id"))
         mapper: Callable[[dict[str, Any]], list[Row]]
         if module == "Potentials":
             mapper = lambda r: list(mappers.map_potential(r, context))
@@ -198,6 +201,16 @@ class ModuleReader:
             if len(rows) < PAGE:
                 return
             offset += len(rows)
+
+    def owners_seen(self) -> list[Row]:
+        """Where the Users module is hidden (non-admins): the owners of the records read, users
+        by id alone and groups (which non-admins may list) by name."""
+        groups: dict[str, str] = {}
+        if any(o.startswith(f"{GROUP_PREFIX}x") for o in self.owners):
+            groups = {str(g["id"]): str(g.get("groupname") or "")
+                      for g in self.query("SELECT id, groupname FROM Groups LIMIT 0,100;")}
+        return [User.row(external_id=owner, name=groups.get(owner) or None, raw={})
+                for owner in sorted(self.owners)]
 
     def list_ids(self, module: str) -> Iterator[list[str]]:
         """Every live id in id order; a row deleted meanwhile shifts offsets, so each page

@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -17,7 +18,6 @@ from tests.harness import write_settings_file
 from tests.realvtiger.server import RealVtiger, Seeded
 from tests.realvtiger.truth import confirm_with_database, server_truth
 from tests.vtiger_truth import assert_store_equals_truth
-from zoneinfo import ZoneInfo
 
 KEY_ENV = "KPISYNC_TEST_REAL_VTIGER_KEY"
 SOURCE = "vt"

@@ -28,8 +28,10 @@ def unix(text: str) -> int:
     return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
 
 
-def server_truth(server: RealVtiger) -> Truth:
-    web = server.web()
+def server_truth(server: RealVtiger, user_name: str = "admin") -> Truth:
+    """What `user_name` sees; for a non-admin (no Users module) the users are the owners of the
+    records, by id alone, as kpisync stores them."""
+    web = server.web(user_name)
     truth: Truth = {SURVEY_MODULE: {}}
     for module in MODULES:
         truth[module] = {}
@@ -49,9 +51,15 @@ def server_truth(server: RealVtiger) -> Truth:
             entity = truth[module].get(int(str(activity)))
             if entity is not None and not entity.fields.get("parent_id") and setype in prefixes:
                 entity.fields["parent_id"] = f"{prefixes[str(setype)]}x{parent}"
+    if user_name == "admin":
+        users = web.query_all("Users")
+    else:
+        owners = {e.owner for m in MODULES for e in truth[m].values()}
+        users = [{"id": o, "first_name": "", "last_name": "", "email1": "", "department": "",
+                  "status": "Active"} for o in owners]
     truth["Users"] = {int(r["id"].partition("x")[2]): Entity(
         "Users", int(r["id"].partition("x")[2]), {k: str(v or "") for k, v in r.items()}, 0, 0)
-        for r in web.query_all("Users")}
+        for r in users}
     return truth
 
 
