@@ -98,7 +98,7 @@ class VtigerEmulator(EmulatorServer):
         self.store = VtigerStore(truth, self.schema, lambda: int(self.clock()), self.zone,
                                  self.ids.next)
         self.store.currency_decimals[self.user_ws(ADMIN_ID)] = admin_currency_decimals
-        self.broken: set[str] = set()  # modules with a custom field that has no column
+        self.broken: dict[str, set[str]] = {}  # module -> custom fields without a column
         self.keys = {e.fields["user_name"]: (admin_key if e.crmid == ADMIN_ID
                                              else f"key-{e.fields['user_name']}")
                      for e in truth["Users"].values()}
@@ -233,7 +233,8 @@ class VtigerEmulator(EmulatorServer):
         assert user is not None
         query = parse_query(params.get("query", ""))
         self.may_see(query.module, user)
-        if query.module in self.broken and query.columns is None and not query.count:
+        missing = self.broken.get(query.module, set())
+        if missing and not query.count and (query.columns is None or missing & set(query.columns)):
             return success([])  # the SELECT names a column that does not exist; Vtiger hides it
         found = self.store.query(query)
         if isinstance(found, int):
@@ -263,7 +264,9 @@ class VtigerEmulator(EmulatorServer):
 
     def op_retrieve(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
-        entity = self.store.find(params.get("id", ""))
+        entity = self.store.find(params.get("id", ""), live=False)
+        if entity.deleted:  # a converted lead, hidden from queries, still retrieves
+            raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
         self.may_see(entity.module, user)
         self.readable(entity.module)
         return success(render(self.schema, entity, self.zone, self.locale, label=True))
@@ -361,7 +364,7 @@ class VtigerEmulator(EmulatorServer):
         digits): Vtiger keeps its definition without the column. Its cf name."""
         name = self.add_custom_field(module, label, "number")
         with self.store.lock:
-            self.broken.add(module)
+            self.broken.setdefault(module, set()).add(name)
         return name
 
     def create_record(self, module: str, fields: dict[str, Any]) -> str:

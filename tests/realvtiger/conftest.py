@@ -11,6 +11,7 @@ small synthetic org (Persian text and custom fields included).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,5 +65,8 @@ def small_org() -> Org:
 
 @pytest.fixture
 def seeded_org(real_vtiger: RealVtiger) -> tuple[RealVtiger, Seeded]:
-    """A fresh server holding `small_org()` (about 25 s on a 2-core machine)."""
-    return real_vtiger, seed_org(real_vtiger, small_org())
+    """A fresh server holding `small_org()` (about 25 s on a 2-core machine). A sync reads up to
+    the second before it starts, so the fixture ends once the last record's second is over."""
+    seeded = seed_org(real_vtiger, small_org())
+    time.sleep(1.1)
+    return real_vtiger, seeded
