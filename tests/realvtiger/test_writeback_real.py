@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,6 +239,30 @@ def test_writes_a_real_vtiger_refuses_fail_the_run_naming_each_field(portal: Rea
             assert means(portal.kind(r.entity, r.field), db[key], r.new_value), key
         else:
             assert db[key] in (None, ""), key
+
+    path = settings_file(portal)  # the command line: the refused fields again, exit 7
+    done = subprocess.run([sys.executable, "-m", "kpisync.cli", "writeback", "--settings",
+                           str(path)], capture_output=True, text=True, timeout=600, check=False,
+                          env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 7, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "failed:" in done.stdout and "write(s) failed" in done.stderr
+    for rid, name in failed:
+        assert any(f"{rid} {name}:" in line and "not written" in line
+                   for line in done.stdout.splitlines()), (rid, name)
+
+
+def settings_file(portal: RealPortal) -> Path:
+    """settings.toml of the portal, for `kpisync` subprocesses."""
+    lines = [f'[kpisync]\nstore = "{portal.engine.url}"\ntimezone = "UTC"\n',
+             (f'[sources.{SOURCE}]\ntype = "vtiger"\nurl = "{portal.server.url}"\n'
+             f'username = "admin"\naccess_key_env = "{KEY_ENV}"\nserver_timezone = "UTC"\n'),
+             "[writeback.upsell]", *(f"{k} = {str(v).lower()}" for k, v in UPSELL.items())]
+    for entity, fields in portal.mapping.items():
+        lines.append(f"\n[writeback.{SOURCE}.{entity}]")
+        lines += [f'{score} = "{name}"' for score, name in fields.items()]
+    path = portal.folder / "settings.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def test_a_value_vtiger_changes_on_the_way_is_a_failed_write(portal: RealPortal) -> None:
