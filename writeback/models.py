@@ -9,6 +9,7 @@
     WrittenValue  per (source, entity, record, field): the value kpisync last wrote and when;
                   `gone_at` when the CRM said the record no longer exists
     MappingPause  a mapping (source, entity, field) stopped by the target drift guard, and why
+    FieldHold     a field (source, entity, field) a revert put back, held until resumed
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class WriteRun(SQLModel, table=True):
     source: str = Field(max_length=64, index=True)
     kind: str = Field(default="write", max_length=16)  # write | revert
     reverts_run: int | None = None
-    status: str = Field(default="running", max_length=16)  # running | succeeded | partial | failed
+    status: str = Field(default="running", max_length=16)  # running | succeeded | partial | failed | planned | superseded
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     as_of: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -40,6 +41,7 @@ class WriteRun(SQLModel, table=True):
     not_found: int = 0
     conflicts: int = 0
     write_calls: int = 0
+    api_calls: int = 0  # every call the run made, as it printed them
     error: str | None = None
 
 
@@ -107,3 +109,15 @@ class MappingPause(SQLModel, table=True):
     reason: str
     paused_at: datetime = Field(sa_type=UTCDateTime)
     checked_at: datetime = Field(sa_type=UTCDateTime)  # paused mappings are re-checked daily
+
+
+class FieldHold(SQLModel, table=True):
+    """A field a revert put back: not written again until `kpisync writeback resume`."""
+
+    __tablename__ = "writeback_holds"
+
+    source: str = Field(primary_key=True, max_length=64)
+    entity: str = Field(primary_key=True, max_length=64)
+    field: str = Field(primary_key=True, max_length=128)
+    run_id: int  # the revert run that held it
+    held_at: datetime = Field(sa_type=UTCDateTime)

@@ -13,6 +13,8 @@
     [writeback.<source>]             # optional per-source keys:
     on_conflict = "skip"             # overrides the default above for this source
     batch_size = 50                  # records per write call, below the CRM's maximum
+    mode = "auto"                    # "approve": a run only plans, `writeback approve PLAN` sends
+                                     # it; "off": nothing is written for this source
 
     [writeback.<source>.<object>]    # object: account | contact | deal | user
     <score> = "<CRM field name>"     # e.g. nps_score = "kpisync_nps_score"
@@ -36,7 +38,8 @@ from metrics.options import MetricConfig, metric_config
 from writeback.scores import SCORES, Score
 
 RESERVED = frozenset({"on_conflict", "quota_period", "upsell", "keep_days"})
-SOURCE_KEYS = frozenset({"on_conflict", "batch_size"})
+SOURCE_KEYS = frozenset({"on_conflict", "batch_size", "mode"})
+MODES = ("auto", "approve", "off")
 
 
 class UpsellRule(StrictModel):
@@ -82,6 +85,7 @@ class SourcePlan:
     on_conflict: str
     rules: WritebackSettings
     batch_size: int | None = None
+    mode: str = "auto"
 
     def for_entity(self, entity: str) -> tuple[Target, ...]:
         return tuple(t for t in self.targets if t.entity == entity)
@@ -119,11 +123,16 @@ def source_plan(settings: Settings, source: str) -> SourcePlan:
     batch_size = table.pop("batch_size", None)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"{prefix}.batch_size: expected a whole number of at least 1")
+    mode = table.pop("mode", "auto")
+    if mode not in MODES:
+        raise ConfigError(f"{prefix}.mode: expected \"auto\", \"approve\" or \"off\", not {mode!r}",
+                          hint="auto writes every run, approve only plans until approved, off "
+                               "writes nothing")
     targets: list[Target] = []
     for entity, mapping in table.items():
         targets.extend(parse_targets(f"{prefix}.{entity}", entity, mapping))
     return SourcePlan(source=source, targets=tuple(targets), on_conflict=on_conflict, rules=rules,
-                      batch_size=batch_size)
+                      batch_size=batch_size, mode=mode)
 
 
 def parse_targets(key: str, entity: str, mapping: Any) -> list[Target]:
