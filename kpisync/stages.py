@@ -67,6 +67,12 @@ def write_back(engine: Engine, settings: Settings, source: str, connector: Conne
     if source not in options.mapped_sources(settings):
         return StageOutcome(SKIPPED, f"no [writeback.{source}] mapping")
     report = runs.run_writeback(engine, settings, source, connector)
+    if report.status == "off":
+        return StageOutcome(SKIPPED, f"write-back is off (writeback.{source}.mode = \"off\")")
+    if report.status == "planned":
+        return StageOutcome(SUCCEEDED, f"plan {report.run_id} of {report.planned} change(s) "
+                                       f"awaits approval: kpisync writeback approve {report.run_id}",
+                            api_calls=report.api_calls)
     failure = report.failure_error()
     if failure is not None:  # a run with failed writes is never a succeeded stage
         raise failure

@@ -15,12 +15,13 @@ from typer.core import TyperGroup
 
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
-from kpisync.errors import ConfigError, WritebackError, WritesFailed
+from kpisync.errors import ConfigError, ConflictError, WritebackError, WritesFailed
 from kpisync.registry import build_connector
 from writeback.guard import lift_pauses
 from writeback.options import mapped_sources, source_plan
 from writeback.provision import FieldStep, provision_fields
-from writeback.runs import RunReport, latest_runs, revert_run, run_source, run_writeback
+from writeback.runs import (RunReport, approve_plan, latest_runs, resume_fields, resume_hint,
+                            revert_run, run_source, run_writeback)
 
 ARROW = "→"
 
@@ -127,18 +128,58 @@ def register(app: typer.Typer) -> None:
         print_report(console, report)
         raise_failures([report])
 
+    @writeback_app.command("approve")
+    @friendly
+    def approve(plan: int = typer.Argument(..., help="The plan to send (its run id)."),
+                settings: Path = SETTINGS) -> None:
+        """Send exactly a plan made in approve mode, refusing changes whose CRM value changed."""
+        context = open_context(settings)
+        source = run_source(context.engine, plan)
+        if source is None:
+            raise WritebackError(f"no write-back plan {plan}",
+                                 hint="'kpisync writeback runs' lists plans as status planned")
+        connector = build_connector(context.settings.source(source))
+        try:
+            report = approve_plan(context.engine, context.settings, plan, connector)
+        finally:
+            connector.close()
+        print_report(console, report)
+        raise_failures([report])
+        if report.refused:
+            named = "; ".join(f"{r.entity} {r.external_id} {r.field}" for r in report.refused[:5])
+            more = len(report.refused) - 5
+            raise ConflictError(
+                f"plan {plan}: {len(report.refused)} change(s) refused, their CRM value changed "
+                f"since the plan ({named}" + (f" and {more} more" if more > 0 else "") + ")",
+                hint=f"make a new plan from the CRM's values: kpisync writeback --source {source}")
+
+    @writeback_app.command("resume")
+    @friendly
+    def resume(source: str = typer.Option(None, "--source", help="One source; all when omitted."),
+               field: str = typer.Option(None, "--field", help="One CRM field; all when omitted."),
+               settings: Path = SETTINGS) -> None:
+        """Write again the fields a revert put back (held until resumed)."""
+        context = open_context(settings)
+        lifted = resume_fields(context.engine, source, field)
+        if not lifted:
+            console.print("no field is held" + (f" for {source}" if source else "")
+                          + (f" named {field}" if field else ""))
+            return
+        for name, entity, crm_field in lifted:
+            console.print(f"resumed {name} {entity}.{crm_field}: the next run writes it again")
+
     @writeback_app.command("runs")
     @friendly
     def runs(source: str = typer.Option(None, "--source"), settings: Path = SETTINGS) -> None:
         """The latest write-back runs with their counts."""
         context = open_context(settings)
         table = Table("run", "source", "kind", "status", "started", "planned", "written", "failed",
-                      "gone", "conflicts", "calls")
+                      "gone", "conflicts", "write calls", "API calls")
         for r in latest_runs(context.engine, source):
             kind = r.kind if r.reverts_run is None else f"revert {r.reverts_run}"
             table.add_row(str(r.id), r.source, kind, r.status, f"{r.started_at:%Y-%m-%d %H:%M}",
                           str(r.planned), str(r.written), str(r.failed), str(r.not_found),
-                          str(r.conflicts), str(r.write_calls))
+                          str(r.conflicts), str(r.write_calls), str(r.api_calls))
         console.print(table)
 
 
@@ -188,6 +229,10 @@ def show(value: str | None) -> str:
 
 
 def print_report(console: Console, report: RunReport, *, rows: bool = True) -> None:
+    if report.status == "off":
+        console.print(f"{report.source}: write-back is off (writeback.{report.source}.mode = "
+                      "\"off\"): nothing planned, nothing written")
+        return
     title = f"{report.source}: {'dry run' if report.dry_run else f'run {report.run_id}'}"
     if report.kind == "revert":
         title += " (revert)"
@@ -210,7 +255,11 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
     if report.counts:
         console.print(counts)
     records = sum(report.records.values())
-    if report.dry_run:
+    if report.status == "planned":
+        console.print(f"plan {report.run_id}: {report.planned} field value(s) on {records} "
+                      f"record(s), not sent (writeback.{report.source}.mode = \"approve\"); "
+                      f"send it: kpisync writeback approve {report.run_id}")
+    elif report.dry_run:
         console.print(f"would write {report.planned} field value(s) on {records} record(s) in "
                       f"{report.write_calls} write call(s)")
     else:
@@ -225,6 +274,14 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
         console.print(f"{report.unchanged_since} field(s) changed since that run: left alone")
     for (entity, name), reason in report.paused.items():
         console.print(f"[yellow]paused[/] {entity}.{name}: {escape(reason)}")
+    for (entity, name), run in sorted(report.held.items()):
+        verb = "would hold" if report.dry_run and report.kind == "revert" else "held"
+        console.print(f"[yellow]{verb}[/] {entity}.{name} (reverted by run "
+                      f"{'(this one)' if run is None else run}): not written until "
+                      f"{resume_hint(report.source, name)}")
+    for row in report.refused:
+        console.print(f"[red]refused[/] {escape(f'{row.entity} {row.external_id} {row.field}')}: "
+                      f"{escape(row.error or '')}")
     for entity, name in report.resumed:
         console.print(f"resumed {entity}.{name}: its field accepts values again")
     for row in report.failures:
@@ -243,6 +300,9 @@ def print_json(report: RunReport) -> None:
         "api_calls": report.api_calls, "written": report.written, "failed": report.failed,
         "not_found": report.not_found, "conflicts": report.conflicts, "skipped": report.skipped,
         "paused": {f"{e}.{f}": r for (e, f), r in report.paused.items()},
+        "held": {f"{e}.{f}": run for (e, f), run in report.held.items()},
+        "refused": [{"object": r.entity, "record": r.external_id, "field": r.field,
+                     "why": r.error} for r in report.refused],
         "writes": {f"{e}.{f}": n for (e, f), n in report.counts.items()},
         "failures": [{"object": r.entity, "record": r.external_id, "field": r.field,
                       "result": r.status, "error": r.error} for r in report.failures],

@@ -4,8 +4,8 @@ Before anything is sent, every planned value is checked against the field as the
 now (`connector.discover()`): it exists, it is writable, its type can hold the score, and the value
 fits (picklist options, number, date, true/false, length). A mapping that fails is paused (only
 that one: the rest are written) with its reason stored; a paused mapping resumes by itself on the
-first run that finds its field fine again. The CRM is asked only when there is something to check,
-so a run with nothing to write costs no call.
+first run that finds its field fine again. A run reads the field definitions once, at its start:
+that read is also its credential check (docs/decisions/writeback-control.md).
 """
 
 from __future__ import annotations
@@ -47,9 +47,11 @@ def fields_of(infos: Iterable[FieldInfo], entity: str) -> dict[str, FieldInfo]:
 class Guard:
     """Checks values field by field, asking the CRM for its field definitions once, lazily."""
 
-    def __init__(self, connector: Connector) -> None:
+    def __init__(self, connector: Connector, fields: list[FieldInfo] | None = None) -> None:
         self.connector = connector
         self._fields: dict[str, dict[str, FieldInfo]] | None = None
+        if fields is not None:  # already read (the run's credential check)
+            self._fields = {e: fields_of(fields, e) for e in ENTITY_NAMES}
         self.problems: dict[tuple[str, str], str] = {}
         self.checked: set[tuple[str, str]] = set()
 

@@ -39,6 +39,7 @@ AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 RUNS = WriteRun.__table__  # type: ignore[attr-defined]
 STATE = WrittenValue.__table__  # type: ignore[attr-defined]
 FINAL = ("written", "failed", "not_found", "skipped")
+AWAITING = ("planned",)  # a run in approve mode: its items wait for `kpisync writeback approve`
 
 
 def now_utc() -> datetime:
@@ -97,12 +98,28 @@ def runs_with_open_items() -> Select[tuple[int]]:
 
 
 def unfinished_runs(connection: Connection, source: str) -> list[int]:
-    """Runs of `source` that a crash or an error left with items not yet settled, oldest first."""
+    """Runs of `source` that a crash or an error left with items not yet settled, oldest first
+    (a plan awaiting approval is not unfinished: it is sent only when approved)."""
     rows = connection.execute(
-        select(RUNS.c.id).where(RUNS.c.source == source)
+        select(RUNS.c.id).where(RUNS.c.source == source, RUNS.c.status.not_in(AWAITING))
         .where((RUNS.c.status == "running") | RUNS.c.id.in_(runs_with_open_items()))
         .order_by(RUNS.c.id))
     return [int(r[0]) for r in rows]
+
+
+def hold_for_approval(connection: Connection, source: str, run_id: int) -> None:
+    """Make run `run_id` a plan awaiting approval; the source's older plans are superseded."""
+    older = select(RUNS.c.id).where(RUNS.c.source == source, RUNS.c.status == "planned",
+                                    RUNS.c.id != run_id)
+    connection.execute(update(OUTBOX).where(OUTBOX.c.run_id.in_(older),
+                                            OUTBOX.c.status == "pending")
+                       .values(status="skipped", error="superseded by plan %d" % run_id))
+    connection.execute(update(RUNS).where(RUNS.c.id.in_(older))
+                       .values(status="superseded", finished_at=now_utc()))
+    planned = connection.execute(select(func.count()).where(
+        OUTBOX.c.run_id == run_id, OUTBOX.c.status == "pending")).scalar() or 0
+    connection.execute(update(RUNS).where(RUNS.c.id == run_id)
+                       .values(status="planned", planned=planned))
 
 
 def codec_of(connector: Connector) -> ValueCodec:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from math import ceil
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from kpisync.config import Settings
 from kpisync.connector import Connector, calls_in
@@ -27,7 +27,7 @@ from kpisync.secrets import mask
 from kpisync.store.models import ENTITY_MODELS
 from writeback import outbox
 from writeback.guard import Guard, record_pauses, resting_pauses
-from writeback.models import AuditEntry, WriteRun
+from writeback.models import AuditEntry, FieldHold, WriteRun
 from writeback.options import SourcePlan, score_params, source_plan
 from writeback.planner import Change, Known, Written, current_value, is_gone, plan_changes
 from writeback.scores import SCORES
@@ -73,6 +73,9 @@ class RunReport:
     resumed_failed: dict[int, int] = field(default_factory=dict)  # resumed run -> failed writes
     sample: list[PlannedRow] = field(default_factory=list)
     failures: list[PlannedRow] = field(default_factory=list)
+    mode: str = "auto"
+    held: dict[tuple[str, str], int] = field(default_factory=dict)  # field -> revert run holding it
+    refused: list[PlannedRow] = field(default_factory=list)  # approve: changed since the plan
 
     @property
     def planned(self) -> int:
@@ -115,16 +118,20 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
                   as_of: datetime | None = None, dry_run: bool = False) -> RunReport:
     """Plan and (unless `dry_run`) send the writes `source` needs now."""
     plan = source_plan(settings, source)
+    if plan.mode == "off":
+        return RunReport(source=source, run_id=None, dry_run=dry_run, status="off", mode="off")
     params = score_params(settings, as_of or outbox.now_utc())
     calls_before = calls_in(connector.api_usage())
+    guard = Guard(connector, fields=connector.discover())  # the credential check, first
     resumed = [] if dry_run else resume(engine, connector, source, batch_size_of(connector, plan))
     codec = outbox.codec_of(connector)
     with engine.connect() as connection:
         transaction = connection.begin()
         run_id = outbox.start_run(connection, source, "write", params.as_of)
-        guard = Guard(connector)
         resting = resting_pauses(connection, source, outbox.now_utc())
-        changes = plan_changes(connection, plan, params, codec, skip=frozenset(resting))
+        held = holds(connection, source)
+        changes = plan_changes(connection, plan, params, codec,
+                               skip=frozenset(resting) | frozenset(held))
         outbox.store_changes(connection, run_id, source, changes, guard, kinds_of(plan))
         scores = {(t.entity, t.field): t.score.name for t in plan.targets}
         paused, lifted = record_pauses(connection, source, guard, scores, outbox.now_utc())
@@ -132,19 +139,128 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
         report.paused = {**resting, **guard.problems}
         report.resumed, report.resumed_runs = lifted, resumed
         report.resumed_failed = resumed_failures(connection, resumed)
+        report.mode, report.held = plan.mode, held
         if dry_run:
             transaction.rollback()
             report.run_id, report.dry_run = None, True
         else:
+            if plan.mode == "approve":
+                outbox.hold_for_approval(connection, source, run_id)
+                report.status = "planned"
             transaction.commit()
             _log_pauses(source, {key: guard.problems[key] for key in paused}, lifted)
-    if not dry_run:
+    if not dry_run and plan.mode == "auto":
         send_and_finish(engine, connector, run_id, report, batch_size_of(connector, plan))
         if plan.rules.keep_days:
             with engine.begin() as connection:
                 outbox.drop_old_rows(connection, source,
                                      outbox.now_utc() - timedelta(days=plan.rules.keep_days))
     report.api_calls = calls_in(connector.api_usage()) - calls_before
+    if report.run_id is not None:
+        record_calls(engine, report.run_id, report.api_calls)
+    return report
+
+
+def refuse_changed(connection: Connection, plan_id: int, source: str, codec: ValueCodec
+                   ) -> list[PlannedRow]:
+    """Mark `skipped` each pending change of the plan whose field the store now knows to hold
+    something other than what the plan found; returns them, with the value found now."""
+    refused: list[PlannedRow] = []
+    for item in outbox.load_items(connection, (outbox.OUTBOX.c.run_id == plan_id)
+                                  & (outbox.OUTBOX.c.status == "pending")):
+        kind = outbox.kind_of(item)
+        now, _ = current_value(kind, known_now(connection, source, item.entity, item.external_id,
+                                               item.field), codec)
+        if codec.holds(kind, now, item.old_value):
+            continue
+        why = f"the CRM value changed since the plan: {now!r}, planned over {item.old_value!r}"
+        connection.execute(update(outbox.OUTBOX).where(outbox.OUTBOX.c.id == item.id)
+                           .values(status="skipped", error=why))
+        refused.append(PlannedRow(item.entity, item.external_id, item.field, now, item.new_value,
+                                  "skipped", True, why))
+    return refused
+
+
+def record_calls(engine: Engine, run_id: int, calls: int) -> None:
+    """The run's row counts every call the run made, the figure its command printed."""
+    with engine.begin() as connection:
+        connection.execute(update(outbox.RUNS).where(outbox.RUNS.c.id == run_id)
+                           .values(api_calls=outbox.RUNS.c.api_calls + calls))
+
+
+# -- holds: fields a revert put back stay as they are until resumed ------------------------------
+def holds(connection: Connection, source: str) -> dict[tuple[str, str], int]:
+    t = FieldHold.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(select(t.c.entity, t.c.field, t.c.run_id).where(t.c.source == source))
+    return {(r.entity, r.field): int(r.run_id) for r in rows}
+
+
+def hold_fields(connection: Connection, source: str, run_id: int,
+                fields: set[tuple[str, str]]) -> None:
+    t = FieldHold.__table__  # type: ignore[attr-defined]
+    known = holds(connection, source)
+    for entity, name in sorted(fields):
+        if (entity, name) in known:
+            connection.execute(update(t).where(t.c.source == source, t.c.entity == entity,
+                                               t.c.field == name).values(run_id=run_id))
+        else:
+            connection.execute(t.insert().values(source=source, entity=entity, field=name,
+                                                 run_id=run_id, held_at=outbox.now_utc()))
+
+
+def resume_fields(engine: Engine, source: str | None, name: str | None
+                  ) -> list[tuple[str, str, str]]:
+    """Lift the holds of `source` (every source when None) on field `name` (every field when
+    None); returns the (source, entity, field) lifted."""
+    t = FieldHold.__table__  # type: ignore[attr-defined]
+    where = [t.c.source == source] if source else []
+    if name:
+        where.append(t.c.field == name)
+    with engine.begin() as connection:
+        rows = connection.execute(select(t.c.source, t.c.entity, t.c.field).where(*where)
+                                  .order_by(t.c.source, t.c.entity, t.c.field)).all()
+        connection.execute(delete(t).where(*where))
+    return [(r.source, r.entity, r.field) for r in rows]
+
+
+def resume_hint(source: str, name: str) -> str:
+    return f"kpisync writeback resume --source {source} --field {name}"
+
+
+# -- approve: send exactly a plan made in approve mode -------------------------------------------
+def approve_plan(engine: Engine, settings: Settings, plan_id: int, connector: Connector
+                 ) -> RunReport:
+    """Send plan `plan_id`'s changes, refusing each whose CRM value changed since the plan (by
+    the store's last sync, the conflict rule of writeback.planner)."""
+    with engine.connect() as connection:
+        run = connection.execute(select(outbox.RUNS).where(outbox.RUNS.c.id == plan_id)).first()
+    if run is None or run.kind != "write":
+        raise WritebackError(f"no write-back plan {plan_id}",
+                             hint="'kpisync writeback runs' lists plans as status planned")
+    if run.status != "planned":
+        raise WritebackError(f"write-back plan {plan_id} is {run.status}, not awaiting approval",
+                             hint=f"make a new plan: kpisync writeback --source {run.source}")
+    source = run.source
+    plan = source_plan(settings, source)
+    if plan.mode == "off":
+        raise WritebackError(f"write-back of {source} is off (writeback.{source}.mode = \"off\")",
+                             hint=f"set writeback.{source}.mode = \"approve\" to send plans")
+    size = batch_size_of(connector, plan)
+    calls_before = calls_in(connector.api_usage())
+    connector.discover()  # the credential check, first
+    resumed = resume(engine, connector, source, size)
+    codec = outbox.codec_of(connector)
+    with engine.begin() as connection:
+        refused = refuse_changed(connection, plan_id, source, codec)
+        connection.execute(update(outbox.RUNS).where(outbox.RUNS.c.id == plan_id)
+                           .values(status="running"))
+        report = summarize(connection, plan_id, source, size)
+    report.resumed_runs = resumed
+    report.refused = refused
+    send_and_finish(engine, connector, plan_id, report, size)
+    report.refused = refused
+    report.api_calls = calls_in(connector.api_usage()) - calls_before
+    record_calls(engine, plan_id, report.api_calls)
     return report
 
 
@@ -268,12 +384,14 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
             f"writeback.keep_days", hint="raise keep_days to keep runs revertible for longer")
     size = batch_size_of(connector, source_plan(settings, source))
     calls_before = calls_in(connector.api_usage())
+    guard = Guard(connector, fields=connector.discover())  # the credential check, first
     resumed = [] if dry_run else resume(engine, connector, source, size)
     with engine.connect() as connection:
         transaction = connection.begin()
         new_run = outbox.start_run(connection, source, "revert", None, reverts_run=run_id)
         changes, unchanged = revert_changes(connection, source, run_id, outbox.codec_of(connector))
-        guard = Guard(connector)
+        reverted = {(c.entity, c.field) for c in changes}
+        hold_fields(connection, source, new_run, reverted)
         kinds = {(s.entity, c.field): s.kind for c in changes for s in SCORES
                  if s.entity == c.entity and s.name == c.score}
         outbox.store_changes(connection, new_run, source, changes, guard, kinds)
@@ -281,6 +399,7 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
         report.kind, report.unchanged_since, report.resumed_runs = "revert", unchanged, resumed
         report.resumed_failed = resumed_failures(connection, resumed)
         report.paused = dict(guard.problems)
+        report.held = {key: new_run for key in reverted}
         if dry_run:
             transaction.rollback()
             report.run_id, report.dry_run = None, True
@@ -289,6 +408,8 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
     if not dry_run:
         send_and_finish(engine, connector, new_run, report, size)
     report.api_calls = calls_in(connector.api_usage()) - calls_before
+    if report.run_id is not None:
+        record_calls(engine, report.run_id, report.api_calls)
     return report
 
 
