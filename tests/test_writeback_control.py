@@ -1,0 +1,149 @@
+"""Write-back under the admin's control, on the HubSpot emulator: mode off and approve, a plan
+refused where the CRM changed since, a revert holding its fields until resumed, call counts that
+agree between the run and its row, and the credential check at the start of every run. Outcomes
+are read back from the emulator and the store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import select
+
+from kpisync.errors import AuthError, ConfigError, WritebackError
+from tests.test_writeback_e2e import (SOURCE, TOKEN, TOKEN_ENV, WRITE, Portal, expected_contact_nps,
+                                      managed_values, org, portal, synced_store)
+from writeback.models import OutboxItem, WriteRun
+from writeback.options import source_plan
+from writeback.values import same
+from writeback.runs import approve_plan, resume_fields, revert_run, run_writeback
+
+__all__ = ["org", "portal", "synced_store"]  # the fixtures, shared with the end-to-end tests
+
+
+def run_row(portal: Portal, run_id: int) -> WriteRun:
+    with portal.engine.connect() as connection:
+        return connection.execute(select(WriteRun).where(WriteRun.id == run_id)).one()
+
+
+def test_mode_is_validated_in_one_line(portal: Portal) -> None:
+    with pytest.raises(ConfigError) as caught:
+        source_plan(portal.with_writeback(**{SOURCE: {"mode": "sometimes"}}), SOURCE)
+    assert caught.value.message == f'writeback.{SOURCE}.mode: expected "auto", "approve" or ' \
+                                   "\"off\", not 'sometimes'"
+
+
+def test_mode_off_writes_nothing_and_says_so(portal: Portal) -> None:
+    before = portal.emulator.dump()
+    settings = portal.with_writeback(**{SOURCE: {**portal.settings.table("writeback")[SOURCE],
+                                                 "mode": "off"}})
+    report = run_writeback(portal.engine, settings, SOURCE, portal.connector(), as_of=portal.as_of)
+    assert report.status == "off" and report.run_id is None
+    assert sum(portal.emulator.calls.values()) == 0
+    assert portal.emulator.dump() == before
+
+
+def approving(portal: Portal) -> Portal:
+    settings = portal.with_writeback(**{SOURCE: {**portal.settings.table("writeback")[SOURCE],
+                                                 "mode": "approve"}})
+    return Portal(portal.org, portal.emulator, portal.engine, settings, portal.folder)
+
+
+def test_approve_mode_plans_then_sends_exactly_the_plan(portal: Portal) -> None:
+    approve = approving(portal)
+    before = portal.emulator.dump()
+    plan = run_writeback(portal.engine, approve.settings, SOURCE, portal.connector(),
+                         as_of=portal.as_of)
+    assert plan.status == "planned" and plan.planned > 0
+    assert portal.emulator.calls[WRITE] == 0 and portal.emulator.dump() == before
+    assert run_row(portal, plan.run_id).status == "planned"
+    # a later auto run must not send the plan's items as an "unfinished" run
+    with portal.engine.connect() as connection:
+        items = {(i.entity, i.external_id, i.field): i.new_value for i in connection.execute(
+            select(OutboxItem.__table__).where(OutboxItem.run_id == plan.run_id))}
+    assert len(items) == plan.planned
+
+    sent = approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
+    assert sent.status == "succeeded" and sent.written == plan.planned and not sent.refused
+    row = run_row(portal, plan.run_id)
+    assert row.status == "succeeded" and row.written == plan.planned
+    entity_type = {"account": "companies", "contact": "contacts", "deal": "deals"}
+    after = portal.emulator.dump()
+    kinds = {(t.entity, t.field): t.score.kind for t in source_plan(portal.settings, SOURCE).targets}
+    for (entity, rid, name), value in items.items():
+        held = after[entity_type[entity]][rid]["properties"].get(name)
+        assert same(kinds[(entity, name)], held, value), (entity, rid, name, held, value)
+    with pytest.raises(WritebackError, match="not awaiting approval"):
+        approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
+
+
+def test_approve_refuses_the_changes_whose_crm_value_changed_since_the_plan(portal: Portal) -> None:
+    approve = approving(portal)
+    plan = run_writeback(portal.engine, approve.settings, SOURCE, portal.connector(),
+                         as_of=portal.as_of)
+    contact = next(iter(expected_contact_nps(portal)))
+    portal.emulator.update_record("contacts", contact, {"kpisync_nps_category": "passive"})
+    portal.sync()
+
+    sent = approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
+    assert [(r.entity, r.external_id, r.field) for r in sent.refused] == [
+        ("contact", contact, "kpisync_nps_category")]
+    assert "changed since the plan" in (sent.refused[0].error or "")
+    assert sent.written == plan.planned - 1 and sent.failed == 0
+    props = portal.emulator.dump()["contacts"][contact]["properties"]
+    assert props["kpisync_nps_category"] == "passive"
+    assert props["kpisync_nps_score"]  # the record's other fields were written
+
+
+def test_a_revert_holds_its_fields_until_resumed(portal: Portal) -> None:
+    first = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                          as_of=portal.as_of)
+    assert first.written > 0
+    undone = revert_run(portal.engine, portal.settings, first.run_id, portal.connector())
+    assert undone.written == first.written
+    fields = {key for key in first.counts}
+    assert set(undone.held) == fields
+    reverted = portal.emulator.dump()
+
+    portal.emulator.reset_calls()
+    again = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                          as_of=portal.as_of)
+    assert again.planned == 0 and portal.emulator.calls[WRITE] == 0
+    assert set(again.held) == fields
+    assert managed_values(portal.emulator.dump()) == managed_values(reverted)
+
+    lifted = resume_fields(portal.engine, SOURCE, "kpisync_nps_score")
+    assert {(e, f) for _, e, f in lifted} == {k for k in fields if k[1] == "kpisync_nps_score"}
+    partly = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                           as_of=portal.as_of)
+    assert {f for _, f in partly.counts} == {"kpisync_nps_score"}
+    assert partly.written == sum(n for (_, f), n in first.counts.items() if f == "kpisync_nps_score")
+
+    resume_fields(portal.engine, None, None)
+    rest = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                         as_of=portal.as_of)
+    assert rest.written + partly.written == first.written and not rest.held
+
+
+def test_call_counts_agree_between_the_run_its_row_and_the_crm(portal: Portal) -> None:
+    report = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                           as_of=portal.as_of)
+    made = sum(portal.emulator.calls.values())
+    assert report.api_calls == made > report.write_calls == portal.emulator.calls[WRITE]
+    row = run_row(portal, report.run_id)
+    assert (row.api_calls, row.write_calls) == (made, report.write_calls)
+
+
+def test_a_wrong_token_fails_the_run_even_with_nothing_to_write(portal: Portal) -> None:
+    run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of)
+    os.environ[TOKEN_ENV] = "pat-na1-wrong"
+    try:
+        with pytest.raises(AuthError) as caught:
+            run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                          as_of=portal.as_of)
+    finally:
+        os.environ[TOKEN_ENV] = TOKEN
+    assert caught.value.exit_code == 3 and "\n" not in caught.value.message
+    with portal.engine.connect() as connection:
+        assert connection.execute(select(WriteRun).order_by(WriteRun.id.desc())).first().status \
+            == "succeeded"  # no run row was started for the refused one
