@@ -46,6 +46,7 @@ MANAGED = {"companies": set(MAPPING["account"].values()),
            "contacts": set(MAPPING["contact"].values()), "deals": set(MAPPING["deal"].values())}
 MOVING = {"hs_lastmodifieddate", "lastmodifieddate"}  # our writes move these, nothing else
 WRITE = "POST /crm/v3/objects/{type}/batch/update"
+CHECK = "GET /crm/v3/owners/"  # the credential check
 
 
 @dataclass
@@ -198,7 +199,8 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Por
     dry = run_writeback(engine, settings, SOURCE, portal.connector(), as_of=portal.as_of,
                         dry_run=True)
     assert dry.planned > 0 and dry.run_id is None
-    assert sum(emulator.calls.values()) <= 1 + 8  # field definitions only, never a write
+    # the credential check, then the field definitions (9 object types), never a write
+    assert sum(emulator.calls.values()) == 1 + 9 and emulator.calls[CHECK] == 1
     assert emulator.calls[WRITE] == 0
     expected_calls = sum(-(-n // 100) for n in dry.records.values())
     assert dry.write_calls == expected_calls
@@ -238,13 +240,14 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Por
 
     emulator.reset_calls()
     again = run_writeback(engine, settings, SOURCE, portal.connector(), as_of=portal.as_of)
-    assert again.planned == 0 and sum(emulator.calls.values()) == 0
+    # nothing to write costs one call: the credential check every run starts with
+    assert again.planned == 0 and sum(emulator.calls.values()) == 1 == emulator.calls[CHECK]
 
     portal.sync()  # re-reads every record we wrote: our writes moved their modified time
     emulator.reset_calls()
     resynced = run_writeback(engine, settings, SOURCE, portal.connector(), as_of=portal.as_of)
     assert resynced.planned == 0 and resynced.conflicts == 0
-    assert sum(emulator.calls.values()) == 0
+    assert sum(emulator.calls.values()) == 1 == emulator.calls[CHECK]
 
     with engine.connect() as connection:
         audited = connection.execute(select(func.count()).select_from(AuditEntry).where(

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from kpisync.config import Settings
-from kpisync.connector import Connector, calls_in
+from kpisync.connector import Connector, FieldInfo, calls_in
 from kpisync.errors import KpisyncError, WritebackError, WritesFailed
 from kpisync.fieldcodec import ValueCodec
 from kpisync.secrets import mask
@@ -122,7 +122,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
         return RunReport(source=source, run_id=None, dry_run=dry_run, status="off", mode="off")
     params = score_params(settings, as_of or outbox.now_utc())
     calls_before = calls_in(connector.api_usage())
-    guard = Guard(connector, fields=connector.discover())  # the credential check, first
+    guard = Guard(connector, fields=check_credentials(connector))
     resumed = [] if dry_run else resume(engine, connector, source, batch_size_of(connector, plan))
     codec = outbox.codec_of(connector)
     with engine.connect() as connection:
@@ -179,6 +179,17 @@ def refuse_changed(connection: Connection, plan_id: int, source: str, codec: Val
         refused.append(PlannedRow(item.entity, item.external_id, item.field, now, item.new_value,
                                   "skipped", True, why))
     return refused
+
+
+def check_credentials(connector: Connector) -> list[FieldInfo] | None:
+    """Every write-back run starts here, so a wrong token fails it even when nothing is to be
+    written: one cheap call (`connector.check_credentials()`, which raises the CRM's auth error),
+    or, for a connector without it, the field definitions the drift guard reads anyway."""
+    verify = getattr(connector, "check_credentials", None)
+    if callable(verify):
+        verify()
+        return None
+    return connector.discover()
 
 
 def record_calls(engine: Engine, run_id: int, calls: int) -> None:
@@ -247,7 +258,7 @@ def approve_plan(engine: Engine, settings: Settings, plan_id: int, connector: Co
                              hint=f"set writeback.{source}.mode = \"approve\" to send plans")
     size = batch_size_of(connector, plan)
     calls_before = calls_in(connector.api_usage())
-    connector.discover()  # the credential check, first
+    check_credentials(connector)
     resumed = resume(engine, connector, source, size)
     codec = outbox.codec_of(connector)
     with engine.begin() as connection:
@@ -384,7 +395,7 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
             f"writeback.keep_days", hint="raise keep_days to keep runs revertible for longer")
     size = batch_size_of(connector, source_plan(settings, source))
     calls_before = calls_in(connector.api_usage())
-    guard = Guard(connector, fields=connector.discover())  # the credential check, first
+    guard = Guard(connector, fields=check_credentials(connector))
     resumed = [] if dry_run else resume(engine, connector, source, size)
     with engine.connect() as connection:
         transaction = connection.begin()

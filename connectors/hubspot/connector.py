@@ -149,6 +149,10 @@ class HubSpotConnector:
             self._fields = None  # the definitions changed: the next discover() reads them again
         return steps
 
+    def check_credentials(self) -> None:
+        """One call that fails with the auth error when the token is wrong (write-back runs)."""
+        self.client.call("GET /crm/v3/owners", self.client.owners.get_page_with_http_info, limit=1)
+
     def check(self) -> list[Problem]:
         problems: list[Problem] = []
         try:

@@ -226,6 +226,10 @@ class SalesforceConnector:
                     for o in {WRITABLE[s.entity] for s in specs if s.entity in WRITABLE}}
         return setup_steps(specs, WRITABLE, existing)
 
+    def check_credentials(self) -> None:
+        """One call that fails with the auth error when the credentials are wrong."""
+        self.allowance()
+
     def check(self) -> list[Problem]:
         try:
             remaining, limit = self.allowance()

@@ -197,6 +197,10 @@ class VtigerConnector:
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
         return ensure_custom_fields(self.schema(), specs, WRITABLE)
 
+    def check_credentials(self) -> None:
+        """Fails with the auth error when the access key is wrong (the schema is read anyway)."""
+        self.schema()
+
     def check(self) -> list[Problem]:
         try:
             self.schema()
