@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from kpisync.registry import build_connector
 from writeback.guard import lift_pauses
 from writeback.options import mapped_sources, source_plan
 from writeback.provision import FieldStep, provision_fields
-from writeback.runs import (RunReport, approve_plan, latest_runs, resume_fields, resume_hint,
+from writeback.records import RecordLabel, record_labels
+from writeback.runs import (SAMPLE, PlannedRow, RunReport, approve_plan, latest_runs, resume_fields, resume_hint,
                             revert_run, run_source, run_writeback)
 
 ARROW = "→"
@@ -89,25 +92,41 @@ def register(app: typer.Typer) -> None:
                   source: str = typer.Option(None, "--source", help="One source; all mapped when omitted."),
                   as_of: str = typer.Option(None, "--as-of", help="Compute scores as of this instant."),
                   settings: Path = SETTINGS,
-                  as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+                  as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+                  show_all: bool = typer.Option(False, "--all",
+                                                help=f"Every planned change, not the first {SAMPLE}."),
+                  as_csv: bool = typer.Option(False, "--csv",
+                                              help="Every planned change as CSV, one per line.")
+                  ) -> None:
         """Write changed scores onto CRM records (only the mapped fields, only what changed)."""
         if ctx.invoked_subcommand is not None:
             return
+        if as_json and as_csv:
+            raise ConfigError("--json and --csv together: choose one output")
         context = open_context(settings)
         names = [source] if source else mapped_sources(context.settings)
         if not names:
             raise ConfigError("no [writeback.<source>] mapping in settings",
                               hint="map scores to CRM fields, e.g. [writeback.hubspot_main.account]")
-        reports = []
+        reports, labels = [], {}
         for name in names:
             connector = build_connector(context.settings.source(name))
             try:
-                reports.append(run_writeback(context.engine, context.settings, name, connector,
-                                             as_of=parse_instant(as_of), dry_run=dry_run))
+                report = run_writeback(context.engine, context.settings, name, connector,
+                                       as_of=parse_instant(as_of), dry_run=dry_run,
+                                       sample=None if show_all or as_csv else SAMPLE)
+                reports.append(report)
+                labels[name] = record_labels(context.engine, name, [
+                    (r.entity, r.external_id) for r in report.sample], connector)
             finally:
                 connector.close()
+        if as_csv:
+            print_csv(reports, labels)
         for report in reports:
-            print_json(report) if as_json else print_report(console, report)
+            if as_json:
+                print_json(report)
+            elif not as_csv:
+                print_report(console, report, labels=labels[report.source])
         raise_failures(reports)
 
     @writeback_app.command("revert")
@@ -228,7 +247,8 @@ def show(value: str | None) -> str:
     return "∅" if value is None else value if len(value) <= 40 else value[:39] + "…"
 
 
-def print_report(console: Console, report: RunReport, *, rows: bool = True) -> None:
+def print_report(console: Console, report: RunReport, *, rows: bool = True,
+                 labels: dict[tuple[str, str], RecordLabel] | None = None) -> None:
     if report.status == "off":
         console.print(f"{report.source}: write-back is off (writeback.{report.source}.mode = "
                       "\"off\"): nothing planned, nothing written")
@@ -238,17 +258,21 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
         title += " (revert)"
     if report.resumed_runs:
         console.print(f"finished interrupted run(s) {', '.join(map(str, report.resumed_runs))} first")
+    labels = labels or {}
     if report.sample and rows:
-        table = Table("object", "record", "field", f"current {ARROW} new", "note", title=title)
+        linked = any(label.link for label in labels.values())
+        table = Table("object", "record", "field", f"current {ARROW} new", "note",
+                      *(["link"] if linked else []), title=title)
         for row in report.sample:
-            note = "conflict: a person changed it" if row.conflict else ""
-            if row.status == "skipped":
-                note = "conflict: left alone"
-            table.add_row(row.entity, escape(row.external_id), escape(row.field),
-                          escape(f"{show(row.old)} {ARROW} {show(row.new)}"), note)
+            label = labels.get((row.entity, row.external_id), RecordLabel(None, None))
+            record = row.external_id if label.name is None else f"{label.name} ({row.external_id})"
+            table.add_row(row.entity, escape(record), escape(row.field),
+                          escape(f"{show(row.old)} {ARROW} {show(row.new)}"), note_of(row),
+                          *([escape(label.link or "")] if linked else []))
         console.print(table)
         if report.planned + report.skipped > len(report.sample) and rows:
-            console.print(f"(first {len(report.sample)} of {report.planned + report.skipped} shown)")
+            console.print(f"(first {len(report.sample)} of {report.planned + report.skipped} "
+                          "shown; --all for every one, --csv for a file)")
     counts = Table("object", "field", "writes", title="writes per field")
     for (entity, name), n in sorted(report.counts.items()):
         counts.add_row(entity, name, str(n))
@@ -290,6 +314,29 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
         console.print(f"[red]not written[/] {escape(failure)}")
     if report.failed > len([r for r in report.failures if r.status == "failed"]):
         console.print(f"(the first {len(report.failures)} shown; every one is in the run's audit)")
+
+
+def note_of(row: PlannedRow) -> str:
+    if row.status == "skipped":
+        return "conflict: left alone"
+    return "conflict: a person changed it" if row.conflict else ""
+
+
+CSV_COLUMNS = ("source", "object", "record", "name", "link", "field", "current", "new", "note")
+
+
+def print_csv(reports: list[RunReport], labels: dict[str, dict[tuple[str, str], RecordLabel]]
+              ) -> None:
+    """Every planned change of every report, one CSV line each; empty cells for unknown values."""
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(CSV_COLUMNS)
+    for report in reports:
+        for row in report.sample:
+            label = labels[report.source].get((row.entity, row.external_id),
+                                              RecordLabel(None, None))
+            out.writerow((report.source, row.entity, row.external_id, label.name or "",
+                          label.link or "", row.field, row.old or "", row.new or "",
+                          note_of(row)))
 
 
 def print_json(report: RunReport) -> None:

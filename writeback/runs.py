@@ -115,8 +115,10 @@ def kinds_of(plan: SourcePlan) -> dict[tuple[str, str], str]:
 
 
 def run_writeback(engine: Engine, settings: Settings, source: str, connector: Connector, *,
-                  as_of: datetime | None = None, dry_run: bool = False) -> RunReport:
-    """Plan and (unless `dry_run`) send the writes `source` needs now."""
+                  as_of: datetime | None = None, dry_run: bool = False,
+                  sample: int | None = SAMPLE) -> RunReport:
+    """Plan and (unless `dry_run`) send the writes `source` needs now; the report shows the
+    first `sample` planned changes (all of them when None)."""
     plan = source_plan(settings, source)
     if plan.mode == "off":
         return RunReport(source=source, run_id=None, dry_run=dry_run, status="off", mode="off")
@@ -135,7 +137,7 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
         outbox.store_changes(connection, run_id, source, changes, guard, kinds_of(plan))
         scores = {(t.entity, t.field): t.score.name for t in plan.targets}
         paused, lifted = record_pauses(connection, source, guard, scores, outbox.now_utc())
-        report = summarize(connection, run_id, source, batch_size_of(connector, plan))
+        report = summarize(connection, run_id, source, batch_size_of(connector, plan), sample)
         report.paused = {**resting, **guard.problems}
         report.resumed, report.resumed_runs = lifted, resumed
         report.resumed_failed = resumed_failures(connection, resumed)
@@ -340,7 +342,8 @@ def send_pending(engine: Engine, connector: Connector, run_id: int, size: int) -
             after = max(i.external_id for i in items)
 
 
-def summarize(connection: Connection, run_id: int, source: str, size: int) -> RunReport:
+def summarize(connection: Connection, run_id: int, source: str, size: int,
+              sample: int | None = SAMPLE) -> RunReport:
     o = outbox.OUTBOX
     report = RunReport(source=source, run_id=run_id)
     for entity, name, status, n in connection.execute(
@@ -357,11 +360,11 @@ def summarize(connection: Connection, run_id: int, source: str, size: int) -> Ru
     report.write_calls = sum(ceil(n / size) for n in report.records.values())
     report.conflicts = connection.execute(select(func.count()).where(
         o.c.run_id == run_id, o.c.conflict.is_(True))).scalar() or 0
-    report.sample = planned_rows(connection, (o.c.run_id == run_id), SAMPLE)
+    report.sample = planned_rows(connection, (o.c.run_id == run_id), sample)
     return report
 
 
-def planned_rows(connection: Connection, where: Any, limit: int) -> list[PlannedRow]:
+def planned_rows(connection: Connection, where: Any, limit: int | None) -> list[PlannedRow]:
     o = outbox.OUTBOX
     rows = connection.execute(select(o.c.entity, o.c.external_id, o.c.field, o.c.old_value,
                                      o.c.new_value, o.c.status, o.c.conflict, o.c.error)

@@ -49,6 +49,7 @@ from kpisync.store.models import Row
 SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "emails", "meetings",
             "tasks", "feedback_submissions")
 WRITABLE = {"account": "companies", "contact": "contacts", "deal": "deals"}
+OBJECT_TYPE_IDS = {"contact": "0-1", "account": "0-2", "deal": "0-3"}  # in HubSpot's record URLs
 
 
 class HubSpotSettings(StrictModel):
@@ -64,6 +65,8 @@ class HubSpotSettings(StrictModel):
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     roles: dict[str, str] = {}
     team_regions: dict[str, str] = {}
+    portal_id: int | None = None  # the HubSpot account id: write-back's dry run links records
+    app_url: WebAddress = "https://app.hubspot.com"  # app-eu1.hubspot.com for EU accounts
 
     @model_validator(mode="after")
     def _one_auth(self) -> HubSpotSettings:
@@ -148,6 +151,14 @@ class HubSpotConnector:
         if apply:
             self._fields = None  # the definitions changed: the next discover() reads them again
         return steps
+
+    def record_url(self, entity: str, external_id: str) -> str | None:
+        """The record's page in HubSpot; None without `portal_id` (the URL needs it)."""
+        kind = OBJECT_TYPE_IDS.get(entity)
+        if self.settings.portal_id is None or kind is None:
+            return None
+        return (f"{str(self.settings.app_url).rstrip('/')}/contacts/{self.settings.portal_id}"
+                f"/record/{kind}/{external_id}")
 
     def check_credentials(self) -> None:
         """One call that fails with the auth error when the token is wrong (write-back runs)."""

@@ -226,6 +226,14 @@ class SalesforceConnector:
                     for o in {WRITABLE[s.entity] for s in specs if s.entity in WRITABLE}}
         return setup_steps(specs, WRITABLE, existing)
 
+    def record_url(self, entity: str, external_id: str) -> str | None:
+        """The record's Lightning page on the org's instance."""
+        sobject = WRITABLE.get(entity)
+        if sobject is None:
+            return None
+        instance = self.client.connect().base_url.split("/services/")[0]
+        return f"{instance}/lightning/r/{sobject}/{external_id}/view"
+
     def check_credentials(self) -> None:
         """One call that fails with the auth error when the credentials are wrong."""
         self.allowance()

@@ -197,6 +197,15 @@ class VtigerConnector:
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
         return ensure_custom_fields(self.schema(), specs, WRITABLE)
 
+    def record_url(self, entity: str, external_id: str) -> str | None:
+        """The record's detail view; a webservice id "11x42" is record 42 of its module."""
+        module = WRITABLE.get(entity)
+        if module is None:
+            return None
+        record = external_id.split("x", 1)[-1]
+        base = self.client.endpoint.removesuffix("webservice.php").rstrip("/")
+        return f"{base}/index.php?module={module}&view=Detail&record={record}"
+
     def check_credentials(self) -> None:
         """Fails with the auth error when the access key is wrong (the schema is read anyway)."""
         self.schema()
