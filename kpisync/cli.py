@@ -238,7 +238,7 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON,
     scheduled = {row["source"]: row for row in instance_report(context.engine, context.settings)}
     report = [row | {key: scheduled[row["source"]].get(key) for key in
                      ("next_run", "schedule", "budget", "alerts", "data_age_minutes",
-                      "writeback_paused", "scheduled_run")}
+                      "writeback_paused", "writeback_control", "scheduled_run")}
               | ({"runs": run_history(context.engine, row["source"], runs)} if runs else {})
               for row in source_status(context.engine, sorted(context.settings.sources))]
     if as_json:
@@ -276,6 +276,8 @@ def _trouble(row: dict[str, Any]) -> str:
     if row["writeback_paused"]:  # named here, field by field, rather than as the alert
         parts.append("write-back paused: " + ", ".join(row["writeback_paused"])
                      + " (see 'kpisync fields plan')")
+    if row.get("writeback_control"):
+        parts.append(row["writeback_control"])
     scheduled = row["scheduled_run"]
     if not parts and scheduled and scheduled["error"] and scheduled["status"] != "succeeded":
         parts.append(f"last scheduled run {scheduled['status']}: {scheduled['error']}")

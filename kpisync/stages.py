@@ -3,6 +3,7 @@
     compute_kpis      metrics.engine.compute_all(engine, metrics.options.metric_config(settings))
     write_back        writeback.runs.run_writeback(engine, settings, source, connector), for
                       sources with a [writeback.<source>] mapping (writeback.options.mapped_sources)
+    writeback_control write-back held back by the admin (writeback.control.control_summary)
     paused_writeback  the mappings write-back paused (writeback.guard.mapped_pauses), for the ops
                       alerts and `kpisync status`
 
@@ -80,6 +81,12 @@ def write_back(engine: Engine, settings: Settings, source: str, connector: Conne
     return StageOutcome(SUCCEEDED, f"{report.written} written, {report.failed} failed, "
                                    f"{report.conflicts} conflicts{paused}",
                         api_calls=report.api_calls)
+
+
+def writeback_control(engine: Engine, settings: Settings, source: str) -> str | None:
+    """Write-back held back by the admin: mode off, a plan awaiting approval, reverted fields."""
+    control = optional_module("writeback.control")
+    return None if control is None else control.control_summary(engine, settings, source)
 
 
 def paused_writeback(engine: Engine, settings: Settings, source: str) -> dict[str, str]:

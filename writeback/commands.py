@@ -299,10 +299,13 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True,
     for (entity, name), reason in report.paused.items():
         console.print(f"[yellow]paused[/] {entity}.{name}: {escape(reason)}")
     for (entity, name), run in sorted(report.held.items()):
-        verb = "would hold" if report.dry_run and report.kind == "revert" else "held"
-        console.print(f"[yellow]{verb}[/] {entity}.{name} (reverted by run "
-                      f"{'(this one)' if run is None else run}): not written until "
-                      f"{resume_hint(report.source, name)}")
+        if report.kind == "revert":
+            verb = "would hold" if report.dry_run else "held"
+            console.print(f"[yellow]{verb}[/] {entity}.{name}: the next runs leave it as "
+                          f"reverted until {resume_hint(report.source, name)}")
+        else:
+            console.print(f"[yellow]held[/] {entity}.{name} (reverted by run {run}): not "
+                          f"written until {resume_hint(report.source, name)}")
     for row in report.refused:
         console.print(f"[red]refused[/] {escape(f'{row.entity} {row.external_id} {row.field}')}: "
                       f"{escape(row.error or '')}")

@@ -16,7 +16,7 @@ from kpisync.scheduler.history import last_success, latest_runs
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.scheduler.triggers import next_fire, trigger_for
 from kpisync.secrets import mask
-from kpisync.stages import paused_writeback
+from kpisync.stages import paused_writeback, writeback_control
 from kpisync.store.database import current_tables
 
 
@@ -43,7 +43,8 @@ def instance_report(engine: Engine, settings: Settings, now: datetime | None = N
                        "data_age_minutes": data_age(engine, source, now),
                        "alerts": [f"{row.kind} since {row.opened_at:%Y-%m-%d %H:%M}"
                                   for row in open_incidents(engine, source)],
-                       "writeback_paused": paused_writeback(engine, settings, source)})
+                       "writeback_paused": paused_writeback(engine, settings, source),
+                       "writeback_control": writeback_control(engine, settings, source)})
     return report
 
 
