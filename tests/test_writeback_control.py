@@ -5,14 +5,24 @@ are read back from the emulator and the store."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from kpisync.errors import AuthError, ConfigError, WritebackError
-from tests.test_writeback_e2e import (SOURCE, TOKEN, TOKEN_ENV, WRITE, Portal, expected_contact_nps,
-                                      managed_values, org, portal, synced_store)
+from tests.test_writeback_e2e import (MAPPING, SOURCE, TOKEN, TOKEN_ENV, WRITE, Portal,
+                                      expected_contact_nps, managed_values, org, portal,
+                                      portal_settings, synced_store)
 from writeback.models import OutboxItem, WriteRun
 from writeback.options import source_plan
 from writeback.values import same
@@ -147,3 +157,96 @@ def test_a_wrong_token_fails_the_run_even_with_nothing_to_write(portal: Portal) 
     with portal.engine.connect() as connection:
         assert connection.execute(select(WriteRun).order_by(WriteRun.id.desc())).first().status \
             == "succeeded"  # no run row was started for the refused one
+
+
+def settings_file(portal: Portal, **source_keys: Any) -> Path:
+    """settings.toml of the portal's store and emulator, with `source_keys` in [writeback.hs]."""
+    table = portal_settings(portal.emulator.base_url, str(portal.engine.url))
+    lines = [f"[kpisync]\nstore = {json.dumps(table['kpisync']['store'])}\ntimezone = \"UTC\"",
+             f"[sources.{SOURCE}]", "portal_id = 12345"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in table["sources"][SOURCE].items()]
+    lines += [f"[writeback.{SOURCE}]"] + [f"{k} = {json.dumps(v)}" for k, v in source_keys.items()]
+    for entity, mapping in MAPPING.items():
+        lines += [f"[writeback.{SOURCE}.{entity}]"]
+        lines += [f"{score} = {json.dumps(field)}" for score, field in mapping.items()]
+    path = portal.folder / "settings.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def kpisync(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, TOKEN_ENV: token, "COLUMNS": "400"}
+    env.pop("KPISYNC_SETTINGS", None)
+    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def calls_printed(output: str) -> int:
+    return int(re.search(r"(\d+) API call\(s\) in all", output)[1])  # type: ignore[index]
+
+
+def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Portal) -> None:
+    settings = str(settings_file(portal, mode="approve"))
+    dry = kpisync("writeback", "--dry-run", "--source", SOURCE, "--csv", "--settings", settings)
+    assert dry.returncode == 0, dry.stderr
+    rows = list(csv.DictReader(io.StringIO(dry.stdout)))
+    plan = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
+                         as_of=datetime.now(UTC), dry_run=True)
+    assert len(rows) == plan.planned > 50  # the whole plan, not the first 50
+    truth = portal.emulator.dump()
+    companies = [r for r in rows if r["object"] == "account"]
+    assert companies
+    for row in companies:
+        assert row["name"] == truth["companies"][row["record"]]["properties"]["name"]
+        assert row["link"] == f"https://app.hubspot.com/contacts/12345/record/0-2/{row['record']}"
+    table = kpisync("writeback", "--dry-run", "--source", SOURCE, "--settings", settings)
+    assert f"(first 50 of {plan.planned} shown; --all" in table.stdout
+    name = companies[0]["name"]
+    assert name in kpisync("writeback", "--dry-run", "--all", "--source", SOURCE, "--settings",
+                           settings).stdout
+    both = kpisync("writeback", "--dry-run", "--csv", "--json", "--settings", settings)
+    assert both.returncode == 2 and "--json and --csv together" in both.stderr
+
+    planned = kpisync("writeback", "--source", SOURCE, "--settings", settings)
+    assert planned.returncode == 0, planned.stderr
+    plan_id = int(re.search(r"kpisync writeback approve (\d+)", planned.stdout)[1])  # type: ignore[index]
+    assert portal.emulator.calls[WRITE] == 0
+    assert f"plan {plan_id} awaits" in kpisync("status", "--settings", settings).stdout
+
+    portal.emulator.reset_calls()
+    sent = kpisync("writeback", "approve", str(plan_id), "--settings", settings)
+    assert sent.returncode == 0, sent.stderr
+    assert calls_printed(sent.stdout) == sum(portal.emulator.calls.values())
+    assert run_row(portal, plan_id).status == "succeeded"
+
+    # the calls a run prints are the calls the CRM saw and the calls `writeback runs` lists
+    portal.emulator.reset_calls()
+    reverted = kpisync("writeback", "revert", str(plan_id), "--settings", settings)
+    assert reverted.returncode == 0, reverted.stderr
+    printed = calls_printed(reverted.stdout)
+    assert printed == sum(portal.emulator.calls.values()) > portal.emulator.calls[WRITE] > 0
+    revert_id = int(re.search(r"run (\d+) \(revert\)", reverted.stdout)[1])  # type: ignore[index]
+    runs = kpisync("writeback", "runs", "--settings", settings).stdout
+    line = next(line for line in runs.splitlines() if line.startswith(f"│ {revert_id} "))
+    cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+    assert cells[-2:] == [str(portal.emulator.calls[WRITE]), str(printed)]
+    assert "kpisync writeback resume --source hs --field kpisync_nps_score" in reverted.stdout
+    held = kpisync("writeback", "--dry-run", "--settings", settings)
+    assert "held account.kpisync_nps_score" in held.stdout and "would write 0" in held.stdout
+    assert "held after a revert: account.kpisync_nps_category" in kpisync(
+        "status", "--settings", settings).stdout
+    resumed = kpisync("writeback", "resume", "--source", SOURCE, "--settings", settings)
+    assert resumed.returncode == 0 and "resumed hs account.kpisync_nps_score" in resumed.stdout
+
+    auto = str(settings_file(portal))
+    wrong = kpisync("writeback", "--source", SOURCE, "--settings", auto, token="pat-na1-wrong")
+    assert wrong.returncode == 3, wrong
+    assert wrong.stderr.startswith("error: ") and "Traceback" not in wrong.stderr
+    assert "pat-na1-wrong" not in wrong.stderr + wrong.stdout
+
+    off = str(settings_file(portal, mode="off"))
+    before = portal.emulator.dump()
+    done = kpisync("writeback", "--settings", off)
+    assert done.returncode == 0 and "write-back is off" in done.stdout
+    assert portal.emulator.dump() == before
+    assert "write-back off" in kpisync("status", "--settings", off).stdout
