@@ -20,6 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from kpisync.errors import AuthError, ConfigError, WritebackError
+from kpisync.sandbox.orggen import generate_org
+from tests.kit_salesforce import KIT as SALESFORCE
+from tests.kit_vtiger import KIT as VTIGER
 from tests.test_writeback_e2e import (MAPPING, SOURCE, TOKEN, TOKEN_ENV, WRITE, Portal,
                                       expected_contact_nps, managed_values, org, portal,
                                       portal_settings, synced_store)
@@ -250,3 +253,23 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     assert done.returncode == 0 and "write-back is off" in done.stdout
     assert portal.emulator.dump() == before
     assert "write-back off" in kpisync("status", "--settings", off).stdout
+
+
+@pytest.mark.parametrize("kit", [SALESFORCE, VTIGER], ids=["salesforce", "vtiger"])
+def test_record_links_and_the_credential_check_on_salesforce_and_vtiger(kit: Any) -> None:
+    org = generate_org(seed=3, deals=5)
+    with kit.serve(org) as served:
+        connector = served.connector()
+        connector.check_credentials()  # right credentials: no error
+        base = served.emulator.base_url.rstrip("/")
+        if kit is SALESFORCE:
+            assert connector.record_url("deal", "006000000000001AAA") == \
+                f"{base}/lightning/r/Opportunity/006000000000001AAA/view"
+            assert connector.record_url("account", "001A") == f"{base}/lightning/r/Account/001A/view"
+        else:
+            assert connector.record_url("account", "11x42") == \
+                f"{base}/index.php?module=Accounts&view=Detail&record=42"
+            assert connector.record_url("deal", "13x7") == \
+                f"{base}/index.php?module=Potentials&view=Detail&record=7"
+        with pytest.raises(AuthError):
+            served.bad_token_connector().check_credentials()
