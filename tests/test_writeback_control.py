@@ -23,13 +23,24 @@ from kpisync.errors import AuthError, ConfigError, WritebackError
 from kpisync.sandbox.orggen import generate_org
 from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER
-from tests.test_writeback_e2e import (MAPPING, SOURCE, TOKEN, TOKEN_ENV, WRITE, Portal,
-                                      expected_contact_nps, managed_values, org, portal,
-                                      portal_settings, synced_store)
+from tests.test_writeback_e2e import (
+    MAPPING,
+    SOURCE,
+    TOKEN,
+    TOKEN_ENV,
+    WRITE,
+    Portal,
+    expected_contact_nps,
+    managed_values,
+    org,
+    portal,
+    portal_settings,
+    synced_store,
+)
 from writeback.models import OutboxItem, WriteRun
 from writeback.options import source_plan
-from writeback.values import same
 from writeback.runs import approve_plan, resume_fields, revert_run, run_writeback
+from writeback.values import same
 
 __all__ = ["org", "portal", "synced_store"]  # the fixtures, shared with the end-to-end tests
 
@@ -181,7 +192,7 @@ def kpisync(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, TOKEN_ENV: token, "COLUMNS": "400"}
     env.pop("KPISYNC_SETTINGS", None)
     return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+                          text=True, env=env, timeout=300, check=False)
 
 
 def calls_printed(output: str) -> int:

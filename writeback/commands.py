@@ -23,8 +23,18 @@ from writeback.guard import lift_pauses
 from writeback.options import mapped_sources, source_plan
 from writeback.provision import FieldStep, provision_fields
 from writeback.records import RecordLabel, record_labels
-from writeback.runs import (SAMPLE, PlannedRow, RunReport, approve_plan, latest_runs, resume_fields, resume_hint,
-                            revert_run, run_source, run_writeback)
+from writeback.runs import (
+    SAMPLE,
+    PlannedRow,
+    RunReport,
+    approve_plan,
+    latest_runs,
+    resume_fields,
+    resume_hint,
+    revert_run,
+    run_source,
+    run_writeback,
+)
 
 ARROW = "→"
 

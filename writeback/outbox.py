@@ -113,7 +113,7 @@ def hold_for_approval(connection: Connection, source: str, run_id: int) -> None:
                                     RUNS.c.id != run_id)
     connection.execute(update(OUTBOX).where(OUTBOX.c.run_id.in_(older),
                                             OUTBOX.c.status == "pending")
-                       .values(status="skipped", error="superseded by plan %d" % run_id))
+                       .values(status="skipped", error=f"superseded by plan {run_id}"))
     connection.execute(update(RUNS).where(RUNS.c.id.in_(older))
                        .values(status="superseded", finished_at=now_utc()))
     planned = connection.execute(select(func.count()).where(
