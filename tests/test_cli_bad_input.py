@@ -181,5 +181,5 @@ def test_writeback_with_the_source_as_a_word_says_to_use_source(  # type: ignore
     assert f"kpisync writeback --source {SOURCE}" in done.stderr, done.stderr
     done = kpisync("writeback", "run", SOURCE, "--settings", str(settings), env={"COLUMNS": "200"})
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "no write-back command 'run' (its commands: revert, runs)" in done.stderr, done.stderr
+    assert "no write-back command 'run' (its commands: approve, resume, revert, runs)" in done.stderr, done.stderr
     assert f"kpisync writeback --source {SOURCE};" in done.stderr, done.stderr

@@ -207,8 +207,10 @@ class VtigerConnector:
         return f"{base}/index.php?module={module}&view=Detail&record={record}"
 
     def check_credentials(self) -> None:
-        """Fails with the auth error when the access key is wrong (the schema is read anyway)."""
-        self.schema()
+        """Fails with the auth error when the access key is wrong: the login (2 calls) proves it,
+        and a session already open was proved by its own login."""
+        if self.client.session is None:
+            self.client.policy.call(self.client.login)
 
     def check(self) -> list[Problem]:
         try:
