@@ -9,6 +9,7 @@
     │   ├── RejectedError             the CRM refused this request (4xx) and will again
     │   └── SchemaDriftError          an object or field we rely on changed or vanished
     ├── StateError                    the store or its bookkeeping is not as expected (exit 4)
+    │   └── ClaimLost                 a run's lease was taken over: it stops, writing nothing more
     ├── MetricError                   a KPI cannot be computed (exit 5)
     │   └── InsufficientData          an empty denominator or missing input: "no data", not 0
     └── WritebackError                write-back could not proceed (exit 6)
@@ -69,6 +70,10 @@ class SchemaDriftError(ConnectorError):
 
 class StateError(KpisyncError):
     exit_code = 4
+
+
+class ClaimLost(StateError):
+    """The run's lease on its source (or the computation) was taken over: it must stop."""
 
 
 class MetricError(KpisyncError):
