@@ -59,6 +59,7 @@ STORE_UNREACHABLE = "store_unreachable"  # an outcome the store cannot record: /
 SYNC_RUNS = SyncRun.__table__  # type: ignore[attr-defined]
 COMPUTE_LEASE = "compute"
 STORE_RETRY_SECONDS = 1.0
+RECORD_PATIENCE_SECONDS = 600.0  # how long a run the store dropped waits to record itself
 
 
 def instance_lock(source: str) -> str:
@@ -112,7 +113,15 @@ class Pipeline:
             return None
         lease = Lease(self.engine, instance_lock(source), holder=self.worker,
                       seconds=self.options.lease_seconds, run_id=run_id)
-        if not lease.acquire(self.options.lock_wait_seconds):
+        try:
+            held = lease.acquire(self.options.lock_wait_seconds)
+        except (OperationalError, InterfaceError) as error:  # claimed, then the store went away
+            skipped = history.RunRecord(SKIPPED, error="the store went away before the run "
+                                                       f"started ({store_trouble(error)})")
+            self.store_outage.down([source], store_trouble(error), self.clock())
+            self._when_store_answers(lambda: history.finish(self.engine, run_id, skipped))
+            raise
+        if not held:
             log.info("%s: slot %s skipped: the previous run is still going", source,
                      due_at.isoformat())
             history.finish(self.engine, run_id, history.RunRecord(
@@ -164,23 +173,31 @@ class Pipeline:
 
     def _finish_when_store_answers(self, run_id: int, source: str, record: history.RunRecord,
                                    started: datetime, lease: Lease) -> None:
-        """Record a run the store dropped, once it answers again; given up (the row is then
-        settled by the next run of the instance) after the lease's length, or at a stop."""
-        deadline = time.monotonic() + lease.seconds
+        """Record a run the store dropped, once it answers again (saying whether its lease was
+        taken over meanwhile); at a stop the row is left to the next run, which settles it."""
+        def finish() -> None:
+            if not lease.still_held() and lease.reason and lease.reason not in (record.error or ""):
+                record.error = f"{record.error}; meanwhile {lease.reason}"
+            self._finish(run_id, source, record, started)
+
+        if self._when_store_answers(finish):
+            self.store_outage.back([source], self.clock())
+            return
+        log.error("%s: run %d lost its store and could not record it; the next run of the "
+                  "instance settles it", source, run_id)
+        self._observe_end(source, record, (history.now_utc() - started).total_seconds(),
+                          store=False)
+
+    def _when_store_answers(self, action: Callable[[], None]) -> bool:
+        """Retry `action` while the store cannot be reached; False when stopped first."""
+        deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
         while True:
             try:
-                if not lease.still_held() and lease.reason:
-                    record.error = f"{record.error}; meanwhile {lease.reason}"
-                self._finish(run_id, source, record, started)
-                self.store_outage.back([source], self.clock())
-                return
+                action()
+                return True
             except (OperationalError, InterfaceError):
                 if time.monotonic() >= deadline or self.stop.wait(STORE_RETRY_SECONDS):
-                    log.error("%s: run %d lost its store and could not record it; the next run "
-                              "of the instance settles it", source, run_id)
-                    self._observe_end(source, record, (history.now_utc() - started)
-                                      .total_seconds(), store=False)
-                    return
+                    return False
 
     def _run_stages(self, source: str, record: history.RunRecord, run_id: int, lease: Lease
                     ) -> None:
