@@ -56,7 +56,7 @@ from writeback.values import same
 ENTITY_TABLES = ("accounts", "contacts", "deals", "activities")
 TABLES = ('[scheduler]\nstages = ["sync", "compute", "writeback"]\nlock_wait_seconds = 0.5\n'
           'lease_seconds = 3\n\n'
-          f'[writeback.{SOURCE}]\nbatch_size = 2\n\n'
+          f'[writeback.{SOURCE}]\nbatch_size = 1\n\n'
           f'[writeback.{SOURCE}.account]\nnps_score = "kpisync_nps_score"\n\n'
           f'[writeback.{SOURCE}.deal]\ndays_in_stage = "kpisync_days_in_stage"\n')
 KINDS = {"kpisync_nps_score": "number", "kpisync_days_in_stage": "number"}
@@ -139,37 +139,33 @@ def test_a_disturbed_run_never_overlaps_the_next(how: str, org, server: OwnPostg
     engine = open_store(server.url)
     log_guarded_writes(engine)
     direct = make_url(server.url)
+    upstream = (direct.host or "127.0.0.1", direct.port or 5432)
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator, \
-            CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy:
+            CuttableProxy(upstream) as first_proxy, CuttableProxy(upstream) as second_proxy:
         env = HubSpotEnv(org, emulator)
-        emulator.knobs.latency_seconds = 0.04  # a run takes seconds: there is a "mid" to hit
-        proxied = direct.set(port=proxy.port).render_as_string(hide_password=False)
-        first_url = proxied if how == "cut" else server.url
-        first_path = write_settings(tmp_path, settings_text(
-            env, first_url, schedule="interval_seconds = 2", batch_records=20, tables=TABLES))
-        settings = load_settings(first_path)
-        provision_fields(source_plan(settings, SOURCE), build_connector(settings.source(SOURCE)),
-                         apply=True)
-        second_dir = tmp_path / "second"
-        second_dir.mkdir()
-        second_path = write_settings(second_dir, settings_text(
-            env, server.url, schedule="interval_seconds = 2", batch_records=20, tables=TABLES))
-
-        first = start_run(first_path, tmp_path / "first.log")
-        workers = [first]
+        emulator.knobs.latency_seconds = 0.08  # a run takes seconds: there is a "mid" to hit
+        proxies, workers = {}, []
+        for name, proxy in (("first", first_proxy), ("second", second_proxy)):
+            folder = tmp_path / name
+            folder.mkdir()
+            url = direct.set(port=proxy.port).render_as_string(hide_password=False)
+            path = write_settings(folder, settings_text(
+                env, url, schedule="interval_seconds = 2", batch_records=20, tables=TABLES))
+            if not workers:
+                settings = load_settings(path)
+                provision_fields(source_plan(settings, SOURCE),
+                                 build_connector(settings.source(SOURCE)), apply=True)
+            workers.append(start_run(path, folder / "worker.log"))
+            proxies[workers[-1].process.pid] = proxy
         try:
-            if how == "restart mid-write-back":
-                wait_until(lambda: len(labels(engine, ("writeback_audit",))) >= 2,
-                           "the first run's write-back under way")
-                disturbed = int(labels(engine, ("writeback_audit",))[0])
-            else:
-                wait_until(lambda: len(labels(engine, ENTITY_TABLES)) >= 3,
-                           "the first run's sync under way")
-                disturbed = int(labels(engine, ENTITY_TABLES)[0])
-            second = start_run(second_path, tmp_path / "second.log")
-            workers.append(second)
-            second.wait_for(READY)
-            disturb(how, server, proxy, first, engine, disturbed)
+            for worker in workers:
+                worker.wait_for(READY)
+            watched = ("writeback_audit",) if how == "restart mid-write-back" else ENTITY_TABLES
+            wait_until(lambda: len(labels(engine, watched)) >= 2, f"a run writing {watched[0]}")
+            disturbed = int(labels(engine, watched)[0])
+            pid = int(run_row(engine, disturbed).worker.rpartition(":")[2])
+            victim = next(w for w in workers if w.process.pid == pid)
+            disturb(how, server, proxies[pid], victim, engine, disturbed)
             wait_until(lambda: run_row(engine, disturbed).status not in ("running", "claimed"),
                        "the disturbed run recorded", timeout=180)
             emulator.knobs.latency_seconds = 0
@@ -182,7 +178,7 @@ def test_a_disturbed_run_never_overlaps_the_next(how: str, org, server: OwnPostg
                     worker.stop(60)
         logs = "\n".join(w.log.read_text("utf-8")[-3000:] for w in workers)
         assert [w.process.returncode for w in workers] == [0, 0], logs
-        row = check_outcome(engine, env, first_path, disturbed)
+        row = check_outcome(engine, env, path, disturbed)
         assert row.status == "lost", (row.status, row.error, logs)
         if how.startswith("restart"):
             assert "lost its store mid-run" in row.error, row.error
