@@ -110,14 +110,17 @@ class Lease:
         self._renewer.start()
         return True
 
-    def acquire(self, wait: float = 0.0, *, sleep: float = POLL_SECONDS) -> bool:
+    def acquire(self, wait: float = 0.0, *, sleep: float = POLL_SECONDS,
+                stop: threading.Event | None = None) -> bool:
+        """Take the lease, waiting up to `wait` seconds for it (and no longer once `stop` is set)."""
         deadline = time.monotonic() + wait
+        stop = stop or threading.Event()
         while True:
             if self.try_acquire():
                 return True
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or stop.is_set():
                 return False
-            time.sleep(min(sleep, max(0.0, deadline - time.monotonic())))
+            stop.wait(min(sleep, max(0.0, deadline - time.monotonic())))
 
     def release(self) -> None:
         """Give the lease back (only if still ours); a store that cannot be reached lets it expire."""

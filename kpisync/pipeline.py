@@ -114,7 +114,7 @@ class Pipeline:
         lease = Lease(self.engine, instance_lock(source), holder=self.worker,
                       seconds=self.options.lease_seconds, run_id=run_id)
         try:
-            held = lease.acquire(self.options.lock_wait_seconds)
+            held = lease.acquire(self.options.lock_wait_seconds, stop=self.stop)
         except (OperationalError, InterfaceError) as error:  # claimed, then the store went away
             skipped = history.RunRecord(SKIPPED, error="the store went away before the run "
                                                        f"started ({store_trouble(error)})")
@@ -259,7 +259,7 @@ class Pipeline:
             return stages.StageOutcome(stages.SKIPPED, "not in scheduler.stages")
         lease = Lease(self.engine, COMPUTE_LEASE, holder=self.worker,
                       seconds=self.options.lease_seconds, run_id=run_id)
-        if not lease.acquire(self.options.compute_lock_wait_seconds):
+        if not lease.acquire(self.options.compute_lock_wait_seconds, stop=self.stop):
             return stages.StageOutcome(stages.SKIPPED, "another computation kept the lock")
         try:
             with fenced(source_lease, lease, label=str(run_id)):
