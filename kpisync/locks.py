@@ -17,7 +17,8 @@ row's lock until the write commits: a take-over waits for an in-flight page rath
 
 Time is the database's (`clock_timestamp()` on PostgreSQL), so hosts' clocks need not agree.
 On PostgreSQL each fenced transaction also sets `kpisync.fence` (the run's label) and an
-idle-in-transaction timeout of the lease's length, so a paused worker cannot hold the row forever.
+idle-in-transaction timeout of ten leases, so a paused worker cannot hold the row for ever (one
+lease long killed KPI computations, which think between statements).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 LEASES = RunLease.__table__  # type: ignore[attr-defined]
 LEASE_SECONDS = 60.0
 POLL_SECONDS = 0.2
+# A fenced transaction idle (its client paused, or computing between statements) this many leases
+# long is ended by the server, so a paused worker cannot keep the lease row locked for ever.
+IDLE_FACTOR = 10
 TAKE_LOCK_TIMEOUT = "1s"  # a take-over waits this long for an in-flight guarded write, then passes
 LOCK_NOT_AVAILABLE = "55P03"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -151,7 +155,7 @@ class Lease:
             connection.execute(
                 text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true), "
                      "set_config('kpisync.fence', :label, true)"),
-                {"ms": str(int(self.seconds * 1000)), "label": label})
+                {"ms": str(int(self.seconds * IDLE_FACTOR * 1000)), "label": label})
         renewed = connection.execute(
             update(LEASES).where(LEASES.c.name == self.name, LEASES.c.token == self.token)
             .values(expires_at=db_time(connection, self.seconds)).returning(LEASES.c.token)
