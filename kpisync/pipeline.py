@@ -121,6 +121,10 @@ class Pipeline:
             self.store_outage.down([source], store_trouble(error), self.clock())
             self._when_store_answers(lambda: history.finish(self.engine, run_id, skipped))
             raise
+        if not held and self.stop.is_set():
+            history.finish(self.engine, run_id, history.RunRecord(
+                INTERRUPTED, error="stopped before it started; the next run does its work"))
+            return INTERRUPTED
         if not held:
             log.info("%s: slot %s skipped: the previous run is still going", source,
                      due_at.isoformat())
