@@ -39,7 +39,13 @@ from kpisync.sandbox.server import Knobs
 from kpisync.scheduler.models import OpsIncident, PipelineRun
 from kpisync.store.database import open_store
 from tests.hubspot_truth import assert_store_equals_truth
-from tests.test_unattended_kit import GuardedWrite, guarded_writes, log_guarded_writes, own_postgres
+from tests.test_unattended_kit import (
+    GuardedWrite,
+    OwnPostgres,
+    guarded_writes,
+    log_guarded_writes,
+    own_postgres,
+)
 
 TOKEN = "pat-na1-exclusive-0123456789"
 TOKEN_ENV = "KPISYNC_SOAK_TOKEN"
@@ -161,7 +167,7 @@ def main() -> None:
     print(f"worker logs: {folder}")
 
 
-def soak(args: argparse.Namespace, rng: random.Random, engine: Engine, server,  # type: ignore[no-untyped-def]
+def soak(args: argparse.Namespace, rng: random.Random, engine: Engine, server: OwnPostgres,
          emulators: dict[str, HubSpotEmulator], settings: Path, folder: Path) -> dict[str, object]:
     workers = [start_worker(settings, folder / f"worker{i}.log") for i in range(3)]
     print(f"soak: {args.minutes:g} min, 3 workers, sources {', '.join(SOURCES)}, a slot every "

@@ -33,10 +33,10 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from kpisync.config import Settings, StrictModel, validate_model
-from kpisync.stages import paused_writeback
 from kpisync.scheduler.history import finished_statuses, first_claim, last_success, now_utc
 from kpisync.scheduler.models import OpsIncident
 from kpisync.secrets import mask, read_secret
+from kpisync.stages import paused_writeback
 
 log = logging.getLogger(__name__)
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]

@@ -14,15 +14,15 @@ from sqlalchemy import Engine, func, select, update
 from kpisync.config import ScheduleSettings
 from kpisync.errors import ClaimLost
 from kpisync.locks import LEASES, Lease, fenced, make_lock, run_lock
-from kpisync.store.models import SyncState
 from kpisync.scheduler import history
 from kpisync.scheduler.triggers import next_fire, trigger_for
+from kpisync.store.models import SyncState
 
 HOLD = """
 import sys, time
 from kpisync.locks import run_lock
 from kpisync.store.database import open_store
-with run_lock(open_store(sys.argv[1], upgrade=False), "source:hs", seconds=1) as held:
+with run_lock(open_store(sys.argv[1], upgrade=False), "source:hs", seconds=10) as held:
     print("held" if held else "busy", flush=True)
     time.sleep(float(sys.argv[2]))
 """
@@ -44,8 +44,8 @@ def test_lock_excludes_another_process_and_expires_after_it_dies(engine: Engine,
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with run_lock(engine, "source:hs", wait=0.3) as held:
-        assert not held  # renewed every third of its second while the holder lives
-    holder.kill()  # nobody renews it now: it is free once its second is over
+        assert not held  # renewed every third of its 10 s while the holder lives
+    holder.kill()  # nobody renews it now: it is free once its 10 s are over
     holder.wait()
     with run_lock(engine, "source:hs", wait=60) as held:
         assert held
