@@ -2,7 +2,8 @@
 
 Layout:
 
-    [kpisync]                 store URL, time zone, corporate currency
+    [kpisync]                 store URL, time zone, corporate currency, calendar, week start,
+                              locale (en, or fa: Persian text and digits)
     [sources.<name>]          one table per connector instance; `type` picks the connector,
                               the rest is validated by that connector's own settings model
     [sources.<name>.schedule] optional: when `kpisync run` syncs it
@@ -19,7 +20,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from kpisync.calendars import WEEKDAYS, Calendar, System, calendar_for
 from kpisync.errors import ConfigError
 
 DEFAULT_PATH = Path("settings.toml")
@@ -100,6 +102,29 @@ class CoreSettings(StrictModel):
     store_env: str | None = None
     timezone: str = "UTC"
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    calendar: System = "gregorian"  # persian: Solar Hijri weeks, months, quarters, years
+    week_start: str | None = None  # default: monday, or saturday under the Persian calendar
+    locale: Literal["en", "fa"] = "en"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _persian_zone(cls, data: Any) -> Any:
+        """Under the Persian calendar the zone defaults to Iran's (IANA data, no offsets here)."""
+        if isinstance(data, dict) and data.get("calendar") == "persian" and "timezone" not in data:
+            return {**data, "timezone": "Asia/Tehran"}
+        return data
+
+    @field_validator("week_start")
+    @classmethod
+    def _weekday(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in WEEKDAYS:
+            raise ValueError(f"{value!r} is not a weekday; use one of {', '.join(WEEKDAYS)}")
+        return value.lower() if value else value
+
+    @property
+    def period_calendar(self) -> Calendar:
+        """The calendar KPI periods follow."""
+        return calendar_for(self.calendar, self.week_start)
 
     @field_validator("timezone")
     @classmethod
