@@ -20,6 +20,7 @@ from metrics.derivations import arpu, cac, clv, ltv_cac
 from metrics.periods import period_end, period_start
 from metrics.portable import days_between, flag, ratio
 from metrics.run import Run
+from metrics.staging import activity_account, base, live, same_record
 
 ACQUIRED = "first won deal's close date"
 
@@ -143,14 +144,15 @@ def acquisition_rate(run: Run, kind: str, grain: str) -> Select[Any]:
 
 
 def last_touch(run: Run) -> Any:
-    """Each account's latest activity up to now, staged once a run."""
-    act = Activity.__table__  # type: ignore[attr-defined]
+    """Each account's latest activity up to now (its own or its deals'), staged once a run."""
+    act, d = base(Activity, "act"), base(Deal, "d")
+    account = activity_account(act, d)
 
     def build() -> Select[Any]:
-        return (select(act.c.source, act.c.account_id, func.max(act.c.occurred_at))
-                .where(act.c.deleted_at.is_(None), act.c.account_id.is_not(None),
-                       act.c.occurred_at <= run.window.now)
-                .group_by(act.c.source, act.c.account_id))
+        return (select(act.c.source, account, func.max(act.c.occurred_at))
+                .select_from(act.outerjoin(d, same_record(d, act.c.source, act.c.deal_id)))
+                .where(live(act), account.is_not(None), act.c.occurred_at <= run.window.now)
+                .group_by(act.c.source, account))
 
     return run.once("kpi_last_touch", [Column("source", String), Column("account_id", String),
                                        Column("at", UTCDateTime())], build)

@@ -82,6 +82,7 @@ class Custom:
 class Derived:
     inputs: tuple[str, ...]
     derive: Callable[[Run, ValueIndex, str, str], list[KpiValue]]  # (run, values, kind, grain)
+    lead_in: bool = False  # its inputs are needed for the year before the window too (growth)
 
 
 class ValueIndex:

@@ -92,12 +92,12 @@ KPIS = [
     Kpi("revenue_growth", "Revenue growth",
         "Revenue in the period minus revenue in the previous period, over the previous period's.",
         "ratio", ("org", "team"), CLOSED, "higher", "",
-        Derived(("sales_volume",), growth("sales_volume", years=False)),
+        Derived(("sales_volume",), growth("sales_volume", years=False), lead_in=True),
         "the previous period's revenue is 0 or unknown"),
     Kpi("revenue_growth_yoy", "Revenue growth, year over year",
         "Revenue in the period minus revenue in the same period a year before, over the latter.",
         "ratio", ("org", "team"), CLOSED, "higher", "",
-        Derived(("sales_volume",), growth("sales_volume", years=True)),
+        Derived(("sales_volume",), growth("sales_volume", years=True), lead_in=True),
         "revenue a year before is 0 or unknown"),
     Kpi("new_opportunities", "New opportunities", "The number of deals created in the period.",
         "count", ("org", "team", "rep"), CREATED, "higher", "deal_created",
@@ -112,7 +112,7 @@ KPIS = [
     Kpi("qualified_leads_growth", "Qualified leads growth",
         "Qualified leads in the period minus those in the previous period, over the latter.",
         "ratio", ("org", "source"), "leads.created_at", "higher", "",
-        Derived(("qualified_leads",), growth("qualified_leads", years=False)),
+        Derived(("qualified_leads",), growth("qualified_leads", years=False), lead_in=True),
         "the previous period had no qualified leads"),
 ]
 

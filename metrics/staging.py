@@ -174,7 +174,7 @@ def stage_deals(run: Run) -> None:
             .outerjoin(a, same_record(a, d.c.source, d.c.account_id))
             .outerjoin(adh, and_(adh.c.source == d.c.source, adh.c.deal_id == d.c.external_id))
         )
-        .where(live(d), or_(d.c.close_date >= run.window.first_day, d.c.created_at >= start_utc))
+        .where(live(d), or_(d.c.close_date >= run.window.lead_in, d.c.created_at >= start_utc))
     )
     columns = [
         *text("src", "deal", "account", "rep", "team", "region", "segment", "source", "deal_type",
@@ -207,15 +207,8 @@ def stage_customers(run: Run) -> None:
                func.max(case((ranked.c.rn == 1, ranked.c.lead_source))).label("first_source"))
         .group_by(ranked.c.source, ranked.c.account_id).subquery("first")
     )
-    leads = (select(l.c.source, l.c.converted_account_id.label("account"),
-                    func.min(l.c.created_at).label("created"),
-                    func.min(l.c.lead_source).label("lead_source"))
-             .where(live(l), l.c.converted_account_id.is_not(None))
-             .group_by(l.c.source, l.c.converted_account_id).subquery("leads"))
-    contacts = (select(c.c.source, c.c.account_id.label("account"),
-                       func.min(c.c.created_at).label("created"))
-                .where(live(c), c.c.account_id.is_not(None))
-                .group_by(c.c.source, c.c.account_id).subquery("contacts"))
+    leads = origins(run, first, l, l.c.converted_account_id, "leads")
+    contacts = origins(run, first, c, c.c.account_id, "contacts")
     if roles.churn_rule == "type":
         changed = (as_date(run, a.c.custom[roles.churn_date_field].as_string())
                    if roles.churn_date_field else None)
@@ -227,13 +220,14 @@ def stage_customers(run: Run) -> None:
         noticed = add_days(run.dialect, first.c.last_won,
                            roles.contract_days + roles.renewal_grace_days)
         lost_on = case((noticed <= literal(run.window.today), ends))
-    began = func.coalesce(leads.c.created, contacts.c.created)
+    began = func.coalesce(leads.c.created, contacts.c.created)  # the lead, else the first contact
     acquisition = case((began.is_not(None), days_between(
         run.dialect, first.c.first_won, run.bucketer.local_date(began))))
     query = (
         select(first.c.source, first.c.account_id, a.c.owner_id, ou.c.team, first.c.won_by,
                ru.c.team, func.coalesce(a.c.region, a.c.country), segment_of(run, a),
-               func.coalesce(first.c.first_source, leads.c.lead_source), first.c.first_won,
+               func.coalesce(first.c.first_source, leads.c.lead_source, contacts.c.lead_source),
+               first.c.first_won,
                lost_on, acquisition, *day_periods(run, first.c.first_won, "a_"))
         .select_from(
             first.join(a, same_record(a, first.c.source, first.c.account_id))
@@ -252,17 +246,46 @@ def stage_customers(run: Run) -> None:
     run.tables["kpi_customer"] = stage(run.connection, "kpi_customer", columns, query)
 
 
+def origins(run: Run, first: Any, people: Any, account: Any, name: str) -> Any:
+    """Per customer, the earliest of `people` (its converted leads, or its contacts) created on
+    or before its first win, with that record's creation instant and source.
+
+    Records created after the win are no origin of it: a lead converted into an account that is
+    already a customer came from the customer, not the other way round.
+    """
+    created_on = run.bucketer.local_date(people.c.created_at)
+    rank = func.row_number().over(partition_by=(people.c.source, account),
+                                  order_by=(people.c.created_at, people.c.external_id))
+    ranked = (select(people.c.source, account.label("account"),
+                     people.c.created_at.label("created"), people.c.lead_source,
+                     rank.label("rn"))
+              .select_from(people.join(first, and_(first.c.source == people.c.source,
+                                                   first.c.account_id == account)))
+              .where(live(people), people.c.created_at.is_not(None),
+                     created_on <= first.c.first_won)
+              .subquery(f"{name}_ranked"))
+    return (select(ranked.c.source, ranked.c.account, ranked.c.created, ranked.c.lead_source)
+            .where(ranked.c.rn == 1).subquery(name))
+
+
+def activity_account(act: Any, deal: Any) -> ColumnElement[Any]:
+    """The account an activity touches: its own, else its deal's (Vtiger links an activity to one
+    record only, often the deal). `deal` is outer-joined on `act.deal_id`."""
+    return func.coalesce(act.c.account_id, deal.c.account_id)
+
+
 def stage_activities(run: Run) -> None:
     roles = run.config.metrics.roles
-    act, u = base(Activity, "act"), base(User, "u")
+    act, u, d = base(Activity, "act"), base(User, "u"), base(Deal, "d")
     start_utc, _ = run.bucketer.window_instants()
     selling = lowered_in(act.c.kind, roles.selling_activity_kinds)
     query = (
-        select(act.c.source, act.c.owner_id, u.c.team, act.c.kind, act.c.account_id,
+        select(act.c.source, act.c.owner_id, u.c.team, act.c.kind, activity_account(act, d),
                case((selling, func.coalesce(act.c.duration_seconds, 0)), else_=0),
                flag(act.c.kind == "call"), flag(act.c.kind == "email"),
                flag(act.c.kind == "meeting"), *instant_periods(run, act.c.occurred_at, "o_"))
-        .select_from(act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id)))
+        .select_from(act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id))
+                     .outerjoin(d, same_record(d, act.c.source, act.c.deal_id)))
         .where(live(act), act.c.occurred_at >= start_utc, act.c.occurred_at <= run.window.now)
     )
     columns = [*text("src", "rep", "team", "kind", "account"), *floats("selling_seconds"),
