@@ -57,7 +57,7 @@ def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime
     today = now.astimezone(config.zone).date()
     checks = []
     for rule in config.metrics.alerts:
-        start = period_start(today, rule.period)
+        start = period_start(today, rule.period, config.calendar)
         for v in values:
             if (v.kpi, v.period, v.grain, v.period_start) != (rule.kpi, rule.period, rule.grain, start):
                 continue

@@ -28,7 +28,7 @@ ACQUIRED = "first won deal's close date"
 def periods_cte(run: Run, kind: str) -> Any:
     """The window's periods of `kind` up to now, as a small derived table (start, end)."""
     rows = [select(literal(start, Date).label("start"),
-                   literal(period_end(start, kind), Date).label("end"))
+                   literal(period_end(start, kind, run.window.calendar), Date).label("end"))
             for start in run.window.periods(kind) if start <= run.window.today]
     return union_all(*rows).subquery("periods")
 
@@ -171,7 +171,7 @@ def engagement(run: Run, kind: str, grain: str) -> Select[Any]:
     joined, touch, alive = current_customers(run)
     since = run.window.now - timedelta(days=run.config.metrics.engagement_days)
     key = customer_key(run, grain)
-    start = literal(period_start(run.window.today, kind), Date)
+    start = literal(period_start(run.window.today, kind, run.window.calendar), Date)
     return (select(start, key, ratio(func.sum(flag(touch.c.at >= since)), func.count()),
                    func.count(), literal(0))
             .select_from(joined).where(alive, key.is_not(None)).group_by(key))
@@ -180,7 +180,7 @@ def engagement(run: Run, kind: str, grain: str) -> Select[Any]:
 def days_since_touch(run: Run, kind: str, grain: str) -> Select[Any]:
     joined, touch, alive = current_customers(run)
     c = run.table("kpi_customer")
-    start = literal(period_start(run.window.today, kind), Date)
+    start = literal(period_start(run.window.today, kind, run.window.calendar), Date)
     days = case((touch.c.at.is_not(None), days_between(
         run.dialect, literal(run.window.today, Date), run.bucketer.local_date(touch.c.at))))
     return (select(start, c.c.account, days, literal(1), flag(touch.c.at.is_(None)))

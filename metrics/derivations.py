@@ -47,7 +47,7 @@ def growth(source: str, *, years: bool) -> Derive:
         keys = {key for (_, key) in found} or ({"org"} if grain == "org" else set())
         out = []
         for start in past_periods(run, kind):
-            before = shift(start, kind, -steps)
+            before = shift(start, kind, -steps, run.window.calendar)
             for key in sorted(keys):
                 now_value = found.get((start, key))
                 prior = found.get((before, key))
@@ -238,7 +238,7 @@ def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[K
     people = members(run)
     out = []
     for start in past_periods(run, kind):
-        end = period_end(start, kind)
+        end = period_end(start, kind, run.window.calendar)
         available: dict[str, float] = {}
         for person in people:
             key = person.team if grain == "team" else person.rep

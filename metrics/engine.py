@@ -84,7 +84,8 @@ class ComputeResult:
 
 def open_run(connection: Connection, config: MetricConfig, now: datetime) -> Run:
     window = history_window(now, config.zone, config.metrics.history_years,
-                            {str(k): n for k, n in config.metrics.recent_periods.items()})
+                            {str(k): n for k, n in config.metrics.recent_periods.items()},
+                            config.calendar)
     return Run(connection, config, window, Bucketer(connection.dialect.name, config.zone, window))
 
 
@@ -168,7 +169,7 @@ def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi], *,
         grains = sorted({g for k in mine for g in k.grains})
         if not grains:
             continue
-        since = period_start(run.window.lead_in, kind) if lead_in else None
+        since = period_start(run.window.lead_in, kind, run.window.calendar) if lead_in else None
         if run.dialect == "postgresql":
             out += grouped_values(run, fact, kind, grains, mine,
                                   [c for k in mine for c in measure_columns(run.table(fact.table), k)],

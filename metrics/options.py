@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
+from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.config import Settings, StrictModel, validate_model
 from kpisync.errors import ConfigError
 
@@ -161,8 +162,9 @@ class MetricConfig:
     """What the engine needs: the metric settings plus the org's zone, currency and base folder."""
 
     def __init__(self, metrics: MetricSettings, *, timezone: str = "UTC", currency: str = "USD",
-                 base: Path | None = None) -> None:
+                 base: Path | None = None, calendar: Calendar = GREGORIAN) -> None:
         self.metrics = metrics
+        self.calendar = calendar
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
         self.currency = currency
@@ -207,7 +209,8 @@ def metric_config(settings: Settings) -> MetricConfig:
     metrics = validate_model(MetricSettings, settings.table("metrics"), prefix="metrics")
     base = settings.path.parent if settings.path is not None else None
     return MetricConfig(metrics, timezone=settings.core.timezone,
-                        currency=settings.core.currency, base=base)
+                        currency=settings.core.currency, base=base,
+                        calendar=settings.core.period_calendar)
 
 
 def read_csv_rows(model: type[M], path: Path | None, key: str) -> tuple[M, ...]:

@@ -1,6 +1,7 @@
 """Periods in the org's time zone: their boundaries in Python and their buckets in SQL.
 
-A period is the half-open interval [start, end) of local dates; weeks start on Monday. Instants are
+A period is the half-open interval [start, end) of local dates, cut by the org's calendar
+(kpisync.calendars: Gregorian, weeks from Monday, by default; or Solar Hijri). Instants are
 stored in UTC and bucketed in the org's zone: PostgreSQL converts with `timezone(zone, instant)`;
 SQLite has no zone database, so the instant is shifted by the zone's UTC offset, chosen by a
 balanced CASE over the zone's offset changes (daylight saving), computed here with zoneinfo: for
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,36 +36,31 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from kpisync.calendars import (
+    GREGORIAN,
+    PERSIAN_MONTH_OFFSETS,
+    PERSIAN_QUARTER_OFFSETS,
+    Calendar,
+)
 from kpisync.store.types import UTCDateTime
 
 KINDS: tuple[str, ...] = ("week", "month", "quarter", "year")
+YEARS_BEFORE, YEARS_AFTER = 10, 3  # Solar Hijri years bucketed in SQL around the window; NULL beyond
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # local dates before it take its offset
 
 
-def period_start(day: date, kind: str) -> date:
+def period_start(day: date, kind: str, calendar: Calendar = GREGORIAN) -> date:
     """The first local date of the `kind` period holding `day`."""
-    if kind == "week":
-        return day - timedelta(days=day.weekday())
-    if kind == "month":
-        return day.replace(day=1)
-    if kind == "quarter":
-        return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-    if kind == "year":
-        return date(day.year, 1, 1)
-    raise ValueError(f"unknown period {kind!r}")
+    return calendar.period_start(day, kind)
 
 
-def shift(start: date, kind: str, steps: int) -> date:
+def shift(start: date, kind: str, steps: int, calendar: Calendar = GREGORIAN) -> date:
     """The start of the period `steps` periods after (or before) the one starting at `start`."""
-    if kind == "week":
-        return start + timedelta(weeks=steps)
-    months = {"month": 1, "quarter": 3, "year": 12}[kind] * steps
-    index = start.year * 12 + start.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
+    return calendar.shift(start, kind, steps)
 
 
-def period_end(start: date, kind: str) -> date:
-    return shift(start, kind, 1)
+def period_end(start: date, kind: str, calendar: Calendar = GREGORIAN) -> date:
+    return calendar.shift(start, kind, 1)
 
 
 def local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
@@ -80,17 +77,19 @@ class Window:
     now: datetime  # aware UTC
     today: date  # local date of `now`
     recent: tuple[tuple[str, int], ...] = ()  # (kind, n): keep only the n latest periods of kind
+    calendar: Calendar = GREGORIAN
 
     @property
     def first_day(self) -> date:
-        """The first local date any period of the window covers (the Monday of its first week)."""
-        return period_start(self.start, "week")
+        """The first local date any period of the window covers (the first day of its first week)."""
+        return self.calendar.period_start(self.start, "week")
 
     @property
     def lead_in(self) -> date:
-        """The first local date of the year before the window, Monday of its week: growth compares
-        the window's first periods with periods of that year, so their inputs are computed too."""
-        return period_start(date(self.start.year - 1, 1, 1), "week")
+        """The first local date of the year before the window, the first day of its week: growth
+        compares the window's first periods with periods of that year, so their inputs are
+        computed too."""
+        return self.calendar.period_start(self.calendar.shift(self.start, "year", -1), "week")
 
     def first_shown(self, kind: str) -> date:
         """The start of the earliest period of `kind` that is shown."""
@@ -98,19 +97,22 @@ class Window:
 
     def periods(self, kind: str) -> list[date]:
         """Starts of the window's periods of `kind`: up to the current one, the latest `recent`."""
-        starts, current = [], period_start(self.start, kind)
+        starts, current = [], self.calendar.period_start(self.start, kind)
         while current <= self.today:
             starts.append(current)
-            current = shift(current, kind, 1)
+            current = self.calendar.shift(current, kind, 1)
         keep = dict(self.recent).get(kind)
         return starts[-keep:] if keep else starts
 
 
 def history_window(now: datetime, zone: ZoneInfo, years: int,
-                   recent: dict[str, int] | None = None) -> Window:
+                   recent: dict[str, int] | None = None,
+                   calendar: Calendar = GREGORIAN) -> Window:
     today = now.astimezone(zone).date()
-    return Window(start=date(today.year - years + 1, 1, 1), end=date(today.year + 1, 1, 1),
-                  now=now.astimezone(UTC), today=today, recent=tuple(sorted((recent or {}).items())))
+    this_year = calendar.period_start(today, "year")
+    return Window(start=calendar.shift(this_year, "year", 1 - years),
+                  end=calendar.shift(this_year, "year", 1), now=now.astimezone(UTC), today=today,
+                  recent=tuple(sorted((recent or {}).items())), calendar=calendar)
 
 
 def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
@@ -157,6 +159,16 @@ class Bucketer:
         self.changes = offset_changes(zone, first, last)
         self.epoch_offset = offset_minutes(zone, EPOCH)
         self.all_changes = all_offset_changes(zone, last)
+        self.calendar = window.calendar
+        # Year starts from well before the window to well after it: dates outside get no period.
+        self.year_starts = self.calendar.year_starts(
+            self.calendar.shift(window.start, "year", -YEARS_BEFORE),
+            self.calendar.shift(window.end, "year", YEARS_AFTER))
+
+    @property
+    def native(self) -> bool:
+        """Whether the database's own truncation (Gregorian, weeks from Monday) is the calendar."""
+        return self.calendar.system == "gregorian" and self.calendar.week_start == 0
 
     def local_date(self, instant: Any) -> ColumnElement[Any]:
         """The local calendar date of a UTC instant column, whenever it is (not only inside the
@@ -192,7 +204,9 @@ class Bucketer:
     def instant(self, instant: Any, kind: str) -> ColumnElement[Any]:
         """The local period start of a UTC instant column."""
         if self.dialect == "postgresql":
-            return cast(func.date_trunc(kind, func.timezone(self.zone.key, instant)), Date)
+            if self.native:
+                return cast(func.date_trunc(kind, func.timezone(self.zone.key, instant)), Date)
+            return self.day(self.local_date(instant), kind)
         return self._truncate(self.local_datetime(instant), kind)
 
     def staged_instant(self, instant: Any, prefix: str) -> list[ColumnElement[Any]]:
@@ -215,20 +229,70 @@ class Bucketer:
 
     def day(self, day: Any, kind: str) -> ColumnElement[Any]:
         """The period start of a date column."""
-        if self.dialect == "postgresql":
+        if self.dialect == "postgresql" and self.native:
             return cast(func.date_trunc(kind, cast(day, DateTime())), Date)
         return self._truncate(day, kind)
 
-    @staticmethod
-    def _truncate(text: Any, kind: str) -> ColumnElement[Any]:
+    def _truncate(self, text: Any, kind: str) -> ColumnElement[Any]:
+        """The period start of a date (SQLite: date or local time text; PostgreSQL: a date)."""
         if kind == "week":
-            return func.date(text, "weekday 0", "-6 days")
+            return self._week(text)
+        if self.calendar.system == "persian":
+            return self._persian(text, kind)
         if kind == "month":
             return func.date(text, "start of month")
         if kind == "year":
             return func.date(text, "start of year")
         months_back = (cast(func.strftime("%m", text), Integer) - 1) % 3
         return func.date(text, "start of month", func.printf("-%d months", months_back))
+
+    def _week(self, day: Any) -> ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            weekday = cast(func.extract("isodow", day), Integer) - 1  # 0 = Monday
+            back = (weekday - self.calendar.week_start + 7) % 7
+            return cast(day, Date) - back
+        # SQLite: forward to the week's last day (its weekday numbers Sunday 0), back six days
+        return func.date(day, f"weekday {self.calendar.week_start}", "-6 days")
+
+    def _persian(self, day: Any, kind: str) -> ColumnElement[Any]:
+        """A Solar Hijri month, quarter or year start: the year's Nowruz from the CASE, then the
+        month or quarter from the days since Nowruz (months of 31, 31, 31, 31, 31, 31, 30 … days)."""
+        if self.dialect != "postgresql":
+            day = func.date(day)
+        nowruz = self._year_start(day, self.year_starts)
+        if kind == "year":
+            return nowruz
+        offsets = PERSIAN_MONTH_OFFSETS if kind == "month" else PERSIAN_QUARTER_OFFSETS
+        since = self._days_since(day, self._year_start(day, self.year_starts))
+        offset = case(*[(since < after, before) for before, after in pairwise(offsets)],
+                      else_=offsets[-1])
+        if self.dialect == "postgresql":
+            return nowruz + offset
+        return func.date(nowruz, func.printf("+%d days", offset))
+
+    def _days_since(self, day: Any, start: Any) -> ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return day - start
+        return cast(func.julianday(day) - func.julianday(start), Integer)
+
+    def _date_literal(self, day: date) -> ColumnElement[Any]:
+        if self.dialect == "postgresql":
+            return literal(day, Date)
+        return literal(day.isoformat(), String)  # SQLite keeps dates as ISO text
+
+    def _year_start(self, day: Any, starts: Sequence[date]) -> ColumnElement[Any]:
+        """A balanced CASE: the last of `starts` on or before `day` (NULL before the first; the
+        last start only closes the span, so a day on or after it gets NULL too)."""
+        if len(starts) == 1:
+            return literal(None, Date)
+        if len(starts) == 2:
+            return case((day < self._date_literal(starts[0]), literal(None, Date)),
+                        (day < self._date_literal(starts[1]), self._date_literal(starts[0])),
+                        else_=literal(None, Date))
+        middle = len(starts) // 2
+        return case((day < self._date_literal(starts[middle]),
+                     self._year_start(day, starts[:middle + 1])),
+                    else_=self._year_start(day, starts[middle:]))
 
     def window_instants(self) -> tuple[datetime, datetime]:
         return (local_midnight_utc(self.window.first_day, self.zone),

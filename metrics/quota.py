@@ -82,7 +82,7 @@ def quotas_met(run: Run, values: ValueIndex) -> Table:
                       prefixes=["TEMPORARY"])
         table.drop(run.connection, checkfirst=True)
         table.create(run.connection)
-        ends = [(value.key, period_end(value.period_start, kind)) for kind in KINDS
+        ends = [(value.key, period_end(value.period_start, kind, run.window.calendar)) for kind in KINDS
                 for value in crm_or_settings_attainment(run, values, kind, "rep")
                 if value.value is not None and value.value >= 1.0]
         rows = [{"rep": rep, "met_on": end} for rep, end in ends if end <= run.window.today]

@@ -125,7 +125,7 @@ def team_enps(engine: Engine, config: MetricConfig, source: str, *,
 def rep_scores(engine: Engine, config: MetricConfig, *, now: datetime,
                period: str = "quarter") -> dict[str, RepScores]:
     """Quota attainment and win rate of each rep for the current period, from the last compute."""
-    start = period_start(now.astimezone(config.zone).date(), period)
+    start = period_start(now.astimezone(config.zone).date(), period, config.calendar)
     found: dict[str, dict[str, float | None]] = {}
     for kpi in ("quota_attainment", "win_rate"):
         for value in latest_values(engine, kpi, period, "rep", period_start=start):
