@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,14 +31,13 @@ from sqlalchemy import (
     column,
     func,
     literal,
+    null,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.calendars import (
     GREGORIAN,
-    PERSIAN_MONTH_OFFSETS,
-    PERSIAN_QUARTER_OFFSETS,
     Calendar,
 )
 from kpisync.store.types import UTCDateTime
@@ -255,44 +253,40 @@ class Bucketer:
         return func.date(day, f"weekday {self.calendar.week_start}", "-6 days")
 
     def _persian(self, day: Any, kind: str) -> ColumnElement[Any]:
-        """A Solar Hijri month, quarter or year start: the year's Nowruz from the CASE, then the
-        month or quarter from the days since Nowruz (months of 31, 31, 31, 31, 31, 31, 30 … days)."""
-        if self.dialect != "postgresql":
+        """A Solar Hijri month, quarter or year start: the Nowruz on or before the day (looked up
+        by the Gregorian year, Nowruz falling in its March), then the month or quarter from the
+        days since Nowruz: six months of 31 days, then months of 30 (Esfand 29 or 30)."""
+        postgres = self.dialect == "postgresql"
+        if not postgres:
             day = func.date(day)
-        nowruz = self._year_start(day, self.year_starts)
+        year = (cast(func.extract("year", day), Integer) if postgres
+                else cast(func.strftime("%Y", day), Integer))
+        this, before = (case(self.nowruz_by_year(back), value=year, else_=null())
+                        for back in (0, 1))
+        start = case((day < this, before), else_=this)
         if kind == "year":
-            return nowruz
-        offsets = PERSIAN_MONTH_OFFSETS if kind == "month" else PERSIAN_QUARTER_OFFSETS
-        since = self._days_since(day, self._year_start(day, self.year_starts))
-        offset = case(*[(since < after, before) for before, after in pairwise(offsets)],
-                      else_=offsets[-1])
-        if self.dialect == "postgresql":
-            return nowruz + offset
-        return func.date(nowruz, func.printf("+%d days", offset))
+            return start
+        since = (day - start) if postgres else cast(
+            func.julianday(day) - func.julianday(start), Integer)
+        least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
+        first: ColumnElement[Any] = least(since, 186)  # 186: six months of 31 days
+        rest: ColumnElement[Any] = greatest(since - 186, 0)
+        if postgres:  # integers, so that // divides as integers (SQLite's `since` already is one)
+            first, rest = cast(first, Integer), cast(rest, Integer)
+        if kind == "month":
+            offset = (first // 31) * 31 + (rest // 30) * 30
+        else:
+            offset = (first // 93) * 93 + (rest // 90) * 90
+        return start + offset if postgres else func.date(start, func.printf("+%d days", offset))
 
-    def _days_since(self, day: Any, start: Any) -> ColumnElement[Any]:
-        if self.dialect == "postgresql":
-            return day - start
-        return cast(func.julianday(day) - func.julianday(start), Integer)
+    def nowruz_by_year(self, back: int) -> dict[int, ColumnElement[Any]]:
+        """Gregorian year → the Nowruz in its March (back=0) or in the March before (back=1)."""
+        return {start.year + back: self._date_literal(start) for start in self.year_starts}
 
     def _date_literal(self, day: date) -> ColumnElement[Any]:
         if self.dialect == "postgresql":
             return literal(day, Date)
         return literal(day.isoformat(), String)  # SQLite keeps dates as ISO text
-
-    def _year_start(self, day: Any, starts: Sequence[date]) -> ColumnElement[Any]:
-        """A balanced CASE: the last of `starts` on or before `day` (NULL before the first; the
-        last start only closes the span, so a day on or after it gets NULL too)."""
-        if len(starts) == 1:
-            return literal(None, Date)
-        if len(starts) == 2:
-            return case((day < self._date_literal(starts[0]), literal(None, Date)),
-                        (day < self._date_literal(starts[1]), self._date_literal(starts[0])),
-                        else_=literal(None, Date))
-        middle = len(starts) // 2
-        return case((day < self._date_literal(starts[middle]),
-                     self._year_start(day, starts[:middle + 1])),
-                    else_=self._year_start(day, starts[middle:]))
 
     def window_instants(self) -> tuple[datetime, datetime]:
         return (local_midnight_utc(self.window.first_day, self.zone),
