@@ -160,3 +160,35 @@ def read_date(text: str, system: System, earliest: date, latest: date) -> tuple[
     if len(plausible) == 2:
         return plausible[system], True
     return readings.get(system, next(iter(readings.values()))), False
+
+
+PERSIAN_MONTHS_EN = ("Farvardin", "Ordibehesht", "Khordad", "Tir", "Mordad", "Shahrivar", "Mehr",
+                     "Aban", "Azar", "Dey", "Bahman", "Esfand")
+PERSIAN_MONTHS_FA = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان",
+                     "آذر", "دی", "بهمن", "اسفند")
+QUARTERS_FA = ("فصل اول", "فصل دوم", "فصل سوم", "فصل چهارم")
+_TO_PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+def persian_digits(text: str) -> str:
+    """`text` with 0-9 written as Persian digits (۰-۹)."""
+    return text.translate(_TO_PERSIAN)
+
+
+def persian_period_label(start: date, kind: str, locale: str = "en") -> str:
+    """A Solar Hijri period: "Farvardin 1405", "Q1 1405", "1405", "W01 1405" (the week of the
+    year counted from the week holding Nowruz); with locale "fa": "فروردین ۱۴۰۵", "فصل اول ۱۴۰۵"."""
+    year, month, _ = persian_ymd(start)
+    fa = locale == "fa"
+    if kind == "month":
+        text = f"{(PERSIAN_MONTHS_FA if fa else PERSIAN_MONTHS_EN)[month - 1]} {year}"
+    elif kind == "quarter":
+        quarter = (month - 1) // 3
+        text = f"{QUARTERS_FA[quarter]} {year}" if fa else f"Q{quarter + 1} {year}"
+    elif kind == "week":
+        first = nowruz(year) - timedelta(days=(nowruz(year).weekday() - start.weekday()) % 7)
+        text = f"هفته {(start - first).days // 7 + 1:02d} {year}" if fa else \
+            f"W{(start - first).days // 7 + 1:02d} {year}"
+    else:
+        text = str(year)
+    return persian_digits(text) if fa else text

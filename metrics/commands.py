@@ -168,7 +168,7 @@ def goals(settings: Path = SETTINGS) -> None:
     for s in statuses:
         g = s.goal
         table.add_row(escape(g.name), kpi_title(g.kpi), g.grain, escape(g.key),
-                      period_label(s.period_start, g.period), in_unit(g.kpi, g.target, currency),
+                      period_label(s.period_start, g.period, config.calendar), in_unit(g.kpi, g.target, currency),
                       in_unit(g.kpi, s.actual, currency),
                       "-" if s.progress is None else f"{s.progress:.0%}",
                       in_unit(g.kpi, s.pace, currency),

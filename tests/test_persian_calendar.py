@@ -21,6 +21,7 @@ from kpisync.calendars import (
 )
 from kpisync.config import parse_settings
 from kpisync.errors import ConfigError
+from kpisync.report.formats import period_label
 from kpisync.store.types import UTCDateTime
 from metrics.periods import KINDS, Bucketer, history_window
 
@@ -145,3 +146,14 @@ def test_solar_hijri_dates_in_any_digits() -> None:
     wide = (date(1000, 1, 1), date(2100, 1, 1))  # both readings plausible: the setting decides
     assert read_date("1405/08/15", "persian", *wide) == (date(2026, 11, 6), True)
     assert read_date("1405/08/15", "gregorian", *wide) == (date(1405, 8, 15), True)
+
+
+def test_persian_period_labels() -> None:
+    assert period_label(nowruz(1405), "month", PERSIAN) == "Farvardin 1405"
+    assert period_label(nowruz(1405), "month", PERSIAN, "fa") == "فروردین ۱۴۰۵"
+    assert period_label(nowruz(1405), "quarter", PERSIAN, "fa") == "فصل اول ۱۴۰۵"
+    assert period_label(from_persian(1404, 10, 1), "quarter", PERSIAN) == "Q4 1404"
+    assert period_label(from_persian(1403, 12, 1), "month", PERSIAN, "fa") == "اسفند ۱۴۰۳"
+    assert period_label(nowruz(1405), "year", PERSIAN, "fa") == "۱۴۰۵"
+    assert period_label(date(2026, 3, 21), "week", PERSIAN) == "W01 1405"  # Nowruz, a Saturday
+    assert period_label(date(2026, 10, 1), "quarter") == "Q4 2026"  # Gregorian unchanged

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from kpisync.calendars import GREGORIAN, Calendar, persian_period_label
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MINUS = "\u2212"
 
@@ -47,8 +49,12 @@ def signed(text: str) -> str:
     return MINUS + text[1:] if text.startswith("-") else text
 
 
-def period_label(start: date, kind: str) -> str:
-    """The period starting at `start`: "W44 2026", "Oct 2026", "Q4 2026", "2026"."""
+def period_label(start: date, kind: str, calendar: Calendar = GREGORIAN,
+                 locale: str = "en") -> str:
+    """The period starting at `start`: "W44 2026", "Oct 2026", "Q4 2026", "2026"; under the
+    Persian calendar "Farvardin 1405", "Q1 1405" (locale fa: "فروردین ۱۴۰۵", "فصل اول ۱۴۰۵")."""
+    if calendar.system == "persian":
+        return persian_period_label(start, kind, locale)
     if kind == "week":
         year, week, _ = start.isocalendar()
         return f"W{week:02d} {year}"

@@ -37,14 +37,14 @@ def build_report(settings: Settings, engine: Engine, *, now: datetime,
     config = metric_config(settings)
     kind = period or options.period
     now = now.astimezone(UTC)
-    start = period_start(now.astimezone(config.zone).date(), kind)
-    starts = [shift(start, kind, -back) for back in
+    start = period_start(now.astimezone(config.zone).date(), kind, config.calendar)
+    starts = [shift(start, kind, -back, config.calendar) for back in
               reversed(range(options.trend_periods.get(kind, 12)))]  # type: ignore[call-overload]
     wanted = dict.fromkeys((*options.tiles, *options.trends))
     org = {name: org_series(engine, name, kind, starts) for name in wanted}
     return Report(
         title=options.title, period=kind, period_start=start,
-        period_label=period_label(start, kind), generated_at=now.astimezone(config.zone),
+        period_label=period_label(start, kind, config.calendar, settings.core.locale), generated_at=now.astimezone(config.zone),
         timezone=config.timezone, currency=config.currency,
         computed_at=last_computation(engine, config),
         tiles=tuple(org[name] for name in options.tiles),
