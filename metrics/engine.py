@@ -30,6 +30,7 @@ from metrics.declaration import (
     Total,
     ValueIndex,
 )
+from metrics.holdings import missing_inputs, without_missing
 from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window, period_start
@@ -129,6 +130,8 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
                        for v in kpi.measure.derive(run, index, kind, grain)]
             index.add(derived)
             out += derived
+    missing = missing_inputs(connection, {n for kpi in wanted for n in kpi.needs})
+    out = without_missing(out, {kpi.name: kpi.needs for kpi in wanted}, missing)
     for table in run.tables.values():
         table.drop(connection)
     return out

@@ -81,7 +81,7 @@ KPIS = [
         "count", ("org", "product", "region"), CLOSED, "higher", "won_line",
         Total(lambda t: t.c.quantity, lambda t: flag(t.c.quantity.is_not(None)),
               lambda t: flag(t.c.quantity.is_(None))),
-        "no line item with a quantity on deals won in the period"),
+        "no line item with a quantity on deals won in the period", needs=("line_items",)),
     Kpi("margin", "Margin", "Summed margin of deals won in the period over their summed amount.",
         "ratio", ("org", "rep", "segment"), CLOSED, "higher", "deal_closed",
         Ratio(lambda t: case((_has_margin(t), t.c.margin_c)),

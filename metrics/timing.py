@@ -89,7 +89,7 @@ KPIS = [
         Ratio(lambda t: t.c.ramp_days, lambda t: flag(t.c.ramp_days.is_not(None)),
               lambda t: flag(t.c.ramp_days.is_(None))),
         "no rep who started in the period has won a deal yet",
-        notes="reps still without a win are counted as left out"),
+        notes="reps still without a win are counted as left out", needs=("start_dates",)),
     Kpi("rep_ramp_to_quota", "Rep ramp time to quota",
         "Mean days from start (hire date, else user creation) to the end of the first quota "
         "period in which the rep won at least the quota, for reps who started in the period.",
@@ -98,7 +98,7 @@ KPIS = [
         "no rep who started in the period has reached a quota yet",
         notes="quota periods of any kind the rep has quotas for, the first to end after the start "
               "(end exclusive: Q1 ends on April 1); a period still running does not count yet; "
-              "reps without one are counted as left out"),
+              "reps without one are counted as left out", needs=("start_dates",)),
     Kpi("selling_hours", "Selling time",
         "Hours of selling activities (configured kinds, calls and meetings by default).",
         "hours", ("org", "team", "rep"), "activities.occurred_at", "higher", "activity",
