@@ -63,15 +63,15 @@ KPIS = [
         "lower", "stay", Ratio(lambda t: t.c.days, lambda t: literal(1)),
         "no stage stay ended in the period"),
     Kpi("time_to_acquisition", "Time to acquisition",
-        "Mean days from the first lead (else first contact) to the first won deal, for customers "
-        "acquired in the period.",
+        "Mean days from the creation of the earliest converted lead (else contact) created by "
+        "the first win to that win, for customers acquired in the period.",
         "days", ("org", "source"), "first won deal's close date", "lower", "acquired",
         Ratio(lambda t: t.c.acquisition_days, lambda t: flag(t.c.acquisition_days.is_not(None)),
               lambda t: flag(t.c.acquisition_days.is_(None))),
         "no customer acquired in the period has a lead or contact creation date"),
     Kpi("lead_response_time", "Lead response time",
-        "Median hours from a lead's creation to its first outbound activity by a rep, for leads "
-        "created in the period.",
+        "Median hours from a lead's creation to its first outbound activity by a rep after it, "
+        "for leads created in the period (on HubSpot a lead is the contact record).",
         "hours", ("org", "rep", "source"), "leads.created_at", "lower", "lead",
         Median(lambda t: t.c.response_hours, lambda t: literal(True)),
         "no lead created in the period has been contacted yet",
@@ -104,8 +104,8 @@ KPIS = [
         "hours", ("org", "team", "rep"), "activities.occurred_at", "higher", "activity",
         Total(lambda t: t.c.selling_seconds / 3600.0, lambda t: flag(t.c.selling_seconds > 0))),
     Kpi("selling_time_share", "Selling time share",
-        "Hours of selling activities over working hours in the period (to today in the current "
-        "one).",
+        "Hours of selling activities over the working hours of the people employed in the "
+        "period, each from his start (to today in the current one).",
         "ratio", ("team", "rep"), "activities.occurred_at", "higher", "",
         Derived(("selling_hours",), selling_share), "no working time in the period",
         notes="typical 36%, goal 50%; working hours from metrics.working_hours"),
