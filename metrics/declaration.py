@@ -123,6 +123,7 @@ class Kpi:
     notes: str = ""
     tags: tuple[str, ...] = field(default=())
     periods: tuple[str, ...] = ("week", "month", "quarter", "year")  # the period kinds it has
+    needs: tuple[str, ...] = ()  # inputs not every CRM holds (metrics.holdings); else "no data"
 
 
 class Registry:

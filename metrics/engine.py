@@ -30,6 +30,7 @@ from metrics.declaration import (
     Total,
     ValueIndex,
 )
+from metrics.holdings import missing_inputs, without_missing
 from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window, period_start
@@ -116,7 +117,7 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
         elif isinstance(kpi.measure, Custom):
             out += custom_values(run, kpi)
     out = [with_reason(registry, v) for v in out]
-    out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out)
+    out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out, early)
     for kpi in wanted:
         if "anonymous" in kpi.tags:
             mine = [v for v in out if v.kpi == kpi.name]
@@ -130,6 +131,8 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
                        for v in kpi.measure.derive(run, index, kind, grain)]
             index.add(derived)
             out += derived
+    missing = missing_inputs(connection, {n for kpi in wanted for n in kpi.needs})
+    out = without_missing(out, {kpi.name: kpi.needs for kpi in wanted}, missing)
     for table in run.tables.values():
         table.drop(connection)
     return out
@@ -313,8 +316,10 @@ def custom_values(run: Run, kpi: Kpi) -> list[KpiValue]:
     return out
 
 
-def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue]:
-    """A row for every past period at the org grain: 0 for totals, "no data" for the rest."""
+def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue],
+             early: frozenset[str] | set[str] = frozenset()) -> list[KpiValue]:
+    """A row for every past period at the org grain: 0 for totals, "no data" for the rest (for
+    the `early` KPIs, growth's inputs, from the lead-in year on)."""
     present = {(v.kpi, v.period, v.period_start) for v in values if v.grain == "org"}
     out = list(values)
     for kpi in kpis:
@@ -322,7 +327,8 @@ def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue
                 kpi.measure, Custom):
             continue
         for kind in kpi.periods:
-            for start in run.window.periods(kind):
+            lead_in = run.window.lead_in_periods(kind) if kpi.name in early else []
+            for start in lead_in + run.window.periods(kind):
                 if (kpi.name, kind, start) in present:
                     continue
                 if isinstance(kpi.measure, Total):

@@ -89,6 +89,14 @@ class Window:
         computed too."""
         return self.calendar.period_start(self.calendar.shift(self.start, "year", -1), "week")
 
+    def lead_in_periods(self, kind: str) -> list[date]:
+        """Starts of the periods of `kind` from the lead-in year to before the first shown one."""
+        starts, current = [], period_start(self.lead_in, kind)
+        while current < self.first_shown(kind):
+            starts.append(current)
+            current = shift(current, kind, 1)
+        return starts
+
     def first_shown(self, kind: str) -> date:
         """The start of the earliest period of `kind` that is shown."""
         return self.periods(kind)[0]

@@ -34,6 +34,7 @@ from kpisync.store.models import (
     Contact,
     Deal,
     DealStageChange,
+    FieldCatalog,
     Lead,
     LineItem,
     PipelineStage,
@@ -99,9 +100,42 @@ def region_of(run: Run, account: Any, user: Any) -> ColumnElement[Any]:
     return func.coalesce(account.c.region, account.c.country)
 
 
+def segment_keys(connection: Any, name: str) -> dict[str, str]:
+    """Source -> the account custom key `name` stands for there: a field of that name, else one
+    whose label it is (Vtiger's custom fields are named cf_NNN; admins know them by label).
+
+    The field catalog names objects in each CRM's words, so a candidate counts for a source when
+    that source's accounts hold it.
+    """
+    f, a = FieldCatalog.__table__, Account.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(select(f.c.source, f.c.name).where(
+        f.c.removed_at.is_(None), func.lower(f.c.label) == name.lower(), f.c.name != name)
+        .distinct().order_by(f.c.source, f.c.name)).all()
+    keys: dict[str, str] = {}
+    for source, key in rows:
+        if source in keys:
+            continue
+        held = select(a.c.id).where(a.c.source == source, a.c.deleted_at.is_(None),
+                                    a.c.custom[key].as_string().is_not(None)).limit(1)
+        named = select(a.c.id).where(a.c.source == source, a.c.deleted_at.is_(None),
+                                     a.c.custom[name].as_string().is_not(None)).limit(1)
+        if connection.execute(held).first() and not connection.execute(named).first():
+            keys[source] = key
+    return keys
+
+
 def segment_of(run: Run, account: Any) -> ColumnElement[Any]:
+    """The account's segment, from the custom field metrics.roles.segment_field names (by its
+    name or its label in each source)."""
     name = run.config.metrics.roles.segment_field
-    return account.c.custom[name].as_string() if name else literal(None, String)
+    if not name:
+        return literal(None, String)
+    keys = segment_keys(run.connection, name)
+    by_name = account.c.custom[name].as_string()
+    if not keys:
+        return by_name
+    return case(*[(account.c.source == source, account.c.custom[key].as_string())
+                  for source, key in sorted(keys.items())], else_=by_name)
 
 
 def stage_labels() -> Any:
