@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date
 
+from kpisync.calendars import GREGORIAN, Calendar
 from metrics.declaration import KpiValue
 from metrics.periods import KINDS, period_end
 
@@ -53,14 +54,15 @@ class Group:
         return grain and period and (self.level(), self.start) != (other.level(), other.start)
 
 
-def group_of(value: KpiValue) -> Group:
+def group_of(value: KpiValue, calendar: Calendar = GREGORIAN) -> Group:
     return Group(value.grain, value.key, value.period, value.period_start,
-                 period_end(value.period_start, value.period), value.count or 0)
+                 period_end(value.period_start, value.period, calendar), value.count or 0)
 
 
-def protect(values: list[KpiValue], minimum: int) -> list[KpiValue]:
+def protect(values: list[KpiValue], minimum: int,
+            calendar: Calendar = GREGORIAN) -> list[KpiValue]:
     """`values` (one anonymous KPI, every grain and period) with every unsafe value hidden."""
-    groups = [group_of(v) for v in values]
+    groups = [group_of(v, calendar) for v in values]
     hidden = hidden_groups(groups, minimum)
     return [hide(v, hidden[i], minimum) if i in hidden
             else replace(v, reason=NO_ANSWERS) if not groups[i].count and v.value is None

@@ -122,7 +122,7 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
         if "anonymous" in kpi.tags:
             mine = [v for v in out if v.kpi == kpi.name]
             out = [v for v in out if v.kpi != kpi.name] + anonymity.protect(
-                mine, config.metrics.anonymity_minimum)
+                mine, config.metrics.anonymity_minimum, config.calendar)
     index.add(out)
     out = [v for v in out if v.period_start >= run.window.first_shown(v.period)]
     for kpi in wanted:

@@ -117,7 +117,7 @@ def team_enps(engine: Engine, config: MetricConfig, source: str, *,
     against a shown one into a group under the minimum. Teams of `source`'s users only.
     """
     kind = enps_period(config)
-    start = period_start(now.astimezone(config.zone).date(), kind)
+    start = period_start(now.astimezone(config.zone).date(), kind, config.calendar)
     users = User.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
         teams = set(connection.execute(select(users.c.team).where(
