@@ -144,22 +144,23 @@ def read_date(text: str, system: System, earliest: date, latest: date) -> tuple[
     [earliest, latest], is dropped (`1405/08/15` is only plausible as Solar Hijri, `2026-11-06`
     only as Gregorian). When both readings stand, `system` decides and the flag says so, for the
     import summary; when neither does, the setting's reading is returned for the caller to refuse
-    with its own words.
+    with its own words, or its error raised when the text is no day in the setting's calendar.
     """
     readings: dict[str, date] = {}
+    problems: dict[str, str] = {}
     for name, parse in (("gregorian", parse_gregorian), ("persian", parse_solar_hijri)):
         try:
             readings[name] = parse(text)
-        except ValueError:
-            continue
-    if not readings:
-        raise ValueError(f"{text!r} is not a date such as 2026-11-06 or 1405/08/15")
+        except ValueError as exc:
+            problems[name] = str(exc)
     plausible = {name: day for name, day in readings.items() if earliest <= day <= latest}
     if len(plausible) == 1:
         return next(iter(plausible.values())), False
     if len(plausible) == 2:
         return plausible[system], True
-    return readings.get(system, next(iter(readings.values()))), False
+    if system not in readings:
+        raise ValueError(problems[system])
+    return readings[system], False
 
 
 PERSIAN_MONTHS_EN = ("Farvardin", "Ordibehesht", "Khordad", "Tir", "Mordad", "Shahrivar", "Mehr",
@@ -192,3 +193,24 @@ def persian_period_label(start: date, kind: str, locale: str = "en") -> str:
     else:
         text = str(year)
     return persian_digits(text) if fa else text
+
+
+CALENDAR_NAMES: dict[str, System] = {"gregorian": "gregorian", "persian": "persian",
+                                     "jalali": "persian", "shamsi": "persian",
+                                     "solar hijri": "persian"}
+
+
+def read_day(text: str, named: str, setting: System, earliest: date,
+             latest: date) -> tuple[date, bool]:
+    """A date alone, as an import column holds it: in the calendar `named` (a file's or column's
+    "gregorian", "persian", "jalali", "shamsi"; "" when it says nothing), else as `read_date`
+    reads it under the Persian setting, else as Gregorian. Also whether the setting decided."""
+    name = named.strip().lower()
+    if name and name not in CALENDAR_NAMES:
+        raise ValueError(f"calendar {named!r} is neither gregorian nor persian")
+    system = CALENDAR_NAMES.get(name)
+    if system == "persian":
+        return parse_solar_hijri(text), False
+    if (system or setting) == "gregorian":
+        return parse_gregorian(text), False
+    return read_date(text, setting, earliest, latest)

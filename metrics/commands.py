@@ -187,8 +187,12 @@ def surveys_import(file: Path = FILE,
     if source not in context.settings.sources:
         context.settings.source(source)  # raises the ConfigError naming the known sources
     report = import_surveys(context.engine, file, source=source,
-                            timezone=context.settings.core.timezone)
+                            timezone=context.settings.core.timezone,
+                            calendar=context.settings.core.calendar)
     console.print(f"{report.imported} answers imported, {report.unchanged} already present, "
                   f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
+    if report.read_by_setting:
+        console.print(f"{report.read_by_setting} dates valid in both calendars were read as "
+                      f"{context.settings.core.calendar}, as [kpisync] calendar says")
     for error in report.errors:
         console.print(f"  {error}", markup=False, highlight=False)
