@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from kpisync.calendars import GREGORIAN, Calendar, persian_period_label
+from kpisync.calendars import (
+    GREGORIAN,
+    PERSIAN_MONTHS_FA,
+    Calendar,
+    persian_digits,
+    persian_period_label,
+)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MINUS = "\u2212"
@@ -65,8 +71,20 @@ def period_label(start: date, kind: str, calendar: Calendar = GREGORIAN,
     return str(start.year)
 
 
-def period_tick(start: date, kind: str) -> str:
-    """A short label for an axis tick: "W44", "Oct", "Q4 26", "2026"."""
+def period_tick(start: date, kind: str, calendar: Calendar = GREGORIAN, locale: str = "en") -> str:
+    """A short label for an axis tick: "W44", "Oct", "Q4 26", "2026" (Persian: "Far 05")."""
+    if calendar.system == "persian" and locale == "fa":
+        number, in_year = calendar.months_and_year(start)
+        short = {"week": persian_period_label(start, kind, "fa").split()[1],
+                 "month": PERSIAN_MONTHS_FA[number - 1], "year": str(in_year),
+                 "quarter": f"فصل {(number - 1) // 3 + 1} {in_year % 100:02d}"}[kind]
+        return persian_digits(short)
+    if calendar.system == "persian":
+        name, year = (persian_period_label(start, kind).split() + [""])[:2]
+        if kind == "month":
+            first = start == calendar.period_start(start, "year")
+            return f"{name[:3]} {year[-2:]}" if first else name[:3]
+        return {"week": name, "quarter": f"{name} {year[-2:]}"}.get(kind, name)
     if kind == "week":
         return f"W{start.isocalendar()[1]:02d}"
     if kind == "month":
