@@ -23,8 +23,8 @@ from kpisync.calendars import persian_digits
 LOCALES: tuple[str, ...] = ("en", "fa")
 CATALOGUES = Path(__file__).resolve().parent / "locale"
 _NUMBER = re.compile(r"[0-9][0-9,]*(\.[0-9]+)?")
-_UNITS_FA = {" days": " روز", " h": " ساعت", " pts": " واحد درصد", " IRR": " ریال",
-             "no data": "بدون داده"}
+_UNITS_FA = {"days": "روز", "h": "ساعت", "pts": "واحد درصد", "IRR": "ریال"}
+_UNIT = re.compile(r"(?<=[0-9]) (days|h|pts|IRR)\b")
 
 
 @cache
@@ -49,7 +49,8 @@ def localized(text: str, locale: str) -> str:
     """A value written in English form, in `locale`'s: "1,234.5 days" -> "۱٬۲۳۴٫۵ روز"."""
     if locale != "fa":
         return text
-    for english, persian in _UNITS_FA.items():
-        text = text.replace(english, persian)
+    text = _UNIT.sub(lambda m: " " + _UNITS_FA[m.group(1)], text)
+    if text.startswith("no data"):
+        text = "بدون داده" + text.removeprefix("no data")
     text = _NUMBER.sub(lambda m: m.group(0).replace(",", "٬").replace(".", "٫"), text)
     return persian_digits(text.replace("%", "٪"))
