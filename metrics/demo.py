@@ -37,7 +37,7 @@ def demo_stage(console: Console, run: DemoRun) -> None:
     rows = [v for v in quarterly if v.period_start == last]
     for value in sorted(rows, key=lambda v: REGISTRY[v.kpi].title):
         table.add_row(translate(REGISTRY[value.kpi].title, locale),
-                      localized(shown(value, context.settings.core.currency), locale),
+                      shown(value, context.settings.core.currency, locale),
                       localized(_count(value.count), locale),
                       localized(_count(value.excluded), locale))
     console.print(table)
