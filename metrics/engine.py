@@ -30,7 +30,7 @@ from metrics.declaration import (
     Total,
     ValueIndex,
 )
-from metrics.holdings import missing_inputs, without_missing
+from metrics.holdings import missing_inputs, unserved
 from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window, period_start
@@ -131,7 +131,8 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
             index.add(derived)
             out += derived
     missing = missing_inputs(connection, {n for kpi in wanted for n in kpi.needs})
-    out = without_missing(out, {kpi.name: kpi.needs for kpi in wanted}, missing)
+    instead = unserved(wanted, missing, run.window)
+    out = [v for v in out if v.kpi not in instead] + [v for vs in instead.values() for v in vs]
     for table in run.tables.values():
         table.drop(connection)
     return out
