@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, case, func, literal, select, tuple_
 from sqlalchemy.sql import Select
 
+from kpisync.calendars import GREGORIAN, Calendar
 from metrics import anonymity, reuse
 from metrics.catalogue import REGISTRY
+from metrics.customer_staging import stage_customers
 from metrics.declaration import (
     Custom,
     Derived,
@@ -30,7 +32,7 @@ from metrics.declaration import (
     Total,
     ValueIndex,
 )
-from metrics.holdings import missing_inputs, without_missing
+from metrics.holdings import missing_inputs, unserved
 from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
 from metrics.periods import KINDS, Bucketer, history_window, period_start
@@ -40,7 +42,6 @@ from metrics.sanity import check_roles
 from metrics.staging import (
     stage_activities,
     stage_answers,
-    stage_customers,
     stage_deals,
     stage_lines,
     stage_reps,
@@ -118,11 +119,7 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
             out += custom_values(run, kpi)
     out = [with_reason(registry, v) for v in out]
     out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out, early)
-    for kpi in wanted:
-        if "anonymous" in kpi.tags:
-            mine = [v for v in out if v.kpi == kpi.name]
-            out = [v for v in out if v.kpi != kpi.name] + anonymity.protect(
-                mine, config.metrics.anonymity_minimum, config.calendar)
+    out = protected(out, wanted, config.metrics.anonymity_minimum, config.calendar)
     index.add(out)
     out = [v for v in out if v.period_start >= run.window.first_shown(v.period)]
     for kpi in wanted:
@@ -131,11 +128,28 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
                        for v in kpi.measure.derive(run, index, kind, grain)]
             index.add(derived)
             out += derived
-    missing = missing_inputs(connection, {n for kpi in wanted for n in kpi.needs})
-    out = without_missing(out, {kpi.name: kpi.needs for kpi in wanted}, missing)
+    out = served(run, wanted, out)
     for table in run.tables.values():
         table.drop(connection)
     return out
+
+
+def protected(values: list[KpiValue], kpis: list[Kpi], minimum: int,
+              calendar: Calendar = GREGORIAN) -> list[KpiValue]:
+    """`values` with each anonymous KPI's passed through `metrics.anonymity.protect`."""
+    for kpi in kpis:
+        if "anonymous" in kpi.tags:
+            mine = [v for v in values if v.kpi == kpi.name]
+            values = [v for v in values if v.kpi != kpi.name] + anonymity.protect(
+                mine, minimum, calendar)
+    return values
+
+
+def served(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue]:
+    """`values`, with those of KPIs whose input no source holds replaced by "no data" and why."""
+    missing = missing_inputs(run.connection, {n for kpi in kpis for n in kpi.needs})
+    instead = unserved(kpis, missing, run.window)
+    return [v for v in values if v.kpi not in instead] + [v for vs in instead.values() for v in vs]
 
 
 def needed(registry: Registry, only: Iterable[str] | None) -> list[Kpi]:

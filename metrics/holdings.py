@@ -1,7 +1,7 @@
 """What the store holds of the inputs some KPIs need, which not every CRM keeps.
 
 A KPI declares the inputs it needs (`Kpi.needs`). When no source in the store holds one of them,
-every value of the KPI is "no data" with the reason below, never 0: Vtiger's potentials carry no
+the KPI shows only "no data" with the reason below, for every period, never 0: Vtiger's potentials carry no
 line items, its API keeps no stage history (kpisync observes stages while it syncs, which says
 nothing of the stages a deal passed before), and its users carry no start date.
 """
@@ -9,14 +9,15 @@ nothing of the stages a deal passed before), and its users carry no start date.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, exists, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.connector import OBSERVED_STAGE_BASIS
 from kpisync.store.models import DealStageChange, LineItem, User
-from metrics.declaration import KpiValue
+from metrics.declaration import Kpi, KpiValue
+from metrics.periods import Window
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,14 @@ def missing_inputs(connection: Connection, names: set[str]) -> dict[str, str]:
     return out
 
 
-def without_missing(values: list[KpiValue], needs: dict[str, tuple[str, ...]],
-                    missing: dict[str, str]) -> list[KpiValue]:
-    """`values` with every value of a KPI that needs a missing input turned into "no data"."""
-    if not missing:
-        return values
-    out = []
-    for value in values:
-        lacking = [missing[n] for n in needs.get(value.kpi, ()) if n in missing]
-        out.append(replace(value, value=None, count=None, excluded=None,
-                           reason="no data: " + lacking[0]) if lacking else value)
+def unserved(kpis: list[Kpi], missing: dict[str, str], window: Window) -> dict[str, list[KpiValue]]:
+    """KPI name -> its values when it needs a missing input: "no data" with the reason at the
+    org grain for every shown period, and nothing else."""
+    out: dict[str, list[KpiValue]] = {}
+    for kpi in kpis:
+        lacking = [missing[n] for n in kpi.needs if n in missing]
+        if lacking:
+            out[kpi.name] = [KpiValue(kpi.name, kind, start, "org", "org", None, None, None,
+                                      "no data: " + lacking[0])
+                             for kind in kpi.periods for start in window.periods(kind)]
     return out
