@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,7 +37,15 @@ from pydantic import (
     model_validator,
 )
 
-from kpisync.calendars import WEEKDAYS, Calendar, System, calendar_for
+from kpisync.calendars import (
+    WEEKDAYS,
+    Calendar,
+    System,
+    calendar_for,
+    latin_digits,
+    parse_gregorian,
+    parse_solar_hijri,
+)
 from kpisync.errors import ConfigError
 
 DEFAULT_PATH = Path("settings.toml")
@@ -59,7 +69,21 @@ def _readable_file(value: str) -> str:
     return value
 
 
+def _any_calendar_day(value: Any) -> Any:
+    """A settings date in either calendar: a year before 1700 is Solar Hijri (`1404-01-01`, or
+    "۱۴۰۴/۰۱/۰۱" in any digits, is 2025-03-21); Gregorian dates pass as they are."""
+    if isinstance(value, date) and not isinstance(value, datetime) and value.year < 1700:
+        value = f"{value.year}-{value.month}-{value.day}"
+    if isinstance(value, str):
+        year = latin_digits(value).strip()[:4]
+        if year.isdigit() and int(year) < 1700:
+            return parse_solar_hijri(value)
+        return parse_gregorian(value)
+    return value
+
+
 WebAddress = Annotated[str, AfterValidator(_web_address)]  # http(s)://host, checked when read
+SettingsDate = Annotated[date, BeforeValidator(_any_calendar_day)]  # Gregorian or Solar Hijri
 ReadableFile = Annotated[str, AfterValidator(_readable_file)]
 
 

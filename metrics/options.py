@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator, model_validator
 
 from kpisync.calendars import GREGORIAN, Calendar
-from kpisync.config import Settings, StrictModel, validate_model
+from kpisync.config import Settings, SettingsDate, StrictModel, validate_model
 from kpisync.errors import ConfigError
 
 PeriodKind = Literal["week", "month", "quarter", "year"]
@@ -62,7 +62,7 @@ class Quota(StrictModel):
     """
 
     period: PeriodKind
-    start: date
+    start: SettingsDate
     amount: float = Field(ge=0)
     rep: str | None = None
     team: str | None = None
@@ -79,7 +79,7 @@ class Spend(StrictModel):
     """Sales and marketing spend for one period, org-wide or for one team or region."""
 
     period: PeriodKind
-    start: date
+    start: SettingsDate
     amount: float = Field(ge=0)
     team: str | None = None
     region: str | None = None
@@ -98,7 +98,7 @@ class Goal(StrictModel):
     grain: str = "org"
     key: str = "org"
     kind: Literal["annual", "team", "individual", "activity", "stretch"] = "team"
-    start: date | None = None  # default: the period containing now
+    start: SettingsDate | None = None  # default: the period containing now
 
 
 class AlertRule(StrictModel):

@@ -157,3 +157,20 @@ def test_persian_period_labels() -> None:
     assert period_label(nowruz(1405), "year", PERSIAN, "fa") == "۱۴۰۵"
     assert period_label(date(2026, 3, 21), "week", PERSIAN) == "W01 1405"  # Nowruz, a Saturday
     assert period_label(date(2026, 10, 1), "quarter") == "Q4 2026"  # Gregorian unchanged
+
+
+def test_settings_dates_may_be_solar_hijri() -> None:
+    from metrics.options import metric_config
+
+    settings = parse_settings({"kpisync": {"calendar": "persian"}, "metrics": {
+        "quotas": [{"rep": "u1", "period": "quarter", "start": date(1404, 1, 1), "amount": 1},
+                   {"rep": "u2", "period": "quarter", "start": "۱۴۰۴/۰۴/۰۱", "amount": 1},
+                   {"rep": "u3", "period": "quarter", "start": date(2025, 3, 21), "amount": 1}],
+        "goals": [{"name": "g", "kpi": "win_rate", "target": 0.3, "start": "1404-07-01"}]}})
+    config = metric_config(settings)
+    assert [q.start for q in config.quotas] == [date(2025, 3, 21), date(2025, 6, 22),
+                                                date(2025, 3, 21)]
+    assert config.metrics.goals[0].start == date(2025, 9, 23)
+    with pytest.raises(ConfigError, match=r"metrics.quotas.0.start: .*1404-12-30"):
+        metric_config(parse_settings({"metrics": {"quotas": [
+            {"rep": "u1", "period": "quarter", "start": date(1404, 12, 30), "amount": 1}]}}))
