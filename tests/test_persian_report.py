@@ -37,7 +37,9 @@ document.body.setAttribute('data-probe', JSON.stringify({
 
 
 class Probe(HTMLParser):
-    found: dict[str, object] = {}
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[str, object] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "body":
@@ -82,7 +84,7 @@ def test_the_persian_report_reads_right_to_left_in_chromium(engine: Engine,
     values = found["values"]
     assert values and all(PERSIAN_DIGIT.search(v) or v.startswith("بدون داده") for v in values)
     assert not [v for v in values if LATIN_DIGIT.search(v)]
-    charts = re.findall(r"<svg.*?</svg>", html, re.S)
+    charts = re.findall(r"<svg.*?</svg>", html, re.DOTALL)
     texts = [t for svg in charts for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
     assert any(PERSIAN_DIGIT.search(t) for t in texts)
     assert not [t for t in texts if LATIN_DIGIT.search(t)]
