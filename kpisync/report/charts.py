@@ -6,18 +6,19 @@ still running, so its point is drawn hollow and its tooltip says "to date".
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.report.content import Point, Series
 from kpisync.report.formats import period_label, period_tick, show_axis, show_value
 from kpisync.report.svg import document, el, label
-from kpisync.texts import localized
+from kpisync.texts import localized, translate
 
 LINE = "#2563eb"
 GRID = "#e2e8f0"
@@ -148,12 +149,15 @@ _ENTITY = re.compile(r"(&[#\w]+;)|([^&]+)")
 
 
 def localized_chart(chart: Chart, locale: str) -> Chart:
-    """`chart` with the numbers of its texts (labels, ticks, tooltips) in `locale`'s digits and
-    separators; markup and escapes untouched."""
+    """`chart` with its catalogued texts (titles, "no data" notes) translated and the numbers of
+    the others (labels, ticks, tooltips) in `locale`'s digits and separators; markup untouched."""
     if locale == "en":
         return chart
 
     def text(node: re.Match[str]) -> str:
+        whole = translate(html.unescape(node.group(1)), locale)  # a catalogued text, translated
+        if whole != html.unescape(node.group(1)):  # isolated right to left: the label was laid
+            return ">" + str(escape(f"\u2067{whole}\u2069")) + "<"  # out for its English text
         return ">" + _ENTITY.sub(lambda part: part.group(1) or localized(part.group(2), locale),
                                  node.group(1)) + "<"
 
