@@ -43,7 +43,7 @@ from kpisync.calendars import (
 from kpisync.store.types import UTCDateTime
 
 KINDS: tuple[str, ...] = ("week", "month", "quarter", "year")
-YEARS_BEFORE, YEARS_AFTER = 10, 3  # Solar Hijri years bucketed in SQL around the window; NULL beyond
+YEARS_BEFORE, YEARS_AFTER = 3, 2  # Solar Hijri years bucketed in SQL around the window; NULL beyond
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # local dates before it take its offset
 
 
@@ -267,35 +267,32 @@ class Bucketer:
         return func.date(day, f"weekday {self.calendar.week_start}", "-6 days")
 
     def _persian(self, day: Any, kind: str) -> ColumnElement[Any]:
-        """A Solar Hijri month, quarter or year start: the Nowruz on or before the day (looked up
-        by the Gregorian year, Nowruz falling in its March), then the month or quarter from the
-        days since Nowruz: six months of 31 days, then months of 30 (Esfand 29 or 30)."""
+        """A Solar Hijri month, quarter or year start, looked up by the day's Gregorian month:
+        the period in force on its first day, or the one starting within it once the day has
+        reached that start. Two simple CASEs on "YYYY-MM": shallow enough for SQLite's parser
+        whatever the day's own expression (the staged reps' start is a CASE over offsets)."""
         postgres = self.dialect == "postgresql"
-        if not postgres:
-            day = func.date(day)
-        year = (cast(func.extract("year", day), Integer) if postgres
-                else cast(func.strftime("%Y", day), Integer))
-        this, before = (case(self.nowruz_by_year(back), value=year, else_=null())
-                        for back in (0, 1))
-        start = case((day < this, before), else_=this)
-        if kind == "year":
-            return start
-        since = (day - start) if postgres else cast(
-            func.julianday(day) - func.julianday(start), Integer)
-        least, greatest = (func.least, func.greatest) if postgres else (func.min, func.max)
-        first: ColumnElement[Any] = least(since, 186)  # 186: six months of 31 days
-        rest: ColumnElement[Any] = greatest(since - 186, 0)
-        if postgres:  # integers, so that // divides as integers (SQLite's `since` already is one)
-            first, rest = cast(first, Integer), cast(rest, Integer)
-        if kind == "month":
-            offset = (first // 31) * 31 + (rest // 30) * 30
-        else:
-            offset = (first // 93) * 93 + (rest // 90) * 90
-        return start + offset if postgres else func.date(start, func.printf("+%d days", offset))
+        key = func.to_char(day, "YYYY-MM") if postgres else func.substr(day, 1, 7)
+        in_force, starting = self.persian_starts(kind)
+        begun = case(starting, value=key, else_=null())
+        return case((day >= begun, begun), else_=case(in_force, value=key, else_=null()))
 
-    def nowruz_by_year(self, back: int) -> dict[int, ColumnElement[Any]]:
-        """Gregorian year → the Nowruz in its March (back=0) or in the March before (back=1)."""
-        return {start.year + back: self._date_literal(start) for start in self.year_starts}
+    def persian_starts(self, kind: str) -> tuple[dict[str, ColumnElement[Any]],
+                                                 dict[str, ColumnElement[Any]]]:
+        """Per Gregorian month "YYYY-MM" of the bucketed span: the `kind` period start in force on
+        its first day, and the start of a period beginning later within it (if one does)."""
+        in_force, starting = {}, {}
+        month = date(self.year_starts[0].year, 1, 1)
+        while month < self.year_starts[-1]:
+            following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+            first = self.calendar.period_start(month, kind)
+            last = self.calendar.period_start(following - timedelta(days=1), kind)
+            key = month.isoformat()[:7]
+            in_force[key] = self._date_literal(first)
+            if last != first:
+                starting[key] = self._date_literal(last)
+            month = following
+        return in_force, starting
 
     def _date_literal(self, day: date) -> ColumnElement[Any]:
         if self.dialect == "postgresql":
