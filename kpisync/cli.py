@@ -6,19 +6,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from kpisync import starter
 from kpisync.alerts_ops import PAUSED
@@ -26,12 +31,13 @@ from kpisync.cli_options import JSON, SETTINGS
 from kpisync.config import SETTINGS_ENV, SourceConfig
 from kpisync.connector import Page, calls_in
 from kpisync.context import open_context
-from kpisync.errors import ConfigError, KpisyncError, StateError
+from kpisync.errors import ConfigError, Interrupted, KpisyncError, StateError
 from kpisync.locks import run_lock
 from kpisync.logs import setup_logging
 from kpisync.registry import build_connector
 from kpisync.secrets import mask
 from kpisync.status import source_status
+from kpisync.store.database import require_writable, store_error
 from kpisync.sync import SyncOptions, sync_source
 
 app = typer.Typer(help="Sync CRM data, compute sales KPIs, write scores back.", no_args_is_help=True,
@@ -43,6 +49,7 @@ errors = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("kpisync")
 F = TypeVar("F", bound=Callable[..., Any])
 _debug = False
+_log_json = False
 CHECK_TIMEOUT_SECONDS = 15.0
 
 
@@ -54,8 +61,8 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
              None, "--settings", "-s",
              help=f"Path of settings.toml for the command (as its own --settings, or "
                   f"{SETTINGS_ENV}).")) -> None:
-    global _debug
-    _debug = debug
+    global _debug, _log_json
+    _debug, _log_json = debug, log_json
     if settings is not None:
         # Read by every command's --settings as its default (click resolves them after this).
         os.environ[SETTINGS_ENV] = str(settings)
@@ -63,24 +70,58 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 
 
 def friendly(command: F) -> F:
-    """Turn kpisync errors into one line on stderr and the error's exit code."""
+    """Turn every failure into one line on stderr (a JSON line under --log-json) and the exit
+    code of the README's table; --debug adds the traceback."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except typer.Exit:
+            raise
         except KpisyncError as error:
-            if _debug:
-                raise
-            errors.print(f"[bold red]error:[/] {escape(mask(error.message))}", highlight=False)
-            if error.hint:
-                errors.print(f"  fix: {mask(error.hint)}", markup=False, highlight=False)
-            raise typer.Exit(error.exit_code) from None
+            fail(error.message, error.hint, error.exit_code)
+        except DBAPIError as error:  # the store itself failed: corrupt, read-only, full, gone
+            problem = store_error(error)
+            fail(problem.message, problem.hint, problem.exit_code)
+        except BrokenPipeError:  # `kpisync kpis --csv | head -1`: the reader had enough
+            quiet_stdout()
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
-            errors.print("interrupted")
-            raise typer.Exit(130) from None
+            fail("interrupted", "a sync carries on from its last committed page when run again",
+                 Interrupted.exit_code)
+        except Exception as error:  # a bug: still one line, the traceback with --debug
+            fail(f"unexpected error: {type(error).__name__}: {error}",
+                 "run again with --debug for the traceback, and report it", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, hint: str | None, exit_code: int) -> NoReturn:
+    """Print the failure (and with --debug the traceback being handled) and exit."""
+    message = mask(message).strip().replace("\n", " ")
+    trace = mask(traceback.format_exc()) if _debug else None
+    if _log_json:
+        entry = {"time": datetime.now(UTC).isoformat(), "level": "error", "logger": "kpisync.cli",
+                 "message": message, "fix": mask(hint) if hint else None, "exit_code": exit_code}
+        print(json.dumps(entry | ({"traceback": trace} if trace else {}), ensure_ascii=False),
+              file=sys.stderr)
+    else:
+        if trace:
+            print(trace.rstrip(), file=sys.stderr)
+        errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+        if hint:
+            errors.print(f"  fix: {mask(hint)}", markup=False, highlight=False)
+    raise typer.Exit(exit_code)
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @app.command()
@@ -188,8 +229,10 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
          settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     """Incrementally sync one source, or all of them."""
     context = open_context(settings)
+    require_writable(context.engine, "sync")
     names = [source] if source else sorted(context.settings.sources)
     results = []
+    stop = StopSignal()
     progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
                         TextColumn("{task.completed:,} rows, {task.fields[pages]} pages"),
                         TimeElapsedColumn(), console=errors, transient=True,
@@ -205,13 +248,14 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
                             pages=progress.tasks[task].fields["pages"] + 1,
                             description=f"syncing {name}: {page.stream}")
 
-        options = SyncOptions(full=full, purge_check_every=every, on_page=advance)
+        options = SyncOptions(full=full, purge_check_every=every, on_page=advance,
+                              should_stop=stop.is_set)
         try:
             with run_lock(context.engine, f"source:{name}") as held:
                 if not held:
                     raise StateError(f"{name} is being synced by another kpisync process",
                                      hint="wait for it to finish, or see 'kpisync status'")
-                with progress:
+                with progress, stop.installed():
                     results.append(sync_source(context.engine, name, connector, options))
         finally:
             connector.close()
@@ -223,6 +267,37 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
     for r in results:
         console.print(f"{r.source}: {r.status}, {r.upserted} rows written, {r.deleted} deleted, "
                       f"{calls_in(r.api_calls)} API calls (run {r.run_id})", markup=False)
+
+
+class StopSignal:
+    """Ctrl-C or SIGTERM during a sync: the first stops it after the page being written (the run
+    is recorded as interrupted, as the worker records it); a second stops it at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        errors.print(f"{signal.Signals(signum).name}: stopping after the page being written "
+                     f"(again to stop at once)", markup=False, highlight=False)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        before = {signum: signal.signal(signum, self._handle)
+                  for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
 
 
 @app.command()
