@@ -3,6 +3,7 @@ a traceback is shown only with --debug."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -12,14 +13,13 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -28,24 +28,32 @@ from sqlalchemy.exc import DBAPIError
 from kpisync import starter
 from kpisync.alerts_ops import PAUSED
 from kpisync.cli_options import JSON, SETTINGS
-from kpisync.config import SETTINGS_ENV, SourceConfig
+from kpisync.config import SETTINGS_ENV, SourceConfig, load_settings
 from kpisync.connector import Page, calls_in
-from kpisync.context import open_context
+from kpisync.context import open_context, store_url
 from kpisync.errors import ConfigError, Interrupted, KpisyncError, StateError
 from kpisync.locks import run_lock
 from kpisync.logs import setup_logging
+from kpisync.output import stderr_console, stdout_console
 from kpisync.registry import build_connector
 from kpisync.secrets import mask
 from kpisync.status import source_status
 from kpisync.store.database import require_writable, store_error
+from kpisync.store.maintenance import (
+    StoreCheck,
+    backup_store,
+    check_store,
+    recovery_steps,
+    sqlite_path,
+)
 from kpisync.sync import SyncOptions, sync_source
 
 app = typer.Typer(help="Sync CRM data, compute sales KPIs, write scores back.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+db_app = typer.Typer(help="The store: schema, check, backup.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+console = stdout_console()
+errors = stderr_console()
 log = logging.getLogger("kpisync")
 F = TypeVar("F", bound=Callable[..., Any])
 _debug = False
@@ -396,6 +404,59 @@ def db_upgrade(settings: Path = SETTINGS) -> None:
     """Apply the store's migrations (also done automatically on first use)."""
     open_context(settings)
     console.print("store is at the newest schema")
+
+
+def store_url_of(settings: Path) -> str:
+    """The store's URL from the settings, without opening (or migrating) the store."""
+    loaded = load_settings(settings)
+    return store_url(loaded)
+
+
+@db_app.command("check")
+@friendly
+def db_check(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
+    """Verify the store: integrity, schema revision, rows per table; and how to recover."""
+    url = store_url_of(settings)
+    result = check_store(url)
+    path = sqlite_path(url)
+    steps = [] if result.sound else recovery_steps(result, str(path) if path else None)
+    if as_json:
+        print(json.dumps(asdict(result) | {"sound": result.sound, "recovery": steps},
+                         ensure_ascii=False))
+    else:
+        print_store_check(result, steps)
+    if not result.sound:
+        raise typer.Exit(StateError.exit_code)
+
+
+def print_store_check(result: StoreCheck, steps: list[str]) -> None:
+    say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
+    say(f"store: {result.url} ({result.backend})")
+    if result.error:
+        say(f"unreadable: {result.error}")
+    else:
+        say("integrity: " + ("ok" if not result.integrity else
+                             f"{len(result.integrity)} problem(s): " + "; ".join(result.integrity)))
+        state = ("newest" if result.revision == result.newest else
+                 f"older than this kpisync's {result.newest}")
+        say(f"schema: revision {result.revision or 'none'} ({state})")
+        say("rows: " + ", ".join(f"{table} {count:,}" for table, count in result.counts.items()))
+        if result.kept:
+            say("not rebuilt from the CRM: " + ", ".join(
+                f"{table} {count:,}" for table, count in result.kept.items()))
+    if steps:
+        say("to recover:")
+        for number, step in enumerate(steps, start=1):
+            say(f"  {number}. {step}")
+
+
+@db_app.command("backup")
+@friendly
+def db_backup(target: Path = typer.Argument(..., help="A new file for the copy."),
+              settings: Path = SETTINGS) -> None:
+    """A consistent copy of the live store (SQLite's online backup, or pg_dump)."""
+    console.print(backup_store(store_url_of(settings), target), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 def _register_command_modules() -> None:

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
+from kpisync.output import stdout_console
 from kpisync.report.formats import period_label
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
@@ -33,7 +33,7 @@ from metrics.periods import KINDS
 from metrics.snapshots import current_values, latest_values, value_history
 from metrics.survey_import import import_surveys
 
-console = Console()
+console = stdout_console()
 
 
 def register(app: typer.Typer) -> None:
