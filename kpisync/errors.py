@@ -11,8 +11,9 @@
     ├── StateError                    the store or its bookkeeping is not as expected (exit 4)
     ├── MetricError                   a KPI cannot be computed (exit 5)
     │   └── InsufficientData          an empty denominator or missing input: "no data", not 0
-    └── WritebackError                write-back could not proceed (exit 6)
-        └── ConflictError             a person changed a managed field since our last write
+    ├── WritebackError                write-back could not proceed (exit 6)
+    │   └── ConflictError             a person changed a managed field since our last write
+    └── RowsRejected                  rows of an input file were refused, the rest kept (exit 7)
 
 Retryable errors carry `retryable = True`; the retry policy retries on that marker and nothing else.
 """
@@ -85,6 +86,10 @@ class WritebackError(KpisyncError):
 
 class ConflictError(WritebackError):
     pass
+
+
+class RowsRejected(KpisyncError):
+    exit_code = 7
 
 
 class Interrupted(KpisyncError):

@@ -7,6 +7,7 @@ the CLI's `friendly` wrapper turns them into one line and an exit code.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,8 @@ from rich.table import Table
 
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
-from kpisync.errors import ConfigError
+from kpisync.errors import ConfigError, RowsRejected
+from kpisync.store.database import require_writable
 from kpisync.output import stdout_console
 from kpisync.report.formats import period_label
 from metrics.catalogue import REGISTRY
@@ -58,6 +60,7 @@ def compute(settings: Path = SETTINGS,
     When no record, setting or date moved since the last computation, its values stand.
     """
     context = open_context(settings)
+    require_writable(context.engine, "compute")
     result = compute_all(context.engine, metric_config(context.settings), force=force)
     if result.reused_from is not None:
         console.print(f"inputs unchanged since computation {result.reused_from}: its "
@@ -255,19 +258,55 @@ def goals(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     console.print(table)
 
 
-FILE = typer.Argument(..., help="CSV or JSON export of a survey tool")
+FILE = typer.Argument(..., help="CSV or JSON export of a survey tool (format above)")
 
 
 def surveys_import(file: Path = FILE,
                    source: str = typer.Option(..., "--source", help="the source the answers belong to"),
+                   recompute: bool = typer.Option(True, "--compute/--no-compute",
+                                                  help="recompute the KPIs after the import "
+                                                       "(with --no-compute they stay stale "
+                                                       "until 'kpisync compute')"),
                    settings: Path = SETTINGS) -> None:
-    """Import NPS/eNPS answers; bad rows are listed with their line number and reason."""
+    """Import NPS/eNPS answers from a survey tool's export, then recompute the KPIs.
+
+    \b
+    The file: CSV (a header row; comma, semicolon or tab separated; UTF-8)
+    or JSON (a list of objects, or {"responses": [...]}).
+    Columns, in any case (invisible characters in names are dropped):
+      score        0 to 10, a whole number (Persian or Arabic digits too)
+      answered_at  or date: 2025-03-01, or 2025-03-01T10:00:00+01:00;
+                   without an offset, in the settings' timezone
+      kind         nps (the default) or enps
+      respondent   or email. NPS: the contact's email or id.
+                   eNPS: the employee's (used, never stored)
+      account      NPS: the account it is about (default: the contact's)
+      team         eNPS: the team (default: the employee's)
+      id           the tool's response id (optional)
+    score and answered_at are required. Importing a file again adds
+    nothing twice. Each rejected row is listed with its line and reason,
+    the other rows are imported, and the command exits 7.
+    """
     context = open_context(settings)
     if source not in context.settings.sources:
         context.settings.source(source)  # raises the ConfigError naming the known sources
+    require_writable(context.engine, "surveys import")
     report = import_surveys(context.engine, file, source=source,
                             timezone=context.settings.core.timezone)
-    console.print(f"{report.imported} answers imported, {report.unchanged} already present, "
-                  f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
+    say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
+    for note in report.notes:
+        say(f"note: {note}")
+    say(f"{report.imported} answers imported, {report.unchanged} already present, "
+        f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
     for error in report.errors:
-        console.print(f"  {error}", markup=False, highlight=False)
+        say(f"  {error}")
+    if report.imported and recompute:
+        result = compute_all(context.engine, metric_config(context.settings))
+        say(f"KPIs recomputed ({result.changed} values changed), NPS and eNPS included")
+    elif report.imported:
+        say("the KPIs (NPS, eNPS, the report) are stale until 'kpisync compute'")
+    if report.errors:
+        raise RowsRejected(f"{len(report.errors)} of the file's rows were rejected (listed above); "
+                           f"the other rows were imported",
+                           hint="correct those rows and import the file again (rows already "
+                                "imported are not added twice)")
