@@ -31,7 +31,13 @@ from kpisync.cli_options import JSON, SETTINGS
 from kpisync.config import SETTINGS_ENV, SourceConfig, load_settings
 from kpisync.connector import Page, calls_in
 from kpisync.context import open_context, store_url
-from kpisync.errors import ConfigError, Interrupted, KpisyncError, StateError
+from kpisync.errors import (
+    ConfigError,
+    ConnectorError,
+    Interrupted,
+    KpisyncError,
+    StateError,
+)
 from kpisync.locks import run_lock
 from kpisync.logs import setup_logging
 from kpisync.output import stderr_console, stdout_console
@@ -56,9 +62,11 @@ console = stdout_console()
 errors = stderr_console()
 log = logging.getLogger("kpisync")
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 _debug = False
 _log_json = False
-CHECK_TIMEOUT_SECONDS = 15.0
+CHECK_TIMEOUT_SECONDS = 10.0
+CHECK_DEADLINE_SECONDS = 20.0  # a check answers in this time, whatever its retries would do
 
 
 @app.callback()
@@ -151,7 +159,7 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     context = open_context(settings)
     connector = build_connector(quick_probe(context.settings.source(source)))
     with errors.status(f"checking {source} …"):
-        problems = connector.check()
+        problems = answered_within(CHECK_DEADLINE_SECONDS, connector.check, source)
     if as_json:
         print(json.dumps([{"problem": p.what, "fix": p.fix} for p in problems], ensure_ascii=False))
     for problem in problems if not as_json else []:
@@ -162,6 +170,29 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     if not as_json:
         console.print(f"[green]✓[/] {source}: credentials, reachability and permissions are "
                       f"fine{allowance_left(connector)}")
+
+
+def answered_within(seconds: float, function: Callable[[], T], source: str) -> T:
+    """`function()`, or a ConnectorError when it has not returned after `seconds` (a host that
+    accepts the connection and never answers)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="kpisync-check", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise ConnectorError(f"{source}: no answer within {seconds:.0f} s: timed out (the host "
+                             f"accepts connections but does not answer)",
+                             hint="check the host setting and the network")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
 
 
 def allowance_left(connector: Any) -> str:
