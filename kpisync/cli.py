@@ -43,7 +43,7 @@ from kpisync.logs import setup_logging
 from kpisync.output import stderr_console, stdout_console
 from kpisync.registry import build_connector
 from kpisync.secrets import mask
-from kpisync.status import source_status
+from kpisync.status import manual_runs, source_status
 from kpisync.store.database import require_writable, store_error
 from kpisync.store.maintenance import (
     StoreCheck,
@@ -343,17 +343,18 @@ class StopSignal:
 @friendly
 def status(settings: Path = SETTINGS, as_json: bool = JSON,
            runs: int = typer.Option(0, "--runs", min=0, help="Also list each source's last N "
-                                    "scheduled runs (kpisync run), with their stages and errors.")
+                                    "runs, scheduled (kpisync run) and by hand (kpisync sync), "
+                                    "with their stages and errors.")
            ) -> None:
     """Per source: last run, duration, counts, API usage, errors, next run, budget and alerts."""
-    from kpisync.scheduler.report import instance_report, run_history
+    from kpisync.scheduler.report import instance_report
 
     context = open_context(settings)
     scheduled = {row["source"]: row for row in instance_report(context.engine, context.settings)}
     report = [row | {key: scheduled[row["source"]].get(key) for key in
                      ("next_run", "schedule", "budget", "alerts", "data_age_minutes",
                       "writeback_paused", "scheduled_run")}
-              | ({"runs": run_history(context.engine, row["source"], runs)} if runs else {})
+              | ({"runs": last_runs(context.engine, row["source"], runs)} if runs else {})
               for row in source_status(context.engine, sorted(context.settings.sources))]
     if as_json:
         print(json.dumps(report, default=str, ensure_ascii=False))
@@ -370,17 +371,26 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON,
         print_runs(row["source"], row["runs"])
 
 
+def last_runs(engine: Any, source: str, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` runs of `source`, scheduled (kpisync run) and by hand (kpisync sync)."""
+    from kpisync.scheduler.report import run_history
+
+    both = run_history(engine, source, limit) + manual_runs(engine, source, limit)
+    return sorted(both, key=lambda run: run["started_at"] or run["due_at"], reverse=True)[:limit]
+
+
 def print_runs(source: str, runs: list[dict[str, Any]]) -> None:
-    table = Table("slot", "status", "duration", "rows", "API calls", "stages / error",
-                  title=f"last scheduled runs of {source}")
+    table = Table("started", "by", "status", "duration", "rows", "API calls", "stages / error",
+                  title=f"last runs of {source}", title_justify="left")
     for run in runs:
         detail = run["error"] or "; ".join(f"{stage} {outcome}"
                                            for stage, outcome in run["stages"].items())
         duration = f"{run['duration_seconds']}s" if run["duration_seconds"] is not None else ""
-        table.add_row(_when(run["due_at"]), run["status"], duration,
+        by = "hand" if run["trigger"] == "manual" else run["trigger"] or "schedule"
+        table.add_row(_when(run["started_at"] or run["due_at"]), by, run["status"], duration,
                       str(run["upserted"] + run["deleted"]), str(sum(run["api_calls"].values())),
                       escape(detail))
-    console.print(table if runs else f"{source}: no scheduled run yet")
+    console.print(table if runs else f"{source}: no run yet")
 
 
 def _trouble(row: dict[str, Any]) -> str:
