@@ -40,7 +40,7 @@ from kpisync.errors import (
 )
 from kpisync.locks import run_lock
 from kpisync.logs import setup_logging
-from kpisync.output import stderr_console, stdout_console
+from kpisync.output import MODE, stderr_console, stdout_console
 from kpisync.registry import build_connector
 from kpisync.secrets import mask
 from kpisync.status import manual_runs, source_status
@@ -63,8 +63,6 @@ errors = stderr_console()
 log = logging.getLogger("kpisync")
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-_debug = False
-_log_json = False
 CHECK_TIMEOUT_SECONDS = 10.0
 CHECK_DEADLINE_SECONDS = 20.0  # a check answers in this time, whatever its retries would do
 
@@ -77,8 +75,7 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
              None, "--settings", "-s",
              help=f"Path of settings.toml for the command (as its own --settings, or "
                   f"{SETTINGS_ENV}).")) -> None:
-    global _debug, _log_json
-    _debug, _log_json = debug, log_json
+    MODE.debug, MODE.log_json = debug, log_json
     if settings is not None:
         # Read by every command's --settings as its default (click resolves them after this).
         os.environ[SETTINGS_ENV] = str(settings)
@@ -116,12 +113,10 @@ def friendly(command: F) -> F:
 def fail(message: str, hint: str | None, exit_code: int) -> NoReturn:
     """Print the failure (and with --debug the traceback being handled) and exit."""
     message = mask(message).strip().replace("\n", " ")
-    trace = mask(traceback.format_exc()) if _debug else None
-    if _log_json:
-        entry = {"time": datetime.now(UTC).isoformat(), "level": "error", "logger": "kpisync.cli",
-                 "message": message, "fix": mask(hint) if hint else None, "exit_code": exit_code}
-        print(json.dumps(entry | ({"traceback": trace} if trace else {}), ensure_ascii=False),
-              file=sys.stderr)
+    trace = mask(traceback.format_exc()) if MODE.debug else None
+    if MODE.log_json:
+        json_line("error", message, fix=mask(hint) if hint else None, exit_code=exit_code,
+                  **({"traceback": trace} if trace else {}))
     else:
         if trace:
             print(trace.rstrip(), file=sys.stderr)
@@ -129,6 +124,13 @@ def fail(message: str, hint: str | None, exit_code: int) -> NoReturn:
         if hint:
             errors.print(f"  fix: {mask(hint)}", markup=False, highlight=False)
     raise typer.Exit(exit_code)
+
+
+def json_line(level: str, message: str, **fields: Any) -> None:
+    """One record on stderr as --log-json writes them (kpisync.logs.JsonLines' fields)."""
+    entry = {"time": datetime.now(UTC).isoformat(), "level": level, "logger": "kpisync.cli",
+             "message": message, **fields}
+    print(json.dumps(entry, ensure_ascii=False, default=str), file=sys.stderr, flush=True)
 
 
 def quiet_stdout() -> None:
@@ -146,7 +148,7 @@ def init(path: Path = typer.Argument(Path("settings.toml"), envvar=SETTINGS_ENV)
          force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")) -> None:
     """Write a starter settings.toml."""
     if path.exists() and not force:
-        raise KpisyncError(f"{path} already exists", hint="use --force to overwrite it")
+        raise ConfigError(f"{path} already exists", hint="use --force to overwrite it")
     path.write_text(starter.STARTER_SETTINGS, encoding="utf-8")
     console.print(f"wrote {path}; set the environment variables it names, then run "
                   f"'kpisync check SOURCE'")
@@ -163,8 +165,11 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     if as_json:
         print(json.dumps([{"problem": p.what, "fix": p.fix} for p in problems], ensure_ascii=False))
     for problem in problems if not as_json else []:
-        errors.print(f"[red]✗[/] {escape(mask(problem.what))} — {escape(mask(problem.fix))}",
-                     highlight=False)
+        if MODE.log_json:
+            json_line("error", mask(problem.what), fix=mask(problem.fix))
+        else:
+            errors.print(f"[red]✗[/] {escape(mask(problem.what))} — {escape(mask(problem.fix))}",
+                         highlight=False)
     if problems:
         raise typer.Exit(3)
     if not as_json:
@@ -322,8 +327,12 @@ class StopSignal:
         if self.event.is_set():
             raise KeyboardInterrupt
         self.event.set()
-        errors.print(f"{signal.Signals(signum).name}: stopping after the page being written "
-                     f"(again to stop at once)", markup=False, highlight=False)
+        text = (f"{signal.Signals(signum).name}: stopping after the page being written "
+                f"(again to stop at once)")
+        if MODE.log_json:
+            json_line("warning", text)
+        else:
+            errors.print(text, markup=False, highlight=False)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
