@@ -197,7 +197,7 @@ def answered_within(seconds: float, function: Callable[[], T], source: str) -> T
                              hint="check the host setting and the network")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 def allowance_left(connector: Any) -> str:

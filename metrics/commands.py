@@ -24,9 +24,9 @@ from rich.table import Table
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, RowsRejected
-from kpisync.store.database import require_writable
 from kpisync.output import stdout_console
 from kpisync.report.formats import period_label
+from kpisync.store.database import require_writable
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.display import in_unit, kpi_title
