@@ -1,6 +1,6 @@
 """Every error kpisync raises on purpose, in one tree.
 
-    KpisyncError                      root; `.hint` says how to fix it, `.exit_code` for the CLI
+    KpisyncError                      root, not raised today itself; `.hint`, `.exit_code` for the CLI
     ├── ConfigError                   settings.toml or the environment is wrong (exit 2)
     ├── ConnectorError                a CRM said no or could not be reached (exit 3)
     │   ├── AuthError                 credentials refused or revoked: re-authorise the source
