@@ -119,3 +119,13 @@ class Report:
     enps: tuple[Distribution, ...]
     anonymity_minimum: int
     freshness: tuple[SourceFreshness, ...]
+    complete: bool = False  # the period has ended (as of generated_at)
+    chosen: str = ""  # why this period, when it is not the one holding generated_at
+    store_changed_at: datetime | None = None  # the store changed after the last computation
+
+    @property
+    def heading(self) -> str:
+        """'Q3 2026, complete' or 'Q4 2026 to date, as of 2026-12-07 21:40'."""
+        if self.complete:
+            return f"{self.period_label}, complete"
+        return f"{self.period_label} to date, as of {self.generated_at:%Y-%m-%d %H:%M}"
