@@ -389,3 +389,31 @@ def test_kpis_shows_one_period_per_table_named_in_its_title(world: World) -> Non
     running = kpisync("kpis", "--at", today.isoformat(), "--settings", str(world.settings))
     assert f"{period_label(period_start(today, 'month'), 'month')} to date, as of" in running.stdout
     assert date.fromisoformat(shown[0]["period_start"]) == last_month  # type: ignore[arg-type]
+
+
+def test_db_check_and_backup_of_either_store(store_url: str, tmp_path: Path) -> None:
+    """SQLite's online backup or pg_dump: the copy holds the store's rows."""
+    engine = open_store(store_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO store_revisions (source, revision) VALUES "
+                                   "('hs', 41)")
+    engine.dispose()
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[kpisync]\nstore_env = "KPISYNC_TEST_STORE_URL"\n', encoding="utf-8")
+    env = {"KPISYNC_TEST_STORE_URL": store_url}
+    checked = kpisync("db", "check", "--json", "--settings", str(settings), env=env)
+    assert checked.returncode == 0, checked
+    assert json.loads(checked.stdout)["counts"]["store_revisions"] == 1
+    target = tmp_path / "backup"
+    done = kpisync("db", "backup", str(target), "--settings", str(settings), env=env)
+    assert done.returncode == 0, done
+    assert target.stat().st_mode & 0o777 == 0o600 and "Traceback" not in done.stderr
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(target) as copy:
+            assert copy.execute("SELECT revision FROM store_revisions").fetchall() == [(41,)]
+    else:
+        from kpisync.store.maintenance import pg_tool
+        listing = subprocess.run([pg_tool("pg_restore"), "--data-only", "--table",
+                                  "store_revisions", "--file", "-", str(target)],
+                                 capture_output=True, text=True, check=True)
+        assert "hs\t41" in listing.stdout, listing.stdout[-500:]
