@@ -24,7 +24,7 @@ from rich.table import Table
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, RowsRejected
-from kpisync.output import stdout_console
+from kpisync.output import stderr_console, stdout_console
 from kpisync.report.formats import period_label
 from kpisync.store.database import require_writable
 from metrics.catalogue import REGISTRY
@@ -39,6 +39,7 @@ from metrics.snapshots import current_values, latest_values, value_history
 from metrics.survey_import import import_surveys
 
 console = stdout_console()
+errors = stderr_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
 
 def compute(settings: Path = SETTINGS,
             force: bool = typer.Option(False, "--force",
-                                       help="recompute even when no input changed")) -> None:
+                                       help="recompute even when no input changed"),
+            as_json: bool = JSON) -> None:
     """Compute every KPI now, store the values and send alerts for new crossings.
 
     When no record, setting or date moved since the last computation, its values stand.
@@ -62,6 +64,11 @@ def compute(settings: Path = SETTINGS,
     context = open_context(settings)
     require_writable(context.engine, "compute")
     result = compute_all(context.engine, metric_config(context.settings), force=force)
+    if as_json:
+        print(json.dumps({"computation": result.computation_id, "as_of": result.as_of.isoformat(),
+                          "values": result.standing, "changed": result.changed,
+                          "reused_from": result.reused_from, "alerts": len(result.alerts)}))
+        return
     if result.reused_from is not None:
         console.print(f"inputs unchanged since computation {result.reused_from}: its "
                       f"{result.standing} values stand (--force recomputes); "
@@ -267,7 +274,7 @@ def surveys_import(file: Path = FILE,
                                                   help="recompute the KPIs after the import "
                                                        "(with --no-compute they stay stale "
                                                        "until 'kpisync compute')"),
-                   settings: Path = SETTINGS) -> None:
+                   settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     """Import NPS/eNPS answers from a survey tool's export, then recompute the KPIs.
 
     \b
@@ -294,12 +301,19 @@ def surveys_import(file: Path = FILE,
     report = import_surveys(context.engine, file, source=source,
                             timezone=context.settings.core.timezone)
     say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
-    for note in report.notes:
+    if as_json:  # the counts, the rejected rows and the notes as one object; messages on stderr
+        say = functools.partial(errors.print, markup=False, highlight=False, soft_wrap=True)
+        print(json.dumps({"imported": report.imported, "unchanged": report.unchanged,
+                          "duplicates": report.duplicates, "notes": report.notes,
+                          "rejected": [{"line": e.line, "reason": e.reason}
+                                       for e in report.errors]}, ensure_ascii=False))
+    for note in report.notes if not as_json else ():
         say(f"note: {note}")
-    say(f"{report.imported} answers imported, {report.unchanged} already present, "
-        f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
-    for error in report.errors:
-        say(f"  {error}")
+    if not as_json:
+        say(f"{report.imported} answers imported, {report.unchanged} already present, "
+            f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
+        for error in report.errors:
+            say(f"  {error}")
     if report.imported and recompute:
         result = compute_all(context.engine, metric_config(context.settings))
         say(f"KPIs recomputed ({result.changed} values changed), NPS and eNPS included")
