@@ -373,7 +373,7 @@ def status(settings: Path = SETTINGS, as_json: bool = JSON,
     for row in report:
         table.add_row(row["source"], _when(row["started_at"]), row["status"] or "",
                       row["duration"] or "", str(row["rows"]), str(row["api_calls"]),
-                      _when(row["next_run"]) if row["next_run"] else (row["schedule"] or ""),
+                      next_run_cell(row),
                       budget_spent(row["budget"]), escape(_trouble(row)))
     console.print(table)
     for row in report if runs else ():
@@ -400,6 +400,15 @@ def print_runs(source: str, runs: list[dict[str, Any]]) -> None:
                       str(run["upserted"] + run["deleted"]), str(sum(run["api_calls"].values())),
                       escape(detail))
     console.print(table if runs else f"{source}: no run yet")
+
+
+def next_run_cell(row: dict[str, Any]) -> str:
+    """The next run, with what the schedule says about the workers (none yet, one behind)."""
+    schedule = row["schedule"] or ""
+    if not row["next_run"]:
+        return schedule
+    note = schedule[schedule.index(" ("):] if " (" in schedule else ""
+    return _when(row["next_run"]) + note
 
 
 def _trouble(row: dict[str, Any]) -> str:
