@@ -67,6 +67,7 @@ class SyncOptions:
     purge_check_every: timedelta | None = timedelta(days=7)
     should_stop: Callable[[], bool] = lambda: False
     on_page: Callable[[Page], None] = lambda page: None
+    on_run: Callable[[int], None] = lambda run_id: None  # told the sync run's id once it is stored
 
 
 def now_utc() -> datetime:
@@ -82,6 +83,7 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
 def _sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions
                  ) -> SyncResult:
     run_id = start_run(engine, source)
+    options.on_run(run_id)
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
@@ -107,6 +109,13 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
         raise
     except KpisyncError as exc:
         result.status, result.error = "failed", mask(str(exc))
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the last page rolled back
+        result.status, result.error = "interrupted", "stopped at once by a second signal"
+        raise
+    except Exception as exc:
+        result.status, result.error = "failed", mask(f"unexpected error: {type(exc).__name__}: "
+                                                     f"{exc}")[:500]
         raise
     finally:
         if result.status == "running":  # an unexpected error is on its way up: record it too

@@ -20,6 +20,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, select
 
+from kpisync.calendars import System, read_day
 from kpisync.errors import ConfigError
 from kpisync.store.models import Account, Contact, SurveyResponse, User
 from kpisync.store.revision import raise_revision
@@ -57,6 +60,8 @@ class ImportReport:
     unchanged: int = 0  # answers already present (same external id)
     duplicates: int = 0  # rows repeating an earlier row of the same file
     errors: list[RowError] = field(default_factory=list)
+    read_by_setting: int = 0  # dates valid and plausible in both calendars: the setting decided
+    notes: list[str] = field(default_factory=list)  # what was cleaned on the way in
 
 
 @dataclass(frozen=True)
@@ -73,15 +78,24 @@ def ascii_digits(text: str) -> str:
     return text.translate(DIGITS)
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row with normalised keys and values) for every record of the file."""
-    if not path.is_file():
+def read_rows(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row with normalised keys and values) for every record of the file; a
+    header's invisible characters (a zero-width space, a stray BOM) are dropped and named in
+    `notes`."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file",
+                          hint="give the path of one CSV or JSON export inside it")
+    if not path.exists():
         raise ConfigError(f"{path} not found", hint="give the path of a CSV or JSON export")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text",
                           hint="export it again as CSV UTF-8 (or JSON)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}",
+                          hint="check the file's permissions") from None
+    notes = notes if notes is not None else []
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
@@ -98,9 +112,16 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             yield index, normalise(item if isinstance(item, dict) else {})
         return
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter(text.partition("\n")[0]))
-    check_columns(path, set(normalise({name: "" for name in reader.fieldnames or []})))
-    for row in reader:
-        yield reader.line_num, normalise(row)
+    try:
+        header = reader.fieldnames or []
+        notes.extend(invisible_in(name) for name in header if invisible_in(name))
+        check_columns(path, set(normalise({name: "" for name in header})))
+        for row in reader:
+            yield reader.line_num, normalise(row)
+    except csv.Error as exc:  # a cell over the csv module's 128 KiB, a NUL byte …
+        raise ConfigError(f"{path} line {reader.line_num + 1}: not readable as CSV ({exc})",
+                          hint="a survey export's cells are short text: check that this is "
+                               "the export, and export it again; nothing was imported") from None
 
 
 def delimiter(header: str) -> str:
@@ -118,22 +139,36 @@ def check_columns(path: Path, columns: set[str]) -> None:
                                "with respondent, and kind, account, team or id where needed")
 
 
+def visible(text: str) -> str:
+    """`text` without control and format characters (zero-width spaces, BOMs, direction marks)."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
+
+
+def invisible_in(name: str) -> str:
+    """A note naming the invisible characters of a column name, or ""."""
+    hidden = [c for c in name if unicodedata.category(c) in ("Cc", "Cf")]
+    if not hidden:
+        return ""
+    codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in hidden}))
+    return f"column {visible(name).strip()!r}: removed invisible characters ({codes})"
+
+
 def normalise(row: dict[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in row.items():
         if key is None or value is None:
             continue
-        name = str(key).strip().lower().replace(" ", "_")
-        out[ALIASES.get(name, name)] = ascii_digits(str(value)).strip()
+        name = visible(str(key)).strip().lower().replace(" ", "_")
+        out[ALIASES.get(name, name)] = visible(ascii_digits(str(value))).strip()
     return out
 
 
 def parse_score(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"score {text!r} is not a whole number")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError(f"score {text!r} is not a whole number from 0 to 10")
     score = int(text)
     if not 0 <= score <= 10:
-        raise ValueError(f"score {score} is outside 0-10")
+        raise ValueError(f"score {text!r} is out of range 0\u201310")
     return score
 
 
@@ -151,6 +186,21 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
         raise ValueError(f"date {text!r} is not an ISO date such as 2025-03-01") from None
     moment = (moment.replace(tzinfo=zone) if moment.tzinfo is None else moment).astimezone(UTC)
     return plausible(moment, text)
+
+
+def parse_answered(row: dict[str, str], zone: ZoneInfo, setting: System) -> tuple[datetime, bool]:
+    """The answer's instant, and whether the calendar setting decided how to read its date: a
+    date alone may be Solar Hijri (a `calendar` column, or the Persian setting; see read_day)."""
+    text = row.get("answered_at", "")
+    if (setting == "gregorian" and not row.get("calendar")) or len(text.strip()) > 10:
+        return parse_instant(text, zone), False
+    try:
+        day, decided = read_day(text, row.get("calendar", ""), setting, date(1990, 1, 1),
+                                datetime.now(UTC).date() + timedelta(days=1))
+    except ValueError as exc:
+        raise ValueError(f"date {text!r}: {exc}") from None
+    moment = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    return plausible(moment, text), decided
 
 
 def plausible(moment: datetime, text: str) -> datetime:
@@ -188,13 +238,13 @@ def stable_id(*parts: object) -> str:
 
 
 def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
-             seen: Counter[tuple[Any, ...]]) -> dict[str, Any]:
+             seen: Counter[tuple[Any, ...]], calendar: System = "gregorian") -> dict[str, Any]:
     """The survey_responses values of a good row; ValueError naming the problem otherwise."""
     kind = (row.get("kind") or "nps").lower()
     if kind not in ("nps", "enps"):
         raise ValueError(f"kind {kind!r} is neither nps nor enps")
     score = parse_score(row.get("score", ""))
-    answered_at = parse_instant(row.get("answered_at", ""), zone)
+    answered_at, decided = parse_answered(row, zone, calendar)
     respondent = row.get("respondent", "").lower()
     if kind == "nps":
         if not respondent:
@@ -226,10 +276,11 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
     if row.get("id"):
         external = stable_id(kind, "id", row["id"])
     return values | {"external_id": external, "kind": kind, "score": score,
-                     "answered_at": answered_at}
+                     "answered_at": answered_at, "decided": decided}
 
 
-def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "UTC") -> ImportReport:
+def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "UTC",
+                   calendar: System = "gregorian") -> ImportReport:
     """Validate every row of `path`, upsert the good ones into survey_responses, report the rest."""
     zone, report = ZoneInfo(timezone), ImportReport()
     table = SurveyResponse.__table__  # type: ignore[attr-defined]
@@ -238,12 +289,13 @@ def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "
         directory = load_directory(connection, source)
         seen: Counter[tuple[Any, ...]] = Counter()
         good: dict[str, dict[str, Any]] = {}
-        for line, row in read_rows(path):
+        for line, row in read_rows(path, report.notes):
             try:
-                values = validate(row, directory, zone, seen)
+                values = validate(row, directory, zone, seen, calendar)
             except ValueError as exc:
                 report.errors.append(RowError(line, str(exc)))
                 continue
+            report.read_by_setting += values.pop("decided")
             if values["external_id"] in good:
                 report.duplicates += 1
             raw = row if values["kind"] == "nps" else {}  # an employee's identity is never kept

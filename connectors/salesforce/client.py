@@ -40,6 +40,7 @@ from kpisync.errors import (
     SchemaDriftError,
     TransientError,
 )
+from kpisync.netcause import network_cause
 from kpisync.retry import RetryPolicy
 from kpisync.secrets import mask, remember_secret
 
@@ -88,9 +89,24 @@ def translate(error: Exception, *, what: str) -> KpisyncError:
         return ConnectorError(f"TLS certificate check failed for {what}",
                               hint="set ca_bundle to the CA that signed the server's certificate")
     if isinstance(error, requests.exceptions.RequestException | OSError):
-        return TransientError(f"cannot reach Salesforce for {what}: {type(error).__name__}",
+        return TransientError(f"cannot reach Salesforce for {what}: {network_cause(error)}",
                               hint="check login_url and the network")
     return ConnectorError(f"unexpected failure on {what}: {mask(str(error))}")
+
+
+def throttled(response: requests.Response) -> None:
+    """A login refused for the rate (HTTP 429, or 403 REQUEST_LIMIT_EXCEEDED) is RateLimited,
+    retried after a pause like any call, not refused credentials."""
+    limited = response.status_code == 429 or (
+        response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in response.text)
+    if not limited:
+        return
+    try:
+        retry_after: float | None = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        retry_after = None
+    raise RateLimited(f"Salesforce login was rate-limited (HTTP {response.status_code})",
+                      retry_after=retry_after, hint="kpisync waits and logs in again")
 
 
 @dataclass(frozen=True)
@@ -279,6 +295,7 @@ class SalesforceClient:
             data=soap_envelope(c.username or "", (c.password or "") + c.security_token).encode(),
             headers={"content-type": "text/xml", "charset": "UTF-8", "SOAPAction": "login"},
             timeout=self.timeout)
+        throttled(response)
         if response.status_code >= 500 and "LoginFault" not in response.text:
             raise TransientError(f"Salesforce login failed with HTTP {response.status_code}")
         if response.status_code != 200:
@@ -306,6 +323,7 @@ class SalesforceClient:
             form = {"grant_type": JWT_GRANT, "assertion": self._assertion()}
         response = self.session.post(f"{self.login_url}/services/oauth2/token", data=form,
                                      timeout=self.timeout)
+        throttled(response)
         if response.status_code >= 500:
             raise TransientError(f"Salesforce token endpoint failed with HTTP {response.status_code}")
         try:
