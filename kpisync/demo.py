@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from kpisync.calendars import PERSIAN
 from kpisync.connector import calls_in
 from kpisync.context import AppContext, open_context
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
@@ -49,16 +51,22 @@ def toml_list(items: Iterable[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
-def demo_settings(crm: DemoCrm, emulator: Any, store: Path) -> str:
+def demo_settings(crm: DemoCrm, emulator: Any, store: Path, locale: str = "en") -> str:
     required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
     proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
     teams = sorted({rep.team for rep in emulator.org.reps if rep.team})
-    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "2026-07-01"\n'
+    # locale fa: Persian text and the Solar Hijri calendar; the goals' quarter is then Q2 1405
+    persian = locale == "fa"
+    quarter = PERSIAN.period_start(date(2026, 7, 1), "quarter") if persian else date(2026, 7, 1)
+    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "{quarter}"\n'
                           f'amount = {TEAM_QUOTA}\nteam = "{team}"\n' for team in teams)
+    calendar = 'calendar = "persian"\nlocale = "fa"\ntimezone = "Asia/Tehran"' if persian else \
+        'timezone = "Europe/Warsaw"'
+
     return f"""
 [kpisync]
 store = "sqlite:///{store}"
-timezone = "Europe/Warsaw"
+{calendar}
 currency = "USD"
 
 [sources.{crm.source}]
@@ -71,7 +79,8 @@ currency_rates = {{ EUR = 1.08, GBP = 1.27, PLN = 0.25 }}
 # What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
 [metrics.roles]
 margin = "fraction"
-segment_field = "segment"
+segment_field = "{crm.segment_field(emulator)}"
+qualified_lead_statuses = {toml_list(crm.qualified_statuses(emulator))}
 required_stages = {required}
 proposal_stages = {proposal}
 
@@ -80,32 +89,34 @@ proposal_stages = {proposal}
 name = "Q3 revenue"
 kpi = "sales_volume"
 period = "quarter"
-start = "2026-07-01"
+start = "{quarter}"
 target = 120000
 
 [[metrics.goals]]
 name = "Q3 win rate"
 kpi = "win_rate"
 period = "quarter"
-start = "2026-07-01"
+start = "{quarter}"
 target = 0.30
 
 # Spend and quotas live outside the CRM; these give the demo's last full quarter a CAC and
 # each team a quota.
 [[metrics.spend]]
 period = "quarter"
-start = "2026-07-01"
+start = "{quarter}"
 amount = 45000
 {team_quotas}"""
 
 
-def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None) -> None:
+def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None,
+             locale: str = "en") -> None:
     """Sync, compute and write back on the emulator of `crm`; the store lives in `keep`, else
     in a temporary folder removed at the end."""
     folder = keep or Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None)
+        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None,
+                locale=locale)
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -114,13 +125,14 @@ def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | 
 
 
 def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: int,
-            kept: bool) -> None:
+            kept: bool, locale: str = "en") -> None:
     console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
                   f"served by the {crm.name} emulator")
     org = generate_org(seed=seed, deals=deals)
     with crm.serve(org) as emulator:
         settings_path = folder / "settings.toml"
-        settings_path.write_text(demo_settings(crm, emulator, folder / "kpisync.db"), "utf-8")
+        settings_path.write_text(demo_settings(crm, emulator, folder / "kpisync.db", locale),
+                                 "utf-8")
         context = open_context(settings_path)
         try:
             source = context.settings.source(crm.source)
