@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from kpisync import metadata
 from kpisync.collector import fewer_collections
 from kpisync.connector import Connector, Page
 from kpisync.cursor import Cursor
@@ -65,6 +66,7 @@ class SyncOptions:
     full: bool = False
     streams: tuple[str, ...] = ()  # empty: all
     purge_check_every: timedelta | None = timedelta(days=7)
+    metadata_every: timedelta | None = timedelta(days=1)  # None: read metadata every run
     should_stop: Callable[[], bool] = lambda: False
     on_page: Callable[[Page], None] = lambda page: None
 
@@ -85,17 +87,24 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
-        new_fields = record_fields(engine, source, connector.discover(), signpost)
-        if new_fields:
-            log.info("new custom fields on %s: %s", source, ", ".join(new_fields))
+        kept = metadata.restored(engine, source, connector, every=options.metadata_every,
+                                 full=options.full, now=signpost)
+        if not kept:
+            new_fields = record_fields(engine, source, connector.discover(), signpost)
+            if new_fields:
+                log.info("new custom fields on %s: %s", source, ", ".join(new_fields))
         if purge_check_due(engine, source, options):
             purged = StreamResult(stream=PURGE_CHECK)
             purged.purged = check_for_purged(engine, source, connector)
             result.streams.append(purged)
-        outcomes = [StreamResult(stream=spec.name) for spec in connector.streams()
-                    if not options.streams or spec.name in options.streams]
+        specs = [spec for spec in connector.streams() if not (kept and spec.metadata)
+                 and (not options.streams or spec.name in options.streams)]
+        outcomes = [StreamResult(stream=spec.name) for spec in specs]
         result.streams.extend(outcomes)  # filled as pages commit: a stopped run records its part
-        sync_streams(engine, source, connector, outcomes, signpost, options)
+        whole = {spec.name for spec in specs if spec.metadata or spec.whole}
+        sync_streams(engine, source, connector, outcomes, signpost, options, whole)
+        if not kept and not options.streams:  # every metadata stream of the run is written
+            metadata.keep(engine, source, connector, signpost)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
             asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc())
@@ -117,13 +126,14 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
 
 def sync_streams(
     engine: Engine, source: str, connector: Connector, outcomes: list[StreamResult],
-    signpost: datetime, options: SyncOptions,
+    signpost: datetime, options: SyncOptions, whole: frozenset[str] | set[str] = frozenset(),
 ) -> None:
     """Sync the streams of `outcomes` in order, counting each one's pages into its outcome.
 
     One reader thread reads the streams one after another and runs ahead across their borders,
     so a stream's first call overlaps the writing of the last page before it. Each stream's
     cursor is only ever written by its own pages, so all of them are loaded before reading starts.
+    The streams in `whole` are read whole: their rows are written only where they changed.
     """
     by_stream = {outcome.stream: outcome for outcome in outcomes}
     with engine.connect() as connection:
@@ -140,7 +150,8 @@ def sync_streams(
     with closing(pages):  # stops the reader thread however the loop ends
         for stream, page in pages:
             with engine.begin() as connection:
-                upserted, deleted = write_page(connection, source, page, now_utc())
+                upserted, deleted = write_page(connection, source, page, now_utc(),
+                                               only_changed=stream in whole)
             outcome = by_stream[stream]
             outcome.pages += 1
             outcome.upserted += upserted
