@@ -49,7 +49,7 @@ def _direction(entity: Entity) -> str | None:
 def expected_rows(dump: Truth, zone: ZoneInfo) -> dict[str, dict[str, tuple[Any, ...]]]:
     expected: dict[str, dict[str, tuple[Any, ...]]] = {}
     expected["user"] = {
-        e.ws_id: (" ".join(p for p in (e.fields["first_name"], e.fields["last_name"]) if p),
+        e.ws_id: (" ".join(p for p in (e.fields["first_name"], e.fields["last_name"]) if p) or None,
                   _v(e.fields["email1"]), _v(e.fields["department"]),
                   e.fields["status"] == "Active")
         for e in dump["Users"].values()}

@@ -15,6 +15,7 @@ Stage history: the webservice has none; kpisync keeps the stage of every version
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -46,6 +47,12 @@ from kpisync.secrets import read_secret
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
 ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
+USERS_HIDDEN = ("Vtiger user '{user}' is not an admin and cannot see the Users module (Vtiger "
+                "shows it to admins only, whatever the role): record owners are known by id, "
+                "without names, emails, teams or managers; groups by name")
+USERS_HIDDEN_FIX = ("for owner names use an admin user's access key (no role or profile setting "
+                    "grants Users to a non-admin); everything else syncs as it is")
+log = logging.getLogger(__name__)
 
 
 class SurveySettings(StrictModel):
@@ -121,13 +128,24 @@ class VtigerConnector:
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
         entities = {"Potentials": ("deal", "deal_stage_change")}
-        return [StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))] + [
-            StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
-            for m in self.read_modules()]
+        modules = [StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
+                   for m in self.read_modules()]
+        users, stages = StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))
+        if not self.users_visible():  # owners are learnt from the records: read them first
+            return [stages, *modules, users]
+        return [users, stages, *modules]
+
+    def users_visible(self) -> bool:
+        """Vtiger shows the Users module to admin users only, whatever the role."""
+        return "Users" not in self.schema().hidden
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
-        if stream == "users":
+        if stream == "users" and not self.users_visible():
+            log.warning("%s: %s; %s", self.name, USERS_HIDDEN.format(user=self.settings.username),
+                        USERS_HIDDEN_FIX)
+            yield Page(stream=stream, cursor=None, records=reader.owners_seen())
+        elif stream == "users":
             for rows in reader.users():
                 yield Page(stream=stream, cursor=None,
                            records=[mappers.map_user(r, reader.context) for r in rows])
@@ -173,6 +191,9 @@ class VtigerConnector:
         except KpisyncError as error:
             return [Problem(error.message, error.hint or "check the settings of this source")]
         problems: list[Problem] = []
+        if not self.users_visible():
+            problems.append(Problem(USERS_HIDDEN.format(user=self.settings.username),
+                                    USERS_HIDDEN_FIX))
         reader = self.reader()
         for module in self.read_modules():
             try:
@@ -212,7 +233,7 @@ class VtigerConnector:
 
     def schema(self) -> Schema:
         if self._schema is None:
-            self._schema = read_schema(self.client, (*self.read_modules(), "Users"))
+            self._schema = read_schema(self.client, self.read_modules(), optional=("Users",))
         return self._schema
 
     def reader(self) -> ModuleReader:
@@ -220,7 +241,8 @@ class VtigerConnector:
             s = self.settings
             self._reader = ModuleReader(self.client, self.context(), ReadOptions(
                 read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records,
-                survey_module=s.survey.module if s.survey else None))
+                survey_module=s.survey.module if s.survey else None),
+                labels={m: self.schema().custom(m) for m in self.schema().describes})
         return self._reader
 
     def context(self) -> mappers.MappingContext:

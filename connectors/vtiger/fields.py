@@ -30,6 +30,7 @@ class Schema:
     """What describe said about the modules read: fields, id prefixes, custom-field labels."""
 
     describes: Mapping[str, Mapping[str, Any]]
+    hidden: tuple[str, ...] = ()  # optional modules this user is not offered (Users: non-admins)
 
     def prefixes(self) -> dict[int, str]:
         return {int(d["idPrefix"]): m for m, d in self.describes.items() if d.get("idPrefix")}
@@ -67,14 +68,20 @@ class Schema:
         return out
 
 
-def read_schema(client: VtigerClient, modules: Sequence[str]) -> Schema:
+def read_schema(client: VtigerClient, modules: Sequence[str],
+                optional: Sequence[str] = ()) -> Schema:
+    """describe of every module; a missing one fails, a missing optional one is `hidden`."""
     listed = client.call("listtypes")
     available = set((listed or {}).get("types") or [])
     missing = [m for m in modules if m not in available]
     if missing:
-        raise SchemaDriftError(f"Vtiger does not offer {', '.join(missing)} to this user",
-                               hint="give the user's role access to these modules")
-    return Schema({m: client.call("describe", elementType=m) for m in modules})
+        raise SchemaDriftError(
+            f"Vtiger does not offer {', '.join(missing)} to user '{client.username}'",
+            hint=f"an admin must let this user's role view {', '.join(missing)} (Settings > "
+                 f"Roles > the role > its profile: View for each), or use an admin's access key")
+    wanted = [*modules, *(m for m in optional if m in available)]
+    return Schema({m: client.call("describe", elementType=m) for m in wanted},
+                  hidden=tuple(m for m in optional if m not in available))
 
 
 def ensure_custom_fields(schema: Schema, specs: Sequence[FieldSpec],
