@@ -1,6 +1,6 @@
 """An incremental sync with nothing changed, per CRM: the API calls it makes and the rows it writes.
 
-    python benchmarks/idle_sync.py [--deals 400] [--crm hubspot salesforce vtiger] [--backend sqlite]
+    python benchmarks/idle_sync.py [--deals 400] [--crm hubspot salesforce vtiger vtiger-stock82] [--backend sqlite]
 
 Each CRM's emulator serves a generated org in this process; a first sync fills a fresh store, then
 three syncs run with nothing changed in the CRM: one with the kept metadata fresh, one with the
@@ -29,7 +29,7 @@ from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source
 from tests.harness import available_kits
 
-AUTH = ("login", "oauth", "token")  # endpoint words of authentication calls
+AUTH = ("login", "oauth", "token", "getchallenge")  # endpoint words of authentication calls
 # The product's defaults where the tests' environment sets another value.
 DEFAULTS: dict[str, dict[str, Any]] = {"hubspot": {"archived_every_minutes": 60.0}}
 
@@ -88,7 +88,7 @@ def bench(kit, deals: int, backend: str) -> None:  # type: ignore[no-untyped-def
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python benchmarks/idle_sync.py")
     parser.add_argument("--deals", type=int, default=400)
-    parser.add_argument("--crm", nargs="+", default=["hubspot", "salesforce", "vtiger"])
+    parser.add_argument("--crm", nargs="+", default=["hubspot", "salesforce", "vtiger", "vtiger-stock82"])
     parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
     parser.add_argument("--save", action="store_true",
                         help="also write the output to benchmarks/out/idle_sync_<size>_<backend>.txt")

@@ -25,18 +25,26 @@ STATE = SyncState.__table__  # type: ignore[attr-defined]
 
 
 def restored(engine: Engine, source: str, connector: Connector, *, every: timedelta | None,
-             full: bool, now: datetime) -> bool:
-    """Whether the kept metadata is fresh and the connector took it: the run then skips it."""
+             full: bool, now: datetime) -> datetime | None:
+    """When the kept metadata was read, if it is fresh and the connector took it (the run then
+    skips reading it); None when the run must read it."""
     restore: Callable[[Mapping[str, Any]], bool] | None = getattr(
         connector, "restore_metadata", None)
     if full or every is None or not callable(restore):
-        return False
+        return None
     with engine.connect() as connection:
         kept = connection.execute(select(STATE.c.cursor, STATE.c.updated_at).where(
             STATE.c.source == source, STATE.c.stream == METADATA)).first()
     if kept is None or kept.updated_at is None or now - kept.updated_at >= every:
-        return False
-    return bool(restore(kept.cursor or {}))
+        return None
+    return kept.updated_at if restore(kept.cursor or {}) else None
+
+
+def moved(connector: Connector) -> bool:
+    """Whether a connector that took kept metadata read it again during the run (optional
+    `metadata_moved()`: e.g. records showed a field the kept field list lacks)."""
+    asked: Callable[[], bool] | None = getattr(connector, "metadata_moved", None)
+    return bool(asked()) if callable(asked) else False
 
 
 def keep(engine: Engine, source: str, connector: Connector, read_at: datetime) -> None:

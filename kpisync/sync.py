@@ -87,8 +87,9 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
-        kept = metadata.restored(engine, source, connector, every=options.metadata_every,
-                                 full=options.full, now=signpost)
+        kept_at = metadata.restored(engine, source, connector, every=options.metadata_every,
+                                    full=options.full, now=signpost)
+        kept = kept_at is not None
         if not kept:
             new_fields = record_fields(engine, source, connector.discover(), signpost)
             if new_fields:
@@ -103,8 +104,13 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
         result.streams.extend(outcomes)  # filled as pages commit: a stopped run records its part
         whole = {spec.name for spec in specs if spec.metadata or spec.whole}
         sync_streams(engine, source, connector, outcomes, signpost, options, whole)
-        if not kept and not options.streams:  # every metadata stream of the run is written
-            metadata.keep(engine, source, connector, signpost)
+        # Kept when every metadata stream of the run is written, or when the connector had to
+        # read its metadata again mid-run (a changed field showed in the records: the metadata
+        # streams stay due when they were).
+        if not options.streams and (not kept or metadata.moved(connector)):
+            if kept:
+                record_fields(engine, source, connector.discover(), signpost)
+            metadata.keep(engine, source, connector, kept_at or signpost)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
             asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc())

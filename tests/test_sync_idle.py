@@ -6,6 +6,7 @@ Counts, not times: the calls each run makes by endpoint, the rows it counts, the
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,11 +16,13 @@ from sqlalchemy import Engine, select
 
 from kpisync.connector import LIMIT_PREFIX
 from kpisync.sandbox.orggen import generate_org
-from kpisync.store.models import SyncState, User
+from kpisync.store.models import Deal, FieldCatalog, SyncState, User
 from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source
 from tests.kit_hubspot import KIT as HUBSPOT
 from tests.kit_salesforce import KIT as SALESFORCE
+from tests.kit_vtiger import KIT as VTIGER
+from tests.kit_vtiger_stock82 import KIT as VTIGER_STOCK82
 
 HUBSPOT_SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "emails", "meetings",
                     "tasks", "feedback_submissions")
@@ -28,14 +31,21 @@ HUBSPOT_SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "em
 IDLE_CALLS = {
     "hubspot": Counter({f"POST /crm/v3/objects/{t}/search": 1 for t in HUBSPOT_SEARCHED}),
     "salesforce": Counter({"GET queryAll": 8, "login (soap)": 1}),
+    "vtiger": Counter({"getchallenge": 1, "login": 1, "sync": 7}),
+    # by query a module costs two counts: of the rows at its cursor, and of its live rows
+    # (deletes); a read only when the first finds rows
+    "vtiger-stock82": Counter({"getchallenge": 1, "login": 1, "query": 14}),
 }
 # Calls only a run with its metadata due makes.
 METADATA_CALLS = {
     "hubspot": lambda e: e.startswith(("GET /crm/v3/properties/", "GET /crm/v3/owners",
                                        "GET /crm/v3/pipelines/")),
     "salesforce": lambda e: e.endswith("/describe"),
+    "vtiger": lambda e: e in ("describe", "listtypes"),
+    "vtiger-stock82": lambda e: e in ("describe", "listtypes"),
 }
-METADATA_STREAMS = {"hubspot": {"owners", "pipelines"}, "salesforce": {"User", "OpportunityStage"}}
+METADATA_STREAMS = {"hubspot": {"owners", "pipelines"}, "salesforce": {"User", "OpportunityStage"},
+                    "vtiger": {"users", "stages"}, "vtiger-stock82": {"users", "stages"}}
 # The product's defaults where the tests' environment sets another value.
 DEFAULTS = {"hubspot": {"archived_every_minutes": 60.0}}
 
@@ -45,7 +55,7 @@ def org():  # type: ignore[no-untyped-def]
     return generate_org(seed=30, deals=120)
 
 
-@pytest.fixture(params=[HUBSPOT, SALESFORCE], ids=lambda kit: kit.name)
+@pytest.fixture(params=[HUBSPOT, SALESFORCE, VTIGER, VTIGER_STOCK82], ids=lambda kit: kit.name)
 def served(request: pytest.FixtureRequest, org) -> Iterator[object]:  # type: ignore[no-untyped-def]
     with request.param.serve(org) as served:
         served.kit_name = request.param.name
@@ -102,9 +112,11 @@ def test_idle_sync_writes_nothing_and_calls_once_per_stream(engine: Engine, serv
 
     # Changed records still arrive, and are the only rows counted.
     changed = served.change_deals(3, seed=7)
+    time.sleep(1.1)  # CRMs with one-second timestamps need the clock to move past the change
     after, moved = run(engine, served, SyncOptions(purge_check_every=None))
     assert moved and after.upserted > 0 and not read_metadata(kit, after)
-    deal_stream = next(s for s in after.streams if s.stream in ("deals", "Opportunity"))
+    deal_stream = next(s for s in after.streams
+                       if s.stream in ("deals", "Opportunity", "potentials"))
     assert deal_stream.upserted >= len(changed)
     served.assert_store_equals_truth(engine)
 
@@ -125,3 +137,26 @@ def test_metadata_is_read_when_kept_copy_is_stale_or_after_a_full_sync(engine: E
     assert not read_metadata(kit, kept)
     every_run, _ = run(engine, served, SyncOptions(purge_check_every=None, metadata_every=None))
     assert read_metadata(kit, every_run)
+
+
+def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, org) -> None:
+    with VTIGER.serve(org) as served:
+        served.kit_name = VTIGER.name
+        run(sqlite_engine, served, SyncOptions(purge_check_every=None))
+        name = served.emulator.add_custom_field("Potentials", "Renewal risk", "string")
+        deal = served.live_deals()[0]
+        served.emulator.update_record("Potentials", deal, {name: "high"})
+        time.sleep(1.1)  # one-second timestamps: the clock moves past the change
+        moved, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
+        assert moved.api_calls.get("describe")  # described again in the run
+        with sqlite_engine.connect() as connection:
+            custom = connection.execute(select(Deal.custom).where(
+                Deal.external_id == deal)).scalar_one()
+            catalog = set(connection.execute(select(FieldCatalog.name).where(
+                FieldCatalog.entity == "Potentials")).scalars())
+        assert custom[name] == "high" and name in catalog
+        served.assert_store_equals_truth(sqlite_engine)
+        # The new describes were kept: the next run with nothing changed describes nothing.
+        idle, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
+        assert calls(idle) == IDLE_CALLS[VTIGER.name]
