@@ -17,10 +17,12 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 
 from kpisync.connector import Connector
+from kpisync.cursor import Cursor
 from kpisync.store.models import SyncState
 from kpisync.store.upsert import dialect_insert
 
 METADATA = "metadata"  # the sync_state stream holding the kept snapshot
+SNAPSHOT = "snapshot"  # its key in that row's cursor
 STATE = SyncState.__table__  # type: ignore[attr-defined]
 
 
@@ -37,7 +39,8 @@ def restored(engine: Engine, source: str, connector: Connector, *, every: timede
             STATE.c.source == source, STATE.c.stream == METADATA)).first()
     if kept is None or kept.updated_at is None or now - kept.updated_at >= every:
         return None
-    return kept.updated_at if restore(kept.cursor or {}) else None
+    snapshot = (kept.cursor or {}).get(SNAPSHOT)
+    return kept.updated_at if snapshot and restore(snapshot) else None
 
 
 def moved(connector: Connector) -> bool:
@@ -52,7 +55,8 @@ def keep(engine: Engine, source: str, connector: Connector, read_at: datetime) -
     snapshot: Callable[[], dict[str, Any]] | None = getattr(connector, "metadata_snapshot", None)
     if not callable(snapshot):
         return
-    kept = json.loads(json.dumps(snapshot(), default=str))  # decimals and instants as text
+    # In a cursor's shape, as every sync_state row: decimals and instants as text.
+    kept = {**Cursor().to_json(), SNAPSHOT: json.loads(json.dumps(snapshot(), default=str))}
     with engine.begin() as connection:
         statement = dialect_insert(STATE, connection.dialect.name).values(
             source=source, stream=METADATA, cursor=kept, updated_at=read_at)

@@ -197,14 +197,14 @@ class VtigerConnector:
         self._reader, self._kept = None, True
         return True
 
-    def _fields_moved(self, module: str, records: list[dict[str, Any]]) -> None:
+    def _fields_moved(self, module: str, records: list[dict[str, Any]] | None) -> None:
         """On kept describes: describe again when the records' custom fields are not the kept
-        ones (a field added or removed in the CRM since), and map with the new context."""
-        if not self._kept or not records or self._reader is None:
+        ones (a field added or removed in the CRM since), or when asked (`records` None: a read
+        came back empty), and map with the new context."""
+        if not self._kept or records == [] or self._reader is None:
             return
         kept = set(self.schema().custom(module))
-        seen = {name for name in records[0] if name.startswith("cf_")}
-        if seen == kept:
+        if records is not None and {n for n in records[0] if n.startswith("cf_")} == kept:
             return
         log.info("%s: %s custom fields changed since they were described; describing again",
                  self.name, module)

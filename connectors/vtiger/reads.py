@@ -46,7 +46,8 @@ class ReadOptions:
 class ModuleReader:
     def __init__(self, client: VtigerClient, context: mappers.MappingContext,
                  options: ReadOptions, labels: dict[str, dict[str, str]] | None = None,
-                 fields_moved: Callable[[str, list[dict[str, Any]]], None] | None = None) -> None:
+                 fields_moved: Callable[[str, list[dict[str, Any]] | None], None] | None = None
+                 ) -> None:
         self.client = client
         self.context = context
         self.options = options
@@ -155,6 +156,8 @@ class ModuleReader:
         """Why Vtiger answered an empty page over rows its count sees: the custom fields whose
         own read comes back empty have no database column (one query each, only here)."""
         module = empty.module
+        if self.fields_moved is not None:  # kept describes may not know the field yet
+            self.fields_moved(module, None)
         broken = [name for name in self.labels.get(module, {})
                   if not self.query(f"SELECT {name} FROM {module} LIMIT 0,1;")]
         named = ", ".join(f"{n} ('{self.labels[module][n]}')" for n in broken)
