@@ -16,6 +16,10 @@ from kpisync.cursor import Cursor
 from kpisync.store.models import RecordBase, Row
 
 LIMIT_PREFIX = "limit:"
+# The `raw["basis"]` of a deal stage change a connector built from the deal's versions it read,
+# for a CRM whose API keeps no stage history (Vtiger): the KPIs that need the CRM's own history
+# (every stage a deal passed, from its creation) treat such rows as not held.
+OBSERVED_STAGE_BASIS = "observed by kpisync sync"
 
 
 def calls_in(usage: Mapping[str, int]) -> int:

@@ -71,7 +71,8 @@ currency_rates = {{ EUR = 1.08, GBP = 1.27, PLN = 0.25 }}
 # What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
 [metrics.roles]
 margin = "fraction"
-segment_field = "segment"
+segment_field = "{crm.segment_field(emulator)}"
+qualified_lead_statuses = {toml_list(crm.qualified_statuses(emulator))}
 required_stages = {required}
 proposal_stages = {proposal}
 

@@ -3,8 +3,10 @@
 A period is the half-open interval [start, end) of local dates; weeks start on Monday. Instants are
 stored in UTC and bucketed in the org's zone: PostgreSQL converts with `timezone(zone, instant)`;
 SQLite has no zone database, so the instant is shifted by the zone's UTC offset, chosen by a
-balanced CASE over the zone's offset changes (daylight saving) inside the computed window, computed
-here with zoneinfo. Dates (a deal's close date) are bucketed as they are.
+balanced CASE over the zone's offset changes (daylight saving), computed here with zoneinfo: for
+period buckets, the changes inside the computed window (with its lead-in year); for a local date
+(`local_date`, which also dates records from before the window: a deal's creation, a lead's), every
+change since 1970. Dates (a deal's close date) are bucketed as they are.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from kpisync.store.types import UTCDateTime
 
 KINDS: tuple[str, ...] = ("week", "month", "quarter", "year")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # local dates before it take its offset
 
 
 def period_start(day: date, kind: str) -> date:
@@ -82,6 +86,24 @@ class Window:
         """The first local date any period of the window covers (the Monday of its first week)."""
         return period_start(self.start, "week")
 
+    @property
+    def lead_in(self) -> date:
+        """The first local date of the year before the window, Monday of its week: growth compares
+        the window's first periods with periods of that year, so their inputs are computed too."""
+        return period_start(date(self.start.year - 1, 1, 1), "week")
+
+    def lead_in_periods(self, kind: str) -> list[date]:
+        """Starts of the periods of `kind` from the lead-in year to before the first shown one."""
+        starts, current = [], period_start(self.lead_in, kind)
+        while current < self.first_shown(kind):
+            starts.append(current)
+            current = shift(current, kind, 1)
+        return starts
+
+    def first_shown(self, kind: str) -> date:
+        """The start of the earliest period of `kind` that is shown."""
+        return self.periods(kind)[0]
+
     def periods(self, kind: str) -> list[date]:
         """Starts of the window's periods of `kind`: up to the current one, the latest `recent`."""
         starts, current = [], period_start(self.start, kind)
@@ -120,6 +142,16 @@ def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple
     return changes
 
 
+def offset_minutes(zone: ZoneInfo, at: datetime) -> int:
+    return int((at.astimezone(zone).utcoffset() or timedelta(0)).total_seconds() // 60)
+
+
+@lru_cache(maxsize=16)
+def all_offset_changes(zone: ZoneInfo, end: datetime) -> tuple[tuple[datetime, int], ...]:
+    """Every offset change of `zone` from 1970 to `end` (computed once per zone and window end)."""
+    return tuple(offset_changes(zone, EPOCH, end))
+
+
 class Bucketer:
     """SQL expressions that put an instant or a date into its local period start."""
 
@@ -127,23 +159,30 @@ class Bucketer:
         self.dialect = dialect
         self.zone = zone
         self.window = window
-        first = local_midnight_utc(window.first_day, zone) - timedelta(days=2)
+        first = local_midnight_utc(window.lead_in, zone) - timedelta(days=2)
         last = local_midnight_utc(window.end, zone) + timedelta(days=2)
-        self.initial_offset = int(
-            (first.astimezone(zone).utcoffset() or timedelta(0)).total_seconds() // 60)
+        self.initial_offset = offset_minutes(zone, first)
         self.changes = offset_changes(zone, first, last)
+        self.epoch_offset = offset_minutes(zone, EPOCH)
+        self.all_changes = all_offset_changes(zone, last)
 
     def local_date(self, instant: Any) -> ColumnElement[Any]:
-        """The local calendar date of a UTC instant column."""
+        """The local calendar date of a UTC instant column, whenever it is (not only inside the
+        window: a deal created years before it closed is dated with that day's offset)."""
         if self.dialect == "postgresql":
             return cast(func.timezone(self.zone.key, instant), Date)
-        return func.date(self.local_datetime(instant))
+        return func.date(self._shifted(instant, self.epoch_offset, self.all_changes))
 
     def local_datetime(self, instant: Any) -> ColumnElement[Any]:
-        """SQLite only: the local wall-clock time of a UTC instant column, as text."""
-        if not self.changes and self.initial_offset == 0:
+        """SQLite only: the local wall-clock time of a UTC instant column of the window (and its
+        lead-in year), as text."""
+        return self._shifted(instant, self.initial_offset, self.changes)
+
+    def _shifted(self, instant: Any, before: int,
+                 changes: Sequence[tuple[datetime, int]]) -> ColumnElement[Any]:
+        if not changes and before == 0:
             return func.datetime(instant)
-        return func.datetime(instant, self._offset_case(instant, self.initial_offset, self.changes))
+        return func.datetime(instant, self._offset_case(instant, before, changes))
 
     def _offset_case(self, instant: Any, before: int,
                      changes: Sequence[tuple[datetime, int]]) -> ColumnElement[Any]:
@@ -202,3 +241,7 @@ class Bucketer:
     def window_instants(self) -> tuple[datetime, datetime]:
         return (local_midnight_utc(self.window.first_day, self.zone),
                 local_midnight_utc(self.window.end, self.zone))
+
+    def lead_in_instant(self) -> datetime:
+        """The UTC instant the window's lead-in year begins (see `Window.lead_in`)."""
+        return local_midnight_utc(self.window.lead_in, self.zone)

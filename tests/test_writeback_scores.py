@@ -171,8 +171,8 @@ def test_scores_from_the_store_match_hand_computed_values(engine: Engine) -> Non
         *[enps(f"f{i}", 10, "small") for i in range(4)],
         enps("g0", 5, None),  # no team: with "small" it makes a group of 5, so "big" stays shown
     ])
-    compute_all(engine, metric_config(settings()), now=NOW,  # quota and win rate come from here
-                only=("quota_attainment", "win_rate"))
+    compute_all(engine, metric_config(settings()), now=NOW,  # quota, win rate, eNPS come from here
+                only=("quota_attainment", "win_rate", "enps"))
     values = planned(engine, settings())
     # a1: window answers 10, 9, 3 -> NPS (2-1)/3 = 33; the latest (9) makes it a promoter
     assert values[("account", "a1", "f_nps")] == "33"
