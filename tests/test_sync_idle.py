@@ -160,3 +160,26 @@ def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(  # 
         # The new describes were kept: the next run with nothing changed describes nothing.
         idle, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
         assert calls(idle) == IDLE_CALLS[VTIGER.name]
+
+
+def test_hubspot_lists_archived_records_when_due(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    """Archived records cost a listing per object; it is made at most every
+    archived_every_minutes, and a delete shows in the first run it is due in."""
+    with HUBSPOT.serve(org) as served:
+        served.kit_name = HUBSPOT.name
+        run(sqlite_engine, served, SyncOptions(purge_check_every=None))
+        deal = sorted(served.emulator.dump()["deals"])[0]
+        served.emulator.archive("deals", deal)
+        not_due, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
+        assert not_due.deleted == 0 and "GET /crm/v3/objects/deals" not in not_due.api_calls
+        with sqlite_engine.connect() as connection:
+            assert connection.execute(select(Deal.deleted_at).where(
+                Deal.external_id == deal)).scalar_one() is None
+        connector = served.connector(archived_every_minutes=0)  # due now
+        try:
+            due = sync_source(sqlite_engine, served.source, connector,
+                              SyncOptions(purge_check_every=None))
+        finally:
+            connector.close()
+        assert due.api_calls["GET /crm/v3/objects/deals"] == 1 and due.deleted >= 1
+        served.assert_store_equals_truth(sqlite_engine)
