@@ -168,7 +168,7 @@ def test_hubspot_lists_archived_records_when_due(sqlite_engine: Engine, org) -> 
     with HUBSPOT.serve(org) as served:
         served.kit_name = HUBSPOT.name
         run(sqlite_engine, served, SyncOptions(purge_check_every=None))
-        deal = sorted(served.emulator.dump()["deals"])[0]
+        deal = min(served.emulator.dump()["deals"])
         served.emulator.archive("deals", deal)
         not_due, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
         assert not_due.deleted == 0 and "GET /crm/v3/objects/deals" not in not_due.api_calls
