@@ -90,7 +90,7 @@ class Problem:
 @dataclass(frozen=True)
 class FieldUpdate:
     external_id: str
-    values: tuple[tuple[str, str | None], ...]  # (CRM field name, value as the CRM takes it)
+    values: tuple[tuple[str, Any], ...]  # (CRM field name, value from its codec's `wire`)
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,9 @@ class WriteResult:
     ok: bool
     error: str | None = None
     not_found: bool = False
+    # field -> the value the CRM answered holding after the write (read back); None when the
+    # connector cannot tell, and then the write is taken as the CRM reported it
+    held: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

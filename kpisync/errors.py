@@ -15,7 +15,8 @@
     ├── MetricError                   a KPI cannot be computed (exit 5); not raised today
     │   └── InsufficientData          not raised today: "no data" is a value with a reason
     ├── WritebackError                write-back could not proceed (exit 6)
-    │   └── ConflictError             not raised today: a conflict follows `on_conflict`
+    │   ├── ConflictError             not raised today: a conflict follows `on_conflict`
+    │   └── WritesFailed              a run ended with writes the CRM refused or did not keep (exit 7)
     └── Interrupted                   a stop arrived; the run ended at a checkpoint (exit 130)
         └── BudgetSpent               the org's API share is used; the next run resumes
 
@@ -92,6 +93,10 @@ class WritebackError(KpisyncError):
 
 class ConflictError(WritebackError):
     pass
+
+
+class WritesFailed(WritebackError):
+    exit_code = 7
 
 
 class Interrupted(KpisyncError):

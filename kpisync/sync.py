@@ -113,7 +113,8 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
             metadata.keep(engine, source, connector, kept_at or signpost)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
-            asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc())
+            asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc(),
+                                       getattr(connector, "explain_missing", None))
             result.streams.append(asked)
         result.status = "succeeded"
     except Interrupted as exc:
@@ -199,7 +200,8 @@ def purge_check_requested(connector: Connector) -> bool:
 def check_for_purged(engine: Engine, source: str, connector: Connector) -> int:
     """Compare the CRM's full id lists with the store; rows the CRM no longer has are deleted."""
     started = now_utc()
-    purged = mark_purged(engine, source, connector.list_ids(), started)
+    purged = mark_purged(engine, source, connector.list_ids(), started,
+                         getattr(connector, "explain_missing", None))
     with engine.begin() as connection:
         save_cursor(connection, source, PURGE_CHECK, Cursor(), started)
     log.info("purge check on %s: %d rows no longer in the CRM", source, purged)

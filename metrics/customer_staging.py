@@ -39,14 +39,14 @@ def stage_customers(run: Run) -> None:
                                order_by=(d.c.close_date, d.c.external_id)).label("rn"),
     ).where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None),
             d.c.account_id.is_not(None)).subquery("ranked")
-    first = (
-        select(ranked.c.source, ranked.c.account_id,
-               func.min(ranked.c.close_date).label("first_won"),
-               func.max(ranked.c.close_date).label("last_won"),
-               func.max(case((ranked.c.rn == 1, ranked.c.owner))).label("won_by"),
-               func.max(case((ranked.c.rn == 1, ranked.c.lead_source))).label("first_source"))
-        .group_by(ranked.c.source, ranked.c.account_id).subquery("first")
-    )
+    first = run.tables["kpi_first_won"] = stage(  # read three times: by leads, contacts, here
+        run.connection, "kpi_first_won",
+        [*text("source", "account_id"), Column("first_won", Date), Column("last_won", Date),
+         *text("won_by", "first_source")],
+        select(ranked.c.source, ranked.c.account_id, func.min(ranked.c.close_date),
+               func.max(ranked.c.close_date), func.max(case((ranked.c.rn == 1, ranked.c.owner))),
+               func.max(case((ranked.c.rn == 1, ranked.c.lead_source))))
+        .group_by(ranked.c.source, ranked.c.account_id), index=("source", "account_id"))
     leads = origins(run, first, l, l.c.converted_account_id, "leads")
     contacts = origins(run, first, c, c.c.account_id, "contacts")
     if roles.churn_rule == "type":

@@ -236,6 +236,7 @@ def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[K
     hours_per_day = run.config.metrics.working_hours.hours_per_day
     selling = values.get("selling_hours", kind, grain)
     people = members(run)
+    days: dict[tuple[date, date], int] = {}  # reps mostly share a start: count each span once
     out = []
     for start in past_periods(run, kind):
         end = period_end(start, kind)
@@ -245,7 +246,9 @@ def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[K
             if key is None or not (person.active or (start, person.rep) in selling):
                 continue
             first = max(start, person.started or start)
-            available[key] = available.get(key, 0.0) + working_days(run, first, end) * hours_per_day
+            if (first, end) not in days:
+                days[(first, end)] = working_days(run, first, end)
+            available[key] = available.get(key, 0.0) + days[(first, end)] * hours_per_day
         for key in sorted(available.keys() | {k for (s, k) in selling if s == start}):
             found = selling.get((start, key))
             hours = available.get(key, 0.0)

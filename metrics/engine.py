@@ -119,7 +119,8 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
     out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out, early)
     out = protected(out, wanted, config.metrics.anonymity_minimum)
     index.add(out)
-    out = [v for v in out if v.period_start >= run.window.first_shown(v.period)]
+    first = {kind: run.window.first_shown(kind) for kind in KINDS}
+    out = [v for v in out if v.period_start >= first[v.period]]  # lead-in inputs go
     for kpi in wanted:
         if isinstance(kpi.measure, Derived):
             derived = [with_reason(registry, v) for kind in kpi.periods for grain in kpi.grains

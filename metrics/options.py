@@ -136,7 +136,7 @@ class MetricSettings(StrictModel):
     anonymity_minimum: int = Field(default=5, ge=2)
     engagement_days: int = Field(default=30, ge=1)
     stalled_factor: float = Field(default=1.5, gt=0)
-    nps_window_days: int = Field(default=365, ge=1)
+    nps_window_days: int = Field(default=365, ge=1)  # account NPS; eNPS: see records.enps_period
     goal_alerts: bool = True  # alert when a goal goes off pace
     roles: Roles = Roles()
     currency_rates: dict[str, float | list[DatedRate]] = Field(default_factory=dict)

@@ -161,6 +161,7 @@ class Bucketer:
         self.window = window
         first = local_midnight_utc(window.lead_in, zone) - timedelta(days=2)
         last = local_midnight_utc(window.end, zone) + timedelta(days=2)
+        self.changes_from = first
         self.initial_offset = offset_minutes(zone, first)
         self.changes = offset_changes(zone, first, last)
         self.epoch_offset = offset_minutes(zone, EPOCH)
@@ -171,7 +172,12 @@ class Bucketer:
         window: a deal created years before it closed is dated with that day's offset)."""
         if self.dialect == "postgresql":
             return cast(func.timezone(self.zone.key, instant), Date)
-        return func.date(self._shifted(instant, self.epoch_offset, self.all_changes))
+        before = [change for change in self.all_changes if change[0] < self.changes_from]
+        if not before:
+            return func.date(self.local_datetime(instant))
+        return func.date(case(  # most instants are recent: the window's short CASE first
+            (instant >= literal(self.changes_from, UTCDateTime()), self.local_datetime(instant)),
+            else_=self._shifted(instant, self.epoch_offset, before)))
 
     def local_datetime(self, instant: Any) -> ColumnElement[Any]:
         """SQLite only: the local wall-clock time of a UTC instant column of the window (and its

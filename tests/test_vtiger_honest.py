@@ -16,7 +16,7 @@ from kpisync.errors import SchemaDriftError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.vtiger import VtigerEmulator
 from kpisync.sandbox.vtiger_records import Entity
-from kpisync.store.models import SyncRun
+from kpisync.store.models import Lead, SyncRun
 from kpisync.sync import SyncOptions, sync_source
 from tests.vtiger_env import SOURCE, VtigerEnv
 from tests.vtiger_truth import assert_store_equals_truth
@@ -85,3 +85,28 @@ def test_a_non_admin_syncs_owners_by_id_with_a_warning(sqlite_engine: Engine,
                                                 "department": "", "status": "Active"}, 0, 0)
             for o in owners}
         assert_store_equals_truth(sqlite_engine, SOURCE, dump, emulator.zone)
+
+
+def test_a_converted_lead_is_recorded_converted_and_a_deleted_one_deleted(
+        sqlite_engine: Engine) -> None:
+    org = generate_org(seed=11, deals=40)
+    with VtigerEmulator(org) as emulator:
+        env = VtigerEnv(org, emulator)
+        sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+        converted, deleted = sorted(e.ws_id for e in emulator.dump()["Leads"].values()
+                                    if e.live)[:2]
+        made = emulator.convert_lead(converted, deal=True)
+        emulator.delete("Leads", deleted)
+        at = emulator.dump()["Leads"][int(converted.partition("x")[2])].modified
+        time.sleep(1.1)
+        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
+            "succeeded"
+        with sqlite_engine.connect() as connection:
+            rows = {r.external_id: r for r in connection.execute(select(Lead).where(
+                Lead.external_id.in_([converted, deleted])))}
+        lead = rows[converted]
+        assert lead.deleted_at is None and lead.is_converted
+        assert lead.converted_at is not None and int(lead.converted_at.timestamp()) == at
+        assert (lead.converted_contact_id, lead.converted_account_id, lead.converted_deal_id) == \
+            (made["Contacts"], made["Accounts"], made["Potentials"])
+        assert rows[deleted].deleted_at is not None and not rows[deleted].is_converted

@@ -6,7 +6,8 @@ Users through `query` (never synced); the sales stages from describe. Cursor: mo
 boundary dropped; `sync` where it serves, else incremental `query` (see reads, syncwalk, querywalk).
 Deletes: `sync`'s deleted ids (converted leads included); by query, a live count that fell asks
 the engine for an id comparison of that entity at the end of the run (deletecount); purged rows
-under `sync`, the engine's periodic full id comparison (`list_ids`, `purge_check_hours`).
+under `sync`, the engine's periodic full id comparison (`list_ids`, `purge_check_hours`). A lead
+missing from the comparison that `retrieve` still answers was converted (`explain_missing`).
 Auth: getchallenge + login with md5(token + access key); the session is renewed when it ends.
 Rate limits: none in Vtiger itself; a proxy's 429 waits for Retry-After; 5xx and network errors
 retried; writes through `revise`, one record a call. Values: see connectors.vtiger.values.
@@ -25,9 +26,10 @@ from pydantic import Field, field_validator
 
 from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
+from connectors.vtiger.conversions import converted_leads
 from connectors.vtiger.fields import Schema, ensure_custom_fields, read_schema
 from connectors.vtiger.reads import ENTITY, ModuleReader, ReadOptions
-from connectors.vtiger.writes import write_records
+from connectors.vtiger.writes import CODEC, write_records
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
@@ -41,6 +43,7 @@ from kpisync.connector import (
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import KpisyncError, RejectedError, SchemaDriftError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 
@@ -114,6 +117,7 @@ class VtigerSettings(StrictModel):
 class VtigerConnector:
     options_model: ClassVar[type[VtigerSettings]] = VtigerSettings
     type_name: ClassVar[str] = "vtiger"
+    value_codec: ClassVar[ValueCodec] = CODEC
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
@@ -171,6 +175,14 @@ class VtigerConnector:
                 continue
             for ids in reader.list_ids(module):
                 yield self.reader_entity(module), ids
+
+    def explain_missing(self, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Leads missing from the listing that Vtiger still holds were converted (VTQL hides
+        them): their conversion, instead of a delete (see connectors.vtiger.conversions)."""
+        if entity != "lead":
+            return {}
+        reader = self.reader()
+        return converted_leads(self.client.call, reader.query, ids, self.zone)
 
     def purge_check_wanted(self) -> bool:
         """After reading: modules read by query lost records, so their ids need comparing now

@@ -264,7 +264,9 @@ class VtigerEmulator(EmulatorServer):
 
     def op_retrieve(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
-        entity = self.store.find(params.get("id", ""))
+        entity = self.store.find(params.get("id", ""), live=False)
+        if entity.deleted:  # a converted lead, hidden from queries, still retrieves
+            raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
         self.may_see(entity.module, user)
         self.readable(entity.module)
         return success(render(self.schema, entity, self.zone, self.locale, label=True))

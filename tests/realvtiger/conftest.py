@@ -45,8 +45,12 @@ def vtiger_server() -> RealVtiger:
     server = RealVtiger(script)
     try:
         server.install()
-    except RuntimeError as error:
-        pytest.fail(f"the real Vtiger did not come up: {error}", pytrace=False)
+    except RuntimeError as first:
+        try:  # an installed server whose database was left broken: back to the snapshot
+            server.reset()
+        except RuntimeError as error:
+            pytest.fail(f"the real Vtiger did not come up: {first}; reset: {error}",
+                        pytrace=False)
     return server
 
 
