@@ -12,6 +12,7 @@
     │   │   └── SyncUnavailable       Vtiger's `sync` is broken (stock 8.2): read by query instead
     │   └── SchemaDriftError          an object or field we rely on changed or vanished
     ├── StateError                    the store or its bookkeeping is not as expected (exit 4)
+    │   └── ClaimLost                 a run's lease was taken over: it stops, writing nothing more
     ├── MetricError                   a KPI cannot be computed (exit 5); not raised today
     │   └── InsufficientData          not raised today: "no data" is a value with a reason
     ├── WritebackError                write-back could not proceed (exit 6)
@@ -77,6 +78,10 @@ class SchemaDriftError(ConnectorError):
 
 class StateError(KpisyncError):
     exit_code = 4
+
+
+class ClaimLost(StateError):
+    """The run's lease on its source (or the computation) was taken over: it must stop."""
 
 
 class MetricError(KpisyncError):

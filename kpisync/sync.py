@@ -69,6 +69,7 @@ class SyncOptions:
     metadata_every: timedelta | None = timedelta(days=1)  # None: read metadata every run
     should_stop: Callable[[], bool] = lambda: False
     on_page: Callable[[Page], None] = lambda page: None
+    on_run: Callable[[int], None] = lambda run_id: None  # told the sync run's id once it is stored
 
 
 def now_utc() -> datetime:
@@ -84,6 +85,7 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
 def _sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions
                  ) -> SyncResult:
     run_id = start_run(engine, source)
+    options.on_run(run_id)
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
