@@ -221,11 +221,12 @@ class EmulatorServer:
         return self.handle(request, found[0].handler)
 
     # --- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> str:
-        """Bind 127.0.0.1 on a free port, serve in a daemon thread, return the base URL."""
+    def start(self, port: int = 0) -> str:
+        """Bind 127.0.0.1 on `port` (0: a free one), serve in a daemon thread, return the base
+        URL. A port in use raises OSError."""
         if self._server is not None:
             return self.base_url
-        server = _Server(("127.0.0.1", 0), _make_handler(self))
+        server = _Server(("127.0.0.1", port), _make_handler(self))
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
