@@ -105,26 +105,18 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
 def print_kept(console: Console, crm: DemoCrm, folder: Path) -> None:
     """How to use the kept folder's commands that need the CRM, after the demo's emulator ended."""
     settings = shlex.quote(str(folder / "settings.toml"))
+    lines = [
+        (f"{folder}: settings.toml, kpisync.db, report.html and the emulator's records "
+         f"({KEPT_SANDBOX}/). `kpisync status`, `kpis` and `report` work at once:"),
+        f"  kpisync --settings {settings} kpis",
+        "The commands that talk to the CRM need its emulator back, in another terminal:",
+        f"  kpisync sandbox serve --state {shlex.quote(str(folder / KEPT_SANDBOX))}",
+        "and its demo credentials in the environment:",
+        *(f"  {line}" for line in exports(crm).splitlines()),
+        f"  kpisync --settings {settings} check {crm.source}",
+    ]
     console.rule("the kept folder")
-    console.print(f"{folder}: settings.toml, kpisync.db, report.html and the emulator's records "
-                  f"({KEPT_SANDBOX}/). `kpisync status`, `kpis` and `report` work at once:
-"
-                  f"  kpisync --settings {settings} kpis
-"
-                  f"The commands that talk to the CRM need its emulator back, in another terminal:
-"
-                  f"  kpisync sandbox serve --state {shlex.quote(str(folder / KEPT_SANDBOX))}
-"
-                  f"and its demo credentials in the environment:
-"
-                  f"{indented(exports(crm))}
-"
-                  f"  kpisync --settings {settings} check {crm.source}", markup=False,
-                  highlight=False, soft_wrap=True)
-
-
-def indented(lines: str) -> str:
-    return "\n".join(f"  {line}" for line in lines.splitlines())
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def store_summary(engine: Engine) -> Table:

@@ -128,9 +128,9 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
                                             help="Write a settings.toml for this sandbox here.")
           ) -> None:
     """Serve a CRM emulator in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
-    state = state.resolve() if state else None
+    folder = state.resolve() if state else None
     sandbox = prepare(crm, port=port, deals=deals, seed=seed, latency_ms=latency, faults=faults,
-                      state=state)
+                      state=folder)
     try:
         base_url = sandbox.emulator.start(sandbox.port)
     except OSError as error:
@@ -138,22 +138,22 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
                           hint="stop what uses it, or pass another --port") from error
     try:
         sandbox.port = int(base_url.rsplit(":", 1)[1])
-        if state is not None:
+        if folder is not None:
             SandboxFolder(sandbox.crm.key, sandbox.seed, sandbox.deals, sandbox.port,
-                          sandbox.mapping).write(state)
-            save_state(sandbox.emulator, state)
+                          sandbox.mapping).write(folder)
+            save_state(sandbox.emulator, folder)
         if settings_out is not None:
             write_settings(sandbox, settings_out)
         console.print(f"{sandbox.crm.name} sandbox at {base_url}"
-                      f"{f', records kept in {state}' if state else ''}\n"
+                      f"{f', records kept in {folder}' if folder else ''}\n"
                       f"{how_to_use(sandbox, settings_out.resolve() if settings_out else None)}\n"
                       f"Ctrl-C stops it.", markup=False, highlight=False)
         wait_for_signal(sandbox)
     finally:
         sandbox.emulator.stop()
-        if state is not None:
-            save_state(sandbox.emulator, state)
-    console.print("stopped" + (f"; records saved in {state}" if state else ""))
+        if folder is not None:
+            save_state(sandbox.emulator, folder)
+    console.print("stopped" + (f"; records saved in {folder}" if folder else ""))
 
 
 def wait_for_signal(sandbox: Sandbox) -> None:

@@ -123,6 +123,9 @@ currency = "USD"
 [sources.{crm.source}]
 {crm.source_settings(emulator)}
 
+[sources.{crm.source}.schedule]  # `kpisync run`: sync, compute, write-back every 15 minutes
+interval_minutes = 15
+
 # The synthetic org keeps no exchange rates: these convert its EUR, GBP and PLN deals to USD.
 [metrics]
 currency_rates = {{ EUR = 1.08, GBP = 1.27, PLN = 0.25 }}
