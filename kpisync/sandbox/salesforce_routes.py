@@ -39,6 +39,9 @@ def register_routes(em: SalesforceEmulator) -> None:
     em.add_route("POST", f"{DATA}/jobs/query/?", routes.bulk_create)
     em.add_route("GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/results/?", routes.bulk_results)
     em.add_route("GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_info)
+    em.add_route("GET", f"{DATA}/jobs/query/?", routes.bulk_list)
+    em.add_route("DELETE", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_delete)
+    em.add_route("PATCH", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_abort)
 
 
 class Routes:
@@ -207,6 +210,38 @@ class Routes:
     def bulk_info(self, request: Request) -> Response:
         job = self._job(request)
         return json_body(job.info(request.params["version"], self.em.bulk.state(job)))
+
+    def bulk_list(self, request: Request) -> Response:
+        """Get Information About All Query Jobs: one page holds them all here."""
+        unknown = sorted(set(request.query) - {"jobType"})
+        if unknown:
+            return errors(400, "INVALIDURL", f"Unsupported query parameter: {unknown[0]}")
+        kind = request.arg("jobType")
+        version = request.params["version"]
+        records = [job.info(version, self.em.bulk.current(job))
+                   for job in self.em.bulk.jobs.values() if kind in (None, "V2Query")]
+        return json_body({"done": True, "records": records, "nextRecordsUrl": None})
+
+    def bulk_delete(self, request: Request) -> Response:
+        """Only a job that has ended (JobComplete, Aborted, Failed) can be deleted: 204."""
+        job = self._job(request)
+        if self.em.bulk.current(job) == "InProgress":
+            return errors(400, "API_ERROR",
+                          "Error encountered when deleting the job because the job is not "
+                          "terminated")
+        del self.em.bulk.jobs[job.id]
+        return Response(204, {}, b"")
+
+    def bulk_abort(self, request: Request) -> Response:
+        """PATCH {"state": "Aborted"} aborts a job that has not ended."""
+        job = self._job(request)
+        body = request.json() or {}
+        if set(body) != {"state"} or body["state"] != "Aborted":
+            return errors(400, "INVALIDJOBSTATE", "Only {\"state\": \"Aborted\"} is accepted")
+        if self.em.bulk.current(job) != "InProgress":
+            return errors(400, "INVALIDJOBSTATE", "The job has already ended")
+        job.aborted = True
+        return json_body(job.info(request.params["version"], "Aborted"))
 
     def bulk_results(self, request: Request) -> Response:
         job = self._job(request)
