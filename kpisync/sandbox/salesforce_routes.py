@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpisync.sandbox.salesforce_render import MAX_BATCH, errors, json_body, record_json
 from kpisync.sandbox.salesforce_schema import SURVEY_OBJECT
-from kpisync.sandbox.salesforce_store import RecordError
+from kpisync.sandbox.salesforce_store import RecordError, compound_value
 from kpisync.sandbox.server import Request, Response
 
 if TYPE_CHECKING:
@@ -124,9 +124,26 @@ class Routes:
         return real
 
     def get(self, request: Request) -> Response:
+        """A record with every field, compound ones as REST gives them (an object of their
+        components); `fields` names the ones wanted, and an unknown one is INVALID_FIELD."""
+        unknown = sorted(set(request.query) - {"fields"})
+        if unknown:
+            return errors(400, "INVALID_PARAMETER", f"Unsupported parameter: {unknown[0]}")
         sobject = self._sobject(request)
         record = self.em.store.get(sobject, request.params["id"])
-        return json_body(record_json(sobject, record, request.params["version"]))
+        parts = self.em.schema.compound_parts(sobject)
+        row = {**record, **{name: compound_value(record, part) for name, part in parts.items()}}
+        wanted = request.arg_list("fields")
+        if wanted:
+            real = []
+            for name in wanted:
+                found = self.em.schema.field_of(sobject, name)
+                if found is None:
+                    return errors(400, "INVALID_FIELD", f"No such column '{name}' on entity "
+                                  f"'{sobject}'")
+                real.append(found[0])
+            row = {"Id": row["Id"], **{name: row[name] for name in real}}
+        return json_body(record_json(sobject, row, request.params["version"]))
 
     def create(self, request: Request) -> Response:
         sobject = self._sobject(request)

@@ -5,7 +5,7 @@ the mutable parts it keeps its records in (`PERSISTED`: its store, schema, id co
 the values they had when last saved. So everything written to it (records, custom fields,
 scores) survives a restart, while what the org generator derives is made again.
 
-Each part's attributes are pickled together in one file, so objects they share stay shared; a
+Each part's attributes (but the indexes derived from its records) are pickled together in one file, so objects they share stay shared; a
 reference from one part to another (a store's schema) is saved by name and joins the live
 object on load. Locks are made anew and callables (clocks) are kept from the fresh emulator.
 Loading accepts only the emulator's own classes and plain data: a state file cannot name any
@@ -29,6 +29,8 @@ PERSISTED: dict[str, tuple[str, ...]] = {  # emulator class name -> the attribut
     "SalesforceEmulator": ("store", "schema"),
     "VtigerEmulator": ("store", "schema", "ids"),
 }
+# indexes a store derives from its records and rebuilds when missing: never saved
+DERIVED = frozenset({"_columns", "_sorted", "_ids", "_wanted", "_index"})
 LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 SAFE_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytes", "bytearray",
                            "int", "float", "str", "bool", "complex", "slice", "range", "object"})
@@ -90,8 +92,8 @@ def save_state(emulator: EmulatorServer, folder: Path) -> Path:
     lock = getattr(getattr(emulator, "store", None), "lock", None) or threading.RLock()
     buffer = io.BytesIO()
     with lock:
-        state = {name: {key: value for key, value in vars(part).items() if _kept(value)}
-                 for name, part in parts.items()}
+        state = {name: {key: value for key, value in vars(part).items()
+                        if key not in DERIVED and _kept(value)} for name, part in parts.items()}
         _Saver(buffer, parts).dump(state)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RECORDS_FILE
@@ -115,5 +117,8 @@ def load_state(emulator: EmulatorServer, folder: Path) -> bool:
     if not isinstance(state, dict) or set(state) != set(parts):
         raise StateFileError(f"{source} holds the state of another kind of emulator")
     for name, attributes in state.items():
-        vars(parts[name]).update(attributes)
+        fresh = vars(parts[name])
+        fresh.update(attributes)
+        for derived in DERIVED & set(fresh):
+            fresh[derived] = type(fresh[derived])()  # rebuilt from the loaded records
     return True
