@@ -44,6 +44,7 @@ def register_meta_routes(emu: HubSpotEmulator) -> None:
     emu.add_route("POST", "/oauth/v1/token", meta.token)
     emu.add_route("GET", "/crm/v3/owners/?", meta.owners)
     emu.add_route("GET", "/crm/v3/schemas/?", meta.schemas)
+    emu.add_route("GET", "/crm-object-schemas/v3/schemas/?", meta.schemas)  # the SDK's path
     emu.add_route("GET", r"/crm/v3/owners/(?P<id>\d+)", meta.owner)
     emu.add_route("GET", f"/crm/v3/pipelines/{TYPE}", meta.pipelines)
     emu.add_route("GET", f"/crm/v3/pipelines/{TYPE}/(?P<pipeline>[^/]+)", meta.pipeline)

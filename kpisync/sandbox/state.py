@@ -7,7 +7,7 @@ scores) survives a restart, while what the org generator derives is made again.
 
 Each part's attributes (but the indexes derived from its records) are pickled together in one file, so objects they share stay shared; a
 reference from one part to another (a store's schema) is saved by name and joins the live
-object on load. Locks are made anew and callables (clocks) are kept from the fresh emulator.
+object on load; a time zone is saved by its key. Locks are made anew and callables (clocks) are kept from the fresh emulator.
 Loading accepts only the emulator's own classes and plain data: a state file cannot name any
 other code to run.
 """
@@ -20,6 +20,7 @@ import pickle
 import threading
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kpisync.sandbox.server import EmulatorServer
 
@@ -34,7 +35,7 @@ DERIVED = frozenset({"_columns", "_sorted", "_ids", "_wanted", "_index"})
 LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
 SAFE_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytes", "bytearray",
                            "int", "float", "str", "bool", "complex", "slice", "range", "object"})
-SAFE_MODULES = frozenset({"datetime", "decimal", "collections", "zoneinfo", "zoneinfo._zoneinfo"})
+SAFE_MODULES = frozenset({"datetime", "decimal", "collections"})
 
 
 class StateFileError(Exception):
@@ -58,6 +59,8 @@ class _Saver(pickle.Pickler):
         self.names = {id(part): name for name, part in parts.items()}
 
     def persistent_id(self, obj: Any) -> str | None:
+        if isinstance(obj, ZoneInfo):
+            return f"zone:{obj.key}"
         if isinstance(obj, LOCK_TYPES):
             return "lock:" + ("r" if isinstance(obj, type(threading.RLock())) else "")
         return self.names.get(id(obj))
@@ -75,6 +78,8 @@ class _Loader(pickle.Unpickler):
             return threading.Lock()
         if pid in self.parts:
             return self.parts[pid]
+        if isinstance(pid, str) and pid.startswith("zone:"):
+            return ZoneInfo(pid.removeprefix("zone:"))
         raise StateFileError(f"unknown reference {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
