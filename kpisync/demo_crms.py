@@ -34,11 +34,11 @@ class DemoCrm:
         authority in `ca_folder` when one is given."""
         raise NotImplementedError
 
-    def knobs(self, latency_seconds: float, fault_rate: float) -> Knobs:
+    def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
         """The emulator's knobs: `fault_rate` of the calls fail, half with the CRM's rate-limit
-        answer and half with a 5xx."""
+        answer and half with a 5xx, drawn from `seed` so that a run repeats."""
         return Knobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
-                     rate_5xx=fault_rate / 2)
+                     rate_5xx=fault_rate / 2, fault_seed=seed)
 
     def credentials(self) -> dict[str, str]:
         """The fixed demo credentials: environment variable -> value (the settings name the
@@ -79,11 +79,11 @@ class HubSpotDemo(DemoCrm):
 
         return HubSpotEmulator(org, access_token=self.token, knobs=knobs)
 
-    def knobs(self, latency_seconds: float, fault_rate: float) -> Knobs:
+    def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
         from kpisync.sandbox.hubspot import HubSpotKnobs
 
         return HubSpotKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
-                            rate_5xx=fault_rate / 2)
+                            rate_5xx=fault_rate / 2, fault_seed=seed)
 
     def credentials(self) -> dict[str, str]:
         return {self.token_env: self.token}
@@ -128,11 +128,11 @@ class SalesforceDemo(DemoCrm):
 
         return SalesforceEmulator(org, knobs=knobs, ca_folder=ca_folder)
 
-    def knobs(self, latency_seconds: float, fault_rate: float) -> Knobs:
+    def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
         from kpisync.sandbox.salesforce import SalesforceKnobs
 
         return SalesforceKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
-                               rate_5xx=fault_rate / 2)
+                               rate_5xx=fault_rate / 2, fault_seed=seed)
 
     def credentials(self) -> dict[str, str]:
         from kpisync.sandbox.salesforce import OrgLogin

@@ -73,7 +73,7 @@ def prepare(crm_name: str | None, *, port: int | None, deals: int | None, seed: 
     seed = DEFAULT_SEED if seed is None else seed
     deals = DEFAULT_DEALS if deals is None else deals
     org = generate_org(seed=seed, deals=deals)
-    knobs = crm.knobs(latency_ms / 1000.0, faults)
+    knobs = crm.knobs(latency_ms / 1000.0, faults, seed)
     emulator = crm.serve(org, knobs, ca_folder=state or ca_home())
     restored = False
     if state is not None:
@@ -121,7 +121,7 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
                                         help="Milliseconds added to every call."),
           faults: float = typer.Option(0.0, "--faults", min=0.0, max=1.0,
                                        help="Share of calls answered with the CRM's rate-limit "
-                                            "error or a 5xx (half each)."),
+                                            "error or a 5xx (half each), drawn from --seed."),
           state: Path = typer.Option(None, "--state", help="Folder that keeps the records "
                                                            "across restarts."),
           settings_out: Path = typer.Option(None, "--write-settings",
@@ -153,7 +153,10 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
         sandbox.emulator.stop()
         if folder is not None:
             save_state(sandbox.emulator, folder)
-    console.print("stopped" + (f"; records saved in {folder}" if folder else ""))
+    faults = sandbox.emulator.faults_injected
+    console.print(f"stopped after {sandbox.emulator.total_calls} calls, "
+                  f"{sum(faults.values())} of them failed on purpose (--faults)"
+                  + (f"; records saved in {folder}" if folder else ""))
 
 
 def wait_for_signal(sandbox: Sandbox) -> None:

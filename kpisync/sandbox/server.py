@@ -122,6 +122,7 @@ class EmulatorServer:
         self.calls: Counter[str] = Counter()
         self.calls_by_path: Counter[str] = Counter()
         self._total = 0
+        self.faults_injected: Counter[str] = Counter()  # per kind, since the start
         self._routes: list[Route] = []
         self._lock = threading.Lock()
         self._fault_rng = random.Random(self.knobs.fault_seed)
@@ -180,6 +181,8 @@ class EmulatorServer:
         for kind, rate in (("429", knobs.rate_429), ("5xx", knobs.rate_5xx),
                            ("timeout", knobs.rate_timeout), ("drop", knobs.rate_drop)):
             if roll < rate:
+                with self._lock:
+                    self.faults_injected[kind] += 1
                 return kind
             roll -= rate
         return None
