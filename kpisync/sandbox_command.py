@@ -153,9 +153,9 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
         sandbox.emulator.stop()
         if folder is not None:
             save_state(sandbox.emulator, folder)
-    faults = sandbox.emulator.faults_injected
+    injected = sum(sandbox.emulator.faults_injected.values())
     console.print(f"stopped after {sandbox.emulator.total_calls} calls, "
-                  f"{sum(faults.values())} of them failed on purpose (--faults)"
+                  f"{injected} of them failed on purpose (--faults)"
                   + (f"; records saved in {folder}" if folder else ""))
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Self
 
 LISTENING = re.compile(r"sandbox at (https?://127\.0\.0\.1:(\d+))")
 
@@ -16,7 +17,7 @@ LISTENING = re.compile(r"sandbox at (https?://127\.0\.0\.1:(\d+))")
 def kpisync(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd,
+                          text=True, timeout=timeout, cwd=cwd, check=False,
                           env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
@@ -48,7 +49,7 @@ class Sandbox:
         assert self.process.returncode == 0, text
         return text
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -42,16 +42,15 @@ def test_a_sandbox_on_a_fixed_port_keeps_what_was_written_across_a_restart(
     with Sandbox("--crm", crm, "--port", str(port), "--deals", "40", "--state", str(state),
                  "--write-settings", str(settings)) as first:
         assert first.port == port
-        printed = "".join(first.output)
-        for name in DEMO_CRMS[crm].credentials():  # the settings name it, serve says its value
-            assert f"export {name}=" in printed and name in settings.read_text("utf-8")
         ok("--settings", str(settings), "sync")
         ok("--settings", str(settings), "fields", "apply", source)
         ok("--settings", str(settings), "compute")
         written = ok("--settings", str(settings), "writeback")
         count = int(re.search(r"written (\d+), failed 0", written)[1])  # type: ignore[index]
         assert count > 0
-        first.stop()
+        printed = first.stop()
+    for name in DEMO_CRMS[crm].credentials():  # the settings name it, serve says its value
+        assert f"export {name}=" in printed and name in settings.read_text("utf-8")
     with Sandbox("--state", str(state)) as again:  # the port and the org come from the state
         assert again.port == port
         other = tmp_path / "other" / "settings.toml"

@@ -296,7 +296,7 @@ class Schema:
                 prefix = (compound.removesuffix("__c") + "__" if compound.endswith("__c")
                           else compound.removesuffix("Address"))  # BillingAddress: BillingCity
                 key = name.removeprefix(prefix).removesuffix("__s")
-                parts.setdefault(definition.compound_of, {})[key[0].lower() + key[1:]] = name
+                parts.setdefault(compound, {})[key[0].lower() + key[1:]] = name
         return parts
 
     def kinds(self, sobject: str) -> dict[str, str]:

@@ -1,8 +1,10 @@
-"""Run an emulator on its own: `python -m kpisync.sandbox.serve hubspot --deals N`.
+"""The HubSpot emulator in a process of its own, driven through stdin, for the benchmarks:
+`python benchmarks/hubspot_process.py hubspot --deals N` (users run `kpisync sandbox serve`).
 
-Prints one JSON line with the base URL and token once it listens, then serves until killed or
-until stdin closes. Benchmarks and soak runs use it to keep the emulator's memory out of the
-process they measure.
+Prints one JSON line with the base URL and token once it listens, then serves until stdin closes
+or says "quit"; "counts" prints the live records per type, "change F" touches that fraction of
+them. The benchmarks keep the emulator's memory out of the process they measure this way, with
+budgets no real portal has (`--search-rate`, `--ten-secondly`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from kpisync.sandbox.orggen import generate_org
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kpisync.sandbox.serve")
+    parser = argparse.ArgumentParser(prog="python benchmarks/hubspot_process.py")
     parser.add_argument("crm", choices=["hubspot"])
     parser.add_argument("--deals", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
@@ -42,25 +44,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(json.dumps(counts), flush=True)
             if command.startswith("change "):
                 _, fraction = command.split()
-                print(json.dumps({"changed": change_fraction(emulator, float(fraction))}), flush=True)
-
-
-def change_fraction(emulator: HubSpotEmulator, fraction: float) -> dict[str, int]:
-    """Touch `fraction` of the records of every type (every n-th id), as users editing would."""
-    changed: dict[str, int] = {}
-    for object_type, records in emulator.dump().items():
-        if object_type in ("line_items", "feedback_submissions", "notes"):
-            continue
-        ids = sorted(rid for rid, r in records.items() if not r["archived"])
-        step = max(1, round(1 / fraction)) if fraction > 0 else 0
-        chosen = ids[::step] if step else []
-        for rid in chosen:
-            field = {"companies": "industry", "contacts": "jobtitle", "deals": "dealname"}.get(
-                object_type, "hs_timestamp")
-            value = records[rid]["properties"].get(field) or ""
-            emulator.update_record(object_type, rid, {field: value})
-        changed[object_type] = len(chosen)
-    return changed
+                print(json.dumps({"changed": emulator.change_fraction(float(fraction))}), flush=True)
 
 
 if __name__ == "__main__":
