@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from resident_memory import resident_bytes  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
 
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
@@ -162,7 +163,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per API call")
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
+    keep_output(args.save, "hubspot", *map(size, args.deals), latency(args.latency))
     for deals in args.deals:
         emulator, base_url = start_emulator(deals, args.latency)
         folder = tempfile.mkdtemp(prefix="kpisync-bench-")

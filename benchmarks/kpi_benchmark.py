@@ -37,6 +37,7 @@ from kpisync.store.writer import write_page
 from metrics.engine import compute_all
 from metrics.options import MetricConfig, MetricSettings, Roles
 from resident_memory import PeakResident  # benchmarks/, on the path when run as a script
+from results import keep_output, size  # benchmarks/, on the path as a script
 from stores import BACKENDS, throwaway_store
 
 REPS, TEAMS, REGIONS = 500, 25, 8
@@ -264,7 +265,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
+    keep_output(args.save, "kpi", size(args.deals), args.backend.replace("both", ""))
     for backend in (BACKENDS if args.backend == "both" else [args.backend]):
         with throwaway_store(backend) as engine:
             measure(backend, engine, args.deals)

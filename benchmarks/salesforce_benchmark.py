@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
 from stores import BACKENDS, throwaway_store
 
 from kpisync.config import parse_settings
@@ -264,10 +265,14 @@ def main() -> None:
                         help="the store: a SQLite file, or a fresh database on the PostgreSQL "
                              "server in KPISYNC_BENCH_POSTGRES_URL")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
     if args.serve:
         serve(argparse.Namespace(**{**vars(args), "deals": args.deals[0]}))
         return
+    keep_output(args.save, "salesforce", *map(size, args.deals), *args.runs, args.backend,
+                latency(args.latency))
     for deals in args.deals:
         bench(args, deals)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from benchmarks.results import keep_output
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.server import Knobs
@@ -122,8 +123,11 @@ def main() -> None:
     parser.add_argument("--fault-window", type=float, default=60.0, help="seconds on, then off")
     parser.add_argument("--store-url", default=None, help="default: a SQLite file in a temp dir")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
 
+    keep_output(args.save, "soak", f"{args.minutes:g}min")
     folder = Path(tempfile.mkdtemp(prefix="kpisync-soak-"))
     store_url = args.store_url or f"sqlite:///{folder / 'store.db'}"
     org = generate_org(seed=args.seed, deals=args.deals)

@@ -43,6 +43,7 @@ from kpisync.registry import build_connector
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 SHAPE = {"accounts_per_deal": 0.1, "contacts_per_deal": 0.2, "leads_per_deal": 0.2,
@@ -160,10 +161,13 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--modes", nargs="+", default=["sync", "query"], choices=["sync", "query"])
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), float(args.serve[1]), args.serve[2] == "sync")
         return
+    keep_output(args.save, "vtiger", *map(size, args.deals), *args.modes, latency(args.latency))
     # HTTP wait (every webservice call) and the connector's own mapping of wire records to rows
     waiting, mapping = timed(VtigerClient, "send"), timed(ModuleReader, "map_records")
     delete_checks = counted_settles()

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, bindparam
 
+from results import keep_output, size  # benchmarks/, on the path as a script
+
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
@@ -70,7 +72,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--save", action="store_true",
+                        help="also write benchmarks/out/<what it measures>.txt")
     args = parser.parse_args()
+    keep_output(args.save, "writeback", size(args.records), f"{args.changed * 100:g}pct_changed")
     rng = random.Random(args.seed)
     os.environ[TOKEN_ENV] = "pat-bench"
     folder = Path(tempfile.mkdtemp(prefix="kpisync-wb-bench-"))

@@ -6,14 +6,21 @@
     │   ├── AuthError                 credentials refused or revoked: re-authorise the source
     │   ├── RateLimited    [retry]    the CRM asked us to slow down; carries retry_after seconds
     │   ├── TransientError [retry]    5xx, timeouts, dropped connections: worth another try
+    │   │   └── SessionLost           Vtiger's session died: log in again, then retry the call
     │   ├── RejectedError             the CRM refused this request (4xx) and will again
+    │   │   ├── VtigerFailure         Vtiger answered `success: false`; `.code` is its error code
+    │   │   └── SyncUnavailable       Vtiger's `sync` is broken (stock 8.2): read by query instead
     │   └── SchemaDriftError          an object or field we rely on changed or vanished
     ├── StateError                    the store or its bookkeeping is not as expected (exit 4)
-    ├── MetricError                   a KPI cannot be computed (exit 5)
-    │   └── InsufficientData          an empty denominator or missing input: "no data", not 0
-    └── WritebackError                write-back could not proceed (exit 6)
-        └── ConflictError             a person changed a managed field since our last write
+    ├── MetricError                   a KPI cannot be computed (exit 5); not raised today
+    │   └── InsufficientData          not raised today: "no data" is a value with a reason
+    ├── WritebackError                write-back could not proceed (exit 6)
+    │   └── ConflictError             not raised today: a conflict follows `on_conflict`
+    └── Interrupted                   a stop arrived; the run ended at a checkpoint (exit 130)
+        └── BudgetSpent               the org's API share is used; the next run resumes
 
+SessionLost, VtigerFailure and SyncUnavailable live in connectors/vtiger/client.py, BudgetSpent
+in kpisync/budget.py; tests/test_errors_tree.py keeps this drawing equal to the classes.
 Retryable errors carry `retryable = True`; the retry policy retries on that marker and nothing else.
 """
 

@@ -69,7 +69,7 @@ class VtigerSettings(StrictModel):
     sync_type: Literal["application", "userandgroup", "user"] = "application"
     modules: tuple[str, ...] = MODULES
     # records a store transaction holds; one API page (100) by default, so writing a page
-    # overlaps reading the next and an incremental's last write is short (NOTES, session 6)
+    # overlaps the next read (docs/decisions/connector-vtiger-reading.md)
     batch_records: int = Field(default=100, ge=1)
     timeout_seconds: float = 60.0
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits

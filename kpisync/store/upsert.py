@@ -4,7 +4,7 @@ SQLAlchemy's per-row parameter processing cost more than SQLite's own work on a 
 the statement is compiled once per table and dialect and each row is bound by a short list of
 converters; on SQLite the common types get converters that match SQLAlchemy's stored forms exactly.
 On PostgreSQL a page is copied into a temporary table and upserted from there by one statement:
-an executemany of one INSERT ... ON CONFLICT per row took twice as long (see NOTES.md, session 12).
+one INSERT ... ON CONFLICT per row in an executemany cost twice (docs/decisions/store-writer.md).
 """
 
 from __future__ import annotations
