@@ -43,8 +43,9 @@ class Sandbox:
     def stop(self) -> str:
         """SIGTERM, then everything it printed; it must exit 0 having saved its records."""
         self.process.send_signal(signal.SIGTERM)
-        rest, _ = self.process.communicate(timeout=120)
-        self.output.append(rest)
+        assert self.process.stdout is not None
+        self.output.append(self.process.stdout.read())  # to its end: the process has exited
+        self.process.wait()
         text = "".join(self.output)
         assert self.process.returncode == 0, text
         return text
