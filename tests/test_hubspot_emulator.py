@@ -436,3 +436,10 @@ def test_what_the_emulator_does_not_implement_is_a_400_naming_it(emulator: HubSp
     owners = httpx.get(f"{emulator.base_url}/crm/v3/owners/", params={"idProperty": "userId"},
                        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert owners.status_code == 400 and "idProperty" in owners.json()["message"]
+    listed = httpx.get(f"{emulator.base_url}/crm/v3/objects/deals", params={"sort": "amount"},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert listed.status_code == 400 and "sort" in listed.json()["message"]
+    batch = httpx.post(f"{emulator.base_url}/crm/v3/objects/deals/batch/update",
+                       json={"inputs": [], "upsert": True},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert batch.status_code == 400 and "upsert" in batch.json()["message"]

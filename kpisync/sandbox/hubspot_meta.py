@@ -66,6 +66,13 @@ def refuse_unknown(request: Request, known: set[str]) -> None:
         raise validation_error(f"Unsupported query parameter: {unknown[0]}")
 
 
+def refuse_unknown_fields(body: Any, known: set[str]) -> None:
+    """A 400 naming a request body field the emulator does not implement: never ignored."""
+    unknown = sorted(set(body) - known) if isinstance(body, dict) else []
+    if unknown:
+        raise validation_error(f"Unsupported request body field: {unknown[0]}")
+
+
 def known_type(name: str) -> str:
     """Canonical object type or a 400."""
     found = normalize_type(name)
