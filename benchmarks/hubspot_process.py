@@ -44,7 +44,26 @@ def main(argv: list[str] | None = None) -> None:
                 print(json.dumps(counts), flush=True)
             if command.startswith("change "):
                 _, fraction = command.split()
-                print(json.dumps({"changed": emulator.change_fraction(float(fraction))}), flush=True)
+                print(json.dumps({"changed": change_fraction(emulator, float(fraction))}), flush=True)
+
+
+def change_fraction(emulator: HubSpotEmulator, fraction: float) -> dict[str, int]:
+    """Touch `fraction` of the records of every type (every n-th id), as users editing would;
+    how many per type."""
+    changed: dict[str, int] = {}
+    for object_type, records in emulator.dump().items():
+        if object_type in ("line_items", "feedback_submissions", "notes"):
+            continue
+        ids = sorted(rid for rid, r in records.items() if not r["archived"])
+        step = max(1, round(1 / fraction)) if fraction > 0 else 0
+        chosen = ids[::step] if step else []
+        for rid in chosen:
+            field = {"companies": "industry", "contacts": "jobtitle", "deals": "dealname"}.get(
+                object_type, "hs_timestamp")
+            value = records[rid]["properties"].get(field) or ""
+            emulator.update_record(object_type, rid, {field: value})
+        changed[object_type] = len(chosen)
+    return changed
 
 
 if __name__ == "__main__":

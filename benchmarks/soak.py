@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from benchmarks.hubspot_process import change_fraction
 from benchmarks.results import keep_output
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
@@ -84,7 +85,7 @@ def free_port() -> int:
 def edit_org(emulator: HubSpotEmulator, rng: random.Random) -> None:
     """What users do in a minute: touch 2% of everything, sometimes archive or add a deal."""
     emulator.knobs, saved = Knobs(), emulator.knobs  # edits are not API calls of ours
-    emulator.change_fraction(0.02)
+    change_fraction(emulator, 0.02)
     deals = sorted(rid for rid, r in emulator.dump()["deals"].items() if not r["archived"])
     if rng.random() < 0.5 and len(deals) > 10:
         emulator.archive("deals", rng.choice(deals))

@@ -94,6 +94,11 @@ def test_bulk_query_jobs_are_listed_deleted_once_ended_and_aborted(env: Salesfor
     assert aborted.status_code == 200 and aborted.json()["state"] == "Aborted"
     assert api("DELETE", f"jobs/query/{running}").status_code == 204
     assert api("GET", "jobs/query", params={"isPkChunkingEnabled": "true"}).status_code == 400
+    semicolons = api("POST", "jobs/query", json={"operation": "query", "columnDelimiter":
+                                                 "SEMICOLON", "query": "SELECT Id FROM Lead"})
+    assert semicolons.status_code == 400 and "columnDelimiter" in semicolons.json()[0]["message"]
+    explained = api("GET", "query", params={"explain": "SELECT Id FROM Lead"})
+    assert explained.status_code == 400 and "explain" in explained.json()[0]["message"]
 
 
 def test_standard_compound_addresses_in_describe_and_rest_and_refused_by_bulk(

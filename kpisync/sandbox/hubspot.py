@@ -350,24 +350,6 @@ class HubSpotEmulator(EmulatorServer):
             return base_id("contact", self.lead_contact[neutral_id])
         return base_id(kind, neutral_id)
 
-    def change_fraction(self, fraction: float) -> dict[str, int]:
-        """Touch `fraction` of the records of every type (every n-th id), as users editing
-        would; how many per type."""
-        changed: dict[str, int] = {}
-        for object_type, records in self.dump().items():
-            if object_type in ("line_items", "feedback_submissions", "notes"):
-                continue
-            ids = sorted(rid for rid, r in records.items() if not r["archived"])
-            step = max(1, round(1 / fraction)) if fraction > 0 else 0
-            chosen = ids[::step] if step else []
-            for rid in chosen:
-                field = {"companies": "industry", "contacts": "jobtitle",
-                         "deals": "dealname"}.get(object_type, "hs_timestamp")
-                value = records[rid]["properties"].get(field) or ""
-                self.update_record(object_type, rid, {field: value})
-            changed[object_type] = len(chosen)
-        return changed
-
     def dump(self) -> Truth:
         """A deep copy of the current truth, archived records included."""
         with self.store.lock:

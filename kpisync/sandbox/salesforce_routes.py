@@ -85,6 +85,9 @@ class Routes:
 
     # --- queries -------------------------------------------------------------------------------
     def query(self, request: Request, include_deleted: bool = False) -> Response:
+        unknown = sorted(set(request.query) - {"q"})
+        if unknown:
+            return errors(400, "INVALID_PARAMETER", f"Unsupported parameter: {unknown[0]}")
         soql = request.arg("q")
         if not soql:
             return errors(400, "MALFORMED_QUERY", "A query string has to be specified")
@@ -208,6 +211,15 @@ class Routes:
     # --- Bulk API 2.0 query jobs ---------------------------------------------------------------
     def bulk_create(self, request: Request) -> Response:
         body = request.json() or {}
+        unknown = sorted(set(body) - {"operation", "query", "contentType", "columnDelimiter",
+                                      "lineEnding"})
+        if unknown:
+            return errors(400, "INVALIDJOB", f"Unsupported job field: {unknown[0]}")
+        for name, served in (("contentType", "CSV"), ("columnDelimiter", "COMMA"),
+                             ("lineEnding", "LF")):
+            if body.get(name, served) != served:
+                return errors(400, "INVALIDJOB", f"{name} {body[name]!r}: only {served} is "
+                              "served by this emulator")
         operation = body.get("operation")
         if operation not in ("query", "queryAll"):
             return errors(400, "INVALIDJOB", "Invalid operation: expected query or queryAll")
@@ -262,6 +274,9 @@ class Routes:
 
     def bulk_results(self, request: Request) -> Response:
         job = self._job(request)
+        unknown = sorted(set(request.query) - {"maxRecords", "locator"})
+        if unknown:
+            return errors(400, "INVALID_PARAMETER", f"Unsupported parameter: {unknown[0]}")
         if job.polls <= self.em.bulk.polls_until_complete:
             return errors(400, "API_ERROR", "Results are not available: the job is not complete")
         max_records = int(request.arg("maxRecords") or 50_000)
