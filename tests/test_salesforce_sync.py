@@ -367,12 +367,12 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     assert pages[-1].cursor.get("bulk_job") and pages[-1].cursor.value is not None
     second = sync_source(sqlite_engine, SOURCE, env.connector(**small), SyncOptions())
     assert second.status == "succeeded" and emulator.refused_too_long == 1
-    # The read-ahead had read the stopped job whole, so kpisync deleted it; the next run runs
-    # the same job again (same bounds: nothing skipped).
-    stopped, again = [j for j in list(emulator.bulk.created.values())[2:]
-                      if j.sobject == "Opportunity"]
-    assert stopped.query == again.query and again.operation == "queryAll"
-    assert "SystemModstamp >" in again.query and not emulator.bulk.jobs
+    # The stopped job is resumed; or, when the read-ahead had read it whole before the stop
+    # (kpisync then deleted it), run again with the same bounds: nothing skipped either way.
+    jobs = [j for j in list(emulator.bulk.created.values())[2:] if j.sobject == "Opportunity"]
+    assert len(jobs) in (1, 2) and {j.query for j in jobs} == {jobs[0].query}
+    assert jobs[0].operation == "queryAll" and "SystemModstamp >" in jobs[0].query
+    assert not emulator.bulk.jobs  # none left behind
     assert_store_equals_truth(sqlite_engine, emulator.dump())
     with sqlite_engine.connect() as connection:
         rows = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
