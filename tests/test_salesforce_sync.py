@@ -128,7 +128,11 @@ def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_eng
                              "Task", "Event", "NPS_Response__c", "OpportunityHistory",
                              "OpportunityFieldHistory") if len(env.emulator.live(o)) > 100)
     assert "OpportunityHistory" in big  # stage history through its own job, not IN queries
-    assert objects == big  # one job each: the interrupted Task job was resumed, not re-run
+    # one job each: the interrupted Task job resumed at its locator; or, when the read-ahead had
+    # read it whole before the stop (kpisync then deleted it), run again with the same bounds
+    tasks = [job.query for job in env.emulator.bulk.created.values() if job.sobject == "Task"]
+    assert [o for o in objects if o != "Task"] == [o for o in big if o != "Task"]
+    assert len(tasks) in (1, 2) and set(tasks) == {tasks[0]} and not env.emulator.bulk.jobs
     jobs = len(objects)
     assert_store_equals_truth(sqlite_engine, env.emulator.dump())
 
@@ -155,7 +159,9 @@ def test_a_bulk_result_page_is_handed_on_in_parts_and_a_stop_between_them_reads_
     done = sync_source(sqlite_engine, SOURCE, env.connector(**options),
                        SyncOptions(streams=("Task",)))
     assert done.status == "succeeded"
-    assert len(env.emulator.bulk.created) == jobs + 1  # the Task job resumed, not run again
+    tasks = [job.query for job in list(env.emulator.bulk.created.values())[jobs:]]
+    assert len(tasks) in (1, 2) and set(tasks) == {tasks[0]}  # resumed, or (read whole and
+    # deleted before the stop) run again with the same bounds
     assert count(sqlite_engine, Activity) == len(env.emulator.live("Task")) > 450
 
 
