@@ -2,7 +2,9 @@
 
 Starts the emulator of the CRM asked for (HubSpot, Salesforce or Vtiger) on 127.0.0.1 with a
 seeded synthetic org, writes a throwaway settings file and store, syncs, and prints what it did.
-Later stages (KPIs, write-back) join when installed.
+Later stages (KPIs, write-back, report) join when installed. With `--keep FOLDER` the folder
+keeps the store, the settings (write-back mapping included), the report and the emulator's
+records (`FOLDER/sandbox`), which `kpisync sandbox serve --state FOLDER/sandbox` serves again.
 """
 
 from __future__ import annotations
