@@ -131,6 +131,13 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
                                             help="Write a settings.toml for this sandbox here.")
           ) -> None:
     """Serve a CRM emulator in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
+    stop = threading.Event()  # set by a signal from now on, even one sent while starting
+
+    def stop_on(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_on)
     folder = state.resolve() if state else None
     sandbox = prepare(crm, port=port, deals=deals, seed=seed, latency_ms=latency, faults=faults,
                       state=folder)
@@ -151,7 +158,7 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
                       f"{f', records kept in {folder}' if folder else ''}\n"
                       f"{how_to_use(sandbox, settings_out.resolve() if settings_out else None)}\n"
                       f"Ctrl-C stops it.", markup=False, highlight=False)
-        wait_for_signal(sandbox)
+        serve_until(stop, sandbox)
     finally:
         sandbox.emulator.stop()
         if folder is not None:
@@ -162,29 +169,19 @@ def serve(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vt
                   + (f"; records saved in {folder}" if folder else ""))
 
 
-def wait_for_signal(sandbox: Sandbox) -> None:
-    """Block until SIGINT or SIGTERM; meanwhile save the records when calls came in and then
-    paused (a 1,000-deal org takes about 1.5 s to save, under the store's lock)."""
-    stop = threading.Event()
-
-    def stop_on(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        saved = seen = sandbox.emulator.total_calls
-        last_save = time.monotonic()
-        while not stop.wait(QUIET_SECONDS):
-            calls = sandbox.emulator.total_calls
-            quiet = calls == seen  # a save holds the store's lock: not amid a client's run
-            if sandbox.state is not None and calls != saved and (
-                    quiet or time.monotonic() - last_save > SAVE_AT_LEAST_EVERY_SECONDS):
-                save_state(sandbox.emulator, sandbox.state)
-                saved, last_save = calls, time.monotonic()
-            seen = calls
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def serve_until(stop: threading.Event, sandbox: Sandbox) -> None:
+    """Wait for `stop`; meanwhile save the records when calls came in and then paused (a
+    1,000-deal org takes about 1.5 s to save, under the store's lock)."""
+    saved = seen = sandbox.emulator.total_calls
+    last_save = time.monotonic()
+    while not stop.wait(QUIET_SECONDS):
+        calls = sandbox.emulator.total_calls
+        quiet = calls == seen  # a save holds the store's lock: not amid a client's run
+        if sandbox.state is not None and calls != saved and (
+                quiet or time.monotonic() - last_save > SAVE_AT_LEAST_EVERY_SECONDS):
+            save_state(sandbox.emulator, sandbox.state)
+            saved, last_save = calls, time.monotonic()
+        seen = calls
 
 
 def settings(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or vtiger."),
