@@ -12,12 +12,14 @@ the store.
 Each condition is an incident (`ops_incidents`): opened once, reported once to the log and the
 webhook, closed (and reported resolved) when the condition clears. A webhook that fails is retried
 at the next review while the incident stays open; it is never sent twice once accepted. Reviews of
-one instance run under that instance's run lock, so several workers never report twice. A store
-outage cannot be kept in the store: `StoreOutage` holds it in the worker's memory instead.
+one instance run under that instance's lease, so several workers never report twice. A store
+outage is recorded once the store answers again (`StoreOutage`): its row decides which worker
+sends, so one outage is one incident however many workers saw it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -27,13 +29,14 @@ from typing import Any
 
 import httpx
 from pydantic import Field
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from kpisync.config import Settings, StrictModel, validate_model
-from kpisync.stages import paused_writeback
 from kpisync.scheduler.history import finished_statuses, first_claim, last_success, now_utc
 from kpisync.scheduler.models import OpsIncident
 from kpisync.secrets import mask, read_secret
+from kpisync.stages import paused_writeback
 
 log = logging.getLogger(__name__)
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]
@@ -192,35 +195,66 @@ def open_incidents(engine: Engine, source: str) -> list[Any]:
 
 
 class StoreOutage:
-    """The incident kept in memory, since the store cannot keep it: opened once per source when
-    a slot or a review finds the store unreachable (its notice sent again at the next finding
-    until the webhook takes it), resolved when the store answers again."""
+    """The store incident. While the store cannot be reached, each worker notes in memory when it
+    first found it so (logged once); once the store answers, the worker records the outage as an
+    incident row. Workers that saw the same outage find its row (their spans overlap) and only
+    widen it, under a transaction lock per source, so exactly one of them sends the notices
+    (opened, then resolved), however many workers saw it. Until the store answers, /healthz says
+    it is unreachable."""
 
-    def __init__(self, send: Sender) -> None:
-        self.send = send
+    def __init__(self, engine: Engine, send: Sender) -> None:
+        self.engine, self.send = engine, send
         self.lock = threading.Lock()
-        self.incidents: dict[str, tuple[Notice, bool]] = {}  # source -> (notice, delivered)
+        self.outages: dict[str, tuple[datetime, str]] = {}  # source -> (first seen, detail)
 
     def down(self, sources: list[str], detail: str, now: datetime) -> None:
         for source in sources:
             with self.lock:
-                notice, delivered = self.incidents.get(source, (None, False))
-            if delivered:
-                continue
-            if notice is None:
-                notice = Notice(source, STORE, "open", now, detail)
-                log.warning("%s", notice.text)
-            delivered = self.send(notice)
-            with self.lock:
-                self.incidents[source] = (notice, delivered)
+                if source in self.outages:
+                    continue
+                self.outages[source] = (now, detail)
+            log.warning("%s", Notice(source, STORE, "open", now, detail).text)
 
-    def back(self, sources: list[str]) -> None:
+    def back(self, sources: list[str], now: datetime) -> None:
         for source in sources:
             with self.lock:
-                notice, delivered = self.incidents.pop(source, (None, False))
-            if notice is None:
+                seen = self.outages.get(source)
+            if seen is None:
                 continue
-            resolved = Notice(source, STORE, "resolved", notice.since, "")
-            log.warning("%s", resolved.text)
-            if delivered:
-                self.send(resolved)  # best effort, as for the stored incidents
+            try:
+                notices = record_outage(self.engine, source, seen[0], now, seen[1])
+            except SQLAlchemyError as error:
+                log.info("%s: store outage not recorded yet (%s)", source, type(error).__name__)
+                continue
+            with self.lock:
+                self.outages.pop(source, None)
+            log.warning("%s", Notice(source, STORE, "resolved", seen[0], "").text)
+            for notice in notices:
+                self.send(notice)  # best effort: the outage is over, and recorded
+
+
+def record_outage(engine: Engine, source: str, since: datetime, until: datetime, detail: str
+                  ) -> list[Notice]:
+    """Record a store outage seen from `since` to `until`; the notices to send: none when another
+    worker already recorded the same outage (its span overlaps), else opened and resolved."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # SQLite serialises writers by itself
+            connection.execute(select(func.pg_advisory_xact_lock(lock_key(f"incident:{source}"))))
+        same = connection.execute(
+            select(INCIDENTS).where(INCIDENTS.c.source == source, INCIDENTS.c.kind == STORE,
+                                    INCIDENTS.c.opened_at <= until, INCIDENTS.c.closed_at >= since)
+            .order_by(INCIDENTS.c.id).limit(1)).first()
+        if same is not None:
+            connection.execute(update(INCIDENTS).where(INCIDENTS.c.id == same.id).values(
+                opened_at=min(same.opened_at, since), closed_at=max(same.closed_at, until)))
+            return []
+        connection.execute(INCIDENTS.insert().values(source=source, kind=STORE, opened_at=since,
+                                                     closed_at=until, detail=detail,
+                                                     notified=True))
+    return [Notice(source, STORE, "open", since, detail), Notice(source, STORE, "resolved", since, "")]
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for `name` (PostgreSQL's advisory lock key type)."""
+    digest = hashlib.blake2b(f"kpisync:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

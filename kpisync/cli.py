@@ -33,6 +33,7 @@ from kpisync.registry import build_connector
 from kpisync.secrets import mask
 from kpisync.status import source_status
 from kpisync.sync import SyncOptions, sync_source
+from kpisync.texts import LOCALES
 
 app = typer.Typer(help="Sync CRM data, compute sales KPIs, write scores back.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -304,7 +305,9 @@ def demo(deals: int = typer.Option(400, min=1, help="Size of the synthetic org."
          seed: int = typer.Option(7, help="Seed of the synthetic org."),
          keep: Path = typer.Option(None, "--keep", help="Keep the store in this folder."),
          crm: str = typer.Option("hubspot", "--crm", help="The CRM to emulate: hubspot, "
-                                 "salesforce or vtiger.")) -> None:
+                                 "salesforce or vtiger."),
+         locale: str = typer.Option("en", "--locale", help="en, or fa: Persian text and digits, "
+                                    "Solar Hijri periods, a right-to-left report.")) -> None:
     """Run the whole loop on a built-in CRM emulator: no account needed."""
     from kpisync.demo import run_demo
     from kpisync.demo_crms import DEMO_CRMS
@@ -312,7 +315,9 @@ def demo(deals: int = typer.Option(400, min=1, help="Size of the synthetic org."
     if crm.lower() not in DEMO_CRMS:
         raise ConfigError(f"--crm {crm!r}: no such demo CRM",
                           hint=f"use one of {', '.join(DEMO_CRMS)}")
-    run_demo(console, crm=crm.lower(), deals=deals, seed=seed, keep=keep)
+    if locale not in LOCALES:
+        raise ConfigError(f"--locale {locale!r}: no such locale", hint="use en or fa")
+    run_demo(console, crm=crm.lower(), deals=deals, seed=seed, keep=keep, locale=locale)
 
 
 @db_app.command("upgrade")

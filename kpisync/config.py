@@ -2,7 +2,8 @@
 
 Layout:
 
-    [kpisync]                 store URL, time zone, corporate currency
+    [kpisync]                 store URL, time zone, corporate currency, calendar, week start,
+                              locale (en, or fa: Persian text and digits)
     [sources.<name>]          one table per connector instance; `type` picks the connector,
                               the rest is validated by that connector's own settings model
     [sources.<name>.schedule] optional: when `kpisync run` syncs it
@@ -18,8 +19,9 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,6 +37,15 @@ from pydantic import (
     model_validator,
 )
 
+from kpisync.calendars import (
+    WEEKDAYS,
+    Calendar,
+    System,
+    calendar_for,
+    latin_digits,
+    parse_gregorian,
+    parse_solar_hijri,
+)
 from kpisync.errors import ConfigError
 
 DEFAULT_PATH = Path("settings.toml")
@@ -57,7 +69,21 @@ def _readable_file(value: str) -> str:
     return value
 
 
+def _any_calendar_day(value: Any) -> Any:
+    """A settings date in either calendar: a year before 1700 is Solar Hijri (`1404-01-01`, or
+    "۱۴۰۴/۰۱/۰۱" in any digits, is 2025-03-21); Gregorian dates pass as they are."""
+    if isinstance(value, date) and not isinstance(value, datetime) and value.year < 1700:
+        value = f"{value.year}-{value.month}-{value.day}"
+    if isinstance(value, str):
+        year = latin_digits(value).strip()[:4]
+        if year.isdigit() and int(year) < 1700:
+            return parse_solar_hijri(value)
+        return parse_gregorian(value)
+    return value
+
+
 WebAddress = Annotated[str, AfterValidator(_web_address)]  # http(s)://host, checked when read
+SettingsDate = Annotated[date, BeforeValidator(_any_calendar_day)]  # Gregorian or Solar Hijri
 ReadableFile = Annotated[str, AfterValidator(_readable_file)]
 
 
@@ -100,6 +126,29 @@ class CoreSettings(StrictModel):
     store_env: str | None = None
     timezone: str = "UTC"
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    calendar: System = "gregorian"  # persian: Solar Hijri weeks, months, quarters, years
+    week_start: str | None = None  # default: monday, or saturday under the Persian calendar
+    locale: Literal["en", "fa"] = "en"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _persian_zone(cls, data: Any) -> Any:
+        """Under the Persian calendar the zone defaults to Iran's (IANA data, no offsets here)."""
+        if isinstance(data, dict) and data.get("calendar") == "persian" and "timezone" not in data:
+            return {**data, "timezone": "Asia/Tehran"}
+        return data
+
+    @field_validator("week_start")
+    @classmethod
+    def _weekday(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in WEEKDAYS:
+            raise ValueError(f"{value!r} is not a weekday; use one of {', '.join(WEEKDAYS)}")
+        return value.lower() if value else value
+
+    @property
+    def period_calendar(self) -> Calendar:
+        """The calendar KPI periods follow."""
+        return calendar_for(self.calendar, self.week_start)
 
     @field_validator("timezone")
     @classmethod

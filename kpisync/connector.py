@@ -16,6 +16,10 @@ from kpisync.cursor import Cursor
 from kpisync.store.models import RecordBase, Row
 
 LIMIT_PREFIX = "limit:"
+# The `raw["basis"]` of a deal stage change a connector built from the deal's versions it read,
+# for a CRM whose API keeps no stage history (Vtiger): the KPIs that need the CRM's own history
+# (every stage a deal passed, from its creation) treat such rows as not held.
+OBSERVED_STAGE_BASIS = "observed by kpisync sync"
 
 
 def calls_in(usage: Mapping[str, int]) -> int:
@@ -79,7 +83,7 @@ class Problem:
 @dataclass(frozen=True)
 class FieldUpdate:
     external_id: str
-    values: tuple[tuple[str, str | None], ...]  # (CRM field name, value as the CRM takes it)
+    values: tuple[tuple[str, Any], ...]  # (CRM field name, value from its codec's `wire`)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ class WriteResult:
     ok: bool
     error: str | None = None
     not_found: bool = False
+    # field -> the value the CRM answered holding after the write (read back); None when the
+    # connector cannot tell, and then the write is taken as the CRM reported it
+    held: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

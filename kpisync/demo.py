@@ -55,13 +55,22 @@ class DemoRun:
     mapping: Mapping  # entity -> score -> the field it is written into
 
 
-def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None) -> None:
+def demo_settings(crm: DemoCrm, emulator: Any, store: Path, locale: str = "en") -> str:
+    """The demo's settings without a write-back mapping; the CRM's demo credentials go into
+    this process's environment, where the settings name them."""
+    os.environ.update(crm.credentials())
+    return settings_text(crm, emulator, store, {}, locale)
+
+
+def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None,
+             locale: str = "en") -> None:
     """Sync, compute and write back on the emulator of `crm`; the store lives in `keep`, else
     in a temporary folder removed at the end."""
     folder = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None)
+        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None,
+                locale=locale)
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -70,7 +79,7 @@ def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | 
 
 
 def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: int,
-            kept: bool) -> None:
+            kept: bool, locale: str = "en") -> None:
     console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
                   f"served by the {crm.name} emulator")
     org = generate_org(seed=seed, deals=deals)
@@ -79,8 +88,8 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
     with crm.serve(org, ca_folder=state if kept else None) as emulator:
         mapping = add_score_fields(crm, emulator)
         settings_path = folder / "settings.toml"
-        settings_path.write_text(settings_text(crm, emulator, folder / "kpisync.db", mapping),
-                                 "utf-8")
+        settings_path.write_text(settings_text(crm, emulator, folder / "kpisync.db", mapping,
+                                               locale), "utf-8")
         context = open_context(settings_path)
         try:
             source = context.settings.source(crm.source)

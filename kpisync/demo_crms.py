@@ -53,6 +53,14 @@ class DemoCrm:
         """How deals of this CRM name the synthetic org's stage `key`."""
         raise NotImplementedError
 
+    def qualified_statuses(self, emulator: Any) -> tuple[str, ...]:
+        """The lead statuses this CRM's admin would call qualified (metrics.roles)."""
+        raise NotImplementedError
+
+    def segment_field(self, emulator: Any) -> str:
+        """The name of this CRM's account field holding the org's "Segment" (metrics.roles)."""
+        raise NotImplementedError
+
     def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
                   options: tuple[str, ...]) -> str:
         """The field `score` is written into on `entity`'s records, added as the CRM's admin
@@ -99,6 +107,12 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "
 
     def stage_name(self, emulator: Any, key: str) -> str:
         return key.replace("_", "")  # HubSpot's internal stage ids: "qualifiedtobuy"
+
+    def qualified_statuses(self, emulator: Any) -> tuple[str, ...]:
+        return ("CONNECTED",)  # hs_lead_status; a converted lead counts as qualified anyway
+
+    def segment_field(self, emulator: Any) -> str:
+        return "segment"  # the company property's internal name
 
     def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
                   options: tuple[str, ...]) -> str:
@@ -157,6 +171,12 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "
     def stage_name(self, emulator: Any, key: str) -> str:
         return next(stage.label for stage in emulator.org.stages if stage.key == key)
 
+    def qualified_statuses(self, emulator: Any) -> tuple[str, ...]:
+        return ("Qualified",)  # Lead.Status
+
+    def segment_field(self, emulator: Any) -> str:
+        return "Segment__c"  # the API name Setup gives the custom field "Segment"
+
     def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
                   options: tuple[str, ...]) -> str:
         return str(emulator.add_custom_field(self.record_word[entity], f"kpisync_{score}", kind,
@@ -204,6 +224,12 @@ margin = "Margin", deal_type = "Deal category" }}"""
         from kpisync.sandbox.vtiger_schema import STAGE_LABELS
 
         return STAGE_LABELS[key]
+
+    def qualified_statuses(self, emulator: Any) -> tuple[str, ...]:
+        return ("Qualified",)  # leadstatus
+
+    def segment_field(self, emulator: Any) -> str:
+        return str(emulator.schema.cf("Accounts", "Segment"))  # cf_NNN, found by its label
 
     def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
                   options: tuple[str, ...]) -> str:

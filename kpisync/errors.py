@@ -12,10 +12,12 @@
     │   │   └── SyncUnavailable       Vtiger's `sync` is broken (stock 8.2): read by query instead
     │   └── SchemaDriftError          an object or field we rely on changed or vanished
     ├── StateError                    the store or its bookkeeping is not as expected (exit 4)
+    │   └── ClaimLost                 a run's lease was taken over: it stops, writing nothing more
     ├── MetricError                   a KPI cannot be computed (exit 5); not raised today
     │   └── InsufficientData          not raised today: "no data" is a value with a reason
     ├── WritebackError                write-back could not proceed (exit 6)
-    │   └── ConflictError             not raised today: a conflict follows `on_conflict`
+    │   ├── ConflictError             not raised today: a conflict follows `on_conflict`
+    │   └── WritesFailed              a run ended with writes the CRM refused or did not keep (exit 7)
     └── Interrupted                   a stop arrived; the run ended at a checkpoint (exit 130)
         └── BudgetSpent               the org's API share is used; the next run resumes
 
@@ -78,6 +80,10 @@ class StateError(KpisyncError):
     exit_code = 4
 
 
+class ClaimLost(StateError):
+    """The run's lease on its source (or the computation) was taken over: it must stop."""
+
+
 class MetricError(KpisyncError):
     exit_code = 5
 
@@ -92,6 +98,10 @@ class WritebackError(KpisyncError):
 
 class ConflictError(WritebackError):
     pass
+
+
+class WritesFailed(WritebackError):
+    exit_code = 7
 
 
 class Interrupted(KpisyncError):

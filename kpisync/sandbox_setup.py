@@ -15,9 +15,11 @@ import os
 import shlex
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from kpisync.calendars import PERSIAN
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
 from kpisync.errors import ConfigError
 from writeback.provision import LABEL_PREFIX
@@ -105,19 +107,25 @@ def exports(crm: DemoCrm) -> str:
                      for name, value in crm.credentials().items())
 
 
-def settings_text(crm: DemoCrm, emulator: Any, store: Path, mapping: Mapping) -> str:
+def settings_text(crm: DemoCrm, emulator: Any, store: Path, mapping: Mapping,
+                  locale: str = "en") -> str:
     """settings.toml for the emulator at `emulator.base_url`, its store at `store`."""
     required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
     proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
     teams = sorted({rep.team for rep in emulator.org.reps if rep.team})
-    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "2026-07-01"\n'
+    # locale fa: Persian text and the Solar Hijri calendar; the goals' quarter is then Q2 1405
+    persian = locale == "fa"
+    quarter = PERSIAN.period_start(date(2026, 7, 1), "quarter") if persian else date(2026, 7, 1)
+    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "{quarter}"\n'
                           f'amount = {TEAM_QUOTA}\nteam = "{team}"\n' for team in teams)
+    calendar = 'calendar = "persian"\nlocale = "fa"\ntimezone = "Asia/Tehran"' if persian else \
+        'timezone = "Europe/Warsaw"'
     secrets = ", ".join(crm.credentials())
     return f"""# kpisync on the {crm.name} sandbox (`kpisync sandbox serve`). Its demo credentials come
 # from the environment ({secrets}): `kpisync sandbox settings` prints the lines to set them.
 [kpisync]
 store = "sqlite:///{store}"
-timezone = "Europe/Warsaw"
+{calendar}
 currency = "USD"
 
 [sources.{crm.source}]
@@ -133,7 +141,8 @@ currency_rates = {{ EUR = 1.08, GBP = 1.27, PLN = 0.25 }}
 # What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
 [metrics.roles]
 margin = "fraction"
-segment_field = "segment"
+segment_field = "{crm.segment_field(emulator)}"
+qualified_lead_statuses = {toml_list(crm.qualified_statuses(emulator))}
 required_stages = {required}
 proposal_stages = {proposal}
 
@@ -142,21 +151,21 @@ proposal_stages = {proposal}
 name = "Q3 revenue"
 kpi = "sales_volume"
 period = "quarter"
-start = "2026-07-01"
+start = "{quarter}"
 target = 120000
 
 [[metrics.goals]]
 name = "Q3 win rate"
 kpi = "win_rate"
 period = "quarter"
-start = "2026-07-01"
+start = "{quarter}"
 target = 0.30
 
 # Spend and quotas live outside the CRM; these give the last full quarter a CAC and each team
 # a quota.
 [[metrics.spend]]
 period = "quarter"
-start = "2026-07-01"
+start = "{quarter}"
 amount = 45000
 {team_quotas}
 # Which score lands in which field of the sandbox's records (`kpisync fields plan {crm.source}`).

@@ -7,7 +7,8 @@
                       alerts and `kpisync status`
 
 Either package may be absent: the stage is then skipped, and says why. Their errors are kpisync
-errors and propagate to the pipeline, which records them.
+errors and propagate to the pipeline, which records them; a write-back run with failed writes is
+one (WritesFailed, naming the records and fields).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def write_back(engine: Engine, settings: Settings, source: str, connector: Conne
     if source not in options.mapped_sources(settings):
         return StageOutcome(SKIPPED, f"no [writeback.{source}] mapping")
     report = runs.run_writeback(engine, settings, source, connector)
+    failure = report.failure_error()
+    if failure is not None:  # a run with failed writes is never a succeeded stage
+        raise failure
     paused = f", {len(report.paused)} field(s) paused" if report.paused else ""
     return StageOutcome(SUCCEEDED, f"{report.written} written, {report.failed} failed, "
                                    f"{report.conflicts} conflicts{paused}",

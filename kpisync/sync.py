@@ -67,6 +67,7 @@ class SyncOptions:
     purge_check_every: timedelta | None = timedelta(days=7)
     should_stop: Callable[[], bool] = lambda: False
     on_page: Callable[[Page], None] = lambda page: None
+    on_run: Callable[[int], None] = lambda run_id: None  # told the sync run's id once it is stored
 
 
 def now_utc() -> datetime:
@@ -82,6 +83,7 @@ def sync_source(engine: Engine, source: str, connector: Connector, options: Sync
 def _sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions
                  ) -> SyncResult:
     run_id = start_run(engine, source)
+    options.on_run(run_id)
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
@@ -98,7 +100,8 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
         sync_streams(engine, source, connector, outcomes, signpost, options)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
-            asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc())
+            asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc(),
+                                       getattr(connector, "explain_missing", None))
             result.streams.append(asked)
         result.status = "succeeded"
     except Interrupted as exc:
@@ -182,7 +185,8 @@ def purge_check_requested(connector: Connector) -> bool:
 def check_for_purged(engine: Engine, source: str, connector: Connector) -> int:
     """Compare the CRM's full id lists with the store; rows the CRM no longer has are deleted."""
     started = now_utc()
-    purged = mark_purged(engine, source, connector.list_ids(), started)
+    purged = mark_purged(engine, source, connector.list_ids(), started,
+                         getattr(connector, "explain_missing", None))
     with engine.begin() as connection:
         save_cursor(connection, source, PURGE_CHECK, Cursor(), started)
     log.info("purge check on %s: %d rows no longer in the CRM", source, purged)

@@ -57,7 +57,7 @@ def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime
     today = now.astimezone(config.zone).date()
     checks = []
     for rule in config.metrics.alerts:
-        start = period_start(today, rule.period)
+        start = period_start(today, rule.period, config.calendar)
         for v in values:
             if (v.kpi, v.period, v.grain, v.period_start) != (rule.kpi, rule.period, rule.grain, start):
                 continue
@@ -68,7 +68,7 @@ def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime
                 v.value > rule.above if rule.above is not None else v.value < (rule.below or 0))
             word = "above" if rule.above is not None else "below"
             message = (f"{rule.name}: {kpi_title(v.kpi)} of {subject(v.grain, v.key, names)}, "
-                       f"{period_label(start, v.period)}, is "
+                       f"{period_label(start, v.period, config.calendar)}, is "
                        f"{in_unit(v.kpi, v.value, config.currency)}, "
                        f"{word} {in_unit(v.kpi, bound, config.currency)}")
             checks.append(Check(Alert(rule.name, v.key, v.kpi, v.period, start, v.value, message),

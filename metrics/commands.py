@@ -18,10 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
 from kpisync.report.formats import period_label
+from kpisync.texts import localized, translate
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.display import in_unit, kpi_title
@@ -99,7 +101,8 @@ def kpis(settings: Path = SETTINGS,
         console.print("no stored values match; 'kpisync compute' computes them from the store")
         return
     emit(rows, as_json=as_json, as_csv=as_csv, currency=context.settings.core.currency,
-         names=key_names(context.engine, (v for _, v in rows)), show_computed_at=history)
+         names=key_names(context.engine, (v for _, v in rows)), show_computed_at=history,
+         locale=context.settings.core.locale, calendar=metric_config(context.settings).calendar)
 
 
 def newest_periods(rows: list[tuple[datetime, KpiValue]]) -> list[tuple[datetime, KpiValue]]:
@@ -112,15 +115,17 @@ def newest_periods(rows: list[tuple[datetime, KpiValue]]) -> list[tuple[datetime
     return list(newest.values())
 
 
-def shown(value: KpiValue, currency: str = "") -> str:
-    """The value with its unit (37.5%, 54,356 USD, 53.6 days), or "no data" and why."""
+def shown(value: KpiValue, currency: str = "", locale: str = "en") -> str:
+    """The value with its unit (37.5%, 54,356 USD, 53.6 days), or "no data" and why; in Persian
+    words and digits under locale fa (kpisync.texts)."""
     if value.value is None:
-        return f"no data ({value.reason})"
-    return in_unit(value.kpi, value.value, currency)
+        return f"{translate('no data', locale)} ({translate(value.reason or '', locale)})"
+    return localized(in_unit(value.kpi, value.value, currency), locale)
 
 
 def emit(rows: Sequence[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,
-         currency: str = "", names: KeyNames | None = None, show_computed_at: bool = False) -> None:
+         currency: str = "", names: KeyNames | None = None, show_computed_at: bool = False,
+         locale: str = "en", calendar: Calendar = GREGORIAN) -> None:
     """The values as a table, JSON lines or CSV; a rep's or an account's key (the CRM's id) is
     shown by its name where `names` has one, and the machine forms carry both. The machine forms
     always carry when each value was computed; the table shows it with `show_computed_at`."""
@@ -144,11 +149,13 @@ def emit(rows: Sequence[tuple[datetime | None, KpiValue]], *, as_json: bool, as_
     if show_computed_at:
         table.add_column("computed at")
     for at, v in rows:
-        cells = [kpi_title(v.kpi), v.period,
-                 v.period_start.isoformat(), v.grain, escape(names.get((v.grain, v.key), v.key)),
-                 escape(shown(v, currency)),
-                 str(v.count or 0),
-                 str(v.excluded or 0)]
+        start = (period_label(v.period_start, v.period, calendar, locale)
+                 if calendar.system == "persian" else v.period_start.isoformat())
+        cells = [translate(kpi_title(v.kpi), locale), translate(v.period, locale), start, v.grain,
+                 escape(names.get((v.grain, v.key), v.key)),
+                 escape(shown(v, currency, locale)),
+                 localized(str(v.count or 0), locale),
+                 localized(str(v.excluded or 0), locale)]
         computed = [at.isoformat(timespec="seconds") if at else ""] if show_computed_at else []
         table.add_row(*cells, *computed)
     console.print(table)
@@ -168,7 +175,7 @@ def goals(settings: Path = SETTINGS) -> None:
     for s in statuses:
         g = s.goal
         table.add_row(escape(g.name), kpi_title(g.kpi), g.grain, escape(g.key),
-                      period_label(s.period_start, g.period), in_unit(g.kpi, g.target, currency),
+                      period_label(s.period_start, g.period, config.calendar), in_unit(g.kpi, g.target, currency),
                       in_unit(g.kpi, s.actual, currency),
                       "-" if s.progress is None else f"{s.progress:.0%}",
                       in_unit(g.kpi, s.pace, currency),
@@ -187,8 +194,12 @@ def surveys_import(file: Path = FILE,
     if source not in context.settings.sources:
         context.settings.source(source)  # raises the ConfigError naming the known sources
     report = import_surveys(context.engine, file, source=source,
-                            timezone=context.settings.core.timezone)
+                            timezone=context.settings.core.timezone,
+                            calendar=context.settings.core.calendar)
     console.print(f"{report.imported} answers imported, {report.unchanged} already present, "
                   f"{report.duplicates} duplicate rows, {len(report.errors)} rows rejected")
+    if report.read_by_setting:
+        console.print(f"{report.read_by_setting} dates valid in both calendars were read as "
+                      f"{context.settings.core.calendar}, as [kpisync] calendar says")
     for error in report.errors:
         console.print(f"  {error}", markup=False, highlight=False)

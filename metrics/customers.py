@@ -20,6 +20,7 @@ from metrics.derivations import arpu, cac, clv, ltv_cac
 from metrics.periods import period_end, period_start
 from metrics.portable import days_between, flag, ratio
 from metrics.run import Run
+from metrics.staging import activity_account, base, live, same_record
 
 ACQUIRED = "first won deal's close date"
 
@@ -27,7 +28,7 @@ ACQUIRED = "first won deal's close date"
 def periods_cte(run: Run, kind: str) -> Any:
     """The window's periods of `kind` up to now, as a small derived table (start, end)."""
     rows = [select(literal(start, Date).label("start"),
-                   literal(period_end(start, kind), Date).label("end"))
+                   literal(period_end(start, kind, run.window.calendar), Date).label("end"))
             for start in run.window.periods(kind) if start <= run.window.today]
     return union_all(*rows).subquery("periods")
 
@@ -143,14 +144,15 @@ def acquisition_rate(run: Run, kind: str, grain: str) -> Select[Any]:
 
 
 def last_touch(run: Run) -> Any:
-    """Each account's latest activity up to now, staged once a run."""
-    act = Activity.__table__  # type: ignore[attr-defined]
+    """Each account's latest activity up to now (its own or its deals'), staged once a run."""
+    act, d = base(Activity, "act"), base(Deal, "d")
+    account = activity_account(act, d)
 
     def build() -> Select[Any]:
-        return (select(act.c.source, act.c.account_id, func.max(act.c.occurred_at))
-                .where(act.c.deleted_at.is_(None), act.c.account_id.is_not(None),
-                       act.c.occurred_at <= run.window.now)
-                .group_by(act.c.source, act.c.account_id))
+        return (select(act.c.source, account, func.max(act.c.occurred_at))
+                .select_from(act.outerjoin(d, same_record(d, act.c.source, act.c.deal_id)))
+                .where(live(act), account.is_not(None), act.c.occurred_at <= run.window.now)
+                .group_by(act.c.source, account))
 
     return run.once("kpi_last_touch", [Column("source", String), Column("account_id", String),
                                        Column("at", UTCDateTime())], build)
@@ -169,7 +171,7 @@ def engagement(run: Run, kind: str, grain: str) -> Select[Any]:
     joined, touch, alive = current_customers(run)
     since = run.window.now - timedelta(days=run.config.metrics.engagement_days)
     key = customer_key(run, grain)
-    start = literal(period_start(run.window.today, kind), Date)
+    start = literal(period_start(run.window.today, kind, run.window.calendar), Date)
     return (select(start, key, ratio(func.sum(flag(touch.c.at >= since)), func.count()),
                    func.count(), literal(0))
             .select_from(joined).where(alive, key.is_not(None)).group_by(key))
@@ -178,7 +180,7 @@ def engagement(run: Run, kind: str, grain: str) -> Select[Any]:
 def days_since_touch(run: Run, kind: str, grain: str) -> Select[Any]:
     joined, touch, alive = current_customers(run)
     c = run.table("kpi_customer")
-    start = literal(period_start(run.window.today, kind), Date)
+    start = literal(period_start(run.window.today, kind, run.window.calendar), Date)
     days = case((touch.c.at.is_not(None), days_between(
         run.dialect, literal(run.window.today, Date), run.bucketer.local_date(touch.c.at))))
     return (select(start, c.c.account, days, literal(1), flag(touch.c.at.is_(None)))
@@ -186,12 +188,15 @@ def days_since_touch(run: Run, kind: str, grain: str) -> Select[Any]:
 
 
 KPIS = [
-    Kpi("new_customers", "New customers", "Accounts whose first won deal closed in the period.",
+    Kpi("new_customers", "New customers",
+        "Accounts whose first won deal closed in the period; source: the first won deal's, else "
+        "that of the lead (else contact) the customer came from.",
         "count", ("org", "team", "rep", "region", "source"), ACQUIRED, "higher", "acquired",
         Total(lambda t: literal(1), lambda t: literal(1)),
         notes="team and rep are those of the rep who won the first deal"),
     Kpi("customer_acquisition_rate", "Customer acquisition rate",
-        "New customers in the period over leads created in it.",
+        "New customers in the period over leads created in it (on HubSpot a lead is the contact "
+        "record).",
         "ratio", ("org", "source", "rep"), ACQUIRED, "higher", "", Custom(acquisition_rate),
         "no lead was created in the period"),
     Kpi("cac", "Customer acquisition cost",
@@ -222,21 +227,25 @@ KPIS = [
         Derived(("clv", "cac"), ltv_cac), "CLV or CAC is unknown for the period",
         notes="rule of thumb: at least 3"),
     Kpi("upsell_rate", "Upsell rate",
-        "Existing customers with a won upgrade deal in the period over existing customers.",
+        "Existing customers (a won deal before the period, not lost before it) with a won "
+        "upgrade deal in the period over existing customers.",
         "ratio", ("org", "rep"), "deals.close_date (won upgrade deals)", "higher", "",
         Custom(upsell), "no existing customers at the start of the period",
         notes="rep: the account owner"),
     Kpi("cross_sell_rate", "Cross-sell rate",
-        "Existing customers that bought a product new to them (or won a cross-sell deal) in the "
-        "period over existing customers.",
+        "Existing customers (a won deal before the period, not lost before it) that bought a "
+        "product new to them (a first won line item of it) or won a deal of a cross-sell type "
+        "in the period, over existing customers.",
         "ratio", ("org", "rep"), "deals.close_date (won deals)", "higher", "", Custom(cross_sell),
         "no existing customers at the start of the period"),
     Kpi("customer_engagement", "Customer engagement",
-        "Share of current customers with an activity in the last N days (as of the computation).",
+        "Share of current customers with an activity (on the account or its deals) in the last N "
+        "days (as of the computation).",
         "ratio", ("org", "rep"), "now (the current period only)", "higher", "", Custom(engagement),
         "no current customers", notes="N = metrics.engagement_days", tags=("now",)),
     Kpi("days_since_last_touch", "Days since last touch",
-        "Days since the last activity on each current customer (as of the computation).",
+        "Local calendar days (org time zone) from the last activity on each current customer, "
+        "its own or its deals', to today (as of the computation).",
         "days", ("account",), "now (the current period only)", "lower", "",
         Custom(days_since_touch), "no activity recorded on the account", tags=("now",),
         periods=("month",)),

@@ -82,6 +82,7 @@ class Custom:
 class Derived:
     inputs: tuple[str, ...]
     derive: Callable[[Run, ValueIndex, str, str], list[KpiValue]]  # (run, values, kind, grain)
+    lead_in: bool = False  # its inputs are needed for the year before the window too (growth)
 
 
 class ValueIndex:
@@ -122,6 +123,7 @@ class Kpi:
     notes: str = ""
     tags: tuple[str, ...] = field(default=())
     periods: tuple[str, ...] = ("week", "month", "quarter", "year")  # the period kinds it has
+    needs: tuple[str, ...] = ()  # inputs not every CRM holds (metrics.holdings); else "no data"
 
 
 class Registry:

@@ -8,9 +8,10 @@ denominator gives a value of None with a reason, never 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from kpisync.store.models import User
 from metrics.declaration import KpiValue, ValueIndex
@@ -33,10 +34,12 @@ def result(kpi: str, kind: str, grain: str, start: date, key: str, value: float 
 
 
 def growth(source: str, *, years: bool) -> Derive:
-    """(this period − the previous one, or the same one a year before) / that one."""
+    """(this period − the previous one, or the same one a year before) / that one.
+
+    The earlier period may lie before the shown window: its input is computed over the window's
+    lead-in year (see `Window.lead_in`). A year's year-over-year growth is the previous year's.
+    """
     def derive(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
-        if years and kind == "year":
-            return []
         steps = {"week": 52, "month": 12, "quarter": 4, "year": 1}[kind] if years else 1
         name = f"{source}_growth" if source != "sales_volume" else (
             "revenue_growth_yoy" if years else "revenue_growth")
@@ -44,25 +47,35 @@ def growth(source: str, *, years: bool) -> Derive:
         keys = {key for (_, key) in found} or ({"org"} if grain == "org" else set())
         out = []
         for start in past_periods(run, kind):
-            before = shift(start, kind, -steps)
+            before = shift(start, kind, -steps, run.window.calendar)
             for key in sorted(keys):
                 now_value = found.get((start, key))
                 prior = found.get((before, key))
                 if now_value is None and prior is None:
                     continue
                 current = now_value.value if now_value else 0.0
-                if before < run.window.periods(kind)[0]:
-                    out.append(result(name, kind, grain, start, key, None,
-                                      "the earlier period is outside the history window"))
-                elif prior is None or not prior.value or current is None:
-                    out.append(result(name, kind, grain, start, key, None,
-                                      "the earlier period's value is 0 or unknown"))
-                else:
-                    out.append(result(name, kind, grain, start, key,
-                                      (current - prior.value) / prior.value, None))
+                reason = growth_gap(run, before, current, prior)
+                out.append(result(name, kind, grain, start, key, None, reason) if reason else
+                           result(name, kind, grain, start, key,
+                                  (current - prior.value) / prior.value,  # type: ignore[operator,union-attr]
+                                  None))
         return out
 
     return derive
+
+
+def growth_gap(run: Run, before: date, current: float | None,
+               prior: KpiValue | None) -> str | None:
+    """Why growth has no value, naming the period whose input is missing; None when it has one."""
+    if before < run.window.lead_in:
+        return "the earlier period is before the data kept for the computation"
+    if current is None:
+        return "this period's value is unknown (its records lack a usable input)"
+    if prior is None or prior.value is None:
+        return "the earlier period's value is unknown"
+    if prior.value == 0:
+        return "the earlier period's value is 0"
+    return None
 
 
 def rep_keys(run: Run) -> dict[str, tuple[str, str | None]]:
@@ -179,24 +192,69 @@ def ltv_cac(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValu
     return out
 
 
-def working_days(run: Run, start: date, kind: str) -> int:
-    """Configured working days from `start` to the period's end, or to today in the current one."""
+def working_days(run: Run, first: date, end: date) -> int:
+    """Configured working days from `first` to `end` (exclusive), never past today."""
     days = {DAYS.index(day) for day in run.config.metrics.working_hours.days}
-    end = min(period_end(start, kind), run.window.today + timedelta(days=1))
-    return sum(1 for n in range((end - start).days) if (start + timedelta(days=n)).weekday() in days)
+    end = min(end, run.window.today + timedelta(days=1))
+    return sum(1 for n in range(max((end - first).days, 0))
+               if (first + timedelta(days=n)).weekday() in days)
+
+
+@dataclass(frozen=True)
+class Member:
+    rep: str
+    team: str | None
+    started: date | None  # hire date, else the user's creation (local date)
+    active: bool
+
+
+def members(run: Run) -> list[Member]:
+    """Every live user with the date from which working time counts for them."""
+    u = User.__table__  # type: ignore[attr-defined]
+    rows = run.connection.execute(select(u.c.external_id, u.c.team, u.c.started_on,
+                                         u.c.created_at, u.c.is_active)
+                                  .where(u.c.deleted_at.is_(None))).all()
+    out = []
+    for rep, team, started_on, created_at, active in rows:
+        started = started_on if isinstance(started_on, date) else None
+        if started is None and created_at is not None:
+            moment = created_at if isinstance(created_at, datetime) else datetime.fromisoformat(
+                str(created_at))
+            started = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(
+                run.config.zone).date()
+        out.append(Member(rep, team, started, bool(active)))
+    return out
 
 
 def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
+    """Selling hours over the working hours of the people employed in the period.
+
+    A rep's working time runs from the later of the period's start and the rep's start; a rep
+    who started after the period has none there and no value; an active rep without selling
+    activity in a period he worked reads 0. A team's working time sums its active members'.
+    """
     hours_per_day = run.config.metrics.working_hours.hours_per_day
-    u = User.__table__  # type: ignore[attr-defined]
-    team_sizes: dict[str, int] = dict(run.connection.execute(
-        select(u.c.team, func.count()).where(u.c.deleted_at.is_(None), u.c.is_active.is_(True),
-                                             u.c.team.is_not(None)).group_by(u.c.team)).all())
-    out, days = [], {start: working_days(run, start, kind) for start in past_periods(run, kind)}
-    for (start, key), selling in sorted(values.get("selling_hours", kind, grain).items()):
-        people = team_sizes.get(key, 0) if grain == "team" else 1
-        available = days.get(start, 0) * hours_per_day * people
-        out.append(result("selling_time_share", kind, grain, start, key,
-                          (selling.value or 0.0) / available if available else None,
-                          "no working time in the period", selling.count))
+    selling = values.get("selling_hours", kind, grain)
+    people = members(run)
+    days: dict[tuple[date, date], int] = {}  # reps mostly share a start: count each span once
+    out = []
+    for start in past_periods(run, kind):
+        end = period_end(start, kind, run.window.calendar)
+        available: dict[str, float] = {}
+        for person in people:
+            key = person.team if grain == "team" else person.rep
+            if key is None or not (person.active or (start, person.rep) in selling):
+                continue
+            first = max(start, person.started or start)
+            if (first, end) not in days:
+                days[(first, end)] = working_days(run, first, end)
+            available[key] = available.get(key, 0.0) + days[(first, end)] * hours_per_day
+        for key in sorted(available.keys() | {k for (s, k) in selling if s == start}):
+            found = selling.get((start, key))
+            hours = available.get(key, 0.0)
+            if not hours and found is None:
+                continue  # not employed in the period, and nothing logged
+            out.append(result("selling_time_share", kind, grain, start, key,
+                              ((found.value or 0.0) if found else 0.0) / hours if hours else None,
+                              "no working time in the period", found.count if found else 0))
     return out

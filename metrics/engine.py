@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, case, func, literal, select, tuple_
 from sqlalchemy.sql import Select
 
+from kpisync.calendars import GREGORIAN, Calendar
 from metrics import anonymity, reuse
 from metrics.catalogue import REGISTRY
+from metrics.customer_staging import stage_customers
 from metrics.declaration import (
     Custom,
     Derived,
@@ -30,16 +32,16 @@ from metrics.declaration import (
     Total,
     ValueIndex,
 )
+from metrics.holdings import missing_inputs, unserved
 from metrics.lead_staging import stage_leads, stage_people
 from metrics.options import MetricConfig
-from metrics.periods import KINDS, Bucketer, history_window
+from metrics.periods import KINDS, Bucketer, history_window, period_start
 from metrics.portable import ratio
 from metrics.run import Fact, Run
 from metrics.sanity import check_roles
 from metrics.staging import (
     stage_activities,
     stage_answers,
-    stage_customers,
     stage_deals,
     stage_lines,
     stage_reps,
@@ -84,7 +86,8 @@ class ComputeResult:
 
 def open_run(connection: Connection, config: MetricConfig, now: datetime) -> Run:
     window = history_window(now, config.zone, config.metrics.history_years,
-                            {str(k): n for k, n in config.metrics.recent_periods.items()})
+                            {str(k): n for k, n in config.metrics.recent_periods.items()},
+                            config.calendar)
     return Run(connection, config, window, Bucketer(connection.dialect.name, config.zone, window))
 
 
@@ -102,33 +105,52 @@ def compute_values(connection: Connection, config: MetricConfig, *, now: datetim
     check_roles(connection, config)
     stage_all(run)
     wanted = needed(registry, only)
+    early = lead_in_inputs(wanted)
     index = ValueIndex()
     out: list[KpiValue] = []
     for fact_name, fact in FACTS.items():
         kpis = [k for k in wanted if k.fact == fact_name and isinstance(k.measure, Ratio | Total)]
-        out += aggregate_fact(run, fact, kpis)
+        out += aggregate_fact(run, fact, [k for k in kpis if k.name not in early])
+        out += aggregate_fact(run, fact, [k for k in kpis if k.name in early], lead_in=True)
     for kpi in wanted:
         if isinstance(kpi.measure, Median):
             out += median_values(run, kpi)
         elif isinstance(kpi.measure, Custom):
             out += custom_values(run, kpi)
     out = [with_reason(registry, v) for v in out]
-    out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out)
-    for kpi in wanted:
-        if "anonymous" in kpi.tags:
-            mine = [v for v in out if v.kpi == kpi.name]
-            out = [v for v in out if v.kpi != kpi.name] + anonymity.protect(
-                mine, config.metrics.anonymity_minimum)
+    out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out, early)
+    out = protected(out, wanted, config.metrics.anonymity_minimum, config.calendar)
     index.add(out)
+    first = {kind: run.window.first_shown(kind) for kind in KINDS}
+    out = [v for v in out if v.period_start >= first[v.period]]  # lead-in inputs go
     for kpi in wanted:
         if isinstance(kpi.measure, Derived):
             derived = [with_reason(registry, v) for kind in kpi.periods for grain in kpi.grains
                        for v in kpi.measure.derive(run, index, kind, grain)]
             index.add(derived)
             out += derived
+    out = served(run, wanted, out)
     for table in run.tables.values():
         table.drop(connection)
     return out
+
+
+def protected(values: list[KpiValue], kpis: list[Kpi], minimum: int,
+              calendar: Calendar = GREGORIAN) -> list[KpiValue]:
+    """`values` with each anonymous KPI's passed through `metrics.anonymity.protect`."""
+    for kpi in kpis:
+        if "anonymous" in kpi.tags:
+            mine = [v for v in values if v.kpi == kpi.name]
+            values = [v for v in values if v.kpi != kpi.name] + anonymity.protect(
+                mine, minimum, calendar)
+    return values
+
+
+def served(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue]:
+    """`values`, with those of KPIs whose input no source holds replaced by "no data" and why."""
+    missing = missing_inputs(run.connection, {n for kpi in kpis for n in kpi.needs})
+    instead = unserved(kpis, missing, run.window)
+    return [v for v in values if v.kpi not in instead] + [v for vs in instead.values() for v in vs]
 
 
 def needed(registry: Registry, only: Iterable[str] | None) -> list[Kpi]:
@@ -145,8 +167,16 @@ def needed(registry: Registry, only: Iterable[str] | None) -> list[Kpi]:
     return [k for k in registry if k.name in names]
 
 
-def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi]) -> list[KpiValue]:
-    """The Ratio and Total KPIs of one fact, every period kind and grain.
+def lead_in_inputs(kpis: list[Kpi]) -> set[str]:
+    """The KPIs whose values a derived KPI needs for the window's lead-in year too (growth)."""
+    return {name for kpi in kpis if isinstance(kpi.measure, Derived) and kpi.measure.lead_in
+            for name in kpi.measure.inputs}
+
+
+def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi], *,
+                   lead_in: bool = False) -> list[KpiValue]:
+    """The Ratio and Total KPIs of one fact, every period kind and grain (from the window's
+    lead-in year with `lead_in`; such values are inputs, dropped before they are shown).
 
     PostgreSQL reads the staged table once per period kind, every grain a grouping set of one
     GROUP BY; SQLite has no GROUPING SETS and runs one GROUP BY per grain.
@@ -157,34 +187,33 @@ def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi]) -> list[KpiValue]:
         grains = sorted({g for k in mine for g in k.grains})
         if not grains:
             continue
+        since = period_start(run.window.lead_in, kind, run.window.calendar) if lead_in else None
         if run.dialect == "postgresql":
-            out += grouping_sets_values(run, fact, kind, grains, mine)
+            out += grouped_values(run, fact, kind, grains, mine,
+                                  [c for k in mine for c in measure_columns(run.table(fact.table), k)],
+                                  since=since)
         else:
             for grain in grains:
-                out += grain_values(run, fact, kind, grain, [k for k in mine if grain in k.grains])
+                out += grain_values(run, fact, kind, grain, [k for k in mine if grain in k.grains],
+                                    since)
     return out
 
 
-def grain_values(run: Run, fact: Fact, kind: str, grain: str, kpis: list[Kpi]) -> list[KpiValue]:
+def grain_values(run: Run, fact: Fact, kind: str, grain: str, kpis: list[Kpi],
+                 since: date | None = None) -> list[KpiValue]:
     table = run.table(fact.table)
     period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
     columns = [c for k in kpis for c in measure_columns(table, k)]
-    query = (select(period, key, *columns).where(*scope(run, fact, table, kind), key.is_not(None))
+    query = (select(period, key, *columns).where(*scope(run, fact, table, kind, since),
+                                                 key.is_not(None))
              .group_by(period, key))
     cells = [(k, 2 + 3 * i) for i, k in enumerate(kpis)]
     return [value for row in run.connection.execute(query).all()
             for value in row_values(cells, kind, grain, row[0], row[1], row)]
 
 
-def grouping_sets_values(run: Run, fact: Fact, kind: str, grains: list[str],
-                         kpis: list[Kpi]) -> list[KpiValue]:
-    table = run.table(fact.table)
-    columns = [c for k in kpis for c in measure_columns(table, k)]
-    return grouped_values(run, fact, kind, grains, kpis, columns)
-
-
 def grouped_values(run: Run, fact: Fact, kind: str, grains: list[str], kpis: list[Kpi],
-                   columns: list[Any], *where: Any) -> list[KpiValue]:
+                   columns: list[Any], *where: Any, since: date | None = None) -> list[KpiValue]:
     """One GROUP BY GROUPING SETS over `fact` for every grain of `grains` (PostgreSQL).
 
     `columns` holds (value, count, excluded) for each KPI of `kpis`, in order; each grain's rows
@@ -198,7 +227,8 @@ def grouped_values(run: Run, fact: Fact, kind: str, grains: list[str], kpis: lis
     sets = [tuple_(period, key) for key in keys] + ([tuple_(period)] if "org" in grains else [])
     # GROUPING(k1, k2, ...) has a 0 bit for each key its grouping set groups by.
     which = func.grouping(*keys) if keys else literal(0)
-    query = (select(period, which, *keys, *columns).where(*scope(run, fact, table, kind), *where)
+    query = (select(period, which, *keys, *columns)
+             .where(*scope(run, fact, table, kind, since), *where)
              .group_by(func.grouping_sets(*sets)))
     everything = (1 << len(keys)) - 1
     grain_of = {everything ^ (1 << (len(keys) - 1 - i)): (g, 2 + i) for i, g in enumerate(keyed)}
@@ -222,9 +252,10 @@ def row_values(cells: list[tuple[Kpi, int]], kind: str, grain: str, start: Any, 
                      _int(row[i + 1]), _int(row[i + 2])) for kpi, i in cells]
 
 
-def scope(run: Run, fact: Fact, table: Any, kind: str) -> list[Any]:
+def scope(run: Run, fact: Fact, table: Any, kind: str, since: date | None = None) -> list[Any]:
+    """The rows of the shown periods of `kind` (from `since` for lead-in inputs)."""
     period = run.period_column(fact, kind)
-    conditions = [period.is_not(None), period >= run.window.periods(kind)[0],
+    conditions = [period.is_not(None), period >= (since or run.window.first_shown(kind)),
                   period <= run.window.today]
     if fact.where is not None:
         conditions.append(fact.where(table))
@@ -300,8 +331,10 @@ def custom_values(run: Run, kpi: Kpi) -> list[KpiValue]:
     return out
 
 
-def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue]:
-    """A row for every past period at the org grain: 0 for totals, "no data" for the rest."""
+def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue],
+             early: frozenset[str] | set[str] = frozenset()) -> list[KpiValue]:
+    """A row for every past period at the org grain: 0 for totals, "no data" for the rest (for
+    the `early` KPIs, growth's inputs, from the lead-in year on)."""
     present = {(v.kpi, v.period, v.period_start) for v in values if v.grain == "org"}
     out = list(values)
     for kpi in kpis:
@@ -309,7 +342,8 @@ def fill_org(run: Run, kpis: list[Kpi], values: list[KpiValue]) -> list[KpiValue
                 kpi.measure, Custom):
             continue
         for kind in kpi.periods:
-            for start in run.window.periods(kind):
+            lead_in = run.window.lead_in_periods(kind) if kpi.name in early else []
+            for start in lead_in + run.window.periods(kind):
                 if (kpi.name, kind, start) in present:
                     continue
                 if isinstance(kpi.measure, Total):

@@ -28,15 +28,17 @@ from metrics.staging import (
 
 
 def stage_lead_activities(run: Run) -> Any:
-    """Every live activity of a lead: logged on the lead, or on the contact it was converted into.
+    """Every live activity of a lead from its creation on: logged on the lead, or on the contact
+    it was converted into.
 
     Salesforce moves a converted lead's activities onto its new contact, so that is where the
     lead's history lives afterwards; elsewhere the lead keeps them (HubSpot's lead is the contact).
     Converted leads are staged first, indexed by contact, so the lookup never depends on the
     planner's view of the mostly-NULL `converted_contact_id`. The result is indexed by lead: it
-    is read per lead twice more (replies, follow-ups).
+    is read per lead twice more (replies, follow-ups). Activities dated before the lead existed
+    (the contact's older history) are no part of the lead's.
     """
-    act, l = base(Activity, "act"), base(Lead, "l")
+    act, l, own = base(Activity, "act"), base(Lead, "l"), base(Lead, "own")
     conv = run.tables["kpi_converted"] = stage(
         run.connection, "kpi_converted", text("src", "contact", "lead"),
         select(l.c.source, l.c.converted_contact_id, l.c.external_id)
@@ -45,8 +47,10 @@ def stage_lead_activities(run: Run) -> Any:
     query = (
         select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
         .select_from(act.outerjoin(conv, and_(act.c.lead_id.is_(None), conv.c.src == act.c.source,
-                                              conv.c.contact == act.c.contact_id)))
-        .where(live(act), lead.is_not(None), act.c.occurred_at.is_not(None))
+                                              conv.c.contact == act.c.contact_id))
+                     .join(own, same_record(own, act.c.source, lead)))
+        .where(live(act), act.c.occurred_at.is_not(None),
+               or_(own.c.created_at.is_(None), act.c.occurred_at >= own.c.created_at))
     )
     columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
     run.tables["kpi_lead_act"] = stage(run.connection, "kpi_lead_act", columns, query,
@@ -59,7 +63,6 @@ def stage_leads(run: Run) -> None:
     l, u = base(Lead, "l"), base(User, "u")
     act = stage_lead_activities(run)
     act2 = act.alias("act2")
-    start_utc, _ = run.bucketer.window_instants()
     outbound = and_(act.c.direction == "outbound", act.c.owner.is_not(None))
     first_out = (select(act.c.src, act.c.lead, func.min(act.c.occurred_at).label("first_out"))
                  .where(outbound).group_by(act.c.src, act.c.lead).subquery("first_out"))
@@ -98,7 +101,7 @@ def stage_leads(run: Run) -> None:
         .select_from(l.outerjoin(u, same_record(u, l.c.source, l.c.owner_id))
                      .outerjoin(follow, and_(follow.c.src == l.c.source,
                                              follow.c.lead == l.c.external_id)))
-        .where(live(l), l.c.created_at >= start_utc)
+        .where(live(l), l.c.created_at >= run.bucketer.lead_in_instant())  # growth's lead-in
     )
     columns = [*text("src", "lead", "rep", "team", "source"), *ints("is_qualified", "is_converted"),
                *floats("response_hours"), *ints("follow_ups"), *instant_period_columns(run, "l_")]

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from kpisync.config import Settings, StrictModel, validate_model
+from kpisync.calendars import GREGORIAN, Calendar
+from kpisync.config import Settings, SettingsDate, StrictModel, validate_model
 from kpisync.errors import ConfigError
 
 PeriodKind = Literal["week", "month", "quarter", "year"]
@@ -61,7 +62,7 @@ class Quota(StrictModel):
     """
 
     period: PeriodKind
-    start: date
+    start: SettingsDate
     amount: float = Field(ge=0)
     rep: str | None = None
     team: str | None = None
@@ -78,7 +79,7 @@ class Spend(StrictModel):
     """Sales and marketing spend for one period, org-wide or for one team or region."""
 
     period: PeriodKind
-    start: date
+    start: SettingsDate
     amount: float = Field(ge=0)
     team: str | None = None
     region: str | None = None
@@ -97,7 +98,7 @@ class Goal(StrictModel):
     grain: str = "org"
     key: str = "org"
     kind: Literal["annual", "team", "individual", "activity", "stretch"] = "team"
-    start: date | None = None  # default: the period containing now
+    start: SettingsDate | None = None  # default: the period containing now
 
 
 class AlertRule(StrictModel):
@@ -136,7 +137,7 @@ class MetricSettings(StrictModel):
     anonymity_minimum: int = Field(default=5, ge=2)
     engagement_days: int = Field(default=30, ge=1)
     stalled_factor: float = Field(default=1.5, gt=0)
-    nps_window_days: int = Field(default=365, ge=1)
+    nps_window_days: int = Field(default=365, ge=1)  # account NPS; eNPS: see records.enps_period
     goal_alerts: bool = True  # alert when a goal goes off pace
     roles: Roles = Roles()
     currency_rates: dict[str, float | list[DatedRate]] = Field(default_factory=dict)
@@ -161,8 +162,9 @@ class MetricConfig:
     """What the engine needs: the metric settings plus the org's zone, currency and base folder."""
 
     def __init__(self, metrics: MetricSettings, *, timezone: str = "UTC", currency: str = "USD",
-                 base: Path | None = None) -> None:
+                 base: Path | None = None, calendar: Calendar = GREGORIAN) -> None:
         self.metrics = metrics
+        self.calendar = calendar
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
         self.currency = currency
@@ -207,7 +209,8 @@ def metric_config(settings: Settings) -> MetricConfig:
     metrics = validate_model(MetricSettings, settings.table("metrics"), prefix="metrics")
     base = settings.path.parent if settings.path is not None else None
     return MetricConfig(metrics, timezone=settings.core.timezone,
-                        currency=settings.core.currency, base=base)
+                        currency=settings.core.currency, base=base,
+                        calendar=settings.core.period_calendar)
 
 
 def read_csv_rows(model: type[M], path: Path | None, key: str) -> tuple[M, ...]:

@@ -82,7 +82,7 @@ def quotas_met(run: Run, values: ValueIndex) -> Table:
                       prefixes=["TEMPORARY"])
         table.drop(run.connection, checkfirst=True)
         table.create(run.connection)
-        ends = [(value.key, period_end(value.period_start, kind)) for kind in KINDS
+        ends = [(value.key, period_end(value.period_start, kind, run.window.calendar)) for kind in KINDS
                 for value in crm_or_settings_attainment(run, values, kind, "rep")
                 if value.value is not None and value.value >= 1.0]
         rows = [{"rep": rep, "met_on": end} for rep, end in ends if end <= run.window.today]
@@ -105,12 +105,13 @@ KPIS = [
         "The number of deals that entered a proposal stage in the period.",
         "count", REP_TEAM, "deal_stage_changes.entered_at", "higher", "stage_entry",
         Total(lambda t: t.c.is_proposal, lambda t: t.c.is_proposal),
-        notes="proposal stages from metrics.roles.proposal_stages"),
+        notes="proposal stages from metrics.roles.proposal_stages", needs=("stage_history",)),
     Kpi("process_adherence", "Sales process adherence",
-        "Deals closed in the period whose stage history passed every required stage in order "
-        "over closed deals with a stage history.",
+        "Deals closed in the period whose first entries into the required stages came in the "
+        "required order, over closed deals with a stage history from the CRM.",
         "ratio", ("org", "rep"), "deals.close_date (closed deals)", "higher", "deal_closed",
         Ratio(lambda t: flag(t.c.adhered == 1), lambda t: flag(t.c.adhered.is_not(None)),
               lambda t: flag(t.c.adhered.is_(None))),
-        "no closed deal with stage history in the period, or no metrics.roles.required_stages"),
+        "no closed deal with stage history in the period, or no metrics.roles.required_stages",
+        needs=("stage_history",)),
 ]

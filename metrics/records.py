@@ -1,8 +1,9 @@
 """Per-record inputs for write-back: scores that go onto one CRM record each.
 
 Every function reads in bulk (one aggregate query per call) and returns a mapping keyed by the
-record's external id within `source`. eNPS goes through the same anonymity protection as the KPI,
-so a team under the minimum, or one that would reveal such a group by differencing, gets None.
+record's external id within `source`. eNPS is read from the stored KPI values, after the anonymity
+protection, so a team under the minimum, or one that would reveal such a group by differencing,
+gets None.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, and_, func, select
 
-from kpisync.store.models import Contact, Deal, SurveyResponse
-from metrics.anonymity import protect
-from metrics.declaration import KpiValue
+from kpisync.store.models import Contact, Deal, SurveyResponse, User
 from metrics.options import MetricConfig
 from metrics.periods import period_start
 from metrics.portable import flag, hours_between, ratio
@@ -103,29 +102,36 @@ def latest_contact_answers(engine: Engine, source: str) -> dict[str, LatestAnswe
                 for r in connection.execute(query)}
 
 
+def enps_period(config: MetricConfig) -> str:
+    """The period kind whose eNPS is written back: the shortest holding the NPS window."""
+    days = config.metrics.nps_window_days
+    return "week" if days <= 7 else "month" if days <= 31 else "quarter" if days <= 92 else "year"
+
+
 def team_enps(engine: Engine, config: MetricConfig, source: str, *,
               now: datetime) -> dict[str, float | None]:
-    """eNPS of each team over the NPS window; None where anonymity forbids showing it."""
-    s = ANSWERS
-    since = now - timedelta(days=config.metrics.nps_window_days)
-    base = [s.c.source == source, s.c.kind == "enps", s.c.deleted_at.is_(None),
-            s.c.answered_at >= since, s.c.answered_at <= now]
-    value = ratio(func.sum(flag(s.c.score >= 9) - flag(s.c.score <= 6)), func.count(), 100.0)
-    start = now.astimezone(config.zone).date()
+    """Each team's eNPS of the current period (`enps_period`), as the last computation stored it.
+
+    Write-back shows nothing the KPI does not: these are the stored values, after anonymity
+    (`metrics.anonymity`), so a hidden team is None and no written value can be differenced
+    against a shown one into a group under the minimum. Teams of `source`'s users only.
+    """
+    kind = enps_period(config)
+    start = period_start(now.astimezone(config.zone).date(), kind, config.calendar)
+    users = User.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
-        teams = connection.execute(select(s.c.team, value, func.count()).where(
-            *base, s.c.team.is_not(None)).group_by(s.c.team)).all()
-        total = connection.execute(select(value, func.count()).where(*base)).one()
-    values = [KpiValue("enps", "window", start, "org", "org", total[0], total[1])]
-    values += [KpiValue("enps", "window", start, "team", team, v, n) for team, v, n in teams]
-    protected = protect(values, config.metrics.anonymity_minimum)
-    return {v.key: v.value for v in protected if v.grain == "team"}
+        teams = set(connection.execute(select(users.c.team).where(
+            users.c.source == source, users.c.deleted_at.is_(None),
+            users.c.team.is_not(None)).distinct()).scalars())
+    stored = {v.key: v.value for v in latest_values(engine, "enps", kind, "team",
+                                                     period_start=start)}
+    return {team: stored.get(team) for team in sorted(teams | stored.keys())}
 
 
 def rep_scores(engine: Engine, config: MetricConfig, *, now: datetime,
                period: str = "quarter") -> dict[str, RepScores]:
     """Quota attainment and win rate of each rep for the current period, from the last compute."""
-    start = period_start(now.astimezone(config.zone).date(), period)
+    start = period_start(now.astimezone(config.zone).date(), period, config.calendar)
     found: dict[str, dict[str, float | None]] = {}
     for kpi in ("quota_attainment", "win_rate"):
         for value in latest_values(engine, kpi, period, "rep", period_start=start):

@@ -10,8 +10,9 @@ import logging
 
 from sqlalchemy import Connection, func, select
 
-from kpisync.store.models import Deal
+from kpisync.store.models import Account, Deal
 from metrics.options import MetricConfig
+from metrics.staging import segment_keys
 
 log = logging.getLogger("kpisync.metrics.sanity")
 ENOUGH = 5  # won deals with a margin before a pattern means anything
@@ -19,7 +20,8 @@ ENOUGH = 5  # won deals with a margin before a pattern means anything
 
 def check_roles(connection: Connection, config: MetricConfig) -> list[str]:
     """The warnings for `config`'s roles over the store; each is also logged."""
-    warnings = [w for w in (margin_kind(connection, config),) if w]
+    warnings = [w for w in (margin_kind(connection, config), segment_field(connection, config))
+                if w]
     for warning in warnings:
         log.warning(warning)
     return warnings
@@ -46,3 +48,20 @@ def margin_kind(connection: Connection, config: MetricConfig) -> str | None:
                 f"{largest_margin:,.2f}, more than their whole amount: if the CRM field holds "
                 f"money, set margin = \"amount\" in [metrics.roles]")
     return None
+
+
+def segment_field(connection: Connection, config: MetricConfig) -> str | None:
+    """A segment field that no account holds (by name or label): no segment figures at all."""
+    name = config.metrics.roles.segment_field
+    a = Account.__table__  # type: ignore[attr-defined]
+    if not name or not connection.execute(select(func.count()).select_from(a).where(
+            a.c.deleted_at.is_(None))).scalar():
+        return None
+    held = connection.execute(select(func.count()).select_from(a).where(
+        a.c.deleted_at.is_(None), a.c.custom[name].as_string().is_not(None))).scalar()
+    known = held or segment_keys(connection, name)
+    if known:
+        return None
+    return (f"metrics.roles.segment_field is \"{name}\", but no account field has that name or "
+            f"label: segment figures will be empty. Set it to the account field's name or label "
+            f"as the CRM shows it (`kpisync discover SOURCE` lists them)")

@@ -34,7 +34,7 @@ from kpisync.store.models import (
     Contact,
     Deal,
     DealStageChange,
-    Lead,
+    FieldCatalog,
     LineItem,
     PipelineStage,
     SurveyResponse,
@@ -42,7 +42,7 @@ from kpisync.store.models import (
 )
 from metrics.money import converted, crm_rate
 from metrics.periods import KINDS
-from metrics.portable import add_days, days_between, flag, hours_between, lowered_in, stage
+from metrics.portable import days_between, flag, hours_between, lowered_in, stage
 from metrics.run import Run
 
 
@@ -99,9 +99,42 @@ def region_of(run: Run, account: Any, user: Any) -> ColumnElement[Any]:
     return func.coalesce(account.c.region, account.c.country)
 
 
+def segment_keys(connection: Any, name: str) -> dict[str, str]:
+    """Source -> the account custom key `name` stands for there: a field of that name, else one
+    whose label it is (Vtiger's custom fields are named cf_NNN; admins know them by label).
+
+    The field catalog names objects in each CRM's words, so a candidate counts for a source when
+    that source's accounts hold it.
+    """
+    f, a = FieldCatalog.__table__, Account.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(select(f.c.source, f.c.name).where(
+        f.c.removed_at.is_(None), func.lower(f.c.label) == name.lower(), f.c.name != name)
+        .distinct().order_by(f.c.source, f.c.name)).all()
+    keys: dict[str, str] = {}
+    for source, key in rows:
+        if source in keys:
+            continue
+        held = select(a.c.id).where(a.c.source == source, a.c.deleted_at.is_(None),
+                                    a.c.custom[key].as_string().is_not(None)).limit(1)
+        named = select(a.c.id).where(a.c.source == source, a.c.deleted_at.is_(None),
+                                     a.c.custom[name].as_string().is_not(None)).limit(1)
+        if connection.execute(held).first() and not connection.execute(named).first():
+            keys[source] = key
+    return keys
+
+
 def segment_of(run: Run, account: Any) -> ColumnElement[Any]:
+    """The account's segment, from the custom field metrics.roles.segment_field names (by its
+    name or its label in each source)."""
     name = run.config.metrics.roles.segment_field
-    return account.c.custom[name].as_string() if name else literal(None, String)
+    if not name:
+        return literal(None, String)
+    keys = segment_keys(run.connection, name)
+    by_name = account.c.custom[name].as_string()
+    if not keys:
+        return by_name
+    return case(*[(account.c.source == source, account.c.custom[key].as_string())
+                  for source, key in sorted(keys.items())], else_=by_name)
 
 
 def stage_labels() -> Any:
@@ -174,7 +207,7 @@ def stage_deals(run: Run) -> None:
             .outerjoin(a, same_record(a, d.c.source, d.c.account_id))
             .outerjoin(adh, and_(adh.c.source == d.c.source, adh.c.deal_id == d.c.external_id))
         )
-        .where(live(d), or_(d.c.close_date >= run.window.first_day, d.c.created_at >= start_utc))
+        .where(live(d), or_(d.c.close_date >= run.window.lead_in, d.c.created_at >= start_utc))
     )
     columns = [
         *text("src", "deal", "account", "rep", "team", "region", "segment", "source", "deal_type",
@@ -187,82 +220,24 @@ def stage_deals(run: Run) -> None:
     run.tables["kpi_deal"] = stage(run.connection, "kpi_deal", columns, query)
 
 
-def stage_customers(run: Run) -> None:
-    """Every account that ever had a won deal: when it became a customer, by whom, when it was lost."""
-    roles = run.config.metrics.roles
-    d, a = base(Deal, "d"), base(Account, "a")
-    ru, ou, l, c = base(User, "ru"), base(User, "ou"), base(Lead, "l"), base(Contact, "c")
-    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
-    ranked = select(
-        d.c.source, d.c.account_id, d.c.close_date, owner.label("owner"), d.c.lead_source,
-        func.row_number().over(partition_by=(d.c.source, d.c.account_id),
-                               order_by=(d.c.close_date, d.c.external_id)).label("rn"),
-    ).where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None),
-            d.c.account_id.is_not(None)).subquery("ranked")
-    first = (
-        select(ranked.c.source, ranked.c.account_id,
-               func.min(ranked.c.close_date).label("first_won"),
-               func.max(ranked.c.close_date).label("last_won"),
-               func.max(case((ranked.c.rn == 1, ranked.c.owner))).label("won_by"),
-               func.max(case((ranked.c.rn == 1, ranked.c.lead_source))).label("first_source"))
-        .group_by(ranked.c.source, ranked.c.account_id).subquery("first")
-    )
-    leads = (select(l.c.source, l.c.converted_account_id.label("account"),
-                    func.min(l.c.created_at).label("created"),
-                    func.min(l.c.lead_source).label("lead_source"))
-             .where(live(l), l.c.converted_account_id.is_not(None))
-             .group_by(l.c.source, l.c.converted_account_id).subquery("leads"))
-    contacts = (select(c.c.source, c.c.account_id.label("account"),
-                       func.min(c.c.created_at).label("created"))
-                .where(live(c), c.c.account_id.is_not(None))
-                .group_by(c.c.source, c.c.account_id).subquery("contacts"))
-    if roles.churn_rule == "type":
-        changed = (as_date(run, a.c.custom[roles.churn_date_field].as_string())
-                   if roles.churn_date_field else None)
-        when = run.bucketer.local_date(a.c.modified_at)
-        lost_on = case((lowered_in(a.c.type, roles.former_customer_types),
-                        func.coalesce(changed, when) if changed is not None else when))
-    else:
-        ends = add_days(run.dialect, first.c.last_won, roles.contract_days)
-        noticed = add_days(run.dialect, first.c.last_won,
-                           roles.contract_days + roles.renewal_grace_days)
-        lost_on = case((noticed <= literal(run.window.today), ends))
-    began = func.coalesce(leads.c.created, contacts.c.created)
-    acquisition = case((began.is_not(None), days_between(
-        run.dialect, first.c.first_won, run.bucketer.local_date(began))))
-    query = (
-        select(first.c.source, first.c.account_id, a.c.owner_id, ou.c.team, first.c.won_by,
-               ru.c.team, func.coalesce(a.c.region, a.c.country), segment_of(run, a),
-               func.coalesce(first.c.first_source, leads.c.lead_source), first.c.first_won,
-               lost_on, acquisition, *day_periods(run, first.c.first_won, "a_"))
-        .select_from(
-            first.join(a, same_record(a, first.c.source, first.c.account_id))
-            .outerjoin(ou, same_record(ou, first.c.source, a.c.owner_id))
-            .outerjoin(ru, same_record(ru, first.c.source, first.c.won_by))
-            .outerjoin(leads, and_(leads.c.source == first.c.source,
-                                   leads.c.account == first.c.account_id))
-            .outerjoin(contacts, and_(contacts.c.source == first.c.source,
-                                      contacts.c.account == first.c.account_id))
-        )
-    )
-    columns = [*text("src", "account", "rep", "team", "won_by", "won_by_team", "region", "segment",
-                     "source"),
-               Column("first_won", Date), Column("lost_on", Date), *floats("acquisition_days"),
-               *period_columns("a_")]
-    run.tables["kpi_customer"] = stage(run.connection, "kpi_customer", columns, query)
+def activity_account(act: Any, deal: Any) -> ColumnElement[Any]:
+    """The account an activity touches: its own, else its deal's (Vtiger links an activity to one
+    record only, often the deal). `deal` is outer-joined on `act.deal_id`."""
+    return func.coalesce(act.c.account_id, deal.c.account_id)
 
 
 def stage_activities(run: Run) -> None:
     roles = run.config.metrics.roles
-    act, u = base(Activity, "act"), base(User, "u")
+    act, u, d = base(Activity, "act"), base(User, "u"), base(Deal, "d")
     start_utc, _ = run.bucketer.window_instants()
     selling = lowered_in(act.c.kind, roles.selling_activity_kinds)
     query = (
-        select(act.c.source, act.c.owner_id, u.c.team, act.c.kind, act.c.account_id,
+        select(act.c.source, act.c.owner_id, u.c.team, act.c.kind, activity_account(act, d),
                case((selling, func.coalesce(act.c.duration_seconds, 0)), else_=0),
                flag(act.c.kind == "call"), flag(act.c.kind == "email"),
                flag(act.c.kind == "meeting"), *instant_periods(run, act.c.occurred_at, "o_"))
-        .select_from(act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id)))
+        .select_from(act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id))
+                     .outerjoin(d, same_record(d, act.c.source, act.c.deal_id)))
         .where(live(act), act.c.occurred_at >= start_utc, act.c.occurred_at <= run.window.now)
     )
     columns = [*text("src", "rep", "team", "kind", "account"), *floats("selling_seconds"),

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, select
 
+from kpisync.calendars import System, read_day
 from kpisync.errors import ConfigError
 from kpisync.store.models import Account, Contact, SurveyResponse, User
 from kpisync.store.revision import raise_revision
@@ -57,6 +58,7 @@ class ImportReport:
     unchanged: int = 0  # answers already present (same external id)
     duplicates: int = 0  # rows repeating an earlier row of the same file
     errors: list[RowError] = field(default_factory=list)
+    read_by_setting: int = 0  # dates valid and plausible in both calendars: the setting decided
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,21 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
     return plausible(moment, text)
 
 
+def parse_answered(row: dict[str, str], zone: ZoneInfo, setting: System) -> tuple[datetime, bool]:
+    """The answer's instant, and whether the calendar setting decided how to read its date: a
+    date alone may be Solar Hijri (a `calendar` column, or the Persian setting; see read_day)."""
+    text = row.get("answered_at", "")
+    if (setting == "gregorian" and not row.get("calendar")) or len(text.strip()) > 10:
+        return parse_instant(text, zone), False
+    try:
+        day, decided = read_day(text, row.get("calendar", ""), setting, date(1990, 1, 1),
+                                datetime.now(UTC).date() + timedelta(days=1))
+    except ValueError as exc:
+        raise ValueError(f"date {text!r}: {exc}") from None
+    moment = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    return plausible(moment, text), decided
+
+
 def plausible(moment: datetime, text: str) -> datetime:
     """Refuse dates no survey answer can have (e.g. a Persian-calendar year read as Gregorian)."""
     if moment.year < 1990 or moment > datetime.now(UTC) + timedelta(days=1):
@@ -188,13 +205,13 @@ def stable_id(*parts: object) -> str:
 
 
 def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
-             seen: Counter[tuple[Any, ...]]) -> dict[str, Any]:
+             seen: Counter[tuple[Any, ...]], calendar: System = "gregorian") -> dict[str, Any]:
     """The survey_responses values of a good row; ValueError naming the problem otherwise."""
     kind = (row.get("kind") or "nps").lower()
     if kind not in ("nps", "enps"):
         raise ValueError(f"kind {kind!r} is neither nps nor enps")
     score = parse_score(row.get("score", ""))
-    answered_at = parse_instant(row.get("answered_at", ""), zone)
+    answered_at, decided = parse_answered(row, zone, calendar)
     respondent = row.get("respondent", "").lower()
     if kind == "nps":
         if not respondent:
@@ -226,10 +243,11 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
     if row.get("id"):
         external = stable_id(kind, "id", row["id"])
     return values | {"external_id": external, "kind": kind, "score": score,
-                     "answered_at": answered_at}
+                     "answered_at": answered_at, "decided": decided}
 
 
-def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "UTC") -> ImportReport:
+def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "UTC",
+                   calendar: System = "gregorian") -> ImportReport:
     """Validate every row of `path`, upsert the good ones into survey_responses, report the rest."""
     zone, report = ZoneInfo(timezone), ImportReport()
     table = SurveyResponse.__table__  # type: ignore[attr-defined]
@@ -240,10 +258,11 @@ def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "
         good: dict[str, dict[str, Any]] = {}
         for line, row in read_rows(path):
             try:
-                values = validate(row, directory, zone, seen)
+                values = validate(row, directory, zone, seen, calendar)
             except ValueError as exc:
                 report.errors.append(RowError(line, str(exc)))
                 continue
+            report.read_by_setting += values.pop("decided")
             if values["external_id"] in good:
                 report.duplicates += 1
             raw = row if values["kind"] == "nps" else {}  # an employee's identity is never kept

@@ -63,15 +63,15 @@ KPIS = [
         "lower", "stay", Ratio(lambda t: t.c.days, lambda t: literal(1)),
         "no stage stay ended in the period"),
     Kpi("time_to_acquisition", "Time to acquisition",
-        "Mean days from the first lead (else first contact) to the first won deal, for customers "
-        "acquired in the period.",
+        "Mean days from the creation of the earliest converted lead (else contact) created by "
+        "the first win to that win, for customers acquired in the period.",
         "days", ("org", "source"), "first won deal's close date", "lower", "acquired",
         Ratio(lambda t: t.c.acquisition_days, lambda t: flag(t.c.acquisition_days.is_not(None)),
               lambda t: flag(t.c.acquisition_days.is_(None))),
         "no customer acquired in the period has a lead or contact creation date"),
     Kpi("lead_response_time", "Lead response time",
-        "Median hours from a lead's creation to its first outbound activity by a rep, for leads "
-        "created in the period.",
+        "Median hours from a lead's creation to its first outbound activity by a rep after it, "
+        "for leads created in the period (on HubSpot a lead is the contact record).",
         "hours", ("org", "rep", "source"), "leads.created_at", "lower", "lead",
         Median(lambda t: t.c.response_hours, lambda t: literal(True)),
         "no lead created in the period has been contacted yet",
@@ -89,7 +89,7 @@ KPIS = [
         Ratio(lambda t: t.c.ramp_days, lambda t: flag(t.c.ramp_days.is_not(None)),
               lambda t: flag(t.c.ramp_days.is_(None))),
         "no rep who started in the period has won a deal yet",
-        notes="reps still without a win are counted as left out"),
+        notes="reps still without a win are counted as left out", needs=("start_dates",)),
     Kpi("rep_ramp_to_quota", "Rep ramp time to quota",
         "Mean days from start (hire date, else user creation) to the end of the first quota "
         "period in which the rep won at least the quota, for reps who started in the period.",
@@ -98,14 +98,14 @@ KPIS = [
         "no rep who started in the period has reached a quota yet",
         notes="quota periods of any kind the rep has quotas for, the first to end after the start "
               "(end exclusive: Q1 ends on April 1); a period still running does not count yet; "
-              "reps without one are counted as left out"),
+              "reps without one are counted as left out", needs=("start_dates",)),
     Kpi("selling_hours", "Selling time",
         "Hours of selling activities (configured kinds, calls and meetings by default).",
         "hours", ("org", "team", "rep"), "activities.occurred_at", "higher", "activity",
         Total(lambda t: t.c.selling_seconds / 3600.0, lambda t: flag(t.c.selling_seconds > 0))),
     Kpi("selling_time_share", "Selling time share",
-        "Hours of selling activities over working hours in the period (to today in the current "
-        "one).",
+        "Hours of selling activities over the working hours of the people employed in the "
+        "period, each from his start (to today in the current one).",
         "ratio", ("team", "rep"), "activities.occurred_at", "higher", "",
         Derived(("selling_hours",), selling_share), "no working time in the period",
         notes="typical 36%, goal 50%; working hours from metrics.working_hours"),

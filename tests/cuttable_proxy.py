@@ -53,7 +53,11 @@ class CuttableProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
-            server = socket.create_connection(self.upstream)
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:  # the server is down (restarting): refused, as a direct connect is
+                client.close()
+                continue
             with self.lock:
                 self.sockets += [client, server]
             for source, sink in ((client, server), (server, client)):

@@ -141,7 +141,9 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
     found: dict[str, dict[str, tuple[Any, ...]]] = {}
     with engine.connect() as connection:
         for entity, query in queries.items():
-            rows = connection.execute(query.where(query.selected_columns[0].is_not(None))).all()
+            table = query.get_final_froms()[0]
+            rows = connection.execute(query.where(query.selected_columns[0].is_not(None),
+                                                  table.c.source == source)).all()
             found[entity] = {row[0]: normal_values(tuple(row[1:])) for row in rows}
     found["line_item"] = {rid: (_live_deal(row[0], found["deal"]), *row[1:])
                           for rid, row in found["line_item"].items()}

@@ -69,7 +69,7 @@ class VtigerKit:
 
     @contextmanager
     def serve(self, org: Org, **emulator_options: Any) -> Iterator[ServedVtiger]:
-        with VtigerEmulator(org, **emulator_options) as emulator:
+        with VtigerEmulator(org, sync_works=True, **emulator_options) as emulator:
             yield ServedVtiger(VtigerEnv(org, emulator))
 
 

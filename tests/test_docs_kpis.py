@@ -13,7 +13,8 @@ from pathlib import Path
 
 from metrics.catalogue import REGISTRY
 from metrics.declaration import Derived, Kpi, Registry
-from tests.test_kpi_parity import GRAIN_NOT_COMPARABLE, NOT_COMPARABLE
+from metrics.holdings import INPUTS
+from tests.test_kpi_parity import CANNOT_SERVE, GRAIN_NOT_COMPARABLE, NOT_COMPARABLE
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "kpis.md"
 COMMAND = "python -m tests.test_docs_kpis"
@@ -41,8 +42,13 @@ def spelled_out(gaps: Gaps) -> Gaps:
 def crm_line(kpi: Kpi, gaps: Gaps, grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]) -> str:
     lacking, reason = gaps.get(kpi.name, (frozenset(), ""))
     names = sorted({CRMS[crm] for crm in lacking})
-    holding = [name for name in ("HubSpot", "Salesforce", "Vtiger") if name not in names]
+    unheld, needed = CANNOT_SERVE.get(kpi.name, (frozenset(), ""))
+    missing = sorted({CRMS[crm] for crm in unheld})
+    holding = [name for name in ("HubSpot", "Salesforce", "Vtiger")
+               if name not in names and name not in missing]
     line = ", ".join(holding)
+    if missing:
+        line += f"; {' and '.join(missing)}: no data ({INPUTS[needed].reason})"
     if names:
         line += f"; {' and '.join(names)} not the same way: {reason}"
     for (name, grain), (crms, why) in grain_gaps.items():

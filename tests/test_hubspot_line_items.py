@@ -1,6 +1,6 @@
 """Line items: the emulator serves them as HubSpot does, and the connector syncs them exactly.
 
-The last test proves what tests/test_kpi_parity.py's NOT_COMPARABLE says of the line-item KPIs:
+The last test proves what tests/test_kpi_parity.py's CANNOT_SERVE says of the line-item KPIs:
 HubSpot and Salesforce agree on them (Vtiger, which carries no line items, is why they are listed).
 
 The emulator part talks to it with hubspot-api-client unchanged (search, v4 associations, the

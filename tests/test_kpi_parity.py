@@ -1,8 +1,13 @@
 """KPI parity: one seeded org synced from every CRM emulator gives the same KPI values.
 
 Compared at every grain but rep and account (their keys are vendor ids), every KPI against the
-HubSpot reference, except where a CRM does not hold the KPI's inputs the same way: NOT_COMPARABLE
-names those CRMs, with the reason, and the KPI is still compared across all the others.
+HubSpot reference, except
+- where a CRM cannot serve a KPI at all (CANNOT_SERVE: it does not hold the input): there every
+  value of the KPI must be "no data", with the reason naming the missing input, never 0;
+- where a CRM holds the KPI's inputs differently (NOT_COMPARABLE, with the reason): the KPI is
+  still compared across all the others.
+The segment field is named by its label ("Segment"): HubSpot's `segment`, Salesforce's
+`Segment__c` and Vtiger's `cf_NNN` are each found through the field catalog.
 """
 
 from __future__ import annotations
@@ -16,15 +21,24 @@ from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from metrics.catalogue import REGISTRY
+from metrics.declaration import KpiValue
 from metrics.engine import compute_values
+from metrics.holdings import INPUTS
 from metrics.options import metric_config
 from tests.harness import available_kits
 
 VTIGER = frozenset({"vtiger", "vtiger-stock82"})
 SALESFORCE = frozenset({"salesforce"})
+# KPI -> (the CRMs that cannot serve it, the input they lack: see metrics.holdings).
+CANNOT_SERVE: dict[str, tuple[frozenset[str], str]] = {
+    "units_sold": (VTIGER, "line_items"),  # Vtiger's potentials carry no line items
+    "proposals_sent": (VTIGER, "stage_history"),  # its API keeps no stage history
+    "process_adherence": (VTIGER, "stage_history"),
+    "rep_ramp_time": (VTIGER, "start_dates"),  # Vtiger users carry no start date
+    "rep_ramp_to_quota": (VTIGER, "start_dates"),
+}
 # KPI -> (the CRMs that differ from HubSpot on it, why). Every other pair must agree exactly.
 NOT_COMPARABLE: dict[str, tuple[frozenset[str], str]] = {
-    "units_sold": (VTIGER, "Vtiger's potentials carry no line items"),
     "cross_sell_rate": (VTIGER, "counts first purchases of a product, from line items"),
     "lead_response_time": (SALESFORCE | VTIGER, (
         "Salesforce tasks keep no email direction (every synced email counts as outbound); "
@@ -39,12 +53,9 @@ NOT_COMPARABLE: dict[str, tuple[frozenset[str], str]] = {
     "time_to_acquisition": (VTIGER, "the same"),
     "lead_data_quality": (VTIGER, "the same"),
     "stage_duration": (VTIGER, "Vtiger has no stage history; kpisync observes it by syncing"),
-    "rep_ramp_time": (VTIGER, "Vtiger users carry no start date"),
-    "rep_ramp_to_quota": (VTIGER, "the same"),
     "selling_hours": (VTIGER, "Vtiger keeps activity durations to the minute"),
     "selling_time_share": (VTIGER, "the same"),
     "customer_engagement": (VTIGER, "Vtiger's emails are events with another activity time"),
-    "proposals_sent": (VTIGER, "the same"),
 }
 # The same, for one grain of a KPI only.
 GRAIN_NOT_COMPARABLE: dict[tuple[str, str], tuple[frozenset[str], str]] = {
@@ -64,7 +75,14 @@ QUALIFIED = ["qualified", "connected"]
 
 def comparable(kit: str) -> tuple[str, ...]:
     return tuple(name for name in REGISTRY.names()
-                 if kit not in NOT_COMPARABLE.get(name, ALL_AGREE)[0])
+                 if kit not in NOT_COMPARABLE.get(name, ALL_AGREE)[0]
+                 and kit not in CANNOT_SERVE.get(name, ALL_AGREE)[0])
+
+
+def unserved(kit: str) -> dict[str, str]:
+    """KPI -> the reason its values must give on `kit`."""
+    return {name: "no data: " + INPUTS[held].reason
+            for name, (kits, held) in CANNOT_SERVE.items() if kit in kits}
 
 
 def compared_grains(kit: str, values: dict[Key, object]) -> dict[Key, object]:
@@ -73,13 +91,17 @@ def compared_grains(kit: str, values: dict[Key, object]) -> dict[Key, object]:
             if kit not in GRAIN_NOT_COMPARABLE.get((k[0], k[3]), ALL_AGREE)[0]}
 
 
-def kpi_values(engine: Engine, now: datetime, kpis: tuple[str, ...]) -> dict[Key, object]:
+def compute(engine: Engine, now: datetime) -> list[KpiValue]:
     settings = parse_settings({"kpisync": {"timezone": "Europe/Warsaw", "currency": "USD"},
                                "metrics": {"currency_rates": {"EUR": 1.08, "GBP": 1.27,
                                                               "PLN": 0.25},
-                                           "roles": {"qualified_lead_statuses": QUALIFIED}}})
+                                           "roles": {"qualified_lead_statuses": QUALIFIED,
+                                                     "segment_field": "Segment"}}})
     with engine.begin() as connection:
-        values = compute_values(connection, metric_config(settings), now=now, only=kpis)
+        return compute_values(connection, metric_config(settings), now=now)
+
+
+def keyed(values: list[KpiValue], kpis: tuple[str, ...]) -> dict[Key, object]:
     return {(v.kpi, v.period, v.period_start, v.grain, v.key):
             (None if v.value is None else round(float(v.value), 6), v.count)
             for v in values if v.kpi in kpis and v.grain not in VENDOR_KEYED}
@@ -89,18 +111,20 @@ def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path) -> None:  # t
     assert [kit.name for kit in KITS] == ["hubspot", "salesforce", "vtiger", "vtiger-stock82"]
     org = generate_org(seed=21, deals=120)
     now = datetime(2026, 10, 31, tzinfo=UTC)
-    results = {}
+    results, computed = {}, {}
     for kit in KITS:
         engine = open_store(f"sqlite:///{tmp_path / kit.name}.db")
         with kit.serve(org) as served:
             result = sync_source(engine, served.source, served.connector(), SyncOptions())
             assert result.status == "succeeded"
-        results[kit.name] = kpi_values(engine, now, comparable(kit.name))
+        computed[kit.name] = compute(engine, now)
+        results[kit.name] = keyed(computed[kit.name], comparable(kit.name))
         engine.dispose()
     reference_name, reference = next(iter(results.items()))
     assert list(comparable(reference_name)) == REGISTRY.names()
     assert len(reference) > 100
     assert sum(1 for value, _ in reference.values() if value is not None) > 100
+    assert {k[3] for k in reference if k[0] == "sales_volume"} >= {"segment", "region", "team"}
     for name, values in results.items():
         kpis = set(comparable(name))
         expected = compared_grains(name, {k: v for k, v in reference.items() if k[0] in kpis})
@@ -110,8 +134,19 @@ def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path) -> None:  # t
                            if expected.get(k) != values.get(k))[:5]
         assert not differing, (f"{name} differs from {reference_name}: " + "; ".join(
             f"{k}: {expected.get(k)} vs {values.get(k)}" for k in differing))
+        for kpi, reason in unserved(name).items():  # "no data" with the reason, never 0
+            mine = [v for v in computed[name] if v.kpi == kpi]
+            theirs = [v for v in computed[reference_name] if v.kpi == kpi]
+            assert mine or not theirs, f"{kpi} has no value at all on {name}"
+            wrong = [v for v in mine if v.value is not None or v.reason != reason][:3]
+            assert not wrong, f"{kpi} on {name}: {wrong}"
+            assert not [v for v in theirs if (v.reason or "").startswith("no data: ")]
 
 
 def test_each_crm_is_compared_on_all_but_the_kpis_it_cannot_hold() -> None:
     assert {kit: len(comparable(kit)) for kit in ("hubspot", "salesforce", "vtiger")} == {
-        "hubspot": 48, "salesforce": 46, "vtiger": 31}
+        "hubspot": 48, "salesforce": 46, "vtiger": 30}
+    assert {kit: sorted(unserved(kit)) for kit in ("hubspot", "salesforce", "vtiger")} == {
+        "hubspot": [], "salesforce": [], "vtiger": [
+            "process_adherence", "proposals_sent", "rep_ramp_time", "rep_ramp_to_quota",
+            "units_sold"]}

@@ -29,6 +29,9 @@ def test_record_scores(engine: Engine) -> None:
     latest = latest_contact_answers(engine, "crm")
     assert {k: (v.score, v.category) for k, v in latest.items()} == {
         "c1": (9, "promoter"), "c2": (8, "passive"), "c4": (3, "detractor")}
+    assert team_enps(engine, config, "crm", now=NOW) == {"Alpha": None, "Beta": None}  # not computed
+    compute_all(engine, config, now=NOW, only=["enps"])
+    # the stored year 2025 (the 365-day window's period): as in Q1, Gamma is hidden by differencing
     assert team_enps(engine, config, "crm", now=NOW) == {"Alpha": 50.0, "Beta": None, "Gamma": None}
     in_q1 = datetime(2025, 3, 31, 12, tzinfo=UTC)
     compute_all(engine, config, now=in_q1, only=["quota_attainment", "win_rate"])

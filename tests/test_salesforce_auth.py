@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kpisync.errors import AuthError, ConfigError
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.salesforce import OrgLogin, SalesforceEmulator
+from kpisync.sandbox.server import Knobs
 from tests.salesforce_env import SalesforceEnv
 
 
@@ -44,6 +46,24 @@ def test_connected_app_password_flow(env: SalesforceEnv) -> None:
     connector = env.connector(**oauth(env, client_secret_env="KPISYNC_TEST_SF_SECRET"))
     assert connector.check() == []
     assert connector.api_usage()["login (password)"] == 1
+
+
+def test_a_rate_limited_login_is_retried_not_taken_for_refused_credentials(env: SalesforceEnv
+                                                                          ) -> None:
+    """The emulator answers its injected limit as Salesforce does (403 REQUEST_LIMIT_EXCEEDED);
+    the seed makes the very first call, the login, draw it, and the next hundred not."""
+    def limits_only_the_first(seed: int) -> bool:
+        rolls = random.Random(seed)
+        return rolls.random() < 0.05 and all(rolls.random() >= 0.05 for _ in range(100))
+
+    seeds = iter(s for s in range(100_000) if limits_only_the_first(s))
+    for options in ({}, oauth(env, client_secret_env="KPISYNC_TEST_SF_SECRET")):  # SOAP, OAuth
+        seed = next(seeds)  # a new seed restarts the emulator's draws
+        env.emulator.knobs = Knobs(rate_429=0.05, fault_seed=seed)
+        connector = env.connector(**options)
+        assert connector.check() == []
+        logins = {k: v for k, v in connector.api_usage().items() if k.startswith("login")}
+        assert list(logins.values()) == [2], logins  # the limited one, then the good one
 
 
 def test_refresh_token_flow_and_a_revoked_grant(env: SalesforceEnv) -> None:

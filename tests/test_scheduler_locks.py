@@ -1,4 +1,6 @@
-"""Run locks, slot claims and the slot grid: the pieces that keep one run per instance at a time."""
+"""Run leases, fencing, slot claims and the slot grid: the pieces that keep one run per instance
+at a time. Expiry is driven by the store (a lease's expiry set in the past, or a one-second lease
+polled until free), never by a sleep sized to the machine."""
 
 from __future__ import annotations
 
@@ -6,18 +8,21 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, func, select, update
 
 from kpisync.config import ScheduleSettings
-from kpisync.locks import make_lock, run_lock
+from kpisync.errors import ClaimLost
+from kpisync.locks import LEASES, Lease, fenced, make_lock, run_lock
 from kpisync.scheduler import history
 from kpisync.scheduler.triggers import next_fire, trigger_for
+from kpisync.store.models import SyncState
 
 HOLD = """
 import sys, time
 from kpisync.locks import run_lock
 from kpisync.store.database import open_store
-with run_lock(open_store(sys.argv[1], upgrade=False), "source:hs") as held:
+with run_lock(open_store(sys.argv[1], upgrade=False), "source:hs", seconds=10) as held:
     print("held" if held else "busy", flush=True)
     time.sleep(float(sys.argv[2]))
 """
@@ -33,16 +38,77 @@ def test_lock_excludes_other_holders_in_this_process(engine: Engine) -> None:
     second.release()
 
 
-def test_lock_excludes_another_process_and_dies_with_it(engine: Engine, store_url: str) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, store_url, "30"], stdout=subprocess.PIPE,
-                              text=True)
+def test_lock_excludes_another_process_and_expires_after_it_dies(engine: Engine,
+                                                                 store_url: str) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, store_url, "300"],
+                              stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with run_lock(engine, "source:hs", wait=0.3) as held:
-        assert not held
-    holder.kill()  # a killed worker's lock is released by the kernel / the server
+        assert not held  # renewed every third of its 10 s while the holder lives
+    holder.kill()  # nobody renews it now: it is free once its 10 s are over
     holder.wait()
-    with run_lock(engine, "source:hs", wait=5) as held:
+    with run_lock(engine, "source:hs", wait=60) as held:
         assert held
+
+
+def expire(engine: Engine, name: str) -> None:
+    """As if the lease's time had run out with nobody renewing it (its holder paused)."""
+    with engine.begin() as connection:
+        connection.execute(update(LEASES).where(LEASES.c.name == name)
+                           .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+
+
+def write_cursor(engine: Engine, value: str) -> None:
+    t = SyncState.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(t.delete().where(t.c.source == "hs"))
+        connection.execute(t.insert().values(source="hs", stream="deals", cursor={"v": value},
+                                             updated_at=datetime.now(UTC)))
+
+
+def cursor_values(engine: Engine) -> list[str]:
+    t = SyncState.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        return [row.cursor["v"] for row in connection.execute(select(t).where(t.c.source == "hs"))]
+
+
+def test_a_taken_over_lease_refuses_its_old_holders_writes(engine: Engine) -> None:
+    first = Lease(engine, "source:hs", holder="a:1", run_id=1)
+    second = Lease(engine, "source:hs", holder="b:2", run_id=2)
+    assert first.acquire()
+    with fenced(first, label="1"):
+        write_cursor(engine, "first")
+    assert not second.try_acquire()  # live and renewed
+    first._stop.set()  # paused: it renews no more
+    expire(engine, "source:hs")
+    assert second.try_acquire()
+    with fenced(first, label="1"), pytest.raises(ClaimLost, match="taken over by b:2 .run 2."):
+        write_cursor(engine, "first again")  # the whole transaction rolls back
+    assert first.lost.is_set() and not first.still_held()
+    with fenced(second, label="2"):
+        write_cursor(engine, "second")
+    assert cursor_values(engine) == ["second"]
+    with engine.connect() as connection:
+        token = connection.execute(select(LEASES.c.token).where(LEASES.c.name == "source:hs"))
+        assert token.scalar() == 2  # one per take
+    first.release()  # gives back nothing: the lease is the second's
+    assert not Lease(engine, "source:hs", holder="c:3").try_acquire()
+    second.release()
+    assert Lease(engine, "source:hs", holder="c:3").try_acquire()
+
+
+def test_a_lease_survives_its_holder_losing_the_store_while_nobody_took_it(engine: Engine) -> None:
+    """Expired but not taken over: the token is still the holder's, so its writes go on."""
+    lease = Lease(engine, "compute", holder="a:1")
+    assert lease.acquire()
+    lease._stop.set()
+    expire(engine, "compute")
+    with fenced(lease):
+        write_cursor(engine, "kept")
+    assert cursor_values(engine) == ["kept"] and not lease.lost.is_set()
+    with engine.connect() as connection:  # and the write renewed it
+        assert connection.execute(select(func.count()).select_from(LEASES).where(
+            LEASES.c.expires_at > datetime.now(UTC))).scalar() == 1
 
 
 def test_a_slot_is_claimed_once(engine: Engine) -> None:

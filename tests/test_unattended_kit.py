@@ -6,12 +6,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from kpisync.scheduler.models import PipelineRun
 from kpisync.store.models import SyncRun
@@ -146,3 +149,122 @@ def webhook_receiver(statuses: list[int] | None = None) -> Iterator[WebhookRecei
     finally:
         server.shutdown()
         server.server_close()
+
+
+class OwnPostgres:
+    """A PostgreSQL server of the test's own (the shared one must never be restarted): initdb in a
+    temporary folder, then start, stop and restart at will. Run as the `postgres` user when root."""
+
+    BIN = Path("/usr/lib/postgresql/15/bin")
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="kpisync-pg-"))
+        self.data = self.folder / "data"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        if os.getuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg(self, tool: str, *args: str) -> None:
+        command = [str(self.BIN / tool), *args]
+        if os.getuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} "
+                   "-c fsync=off -c max_connections=100")
+        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                 str(self.folder / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        subprocess.run([str(self.BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+                       if os.getuid() != 0 else
+                       ["runuser", "-u", "postgres", "--", str(self.BIN / "pg_ctl"), "-D",
+                        str(self.data), "-m", "immediate", "stop"], capture_output=True, check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+GUARDED_TABLES = ("accounts", "contacts", "deals", "activities", "sync_state", "writeback_outbox",
+                  "writeback_audit", "writeback_state", "writeback_runs", "kpi_values")
+GUARDED_LOG = """
+CREATE TABLE guarded_writes (id bigserial PRIMARY KEY, tbl text, label text,
+                             at timestamptz, txid bigint);
+CREATE FUNCTION log_guarded() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO guarded_writes (tbl, label, at, txid) VALUES
+    (TG_TABLE_NAME, current_setting('kpisync.fence', true), clock_timestamp(), txid_current());
+  RETURN NULL;
+END $$;
+"""
+
+
+def log_guarded_writes(engine: Engine) -> None:
+    """Every later write to the tables runs guard, logged by a trigger in its own transaction
+    with the fence label (the pipeline run id) its transaction proved and the server's time."""
+    with engine.begin() as connection:
+        connection.execute(text(GUARDED_LOG))
+        for table in GUARDED_TABLES:
+            connection.execute(text(
+                f"CREATE TRIGGER log_guarded AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION log_guarded()"))
+
+
+@dataclass(frozen=True)
+class GuardedWrite:
+    table: str
+    label: str | None
+    at: datetime
+
+
+def guarded_writes(engine: Engine) -> list[GuardedWrite]:
+    with engine.connect() as connection:
+        return [GuardedWrite(r.tbl, r.label or None, r.at) for r in connection.execute(
+            text("SELECT tbl, label, at FROM guarded_writes ORDER BY at, id"))]
+
+
+def assert_runs_never_overlapped(writes: list[GuardedWrite]) -> dict[str, tuple[datetime, datetime]]:
+    """Every logged write was fenced, and the writes of each run lie in a span no other run's
+    writes enter. Returns each run's span."""
+    unfenced = [w for w in writes if w.label is None]
+    assert not unfenced, f"{len(unfenced)} writes proved no lease, e.g. {unfenced[:3]}"
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for write in writes:
+        assert write.label is not None
+        first, last = spans.get(write.label, (write.at, write.at))
+        spans[write.label] = (min(first, write.at), max(last, write.at))
+    ordered = sorted(spans.items(), key=lambda item: item[1])
+    for (run, (_, end)), (other, (start, _)) in itertools.pairwise(ordered):
+        assert end < start, f"runs {run} and {other} wrote at the same time ({start} < {end})"
+    return spans
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll `condition` (a generous ceiling: the wait is for a state, not for a time)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)

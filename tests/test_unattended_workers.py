@@ -1,33 +1,45 @@
 """Two `kpisync run` workers on one store, short intervals: every slot runs exactly once, never two
 runs of one instance at a time, checked from the run history; the store ends equal to the truth.
 
-PostgreSQL with advisory locks is the multi-worker set-up; the SQLite file lock is checked in
-test_scheduler_locks.py."""
+PostgreSQL is the multi-worker set-up; the leases themselves are checked in
+test_scheduler_locks.py, their fencing through restarts, cuts and pauses in
+test_unattended_lease.py."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
+from kpisync.scheduler.models import OpsIncident
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
 from tests.hubspot_truth import assert_store_equals_truth
 from tests.test_unattended_kit import (
     READY,
+    Worker,
     assert_no_overlap,
+    assert_runs_never_overlapped,
+    guarded_writes,
+    log_guarded_writes,
+    own_postgres,
     pipeline_runs,
     settings_text,
     start_run,
     sync_runs,
+    wait_until,
+    webhook_receiver,
     write_settings,
 )
 
@@ -89,3 +101,80 @@ def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str
         assert_store_equals_truth(engine, source, env.emulator.dump(), env.org)
     assert len({run.worker for run in pipeline_runs(engine)}) == 2, "one worker ran every slot"
     engine.dispose()
+
+
+def logged(worker: Worker, text: str, after: int = 0) -> bool:
+    return any(text in line["message"] for line in worker.lines()[after:])
+
+
+def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
+        env: HubSpotEnv, tmp_path: Path) -> None:
+    """Workers SIGKILLed mid-run (started again) and the database stopped and started while every
+    worker watches: one `store` incident per source, opened and resolved once, whatever the number
+    of workers that saw it; no two runs of a source ever wrote at the same time."""
+    sources = SOURCES
+    with own_postgres() as server, webhook_receiver() as hook:
+        os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
+        engine = open_store(server.url)
+        for source in sources:
+            sync_source(engine, source, env.connector(search_rate_per_second=1000), SyncOptions())
+        log_guarded_writes(engine)
+        settings = write_settings(tmp_path, settings_text(
+            env, server.url, sources=sources, schedule=f"interval_seconds = {INTERVAL}",
+            tables='[alerts]\ncheck_every_seconds = 0.5\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"'
+                   '\n\n[scheduler]\nstages = ["sync"]\nlock_wait_seconds = 0.5\n'
+                   'lease_seconds = 3\n'))
+        workers = [start_run(settings, tmp_path / f"worker{i}.log") for i in range(3)]
+        try:
+            for worker in workers:
+                worker.wait_for(READY)
+
+            def kill_one_mid_run() -> None:
+                def running() -> Any:
+                    return next((r for r in pipeline_runs(engine) if r.status == "running"), None)
+
+                wait_until(lambda: running() is not None, "a run going")
+                pid = int(running().worker.rpartition(":")[2])
+                index = next(i for i, w in enumerate(workers) if w.process.pid == pid)
+                workers[index].process.send_signal(signal.SIGKILL)
+                workers[index].process.wait(30)
+                workers[index] = start_run(settings, tmp_path / f"worker{index}.again.log")
+                workers[index].wait_for(READY)
+
+            kill_one_mid_run()
+            marks = [len(w.lines()) for w in workers]
+            server.stop()
+            for worker, mark in zip(workers, marks, strict=True):
+                for source in sources:
+                    wait_until(lambda w=worker, m=mark, s=source:
+                               logged(w, f"kpisync: {s} cannot reach its store", m),
+                               "every worker seeing the outage of every source")
+            server.start()
+            for worker, mark in zip(workers, marks, strict=True):
+                for source in sources:
+                    wait_until(lambda w=worker, m=mark, s=source:
+                               logged(w, f"kpisync: {s} reaches its store again", m),
+                               "every worker seeing the store back")
+            wait_until(lambda: len([n for n in hook.received if n["kind"] == "store"]) >= 4,
+                       "the outage's notices")
+            kill_one_mid_run()
+            last = max(r.id for r in pipeline_runs(engine))
+            wait_until(lambda: all(sum(r.status == "succeeded" and r.id > last
+                                       for r in pipeline_runs(engine, s)) >= 1 for s in sources),
+                       "a good run of each source after it all")
+        finally:
+            for worker in workers:
+                if worker.process.poll() is None:
+                    worker.stop(60)
+        assert [w.process.returncode for w in workers] == [0, 0, 0]
+        for source in sources:
+            notices = [(n["kind"], n["state"]) for n in hook.received if n["source"] == source]
+            assert notices == [("store", "open"), ("store", "resolved")], (source, hook.received)
+        with engine.connect() as connection:
+            rows = connection.execute(select(OpsIncident.source).where(
+                OpsIncident.kind == "store")).scalars().all()
+        assert sorted(rows) == sorted(sources)
+        assert_runs_never_overlapped(guarded_writes(engine))
+        for source in sources:
+            assert_store_equals_truth(engine, source, env.emulator.dump(), env.org)
+        engine.dispose()

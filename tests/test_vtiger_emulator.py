@@ -19,16 +19,16 @@ from tests.vtiger_env import VtigerEnv
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[VtigerEmulator]:
-    with VtigerEmulator(generate_org(seed=3, deals=60)) as served:
+    with VtigerEmulator(generate_org(seed=3, deals=60), sync_works=True) as served:
         yield served
 
 
 class Client:
-    def __init__(self, emulator: VtigerEmulator) -> None:
+    def __init__(self, emulator: VtigerEmulator, user: str = "admin") -> None:
         self.url = f"{emulator.base_url}/webservice.php"
-        token = self.get("getchallenge", username="admin")["result"]["token"]
-        key = hashlib.md5((token + ADMIN_KEY).encode()).hexdigest()
-        self.session = self.post("login", username="admin", accessKey=key)["result"]["sessionName"]
+        token = self.get("getchallenge", username=user)["result"]["token"]
+        key = hashlib.md5((token + emulator.access_key(user)).encode()).hexdigest()
+        self.session = self.post("login", username=user, accessKey=key)["result"]["sessionName"]
 
     def get(self, operation: str, **params: str) -> Any:
         return httpx.get(self.url, params={"operation": operation, **params}).json()
@@ -106,7 +106,8 @@ def test_sync_pages_end_on_a_whole_second() -> None:
     """As vtws_sync: the 100th row after modifiedTime fixes the page's last second, and every
     record of that second comes too, so a tie group makes a page longer than 100, never shorter."""
     early = datetime(2001, 9, 9, tzinfo=UTC).timestamp()  # before every generated record
-    with VtigerEmulator(generate_org(seed=3, deals=60), clock=lambda: early) as emulator:
+    with VtigerEmulator(generate_org(seed=3, deals=60), clock=lambda: early,
+                        sync_works=True) as emulator:
         client = Client(emulator)
         for ws_id in sorted(e.ws_id for e in emulator.store.truth["Events"].values() if e.live)[:30]:
             emulator.update_record("Events", ws_id, {"subject": "one second, thirty edits"})

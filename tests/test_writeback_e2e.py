@@ -297,7 +297,7 @@ def test_records_archived_between_plan_and_send_are_reported_and_never_recreated
     assert report.not_found == len(report.failures) >= 3 * 2  # at least flag and reason each
     assert report.failed == 0
     assert {row.external_id for row in report.failures} == set(gone)
-    assert all("OBJECT_NOT_FOUND" in row.status for row in report.failures)
+    assert all("OBJECT_NOT_FOUND" in (row.error or "") for row in report.failures)
     truth = portal.emulator.dump()
     assert all(truth["companies"][rid]["archived"] for rid in gone)
     assert sum(1 for r in truth["companies"].values() if not r["archived"]) == len(companies) - 3
@@ -320,9 +320,10 @@ def test_values_the_crm_refuses_fail_per_record_and_are_retried(portal: Portal) 
         original, options=tuple(o for o in original.options if o != "detractor"))
     report = run_writeback(portal.engine, portal.settings, SOURCE, connector, as_of=portal.as_of)
     refused = {row.external_id for row in report.failures}
+    assert report.status == "partial" and report.failure_error() is not None
     detractors = {rid for rid, (score, _) in expected_contact_nps(portal).items() if score <= 6}
     assert refused == detractors and refused
-    assert all("INVALID_OPTION" in row.status or "allowed options" in row.status
+    assert all("INVALID_OPTION" in (row.error or "") or "allowed options" in (row.error or "")
                for row in report.failures)
     truth = portal.emulator.dump()["contacts"]
     for rid in expected_contact_nps(portal):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from kpisync.config import parse_settings
 from kpisync.connector import FieldInfo
+from kpisync.fieldcodec import GENERIC
 from kpisync.store.models import (
     Account,
     Activity,
@@ -58,38 +59,38 @@ def known(synced: Any = None, present: bool = True, synced_at: Any = None,
 
 
 def test_never_written_compares_with_the_synced_value() -> None:
-    assert decide(TARGET, "1", "40", known("40.0", synced_at=T0), "overwrite") is None
-    change = decide(TARGET, "1", "40", known(None, present=False), "overwrite")
+    assert decide(TARGET, "1", "40", known("40.0", synced_at=T0), "overwrite", GENERIC) is None
+    change = decide(TARGET, "1", "40", known(None, present=False), "overwrite", GENERIC)
     assert change == Change("account", "1", "f_nps", "nps_score", None, "40")
 
 
 def test_a_sync_before_our_write_is_stale_and_one_after_it_that_read_it_back_is_ours() -> None:
     ours = Written("40", written_at=T0, gone_at=None)
     stale = known("12", synced_at=T0 - timedelta(hours=1), written=ours)
-    assert decide(TARGET, "1", "40", stale, "overwrite") is None
+    assert decide(TARGET, "1", "40", stale, "overwrite", GENERIC) is None
     home = known("40", synced_at=T0 + timedelta(hours=1), written=ours)
-    assert decide(TARGET, "1", "40", home, "overwrite") is None
-    moved = decide(TARGET, "1", "45", home, "overwrite")
+    assert decide(TARGET, "1", "40", home, "overwrite", GENERIC) is None
+    moved = decide(TARGET, "1", "45", home, "overwrite", GENERIC)
     assert moved is not None and moved.old == "40" and not moved.conflict
 
 
 def test_a_person_changing_our_field_is_a_conflict() -> None:
     ours = Written("40", written_at=T0, gone_at=None)
     typed = known("99", synced_at=T0 + timedelta(hours=1), written=ours)
-    change = decide(TARGET, "1", "40", typed, "overwrite")
+    change = decide(TARGET, "1", "40", typed, "overwrite", GENERIC)
     assert change is not None and change.conflict and change.person_value == "99"
     assert change.old == "99" and change.new == "40" and not change.skip
-    skipped = decide(TARGET, "1", "40", typed, "skip")
+    skipped = decide(TARGET, "1", "40", typed, "skip", GENERIC)
     assert skipped is not None and skipped.skip
     agreed = known("41", synced_at=T0 + timedelta(hours=1), written=ours)
-    assert decide(TARGET, "1", "41", agreed, "overwrite") is None
+    assert decide(TARGET, "1", "41", agreed, "overwrite", GENERIC) is None
 
 
 def test_a_record_gone_from_the_crm_is_skipped_until_a_sync_sees_it_again() -> None:
     gone = Written("40", written_at=T0, gone_at=T0 + timedelta(hours=1))
-    assert decide(TARGET, "1", "50", known("40", synced_at=T0, written=gone), "overwrite") is None
+    assert decide(TARGET, "1", "50", known("40", synced_at=T0, written=gone), "overwrite", GENERIC) is None
     back = known("40", synced_at=T0 + timedelta(hours=2), written=gone)
-    assert decide(TARGET, "1", "50", back, "overwrite") is not None
+    assert decide(TARGET, "1", "50", back, "overwrite", GENERIC) is not None
 
 
 def test_values_compare_by_meaning() -> None:
@@ -134,7 +135,7 @@ def planned(engine: Engine, config: Any) -> dict[tuple[str, str, str], str | Non
     plan = source_plan(config, "s")
     with engine.connect() as connection:
         return {(c.entity, c.external_id, c.field): c.new for c in plan_changes(
-            connection, plan, score_params(config, NOW))}
+            connection, plan, score_params(config, NOW), GENERIC)}
 
 
 def test_scores_from_the_store_match_hand_computed_values(engine: Engine) -> None:
@@ -171,8 +172,8 @@ def test_scores_from_the_store_match_hand_computed_values(engine: Engine) -> Non
         *[enps(f"f{i}", 10, "small") for i in range(4)],
         enps("g0", 5, None),  # no team: with "small" it makes a group of 5, so "big" stays shown
     ])
-    compute_all(engine, metric_config(settings()), now=NOW,  # quota and win rate come from here
-                only=("quota_attainment", "win_rate"))
+    compute_all(engine, metric_config(settings()), now=NOW,  # quota, win rate, eNPS come from here
+                only=("quota_attainment", "win_rate", "enps"))
     values = planned(engine, settings())
     # a1: window answers 10, 9, 3 -> NPS (2-1)/3 = 33; the latest (9) makes it a promoter
     assert values[("account", "a1", "f_nps")] == "33"

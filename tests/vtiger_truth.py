@@ -49,7 +49,7 @@ def _direction(entity: Entity) -> str | None:
 def expected_rows(dump: Truth, zone: ZoneInfo) -> dict[str, dict[str, tuple[Any, ...]]]:
     expected: dict[str, dict[str, tuple[Any, ...]]] = {}
     expected["user"] = {
-        e.ws_id: (" ".join(p for p in (e.fields["first_name"], e.fields["last_name"]) if p),
+        e.ws_id: (" ".join(p for p in (e.fields["first_name"], e.fields["last_name"]) if p) or None,
                   _v(e.fields["email1"]), _v(e.fields["department"]),
                   e.fields["status"] == "Active")
         for e in dump["Users"].values()}
@@ -95,7 +95,7 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
         "contact": select(Contact.external_id, Contact.email, Contact.last_name,
                           Contact.account_id, Contact.custom).where(Contact.deleted_at.is_(None), Contact.source == source),
         "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted)
-        .where(Lead.deleted_at.is_(None), Lead.source == source),
+        .where(Lead.deleted_at.is_(None), Lead.is_converted.is_(False), Lead.source == source),
         "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
                        Deal.owner_id, Deal.account_id, Deal.custom, Deal.modified_at)
         .where(Deal.deleted_at.is_(None), Deal.source == source),

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
-from kpisync.errors import ConfigError, WritebackError
+from kpisync.errors import ConfigError, WritebackError, WritesFailed
 from kpisync.registry import build_connector
 from writeback.guard import lift_pauses
 from writeback.options import mapped_sources, source_plan
@@ -107,6 +107,7 @@ def register(app: typer.Typer) -> None:
                 connector.close()
         for report in reports:
             print_json(report) if as_json else print_report(console, report)
+        raise_failures(reports)
 
     @writeback_app.command("revert")
     @friendly
@@ -124,6 +125,7 @@ def register(app: typer.Typer) -> None:
         finally:
             connector.close()
         print_report(console, report)
+        raise_failures([report])
 
     @writeback_app.command("runs")
     @friendly
@@ -138,6 +140,16 @@ def register(app: typer.Typer) -> None:
                           str(r.planned), str(r.written), str(r.failed), str(r.not_found),
                           str(r.conflicts), str(r.write_calls))
         console.print(table)
+
+
+def raise_failures(reports: list[RunReport]) -> None:
+    """A run with failed writes ends the command with WritesFailed (exit 7), after every report
+    is printed."""
+    failures = [e for e in (r.failure_error() for r in reports) if e is not None]
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise WritesFailed("; ".join(e.message for e in failures), hint=failures[0].hint)
 
 
 def provision(source: str, settings: Path, *, apply: bool) -> list[FieldStep]:
@@ -176,7 +188,6 @@ def show(value: str | None) -> str:
 
 
 def print_report(console: Console, report: RunReport, *, rows: bool = True) -> None:
-    verb = "would write" if report.dry_run else "wrote"
     title = f"{report.source}: {'dry run' if report.dry_run else f'run {report.run_id}'}"
     if report.kind == "revert":
         title += " (revert)"
@@ -199,10 +210,13 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
     if report.counts:
         console.print(counts)
     records = sum(report.records.values())
-    console.print(f"{verb} {report.planned} field value(s) on {records} record(s) in "
-                  f"{report.write_calls} write call(s)"
-                  + ("" if report.dry_run else f"; {report.api_calls} API call(s) in all"))
-    if not report.dry_run:
+    if report.dry_run:
+        console.print(f"would write {report.planned} field value(s) on {records} record(s) in "
+                      f"{report.write_calls} write call(s)")
+    else:
+        console.print(f"{report.status}: sent {report.planned} field value(s) on {records} "
+                      f"record(s) in {report.write_calls} write call(s); {report.api_calls} API "
+                      f"call(s) in all")
         console.print(f"written {report.written}, failed {report.failed}, "
                       f"gone from the CRM {report.not_found}, conflicts {report.conflicts}")
     if report.skipped:
@@ -214,17 +228,23 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True) -> N
     for entity, name in report.resumed:
         console.print(f"resumed {entity}.{name}: its field accepts values again")
     for row in report.failures:
-        failure = f"{row.entity} {row.external_id} {row.field}: {row.status}"
+        why = "gone from the CRM" if row.status == "not_found" else row.error or row.status
+        failure = f"{row.entity} {row.external_id} {row.field}: {why}"
         console.print(f"[red]not written[/] {escape(failure)}")
+    if report.failed > len([r for r in report.failures if r.status == "failed"]):
+        console.print(f"(the first {len(report.failures)} shown; every one is in the run's audit)")
 
 
 def print_json(report: RunReport) -> None:
     data: dict[str, Any] = {
         "source": report.source, "run": report.run_id, "dry_run": report.dry_run,
         "planned": report.planned, "records": report.records, "write_calls": report.write_calls,
+        "status": report.status,
         "api_calls": report.api_calls, "written": report.written, "failed": report.failed,
         "not_found": report.not_found, "conflicts": report.conflicts, "skipped": report.skipped,
         "paused": {f"{e}.{f}": r for (e, f), r in report.paused.items()},
         "writes": {f"{e}.{f}": n for (e, f), n in report.counts.items()},
+        "failures": [{"object": r.entity, "record": r.external_id, "field": r.field,
+                      "result": r.status, "error": r.error} for r in report.failures],
     }
     print(json.dumps(data, ensure_ascii=False))

@@ -30,7 +30,7 @@ class WriteRun(SQLModel, table=True):
     source: str = Field(max_length=64, index=True)
     kind: str = Field(default="write", max_length=16)  # write | revert
     reverts_run: int | None = None
-    status: str = Field(default="running", max_length=16)  # running | succeeded | failed
+    status: str = Field(default="running", max_length=16)  # running | succeeded | partial | failed
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     as_of: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -6,13 +6,18 @@ results, audit rows and the values last written are committed together right aft
 can therefore leave at most the one in-flight batch unknown; `resolve_in_flight` settles it from
 the store: a sync after the send that read our value back proves it landed (audited as written, not
 sent again); anything else goes back to `pending` and is sent again (a field write is idempotent).
+
+A write counts as written only when the value the CRM answered holding (`WriteResult.held`)
+means the value sent, by the connector's codec: anything else is a failed write with its reason.
+Such a write did change the field, so the value the CRM holds is kept as the value last written:
+the next sync reading it back is then not taken for a person's edit.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,13 +25,13 @@ from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.sql import Select
 
 from kpisync.connector import Connector, FieldUpdate, WriteResult
+from kpisync.fieldcodec import GENERIC, ValueCodec, blank_to_none
 from kpisync.store.models import ENTITY_MODELS
 from kpisync.store.upsert import dialect_insert
 from writeback.guard import Guard
 from writeback.models import AuditEntry, OutboxItem, WriteRun, WrittenValue
 from writeback.planner import Change
 from writeback.scores import SCORES
-from writeback.values import same
 
 INSERT_CHUNK = 1000
 OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
@@ -100,7 +105,13 @@ def unfinished_runs(connection: Connection, source: str) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def resolve_in_flight(connection: Connection, run_id: int) -> tuple[int, int]:
+def codec_of(connector: Connector) -> ValueCodec:
+    """The connector's value codec; the generic one for a connector that declares none."""
+    codec = getattr(connector, "value_codec", None)
+    return codec if isinstance(codec, ValueCodec) else GENERIC
+
+
+def resolve_in_flight(connection: Connection, run_id: int, codec: ValueCodec) -> tuple[int, int]:
     """Settle items a crash left `sending`: (confirmed written, sent again)."""
     items = load_items(connection, and_(OUTBOX.c.run_id == run_id, OUTBOX.c.status == "sending"))
     sending_at = {r.id: r.sending_at for r in connection.execute(
@@ -111,13 +122,14 @@ def resolve_in_flight(connection: Connection, run_id: int) -> tuple[int, int]:
         synced = synced_value(connection, item)
         sent = sending_at[item.id]
         if synced is not None and sent is not None and synced[1] is not None and synced[1] > sent \
-                and synced[2] and same(kind_of(item), synced[0], item.new_value):
+                and synced[2] and codec.holds(kind_of(item), synced[0], item.new_value):
             landed.append(item)
         else:
             again.append(item)
     if landed:
         when = min(sending_at[i.id] or now_utc() for i in landed)
-        record_results(connection, landed, [WriteResult(i.external_id, ok=True) for i in landed], when)
+        record_results(connection, landed, [WriteResult(i.external_id, ok=True) for i in landed],
+                       when, codec)
     if again:
         connection.execute(update(OUTBOX).where(OUTBOX.c.id.in_([i.id for i in again]))
                            .values(status="pending", sending_at=None))
@@ -168,10 +180,10 @@ def next_batch(connection: Connection, run_id: int, entity: str, after: str, siz
     return items
 
 
-def updates_of(items: Sequence[Item]) -> list[FieldUpdate]:
-    by_record: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+def updates_of(items: Sequence[Item], codec: ValueCodec) -> list[FieldUpdate]:
+    by_record: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for item in items:
-        by_record[item.external_id].append((item.field, item.new_value))
+        by_record[item.external_id].append((item.field, codec.wire(kind_of(item), item.new_value)))
     return [FieldUpdate(external_id=rid, values=tuple(values)) for rid, values in by_record.items()]
 
 
@@ -182,7 +194,8 @@ def send_batch(engine: Engine, connector: Connector, items: Sequence[Item]) -> N
     record the same error; the batch is then split in halves and each half sent on its own, so the
     good records land and each refusal ends on the record that caused it.
     """
-    updates = updates_of(items)
+    codec = codec_of(connector)
+    updates = updates_of(items, codec)
     results = connector.write(items[0].entity, updates)
     with engine.begin() as connection:
         connection.execute(update(RUNS).where(RUNS.c.id == items[0].run_id)
@@ -192,7 +205,7 @@ def send_batch(engine: Engine, connector: Connector, items: Sequence[Item]) -> N
             parts = [[i for i in items if i.external_id in half],
                      [i for i in items if i.external_id not in half]]
         else:
-            record_results(connection, items, results, now_utc())
+            record_results(connection, items, results, now_utc(), codec)
             parts = []
     for part in parts:
         send_batch(engine, connector, part)
@@ -203,16 +216,29 @@ def refused_whole(results: Sequence[WriteResult]) -> bool:
     return len(errors) == 1 and all(not r.ok and not r.not_found for r in results)
 
 
+def verdict(item: Item, result: WriteResult, codec: ValueCodec) -> tuple[str, str | None]:
+    """(written | failed | not_found, why not written) for one item's field."""
+    if not result.ok:
+        return ("not_found" if result.not_found else "failed"), (result.error or "refused")
+    if result.held is None:  # a connector that cannot read back: taken as reported
+        return "written", None
+    if item.field not in result.held:
+        return "failed", f"{codec.name}'s answer to the write has no value for {item.field}"
+    problem = codec.mismatch(kind_of(item), item.field, result.held[item.field], item.new_value)
+    return ("written", None) if problem is None else ("failed", problem)
+
+
 def record_results(connection: Connection, items: Sequence[Item], results: Sequence[WriteResult],
-                   at: datetime) -> None:
+                   at: datetime, codec: ValueCodec) -> None:
     by_id = {r.external_id: r for r in results}
-    audit, written, gone = [], [], []
+    audit, written, gone, landed_otherwise = [], [], [], []
     settled: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for item in items:
         result = by_id.get(item.external_id) or WriteResult(item.external_id, ok=False,
                                                             error="the CRM returned no result")
-        status = "written" if result.ok else "not_found" if result.not_found else "failed"
-        error = None if result.ok else (result.error or "refused")
+        status, error = verdict(item, result, codec)
+        if result.ok and status == "failed" and result.held and item.field in result.held:
+            landed_otherwise.append(replace(item, new_value=blank_to_none(result.held[item.field])))
         settled[(status, error)].append(item.id)
         audit.append({"run_id": item.run_id, "outbox_id": item.id, "source": item.source,
                           "entity": item.entity, "external_id": item.external_id, "field": item.field,
@@ -228,7 +254,7 @@ def record_results(connection: Connection, items: Sequence[Item], results: Seque
                            .values(status=status, error=error))
     if audit:
         connection.execute(AUDIT.insert(), audit)
-    save_written(connection, written, at)
+    save_written(connection, written + landed_otherwise, at)
     mark_gone(connection, gone, at)
 
 
@@ -274,10 +300,21 @@ def drop_old_rows(connection: Connection, source: str, finished_before: datetime
     return int(connection.execute(AUDIT.delete().where(AUDIT.c.run_id.in_(old))).rowcount or 0)
 
 
-def finish_run(connection: Connection, run_id: int, status: str, error: str | None = None) -> None:
+def outcome(written: int, failed: int) -> str:
+    """A run's status from its counts: any failed write makes it partial (some landed) or failed."""
+    if not failed:
+        return "succeeded"
+    return "partial" if written else "failed"
+
+
+def finish_run(connection: Connection, run_id: int, status: str | None,
+               error: str | None = None) -> None:
+    """Counts from the outbox onto the run; `status` None: from the counts (`outcome`)."""
     rows = connection.execute(select(OUTBOX.c.status, func.count())
                               .where(OUTBOX.c.run_id == run_id).group_by(OUTBOX.c.status))
     counts: dict[str, int] = {str(status): int(n) for status, n in rows}
+    if status is None:
+        status = outcome(counts.get("written", 0), counts.get("failed", 0))
     conflicts = connection.execute(select(func.count()).where(
         OUTBOX.c.run_id == run_id, OUTBOX.c.conflict.is_(True))).scalar() or 0
     connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(

@@ -12,7 +12,10 @@ is our own write coming home (it moved the CRM's modified time, nothing else). A
 write that read something other than W means a person changed the field: a conflict. Overwritten by
 default (the person's value goes to the audit), left alone when `on_conflict = "skip"`.
 A write happens only where D differs from that best-known value, so a second run with nothing
-changed plans nothing and costs no call. A record the CRM reported gone is skipped until a later
+changed plans nothing and costs no call. "Differs" and "read something other than W" are the
+connector's codec's `holds` (kpisync.fieldcodec): by meaning, with the CRM's own forms of empty
+(a Vtiger checkbox's 0, an emptied decimal's 0.00) equal to "unknown" where the CRM cannot hold
+it; an unknown score on a field that cannot hold "unknown" leaves the field as it is. A record the CRM reported gone is skipped until a later
 sync shows it alive again; records deleted in the store are never selected at all.
 """
 
@@ -25,10 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from kpisync.fieldcodec import ValueCodec
 from writeback.models import WrittenValue
 from writeback.options import ScoreParams, SourcePlan, Target
 from writeback.scores import ScoreBook, inputs_query
-from writeback.values import blank_to_none, same
+from writeback.values import blank_to_none
 
 CHUNK = 1000
 
@@ -63,13 +67,13 @@ class Known:
     written: Written | None
 
 
-def current_value(kind: str, known: Known) -> tuple[str | None, str | None]:
+def current_value(kind: str, known: Known, codec: ValueCodec) -> tuple[str | None, str | None]:
     """(the CRM's value as best known, the value a person put over ours or None)."""
     w = known.written
     if w is None:
         return blank_to_none(known.synced), None
     synced_after = known.synced_at is not None and known.synced_at > w.written_at
-    if synced_after and known.synced_present and not same(kind, known.synced, w.value):
+    if synced_after and known.synced_present and not codec.holds(kind, known.synced, w.value):
         return blank_to_none(known.synced), blank_to_none(known.synced)
     return w.value, None
 
@@ -80,13 +84,13 @@ def is_gone(known: Known) -> bool:
 
 
 def decide(target: Target, external_id: str, desired: str | None, known: Known,
-           on_conflict: str) -> Change | None:
+           on_conflict: str, codec: ValueCodec) -> Change | None:
     """The write `target` needs on this record, or None."""
     if is_gone(known):
         return None
     kind = target.score.kind
-    current, person = current_value(kind, known)
-    if same(kind, desired, current):
+    current, person = current_value(kind, known, codec)
+    if codec.holds(kind, current, desired):
         return None
     change = Change(target.entity, external_id, target.field, target.score.name, current,
                     desired, conflict=person is not None, person_value=person)
@@ -95,17 +99,17 @@ def decide(target: Target, external_id: str, desired: str | None, known: Known,
     return change
 
 
-def plan_changes(connection: Connection, plan: SourcePlan, params: ScoreParams,
+def plan_changes(connection: Connection, plan: SourcePlan, params: ScoreParams, codec: ValueCodec,
                  skip: frozenset[tuple[str, str]] = frozenset()) -> Iterator[Change]:
     """Every write `plan` needs, entity by entity, streamed; `skip` holds (entity, field) pairs."""
     for entity in plan.entities:
         targets = [t for t in plan.for_entity(entity) if (entity, t.field) not in skip]
         if targets:
-            yield from plan_entity(connection, plan, entity, targets, params)
+            yield from plan_entity(connection, plan, entity, targets, params, codec)
 
 
 def plan_entity(connection: Connection, plan: SourcePlan, entity: str, targets: Sequence[Target],
-                params: ScoreParams) -> Iterator[Change]:
+                params: ScoreParams, codec: ValueCodec) -> Iterator[Change]:
     book = ScoreBook(connection, entity, plan.source, params)
     query = inputs_query(connection, entity, plan.source, params)
     result = connection.execute(query.execution_options(yield_per=CHUNK))
@@ -120,7 +124,7 @@ def plan_entity(connection: Connection, plan: SourcePlan, entity: str, targets: 
                               synced_at=row["synced_at"],
                               written=written.get((row["external_id"], target.field)))
                 change = decide(target, row["external_id"], desired[target.score.name], known,
-                                plan.on_conflict)
+                                plan.on_conflict, codec)
                 if change is not None:
                     yield change
 

@@ -21,7 +21,8 @@ from sqlalchemy import Connection, Engine, func, select
 
 from kpisync.config import Settings
 from kpisync.connector import Connector, calls_in
-from kpisync.errors import KpisyncError, WritebackError
+from kpisync.errors import KpisyncError, WritebackError, WritesFailed
+from kpisync.fieldcodec import ValueCodec
 from kpisync.secrets import mask
 from kpisync.store.models import ENTITY_MODELS
 from writeback import outbox
@@ -30,11 +31,11 @@ from writeback.models import AuditEntry, WriteRun
 from writeback.options import SourcePlan, score_params, source_plan
 from writeback.planner import Change, Known, Written, current_value, is_gone, plan_changes
 from writeback.scores import SCORES
-from writeback.values import same
 
 log = logging.getLogger(__name__)
 BATCH_SIZES = {"hubspot": 100, "salesforce": 200, "vtiger": 1}  # until connectors declare theirs
 SAMPLE = 50
+FAILURES_SHOWN = 1000  # every failed field is named, up to this many (the audit holds them all)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class PlannedRow:
     new: str | None
     status: str
     conflict: bool
+    error: str | None = None
 
 
 @dataclass
@@ -68,12 +70,33 @@ class RunReport:
     paused: dict[tuple[str, str], str] = field(default_factory=dict)
     resumed: list[tuple[str, str]] = field(default_factory=list)
     resumed_runs: list[int] = field(default_factory=list)
+    resumed_failed: dict[int, int] = field(default_factory=dict)  # resumed run -> failed writes
     sample: list[PlannedRow] = field(default_factory=list)
     failures: list[PlannedRow] = field(default_factory=list)
 
     @property
     def planned(self) -> int:
         return sum(self.counts.values())
+
+    def failure_error(self) -> WritesFailed | None:
+        """The error a run with failed writes ends its command with; None when none failed."""
+        if self.dry_run or not (self.failed or self.resumed_failed):
+            return None
+        earlier = "; ".join(f"interrupted run {run} finished with {n} failed write(s)"
+                            for run, n in sorted(self.resumed_failed.items()))
+        if not self.failed:
+            return WritesFailed(f"{self.source}: {earlier}",
+                                hint=f"'kpisync writeback runs --source {self.source}' and those "
+                                     "runs' audit give each field and reason")
+        named = [f"{r.entity} {r.external_id} {r.field}" for r in self.failures
+                 if r.status != "not_found"][:5]
+        more = self.failed - len(named)
+        return WritesFailed(
+            f"{self.source}: write-back run {self.run_id} {self.status}: {self.failed} of "
+            f"{self.written + self.failed} write(s) failed ({'; '.join(named)}"
+            + (f" and {more} more" if more > 0 else "") + ")" + (f"; {earlier}" if earlier else ""),
+            hint="the reason for each is in 'kpisync writeback runs' and the run's audit; the "
+                 "next run writes them again")
 
 
 def batch_size_of(connector: Connector, plan: SourcePlan | None = None) -> int:
@@ -95,18 +118,20 @@ def run_writeback(engine: Engine, settings: Settings, source: str, connector: Co
     params = score_params(settings, as_of or outbox.now_utc())
     calls_before = calls_in(connector.api_usage())
     resumed = [] if dry_run else resume(engine, connector, source, batch_size_of(connector, plan))
+    codec = outbox.codec_of(connector)
     with engine.connect() as connection:
         transaction = connection.begin()
         run_id = outbox.start_run(connection, source, "write", params.as_of)
         guard = Guard(connector)
         resting = resting_pauses(connection, source, outbox.now_utc())
-        changes = plan_changes(connection, plan, params, skip=frozenset(resting))
+        changes = plan_changes(connection, plan, params, codec, skip=frozenset(resting))
         outbox.store_changes(connection, run_id, source, changes, guard, kinds_of(plan))
         scores = {(t.entity, t.field): t.score.name for t in plan.targets}
         paused, lifted = record_pauses(connection, source, guard, scores, outbox.now_utc())
         report = summarize(connection, run_id, source, batch_size_of(connector, plan))
         report.paused = {**resting, **guard.problems}
         report.resumed, report.resumed_runs = lifted, resumed
+        report.resumed_failed = resumed_failures(connection, resumed)
         if dry_run:
             transaction.rollback()
             report.run_id, report.dry_run = None, True
@@ -134,17 +159,27 @@ def _log_pauses(source: str, paused: dict[tuple[str, str], str],
 
 
 def resume(engine: Engine, connector: Connector, source: str, size: int) -> list[int]:
-    """Settle and finish the runs a crash or an error left open; returns their ids."""
+    """Settle and finish the runs a crash or an error left open; returns their ids (their failed
+    writes: `resumed_failures`)."""
     with engine.connect() as connection:
         runs = outbox.unfinished_runs(connection, source)
     for run_id in runs:
         with engine.begin() as connection:
-            landed, again = outbox.resolve_in_flight(connection, run_id)
+            landed, again = outbox.resolve_in_flight(connection, run_id, outbox.codec_of(connector))
         if landed or again:
             log.info("run %d: %d in-flight writes confirmed from the store, %d to send again",
                      run_id, landed, again)
         send_and_finish(engine, connector, run_id, RunReport(source=source, run_id=run_id), size)
     return runs
+
+
+def resumed_failures(connection: Connection, runs: list[int]) -> dict[int, int]:
+    """Run id -> failed writes, for those of `runs` that ended with any."""
+    if not runs:
+        return {}
+    r = outbox.RUNS
+    rows = connection.execute(select(r.c.id, r.c.failed).where(r.c.id.in_(runs), r.c.failed > 0))
+    return {int(row.id): int(row.failed) for row in rows}
 
 
 def send_and_finish(engine: Engine, connector: Connector, run_id: int, report: RunReport,
@@ -157,7 +192,7 @@ def send_and_finish(engine: Engine, connector: Connector, run_id: int, report: R
         raise WritebackError(f"write-back run {run_id} stopped: {error.message}",
                              hint="the next run resumes it; " + (error.hint or "")) from error
     with engine.begin() as connection:
-        outbox.finish_run(connection, run_id, "succeeded")
+        outbox.finish_run(connection, run_id, None)  # succeeded, partial or failed by its counts
         fill_results(connection, run_id, report)
 
 
@@ -206,7 +241,7 @@ def planned_rows(connection: Connection, where: Any, limit: int) -> list[Planned
                               .where(where).order_by(o.c.entity, o.c.external_id, o.c.field)
                               .limit(limit))
     return [PlannedRow(r.entity, r.external_id, r.field, r.old_value, r.new_value,
-                       r.error or r.status, r.conflict) for r in rows]
+                       r.status, r.conflict, r.error) for r in rows]
 
 
 def fill_results(connection: Connection, run_id: int, report: RunReport) -> None:
@@ -215,7 +250,7 @@ def fill_results(connection: Connection, run_id: int, report: RunReport) -> None
     report.not_found, report.conflicts, report.write_calls = run.not_found, run.conflicts, run.write_calls
     o = outbox.OUTBOX
     report.failures = planned_rows(connection, (o.c.run_id == run_id) & o.c.status.in_(
-        ("failed", "not_found")), SAMPLE)
+        ("failed", "not_found")), FAILURES_SHOWN)
 
 
 # -- revert --------------------------------------------------------------------------------------
@@ -237,13 +272,14 @@ def revert_run(engine: Engine, settings: Settings, run_id: int, connector: Conne
     with engine.connect() as connection:
         transaction = connection.begin()
         new_run = outbox.start_run(connection, source, "revert", None, reverts_run=run_id)
-        changes, unchanged = revert_changes(connection, source, run_id)
+        changes, unchanged = revert_changes(connection, source, run_id, outbox.codec_of(connector))
         guard = Guard(connector)
         kinds = {(s.entity, c.field): s.kind for c in changes for s in SCORES
                  if s.entity == c.entity and s.name == c.score}
         outbox.store_changes(connection, new_run, source, changes, guard, kinds)
         report = summarize(connection, new_run, source, size)
         report.kind, report.unchanged_since, report.resumed_runs = "revert", unchanged, resumed
+        report.resumed_failed = resumed_failures(connection, resumed)
         report.paused = dict(guard.problems)
         if dry_run:
             transaction.rollback()
@@ -263,8 +299,13 @@ def audited(engine: Engine, run_id: int) -> bool:
             is not None
 
 
-def revert_changes(connection: Connection, source: str, run_id: int) -> tuple[list[Change], int]:
-    """The writes undoing run `run_id`, and how many of its fields changed since (left alone)."""
+def revert_changes(connection: Connection, source: str, run_id: int, codec: ValueCodec
+                   ) -> tuple[list[Change], int]:
+    """The writes undoing run `run_id`, and how many of its fields changed since (left alone).
+
+    Each field goes back to the value the run found (the CRM's own text, e.g. a Vtiger checkbox's
+    "0"). An empty number on Vtiger goes back as "", which Vtiger stores as 0.00: the codec reads
+    that as empty, as it reads every emptied decimal (docs/decisions/writeback-values.md)."""
     a = AuditEntry.__table__  # type: ignore[attr-defined]
     kinds = {(s.entity, s.name): s.kind for s in SCORES}
     rows = connection.execute(select(a).where(a.c.run_id == run_id, a.c.result == "written")
@@ -273,8 +314,8 @@ def revert_changes(connection: Connection, source: str, run_id: int) -> tuple[li
     for row in rows:
         kind = kinds.get((row.entity, row.score), "string")
         known = known_now(connection, source, row.entity, row.external_id, row.field)
-        current, _ = current_value(kind, known)
-        if is_gone(known) or not same(kind, current, row.new_value):
+        current, _ = current_value(kind, known, codec)
+        if is_gone(known) or not codec.holds(kind, current, row.new_value):
             unchanged += 1
             continue
         changes.append(Change(row.entity, row.external_id, row.field, row.score,

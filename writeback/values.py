@@ -1,25 +1,27 @@
-"""Score values as CRMs take them: text encodings per type, equality across formats, acceptance.
+"""Score values as canonical texts, and whether a CRM field accepts them.
 
-Every value crosses the connector border as text (or None to clear the field). CRMs echo values back
-in their own formats (HubSpot "42.0" for 42, a date as epoch milliseconds, "" for unset), so values
-are compared by meaning for their type, never as raw strings. `problem_with` is the drift guard's
-question for one value: does this field, as the CRM describes it now, accept it?
+Scores are kept as canonical text (or None for unknown); each connector's codec
+(kpisync.fieldcodec) turns them into what its CRM takes and compares its answers by meaning.
+`problem_with` is the drift guard's question for one value: does this field, as the CRM describes
+it now, accept it?
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from kpisync.connector import FieldInfo
+from kpisync.fieldcodec import as_bool, as_date, as_number, blank_to_none, number_text, same
+
+__all__ = ["as_bool", "as_date", "as_number", "blank_to_none", "encode", "number_text",
+           "problem_with", "same", "type_problem"]
 
 NUMBER_TYPES = frozenset({"number", "double", "percent", "currency", "int", "integer", "decimal"})
 DATE_TYPES = frozenset({"date", "datetime"})
 BOOL_TYPES = frozenset({"bool", "boolean", "checkbox"})
 MAX_TEXT = 65_536  # HubSpot's limit for a text property; the smallest of the supported CRMs
-TRUE_WORDS = frozenset({"true", "1", "yes"})
-FALSE_WORDS = frozenset({"false", "0", "no"})
 
 
 def encode(kind: str, value: Any) -> str | None:
@@ -34,61 +36,6 @@ def encode(kind: str, value: Any) -> str | None:
         return (value.date() if isinstance(value, datetime) else value).isoformat()
     text = str(value)
     return text or None
-
-
-def number_text(number: Decimal) -> str:
-    """Plain notation without trailing zeros: 42, 0.5, -12.3 (never 4.2E+1)."""
-    if number == number.to_integral_value():
-        return str(number.quantize(Decimal(1)))
-    return format(number.normalize(), "f")
-
-
-def same(kind: str, a: str | None, b: str | None) -> bool:
-    """Whether two texts of a field of `kind` mean the same value; blank equals None."""
-    a, b = blank_to_none(a), blank_to_none(b)
-    if a is None or b is None:
-        return a is b
-    if kind == "number":
-        return as_number(a) == as_number(b) if as_number(a) is not None else a == b
-    if kind == "date":
-        return as_date(a) == as_date(b) if as_date(a) is not None else a == b
-    if kind == "bool":
-        return as_bool(a) == as_bool(b) if as_bool(a) is not None else a == b
-    return a == b
-
-
-def blank_to_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return None if text.strip() == "" else text
-
-
-def as_number(text: str) -> Decimal | None:
-    try:
-        number = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
-def as_date(text: str) -> date | None:
-    raw = text.strip()
-    if raw.isdigit():  # epoch milliseconds, as HubSpot returns date properties
-        return datetime.fromtimestamp(int(raw) / 1000, tz=UTC).date()
-    try:
-        return date.fromisoformat(raw[:10])
-    except ValueError:
-        return None
-
-
-def as_bool(text: str) -> bool | None:
-    word = text.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    return None
 
 
 def problem_with(info: FieldInfo, value: str | None) -> str | None:

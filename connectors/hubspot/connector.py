@@ -26,7 +26,7 @@ from connectors.hubspot import mappers
 from connectors.hubspot.client import HubSpotClient, OAuthGrant
 from connectors.hubspot.fields import discover_fields, ensure_properties
 from connectors.hubspot.reads import ENTITIES, ReadOptions, StreamReader
-from connectors.hubspot.writes import write_batches
+from connectors.hubspot.writes import CODEC, write_batches
 from kpisync.budget import Allowance
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
@@ -41,6 +41,7 @@ from kpisync.connector import (
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import KpisyncError, RejectedError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 from kpisync.store.models import Row
@@ -78,6 +79,7 @@ class HubSpotSettings(StrictModel):
 class HubSpotConnector:
     options_model: ClassVar[type[HubSpotSettings]] = HubSpotSettings
     type_name: ClassVar[str] = "hubspot"
+    value_codec: ClassVar[ValueCodec] = CODEC
 
     @staticmethod
     def reports_daily_limit(options: Mapping[str, Any]) -> bool:

@@ -93,6 +93,21 @@ def translate(error: Exception, *, what: str) -> KpisyncError:
     return ConnectorError(f"unexpected failure on {what}: {mask(str(error))}")
 
 
+def throttled(response: requests.Response) -> None:
+    """A login refused for the rate (HTTP 429, or 403 REQUEST_LIMIT_EXCEEDED) is RateLimited,
+    retried after a pause like any call, not refused credentials."""
+    limited = response.status_code == 429 or (
+        response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in response.text)
+    if not limited:
+        return
+    try:
+        retry_after: float | None = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        retry_after = None
+    raise RateLimited(f"Salesforce login was rate-limited (HTTP {response.status_code})",
+                      retry_after=retry_after, hint="kpisync waits and logs in again")
+
+
 @dataclass(frozen=True)
 class Credentials:
     """One of the four login flows; secrets already read from the environment."""
@@ -279,6 +294,7 @@ class SalesforceClient:
             data=soap_envelope(c.username or "", (c.password or "") + c.security_token).encode(),
             headers={"content-type": "text/xml", "charset": "UTF-8", "SOAPAction": "login"},
             timeout=self.timeout)
+        throttled(response)
         if response.status_code >= 500 and "LoginFault" not in response.text:
             raise TransientError(f"Salesforce login failed with HTTP {response.status_code}")
         if response.status_code != 200:
@@ -306,6 +322,7 @@ class SalesforceClient:
             form = {"grant_type": JWT_GRANT, "assertion": self._assertion()}
         response = self.session.post(f"{self.login_url}/services/oauth2/token", data=form,
                                      timeout=self.timeout)
+        throttled(response)
         if response.status_code >= 500:
             raise TransientError(f"Salesforce token endpoint failed with HTTP {response.status_code}")
         try:

@@ -34,7 +34,7 @@ from connectors.salesforce.fields import describe, field_infos, setup_steps
 from connectors.salesforce.history import OWNERS, STAGES
 from connectors.salesforce.paging import list_ids
 from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
-from connectors.salesforce.writes import write_collections
+from connectors.salesforce.writes import CODEC, write_collections
 from kpisync.budget import Allowance
 from kpisync.config import ReadableFile, StrictModel, WebAddress, validate_model
 from kpisync.connector import (
@@ -50,6 +50,7 @@ from kpisync.connector import (
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import KpisyncError, RateLimited, RejectedError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 
@@ -143,6 +144,7 @@ def custom_fields(described: list[dict[str, Any]]) -> tuple[str, ...]:
 class SalesforceConnector:
     options_model: ClassVar[type[SalesforceSettings]] = SalesforceSettings
     type_name: ClassVar[str] = "salesforce"
+    value_codec: ClassVar[ValueCodec] = CODEC
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name

@@ -6,7 +6,8 @@ Users through `query` (never synced); the sales stages from describe. Cursor: mo
 boundary dropped; `sync` where it serves, else incremental `query` (see reads, syncwalk, querywalk).
 Deletes: `sync`'s deleted ids (converted leads included); by query, a live count that fell asks
 the engine for an id comparison of that entity at the end of the run (deletecount); purged rows
-under `sync`, the engine's periodic full id comparison (`list_ids`, `purge_check_hours`).
+under `sync`, the engine's periodic full id comparison (`list_ids`, `purge_check_hours`). A lead
+missing from the comparison that `retrieve` still answers was converted (`explain_missing`).
 Auth: getchallenge + login with md5(token + access key); the session is renewed when it ends.
 Rate limits: none in Vtiger itself; a proxy's 429 waits for Retry-After; 5xx and network errors
 retried; writes through `revise`, one record a call. Values: see connectors.vtiger.values.
@@ -15,6 +16,7 @@ Stage history: the webservice has none; kpisync keeps the stage of every version
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -24,9 +26,10 @@ from pydantic import Field, field_validator
 
 from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
+from connectors.vtiger.conversions import converted_leads
 from connectors.vtiger.fields import Schema, ensure_custom_fields, read_schema
 from connectors.vtiger.reads import ENTITY, ModuleReader, ReadOptions
-from connectors.vtiger.writes import write_records
+from connectors.vtiger.writes import CODEC, write_records
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     FieldInfo,
@@ -40,12 +43,19 @@ from kpisync.connector import (
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import KpisyncError, RejectedError, SchemaDriftError
+from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
 ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
+USERS_HIDDEN = ("Vtiger user '{user}' is not an admin and cannot see the Users module (Vtiger "
+                "shows it to admins only, whatever the role): record owners are known by id, "
+                "without names, emails, teams or managers; groups by name")
+USERS_HIDDEN_FIX = ("for owner names use an admin user's access key (no role or profile setting "
+                    "grants Users to a non-admin); everything else syncs as it is")
+log = logging.getLogger(__name__)
 
 
 class SurveySettings(StrictModel):
@@ -106,6 +116,7 @@ class VtigerSettings(StrictModel):
 class VtigerConnector:
     options_model: ClassVar[type[VtigerSettings]] = VtigerSettings
     type_name: ClassVar[str] = "vtiger"
+    value_codec: ClassVar[ValueCodec] = CODEC
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
@@ -121,13 +132,24 @@ class VtigerConnector:
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
         entities = {"Potentials": ("deal", "deal_stage_change")}
-        return [StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))] + [
-            StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
-            for m in self.read_modules()]
+        modules = [StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
+                   for m in self.read_modules()]
+        users, stages = StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))
+        if not self.users_visible():  # owners are learnt from the records: read them first
+            return [stages, *modules, users]
+        return [users, stages, *modules]
+
+    def users_visible(self) -> bool:
+        """Vtiger shows the Users module to admin users only, whatever the role."""
+        return "Users" not in self.schema().hidden
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
-        if stream == "users":
+        if stream == "users" and not self.users_visible():
+            log.warning("%s: %s; %s", self.name, USERS_HIDDEN.format(user=self.settings.username),
+                        USERS_HIDDEN_FIX)
+            yield Page(stream=stream, cursor=None, records=reader.owners_seen())
+        elif stream == "users":
             for rows in reader.users():
                 yield Page(stream=stream, cursor=None,
                            records=[mappers.map_user(r, reader.context) for r in rows])
@@ -151,6 +173,14 @@ class VtigerConnector:
             for ids in reader.list_ids(module):
                 yield self.reader_entity(module), ids
 
+    def explain_missing(self, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Leads missing from the listing that Vtiger still holds were converted (VTQL hides
+        them): their conversion, instead of a delete (see connectors.vtiger.conversions)."""
+        if entity != "lead":
+            return {}
+        reader = self.reader()
+        return converted_leads(self.client.call, reader.query, ids, self.zone)
+
     def purge_check_wanted(self) -> bool:
         """After reading: modules read by query lost records, so their ids need comparing now
         (the engine then calls `list_ids`, which lists just those entities)."""
@@ -173,6 +203,9 @@ class VtigerConnector:
         except KpisyncError as error:
             return [Problem(error.message, error.hint or "check the settings of this source")]
         problems: list[Problem] = []
+        if not self.users_visible():
+            problems.append(Problem(USERS_HIDDEN.format(user=self.settings.username),
+                                    USERS_HIDDEN_FIX))
         reader = self.reader()
         for module in self.read_modules():
             try:
@@ -212,7 +245,7 @@ class VtigerConnector:
 
     def schema(self) -> Schema:
         if self._schema is None:
-            self._schema = read_schema(self.client, (*self.read_modules(), "Users"))
+            self._schema = read_schema(self.client, self.read_modules(), optional=("Users",))
         return self._schema
 
     def reader(self) -> ModuleReader:
@@ -220,7 +253,8 @@ class VtigerConnector:
             s = self.settings
             self._reader = ModuleReader(self.client, self.context(), ReadOptions(
                 read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records,
-                survey_module=s.survey.module if s.survey else None))
+                survey_module=s.survey.module if s.survey else None),
+                labels={m: self.schema().custom(m) for m in self.schema().describes})
         return self._reader
 
     def context(self) -> mappers.MappingContext:

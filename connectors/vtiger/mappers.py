@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.vtiger import values as v
+from kpisync.connector import OBSERVED_STAGE_BASIS
 from kpisync.mapping import say_once
 from kpisync.store.models import (
     Account,
@@ -220,7 +221,7 @@ def observe_stage(deal: Row) -> Row | None:
     return DealStageChange.row(
         external_id=f"{deal.external_id}@{int(at.timestamp())}", deal_id=deal.external_id,
         stage=deal.values["stage"], entered_at=at, modified_at=at,
-        raw={"basis": "observed by kpisync sync", "observed_modifiedtime": at.isoformat()},)
+        raw={"basis": OBSERVED_STAGE_BASIS, "observed_modifiedtime": at.isoformat()},)
 
 
 def map_activity(record: Record, module: str, context: MappingContext) -> Row:

@@ -15,6 +15,12 @@ shrinks the group and the walk ends. A page may end anywhere, inside a tie or no
 one row a page, never a call. The walk's last second is complete once a short page shows nothing
 after it, so the next run starts strictly after it. Deletes are invisible to query: deletecount.py
 notices them.
+
+A walk that starts a second from its beginning first counts the rows it is about to read
+(`SELECT count(*)` over the same window): none, and it ends without a page call (a sync with
+nothing changed costs the same calls); some, and an empty page is no "nothing changed" but a read
+Vtiger emptied, `EmptyRead` (a custom field without its database column empties every SELECT *
+of its module, with success).
 """
 
 from __future__ import annotations
@@ -35,6 +41,17 @@ OFFSET = "pinned_offset"
 LAST = "pinned_last"
 
 Query = Callable[[str], list[dict[str, Any]]]
+Count = Callable[[str, str], int]  # (module, where clause) -> count(*)
+
+
+class EmptyRead(Exception):
+    """A page came back empty while count(*) over its window says `expected` rows are there."""
+
+    def __init__(self, module: str, expected: int, since: str) -> None:
+        super().__init__(f"{module}: empty page, count(*) {expected}")
+        self.module = module
+        self.expected = expected
+        self.since = since
 
 
 @dataclass(frozen=True)
@@ -48,12 +65,23 @@ class Place:
 
 
 def walk_query(query: Query, module: str, cursor: Cursor, bound: int,
-               zone: ZoneInfo) -> Iterator[Batch]:
+               zone: ZoneInfo, count: Count | None = None) -> Iterator[Batch]:
     place = place_of(cursor)
     # Cursors written by older versions name the rows read at their second instead of counting them.
     seen = frozenset() if place.offset else cursor.seen_ids
     while True:
+        expected = None
+        if count is not None and not place.offset:
+            expected = count(module, window(place, bound, zone))
+            if not expected:
+                yield Batch([], [], cursor_at(cursor, place))
+                return
         rows = query(page_query(module, place, bound, zone))
+        if expected and not rows and count is not None:
+            expected = count(module, window(place, bound, zone))  # not a delete meanwhile?
+            if expected:
+                since = "the start" if place.second is None else stamp(place.second, zone)
+                raise EmptyRead(module, expected, since)
         stamped = [(seconds(row.get("modifiedtime"), zone), row) for row in rows]
         if place.offset:
             if not stamped or stamped[0][0] != place.second or \
@@ -78,10 +106,15 @@ def walk_query(query: Query, module: str, cursor: Cursor, bound: int,
         yield Batch(fresh, [], cursor_at(cursor, place))
 
 
-def page_query(module: str, place: Place, bound: int, zone: ZoneInfo) -> str:
+def window(place: Place, bound: int, zone: ZoneInfo) -> str:
+    """The WHERE clause of the rows from `place`'s second up to the bound."""
     lower = "" if place.second is None else f"modifiedtime >= '{stamp(place.second, zone)}' AND "
+    return f" WHERE {lower}modifiedtime <= '{stamp(bound, zone)}'"
+
+
+def page_query(module: str, place: Place, bound: int, zone: ZoneInfo) -> str:
     start = place.offset - 1 if place.offset else 0
-    return (f"SELECT * FROM {module} WHERE {lower}modifiedtime <= '{stamp(bound, zone)}' "
+    return (f"SELECT * FROM {module}{window(place, bound, zone)} "
             f"ORDER BY modifiedtime, id LIMIT {start},{PAGE};")
 
 

@@ -19,17 +19,18 @@ from typing import Any
 from connectors.vtiger import mappers
 from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
 from connectors.vtiger.deletecount import CREATED, settle, tally
-from connectors.vtiger.querywalk import PAGE, walk_query
+from connectors.vtiger.querywalk import PAGE, EmptyRead, walk_query
 from connectors.vtiger.syncwalk import Batch, walk_sync
 from connectors.vtiger.values import latin_digits, module_prefix, stamp
 from kpisync.connector import Deleted, Page
 from kpisync.cursor import Cursor
-from kpisync.errors import RejectedError
+from kpisync.errors import RejectedError, SchemaDriftError
 from kpisync.mapping import map_each
-from kpisync.store.models import Row
+from kpisync.store.models import Row, User
 
 log = logging.getLogger(__name__)
 MODE = "mode"
+GROUP_PREFIX = 20  # webservice id prefix of Groups on a stock install
 ENTITY = {"Accounts": "account", "Contacts": "contact", "Leads": "lead", "Potentials": "deal",
           "Calendar": "activity", "Events": "activity"}
 
@@ -44,10 +45,12 @@ class ReadOptions:
 
 class ModuleReader:
     def __init__(self, client: VtigerClient, context: mappers.MappingContext,
-                 options: ReadOptions) -> None:
+                 options: ReadOptions, labels: dict[str, dict[str, str]] | None = None) -> None:
         self.client = client
         self.context = context
         self.options = options
+        self.labels = labels or {}  # module -> custom field name -> label
+        self.owners: set[str] = set()  # assigned_user_id values of the records read this run
         self.notes: dict[str, str] = {}  # module -> why it is read by query
         self.deletes_unseen: set[str] = set()  # query-mode modules whose live count fell
 
@@ -141,7 +144,28 @@ class ModuleReader:
                     raise
                 log.warning("%s; continuing %s by query", error.message, module)
                 cursor = cursor.with_state(**{MODE: "query"})
-        yield from walk_query(self.query, module, cursor, bound, zone)
+        try:
+            yield from walk_query(self.query, module, cursor, bound, zone, self.count)
+        except EmptyRead as empty:
+            raise self.emptied(empty) from None
+
+    def emptied(self, empty: EmptyRead) -> SchemaDriftError:
+        """Why Vtiger answered an empty page over rows its count sees: the custom fields whose
+        own read comes back empty have no database column (one query each, only here)."""
+        module = empty.module
+        broken = [name for name in self.labels.get(module, {})
+                  if not self.query(f"SELECT {name} FROM {module} LIMIT 0,1;")]
+        named = ", ".join(f"{n} ('{self.labels[module][n]}')" for n in broken)
+        cause = (f"the custom field {named} has no database column (creating it failed), which "
+                 f"empties every read of {module}" if broken else
+                 "a custom field without its database column (a failed ALTER TABLE: too long a "
+                 "Decimal, or 'Row size too large') is the usual cause")
+        return SchemaDriftError(
+            f"Vtiger answered an empty page of {module} although its count(*) says "
+            f"{empty.expected} record(s) changed since {empty.since}: {cause}",
+            hint=f"delete that field in Vtiger (Settings > Module Layouts & Fields > {module}), "
+                 f"add it again if needed (a Decimal of at most 62 digits), then sync again; "
+                 f"nothing of {module} was read meanwhile")
 
     def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
               cursor: Cursor, calls_before: int) -> Page:
@@ -153,6 +177,7 @@ class ModuleReader:
 
     def map_records(self, module: str, records: list[dict[str, Any]]) -> list[Row]:
         context = self.context
+        self.owners.update(str(r["assigned_user_id"]) for r in records if r.get("assigned_user_id"))
         mapper: Callable[[dict[str, Any]], list[Row]]
         if module == "Potentials":
             mapper = lambda r: list(mappers.map_potential(r, context))
@@ -176,6 +201,16 @@ class ModuleReader:
             if len(rows) < PAGE:
                 return
             offset += len(rows)
+
+    def owners_seen(self) -> list[Row]:
+        """Where the Users module is hidden (non-admins): the owners of the records read, users
+        by id alone and groups (which non-admins may list) by name."""
+        groups: dict[str, str] = {}
+        if any(o.startswith(f"{GROUP_PREFIX}x") for o in self.owners):
+            groups = {str(g["id"]): str(g.get("groupname") or "")
+                      for g in self.query("SELECT id, groupname FROM Groups LIMIT 0,100;")}
+        return [User.row(external_id=owner, name=groups.get(owner) or None, raw={})
+                for owner in sorted(self.owners)]
 
     def list_ids(self, module: str) -> Iterator[list[str]]:
         """Every live id in id order; a row deleted meanwhile shifts offsets, so each page

@@ -7,6 +7,8 @@
 - Persian (U+06F0-06F9) and Arabic-Indic (U+0660-0669) digits, Arabic decimal and thousands signs;
 - Jalali (Solar Hijri) dates where a Persian distribution leaks them: a year from 1300 to 1499
   cannot be a Gregorian CRM date, so it is read as Jalali and converted, never taken literally.
+
+`CODEC` is the write-back side: how a score is sent to a Vtiger field and how its answer reads.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from kpisync.fieldcodec import ValueCodec, as_bool, as_number, same
 
 DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
                         **{chr(0x0660 + i): str(i) for i in range(10)},
@@ -164,3 +168,60 @@ def combine(day_value: object, time_value: object, zone: ZoneInfo) -> datetime |
 def module_prefix(ws_id: str) -> int | None:
     head, sep, tail = ws_id.partition("x")
     return int(head) if sep and head.isdigit() and tail.isdigit() else None
+
+
+class VtigerCodec(ValueCodec):
+    """Score values on a stock Vtiger 8.2 (measured on the real server):
+
+    - a checkbox stores 1 only for "1", "on", JSON true or 1; anything else ("true" included)
+      stores 0 silently. It reads "1" or "0", never empty: "unknown" cannot be held, so an
+      unknown flag leaves the field as it is (holds() says any value holds it);
+    - a decimal never written reads ""; once a number is in, writing "" stores 0 and reads
+      "0.00": there is no way back to empty through the webservice. An empty score is therefore
+      held by "", or by a zero (the emptied field), and a zero score only by a number;
+    - numbers are rounded to the writing user's currency decimals: a value that came back
+      rounded is a failed write, never a success;
+    - every empty value is sent as "" (Vtiger ignores null in `revise`).
+    """
+
+    name = "Vtiger"
+
+    def wire(self, kind: str, value: str | None) -> str:
+        if value is None:
+            return ""
+        if kind == "bool":
+            return "1" if as_bool(value) else "0"
+        return value
+
+    def keeps_unknown(self, kind: str) -> bool:
+        return kind != "bool"
+
+    def holds(self, kind: str, held: object, meant: str | None) -> bool:
+        if kind == "bool":
+            return meant is None or flag(held) == bool(as_bool(meant))
+        if kind == "number":
+            return self._holds_number(held, meant)
+        if kind == "date":
+            try:
+                held_day = day(held)
+            except ValueError:
+                return False
+            return same(kind, held_day.isoformat() if held_day else None, meant)
+        return same(kind, held, meant)
+
+    @staticmethod
+    def _holds_number(held: object, meant: str | None) -> bool:
+        held_number = number(held)
+        if meant is None:
+            return held_number is None and text(held) is None or held_number == 0
+        return held_number is not None and held_number == as_number(meant)
+
+    def mismatch(self, kind: str, name: str, held: object, meant: str | None) -> str | None:
+        problem = super().mismatch(kind, name, held, meant)
+        if problem and kind == "number" and meant is not None and number(held) is not None:
+            problem += (" (Vtiger rounds numbers to the writing user's 'number of currency "
+                        "decimals': raise it in that user's preferences)")
+        return problem
+
+
+CODEC = VtigerCodec()

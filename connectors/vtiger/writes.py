@@ -2,8 +2,10 @@
 
 Vtiger has no batch write, so K records cost K calls whatever the number of fields. Only custom
 fields (cf_NNN) are written: kpisync never changes a CRM's own fields. `revise` returns the whole
-record; values are read back from it, because Vtiger rounds amounts by the writing user's
-currency preference and ignores unknown keys silently.
+record; the written fields' values in it are handed back (`WriteResult.held`) for write-back to
+compare with what it meant (connectors.vtiger.values.VtigerCodec), because Vtiger rounds numbers
+by the writing user's currency preference, stores 0 for a checkbox sent anything but 1/on/true,
+and ignores unknown keys silently.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import json
 from collections.abc import Sequence
 
 from connectors.vtiger.client import VtigerClient, VtigerFailure
+from connectors.vtiger.values import CODEC
 from kpisync.connector import FieldUpdate, WriteResult
 from kpisync.errors import RejectedError
+
+__all__ = ["CODEC", "write_records"]
 
 NOT_FOUND_CODES = frozenset({"ACCESS_DENIED", "RECORD_NOT_FOUND", "INVALID_ID_ATTRIBUTE"})
 
@@ -36,8 +41,10 @@ def write_record(client: VtigerClient, update: FieldUpdate) -> WriteResult:
         return WriteResult(update.external_id, ok=False, error=error.message, not_found=missing)
     except RejectedError as error:
         return WriteResult(update.external_id, ok=False, error=error.message)
-    absent = [name for name, _ in update.values if name not in (result or {})]
+    answer = result if isinstance(result, dict) else {}
+    absent = [name for name, _ in update.values if name not in answer]
     if absent:
         return WriteResult(update.external_id, ok=False,
                            error=f"Vtiger ignored unknown field(s) {', '.join(absent)}")
-    return WriteResult(update.external_id, ok=True)
+    return WriteResult(update.external_id, ok=True,
+                       held={name: answer[name] for name, _ in update.values})

@@ -6,15 +6,19 @@ still running, so its point is drawn hollow and its tooltip says "to date".
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.report.content import Point, Series
 from kpisync.report.formats import period_label, period_tick, show_axis, show_value
 from kpisync.report.svg import document, el, label
+from kpisync.texts import localized, translate
 
 LINE = "#2563eb"
 GRID = "#e2e8f0"
@@ -54,7 +58,8 @@ def value_range(points: tuple[Point, ...]) -> tuple[float, float]:
     return min(low, 0.0), max(high, 0.0)
 
 
-def trend_chart(series: Series, kind: str, currency: str) -> Chart:
+def trend_chart(series: Series, kind: str, currency: str,
+                calendar: Calendar = GREGORIAN, locale: str = "en") -> Chart:
     width, height = 480, 220
     left, right, top, bottom = 56, 16, 34, 30
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -76,11 +81,11 @@ def trend_chart(series: Series, kind: str, currency: str) -> Chart:
     every = max(1, math.ceil(n / 8))
     for index, point in enumerate(series.points):
         if (n - 1 - index) % every == 0:
-            parts.append(label(x(index), height - 10, period_tick(point.start, kind),
-                               anchor="middle", size=10, fill=MUTED))
+            name = period_tick(point.start, kind, calendar, locale)
+            parts.append(label(x(index), height - 10, name, anchor="middle", size=10, fill=MUTED))
     parts.append(el("path", d=line_path(series.points, x, y), fill="none", stroke=LINE,
                     stroke_width=2.5, stroke_linejoin="round", class_="series"))
-    parts += markers(series, kind, currency, x, y)
+    parts += markers(series, kind, currency, x, y, calendar)
     drawn = sum(1 for p in series.points if p.value is not None)
     if not drawn:
         parts.append(label(left + plot_w / 2, top + plot_h / 2, "no data in these periods",
@@ -102,12 +107,13 @@ def line_path(points: tuple[Point, ...], x: Place, y: Scale) -> str:
     return " ".join(commands) or "M0,0"
 
 
-def markers(series: Series, kind: str, currency: str, x: Place, y: Scale) -> list[Markup]:
+def markers(series: Series, kind: str, currency: str, x: Place, y: Scale,
+            calendar: Calendar = GREGORIAN) -> list[Markup]:
     out = []
     for index, point in enumerate(series.points):
         if point.value is None:
             continue
-        when = period_label(point.start, kind) + (" (to date)" if point.partial else "")
+        when = period_label(point.start, kind, calendar) + (" (to date)" if point.partial else "")
         tip = f"{when}: {show_value(point.value, series.unit, currency)}"
         out.append(el("circle", el("title", tip), cx=x(index), cy=y(point.value),
                       r=4 if point.partial else 3, stroke=LINE, stroke_width=2,
@@ -136,3 +142,23 @@ def sparkline(series: Series) -> Markup:
     return el("svg", el("path", d=path, fill="none", stroke=LINE, stroke_width=1.5),
               xmlns="http://www.w3.org/2000/svg", viewBox=f"0 0 {width} {height}", width=width,
               height=height, class_="spark", aria_hidden="true")
+
+
+_TEXT = re.compile(r">([^<]+)<")
+_ENTITY = re.compile(r"(&[#\w]+;)|([^&]+)")
+
+
+def localized_chart(chart: Chart, locale: str) -> Chart:
+    """`chart` with its catalogued texts (titles, "no data" notes) translated and the numbers of
+    the others (labels, ticks, tooltips) in `locale`'s digits and separators; markup untouched."""
+    if locale == "en":
+        return chart
+
+    def text(node: re.Match[str]) -> str:
+        whole = translate(html.unescape(node.group(1)), locale)  # a catalogued text, translated
+        if whole != html.unescape(node.group(1)):  # isolated right to left: the label was laid
+            return ">" + str(escape(f"\u2067{whole}\u2069")) + "<"  # out for its English text
+        return ">" + _ENTITY.sub(lambda part: part.group(1) or localized(part.group(2), locale),
+                                 node.group(1)) + "<"
+
+    return Chart(chart.name, chart.title, Markup(_TEXT.sub(text, str(chart.svg))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from kpisync.calendars import GREGORIAN, Calendar
 from metrics.goals import GoalStatus
 
 
@@ -119,3 +120,5 @@ class Report:
     enps: tuple[Distribution, ...]
     anonymity_minimum: int
     freshness: tuple[SourceFreshness, ...]
+    locale: str = "en"  # en | fa: texts, digits and direction (kpisync.texts)
+    calendar: Calendar = GREGORIAN  # how period starts are named

@@ -53,7 +53,7 @@ def biggest_wins(engine: Engine, config: MetricConfig, kind: str, start: date,
             .outerjoin(u, and_(u.c.source == d.c.source, u.c.external_id == owner,
                                u.c.deleted_at.is_(None))))
         .where(d.c.deleted_at.is_(None), d.c.is_won.is_(True), d.c.close_date >= start,
-               d.c.close_date < period_end(start, kind))
+               d.c.close_date < period_end(start, kind, config.calendar))
         .order_by(amount.is_(None), amount.desc(), d.c.close_date.desc(), d.c.name)
         .limit(limit)
     )

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+from kpisync.calendars import (
+    GREGORIAN,
+    PERSIAN_MONTHS_FA,
+    Calendar,
+    persian_digits,
+    persian_period_label,
+)
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MINUS = "\u2212"
 
@@ -47,8 +55,12 @@ def signed(text: str) -> str:
     return MINUS + text[1:] if text.startswith("-") else text
 
 
-def period_label(start: date, kind: str) -> str:
-    """The period starting at `start`: "W44 2026", "Oct 2026", "Q4 2026", "2026"."""
+def period_label(start: date, kind: str, calendar: Calendar = GREGORIAN,
+                 locale: str = "en") -> str:
+    """The period starting at `start`: "W44 2026", "Oct 2026", "Q4 2026", "2026"; under the
+    Persian calendar "Farvardin 1405", "Q1 1405" (locale fa: "فروردین ۱۴۰۵", "فصل اول ۱۴۰۵")."""
+    if calendar.system == "persian":
+        return persian_period_label(start, kind, locale)
     if kind == "week":
         year, week, _ = start.isocalendar()
         return f"W{week:02d} {year}"
@@ -59,8 +71,20 @@ def period_label(start: date, kind: str) -> str:
     return str(start.year)
 
 
-def period_tick(start: date, kind: str) -> str:
-    """A short label for an axis tick: "W44", "Oct", "Q4 26", "2026"."""
+def period_tick(start: date, kind: str, calendar: Calendar = GREGORIAN, locale: str = "en") -> str:
+    """A short label for an axis tick: "W44", "Oct", "Q4 26", "2026" (Persian: "Far 05")."""
+    if calendar.system == "persian" and locale == "fa":
+        number, in_year = calendar.months_and_year(start)
+        short = {"week": persian_period_label(start, kind, "fa").split()[1],
+                 "month": PERSIAN_MONTHS_FA[number - 1], "year": str(in_year),
+                 "quarter": f"فصل {(number - 1) // 3 + 1} {in_year % 100:02d}"}[kind]
+        return persian_digits(short)
+    if calendar.system == "persian":
+        name, year = (persian_period_label(start, kind).split() + [""])[:2]
+        if kind == "month":
+            first = start == calendar.period_start(start, "year")
+            return f"{name[:3]} {year[-2:]}" if first else name[:3]
+        return {"week": name, "quarter": f"{name} {year[-2:]}"}.get(kind, name)
     if kind == "week":
         return f"W{start.isocalendar()[1]:02d}"
     if kind == "month":

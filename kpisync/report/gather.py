@@ -18,6 +18,7 @@ from kpisync.report.formats import period_label
 from kpisync.report.freshness import source_freshness
 from kpisync.report.options import ReportSettings, report_settings
 from kpisync.report.surveys import enps_groups, nps_distribution
+from kpisync.texts import translate
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.goals import goal_statuses
@@ -37,14 +38,15 @@ def build_report(settings: Settings, engine: Engine, *, now: datetime,
     config = metric_config(settings)
     kind = period or options.period
     now = now.astimezone(UTC)
-    start = period_start(now.astimezone(config.zone).date(), kind)
-    starts = [shift(start, kind, -back) for back in
+    start = period_start(now.astimezone(config.zone).date(), kind, config.calendar)
+    starts = [shift(start, kind, -back, config.calendar) for back in
               reversed(range(options.trend_periods.get(kind, 12)))]  # type: ignore[call-overload]
     wanted = dict.fromkeys((*options.tiles, *options.trends))
-    org = {name: org_series(engine, name, kind, starts) for name in wanted}
+    org = {name: org_series(engine, name, kind, starts, settings.core.locale) for name in wanted}
     return Report(
         title=options.title, period=kind, period_start=start,
-        period_label=period_label(start, kind), generated_at=now.astimezone(config.zone),
+        period_label=period_label(start, kind, config.calendar, settings.core.locale),
+        generated_at=now.astimezone(config.zone),
         timezone=config.timezone, currency=config.currency,
         computed_at=last_computation(engine, config),
         tiles=tuple(org[name] for name in options.tiles),
@@ -57,10 +59,12 @@ def build_report(settings: Settings, engine: Engine, *, now: datetime,
         anonymity_minimum=config.metrics.anonymity_minimum,
         freshness=source_freshness(engine, sorted(settings.sources), now,
                                    options.stale_after_hours),
+        locale=settings.core.locale, calendar=config.calendar,
     )
 
 
-def org_series(engine: Engine, name: str, kind: str, starts: list[date]) -> Series:
+def org_series(engine: Engine, name: str, kind: str, starts: list[date],
+               locale: str = "en") -> Series:
     """The KPI's org values over `starts`; a period without a stored value is a gap."""
     kpi = REGISTRY[name]
     stored = {v.period_start: v for v in latest_values(engine, name, kind, "org", "org")}
@@ -70,7 +74,8 @@ def org_series(engine: Engine, name: str, kind: str, starts: list[date]) -> Seri
         reason = value.reason if value else "not computed for this period"
         points.append(Point(start, value.value if value else None, reason,
                             partial=start == starts[-1]))
-    return Series(kpi.name, kpi.title, kpi.definition, kpi.unit, kpi.direction, tuple(points))
+    return Series(kpi.name, translate(kpi.title, locale), translate(kpi.definition, locale),
+                  kpi.unit, kpi.direction, tuple(points))
 
 
 def leaderboard(engine: Engine, kind: str, start: date, options: ReportSettings) -> tuple[RepRow, ...]:

@@ -10,25 +10,35 @@ forbids scripts and network fetches, so even a mistake in escaping could not run
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from kpisync.calendars import persian_digits, persian_ymd
 from kpisync.report.charts import Chart, sparkline
 from kpisync.report.content import Report, Series
 from kpisync.report.formats import MINUS, period_label, show_value
+from kpisync.texts import localized, translate, translations
 
 ADDITIVE = {"money", "count", "hours"}  # a running period's total is not comparable yet
 
 
 @cache
-def environment() -> Environment:
+def environment(locale: str = "en") -> Environment:
+    """The template's environment for `locale`: its texts from the message catalogue
+    (kpisync.texts), its numbers in the locale's digits and separators."""
     env = Environment(loader=PackageLoader("kpisync", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(show_value=show_value, period_label=period_label, sparkline=sparkline,
-                       change=change, age=age, when=when)
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+
+    def shown(value: float | None, unit: str, currency: str = "") -> str:
+        return localized(show_value(value, unit, currency), locale)
+
+    env.globals.update(show_value=shown, sparkline=sparkline, change=change, age=age, when=when)
+    env.filters["num"] = lambda text: localized(str(text), locale)
     return env
 
 
@@ -37,8 +47,23 @@ def render_html(report: Report, figures: Mapping[str, Markup], *, sparklines: bo
 
     Sparklines are inline SVG; mail bodies leave them out, as most mail clients show no SVG.
     """
-    return environment().get_template("report.html").render(report=report, figures=figures,
-                                                            sparklines=sparklines)
+    def label(start: date, kind: str) -> str:
+        return period_label(start, kind, report.calendar, report.locale)
+
+    def day(value: date | None) -> str:
+        """A date as the org's calendar writes it (1404/02/20 under the Persian one)."""
+        if value is None:
+            return ""
+        if report.calendar.system == "persian":
+            year, month, number = persian_ymd(value)
+            text = f"{year}/{month:02d}/{number:02d}"
+        else:
+            text = value.isoformat()
+        return persian_digits(text) if report.locale == "fa" else text
+
+    return environment(report.locale).get_template("report.html").render(
+        report=report, figures=figures, sparklines=sparklines, period_label=label, day=day,
+        rtl=report.locale == "fa")
 
 
 def inline_figures(charts: tuple[Chart, ...]) -> dict[str, Markup]:
@@ -78,7 +103,13 @@ def age(hours: float | None) -> str:
 
 
 def when(moment: datetime | None, report: Report) -> str:
+    """A local time; a Solar Hijri date under the Persian calendar, Persian digits under fa."""
     if moment is None:
-        return "never"
+        return translate("never", report.locale)
     local = moment.astimezone(report.generated_at.tzinfo)
-    return local.strftime("%Y-%m-%d %H:%M")
+    if report.calendar.system == "persian":
+        year, month, day = persian_ymd(local.date())
+        text = f"{year}/{month:02d}/{day:02d} {local:%H:%M}"
+    else:
+        text = local.strftime("%Y-%m-%d %H:%M")
+    return persian_digits(text) if report.locale == "fa" else text

@@ -33,7 +33,7 @@ def answer_counts(engine: Engine, config: MetricConfig, kind: str, period: str, 
                   now: datetime) -> dict[str | None, tuple[int, ...]]:
     """Team (None for NPS or no team) -> answers per score 0..10 in the period."""
     begin = local_midnight_utc(start, config.zone)
-    end = min(local_midnight_utc(period_end(start, period), config.zone), now)
+    end = min(local_midnight_utc(period_end(start, period, config.calendar), config.zone), now)
     s = ANSWERS
     query = (select(s.c.team, s.c.score, func.count())
              .where(s.c.kind == kind, s.c.deleted_at.is_(None), s.c.answered_at >= begin,

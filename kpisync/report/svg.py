@@ -2,7 +2,8 @@
 
 Every attribute value and every child that is not already markup is escaped, so a CRM string can
 only ever become text. Text whose first strong character is right-to-left (Persian) is given
-`direction="rtl"` with its anchor mirrored, as `dir="auto"` does in HTML.
+`direction="rtl"` with its anchor mirrored, as `dir="auto"` does in HTML; the rest is left to
+right even inside a right-to-left page (the <svg> says so, or it would inherit the page's).
 """
 
 from __future__ import annotations
@@ -65,4 +66,4 @@ def document(width: int, height: int, *children: Markup, name: str, title: str,
     return el("svg", el("title", title), el("rect", width=width, height=height, fill="#ffffff"),
               *children, xmlns="http://www.w3.org/2000/svg", viewBox=f"0 0 {width} {height}",
               width=width, height=height, font_family=FONT, role="img", class_="chart",
-              data_chart=name, **attrs)
+              data_chart=name, direction="ltr", **attrs)

@@ -3,10 +3,18 @@
 Operations (crm-api-facts 3.2), each registered as GET or POST as in vtiger_ws_operation (the
 other method gives ACCESS_DENIED): getchallenge, login (md5(token + accessKey)), listtypes,
 describe, query (the VTQL subset of vtiger_vtql), sync, retrieve, create, update, revise, delete,
-logout. Envelopes `{"success": ..., "result"|"error": ...}` come with HTTP 200 even for errors.
-Sessions expire after `session_lifetime_seconds` or `session_idle_seconds` idle (INVALID_SESSIONID);
-challenge tokens live 300 s and serve two logins. `sync_works=False` reproduces stock 8.2 on PHP 8:
-`sync` and `logout` answer an empty HTTP 500 text/html, as does an unknown operation.
+logout, convertlead. Envelopes `{"success": ..., "result"|"error": ...}` come with HTTP 200 even
+for errors. Sessions expire after `session_lifetime_seconds` or `session_idle_seconds` idle
+(INVALID_SESSIONID); challenge tokens live 300 s and serve two logins.
+
+By default it behaves as the stock Vtiger 8.2.0 on PHP 8 measured in ../shared/vtiger/README.md:
+`sync`, `logout` and `convertlead` answer an empty HTTP 500 text/html (as does an unknown
+operation); `sync_works=True` is a server where they are fixed. Checkboxes store 1 only for "1",
+"on", true and 1 and read "1"/"0" ("0" when never written); a number written empty stores 0;
+amounts and decimal custom fields are rounded to the writing user's currency decimals (the
+installer's admin has none: `admin_currency_decimals`); a non-number is an empty 500; `revise`
+ignores unknown fields; Users cannot be created; non-admins see no Users module; a custom field
+left without its column (`break_field`) makes `SELECT *` of its module answer an empty success.
 `sync_type_registered=False` reproduces installs where the syncType argument is not registered, so
 sync only ever returns the caller's own records. The shared `Knobs` add latency and faults.
 Module map: schema (modules, fields, cf_ names), records (org -> truth), vtql (parser), store
@@ -33,14 +41,15 @@ from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response, jso
 from kpisync.sandbox.vtiger_records import ADMIN_ID, IdBook, Truth, build_truth
 from kpisync.sandbox.vtiger_render import Locale, render
 from kpisync.sandbox.vtiger_schema import PREFIX, TYPE_NAMES, FieldDef, build_schema, listtypes_json
-from kpisync.sandbox.vtiger_store import VtigerError, VtigerStore
+from kpisync.sandbox.vtiger_store import EmptyServerError, VtigerError, VtigerStore
 from kpisync.sandbox.vtiger_vtql import VtqlError, parse_query
 
 __all__ = ["ADMIN_KEY", "VtigerEmulator"]
 ADMIN_KEY = "vtEmulatorAdminKey0123"
 OPERATIONS = {"getchallenge": "GET", "login": "POST", "listtypes": "GET", "describe": "GET",
               "query": "GET", "sync": "GET", "retrieve": "GET", "create": "POST",
-              "update": "POST", "revise": "POST", "delete": "POST", "logout": "POST"}
+              "update": "POST", "revise": "POST", "delete": "POST", "logout": "POST",
+              "convertlead": "POST"}
 NO_SESSION = ("getchallenge", "login")
 TOKEN_SECONDS = 300
 
@@ -68,7 +77,8 @@ class VtigerEmulator(EmulatorServer):
     """A stateful Vtiger 8.2 server built from one synthetic org."""
 
     def __init__(self, org: Org, *, admin_key: str = ADMIN_KEY, knobs: Knobs | None = None,
-                 sync_works: bool = True, sync_type_registered: bool = True,
+                 sync_works: bool = False, sync_type_registered: bool = True,
+                 admin_currency_decimals: int = 0,
                  server_timezone: str = "UTC", native_digits: bool = False,
                  jalali_dates: bool = False, session_idle_seconds: float = 1800,
                  session_lifetime_seconds: float = 86400,
@@ -87,6 +97,8 @@ class VtigerEmulator(EmulatorServer):
                                       self.zone)
         self.store = VtigerStore(truth, self.schema, lambda: int(self.clock()), self.zone,
                                  self.ids.next)
+        self.store.currency_decimals[self.user_ws(ADMIN_ID)] = admin_currency_decimals
+        self.broken: dict[str, set[str]] = {}  # module -> custom fields without a column
         self.keys = {e.fields["user_name"]: (admin_key if e.crmid == ADMIN_ID
                                              else f"key-{e.fields['user_name']}")
                      for e in truth["Users"].values()}
@@ -138,6 +150,8 @@ class VtigerEmulator(EmulatorServer):
                 return failure(error.code, error.message)
             except VtqlError as error:
                 return failure(error.code, error.message)
+            except EmptyServerError:
+                return empty_500()
 
     def session_user(self, params: dict[str, str]) -> int:
         name = params.get("sessionName")
@@ -200,17 +214,28 @@ class VtigerEmulator(EmulatorServer):
         self.sessions.pop(params.get("sessionName", ""), None)
         return success({"message": "successfull"})
 
-    def op_listtypes(self, params: dict[str, str], _: int | None) -> Response:
-        return success(listtypes_json())
+    def op_listtypes(self, params: dict[str, str], user: int | None) -> Response:
+        assert user is not None
+        modules = tuple(m for m in self.schema.fields if m != "Users" or self.is_admin(user))
+        return success(listtypes_json(modules))
 
-    def op_describe(self, params: dict[str, str], _: int | None) -> Response:
+    def op_describe(self, params: dict[str, str], user: int | None) -> Response:
+        assert user is not None
         module = params.get("elementType", "")
-        if module not in self.schema.fields:
-            raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
+        self.may_see(module, user)
         return success(self.schema.describe(module))
 
-    def op_query(self, params: dict[str, str], _: int | None) -> Response:
+    def may_see(self, module: str, user: int) -> None:
+        if module not in self.schema.fields or (module == "Users" and not self.is_admin(user)):
+            raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
+
+    def op_query(self, params: dict[str, str], user: int | None) -> Response:
+        assert user is not None
         query = parse_query(params.get("query", ""))
+        self.may_see(query.module, user)
+        missing = self.broken.get(query.module, set())
+        if missing and not query.count and (query.columns is None or missing & set(query.columns)):
+            return success([])  # the SELECT names a column that does not exist; Vtiger hides it
         found = self.store.query(query)
         if isinstance(found, int):
             return success([{"count": str(found)}])
@@ -237,8 +262,13 @@ class VtigerEmulator(EmulatorServer):
             "deleted": [e.ws_id for e in rows if not e.live],
             "lastModifiedTime": page["last"], "more": page["more"]})
 
-    def op_retrieve(self, params: dict[str, str], _: int | None) -> Response:
-        entity = self.store.find(params.get("id", ""))
+    def op_retrieve(self, params: dict[str, str], user: int | None) -> Response:
+        assert user is not None
+        entity = self.store.find(params.get("id", ""), live=False)
+        if entity.deleted:  # a converted lead, hidden from queries, still retrieves
+            raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
+        self.may_see(entity.module, user)
+        self.readable(entity.module)
         return success(render(self.schema, entity, self.zone, self.locale, label=True))
 
     def _element(self, params: dict[str, str]) -> dict[str, Any]:
@@ -248,21 +278,45 @@ class VtigerEmulator(EmulatorServer):
             return {}  # Vtiger reads malformed JSON as empty
         return element if isinstance(element, dict) else {}
 
+    def readable(self, module: str) -> None:
+        if module in self.broken:
+            raise VtigerError("INTERNAL_SERVER_ERROR", "Unknown Error while processing request")
+
     def op_create(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
+        if params.get("elementType") == "Users":  # describe says createable; it is not
+            if "roleid" in self._element(params):
+                raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is "
+                                                   "denied for id")
+            raise VtigerError("MANDATORY_FIELDS_MISSING", "user_password does not have a value")
         entity = self.store.create(params.get("elementType", ""), self._element(params),
                                    self.user_ws(user))
         return success(render(self.schema, entity, self.zone, self.locale, label=True))
 
     def op_update(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
+        self.readable(self.store.find(str(self._element(params).get("id", ""))).module)
         entity = self.store.revise(self._element(params), self.user_ws(user), full=True)
         return success(render(self.schema, entity, self.zone, self.locale, label=True))
 
     def op_revise(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
+        self.readable(self.store.find(str(self._element(params).get("id", ""))).module)
         entity = self.store.revise(self._element(params), self.user_ws(user))
         return success(render(self.schema, entity, self.zone, self.locale, label=True))
+
+    def op_convertlead(self, params: dict[str, str], user: int | None) -> Response:
+        """As vtws_convertlead: the lead hidden (converted), the entities asked for created and
+        marked isconvertedfromlead. Stock 8.2 on PHP 8 cannot run it (an empty 500)."""
+        assert user is not None
+        if not self.sync_works:
+            return empty_500()
+        element = self._element(params)
+        made = self.store.convert_lead(str(element.get("leadId", "")),
+                                       {m: dict(v) for m, v in (element.get("entities") or {}).items()
+                                        if isinstance(v, dict) and v.get("create")},
+                                       str(element.get("assignedTo") or self.user_ws(user)))
+        return success({**made, "leadId": element.get("leadId")})
 
     def op_delete(self, params: dict[str, str], _: int | None) -> Response:
         self.store.delete(params.get("id", ""))
@@ -301,6 +355,16 @@ class VtigerEmulator(EmulatorServer):
             self.schema.fields[module][name] = FieldDef(name, label, TYPE_NAMES[kind],
                                                         options=tuple(options))
             self.schema.custom_names.setdefault(module, {})[label] = name
+            for entity in self.store.truth[module].values():  # existing rows: the column default
+                entity.fields[name] = "0" if kind == "bool" else ""
+        return name
+
+    def break_field(self, module: str, label: str) -> str:
+        """A custom field whose ALTER TABLE failed (row size too large, a Decimal over 65
+        digits): Vtiger keeps its definition without the column. Its cf name."""
+        name = self.add_custom_field(module, label, "number")
+        with self.store.lock:
+            self.broken.setdefault(module, set()).add(name)
         return name
 
     def create_record(self, module: str, fields: dict[str, Any]) -> str:
@@ -318,9 +382,16 @@ class VtigerEmulator(EmulatorServer):
         with self.store.lock:
             self.store.purge(ws_id)
 
-    def convert_lead(self, ws_id: str) -> None:
+    def convert_lead(self, ws_id: str, *, deal: bool = False) -> dict[str, str]:
+        """Convert a lead as the web UI does (a contact, an account for its company, a deal if
+        asked); the ws ids made, by module."""
         with self.store.lock:
-            self.store.convert_lead(ws_id)
+            lead = self.store.find(ws_id)
+            wanted = {"Contacts": {}, "Accounts": {"accountname": lead.fields.get("company")}}
+            if deal:
+                wanted["Potentials"] = {"potentialname": lead.fields.get("company") or "Deal",
+                                        "closingdate": "2026-12-31", "sales_stage": "Prospecting"}
+            return self.store.convert_lead(ws_id, wanted, lead.owner or self.user_ws(ADMIN_ID))
 
     def touch_all(self, module: str, at: datetime) -> None:
         """Give every record of a module the same modifiedtime (a mass update)."""

@@ -134,7 +134,9 @@ def put(truth: Truth, schema: Schema, module: str, crmid: int, values: dict[str,
     for label, value in custom.items():
         values[schema.cf(module, label)] = value
     for name, definition in schema.fields[module].items():
-        if definition.editable and name not in values:
+        if definition.type == "boolean" and name not in values:
+            values[name] = "0"  # a checkbox column defaults to 0: Vtiger has no empty checkbox
+        elif definition.editable and name not in values:
             values[name] = ""
     values["modifiedby"] = f"{PREFIX['Users']}x{ADMIN_ID}"
     values["source"] = "CRM"

@@ -34,12 +34,17 @@ EXTRA_CUSTOM = (CustomFieldDef("deal", "Currency", "string"),
 STAGE_LABELS = {
     "appointment_scheduled": "Prospecting", "qualified_to_buy": "Qualification",
     "presentation_scheduled": "Value Proposition",
-    "decision_maker_bought_in": "Id. Decision Makers", "contract_sent": "Proposal/Price Quote",
+    "decision_maker_bought_in": "Id. Decision Makers", "contract_sent": "Proposal or Price Quote",
     "closed_won": "Closed Won", "closed_lost": "Closed Lost",
 }
+# Vtiger 8.2's sales stages (values); describe labels them as the values, except one
 ALL_STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
-              "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote",
-              "Negotiation/Review", "Closed Won", "Closed Lost")
+              "Id. Decision Makers", "Perception Analysis", "Proposal or Price Quote",
+              "Negotiation or Review", "Closed Won", "Closed Lost")
+PICKLIST_LABELS = {"Id. Decision Makers": "Identify Decision Makers"}
+# listtypes' label and singular per module, as 8.2 answers them
+MODULE_LABELS = {"Accounts": ("Organizations", "Organization"),
+                 "Potentials": ("Opportunities", "Opportunity"), "Calendar": ("Calendar", "Task")}
 LEAD_STATUSES = ("Attempted to Contact", "Cold", "Contact in Future", "Contacted", "Hot",
                  "Junk Lead", "Lost Lead", "Not Contacted", "Pre Qualified", "Qualified", "Warm")
 ACCOUNT_TYPES = ("Analyst", "Competitor", "Customer", "Former Customer", "Integrator", "Investor",
@@ -58,11 +63,21 @@ class FieldDef:
     editable: bool = True
     options: tuple[str, ...] = ()
     refers_to: tuple[str, ...] = ()
+    decimals: int = 2  # currency and double: the column's decimals (what a read shows)
+
+    @property
+    def rounds(self) -> bool:
+        """Amounts and decimal custom fields are rounded to the writing user's currency decimals."""
+        return self.type == "currency" or (self.type == "double" and self.name.startswith("cf_"))
+
+    def zero(self) -> str:
+        return f"{0:.{self.decimals}f}"
 
     def to_json(self) -> dict[str, Any]:
         kind: dict[str, Any] = {"name": self.type}
         if self.type == "picklist":
-            kind["picklistValues"] = [{"label": o, "value": o} for o in self.options]
+            kind["picklistValues"] = [{"label": PICKLIST_LABELS.get(o, o), "value": o}
+                                      for o in self.options]
             kind["defaultValue"] = self.options[0] if self.options else ""
         if self.type == "reference":
             kind["refersTo"] = list(self.refers_to)
@@ -70,7 +85,8 @@ class FieldDef:
             kind["format"] = "yyyy-mm-dd"
         return {"name": self.name, "label": self.label, "mandatory": self.mandatory,
                 "type": kind, "isunique": False, "nullable": not self.mandatory,
-                "editable": self.editable, "default": ""}
+                "editable": self.editable,
+                "default": "0" if self.type == "double" and self.name.startswith("cf_") else ""}
 
 
 def _f(name: str, label: str, kind: str = "string", **extra: Any) -> FieldDef:
@@ -92,7 +108,8 @@ BUILTIN: dict[str, tuple[FieldDef, ...]] = {
                                                          "Education", "Energy")),
         _f("accounttype", "Type", "picklist", options=ACCOUNT_TYPES),
         _f("bill_country", "Billing Country"), _f("bill_state", "Billing State"),
-        _f("bill_city", "Billing City"), OWNER),
+        _f("bill_city", "Billing City"),
+        _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False), OWNER),
     "Contacts": (
         _f("firstname", "First Name"), _f("lastname", "Last Name", mandatory=True),
         _f("contact_no", "Contact Id", editable=False),
@@ -110,7 +127,7 @@ BUILTIN: dict[str, tuple[FieldDef, ...]] = {
     "Potentials": (
         _f("potentialname", "Opportunity Name", mandatory=True),
         _f("potential_no", "Opportunity No", editable=False),
-        _f("amount", "Amount", "currency"),
+        _f("amount", "Amount", "currency", decimals=8),
         _f("related_to", "Organization Name", "reference", mandatory=True,
            refers_to=("Accounts", "Contacts")),
         _f("contact_id", "Contact Name", "reference", refers_to=("Contacts",)),
@@ -118,7 +135,7 @@ BUILTIN: dict[str, tuple[FieldDef, ...]] = {
         _f("opportunity_type", "Type", "picklist", options=("Existing Business", "New Business")),
         _f("leadsource", "Lead Source", "picklist"), _f("nextstep", "Next Step"),
         _f("sales_stage", "Sales Stage", "picklist", mandatory=True, options=ALL_STAGES),
-        _f("probability", "Probability (%)", "double"),
+        _f("probability", "Probability (%)", "double", decimals=3),
         _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False),
         _f("description", "Description", "text"), OWNER),
     "Calendar": (
@@ -210,8 +227,10 @@ def build_schema(custom_fields: list[CustomFieldDef]) -> Schema:
 
 
 def listtypes_json(modules: tuple[str, ...] = (*ENTITY_MODULES, "Users")) -> dict[str, Any]:
+    """listtypes: a non-admin's list has no Users (Vtiger hides that module from them)."""
     return {"types": list(modules),
-            "information": {m: {"isEntity": m != "Users", "label": m, "singular": m[:-1]}
+            "information": {m: {"isEntity": True, "label": MODULE_LABELS.get(m, (m, m[:-1]))[0],
+                                "singular": MODULE_LABELS.get(m, (m, m[:-1]))[1]}
                             for m in modules}}
 
 

@@ -14,7 +14,7 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import partial
 from itertools import islice
 from typing import Any
@@ -28,6 +28,10 @@ from kpisync.sandbox.vtiger_vtql import MAX_ROWS, Condition, Group, Query, like_
 NOT_FOUND = "Record you are trying to access is not found"
 STAMP_FIELDS = ("createdtime", "modifiedtime")
 NUMERIC = frozenset({"currency", "double", "integer"})
+
+
+class EmptyServerError(Exception):
+    """The server fails without an answer (an empty HTTP 500), as PHP errors do behind Vtiger."""
 
 
 class VtigerError(Exception):
@@ -50,6 +54,8 @@ class VtigerStore:
         self.zone = zone
         self.lock = threading.RLock()
         self.next_crmid = next_crmid
+        # the writing user's "number of currency decimals" (users ws id -> decimals); others 2
+        self.currency_decimals: dict[str, int] = {}
         self._wanted: dict[tuple[str, Condition], list[Any]] = {}  # literals parsed once
         self.by_crmid = {e.crmid: e for m, rows in truth.items() if m != "Users"
                          for e in rows.values()}
@@ -224,12 +230,15 @@ class VtigerStore:
     def create(self, module: str, element: dict[str, Any], user: str) -> Entity:
         if module not in self.truth or module == "Users":
             raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
-        values = self._clean(module, element, full=True)
+        values = self._clean(module, element, user, full=True)
         now = self.clock()
         crmid = self.next_crmid
         self.next_crmid += 1
-        for name in self.schema.fields[module]:
-            values.setdefault(name, "")  # every column exists, empty as ''
+        for name, definition in self.schema.fields[module].items():
+            # every column exists: numbers and checkboxes get their column's default, 0
+            values.setdefault(name, "0" if definition.type == "boolean" else
+                              definition.zero() if definition.type in ("currency", "double")
+                              else "")
         values.update(modifiedby=user, source="WEBSERVICE")
         entity = Entity(module, crmid, values, now, now)
         self.truth[module][crmid] = entity
@@ -239,11 +248,11 @@ class VtigerStore:
 
     def revise(self, element: dict[str, Any], user: str, *, full: bool = False) -> Entity:
         entity = self.find(str(element.get("id", "")))
-        values = self._clean(entity.module, element, full=full)
+        values = self._clean(entity.module, element, user, full=full)
         if full:
             for name, definition in self.schema.fields[entity.module].items():
                 if definition.editable and name not in values:
-                    values[name] = ""
+                    values[name] = self._stored(definition, "", user)
         entity.fields.update(values)
         entity.fields["modifiedby"] = user
         entity.modified = self.clock()
@@ -264,18 +273,54 @@ class VtigerStore:
         self.by_crmid.pop(entity.crmid, None)
         self._changed(entity.module)
 
-    def convert_lead(self, ws_id: str) -> None:
-        entity = self.find(ws_id)
-        entity.converted = True
-        entity.modified = self.clock()
-        self._changed(entity.module)
+    def convert_lead(self, ws_id: str, wanted: dict[str, dict[str, Any]],
+                     owner: str) -> dict[str, str]:
+        """vtws_convertlead: an account (an existing one of that name is reused), a contact and
+        a deal as `wanted` asks, each new one marked isconvertedfromlead; the lead hidden, its
+        modifiedtime moved. The ws ids, by module."""
+        lead = self.find(ws_id)
+        if lead.module != "Leads":
+            raise VtigerError("INVALID_ID_ATTRIBUTE", "Id specified is incorrect")
+        f = lead.fields
+        made: dict[str, str] = {}
+        copied = {"Accounts": {"accountname": f.get("company", "")},
+                  "Contacts": {"firstname": f.get("firstname", ""), "lastname": f.get("lastname", ""),
+                               "email": f.get("email", ""), "phone": f.get("phone", ""),
+                               "leadsource": f.get("leadsource", "")},
+                  "Potentials": {"leadsource": f.get("leadsource", "")}}
+        for module in ("Accounts", "Contacts", "Potentials"):
+            if module not in wanted:
+                continue
+            values = {**copied[module], **wanted[module], "assigned_user_id": owner}
+            if module == "Accounts":
+                name = str(values.get("accountname", "")).lower()
+                same = next((e for e in self.truth[module].values()
+                             if e.live and e.fields.get("accountname", "").lower() == name), None)
+                if same is not None:
+                    made[module] = same.ws_id
+                    continue
+            if module == "Contacts" and "Accounts" in made:
+                values["account_id"] = made["Accounts"]
+            if module == "Potentials":
+                values["related_to"] = made.get("Accounts") or made.get("Contacts", "")
+                values["contact_id"] = made.get("Contacts", "")
+            entity = self.create(module, values, owner)
+            entity.fields["isconvertedfromlead"] = "1"
+            made[module] = entity.ws_id
+        if "Accounts" in made or "Contacts" in made:
+            lead.converted = True
+            lead.modified = self.clock()
+            lead.fields["modifiedby"] = owner
+            self._changed(lead.module)
+        return made
 
     def touch_all(self, module: str, at: datetime) -> None:
         for entity in self.truth[module].values():
             entity.modified = int(at.timestamp())
         self._changed(module)
 
-    def _clean(self, module: str, element: dict[str, Any], *, full: bool) -> dict[str, str]:
+    def _clean(self, module: str, element: dict[str, Any], user: str, *,
+               full: bool) -> dict[str, str]:
         """Writable values normalised as the database stores them; unknown keys ignored."""
         definitions = self.schema.fields[module]
         if full:
@@ -288,17 +333,18 @@ class VtigerStore:
             definition = definitions.get(name)
             if definition is None or not definition.editable or name == "id":
                 continue
-            out[name] = self._stored(definition, "" if value is None else str(value))
+            out[name] = self._stored(definition, value, user)
         return out
 
-    def _stored(self, definition: FieldDef, text: str) -> str:
+    def _stored(self, definition: FieldDef, value: Any, user: str) -> str:
+        if definition.type == "boolean":  # 8.2 stores 1 for these only, 0 for anything else
+            on = value in ("1", "on") or (type(value) in (bool, int) and value == 1)
+            return "1" if on else "0"
+        if definition.type in ("currency", "double"):
+            return self._number(definition, value, user)
+        text = "" if value is None else str(value)
         if text == "":
             return ""
-        if definition.type == "currency":
-            try:
-                return f"{Decimal(text):.8f}"
-            except InvalidOperation:
-                return f"{Decimal(0):.8f}"
         if definition.type == "date":
             return lenient_date(text)
         if definition.type in ("reference", "owner"):
@@ -312,6 +358,22 @@ class VtigerStore:
                 raise VtigerError("REFERENCE_INVALID", f"Invalid reference specified for "
                                                        f"{definition.name}")
         return text
+
+
+    def _number(self, definition: FieldDef, value: Any, user: str) -> str:
+        """Empty stores 0 (no way back to empty); amounts and decimal custom fields are rounded
+        to the writing user's currency decimals; a non-number is an empty HTTP 500."""
+        text = "" if value is None or value is False else str(value).strip()
+        if text == "":
+            return definition.zero()
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise EmptyServerError(f"{definition.name}: {text!r} is not a number") from None
+        if definition.rounds:
+            places = self.currency_decimals.get(user, 2)
+            number = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        return f"{number:.{definition.decimals}f}"
 
 
 def leading_seconds(rows: Iterable[Entity], wanted: int) -> list[Entity]:

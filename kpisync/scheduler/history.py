@@ -93,7 +93,8 @@ def settle_abandoned(engine: Engine, source: str, current_run: int, since: datet
                                ((RUNS.c.status == RUNNING) & (RUNS.c.claimed_at < since))
                                | ((RUNS.c.status == CLAIMED) & (RUNS.c.claimed_at < since - STALE_CLAIM)))
             .values(status=ABANDONED, finished_at=now_utc(),
-                    error="its worker stopped without recording the end (killed?)")).rowcount
+                    error="its worker stopped without recording the end (killed, or paused or cut off "
+                          "from the store past its lease)")).rowcount
         connection.execute(
             update(SYNC_RUNS).where(SYNC_RUNS.c.source == source, SYNC_RUNS.c.status == "running",
                                     SYNC_RUNS.c.started_at < since)

@@ -28,7 +28,8 @@ SUCCEEDED, FAILED, INTERRUPTED = "succeeded", "failed", "interrupted"
 BUDGET = "budget"  # stopped at a checkpoint: the org's API share is used; the next run resumes
 SKIPPED = "skipped"  # another run of the instance was still going: coalesced into it
 ABANDONED = "abandoned"  # its worker died without recording an end
-FINISHED = (SUCCEEDED, FAILED, INTERRUPTED, BUDGET, SKIPPED, ABANDONED)
+LOST = "lost"  # it could no longer prove its lease (taken over, or the store went away): stopped
+FINISHED = (SUCCEEDED, FAILED, INTERRUPTED, BUDGET, SKIPPED, ABANDONED, LOST)
 
 
 class PipelineRun(SQLModel, table=True):

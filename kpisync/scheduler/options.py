@@ -5,6 +5,9 @@
     lock_wait_seconds = 5        # a slot whose instance is still running waits this long, then is
                                  # recorded as skipped (coalesced into the run still going)
     compute_lock_wait_seconds = 300   # KPI computations are serialised across instances and workers
+    lease_seconds = 60           # a run's claim on its instance (kpisync.locks.Lease) lasts this long
+                                 # unrenewed: a killed, paused or cut-off worker's run is taken
+                                 # over this long after its last renewal
     stop_timeout_seconds = 20    # after SIGTERM: wait this long for runs to reach a checkpoint
     misfire_grace_seconds = 0    # 0: a slot missed while no worker ran still runs, once (coalesced);
                                  # N: only if at most N seconds late
@@ -26,6 +29,7 @@ class SchedulerSettings(StrictModel):
     parallel_runs: int = Field(default=4, ge=1, le=64)
     lock_wait_seconds: float = Field(default=5.0, ge=0)
     compute_lock_wait_seconds: float = Field(default=300.0, ge=0)
+    lease_seconds: float = Field(default=60.0, ge=1)
     stop_timeout_seconds: float = Field(default=20.0, gt=0)
     misfire_grace_seconds: float = Field(default=0.0, ge=0)
     health_host: str = "127.0.0.1"

@@ -363,3 +363,20 @@ class FieldCatalog(SQLModel, table=True):
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RunLease(SQLModel, table=True):
+    """Who may work on a name ("source:<name>", "compute") now: kpisync.locks.Lease.
+
+    `token` grows by one at every take-over; a write is fenced by checking, in its own transaction,
+    that the token is still the one its run took. `expires_at` only tells others when they may take
+    it over (the holder renews it while it lives)."""
+
+    __tablename__ = "run_leases"
+
+    name: str = Field(primary_key=True, max_length=128)
+    token: int = Field(default=0, sa_type=BigInteger)
+    holder: str | None = Field(default=None, max_length=128)
+    run_id: int | None = Field(default=None, sa_type=BigInteger)
+    acquired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
