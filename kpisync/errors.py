@@ -1,6 +1,6 @@
 """Every error kpisync raises on purpose, in one tree.
 
-    KpisyncError                      root; `.hint` says how to fix it, `.exit_code` for the CLI
+    KpisyncError                      root, not raised today itself; `.hint`, `.exit_code` for the CLI
     ├── ConfigError                   settings.toml or the environment is wrong (exit 2)
     ├── ConnectorError                a CRM said no or could not be reached (exit 3)
     │   ├── AuthError                 credentials refused or revoked: re-authorise the source
@@ -18,6 +18,7 @@
     ├── WritebackError                write-back could not proceed (exit 6)
     │   ├── ConflictError             not raised today: a conflict follows `on_conflict`
     │   └── WritesFailed              a run ended with writes the CRM refused or did not keep (exit 7)
+    ├── RowsRejected                  rows of an input file were refused, the rest kept (exit 7)
     └── Interrupted                   a stop arrived; the run ended at a checkpoint (exit 130)
         └── BudgetSpent               the org's API share is used; the next run resumes
 
@@ -101,6 +102,10 @@ class ConflictError(WritebackError):
 
 
 class WritesFailed(WritebackError):
+    exit_code = 7
+
+
+class RowsRejected(KpisyncError):
     exit_code = 7
 
 

@@ -1,7 +1,9 @@
 """Health and Prometheus metrics of a `kpisync run` worker, served on 127.0.0.1 unless told otherwise.
 
     GET /healthz   200 while the scheduler runs and the store answers, else 503; a JSON body with
-                   the worker, each instance's last outcome and next run
+                   the worker, each instance's last outcome and next run, and a status of
+                   "ok", "idle" (200, but no source is scheduled: nothing will ever run) or
+                   "unavailable" (503: the scheduler stopped or stopping, or the store is down)
     GET /metrics   Prometheus text format (prometheus-client), from this worker's own registry
 
 The metrics are per worker: with several workers, sum them in PromQL.
@@ -88,7 +90,11 @@ class HealthState:
         healthy = self.scheduler_running and not self.stopping and store_ok
         sources = {name: {**info, "next_run": _iso(nexts.get(name))}
                    for name, info in sorted(self.sources.items())}
-        body = {"status": "ok" if healthy else "unavailable", "worker": self.worker,
+        idle = healthy and not nexts  # running, but no source has a schedule: nothing will happen
+        body = {"status": "idle" if idle else "ok" if healthy else "unavailable",
+                **({"detail": "nothing scheduled: no source has a [sources.<name>.schedule]"}
+                   if idle else {}),
+                "worker": self.worker,
                 "scheduler": "stopping" if self.stopping else
                              "running" if self.scheduler_running else "stopped",
                 "store": "ok" if store_ok else "unreachable", "sources": sources}

@@ -94,6 +94,7 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     handler.addFilter(MaskingFilter())
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a record too (JSON under --log-json)
     for noisy in ("urllib3", "httpx", "httpcore", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     scheduler = logging.getLogger("apscheduler.scheduler")

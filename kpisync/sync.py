@@ -110,6 +110,13 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
     except KpisyncError as exc:
         result.status, result.error = "failed", mask(str(exc))
         raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, the last page rolled back
+        result.status, result.error = "interrupted", "stopped at once by a second signal"
+        raise
+    except Exception as exc:
+        result.status, result.error = "failed", mask(f"unexpected error: {type(exc).__name__}: "
+                                                     f"{exc}")[:500]
+        raise
     finally:
         if result.status == "running":  # an unexpected error is on its way up: record it too
             result.status, result.error = "failed", "unexpected error (see the log)"

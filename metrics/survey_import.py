@@ -20,6 +20,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class ImportReport:
     duplicates: int = 0  # rows repeating an earlier row of the same file
     errors: list[RowError] = field(default_factory=list)
     read_by_setting: int = 0  # dates valid and plausible in both calendars: the setting decided
+    notes: list[str] = field(default_factory=list)  # what was cleaned on the way in
 
 
 @dataclass(frozen=True)
@@ -75,15 +78,24 @@ def ascii_digits(text: str) -> str:
     return text.translate(DIGITS)
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row with normalised keys and values) for every record of the file."""
-    if not path.is_file():
+def read_rows(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row with normalised keys and values) for every record of the file; a
+    header's invisible characters (a zero-width space, a stray BOM) are dropped and named in
+    `notes`."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file",
+                          hint="give the path of one CSV or JSON export inside it")
+    if not path.exists():
         raise ConfigError(f"{path} not found", hint="give the path of a CSV or JSON export")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text",
                           hint="export it again as CSV UTF-8 (or JSON)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}",
+                          hint="check the file's permissions") from None
+    notes = notes if notes is not None else []
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
             data = json.loads(text)
@@ -100,9 +112,16 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             yield index, normalise(item if isinstance(item, dict) else {})
         return
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter(text.partition("\n")[0]))
-    check_columns(path, set(normalise({name: "" for name in reader.fieldnames or []})))
-    for row in reader:
-        yield reader.line_num, normalise(row)
+    try:
+        header = reader.fieldnames or []
+        notes.extend(invisible_in(name) for name in header if invisible_in(name))
+        check_columns(path, set(normalise({name: "" for name in header})))
+        for row in reader:
+            yield reader.line_num, normalise(row)
+    except csv.Error as exc:  # a cell over the csv module's 128 KiB, a NUL byte …
+        raise ConfigError(f"{path} line {reader.line_num + 1}: not readable as CSV ({exc})",
+                          hint="a survey export's cells are short text: check that this is "
+                               "the export, and export it again; nothing was imported") from None
 
 
 def delimiter(header: str) -> str:
@@ -120,22 +139,36 @@ def check_columns(path: Path, columns: set[str]) -> None:
                                "with respondent, and kind, account, team or id where needed")
 
 
+def visible(text: str) -> str:
+    """`text` without control and format characters (zero-width spaces, BOMs, direction marks)."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf"))
+
+
+def invisible_in(name: str) -> str:
+    """A note naming the invisible characters of a column name, or ""."""
+    hidden = [c for c in name if unicodedata.category(c) in ("Cc", "Cf")]
+    if not hidden:
+        return ""
+    codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in hidden}))
+    return f"column {visible(name).strip()!r}: removed invisible characters ({codes})"
+
+
 def normalise(row: dict[str, Any]) -> dict[str, str]:
     out = {}
     for key, value in row.items():
         if key is None or value is None:
             continue
-        name = str(key).strip().lower().replace(" ", "_")
-        out[ALIASES.get(name, name)] = ascii_digits(str(value)).strip()
+        name = visible(str(key)).strip().lower().replace(" ", "_")
+        out[ALIASES.get(name, name)] = visible(ascii_digits(str(value))).strip()
     return out
 
 
 def parse_score(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"score {text!r} is not a whole number")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError(f"score {text!r} is not a whole number from 0 to 10")
     score = int(text)
     if not 0 <= score <= 10:
-        raise ValueError(f"score {score} is outside 0-10")
+        raise ValueError(f"score {text!r} is out of range 0\u201310")
     return score
 
 
@@ -256,7 +289,7 @@ def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "
         directory = load_directory(connection, source)
         seen: Counter[tuple[Any, ...]] = Counter()
         good: dict[str, dict[str, Any]] = {}
-        for line, row in read_rows(path):
+        for line, row in read_rows(path, report.notes):
             try:
                 values = validate(row, directory, zone, seen, calendar)
             except ValueError as exc:

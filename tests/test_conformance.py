@@ -7,10 +7,12 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -78,33 +80,70 @@ def test_full_then_incremental_catches_exactly_the_changes(engine: Engine, serve
         assert connection.execute(select(Deal.deleted_at).where(Deal.external_id == deleted)).scalar()
 
 
+class CallGate:
+    """Holds the emulator's answers from its `at`-th call on, so that a kill lands at a point
+    placed by progress (calls made), whatever the machine's load; `release` lets them go."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator, self.count = emulator, emulator._count
+        self.at = 0
+        self.reached, self.released = threading.Event(), threading.Event()
+        emulator._count = self._count
+
+    def _count(self, key: str, path: str) -> int:
+        number = int(self.count(key, path))
+        if self.at and number >= self.at:
+            self.reached.set()
+            self.released.wait()
+        return number
+
+    def arm(self, calls_from_now: int) -> None:
+        self.reached.clear()
+        self.released.clear()
+        self.at = self.emulator.total_calls + calls_from_now
+
+    def release(self) -> None:
+        self.at = 0
+        self.released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.emulator._count = self.count
+
+
 def test_sigkill_at_random_points_then_rerun(served, tmp_path: Path, store_url: str) -> None:  # type: ignore[no-untyped-def]
-    """Each round changes a few deals, starts a full re-read and kills it part-way."""
-    served.emulator.knobs.latency_seconds = 0.001
+    """Each round changes a few deals, starts a full re-read and kills it after a random number
+    of the calls a full read makes (held there, so a loaded machine cannot let it run past)."""
     options = {"batch_records": 200, **served.generous_limits()}
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    timing = served.settings_file(scratch, f"sqlite:///{scratch / 'timing.db'}", **options)
+    counting = served.settings_file(scratch, f"sqlite:///{scratch / 'counting.db'}", **options)
     settings = served.settings_file(tmp_path, store_url, **options)
     sync = [sys.executable, "-m", "kpisync.cli", "sync", "--settings"]
-    started = time.monotonic()
-    subprocess.run([*sync, str(timing)], check=True, capture_output=True)
-    duration = time.monotonic() - started
+    before = served.emulator.total_calls
+    subprocess.run([*sync, str(counting)], check=True, capture_output=True)
+    calls = served.emulator.total_calls - before
+    assert calls >= 6, f"a full read made only {calls} calls: too few to place kills in"
     rng = random.Random(20261124)
-    kills = rounds = 0
-    # A run that ends before its kill time (a busy machine makes durations vary) is a round
-    # without a kill point; more rounds make up for it, up to a limit.
-    while kills < 12 and rounds < 24:
-        served.change_deals(3, seed=rounds)
-        rounds += 1
-        process = subprocess.Popen([*sync, str(settings), "--full"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.25, 0.95) * duration)
-        if process.poll() is None:
+    gate = CallGate(served.emulator)
+    kill_points = []
+    try:
+        for round_ in range(12):
+            served.change_deals(3, seed=round_)
+            kill_at = rng.randint(2, calls - 2)
+            gate.arm(kill_at)
+            process = subprocess.Popen([*sync, str(settings), "--full"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while not gate.reached.wait(0.05):  # polls the process; no time limit is asserted
+                assert process.poll() is None, f"the sync ended before its call {kill_at}"
             process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 10, f"only {kills} of {rounds} runs were still going when killed"
+            assert process.wait() == -signal.SIGKILL
+            gate.release()
+            kill_points.append(kill_at)
+    finally:
+        gate.close()
+    print(f"a full read makes {calls} calls; killed at calls {kill_points}")
+    assert len(set(kill_points)) > 3, kill_points
     final = subprocess.run([*sync, str(settings)], capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     engine = open_store(store_url)

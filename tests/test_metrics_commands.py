@@ -81,7 +81,7 @@ def test_commands(app: typer.Typer, tmp_path: Path) -> None:
     answers.write_text("kind,score,date,respondent\nnps,۹,2025-01-01,nobody@x.test\n", encoding="utf-8")
     result = runner.invoke(app, ["surveys", "import", str(answers), "--source", "crm",
                                  "--settings", str(settings)])
-    assert result.exit_code == 0 and "line 2: unknown respondent" in result.output
+    assert result.exit_code == 7 and "line 2: unknown respondent" in result.output
 
 
 @pytest.mark.parametrize(("arguments", "says"), [

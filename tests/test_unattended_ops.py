@@ -207,7 +207,7 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(  # type: igno
         assert run["status"] == "succeeded" and run["upserted"] > 0
         assert run["stages"]["writeback"].endswith(", 1 field(s) paused"), run["stages"]
         assert f"write-back paused: account.{field}" in table
-        assert f"last scheduled runs of {SOURCE}" in table and "1 field(s) paused" in table
+        assert f"last runs of {SOURCE}" in table and "1 field(s) paused" in table
 
         assert pipeline.run_slot(SOURCE, slot + timedelta(minutes=1)) == "succeeded"
         assert len([n for n in hook.received if n["kind"] == "writeback_paused"]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from kpisync.cli_options import SETTINGS
+from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, WritebackError, WritesFailed
 from kpisync.registry import build_connector
@@ -63,9 +64,13 @@ def register(app: typer.Typer) -> None:
 
     @fields_app.command("plan")
     @friendly
-    def fields_plan(source: str, settings: Path = SETTINGS) -> None:
+    def fields_plan(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
         """Show which managed fields exist, which would be created, which need a person."""
-        print_steps(console, source, provision(source, settings, apply=False), applied=False)
+        steps = provision(source, settings, apply=False)
+        if as_json:
+            print(json.dumps([asdict(step) for step in steps], ensure_ascii=False))
+            return
+        print_steps(console, source, steps, applied=False)
 
     @fields_app.command("apply")
     @friendly

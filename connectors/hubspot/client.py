@@ -35,6 +35,7 @@ from kpisync.errors import (
     RejectedError,
     TransientError,
 )
+from kpisync.netcause import network_cause
 from kpisync.retry import RetryPolicy
 from kpisync.secrets import mask, remember_secret
 
@@ -80,7 +81,7 @@ def translate(error: Exception, *, what: str, host: str) -> KpisyncError:
             return TransientError(f"HubSpot error {status} on {what}: {detail or 'no detail'}")
         return RejectedError(f"HubSpot rejected {what} ({status} {category}): {detail}")
     if isinstance(error, Urllib3Error | OSError):
-        return TransientError(f"cannot reach HubSpot at {host} for {what}: {type(error).__name__}",
+        return TransientError(f"cannot reach HubSpot at {host} for {what}: {network_cause(error)}",
                               hint="check the host setting and the network")
     return ConnectorError(f"unexpected failure on {what}: {mask(str(error))}")
 

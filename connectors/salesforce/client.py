@@ -40,6 +40,7 @@ from kpisync.errors import (
     SchemaDriftError,
     TransientError,
 )
+from kpisync.netcause import network_cause
 from kpisync.retry import RetryPolicy
 from kpisync.secrets import mask, remember_secret
 
@@ -88,7 +89,7 @@ def translate(error: Exception, *, what: str) -> KpisyncError:
         return ConnectorError(f"TLS certificate check failed for {what}",
                               hint="set ca_bundle to the CA that signed the server's certificate")
     if isinstance(error, requests.exceptions.RequestException | OSError):
-        return TransientError(f"cannot reach Salesforce for {what}: {type(error).__name__}",
+        return TransientError(f"cannot reach Salesforce for {what}: {network_cause(error)}",
                               hint="check login_url and the network")
     return ConnectorError(f"unexpected failure on {what}: {mask(str(error))}")
 

@@ -41,6 +41,7 @@ from kpisync.errors import (
     RejectedError,
     TransientError,
 )
+from kpisync.netcause import network_cause
 from kpisync.retry import RetryPolicy
 from kpisync.secrets import mask, remember_secret
 
@@ -176,7 +177,7 @@ class VtigerClient:
             raise TransientError(f"Vtiger at {self.host} timed out on {operation}") from None
         except httpx.TransportError as error:
             raise TransientError(f"cannot reach Vtiger at {self.host} for {operation}: "
-                                 f"{type(error).__name__}",
+                                 f"{network_cause(error)}",
                                  hint="check the url setting and the network") from None
         return translate(operation, response, self.host)
 

@@ -49,10 +49,15 @@ def register(app: typer.Typer) -> None:
         check_writable(out, png_dir)
         context = open_context(settings)
         now = instant(as_of, context.settings.core.timezone)
-        built = build_report(context.settings, context.engine, now=now, period=period)
+        built = build_report(context.settings, context.engine, now=now, period=period,
+                             latest_with_data=as_of is None)
         charts = draw_charts(built)
         out.write_text(render_html(built, inline_figures(charts)), encoding="utf-8")
-        console.print(f"wrote {out} ({built.period_label}, {len(charts)} charts)")
+        console.print(f"wrote {out} ({built.heading}{'; ' + built.chosen if built.chosen else ''}"
+                      f", {len(charts)} charts)")
+        if built.store_changed_at is not None:
+            console.print("note: the store changed after the KPIs were last computed; "
+                          "'kpisync compute' refreshes them")
         if png_dir is not None:
             written = export_pngs(charts, png_dir)
             console.print(f"wrote {len(written)} PNG charts to {png_dir}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from kpisync.calendars import GREGORIAN, Calendar
+from kpisync.texts import localized, translate
 from metrics.goals import GoalStatus
 
 
@@ -122,3 +123,15 @@ class Report:
     freshness: tuple[SourceFreshness, ...]
     locale: str = "en"  # en | fa: texts, digits and direction (kpisync.texts)
     calendar: Calendar = GREGORIAN  # how period starts are named
+    complete: bool = False  # the period has ended (as of generated_at)
+    chosen: str = ""  # why this period, when it is not the one holding generated_at
+    store_changed_at: datetime | None = None  # the store changed after the last computation
+
+    @property
+    def heading(self) -> str:
+        """'Q3 2026, complete' or 'Q4 2026 to date, as of 2026-12-07 21:40'."""
+        if self.complete:
+            return f"{self.period_label}, {translate('complete', self.locale)}"
+        as_of = localized(f"{self.generated_at:%Y-%m-%d %H:%M}", self.locale)
+        return (f"{self.period_label} {translate('to date', self.locale)}, "
+                f"{translate('as of', self.locale)} {as_of}")

@@ -27,6 +27,6 @@ def demo_stage(console: Console, run: DemoRun) -> None:
     charts = draw_charts(built)
     out = run.folder / "report.html"
     out.write_text(render_html(built, inline_figures(charts)), encoding="utf-8")
-    console.print(f"wrote {out} ({built.period_label}, {len(charts)} charts); `kpisync report "
+    console.print(f"wrote {out} ({built.heading}, {len(charts)} charts); `kpisync report "
                   f"--settings {run.folder / 'settings.toml'} --period quarter --as-of "
                   f"{as_of.isoformat(timespec='minutes')}` makes it again")

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, func, select
 
+from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.config import Settings
 from kpisync.report.content import GoalLine, Point, Report, RepRow, Series
 from kpisync.report.deals import biggest_wins, rep_names
@@ -18,13 +19,14 @@ from kpisync.report.formats import period_label
 from kpisync.report.freshness import source_freshness
 from kpisync.report.options import ReportSettings, report_settings
 from kpisync.report.surveys import enps_groups, nps_distribution
+from kpisync.store.models import StoreRevision
 from kpisync.texts import translate
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.goals import goal_statuses
 from metrics.models import KpiComputation
 from metrics.options import MetricConfig, metric_config
-from metrics.periods import period_start, shift
+from metrics.periods import local_midnight_utc, period_start, shift
 from metrics.snapshots import latest_values
 
 LEADERBOARD_KPIS = ("sales_volume", "win_rate", "average_deal_size", "quota_attainment",
@@ -32,23 +34,40 @@ LEADERBOARD_KPIS = ("sales_volume", "win_rate", "average_deal_size", "quota_atta
 
 
 def build_report(settings: Settings, engine: Engine, *, now: datetime,
-                 period: str | None = None) -> Report:
-    """Everything the report shows, as of `now`, for the period kind `period` (or the setting)."""
+                 period: str | None = None, latest_with_data: bool = False) -> Report:
+    """Everything the report shows, as of `now`, for the period kind `period` (or the setting):
+    the period holding `now`, or with `latest_with_data` the newest one (up to `now`'s) that has
+    any org value of the tiles."""
     options = report_settings(settings)
     config = metric_config(settings)
     kind = period or options.period
     now = now.astimezone(UTC)
-    start = period_start(now.astimezone(config.zone).date(), kind, config.calendar)
-    starts = [shift(start, kind, -back, config.calendar) for back in
-              reversed(range(options.trend_periods.get(kind, 12)))]  # type: ignore[call-overload]
+    cal = config.calendar
+    current = period_start(now.astimezone(config.zone).date(), kind, cal)
+    length = options.trend_periods.get(kind, 12)  # type: ignore[call-overload]
+    start, chosen = current, ""
+    if latest_with_data:
+        start = newest_with_data(engine, options.tiles, kind, current, length, cal)
+        if start != current:
+            chosen = (f"the latest {kind} with data; "
+                      f"{period_label(current, kind, cal, settings.core.locale)} has none yet "
+                      f"(--as-of picks another)")
+    complete = local_midnight_utc(shift(start, kind, 1, cal), config.zone) <= now
+    starts = [shift(start, kind, -back, cal) for back in reversed(range(length))]
     wanted = dict.fromkeys((*options.tiles, *options.trends))
-    org = {name: org_series(engine, name, kind, starts, settings.core.locale) for name in wanted}
+    org = {name: org_series(engine, name, kind, starts, settings.core.locale,
+                            running=not complete) for name in wanted}
+    computed_at = last_computation(engine, config)
+    changed = store_changed_at(engine)
     return Report(
+        complete=complete, chosen=chosen,
+        store_changed_at=changed.astimezone(config.zone)
+        if changed and computed_at and changed > computed_at else None,
         title=options.title, period=kind, period_start=start,
         period_label=period_label(start, kind, config.calendar, settings.core.locale),
         generated_at=now.astimezone(config.zone),
         timezone=config.timezone, currency=config.currency,
-        computed_at=last_computation(engine, config),
+        computed_at=computed_at,
         tiles=tuple(org[name] for name in options.tiles),
         trends=tuple(org[name] for name in options.trends),
         leaderboard=leaderboard(engine, kind, start, options),
@@ -63,9 +82,31 @@ def build_report(settings: Settings, engine: Engine, *, now: datetime,
     )
 
 
-def org_series(engine: Engine, name: str, kind: str, starts: list[date],
-               locale: str = "en") -> Series:
-    """The KPI's org values over `starts`; a period without a stored value is a gap."""
+def newest_with_data(engine: Engine, names: tuple[str, ...] | list[str], kind: str,
+                     current: date, back: int, calendar: Calendar = GREGORIAN) -> date:
+    """The newest period start, from `current` back `back` periods, where at least half the
+    KPIs of `names` have an org value; `current` when none has."""
+    for steps in range(back):
+        start = shift(current, kind, -steps, calendar)
+        shown = sum(any(v.value is not None for v in latest_values(
+            engine, name, kind, "org", "org", period_start=start)) for name in names)
+        if shown and 2 * shown >= len(names):
+            return start
+    return current
+
+
+def store_changed_at(engine: Engine) -> datetime | None:
+    """When any source's records last changed in the store."""
+    table = StoreRevision.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        found: datetime | None = connection.execute(select(func.max(table.c.changed_at))).scalar()
+    return found
+
+
+def org_series(engine: Engine, name: str, kind: str, starts: list[date], locale: str = "en", *,
+               running: bool = True) -> Series:
+    """The KPI's org values over `starts`; a period without a stored value is a gap; the last
+    is partial when `running`."""
     kpi = REGISTRY[name]
     stored = {v.period_start: v for v in latest_values(engine, name, kind, "org", "org")}
     points = []
@@ -73,7 +114,7 @@ def org_series(engine: Engine, name: str, kind: str, starts: list[date],
         value = stored.get(start)
         reason = value.reason if value else "not computed for this period"
         points.append(Point(start, value.value if value else None, reason,
-                            partial=start == starts[-1]))
+                            partial=running and start == starts[-1]))
     return Series(kpi.name, translate(kpi.title, locale), translate(kpi.definition, locale),
                   kpi.unit, kpi.direction, tuple(points))
 

@@ -37,7 +37,7 @@ def environment(locale: str = "en") -> Environment:
     def shown(value: float | None, unit: str, currency: str = "") -> str:
         return localized(show_value(value, unit, currency), locale)
 
-    env.globals.update(show_value=shown, sparkline=sparkline, change=change, age=age, when=when)
+    env.globals.update(show_value=shown, sparkline=sparkline, name_cell=name_cell, change=change, age=age, when=when)
     env.filters["num"] = lambda text: localized(str(text), locale)
     return env
 
@@ -88,6 +88,18 @@ def change(series: Series, currency: str) -> tuple[str, str] | None:
         return text, "flat"
     better = delta > 0 if series.direction == "higher" else delta < 0
     return text, "good" if better else "bad"
+
+
+NAME_SHOWN, NAME_TOOLTIP = 120, 1000  # characters of a name in a cell, and in its tooltip
+
+
+def name_cell(text: str) -> Markup:
+    """A record's name for a table cell: isolated (right-to-left names), shortened past
+    NAME_SHOWN characters with the full text, itself capped, in a tooltip."""
+    if len(text) <= NAME_SHOWN:
+        return Markup("<bdi>{}</bdi>").format(text)
+    tooltip = text if len(text) <= NAME_TOOLTIP else text[:NAME_TOOLTIP - 1] + "…"
+    return Markup('<bdi title="{}">{}…</bdi>').format(tooltip, text[:NAME_SHOWN - 1])
 
 
 def age(hours: float | None) -> str:

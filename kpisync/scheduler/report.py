@@ -83,9 +83,12 @@ def next_run(settings: Settings, source: str, stored: dict[str, datetime | None]
     trigger = trigger_for(source, settings.source(source).schedule, settings.core.timezone)
     if trigger is None:
         return {"next_run": None, "schedule": "not scheduled"}
-    if source in stored:
-        return {"next_run": stored[source], "schedule": str(trigger)}
-    return {"next_run": next_fire(trigger, now), "schedule": f"{trigger} (no worker has run yet)"}
+    # from the settings: triggers are anchored, so every worker computes the same slots; the job
+    # store only tells whether a worker has taken the schedule and kept up with it
+    waiting, note = stored.get(source), "" if source in stored else " (no worker has run yet)"
+    if waiting is not None and waiting < now:
+        note = f" (a run due {waiting:%Y-%m-%d %H:%M} UTC has not started: is a worker running?)"
+    return {"next_run": next_fire(trigger, now), "schedule": f"{trigger}{note}"}
 
 
 def budget_today(engine: Engine, settings: Settings, source: str, now: datetime) -> dict[str, Any]:
