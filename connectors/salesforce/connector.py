@@ -138,7 +138,8 @@ class SalesforceSettings(StrictModel):
 def custom_fields(described: list[dict[str, Any]]) -> tuple[str, ...]:
     """The custom fields to read: every `__c` field, except that a compound one (a custom address
     or geolocation) is read as its components (`__s`), as the Bulk API refuses compound fields."""
-    compound = {str(f["name"]) for f in described if f.get("type") in COMPOUND_TYPES}
+    compound = {str(f["name"]) for f in described
+                if f.get("type") in COMPOUND_TYPES and str(f["name"]).endswith("__c")}
     return tuple(str(f["name"]) for f in described
                  if (str(f["name"]).endswith("__c") and str(f["name"]) not in compound)
                  or f.get("compoundFieldName") in compound)
