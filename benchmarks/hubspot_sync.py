@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -53,7 +54,8 @@ class Figures:
 
 def start_emulator(deals: int, latency: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "kpisync.sandbox.serve", "hubspot", "--deals", str(deals),
+        [sys.executable, str(Path(__file__).with_name("hubspot_process.py")), "hubspot",
+         "--deals", str(deals),
          "--activities-per-deal", "1", "--latency", str(latency), "--search-rate", "100000",
          "--ten-secondly", "100000000"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

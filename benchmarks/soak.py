@@ -30,10 +30,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from benchmarks.hubspot_process import change_fraction
 from benchmarks.results import keep_output
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.serve import change_fraction
 from kpisync.sandbox.server import Knobs
 from kpisync.scheduler.models import PipelineRun
 from kpisync.store.database import open_store

@@ -527,12 +527,13 @@ def db_backup(target: Path = typer.Argument(..., help="A new file for the copy."
 
 def _register_command_modules() -> None:
     """The KPI, write-back, scheduler and report commands live beside their own code."""
-    from kpisync import run_command
+    from kpisync import run_command, sandbox_command
     from kpisync.report import commands as report_commands
     from metrics import commands as metric_commands
     from writeback import commands as writeback_commands
 
-    for module in (metric_commands, writeback_commands, run_command, report_commands):
+    for module in (metric_commands, writeback_commands, run_command, report_commands,
+                   sandbox_command):
         module.register(app)
 
 

@@ -29,10 +29,17 @@ def calls_in(usage: Mapping[str, int]) -> int:
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One stream a connector reads, and the canonical entities its pages carry."""
+    """One stream a connector reads, and the canonical entities its pages carry.
+
+    A `whole` stream is read whole each run (no cursor): its rows are written only where they
+    differ from the stored ones. A `metadata` stream (owners, stages) is read whole too, and only
+    when the source's metadata is due (kpisync.metadata).
+    """
 
     name: str
     entities: tuple[str, ...]
+    metadata: bool = False
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,19 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class KeepsMetadata(Protocol):
+    """Optional: a connector whose metadata (field lists, stages, owners' meaning) can be kept
+    between runs, so a run it is not due in makes none of those calls (kpisync.metadata).
+
+    `metadata_snapshot()` returns what this run read, as JSON; `restore_metadata(snapshot)` takes a
+    kept one instead of reading, or returns False when it cannot use it (then it is read again).
+    """
+
+    def metadata_snapshot(self) -> dict[str, Any]: ...
+
+    def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool: ...
 
 
 class ConnectorFactory(Protocol):

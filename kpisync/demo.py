@@ -2,16 +2,19 @@
 
 Starts the emulator of the CRM asked for (HubSpot, Salesforce or Vtiger) on 127.0.0.1 with a
 seeded synthetic org, writes a throwaway settings file and store, syncs, and prints what it did.
-Later stages (KPIs, write-back) join when installed.
+Later stages (KPIs, write-back, report) join when installed. With `--keep FOLDER` the folder
+keeps the store, the settings (write-back mapping included), the report and the emulator's
+records (`FOLDER/sandbox`), which `kpisync sandbox serve --state FOLDER/sandbox` serves again.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +22,24 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
-from kpisync.calendars import PERSIAN
 from kpisync.connector import calls_in
 from kpisync.context import AppContext, open_context
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
 from kpisync.registry import build_connector
 from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
+from kpisync.sandbox.state import save_state
+from kpisync.sandbox_setup import (
+    Mapping,
+    SandboxFolder,
+    add_score_fields,
+    exports,
+    settings_text,
+)
 from kpisync.store.models import ENTITY_MODELS
 from kpisync.sync import SyncOptions, sync_source
 
-# Neutral stage keys of the synthetic org that the demo's KPI roles name.
-REQUIRED_STAGES = ("qualified_to_buy", "presentation_scheduled")
-PROPOSAL_STAGES = ("contract_sent",)
-TEAM_QUOTA = 60_000  # each team's quota for the demo's last full quarter, in USD
+KEPT_SANDBOX = "sandbox"  # the kept folder's sub-folder holding the emulator's state
 
 
 @dataclass(frozen=True)
@@ -45,74 +52,21 @@ class DemoRun:
     context: AppContext
     folder: Path
     kept: bool  # the folder outlives the demo (--keep)
-
-
-def toml_list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+    mapping: Mapping  # entity -> score -> the field it is written into
 
 
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path, locale: str = "en") -> str:
-    required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
-    proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
-    teams = sorted({rep.team for rep in emulator.org.reps if rep.team})
-    # locale fa: Persian text and the Solar Hijri calendar; the goals' quarter is then Q2 1405
-    persian = locale == "fa"
-    quarter = PERSIAN.period_start(date(2026, 7, 1), "quarter") if persian else date(2026, 7, 1)
-    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "{quarter}"\n'
-                          f'amount = {TEAM_QUOTA}\nteam = "{team}"\n' for team in teams)
-    calendar = 'calendar = "persian"\nlocale = "fa"\ntimezone = "Asia/Tehran"' if persian else \
-        'timezone = "Europe/Warsaw"'
-
-    return f"""
-[kpisync]
-store = "sqlite:///{store}"
-{calendar}
-currency = "USD"
-
-[sources.{crm.source}]
-{crm.source_settings(emulator)}
-
-# The synthetic org keeps no exchange rates: these convert its EUR, GBP and PLN deals to USD.
-[metrics]
-currency_rates = {{ EUR = 1.08, GBP = 1.27, PLN = 0.25 }}
-
-# What the synthetic org's fields mean for the KPIs: its margin is a share of the amount.
-[metrics.roles]
-margin = "fraction"
-segment_field = "{crm.segment_field(emulator)}"
-qualified_lead_statuses = {toml_list(crm.qualified_statuses(emulator))}
-required_stages = {required}
-proposal_stages = {proposal}
-
-# Goals for the demo's last full quarter: `kpisync goals` and the report show their progress.
-[[metrics.goals]]
-name = "Q3 revenue"
-kpi = "sales_volume"
-period = "quarter"
-start = "{quarter}"
-target = 120000
-
-[[metrics.goals]]
-name = "Q3 win rate"
-kpi = "win_rate"
-period = "quarter"
-start = "{quarter}"
-target = 0.30
-
-# Spend and quotas live outside the CRM; these give the demo's last full quarter a CAC and
-# each team a quota.
-[[metrics.spend]]
-period = "quarter"
-start = "{quarter}"
-amount = 45000
-{team_quotas}"""
+    """The demo's settings without a write-back mapping; the CRM's demo credentials go into
+    this process's environment, where the settings name them."""
+    os.environ.update(crm.credentials())
+    return settings_text(crm, emulator, store, {}, locale)
 
 
 def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None,
              locale: str = "en") -> None:
     """Sync, compute and write back on the emulator of `crm`; the store lives in `keep`, else
     in a temporary folder removed at the end."""
-    folder = keep or Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
+    folder = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
         demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None,
@@ -129,10 +83,13 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
     console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
                   f"served by the {crm.name} emulator")
     org = generate_org(seed=seed, deals=deals)
-    with crm.serve(org) as emulator:
+    state = folder / KEPT_SANDBOX
+    os.environ.update(crm.credentials())  # this process's own commands use them
+    with crm.serve(org, ca_folder=state if kept else None) as emulator:
+        mapping = add_score_fields(crm, emulator)
         settings_path = folder / "settings.toml"
-        settings_path.write_text(demo_settings(crm, emulator, folder / "kpisync.db", locale),
-                                 "utf-8")
+        settings_path.write_text(settings_text(crm, emulator, folder / "kpisync.db", mapping,
+                                               locale), "utf-8")
         context = open_context(settings_path)
         try:
             source = context.settings.source(crm.source)
@@ -143,11 +100,34 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
             console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
                           f"{calls_in(result.api_calls)} API calls")
             console.print(store_summary(context.engine))
-            run = DemoRun(crm, emulator, org, context, folder, kept)
+            run = DemoRun(crm, emulator, org, context, folder, kept, mapping)
             for stage in _later_stages():
                 stage(console, run)
+            if kept:  # what was written to the emulator, for `kpisync sandbox serve --state`
+                port = int(emulator.base_url.rsplit(":", 1)[1])
+                SandboxFolder(crm.key, seed, deals, port, mapping).write(state)
+                save_state(emulator, state)
         finally:
             context.engine.dispose()
+    if kept:
+        print_kept(console, crm, folder)
+
+
+def print_kept(console: Console, crm: DemoCrm, folder: Path) -> None:
+    """How to use the kept folder's commands that need the CRM, after the demo's emulator ended."""
+    settings = shlex.quote(str(folder / "settings.toml"))
+    lines = [
+        (f"{folder}: settings.toml, kpisync.db, report.html and the emulator's records "
+         f"({KEPT_SANDBOX}/). `kpisync status`, `kpis` and `report` work at once:"),
+        f"  kpisync --settings {settings} kpis",
+        "The commands that talk to the CRM need its emulator back, in another terminal:",
+        f"  kpisync sandbox serve --state {shlex.quote(str(folder / KEPT_SANDBOX))}",
+        "and its demo credentials in the environment:",
+        *(f"  {line}" for line in exports(crm).splitlines()),
+        f"  kpisync --settings {settings} check {crm.source}",
+    ]
+    console.rule("the kept folder")
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def store_summary(engine: Engine) -> Table:

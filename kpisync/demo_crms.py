@@ -9,25 +9,40 @@ emulator). Records are read back through each CRM's own API, as a rep's screen w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 
 from kpisync.sandbox.org import Org
+from kpisync.sandbox.server import Knobs
 
 
 class DemoCrm:
     """What the demo needs of one CRM; the subclasses fill it in."""
 
+    key: ClassVar[str]  # as `--crm` names it
     name: ClassVar[str]
     source: ClassVar[str]
     record_word: ClassVar[dict[str, str]]  # entity -> the CRM's word for such a record
     provisions_fields: ClassVar[bool] = False  # kpisync creates the fields through the API
+    default_port: ClassVar[int]  # where `kpisync sandbox serve` listens unless told otherwise
 
-    def serve(self, org: Org) -> AbstractContextManager[Any]:
+    def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
+        """The CRM's emulator serving `org` (not started yet); Salesforce keeps its certificate
+        authority in `ca_folder` when one is given."""
+        raise NotImplementedError
+
+    def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
+        """The emulator's knobs: `fault_rate` of the calls fail, half with the CRM's rate-limit
+        answer and half with a 5xx, drawn from `seed` so that a run repeats."""
+        return Knobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
+                     rate_5xx=fault_rate / 2, fault_seed=seed)
+
+    def credentials(self) -> dict[str, str]:
+        """The fixed demo credentials: environment variable -> value (the settings name the
+        variables, never the values)."""
         raise NotImplementedError
 
     def source_settings(self, emulator: Any) -> str:
@@ -58,18 +73,28 @@ class DemoCrm:
 
 
 class HubSpotDemo(DemoCrm):
+    key = "hubspot"
     name = "HubSpot"
     source = "demo_hubspot"
     record_word = {"account": "company", "contact": "contact", "deal": "deal"}
     provisions_fields = True
+    default_port = 18601
     token_env = "KPISYNC_DEMO_HUBSPOT_TOKEN"
     token = "pat-na1-demo-emulator"
 
-    def serve(self, org: Org) -> AbstractContextManager[Any]:
+    def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
         from kpisync.sandbox.hubspot import HubSpotEmulator
 
-        os.environ[self.token_env] = self.token
-        return HubSpotEmulator(org, access_token=self.token)
+        return HubSpotEmulator(org, access_token=self.token, knobs=knobs)
+
+    def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
+        from kpisync.sandbox.hubspot import HubSpotKnobs
+
+        return HubSpotKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
+                            rate_5xx=fault_rate / 2, fault_seed=seed)
+
+    def credentials(self) -> dict[str, str]:
+        return {self.token_env: self.token}
 
     def source_settings(self, emulator: Any) -> str:
         return f"""type = "hubspot"
@@ -104,24 +129,36 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "
 
 
 class SalesforceDemo(DemoCrm):
+    key = "salesforce"
     name = "Salesforce"
     source = "demo_salesforce"
     record_word = {"account": "Account", "contact": "Contact", "deal": "Opportunity"}
+    default_port = 18602
     password_env = "KPISYNC_DEMO_SALESFORCE_PASSWORD"
     token_env = "KPISYNC_DEMO_SALESFORCE_TOKEN"
 
-    def serve(self, org: Org) -> AbstractContextManager[Any]:
+    def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
         from kpisync.sandbox.salesforce import SalesforceEmulator
 
-        return SalesforceEmulator(org)
+        return SalesforceEmulator(org, knobs=knobs, ca_folder=ca_folder)
+
+    def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
+        from kpisync.sandbox.salesforce import SalesforceKnobs
+
+        return SalesforceKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
+                               rate_5xx=fault_rate / 2, fault_seed=seed)
+
+    def credentials(self) -> dict[str, str]:
+        from kpisync.sandbox.salesforce import OrgLogin
+
+        login = OrgLogin()
+        return {self.password_env: login.password, self.token_env: login.security_token}
 
     def source_settings(self, emulator: Any) -> str:
         login = emulator.login
-        os.environ[self.password_env] = login.password
-        os.environ[self.token_env] = login.security_token
         return f"""type = "salesforce"
 login_url = "{emulator.base_url}"
-ca_bundle = "{emulator.ca_path}"  # the emulator's own certificate authority, made at start
+ca_bundle = "{emulator.ca_path}"  # the emulator's own certificate authority
 username = "{login.username}"
 password_env = "{self.password_env}"
 security_token_env = "{self.token_env}"
@@ -155,16 +192,22 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "
 
 
 class VtigerDemo(DemoCrm):
+    key = "vtiger"
     name = "Vtiger"
     source = "demo_vtiger"
     record_word = {"account": "organization", "contact": "contact", "deal": "opportunity"}
+    default_port = 18603
     key_env = "KPISYNC_DEMO_VTIGER_KEY"
 
-    def serve(self, org: Org) -> AbstractContextManager[Any]:
-        from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+    def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
+        from kpisync.sandbox.vtiger import VtigerEmulator
 
-        os.environ[self.key_env] = ADMIN_KEY
-        return VtigerEmulator(org)
+        return VtigerEmulator(org, knobs=knobs)
+
+    def credentials(self) -> dict[str, str]:
+        from kpisync.sandbox.vtiger import ADMIN_KEY
+
+        return {self.key_env: ADMIN_KEY}
 
     def source_settings(self, emulator: Any) -> str:
         return f"""type = "vtiger"

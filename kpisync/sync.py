@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from kpisync import metadata
 from kpisync.collector import fewer_collections
 from kpisync.connector import Connector, Page
 from kpisync.cursor import Cursor
@@ -65,6 +66,7 @@ class SyncOptions:
     full: bool = False
     streams: tuple[str, ...] = ()  # empty: all
     purge_check_every: timedelta | None = timedelta(days=7)
+    metadata_every: timedelta | None = timedelta(days=1)  # None: read metadata every run
     should_stop: Callable[[], bool] = lambda: False
     on_page: Callable[[Page], None] = lambda page: None
     on_run: Callable[[int], None] = lambda run_id: None  # told the sync run's id once it is stored
@@ -87,17 +89,30 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
-        new_fields = record_fields(engine, source, connector.discover(), signpost)
-        if new_fields:
-            log.info("new custom fields on %s: %s", source, ", ".join(new_fields))
+        kept_at = metadata.restored(engine, source, connector, every=options.metadata_every,
+                                    full=options.full, now=signpost)
+        kept = kept_at is not None
+        if not kept:
+            new_fields = record_fields(engine, source, connector.discover(), signpost)
+            if new_fields:
+                log.info("new custom fields on %s: %s", source, ", ".join(new_fields))
         if purge_check_due(engine, source, options):
             purged = StreamResult(stream=PURGE_CHECK)
             purged.purged = check_for_purged(engine, source, connector)
             result.streams.append(purged)
-        outcomes = [StreamResult(stream=spec.name) for spec in connector.streams()
-                    if not options.streams or spec.name in options.streams]
+        specs = [spec for spec in connector.streams() if not (kept and spec.metadata)
+                 and (not options.streams or spec.name in options.streams)]
+        outcomes = [StreamResult(stream=spec.name) for spec in specs]
         result.streams.extend(outcomes)  # filled as pages commit: a stopped run records its part
-        sync_streams(engine, source, connector, outcomes, signpost, options)
+        whole = {spec.name for spec in specs if spec.metadata or spec.whole}
+        sync_streams(engine, source, connector, outcomes, signpost, options, whole)
+        # Kept when every metadata stream of the run is written, or when the connector had to
+        # read its metadata again mid-run (a changed field showed in the records: the metadata
+        # streams stay due when they were).
+        if not options.streams and (not kept or metadata.moved(connector)):
+            if kept:
+                record_fields(engine, source, connector.discover(), signpost)
+            metadata.keep(engine, source, connector, kept_at or signpost)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
             asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc(),
@@ -127,13 +142,14 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
 
 def sync_streams(
     engine: Engine, source: str, connector: Connector, outcomes: list[StreamResult],
-    signpost: datetime, options: SyncOptions,
+    signpost: datetime, options: SyncOptions, whole: frozenset[str] | set[str] = frozenset(),
 ) -> None:
     """Sync the streams of `outcomes` in order, counting each one's pages into its outcome.
 
     One reader thread reads the streams one after another and runs ahead across their borders,
     so a stream's first call overlaps the writing of the last page before it. Each stream's
     cursor is only ever written by its own pages, so all of them are loaded before reading starts.
+    The streams in `whole` are read whole: their rows are written only where they changed.
     """
     by_stream = {outcome.stream: outcome for outcome in outcomes}
     with engine.connect() as connection:
@@ -150,7 +166,8 @@ def sync_streams(
     with closing(pages):  # stops the reader thread however the loop ends
         for stream, page in pages:
             with engine.begin() as connection:
-                upserted, deleted = write_page(connection, source, page, now_utc())
+                upserted, deleted = write_page(connection, source, page, now_utc(),
+                                               only_changed=stream in whole)
             outcome = by_stream[stream]
             outcome.pages += 1
             outcome.upserted += upserted

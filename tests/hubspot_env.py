@@ -28,6 +28,7 @@ class HubSpotEnv:
                                    "token_env": TOKEN_ENV, "search_lag_seconds": 0,
                                    "fast_retries": True, "timeout_seconds": 5,
                                    "search_rate_per_second": self.emulator.search_rate_per_second,
+                                   "archived_every_minutes": 0,  # deletes seen by the next sync
                                    "roles": {"deal_type": "deal_category"}}
         options.update(extra)
         return options

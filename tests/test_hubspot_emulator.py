@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import urllib3
 from hubspot import HubSpot
@@ -383,3 +384,62 @@ def test_stage_calculated_properties_and_owner_assigned_date(
     emulator.update_record("deals", rid, {"hubspot_owner_id": ""})
     assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == \
         iso(created + timedelta(days=1))
+
+
+def test_a_portal_without_custom_objects_lists_no_schemas(client: HubSpot) -> None:
+    assert client.crm.schemas.core_api.get_all().results == []
+    assert client.crm.schemas.core_api.get_all(archived=True).results == []
+
+
+def test_owners_are_served_500_a_page() -> None:
+    org = generate_org(seed=3, deals=120, reps_per_deal=5.0)  # 600 owners
+    with HubSpotEmulator(org) as emulator:
+        owners = HubSpot(access_token=TOKEN, host=emulator.base_url).crm.owners.owners_api
+        first = owners.get_page(limit=500)
+        assert len(first.results) == 500 and first.paging.next.after == "500"
+        rest = owners.get_page(limit=500, after="500")
+        assert [o.email for o in first.results + rest.results] == [r.email for r in org.reps]
+        assert rest.paging is None
+        with pytest.raises(Exception) as caught:
+            owners.get_page(limit=501)
+        assert caught.value.status == 400  # type: ignore[attr-defined]
+
+
+def test_tickets_have_hubspots_default_properties(client: HubSpot) -> None:
+    names = {p.name for p in client.crm.properties.core_api.get_all("tickets").results}
+    assert {"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority",
+            "createdate", "hs_lastmodifieddate", "hubspot_owner_id"} <= names
+
+
+def raw_search(emulator: HubSpotEmulator, body: dict[str, Any]) -> Any:
+    return httpx.post(f"{emulator.base_url}/crm/v3/objects/deals/search", json=body,
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+
+def test_a_top_level_filters_array_is_one_filter_group(emulator: HubSpotEmulator,
+                                                       org: Org) -> None:
+    won = {"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"}
+    loose = raw_search(emulator, {"filters": [won], "limit": 1})
+    grouped = raw_search(emulator, {"filterGroups": [{"filters": [won]}], "limit": 1})
+    assert loose.status_code == grouped.status_code == 200
+    assert loose.json()["total"] == grouped.json()["total"] == sum(
+        d.stage == "closed_won" for d in org.deals) < len(org.deals)
+    lost = {"propertyName": "dealstage", "operator": "EQ", "value": "closedlost"}
+    both = raw_search(emulator, {"filters": [won], "filterGroups": [{"filters": [lost]}]})
+    assert both.json()["total"] == sum(d.stage in ("closed_won", "closed_lost") for d in org.deals)
+
+
+def test_what_the_emulator_does_not_implement_is_a_400_naming_it(emulator: HubSpotEmulator
+                                                                 ) -> None:
+    refused = raw_search(emulator, {"filterGroup": [{"filters": []}], "limit": 1})
+    assert refused.status_code == 400 and "filterGroup" in refused.json()["message"]
+    owners = httpx.get(f"{emulator.base_url}/crm/v3/owners/", params={"idProperty": "userId"},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert owners.status_code == 400 and "idProperty" in owners.json()["message"]
+    listed = httpx.get(f"{emulator.base_url}/crm/v3/objects/deals", params={"sort": "amount"},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert listed.status_code == 400 and "sort" in listed.json()["message"]
+    batch = httpx.post(f"{emulator.base_url}/crm/v3/objects/deals/batch/update",
+                       json={"inputs": [], "upsert": True},
+                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert batch.status_code == 400 and "upsert" in batch.json()["message"]

@@ -102,7 +102,8 @@ def test_stage_history_and_custom_field_drift(sqlite_engine: Engine, env: HubSpo
     assert created.status_code == 201, created.text
     rid = sorted(dump["deals"])[0]
     env.emulator.update_record("deals", rid, {"renewal_risk": "high"})
-    sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
+    # A new field is seen when the metadata is next due (daily by default): due now.
+    sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(metadata_every=timedelta(0)))
     with sqlite_engine.connect() as connection:
         custom = connection.execute(select(Deal.custom).where(Deal.external_id == rid)).scalar()
         assert custom["renewal_risk"] == "high"

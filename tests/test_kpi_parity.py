@@ -45,8 +45,8 @@ NOT_COMPARABLE: dict[str, tuple[frozenset[str], str]] = {
         "Vtiger hides converted leads")),
     "follow_up_persistence": (SALESFORCE | VTIGER, (
         "the same, and Salesforce dates a conversion to the day (ConvertedDate), not the instant")),
-    "new_leads": (VTIGER, ("Vtiger's webservice hides converted leads (query and retrieve skip "
-                           "them; sync lists them among the deleted ids)")),
+    "new_leads": (VTIGER, ("Vtiger's query hides converted leads: one converted before kpisync "
+                           "first read it is never seen (one converted later is kept, converted)")),
     "qualified_leads": (VTIGER, "the same"),
     "qualified_leads_growth": (VTIGER, "the same"),
     "customer_acquisition_rate": (VTIGER, "the same"),

@@ -127,7 +127,7 @@ def test_bulk_first_sync_reads_both_histories_through_their_own_jobs(sqlite_engi
     result = sync_source(sqlite_engine, SOURCE, env.connector(**options),
                          SyncOptions(streams=("User", "OpportunityStage", "Opportunity")))
     assert result.status == "succeeded"
-    jobs = sorted(job.sobject for job in env.emulator.bulk.jobs.values())
+    jobs = sorted(job.sobject for job in env.emulator.bulk.created.values())
     assert jobs == ["Opportunity", "OpportunityFieldHistory", "OpportunityHistory"]
     # three jobs (create, poll, result pages each) and no REST query for either history
     assert result.api_calls["POST jobs/query"] == 3

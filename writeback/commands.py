@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from kpisync import metadata
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, ConflictError, WritebackError, WritesFailed
@@ -239,6 +240,7 @@ def provision(source: str, settings: Path, *, apply: bool) -> list[FieldStep]:
     finally:
         connector.close()
     if apply:  # a paused mapping whose field is fine now resumes at once, not at its daily check
+        metadata.forget(context.engine, source)  # the next sync reads the new fields
         lift_pauses(context.engine, source, [(s.entity, s.field) for s in steps
                                              if s.action != "manual" and s.problem is None])
     return steps

@@ -1,7 +1,7 @@
 """The write-back stage of `kpisync demo`: fields, dry run, write, and one record before/after.
 
-The demo's settings have no `[writeback]` table, so this stage brings its own mapping, into fields
-made as the CRM's admin would make them. The record shown is read back through the emulator's
+The demo's settings map the scores into fields made as the CRM's admin would make them (HubSpot's
+are created here, through its API). The record shown is read back through the emulator's
 HTTP API after the run, the way a rep's screen would see it; its values before are the ones the
 run's outbox kept for a revert.
 """
@@ -22,26 +22,14 @@ from kpisync.sync import SyncOptions, sync_source
 from writeback import outbox
 from writeback.commands import print_report
 from writeback.options import source_plan
-from writeback.provision import LABEL_PREFIX, provision_fields
+from writeback.provision import provision_fields
 from writeback.runs import run_writeback
-from writeback.scores import SCORES as SCORE_SPECS
-
-SPECS = {(spec.entity, spec.name): spec for spec in SCORE_SPECS}
-
-SCORES: dict[str, tuple[str, ...]] = {  # what the demo writes back, per entity
-    "account": ("nps_score", "nps_category", "nps_last_answer", "upsell_flag", "upsell_reason"),
-    "contact": ("nps_score", "nps_category", "nps_last_answer"),
-    "deal": ("days_in_stage", "stalled"),
-}
 
 
 def demo_stage(console: Console, run: DemoRun) -> None:
     crm, context = run.crm, run.context
     console.rule("write-back")
-    mapping = {entity: {score: crm.add_field(run.emulator, entity, score, SPECS[entity, score].kind,
-                                             LABEL_PREFIX + SPECS[entity, score].title,
-                                             SPECS[entity, score].options)
-                        for score in scores} for entity, scores in SCORES.items()}
+    mapping = run.mapping  # the fields the demo's admin added, named in its settings
     extra = dict(context.settings.extra or {})
     extra.setdefault("writeback", {crm.source: mapping})
     settings = replace(context.settings, extra=extra)

@@ -8,8 +8,10 @@ properties its search page carries; property history is read (batch/read) only f
 cannot prove, or whose owner was assigned after they closed (see connectors.hubspot.stages).
 Cursor: `lastmodifieddate` (contacts) / `hs_lastmodifieddate` (the rest) through the search API,
 closed lower bound with ids seen at the boundary dropped; see connectors.hubspot.search.
-Deletes: archived records (listed in full each run: HubSpot cannot filter them by time); purged
-records through the engine's periodic full id comparison; merges via `hs_merged_object_ids`.
+Deletes: archived records (listed in full, as HubSpot cannot filter them by time, at most every
+`archived_every_minutes` per object); purged records through the engine's periodic full id
+comparison; merges via `hs_merged_object_ids`. Metadata (properties, pipelines, owners) is kept
+between runs and read again when due (kpisync.metadata).
 Auth: a private-app token, or OAuth (client id + secret + refresh token), refreshed ahead of expiry.
 Rate limits: 429s wait for Retry-After (search: 5 requests/s); 5xx and network errors retried.
 """
@@ -17,6 +19,7 @@ Rate limits: 429s wait for Retry-After (search: 5 requests/s); 5xx and network e
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -50,6 +53,7 @@ SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "emails", "
             "tasks", "feedback_submissions")
 WRITABLE = {"account": "companies", "contact": "contacts", "deal": "deals"}
 OBJECT_TYPE_IDS = {"contact": "0-1", "account": "0-2", "deal": "0-3"}  # in HubSpot's record URLs
+SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
 
 
 class HubSpotSettings(StrictModel):
@@ -62,6 +66,7 @@ class HubSpotSettings(StrictModel):
     batch_records: int = 1000
     timeout_seconds: float = 60.0
     search_rate_per_second: float = 5.0  # HubSpot's search limit per account
+    archived_every_minutes: float = 60.0  # how stale a delete may be; 0: list archived every run
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     roles: dict[str, str] = {}
     team_regions: dict[str, str] = {}
@@ -109,10 +114,12 @@ class HubSpotConnector:
         self._fields: list[FieldInfo] | None = None
         self._context: mappers.MappingContext | None = None
         self._stages: list[Row] | None = None
+        self._pipeline_results: list[dict[str, Any]] | None = None
 
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
-        return [StreamSpec("owners", ("user",)), StreamSpec("pipelines", ("pipeline_stage",))] + [
+        return [StreamSpec("owners", ("user",), metadata=True),
+                StreamSpec("pipelines", ("pipeline_stage",), metadata=True)] + [
             StreamSpec(t, ENTITIES[t]) for t in SEARCHED]
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
@@ -123,7 +130,8 @@ class HubSpotConnector:
         elif stream in SEARCHED:
             reader = StreamReader(self.client, self.context(), ReadOptions(
                 lag=timedelta(seconds=self.settings.search_lag_seconds),
-                batch_records=self.settings.batch_records))
+                batch_records=self.settings.batch_records,
+                archived_every=timedelta(minutes=self.settings.archived_every_minutes)))
             yield from reader.read(stream, cursor, signpost)
         else:
             raise RejectedError(f"HubSpot has no stream {stream!r}")
@@ -140,6 +148,20 @@ class HubSpotConnector:
         if self._fields is None:
             self._fields = discover_fields(self.client, SEARCHED)
         return self._fields
+
+    def metadata_snapshot(self) -> dict[str, Any]:
+        """The property lists and deal pipelines this run read, to keep until metadata is due."""
+        return {"format": SNAPSHOT_FORMAT, "fields": [asdict(f) for f in self.discover()],
+                "pipelines": self._pipelines()}
+
+    def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool:
+        if snapshot.get("format") != SNAPSHOT_FORMAT:
+            return False
+        self._fields = [FieldInfo(**{**f, "options": tuple(f["options"])})
+                        for f in snapshot["fields"]]
+        self._pipeline_results = list(snapshot["pipelines"])
+        self._stages, self._context = None, None
+        return True
 
     def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         if entity not in WRITABLE:
@@ -211,12 +233,18 @@ class HubSpotConnector:
                 roles=dict(self.settings.roles), team_regions=dict(self.settings.team_regions))
         return self._context
 
-    def _pipeline_rows(self) -> list[Row]:
-        """The deal pipelines' stages, read once per connector instance (one run)."""
-        if self._stages is None:
+    def _pipelines(self) -> list[dict[str, Any]]:
+        """The deal pipelines as HubSpot lists them, read once per connector instance (one run)."""
+        if self._pipeline_results is None:
             response = self.client.call("GET /crm/v3/pipelines/deals",
                                         self.client.pipelines.get_all_with_http_info, "deals")
-            self._stages = [row for pipeline in response.get("results", [])
+            self._pipeline_results = list(response.get("results", []))
+        return self._pipeline_results
+
+    def _pipeline_rows(self) -> list[Row]:
+        """The deal pipelines' stages."""
+        if self._stages is None:
+            self._stages = [row for pipeline in self._pipelines()
                             for row in mappers.map_stages(pipeline)]
         return list(self._stages)
 

@@ -55,10 +55,14 @@ ENTITIES = {
 MERGEABLE = ("companies", "contacts", "deals")
 
 
+ARCHIVED = "archived_listed_at"  # cursor state: when the stream's archived records were listed
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     lag: timedelta
     batch_records: int
+    archived_every: timedelta = timedelta(0)  # 0: list archived records every run
 
 
 def record_id(record: dict[str, Any]) -> object:
@@ -98,9 +102,16 @@ class StreamReader:
             if len(pending) + scope.page_size > self.options.batch_records:
                 yield self._page(object_type, pending, last, calls_before)
                 pending, calls_before = [], sum(self.client.calls.values())
-        if pending or last != cursor:
-            yield self._page(object_type, pending, last, calls_before)
-        yield from self.read_archived(object_type)
+        listed = cursor.get(ARCHIVED)
+        due = cursor.value is not None and (
+            listed is None or signpost - datetime.fromisoformat(listed) >= self.options.archived_every)
+        if due:
+            yield from self.read_archived(object_type)
+        # A first sync has nothing to delete: it stamps the listing as done.
+        stamped = last.with_state(**{ARCHIVED: signpost.isoformat() if due or listed is None
+                                     else listed})
+        if pending or stamped != cursor:
+            yield self._page(object_type, pending, stamped, calls_before)
 
     def _page(self, object_type: str, records: list[dict[str, Any]], cursor: Cursor,
               calls_before: int) -> Page:

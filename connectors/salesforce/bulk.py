@@ -7,7 +7,9 @@ disable that). Its rows come unordered, so the keyset cursor cannot move while t
 page instead keeps the cursor the job started from and adds the job id and the locator of the
 next result page, so a crash resumes at that page of the same job (jobs live for days). The last
 page stores the keyset cursor `(until, -)`: everything up to `until` is in, and the next run
-continues from there. A result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
+continues from there. A job read to its end is deleted (`DELETE jobs/query/{id}`), as
+well-behaved clients do; the engine reads ahead of its commits, so a run stopped after that
+point runs the same job again next time (the same bounds: nothing lost, a job's calls spent). A result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
 large `maxRecords` saves calls without holding bigger pages in memory; each part but the result
 page's last carries the cursor of that same result page, which a crash reads again (upserts,
 never duplicates).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from functools import partial
@@ -28,6 +31,7 @@ from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, RejectedError
 from kpisync.prefetch import chained
 
+log = logging.getLogger(__name__)
 JOB, LOCATOR, UNTIL = "bulk_job", "bulk_locator", "bulk_until"
 NUMERIC = frozenset({"double", "currency", "percent", "int"})
 
@@ -95,6 +99,7 @@ class BulkReader:
                     last = parts[-1] if parts else []
                     if not following:
                         yield last, Cursor(value=until)
+                        self.delete(job)  # read and committed: a crash no longer resumes it
                         return
                     yield last, at(following)
                     locator = following
@@ -108,6 +113,7 @@ class BulkReader:
         job = self.run(scope.sobject, build_query(scope.sobject, scope.fields, []))
         for text, _following in self.result_pages(job, ""):
             yield typed_rows(text, kinds)
+        self.delete(job)
 
     def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
              ) -> Iterator[list[dict[str, str]]]:
@@ -116,6 +122,7 @@ class BulkReader:
         job = self.run(sobject, build_query(sobject, fields, filters))
         for text, _following in self.result_pages(job, ""):
             yield list(csv.DictReader(io.StringIO(text)))
+        self.delete(job)
 
     def result_pages(self, job: str, locator: str) -> Iterator[tuple[str, str]]:
         """(CSV text, next locator or "") of each result page from `locator` on; the next page
@@ -149,6 +156,16 @@ class BulkReader:
             self.client.wait(self.poll_seconds)
         raise ConnectorError(f"Bulk API query job {job} on {sobject} did not finish",
                              hint="raise bulk_above_records to read this object by REST")
+
+    def delete(self, job: str) -> None:
+        """Delete a job whose results have all been read, as well-behaved clients do (its
+        results would otherwise stay stored at Salesforce for days). A job left behind costs
+        nothing but that, so a refusal is logged, not raised: the rows are already in."""
+        try:
+            self.client.restful("DELETE jobs/query/{id}", f"jobs/query/{job}", method="DELETE")
+        except ConnectorError as error:
+            log.warning("Bulk API query job %s was read but not deleted (Salesforce removes it "
+                        "after 7 days): %s", job, error)
 
     def results(self, job: str, locator: str) -> tuple[str, str]:
         params: dict[str, Any] = {"maxRecords": self.page_records}

@@ -21,7 +21,7 @@ Sforce-Limit-Info usage is recorded per run; a sync refuses to start below `min_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -58,6 +58,10 @@ COMPOUND_TYPES = ("address", "location")  # read as their components (connector.
 INCREMENTAL = ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem", "Task", "Event")
 WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity",
             "user": "User"}
+METADATA_OBJECTS = ("User", "OpportunityStage")  # read again only when metadata is due
+SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
+DESCRIBED = ("name", "label", "type", "custom", "updateable", "picklistValues",
+             "compoundFieldName")  # the parts of a described field kpisync uses
 
 
 def _query(sf: Any, *, soql: str, timeout: Any) -> Any:
@@ -134,7 +138,8 @@ class SalesforceSettings(StrictModel):
 def custom_fields(described: list[dict[str, Any]]) -> tuple[str, ...]:
     """The custom fields to read: every `__c` field, except that a compound one (a custom address
     or geolocation) is read as its components (`__s`), as the Bulk API refuses compound fields."""
-    compound = {str(f["name"]) for f in described if f.get("type") in COMPOUND_TYPES}
+    compound = {str(f["name"]) for f in described
+                if f.get("type") in COMPOUND_TYPES and str(f["name"]).endswith("__c")}
     return tuple(str(f["name"]) for f in described
                  if (str(f["name"]).endswith("__c") and str(f["name"]) not in compound)
                  or f.get("compoundFieldName") in compound)
@@ -172,6 +177,8 @@ class SalesforceConnector:
         self._tracking: bool | None = None
         self._present: dict[str, bool] = {}
         self._stage_rows: list[dict[str, Any]] = []
+        self._kept_stages = False
+        self._streams_read = 0
 
     @property
     def objects(self) -> tuple[str, ...]:
@@ -179,13 +186,16 @@ class SalesforceConnector:
 
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
-        return [*(StreamSpec(o, ("survey_response",) if o == self.survey_object else ENTITIES[o])
-                  for o in self.objects),
-                StreamSpec(finance.RATES_STREAM, ("exchange_rate",)),
-                StreamSpec(finance.QUOTA, ("quota",))]
+        return [*(StreamSpec(o, ("survey_response",) if o == self.survey_object else ENTITIES[o],
+                             metadata=o in METADATA_OBJECTS) for o in self.objects),
+                StreamSpec(finance.RATES_STREAM, ("exchange_rate",), whole=True),
+                StreamSpec(finance.QUOTA, ("quota",), whole=True)]
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
+        if self._streams_read or self.client.api_used is not None:
+            self.guard_allowance()  # on kept metadata: after the first stream, whose answers
+        self._streams_read += 1     # carry the org's usage (a limits call only without them)
         if stream == "User":
             yield from reader.read_users()
         elif stream == "OpportunityStage":
@@ -215,6 +225,29 @@ class SalesforceConnector:
         self.guard_allowance()
         return [info for sobject in self.objects
                 for info in field_infos(sobject, self.described(sobject))]
+
+    def metadata_snapshot(self) -> dict[str, Any]:
+        """What describe said of each object this run asked about (the parts the reader uses),
+        which objects the org lacks, and the opportunity stages."""
+        self.reader()
+        described = {o: {"fields": [{k: f[k] for k in DESCRIBED if k in f}
+                                    for f in d.get("fields", [])]}
+                     for o, d in self._described.items()}
+        return {"format": SNAPSHOT_FORMAT, "described": described, "present": self._present,
+                "tracking": self.tracking(), "stages": self._stage_rows}
+
+    def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool:
+        """Take kept metadata; the allowance floor is then checked after the run's first call,
+        whose answer carries the org's usage, instead of by a call of its own."""
+        if snapshot.get("format") != SNAPSHOT_FORMAT:
+            return False
+        self._described = {o: dict(d) for o, d in snapshot["described"].items()}
+        self._present = dict(snapshot["present"])
+        self._tracking = bool(snapshot["tracking"])
+        self._stage_rows = list(snapshot["stages"])
+        self._kept_stages = True
+        self._reader = None
+        return True
 
     def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         if entity not in WRITABLE:
@@ -352,7 +385,8 @@ class SalesforceConnector:
             stages = {}
             self._reader = StreamReader(self.client, mappers.MappingContext(), fields, kinds,
                                         self.read_options(), self.survey_object, self.tracking())
-            self._stage_rows = self._reader.read_stages()  # once a run: meaning and stream
+            if not self._kept_stages:
+                self._stage_rows = self._reader.read_stages()  # once a run: meaning and stream
             for row in self._stage_rows:
                 stages[str(row["ApiName"])] = mappers.StageInfo(mappers.flag(row["IsClosed"]),
                                                                 mappers.flag(row["IsWon"]))

@@ -17,7 +17,7 @@ Stage history: the webservice has none; kpisync keeps the stage of every version
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +49,7 @@ from kpisync.secrets import read_secret
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
+SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
 ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
 USERS_HIDDEN = ("Vtiger user '{user}' is not an admin and cannot see the Users module (Vtiger "
                 "shows it to admins only, whatever the role): record owners are known by id, "
@@ -128,16 +129,18 @@ class VtigerConnector:
         self.zone = ZoneInfo(s.server_timezone)
         self._schema: Schema | None = None
         self._reader: ModuleReader | None = None
+        self._kept = False  # the schema is a kept snapshot (kpisync.metadata)
+        self._moved = False  # ... which the records showed out of date, so it was read again
 
     # -- the contract ---------------------------------------------------------------------------
     def streams(self) -> list[StreamSpec]:
         entities = {"Potentials": ("deal", "deal_stage_change")}
         modules = [StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
                    for m in self.read_modules()]
-        users, stages = StreamSpec("users", ("user",)), StreamSpec("stages", ("pipeline_stage",))
+        stages = StreamSpec("stages", ("pipeline_stage",), metadata=True)
         if not self.users_visible():  # owners are learnt from the records: read them first
-            return [stages, *modules, users]
-        return [users, stages, *modules]
+            return [stages, *modules, StreamSpec("users", ("user",), whole=True)]
+        return [StreamSpec("users", ("user",), metadata=True), stages, *modules]
 
     def users_visible(self) -> bool:
         """Vtiger shows the Users module to admin users only, whatever the role."""
@@ -188,6 +191,41 @@ class VtigerConnector:
 
     def discover(self) -> list[FieldInfo]:
         return self.schema().infos()
+
+    def metadata_snapshot(self) -> dict[str, Any]:
+        """The modules' describes (and which optional ones this user is not offered)."""
+        schema = self.schema()
+        return {"format": SNAPSHOT_FORMAT, "describes": dict(schema.describes),
+                "hidden": list(schema.hidden)}
+
+    def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool:
+        """Take kept describes. Records carry every field, so they are the describes'
+        fingerprint: a record with a custom field the kept describe lacks (or without one it
+        has) makes the reader describe again before mapping it (`_fields_moved`)."""
+        if snapshot.get("format") != SNAPSHOT_FORMAT or not set(self.read_modules()) <= set(
+                snapshot["describes"]):
+            return False
+        self._schema = Schema(snapshot["describes"], hidden=tuple(snapshot["hidden"]))
+        self._reader, self._kept = None, True
+        return True
+
+    def _fields_moved(self, module: str, records: list[dict[str, Any]] | None) -> None:
+        """On kept describes: describe again when the records' custom fields are not the kept
+        ones (a field added or removed in the CRM since), or when asked (`records` None: a read
+        came back empty), and map with the new context."""
+        if not self._kept or records == [] or self._reader is None:
+            return
+        kept = set(self.schema().custom(module))
+        if records is not None and {n for n in records[0] if n.startswith("cf_")} == kept:
+            return
+        log.info("%s: %s custom fields changed since they were described; describing again",
+                 self.name, module)
+        self._schema, self._kept, self._moved = None, False, True
+        self._reader.context = self.context()
+        self._reader.labels = {m: self.schema().custom(m) for m in self.schema().describes}
+
+    def metadata_moved(self) -> bool:
+        return self._moved
 
     def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         if entity not in WRITABLE:
@@ -269,7 +307,8 @@ class VtigerConnector:
             self._reader = ModuleReader(self.client, self.context(), ReadOptions(
                 read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records,
                 survey_module=s.survey.module if s.survey else None),
-                labels={m: self.schema().custom(m) for m in self.schema().describes})
+                labels={m: self.schema().custom(m) for m in self.schema().describes},
+                fields_moved=self._fields_moved)
         return self._reader
 
     def context(self) -> mappers.MappingContext:

@@ -45,11 +45,14 @@ class ReadOptions:
 
 class ModuleReader:
     def __init__(self, client: VtigerClient, context: mappers.MappingContext,
-                 options: ReadOptions, labels: dict[str, dict[str, str]] | None = None) -> None:
+                 options: ReadOptions, labels: dict[str, dict[str, str]] | None = None,
+                 fields_moved: Callable[[str, list[dict[str, Any]] | None], None] | None = None
+                 ) -> None:
         self.client = client
         self.context = context
         self.options = options
         self.labels = labels or {}  # module -> custom field name -> label
+        self.fields_moved = fields_moved  # told each module's records before they are mapped
         self.owners: set[str] = set()  # assigned_user_id values of the records read this run
         self.notes: dict[str, str] = {}  # module -> why it is read by query
         self.deletes_unseen: set[str] = set()  # query-mode modules whose live count fell
@@ -153,6 +156,8 @@ class ModuleReader:
         """Why Vtiger answered an empty page over rows its count sees: the custom fields whose
         own read comes back empty have no database column (one query each, only here)."""
         module = empty.module
+        if self.fields_moved is not None:  # kept describes may not know the field yet
+            self.fields_moved(module, None)
         broken = [name for name in self.labels.get(module, {})
                   if not self.query(f"SELECT {name} FROM {module} LIMIT 0,1;")]
         named = ", ".join(f"{n} ('{self.labels[module][n]}')" for n in broken)
@@ -176,6 +181,8 @@ class ModuleReader:
                     api_calls=sum(self.client.calls.values()) - calls_before)
 
     def map_records(self, module: str, records: list[dict[str, Any]]) -> list[Row]:
+        if self.fields_moved is not None:
+            self.fields_moved(module, records)
         context = self.context
         self.owners.update(str(r["assigned_user_id"]) for r in records if r.get("assigned_user_id"))
         mapper: Callable[[dict[str, Any]], list[Row]]

@@ -23,7 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kpisync.sandbox.hubspot_auth import OAuthApp, SlidingLimiter, TokenBook
-from kpisync.sandbox.hubspot_meta import register_meta_routes
+from kpisync.sandbox.hubspot_meta import (
+    refuse_unknown,
+    refuse_unknown_fields,
+    register_meta_routes,
+)
 from kpisync.sandbox.hubspot_records import (
     FIRST_API_ID,
     Truth,
@@ -196,6 +200,8 @@ class HubSpotEmulator(EmulatorServer):
     def list_objects(self, request: Request) -> Response:
         """GET /crm/v3/objects/{type}: id-ordered pages, archived=true lists only archived."""
         object_type = self.object_type(request)
+        refuse_unknown(request, {"limit", "after", "properties", "propertiesWithHistory",
+                                 "associations", "archived"})
         history = request.arg_list("propertiesWithHistory")
         limit = int(request.arg("limit") or 10)
         cap = 50 if history else 100
@@ -215,6 +221,8 @@ class HubSpotEmulator(EmulatorServer):
     def get_object(self, request: Request) -> Response:
         """GET /crm/v3/objects/{type}/{id}."""
         object_type = self.object_type(request)
+        refuse_unknown(request, {"properties", "propertiesWithHistory", "associations",
+                                 "archived"})
         archived = (request.arg("archived") or "false").lower() == "true"
         record = self.store.get(object_type, request.params["id"], archived)
         if record is None:
@@ -228,6 +236,7 @@ class HubSpotEmulator(EmulatorServer):
         """POST /crm/v3/objects/{type} -> 201."""
         object_type = self.object_type(request, writing=True)
         body = request.json() or {}
+        refuse_unknown_fields(body, {"properties", "associations"})
         props = self.store.normalize(object_type, body.get("properties") or {})
         links = self._associations_in(object_type, body.get("associations"))
         record = self.store.create(object_type, props, links)
@@ -236,7 +245,9 @@ class HubSpotEmulator(EmulatorServer):
     def update_object(self, request: Request) -> Response:
         """PATCH /crm/v3/objects/{type}/{id}."""
         object_type = self.object_type(request, writing=True)
-        props = self.store.normalize(object_type, (request.json() or {}).get("properties") or {})
+        body = request.json() or {}
+        refuse_unknown_fields(body, {"properties"})
+        props = self.store.normalize(object_type, body.get("properties") or {})
         record = self.store.update(object_type, request.params["id"], props)
         return json_response(200, render(self.schema, object_type, record, list(props)))
 
@@ -248,6 +259,8 @@ class HubSpotEmulator(EmulatorServer):
 
     def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         body = request.json() or {}
+        refuse_unknown_fields(body, {"inputs", "properties", "propertiesWithHistory", "idProperty"}
+                              if request.route_key.endswith("/batch/read") else {"inputs"})
         inputs = body.get("inputs") or []
         if len(inputs) > MAX_BATCH:
             raise validation_error(f"Too many inputs: {len(inputs)} > {MAX_BATCH}",

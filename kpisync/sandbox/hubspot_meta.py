@@ -1,5 +1,6 @@
-"""Non-object endpoints of the HubSpot emulator: OAuth token, owners, properties and groups,
-pipelines and v4 associations. `register_meta_routes(emulator)` adds them to a running emulator.
+"""Non-object endpoints of the HubSpot emulator: OAuth token, owners, custom object schemas (none),
+properties (tickets' defaults too) and groups, pipelines and v4 associations. A query parameter
+an endpoint does not implement is a 400 naming it, never ignored. `register_meta_routes(emulator)` adds them to a running emulator.
 """
 
 from __future__ import annotations
@@ -16,8 +17,24 @@ from kpisync.sandbox.server import Request, Response, json_response
 if TYPE_CHECKING:
     from kpisync.sandbox.hubspot import HubSpotEmulator
 
-MAX_OWNERS_PAGE = 100
+MAX_OWNERS_PAGE = 500
 MAX_ASSOCIATION_INPUTS = 1000
+TICKET_GROUP = "ticketinformation"
+TICKET_PROPERTIES = tuple(PropDef(name, kind, label, options, read_only, group=TICKET_GROUP)
+                          for name, kind, label, options, read_only in (
+    ("subject", "string", "Ticket name", (), False),
+    ("content", "string", "Ticket description", (), False),
+    ("hs_pipeline", "enumeration", "Pipeline", ("0",), False),
+    ("hs_pipeline_stage", "enumeration", "Ticket status", ("1", "2", "3", "4"), False),
+    ("hs_ticket_priority", "enumeration", "Priority", ("LOW", "MEDIUM", "HIGH", "URGENT"), False),
+    ("hs_ticket_category", "enumeration", "Category",
+     ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"), False),
+    ("source_type", "enumeration", "Source", ("CHAT", "EMAIL", "FORM", "PHONE"), False),
+    ("hubspot_owner_id", "enumeration", "Ticket owner", (), False),
+    ("closed_date", "datetime", "Close date", (), False),
+    ("createdate", "datetime", "Create date", (), True),
+    ("hs_lastmodifieddate", "datetime", "Last modified date", (), True),
+    ("hs_object_id", "number", "Record ID", (), True)))
 TYPE = r"(?P<type>[A-Za-z0-9_-]+)"
 
 
@@ -26,6 +43,8 @@ def register_meta_routes(emu: HubSpotEmulator) -> None:
     meta = MetaEndpoints(emu)
     emu.add_route("POST", "/oauth/v1/token", meta.token)
     emu.add_route("GET", "/crm/v3/owners/?", meta.owners)
+    emu.add_route("GET", "/crm/v3/schemas/?", meta.schemas)
+    emu.add_route("GET", "/crm-object-schemas/v3/schemas/?", meta.schemas)  # the SDK's path
     emu.add_route("GET", r"/crm/v3/owners/(?P<id>\d+)", meta.owner)
     emu.add_route("GET", f"/crm/v3/pipelines/{TYPE}", meta.pipelines)
     emu.add_route("GET", f"/crm/v3/pipelines/{TYPE}/(?P<pipeline>[^/]+)", meta.pipeline)
@@ -38,6 +57,20 @@ def register_meta_routes(emu: HubSpotEmulator) -> None:
                   "/batch/read", meta.associations_batch)
     emu.add_route("GET", r"/crm/v4/objects/(?P<from>[A-Za-z0-9_-]+)/(?P<id>\d+)/associations/"
                   r"(?P<to>[A-Za-z0-9_-]+)", meta.associations_of)
+
+
+def refuse_unknown(request: Request, known: set[str]) -> None:
+    """A 400 naming a query parameter the emulator does not implement: never ignored."""
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        raise validation_error(f"Unsupported query parameter: {unknown[0]}")
+
+
+def refuse_unknown_fields(body: Any, known: set[str]) -> None:
+    """A 400 naming a request body field the emulator does not implement: never ignored."""
+    unknown = sorted(set(body) - known) if isinstance(body, dict) else []
+    if unknown:
+        raise validation_error(f"Unsupported request body field: {unknown[0]}")
 
 
 def known_type(name: str) -> str:
@@ -62,7 +95,8 @@ class MetaEndpoints:
             return json_response(400, exc.body())
 
     def owners(self, request: Request) -> Response:
-        """GET /crm/v3/owners/ with limit (<=100), after (offset), email, archived."""
+        """GET /crm/v3/owners/ with limit (<=500), after (offset), email, archived."""
+        refuse_unknown(request, {"limit", "after", "email", "archived"})
         limit = int(request.arg("limit") or 100)
         if limit < 1 or limit > MAX_OWNERS_PAGE:
             raise validation_error(f"limit must be between 1 and {MAX_OWNERS_PAGE}")
@@ -95,9 +129,21 @@ class MetaEndpoints:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found")
         return json_response(200, self.emu.pipeline)
 
+    def schemas(self, request: Request) -> Response:
+        """GET /crm/v3/schemas: the portal's custom objects; it has none."""
+        refuse_unknown(request, {"archived"})
+        return json_response(200, {"results": []})  # archived or not, it has none
+
     def properties(self, request: Request) -> Response:
-        """GET /crm/v3/properties/{type}: every definition, no paging."""
-        defs = self.emu.schema.properties[known_type(request.params["type"])]
+        """GET /crm/v3/properties/{type}: every definition, no paging. Tickets, which this
+        portal holds none of, have HubSpot's default ticket properties."""
+        refuse_unknown(request, {"archived"})
+        if request.params["type"].lower() in ("tickets", "ticket", "0-5"):
+            defs = {d.name: d for d in TICKET_PROPERTIES}
+        else:
+            defs = self.emu.schema.properties[known_type(request.params["type"])]
+        if (request.arg("archived") or "false").lower() == "true":
+            return json_response(200, {"results": []})  # no property here was ever archived
         return json_response(200, {"results": [d.to_json(i) for i, d in
                                                enumerate(defs.values())]})
 

@@ -152,12 +152,26 @@ def is_range_on(f: Filter, prop: str) -> bool:
         (f.op != "BETWEEN" or f.high is not None)
 
 
+SEARCH_FIELDS = frozenset({"filterGroups", "filters", "sorts", "properties", "limit", "after",
+                           "query"})
+
+
 def compile_groups(body: dict[str, Any],
                    lookup: Callable[[str], PropDef | None]) -> list[list[Filter]]:
-    """Validate the filterGroups of a request against the limits and compile them."""
+    """Validate the filterGroups of a request against the limits and compile them. A top-level
+    `filters` array is one more group, as HubSpot takes it."""
+    unknown = sorted(set(body) - SEARCH_FIELDS)
+    if unknown:
+        raise SearchError(f"Unsupported search request field: {unknown[0]} (this emulator "
+                          f"implements {', '.join(sorted(SEARCH_FIELDS))})")
     groups = body.get("filterGroups") or []
     if not isinstance(groups, list):
         raise SearchError("filterGroups must be a list")
+    loose = body.get("filters")
+    if loose is not None:
+        if not isinstance(loose, list):
+            raise SearchError("filters must be a list")
+        groups = [*groups, {"filters": loose}] if loose else groups
     if len(groups) > MAX_GROUPS:
         raise SearchError(f"Too many filter groups ({len(groups)} > {MAX_GROUPS})")
     total = 0

@@ -1,8 +1,8 @@
 """Salesforce REST emulator: the synthetic org served over loopback HTTPS in Salesforce's shapes.
 
 simple-salesforce 1.12 talks to it unchanged. It only builds `https://` URLs, so the emulator
-serves TLS from a throwaway certificate authority made at start with trustme (`ca_pem` is the CA
-to trust). Served: SOAP `login()` and the OAuth token endpoint (salesforce_auth); `query`,
+serves TLS from a certificate authority made with trustme (`ca_path` is the CA to trust): a
+throwaway one, or the one kept in `ca_folder` (made there the first time) for settings that last. Served: SOAP `login()` and the OAuth token endpoint (salesforce_auth); `query`,
 `queryAll` and `nextRecordsUrl` pages (2,000 rows, `Sforce-Query-Options: batchSize=N`, 200 at
 least) over a real small SOQL parser (salesforce_soql: MALFORMED_QUERY, INVALID_FIELD,
 INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, DELETE); sObject
@@ -43,6 +43,7 @@ from kpisync.sandbox.salesforce_store import RecordError, SalesforceStore
 from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response
 
 API_VERSION = "59.0"
+CA_FILE, CA_KEY_FILE = "emulator-ca.pem", "emulator-ca-key.pem"
 URI_AND_HEADERS_MAX = 16_384  # bytes, per REST call (help article 000386264)
 UNAUTHENTICATED = ("POST /services/Soap/", "POST /services/oauth2/")
 
@@ -62,15 +63,16 @@ class SalesforceEmulator(EmulatorServer):
 
     def __init__(self, org: Org, *, login: OrgLogin | None = None, knobs: Knobs | None = None,
                  clock: Callable[[], datetime] = utc_now_ms, session_seconds: float = 7200.0,
-                 field_history: bool = True) -> None:
-        self.ca = trustme.CA()
+                 field_history: bool = True, ca_folder: Path | None = None) -> None:
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        if ca_folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="kpisync-sf-ca-")
+            ca_folder = Path(self._folder.name)
+        self.ca, self.ca_path = lasting_ca(ca_folder)
         certificate = self.ca.issue_cert("127.0.0.1", "localhost")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         certificate.configure_cert(context)
         super().__init__(knobs or SalesforceKnobs(), context)
-        self._folder = tempfile.TemporaryDirectory(prefix="kpisync-sf-ca-")
-        self.ca_path = Path(self._folder.name) / "emulator-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_path))
         self.org = org
         self.clock = clock
         self.login = login or OrgLogin()
@@ -215,4 +217,20 @@ class SalesforceEmulator(EmulatorServer):
 
     def stop(self) -> None:
         super().stop()
-        self._folder.cleanup()
+        if self._folder is not None:
+            self._folder.cleanup()
+
+
+def lasting_ca(folder: Path) -> tuple[trustme.CA, Path]:
+    """The certificate authority kept in `folder` (made there the first time) and the path of
+    its certificate, the file a client's `ca_bundle` names. A CA made anew on each start would
+    leave settings pointing at a certificate that no longer signs the server's."""
+    cert, key = folder / CA_FILE, folder / CA_KEY_FILE
+    if cert.is_file() and key.is_file():
+        return trustme.CA.from_pem(cert.read_bytes(), key.read_bytes()), cert
+    ca = trustme.CA()
+    folder.mkdir(parents=True, exist_ok=True)
+    key.touch(mode=0o600)
+    ca.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(cert))
+    return ca, cert

@@ -134,6 +134,7 @@ class BulkJob:
     created: datetime
     result: Result
     polls: int = 0
+    aborted: bool = False
 
     def info(self, version: str, state: str) -> dict[str, Any]:
         stamp = wire(self.created)
@@ -149,17 +150,25 @@ class BulkJob:
 class BulkJobs:
     def __init__(self, polls_until_complete: int = 1) -> None:
         self.polls_until_complete = polls_until_complete
-        self.jobs: dict[str, BulkJob] = {}
+        self.jobs: dict[str, BulkJob] = {}  # the org's jobs now (a deleted one is gone)
+        self.created: dict[str, BulkJob] = {}  # every job ever created, for tests to count
         self._numbers = itertools.count(1)
 
     def create(self, operation: str, query: str, result: Result, now: datetime) -> BulkJob:
         job_id = f"7505g{base62(next(self._numbers), 10)}AAA"
         job = BulkJob(job_id, operation, result.sobject, query, now, result)
-        self.jobs[job_id] = job
+        self.jobs[job_id] = self.created[job_id] = job
         return job
 
     def state(self, job: BulkJob) -> str:
+        """The job's state as a poll sees it (each poll brings completion nearer)."""
         job.polls += 1
+        return self.current(job)
+
+    def current(self, job: BulkJob) -> str:
+        """The job's state without counting a poll."""
+        if job.aborted:
+            return "Aborted"
         return "JobComplete" if job.polls > self.polls_until_complete else "InProgress"
 
     @staticmethod

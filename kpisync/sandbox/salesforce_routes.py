@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpisync.sandbox.salesforce_render import MAX_BATCH, errors, json_body, record_json
 from kpisync.sandbox.salesforce_schema import SURVEY_OBJECT
-from kpisync.sandbox.salesforce_store import RecordError
+from kpisync.sandbox.salesforce_store import RecordError, compound_value
 from kpisync.sandbox.server import Request, Response
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ def register_routes(em: SalesforceEmulator) -> None:
     em.add_route("POST", f"{DATA}/jobs/query/?", routes.bulk_create)
     em.add_route("GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/results/?", routes.bulk_results)
     em.add_route("GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_info)
+    em.add_route("GET", f"{DATA}/jobs/query/?", routes.bulk_list)
+    em.add_route("DELETE", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_delete)
+    em.add_route("PATCH", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_abort)
 
 
 class Routes:
@@ -82,6 +85,9 @@ class Routes:
 
     # --- queries -------------------------------------------------------------------------------
     def query(self, request: Request, include_deleted: bool = False) -> Response:
+        unknown = sorted(set(request.query) - {"q"})
+        if unknown:
+            return errors(400, "INVALID_PARAMETER", f"Unsupported parameter: {unknown[0]}")
         soql = request.arg("q")
         if not soql:
             return errors(400, "MALFORMED_QUERY", "A query string has to be specified")
@@ -121,9 +127,26 @@ class Routes:
         return real
 
     def get(self, request: Request) -> Response:
+        """A record with every field, compound ones as REST gives them (an object of their
+        components); `fields` names the ones wanted, and an unknown one is INVALID_FIELD."""
+        unknown = sorted(set(request.query) - {"fields"})
+        if unknown:
+            return errors(400, "INVALID_PARAMETER", f"Unsupported parameter: {unknown[0]}")
         sobject = self._sobject(request)
         record = self.em.store.get(sobject, request.params["id"])
-        return json_body(record_json(sobject, record, request.params["version"]))
+        parts = self.em.schema.compound_parts(sobject)
+        row = {**record, **{name: compound_value(record, part) for name, part in parts.items()}}
+        wanted = request.arg_list("fields")
+        if wanted:
+            real = []
+            for name in wanted:
+                found = self.em.schema.field_of(sobject, name)
+                if found is None:
+                    return errors(400, "INVALID_FIELD", f"No such column '{name}' on entity "
+                                  f"'{sobject}'")
+                real.append(found[0])
+            row = {"Id": row["Id"], **{name: row[name] for name in real}}
+        return json_body(record_json(sobject, row, request.params["version"]))
 
     def create(self, request: Request) -> Response:
         sobject = self._sobject(request)
@@ -188,6 +211,15 @@ class Routes:
     # --- Bulk API 2.0 query jobs ---------------------------------------------------------------
     def bulk_create(self, request: Request) -> Response:
         body = request.json() or {}
+        unknown = sorted(set(body) - {"operation", "query", "contentType", "columnDelimiter",
+                                      "lineEnding"})
+        if unknown:
+            return errors(400, "INVALIDJOB", f"Unsupported job field: {unknown[0]}")
+        for name, served in (("contentType", "CSV"), ("columnDelimiter", "COMMA"),
+                             ("lineEnding", "LF")):
+            if body.get(name, served) != served:
+                return errors(400, "INVALIDJOB", f"{name} {body[name]!r}: only {served} is "
+                              "served by this emulator")
         operation = body.get("operation")
         if operation not in ("query", "queryAll"):
             return errors(400, "INVALIDJOB", "Invalid operation: expected query or queryAll")
@@ -208,8 +240,43 @@ class Routes:
         job = self._job(request)
         return json_body(job.info(request.params["version"], self.em.bulk.state(job)))
 
+    def bulk_list(self, request: Request) -> Response:
+        """Get Information About All Query Jobs: one page holds them all here."""
+        unknown = sorted(set(request.query) - {"jobType"})
+        if unknown:
+            return errors(400, "INVALIDURL", f"Unsupported query parameter: {unknown[0]}")
+        kind = request.arg("jobType")
+        version = request.params["version"]
+        records = [job.info(version, self.em.bulk.current(job))
+                   for job in self.em.bulk.jobs.values() if kind in (None, "V2Query")]
+        return json_body({"done": True, "records": records, "nextRecordsUrl": None})
+
+    def bulk_delete(self, request: Request) -> Response:
+        """Only a job that has ended (JobComplete, Aborted, Failed) can be deleted: 204."""
+        job = self._job(request)
+        if self.em.bulk.current(job) == "InProgress":
+            return errors(400, "API_ERROR",
+                          "Error encountered when deleting the job because the job is not "
+                          "terminated")
+        del self.em.bulk.jobs[job.id]
+        return Response(204, {}, b"")
+
+    def bulk_abort(self, request: Request) -> Response:
+        """PATCH {"state": "Aborted"} aborts a job that has not ended."""
+        job = self._job(request)
+        body = request.json() or {}
+        if set(body) != {"state"} or body["state"] != "Aborted":
+            return errors(400, "INVALIDJOBSTATE", "Only {\"state\": \"Aborted\"} is accepted")
+        if self.em.bulk.current(job) != "InProgress":
+            return errors(400, "INVALIDJOBSTATE", "The job has already ended")
+        job.aborted = True
+        return json_body(job.info(request.params["version"], "Aborted"))
+
     def bulk_results(self, request: Request) -> Response:
         job = self._job(request)
+        unknown = sorted(set(request.query) - {"maxRecords", "locator"})
+        if unknown:
+            return errors(400, "INVALID_PARAMETER", f"Unsupported parameter: {unknown[0]}")
         if job.polls <= self.em.bulk.polls_until_complete:
             return errors(400, "API_ERROR", "Results are not available: the job is not complete")
         max_records = int(request.arg("maxRecords") or 50_000)

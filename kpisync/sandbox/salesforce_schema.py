@@ -139,6 +139,12 @@ TYPE_OF = {"string": S, "number": N, "date": D, "enumeration": P, "bool": B}
 COMPOUND_PARTS = {"location": {"Latitude": N, "Longitude": N},
                   "address": {"Street": "textarea", "City": S, "PostalCode": S, "State": S,
                               "Country": S}}
+# standard compound addresses: object -> the prefixes of its addresses ("" for Lead and User,
+# whose `Address` has components Street, City, ...); each is an `address` of these components
+STANDARD_ADDRESSES = {"Account": ("Billing", "Shipping"), "Contact": ("Mailing", "Other"),
+                      "Lead": ("",), "User": ("",)}
+ADDRESS_PARTS = {"Street": "textarea", "City": S, "State": S, "PostalCode": S, "Country": S,
+                 "Latitude": N, "Longitude": N, "GeocodeAccuracy": P}
 NO_LAST_MODIFIED = {"OpportunityHistory", FIELD_HISTORY}  # history rows are never modified
 NO_SYSTEM_MODSTAMP = {FIELD_HISTORY}  # field history has CreatedDate as its only timestamp
 NO_IS_DELETED = set(OPTIONAL)  # setup-like objects: never in the recycle bin
@@ -203,7 +209,8 @@ class FieldDef:
             "scale": 2 if self.type in (C, N, PC) else 0, "referenceTo": list(self.reference_to),
             "relationshipName": (self.name[:-2] if self.name.endswith("Id") else
                                  self.name.replace("__c", "__r")) if self.reference_to else None,
-            "calculated": not self.updateable and not system, "defaultValue": None,
+            "calculated": not self.updateable and not system and self.type not in COMPOUND_PARTS,
+            "defaultValue": None,
             "compoundFieldName": self.compound_of,
             "picklistValues": [{"active": True, "defaultValue": False, "label": v, "validFor": None,
                                 "value": v} for v in self.picklist],
@@ -263,6 +270,7 @@ class Schema:
             label = "NPS Response" if name == SURVEY_OBJECT else re.sub(r"(?<!^)([A-Z])", r" \1", name)
             self.objects[name] = ObjectDef(name, label, defs, custom=name.endswith("__c"))
         self.lower = {name.lower(): name for name in self.objects}
+        add_standard_addresses(self.objects)
         for custom in custom_fields:
             obj = self.objects[CUSTOM_ENTITY[custom.entity]]
             obj.add(FieldDef(api_name(custom.label), TYPE_OF[custom.type], custom.label,
@@ -283,11 +291,31 @@ class Schema:
         """Compound field -> {its REST key (latitude, postalCode, ...): its component field}."""
         parts: dict[str, dict[str, str]] = {}
         for name, definition in self.objects[sobject].fields.items():
-            if definition.compound_of is not None:
-                part = name.removeprefix(definition.compound_of.removesuffix("__c") + "__")
-                key = part.removesuffix("__s")
-                parts.setdefault(definition.compound_of, {})[key[0].lower() + key[1:]] = name
+            compound = definition.compound_of
+            if compound is not None:
+                prefix = (compound.removesuffix("__c") + "__" if compound.endswith("__c")
+                          else compound.removesuffix("Address"))  # BillingAddress: BillingCity
+                key = name.removeprefix(prefix).removesuffix("__s")
+                parts.setdefault(compound, {})[key[0].lower() + key[1:]] = name
         return parts
 
     def kinds(self, sobject: str) -> dict[str, str]:
         return {n: f.type for n, f in self.objects[sobject].fields.items()}
+
+
+def add_standard_addresses(objects: dict[str, ObjectDef]) -> None:
+    """Account's Billing and Shipping, Contact's Mailing and Other, Lead's and User's Address:
+    read-only compound fields of their (writable) components."""
+    for sobject, prefixes in STANDARD_ADDRESSES.items():
+        obj = objects.get(sobject)
+        if obj is None:
+            continue
+        for prefix in prefixes:
+            compound = f"{prefix}Address"
+            words = f"{prefix} " if prefix else ""
+            obj.add(FieldDef(compound, "address", f"{words}Address", updateable=False))
+            for part, kind in ADDRESS_PARTS.items():
+                label = re.sub(r"(?<!^)([A-Z])", r" \1", part)
+                existing = obj.fields.get(prefix + part)
+                obj.add(FieldDef(prefix + part, kind, existing.label if existing else
+                                 f"{words}{label}", compound_of=compound))

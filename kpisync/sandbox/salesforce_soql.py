@@ -7,7 +7,8 @@ Supported: `SELECT f1, f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC]
 reference fields, the sub-select names another object and has no ORDER BY, LIMIT or semi-join of
 its own, a query holds at most two, and none sits under an OR. A sub-select reads the object's
 records outside the recycle bin. Literals: 'strings' (with backslash escapes), numbers,
-TRUE/FALSE, NULL, unquoted datetimes (`2024-01-01T00:00:00Z`, `...000+0000`, `...+01:00`) and
+TRUE/FALSE, NULL, unquoted datetimes (`2024-01-01T00:00:00Z`, `...000+0000`, `...+01:00`, with
+up to six fractional digits, `...00.912000Z`, as Salesforce takes them) and
 dates (`2024-01-01`). As in Salesforce, AND and OR may not be mixed without parentheses, a
 datetime field only compares with a datetime literal and a date field with a date literal.
 Anything else (date literals such as TODAY, parent-to-child subqueries, relationship fields,
@@ -33,7 +34,7 @@ JOIN_KINDS = ("id", "reference")
 
 TOKEN = re.compile(r"""
     (?P<ws>\s+)
-  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
+  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2}(?![\dT]))
   | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<string>'(?:[^'\\]|\\.)*')

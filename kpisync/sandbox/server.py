@@ -122,6 +122,7 @@ class EmulatorServer:
         self.calls: Counter[str] = Counter()
         self.calls_by_path: Counter[str] = Counter()
         self._total = 0
+        self.faults_injected: Counter[str] = Counter()  # per kind, since the start
         self._routes: list[Route] = []
         self._lock = threading.Lock()
         self._fault_rng = random.Random(self.knobs.fault_seed)
@@ -180,6 +181,8 @@ class EmulatorServer:
         for kind, rate in (("429", knobs.rate_429), ("5xx", knobs.rate_5xx),
                            ("timeout", knobs.rate_timeout), ("drop", knobs.rate_drop)):
             if roll < rate:
+                with self._lock:
+                    self.faults_injected[kind] += 1
                 return kind
             roll -= rate
         return None
@@ -221,11 +224,12 @@ class EmulatorServer:
         return self.handle(request, found[0].handler)
 
     # --- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> str:
-        """Bind 127.0.0.1 on a free port, serve in a daemon thread, return the base URL."""
+    def start(self, port: int = 0) -> str:
+        """Bind 127.0.0.1 on `port` (0: a free one), serve in a daemon thread, return the base
+        URL. A port in use raises OSError."""
         if self._server is not None:
             return self.base_url
-        server = _Server(("127.0.0.1", 0), _make_handler(self))
+        server = _Server(("127.0.0.1", port), _make_handler(self))
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     func,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,23 +46,27 @@ _NOT_UPDATED = {"id", "source", "external_id"}
 Converter = Callable[[Any], Any]
 
 
-def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]], *,
+                only_changed: bool = False) -> int:
     """Insert or update by (source, external_id); custom fields merge so vanished ones keep history.
 
-    Each row carries every column but `id` (`writer.row_values` starts from the defaults).
+    Each row carries every column but `id` (`writer.row_values` starts from the defaults). With
+    `only_changed`, a stored row equal to the incoming one in everything but `synced_at` is left
+    alone; returns the rows written (inserted or updated).
     """
     if not rows:
-        return
-    statement = _compiled_upsert(table, connection.dialect)
+        return 0
+    statement = _compiled_upsert(table, connection.dialect, only_changed)
     bound = statement.bind(_dedupe(rows))
     if statement.incoming is None:
-        connection.exec_driver_sql(statement.sql, bound)
+        written = connection.exec_driver_sql(statement.sql, bound).rowcount
     else:
-        _copy_then_upsert(connection, table, statement, bound)
+        written = _copy_then_upsert(connection, table, statement, bound)
+    return written if only_changed else len(bound)
 
 
 def _copy_then_upsert(connection: Connection, table: Table, statement: _Upsert,
-                      bound: list[tuple[Any, ...]]) -> None:
+                      bound: list[tuple[Any, ...]]) -> int:
     """PostgreSQL: COPY the rows into the session's incoming table, then one INSERT ... SELECT.
 
     The incoming table is made when missing (a creation rolled back with its transaction is made
@@ -78,8 +83,9 @@ def _copy_then_upsert(connection: Connection, table: Table, statement: _Upsert,
           cursor.copy(f"COPY {statement.incoming} ({columns}) FROM STDIN") as copy):
         for values in bound:
             copy.write_row(values)
-    connection.exec_driver_sql(statement.sql)
+    written = connection.exec_driver_sql(statement.sql).rowcount
     connection.exec_driver_sql(f"DELETE FROM {statement.incoming}")
+    return written
 
 
 def dialect_insert(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
@@ -115,23 +121,25 @@ class _Upsert:
         return bound
 
 
-_CACHE: dict[tuple[str, str], _Upsert] = {}
+_CACHE: dict[tuple[str, str, bool], _Upsert] = {}
 
 
-def _compiled_upsert(table: Table, dialect: Dialect) -> _Upsert:
-    key = (table.name, dialect.name)
+def _compiled_upsert(table: Table, dialect: Dialect, only_changed: bool = False) -> _Upsert:
+    key = (table.name, dialect.name, only_changed)
     if key not in _CACHE:
-        _CACHE[key] = _compile(table, dialect)
+        _CACHE[key] = _compile(table, dialect, only_changed)
     return _CACHE[key]
 
 
-def _compile(table: Table, dialect: Dialect) -> _Upsert:
+def _compile(table: Table, dialect: Dialect, only_changed: bool) -> _Upsert:
     columns = [column.name for column in table.columns if column.name != "id"]
     if dialect.name == "postgresql":
-        return _compile_from_incoming(table, dialect, columns)
+        return _compile_from_incoming(table, dialect, columns, only_changed)
     insert = dialect_insert(table, dialect.name)
+    changes = _changes(table, insert, dialect)
     statement = insert.on_conflict_do_update(
-        index_elements=[table.c.source, table.c.external_id], set_=_changes(table, insert, dialect)
+        index_elements=[table.c.source, table.c.external_id], set_=changes,
+        where=_differs(table, changes, dialect) if only_changed else None,
     )
     compiled = statement.compile(dialect=dialect, column_keys=columns)
     names = tuple(compiled.positiontup or ())  # SQLite's "?" parameters, in statement order
@@ -144,13 +152,16 @@ def _compile(table: Table, dialect: Dialect) -> _Upsert:
     )
 
 
-def _compile_from_incoming(table: Table, dialect: Dialect, columns: list[str]) -> _Upsert:
+def _compile_from_incoming(table: Table, dialect: Dialect, columns: list[str],
+                           only_changed: bool) -> _Upsert:
     """INSERT ... SELECT from the temporary table a page is copied into (PostgreSQL)."""
     incoming = Table(f"kpisync_incoming_{table.name}", MetaData(),
                      *(Column(name, table.c[name].type) for name in columns))
     insert = postgresql.insert(table).from_select(columns, select(*incoming.c))
+    changes = _changes(table, insert, dialect)
     statement = insert.on_conflict_do_update(
-        index_elements=[table.c.source, table.c.external_id], set_=_changes(table, insert, dialect))
+        index_elements=[table.c.source, table.c.external_id], set_=changes,
+        where=_differs(table, changes, dialect) if only_changed else None)
     return _Upsert(
         sql=str(statement.compile(dialect=dialect)),
         names=tuple(columns),
@@ -168,6 +179,22 @@ def _changes(table: Table, insert: Any, dialect: Dialect) -> dict[str, Any]:
     }
     changes["custom"] = merged_json(table, insert.excluded["custom"], dialect.name)
     return changes
+
+
+def _differs(table: Table, changes: dict[str, Any], dialect: Dialect) -> ColumnElement[bool]:
+    """The update's condition when equal rows are left alone: any column but `synced_at` would
+    change (JSON compared as jsonb on PostgreSQL, which has no equality for json)."""
+    compared = []
+    for name, new in changes.items():
+        if name == "synced_at":
+            continue
+        old: Any = table.c[name]
+        if dialect.name == "postgresql" and isinstance(table.c[name].type, JSON):
+            old = literal_column(f"{table.name}.{name}::jsonb")
+            new = literal_column(f"({new.compile(dialect=dialect)})::jsonb") if name == "custom" \
+                else literal_column(f"excluded.{name}::jsonb")
+        compared.append(old.is_distinct_from(new))
+    return or_(*compared)
 
 
 def _column_converter(column: Column[Any], dialect: Dialect) -> Converter | None:

@@ -22,21 +22,25 @@ def table_of(entity: str) -> Table:
     return table
 
 
-def write_page(connection: Connection, source: str, page: Page, now: datetime) -> tuple[int, int]:
-    """Apply `page` on `connection` (the caller owns the transaction); returns (upserted, deleted)."""
+def write_page(connection: Connection, source: str, page: Page, now: datetime, *,
+               only_changed: bool = False) -> tuple[int, int]:
+    """Apply `page` on `connection` (the caller owns the transaction); returns (upserted, deleted).
+
+    With `only_changed` (a stream read whole), rows equal to the stored ones are not written nor
+    counted."""
     by_entity: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in page.records:
         by_entity[record.entity].append(row_values(record, source, now))
-    for entity, rows in by_entity.items():
-        upsert_rows(connection, table_of(entity), rows)
+    upserted = sum(upsert_rows(connection, table_of(entity), rows, only_changed=only_changed)
+                   for entity, rows in by_entity.items())
     deleted = mark_deleted(connection, source, page.deleted, now)
     for merge in page.merged:
         apply_merge(connection, source, merge, now)
-    if by_entity or deleted or page.merged:
+    if upserted or deleted or page.merged:
         raise_revision(connection, source, now)
     if page.cursor is not None:
         save_cursor(connection, source, page.stream, page.cursor, now)
-    return sum(len(rows) for rows in by_entity.values()), deleted
+    return upserted, deleted
 
 
 def row_values(record: Row | RecordBase, source: str, now: datetime) -> dict[str, Any]:

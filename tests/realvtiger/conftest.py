@@ -1,7 +1,8 @@
 """The real-Vtiger tier: a stock Vtiger CRM 8.2.0 (../shared/vtiger/bringup.sh) behind the tests.
 
 `vtiger_server` (session) installs it (idempotent: an installed VT_HOME is only started) and
-`real_vtiger` resets it before each test. VT_HOME, VT_PORT and VT_DB_PORT come from the
+`real_vtiger` resets it before each test; one test run at a time holds a server (a lock file in
+VT_HOME; a second run waits). VT_HOME, VT_PORT and VT_DB_PORT come from the
 environment, so two servers (two VT_HOMEs, two pairs of ports) serve two test runs at once.
 Without the release the tier fails with one line saying how to provide it (VT_TARBALL); set
 KPISYNC_TEST_NO_VTIGER=1 to deselect it on purpose. `seeded_org` fills the fresh server with a
@@ -10,6 +11,7 @@ small synthetic org (Persian text and custom fields included).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -36,13 +38,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def vtiger_server() -> RealVtiger:
+def vtiger_server() -> Iterator[RealVtiger]:
     problem = release_problem()
     if problem:
         pytest.fail(problem, pytrace=False)
     script = find_bringup()
     assert script is not None
     server = RealVtiger(script)
+    # One test run at a time per server: another run's reset would pull the CRM from under this
+    # one. A second run on the same VT_HOME waits here (give it another VT_HOME and ports instead).
+    Path(server.home).mkdir(parents=True, exist_ok=True)
+    with open(Path(server.home) / "kpisync-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _installed(server)
+
+
+def _installed(server: RealVtiger) -> Iterator[RealVtiger]:
     try:
         server.install()
     except RuntimeError as first:
@@ -51,7 +62,7 @@ def vtiger_server() -> RealVtiger:
         except RuntimeError as error:
             pytest.fail(f"the real Vtiger did not come up: {first}; reset: {error}",
                         pytrace=False)
-    return server
+    yield server
 
 
 @pytest.fixture

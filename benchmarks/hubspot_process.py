@@ -1,8 +1,10 @@
-"""Run an emulator on its own: `python -m kpisync.sandbox.serve hubspot --deals N`.
+"""The HubSpot emulator in a process of its own, driven through stdin, for the benchmarks:
+`python benchmarks/hubspot_process.py hubspot --deals N` (users run `kpisync sandbox serve`).
 
-Prints one JSON line with the base URL and token once it listens, then serves until killed or
-until stdin closes. Benchmarks and soak runs use it to keep the emulator's memory out of the
-process they measure.
+Prints one JSON line with the base URL and token once it listens, then serves until stdin closes
+or says "quit"; "counts" prints the live records per type, "change F" touches that fraction of
+them. The benchmarks keep the emulator's memory out of the process they measure this way, with
+budgets no real portal has (`--search-rate`, `--ten-secondly`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from kpisync.sandbox.orggen import generate_org
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m kpisync.sandbox.serve")
+    parser = argparse.ArgumentParser(prog="python benchmarks/hubspot_process.py")
     parser.add_argument("crm", choices=["hubspot"])
     parser.add_argument("--deals", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def change_fraction(emulator: HubSpotEmulator, fraction: float) -> dict[str, int]:
-    """Touch `fraction` of the records of every type (every n-th id), as users editing would."""
+    """Touch `fraction` of the records of every type (every n-th id), as users editing would;
+    how many per type."""
     changed: dict[str, int] = {}
     for object_type, records in emulator.dump().items():
         if object_type in ("line_items", "feedback_submissions", "notes"):
