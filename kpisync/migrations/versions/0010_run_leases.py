@@ -3,7 +3,7 @@
 Session advisory locks were freed by a restart while their run went on; a lease row with a fencing
 token checked in every guarded transaction is not.
 
-Revision ID: 0010_workers_lease
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-07
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 import kpisync.store.types
 
-revision = '0010_workers_lease'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """write-back under the admin's control: fields held after a revert, the calls of each run
 
-Revision ID: 0011_wb_control
-Revises: 0010_workers_lease
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import kpisync.store.types
 
-revision = '0011_wb_control'
-down_revision = '0010_workers_lease'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
