@@ -15,6 +15,11 @@ the fencing token inside its own transaction, a run whose lease was taken over (
 cut off or too slow to renew) cannot write a single row more. The token check takes the lease
 row's lock until the write commits: a take-over waits for an in-flight page rather than racing it.
 
+A lease whose holder ran on this host in a process that is gone (killed, crashed) is taken at once
+instead of after it expires, so a sync run again after a kill does not wait out the lease. The
+check can only err towards taking a live holder's lease (another process namespace under the same
+host name); fencing makes that safe: the old holder's next write is refused.
+
 Time is the database's (`clock_timestamp()` on PostgreSQL), so hosts' clocks need not agree.
 On PostgreSQL each fenced transaction also sets `kpisync.fence` (the run's label) and an
 idle-in-transaction timeout of ten leases, so a paused worker cannot hold the row for ever (one
@@ -93,9 +98,12 @@ class Lease:
             with self.engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.execute(text(f"SET LOCAL lock_timeout = '{TAKE_LOCK_TIMEOUT}'"))
+                free = LEASES.c.expires_at <= db_time(connection)
+                gone = gone_local_holder(connection, self.name)
+                if gone is not None:
+                    free = free | (LEASES.c.holder == gone)
                 token = connection.execute(
-                    update(LEASES).where(LEASES.c.name == self.name,
-                                         LEASES.c.expires_at <= db_time(connection))
+                    update(LEASES).where(LEASES.c.name == self.name, free)
                     .values(token=LEASES.c.token + 1, holder=self.holder, run_id=self.run_id,
                             acquired_at=db_time(connection),
                             expires_at=db_time(connection, self.seconds))
@@ -266,6 +274,21 @@ def make_lock(engine: Engine, name: str, *, holder: str = "", seconds: float = L
 
 def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def gone_local_holder(connection: Connection, name: str) -> str | None:
+    """The holder of lease `name` when it is a process of this host that no longer runs."""
+    holder = connection.execute(select(LEASES.c.holder).where(LEASES.c.name == name)).scalar()
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return str(holder)
+    except PermissionError:  # a live process of another user
+        return None
+    return None
 
 
 @contextmanager

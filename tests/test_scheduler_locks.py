@@ -38,17 +38,26 @@ def test_lock_excludes_other_holders_in_this_process(engine: Engine) -> None:
     second.release()
 
 
-def test_lock_excludes_another_process_and_expires_after_it_dies(engine: Engine,
-                                                                 store_url: str) -> None:
+def test_lock_excludes_another_process_and_is_free_once_it_dies(engine: Engine,
+                                                                store_url: str) -> None:
     holder = subprocess.Popen([sys.executable, "-c", HOLD, store_url, "300"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with run_lock(engine, "source:hs", wait=0.3) as held:
         assert not held  # renewed every third of its 10 s while the holder lives
-    holder.kill()  # nobody renews it now: it is free once its 10 s are over
+    holder.kill()  # a process of this host that is gone: its lease is taken without waiting
     holder.wait()
-    with run_lock(engine, "source:hs", wait=60) as held:
+    with run_lock(engine, "source:hs") as held:
         assert held
+
+
+def test_a_lease_of_another_hosts_process_waits_for_expiry(engine: Engine) -> None:
+    gone = Lease(engine, "source:hs", holder="elsewhere:1", run_id=1)
+    assert gone.acquire()
+    gone._stop.set()  # its host cannot be asked whether the process lives: only time tells
+    assert not Lease(engine, "source:hs", holder="here:2").try_acquire()
+    expire(engine, "source:hs")
+    assert Lease(engine, "source:hs", holder="here:2").try_acquire()
 
 
 def expire(engine: Engine, name: str) -> None:
