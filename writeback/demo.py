@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, select
 
+from kpisync import metadata
 from kpisync.demo import DemoRun
 from kpisync.registry import build_connector
 from kpisync.sync import SyncOptions, sync_source
@@ -45,6 +46,7 @@ def demo_stage(console: Console, run: DemoRun) -> None:
     else:
         console.print(f"managed fields: {len(steps)} custom fields added on the emulator, as an "
                       f"admin adds them in {crm.name}; `kpisync fields plan` lists them")
+    metadata.forget(context.engine, crm.source)  # the next sync reads the fields just added
     fresh = build_connector(source)  # sees the new fields
     sync_source(context.engine, crm.source, fresh, SyncOptions())
     as_of = run.org.now + timedelta(hours=12)  # the synthetic org's "today"
