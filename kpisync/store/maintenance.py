@@ -31,7 +31,8 @@ from kpisync.store.database import alembic_config, create_store_engine, store_er
 NOT_FROM_THE_CRM = {
     "survey_responses": "imported survey answers",
     "writeback_audit": "the write-back audit (who had what value before kpisync wrote)",
-    "writeback_runs": "the write-back runs",
+    "writeback_runs": "the write-back runs (approval plans included)",
+    "writeback_holds": "the fields a revert holds until 'kpisync writeback resume'",
     "kpi_snapshots": "the KPI history (values as computed at the time)",
 }
 
