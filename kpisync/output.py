@@ -8,12 +8,26 @@ import os
 import sys
 from dataclasses import dataclass
 
+from rich.align import AlignMethod
 from rich.console import Console
+from rich.rule import Rule
+from rich.style import Style
+from rich.text import Text
 
 UNCUT_WIDTH = 100_000  # tables take their content's width; nothing is padded to this
+RULE_WIDTH = 100  # a rule off a terminal: as wide as a page, not as the uncut width
 
 
-class Stdout(Console):
+class UncutConsole(Console):
+    """A console whose rules stay a page wide when its width is the uncut one."""
+
+    def rule(self, title: str | Text = "", *, characters: str = "─", style: str | Style = "rule.line",
+             align: AlignMethod = "center") -> None:
+        rule = Rule(title, characters=characters, style=style, align=align)
+        self.print(rule, width=min(self.width, RULE_WIDTH) if self.width == UNCUT_WIDTH else None)
+
+
+class Stdout(UncutConsole):
     """A reader that had enough (`kpisync kpis | head -1`) is not a failure: exit 0, as the
     machine forms do (Rich's own choice is 1)."""
 
@@ -29,7 +43,7 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, soft_wrap=True,
+    return UncutConsole(stderr=True, soft_wrap=True,
                    width=None if sys.stderr.isatty() or os.environ.get("COLUMNS")
                    else UNCUT_WIDTH)
 

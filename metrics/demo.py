@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.rule import Rule
 from rich.table import Table
 
 from kpisync.demo import DemoRun
@@ -21,7 +20,7 @@ from metrics.snapshots import latest_values
 
 def demo_stage(console: Console, run: DemoRun) -> None:
     context = run.context
-    console.print(Rule("KPIs"))
+    console.rule("KPIs")
     now = run.org.now  # the synthetic org's present
     with console.status("computing every KPI of the catalogue …"), muted(alerts_log.name):
         result = compute_all(context.engine, metric_config(context.settings), now=now)
