@@ -33,6 +33,8 @@ def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path:
     # the goal the org misses is shown after the KPI table, not logged amid the output
     assert "alert: goal Q3 revenue: Sales volume (revenue) of the org is missed" in done.stdout
     assert "WARNING" not in done.stdout + done.stderr
+    # off a terminal nothing is cut, and nothing is padded either: rules stay a page wide
+    assert max(len(line) for line in done.stdout.splitlines()) < 1000
     assert not [p for p in scratch.iterdir() if p.name.startswith("kpisync-demo-")]
 
     kept = tmp_path / "kept"
