@@ -244,6 +244,10 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     line = next(line for line in runs.splitlines() if line.startswith(f"│ {revert_id} "))
     cells = [cell.strip() for cell in line.strip("│ ").split("│")]
     assert cells[-2:] == [str(portal.emulator.calls[WRITE]), str(printed)]
+    as_json = json.loads(kpisync("writeback", "runs", "--json", "--settings", settings).stdout)
+    [row] = [r for r in as_json if r["run"] == revert_id]
+    assert (row["reverts_run"], row["write_calls"], row["api_calls"]) == \
+        (plan_id, portal.emulator.calls[WRITE], printed)
     assert "kpisync writeback resume --source hs --field kpisync_nps_score" in reverted.stdout
     held = kpisync("writeback", "--dry-run", "--settings", settings)
     assert "held account.kpisync_nps_score" in held.stdout and "would write 0" in held.stdout

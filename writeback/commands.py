@@ -205,9 +205,19 @@ def register(app: typer.Typer) -> None:
 
     @writeback_app.command("runs")
     @friendly
-    def runs(source: str = typer.Option(None, "--source"), settings: Path = SETTINGS) -> None:
+    def runs(source: str = typer.Option(None, "--source"), settings: Path = SETTINGS,
+             as_json: bool = JSON) -> None:
         """The latest write-back runs with their counts."""
         context = open_context(settings)
+        if as_json:
+            print(json.dumps([{
+                "run": r.id, "source": r.source, "kind": r.kind, "reverts_run": r.reverts_run,
+                "status": r.status, "started_at": r.started_at.isoformat(),
+                "planned": r.planned, "written": r.written, "failed": r.failed,
+                "gone": r.not_found, "conflicts": r.conflicts, "write_calls": r.write_calls,
+                "api_calls": r.api_calls} for r in latest_runs(context.engine, source)],
+                ensure_ascii=False))
+            return
         table = Table("run", "source", "kind", "status", "started", "planned", "written", "failed",
                       "gone", "conflicts", "write calls", "API calls")
         for r in latest_runs(context.engine, source):
