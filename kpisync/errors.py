@@ -16,7 +16,7 @@
     ├── MetricError                   a KPI cannot be computed (exit 5); not raised today
     │   └── InsufficientData          not raised today: "no data" is a value with a reason
     ├── WritebackError                write-back could not proceed (exit 6)
-    │   ├── ConflictError             not raised today: a conflict follows `on_conflict`
+    │   ├── ConflictError             an approved plan whose CRM values changed since (exit 6)
     │   └── WritesFailed              a run ended with writes the CRM refused or did not keep (exit 7)
     ├── RowsRejected                  rows of an input file were refused, the rest kept (exit 7)
     └── Interrupted                   a stop arrived; the run ended at a checkpoint (exit 130)
