@@ -229,7 +229,8 @@ def postgres_url() -> Iterator[str]:
     yield from _postgres_database()
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    """A condition's wait: generous, for a loaded machine; it bounds a hang, it times nothing."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"not within {timeout} s: {what}"

@@ -232,8 +232,11 @@ nps_score = "f_nps"
 """, "utf-8")
     result = CliRunner().invoke(app, ["writeback", "--dry-run", "--settings", str(path)],
                                 env={"KPISYNC_TEST_UNUSED_TOKEN": "pat-unused"})
-    assert result.exit_code == 0, result.output
-    assert "would write 0 field value(s) on 0 record(s) in 0 write call(s)" in result.output
+    # every run, a dry run too, first checks the credentials: a CRM it cannot reach (or that
+    # refuses the token) is one line and exit 3, with nothing planned or written
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("error: ") and "HubSpot" in result.output
+    assert "Traceback" not in result.output and "would write" not in result.output
     bad = path.read_text("utf-8").replace("nps_score", "nps_scor")
     path.write_text(bad, "utf-8")
     result = CliRunner().invoke(app, ["writeback", "--dry-run", "--settings", str(path)],
