@@ -282,7 +282,9 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # typ
             # the job store was down too, so no slot fired meanwhile: the one missed is made up
             # once, and the history shows no failure
             runs = run_history(engine, SOURCE, 50)
-            assert {run["status"] for run in runs} <= {"succeeded", "claimed", "running"}, runs
+            # (a slot that fires while the made-up run still goes is coalesced into it: skipped)
+            assert {run["status"] for run in runs} <= {"succeeded", "claimed", "running",
+                                                       "skipped"}, runs
             assert any(run["due_at"] > cut_at and run["status"] == "succeeded" for run in runs)
         finally:
             worker.shutdown()
