@@ -89,6 +89,19 @@ def sections(name: str = "expected.txt") -> list[tuple[str, date, bool, list[Exp
     return out
 
 
+def row_mismatch(value: KpiValue | None, row: Expected, where: str) -> str | None:
+    """What differs between a computed value and its expected row, or None."""
+    if value is None:
+        return f"{where}: missing"
+    same = (value.value is None and row.value is None) or (
+        value.value is not None and row.value is not None
+        and math.isclose(value.value, row.value, rel_tol=1e-9, abs_tol=1e-9))
+    if not same or (value.count, value.excluded) != (row.count, row.excluded):
+        return (f"{where}: got {value.value} {value.count} {value.excluded}, "
+                f"expected {row.value} {row.count} {row.excluded}")
+    return None
+
+
 def mismatches(values: list[KpiValue], name: str = "expected.txt") -> list[str]:
     got = {(v.kpi, v.period, v.period_start, v.grain, v.key): v for v in values}
     problems = []
@@ -96,16 +109,10 @@ def mismatches(values: list[KpiValue], name: str = "expected.txt") -> list[str]:
         for row in rows:
             value = got.get((row.kpi, kind, start, row.grain, row.key))
             where = f"{row.kpi} {kind} {start} {row.grain} {row.key}"
-            if value is None:
-                problems.append(f"{where}: missing")
-                continue
-            same = (value.value is None and row.value is None) or (
-                value.value is not None and row.value is not None
-                and math.isclose(value.value, row.value, rel_tol=1e-9, abs_tol=1e-9))
-            if not same or (value.count, value.excluded) != (row.count, row.excluded):
-                problems.append(f"{where}: got {value.value} {value.count} {value.excluded}, "
-                                f"expected {row.value} {row.count} {row.excluded}")
-            if value.value is None and not value.reason:
+            problem = row_mismatch(value, row, where)
+            if problem:
+                problems.append(problem)
+            if value is not None and value.value is None and not value.reason:
                 problems.append(f"{where}: no data without a reason")
         if full:
             listed = {(r.kpi, r.grain, r.key) for r in rows}

@@ -3,7 +3,6 @@ of expected-persian.txt, exactly, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine
@@ -12,7 +11,7 @@ from kpisync.config import load_settings
 from metrics.declaration import KpiValue
 from metrics.engine import compute_all
 from metrics.options import metric_config
-from tests.test_metrics_fixture import FIXTURE, Expected, load_org, number
+from tests.test_metrics_fixture import FIXTURE, Expected, load_org, number, row_mismatch
 
 NOW = datetime(2025, 6, 25, 12, 0, tzinfo=UTC)  # 4 Tir 1404
 
@@ -39,16 +38,9 @@ def mismatches(values: list[KpiValue]) -> list[str]:
     problems = []
     for kind, start, row in expected_rows():
         value = got.get((row.kpi, kind, start, row.grain, row.key))
-        where = f"{row.kpi} {kind} {start} {row.grain} {row.key}"
-        if value is None:
-            problems.append(f"{where}: missing")
-            continue
-        same = (value.value is None and row.value is None) or (
-            value.value is not None and row.value is not None
-            and math.isclose(value.value, row.value, rel_tol=1e-9, abs_tol=1e-9))
-        if not same or (value.count, value.excluded) != (row.count, row.excluded):
-            problems.append(f"{where}: got {value.value} {value.count} {value.excluded}, "
-                            f"expected {row.value} {row.count} {row.excluded}")
+        problem = row_mismatch(value, row, f"{row.kpi} {kind} {start} {row.grain} {row.key}")
+        if problem:
+            problems.append(problem)
     return problems
 
 
