@@ -99,7 +99,7 @@ class BulkReader:
                     last = parts[-1] if parts else []
                     if not following:
                         yield last, Cursor(value=until)
-                        self.delete(job)  # read and committed: a crash no longer resumes it
+                        self.delete(job)  # read whole; a stop before its rows commit reruns it, as if expired
                         return
                     yield last, at(following)
                     locator = following
