@@ -14,7 +14,6 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,14 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 
 from kpisync.connector import calls_in
-from kpisync.context import AppContext, open_context
+from kpisync.context import open_context
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
+from kpisync.demo_run import DemoRun
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
+from kpisync.report.demo import demo_stage as report_stage
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.state import save_state
 from kpisync.sandbox_setup import (
-    Mapping,
     SandboxFolder,
     add_score_fields,
     exports,
@@ -38,21 +37,10 @@ from kpisync.sandbox_setup import (
 )
 from kpisync.store.models import ENTITY_MODELS
 from kpisync.sync import SyncOptions, sync_source
+from metrics.demo import demo_stage as kpi_stage
+from writeback.demo import demo_stage as writeback_stage
 
 KEPT_SANDBOX = "sandbox"  # the kept folder's sub-folder holding the emulator's state
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """One demo in progress: the CRM, its emulator serving `org`, and the store's context."""
-
-    crm: DemoCrm
-    emulator: Any
-    org: Org
-    context: AppContext
-    folder: Path
-    kept: bool  # the folder outlives the demo (--keep)
-    mapping: Mapping  # entity -> score -> the field it is written into
 
 
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path, locale: str = "en") -> str:
@@ -144,8 +132,4 @@ def store_summary(engine: Engine) -> Table:
 
 def _later_stages() -> list[Callable[..., None]]:
     """KPIs, write-back, then the report: each shows its part of the loop on the same emulator."""
-    from kpisync.report.demo import demo_stage as report_stage
-    from metrics.demo import demo_stage as kpi_stage
-    from writeback.demo import demo_stage as writeback_stage
-
     return [kpi_stage, writeback_stage, report_stage]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from kpisync.demo import DemoRun
+from kpisync.demo_run import DemoRun
 from kpisync.logs import muted
 from kpisync.report.formats import period_label
 from kpisync.texts import localized, translate

@@ -28,6 +28,7 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from kpisync.cli import app
 from kpisync.config import Settings
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
@@ -174,11 +175,6 @@ def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cli_app() -> typer.Typer:
-    from kpisync.cli import app
-    from kpisync.report.commands import register
-
-    if "report" not in {group.name for group in app.registered_groups}:
-        register(app)
     return app
 
 

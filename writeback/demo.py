@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 
 from kpisync import metadata
-from kpisync.demo import DemoRun
+from kpisync.demo_run import DemoRun
 from kpisync.registry import build_connector
 from kpisync.sync import SyncOptions, sync_source
 from writeback import outbox

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
-from kpisync.demo import DemoRun
+from kpisync.demo_run import DemoRun
 from kpisync.report.figures import draw_charts
 from kpisync.report.gather import build_report
 from kpisync.report.page import inline_figures, render_html
