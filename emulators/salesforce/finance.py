@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from kpisync.sandbox.org import ExchangeRate, Org
-from kpisync.sandbox.salesforce_records import Truth, stamped, user_id
-from kpisync.sandbox.salesforce_schema import (
+from emulators.org.model import ExchangeRate, Org
+from emulators.salesforce.records import Truth, stamped, user_id
+from emulators.salesforce.schema import (
     CURRENCY_TYPE,
     DATED_RATE,
     FORECAST_QUOTA,

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from kpisync.sandbox.org import (
+from emulators.org.model import (
     Account,
     Activity,
     Contact,
@@ -34,7 +34,7 @@ from kpisync.sandbox.org import (
     StageChange,
     SurveyAnswer,
 )
-from kpisync.sandbox.orgvocabulary import (
+from emulators.org.vocabulary import (
     INDUSTRIES,
     LANG_PICK,
     PLACES,

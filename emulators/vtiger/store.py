@@ -20,10 +20,10 @@ from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kpisync.sandbox.vtiger_records import Entity, Truth
-from kpisync.sandbox.vtiger_render import parse_stamp
-from kpisync.sandbox.vtiger_schema import MODULE_OF_PREFIX, PREFIX, FieldDef, Schema
-from kpisync.sandbox.vtiger_vtql import MAX_ROWS, Condition, Group, Query, like_pattern
+from emulators.vtiger.records import Entity, Truth
+from emulators.vtiger.render import parse_stamp
+from emulators.vtiger.schema import MODULE_OF_PREFIX, PREFIX, FieldDef, Schema
+from emulators.vtiger.vtql import MAX_ROWS, Condition, Group, Query, like_pattern
 
 NOT_FOUND = "Record you are trying to access is not found"
 STAMP_FIELDS = ("createdtime", "modifiedtime")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kpisync.sandbox.salesforce_render import MAX_BATCH, errors, json_body, record_json
-from kpisync.sandbox.salesforce_schema import SURVEY_OBJECT
-from kpisync.sandbox.salesforce_store import RecordError, compound_value
-from kpisync.sandbox.server import Request, Response
+from emulators.salesforce.render import MAX_BATCH, errors, json_body, record_json
+from emulators.salesforce.schema import SURVEY_OBJECT
+from emulators.salesforce.store import RecordError, compound_value
+from emulators.server import Request, Response
 
 if TYPE_CHECKING:
-    from kpisync.sandbox.salesforce import SalesforceEmulator
+    from emulators.salesforce.emulator import SalesforceEmulator
 
 DATA = r"/services/data/v(?P<version>\d+\.\d)"
 SOBJECT = r"(?P<sobject>[A-Za-z0-9_]+)"
@@ -55,7 +55,7 @@ class Routes:
         return Response(status, {"Content-Type": "text/xml;charset=UTF-8"}, xml.encode("utf-8"))
 
     def oauth_token(self, request: Request) -> Response:
-        from kpisync.sandbox.salesforce_auth import OAuthError
+        from emulators.salesforce.auth import OAuthError
 
         try:
             return json_body(self.em.sessions.token(request.form(), self.em.base_url))

@@ -2,9 +2,9 @@
 
 simple-salesforce 1.12 talks to it unchanged. It only builds `https://` URLs, so the emulator
 serves TLS from a certificate authority made with trustme (`ca_path` is the CA to trust): a
-throwaway one, or the one kept in `ca_folder` (made there the first time) for settings that last. Served: SOAP `login()` and the OAuth token endpoint (salesforce_auth); `query`,
+throwaway one, or the one kept in `ca_folder` (made there the first time) for settings that last. Served: SOAP `login()` and the OAuth token endpoint (auth); `query`,
 `queryAll` and `nextRecordsUrl` pages (2,000 rows, `Sforce-Query-Options: batchSize=N`, 200 at
-least) over a real small SOQL parser (salesforce_soql: MALFORMED_QUERY, INVALID_FIELD,
+least) over a real small SOQL parser (soql: MALFORMED_QUERY, INVALID_FIELD,
 INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, DELETE); sObject
 Collections update (`PATCH composite/sobjects`, 200 records, per-record results, allOrNone);
 Bulk API 2.0 query jobs with CSV results and `Sforce-Locator`; `limits` and
@@ -15,7 +15,7 @@ with `field_history` (tracking) on. Every API call counts against a daily allowa
 `Sforce-Limit-Info: api-usage=used/max`; when it is spent, calls get 403 REQUEST_LIMIT_EXCEEDED.
 Errors are the real JSON arrays; an unknown or expired session gets 401 INVALID_SESSION_ID.
 Module map: schema (objects, ids), records (org -> truth), store (SOQL, writes), render (wire
-shapes, cursors, bulk jobs), auth (logins, sessions), salesforce_routes (handlers).
+shapes, cursors, bulk jobs), auth (logins, sessions), routes (handlers).
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ from typing import Any
 
 import trustme
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.salesforce_auth import OrgLogin, Sessions
-from kpisync.sandbox.salesforce_finance import add_rates_and_quotas, optional_objects
-from kpisync.sandbox.salesforce_records import Record, Truth, build_truth, utc_now_ms
-from kpisync.sandbox.salesforce_render import BulkJobs, QueryCursors, errors
-from kpisync.sandbox.salesforce_routes import register_routes
-from kpisync.sandbox.salesforce_schema import COMPOUND_PARTS, TYPE_OF, FieldDef, Schema, make_id
-from kpisync.sandbox.salesforce_soql import SoqlError
-from kpisync.sandbox.salesforce_store import RecordError, SalesforceStore
-from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response
+from emulators.org.model import Org
+from emulators.salesforce.auth import OrgLogin, Sessions
+from emulators.salesforce.finance import add_rates_and_quotas, optional_objects
+from emulators.salesforce.records import Record, Truth, build_truth, utc_now_ms
+from emulators.salesforce.render import BulkJobs, QueryCursors, errors
+from emulators.salesforce.routes import register_routes
+from emulators.salesforce.schema import COMPOUND_PARTS, TYPE_OF, FieldDef, Schema, make_id
+from emulators.salesforce.soql import SoqlError
+from emulators.salesforce.store import RecordError, SalesforceStore
+from emulators.server import EmulatorServer, Knobs, Request, Response
 
 API_VERSION = "59.0"
 CA_FILE, CA_KEY_FILE = "emulator-ca.pem", "emulator-ca-key.pem"

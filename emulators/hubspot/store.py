@@ -15,8 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from kpisync.sandbox.hubspot_records import Record, Truth, iso, new_record
-from kpisync.sandbox.hubspot_schema import (
+from emulators.hubspot.records import Record, Truth, iso, new_record
+from emulators.hubspot.schema import (
     OWNER_ASSIGNED,
     PropDef,
     Schema,
@@ -24,7 +24,7 @@ from kpisync.sandbox.hubspot_schema import (
     created_prop,
     modified_prop,
 )
-from kpisync.sandbox.hubspot_search import (
+from emulators.hubspot.search import (
     Filter,
     SearchError,
     Typed,
@@ -38,7 +38,7 @@ from kpisync.sandbox.hubspot_search import (
     to_ms,
     typed,
 )
-from kpisync.sandbox.orggen import ms_to_dt
+from emulators.org.generate import ms_to_dt
 
 # Properties of other records that hold the id of a record of this type (repointed on merge).
 REFERENCES = {"companies": (("contacts", "associatedcompanyid"),),

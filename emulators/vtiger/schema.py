@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kpisync.sandbox.org import CustomFieldDef, Stage
+from emulators.org.model import CustomFieldDef, Stage
 
 # Stock Vtiger has no survey module: this org's admin built one with the Module Builder (a vtlib
 # module, so its fields have the names the builder gave them, not cf_ names) to hold NPS answers.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kpisync.sandbox.hubspot_store import HubSpotError
+from emulators.hubspot.store import HubSpotError
 
 
 @dataclass

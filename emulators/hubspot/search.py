@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from kpisync.sandbox.hubspot_schema import PropDef
+from emulators.hubspot.schema import PropDef
 
 MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 10, 25
 MAX_LIMIT, MAX_RESULTS = 200, 10_000

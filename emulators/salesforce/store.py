@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from kpisync.sandbox.salesforce_records import (
+from emulators.salesforce.records import (
     Record,
     Truth,
     admin_id,
@@ -27,8 +27,8 @@ from kpisync.sandbox.salesforce_records import (
     forecast_category,
     owner_change_rows,
 )
-from kpisync.sandbox.salesforce_schema import FIELD_HISTORY, Schema, make_id, object_of
-from kpisync.sandbox.salesforce_soql import Query, parse, parse_datetime, sort_key
+from emulators.salesforce.schema import FIELD_HISTORY, Schema, make_id, object_of
+from emulators.salesforce.soql import Query, parse, parse_datetime, sort_key
 
 HISTORY_FIELDS = ("StageName", "Amount", "CloseDate", "Probability")
 FIRST_API_NUMBER = 50_000_000  # records created through the API get numbers from here

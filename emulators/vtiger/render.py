@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kpisync.sandbox.vtiger_records import Entity
-from kpisync.sandbox.vtiger_schema import Schema
+from emulators.vtiger.records import Entity
+from emulators.vtiger.schema import Schema
 
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

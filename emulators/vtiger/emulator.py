@@ -2,7 +2,7 @@
 
 Operations (crm-api-facts 3.2), each registered as GET or POST as in vtiger_ws_operation (the
 other method gives ACCESS_DENIED): getchallenge, login (md5(token + accessKey)), listtypes,
-describe, query (the VTQL subset of vtiger_vtql), sync, retrieve, create, update, revise, delete,
+describe, query (the VTQL subset of vtql), sync, retrieve, create, update, revise, delete,
 logout, convertlead. Envelopes `{"success": ..., "result"|"error": ...}` come with HTTP 200 even
 for errors. Sessions expire after `session_lifetime_seconds` or `session_idle_seconds` idle
 (INVALID_SESSIONID); challenge tokens live 300 s and serve two logins.
@@ -36,13 +36,13 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response, json_response
-from kpisync.sandbox.vtiger_records import ADMIN_ID, IdBook, Truth, build_truth
-from kpisync.sandbox.vtiger_render import Locale, render
-from kpisync.sandbox.vtiger_schema import PREFIX, TYPE_NAMES, FieldDef, build_schema, listtypes_json
-from kpisync.sandbox.vtiger_store import EmptyServerError, VtigerError, VtigerStore
-from kpisync.sandbox.vtiger_vtql import VtqlError, parse_query
+from emulators.org.model import Org
+from emulators.server import EmulatorServer, Knobs, Request, Response, json_response
+from emulators.vtiger.records import ADMIN_ID, IdBook, Truth, build_truth
+from emulators.vtiger.render import Locale, render
+from emulators.vtiger.schema import PREFIX, TYPE_NAMES, FieldDef, build_schema, listtypes_json
+from emulators.vtiger.store import EmptyServerError, VtigerError, VtigerStore
+from emulators.vtiger.vtql import VtqlError, parse_query
 
 __all__ = ["ADMIN_KEY", "VtigerEmulator"]
 ADMIN_KEY = "vtEmulatorAdminKey0123"

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kpisync.sandbox.hubspot_auth import OAuthApp, SlidingLimiter, TokenBook
-from kpisync.sandbox.hubspot_meta import (
+from emulators.hubspot.auth import OAuthApp, SlidingLimiter, TokenBook
+from emulators.hubspot.meta import (
     refuse_unknown,
     refuse_unknown_fields,
     register_meta_routes,
 )
-from kpisync.sandbox.hubspot_records import (
+from emulators.hubspot.records import (
     FIRST_API_ID,
     Truth,
     base_id,
@@ -36,7 +36,7 @@ from kpisync.sandbox.hubspot_records import (
     build_truth,
     iso,
 )
-from kpisync.sandbox.hubspot_render import (
+from emulators.hubspot.render import (
     batch_envelope,
     error_response,
     not_found_error,
@@ -44,7 +44,7 @@ from kpisync.sandbox.hubspot_render import (
     render,
     target_type_of,
 )
-from kpisync.sandbox.hubspot_schema import (
+from emulators.hubspot.schema import (
     READ_ONLY_TYPES,
     Schema,
     build_properties,
@@ -52,9 +52,9 @@ from kpisync.sandbox.hubspot_schema import (
     pipeline_json,
     stage_id,
 )
-from kpisync.sandbox.hubspot_store import HubSpotError, HubSpotStore, validation_error
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.server import EmulatorServer, Knobs, Request, Response, json_response
+from emulators.hubspot.store import HubSpotError, HubSpotStore, validation_error
+from emulators.org.model import Org
+from emulators.server import EmulatorServer, Knobs, Request, Response, json_response
 
 MAX_BATCH = 100
 TYPE = r"(?P<type>[A-Za-z0-9_-]+)"

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from kpisync.sandbox.org import Activity, Org
-from kpisync.sandbox.vtiger_schema import PREFIX, SURVEY_MODULE, Schema, stage_label
+from emulators.org.model import Activity, Org
+from emulators.vtiger.schema import PREFIX, SURVEY_MODULE, Schema, stage_label
 
 ACCOUNT_TYPE = {"prospect": "Prospect", "customer": "Customer", "former_customer": "Former Customer"}
 LEAD_STATUS = {"new": "Not Contacted", "working": "Attempted to Contact", "qualified": "Qualified",

@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from kpisync.sandbox.salesforce_schema import base62
-from kpisync.sandbox.salesforce_store import Result
-from kpisync.sandbox.server import Response, json_response
+from emulators.salesforce.schema import base62
+from emulators.salesforce.store import Result
+from emulators.server import Response, json_response
 
 MAX_BATCH = 2000
 MIN_BATCH = 200

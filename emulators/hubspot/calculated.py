@@ -20,7 +20,7 @@ from collections.abc import Container, Iterable
 from functools import lru_cache
 from typing import Any
 
-from kpisync.sandbox.hubspot_search import to_ms
+from emulators.hubspot.search import to_ms
 
 STAGE_FAMILY = re.compile(
     r"^hs_v2_(date_entered|date_exited|latest_time_in|cumulative_time_in)_(.+)$")

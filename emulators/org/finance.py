@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from kpisync.sandbox.org import ExchangeRate, Org, RepQuota
+from emulators.org.model import ExchangeRate, Org, RepQuota
 
 
 def add_rates_and_quotas(org: Org, *, dated: bool = True, quarters: int = 4) -> Org:

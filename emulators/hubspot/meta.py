@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kpisync.sandbox.hubspot_auth import OAuthError
-from kpisync.sandbox.hubspot_records import iso
-from kpisync.sandbox.hubspot_render import batch_envelope, v4_targets
-from kpisync.sandbox.hubspot_schema import FIELD_TYPES, GROUPS, SINGULAR, PropDef, normalize_type
-from kpisync.sandbox.hubspot_store import HubSpotError, validation_error
-from kpisync.sandbox.server import Request, Response, json_response
+from emulators.hubspot.auth import OAuthError
+from emulators.hubspot.records import iso
+from emulators.hubspot.render import batch_envelope, v4_targets
+from emulators.hubspot.schema import FIELD_TYPES, GROUPS, SINGULAR, PropDef, normalize_type
+from emulators.hubspot.store import HubSpotError, validation_error
+from emulators.server import Request, Response, json_response
 
 if TYPE_CHECKING:
-    from kpisync.sandbox.hubspot import HubSpotEmulator
+    from emulators.hubspot.emulator import HubSpotEmulator
 
 MAX_OWNERS_PAGE = 500
 MAX_ASSOCIATION_INPUTS = 1000

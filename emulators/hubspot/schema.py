@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kpisync.sandbox.org import CustomFieldDef, Stage
+from emulators.org.model import CustomFieldDef, Stage
 
 OBJECT_TYPE_IDS = {
     "contacts": "0-1", "companies": "0-2", "deals": "0-3", "line_items": "0-8", "tasks": "0-27",

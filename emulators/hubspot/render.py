@@ -6,17 +6,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kpisync.sandbox.hubspot_calculated import stage_calculated
-from kpisync.sandbox.hubspot_records import Record, iso
-from kpisync.sandbox.hubspot_schema import (
+from emulators.hubspot.calculated import stage_calculated
+from emulators.hubspot.records import Record, iso
+from emulators.hubspot.schema import (
     ASSOCIATION_IDS,
     Schema,
     association_type,
     created_prop,
     modified_prop,
 )
-from kpisync.sandbox.hubspot_store import HubSpotError
-from kpisync.sandbox.server import Response, json_response
+from emulators.hubspot.store import HubSpotError
+from emulators.server import Response, json_response
 
 DEFAULT_PROPS = {
     "companies": ("name", "domain"), "contacts": ("firstname", "lastname", "email"),
@@ -60,7 +60,7 @@ def rate_limit_body(policy: str) -> dict[str, Any]:
 def select_props(schema: Schema, object_type: str, record: Record,
                  requested: list[str] | None) -> dict[str, str | None]:
     """Requested properties (or the type's defaults) plus id, created and modified; a deal's
-    v2 stage-calculated properties are served when asked for by name (see hubspot_calculated)."""
+    v2 stage-calculated properties are served when asked for by name (see calculated)."""
     names = list(requested) if requested else list(DEFAULT_PROPS[object_type])
     names += ["hs_object_id", created_prop(object_type), modified_prop(object_type)]
     props = record["properties"]

@@ -1,6 +1,6 @@
 """The synthetic org: vendor-neutral records that every emulator serves in its own shapes.
 
-`kpisync.sandbox.orggen.generate_org(seed, deals)` builds one `Org`; the emulators translate it into
+`emulators.org.generate.generate_org(seed, deals)` builds one `Org`; the emulators translate it into
 HubSpot, Salesforce or Vtiger payloads and keep it as their mutable truth. Ids here are neutral
 integers; each emulator derives its own vendor ids from them.
 

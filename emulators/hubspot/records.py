@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from kpisync.sandbox.hubspot_schema import ASSOCIATION_IDS, snake_case, stage_id
-from kpisync.sandbox.org import Activity, Contact, Deal, Lead, Org, Rep
+from emulators.hubspot.schema import ASSOCIATION_IDS, snake_case, stage_id
+from emulators.org.model import Activity, Contact, Deal, Lead, Org, Rep
 
 Record = dict[str, Any]
 Truth = dict[str, dict[str, Record]]

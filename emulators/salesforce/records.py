@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kpisync.sandbox.org import Activity, Deal, Org, Rep
-from kpisync.sandbox.salesforce_schema import (
+from emulators.org.model import Activity, Deal, Org, Rep
+from emulators.salesforce.schema import (
     FIELD_HISTORY,
     SURVEY_OBJECT,
     Schema,

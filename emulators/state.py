@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kpisync.sandbox.server import EmulatorServer
+from emulators.server import EmulatorServer
 
 RECORDS_FILE = "records.pickle"
 PERSISTED: dict[str, tuple[str, ...]] = {  # emulator class name -> the attributes to keep
@@ -83,7 +83,7 @@ class _Loader(pickle.Unpickler):
         raise StateFileError(f"unknown reference {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
-        allowed = (module.startswith("kpisync.sandbox.") or module in SAFE_MODULES
+        allowed = (module.startswith("emulators.") or module in SAFE_MODULES
                    or (module == "builtins" and name in SAFE_BUILTINS)
                    or (module, name) == ("itertools", "count"))
         if not allowed:

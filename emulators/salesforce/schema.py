@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kpisync.sandbox.org import CustomFieldDef, Stage
+from emulators.org.model import CustomFieldDef, Stage
 
 DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
