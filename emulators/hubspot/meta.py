@@ -1,21 +1,28 @@
 """Non-object endpoints of the HubSpot emulator: OAuth token, owners, custom object schemas (none),
 properties (tickets' defaults too) and groups, pipelines and v4 associations. A query parameter
-an endpoint does not implement is a 400 naming it, never ignored. `register_meta_routes(emulator)` adds them to a running emulator.
+an endpoint does not implement is a 400 naming it, never ignored. `register_meta_routes(host)`
+adds them to an emulator; `MetaHost` is what they need from it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
-from emulators.hubspot.auth import OAuthError
+from emulators.hubspot.auth import OAuthError, TokenBook
 from emulators.hubspot.records import iso
 from emulators.hubspot.render import batch_envelope, v4_targets
-from emulators.hubspot.schema import FIELD_TYPES, GROUPS, SINGULAR, PropDef, normalize_type
-from emulators.hubspot.store import HubSpotError, validation_error
-from emulators.server import Request, Response, json_response
-
-if TYPE_CHECKING:
-    from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.hubspot.schema import (
+    FIELD_TYPES,
+    GROUPS,
+    SINGULAR,
+    PropDef,
+    Schema,
+    normalize_type,
+)
+from emulators.hubspot.store import HubSpotError, HubSpotStore, validation_error
+from emulators.server import Handler, Request, Response, json_response
 
 MAX_OWNERS_PAGE = 500
 MAX_ASSOCIATION_INPUTS = 1000
@@ -38,7 +45,26 @@ TICKET_PROPERTIES = tuple(PropDef(name, kind, label, options, read_only, group=T
 TYPE = r"(?P<type>[A-Za-z0-9_-]+)"
 
 
-def register_meta_routes(emu: HubSpotEmulator) -> None:
+class MetaHost(Protocol):
+    """What the non-object endpoints need from the emulator serving them."""
+
+    @property
+    def tokens(self) -> TokenBook: ...
+    @property
+    def owners(self) -> list[dict[str, Any]]: ...
+    @property
+    def pipeline(self) -> dict[str, Any]: ...
+    @property
+    def schema(self) -> Schema: ...
+    @property
+    def store(self) -> HubSpotStore: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    def add_route(self, method: str, regex: str, handler: Handler,
+                  key: str | None = None) -> None: ...
+
+
+def register_meta_routes(emu: MetaHost) -> None:
     """Register every non-object route on the emulator."""
     meta = MetaEndpoints(emu)
     emu.add_route("POST", "/oauth/v1/token", meta.token)
@@ -84,7 +110,7 @@ def known_type(name: str) -> str:
 class MetaEndpoints:
     """Handlers bound to one emulator."""
 
-    def __init__(self, emu: HubSpotEmulator) -> None:
+    def __init__(self, emu: MetaHost) -> None:
         self.emu = emu
 
     def token(self, request: Request) -> Response:

@@ -38,7 +38,7 @@ from emulators.hubspot.search import (
     to_ms,
     typed,
 )
-from emulators.org.generate import ms_to_dt
+from emulators.org.vocabulary import ms_to_dt
 
 # Properties of other records that hold the id of a record of this type (repointed on merge).
 REFERENCES = {"companies": (("contacts", "associatedcompanyid"),),

@@ -1,16 +1,25 @@
-"""The Salesforce emulator's endpoints; `register_routes(emulator)` adds them all."""
+"""The Salesforce emulator's endpoints; `register_routes(host)` adds them all to an emulator,
+`RouteHost` is what they need from it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
-from emulators.salesforce.render import MAX_BATCH, errors, json_body, record_json
-from emulators.salesforce.schema import SURVEY_OBJECT
-from emulators.salesforce.store import RecordError, compound_value
-from emulators.server import Request, Response
-
-if TYPE_CHECKING:
-    from emulators.salesforce.emulator import SalesforceEmulator
+from emulators.salesforce.auth import OAuthError, Sessions
+from emulators.salesforce.render import (
+    MAX_BATCH,
+    BulkJob,
+    BulkJobs,
+    QueryCursors,
+    errors,
+    json_body,
+    record_json,
+)
+from emulators.salesforce.schema import SURVEY_OBJECT, Schema
+from emulators.salesforce.store import RecordError, SalesforceStore, compound_value
+from emulators.server import Handler, Knobs, Request, Response
 
 DATA = r"/services/data/v(?P<version>\d+\.\d)"
 SOBJECT = r"(?P<sobject>[A-Za-z0-9_]+)"
@@ -19,7 +28,33 @@ COLLECTION_MAX = 200
 COLLECTION_CHUNKS = 10
 
 
-def register_routes(em: SalesforceEmulator) -> None:
+class RouteHost(Protocol):
+    """What the endpoints need from the emulator serving them: its records and schema, query
+    cursors, Bulk jobs, logins, clock, knobs, the API calls counted and its own URL."""
+
+    @property
+    def store(self) -> SalesforceStore: ...
+    @property
+    def schema(self) -> Schema: ...
+    @property
+    def cursors(self) -> QueryCursors: ...
+    @property
+    def bulk(self) -> BulkJobs: ...
+    @property
+    def sessions(self) -> Sessions: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def knobs(self) -> Knobs: ...
+    @property
+    def api_used(self) -> int: ...
+    @property
+    def base_url(self) -> str: ...
+    def add_route(self, method: str, regex: str, handler: Handler,
+                  key: str | None = None) -> None: ...
+
+
+def register_routes(em: RouteHost) -> None:
     routes = Routes(em)
     em.add_route("POST", r"/services/Soap/u/(?P<version>\d+\.\d)/?", routes.soap_login)
     em.add_route("POST", r"/services/oauth2/token", routes.oauth_token)
@@ -45,7 +80,9 @@ def register_routes(em: SalesforceEmulator) -> None:
 
 
 class Routes:
-    def __init__(self, em: SalesforceEmulator) -> None:
+    """Handlers bound to one emulator."""
+
+    def __init__(self, em: RouteHost) -> None:
         self.em = em
 
     # --- logins --------------------------------------------------------------------------------
@@ -55,8 +92,6 @@ class Routes:
         return Response(status, {"Content-Type": "text/xml;charset=UTF-8"}, xml.encode("utf-8"))
 
     def oauth_token(self, request: Request) -> Response:
-        from emulators.salesforce.auth import OAuthError
-
         try:
             return json_body(self.em.sessions.token(request.form(), self.em.base_url))
         except OAuthError as error:
@@ -230,7 +265,7 @@ class Routes:
         job = self.em.bulk.create(operation, str(body["query"]), result, self.em.clock())
         return json_body(job.info(request.params["version"], "UploadComplete"))
 
-    def _job(self, request: Request) -> Any:
+    def _job(self, request: Request) -> BulkJob:
         job = self.em.bulk.jobs.get(request.params["job"])
         if job is None:
             raise RecordError("NOT_FOUND", "The requested resource does not exist", http_status=404)

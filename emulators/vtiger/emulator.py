@@ -145,7 +145,8 @@ class VtigerEmulator(EmulatorServer):
         with self.store.lock:
             try:
                 user = None if operation in NO_SESSION else self.session_user(params)
-                return getattr(self, f"op_{operation}")(params, user)
+                run: Callable[..., Response] = getattr(self, f"op_{operation}")
+                return run(params, user)
             except VtigerError as error:
                 return failure(error.code, error.message)
             except VtqlError as error:
