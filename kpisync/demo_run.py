@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulators.org.model import Org
 from kpisync.context import AppContext
 from kpisync.demo_crms import DemoCrm
-from kpisync.sandbox.org import Org
 from kpisync.sandbox_setup import Mapping
 
 

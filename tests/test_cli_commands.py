@@ -17,7 +17,7 @@ from kpisync.cli.dispatch import registered
 
 # What only a command needs: none of it may load for `kpisync --help`.
 HEAVY = ("sqlalchemy", "pydantic", "alembic", "metrics", "writeback", "connectors",
-         "kpisync.store", "kpisync.report", "kpisync.sandbox", "kpisync.config",
+         "kpisync.store", "kpisync.report", "emulators", "kpisync.config",
          "kpisync.cli.failure", "kpisync.cli.sources")
 COMMAND_MODULES = sorted({declared.module for declared in COMMANDS
                           if not declared.module.startswith("kpisync.cli.")})
