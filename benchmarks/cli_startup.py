@@ -9,7 +9,8 @@ does, so the load average is printed beside them.
 and put first on PYTHONPATH, runs interleaved with this tree's so both see the same load, and
 prints the ratio. `--nice N` runs the children at that niceness (below 0 needs root), so that a
 CPU hog elsewhere on the machine weighs less on the figure. Then the ten costliest imports of
-`kpisync --help` by `-X importtime` (cumulative microseconds).
+`kpisync --help` by `-X importtime` (cumulative seconds). `import typer+rich_utils` is the floor:
+what Typer's rich help costs by itself.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = str(Path(sys.executable).with_name("kpisync"))  # the console script pip installed
 HELP = [SCRIPT, "--help"]
 IMPORT = [sys.executable, "-c", "import kpisync.cli"]
+# What Typer's rich help costs by itself: the floor under `kpisync --help`.
+TYPER = [sys.executable, "-c", "import typer, typer.rich_utils"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ def load() -> str:
 def measure(trees: list[Tree], runs: int, niceness: int) -> dict[tuple[str, str], list[Timing]]:
     """Every (tree, command) `runs` times, interleaved, after one run each that is not counted
     (it writes the tree's bytecode caches)."""
-    commands = (("kpisync --help", HELP), ("import kpisync.cli", IMPORT))
+    commands = (("kpisync --help", HELP), ("import kpisync.cli", IMPORT),
+                ("import typer+rich_utils", TYPER))
     for tree in trees:
         for _, arguments in commands:
             run_once(arguments, tree, niceness)
@@ -132,10 +136,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.runs} runs each, niceness {args.nice}; before: {load()}")
         timings = measure(trees, args.runs, args.nice)
         print(f"after: {load()}")
-        print(f"{'tree':<12} {'command':<20} {'median wall':>12} {'min wall':>9} "
+        print(f"{'tree':<12} {'command':<24} {'median wall':>12} {'min wall':>9} "
               f"{'median CPU':>11}")
         for (name, label), found in timings.items():
-            print(f"{name:<12} {label:<20} {statistics.median(t.wall for t in found):>11.3f}s "
+            print(f"{name:<12} {label:<24} {statistics.median(t.wall for t in found):>11.3f}s "
                   f"{min(t.wall for t in found):>8.3f}s "
                   f"{statistics.median(t.cpu for t in found):>10.3f}s")
         if args.before:
