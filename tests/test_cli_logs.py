@@ -15,9 +15,9 @@ from unittest.mock import patch
 
 import pytest
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.logs import JOB_STORE_ERROR, PlainLines, Repeats, setup_logging
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from kpisync.secrets import remember_secret
 from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.config import ScheduleSettings
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.scheduler.triggers import next_fire, previous_fire, trigger_for
 from kpisync.scheduler.worker import JOB_PREFIX
