@@ -26,7 +26,7 @@ from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, RowsRejected
 from kpisync.output import stderr_console, stdout_console
-from kpisync.report.formats import period_label
+from kpisync.formats import period_label
 from kpisync.store.database import require_writable
 from kpisync.texts import localized, translate
 from metrics.catalogue import REGISTRY

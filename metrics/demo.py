@@ -7,7 +7,7 @@ from rich.table import Table
 
 from kpisync.demo import DemoRun
 from kpisync.logs import muted
-from kpisync.report.formats import period_label
+from kpisync.formats import period_label
 from kpisync.texts import localized, translate
 from metrics.alerts import log as alerts_log
 from metrics.catalogue import REGISTRY

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kpisync.report.formats import show_value
+from kpisync.formats import show_value
 from metrics.catalogue import REGISTRY
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.sql import Select
@@ -27,11 +27,9 @@ from sqlalchemy.sql import Select
 from kpisync.store.models import Account, Activity, Contact, Deal, User
 from metrics import records
 from metrics.portable import flag, lowered_in
+from writeback.rules import ScoreParams
 from writeback.upsell import upsell_of
 from writeback.values import encode
-
-if TYPE_CHECKING:
-    from writeback.options import ScoreParams
 
 CATEGORIES = ("promoter", "passive", "detractor")
 

@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from kpisync.report.charts import LINE, MUTED, Chart
 from kpisync.report.content import Distribution, GoalLine, RepRow
-from kpisync.report.formats import show_value
+from kpisync.formats import show_value
 from kpisync.report.svg import document, el, label
 
 DETRACTOR, PASSIVE, PROMOTER = "#dc2626", "#f59e0b", "#16a34a"

@@ -15,7 +15,7 @@ from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.config import Settings
 from kpisync.report.content import GoalLine, Point, Report, RepRow, Series
 from kpisync.report.deals import biggest_wins, rep_names
-from kpisync.report.formats import period_label
+from kpisync.formats import period_label
 from kpisync.report.freshness import source_freshness
 from kpisync.report.options import ReportSettings, report_settings
 from kpisync.report.surveys import enps_groups, nps_distribution
