@@ -25,8 +25,8 @@ from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, RowsRejected
-from kpisync.output import stderr_console, stdout_console
 from kpisync.formats import period_label
+from kpisync.output import stderr_console, stdout_console
 from kpisync.store.database import require_writable
 from kpisync.texts import localized, translate
 from metrics.catalogue import REGISTRY

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from kpisync.demo import DemoRun
-from kpisync.logs import muted
 from kpisync.formats import period_label
+from kpisync.logs import muted
 from kpisync.texts import localized, translate
 from metrics.alerts import log as alerts_log
 from metrics.catalogue import REGISTRY

@@ -12,9 +12,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from kpisync.report.content import DealRow
 from kpisync.store.models import Account, Deal, User
-from metrics.money import converted
-from metrics.options import MetricConfig
-from metrics.periods import period_end
+from metrics import MetricConfig, converted, period_end
 
 USERS = User.__table__  # type: ignore[attr-defined]
 
