@@ -165,6 +165,21 @@ class KeepsMetadata(Protocol):
     def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool: ...
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """What a connector learnt from the CRM about its org's allowance (None: not reported)."""
+
+    daily_limit: int | None = None
+    daily_remaining: int | None = None
+
+
+@runtime_checkable
+class ReportsAllowance(Protocol):
+    """Optional connector method: the org's daily limit and what is left, as last seen."""
+
+    def api_allowance(self) -> Allowance: ...
+
+
 class ConnectorFactory(Protocol):
     """A connector class. Optional members the core uses when present: `options_model`, the
     pydantic model of the source's options, which every command validates at start without

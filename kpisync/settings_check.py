@@ -19,9 +19,8 @@ from kpisync.errors import ConfigError
 from kpisync.registry import connector_factory
 from kpisync.report.options import report_settings
 from kpisync.scheduler.options import scheduler_settings
-from metrics.catalogue import REGISTRY
-from metrics.options import metric_config
-from writeback.options import mapped_sources, source_plan
+from metrics import REGISTRY, metric_config
+from writeback import mapped_sources, source_plan
 
 TABLES = ("kpisync", "sources", "metrics", "writeback", "report", "scheduler", "alerts", "budgets")
 

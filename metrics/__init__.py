@@ -18,13 +18,13 @@ to it; docs/decisions/import-layers.md).
     period_start, period_end, shift, local_midnight_utc                      metrics.periods
     converted (an amount in the corporate currency, in SQL)                  metrics.money
     flag, lowered_in (portable SQL pieces)                                   metrics.portable
-    in_unit, kpi_title (a value and a KPI as people read them)               metrics.display
+    in_unit, kpi_title, shown (a KPI and its values as people read them)     metrics.display
     REGISTRY (every Kpi declaration)                                         metrics.catalogue
 """
 
 from metrics.catalogue import REGISTRY
 from metrics.declaration import Kpi, KpiValue
-from metrics.display import in_unit, kpi_title
+from metrics.display import in_unit, kpi_title, shown
 from metrics.engine import ComputeResult, compute_all
 from metrics.goals import GoalStatus, goal_statuses
 from metrics.key_names import KeyNames, key_names, rep_names
@@ -52,5 +52,5 @@ __all__ = [
     "compute_all", "converted", "flag", "goal_statuses", "import_surveys", "in_unit", "key_names",
     "kpi_title", "last_computed_at", "latest_contact_answers", "latest_values",
     "local_midnight_utc", "lowered_in", "metric_config", "open_deal_stages", "period_end",
-    "period_start", "rep_names", "rep_scores", "shift", "team_enps", "value_history",
+    "period_start", "rep_names", "rep_scores", "shift", "shown", "team_enps", "value_history",
 ]

@@ -30,9 +30,9 @@ from connectors.hubspot.client import HubSpotClient, OAuthGrant
 from connectors.hubspot.fields import discover_fields, ensure_properties
 from connectors.hubspot.reads import ENTITIES, ReadOptions, StreamReader
 from connectors.hubspot.writes import CODEC, write_batches
-from kpisync.budget import Allowance
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
+    Allowance,
     FieldInfo,
     FieldSpec,
     FieldUpdate,

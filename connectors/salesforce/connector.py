@@ -35,10 +35,10 @@ from connectors.salesforce.history import OWNERS, STAGES
 from connectors.salesforce.paging import list_ids
 from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
 from connectors.salesforce.writes import CODEC, write_collections
-from kpisync.budget import Allowance
 from kpisync.config import ReadableFile, StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     LIMIT_PREFIX,
+    Allowance,
     FieldInfo,
     FieldSpec,
     FieldUpdate,
