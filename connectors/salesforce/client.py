@@ -29,6 +29,7 @@ import jwt
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.util import exception_handler
 
 from kpisync.errors import (
     AuthError,
@@ -249,8 +250,6 @@ class SalesforceClient:
     def get_raw(self, sf: Salesforce, path: str, params: dict[str, Any],
                 accept: str) -> requests.Response:
         """A GET whose body is not JSON (Bulk CSV results), through the same session."""
-        from simple_salesforce.util import exception_handler
-
         headers = {**sf.headers, "Accept": accept}
         response = self.session.get(sf.base_url + path, params=params, headers=headers,
                                     timeout=self.timeout)
