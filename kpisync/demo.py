@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from emulators.org.generate import generate_org
+from emulators.state import save_state
 from kpisync.connector import calls_in
 from kpisync.context import open_context
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
 from kpisync.demo_stages import DemoRun, kpi_stage, report_stage, writeback_stage
 from kpisync.registry import build_connector
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.state import save_state
 from kpisync.sandbox_setup import (
     SandboxFolder,
     add_score_fields,
