@@ -28,7 +28,7 @@ from kpisync.secrets import MaskingFilter, mask
 try:  # Typer carries its own copy of Click from 0.29 on
     from typer._click.exceptions import ClickException
 except ImportError:  # an older Typer, on Click itself
-    from click import ClickException  # type: ignore[no-redef]
+    from click import ClickException  # type: ignore[no-redef,assignment]
 
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
