@@ -12,7 +12,7 @@ Key = tuple[str, str]  # (entity, external id)
 
 
 def stored_rows(engine: Engine, source: str) -> dict[Key, dict[str, Any]]:
-    """Every row of `source`, deleted ones included, by (entity, external id); without the row id."""
+    """Every row of `source`, deleted ones too, by (entity, external id); without the row id."""
     rows: dict[Key, dict[str, Any]] = {}
     with engine.connect() as connection:
         for entity, model in ENTITY_MODELS.items():

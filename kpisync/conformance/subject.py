@@ -41,14 +41,14 @@ class ErrorCase:
 
 @dataclass(frozen=True)
 class WriteCase:
-    """A managed field the connector can create (or finds) and write, on one live record."""
+    """A managed field the connector creates (or finds, when the subject created it as an admin
+    would), written on one live record."""
 
     spec: FieldSpec
     external_id: str
     value: Any  # as the field's codec sends it (`FieldUpdate.values`)
     read_back: Callable[[], Any]  # the value the source holds in that field now
     missing_id: str  # an id of `spec.entity` the source does not hold
-    provision_by_hand: Callable[[], None] | None = None  # when `ensure_fields` answers "manual"
 
 
 class ConformanceSubject(ABC):

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kpisync_jsonfile import JsonFileConnector
+
 from kpisync.conformance import ConformanceSubject, ErrorCase, Truth
 from kpisync.connector import Connector
 from kpisync.errors import SchemaDriftError, TransientError
-
-from kpisync_jsonfile import JsonFileConnector
 
 TIERS = ("gold", "silver", "bronze")
 
