@@ -47,8 +47,7 @@ BASE_PROPERTIES: dict[str, tuple[str, ...]] = {
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
 DEAL_ROLES = ("deal_type", "lead_source", "loss_reason", "competitor", "margin")
 ENTITIES = {
-    "companies": ("account",), "contacts": ("contact", "lead"),
-    "deals": ("deal", "deal_stage_change"),
+    "companies": ("account",), "contacts": ("contact", "lead"), "deals": ("deal",),
     "calls": ("activity",), "emails": ("activity",), "meetings": ("activity",),
     "tasks": ("activity",), "feedback_submissions": ("survey_response",),
     "line_items": ("line_item",),
