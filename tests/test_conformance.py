@@ -29,6 +29,7 @@ from kpisync.sandbox.server import Knobs
 from kpisync.store.database import open_store
 from kpisync.store.models import ENTITY_MODELS, Deal, SyncState
 from kpisync.sync import SyncOptions, sync_source
+from tests.conftest import STORE_KINDS
 from tests.harness import available_kits
 
 KITS = available_kits()
@@ -111,7 +112,25 @@ def conformance_subject(served: Any) -> KitSubject:
 
 
 class TestBuiltInConnectors(ConnectorConformance):
-    """The shipped contract, on every built-in connector's emulator."""
+    """The shipped contract, on every built-in connector's emulator (store: SQLite)."""
+
+
+if "postgres" in STORE_KINDS:
+    @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+    class TestBuiltInConnectorsOnPostgres(ConnectorConformance):
+        """Incremental syncs and deletes again on PostgreSQL; the other tests do not depend on
+        the store's engine."""
+
+        @pytest.fixture
+        def conformance_store_url(self, store_url: str) -> str:
+            return store_url
+
+        test_check_passes_and_discover_lists_fields = None
+        test_streams_pages_and_cursors = None
+        test_full_sync_equals_truth_and_a_resync_changes_nothing = None
+        test_interrupted_reads_resume_to_truth = None
+        test_failures_are_kpisync_connector_errors = None
+        test_write_back_as_declared = None
 
 
 class CallGate:
