@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.salesforce.emulator import SalesforceEmulator
+from emulators.server import Knobs
 from kpisync.conformance import ConformanceSubject, ConnectorConformance, ErrorCase, WriteCase
 from kpisync.conformance.stores import assert_no_duplicates
 from kpisync.connector import Connector, FieldSpec
 from kpisync.errors import AuthError, TransientError
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
-from kpisync.sandbox.server import Knobs
 from kpisync.store.database import open_store
 from kpisync.store.models import ENTITY_MODELS, Deal, SyncState
 from kpisync.sync import SyncOptions, sync_source
