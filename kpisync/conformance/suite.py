@@ -142,8 +142,8 @@ class ConnectorConformance:
             f"({len(rewritten)} rows) and added {sorted(again.keys() - first.keys())[:5]}")
         synced(engine, subject, full=True)
         reread = stored_rows(engine, subject.source)
-        changed = sorted(key for key in first if comparable(without(reread, "synced_at").get(key))
-                         != comparable(without(first, "synced_at")[key]))
+        old, new = without(first, "synced_at"), without(reread, "synced_at")
+        changed = sorted(key for key in old if comparable(new.get(key)) != comparable(old[key]))
         assert not changed and reread.keys() == first.keys(), (
             f"a full re-read changed {changed[:5]} ({len(changed)} rows), which the source did "
             f"not change, and added {sorted(reread.keys() - first.keys())[:5]}")
