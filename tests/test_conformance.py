@@ -218,7 +218,8 @@ def test_faults_that_clear_still_end_equal_to_truth(sqlite_engine: Engine, serve
 def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
     served.emulator.knobs.fail_always_after_calls = 25
     with pytest.raises(Exception) as caught:
-        sync_source(sqlite_engine, served.source, served.connector(batch_records=200), SyncOptions())
+        sync_source(sqlite_engine, served.source, served.connector(batch_records=200),
+                    SyncOptions())
     assert getattr(caught.value, "retryable", False), f"not a transient error: {caught.value!r}"
     with sqlite_engine.connect() as connection:
         committed = [c for (c,) in connection.execute(select(SyncState.cursor).where(

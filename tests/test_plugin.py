@@ -67,9 +67,9 @@ def run_plugin_tests(folder: Path, tmp_path: Path, env: dict[str, str] | None = 
 
 def test_plugin_connector_syncs_through_the_cli(installed_plugin: Path, tmp_path: Path) -> None:
     data = tmp_path / "accounts.jsonl"
+    accounts = [(1, "Acme", "gold"), (2, "Żółć sp. z o.o.", "silver")]
     data.write_text("\n".join(json.dumps({"id": i, "name": name, "custom": {"tier": t}})
-                              for i, name, t in [(1, "Acme", "gold"), (2, "Żółć sp. z o.o.", "silver")]),
-                    encoding="utf-8")
+                              for i, name, t in accounts), encoding="utf-8")
     settings = tmp_path / "settings.toml"
     settings.write_text(f'[kpisync]\nstore = "sqlite:///{tmp_path}/store.db"\n'
                         f'[sources.files]\ntype = "jsonfile"\npath = "{data}"\n', encoding="utf-8")
