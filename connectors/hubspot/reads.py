@@ -9,7 +9,8 @@ from typing import Any
 
 from connectors.hubspot import mappers, stages
 from connectors.hubspot.client import HubSpotClient
-from connectors.hubspot.search import SearchScope, walk_modified
+from connectors.hubspot.search import SearchScope, next_after, walk_modified
+from connectors.kit.paging import follow
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.mapping import map_each
@@ -44,6 +45,7 @@ BASE_PROPERTIES: dict[str, tuple[str, ...]] = {
     "line_items": ("name", "hs_sku", "quantity", "price", "hs_product_id", "hs_createdate",
                    "hs_lastmodifieddate"),
 }
+DEFAULT_MODIFIED = "hs_lastmodifieddate"
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
 DEAL_ROLES = ("deal_type", "lead_source", "loss_reason", "competitor", "margin")
 ENTITIES = {
@@ -89,7 +91,7 @@ class StreamReader:
         if object_type == "deals":
             extra = tuple(p for role, p in self.context.roles.items() if role in DEAL_ROLES)
             extra += stages.deal_properties(self.context.stages)
-        scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, "hs_lastmodifieddate"),
+        scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, DEFAULT_MODIFIED),
                             tuple(dict.fromkeys(BASE_PROPERTIES[object_type] + custom + extra)))
         pending: list[dict[str, Any]] = []
         calls_before = sum(self.client.calls.values())
@@ -227,18 +229,16 @@ class StreamReader:
 
     def list_pages(self, object_type: str, *, archived: bool) -> Iterator[list[dict[str, Any]]]:
         endpoint = f"GET /crm/v3/objects/{object_type}"
-        after: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": LIST_MAX, "archived": archived,
-                                      "properties": ["hs_object_id"]}
-            if after:
-                kwargs["after"] = after
-            response = self.client.call(endpoint, self.client.basic.get_page_with_http_info,
-                                        object_type, **kwargs)
+
+        def fetch(after: str | None) -> dict[str, Any]:
+            return self.client.call(endpoint, self.client.basic.get_page_with_http_info,
+                                    object_type, limit=LIST_MAX, archived=archived,
+                                    properties=["hs_object_id"], **({"after": after} if after else {}))
+
+        stream = f"{object_type} (archived)" if archived else object_type
+        for response in follow(fetch, next_after, crm="HubSpot", stream=stream):
             yield response.get("results", [])
-            after = ((response.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return
+
 
 
 def _primary_first(target: dict[str, Any]) -> tuple[int, str]:

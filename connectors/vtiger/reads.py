@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.kit.paging import follow
 from connectors.vtiger import mappers
 from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
 from connectors.vtiger.deletecount import CREATED, settle, tally
@@ -106,8 +107,9 @@ class ModuleReader:
         return seen, self.count(module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'")
 
     # --- reading -------------------------------------------------------------------------------
-    def read(self, module: str, stream: str, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
-        bound = int(signpost.timestamp()) - 1
+    def read(self, module: str, stream: str, cursor: Cursor, until: datetime) -> Iterator[Page]:
+        """Pages of `module`'s changes after `cursor`, up to `until` (whole seconds)."""
+        bound = int(until.timestamp())
         first = None
         if cursor.get(MODE) is None or cursor.value is None:
             mode, first = self.choose_mode(module)
@@ -201,13 +203,16 @@ class ModuleReader:
 
     # --- full listings -------------------------------------------------------------------------
     def users(self) -> Iterator[list[dict[str, Any]]]:
-        offset = 0
-        while True:
-            rows = self.query(f"SELECT * FROM Users ORDER BY id LIMIT {offset},{PAGE};")
+        def fetch(offset: int | None) -> tuple[int, list[dict[str, Any]]]:
+            start = offset or 0
+            return start, self.query(f"SELECT * FROM Users ORDER BY id LIMIT {start},{PAGE};")
+
+        def following(page: tuple[int, list[dict[str, Any]]]) -> int | None:
+            start, rows = page
+            return start + len(rows) if len(rows) == PAGE else None
+
+        for _start, rows in follow(fetch, following, crm="Vtiger", stream="users"):
             yield rows
-            if len(rows) < PAGE:
-                return
-            offset += len(rows)
 
     def owners_seen(self) -> list[Row]:
         """Where the Users module is hidden (non-admins): the owners of the records read, users
