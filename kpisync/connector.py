@@ -13,7 +13,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
+from pydantic import BaseModel
+
 from kpisync.cursor import Cursor
+from kpisync.fieldcodec import ValueCodec
 from kpisync.store.models import RecordBase, Row
 
 LIMIT_PREFIX = "limit:"
@@ -202,7 +205,7 @@ class Capability(StrEnum):
     METADATA_MOVES = "metadata_moves"  # metadata_moved(): kept metadata was read again mid-run
     ASKS_PURGE_CHECK = "asks_purge_check"  # purge_check_wanted(): an id comparison, now
     EXPLAINS_MISSING = "explains_missing"  # explain_missing(): ids gone from a listing, not deleted
-    REPORTS_ALLOWANCE = "reports_allowance"  # api_allowance(); reports_daily_limit(options)
+    REPORTS_ALLOWANCE = "reports_allowance"  # api_allowance(), reports_daily_limit(options)
     CHECKS_CREDENTIALS = "checks_credentials"  # check_credentials(): one cheap call
     LINKS_RECORDS = "links_records"  # record_url(): a record's page in the CRM
     CODES_VALUES = "codes_values"  # value_codec: how scores are written to the CRM's fields
@@ -214,7 +217,7 @@ CAPABILITY_MEMBERS: dict[Capability, tuple[str, ...]] = {
     Capability.METADATA_MOVES: ("metadata_moved",),
     Capability.ASKS_PURGE_CHECK: ("purge_check_wanted",),
     Capability.EXPLAINS_MISSING: ("explain_missing",),
-    Capability.REPORTS_ALLOWANCE: ("api_allowance",),
+    Capability.REPORTS_ALLOWANCE: ("api_allowance", "reports_daily_limit"),
     Capability.CHECKS_CREDENTIALS: ("check_credentials",),
     Capability.LINKS_RECORDS: ("record_url",),
     Capability.CODES_VALUES: ("value_codec",),
@@ -272,6 +275,57 @@ class ExplainsMissing(Protocol):
     under another guise (e.g. converted leads): id -> what to record instead of a delete."""
 
     def explain_missing(self, entity: str, ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+
+class ValidatesOptions(Protocol):
+    options_model: ClassVar[type[BaseModel]]
+
+
+class ReportsDailyLimit(Protocol):
+    """Capability.REPORTS_ALLOWANCE, on the class: whether a source with these options hears
+    the org's daily API limit from the CRM (HubSpot: private apps only)."""
+
+    def reports_daily_limit(self, options: Mapping[str, Any]) -> bool: ...
+
+
+class LinksRecords(Protocol):
+    def record_url(self, entity: str, external_id: str) -> str | None: ...
+
+
+class ChecksCredentials(Protocol):
+    def check_credentials(self) -> None: ...
+
+
+class CodesValues(Protocol):
+    value_codec: ClassVar[ValueCodec]
+
+
+def options_model_of(factory: object) -> type[BaseModel] | None:
+    if Capability.VALIDATES_OPTIONS not in capabilities_of(factory):
+        return None
+    return cast(ValidatesOptions, factory).options_model
+
+
+def reports_daily_limit(factory: object, options: Mapping[str, Any]) -> bool:
+    if Capability.REPORTS_ALLOWANCE not in capabilities_of(factory):
+        return False
+    return bool(cast(ReportsDailyLimit, factory).reports_daily_limit(options))
+
+
+def record_linker(connector: object) -> LinksRecords | None:
+    return cast(LinksRecords, connector) if Capability.LINKS_RECORDS in capabilities_of(
+        connector) else None
+
+
+def credential_checker(connector: object) -> ChecksCredentials | None:
+    return cast(ChecksCredentials, connector) if Capability.CHECKS_CREDENTIALS in \
+        capabilities_of(connector) else None
+
+
+def value_codec_of(connector: object) -> ValueCodec | None:
+    if Capability.CODES_VALUES not in capabilities_of(connector):
+        return None
+    return cast(CodesValues, connector).value_codec
 
 
 def metadata_keeper(connector: object) -> KeepsMetadata | None:

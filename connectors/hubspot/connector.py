@@ -139,7 +139,7 @@ class HubSpotConnector:
             Stream(StreamSpec("owners", ("user",), ReadMode.METADATA), self._read_owners),
             Stream(StreamSpec("pipelines", ("pipeline_stage",), ReadMode.METADATA),
                    self._read_pipelines),
-            *searched])
+            *searched], calls=lambda: self.client.calls.total())
 
     def streams(self) -> list[StreamSpec]:
         return self.stream_table().specs()

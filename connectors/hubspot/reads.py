@@ -94,7 +94,6 @@ class StreamReader:
         scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, DEFAULT_MODIFIED),
                             tuple(dict.fromkeys(BASE_PROPERTIES[object_type] + custom + extra)))
         pending: list[dict[str, Any]] = []
-        calls_before = sum(self.client.calls.values())
         last = cursor
         for records, last in walk_modified(self.search(object_type), scope, cursor,
                                            signpost - self.options.lag):
@@ -102,8 +101,8 @@ class StreamReader:
             # Flush before the next search page could push the batch past batch_records: a
             # batch of at most 1,000 records costs one association read per target type.
             if len(pending) + scope.page_size > self.options.batch_records:
-                yield self._page(object_type, pending, last, calls_before)
-                pending, calls_before = [], sum(self.client.calls.values())
+                yield self._page(object_type, pending, last)
+                pending = []
         listed = cursor.get(ARCHIVED)
         due = cursor.value is not None and (
             listed is None or signpost - datetime.fromisoformat(listed) >= self.options.archived_every)
@@ -113,14 +112,12 @@ class StreamReader:
         stamped = last.with_state(**{ARCHIVED: signpost.isoformat() if due or listed is None
                                      else listed})
         if pending or stamped != cursor:
-            yield self._page(object_type, pending, stamped, calls_before)
+            yield self._page(object_type, pending, stamped)
 
-    def _page(self, object_type: str, records: list[dict[str, Any]], cursor: Cursor,
-              calls_before: int) -> Page:
+    def _page(self, object_type: str, records: list[dict[str, Any]], cursor: Cursor) -> Page:
         rows = self.map_records(object_type, records)
         merged = merges_of(object_type, records) if object_type in MERGEABLE else []
-        calls = sum(self.client.calls.values()) - calls_before
-        return Page(stream=object_type, records=rows, merged=merged, cursor=cursor, api_calls=calls)
+        return Page(stream=object_type, records=rows, merged=merged, cursor=cursor)
 
     def map_records(self, object_type: str, records: list[dict[str, Any]]) -> list[Row]:
         if not records:

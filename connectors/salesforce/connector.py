@@ -156,6 +156,11 @@ class SalesforceConnector:
     type_name: ClassVar[str] = "salesforce"
     value_codec: ClassVar[ValueCodec] = CODEC
 
+    @staticmethod
+    def reports_daily_limit(options: Mapping[str, Any]) -> bool:
+        """Every answer carries Sforce-Limit-Info, and the limits resource says it too."""
+        return True
+
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         key = f"sources.{name}"
@@ -206,7 +211,7 @@ class SalesforceConnector:
             Stream(StreamSpec(finance.RATES_STREAM, ("exchange_rate",), ReadMode.FULL,
                               primary_key="Id"), self._read_rates),
             Stream(StreamSpec(finance.QUOTA, ("quota",), ReadMode.FULL, primary_key="Id"),
-                   self._read_quotas)])
+                   self._read_quotas)], calls=lambda: self.client.calls_made().total())
 
     def streams(self) -> list[StreamSpec]:
         return self.stream_table().specs()
@@ -223,28 +228,21 @@ class SalesforceConnector:
 
     def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
                      ) -> Iterator[Page]:
-        reader = self.reader()
-        before = reader.calls()
-        rows = [mappers.map_stage(r) for r in self._stage_rows or reader.read_stages()]
-        yield Page(stream=spec.name, records=rows, api_calls=reader.calls() - before)
+        rows = self._stage_rows or self.reader().read_stages()
+        yield Page(stream=spec.name, records=[mappers.map_stage(r) for r in rows])
 
     def _read_keyset(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
                      ) -> Iterator[Page]:
         yield from self.reader().read(spec.name, cursor, signpost, self.record_count)
 
     def _read_rates(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
-        reader = self.reader()
-        before = reader.calls()
-        rows = finance.read_rates(reader.pager, self.has)
-        yield Page(stream=spec.name, records=rows, api_calls=reader.calls() - before)
+        yield Page(stream=spec.name, records=finance.read_rates(self.reader().pager, self.has))
 
     def _read_quotas(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
                      ) -> Iterator[Page]:
-        reader = self.reader()
-        before = reader.calls()
-        rows = finance.read_quotas(reader.pager, self.has, self.settings.forecast_period,
+        rows = finance.read_quotas(self.reader().pager, self.has, self.settings.forecast_period,
                                    self.has_field(finance.QUOTA, "CurrencyIsoCode"))
-        yield Page(stream=spec.name, records=rows, api_calls=reader.calls() - before)
+        yield Page(stream=spec.name, records=rows)
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
         reader = self.reader()

@@ -6,23 +6,7 @@ Vtiger registers for it, reads the `{success, result | error}` envelope (HTTP 20
 renews the session once on INVALID_SESSIONID / SESSION_EXPIRED / SESSION_LEFT_IDLE, retries only
 retryable errors (RetryPolicy), and counts calls per operation.
 
-The error table (`translate`), from what came back to the kpisync error tree:
-
-    transport failure, timeout, dropped connection      TransientError   retried
-    HTTP 429 (a proxy: Vtiger itself has none)           RateLimited      retried after Retry-After
-    HTTP 500 with an empty body on `sync`                SyncUnavailable  not retried: fall back to
-                                                                          query (stock 8.2, PHP 8)
-    other HTTP 5xx, or a non-JSON 5xx                    TransientError   retried
-    HTTP 404 / other 4xx                                 RejectedError    wrong URL
-    HTTP 200 that is not JSON (an HTML page)             RejectedError    not a webservice.php
-    INVALID_USER_CREDENTIALS, ACCESSKEY_UNDEFINED,
-      AUTHENTICATION_FAILURE, inactive user              AuthError
-    INVALID_SESSIONID, SESSION_EXPIRED,
-      SESSION_LEFT_IDLE                                  (renew session once, then retry)
-    DATABASE_QUERY_ERROR                                 TransientError   retried
-    everything else (ACCESS_DENIED, QUERY_SYNTAX_ERROR,
-      MANDATORY_FIELDS_MISSING, INVALID_ID_ATTRIBUTE,
-      REFERENCE_INVALID, INTERNAL_SERVER_ERROR, ...)     RejectedError    carries `.code`
+What came back is translated by one table, `ERRORS` (tests/test_error_tables.py pins it).
 """
 
 from __future__ import annotations

@@ -151,11 +151,11 @@ class VtigerConnector:
         stages = Stream(StreamSpec("stages", ("pipeline_stage",), ReadMode.METADATA),
                         self._read_stages)
         if not self.users_visible():  # owners are learnt from the records: read them first
-            return StreamTable("Vtiger", [stages, *modules, Stream(
-                StreamSpec("users", ("user",), ReadMode.FULL), self._read_owners_seen)])
+            return StreamTable("Vtiger", [stages, *modules, Stream(StreamSpec(
+                "users", ("user",), ReadMode.FULL), self._read_owners_seen)], calls=self.calls)
         return StreamTable("Vtiger", [
             Stream(StreamSpec("users", ("user",), ReadMode.METADATA), self._read_users),
-            stages, *modules])
+            stages, *modules], calls=self.calls)
 
     def streams(self) -> list[StreamSpec]:
         return self.stream_table().specs()
@@ -307,6 +307,9 @@ class VtigerConnector:
 
     def api_usage(self) -> dict[str, int]:
         return dict(self.client.calls)
+
+    def calls(self) -> int:
+        return self.client.calls.total()
 
     def close(self) -> None:
         self.client.close()

@@ -116,7 +116,6 @@ class ModuleReader:
             cursor = cursor.with_state(**{MODE: mode})
         pending: list[dict[str, Any]] = []
         deleted: list[str] = []
-        calls_before = sum(self.client.calls.values())
         last = cursor
         zone = self.context.zone
         for batch in self._batches(module, cursor, bound, first):
@@ -125,14 +124,14 @@ class ModuleReader:
             last = tally(batch.cursor.with_state(**{CREATED: last.get(CREATED)}),
                          batch.records, zone)
             if len(pending) + len(deleted) >= self.options.batch_records:
-                yield self._page(module, stream, pending, deleted, last, calls_before)
-                pending, deleted, calls_before = [], [], sum(self.client.calls.values())
+                yield self._page(module, stream, pending, deleted, last)
+                pending, deleted = [], []
         if last.get(MODE) == "query":  # no deleted ids by query: count what is still there
             last, left = settle(self.count, module, last, bound, zone)
             if left:
                 self.deletes_unseen.add(module)
         if pending or deleted or last != cursor:
-            yield self._page(module, stream, pending, deleted, last, calls_before)
+            yield self._page(module, stream, pending, deleted, last)
 
     def _batches(self, module: str, cursor: Cursor, bound: int,
                  first: dict[str, Any] | None) -> Iterator[Batch]:
@@ -175,12 +174,11 @@ class ModuleReader:
                  f"nothing of {module} was read meanwhile")
 
     def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
-              cursor: Cursor, calls_before: int) -> Page:
+              cursor: Cursor) -> Page:
         rows = self.map_records(module, records)
         entity = "survey_response" if module == self.options.survey_module else ENTITY[module]
         gone = [Deleted(entity, ws_id) for ws_id in dict.fromkeys(deleted)]
-        return Page(stream=stream, records=rows, deleted=gone, cursor=cursor,
-                    api_calls=sum(self.client.calls.values()) - calls_before)
+        return Page(stream=stream, records=rows, deleted=gone, cursor=cursor)
 
     def map_records(self, module: str, records: list[dict[str, Any]]) -> list[Row]:
         if self.fields_moved is not None:
