@@ -37,6 +37,7 @@ from connectors.hubspot.reads import (
 )
 from connectors.hubspot.search import next_after
 from connectors.hubspot.writes import CODEC, write_batches
+from connectors.kit.checks import probe, unreadable
 from connectors.kit.paging import follow
 from connectors.kit.streams import Stream, StreamTable
 from kpisync.budget import Allowance
@@ -54,7 +55,7 @@ from kpisync.connector import (
     WriteResult,
 )
 from kpisync.cursor import Cursor
-from kpisync.errors import KpisyncError, RejectedError
+from kpisync.errors import RejectedError
 from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
@@ -198,19 +199,13 @@ class HubSpotConnector:
         self.client.call("GET /crm/v3/owners", self.client.owners.get_page_with_http_info, limit=1)
 
     def check(self) -> list[Problem]:
-        problems: list[Problem] = []
-        try:
-            self.client.call("GET /crm/v3/owners", self.client.owners.get_page_with_http_info, limit=1)
-        except KpisyncError as error:
-            return [Problem(error.message, error.hint or "check the settings of this source")]
-        for object_type in SEARCHED:
-            body = {"filterGroups": [], "limit": 1, "properties": ["hs_object_id"]}
-            try:
-                self.client.call(f"POST /crm/v3/objects/{object_type}/search",
-                                 self.client.search.do_search_with_http_info, object_type, body)
-            except KpisyncError as error:
-                problems.append(Problem(f"cannot read {object_type}: {error.message}",
-                                        error.hint or f"grant read access to {object_type}"))
+        problems = probe(self.check_credentials)
+        if problems:
+            return problems
+        body = {"filterGroups": [], "limit": 1, "properties": ["hs_object_id"]}
+        problems = unreadable(SEARCHED, lambda t: self.client.call(
+            f"POST /crm/v3/objects/{t}/search", self.client.search.do_search_with_http_info, t,
+            body), "grant read access to {}")
         if self.client.daily_remaining is not None and self.client.daily_remaining < 1000:
             problems.append(Problem(f"only {self.client.daily_remaining} API calls left today",
                                     "wait for the daily allowance to reset"))

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from connectors.kit.checks import SETTINGS_FIX, unreadable
 from connectors.kit.streams import Stream, StreamTable
 from connectors.salesforce import finance, mappers
 from connectors.salesforce.client import Credentials, SalesforceClient
@@ -306,15 +307,10 @@ class SalesforceConnector:
         try:
             remaining, limit = self.allowance()
         except KpisyncError as error:
-            return [Problem(error.message, error.hint or "check the settings of this source")]
-        problems = []
-        for sobject in self.objects:
-            soql = f"SELECT Id FROM {sobject} LIMIT 1"
-            try:
-                self.client.call("GET query", partial(_query, soql=soql, timeout=self.client.timeout))
-            except KpisyncError as error:
-                problems.append(Problem(f"cannot read {sobject}: {error.message}",
-                                        error.hint or f"give the integration user read access to {sobject}"))
+            return [Problem(error.message, error.hint or SETTINGS_FIX)]
+        problems = unreadable(self.objects, lambda o: self.client.call("GET query", partial(
+            _query, soql=f"SELECT Id FROM {o} LIMIT 1", timeout=self.client.timeout)),
+            "give the integration user read access to {}")
         if not problems and not self.tracking():
             problems.append(Problem(
                 f"{OWNERS} is not available (field-history tracking is off): owner at close will "

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from connectors.kit.checks import probe, unreadable
 from connectors.kit.streams import Stream, StreamTable
 from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
@@ -275,23 +276,17 @@ class VtigerConnector:
             self.client.policy.call(self.client.login)
 
     def check(self) -> list[Problem]:
-        try:
-            self.schema()
-        except KpisyncError as error:
-            return [Problem(error.message, error.hint or "check the settings of this source")]
-        problems: list[Problem] = []
+        problems = probe(self.schema)
+        if problems:
+            return problems
         if not self.users_visible():
             problems.append(Problem(USERS_HIDDEN.format(user=self.settings.username),
                                     USERS_HIDDEN_FIX))
         reader = self.reader()
         for module in self.read_modules():
-            try:
-                reader.count(module)
-            except KpisyncError as error:
-                problems.append(Problem(f"cannot read {module}: {error.message}",
-                                        error.hint or f"give the user's role access to {module}"))
-                continue
-            if self.settings.read_mode == "query":
+            unread = unreadable([module], reader.count, "give the user's role access to {}")
+            problems += unread
+            if unread or self.settings.read_mode == "query":
                 continue
             try:
                 mode, _ = reader.choose_mode(module)
