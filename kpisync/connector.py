@@ -70,7 +70,8 @@ def check_stream_specs(specs: Sequence[StreamSpec]) -> list[str]:
     """What is inconsistent in a connector's stream specs (empty when nothing)."""
     problems: list[str] = []
     names = [spec.name for spec in specs]
-    problems += [f"stream {n!r} is declared twice" for n in sorted(set(names)) if names.count(n) > 1]
+    problems += [f"stream {n!r} is declared twice" for n in sorted(set(names))
+                 if names.count(n) > 1]
     for spec in specs:
         if not spec.entities:
             problems.append(f"stream {spec.name!r} carries no entity")

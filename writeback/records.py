@@ -34,7 +34,8 @@ def record_labels(engine: Engine, source: str, records: Iterable[tuple[str, str]
             names = names_of(connection, source, entity, sorted(wanted))
             for external_id in wanted:
                 labels[(entity, external_id)] = RecordLabel(
-                    names.get(external_id), linker.record_url(entity, external_id) if linker else None)
+                    names.get(external_id),
+                    linker.record_url(entity, external_id) if linker else None)
     return labels
 
 

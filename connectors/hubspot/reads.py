@@ -230,7 +230,8 @@ class StreamReader:
         def fetch(after: str | None) -> dict[str, Any]:
             return self.client.call(endpoint, self.client.basic.get_page_with_http_info,
                                     object_type, limit=LIST_MAX, archived=archived,
-                                    properties=["hs_object_id"], **({"after": after} if after else {}))
+                                    properties=["hs_object_id"],
+                                    **({"after": after} if after else {}))
 
         stream = f"{object_type} (archived)" if archived else object_type
         for response in follow(fetch, next_after, crm="HubSpot", stream=stream):

@@ -1,4 +1,4 @@
-"""Paging by token with a loop guard: a token (cursor, offset, next-page URL) seen twice is an error.
+"""Paging by token with a loop guard: a token (cursor, offset, page URL) seen twice is an error.
 
 A CRM that answers the same "next page" twice would otherwise make a reader loop for ever,
 quietly burning the org's API allowance. `PageTokens` remembers every token of one walk and
