@@ -17,6 +17,10 @@ from connectors.hubspot.connector import HubSpotConnector
 from connectors.kit.paging import PageTokens, follow
 from connectors.salesforce.connector import SalesforceConnector
 from connectors.vtiger.connector import VtigerConnector
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.server import Request, Response
+from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.connector import (
     Capability,
     ReadMode,
@@ -26,10 +30,6 @@ from kpisync.connector import (
     check_stream_specs,
 )
 from kpisync.errors import ConnectorError
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.server import Request, Response
-from kpisync.sandbox.vtiger import VtigerEmulator
 from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv
 from tests.vtiger_env import VtigerEnv
 
