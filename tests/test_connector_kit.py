@@ -60,8 +60,8 @@ def test_a_page_token_given_twice_stops_the_walk_naming_stream_and_token() -> No
     with pytest.raises(ConnectorError, match="Acme returned the page token 'abc' of deals twice"):
         list(walk)
     assert asked == [None, "abc"]  # asked once more, never a third time
-    tokens: PageTokens[int] = PageTokens("Acme", "deals")
-    assert [tokens.next(t) for t in (1, 2, None, "")] == [1, 2, None, None]
+    tokens: PageTokens[str] = PageTokens("Acme", "deals")
+    assert [tokens.next(t) for t in ("1", "2", None, "")] == ["1", "2", None, None]
 
 
 def test_hubspot_sync_fails_in_one_line_when_owners_paging_repeats(tmp_path: Path) -> None:

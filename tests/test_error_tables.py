@@ -41,7 +41,7 @@ def hs_body(category: str, message: str) -> dict[str, object]:
             "category": category}
 
 
-HUBSPOT = [
+HUBSPOT: list[tuple[int, dict[str, object], dict[str, str], type[KpisyncError], str]] = [
     (401, hs_body("INVALID_AUTHENTICATION", "Authentication credentials not found."), {},
      AuthError, "HubSpot refused the credentials for GET /crm/v3/owners: Authentication"),
     (403, hs_body("MISSING_SCOPES", "This app hasn't been granted all required scopes."), {},

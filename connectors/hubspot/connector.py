@@ -269,7 +269,7 @@ class HubSpotConnector:
                      ) -> Iterator[Page]:
         context = mappers.MappingContext(team_regions=dict(self.settings.team_regions))
         for archived in (False, True):
-            def fetch(after: str | None, archived: bool = archived) -> dict[str, Any]:
+            def fetch(after: str | None, archived: bool = archived) -> Any:
                 return self.client.call("GET /crm/v3/owners",
                                         self.client.owners.get_page_with_http_info, limit=100,
                                         archived=archived, **({"after": after} if after else {}))

@@ -227,7 +227,7 @@ class StreamReader:
     def list_pages(self, object_type: str, *, archived: bool) -> Iterator[list[dict[str, Any]]]:
         endpoint = f"GET /crm/v3/objects/{object_type}"
 
-        def fetch(after: str | None) -> dict[str, Any]:
+        def fetch(after: str | None) -> Any:  # the parsed answer
             return self.client.call(endpoint, self.client.basic.get_page_with_http_info,
                                     object_type, limit=LIST_MAX, archived=archived,
                                     properties=["hs_object_id"],
