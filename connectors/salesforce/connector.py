@@ -62,7 +62,6 @@ COMPOUND_TYPES = ("address", "location")  # read as their components (connector.
 INCREMENTAL = ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem", "Task", "Event")
 WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity",
             "user": "User"}
-METADATA_OBJECTS = ("User", "OpportunityStage")  # read again only when metadata is due
 SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
 DESCRIBED = ("name", "label", "type", "custom", "updateable", "picklistValues",
              "compoundFieldName")  # the parts of a described field kpisync uses
