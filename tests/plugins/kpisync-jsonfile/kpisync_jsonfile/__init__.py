@@ -60,7 +60,7 @@ class JsonFileConnector:
         return [FieldInfo("account", "name", "Name", "string", False, False)]
 
     def streams(self) -> list[StreamSpec]:
-        return [StreamSpec("accounts", ("account",))]
+        return [StreamSpec("accounts", ("account",), cursor_field="line number")]
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         done = int(cursor.value or 0)
