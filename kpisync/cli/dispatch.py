@@ -12,13 +12,15 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from kpisync.cli.commands import COMMANDS
+from kpisync.logs import JsonUsageErrors
 
 DECLARED = {declared.name: declared for declared in COMMANDS}
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(JsonUsageErrors):
     """Holds a placeholder per declared command (its name and help line, enough for the help
-    listing, completion and "did you mean"); resolving a name swaps in the real command."""
+    listing, completion and "did you mean"); resolving a name swaps in the real command.
+    Usage errors are JSON lines under --log-json, as JsonUsageErrors makes them."""
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
