@@ -17,7 +17,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.markup import escape
@@ -198,7 +198,7 @@ def answered_within(seconds: float, function: Callable[[], T], source: str) -> T
                              hint="check the host setting and the network")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    return cast(T, outcome["value"])
 
 
 def allowance_left(connector: Any) -> str:

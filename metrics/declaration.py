@@ -24,7 +24,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 if TYPE_CHECKING:
-    from metrics.engine import Run
+    from metrics.run import Run
 
 Direction = Literal["higher", "lower", "neutral"]
 RowExpr = Callable[[Table], ColumnElement[Any]]

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 
 from connectors.salesforce.client import SalesforceClient
 from kpisync.cursor import Cursor

@@ -38,7 +38,7 @@ from kpisync.sandbox.hubspot_search import (
     to_ms,
     typed,
 )
-from kpisync.sandbox.orggen import ms_to_dt
+from kpisync.sandbox.orgvocabulary import ms_to_dt
 
 # Properties of other records that hold the id of a record of this type (repointed on merge).
 REFERENCES = {"companies": (("contacts", "associatedcompanyid"),),

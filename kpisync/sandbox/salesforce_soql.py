@@ -428,8 +428,8 @@ def compare(name: str, kind: str, op: str, value: Any) -> Predicate:
     if op in ("=", "!=", "<>"):
         equal = op == "="
         return lambda r: (fold(r.get(name), kind) == target) is equal
-    check = {"<": lambda a: a < target, "<=": lambda a: a <= target,
-             ">": lambda a: a > target, ">=": lambda a: a >= target}[op]
+    check: Callable[[Any], bool] = {"<": lambda a: a < target, "<=": lambda a: a <= target,
+                                    ">": lambda a: a > target, ">=": lambda a: a >= target}[op]
 
     def predicate(record: Record) -> bool:
         current = fold(record.get(name), kind)

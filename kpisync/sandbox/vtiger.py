@@ -61,6 +61,9 @@ class Session:
     used: float
 
 
+Operation = Callable[[dict[str, str], int | None], Response]
+
+
 def empty_500() -> Response:
     return Response(500, {"Content-Type": "text/html; charset=UTF-8"}, b"")
 
@@ -145,7 +148,8 @@ class VtigerEmulator(EmulatorServer):
         with self.store.lock:
             try:
                 user = None if operation in NO_SESSION else self.session_user(params)
-                return getattr(self, f"op_{operation}")(params, user)
+                handler: Operation = getattr(self, f"op_{operation}")
+                return handler(params, user)
             except VtigerError as error:
                 return failure(error.code, error.message)
             except VtqlError as error:

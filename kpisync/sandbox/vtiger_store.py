@@ -198,8 +198,8 @@ class VtigerStore:
         if value is None or other is None:
             return condition.op == "!=" and value != other
         try:
-            return {"=": value == other, "!=": value != other, "<": value < other,
-                    ">": value > other, "<=": value <= other, ">=": value >= other}[condition.op]
+            return bool({"=": value == other, "!=": value != other, "<": value < other,
+                         ">": value > other, "<=": value <= other, ">=": value >= other}[condition.op])
         except TypeError:
             return False
 

@@ -46,7 +46,7 @@ def run_slots(job: Job, run_times: list[datetime], logger_name: str) -> list[Any
     return events
 
 
-class SlotExecutor(BaseExecutor):
+class SlotExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler 3 is untyped
     """A thread pool running jobs as `func(*args, due_at=..., **kwargs)`."""
 
     def __init__(self, max_workers: int = 4) -> None:

@@ -51,4 +51,5 @@ def crontab_weekdays(expression: str) -> str:
 
 def next_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:
     """The trigger's first slot after `now`."""
-    return trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+    fire: datetime | None = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+    return fire
