@@ -15,7 +15,6 @@ from rich.logging import RichHandler
 
 from kpisync.secrets import MaskingFilter, mask
 
-
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 

@@ -73,10 +73,7 @@ def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:
         config = settings.source(source)
         kind, factory = config.type, connector_factory(config.type)
         reports = getattr(factory, "reports_daily_limit", None)
-        if callable(reports):
-            reported = bool(reports(config.options))
-        else:
-            reported = hasattr(factory, "api_allowance")
+        reported = bool(reports(config.options)) if callable(reports) else hasattr(factory, "api_allowance")
         if not reported:
             raise ConfigError(f"budgets.{org}.daily_allowance: not set, and {source} ({kind}) "
                               "does not report the org's daily limit",

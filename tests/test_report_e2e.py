@@ -3,7 +3,8 @@ report written by the CLI, opened in headless Chromium, exported as PNG and e-ma
 server on 127.0.0.1.
 
 The org is changed before it is served, as a person would in the CRM: a won deal is renamed to a
-script tag, a rep gets a Persian name and another moves to a third team. eNPS answers arrive through `surveys import`: one team
+script tag, a rep gets a Persian name and another moves to a third team. eNPS answers arrive
+through `surveys import`: one team
 above the anonymity minimum, one at it, one under it, so both hiding rules show.
 """
 

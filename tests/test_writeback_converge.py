@@ -82,8 +82,9 @@ class HubSpotCrm:
 
 ALL: dict[str, Any] = {"hubspot": HubSpotCrm(), **CRMS}
 # What each emulator keeps for a boolean score written true or false: the CRM's own form.
-STORED_BOOL: dict[str, dict[bool | None, Any]] = {"hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
-               "vtiger": {True: "1", False: "0"}}
+STORED_BOOL: dict[str, dict[bool | None, Any]] = {
+    "hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
+    "vtiger": {True: "1", False: "0"}}
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,8 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
                           Account.owner_id, Account.custom, Account.modified_at)
         .where(Account.deleted_at.is_(None), Account.source == source),
         "contact": select(Contact.external_id, Contact.email, Contact.last_name,
-                          Contact.account_id, Contact.custom).where(Contact.deleted_at.is_(None), Contact.source == source),
+                          Contact.account_id, Contact.custom)
+        .where(Contact.deleted_at.is_(None), Contact.source == source),
         "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted)
         .where(Lead.deleted_at.is_(None), Lead.is_converted.is_(False), Lead.source == source),
         "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,

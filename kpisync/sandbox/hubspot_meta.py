@@ -1,6 +1,7 @@
 """Non-object endpoints of the HubSpot emulator: OAuth token, owners, custom object schemas (none),
 properties (tickets' defaults too) and groups, pipelines and v4 associations. A query parameter
-an endpoint does not implement is a 400 naming it, never ignored. `register_meta_routes(emulator)` adds them to a running emulator.
+an endpoint does not implement is a 400 naming it, never ignored. `register_meta_routes(emulator)`
+adds them to a running emulator.
 """
 
 from __future__ import annotations
