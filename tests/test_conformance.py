@@ -16,46 +16,48 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
 from kpisync.errors import AuthError
+from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
 from kpisync.sandbox.server import Knobs
 from kpisync.store.database import open_store
-from kpisync.store.models import ENTITY_MODELS, Deal, SyncState
+from kpisync.store.models import ENTITY_MODELS, Deal, SyncState, model_table
 from kpisync.sync import SyncOptions, sync_source
-from tests.harness import available_kits
+from tests.harness import Kit, Served, available_kits
 
 KITS = available_kits()
 ENTITY_NAMES = list(ENTITY_MODELS)
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=5, deals=150)
 
 
 @pytest.fixture(params=KITS, ids=lambda kit: kit.name)
-def served(request: pytest.FixtureRequest, org) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def served(request: pytest.FixtureRequest, org: Org) -> Iterator[Served]:
     with request.param.serve(org) as served:
         yield served
 
 
 def synced_at(engine: Engine) -> dict[str, object]:
     with engine.connect() as connection:
-        return dict(connection.execute(select(Deal.external_id, Deal.synced_at)).all())
+        return dict(connection.execute(select(col(Deal.external_id), col(Deal.synced_at))).all())
 
 
 def no_duplicates(engine: Engine) -> None:
     with engine.connect() as connection:
         for model in ENTITY_MODELS.values():
-            table = model.__table__  # type: ignore[attr-defined]
+            table = model_table(model)
             rows = connection.execute(select(func.count()).select_from(table)).scalar()
             keys = connection.execute(select(func.count()).select_from(
                 select(table.c.source, table.c.external_id).distinct().subquery())).scalar()
             assert rows == keys, f"{table.name}: duplicate rows"
 
 
-def test_check_passes_and_a_bad_token_is_an_auth_error(served) -> None:  # type: ignore[no-untyped-def]
+def test_check_passes_and_a_bad_token_is_an_auth_error(served: Served) -> None:
     assert served.connector().check() == []
     problems = served.bad_token_connector().check()
     assert problems and "credential" in problems[0].what.lower() + problems[0].fix.lower()
@@ -64,7 +66,7 @@ def test_check_passes_and_a_bad_token_is_an_auth_error(served) -> None:  # type:
                     SyncOptions())
 
 
-def test_full_then_incremental_catches_exactly_the_changes(engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+def test_full_then_incremental_catches_exactly_the_changes(engine: Engine, served: Served) -> None:
     assert sync_source(engine, served.source, served.connector(), SyncOptions()).status == "succeeded"
     served.assert_store_equals_truth(engine)
     before = synced_at(engine)
@@ -77,7 +79,7 @@ def test_full_then_incremental_catches_exactly_the_changes(engine: Engine, serve
     touched = {k for k, v in after.items() if before.get(k) != v}
     assert changed <= touched and touched - changed <= {deleted}
     with engine.connect() as connection:
-        assert connection.execute(select(Deal.deleted_at).where(Deal.external_id == deleted)).scalar()
+        assert connection.execute(select(col(Deal.deleted_at)).where(col(Deal.external_id) == deleted)).scalar()
 
 
 class CallGate:
@@ -111,7 +113,7 @@ class CallGate:
         self.emulator._count = self.count
 
 
-def test_sigkill_at_random_points_then_rerun(served, tmp_path: Path, store_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_at_random_points_then_rerun(served: Served, tmp_path: Path, store_url: str) -> None:
     """Each round changes a few deals, starts a full re-read and kills it after a random number
     of the calls a full read makes (held there, so a loaded machine cannot let it run past)."""
     options = {"batch_records": 200, **served.generous_limits()}
@@ -152,7 +154,7 @@ def test_sigkill_at_random_points_then_rerun(served, tmp_path: Path, store_url: 
     engine.dispose()
 
 
-def test_faults_that_clear_still_end_equal_to_truth(sqlite_engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+def test_faults_that_clear_still_end_equal_to_truth(sqlite_engine: Engine, served: Served) -> None:
     served.emulator.knobs = Knobs(rate_429=0.05, rate_5xx=0.05, rate_timeout=0.01, rate_drop=0.03,
                                   hang_seconds=2.0, fault_seed=3)
     result = sync_source(sqlite_engine, served.source, served.connector(timeout_seconds=1),
@@ -162,14 +164,14 @@ def test_faults_that_clear_still_end_equal_to_truth(sqlite_engine: Engine, serve
     served.assert_store_equals_truth(sqlite_engine)
 
 
-def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, served: Served) -> None:
     served.emulator.knobs.fail_always_after_calls = 25
     with pytest.raises(Exception) as caught:
         sync_source(sqlite_engine, served.source, served.connector(batch_records=200), SyncOptions())
     assert getattr(caught.value, "retryable", False), f"not a transient error: {caught.value!r}"
     with sqlite_engine.connect() as connection:
-        committed = [c for (c,) in connection.execute(select(SyncState.cursor).where(
-            SyncState.source == served.source)) if c and c.get("value")]
+        committed = [c for (c,) in connection.execute(select(col(SyncState.cursor)).where(
+            col(SyncState.source) == served.source)) if c and c.get("value")]
     assert committed, "no page was committed before the faults started"
     served.emulator.knobs.fail_always_after_calls = None
     result = sync_source(sqlite_engine, served.source, served.connector(), SyncOptions())
@@ -194,16 +196,16 @@ def _data_fingerprint(store: Path) -> tuple[object, ...]:
     """Every synced row and cursor (the run history may record the failed attempt)."""
     engine = open_store(f"sqlite:///{store}")
     with engine.connect() as connection:
-        rows = tuple(tuple(connection.execute(select(model.__table__).order_by(  # type: ignore[attr-defined]
-            model.__table__.c.id)).all()) for model in ENTITY_MODELS.values())  # type: ignore[attr-defined]
-        cursors = tuple(connection.execute(select(SyncState.stream, SyncState.cursor)
-                                           .order_by(SyncState.stream)).all())
+        rows = tuple(tuple(connection.execute(select(model_table(model)).order_by(
+            model_table(model).c.id)).all()) for model in ENTITY_MODELS.values())
+        cursors = tuple(connection.execute(select(col(SyncState.stream), col(SyncState.cursor))
+                                           .order_by(col(SyncState.stream))).all())
     engine.dispose()
     return rows + (cursors,)
 
 
-def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(  # type: ignore[no-untyped-def]
-        served, tmp_path: Path) -> None:
+def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(
+        served: Served, tmp_path: Path) -> None:
     store = tmp_path / "store.db"
     good = served.settings_file(tmp_path, f"sqlite:///{store}")
     assert _kpisync("sync", "--settings", str(good)).returncode == 0
@@ -222,8 +224,8 @@ def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(  # typ
 
 
 @pytest.mark.parametrize("kit", KITS, ids=lambda kit: kit.name)
-def test_more_than_10k_deals_on_one_modified_time_sync_completely(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, kit) -> None:
+def test_more_than_10k_deals_on_one_modified_time_sync_completely(
+        sqlite_engine: Engine, kit: Kit) -> None:
     """A mass update gives 10,150 deals one modified time; the sync reads each once, and ends."""
     org = generate_org(seed=3, deals=10_150, activities_per_deal=0.0)
     with kit.serve(org) as served:

@@ -17,6 +17,7 @@ from kpisync.config import Settings, load_settings
 from kpisync.connector import FieldUpdate
 from kpisync.pipeline import Pipeline
 from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
+from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.options import scheduler_settings
@@ -38,12 +39,12 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=6, deals=20)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     knobs = HubSpotKnobs(daily_budget=60)
     with HubSpotEmulator(org, access_token=TOKEN, knobs=knobs,
                          search_rate_per_second=1000) as emulator:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from kpisync.sandbox.hubspot import HubSpotEmulator
 from kpisync.sandbox.orggen import generate_org
@@ -49,7 +50,7 @@ def test_sigterm_mid_sync_stops_at_a_page_and_the_next_run_resumes(tmp_path: Pat
         with engine.connect() as connection:
             assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
             cursors = connection.execute(select(func.count()).select_from(SyncState)
-                                         .where(SyncState.source == SOURCE)).scalar()
+                                         .where(col(SyncState.source) == SOURCE)).scalar_one()
             rows = sum(connection.execute(select(func.count()).select_from(model)).scalar() or 0
                        for model in ENTITY_MODELS.values())
         assert rows > 0 and cursors > 0

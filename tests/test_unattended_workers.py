@@ -13,13 +13,16 @@ import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from kpisync.sandbox.hubspot import HubSpotEmulator
+from kpisync.sandbox.org import Org
 from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.models import OpsIncident
 from kpisync.store.database import open_store
@@ -48,12 +51,12 @@ SOURCES = (SOURCE, "hs_b")
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=3, deals=20)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator:
         yield HubSpotEnv(org, emulator)
 
@@ -148,15 +151,13 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             server.stop()
             for worker, mark in zip(workers, marks, strict=True):
                 for source in sources:
-                    wait_until(lambda w=worker, m=mark, s=source:
-                               logged(w, f"kpisync: {s} cannot reach its store", m),
-                               "every worker seeing the outage of every source")
+                    wait_until(partial(logged, worker, f"kpisync: {source} cannot reach its store",
+                                       mark), "every worker seeing the outage of every source")
             server.start()
             for worker, mark in zip(workers, marks, strict=True):
                 for source in sources:
-                    wait_until(lambda w=worker, m=mark, s=source:
-                               logged(w, f"kpisync: {s} reaches its store again", m),
-                               "every worker seeing the store back")
+                    wait_until(partial(logged, worker, f"kpisync: {source} reaches its store again",
+                                       mark), "every worker seeing the store back")
             wait_until(lambda: len([n for n in hook.received if n["kind"] == "store"]) >= 4,
                        "the outage's notices")
             kill_one_mid_run()
@@ -173,8 +174,8 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             notices = [(n["kind"], n["state"]) for n in hook.received if n["source"] == source]
             assert notices == [("store", "open"), ("store", "resolved")], (source, hook.received)
         with engine.connect() as connection:
-            rows = connection.execute(select(OpsIncident.source).where(
-                OpsIncident.kind == "store")).scalars().all()
+            rows = connection.execute(select(col(OpsIncident.source)).where(
+                col(OpsIncident.kind) == "store")).scalars().all()
         assert sorted(rows) == sorted(sources)
         writes = guarded_writes(engine)
         for source in sources:  # runs of different sources may well work at the same time

@@ -12,7 +12,14 @@ import pytest
 from connectors.vtiger import values as v
 from connectors.vtiger.client import SessionLost, SyncUnavailable, VtigerFailure, translate
 from connectors.vtiger.mappers import MappingContext, map_potential
-from kpisync.errors import AuthError, ConnectorError, RateLimited, RejectedError, TransientError
+from kpisync.errors import (
+    AuthError,
+    ConnectorError,
+    KpisyncError,
+    RateLimited,
+    RejectedError,
+    TransientError,
+)
 from kpisync.mapping import map_each
 from kpisync.sandbox.vtiger_render import to_jalali
 
@@ -108,7 +115,8 @@ def reply(status: int, body: bytes | str, **headers: str) -> httpx.Response:
     ("query", reply(200, '{"success":false,"error":{"code":"DATABASE_QUERY_ERROR",'
                          '"message":"deadlock"}}'), TransientError),
 ])
-def test_the_error_table(operation: str, response: httpx.Response, error: type) -> None:
+def test_the_error_table(operation: str, response: httpx.Response, error: type[KpisyncError]
+                         ) -> None:
     with pytest.raises(error) as caught:
         translate(operation, response, "http://crm.test")
     assert isinstance(caught.value, error)

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
+from kpisync.store.models import model_table
 from writeback.models import AuditEntry, OutboxItem, WriteRun
 from writeback.outbox import drop_old_rows
 
 NOW = datetime.now(UTC)
-RUNS, OUTBOX = WriteRun.__table__, OutboxItem.__table__  # type: ignore[attr-defined]
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+RUNS, OUTBOX = model_table(WriteRun), model_table(OutboxItem)
+AUDIT = model_table(AuditEntry)
 
 
 def add_run(engine: Engine, run_id: int, *, status: str, days_ago: int, item: str) -> None:

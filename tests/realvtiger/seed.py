@@ -64,16 +64,17 @@ def seed_org(server: RealVtiger, org: Org) -> Seeded:
             entity = truth[module][crmid]
             values: dict[str, Any] = {}
             for name, value in entity.fields.items():
-                definition = schema.fields[module].get(name)
-                if definition is None or not definition.editable or value == "":
+                field = schema.fields[module].get(name)
+                if field is None or not field.editable or value == "":
                     continue
                 name = cf.get((module, name), name)
                 if name not in known[module]:
                     continue
-                if definition.type in ("reference", "owner"):
-                    value = emulated_users.get(value) or real_ids.get(value)
-                    if value is None:
+                if field.type in ("reference", "owner"):
+                    reference = emulated_users.get(value) or real_ids.get(value)
+                    if reference is None:
                         continue
+                    value = reference
                 values[name] = value
             if module == "Accounts" and crmid % 3 == 0:
                 values[note] = f"مشتری شماره {persian_digits(str(crmid))} — «{entity.fields['accountname']}»"

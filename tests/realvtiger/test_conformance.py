@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from kpisync.store.database import open_store
 from kpisync.store.models import Account, Deal
@@ -62,9 +63,9 @@ def test_an_incremental_after_edits_deletes_and_creations_is_exact(
     assert result.status == "succeeded"
     served.assert_store_equals_truth(sqlite_engine)
     with sqlite_engine.connect() as connection:
-        deals = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
-        stored_note = connection.execute(select(Account.custom).where(
-            Account.external_id == account)).scalar_one()[note]
+        deals = dict(connection.execute(select(col(Deal.external_id), col(Deal.deleted_at))).all())
+        stored_note = connection.execute(select(col(Account.custom)).where(
+            col(Account.external_id) == account)).scalar_one()[note]
     assert deals[gone] is not None and deals[made] is None and changed <= deals.keys()
     assert stored_note.encode() == "ویرایش شد: ۱۴۰۵/۰۹/۱۶ — «تست»".encode()
 

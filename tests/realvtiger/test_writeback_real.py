@@ -28,6 +28,7 @@ from kpisync.connector import Connector, calls_in
 from kpisync.fieldcodec import as_bool, as_number
 from kpisync.registry import build_connector
 from kpisync.sandbox.org import Org
+from kpisync.store.models import model_table
 from kpisync.sync import SyncOptions, sync_source
 from metrics.survey_import import import_surveys
 from tests.realvtiger.conftest import small_org
@@ -154,7 +155,7 @@ def means(kind: str, held: str | None, meant: str | None) -> bool:
 
 
 def audit_rows(engine: Engine, run_id: int | None) -> list[Any]:
-    a = AuditEntry.__table__  # type: ignore[attr-defined]
+    a = model_table(AuditEntry)
     with engine.connect() as connection:
         return list(connection.execute(select(a).where(a.c.run_id == run_id)))
 
