@@ -28,10 +28,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from resident_memory import resident_bytes  # benchmarks/ is on the path when run as a script
 from results import keep_output, latency, size  # benchmarks/, on the path as a script
+from sqlalchemy import func, select
 
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector

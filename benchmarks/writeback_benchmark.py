@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from pathlib import Path
 
-from sqlalchemy import Engine, bindparam
-
 from results import keep_output, size  # benchmarks/, on the path as a script
+from sqlalchemy import Engine, bindparam
 
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector

@@ -130,12 +130,14 @@ def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ..
                           col(Contact.custom)).where(col(Contact.deleted_at).is_(None)),
         "lead": select(col(Lead.external_id), col(Lead.email), col(Lead.status), col(Lead.is_converted),
                        col(Lead.converted_at)).where(col(Lead.deleted_at).is_(None)),
-        "deal": select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.stage), col(Deal.close_date),
-                       col(Deal.owner_id), col(Deal.account_id), col(Deal.custom)).where(col(Deal.deleted_at).is_(None)),
+        "deal": select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.stage),
+                       col(Deal.close_date), col(Deal.owner_id), col(Deal.account_id),
+                       col(Deal.custom)).where(col(Deal.deleted_at).is_(None)),
         "line_item": select(col(LineItem.external_id), col(LineItem.deal_id), col(LineItem.product),
                             col(LineItem.quantity), col(LineItem.unit_price)).where(col(LineItem.deleted_at).is_(None)),
-        "activity": select(col(Activity.external_id), col(Activity.kind), col(Activity.owner_id), col(Activity.contact_id),
-                           col(Activity.deal_id)).where(col(Activity.deleted_at).is_(None)),
+        "activity": select(col(Activity.external_id), col(Activity.kind), col(Activity.owner_id),
+                           col(Activity.contact_id), col(Activity.deal_id))
+        .where(col(Activity.deleted_at).is_(None)),
         "survey_response": select(col(SurveyResponse.external_id), col(SurveyResponse.score),
                                   col(SurveyResponse.contact_id)).where(col(SurveyResponse.deleted_at).is_(None)),
     }

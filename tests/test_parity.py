@@ -87,7 +87,8 @@ class View:
                 out[plain] = str(number(value)) if _numeric(value) else value
         return out
 
-    def keyed(self, model: type[RecordBase], key: Callable[[Any], Any], values: Callable[[Any], tuple[Any, ...]]) -> Rows:
+    def keyed(
+            self, model: type[RecordBase], key: Callable[[Any], Any], values: Callable[[Any], tuple[Any, ...]]) -> Rows:
         found = [(key(r), values(r)) for r in rows(self.engine, self.source, model)]
         keyed = dict(found)
         assert len(keyed) == len(found), f"{model.__name__}: natural keys are not unique"

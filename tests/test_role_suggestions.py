@@ -50,7 +50,8 @@ EXPECTED: dict[str, dict[str, tuple[str | None, str | None]]] = {  # role -> (ob
         "former_customer_types": ("Accounts", "accounttype"),
         "required_stages": ("Potentials", "sales_stage")},
 }
-VALUES: dict[str, dict[str, list[str]]] = {  # the best field's values that fit the role (Salesforce's emulator lists none for these)
+# the best field's values that fit the role (Salesforce's emulator lists none for these)
+VALUES: dict[str, dict[str, list[str]]] = {
     "hubspot": {"qualified_lead_statuses": ["OPEN_DEAL"], "former_customer_types": ["FORMER_CUSTOMER"]},
     "salesforce": {"qualified_lead_statuses": [], "former_customer_types": []},
     "vtiger": {"qualified_lead_statuses": ["Qualified"], "former_customer_types": ["Former Customer"]},
@@ -152,7 +153,8 @@ def test_pasted_line_validates_and_syncs_the_role_values(crm: tuple[str, Any], t
     try:
         with engine.connect() as connection:
             deals = connection.execute(select(
-                col(Deal.name), col(Deal.deal_type), col(Deal.loss_reason), col(Deal.competitor), col(Deal.margin))).all()
+                col(Deal.name), col(Deal.deal_type), col(Deal.loss_reason), col(Deal.competitor),
+                col(Deal.margin))).all()
             starts = dict(connection.execute(select(col(User.email), col(User.started_on))).all())
     finally:
         engine.dispose()

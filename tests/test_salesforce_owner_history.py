@@ -50,7 +50,7 @@ def closed_at(dump: Dump, opportunity: dict[str, Any]) -> datetime | None:
                    if h["OpportunityId"] == opportunity["Id"] and not h["IsDeleted"]),
                   key=lambda h: (h["CreatedDate"], h["Id"]))
     entered = None
-    for previous, row in zip([None, *rows], rows):
+    for previous, row in zip([None, *rows], rows, strict=False):  # each row after its previous
         if previous is None or previous["StageName"] != row["StageName"]:
             entered = row["CreatedDate"]
     return entered if rows and rows[-1]["StageName"] == opportunity["StageName"] else None
@@ -158,7 +158,8 @@ def test_tracking_off_is_said_by_check_and_the_sync_goes_on(sqlite_engine: Engin
             {emulator.live("Opportunity")[rid]["OwnerId"] for rid in moved}
 
 
-def test_an_incremental_reads_the_changed_deals_history_in_one_query_each(sqlite_engine: Engine, env: SalesforceEnv) -> None:
+def test_an_incremental_reads_the_changed_deals_history_in_one_query_each(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     assert first.status == "succeeded"
     opportunities = env.emulator.live("Opportunity")

@@ -128,7 +128,8 @@ def test_semi_joins_pick_rows_by_another_objects_and_keep_the_real_restrictions(
         assert "MALFORMED_QUERY" in caught.value.message, soql
 
 
-def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_engine: Engine, env: SalesforceEnv) -> None:
+def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     options = {"bulk_above_records": 100, "bulk_page_records": 150}
     pages: list[Page] = []
     stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 2,
@@ -221,7 +222,8 @@ def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, 
         env.connector(min_api_remaining=0).discover()
 
 
-def test_thousand_tasks_on_one_timestamp_are_walked_by_id_across_a_restart(sqlite_engine: Engine, env: SalesforceEnv) -> None:
+def test_thousand_tasks_on_one_timestamp_are_walked_by_id_across_a_restart(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(streams=("Task",)))
     env.emulator.touch_all("Task", datetime.now(UTC) - timedelta(seconds=5))
     tasks = len(env.emulator.live("Task"))
@@ -292,7 +294,8 @@ def test_certificates_are_checked(env: SalesforceEnv) -> None:
         env.connector(ca_bundle=None).discover()
 
 
-def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(sqlite_engine: Engine, env: SalesforceEnv) -> None:
+def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     connector = env.connector(roles={"deal_type": "Deal_category__c", "user_start_date": "Email"})
     result = sync_source(sqlite_engine, SOURCE, connector, SyncOptions(streams=("User",)))
     assert result.status == "succeeded"
@@ -374,7 +377,8 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(
     with sqlite_engine.connect() as connection:
         custom: dict[str, dict[str, Any]] = dict(
             connection.execute(select(col(Deal.external_id), col(Deal.custom))).all())
-        users: dict[str, dict[str, Any]] = dict(connection.execute(select(col(User.external_id), col(User.custom))).all())
+        users: dict[str, dict[str, Any]] = dict(
+            connection.execute(select(col(User.external_id), col(User.custom))).all())
     assert custom[deals[3]][wide[3]] == "note 3" and custom[deals[3]][wide[-1]] == "last"
     assert users[rep][checklist[-1]] is True and users[rep][checklist[0]] is None
 

@@ -11,7 +11,7 @@ import itertools
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -110,6 +110,14 @@ def logged(worker: Worker, text: str, after: int = 0) -> bool:
     return any(text in line["message"] for line in worker.lines()[after:])
 
 
+def every_worker_logs(workers: list[Worker], marks: list[int], sources: Iterable[str],
+                      line: str, what: str) -> None:
+    """Waits until each worker has logged `line` (formatted with each source) past its mark."""
+    for worker, mark in zip(workers, marks, strict=True):
+        for source in sources:
+            wait_until(partial(logged, worker, line.format(source), mark), what)
+
+
 def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
         env: HubSpotEnv, tmp_path: Path) -> None:
     """Workers SIGKILLed mid-run (started again) and the database stopped and started while every
@@ -149,15 +157,11 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             kill_one_mid_run()
             marks = [len(w.lines()) for w in workers]
             server.stop()
-            for worker, mark in zip(workers, marks, strict=True):
-                for source in sources:
-                    wait_until(partial(logged, worker, f"kpisync: {source} cannot reach its store",
-                                       mark), "every worker seeing the outage of every source")
+            every_worker_logs(workers, marks, sources, "kpisync: {} cannot reach its store",
+                              "every worker seeing the outage of every source")
             server.start()
-            for worker, mark in zip(workers, marks, strict=True):
-                for source in sources:
-                    wait_until(partial(logged, worker, f"kpisync: {source} reaches its store again",
-                                       mark), "every worker seeing the store back")
+            every_worker_logs(workers, marks, sources, "kpisync: {} reaches its store again",
+                              "every worker seeing the store back")
             wait_until(lambda: len([n for n in hook.received if n["kind"] == "store"]) >= 4,
                        "the outage's notices")
             kill_one_mid_run()

@@ -15,7 +15,8 @@ from kpisync.sandbox.vtiger import VtigerEmulator
 from tests.test_vtiger_emulator import Client, code
 
 CHECKBOX_ON: tuple[str | bool | int | None, ...] = ("1", "on", True, 1)
-CHECKBOX_OFF: tuple[str | bool | int | None, ...] = ("0", "true", "false", "TRUE", "On", "yes", "no", "off", "", None, False, 0)
+CHECKBOX_OFF: tuple[str | bool | int | None, ...] = (
+    "0", "true", "false", "TRUE", "On", "yes", "no", "off", "", None, False, 0)
 
 
 @pytest.fixture(scope="module")

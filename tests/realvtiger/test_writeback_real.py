@@ -115,7 +115,7 @@ class RealPortal:
             table, key = CF_TABLES[MODULES[entity]]
             names = list(fields.values())
             for row in self.server.sql(f"SELECT {key}, {', '.join(names)} FROM {table}"):
-                for name, value in zip(names, row[1:]):
+                for name, value in zip(names, row[1:], strict=True):
                     out[(entity, f"{prefix[entity]}x{row[0]}", name)] = value
         return out
 
