@@ -56,8 +56,8 @@ SAME_SECOND = 50  # edits stamped with one modifiedtime; a mass update would sha
 
 def serve(deals: int, latency: float, sync_works: bool) -> None:
     """Child process: serve an org; on stdin 'change F' revise a share F of every module."""
-    from kpisync.sandbox.orggen import generate_org
-    from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+    from emulators.org.generate import generate_org
+    from emulators.vtiger.emulator import ADMIN_KEY, VtigerEmulator
 
     org = generate_org(seed=3, deals=deals, **SHAPE)  # type: ignore[arg-type]
     emulator = VtigerEmulator(org, sync_works=sync_works)

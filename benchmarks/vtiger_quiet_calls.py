@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from tests.realvtiger.conftest import small_org

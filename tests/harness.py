@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from kpisync.sandbox.org import Org
+from emulators.org.model import Org
 
 CRMS = ("hubspot", "salesforce", "vtiger", "vtiger_stock82")  # kit modules; one CRM may have two
 

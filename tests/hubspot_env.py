@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors.hubspot import HubSpotConnector
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.model import Org
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
 from tests.harness import write_settings_file
 
 TOKEN_ENV = "KPISYNC_TEST_HUBSPOT_TOKEN"

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from kpisync.sandbox.hubspot_schema import snake_case
-from kpisync.sandbox.org import Org
+from emulators.hubspot.schema import snake_case
+from emulators.org.model import Org
 from kpisync.store.models import (
     Account,
     Activity,

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.server import Knobs
 from kpisync.errors import AuthError
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.server import Knobs
 from kpisync.store.database import open_store
 from kpisync.store.models import ENTITY_MODELS, Deal, SyncState, model_table
 from kpisync.sync import SyncOptions, sync_source

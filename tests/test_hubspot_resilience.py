@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from connectors.hubspot import HubSpotConnector
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.store.models import Deal
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
@@ -32,7 +32,7 @@ def env(org: Org) -> Iterator[HubSpotEnv]:
 
 
 def test_oauth_token_expiring_during_the_sync(sqlite_engine: Engine, org: Org) -> None:
-    from kpisync.sandbox.hubspot_auth import OAuthApp
+    from emulators.hubspot.auth import OAuthApp
 
     app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
                    refresh_token="refresh-abc-123", access_token_lifetime_seconds=1)
@@ -77,9 +77,10 @@ def _oauth_connector(env: HubSpotEnv) -> HubSpotConnector:
                          refresh_token_env="KPISYNC_TEST_HS_REFRESH")
 
 
-def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(sqlite_engine: Engine, org: Org) -> None:
+def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(
+        sqlite_engine: Engine, org: Org) -> None:
+    from emulators.hubspot.auth import OAuthApp
     from kpisync.errors import AuthError
-    from kpisync.sandbox.hubspot_auth import OAuthApp
 
     app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
                    refresh_token="refresh-abc-123", access_token_lifetime_seconds=3600)

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.store.models import Account, Contact, Deal, DealStageChange, FieldCatalog, RecordBase
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv

@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.hubspot_schema import snake_case
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.hubspot.schema import snake_case
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.store.models import (
     Account,
     Activity,

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import load_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import Deal, User
 from metrics.options import metric_config

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.store.models import Deal
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv

@@ -24,12 +24,12 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from connectors.salesforce.paging import QueryPager
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator, SalesforceKnobs
 from kpisync.connector import FieldSpec, FieldUpdate, Page
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
 from kpisync.store.models import Account, Activity, Contact, Deal, RecordBase, SyncRun, User
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.connector import LIMIT_PREFIX
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.models import Deal, FieldCatalog, SyncState, User
 from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source

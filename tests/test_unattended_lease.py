@@ -25,11 +25,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import load_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import SyncState, model_table
 from tests.cuttable_proxy import CuttableProxy

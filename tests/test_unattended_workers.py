@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.scheduler.models import OpsIncident
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source

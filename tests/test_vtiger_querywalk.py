@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connectors.vtiger.querywalk import PAGE, walk_query
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.cursor import Cursor
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
 from tests.vtiger_env import VtigerEnv
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.connector import Page
 from kpisync.errors import AuthError, SchemaDriftError
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
 from kpisync.store.database import open_store
 from kpisync.store.models import (
     Activity,

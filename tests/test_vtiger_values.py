@@ -12,6 +12,7 @@ import pytest
 from connectors.vtiger import values as v
 from connectors.vtiger.client import SessionLost, SyncUnavailable, VtigerFailure, translate
 from connectors.vtiger.mappers import MappingContext, map_potential
+from emulators.vtiger.render import to_jalali
 from kpisync.errors import (
     AuthError,
     ConnectorError,
@@ -21,7 +22,6 @@ from kpisync.errors import (
     TransientError,
 )
 from kpisync.mapping import map_each
-from kpisync.sandbox.vtiger_render import to_jalali
 
 UTC_ZONE = ZoneInfo("UTC")
 

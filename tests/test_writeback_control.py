@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Row, select
 from sqlmodel import col
 
+from emulators.org.generate import generate_org
 from kpisync.errors import AuthError, ConfigError, WritebackError
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.models import model_table
 from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors.vtiger import VtigerConnector
+from emulators.org.model import Org
+from emulators.vtiger.emulator import ADMIN_KEY, VtigerEmulator
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
 from tests.harness import write_settings_file
 
 KEY_ENV = "KPISYNC_TEST_VTIGER_KEY"
