@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, Engine, Numeric
+from sqlalchemy import Date, Engine, Numeric, Table
 
 from kpisync.config import load_settings
 from kpisync.store.models import ENTITY_MODELS, model_table
@@ -28,8 +28,8 @@ MODELS = {model.__tablename__: model for model in ENTITY_MODELS.values()}
 ARITHMETIC = re.compile(r"^[0-9.+\-*/() ]+$")
 
 
-def coerce(table: object, name: str, value: object) -> Any:
-    column_type = table.c[name].type  # type: ignore[attr-defined]
+def coerce(table: Table, name: str, value: object) -> Any:
+    column_type = table.c[name].type
     if value is None or not isinstance(value, str):
         return value
     if isinstance(column_type, UTCDateTime):

@@ -46,6 +46,13 @@ from writeback.values import same
 
 __all__ = ["org", "portal", "synced_store"]  # the fixtures, shared with the end-to-end tests
 
+def first_number(pattern: str, text: str) -> int:
+    """The number the first group of `pattern` matches in `text` (fails when it is not there)."""
+    found = re.search(pattern, text)
+    assert found is not None, (pattern, text)
+    return int(found[1])
+
+
 
 def run_row(portal: Portal, run_id: int | None) -> Row[Any]:
     assert run_id is not None
@@ -200,7 +207,7 @@ def kpisync(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
 
 
 def calls_printed(output: str) -> int:
-    return int(re.search(r"(\d+) API call\(s\) in all", output)[1])  # type: ignore[index]
+    return first_number(r"(\d+) API call\(s\) in all", output)
 
 
 def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Portal) -> None:
@@ -227,7 +234,7 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
 
     planned = kpisync("writeback", "--source", SOURCE, "--settings", settings)
     assert planned.returncode == 0, planned.stderr
-    plan_id = int(re.search(r"kpisync writeback approve (\d+)", planned.stdout)[1])  # type: ignore[index]
+    plan_id = first_number(r"kpisync writeback approve (\d+)", planned.stdout)
     assert portal.emulator.calls[WRITE] == 0
     assert f"plan {plan_id} awaits" in kpisync("status", "--settings", settings).stdout
 
@@ -243,7 +250,7 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     assert reverted.returncode == 0, reverted.stderr
     printed = calls_printed(reverted.stdout)
     assert printed == sum(portal.emulator.calls.values()) > portal.emulator.calls[WRITE] > 0
-    revert_id = int(re.search(r"run (\d+) \(revert\)", reverted.stdout)[1])  # type: ignore[index]
+    revert_id = first_number(r"run (\d+) \(revert\)", reverted.stdout)
     runs = kpisync("writeback", "runs", "--settings", settings).stdout
     line = next(line for line in runs.splitlines() if line.startswith(f"│ {revert_id} "))
     cells = [cell.strip() for cell in line.strip("│ ").split("│")]
