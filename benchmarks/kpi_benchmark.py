@@ -30,15 +30,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from resident_memory import PeakResident  # benchmarks/, on the path when run as a script
-from results import keep_output, size  # benchmarks/, on the path as a script
 from sqlalchemy import Engine, text
-from stores import BACKENDS, throwaway_store
 
 from kpisync.connector import Deleted, Page
 from kpisync.store.writer import write_page
 from metrics.engine import compute_all
 from metrics.options import MetricConfig, MetricSettings, Roles
+
+from resident_memory import PeakResident  # benchmarks/, on the path when run as a script
+from results import keep_output, size  # benchmarks/, on the path as a script
+from stores import BACKENDS, throwaway_store
 
 REPS, TEAMS, REGIONS = 500, 25, 8
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
