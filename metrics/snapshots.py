@@ -37,7 +37,7 @@ from sqlalchemy import (
 
 from kpisync.store.types import UTCDateTime
 from kpisync.store.upsert import dialect_insert
-from metrics.declaration import KpiValue
+from metrics.declaration import KpiValue, Scope
 from metrics.models import KpiComputation, KpiSnapshot, KpiValueRecord
 from metrics.portable import stage
 
@@ -57,10 +57,12 @@ def fresh_columns() -> list[Column[Any]]:
 
 
 def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
-                 inputs: str | None = None) -> tuple[int, int]:
+                 inputs: str | None = None, scope: Scope | None = None) -> tuple[int, int]:
     """Save one computation; returns (computation id, values that changed). Idempotent.
 
     `inputs` is the computation's fingerprint (metrics.reuse), kept so the next one can reuse it.
+    Without `scope` the values replace every stored value of their KPIs; with one (an incremental
+    computation, metrics.incremental) only the stored values inside it, the rest stand.
     """
     started = datetime.now(UTC)
     kpis = sorted({v.kpi for v in values})
@@ -72,20 +74,43 @@ def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
         fresh = load_fresh(connection, values)
         changed = stage(connection, "kpi_changed", fresh_columns(), changed_query(fresh))
         count = connection.execute(select(func.count()).select_from(changed)).scalar_one()
-        stale = and_(VALUES.c.kpi.in_(kpis), ~exists().where(same_key(fresh, VALUES)))
+        temporary = [fresh, changed]
+        if scope is None:
+            covered = VALUES.c.kpi.in_(kpis) if kpis else None
+        else:
+            slices = load_slices(connection, scope)
+            temporary.append(slices)
+            covered = or_(VALUES.c.kpi.in_(sorted(scope.whole)), exists().where(
+                *[slices.c[name] == VALUES.c[name] for name in ("kpi", "period", "period_start")]))
+        stale = None if covered is None else and_(covered, ~exists().where(same_key(fresh, VALUES)))
         superseded = exists().where(same_key(changed, VALUES))
         archive(connection, superseded)
-        if kpis:
+        if stale is not None:
             archive(connection, stale)
         upsert(connection, changed, [literal(computation_id, Integer),
                                      literal(started, UTCDateTime())])
-        if kpis:
+        if stale is not None:
             connection.execute(delete(VALUES).where(stale))
+        standing = len(values) if scope is None else connection.execute(
+            select(func.count()).where(VALUES.c.kpi.in_(sorted(scope.kpis)))).scalar_one()
         connection.execute(update(COMPUTATIONS).where(COMPUTATIONS.c.id == computation_id)
-                           .values(changed=count, finished_at=datetime.now(UTC)))
-        for table in (fresh, changed):
+                           .values(changed=count, values=standing, finished_at=datetime.now(UTC)))
+        for table in temporary:
             table.drop(connection)
     return computation_id, int(count)
+
+
+def load_slices(connection: Connection, scope: Scope) -> Table:
+    """A temporary table of the (KPI, period kind, period start) an incremental computation covers."""
+    table = Table("kpi_slices", MetaData(), Column("kpi", String), Column("period", String),
+                  Column("period_start", Date), prefixes=["TEMPORARY"])
+    table.drop(connection, checkfirst=True)
+    table.create(connection)
+    if scope.sliced:
+        connection.execute(table.insert(), [{"kpi": k, "period": p, "period_start": s}
+                                            for k, p, s in sorted(scope.sliced)])
+    connection.exec_driver_sql("CREATE INDEX kpi_slices_key ON kpi_slices (kpi, period, period_start)")
+    return table
 
 
 def record_reuse(engine: Engine, kept: int, *, as_of: datetime, inputs: str) -> tuple[int, int]:
