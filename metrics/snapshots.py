@@ -75,15 +75,20 @@ def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
         changed = stage(connection, "kpi_changed", fresh_columns(), changed_query(fresh))
         count = connection.execute(select(func.count()).select_from(changed)).scalar_one()
         temporary = [fresh, changed]
+        gone = ~exists().where(same_key(fresh, VALUES))
         if scope is None:
-            covered = VALUES.c.kpi.in_(kpis) if kpis else None
-        else:
+            stale = and_(VALUES.c.kpi.in_(kpis), gone) if kpis else None
+        else:  # driven from the slices, so the key index finds the few stored values they cover
             slices = load_slices(connection, scope)
-            temporary.append(slices)
-            covered = or_(VALUES.c.kpi.in_(sorted(scope.whole)), exists().where(
-                *[slices.c[name] == VALUES.c[name] for name in ("kpi", "period", "period_start")]))
-        stale = None if covered is None else and_(covered, ~exists().where(same_key(fresh, VALUES)))
-        superseded = exists().where(same_key(changed, VALUES))
+            ids = stage(connection, "kpi_stale", [Column("id", Integer)], union_all(
+                select(VALUES.c.id).select_from(slices.join(VALUES, and_(*[
+                    slices.c[name] == VALUES.c[name] for name in ("kpi", "period", "period_start")
+                ]))).where(gone),
+                select(VALUES.c.id).where(VALUES.c.kpi.in_(sorted(scope.whole)), gone)))
+            temporary += [slices, ids]
+            stale = VALUES.c.id.in_(select(ids.c.id))
+        superseded = VALUES.c.id.in_(select(VALUES.c.id).select_from(  # driven from the few
+            changed.join(VALUES, same_key(changed, VALUES))))  # changed, by the key index
         archive(connection, superseded)
         if stale is not None:
             archive(connection, stale)
