@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
+from emulators.org.generate import generate_org
 
 
 def main(argv: list[str] | None = None) -> None:

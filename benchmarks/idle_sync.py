@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ kits, 
 from results import keep_output, size  # benchmarks/, on the path as a script
 from stores import BACKENDS, postgres_store, sqlite_store
 
+from emulators.org.generate import generate_org
 from kpisync.connector import calls_in
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source
 from tests.harness import available_kits

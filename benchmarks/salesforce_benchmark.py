@@ -72,8 +72,8 @@ class Figures:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from kpisync.sandbox.orggen import generate_org
-    from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
+    from emulators.org.generate import generate_org
+    from emulators.salesforce.emulator import SalesforceEmulator, SalesforceKnobs
 
     org = generate_org(seed=7, deals=args.deals, activities_per_deal=args.activities_per_deal)
     emulator = SalesforceEmulator(org, knobs=SalesforceKnobs(latency_seconds=args.latency,

@@ -32,9 +32,9 @@ from sqlalchemy import func, select
 
 from benchmarks.hubspot_process import change_fraction
 from benchmarks.results import keep_output
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.server import Knobs
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.server import Knobs
 from kpisync.scheduler.models import PipelineRun
 from kpisync.store.database import open_store
 from tests.hubspot_truth import assert_store_equals_truth

@@ -35,6 +35,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
+
 from connectors.vtiger import reads
 from connectors.vtiger.client import VtigerClient
 from connectors.vtiger.reads import ModuleReader
@@ -42,8 +45,6 @@ from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
-from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
-from results import keep_output, latency, size  # benchmarks/, on the path as a script
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 SHAPE = {"accounts_per_deal": 0.1, "contacts_per_deal": 0.2, "leads_per_deal": 0.2,
@@ -55,8 +56,8 @@ SAME_SECOND = 50  # edits stamped with one modifiedtime; a mass update would sha
 
 def serve(deals: int, latency: float, sync_works: bool) -> None:
     """Child process: serve an org; on stdin 'change F' revise a share F of every module."""
-    from kpisync.sandbox.orggen import generate_org
-    from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
+    from emulators.org.generate import generate_org
+    from emulators.vtiger.emulator import ADMIN_KEY, VtigerEmulator
 
     org = generate_org(seed=3, deals=deals, **SHAPE)  # type: ignore[arg-type]
     emulator = VtigerEmulator(org, sync_works=sync_works)

@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kpisync.sandbox.orggen import generate_org  # noqa: E402
-from kpisync.sandbox.vtiger import VtigerEmulator  # noqa: E402
+from emulators.org.generate import generate_org  # noqa: E402
+from emulators.vtiger.emulator import VtigerEmulator  # noqa: E402
 from kpisync.store.database import open_store  # noqa: E402
 from kpisync.sync import SyncOptions, sync_source  # noqa: E402
 from tests.realvtiger.conftest import small_org  # noqa: E402

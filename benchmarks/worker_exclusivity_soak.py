@@ -31,11 +31,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.serve import change_fraction
-from kpisync.sandbox.server import Knobs
+from benchmarks.hubspot_process import change_fraction
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.server import Knobs
 from kpisync.scheduler.models import OpsIncident, PipelineRun
 from kpisync.store.database import open_store
 from tests.hubspot_truth import assert_store_equals_truth

@@ -22,14 +22,13 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from pathlib import Path
 
+from results import keep_output, size  # benchmarks/, on the path as a script
 from sqlalchemy import Engine, bindparam
 
-from results import keep_output, size  # benchmarks/, on the path as a script
-
+from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
+from emulators.org.generate import generate_org
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import Account, SurveyResponse
 from writeback.options import source_plan

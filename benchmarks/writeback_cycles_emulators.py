@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from emulators.org.generate import generate_org
 from kpisync.config import parse_settings
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from tests.hubspot_env import TOKEN, TOKEN_ENV
 from tests.test_writeback_converge import ALL

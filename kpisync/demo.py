@@ -22,13 +22,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.state import save_state
 from kpisync.connector import calls_in
 from kpisync.context import AppContext, open_context
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.state import save_state
 from kpisync.sandbox_setup import (
     Mapping,
     SandboxFolder,

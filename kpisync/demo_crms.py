@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.server import Knobs
+from emulators.org.model import Org
+from emulators.server import Knobs
 
 
 class DemoCrm:
@@ -83,12 +83,12 @@ class HubSpotDemo(DemoCrm):
     token = "pat-na1-demo-emulator"
 
     def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
-        from kpisync.sandbox.hubspot import HubSpotEmulator
+        from emulators.hubspot.emulator import HubSpotEmulator
 
         return HubSpotEmulator(org, access_token=self.token, knobs=knobs)
 
     def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
-        from kpisync.sandbox.hubspot import HubSpotKnobs
+        from emulators.hubspot.emulator import HubSpotKnobs
 
         return HubSpotKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
                             rate_5xx=fault_rate / 2, fault_seed=seed)
@@ -138,18 +138,18 @@ class SalesforceDemo(DemoCrm):
     token_env = "KPISYNC_DEMO_SALESFORCE_TOKEN"
 
     def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
-        from kpisync.sandbox.salesforce import SalesforceEmulator
+        from emulators.salesforce.emulator import SalesforceEmulator
 
         return SalesforceEmulator(org, knobs=knobs, ca_folder=ca_folder)
 
     def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
-        from kpisync.sandbox.salesforce import SalesforceKnobs
+        from emulators.salesforce.emulator import SalesforceKnobs
 
         return SalesforceKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
                                rate_5xx=fault_rate / 2, fault_seed=seed)
 
     def credentials(self) -> dict[str, str]:
-        from kpisync.sandbox.salesforce import OrgLogin
+        from emulators.salesforce.emulator import OrgLogin
 
         login = OrgLogin()
         return {self.password_env: login.password, self.token_env: login.security_token}
@@ -200,12 +200,12 @@ class VtigerDemo(DemoCrm):
     key_env = "KPISYNC_DEMO_VTIGER_KEY"
 
     def serve(self, org: Org, knobs: Knobs | None = None, ca_folder: Path | None = None) -> Any:
-        from kpisync.sandbox.vtiger import VtigerEmulator
+        from emulators.vtiger.emulator import VtigerEmulator
 
         return VtigerEmulator(org, knobs=knobs)
 
     def credentials(self) -> dict[str, str]:
-        from kpisync.sandbox.vtiger import ADMIN_KEY
+        from emulators.vtiger.emulator import ADMIN_KEY
 
         return {self.key_env: ADMIN_KEY}
 
@@ -221,7 +221,7 @@ roles = {{ currency = "Currency", loss_reason = "Loss reason", competitor = "Com
 margin = "Margin", deal_type = "Deal category" }}"""
 
     def stage_name(self, emulator: Any, key: str) -> str:
-        from kpisync.sandbox.vtiger_schema import STAGE_LABELS
+        from emulators.vtiger.schema import STAGE_LABELS
 
         return STAGE_LABELS[key]
 

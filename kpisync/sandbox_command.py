@@ -20,10 +20,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from emulators.org.generate import generate_org
+from emulators.state import StateFileError, load_state, save_state
 from kpisync.demo_crms import DemoCrm
 from kpisync.errors import ConfigError, StateError
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.state import StateFileError, load_state, save_state
 from kpisync.sandbox_setup import (
     Mapping,
     SandboxFolder,

@@ -1,7 +1,7 @@
 """What a sandbox (a CRM emulator run for kpisync to talk to) is made of, besides the emulator.
 
 A sandbox's state folder holds `sandbox.json` (which CRM, the synthetic org's seed and size, the
-port, the write-back mapping), the emulator's records (`kpisync.sandbox.state`) and, for
+port, the write-back mapping), the emulator's records (`emulators.state`) and, for
 Salesforce, the certificate authority the settings' `ca_bundle` names. The settings written for a
 sandbox work with every command: the source, the KPI roles and goals of the synthetic org, and
 the write-back mapping into score fields the sandbox's admin has added (HubSpot's are created by

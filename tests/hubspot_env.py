@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.model import Org
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
 from tests.harness import write_settings_file
 
 TOKEN_ENV = "KPISYNC_TEST_HUBSPOT_TOKEN"

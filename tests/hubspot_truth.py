@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from kpisync.sandbox.hubspot_schema import snake_case
-from kpisync.sandbox.org import Org
+from emulators.hubspot.schema import snake_case
+from emulators.org.model import Org
 from kpisync.store.models import (
     Account,
     Activity,

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.model import Org
 from tests.harness import Served
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
 from tests.hubspot_truth import assert_store_equals_truth

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.salesforce import SalesforceEmulator
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator
 from tests.harness import Served
 from tests.salesforce_env import SOURCE, SalesforceEnv
 from tests.salesforce_truth import assert_store_equals_truth

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.vtiger import VtigerEmulator
+from emulators.org.model import Org
+from emulators.vtiger.emulator import VtigerEmulator
 from tests.harness import Served
 from tests.vtiger_env import SOURCE, VtigerEnv
 from tests.vtiger_truth import assert_store_equals_truth

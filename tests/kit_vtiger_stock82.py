@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.vtiger import VtigerEmulator
+from emulators.org.model import Org
+from emulators.vtiger.emulator import VtigerEmulator
 from tests.kit_vtiger import ServedVtiger
 from tests.vtiger_env import VtigerEnv
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.salesforce import SalesforceEmulator
 from tests.harness import write_settings_file
 
 PASSWORD_ENV = "KPISYNC_TEST_SF_PASSWORD"

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, Table
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.config import load_settings
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from unittest.mock import patch
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.logs import JOB_STORE_ERROR, PlainLines, Repeats
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
 
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR) [\w.]+: \S")

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from emulators.org.generate import generate_org
+from emulators.server import Knobs
 from kpisync.errors import AuthError
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.server import Knobs
 from kpisync.store.database import open_store
 from kpisync.store.models import ENTITY_MODELS, Deal, SyncState
 from kpisync.sync import SyncOptions, sync_source

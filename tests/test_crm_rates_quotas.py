@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from emulators.org.finance import add_rates_and_quotas
+from emulators.org.generate import generate_org
+from emulators.org.model import ExchangeRate, Org, OwnerChange, RepQuota, StageChange
+from emulators.salesforce.emulator import SalesforceEmulator, make_id
 from kpisync.config import parse_settings
 from kpisync.errors import ConfigError
-from kpisync.sandbox.org import ExchangeRate, Org, OwnerChange, RepQuota, StageChange
-from kpisync.sandbox.orgfinance import add_rates_and_quotas
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator, make_id
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from metrics.engine import compute_values

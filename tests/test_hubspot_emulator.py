@@ -22,10 +22,10 @@ from hubspot.crm.objects.exceptions import ApiException, ServiceException, Unaut
 from hubspot.crm.properties import PropertyCreate
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 
-from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs, OAuthApp
-from kpisync.sandbox.hubspot_records import iso
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs, OAuthApp
+from emulators.hubspot.records import iso
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 
 TOKEN = "pat-na1-emulator"
 

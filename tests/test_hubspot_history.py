@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.store.models import Deal, DealStageChange
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
@@ -131,7 +131,7 @@ def test_history_read_only_where_calculated_properties_cannot_tell(
 def test_calculated_properties_prove_a_path_exactly_when_no_stage_was_reentered(
         env: HubSpotEnv) -> None:
     from connectors.hubspot.stages import deal_properties, path_from_calculated
-    from kpisync.sandbox.hubspot_render import render
+    from emulators.hubspot.render import render
 
     emulator = env.emulator
     stage_ids = emulator.schema.properties["deals"]["dealstage"].options

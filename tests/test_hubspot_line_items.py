@@ -22,10 +22,10 @@ from hubspot.crm.objects import PublicObjectSearchRequest, SimplePublicObjectInp
 from hubspot.crm.objects.exceptions import ApiException
 from sqlalchemy import Engine, select
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import parse_settings
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import LineItem
 from kpisync.sync import SyncOptions, sync_source

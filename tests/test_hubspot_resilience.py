@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.store.models import Deal
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
@@ -30,7 +30,7 @@ def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
 
 
 def test_oauth_token_expiring_during_the_sync(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
-    from kpisync.sandbox.hubspot_auth import OAuthApp
+    from emulators.hubspot.auth import OAuthApp
 
     app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
                    refresh_token="refresh-abc-123", access_token_lifetime_seconds=1)
@@ -76,8 +76,8 @@ def _oauth_connector(env: HubSpotEnv):  # type: ignore[no-untyped-def]
 
 
 def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+    from emulators.hubspot.auth import OAuthApp
     from kpisync.errors import AuthError
-    from kpisync.sandbox.hubspot_auth import OAuthApp
 
     app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
                    refresh_token="refresh-abc-123", access_token_lifetime_seconds=3600)

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.store.models import Account, Contact, Deal, DealStageChange, FieldCatalog
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv

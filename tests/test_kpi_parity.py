@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
+from emulators.org.generate import generate_org
 from kpisync.config import parse_settings
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from metrics.catalogue import REGISTRY

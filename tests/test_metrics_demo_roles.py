@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from emulators.org.generate import generate_org
 from kpisync.config import load_settings
 from kpisync.demo import demo_settings
 from kpisync.demo_crms import DEMO_CRMS
 from kpisync.registry import build_connector
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from metrics.engine import compute_values

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 
 NOW = datetime(2026, 10, 31, tzinfo=UTC)
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.hubspot_schema import snake_case
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.hubspot.schema import snake_case
+from emulators.org.generate import generate_org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.store.models import (
     Account,
     Activity,

@@ -28,13 +28,13 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.config import Settings
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
 from kpisync.registry import build_connector
 from kpisync.report import build_report, draw_charts, export_pngs, send_report
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from kpisync.sync import SyncOptions, sync_source
 from metrics.engine import compute_all
 from metrics.options import metric_config

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from emulators.org.generate import generate_org
 from kpisync.config import load_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import Deal, User
 from metrics.options import metric_config

@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from emulators.org.generate import generate_org
+from emulators.salesforce.emulator import OrgLogin, SalesforceEmulator
+from emulators.server import Knobs
 from kpisync.errors import AuthError, ConfigError
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import OrgLogin, SalesforceEmulator
-from kpisync.sandbox.server import Knobs
 from tests.salesforce_env import SalesforceEnv
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from emulators.org.generate import generate_org
+from emulators.salesforce.emulator import SalesforceEmulator, SalesforceKnobs
 from kpisync.budget import budget_of, day_usage
 from kpisync.config import load_settings
 from kpisync.pipeline import Pipeline
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator, SalesforceKnobs
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.options import scheduler_settings
 from kpisync.store.database import open_store

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv
 from tests.salesforce_truth import assert_store_equals_truth

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
+from emulators.org.generate import generate_org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.store.models import Deal
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv

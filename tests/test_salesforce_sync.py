@@ -20,10 +20,10 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sqlalchemy import Engine, func, select
 
 from connectors.salesforce.paging import QueryPager
+from emulators.org.generate import generate_org
+from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.connector import FieldSpec, FieldUpdate, Page
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce import SalesforceEmulator
 from kpisync.store.models import Account, Activity, Contact, Deal, SyncRun, User
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv

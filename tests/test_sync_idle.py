@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select
 
+from emulators.org.generate import generate_org
 from kpisync.connector import LIMIT_PREFIX
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.models import Deal, FieldCatalog, SyncState, User
 from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
+from emulators.org.generate import generate_org
 from kpisync.budget import BudgetedConnector, BudgetGate, BudgetSpent, budget_of, day_usage
 from kpisync.config import Settings, load_settings
 from kpisync.connector import FieldUpdate
 from kpisync.pipeline import Pipeline
-from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
-from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.options import scheduler_settings
 from kpisync.store.database import open_store

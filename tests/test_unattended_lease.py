@@ -24,10 +24,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.config import load_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import SyncState
 from tests.cuttable_proxy import CuttableProxy

@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import Engine, MetaData, select
 from sqlalchemy.engine import make_url
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.config import load_settings
 from kpisync.health import HealthServer, HealthState, RunMetrics
 from kpisync.pipeline import STORE_UNREACHABLE, Pipeline
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.options import scheduler_settings
 from kpisync.scheduler.report import instance_report, run_history

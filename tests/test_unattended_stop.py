@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.store.database import open_store
 from kpisync.store.models import ENTITY_MODELS, SyncState
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv

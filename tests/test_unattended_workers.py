@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.orggen import generate_org
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
 from kpisync.scheduler.models import OpsIncident
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source

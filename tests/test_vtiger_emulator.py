@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import ADMIN_KEY, VtigerEmulator
 from kpisync.connector import FieldSpec, FieldUpdate
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
 from tests.vtiger_env import VtigerEnv
 
 

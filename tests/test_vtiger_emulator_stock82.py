@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
 from tests.test_vtiger_emulator import Client, code
 
 CHECKBOX_ON = ("1", "on", True, 1)

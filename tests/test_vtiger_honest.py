@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
+from emulators.vtiger.records import Entity
 from kpisync.errors import SchemaDriftError
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
-from kpisync.sandbox.vtiger_records import Entity
 from kpisync.store.models import Lead, SyncRun
 from kpisync.sync import SyncOptions, sync_source
 from tests.vtiger_env import SOURCE, VtigerEnv

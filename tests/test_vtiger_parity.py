@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.hubspot_schema import stage_id
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
-from kpisync.sandbox.vtiger_schema import STAGE_LABELS
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.hubspot.schema import stage_id
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
+from emulators.vtiger.schema import STAGE_LABELS
 from kpisync.store.models import Account, Activity, Contact, Deal, Lead, User
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import TOKEN, HubSpotEnv

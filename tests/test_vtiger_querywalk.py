@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connectors.vtiger.querywalk import PAGE, walk_query
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.cursor import Cursor
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
 from tests.vtiger_env import VtigerEnv
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.errors import AuthError, SchemaDriftError
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.vtiger import VtigerEmulator
 from kpisync.store.database import open_store
 from kpisync.store.models import (
     Activity,

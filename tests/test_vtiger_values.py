@@ -12,9 +12,9 @@ import pytest
 from connectors.vtiger import values as v
 from connectors.vtiger.client import SessionLost, SyncUnavailable, VtigerFailure, translate
 from connectors.vtiger.mappers import MappingContext, map_potential
+from emulators.vtiger.render import to_jalali
 from kpisync.errors import AuthError, ConnectorError, RateLimited, RejectedError, TransientError
 from kpisync.mapping import map_each
-from kpisync.sandbox.vtiger_render import to_jalali
 
 UTC_ZONE = ZoneInfo("UTC")
 

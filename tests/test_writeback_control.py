@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from emulators.org.generate import generate_org
 from kpisync.errors import AuthError, ConfigError, WritebackError
-from kpisync.sandbox.orggen import generate_org
 from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER
 from tests.test_writeback_e2e import (

@@ -28,16 +28,16 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import Engine, select
 
+from emulators.hubspot.store import validation_error
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
+from emulators.salesforce.store import RecordError
+from emulators.vtiger.store import VtigerError
 from kpisync.config import parse_settings
 from kpisync.errors import WritebackError, WritesFailed
 from kpisync.fieldcodec import ValueCodec, as_bool, as_number, blank_to_none
 from kpisync.health import HealthState, RunMetrics
 from kpisync.pipeline import Pipeline
-from kpisync.sandbox.hubspot_store import validation_error
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce_store import RecordError
-from kpisync.sandbox.vtiger_store import VtigerError
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.models import PipelineRun
 from kpisync.scheduler.options import scheduler_settings

@@ -23,12 +23,12 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import Engine, func, select
 
+from emulators.org.generate import generate_org
+from emulators.org.model import Org, SurveyAnswer
+from emulators.salesforce.records import ref
 from kpisync.config import Settings, parse_settings
 from kpisync.connector import Connector
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org, SurveyAnswer
-from kpisync.sandbox.orggen import generate_org
-from kpisync.sandbox.salesforce_records import ref
 from kpisync.store.models import ENTITY_MODELS
 from kpisync.sync import SyncOptions, sync_source
 from metrics import records

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, update
 
+from emulators.hubspot.emulator import HubSpotEmulator
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import Settings, parse_settings
 from kpisync.connector import Connector
 from kpisync.errors import WritebackError
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from writeback.models import AuditEntry, OutboxItem, WriteRun

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
+from emulators.org.generate import generate_org
 from kpisync.config import Settings, load_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.hubspot import HubSpotEmulator, HubSpotKnobs
-from kpisync.sandbox.orggen import generate_org
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from writeback.models import AuditEntry, OutboxItem, WrittenValue

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulators.org.model import Org
+from emulators.vtiger.emulator import ADMIN_KEY, VtigerEmulator
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.vtiger import ADMIN_KEY, VtigerEmulator
 from tests.harness import write_settings_file
 
 KEY_ENV = "KPISYNC_TEST_VTIGER_KEY"

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from kpisync.sandbox.vtiger_records import Entity, Truth
-from kpisync.sandbox.vtiger_schema import SURVEY_MODULE
+from emulators.vtiger.records import Entity, Truth
+from emulators.vtiger.schema import SURVEY_MODULE
 from kpisync.store.models import Account, Activity, Contact, Deal, Lead, SurveyResponse, User
 from tests.harness import normal_values
 

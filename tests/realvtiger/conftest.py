@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.orggen import generate_org
+from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from tests.realvtiger.seed import seed_org
 from tests.realvtiger.server import NO_VTIGER_ENV, RealVtiger, Seeded, find_bringup, release_problem
 

@@ -1,8 +1,8 @@
 """A synthetic org on the real Vtiger: users by Vtiger's own code, custom fields by the layout
 editor's, records through the webservice.
 
-The field values are the emulator's translation of the neutral org (kpisync.sandbox.
-vtiger_records), with its cf names, record ids and user ids replaced by the ones the real server
+The field values are the emulator's translation of the neutral org (emulators.vtiger.
+records), with its cf names, record ids and user ids replaced by the ones the real server
 gave. The server stamps created and modified times itself. Leads are all created live (a test
 converts some); the survey module does not exist on a stock server, so no NPS answers. A Persian
 text field on Accounts carries Persian text (Persian digits included) for the byte-for-byte checks.
@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kpisync.sandbox.org import Org
-from kpisync.sandbox.vtiger_records import build_truth
-from kpisync.sandbox.vtiger_schema import build_schema
+from emulators.org.model import Org
+from emulators.vtiger.records import build_truth
+from emulators.vtiger.schema import build_schema
 from tests.realvtiger.server import RealVtiger, Seeded
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from emulators.org.model import Org
 from kpisync.config import Settings, parse_settings
 from kpisync.connector import Connector, calls_in
 from kpisync.fieldcodec import as_bool, as_number
 from kpisync.registry import build_connector
-from kpisync.sandbox.org import Org
 from kpisync.sync import SyncOptions, sync_source
 from metrics.survey_import import import_surveys
 from tests.realvtiger.conftest import small_org

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kpisync.sandbox.vtiger_records import Entity, Truth
-from kpisync.sandbox.vtiger_schema import SURVEY_MODULE
+from emulators.vtiger.records import Entity, Truth
+from emulators.vtiger.schema import SURVEY_MODULE
 from tests.realvtiger.server import RealVtiger
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
