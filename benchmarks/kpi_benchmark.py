@@ -279,9 +279,9 @@ def move_deals(engine: Engine, count: int) -> None:
     later = "close_date + 30" if sql.pg else "date(close_date, '+30 days')"
     every = max(1, 1_000_000 if count == 0 else (size_of(engine) // count))
     with engine.begin() as connection:
-        connection.exec_driver_sql(
+        connection.execute(text(
             f"UPDATE deals SET close_date = {later}, amount = amount + 1, owner_id = 'u7' "
-            f"WHERE id % {every} = 1")
+            f"WHERE id % {every} = 1"))
         raise_revision(connection, "bench", NOW)
 
 
