@@ -524,9 +524,9 @@ def changed_values(connection: Connection, config: MetricConfig, now: datetime,
     if only is None and not force and incremental.ready(connection, base):
         moved = incremental.moved(connection, staged)
         if moved is not None:
-            inputs = {name for kpi in REGISTRY if isinstance(kpi.measure, Derived)
-                      for name in kpi.measure.inputs}
-            plan = Plan(moved, incremental.standing_values(connection, inputs))
+            inputs = {(name, grain) for kpi in REGISTRY if isinstance(kpi.measure, Derived)
+                      for name in kpi.measure.inputs for grain in kpi.grains}  # a derived
+            plan = Plan(moved, incremental.standing_values(connection, inputs))  # KPI reads its grain
     values, scope = run_values(run, REGISTRY, only, plan)
     if only is None:
         incremental.keep_base(connection, staged, base)

@@ -31,6 +31,7 @@ from sqlalchemy import (
     delete,
     inspect,
     select,
+    tuple_,
     update,
 )
 
@@ -114,12 +115,12 @@ def confirm(engine: Engine, computation_id: int) -> None:
         connection.execute(update(STATE).values(computation_id=computation_id))
 
 
-def standing_values(connection: Connection, kpis: set[str]) -> list[KpiValue]:
-    """The stored values of `kpis`."""
+def standing_values(connection: Connection, wanted: set[tuple[str, str]]) -> list[KpiValue]:
+    """The stored values of the (KPI, grain) pairs `wanted`."""
     columns = [VALUES.c[n] for n in ("kpi", "period", "period_start", "grain", "key", "value",
                                      "count", "excluded", "reason")]
-    return [KpiValue(r[0], r[1], as_date(r[2]), *r[3:])
-            for r in connection.execute(select(*columns).where(VALUES.c.kpi.in_(kpis)))]
+    query = select(*columns).where(tuple_(VALUES.c.kpi, VALUES.c.grain).in_(sorted(wanted)))
+    return [KpiValue(r[0], r[1], as_date(r[2]), *r[3:]) for r in connection.execute(query)]
 
 
 def as_date(value: Any) -> date:
