@@ -267,9 +267,13 @@ def measure(label: str, engine: Engine, deals: int) -> None:
 
 
 def change_one_deal(engine: Engine) -> None:
-    """Delete one deal as a sync page would (which also raises the store's revision)."""
+    """Delete one deal won in the last year as a sync page would (which also raises the store's
+    revision)."""
     with engine.begin() as connection:
-        write_page(connection, "bench", Page("deals", [], deleted=[Deleted("deal", "d1")]), NOW)
+        deal = connection.execute(text(
+            "SELECT external_id FROM deals WHERE is_won AND close_date >= :since ORDER BY id LIMIT 1"
+        ), {"since": NOW.date().replace(year=NOW.year - 1)}).scalar_one()
+        write_page(connection, "bench", Page("deals", [], deleted=[Deleted("deal", deal)]), NOW)
 
 
 def move_deals(engine: Engine, count: int) -> None:
