@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -48,10 +49,12 @@ COMPUTATIONS: Table = KpiComputation.__table__  # type: ignore[attr-defined]
 VALUES: Table = KpiValueRecord.__table__  # type: ignore[attr-defined]
 
 
-def base_inputs(config: MetricConfig, now: datetime, missing: set[str]) -> str:
-    """A digest of what staged facts and values depend on besides the records."""
+def base_inputs(config: MetricConfig, now: datetime, missing: Mapping[str, str]) -> str:
+    """A digest of what staged facts and values depend on besides the records (`missing`: the
+    inputs no source holds, with why)."""
     inputs = {"settings": settings_digest(config), "code": code_digest(),
-              "today": now.astimezone(config.zone).date().isoformat(), "missing": sorted(missing)}
+              "today": now.astimezone(config.zone).date().isoformat(),
+              "missing": sorted(missing.items())}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
