@@ -9,7 +9,8 @@ Each part's attributes (but the indexes derived from its records) are pickled to
 reference from one part to another (a store's schema) is saved by name and joins the live
 object on load; a time zone is saved by its key. Locks are made anew and callables (clocks) are kept from the fresh emulator.
 Loading accepts only the emulator's own classes and plain data: a state file cannot name any
-other code to run.
+other code to run. A file saved while the emulators lived in `kpisync/sandbox/` names their old
+modules; they are read as the new ones (docs/decisions/emulators-package.md).
 """
 
 from __future__ import annotations
@@ -83,12 +84,27 @@ class _Loader(pickle.Unpickler):
         raise StateFileError(f"unknown reference {pid!r}")
 
     def find_class(self, module: str, name: str) -> Any:
+        module = moved(module)
         allowed = (module.startswith("emulators.") or module in SAFE_MODULES
                    or (module == "builtins" and name in SAFE_BUILTINS)
                    or (module, name) == ("itertools", "count"))
         if not allowed:
             raise StateFileError(f"{module}.{name} is not part of an emulator's state")
         return super().find_class(module, name)
+
+
+def moved(module: str) -> str:
+    """The module a class named in an older state file lives in now: `kpisync.sandbox.orggen`
+    is `emulators.org.generate`, `kpisync.sandbox.hubspot_store` is `emulators.hubspot.store`."""
+    old = module.removeprefix("kpisync.sandbox.")
+    if old == module:
+        return module
+    if old in ("server", "state"):
+        return f"emulators.{old}"
+    if old.startswith("org"):
+        return "emulators.org." + {"": "model", "gen": "generate"}.get(old[3:], old[3:])
+    crm, _, part = old.partition("_")
+    return f"emulators.{crm}.{part or 'emulator'}"
 
 
 def save_state(emulator: EmulatorServer, folder: Path) -> Path:
