@@ -485,13 +485,13 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
         inputs = reuse.fingerprint(connection, config, only, now)
         kept = None if force else reuse.reusable(connection, config, inputs, now)
         if kept is None:
-            values, scope = changed_values(connection, config, now, only, force)
+            values, scope, token = changed_values(connection, config, now, only, force)
     watched = watched_kpis(config) & {kpi.name for kpi in needed(REGISTRY, only)}
     if kept is None:
         computation_id, changed = store_values(engine, values, as_of=now, inputs=inputs,
                                                scope=scope)
-        if only is None:
-            incremental.confirm(engine, computation_id)
+        if token is not None:
+            incremental.confirm(engine, computation_id, token)
         if config.metrics.snapshot_days:
             prune_snapshots(engine, older_than=datetime.now(UTC)
                             - timedelta(days=config.metrics.snapshot_days))
@@ -510,10 +510,11 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
 
 
 def changed_values(connection: Connection, config: MetricConfig, now: datetime,
-                   only: Iterable[str] | None, force: bool) -> tuple[list[KpiValue], Scope | None]:
-    """The values to store: every one, or (no scope) only those whose staged rows moved since the
-    computation the store holds, with the scope they cover. A full computation keeps its staged
-    facts for the next one."""
+                   only: Iterable[str] | None,
+                   force: bool) -> tuple[list[KpiValue], Scope | None, str | None]:
+    """The values to store: every one (no scope), or only those whose staged rows moved since the
+    computation the store holds, with the scope they cover; and the token of the staged facts
+    kept for the next computation (none for a computation of some KPIs only)."""
     run = open_run(connection, config, now)
     check_roles(connection, config)
     stage_all(run)
@@ -528,10 +529,9 @@ def changed_values(connection: Connection, config: MetricConfig, now: datetime,
                       for name in kpi.measure.inputs for grain in kpi.grains}  # a derived
             plan = Plan(moved, incremental.standing_values(connection, inputs))  # KPI reads its grain
     values, scope = run_values(run, REGISTRY, only, plan)
-    if only is None:
-        incremental.keep_base(connection, staged, base)
+    token = None if only is not None else incremental.keep_base(connection, staged, base)
     drop_staged(run)
-    return values, None if plan is None else scope
+    return values, None if plan is None else scope, token
 
 
 def standing_count(engine: Engine, computation_id: int) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -44,7 +45,7 @@ from metrics.reuse import code_digest, settings_digest
 
 BASE = "kpi_base_"  # + a staged table's name: its copy from the last computation
 STATE = Table("kpi_base_state", MetaData(), Column("computation_id", Integer),
-              Column("inputs", String))
+              Column("inputs", String), Column("token", String))
 COMPUTATIONS: Table = KpiComputation.__table__  # type: ignore[attr-defined]
 VALUES: Table = KpiValueRecord.__table__  # type: ignore[attr-defined]
 
@@ -99,8 +100,9 @@ def moved(connection: Connection, staged: dict[str, Table]) -> dict[tuple[str, s
     return out
 
 
-def keep_base(connection: Connection, staged: dict[str, Table], inputs: str) -> None:
-    """Keep a copy of this computation's staged facts, pending until its values are stored."""
+def keep_base(connection: Connection, staged: dict[str, Table], inputs: str) -> str:
+    """Keep a copy of this computation's staged facts, pending until its values are stored;
+    returns the token that confirms it (a computation running beside this one replaces it)."""
     quote = connection.dialect.identifier_preparer.quote
     STATE.create(connection, checkfirst=True)
     connection.execute(delete(STATE))
@@ -109,13 +111,16 @@ def keep_base(connection: Connection, staged: dict[str, Table], inputs: str) -> 
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(BASE + name)}")
         connection.exec_driver_sql(
             f"CREATE TABLE {quote(BASE + name)} AS SELECT {columns} FROM {quote(name)}")
-    connection.execute(STATE.insert().values(computation_id=None, inputs=inputs))
+    token = uuid.uuid4().hex
+    connection.execute(STATE.insert().values(computation_id=None, inputs=inputs, token=token))
+    return token
 
 
-def confirm(engine: Engine, computation_id: int) -> None:
-    """The kept staged facts are those of computation `computation_id`, now stored."""
+def confirm(engine: Engine, computation_id: int, token: str) -> None:
+    """The kept staged facts `token` are those of computation `computation_id`, now stored."""
     with engine.begin() as connection:
-        connection.execute(update(STATE).values(computation_id=computation_id))
+        connection.execute(update(STATE).where(STATE.c.token == token)
+                           .values(computation_id=computation_id))
 
 
 def standing_values(connection: Connection, wanted: set[tuple[str, str]]) -> list[KpiValue]:
