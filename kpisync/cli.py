@@ -39,7 +39,7 @@ from kpisync.errors import (
     StateError,
 )
 from kpisync.locks import run_lock
-from kpisync.logs import setup_logging
+from kpisync.logs import JsonUsageErrors, setup_logging
 from kpisync.output import MODE, stderr_console, stdout_console
 from kpisync.registry import build_connector
 from kpisync.secrets import mask
@@ -56,7 +56,7 @@ from kpisync.sync import SyncOptions, sync_source
 from kpisync.texts import LOCALES
 
 app = typer.Typer(help="Sync CRM data, compute sales KPIs, write scores back.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=JsonUsageErrors)
 db_app = typer.Typer(help="The store: schema, check, backup.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = stdout_console()

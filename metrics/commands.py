@@ -25,7 +25,8 @@ from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, RowsRejected
-from kpisync.output import stderr_console, stdout_console
+from kpisync.logs import print_json_record
+from kpisync.output import MODE, stderr_console, stdout_console
 from kpisync.report.formats import period_label
 from kpisync.store.database import require_writable
 from kpisync.texts import localized, translate
@@ -319,6 +320,8 @@ def surveys_import(file: Path = FILE,
     say = functools.partial(console.print, markup=False, highlight=False, soft_wrap=True)
     if as_json:  # the counts, the rejected rows and the notes as one object; messages on stderr
         say = functools.partial(errors.print, markup=False, highlight=False, soft_wrap=True)
+        if MODE.log_json:  # stderr holds JSON lines only
+            say = functools.partial(print_json_record, level="info")
         print(json.dumps({"imported": report.imported, "unchanged": report.unchanged,
                           "duplicates": report.duplicates, "notes": report.notes,
                           "rejected": [{"line": e.line, "reason": e.reason}

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from sqlalchemy import MetaData, Table
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
 from kpisync.config import load_settings
-from kpisync.scheduler.models import JOBS_TABLE
+from kpisync.scheduler.models import JOBS_TABLE, PipelineRun
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
 from metrics.engine import compute_all
@@ -347,6 +347,9 @@ def test_status_lists_syncs_by_hand_and_computes_the_next_run_from_the_settings(
     with engine.begin() as connection:  # a worker that stopped long ago left its plan behind
         connection.execute(jobs.insert().values(id="pipeline:hs", next_run_time=stale.timestamp(),
                                                 job_state=b""))
+        connection.execute(PipelineRun.__table__.insert().values(  # type: ignore[attr-defined]
+            source="hs", due_at=stale - timedelta(minutes=15), worker="gone:1", status="succeeded",
+            claimed_at=stale, started_at=stale, finished_at=stale))  # (one never run is due now)
     engine.dispose()
     started = datetime.now(UTC)
     done = kpisync("status", "--json", "--runs", "5", "--settings", str(settings))
@@ -355,7 +358,7 @@ def test_status_lists_syncs_by_hand_and_computes_the_next_run_from_the_settings(
     next_run = datetime.fromisoformat(row["next_run"])
     assert next_run > started and next_run.minute % 15 == 0 and next_run.second == 0
     assert "a run due 2026-01-05 10:00 UTC has not started" in row["schedule"]
-    assert [run["trigger"] for run in row["runs"]] == ["manual"]
+    assert [run["trigger"] for run in row["runs"]] == ["manual", "schedule"]
     assert row["runs"][0]["status"] == "succeeded" and row["runs"][0]["upserted"] > 0
 
 

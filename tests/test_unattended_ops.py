@@ -92,7 +92,8 @@ def test_tokens_never_reach_the_logs_or_the_store(env: HubSpotEnv, tmp_path: Pat
 def test_health_metrics_and_status_of_a_running_worker(env: HubSpotEnv, tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     settings_path = write_settings(tmp_path, settings_text(
-        env, store_url, schedule="interval_seconds = 3", tables='[scheduler]\nstages = ["sync"]\n'))
+        env, store_url, schedule="interval_seconds = 3600",  # one run: the first, at start
+        tables='[scheduler]\nstages = ["sync"]\n'))
     settings, engine = load_settings(settings_path), open_store(store_url)
     worker = Worker(engine, settings, stop=threading.Event())
     server = HealthServer(worker.health, worker.metrics, port=0)

@@ -3,8 +3,13 @@ interrupted, the store is consistent, and the next run ends equal to the emulato
 
 from __future__ import annotations
 
+import itertools
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, text
 
@@ -21,6 +26,7 @@ from tests.test_unattended_kit import (
     settings_text,
     start_run,
     sync_runs,
+    wait_until,
     write_settings,
 )
 
@@ -34,10 +40,28 @@ def test_sigterm_mid_sync_stops_at_a_page_and_the_next_run_resumes(tmp_path: Pat
         settings = write_settings(tmp_path, settings_text(
             env, store_url, schedule="interval_seconds = 1", batch_records=20,
             tables='[scheduler]\nstages = ["sync"]\n'))
+        # The stop is placed by progress: from the 13th call on (discovery done, the first of
+        # ~47 calls' pages under way) the emulator holds each call until the worker has said
+        # that it stops.
+        calls, held, answer = itertools.count(1), [], threading.Event()
+        dispatch = emulator.dispatch
+
+        def hold_from_the_13th(*args: Any) -> Any:
+            if next(calls) > 12:
+                held.append(1)
+                answer.wait()
+            return dispatch(*args)
+
+        emulator.dispatch = hold_from_the_13th  # type: ignore[method-assign]
         worker = start_run(settings, tmp_path / "worker.log")
-        worker.wait_for(READY)
-        worker.wait_for("synced hs/companies")  # mid-sync: some streams done, more to go
-        took = worker.stop()
+        worker.wait_for(READY)  # the source never ran: its first run (a full sync) starts
+        wait_until(lambda: bool(held), "the first run's 13th call")
+        started = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        worker.wait_for("SIGTERM: stopping after the current page")
+        answer.set()
+        worker.process.wait(30)
+        took = time.monotonic() - started
         assert worker.process.returncode == 0, worker.log.read_text("utf-8")[-2000:]
         assert took < 5, f"the worker needed {took:.1f} s to stop"
 

@@ -34,23 +34,31 @@ class SlotJob:
         return self.name or self.id
 
 
-def slot_view(job: Job, due_at: datetime) -> SlotJob:
+def slot_view(job: Job, due_at: datetime, *, any_time: bool = False) -> SlotJob:
+    grace = None if any_time else job.misfire_grace_time
     return SlotJob(job.id, job.func, tuple(job.args), {**job.kwargs, "due_at": due_at},
-                   job.misfire_grace_time, job.name)
+                   grace, job.name)
 
 
-def run_slots(job: Job, run_times: list[datetime], logger_name: str) -> list[Any]:
+def run_slots(job: Job, run_times: list[datetime], logger_name: str,
+              any_time: Callable[[Job], bool] = lambda job: False) -> list[Any]:
+    """Run each slot; one that `any_time` accepts runs however late (no misfire check)."""
+    late_ok = job.misfire_grace_time is not None and any_time(job)
     events: list[Any] = []
     for due_at in run_times:
-        events += run_job(slot_view(job, due_at), job._jobstore_alias, [due_at], logger_name)
+        events += run_job(slot_view(job, due_at, any_time=late_ok), job._jobstore_alias,
+                          [due_at], logger_name)
     return events
 
 
 class SlotExecutor(BaseExecutor):
-    """A thread pool running jobs as `func(*args, due_at=..., **kwargs)`."""
+    """A thread pool running jobs as `func(*args, due_at=..., **kwargs)`; a job `any_time`
+    accepts runs however late its slot (a source's first run)."""
 
-    def __init__(self, max_workers: int = 4) -> None:
+    def __init__(self, max_workers: int = 4,
+                 any_time: Callable[[Job], bool] = lambda job: False) -> None:
         super().__init__()
+        self.any_time = any_time
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers, "kpisync-run")
         self.active: set[concurrent.futures.Future[list[Any]]] = set()
         self.active_lock = threading.Lock()
@@ -68,7 +76,7 @@ class SlotExecutor(BaseExecutor):
             else:
                 self._run_job_error(job.id, error, error.__traceback__)
 
-        future = self.pool.submit(run_slots, job, run_times, self._logger.name)
+        future = self.pool.submit(run_slots, job, run_times, self._logger.name, self.any_time)
         with self.active_lock:
             self.active.add(future)
         future.add_done_callback(done)

@@ -37,8 +37,10 @@ def instance_report(engine: Engine, settings: Settings, now: datetime | None = N
     stored = stored_next_runs(engine)
     report = []
     for source in sorted(settings.sources):
-        report.append({"source": source, **last_run(engine, source),
-                       **next_run(settings, source, stored, now),
+        last = last_run(engine, source)
+        report.append({"source": source, **last,
+                       **next_run(settings, source, stored, now,
+                                  never_run=last["scheduled_run"] is None),
                        **budget_today(engine, settings, source, now),
                        "data_age_minutes": data_age(engine, source, now),
                        "alerts": [f"{row.kind} since {row.opened_at:%Y-%m-%d %H:%M}"
@@ -80,10 +82,13 @@ def run_summary(run: Any) -> dict[str, Any]:
 
 
 def next_run(settings: Settings, source: str, stored: dict[str, datetime | None],
-             now: datetime) -> dict[str, Any]:
+             now: datetime, *, never_run: bool = False) -> dict[str, Any]:
     trigger = trigger_for(source, settings.source(source).schedule, settings.core.timezone)
     if trigger is None:
         return {"next_run": None, "schedule": "not scheduled"}
+    if never_run:  # a worker runs it as soon as it starts (scheduler.worker.first_slots)
+        return {"next_run": now,
+                "schedule": f"{trigger} (never run yet: it runs as soon as a worker starts)"}
     # from the settings: triggers are anchored, so every worker computes the same slots; the job
     # store only tells whether a worker has taken the schedule and kept up with it
     waiting, note = stored.get(source), "" if source in stored else " (no worker has run yet)"

@@ -19,6 +19,7 @@ from kpisync.config import ScheduleSettings
 from kpisync.errors import ConfigError
 
 ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
+LOOK_BACK = timedelta(days=3653)  # previous_fire's horizon
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab: 0 (and 7) is Sunday
 
 
@@ -52,3 +53,19 @@ def crontab_weekdays(expression: str) -> str:
 def next_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:
     """The trigger's first slot after `now`."""
     return trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+
+
+def previous_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The trigger's last slot at or before `now`, or None when it had none in ten years.
+
+    APScheduler 3 triggers only look forward: look from ever earlier instants (doubling the
+    window) until a slot comes up before `now`, then walk forward to the last one."""
+    window = timedelta(seconds=1)
+    while window <= LOOK_BACK:
+        found = trigger.get_next_fire_time(None, now - window)
+        if found is not None and found <= now:
+            while (later := next_fire(trigger, found)) is not None and later <= now:
+                found = later
+            return found
+        window *= 2
+    return None

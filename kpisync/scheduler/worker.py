@@ -4,8 +4,10 @@ Jobs live in the store's `kpisync_jobs` table (APScheduler's SQLAlchemyJobStore)
 connector instance (`pipeline:<source>`), calling `run_scheduled` by reference. Several workers may
 share the table: a job found with an unchanged trigger is kept, so a slot missed while no worker
 ran still fires once on start (coalesced), and whichever worker fires a slot first claims it in
-`pipeline_runs`; the others see the claim and step aside. Staleness reviews run on an in-memory
-job of each worker.
+`pipeline_runs`; the others see the claim and step aside. A source no worker has run yet is due
+at once: its job waits for the trigger's latest slot up to now, so the first run starts when a
+worker starts, and is claimed once however many start. Staleness reviews run on an in-memory job
+of each worker.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from datetime import UTC, datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -27,11 +30,12 @@ from kpisync.config import Settings
 from kpisync.errors import StateError
 from kpisync.health import HealthState, RunMetrics
 from kpisync.pipeline import Pipeline
+from kpisync.scheduler import history
 from kpisync.scheduler.executor import SlotExecutor
 from kpisync.scheduler.jobstore import OutageTolerantJobStore
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.scheduler.options import SchedulerSettings, scheduler_settings
-from kpisync.scheduler.triggers import trigger_for
+from kpisync.scheduler.triggers import previous_fire, trigger_for
 
 log = logging.getLogger(__name__)
 JOB_PREFIX = "pipeline:"
@@ -77,7 +81,7 @@ class Worker:
         self.health = HealthState(worker=self.pipeline.worker, store_ok=self.store_ok,
                                   next_runs=self.next_runs)
         self.pipeline.health = self.health
-        self.executor = SlotExecutor(self.options.parallel_runs)
+        self.executor = SlotExecutor(self.options.parallel_runs, any_time=self.first_run)
         grace = self.options.misfire_grace_seconds or None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -111,21 +115,50 @@ class Worker:
 
     def install_jobs(self) -> None:
         """Add or update each source's job; keep a job whose trigger is unchanged (misfires
-        coalesce); remove jobs of sources no longer scheduled (only when running all sources)."""
+        coalesce); make a never-run source's job due now; remove jobs of sources no longer
+        scheduled (only when running all sources)."""
+        first = self.first_slots(datetime.now(UTC))
         for source, trigger in self.triggers.items():
             job_id = JOB_PREFIX + source
             existing = self.scheduler.get_job(job_id, jobstore="default")
+            slot = first.get(source)
+            if slot is not None:
+                log.info("%s: never run: its first run starts now (the slot of %s)", source,
+                         slot.isoformat())
             if existing is not None and repr(existing.trigger) == repr(trigger):
+                if slot is not None and (existing.next_run_time or slot) > slot:
+                    self.scheduler.modify_job(job_id, jobstore="default", next_run_time=slot)
                 continue
             self.scheduler.add_job(JOB_FUNCTION, trigger, args=[source], id=job_id,
                                    name=f"pipeline of {source}", jobstore="default",
-                                   replace_existing=True)
+                                   replace_existing=True,
+                                   **({"next_run_time": slot} if slot is not None else {}))
         if self.only:
             return
         for job in self.scheduler.get_jobs(jobstore="default"):
             if job.id.startswith(JOB_PREFIX) and job.id[len(JOB_PREFIX):] not in self.triggers:
                 log.info("removing the schedule of %s: no longer in settings", job.id)
                 self.scheduler.remove_job(job.id, jobstore="default")
+
+    def first_slots(self, now: datetime) -> dict[str, datetime]:
+        """Each source no worker has run yet, with the slot its first run claims: the trigger's
+        latest up to `now`. Due at once, and one row in `pipeline_runs` (unique source and slot)
+        whichever workers fire it, whereas a slot of "now" would differ from worker to worker."""
+        slots = {}
+        for source, trigger in self.triggers.items():
+            if history.first_claim(self.engine, source) is None:
+                slot = previous_fire(trigger, now)
+                if slot is not None:
+                    slots[source] = slot
+        return slots
+
+    def first_run(self, job: Job) -> bool:
+        """Whether `job` is the pipeline of a source no worker has run yet: its first run is due
+        however late its slot, whatever `misfire_grace_seconds` says."""
+        try:
+            return bool(job.args) and history.first_claim(self.engine, job.args[0]) is None
+        except SQLAlchemyError:
+            return False  # the run cannot claim its slot either; the next round tries again
 
     def next_runs(self) -> dict[str, datetime | None]:
         runs: dict[str, datetime | None] = {}
