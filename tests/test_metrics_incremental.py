@@ -9,17 +9,23 @@ forced full computation at the same instant, with no value more or less.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
 
 from kpisync.connector import Deleted, Merged, Page
+from kpisync.store.database import open_store
 from kpisync.store.models import (
     Account,
     Activity,
@@ -29,11 +35,14 @@ from kpisync.store.models import (
     SurveyResponse,
     User,
 )
+from kpisync.store.writer import write_page
+from metrics.commands import register
 from metrics.engine import compute_all
 from metrics.incremental import BASE
 from metrics.options import MetricConfig
 from metrics.survey_import import import_surveys
 from tests.test_compute_reuse import LATER, config, standing, write
+from tests.test_metrics_commands import write_settings
 from tests.test_metrics_fixture import load_org
 
 DEALS = ["d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d10", "d11", "dP2", "dP3", "n1", "n2"]
@@ -173,3 +182,31 @@ def test_a_failed_store_of_values_falls_back_to_a_full_computation(engine: Engin
         kept = connection.exec_driver_sql(f"SELECT count(*) FROM {BASE}kpi_deal").scalar_one()
         live = connection.exec_driver_sql("SELECT count(*) FROM deals WHERE deleted_at IS NULL")
         assert kept == live.scalar_one() == 11, "the kept copy is the last computation's deals"
+
+
+def test_compute_says_how_many_values_it_recomputed(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("metrics.commands.console", Console(width=200))
+    app = typer.Typer()
+    register(app)
+    settings, runner = write_settings(tmp_path), CliRunner()
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    today = datetime.now(UTC)
+
+    def won(deal: str, amount: int) -> None:
+        with engine.begin() as connection:
+            write_page(connection, "crm", Page("deals", [Deal.row(
+                external_id=deal, is_closed=True, is_won=True, amount=Decimal(amount),
+                currency="USD", created_at=today - timedelta(days=40),
+                close_date=(today - timedelta(days=2)).date())]), today)
+
+    won("d1", 100)
+    first = runner.invoke(app, ["compute", "--settings", str(settings)])
+    assert first.exit_code == 0 and "computed" in first.output, first.output
+    won("d2", 250)
+    second = runner.invoke(app, ["compute", "--json", "--settings", str(settings)])
+    assert second.exit_code == 0, second.output
+    record = json.loads(second.output)
+    assert record["reused_from"] is None and 0 < record["recomputed"] < record["values"]
+    assert record["changed"] > 0
+    engine.dispose()
