@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kpisync.config import Settings, StrictModel, validate_model
 from kpisync.connector import (
+    Allowance,
     Connector,
     FieldInfo,
     FieldSpec,
@@ -46,6 +47,7 @@ from kpisync.connector import (
     Page,
     Problem,
     ProvisionStep,
+    ReportsAllowance,
     StreamSpec,
     WriteResult,
     calls_in,
@@ -72,21 +74,6 @@ class OrgBudget:
     org: str
     settings: BudgetSettings
     zone: ZoneInfo
-
-
-@dataclass(frozen=True)
-class Allowance:
-    """What a connector learnt from the CRM about its org's allowance (None: not reported)."""
-
-    daily_limit: int | None = None
-    daily_remaining: int | None = None
-
-
-@runtime_checkable
-class ReportsAllowance(Protocol):
-    """Optional connector method: the org's daily limit and what is left, as last seen."""
-
-    def api_allowance(self) -> Allowance: ...
 
 
 class BudgetSpent(Interrupted):

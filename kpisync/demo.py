@@ -2,7 +2,7 @@
 
 Starts the emulator of the CRM asked for (HubSpot, Salesforce or Vtiger) on 127.0.0.1 with a
 seeded synthetic org, writes a throwaway settings file and store, syncs, and prints what it did.
-Later stages (KPIs, write-back, report) join when installed. With `--keep FOLDER` the folder
+Then the KPIs, write-back and the report (kpisync.demo_stages). With `--keep FOLDER` the folder
 keeps the store, the settings (write-back mapping included), the report and the emulator's
 records (`FOLDER/sandbox`), which `kpisync sandbox serve --state FOLDER/sandbox` serves again.
 """
@@ -13,8 +13,6 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,13 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 
 from emulators.org.generate import generate_org
-from emulators.org.model import Org
 from emulators.state import save_state
 from kpisync.connector import calls_in
-from kpisync.context import AppContext, open_context
+from kpisync.context import open_context
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
+from kpisync.demo_stages import DemoRun, kpi_stage, report_stage, writeback_stage
 from kpisync.registry import build_connector
 from kpisync.sandbox_setup import (
-    Mapping,
     SandboxFolder,
     add_score_fields,
     exports,
@@ -40,19 +37,6 @@ from kpisync.store.models import ENTITY_MODELS
 from kpisync.sync import SyncOptions, sync_source
 
 KEPT_SANDBOX = "sandbox"  # the kept folder's sub-folder holding the emulator's state
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """One demo in progress: the CRM, its emulator serving `org`, and the store's context."""
-
-    crm: DemoCrm
-    emulator: Any
-    org: Org
-    context: AppContext
-    folder: Path
-    kept: bool  # the folder outlives the demo (--keep)
-    mapping: Mapping  # entity -> score -> the field it is written into
 
 
 def demo_settings(crm: DemoCrm, emulator: Any, store: Path, locale: str = "en") -> str:
@@ -100,8 +84,8 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
             console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
                           f"{calls_in(result.api_calls)} API calls")
             console.print(store_summary(context.engine))
-            run = DemoRun(crm, emulator, org, context, folder, kept, mapping)
-            for stage in _later_stages():
+            run = DemoRun(crm, emulator, org.now, context, folder, kept, mapping)
+            for stage in (kpi_stage, writeback_stage, report_stage):
                 stage(console, run)
             if kept:  # what was written to the emulator, for `kpisync sandbox serve --state`
                 port = int(emulator.base_url.rsplit(":", 1)[1])
@@ -140,12 +124,3 @@ def store_summary(engine: Engine) -> Table:
                 select(func.count()).select_from(t).where(t.c.deleted_at.is_not(None))).scalar()
             table.add_row(entity, str(total), str(gone))
     return table
-
-
-def _later_stages() -> list[Callable[..., None]]:
-    """KPIs, write-back, then the report: each shows its part of the loop on the same emulator."""
-    from kpisync.report.demo import demo_stage as report_stage
-    from metrics.demo import demo_stage as kpi_stage
-    from writeback.demo import demo_stage as writeback_stage
-
-    return [kpi_stage, writeback_stage, report_stage]

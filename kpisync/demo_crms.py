@@ -5,6 +5,10 @@ that CRM would configure: the source's settings, the stage names the KPI roles p
 fields the scores are written into (HubSpot's are created through its API by kpisync; Salesforce
 and Vtiger admins add custom fields in Setup or the layout editor, which the demo does on the
 emulator). Records are read back through each CRM's own API, as a rep's screen would show them.
+
+Each CRM imports its emulator inside its methods, on purpose: only the CRM asked for is loaded
+(importing the Salesforce emulator, with its certificate authority, takes 0.3-0.5 s, HubSpot's and
+Vtiger's about 0.15 s: docs/decisions/import-layers.md), and other commands never load one.
 """
 
 from __future__ import annotations

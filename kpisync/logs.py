@@ -25,10 +25,8 @@ from typer.core import TyperGroup
 
 from kpisync.secrets import MaskingFilter, mask
 
-try:  # Typer carries its own copy of Click from 0.29 on
-    from typer._click.exceptions import ClickException
-except ImportError:  # an older Typer, on Click itself
-    from click import ClickException  # type: ignore[no-redef]
+# Typer carries its own copy of Click from 0.29 on and does not re-export its exception base.
+from typer._click.exceptions import ClickException
 
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

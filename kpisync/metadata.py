@@ -10,13 +10,11 @@ after every stream of the run committed, so a failed run reads it again next tim
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Engine, delete, select
 
-from kpisync.connector import Connector
+from kpisync.connector import Connector, metadata_keeper, metadata_mover
 from kpisync.cursor import Cursor
 from kpisync.store.models import SyncState
 from kpisync.store.upsert import dialect_insert
@@ -30,9 +28,8 @@ def restored(engine: Engine, source: str, connector: Connector, *, every: timede
              full: bool, now: datetime) -> datetime | None:
     """When the kept metadata was read, if it is fresh and the connector took it (the run then
     skips reading it); None when the run must read it."""
-    restore: Callable[[Mapping[str, Any]], bool] | None = getattr(
-        connector, "restore_metadata", None)
-    if full or every is None or not callable(restore):
+    keeper = metadata_keeper(connector)
+    if full or every is None or keeper is None:
         return None
     with engine.connect() as connection:
         kept = connection.execute(select(STATE.c.cursor, STATE.c.updated_at).where(
@@ -40,23 +37,24 @@ def restored(engine: Engine, source: str, connector: Connector, *, every: timede
     if kept is None or kept.updated_at is None or now - kept.updated_at >= every:
         return None
     snapshot = (kept.cursor or {}).get(SNAPSHOT)
-    return kept.updated_at if snapshot and restore(snapshot) else None
+    return kept.updated_at if snapshot and keeper.restore_metadata(snapshot) else None
 
 
 def moved(connector: Connector) -> bool:
-    """Whether a connector that took kept metadata read it again during the run (optional
-    `metadata_moved()`: e.g. records showed a field the kept field list lacks)."""
-    asked: Callable[[], bool] | None = getattr(connector, "metadata_moved", None)
-    return bool(asked()) if callable(asked) else False
+    """Whether a connector that took kept metadata read it again during the run
+    (Capability.METADATA_MOVES: e.g. records showed a field the kept field list lacks)."""
+    mover = metadata_mover(connector)
+    return mover is not None and bool(mover.metadata_moved())
 
 
 def keep(engine: Engine, source: str, connector: Connector, read_at: datetime) -> None:
     """Keep what the connector read this run, if it can hand it back."""
-    snapshot: Callable[[], dict[str, Any]] | None = getattr(connector, "metadata_snapshot", None)
-    if not callable(snapshot):
+    keeper = metadata_keeper(connector)
+    if keeper is None:
         return
     # In a cursor's shape, as every sync_state row: decimals and instants as text.
-    kept = {**Cursor().to_json(), SNAPSHOT: json.loads(json.dumps(snapshot(), default=str))}
+    snapshot = keeper.metadata_snapshot()
+    kept = {**Cursor().to_json(), SNAPSHOT: json.loads(json.dumps(snapshot, default=str))}
     with engine.begin() as connection:
         statement = dialect_insert(STATE, connection.dialect.name).values(
             source=source, stream=METADATA, cursor=kept, updated_at=read_at)

@@ -22,8 +22,8 @@ from typing import Any
 from kpisync.calendars import PERSIAN
 from kpisync.demo_crms import DEMO_CRMS, DemoCrm
 from kpisync.errors import ConfigError
-from writeback.provision import LABEL_PREFIX
-from writeback.scores import SCORES as SCORE_SPECS
+from writeback import LABEL_PREFIX
+from writeback import SCORES as SCORE_SPECS
 
 Mapping = dict[str, dict[str, str]]  # entity -> score -> CRM field
 DESCRIPTION_FILE = "sandbox.json"

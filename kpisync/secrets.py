@@ -6,6 +6,8 @@ import logging
 import os
 import threading
 
+from kpisync.errors import ConfigError
+
 _lock = threading.Lock()
 _known: set[str] = set()
 MASK = "***"
@@ -13,8 +15,6 @@ MASK = "***"
 
 def read_secret(env_var: str, *, key: str) -> str:
     """The value of `env_var`, remembered so every later message can be masked."""
-    from kpisync.errors import ConfigError
-
     value = os.environ.get(env_var, "")
     if not value:
         raise ConfigError(

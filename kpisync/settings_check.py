@@ -15,13 +15,13 @@ from typing import Any
 from kpisync.alerts_ops import alert_settings
 from kpisync.budget import OrgBudget, org_budgets
 from kpisync.config import Settings, validate_model
+from kpisync.connector import options_model_of, reports_daily_limit
 from kpisync.errors import ConfigError
 from kpisync.registry import connector_factory
 from kpisync.report.options import report_settings
 from kpisync.scheduler.options import scheduler_settings
-from metrics.catalogue import REGISTRY
-from metrics.options import metric_config
-from writeback.options import mapped_sources, source_plan
+from metrics import REGISTRY, metric_config
+from writeback import mapped_sources, source_plan
 
 TABLES = ("kpisync", "sources", "metrics", "writeback", "report", "scheduler", "alerts", "budgets")
 
@@ -57,7 +57,7 @@ def check_source_options(name: str, kind: str, options: dict[str, Any]) -> None:
         factory = connector_factory(kind)
     except ConfigError as error:
         raise ConfigError(f"sources.{name}.type: {error.message}", hint=error.hint) from None
-    model = getattr(factory, "options_model", None)
+    model = options_model_of(factory)
     if model is not None:
         validate_model(model, options, prefix=f"sources.{name}")
 
@@ -65,19 +65,14 @@ def check_source_options(name: str, kind: str, options: dict[str, Any]) -> None:
 def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:
     """A budget without `daily_allowance` takes the limit the CRM reports; a connector that
     reports none would fail each run at its first judgement, so it is refused here. A connector
-    that reports it only in some setups says which through an optional
+    that reports it (Capability.REPORTS_ALLOWANCE) says in which setups through
     `reports_daily_limit(options)`."""
     if budget.settings.daily_allowance is not None:
         return
     for source in budget.settings.sources:
         config = settings.source(source)
         kind, factory = config.type, connector_factory(config.type)
-        reports = getattr(factory, "reports_daily_limit", None)
-        if callable(reports):
-            reported = bool(reports(config.options))
-        else:
-            reported = hasattr(factory, "api_allowance")
-        if not reported:
+        if not reports_daily_limit(factory, config.options):
             raise ConfigError(f"budgets.{org}.daily_allowance: not set, and {source} ({kind}) "
                               "does not report the org's daily limit",
                               hint="set daily_allowance to the calls per day the CRM allows")

@@ -1,27 +1,28 @@
-"""The pipeline's later stages, reached through small adapters that import them lazily.
+"""The pipeline's later stages: small adapters over the KPI engine and write-back.
 
-    compute_kpis      metrics.engine.compute_all(engine, metrics.options.metric_config(settings))
-    write_back        writeback.runs.run_writeback(engine, settings, source, connector), for
-                      sources with a [writeback.<source>] mapping (writeback.options.mapped_sources)
-    writeback_control write-back held back by the admin (writeback.control.control_summary)
-    paused_writeback  the mappings write-back paused (writeback.guard.mapped_pauses), for the ops
+    compute_kpis      metrics.compute_all(engine, metrics.metric_config(settings))
+    write_back        writeback.run_writeback(engine, settings, source, connector), for
+                      sources with a [writeback.<source>] mapping (writeback.mapped_sources)
+    writeback_control write-back held back by the admin (writeback.control_summary)
+    paused_writeback  the mappings write-back paused (writeback.mapped_pauses), for the ops
                       alerts and `kpisync status`
 
-Either package may be absent: the stage is then skipped, and says why. Their errors are kpisync
-errors and propagate to the pipeline, which records them; a write-back run with failed writes is
-one (WritesFailed, naming the records and fields).
+Both packages ship in the same distribution as the pipeline, so they are imported like any module
+below it (docs/decisions/import-layers.md). Their errors are kpisync errors and propagate to the
+pipeline, which records them; a write-back run with failed writes is one (WritesFailed, naming
+the records and fields).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
 
 from sqlalchemy import Engine
 
 from kpisync.config import Settings
 from kpisync.connector import Connector
+from metrics import compute_all, metric_config
+from writeback import control_summary, mapped_pauses, mapped_sources, run_writeback
 
 SUCCEEDED, SKIPPED = "succeeded", "skipped"
 
@@ -36,22 +37,8 @@ class StageOutcome:
         return f"{self.status}: {self.detail}" if self.detail else self.status
 
 
-def optional_module(name: str) -> ModuleType | None:
-    """`name` imported, or None when it (not one of its own imports) is missing."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name is not None and name.startswith(error.name):
-            return None
-        raise
-
-
 def compute_kpis(engine: Engine, settings: Settings) -> StageOutcome:
-    engine_module = optional_module("metrics.engine")
-    options = optional_module("metrics.options")
-    if engine_module is None or options is None:
-        return StageOutcome(SKIPPED, "the KPI engine (metrics) is not installed")
-    result = engine_module.compute_all(engine, options.metric_config(settings))
+    result = compute_all(engine, metric_config(settings))
     if result.reused_from is not None:
         return StageOutcome(SUCCEEDED, f"inputs unchanged: the {result.standing} values of "
                                        f"computation {result.reused_from} stand, "
@@ -61,13 +48,9 @@ def compute_kpis(engine: Engine, settings: Settings) -> StageOutcome:
 
 
 def write_back(engine: Engine, settings: Settings, source: str, connector: Connector) -> StageOutcome:
-    runs = optional_module("writeback.runs")
-    options = optional_module("writeback.options")
-    if runs is None or options is None:
-        return StageOutcome(SKIPPED, "write-back is not installed")
-    if source not in options.mapped_sources(settings):
+    if source not in mapped_sources(settings):
         return StageOutcome(SKIPPED, f"no [writeback.{source}] mapping")
-    report = runs.run_writeback(engine, settings, source, connector)
+    report = run_writeback(engine, settings, source, connector)
     if report.status == "off":
         return StageOutcome(SKIPPED, f"write-back is off (writeback.{source}.mode = \"off\")")
     if report.status == "planned":
@@ -85,15 +68,12 @@ def write_back(engine: Engine, settings: Settings, source: str, connector: Conne
 
 def writeback_control(engine: Engine, settings: Settings, source: str) -> str | None:
     """Write-back held back by the admin: mode off, a plan awaiting approval, reverted fields."""
-    control = optional_module("writeback.control")
-    return None if control is None else control.control_summary(engine, settings, source)
+    return control_summary(engine, settings, source)
 
 
 def paused_writeback(engine: Engine, settings: Settings, source: str) -> dict[str, str]:
     """'object.field' -> why, for each write-back mapping of `source` that is paused now."""
-    guard = optional_module("writeback.guard")
-    options = optional_module("writeback.options")
-    if guard is None or options is None or source not in options.mapped_sources(settings):
+    if source not in mapped_sources(settings):
         return {}
-    pauses = guard.mapped_pauses(engine, settings, source)
+    pauses = mapped_pauses(engine, settings, source)
     return {f"{entity}.{name}": reason for (entity, name), reason in sorted(pauses.items())}

@@ -16,14 +16,14 @@ from sqlalchemy import Engine
 
 from kpisync import metadata
 from kpisync.collector import fewer_collections
-from kpisync.connector import Connector, Page
+from kpisync.connector import Connector, Page, explainer, purge_asker
 from kpisync.cursor import Cursor
 from kpisync.errors import Interrupted, KpisyncError
 from kpisync.prefetch import prefetched
 from kpisync.secrets import mask
 from kpisync.store.catalog import record_fields
 from kpisync.store.models import SyncRun
-from kpisync.store.purge import mark_purged
+from kpisync.store.purge import Explain, mark_purged
 from kpisync.store.writer import load_cursor, load_state, save_cursor, write_page
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
                  and (not options.streams or spec.name in options.streams)]
         outcomes = [StreamResult(stream=spec.name) for spec in specs]
         result.streams.extend(outcomes)  # filled as pages commit: a stopped run records its part
-        whole = {spec.name for spec in specs if spec.metadata or spec.whole}
+        whole = {spec.name for spec in specs if spec.whole}
         sync_streams(engine, source, connector, outcomes, signpost, options, whole)
         # Kept when every metadata stream of the run is written, or when the connector had to
         # read its metadata again mid-run (a changed field showed in the records: the metadata
@@ -116,7 +116,7 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
             asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc(),
-                                       getattr(connector, "explain_missing", None))
+                                       explain_missing(connector))
             result.streams.append(asked)
         result.status = "succeeded"
     except Interrupted as exc:
@@ -199,18 +199,24 @@ def purge_check_due(engine: Engine, source: str, options: SyncOptions) -> bool:
 
 def purge_check_requested(connector: Connector) -> bool:
     """A connector whose pages cannot carry deletes (Vtiger read by query) may notice, while
-    reading, that records are gone, and ask for the id comparison now through an optional
-    `purge_check_wanted()`; its `list_ids` then lists what it asks about (the periodic timer is
-    left alone)."""
-    wanted = getattr(connector, "purge_check_wanted", None)
-    return bool(wanted()) if callable(wanted) else False
+    reading, that records are gone, and ask for the id comparison now (Capability.
+    ASKS_PURGE_CHECK); its `list_ids` then lists what it asks about (the periodic timer is left
+    alone)."""
+    asker = purge_asker(connector)
+    return asker is not None and bool(asker.purge_check_wanted())
+
+
+def explain_missing(connector: Connector) -> Explain | None:
+    """The connector's explanation of ids gone from its listing (Capability.EXPLAINS_MISSING)."""
+    found = explainer(connector)
+    return found.explain_missing if found is not None else None
 
 
 def check_for_purged(engine: Engine, source: str, connector: Connector) -> int:
     """Compare the CRM's full id lists with the store; rows the CRM no longer has are deleted."""
     started = now_utc()
     purged = mark_purged(engine, source, connector.list_ids(), started,
-                         getattr(connector, "explain_missing", None))
+                         explain_missing(connector))
     with engine.begin() as connection:
         save_cursor(connection, source, PURGE_CHECK, Cursor(), started)
     log.info("purge check on %s: %d rows no longer in the CRM", source, purged)

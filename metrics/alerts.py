@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, select
 
-from kpisync.report.formats import period_label
+from kpisync.formats import period_label
 from kpisync.secrets import mask, read_secret
 from metrics.declaration import KpiValue
 from metrics.display import in_unit, kpi_title

@@ -25,14 +25,14 @@ from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, RowsRejected
+from kpisync.formats import period_label
 from kpisync.logs import print_json_record
 from kpisync.output import MODE, stderr_console, stdout_console
-from kpisync.report.formats import period_label
 from kpisync.store.database import require_writable
 from kpisync.texts import localized, translate
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
-from metrics.display import in_unit, kpi_title
+from metrics.display import in_unit, kpi_title, shown
 from metrics.engine import compute_all
 from metrics.goals import goal_statuses
 from metrics.key_names import KeyNames, key_names
@@ -194,14 +194,6 @@ def kpis(settings: Path = SETTINGS,
     emit(rows, as_json=as_json, as_csv=as_csv, currency=currency,
          names=key_names(context.engine, (v for _, v in rows)), show_computed_at=history,
          title=title, locale=locale, calendar=calendar)
-
-
-def shown(value: KpiValue, currency: str = "", locale: str = "en") -> str:
-    """The value with its unit (37.5%, 54,356 USD, 53.6 days), or "no data" and why; in Persian
-    words and digits under locale fa (kpisync.texts)."""
-    if value.value is None:
-        return f"{translate('no data', locale)} ({translate(value.reason or '', locale)})"
-    return localized(in_unit(value.kpi, value.value, currency), locale)
 
 
 def emit(rows: Sequence[tuple[datetime | None, KpiValue]], *, as_json: bool, as_csv: bool,

@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import Table
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-if TYPE_CHECKING:
-    from metrics.engine import Run
+from metrics.run import Run
 
 Direction = Literal["higher", "lower", "neutral"]
 RowExpr = Callable[[Table], ColumnElement[Any]]

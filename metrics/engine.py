@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 
 from kpisync.calendars import GREGORIAN, Calendar
 from metrics import anonymity, incremental, reuse
+from metrics.alerts import evaluate_alerts, watched_kpis
 from metrics.catalogue import REGISTRY
 from metrics.customer_staging import stage_customers
 from metrics.declaration import (
@@ -40,6 +41,7 @@ from metrics.periods import KINDS, Bucketer, history_window, period_start
 from metrics.portable import ratio
 from metrics.run import Fact, Run
 from metrics.sanity import check_roles
+from metrics.snapshots import prune_snapshots, record_reuse, store_values, stored_values
 from metrics.staging import (
     stage_activities,
     stage_answers,
@@ -477,9 +479,6 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
     stand and nothing is recomputed, unless `force`. When only records moved, only the values
     whose staged rows moved are recomputed (metrics.incremental).
     """
-    from metrics.alerts import evaluate_alerts, watched_kpis
-    from metrics.snapshots import prune_snapshots, record_reuse, store_values, stored_values
-
     now = (now or datetime.now(UTC)).astimezone(UTC)
     with engine.begin() as connection:
         inputs = reuse.fingerprint(connection, config, only, now)

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, select
 
-from kpisync.report.deals import rep_names
-from kpisync.store.models import Account
+from kpisync.store.models import Account, User
 from metrics.declaration import KpiValue
 
 ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+USERS = User.__table__  # type: ignore[attr-defined]
 KeyNames = dict[tuple[str, str], str]  # (grain, key) -> a rep's or an account's name
 
 
@@ -38,4 +38,18 @@ def account_names(engine: Engine, keys: list[str]) -> dict[str, str]:
                      .order_by(ACCOUNTS.c.source))
             for row in connection.execute(query):
                 out.setdefault(row.external_id, row.name)
+    return out
+
+
+def rep_names(engine: Engine, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Owner id -> (name, team) for the live users among `keys`; the id stands in for no name."""
+    out: dict[str, tuple[str, str | None]] = {}
+    with engine.connect() as connection:
+        for begin in range(0, len(keys), 500):
+            chunk = keys[begin:begin + 500]
+            query = (select(USERS.c.external_id, USERS.c.name, USERS.c.team)
+                     .where(USERS.c.external_id.in_(chunk), USERS.c.deleted_at.is_(None))
+                     .order_by(USERS.c.source))
+            for row in connection.execute(query):
+                out.setdefault(row.external_id, (row.name or row.external_id, row.team))
     return out

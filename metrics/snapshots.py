@@ -256,3 +256,10 @@ def value_history(engine: Engine, kpi: str, period: str, grain: str = "org",
 def as_value(row: Any) -> KpiValue:
     return KpiValue(row.kpi, row.period, row.period_start, row.grain, row.key, row.value,
                     row.count, row.excluded, row.reason)
+
+
+def last_computed_at(engine: Engine) -> datetime | None:
+    """When the last computation finished (aware UTC), or None before the first."""
+    with engine.connect() as connection:
+        found = connection.execute(select(func.max(COMPUTATIONS.c.finished_at))).scalar()
+    return found

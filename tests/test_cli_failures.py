@@ -373,7 +373,7 @@ def test_output_is_not_cut_when_stdout_is_not_a_terminal(world: World) -> None:
 
 
 def test_kpis_shows_one_period_per_table_named_in_its_title(world: World) -> None:
-    from kpisync.report.formats import period_label
+    from kpisync.formats import period_label
     from metrics.periods import period_start, shift
 
     def rows(*args: str) -> list[dict[str, object]]:

@@ -61,6 +61,8 @@ def source_tree() -> tuple[dict[str, str | None], set[str]]:
             elif isinstance(node, ast.Call):
                 func = node.func
                 built.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+                if getattr(func, "id", "") == "Rule" and node.args:  # a connector's error table
+                    built.add(getattr(node.args[0], "id", ""))
     tree: dict[str, str | None] = {"KpisyncError": None}
     grown = True
     while grown:

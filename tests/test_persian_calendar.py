@@ -21,7 +21,7 @@ from kpisync.calendars import (
 )
 from kpisync.config import parse_settings
 from kpisync.errors import ConfigError
-from kpisync.report.formats import period_label
+from kpisync.formats import period_label
 from kpisync.store.types import UTCDateTime
 from metrics.periods import KINDS, Bucketer, history_window
 

@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 
 from kpisync.config import Settings, parse_settings
 from kpisync.errors import ConfigError, TransientError
+from kpisync.formats import period_label, show_axis, show_value
 from kpisync.report import build_report, delivery_schedule, draw_charts, inline_figures, render_html
 from kpisync.report.commands import check_writable
-from kpisync.report.formats import period_label, show_axis, show_value
 from kpisync.report.options import report_settings
 from kpisync.report.surveys import CHANGED, enps_groups
 from kpisync.report.svg import direction, el, label

@@ -27,34 +27,18 @@ attainment and win rate are read from its last computation (`kpisync compute`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
-from pydantic import Field
-
-from kpisync.config import Settings, StrictModel, validate_model
+from kpisync.config import Settings, validate_model
 from kpisync.errors import ConfigError
-from metrics.options import MetricConfig, metric_config
+from metrics import metric_config
+from writeback.rules import ScoreParams, WritebackSettings
 from writeback.scores import SCORES, Score
 
 RESERVED = frozenset({"on_conflict", "quota_period", "upsell", "keep_days"})
 SOURCE_KEYS = frozenset({"on_conflict", "batch_size", "mode"})
 MODES = ("auto", "approve", "off")
-
-
-class UpsellRule(StrictModel):
-    promoter: bool = True
-    active_within_days: int = Field(default=30, ge=0)
-    won_before: bool = True
-    no_open_upgrade: bool = True
-
-
-class WritebackSettings(StrictModel):
-    on_conflict: Literal["overwrite", "skip"] = "overwrite"
-    quota_period: Literal["week", "month", "quarter", "year"] = "quarter"
-    upsell: UpsellRule = UpsellRule()
-    # days a finished run keeps its outbox and audit rows (and so can be reverted); 0: forever
-    keep_days: int = Field(default=90, ge=0)
 
 
 @dataclass(frozen=True)
@@ -64,16 +48,6 @@ class Target:
     entity: str
     score: Score
     field: str
-
-
-@dataclass(frozen=True)
-class ScoreParams:
-    """Everything the score SQL needs besides the store: the instant and the rules."""
-
-    as_of: datetime  # aware UTC
-    today: date  # the org's local date of `as_of`
-    metrics: MetricConfig
-    rules: WritebackSettings
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.sql import Select
 
-from kpisync.connector import Connector, FieldUpdate, WriteResult
+from kpisync.connector import Connector, FieldUpdate, WriteResult, value_codec_of
 from kpisync.fieldcodec import GENERIC, ValueCodec, blank_to_none
 from kpisync.store.models import ENTITY_MODELS
 from kpisync.store.upsert import dialect_insert
@@ -124,8 +124,7 @@ def hold_for_approval(connection: Connection, source: str, run_id: int) -> None:
 
 def codec_of(connector: Connector) -> ValueCodec:
     """The connector's value codec; the generic one for a connector that declares none."""
-    codec = getattr(connector, "value_codec", None)
-    return codec if isinstance(codec, ValueCodec) else GENERIC
+    return value_codec_of(connector) or GENERIC
 
 
 def resolve_in_flight(connection: Connection, run_id: int, codec: ValueCodec) -> tuple[int, int]:

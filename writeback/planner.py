@@ -30,7 +30,8 @@ from sqlalchemy import Connection, select
 
 from kpisync.fieldcodec import ValueCodec
 from writeback.models import WrittenValue
-from writeback.options import ScoreParams, SourcePlan, Target
+from writeback.options import SourcePlan, Target
+from writeback.rules import ScoreParams
 from writeback.scores import ScoreBook, inputs_query
 from writeback.values import blank_to_none
 

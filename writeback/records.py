@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select
 
-from kpisync.connector import Connector
+from kpisync.connector import Connector, record_linker
 from kpisync.store.models import ENTITY_MODELS
 
 CHUNK = 500
@@ -27,14 +27,15 @@ def record_labels(engine: Engine, source: str, records: Iterable[tuple[str, str]
     ids: dict[str, set[str]] = defaultdict(set)
     for entity, external_id in records:
         ids[entity].add(external_id)
-    link = getattr(connector, "record_url", None)
+    linker = record_linker(connector)
     labels: dict[tuple[str, str], RecordLabel] = {}
     with engine.connect() as connection:
         for entity, wanted in ids.items():
             names = names_of(connection, source, entity, sorted(wanted))
             for external_id in wanted:
                 labels[(entity, external_id)] = RecordLabel(
-                    names.get(external_id), link(entity, external_id) if callable(link) else None)
+                    names.get(external_id),
+                    linker.record_url(entity, external_id) if linker else None)
     return labels
 
 

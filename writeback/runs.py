@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from kpisync.config import Settings
-from kpisync.connector import Connector, FieldInfo, calls_in
+from kpisync.connector import Connector, FieldInfo, calls_in, credential_checker
 from kpisync.errors import KpisyncError, WritebackError, WritesFailed
 from kpisync.fieldcodec import ValueCodec
 from kpisync.secrets import mask
@@ -187,9 +187,9 @@ def check_credentials(connector: Connector) -> list[FieldInfo] | None:
     """Every write-back run starts here, so a wrong token fails it even when nothing is to be
     written: one cheap call (`connector.check_credentials()`, which raises the CRM's auth error),
     or, for a connector without it, the field definitions the drift guard reads anyway."""
-    verify = getattr(connector, "check_credentials", None)
-    if callable(verify):
-        verify()
+    checker = credential_checker(connector)
+    if checker is not None:
+        checker.check_credentials()
         return None
     return connector.discover()
 

@@ -19,19 +19,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.sql import Select
 
 from kpisync.store.models import Account, Activity, Contact, Deal, User
-from metrics import records
-from metrics.portable import flag, lowered_in
+from metrics import (
+    AccountNps,
+    DealStage,
+    LatestAnswer,
+    RepScores,
+    account_nps,
+    flag,
+    latest_contact_answers,
+    lowered_in,
+    open_deal_stages,
+    rep_scores,
+    team_enps,
+)
+from writeback.rules import ScoreParams
 from writeback.upsell import upsell_of
 from writeback.values import encode
-
-if TYPE_CHECKING:
-    from writeback.options import ScoreParams
 
 CATEGORIES = ("promoter", "passive", "detractor")
 
@@ -125,21 +134,21 @@ class ScoreBook:
         self.params = params
         self.kinds = {s.name: s.kind for s in SCORES if s.entity == entity}
         engine, config, now = connection.engine, params.metrics, params.as_of
-        self.accounts: dict[str, records.AccountNps] = {}
-        self.contacts: dict[str, records.LatestAnswer] = {}
-        self.deals: dict[str, records.DealStage] = {}
+        self.accounts: dict[str, AccountNps] = {}
+        self.contacts: dict[str, LatestAnswer] = {}
+        self.deals: dict[str, DealStage] = {}
         self.teams: dict[str, float | None] = {}
-        self.reps: dict[str, records.RepScores] = {}
+        self.reps: dict[str, RepScores] = {}
         if entity == "account":
-            self.accounts = records.account_nps(engine, source, now=now,
+            self.accounts = account_nps(engine, source, now=now,
                                                 window_days=config.metrics.nps_window_days)
         elif entity == "contact":
-            self.contacts = records.latest_contact_answers(engine, source)
+            self.contacts = latest_contact_answers(engine, source)
         elif entity == "deal":
-            self.deals = records.open_deal_stages(engine, config, source, now=now)
+            self.deals = open_deal_stages(engine, config, source, now=now)
         elif entity == "user":
-            self.teams = records.team_enps(engine, config, source, now=now)
-            self.reps = records.rep_scores(engine, config, now=now,
+            self.teams = team_enps(engine, config, source, now=now)
+            self.reps = rep_scores(engine, config, now=now,
                                            period=params.rules.quota_period)
 
     def values_of(self, row: Mapping[str, Any]) -> dict[str, str | None]:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from writeback.options import ScoreParams
+from writeback.rules import ScoreParams
 
 
 def upsell_of(nps: int | None, category: str | None, row: Mapping[str, Any],

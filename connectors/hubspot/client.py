@@ -27,6 +27,7 @@ from hubspot.crm.properties import exceptions as property_errors
 from hubspot.oauth import exceptions as oauth_errors
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from connectors.kit.errortable import Answer, ErrorTable, Rule, status
 from kpisync.errors import (
     AuthError,
     ConnectorError,
@@ -58,28 +59,51 @@ class OAuthGrant:
     refresh_token: str
 
 
-def translate(error: Exception, *, what: str, host: str) -> KpisyncError:
-    """The error table: SDK/urllib3 failure -> kpisync error (message masked)."""
+AUTH_HINT = "check the token or re-authorise the source"
+REFRESH_HINT = ("the source needs re-authorising: create a new refresh token and update its "
+                "environment variable")
+REFRESH_REFUSED = "HubSpot refused the refresh token: the grant was revoked or expired"
+# HubSpot's error body: {"status": "error", "message", "correlationId", "category", ...}.
+ERRORS = ErrorTable("HubSpot", [
+    Rule(AuthError, "HubSpot refused the credentials for {what}: {detail}", AUTH_HINT,
+         status=status(401)),
+    Rule(RejectedError, "HubSpot denied {what}: {detail}",
+         "grant the private app or OAuth app the missing scope", status=status(403)),
+    Rule(RateLimited, "HubSpot rate limit on {what}: {detail}", status=status(429)),
+    Rule(TransientError, "HubSpot error {status} on {what}: {detail}", status=status(500, 599)),
+    Rule(TransientError, "HubSpot error {status} on {what}: {detail}", status=status(0)),
+    Rule(RejectedError, "HubSpot rejected {what} ({status} {code}): {detail}"),
+])
+# The token endpoint: a refused refresh token is a revoked grant, whatever the status says.
+REFRESH_ERRORS = ErrorTable("HubSpot", [
+    Rule(AuthError, REFRESH_REFUSED, REFRESH_HINT, body=r'"status"\s*:\s*"BAD_REFRESH_TOKEN"'),
+    Rule(AuthError, REFRESH_REFUSED, REFRESH_HINT, status=status(400, 401)),
+    *ERRORS.rules,
+])
+
+
+def answer_of(error: Exception) -> Answer:
+    """What HubSpot answered, from an SDK exception (`.status`, `.body`, `.headers`)."""
+    code = int(getattr(error, "status", 0) or 0)
+    raw = getattr(error, "body", None)
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+    body = _json_body(text)
+    headers = getattr(error, "headers", None) or {}
+    retry_after = _float(headers.get("Retry-After"))
+    if retry_after is None and body.get("policyName") == "SECONDLY":
+        retry_after = SEARCH_LIMIT_WAIT
+    return Answer(status=code, detail=mask(str(body.get("message") or getattr(error, "reason", "")
+                                               or "")) or "no detail",
+                  code=str(body.get("category") or body.get("errorType") or body.get("status")
+                           or ""),
+                  body=text, retry_after=retry_after)
+
+
+def translate(error: Exception, *, what: str, host: str,
+              table: ErrorTable = ERRORS) -> KpisyncError:
+    """SDK/urllib3 failure -> kpisync error (message masked), by `table`."""
     if isinstance(error, SDK_ERRORS):
-        status = int(getattr(error, "status", 0) or 0)
-        body = _json_body(getattr(error, "body", None))
-        headers = getattr(error, "headers", None) or {}
-        detail = mask(str(body.get("message") or getattr(error, "reason", "") or ""))
-        category = str(body.get("category") or body.get("errorType") or body.get("status") or "")
-        if status == 401:
-            return AuthError(f"HubSpot refused the credentials for {what}: {detail}",
-                             hint="check the token or re-authorise the source")
-        if status == 403:
-            return RejectedError(f"HubSpot denied {what}: {detail}",
-                                 hint="grant the private app or OAuth app the missing scope")
-        if status == 429:
-            retry_after = _float(headers.get("Retry-After"))
-            if retry_after is None and body.get("policyName") == "SECONDLY":
-                retry_after = SEARCH_LIMIT_WAIT
-            return RateLimited(f"HubSpot rate limit on {what}: {detail}", retry_after=retry_after)
-        if status >= 500 or status == 0:
-            return TransientError(f"HubSpot error {status} on {what}: {detail or 'no detail'}")
-        return RejectedError(f"HubSpot rejected {what} ({status} {category}): {detail}")
+        return table.error(answer_of(error), what=what)
     if isinstance(error, Urllib3Error | OSError):
         return TransientError(f"cannot reach HubSpot at {host} for {what}: {network_cause(error)}",
                               hint="check the host setting and the network")
@@ -216,14 +240,8 @@ class HubSpotClient:
                     _preload_content=False, _request_timeout=self.timeout,
                 )
             except oauth_errors.ApiException as error:
-                body = _json_body(error.body)
-                if error.status in (400, 401) or body.get("status") == "BAD_REFRESH_TOKEN":
-                    raise AuthError(
-                        "HubSpot refused the refresh token: the grant was revoked or expired",
-                        hint="the source needs re-authorising: create a new refresh token and "
-                             "update its environment variable",
-                    ) from None
-                raise translate(error, what="token refresh", host=self.host) from None
+                raise translate(error, what="token refresh", host=self.host,
+                                table=REFRESH_ERRORS) from None
             except (Urllib3Error, OSError) as error:
                 raise translate(error, what="token refresh", host=self.host) from None
             payload = json.loads(response.data)

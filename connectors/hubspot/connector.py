@@ -28,22 +28,34 @@ from pydantic import model_validator
 from connectors.hubspot import mappers
 from connectors.hubspot.client import HubSpotClient, OAuthGrant
 from connectors.hubspot.fields import discover_fields, ensure_properties
-from connectors.hubspot.reads import ENTITIES, ReadOptions, StreamReader
+from connectors.hubspot.reads import (
+    DEFAULT_MODIFIED,
+    ENTITIES,
+    MODIFIED_PROPERTY,
+    ReadOptions,
+    StreamReader,
+)
+from connectors.hubspot.search import next_after
 from connectors.hubspot.writes import CODEC, write_batches
-from kpisync.budget import Allowance
+from connectors.kit.checks import probe, unreadable
+from connectors.kit.paging import follow
+from connectors.kit.streams import Stream, StreamTable
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
+    Allowance,
+    Capability,
     FieldInfo,
     FieldSpec,
     FieldUpdate,
     Page,
     Problem,
     ProvisionStep,
+    ReadMode,
     StreamSpec,
     WriteResult,
 )
 from kpisync.cursor import Cursor
-from kpisync.errors import KpisyncError, RejectedError
+from kpisync.errors import RejectedError
 from kpisync.fieldcodec import ValueCodec
 from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
@@ -85,6 +97,9 @@ class HubSpotSettings(StrictModel):
 
 
 class HubSpotConnector:
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.VALIDATES_OPTIONS, Capability.KEEPS_METADATA, Capability.REPORTS_ALLOWANCE,
+        Capability.CHECKS_CREDENTIALS, Capability.LINKS_RECORDS, Capability.CODES_VALUES})
     options_model: ClassVar[type[HubSpotSettings]] = HubSpotSettings
     type_name: ClassVar[str] = "hubspot"
     value_codec: ClassVar[ValueCodec] = CODEC
@@ -117,24 +132,21 @@ class HubSpotConnector:
         self._pipeline_results: list[dict[str, Any]] | None = None
 
     # -- the contract ---------------------------------------------------------------------------
+    def stream_table(self) -> StreamTable:
+        searched = [Stream(StreamSpec(t, ENTITIES[t], cursor_field=MODIFIED_PROPERTY.get(
+            t, DEFAULT_MODIFIED), primary_key="hs_object_id", lag=timedelta(
+            seconds=self.settings.search_lag_seconds)), self._read_searched) for t in SEARCHED]
+        return StreamTable("HubSpot", [
+            Stream(StreamSpec("owners", ("user",), ReadMode.METADATA), self._read_owners),
+            Stream(StreamSpec("pipelines", ("pipeline_stage",), ReadMode.METADATA),
+                   self._read_pipelines),
+            *searched], calls=lambda: self.client.calls.total())
+
     def streams(self) -> list[StreamSpec]:
-        return [StreamSpec("owners", ("user",), metadata=True),
-                StreamSpec("pipelines", ("pipeline_stage",), metadata=True)] + [
-            StreamSpec(t, ENTITIES[t]) for t in SEARCHED]
+        return self.stream_table().specs()
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
-        if stream == "owners":
-            yield from self._read_owners()
-        elif stream == "pipelines":
-            yield Page(stream=stream, records=self._pipeline_rows(), cursor=None)
-        elif stream in SEARCHED:
-            reader = StreamReader(self.client, self.context(), ReadOptions(
-                lag=timedelta(seconds=self.settings.search_lag_seconds),
-                batch_records=self.settings.batch_records,
-                archived_every=timedelta(minutes=self.settings.archived_every_minutes)))
-            yield from reader.read(stream, cursor, signpost)
-        else:
-            raise RejectedError(f"HubSpot has no stream {stream!r}")
+        yield from self.stream_table().read(stream, cursor, signpost)
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
         reader = StreamReader(self.client, self.context(), ReadOptions(timedelta(0), 0))
@@ -187,19 +199,13 @@ class HubSpotConnector:
         self.client.call("GET /crm/v3/owners", self.client.owners.get_page_with_http_info, limit=1)
 
     def check(self) -> list[Problem]:
-        problems: list[Problem] = []
-        try:
-            self.client.call("GET /crm/v3/owners", self.client.owners.get_page_with_http_info, limit=1)
-        except KpisyncError as error:
-            return [Problem(error.message, error.hint or "check the settings of this source")]
-        for object_type in SEARCHED:
-            body = {"filterGroups": [], "limit": 1, "properties": ["hs_object_id"]}
-            try:
-                self.client.call(f"POST /crm/v3/objects/{object_type}/search",
-                                 self.client.search.do_search_with_http_info, object_type, body)
-            except KpisyncError as error:
-                problems.append(Problem(f"cannot read {object_type}: {error.message}",
-                                        error.hint or f"grant read access to {object_type}"))
+        problems = probe(self.check_credentials)
+        if problems:
+            return problems
+        body = {"filterGroups": [], "limit": 1, "properties": ["hs_object_id"]}
+        problems = unreadable(SEARCHED, lambda t: self.client.call(
+            f"POST /crm/v3/objects/{t}/search", self.client.search.do_search_with_http_info, t,
+            body), "grant read access to {}")
         if self.client.daily_remaining is not None and self.client.daily_remaining < 1000:
             problems.append(Problem(f"only {self.client.daily_remaining} API calls left today",
                                     "wait for the daily allowance to reset"))
@@ -248,18 +254,27 @@ class HubSpotConnector:
                             for row in mappers.map_stages(pipeline)]
         return list(self._stages)
 
-    def _read_owners(self) -> Iterator[Page]:
+    def _read_searched(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                       ) -> Iterator[Page]:
+        reader = StreamReader(self.client, self.context(), ReadOptions(
+            lag=spec.lag, batch_records=self.settings.batch_records,
+            archived_every=timedelta(minutes=self.settings.archived_every_minutes)))
+        yield from reader.read(spec.name, cursor, signpost)
+
+    def _read_pipelines(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                        ) -> Iterator[Page]:
+        yield Page(stream=spec.name, records=self._pipeline_rows(), cursor=None)
+
+    def _read_owners(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                     ) -> Iterator[Page]:
         context = mappers.MappingContext(team_regions=dict(self.settings.team_regions))
         for archived in (False, True):
-            after: str | None = None
-            while True:
-                kwargs: dict[str, Any] = {"limit": 100, "archived": archived}
-                if after:
-                    kwargs["after"] = after
-                response = self.client.call("GET /crm/v3/owners",
-                                            self.client.owners.get_page_with_http_info, **kwargs)
+            def fetch(after: str | None, archived: bool = archived) -> Any:
+                return self.client.call("GET /crm/v3/owners",
+                                        self.client.owners.get_page_with_http_info, limit=100,
+                                        archived=archived, **({"after": after} if after else {}))
+
+            name = "owners (archived)" if archived else "owners"
+            for response in follow(fetch, next_after, crm="HubSpot", stream=name):
                 rows = [mappers.map_owner(o, context) for o in response.get("results", [])]
-                yield Page(stream="owners", records=rows, cursor=None)
-                after = ((response.get("paging") or {}).get("next") or {}).get("after")
-                if not after:
-                    break
+                yield Page(stream=spec.name, records=rows, cursor=None)

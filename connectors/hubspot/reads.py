@@ -9,7 +9,8 @@ from typing import Any
 
 from connectors.hubspot import mappers, stages
 from connectors.hubspot.client import HubSpotClient
-from connectors.hubspot.search import SearchScope, walk_modified
+from connectors.hubspot.search import SearchScope, next_after, walk_modified
+from connectors.kit.paging import follow
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.mapping import map_each
@@ -44,6 +45,7 @@ BASE_PROPERTIES: dict[str, tuple[str, ...]] = {
     "line_items": ("name", "hs_sku", "quantity", "price", "hs_product_id", "hs_createdate",
                    "hs_lastmodifieddate"),
 }
+DEFAULT_MODIFIED = "hs_lastmodifieddate"
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
 DEAL_ROLES = ("deal_type", "lead_source", "loss_reason", "competitor", "margin")
 ENTITIES = {
@@ -89,10 +91,9 @@ class StreamReader:
         if object_type == "deals":
             extra = tuple(p for role, p in self.context.roles.items() if role in DEAL_ROLES)
             extra += stages.deal_properties(self.context.stages)
-        scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, "hs_lastmodifieddate"),
+        scope = SearchScope(object_type, MODIFIED_PROPERTY.get(object_type, DEFAULT_MODIFIED),
                             tuple(dict.fromkeys(BASE_PROPERTIES[object_type] + custom + extra)))
         pending: list[dict[str, Any]] = []
-        calls_before = sum(self.client.calls.values())
         last = cursor
         for records, last in walk_modified(self.search(object_type), scope, cursor,
                                            signpost - self.options.lag):
@@ -100,8 +101,8 @@ class StreamReader:
             # Flush before the next search page could push the batch past batch_records: a
             # batch of at most 1,000 records costs one association read per target type.
             if len(pending) + scope.page_size > self.options.batch_records:
-                yield self._page(object_type, pending, last, calls_before)
-                pending, calls_before = [], sum(self.client.calls.values())
+                yield self._page(object_type, pending, last)
+                pending = []
         listed = cursor.get(ARCHIVED)
         due = cursor.value is not None and (
             listed is None or signpost - datetime.fromisoformat(listed) >= self.options.archived_every)
@@ -111,14 +112,12 @@ class StreamReader:
         stamped = last.with_state(**{ARCHIVED: signpost.isoformat() if due or listed is None
                                      else listed})
         if pending or stamped != cursor:
-            yield self._page(object_type, pending, stamped, calls_before)
+            yield self._page(object_type, pending, stamped)
 
-    def _page(self, object_type: str, records: list[dict[str, Any]], cursor: Cursor,
-              calls_before: int) -> Page:
+    def _page(self, object_type: str, records: list[dict[str, Any]], cursor: Cursor) -> Page:
         rows = self.map_records(object_type, records)
         merged = merges_of(object_type, records) if object_type in MERGEABLE else []
-        calls = sum(self.client.calls.values()) - calls_before
-        return Page(stream=object_type, records=rows, merged=merged, cursor=cursor, api_calls=calls)
+        return Page(stream=object_type, records=rows, merged=merged, cursor=cursor)
 
     def map_records(self, object_type: str, records: list[dict[str, Any]]) -> list[Row]:
         if not records:
@@ -227,18 +226,17 @@ class StreamReader:
 
     def list_pages(self, object_type: str, *, archived: bool) -> Iterator[list[dict[str, Any]]]:
         endpoint = f"GET /crm/v3/objects/{object_type}"
-        after: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": LIST_MAX, "archived": archived,
-                                      "properties": ["hs_object_id"]}
-            if after:
-                kwargs["after"] = after
-            response = self.client.call(endpoint, self.client.basic.get_page_with_http_info,
-                                        object_type, **kwargs)
+
+        def fetch(after: str | None) -> Any:  # the parsed answer
+            return self.client.call(endpoint, self.client.basic.get_page_with_http_info,
+                                    object_type, limit=LIST_MAX, archived=archived,
+                                    properties=["hs_object_id"],
+                                    **({"after": after} if after else {}))
+
+        stream = f"{object_type} (archived)" if archived else object_type
+        for response in follow(fetch, next_after, crm="HubSpot", stream=stream):
             yield response.get("results", [])
-            after = ((response.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return
+
 
 
 def _primary_first(target: dict[str, Any]) -> tuple[int, str]:

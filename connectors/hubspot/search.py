@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.kit.paging import PageTokens
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError
 
@@ -73,6 +74,7 @@ def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
     since = int(cursor.value or 0)
     after = 0
     checked: set[int] = set()
+    tokens: PageTokens[int] = PageTokens("HubSpot", f"{scope.object_type} (search)")
     while True:
         body = _body(scope, [_f(scope.modified_property, "GTE", since),
                              _f(scope.modified_property, "LTE", until)],
@@ -85,10 +87,10 @@ def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
             if cursor.value is None or int(stamp) >= int(cursor.value):
                 cursor = cursor.advance(stamp, {str(record["id"])})
         yield fresh, cursor
-        next_after = ((response.get("paging") or {}).get("next") or {}).get("after")
-        if next_after is None or not results:
+        following = tokens.next(_offset(next_after(response)))
+        if following is None or not results:
             return True, cursor
-        after = int(next_after)
+        after = following
         stamps = {record_millis(r, scope.modified_property) for r in results}
         if len(stamps) == 1 and not checked & stamps:
             tied = stamps.pop()
@@ -97,6 +99,16 @@ def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
                 return False, Cursor(value=str(tied), state=((PINNED, "0"),))
         if after + scope.page_size > SEARCH_CAP:
             return False, cursor
+
+
+def next_after(response: dict[str, Any]) -> str | None:
+    """The `after` token of a list or search answer's next page, if there is one."""
+    after = ((response.get("paging") or {}).get("next") or {}).get("after")
+    return None if after is None else str(after)
+
+
+def _offset(after: str | None) -> int | None:
+    return None if after is None else int(after)
 
 
 def _tie_size(search: Search, scope: SearchScope, stamp: int) -> int:

@@ -29,7 +29,9 @@ import jwt
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.util import exception_handler
 
+from connectors.kit.errortable import Answer, ErrorTable, Rule, status
 from kpisync.errors import (
     AuthError,
     ConfigError,
@@ -47,19 +49,26 @@ from kpisync.secrets import mask, remember_secret
 T = TypeVar("T")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REAUTH_HINT = "check the username, password and security token, or re-authorise the connected app"
-# (HTTP status, Salesforce errorCode or "*") -> (error class, hint); the first match wins.
-ERROR_TABLE: list[tuple[int, str, type[KpisyncError], str]] = [
-    (401, "*", AuthError, REAUTH_HINT),
-    (403, "REQUEST_LIMIT_EXCEEDED", RateLimited, ("the org's API allowance or concurrency limit "
-                                                 "was reached; kpisync backs off")),
-    (403, "*", RejectedError, "give the integration user read access to this object"),
-    (400, "INVALID_FIELD", SchemaDriftError, "a field kpisync reads is gone; run 'kpisync discover'"),
-    (400, "INVALID_TYPE", SchemaDriftError, "the object is not available to this user or org"),
-    (400, "INVALID_QUERY_LOCATOR", RejectedError, "the query cursor expired; it is re-queried"),
-    (400, "*", RejectedError, "Salesforce refused the request"),
-    (404, "*", RejectedError, "the resource does not exist in this org"),
-    (500, "*", TransientError, "Salesforce had a server error; retried"),
-]
+SAID = "Salesforce {status} on {what}: {detail}"
+# Salesforce's REST error body: [{"message": "...", "errorCode": "INVALID_FIELD", "fields": []}].
+ERRORS = ErrorTable("Salesforce", [
+    Rule(AuthError, "Salesforce refused the credentials for {what}: {detail}", REAUTH_HINT,
+         status=status(401)),
+    Rule(RateLimited, SAID, "the org's API allowance or concurrency limit was reached; kpisync "
+         "backs off", status=status(403), codes=frozenset({"REQUEST_LIMIT_EXCEEDED"})),
+    Rule(RejectedError, SAID, "give the integration user read access to this object",
+         status=status(403)),
+    Rule(SchemaDriftError, SAID, "a field kpisync reads is gone; run 'kpisync discover'",
+         status=status(400), codes=frozenset({"INVALID_FIELD"})),
+    Rule(SchemaDriftError, SAID, "the object is not available to this user or org",
+         status=status(400), codes=frozenset({"INVALID_TYPE"})),
+    Rule(RejectedError, SAID, "the query cursor expired; it is re-queried", status=status(400),
+         codes=frozenset({"INVALID_QUERY_LOCATOR"})),
+    Rule(RejectedError, SAID, "Salesforce refused the request", status=status(400)),
+    Rule(RejectedError, SAID, "the resource does not exist in this org", status=status(404)),
+    Rule(TransientError, SAID, "Salesforce had a server error; retried", status=status(500, 599)),
+    Rule(RejectedError, SAID),
+])
 
 
 def error_code(content: Any) -> tuple[str, str]:
@@ -71,20 +80,18 @@ def error_code(content: Any) -> tuple[str, str]:
     return "", str(content)[:200]
 
 
+def answer_of(error: SalesforceError) -> Answer:
+    """What Salesforce answered, from a simple-salesforce exception (`.status`, `.content`)."""
+    code, message = error_code(error.content)
+    detail = mask(f"{code}: {message.strip()}" if code else message.strip())
+    return Answer(status=int(error.status or 0), code=code, detail=detail,
+                  body=str(error.content)[:2000])
+
+
 def translate(error: Exception, *, what: str) -> KpisyncError:
     """The error table: a simple-salesforce or requests failure -> a kpisync error (masked)."""
     if isinstance(error, SalesforceError):
-        status = int(error.status or 0)
-        code, message = error_code(error.content)
-        detail = mask(f"{code}: {message.strip()}" if code else message.strip())
-        for known_status, known_code, kind, hint in ERROR_TABLE:
-            if (status == known_status or (known_status == 500 and status >= 500)) and \
-                    known_code in ("*", code):
-                text = f"Salesforce {status} on {what}: {detail}"
-                if kind is AuthError:
-                    text = f"Salesforce refused the credentials for {what}: {detail}"
-                return kind(text, hint=hint)
-        return RejectedError(f"Salesforce {status} on {what}: {detail}")
+        return ERRORS.error(answer_of(error), what=what)
     if isinstance(error, requests.exceptions.SSLError):
         return ConnectorError(f"TLS certificate check failed for {what}",
                               hint="set ca_bundle to the CA that signed the server's certificate")
@@ -249,8 +256,6 @@ class SalesforceClient:
     def get_raw(self, sf: Salesforce, path: str, params: dict[str, Any],
                 accept: str) -> requests.Response:
         """A GET whose body is not JSON (Bulk CSV results), through the same session."""
-        from simple_salesforce.util import exception_handler
-
         headers = {**sf.headers, "Accept": accept}
         response = self.session.get(sf.base_url + path, params=params, headers=headers,
                                     timeout=self.timeout)

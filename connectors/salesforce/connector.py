@@ -28,6 +28,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from connectors.kit.checks import SETTINGS_FIX, unreadable
+from connectors.kit.streams import Stream, StreamTable
 from connectors.salesforce import finance, mappers
 from connectors.salesforce.client import Credentials, SalesforceClient
 from connectors.salesforce.fields import describe, field_infos, setup_steps
@@ -35,16 +37,18 @@ from connectors.salesforce.history import OWNERS, STAGES
 from connectors.salesforce.paging import list_ids
 from connectors.salesforce.reads import BASE_FIELDS, ENTITIES, SYSTEM, ReadOptions, StreamReader
 from connectors.salesforce.writes import CODEC, write_collections
-from kpisync.budget import Allowance
 from kpisync.config import ReadableFile, StrictModel, WebAddress, validate_model
 from kpisync.connector import (
     LIMIT_PREFIX,
+    Allowance,
+    Capability,
     FieldInfo,
     FieldSpec,
     FieldUpdate,
     Page,
     Problem,
     ProvisionStep,
+    ReadMode,
     StreamSpec,
     WriteResult,
 )
@@ -58,7 +62,6 @@ COMPOUND_TYPES = ("address", "location")  # read as their components (connector.
 INCREMENTAL = ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem", "Task", "Event")
 WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity",
             "user": "User"}
-METADATA_OBJECTS = ("User", "OpportunityStage")  # read again only when metadata is due
 SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
 DESCRIBED = ("name", "label", "type", "custom", "updateable", "picklistValues",
              "compoundFieldName")  # the parts of a described field kpisync uses
@@ -146,9 +149,17 @@ def custom_fields(described: list[dict[str, Any]]) -> tuple[str, ...]:
 
 
 class SalesforceConnector:
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.VALIDATES_OPTIONS, Capability.KEEPS_METADATA, Capability.REPORTS_ALLOWANCE,
+        Capability.CHECKS_CREDENTIALS, Capability.LINKS_RECORDS, Capability.CODES_VALUES})
     options_model: ClassVar[type[SalesforceSettings]] = SalesforceSettings
     type_name: ClassVar[str] = "salesforce"
     value_codec: ClassVar[ValueCodec] = CODEC
+
+    @staticmethod
+    def reports_daily_limit(options: Mapping[str, Any]) -> bool:
+        """Every answer carries Sforce-Limit-Info, and the limits resource says it too."""
+        return True
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
@@ -185,33 +196,53 @@ class SalesforceConnector:
         return ("User", "OpportunityStage", *INCREMENTAL, self.survey_object)
 
     # -- the contract ---------------------------------------------------------------------------
+    def stream_table(self) -> StreamTable:
+        lag = timedelta(seconds=self.settings.lag_seconds)
+        keyset = [Stream(StreamSpec(o, ("survey_response",) if o == self.survey_object
+                                    else ENTITIES[o], cursor_field="SystemModstamp",
+                                    primary_key="Id", lag=lag), self._read_keyset)
+                  for o in (*INCREMENTAL, self.survey_object)]
+        return StreamTable("Salesforce", [
+            Stream(StreamSpec("User", ENTITIES["User"], ReadMode.METADATA, primary_key="Id"),
+                   self._read_users),
+            Stream(StreamSpec("OpportunityStage", ENTITIES["OpportunityStage"], ReadMode.METADATA,
+                              primary_key="Id"), self._read_stages),
+            *keyset,
+            Stream(StreamSpec(finance.RATES_STREAM, ("exchange_rate",), ReadMode.FULL,
+                              primary_key="Id"), self._read_rates),
+            Stream(StreamSpec(finance.QUOTA, ("quota",), ReadMode.FULL, primary_key="Id"),
+                   self._read_quotas)], calls=lambda: self.client.calls_made().total())
+
     def streams(self) -> list[StreamSpec]:
-        return [*(StreamSpec(o, ("survey_response",) if o == self.survey_object else ENTITIES[o],
-                             metadata=o in METADATA_OBJECTS) for o in self.objects),
-                StreamSpec(finance.RATES_STREAM, ("exchange_rate",), whole=True),
-                StreamSpec(finance.QUOTA, ("quota",), whole=True)]
+        return self.stream_table().specs()
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
-        reader = self.reader()
+        self.reader()
         if self._streams_read or self.client.api_used is not None:
             self.guard_allowance()  # on kept metadata: after the first stream, whose answers
         self._streams_read += 1     # carry the org's usage (a limits call only without them)
-        if stream == "User":
-            yield from reader.read_users()
-        elif stream == "OpportunityStage":
-            before = reader.calls()
-            rows = [mappers.map_stage(r) for r in self._stage_rows or reader.read_stages()]
-            yield Page(stream=stream, records=rows, api_calls=reader.calls() - before)
-        elif stream in INCREMENTAL or stream == self.survey_object:
-            yield from reader.read(stream, cursor, signpost, self.record_count)
-        elif stream in (finance.RATES_STREAM, finance.QUOTA):
-            before = reader.calls()
-            rows = (finance.read_rates(reader.pager, self.has) if stream == finance.RATES_STREAM
-                    else finance.read_quotas(reader.pager, self.has, self.settings.forecast_period,
-                                             self.has_field(finance.QUOTA, "CurrencyIsoCode")))
-            yield Page(stream=stream, records=rows, api_calls=reader.calls() - before)
-        else:
-            raise RejectedError(f"Salesforce has no stream {stream!r}")
+        yield from self.stream_table().read(stream, cursor, signpost)
+
+    def _read_users(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
+        yield from self.reader().read_users()
+
+    def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                     ) -> Iterator[Page]:
+        rows = self._stage_rows or self.reader().read_stages()
+        yield Page(stream=spec.name, records=[mappers.map_stage(r) for r in rows])
+
+    def _read_keyset(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                     ) -> Iterator[Page]:
+        yield from self.reader().read(spec.name, cursor, signpost, self.record_count)
+
+    def _read_rates(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
+        yield Page(stream=spec.name, records=finance.read_rates(self.reader().pager, self.has))
+
+    def _read_quotas(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                     ) -> Iterator[Page]:
+        rows = finance.read_quotas(self.reader().pager, self.has, self.settings.forecast_period,
+                                   self.has_field(finance.QUOTA, "CurrencyIsoCode"))
+        yield Page(stream=spec.name, records=rows)
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
         reader = self.reader()
@@ -275,15 +306,10 @@ class SalesforceConnector:
         try:
             remaining, limit = self.allowance()
         except KpisyncError as error:
-            return [Problem(error.message, error.hint or "check the settings of this source")]
-        problems = []
-        for sobject in self.objects:
-            soql = f"SELECT Id FROM {sobject} LIMIT 1"
-            try:
-                self.client.call("GET query", partial(_query, soql=soql, timeout=self.client.timeout))
-            except KpisyncError as error:
-                problems.append(Problem(f"cannot read {sobject}: {error.message}",
-                                        error.hint or f"give the integration user read access to {sobject}"))
+            return [Problem(error.message, error.hint or SETTINGS_FIX)]
+        problems = unreadable(self.objects, lambda o: self.client.call("GET query", partial(
+            _query, soql=f"SELECT Id FROM {o} LIMIT 1", timeout=self.client.timeout)),
+            "give the integration user read access to {}")
         if not problems and not self.tracking():
             problems.append(Problem(
                 f"{OWNERS} is not available (field-history tracking is off): owner at close will "

@@ -15,6 +15,7 @@ token seen twice is an error, never an endless loop; an expired locator re-queri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 
 from simple_salesforce import Salesforce
 
+from connectors.kit.paging import PageTokens
 from connectors.salesforce.client import SalesforceClient
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, RejectedError
@@ -102,7 +104,8 @@ class QueryPager:
     def pages(self, soql: str, *, include_deleted: bool) -> Iterator[Rows]:
         """The rows of each page; the next page is fetched while the caller works on one."""
         endpoint = "GET queryAll" if include_deleted else "GET query"
-        seen: set[str] = set()
+        named = re.search(r"\bFROM (\w+)", soql)
+        tokens: PageTokens[str] = PageTokens("Salesforce", named.group(1) if named else soql)
 
         def first() -> dict[str, Any]:
             return self.client.call(endpoint, lambda sf: sf.query(
@@ -113,9 +116,10 @@ class QueryPager:
             token = response.get("nextRecordsUrl")
             if response.get("done", True) or not token:
                 return None
-            if token in seen:
-                return partial(_repeated, token)
-            seen.add(token)
+            try:
+                tokens.next(token)
+            except ConnectorError as error:  # raised in its turn, after the pages before it
+                return partial(_raise, error)
             return partial(self.client.call, "GET query more",
                            _more(token, self.client, self.headers))
 
@@ -123,8 +127,8 @@ class QueryPager:
             yield list(response.get("records") or [])
 
 
-def _repeated(token: str) -> dict[str, Any]:
-    raise ConnectorError(f"Salesforce returned the page token {token} twice")
+def _raise(error: ConnectorError) -> dict[str, Any]:
+    raise error
 
 
 def _more(token: str, client: SalesforceClient, headers: dict[str, str]

@@ -100,7 +100,6 @@ class StreamReader:
         bulk = cursor.get(JOB) is not None or self.too_wide(scope) or large
         if cursor.value is None:
             record_count(sobject)  # the record counts are setup, read once for every object
-        calls_before = self.calls()
         if sobject == "Opportunity":
             self.known = self.histories(cursor, soql_instant(until), record_count)
         if bulk:
@@ -109,24 +108,19 @@ class StreamReader:
             batches = walk_modified(self.pager, scope, cursor, until)
         try:
             for rows, last in batches:
-                yield self.page(sobject, rows, last, calls_before)
-                calls_before = self.calls()
+                yield self.page(sobject, rows, last)
         finally:
             self.known.close()  # the history indexes' files (none outside Opportunity)
             self.known = Histories(tracking=self.tracking)
 
-    def calls(self) -> int:
-        return self.client.calls_made().total()
-
-    def page(self, sobject: str, rows: Rows, cursor: Cursor, calls_before: int) -> Page:
+    def page(self, sobject: str, rows: Rows, cursor: Cursor) -> Page:
         entity = self.entity_of(sobject)
         live = [r for r in rows if not mappers.flag(r.get("IsDeleted"))]
         gone = [mappers.tombstone(entity, r) for r in rows if mappers.flag(r.get("IsDeleted"))]
         records = self.map_rows(sobject, live)
         return Page(stream=sobject, records=records,
                     deleted=[g for g in gone if isinstance(g, Deleted)],
-                    merged=[g for g in gone if isinstance(g, Merged)], cursor=cursor,
-                    api_calls=self.calls() - calls_before)
+                    merged=[g for g in gone if isinstance(g, Merged)], cursor=cursor)
 
     def map_rows(self, sobject: str, rows: Rows) -> list[Row]:
         context = self.context
@@ -187,7 +181,6 @@ class StreamReader:
 
     def read_users(self) -> Iterator[Page]:
         """Every user (Salesforce deactivates, never deletes); team from role, else manager's."""
-        calls_before = self.calls()
         roles = {str(r["Id"]): str(r["Name"]) for page in self.pager.pages(
             "SELECT Id, Name FROM UserRole", include_deleted=False) for r in page}
         scope = Scope("User", self.fields["User"], self.options.batch_size)
@@ -201,8 +194,7 @@ class StreamReader:
             uid = str(user["Id"])
             team = role_of.get(uid) or role_of.get(manager_of.get(uid) or "")
             rows.append(mappers.map_user(user, team, self.context))
-        yield Page(stream="User", records=rows, cursor=None,
-                   api_calls=self.calls() - calls_before)
+        yield Page(stream="User", records=rows, cursor=None)
 
     def read_stages(self) -> list[dict[str, Any]]:
         return [r for page in self.pager.pages(build_query(

@@ -6,23 +6,7 @@ Vtiger registers for it, reads the `{success, result | error}` envelope (HTTP 20
 renews the session once on INVALID_SESSIONID / SESSION_EXPIRED / SESSION_LEFT_IDLE, retries only
 retryable errors (RetryPolicy), and counts calls per operation.
 
-The error table (`translate`), from what came back to the kpisync error tree:
-
-    transport failure, timeout, dropped connection      TransientError   retried
-    HTTP 429 (a proxy: Vtiger itself has none)           RateLimited      retried after Retry-After
-    HTTP 500 with an empty body on `sync`                SyncUnavailable  not retried: fall back to
-                                                                          query (stock 8.2, PHP 8)
-    other HTTP 5xx, or a non-JSON 5xx                    TransientError   retried
-    HTTP 404 / other 4xx                                 RejectedError    wrong URL
-    HTTP 200 that is not JSON (an HTML page)             RejectedError    not a webservice.php
-    INVALID_USER_CREDENTIALS, ACCESSKEY_UNDEFINED,
-      AUTHENTICATION_FAILURE, inactive user              AuthError
-    INVALID_SESSIONID, SESSION_EXPIRED,
-      SESSION_LEFT_IDLE                                  (renew session once, then retry)
-    DATABASE_QUERY_ERROR                                 TransientError   retried
-    everything else (ACCESS_DENIED, QUERY_SYNTAX_ERROR,
-      MANDATORY_FIELDS_MISSING, INVALID_ID_ATTRIBUTE,
-      REFERENCE_INVALID, INTERNAL_SERVER_ERROR, ...)     RejectedError    carries `.code`
+What came back is translated by one table, `ERRORS` (tests/test_error_tables.py pins it).
 """
 
 from __future__ import annotations
@@ -35,6 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
+from connectors.kit.errortable import Answer, ErrorTable, Rule, status
 from kpisync.errors import (
     AuthError,
     RateLimited,
@@ -72,40 +57,57 @@ class SessionLost(TransientError):
     """Internal: the session died; the call is retried after a fresh login."""
 
 
+NOT_JSON = "(not JSON)"  # the code of an answer that is no webservice envelope
+URL_HINT = "check the url setting: it must reach the CRM's webservice.php"
+REFUSED = "Vtiger refused the credentials ({code}: {detail})"
+# Vtiger's envelope: {"success": false, "error": {"code": "ACCESS_DENIED", "message": "..."}}.
+ERRORS = ErrorTable("Vtiger", [
+    Rule(RateLimited, "Vtiger at {host} is rate limiting {operation}", status=status(429)),
+    Rule(SyncUnavailable, "Vtiger at {host} answered sync with an empty HTTP 500",
+         "stock Vtiger 8.2 on PHP 8 cannot serve sync; kpisync reads by query instead",
+         status=status(500), body=r"^\s*$", operation="sync"),
+    Rule(TransientError, "Vtiger at {host} failed on {operation}: HTTP {status} with an empty "
+         "body", status=status(500, 599), body=r"^\s*$"),
+    Rule(TransientError, "Vtiger at {host} failed on {operation}: HTTP {status}",
+         status=status(500, 599)),
+    Rule(RejectedError, "Vtiger at {host} answered {operation} with HTTP {status}", URL_HINT,
+         status=status(400, 499)),
+    Rule(RejectedError, "Vtiger at {host} answered {operation} with something that is not "
+         "JSON: {detail}", "check the url setting points at the CRM (webservice.php)",
+         codes=frozenset({NOT_JSON})),
+    Rule(AuthError, REFUSED, CREDENTIAL_HINT, codes=AUTH_CODES),
+    Rule(AuthError, REFUSED, CREDENTIAL_HINT, codes=frozenset({"AUTHENTICATION_REQUIRED"}),
+         operation="login"),
+    Rule(SessionLost, "Vtiger session ended ({code}) during {operation}",
+         codes=SESSION_CODES | {"AUTHENTICATION_REQUIRED"}),
+    Rule(TransientError, "Vtiger database error on {operation}: {detail}", codes=TRANSIENT_CODES),
+    Rule(VtigerFailure, "Vtiger refused {operation} ({code}): {detail}",
+         build=lambda text, hint, answer: VtigerFailure(answer.code, text, hint=hint)),
+])
+
+
+def answer_of(operation: str, response: httpx.Response,
+              envelope: dict[str, Any] | None) -> Answer:
+    """What Vtiger answered: an HTTP failure, a page that is no envelope, or an envelope's error."""
+    body = response.content
+    retry_after = response.headers.get("Retry-After")
+    wait = float(retry_after) if retry_after and retry_after.replace(".", "").isdigit() else None
+    text = body.decode("utf-8", "replace")
+    if response.status_code >= 400:
+        return Answer(response.status_code, body=text, operation=operation, retry_after=wait)
+    if envelope is None:
+        return Answer(response.status_code, NOT_JSON, repr(mask(text[:80])), text, operation)
+    error = envelope.get("error") or {}
+    return Answer(response.status_code, str(error.get("code") or "UNKNOWN"),
+                  mask(str(error.get("message") or "")), text, operation)
+
+
 def translate(operation: str, response: httpx.Response, host: str) -> Any:
     """The envelope's result, or the kpisync error the table above names."""
-    status = response.status_code
-    body = response.content
-    if status == 429:
-        retry_after = response.headers.get("Retry-After")
-        wait = float(retry_after) if retry_after and retry_after.replace(".", "").isdigit() else None
-        raise RateLimited(f"Vtiger at {host} is rate limiting {operation}", retry_after=wait)
-    if status == 500 and not body.strip() and operation == "sync":
-        raise SyncUnavailable(f"Vtiger at {host} answered sync with an empty HTTP 500",
-                              hint="stock Vtiger 8.2 on PHP 8 cannot serve sync; kpisync reads "
-                                   "by query instead")
-    if status >= 500:
-        raise TransientError(f"Vtiger at {host} failed on {operation}: HTTP {status}"
-                             f"{'' if body.strip() else ' with an empty body'}")
-    if status >= 400:
-        raise RejectedError(f"Vtiger at {host} answered {operation} with HTTP {status}",
-                            hint="check the url setting: it must reach the CRM's webservice.php")
-    envelope = parse_envelope(body)
-    if envelope is None:
-        raise RejectedError(f"Vtiger at {host} answered {operation} with something that is not "
-                            f"JSON: {mask(body[:80].decode('utf-8', 'replace'))!r}",
-                            hint="check the url setting points at the CRM (webservice.php)")
-    if envelope.get("success"):
+    envelope = parse_envelope(response.content) if response.status_code < 400 else None
+    if envelope is not None and envelope.get("success"):
         return envelope.get("result")
-    error = envelope.get("error") or {}
-    code, message = str(error.get("code") or "UNKNOWN"), mask(str(error.get("message") or ""))
-    if code in AUTH_CODES or (operation == "login" and code == "AUTHENTICATION_REQUIRED"):
-        raise AuthError(f"Vtiger refused the credentials ({code}: {message})", hint=CREDENTIAL_HINT)
-    if code in SESSION_CODES or code == "AUTHENTICATION_REQUIRED":
-        raise SessionLost(f"Vtiger session ended ({code}) during {operation}")
-    if code in TRANSIENT_CODES:
-        raise TransientError(f"Vtiger database error on {operation}: {message}")
-    raise VtigerFailure(code, f"Vtiger refused {operation} ({code}): {message}")
+    raise ERRORS.error(answer_of(operation, response, envelope), host=host)
 
 
 def parse_envelope(body: bytes) -> dict[str, Any] | None:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from connectors.kit.checks import probe, unreadable
+from connectors.kit.streams import Stream, StreamTable
 from connectors.vtiger import mappers
 from connectors.vtiger.client import VtigerClient, VtigerFailure
 from connectors.vtiger.conversions import converted_leads
@@ -32,12 +34,14 @@ from connectors.vtiger.reads import ENTITY, ModuleReader, ReadOptions
 from connectors.vtiger.writes import CODEC, write_records
 from kpisync.config import StrictModel, WebAddress, validate_model
 from kpisync.connector import (
+    Capability,
     FieldInfo,
     FieldSpec,
     FieldUpdate,
     Page,
     Problem,
     ProvisionStep,
+    ReadMode,
     StreamSpec,
     WriteResult,
 )
@@ -49,6 +53,9 @@ from kpisync.secrets import read_secret
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials"}
+# Reads stop a second before the run's signpost, so a second still being written is never
+# half-read (modifiedtime has one-second steps).
+BOUND_LAG = timedelta(seconds=1)
 SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
 ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
 USERS_HIDDEN = ("Vtiger user '{user}' is not an admin and cannot see the Users module (Vtiger "
@@ -115,6 +122,10 @@ class VtigerSettings(StrictModel):
 
 
 class VtigerConnector:
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.VALIDATES_OPTIONS, Capability.KEEPS_METADATA, Capability.METADATA_MOVES,
+        Capability.ASKS_PURGE_CHECK, Capability.EXPLAINS_MISSING, Capability.CHECKS_CREDENTIALS,
+        Capability.LINKS_RECORDS, Capability.CODES_VALUES})
     options_model: ClassVar[type[VtigerSettings]] = VtigerSettings
     type_name: ClassVar[str] = "vtiger"
     value_codec: ClassVar[ValueCodec] = CODEC
@@ -133,37 +144,51 @@ class VtigerConnector:
         self._moved = False  # ... which the records showed out of date, so it was read again
 
     # -- the contract ---------------------------------------------------------------------------
-    def streams(self) -> list[StreamSpec]:
+    def stream_table(self) -> StreamTable:
         entities = {"Potentials": ("deal", "deal_stage_change")}
-        modules = [StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)))
+        modules = [Stream(StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)),
+                                     cursor_field="modifiedtime", lag=BOUND_LAG), self._read_module)
                    for m in self.read_modules()]
-        stages = StreamSpec("stages", ("pipeline_stage",), metadata=True)
+        stages = Stream(StreamSpec("stages", ("pipeline_stage",), ReadMode.METADATA),
+                        self._read_stages)
         if not self.users_visible():  # owners are learnt from the records: read them first
-            return [stages, *modules, StreamSpec("users", ("user",), whole=True)]
-        return [StreamSpec("users", ("user",), metadata=True), stages, *modules]
+            return StreamTable("Vtiger", [stages, *modules, Stream(StreamSpec(
+                "users", ("user",), ReadMode.FULL), self._read_owners_seen)], calls=self.calls)
+        return StreamTable("Vtiger", [
+            Stream(StreamSpec("users", ("user",), ReadMode.METADATA), self._read_users),
+            stages, *modules], calls=self.calls)
+
+    def streams(self) -> list[StreamSpec]:
+        return self.stream_table().specs()
 
     def users_visible(self) -> bool:
         """Vtiger shows the Users module to admin users only, whatever the role."""
         return "Users" not in self.schema().hidden
 
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
+        yield from self.stream_table().read(stream, cursor, signpost)
+
+    def _read_owners_seen(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                          ) -> Iterator[Page]:
+        log.warning("%s: %s; %s", self.name, USERS_HIDDEN.format(user=self.settings.username),
+                    USERS_HIDDEN_FIX)
+        yield Page(stream=spec.name, cursor=None, records=self.reader().owners_seen())
+
+    def _read_users(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
-        if stream == "users" and not self.users_visible():
-            log.warning("%s: %s; %s", self.name, USERS_HIDDEN.format(user=self.settings.username),
-                        USERS_HIDDEN_FIX)
-            yield Page(stream=stream, cursor=None, records=reader.owners_seen())
-        elif stream == "users":
-            for rows in reader.users():
-                yield Page(stream=stream, cursor=None,
-                           records=[mappers.map_user(r, reader.context) for r in rows])
-        elif stream == "stages":
-            yield Page(stream=stream, cursor=None, records=mappers.map_stages(
-                self.schema().describes["Potentials"], reader.context))
-        else:
-            module = next((m for m in self.read_modules() if m.lower() == stream), None)
-            if module is None:
-                raise RejectedError(f"Vtiger has no stream {stream!r}")
-            yield from reader.read(module, stream, cursor, signpost)
+        for rows in reader.users():
+            yield Page(stream=spec.name, cursor=None,
+                       records=[mappers.map_user(r, reader.context) for r in rows])
+
+    def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                     ) -> Iterator[Page]:
+        yield Page(stream=spec.name, cursor=None, records=mappers.map_stages(
+            self.schema().describes["Potentials"], self.reader().context))
+
+    def _read_module(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+                     ) -> Iterator[Page]:
+        module = next(m for m in self.read_modules() if m.lower() == spec.name)
+        yield from self.reader().read(module, spec.name, cursor, signpost - spec.lag)
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
         """Every module's live ids; only the asked-for entities' after `purge_check_wanted`."""
@@ -251,23 +276,17 @@ class VtigerConnector:
             self.client.policy.call(self.client.login)
 
     def check(self) -> list[Problem]:
-        try:
-            self.schema()
-        except KpisyncError as error:
-            return [Problem(error.message, error.hint or "check the settings of this source")]
-        problems: list[Problem] = []
+        problems = probe(self.schema)
+        if problems:
+            return problems
         if not self.users_visible():
             problems.append(Problem(USERS_HIDDEN.format(user=self.settings.username),
                                     USERS_HIDDEN_FIX))
         reader = self.reader()
         for module in self.read_modules():
-            try:
-                reader.count(module)
-            except KpisyncError as error:
-                problems.append(Problem(f"cannot read {module}: {error.message}",
-                                        error.hint or f"give the user's role access to {module}"))
-                continue
-            if self.settings.read_mode == "query":
+            unread = unreadable([module], reader.count, "give the user's role access to {}")
+            problems += unread
+            if unread or self.settings.read_mode == "query":
                 continue
             try:
                 mode, _ = reader.choose_mode(module)
@@ -283,6 +302,9 @@ class VtigerConnector:
 
     def api_usage(self) -> dict[str, int]:
         return dict(self.client.calls)
+
+    def calls(self) -> int:
+        return self.client.calls.total()
 
     def close(self) -> None:
         self.client.close()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.kit.paging import follow
 from connectors.vtiger import mappers
 from connectors.vtiger.client import SyncUnavailable, VtigerClient, VtigerFailure
 from connectors.vtiger.deletecount import CREATED, settle, tally
@@ -106,15 +107,15 @@ class ModuleReader:
         return seen, self.count(module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'")
 
     # --- reading -------------------------------------------------------------------------------
-    def read(self, module: str, stream: str, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
-        bound = int(signpost.timestamp()) - 1
+    def read(self, module: str, stream: str, cursor: Cursor, until: datetime) -> Iterator[Page]:
+        """Pages of `module`'s changes after `cursor`, up to `until` (whole seconds)."""
+        bound = int(until.timestamp())
         first = None
         if cursor.get(MODE) is None or cursor.value is None:
             mode, first = self.choose_mode(module)
             cursor = cursor.with_state(**{MODE: mode})
         pending: list[dict[str, Any]] = []
         deleted: list[str] = []
-        calls_before = sum(self.client.calls.values())
         last = cursor
         zone = self.context.zone
         for batch in self._batches(module, cursor, bound, first):
@@ -123,14 +124,14 @@ class ModuleReader:
             last = tally(batch.cursor.with_state(**{CREATED: last.get(CREATED)}),
                          batch.records, zone)
             if len(pending) + len(deleted) >= self.options.batch_records:
-                yield self._page(module, stream, pending, deleted, last, calls_before)
-                pending, deleted, calls_before = [], [], sum(self.client.calls.values())
+                yield self._page(module, stream, pending, deleted, last)
+                pending, deleted = [], []
         if last.get(MODE) == "query":  # no deleted ids by query: count what is still there
             last, left = settle(self.count, module, last, bound, zone)
             if left:
                 self.deletes_unseen.add(module)
         if pending or deleted or last != cursor:
-            yield self._page(module, stream, pending, deleted, last, calls_before)
+            yield self._page(module, stream, pending, deleted, last)
 
     def _batches(self, module: str, cursor: Cursor, bound: int,
                  first: dict[str, Any] | None) -> Iterator[Batch]:
@@ -173,12 +174,11 @@ class ModuleReader:
                  f"nothing of {module} was read meanwhile")
 
     def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
-              cursor: Cursor, calls_before: int) -> Page:
+              cursor: Cursor) -> Page:
         rows = self.map_records(module, records)
         entity = "survey_response" if module == self.options.survey_module else ENTITY[module]
         gone = [Deleted(entity, ws_id) for ws_id in dict.fromkeys(deleted)]
-        return Page(stream=stream, records=rows, deleted=gone, cursor=cursor,
-                    api_calls=sum(self.client.calls.values()) - calls_before)
+        return Page(stream=stream, records=rows, deleted=gone, cursor=cursor)
 
     def map_records(self, module: str, records: list[dict[str, Any]]) -> list[Row]:
         if self.fields_moved is not None:
@@ -201,13 +201,16 @@ class ModuleReader:
 
     # --- full listings -------------------------------------------------------------------------
     def users(self) -> Iterator[list[dict[str, Any]]]:
-        offset = 0
-        while True:
-            rows = self.query(f"SELECT * FROM Users ORDER BY id LIMIT {offset},{PAGE};")
+        def fetch(offset: int | None) -> tuple[int, list[dict[str, Any]]]:
+            start = offset or 0
+            return start, self.query(f"SELECT * FROM Users ORDER BY id LIMIT {start},{PAGE};")
+
+        def following(page: tuple[int, list[dict[str, Any]]]) -> int | None:
+            start, rows = page
+            return start + len(rows) if len(rows) == PAGE else None
+
+        for _start, rows in follow(fetch, following, crm="Vtiger", stream="users"):
             yield rows
-            if len(rows) < PAGE:
-                return
-            offset += len(rows)
 
     def owners_seen(self) -> list[Row]:
         """Where the Users module is hidden (non-admins): the owners of the records read, users

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.kit.paging import PageTokens
 from connectors.vtiger.values import seconds
 from kpisync.cursor import Cursor
-from kpisync.errors import ConnectorError
 
 SyncCall = Callable[[int], dict[str, Any]]  # modifiedTime -> the sync result
 
@@ -34,9 +34,10 @@ class Batch:
 def walk_sync(call: SyncCall, cursor: Cursor, bound: int, zone: ZoneInfo,
               first: dict[str, Any] | None = None) -> Iterator[Batch]:
     """Batches of changed records and deleted ids after `cursor`, up to `bound` (unix seconds)."""
-    previous: tuple[int, int] | None = None
+    asked: PageTokens[int] = PageTokens("Vtiger", "sync")
     while True:
         since = max(1, int(cursor.value)) if cursor.value else 1
+        asked.next(since)  # the same `modifiedTime` twice: the walk made no progress
         response = first if first is not None and since == 1 else call(since)
         first = None
         updated = list(response.get("updated") or [])
@@ -56,7 +57,3 @@ def walk_sync(call: SyncCall, cursor: Cursor, bound: int, zone: ZoneInfo,
         yield Batch(fresh, [str(i) for i in response.get("deleted") or []], cursor)
         if past_bound or not more:
             return
-        if previous == (last, len(fresh)) and not fresh:
-            raise ConnectorError(f"Vtiger sync returned the same page twice (lastModifiedTime "
-                                 f"{last}): stopping rather than looping")
-        previous = (last, len(fresh))

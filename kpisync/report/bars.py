@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from kpisync.formats import show_value
 from kpisync.report.charts import LINE, MUTED, Chart
 from kpisync.report.content import Distribution, GoalLine, RepRow
-from kpisync.report.formats import show_value
 from kpisync.report.svg import document, el, label
 
 DETRACTOR, PASSIVE, PROMOTER = "#dc2626", "#f59e0b", "#16a34a"

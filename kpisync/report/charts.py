@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from kpisync.calendars import GREGORIAN, Calendar
+from kpisync.formats import period_label, period_tick, show_axis, show_value
 from kpisync.report.content import Point, Series
-from kpisync.report.formats import period_label, period_tick, show_axis, show_value
 from kpisync.report.svg import document, el, label
 from kpisync.texts import localized, translate
 

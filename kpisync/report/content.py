@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.texts import localized, translate
-from metrics.goals import GoalStatus
+from metrics import GoalStatus
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""CRM records the report names: reps by their owner id, and the period's biggest won deals.
+"""CRM records the report lists: the period's biggest won deals (rep names: metrics.rep_names).
 
 These are listings, not KPIs: names and amounts as synced. Amounts are converted to the corporate
 currency with the KPI engine's own rule (`metrics.money.converted`), so they agree with revenue.
@@ -12,25 +12,9 @@ from sqlalchemy import Engine, and_, func, select
 
 from kpisync.report.content import DealRow
 from kpisync.store.models import Account, Deal, User
-from metrics.money import converted
-from metrics.options import MetricConfig
-from metrics.periods import period_end
+from metrics import MetricConfig, converted, period_end
 
 USERS = User.__table__  # type: ignore[attr-defined]
-
-
-def rep_names(engine: Engine, keys: list[str]) -> dict[str, tuple[str, str | None]]:
-    """Owner id -> (name, team) for the live users among `keys`; the id stands in for no name."""
-    out: dict[str, tuple[str, str | None]] = {}
-    with engine.connect() as connection:
-        for begin in range(0, len(keys), 500):
-            chunk = keys[begin:begin + 500]
-            query = (select(USERS.c.external_id, USERS.c.name, USERS.c.team)
-                     .where(USERS.c.external_id.in_(chunk), USERS.c.deleted_at.is_(None))
-                     .order_by(USERS.c.source))
-            for row in connection.execute(query):
-                out.setdefault(row.external_id, (row.name or row.external_id, row.team))
-    return out
 
 
 def biggest_wins(engine: Engine, config: MetricConfig, kind: str, start: date,

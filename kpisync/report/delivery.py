@@ -25,10 +25,10 @@ from sqlalchemy import Engine
 
 from kpisync.config import Settings
 from kpisync.errors import ConfigError, KpisyncError, RejectedError, TransientError
+from kpisync.formats import show_value
 from kpisync.report.charts import Chart
 from kpisync.report.content import Report
 from kpisync.report.figures import draw_charts
-from kpisync.report.formats import show_value
 from kpisync.report.gather import build_report
 from kpisync.report.options import EmailSettings, report_settings
 from kpisync.report.page import inline_figures, render_html

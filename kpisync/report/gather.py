@@ -13,21 +13,27 @@ from sqlalchemy import Engine, func, select
 
 from kpisync.calendars import GREGORIAN, Calendar
 from kpisync.config import Settings
+from kpisync.formats import period_label
 from kpisync.report.content import GoalLine, Point, Report, RepRow, Series
-from kpisync.report.deals import biggest_wins, rep_names
-from kpisync.report.formats import period_label
+from kpisync.report.deals import biggest_wins
 from kpisync.report.freshness import source_freshness
 from kpisync.report.options import ReportSettings, report_settings
 from kpisync.report.surveys import enps_groups, nps_distribution
 from kpisync.store.models import StoreRevision
 from kpisync.texts import translate
-from metrics.catalogue import REGISTRY
-from metrics.declaration import KpiValue
-from metrics.goals import goal_statuses
-from metrics.models import KpiComputation
-from metrics.options import MetricConfig, metric_config
-from metrics.periods import local_midnight_utc, period_start, shift
-from metrics.snapshots import latest_values
+from metrics import (
+    REGISTRY,
+    KpiValue,
+    MetricConfig,
+    goal_statuses,
+    last_computed_at,
+    latest_values,
+    local_midnight_utc,
+    metric_config,
+    period_start,
+    rep_names,
+    shift,
+)
 
 LEADERBOARD_KPIS = ("sales_volume", "win_rate", "average_deal_size", "quota_attainment",
                     "new_opportunities")
@@ -165,7 +171,5 @@ def goals(engine: Engine, config: MetricConfig, now: datetime) -> tuple[GoalLine
 
 
 def last_computation(engine: Engine, config: MetricConfig) -> datetime | None:
-    table = KpiComputation.__table__  # type: ignore[attr-defined]
-    with engine.connect() as connection:
-        found = connection.execute(select(func.max(table.c.finished_at))).scalar()
+    found = last_computed_at(engine)
     return found.astimezone(config.zone) if found else None

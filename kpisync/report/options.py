@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from kpisync.config import ScheduleSettings, Settings, StrictModel, validate_model
-from metrics.catalogue import REGISTRY
+from metrics import REGISTRY
 
 PeriodKind = Literal["week", "month", "quarter", "year"]
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}

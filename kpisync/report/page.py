@@ -17,9 +17,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from kpisync.calendars import persian_digits, persian_ymd
+from kpisync.formats import MINUS, period_label, show_value
 from kpisync.report.charts import Chart, sparkline
 from kpisync.report.content import Report, Series
-from kpisync.report.formats import MINUS, period_label, show_value
 from kpisync.texts import localized, translate, translations
 
 ADDITIVE = {"money", "count", "hours"}  # a running period's total is not comparable yet

@@ -20,10 +20,7 @@ from sqlalchemy import Engine, func, select
 
 from kpisync.report.content import Distribution
 from kpisync.store.models import SurveyResponse
-from metrics.declaration import KpiValue
-from metrics.options import MetricConfig
-from metrics.periods import local_midnight_utc, period_end
-from metrics.snapshots import latest_values
+from metrics import KpiValue, MetricConfig, latest_values, local_midnight_utc, period_end
 
 ANSWERS = SurveyResponse.__table__  # type: ignore[attr-defined]
 CHANGED = "hidden: answers changed since the KPIs were computed; shown after the next computation"

@@ -1,0 +1,1 @@
+"""The local SQL store: the canonical tables, page writes, upserts, purges, revisions, upkeep."""
