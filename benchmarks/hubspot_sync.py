@@ -30,14 +30,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from resident_memory import resident_bytes  # benchmarks/ is on the path when run as a script
-from results import keep_output, latency, size  # benchmarks/, on the path as a script
-
 from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.store.database import open_store
 from kpisync.store.models import User
 from kpisync.sync import SyncOptions, sync_source
+
+from resident_memory import resident_bytes  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
 
 PAGE_LIMITS = {"search": 200, "batch/read": 100, "associations": 1000, "list": 100}
 

@@ -20,14 +20,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ kits, run as a script
 
-from results import keep_output, size  # benchmarks/, on the path as a script
-from stores import BACKENDS, postgres_store, sqlite_store
-
 from emulators.org.generate import generate_org
 from kpisync.connector import calls_in
 from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source
 from tests.harness import available_kits
+
+from results import keep_output, size  # benchmarks/, on the path as a script
+from stores import BACKENDS, postgres_store, sqlite_store
 
 AUTH = ("login", "oauth", "token", "getchallenge")  # endpoint words of authentication calls
 # The product's defaults where the tests' environment sets another value.

@@ -35,14 +35,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
-from results import keep_output, latency, size  # benchmarks/, on the path as a script
-from stores import BACKENDS, throwaway_store
-
 from kpisync.config import parse_settings
 from kpisync.connector import Page
 from kpisync.registry import build_connector
 from kpisync.sync import SyncOptions, sync_source
+
+from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
+from stores import BACKENDS, throwaway_store
 
 PAGE = 2000
 BULK_PAGE = 10_000

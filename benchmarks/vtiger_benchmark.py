@@ -35,9 +35,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
-from results import keep_output, latency, size  # benchmarks/, on the path as a script
-
 from connectors.vtiger import reads
 from connectors.vtiger.client import VtigerClient
 from connectors.vtiger.reads import ModuleReader
@@ -45,6 +42,9 @@ from kpisync.config import parse_settings
 from kpisync.registry import build_connector
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
+
+from resident_memory import PeakResident  # benchmarks/ is on the path when run as a script
+from results import keep_output, latency, size  # benchmarks/, on the path as a script
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
 SHAPE = {"accounts_per_deal": 0.1, "contacts_per_deal": 0.2, "leads_per_deal": 0.2,

@@ -20,15 +20,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emulators.org.generate import generate_org  # noqa: E402
-from emulators.vtiger.emulator import VtigerEmulator  # noqa: E402
-from kpisync.store.database import open_store  # noqa: E402
-from kpisync.sync import SyncOptions, sync_source  # noqa: E402
-from tests.realvtiger.conftest import small_org  # noqa: E402
-from tests.realvtiger.kit import ServedRealVtiger  # noqa: E402
-from tests.realvtiger.seed import seed_org  # noqa: E402
-from tests.realvtiger.server import RealVtiger, find_bringup  # noqa: E402
-from tests.vtiger_env import SOURCE, VtigerEnv  # noqa: E402
+from emulators.org.generate import generate_org
+from emulators.vtiger.emulator import VtigerEmulator
+from kpisync.store.database import open_store
+from kpisync.sync import SyncOptions, sync_source
+from tests.realvtiger.conftest import small_org
+from tests.realvtiger.kit import ServedRealVtiger
+from tests.realvtiger.seed import seed_org
+from tests.realvtiger.server import RealVtiger, find_bringup
+from tests.vtiger_env import SOURCE, VtigerEnv
 
 
 def quiet_calls(connector_of: Any) -> dict[str, int]:

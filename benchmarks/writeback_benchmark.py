@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from math import ceil
 from pathlib import Path
 
-from results import keep_output, size  # benchmarks/, on the path as a script
 from sqlalchemy import Engine, bindparam
 
 from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
@@ -34,6 +33,8 @@ from kpisync.store.models import Account, SurveyResponse
 from writeback.options import source_plan
 from writeback.provision import provision_fields
 from writeback.runs import run_writeback
+
+from results import keep_output, size  # benchmarks/, on the path as a script
 
 TOKEN_ENV = "KPISYNC_BENCH_HUBSPOT_TOKEN"
 WRITE = "POST /crm/v3/objects/{type}/batch/update"

@@ -10,6 +10,7 @@ never clear. Faults are drawn from `random.Random(knobs.fault_seed)` so runs rep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -284,10 +285,8 @@ def _make_handler(owner: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 response = owner.dispatch(self.command, self.path, headers, body)
             except DropConnection:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             self.send_response(response.status)
             for name, value in response.headers.items():

@@ -5,9 +5,11 @@ the mutable parts it keeps its records in (`PERSISTED`: its store, schema, id co
 the values they had when last saved. So everything written to it (records, custom fields,
 scores) survives a restart, while what the org generator derives is made again.
 
-Each part's attributes (but the indexes derived from its records) are pickled together in one file, so objects they share stay shared; a
+Each part's attributes (but the indexes derived from its records) are pickled together in one file,
+so objects they share stay shared; a
 reference from one part to another (a store's schema) is saved by name and joins the live
-object on load; a time zone is saved by its key. Locks are made anew and callables (clocks) are kept from the fresh emulator.
+object on load; a time zone is saved by its key. Locks are made anew and callables (clocks) are
+kept from the fresh emulator.
 Loading accepts only the emulator's own classes and plain data: a state file cannot name any
 other code to run. A file saved while the emulators lived in `kpisync/sandbox/` names their old
 modules; they are read as the new ones (docs/decisions/emulators-package.md).

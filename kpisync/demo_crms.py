@@ -173,7 +173,8 @@ roles = {{ deal_type = "Deal_category__c" }}
 team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "APAC" }}"""
 
     def stage_name(self, emulator: Any, key: str) -> str:
-        return next(stage.label for stage in emulator.org.stages if stage.key == key)
+        label: str = next(stage.label for stage in emulator.org.stages if stage.key == key)
+        return label
 
     def qualified_statuses(self, emulator: Any) -> tuple[str, ...]:
         return ("Qualified",)  # Lead.Status

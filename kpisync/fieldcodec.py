@@ -75,9 +75,9 @@ def same(kind: str, a: Any, b: Any) -> bool:
         return a is b
     parse = {"number": as_number, "date": as_date, "bool": as_bool}.get(kind)
     if parse is None:
-        return a == b
+        return bool(a == b)
     left = parse(a)
-    return left == parse(b) if left is not None else a == b
+    return bool(left == parse(b)) if left is not None else bool(a == b)
 
 
 def shown(value: Any) -> str:

@@ -21,13 +21,12 @@ from types import TracebackType
 from typing import Any
 
 from rich.logging import RichHandler
-from typer.core import TyperGroup
-
-from kpisync.secrets import MaskingFilter, mask
 
 # Typer carries its own copy of Click from 0.29 on and does not re-export its exception base.
 from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
 
+from kpisync.secrets import MaskingFilter, mask
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

@@ -67,7 +67,7 @@ def prefetched(items: Iterator[T], *, depth: int = 2, weight: Callable[[T], int]
                 if not offer(_Item(item), weight(item) if weight else 1):
                     return
             offer(_Done())
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as error:  # handed to the consumer, raised there
             offer(_Failed(error))
         finally:
             close = getattr(items, "close", None)
@@ -122,7 +122,7 @@ def in_background(call: Callable[[], R]) -> Future[R]:
             return
         try:
             future.set_result(call())
-        except BaseException as error:  # noqa: BLE001 - raised by whoever asks for the result
+        except BaseException as error:  # raised by whoever asks for the result
             future.set_exception(error)
 
     threading.Thread(target=run, name="kpisync-ahead", daemon=True).start()

@@ -69,11 +69,17 @@ def compute(settings: Path = SETTINGS,
     if as_json:
         print(json.dumps({"computation": result.computation_id, "as_of": result.as_of.isoformat(),
                           "values": result.standing, "changed": result.changed,
-                          "reused_from": result.reused_from, "alerts": len(result.alerts)}))
+                          "reused_from": result.reused_from, "recomputed": result.recomputed,
+                          "alerts": len(result.alerts)}))
         return
     if result.reused_from is not None:
         console.print(f"inputs unchanged since computation {result.reused_from}: its "
                       f"{result.standing} values stand (--force recomputes); "
+                      f"{len(result.alerts)} alerts sent")
+        return
+    if result.recomputed is not None:
+        console.print(f"recomputed {result.recomputed} of {result.standing} values (the periods "
+                      f"whose records moved; --force recomputes all); {result.changed} changed; "
                       f"{len(result.alerts)} alerts sent")
         return
     console.print(f"computed {result.standing} values of {len(REGISTRY.names())} KPIs; "

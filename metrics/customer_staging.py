@@ -31,7 +31,7 @@ def stage_customers(run: Run) -> None:
     """Every account that ever had a won deal: when it became a customer, by whom, when it was lost."""
     roles = run.config.metrics.roles
     d, a = base(Deal, "d"), base(Account, "a")
-    ru, ou, l, c = base(User, "ru"), base(User, "ou"), base(Lead, "l"), base(Contact, "c")
+    ru, ou, ld, c = base(User, "ru"), base(User, "ou"), base(Lead, "l"), base(Contact, "c")
     owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
     ranked = select(
         d.c.source, d.c.account_id, d.c.close_date, owner.label("owner"), d.c.lead_source,
@@ -47,7 +47,7 @@ def stage_customers(run: Run) -> None:
                func.max(ranked.c.close_date), func.max(case((ranked.c.rn == 1, ranked.c.owner))),
                func.max(case((ranked.c.rn == 1, ranked.c.lead_source))))
         .group_by(ranked.c.source, ranked.c.account_id), index=("source", "account_id"))
-    leads = origins(run, first, l, l.c.converted_account_id, "leads")
+    leads = origins(run, first, ld, ld.c.converted_account_id, "leads")
     contacts = origins(run, first, c, c.c.account_id, "contacts")
     if roles.churn_rule == "type":
         changed = (as_date(run, a.c.custom[roles.churn_date_field].as_string())

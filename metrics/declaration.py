@@ -103,6 +103,16 @@ class ValueIndex:
         return found.value if found else None
 
 
+@dataclass
+class Scope:
+    """The values a computation stands for: every value of `whole` KPIs, and of `sliced` KPIs
+    those in the listed (KPI, period kind, period start); the rest of `kpis` stand as stored."""
+
+    kpis: set[str]
+    whole: set[str]
+    sliced: set[tuple[str, str, date]]
+
+
 Measure = Ratio | Total | Median | Custom | Derived
 
 

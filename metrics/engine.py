@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, literal, select, tu
 from sqlalchemy.sql import Select
 
 from kpisync.calendars import GREGORIAN, Calendar
-from metrics import anonymity, reuse
+from metrics import anonymity, incremental, reuse
 from metrics.alerts import evaluate_alerts, watched_kpis
 from metrics.catalogue import REGISTRY
 from metrics.customer_staging import stage_customers
@@ -30,6 +30,7 @@ from metrics.declaration import (
     Median,
     Ratio,
     Registry,
+    Scope,
     Total,
     ValueIndex,
 )
@@ -74,12 +75,15 @@ class ComputeResult:
     changed: int = 0
     reused_from: int | None = None  # the computation whose values were kept: nothing was recomputed
     alerts: list[Any] = field(default_factory=list)
-    kept_values: int = 0  # when kept: how many stored values stand
+    kept_values: int = 0  # when kept or incremental: how many stored values stand
+    recomputed: int | None = None  # when incremental: how many values were recomputed
 
     @property
     def standing(self) -> int:
         """How many values this computation stands for."""
-        return self.kept_values if self.reused_from is not None else len(self.values)
+        if self.reused_from is not None or self.recomputed is not None:
+            return self.kept_values
+        return len(self.values)
 
     def of(self, kpi: str, period: str | None = None, grain: str | None = None) -> list[KpiValue]:
         return [v for v in self.values if v.kpi == kpi and period in (None, v.period)
@@ -100,41 +104,114 @@ def stage_all(run: Run) -> None:
         step(run)
 
 
+Periods = dict[str, set[date]]  # period kind -> the period starts recomputed
+
+
+@dataclass
+class Plan:
+    """What moved since the computation whose values the store holds (metrics.incremental).
+
+    `moved` holds, per staged table and period column, the period starts of every staged row that
+    appeared, vanished or changed; `stored` the standing values of derived KPIs' inputs.
+    """
+
+    moved: dict[tuple[str, str], set[date]]
+    stored: list[KpiValue]
+
+    def periods(self, run: Run, kpi: Kpi, early: set[str]) -> Periods | None:
+        """The periods of `kpi` to recompute ({} none, None all of them)."""
+        if not isinstance(kpi.measure, Ratio | Total | Median):
+            return None
+        fact = FACTS[kpi.fact]
+        out: Periods = {}
+        for kind in kpi.periods:
+            starts = set(self.moved.get((fact.table, fact.prefix + kind), set()))
+            if kpi.name in early:  # growth reads the lead-in year, whose values are never stored
+                starts |= set(run.window.lead_in_periods(kind))
+            if starts:
+                out[kind] = starts
+        if "anonymous" in kpi.tags and out:
+            return None  # anonymity protects all periods of a KPI together
+        return out
+
+
 def compute_values(connection: Connection, config: MetricConfig, *, now: datetime,
                    registry: Registry = REGISTRY, only: Iterable[str] | None = None) -> list[KpiValue]:
     """Every value of every KPI (or of `only` and what they derive from) as of `now`."""
     run = open_run(connection, config, now.astimezone(UTC))
     check_roles(connection, config)
     stage_all(run)
+    values, _ = run_values(run, registry, only)
+    drop_staged(run)
+    return values
+
+
+def drop_staged(run: Run) -> None:
+    for table in run.tables.values():
+        table.drop(run.connection)
+    run.tables.clear()
+
+
+def run_values(run: Run, registry: Registry, only: Iterable[str] | None,
+               plan: Plan | None = None) -> tuple[list[KpiValue], Scope]:
+    """The values of `run`'s staged facts: all of them, or with `plan` only those whose inputs
+    moved (the rest stand as stored), with the scope they cover."""
+    config = run.config
     wanted = needed(registry, only)
     early = lead_in_inputs(wanted)
+    missing = missing_inputs(run.connection, {n for kpi in wanted for n in kpi.needs})
+    instead = unserved(wanted, missing, run.window)
+    parts: dict[str, Periods | None] = {
+        k.name: None if plan is None or k.name in instead else plan.periods(run, k, early)
+        for k in wanted}
+    computed = [k for k in wanted if parts[k.name] != {}]
     index = ValueIndex()
     out: list[KpiValue] = []
     for fact_name, fact in FACTS.items():
-        kpis = [k for k in wanted if k.fact == fact_name and isinstance(k.measure, Ratio | Total)]
-        out += aggregate_fact(run, fact, [k for k in kpis if k.name not in early])
-        out += aggregate_fact(run, fact, [k for k in kpis if k.name in early], lead_in=True)
-    for kpi in wanted:
+        kpis = [k for k in computed if k.fact == fact_name and isinstance(k.measure, Ratio | Total)]
+        for lead_in in (False, True):
+            mine = [k for k in kpis if (k.name in early) == lead_in]
+            for periods in unique([parts[k.name] for k in mine]):
+                out += aggregate_fact(run, fact, [k for k in mine if parts[k.name] == periods],
+                                      lead_in=lead_in, periods=periods)
+    for kpi in computed:
         if isinstance(kpi.measure, Median):
-            out += median_values(run, kpi)
+            out += median_values(run, kpi, parts[kpi.name])
         elif isinstance(kpi.measure, Custom):
             out += custom_values(run, kpi)
     out = [with_reason(registry, v) for v in out]
-    out = fill_org(run, [k for k in wanted if not isinstance(k.measure, Derived)], out, early)
-    out = protected(out, wanted, config.metrics.anonymity_minimum, config.calendar)
+    out = fill_org(run, [k for k in computed if not isinstance(k.measure, Derived)], out, early)
+    out = [v for v in out if within(parts[v.kpi], v)]
+    out = protected(out, computed, config.metrics.anonymity_minimum, config.calendar)
+    if plan is not None:
+        index.add([v for v in plan.stored if parts[v.kpi] is not None
+                   and not within(parts[v.kpi], v)])
     index.add(out)
     first = {kind: run.window.first_shown(kind) for kind in KINDS}
     out = [v for v in out if v.period_start >= first[v.period]]  # lead-in inputs go
-    for kpi in wanted:
+    for kpi in computed:
         if isinstance(kpi.measure, Derived):
             derived = [with_reason(registry, v) for kind in kpi.periods for grain in kpi.grains
                        for v in kpi.measure.derive(run, index, kind, grain)]
             index.add(derived)
             out += derived
     out = served(run, wanted, out)
-    for table in run.tables.values():
-        table.drop(connection)
+    scope = Scope({k.name for k in wanted}, {n for n, p in parts.items() if p is None},
+                  {(n, kind, start) for n, p in parts.items() if p
+                   for kind, starts in p.items() for start in starts})
+    return out, scope
+
+
+def unique(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
     return out
+
+
+def within(periods: Periods | None, value: KpiValue) -> bool:
+    return periods is None or value.period_start in periods.get(value.period, ())
 
 
 def protected(values: list[KpiValue], kpis: list[Kpi], minimum: int,
@@ -175,16 +252,20 @@ def lead_in_inputs(kpis: list[Kpi]) -> set[str]:
             for name in kpi.measure.inputs}
 
 
-def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi], *,
-                   lead_in: bool = False) -> list[KpiValue]:
+def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi], *, lead_in: bool = False,
+                   periods: Periods | None = None) -> list[KpiValue]:
     """The Ratio and Total KPIs of one fact, every period kind and grain (from the window's
     lead-in year with `lead_in`; such values are inputs, dropped before they are shown).
 
     PostgreSQL reads the staged table once per period kind, every grain a grouping set of one
-    GROUP BY; SQLite has no GROUPING SETS and runs one GROUP BY per grain.
+    GROUP BY; SQLite has no GROUPING SETS and runs one GROUP BY per grain. With `periods`, only
+    the listed periods of each kind.
     """
     out: list[KpiValue] = []
     for kind in KINDS:
+        if periods is not None and kind not in periods:
+            continue
+        starts = None if periods is None else periods[kind]
         mine = [k for k in kpis if kind in k.periods]
         grains = sorted({g for k in mine for g in k.grains})
         if not grains:
@@ -193,20 +274,20 @@ def aggregate_fact(run: Run, fact: Fact, kpis: list[Kpi], *,
         if run.dialect == "postgresql":
             out += grouped_values(run, fact, kind, grains, mine,
                                   [c for k in mine for c in measure_columns(run.table(fact.table), k)],
-                                  since=since)
+                                  since=since, starts=starts)
         else:
             for grain in grains:
                 out += grain_values(run, fact, kind, grain, [k for k in mine if grain in k.grains],
-                                    since)
+                                    since, starts)
     return out
 
 
 def grain_values(run: Run, fact: Fact, kind: str, grain: str, kpis: list[Kpi],
-                 since: date | None = None) -> list[KpiValue]:
+                 since: date | None = None, starts: set[date] | None = None) -> list[KpiValue]:
     table = run.table(fact.table)
     period, key = run.period_column(fact, kind), run.grain_column(fact, grain)
     columns = [c for k in kpis for c in measure_columns(table, k)]
-    query = (select(period, key, *columns).where(*scope(run, fact, table, kind, since),
+    query = (select(period, key, *columns).where(*scope(run, fact, table, kind, since, starts),
                                                  key.is_not(None))
              .group_by(period, key))
     cells = [(k, 2 + 3 * i) for i, k in enumerate(kpis)]
@@ -215,7 +296,8 @@ def grain_values(run: Run, fact: Fact, kind: str, grain: str, kpis: list[Kpi],
 
 
 def grouped_values(run: Run, fact: Fact, kind: str, grains: list[str], kpis: list[Kpi],
-                   columns: list[Any], *where: Any, since: date | None = None) -> list[KpiValue]:
+                   columns: list[Any], *where: Any, since: date | None = None,
+                   starts: set[date] | None = None) -> list[KpiValue]:
     """One GROUP BY GROUPING SETS over `fact` for every grain of `grains` (PostgreSQL).
 
     `columns` holds (value, count, excluded) for each KPI of `kpis`, in order; each grain's rows
@@ -230,7 +312,7 @@ def grouped_values(run: Run, fact: Fact, kind: str, grains: list[str], kpis: lis
     # GROUPING(k1, k2, ...) has a 0 bit for each key its grouping set groups by.
     which = func.grouping(*keys) if keys else literal(0)
     query = (select(period, which, *keys, *columns)
-             .where(*scope(run, fact, table, kind, since), *where)
+             .where(*scope(run, fact, table, kind, since, starts), *where)
              .group_by(func.grouping_sets(*sets)))
     everything = (1 << len(keys)) - 1
     grain_of = {everything ^ (1 << (len(keys) - 1 - i)): (g, 2 + i) for i, g in enumerate(keyed)}
@@ -254,11 +336,15 @@ def row_values(cells: list[tuple[Kpi, int]], kind: str, grain: str, start: Any, 
                      _int(row[i + 1]), _int(row[i + 2])) for kpi, i in cells]
 
 
-def scope(run: Run, fact: Fact, table: Any, kind: str, since: date | None = None) -> list[Any]:
-    """The rows of the shown periods of `kind` (from `since` for lead-in inputs)."""
+def scope(run: Run, fact: Fact, table: Any, kind: str, since: date | None = None,
+          starts: set[date] | None = None) -> list[Any]:
+    """The rows of the shown periods of `kind` (from `since` for lead-in inputs; of the periods
+    starting on `starts` only, when given)."""
     period = run.period_column(fact, kind)
     conditions = [period.is_not(None), period >= (since or run.window.first_shown(kind)),
                   period <= run.window.today]
+    if starts is not None:
+        conditions.append(period.in_(sorted(starts)))
     if fact.where is not None:
         conditions.append(fact.where(table))
     return conditions
@@ -279,26 +365,31 @@ def measure_columns(table: Any, kpi: Kpi) -> list[Any]:
     return [value, fed, excluded]
 
 
-def median_values(run: Run, kpi: Kpi) -> list[KpiValue]:
+def median_values(run: Run, kpi: Kpi, periods: Periods | None = None) -> list[KpiValue]:
     assert isinstance(kpi.measure, Median)
     fact, out = FACTS[kpi.fact], []
     table = run.table(fact.table)
     for kind in kpi.periods:
+        if periods is not None and kind not in periods:
+            continue
+        starts = None if periods is None else periods[kind]
         if run.dialect == "postgresql":
             value = kpi.measure.value(table)
             columns = [func.percentile_cont(0.5).within_group(value), func.count(value),
                        func.sum(case((value.is_(None), 1), else_=0))]
             out += grouped_values(run, fact, kind, sorted(kpi.grains), [kpi], columns,
-                                  kpi.measure.where(table))
+                                  kpi.measure.where(table), starts=starts)
             continue
         for grain in kpi.grains:
             out += [KpiValue(kpi.name, kind, as_date(r[0]), grain, str(r[1]), _float(r[2]),
                              _int(r[3]), _int(r[4]))
-                    for r in run.connection.execute(median_query(run, fact, table, kpi, kind, grain))]
+                    for r in run.connection.execute(
+                        median_query(run, fact, table, kpi, kind, grain, starts))]
     return out
 
 
-def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: str) -> Select[Any]:
+def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: str,
+                 starts: set[date] | None = None) -> Select[Any]:
     """The middle row (or the mean of the two middle rows) per period and key, by window functions
     (SQLite has no percentile_cont)."""
     assert isinstance(kpi.measure, Median)
@@ -309,7 +400,8 @@ def median_query(run: Run, fact: Fact, table: Any, kpi: Kpi, kind: str, grain: s
         select(period.label("p"), key.label("k"), value.label("v"), valid.label("ok"),
                func.row_number().over(partition_by=(period, key, valid), order_by=value).label("rn"),
                func.sum(valid).over(partition_by=(period, key)).label("n"))
-        .where(*scope(run, fact, table, kind), key.is_not(None), kpi.measure.where(table))
+        .where(*scope(run, fact, table, kind, None, starts), key.is_not(None),
+               kpi.measure.where(table))
         .subquery("ranked")
     )
     r = ranked.c
@@ -384,24 +476,64 @@ def compute_all(engine: Engine, config: MetricConfig, *, now: datetime | None = 
     """Compute every KPI as of `now`, store the values and snapshots, evaluate goals and alerts.
 
     When none of the inputs moved since the last computation (metrics.reuse), its stored values
-    stand and nothing is recomputed, unless `force`.
+    stand and nothing is recomputed, unless `force`. When only records moved, only the values
+    whose staged rows moved are recomputed (metrics.incremental).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     with engine.begin() as connection:
         inputs = reuse.fingerprint(connection, config, only, now)
         kept = None if force else reuse.reusable(connection, config, inputs, now)
         if kept is None:
-            values = compute_values(connection, config, now=now, only=only)
+            values, scope, token = changed_values(connection, config, now, only, force)
+    watched = watched_kpis(config) & {kpi.name for kpi in needed(REGISTRY, only)}
     if kept is None:
-        computation_id, changed = store_values(engine, values, as_of=now, inputs=inputs)
+        computation_id, changed = store_values(engine, values, as_of=now, inputs=inputs,
+                                               scope=scope)
+        if token is not None:
+            incremental.confirm(engine, computation_id, token)
         if config.metrics.snapshot_days:
             prune_snapshots(engine, older_than=datetime.now(UTC)
                             - timedelta(days=config.metrics.snapshot_days))
-        result = ComputeResult(computation_id, now, values, changed)
+        if scope is None:
+            result = ComputeResult(computation_id, now, values, changed)
+        else:  # values of the other periods stand: goals and alerts read the store
+            result = ComputeResult(computation_id, now, stored_values(engine, watched), changed,
+                                   kept_values=standing_count(engine, computation_id),
+                                   recomputed=len(values))
     else:  # the kept values stay in the store; only those goals and alerts look at are read
         computation_id, standing = record_reuse(engine, kept, as_of=now, inputs=inputs)
-        watched = watched_kpis(config) & {kpi.name for kpi in needed(REGISTRY, only)}
         result = ComputeResult(computation_id, now, stored_values(engine, watched), 0,
                                reused_from=kept, kept_values=standing)
     result.alerts = evaluate_alerts(engine, config, result)
     return result
+
+
+def changed_values(connection: Connection, config: MetricConfig, now: datetime,
+                   only: Iterable[str] | None,
+                   force: bool) -> tuple[list[KpiValue], Scope | None, str | None]:
+    """The values to store: every one (no scope), or only those whose staged rows moved since the
+    computation the store holds, with the scope they cover; and the token of the staged facts
+    kept for the next computation (none for a computation of some KPIs only)."""
+    run = open_run(connection, config, now)
+    check_roles(connection, config)
+    stage_all(run)
+    staged = {fact.table: run.table(fact.table) for fact in FACTS.values()}
+    base = incremental.base_inputs(config, now, missing_inputs(
+        connection, {n for kpi in REGISTRY for n in kpi.needs}))
+    plan = None
+    if only is None and not force and incremental.ready(connection, base):
+        moved = incremental.moved(connection, staged)
+        if moved is not None:
+            inputs = {(name, grain) for kpi in REGISTRY if isinstance(kpi.measure, Derived)
+                      for name in kpi.measure.inputs for grain in kpi.grains}  # a derived
+            plan = Plan(moved, incremental.standing_values(connection, inputs))  # KPI reads its grain
+    values, scope = run_values(run, REGISTRY, only, plan)
+    token = None if only is not None else incremental.keep_base(connection, staged, base)
+    drop_staged(run)
+    return values, None if plan is None else scope, token
+
+
+def standing_count(engine: Engine, computation_id: int) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(reuse.COMPUTATIONS.c["values"]).where(
+            reuse.COMPUTATIONS.c.id == computation_id)).scalar_one())

@@ -38,11 +38,11 @@ def stage_lead_activities(run: Run) -> Any:
     is read per lead twice more (replies, follow-ups). Activities dated before the lead existed
     (the contact's older history) are no part of the lead's.
     """
-    act, l, own = base(Activity, "act"), base(Lead, "l"), base(Lead, "own")
+    act, ld, own = base(Activity, "act"), base(Lead, "l"), base(Lead, "own")
     conv = run.tables["kpi_converted"] = stage(
         run.connection, "kpi_converted", text("src", "contact", "lead"),
-        select(l.c.source, l.c.converted_contact_id, l.c.external_id)
-        .where(live(l), l.c.converted_contact_id.is_not(None)), index=("src", "contact"))
+        select(ld.c.source, ld.c.converted_contact_id, ld.c.external_id)
+        .where(live(ld), ld.c.converted_contact_id.is_not(None)), index=("src", "contact"))
     lead = func.coalesce(act.c.lead_id, conv.c.lead)
     query = (
         select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
@@ -60,7 +60,7 @@ def stage_lead_activities(run: Run) -> Any:
 
 def stage_leads(run: Run) -> None:
     roles = run.config.metrics.roles
-    l, u = base(Lead, "l"), base(User, "u")
+    ld, u = base(Lead, "l"), base(User, "u")
     act = stage_lead_activities(run)
     act2 = act.alias("act2")
     outbound = and_(act.c.direction == "outbound", act.c.owner.is_not(None))
@@ -84,24 +84,24 @@ def stage_leads(run: Run) -> None:
                func.sum(flag(and_(outbound, act.c.occurred_at > touch.c.first_out,
                                   or_(touch.c.reply_at.is_(None),
                                       act.c.occurred_at < touch.c.reply_at),
-                                  or_(l.c.converted_at.is_(None),
-                                      act.c.occurred_at < l.c.converted_at)))).label("n"))
-        .select_from(touch.join(l, same_record(l, touch.c.src, touch.c.lead))
+                                  or_(ld.c.converted_at.is_(None),
+                                      act.c.occurred_at < ld.c.converted_at)))).label("n"))
+        .select_from(touch.join(ld, same_record(ld, touch.c.src, touch.c.lead))
                      .join(act, and_(act.c.src == touch.c.src, act.c.lead == touch.c.lead)))
         .group_by(touch.c.src, touch.c.lead, touch.c.first_out).subquery("follow")
     )
-    qualified = or_(lowered_in(l.c.status, roles.qualified_lead_statuses),
-                    l.c.is_converted.is_(True))
+    qualified = or_(lowered_in(ld.c.status, roles.qualified_lead_statuses),
+                    ld.c.is_converted.is_(True))
     query = (
-        select(l.c.source, l.c.external_id, l.c.owner_id, u.c.team, l.c.lead_source,
-               flag(qualified), flag(l.c.is_converted.is_(True)),
+        select(ld.c.source, ld.c.external_id, ld.c.owner_id, u.c.team, ld.c.lead_source,
+               flag(qualified), flag(ld.c.is_converted.is_(True)),
                case((follow.c.first_out.is_not(None),
-                     hours_between(run.dialect, follow.c.first_out, l.c.created_at))),
-               follow.c.n, *instant_periods(run, l.c.created_at, "l_"))
-        .select_from(l.outerjoin(u, same_record(u, l.c.source, l.c.owner_id))
-                     .outerjoin(follow, and_(follow.c.src == l.c.source,
-                                             follow.c.lead == l.c.external_id)))
-        .where(live(l), l.c.created_at >= run.bucketer.lead_in_instant())  # growth's lead-in
+                     hours_between(run.dialect, follow.c.first_out, ld.c.created_at))),
+               follow.c.n, *instant_periods(run, ld.c.created_at, "l_"))
+        .select_from(ld.outerjoin(u, same_record(u, ld.c.source, ld.c.owner_id))
+                     .outerjoin(follow, and_(follow.c.src == ld.c.source,
+                                             follow.c.lead == ld.c.external_id)))
+        .where(live(ld), ld.c.created_at >= run.bucketer.lead_in_instant())  # growth's lead-in
     )
     columns = [*text("src", "lead", "rep", "team", "source"), *ints("is_qualified", "is_converted"),
                *floats("response_hours"), *ints("follow_ups"), *instant_period_columns(run, "l_")]
@@ -120,13 +120,13 @@ def well_formed(table: Any) -> ColumnElement[bool]:
 
 
 def stage_people(run: Run) -> None:
-    l, c = base(Lead, "l"), base(Contact, "c")
+    ld, c = base(Lead, "l"), base(Contact, "c")
     start_utc, _ = run.bucketer.window_instants()
     parts = [
         select(literal(kind), t.c.lead_source, flag(well_formed(t)),
                *instant_periods(run, t.c.created_at, "p_"))
         .where(live(t), t.c.created_at >= start_utc)
-        for kind, t in (("lead", l), ("contact", c))
+        for kind, t in (("lead", ld), ("contact", c))
     ]
     columns = [*text("kind", "source"), *ints("quality"), *instant_period_columns(run, "p_")]
     run.tables["kpi_person"] = stage(run.connection, "kpi_person", columns, union_all(*parts))

@@ -3,7 +3,8 @@
 `kpi_values` holds the newest value of each (kpi, period, period start, grain, key);
 `kpi_snapshots` keeps every version a later computation replaced (or stopped producing), so a
 value's history is its snapshots plus its current row, recomputing unchanged data adds nothing and
-`kpisync kpis --history` shows how values moved. `kpi_alert_state` remembers which alerts are crossed, so each crossing is sent once.
+`kpisync kpis --history` shows how values moved. `kpi_alert_state` remembers which alerts are
+crossed, so each crossing is sent once.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def hours_between(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
     return seconds / 3600.0  # julianday is a float: rounding to milliseconds drops its noise
 
 
-def add_days(dialect: str, day: Any, days: int) -> ColumnElement[Any]:
+def add_days(dialect: str, day: ColumnElement[Any], days: int) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return day + literal(days, Integer)
     return func.date(day, f"{days:+d} days")

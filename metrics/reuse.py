@@ -14,6 +14,7 @@ two. Anything else recomputes: the check is cheap and errs towards recomputing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable
@@ -96,10 +97,8 @@ def settings_digest(config: MetricConfig) -> str:
 def code_digest() -> str:
     """The installed version and the engine's own source: a changed formula recomputes."""
     digest = hashlib.sha256()
-    try:
+    with contextlib.suppress(metadata.PackageNotFoundError):
         digest.update(metadata.version("kpisync").encode())
-    except metadata.PackageNotFoundError:
-        pass
     for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()

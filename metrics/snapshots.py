@@ -37,7 +37,7 @@ from sqlalchemy import (
 
 from kpisync.store.types import UTCDateTime
 from kpisync.store.upsert import dialect_insert
-from metrics.declaration import KpiValue
+from metrics.declaration import KpiValue, Scope
 from metrics.models import KpiComputation, KpiSnapshot, KpiValueRecord
 from metrics.portable import stage
 
@@ -57,10 +57,12 @@ def fresh_columns() -> list[Column[Any]]:
 
 
 def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
-                 inputs: str | None = None) -> tuple[int, int]:
+                 inputs: str | None = None, scope: Scope | None = None) -> tuple[int, int]:
     """Save one computation; returns (computation id, values that changed). Idempotent.
 
     `inputs` is the computation's fingerprint (metrics.reuse), kept so the next one can reuse it.
+    Without `scope` the values replace every stored value of their KPIs; with one (an incremental
+    computation, metrics.incremental) only the stored values inside it, the rest stand.
     """
     started = datetime.now(UTC)
     kpis = sorted({v.kpi for v in values})
@@ -72,20 +74,48 @@ def store_values(engine: Engine, values: Sequence[KpiValue], *, as_of: datetime,
         fresh = load_fresh(connection, values)
         changed = stage(connection, "kpi_changed", fresh_columns(), changed_query(fresh))
         count = connection.execute(select(func.count()).select_from(changed)).scalar_one()
-        stale = and_(VALUES.c.kpi.in_(kpis), ~exists().where(same_key(fresh, VALUES)))
-        superseded = exists().where(same_key(changed, VALUES))
+        temporary = [fresh, changed]
+        gone = ~exists().where(same_key(fresh, VALUES))
+        if scope is None:
+            stale = and_(VALUES.c.kpi.in_(kpis), gone) if kpis else None
+        else:  # driven from the slices, so the key index finds the few stored values they cover
+            slices = load_slices(connection, scope)
+            ids = stage(connection, "kpi_stale", [Column("id", Integer)], union_all(
+                select(VALUES.c.id).select_from(slices.join(VALUES, and_(*[
+                    slices.c[name] == VALUES.c[name] for name in ("kpi", "period", "period_start")
+                ]))).where(gone),
+                select(VALUES.c.id).where(VALUES.c.kpi.in_(sorted(scope.whole)), gone)))
+            temporary += [slices, ids]
+            stale = VALUES.c.id.in_(select(ids.c.id))
+        superseded = VALUES.c.id.in_(select(VALUES.c.id).select_from(  # driven from the few
+            changed.join(VALUES, same_key(changed, VALUES))))  # changed, by the key index
         archive(connection, superseded)
-        if kpis:
+        if stale is not None:
             archive(connection, stale)
         upsert(connection, changed, [literal(computation_id, Integer),
                                      literal(started, UTCDateTime())])
-        if kpis:
+        if stale is not None:
             connection.execute(delete(VALUES).where(stale))
+        standing = len(values) if scope is None else connection.execute(
+            select(func.count()).where(VALUES.c.kpi.in_(sorted(scope.kpis)))).scalar_one()
         connection.execute(update(COMPUTATIONS).where(COMPUTATIONS.c.id == computation_id)
-                           .values(changed=count, finished_at=datetime.now(UTC)))
-        for table in (fresh, changed):
+                           .values(changed=count, values=standing, finished_at=datetime.now(UTC)))
+        for table in temporary:
             table.drop(connection)
     return computation_id, int(count)
+
+
+def load_slices(connection: Connection, scope: Scope) -> Table:
+    """A temporary table of the (KPI, period kind, period start) an incremental computation covers."""
+    table = Table("kpi_slices", MetaData(), Column("kpi", String), Column("period", String),
+                  Column("period_start", Date), prefixes=["TEMPORARY"])
+    table.drop(connection, checkfirst=True)
+    table.create(connection)
+    if scope.sliced:
+        connection.execute(table.insert(), [{"kpi": k, "period": p, "period_start": s}
+                                            for k, p, s in sorted(scope.sliced)])
+    connection.exec_driver_sql("CREATE INDEX kpi_slices_key ON kpi_slices (kpi, period, period_start)")
+    return table
 
 
 def record_reuse(engine: Engine, kept: int, *, as_of: datetime, inputs: str) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from kpisync.store.models import (
@@ -50,7 +51,7 @@ def base(model: Any, name: str) -> Any:
     return model.__table__.alias(name)
 
 
-def live(table: Any) -> ColumnElement[bool]:
+def live(table: FromClause) -> ColumnElement[bool]:
     return table.c.deleted_at.is_(None)
 
 
@@ -93,7 +94,7 @@ def as_date(run: Run, value: Any) -> ColumnElement[Any]:
     return cast(value, Date) if run.dialect == "postgresql" else func.date(value)
 
 
-def region_of(run: Run, account: Any, user: Any) -> ColumnElement[Any]:
+def region_of(run: Run, account: FromClause, user: FromClause) -> ColumnElement[Any]:
     if run.config.metrics.roles.region == "rep":
         return user.c.region
     return func.coalesce(account.c.region, account.c.country)
@@ -123,14 +124,14 @@ def segment_keys(connection: Any, name: str) -> dict[str, str]:
     return keys
 
 
-def segment_of(run: Run, account: Any) -> ColumnElement[Any]:
+def segment_of(run: Run, account: FromClause) -> ColumnElement[Any]:
     """The account's segment, from the custom field metrics.roles.segment_field names (by its
     name or its label in each source)."""
     name = run.config.metrics.roles.segment_field
     if not name:
         return literal(None, String)
     keys = segment_keys(run.connection, name)
-    by_name = account.c.custom[name].as_string()
+    by_name: ColumnElement[Any] = account.c.custom[name].as_string()
     if not keys:
         return by_name
     return case(*[(account.c.source == source, account.c.custom[key].as_string())

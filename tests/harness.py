@@ -24,11 +24,16 @@ and `Served` offers:
 from __future__ import annotations
 
 import importlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from emulators.org.model import Org
 
 CRMS = ("hubspot", "salesforce", "vtiger", "vtiger_stock82")  # kit modules; one CRM may have two
 
@@ -73,6 +78,7 @@ class Served:
 
     env: Any
     source: str
+    kit_name: str = ""  # set by suites that vary expectations per kit
 
     @property
     def emulator(self) -> Any:
@@ -82,18 +88,44 @@ class Served:
         return self.env.connector(**options)
 
     def settings_file(self, folder: Path, store_url: str, **options: Any) -> Path:
-        return self.env.settings_file(folder, store_url, **options)
+        path: Path = self.env.settings_file(folder, store_url, **options)
+        return path
 
     def bad_credentials(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def unreachable(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def generous_limits(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def assert_store_equals_truth(self, engine: Engine) -> None:
+        raise NotImplementedError
+
+    def change_deals(self, count: int, seed: int) -> set[str]:
+        raise NotImplementedError
+
+    def delete_deal(self) -> str:
+        raise NotImplementedError
+
+    def tie_all_deals(self, at: datetime) -> None:
         raise NotImplementedError
 
     def bad_token_connector(self) -> Any:
         return self.env.connector(**self.bad_credentials())
 
 
-def available_kits() -> list[object]:
+class Kit(Protocol):
+    name: str
+    deal_stream: str  # the stream deals are read by
+
+    def serve(self, org: Org, **emulator_options: Any) -> AbstractContextManager[Served]: ...
+
+
+def available_kits() -> list[Kit]:
     """Every CRM kit present in tests/; a CRM without a kit yet is simply not in the list."""
-    kits = []
+    kits: list[Kit] = []
     for crm in CRMS:
         try:
             module = importlib.import_module(f"tests.kit_{crm}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectors.hubspot import HubSpotConnector
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.model import Org
 from kpisync.config import parse_settings
@@ -33,10 +34,12 @@ class HubSpotEnv:
         options.update(extra)
         return options
 
-    def connector(self, **extra: Any):  # type: ignore[no-untyped-def]
+    def connector(self, **extra: Any) -> HubSpotConnector:
         os.environ[TOKEN_ENV] = TOKEN
         settings = parse_settings({"sources": {SOURCE: self.options(**extra)}})
-        return build_connector(settings.source(SOURCE))
+        connector = build_connector(settings.source(SOURCE))
+        assert isinstance(connector, HubSpotConnector)
+        return connector
 
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         os.environ[TOKEN_ENV] = TOKEN

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.hubspot.schema import snake_case
 from emulators.org.model import Org
@@ -123,20 +124,22 @@ def expected_rows(dump: dict[str, Any], org: Org) -> dict[str, dict[str, tuple[A
 def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ...]]]:
     """The same shape read back from the store (live rows only)."""
     queries = {
-        "account": select(Account.external_id, Account.name, Account.type, Account.country,
-                          Account.owner_id, Account.custom).where(Account.deleted_at.is_(None)),
-        "contact": select(Contact.external_id, Contact.email, Contact.last_name, Contact.account_id,
-                          Contact.custom).where(Contact.deleted_at.is_(None)),
-        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted,
-                       Lead.converted_at).where(Lead.deleted_at.is_(None)),
-        "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
-                       Deal.owner_id, Deal.account_id, Deal.custom).where(Deal.deleted_at.is_(None)),
-        "line_item": select(LineItem.external_id, LineItem.deal_id, LineItem.product,
-                            LineItem.quantity, LineItem.unit_price).where(LineItem.deleted_at.is_(None)),
-        "activity": select(Activity.external_id, Activity.kind, Activity.owner_id, Activity.contact_id,
-                           Activity.deal_id).where(Activity.deleted_at.is_(None)),
-        "survey_response": select(SurveyResponse.external_id, SurveyResponse.score,
-                                  SurveyResponse.contact_id).where(SurveyResponse.deleted_at.is_(None)),
+        "account": select(col(Account.external_id), col(Account.name), col(Account.type), col(Account.country),
+                          col(Account.owner_id), col(Account.custom)).where(col(Account.deleted_at).is_(None)),
+        "contact": select(col(Contact.external_id), col(Contact.email), col(Contact.last_name), col(Contact.account_id),
+                          col(Contact.custom)).where(col(Contact.deleted_at).is_(None)),
+        "lead": select(col(Lead.external_id), col(Lead.email), col(Lead.status), col(Lead.is_converted),
+                       col(Lead.converted_at)).where(col(Lead.deleted_at).is_(None)),
+        "deal": select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.stage),
+                       col(Deal.close_date), col(Deal.owner_id), col(Deal.account_id),
+                       col(Deal.custom)).where(col(Deal.deleted_at).is_(None)),
+        "line_item": select(col(LineItem.external_id), col(LineItem.deal_id), col(LineItem.product),
+                            col(LineItem.quantity), col(LineItem.unit_price)).where(col(LineItem.deleted_at).is_(None)),
+        "activity": select(col(Activity.external_id), col(Activity.kind), col(Activity.owner_id),
+                           col(Activity.contact_id), col(Activity.deal_id))
+        .where(col(Activity.deleted_at).is_(None)),
+        "survey_response": select(col(SurveyResponse.external_id), col(SurveyResponse.score),
+                                  col(SurveyResponse.contact_id)).where(col(SurveyResponse.deleted_at).is_(None)),
     }
     found: dict[str, dict[str, tuple[Any, ...]]] = {}
     with engine.connect() as connection:
@@ -170,4 +173,4 @@ def assert_store_equals_truth(engine: Engine, source: str, dump: dict[str, Any],
 def owners_in_store(engine: Engine) -> dict[str, tuple[Any, ...]]:
     with engine.connect() as connection:
         return {r[0]: tuple(r[1:]) for r in connection.execute(
-            select(User.external_id, User.name, User.team, User.is_active))}
+            select(col(User.external_id), col(User.name), col(User.team), col(User.is_active)))}

@@ -48,7 +48,7 @@ class ServedHubSpot(Served):
     def delete_deal(self) -> str:
         """A deal archived, and a line item of another deal (a product taken off it)."""
         dump = self.emulator.dump()
-        rid = sorted(dump["deals"])[1]
+        rid: str = sorted(dump["deals"])[1]
         self.emulator.archive("deals", rid)
         item = min(i for i, r in dump["line_items"].items() if not r["archived"]
                    and rid not in r["associations"].get("deals", {}))

@@ -47,7 +47,7 @@ class ServedSalesforce(Served):
         return set(ids)
 
     def delete_deal(self) -> str:
-        rid = sorted(self.emulator.live("Opportunity"))[1]
+        rid: str = sorted(self.emulator.live("Opportunity"))[1]
         self.emulator.delete("Opportunity", rid)
         return rid
 

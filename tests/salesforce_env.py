@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectors.salesforce import SalesforceConnector
 from emulators.org.model import Org
 from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.config import parse_settings
@@ -36,9 +37,11 @@ class SalesforceEnv:
         options.update(extra)
         return {k: v for k, v in options.items() if v is not None}
 
-    def connector(self, **extra: Any):  # type: ignore[no-untyped-def]
+    def connector(self, **extra: Any) -> SalesforceConnector:
         settings = parse_settings({"sources": {SOURCE: self.options(**extra)}})
-        return build_connector(settings.source(SOURCE))
+        connector = build_connector(settings.source(SOURCE))
+        assert isinstance(connector, SalesforceConnector)
+        return connector
 
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         return write_settings_file(folder, store_url, SOURCE, self.options(**extra))

@@ -5,10 +5,13 @@ Written independently of the connector's mappers, so a mapping bug shows up as a
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from kpisync.store.models import (
     Account,
@@ -20,6 +23,7 @@ from kpisync.store.models import (
     Lead,
     LineItem,
     Quota,
+    RecordBase,
     SurveyResponse,
     User,
 )
@@ -77,7 +81,9 @@ def expected_rows(dump: Dump) -> dict[str, dict[str, tuple[Any, ...]]]:
 
 def expected_rates_and_quotas(dump: Dump) -> dict[str, dict[str, tuple[Any, ...]]]:
     """Dated rates where the org has them, else CurrencyType; revenue (IsAmount) quotas."""
-    open_end = lambda day, edge: None if day is None or day.year == edge else day  # noqa: E731
+    def open_end(day: date | None, edge: int) -> date | None:
+        return None if day is None or day.year == edge else day
+
     if "DatedConversionRate" in dump:
         rates = {rid: (r["IsoCode"], r["ConversionRate"], open_end(r["StartDate"], 1),
                        open_end(r["NextStartDate"], 9999))
@@ -103,30 +109,32 @@ def expected_stage_paths(dump: Dump) -> dict[str, list[str]]:
 
 
 def store_rows(engine: Engine) -> dict[str, dict[str, tuple[Any, ...]]]:
-    live = lambda model: model.deleted_at.is_(None)
+    def live(model: type[RecordBase]) -> ColumnElement[bool]:
+        return col(model.deleted_at).is_(None)
+
     queries = {
-        "user": select(User.external_id, User.name, User.email, User.team, User.manager_id,
-                       User.started_on, User.is_active),
-        "account": select(Account.external_id, Account.name, Account.type, Account.country,
-                          Account.owner_id, Account.custom).where(live(Account)),
-        "contact": select(Contact.external_id, Contact.email, Contact.last_name,
-                          Contact.account_id, Contact.custom).where(live(Contact)),
-        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted,
-                       Lead.converted_contact_id).where(live(Lead)),
-        "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.is_won,
-                       Deal.close_date, Deal.owner_id, Deal.account_id, Deal.currency,
-                       Deal.custom).where(live(Deal)),
-        "line_item": select(LineItem.external_id, LineItem.deal_id, LineItem.product,
-                            LineItem.quantity, LineItem.unit_price).where(live(LineItem)),
-        "survey_response": select(SurveyResponse.external_id, SurveyResponse.score,
-                                  SurveyResponse.contact_id).where(live(SurveyResponse)),
-        "activity": select(Activity.external_id, Activity.kind, Activity.owner_id,
-                           Activity.contact_id, Activity.deal_id).where(live(Activity)),
-        "exchange_rate": select(ExchangeRate.external_id, ExchangeRate.currency, ExchangeRate.rate,
-                                ExchangeRate.valid_from, ExchangeRate.valid_until)
+        "user": select(col(User.external_id), col(User.name), col(User.email), col(User.team), col(User.manager_id),
+                       col(User.started_on), col(User.is_active)),
+        "account": select(col(Account.external_id), col(Account.name), col(Account.type), col(Account.country),
+                          col(Account.owner_id), col(Account.custom)).where(live(Account)),
+        "contact": select(col(Contact.external_id), col(Contact.email), col(Contact.last_name),
+                          col(Contact.account_id), col(Contact.custom)).where(live(Contact)),
+        "lead": select(col(Lead.external_id), col(Lead.email), col(Lead.status), col(Lead.is_converted),
+                       col(Lead.converted_contact_id)).where(live(Lead)),
+        "deal": select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.stage), col(Deal.is_won),
+                       col(Deal.close_date), col(Deal.owner_id), col(Deal.account_id), col(Deal.currency),
+                       col(Deal.custom)).where(live(Deal)),
+        "line_item": select(col(LineItem.external_id), col(LineItem.deal_id), col(LineItem.product),
+                            col(LineItem.quantity), col(LineItem.unit_price)).where(live(LineItem)),
+        "survey_response": select(col(SurveyResponse.external_id), col(SurveyResponse.score),
+                                  col(SurveyResponse.contact_id)).where(live(SurveyResponse)),
+        "activity": select(col(Activity.external_id), col(Activity.kind), col(Activity.owner_id),
+                           col(Activity.contact_id), col(Activity.deal_id)).where(live(Activity)),
+        "exchange_rate": select(col(ExchangeRate.external_id), col(ExchangeRate.currency), col(ExchangeRate.rate),
+                                col(ExchangeRate.valid_from), col(ExchangeRate.valid_until))
         .where(live(ExchangeRate)),
-        "quota": select(Quota.external_id, Quota.owner_id, Quota.period_kind, Quota.period_start,
-                        Quota.amount).where(live(Quota)),
+        "quota": select(col(Quota.external_id), col(Quota.owner_id), col(Quota.period_kind), col(Quota.period_start),
+                        col(Quota.amount)).where(live(Quota)),
     }
     with engine.connect() as connection:
         return {entity: {row[0]: normal_values(tuple(row[1:])) for row in connection.execute(query)}
@@ -135,10 +143,10 @@ def store_rows(engine: Engine) -> dict[str, dict[str, tuple[Any, ...]]]:
 
 def store_stage_paths(engine: Engine) -> dict[str, list[str]]:
     with engine.connect() as connection:
-        rows = connection.execute(select(DealStageChange.deal_id, DealStageChange.stage)
-                                  .where(DealStageChange.deleted_at.is_(None))
-                                  .order_by(DealStageChange.deal_id, DealStageChange.entered_at,
-                                            DealStageChange.external_id)).all()
+        rows = connection.execute(select(col(DealStageChange.deal_id), col(DealStageChange.stage))
+                                  .where(col(DealStageChange.deleted_at).is_(None))
+                                  .order_by(col(DealStageChange.deal_id), col(DealStageChange.entered_at),
+                                            col(DealStageChange.external_id))).all()
     paths: dict[str, list[str]] = {}
     for deal_id, stage in rows:
         paths.setdefault(deal_id, []).append(stage)

@@ -58,7 +58,7 @@ def assert_one_clear_error(done: subprocess.CompletedProcess[str], *needles: str
         assert needle in done.stderr, done.stderr
 
 
-def test_malformed_settings(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_settings(synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     _, store = synced
     before = data_fingerprint(store)
     bad = tmp_path / "bad.toml"
@@ -67,8 +67,8 @@ def test_malformed_settings(synced, tmp_path: Path) -> None:  # type: ignore[no-
     assert data_fingerprint(store) == before
 
 
-def test_settings_are_found_by_option_before_the_command_or_by_environment(  # type: ignore[no-untyped-def]
-        synced, tmp_path: Path) -> None:
+def test_settings_are_found_by_option_before_the_command_or_by_environment(
+        synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     good = env.settings_file(tmp_path, f"sqlite:///{store}")
     bad = tmp_path / "bad.toml"
@@ -91,8 +91,8 @@ def test_settings_are_found_by_option_before_the_command_or_by_environment(  # t
     assert SOURCE in done.stdout
 
 
-def test_a_misspelt_source_option_stops_a_command_that_builds_no_connector(  # type: ignore[no-untyped-def]
-        synced, tmp_path: Path) -> None:
+def test_a_misspelt_source_option_stops_a_command_that_builds_no_connector(
+        synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     before = data_fingerprint(store)
     settings = env.settings_file(tmp_path, f"sqlite:///{store}", search_lag_second=5)
@@ -103,7 +103,7 @@ def test_a_misspelt_source_option_stops_a_command_that_builds_no_connector(  # t
     assert data_fingerprint(store) == before
 
 
-def test_missing_environment_variable(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_environment_variable(synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     before = data_fingerprint(store)
     settings = env.settings_file(tmp_path, f"sqlite:///{store}")
@@ -113,7 +113,7 @@ def test_missing_environment_variable(synced, tmp_path: Path) -> None:  # type: 
     assert data_fingerprint(store) == before
 
 
-def test_wrong_token_is_refused_without_leaking_it(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_token_is_refused_without_leaking_it(synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     before = data_fingerprint(store)
     settings = env.settings_file(tmp_path, f"sqlite:///{store}")
@@ -124,7 +124,7 @@ def test_wrong_token_is_refused_without_leaking_it(synced, tmp_path: Path) -> No
     assert data_fingerprint(store) == before
 
 
-def test_unreachable_host(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_host(synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     before = data_fingerprint(store)
     settings = env.settings_file(tmp_path, f"sqlite:///{store}", host="http://127.0.0.1:9")
@@ -133,7 +133,7 @@ def test_unreachable_host(synced, tmp_path: Path) -> None:  # type: ignore[no-un
     assert data_fingerprint(store) == before
 
 
-def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_check_reports_a_wrong_token_in_one_line(synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     settings = env.settings_file(tmp_path, f"sqlite:///{store}")
     done = kpisync("check", SOURCE, "--settings", str(settings), env={TOKEN_ENV: "pat-na1-nope-0000"})
@@ -146,8 +146,8 @@ def test_check_reports_a_wrong_token_in_one_line(synced, tmp_path: Path) -> None
             f"{left:,} more API calls today (of 500,000)") in ok.stdout, ok.stdout
 
 
-def test_check_reports_an_unreachable_host_in_seconds(  # type: ignore[no-untyped-def]
-        synced, tmp_path: Path) -> None:
+def test_check_reports_an_unreachable_host_in_seconds(
+        synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     settings = env.settings_file(tmp_path, f"sqlite:///{store}", host="http://127.0.0.1:9",
                                  fast_retries=False, timeout_seconds=60)
@@ -160,8 +160,8 @@ def test_check_reports_an_unreachable_host_in_seconds(  # type: ignore[no-untype
     assert "Traceback" not in done.stderr
 
 
-def test_a_writeback_mistake_stops_a_sync_before_it_starts(  # type: ignore[no-untyped-def]
-        synced, tmp_path: Path) -> None:
+def test_a_writeback_mistake_stops_a_sync_before_it_starts(
+        synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     before = data_fingerprint(store)
     settings = env.settings_file(tmp_path, f"sqlite:///{store}")
@@ -172,8 +172,8 @@ def test_a_writeback_mistake_stops_a_sync_before_it_starts(  # type: ignore[no-u
     assert data_fingerprint(store) == before
 
 
-def test_writeback_with_the_source_as_a_word_says_to_use_source(  # type: ignore[no-untyped-def]
-        synced, tmp_path: Path) -> None:
+def test_writeback_with_the_source_as_a_word_says_to_use_source(
+        synced: tuple[HubSpotEnv, Path], tmp_path: Path) -> None:
     env, store = synced
     settings = env.settings_file(tmp_path, f"sqlite:///{store}")
     done = kpisync("writeback", SOURCE, "--settings", str(settings), env={"COLUMNS": "200"})

@@ -395,7 +395,7 @@ def test_kpis_shows_one_period_per_table_named_in_its_title(world: World) -> Non
     assert f"{period_label(last_month, 'month')}, complete" in table.stdout
     running = kpisync("kpis", "--at", today.isoformat(), "--settings", str(world.settings))
     assert f"{period_label(period_start(today, 'month'), 'month')} to date, as of" in running.stdout
-    assert date.fromisoformat(shown[0]["period_start"]) == last_month  # type: ignore[arg-type]
+    assert date.fromisoformat(str(shown[0]["period_start"])) == last_month
 
 
 def test_db_check_and_backup_of_either_store(store_url: str, tmp_path: Path) -> None:

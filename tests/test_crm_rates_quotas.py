@@ -68,7 +68,7 @@ def three_deal_org(*, rates: bool, quotas: bool, quota_currency: str = "USD",
     return org
 
 
-def synced(org: Org, tmp_path: Path) -> tuple[Engine, dict]:  # type: ignore[type-arg]
+def synced(org: Org, tmp_path: Path) -> tuple[Engine, dict[str, Any]]:
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     with SalesforceEmulator(org) as emulator:
         connector = SalesforceEnv(org, emulator).connector()

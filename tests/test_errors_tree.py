@@ -67,9 +67,9 @@ def source_tree() -> tuple[dict[str, str | None], set[str]]:
     grown = True
     while grown:
         grown = False
-        for name, base in bases.items():
-            if base in tree and name not in tree:
-                tree[name] = base
+        for child, parent in bases.items():
+            if parent in tree and child not in tree:
+                tree[child] = parent
                 grown = True
     return tree, built
 

@@ -67,7 +67,8 @@ def search(client: HubSpot, object_type: str, **body: Any) -> Any:
 
 
 def error_of(exc: ApiException) -> dict[str, object]:
-    return json.loads(exc.body)
+    body: dict[str, object] = json.loads(exc.body)
+    return body
 
 
 def test_search_pages_through_all_matches(client: HubSpot, org: Org) -> None:
@@ -352,7 +353,10 @@ def test_stage_calculated_properties_and_owner_assigned_date(
     read = client.crm.objects.batch_api.read("deals", BatchReadInputSimplePublicObjectId(
         inputs=[{"id": rid}], properties=names + ["hubspot_owner_assigneddate"]))
     props = read.results[0].properties
-    at = lambda ms: iso(created + timedelta(milliseconds=ms))  # noqa: E731
+
+    def at(ms: int) -> str:
+        return iso(created + timedelta(milliseconds=ms))
+
     assert props["hs_v2_date_entered_qualifiedtobuy"] == at(7_200_000)  # the latest entry
     assert props["hs_v2_date_exited_qualifiedtobuy"] == at(10_800_000)
     assert props["hs_v2_latest_time_in_qualifiedtobuy"] == "3600000"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
@@ -67,8 +68,8 @@ def stored(engine: Engine) -> tuple[set[tuple[str, str, int]], dict[str, str | N
     with engine.connect() as connection:
         changes = {(deal, stage, int(at.replace(tzinfo=UTC).timestamp() * 1000))
                    for deal, stage, at in connection.execute(select(
-                       DealStageChange.deal_id, DealStageChange.stage, DealStageChange.entered_at))}
-        closers = dict(connection.execute(select(Deal.external_id, Deal.closed_owner_id)).all())
+                       col(DealStageChange.deal_id), col(DealStageChange.stage), col(DealStageChange.entered_at)))}
+        closers = dict(connection.execute(select(col(Deal.external_id), col(Deal.closed_owner_id))).all())
     return changes, closers
 
 

@@ -15,12 +15,15 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hubspot import HubSpot
 from hubspot.crm.objects import PublicObjectSearchRequest, SimplePublicObjectInputForCreate
 from hubspot.crm.objects.exceptions import ApiException
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
@@ -91,11 +94,11 @@ def test_emulator_serves_line_items_like_hubspot(env: HubSpotEnv, org: Org) -> N
     assert json.loads(caught.value.body)["subCategory"] == "READ_ONLY_VALUE"
 
 
-def stored_items(engine: Engine) -> dict[str, tuple[object, ...]]:
+def stored_items(engine: Engine) -> dict[str, tuple[Any, ...]]:
     with engine.connect() as connection:
         return {r[0]: tuple(r[1:]) for r in connection.execute(select(
-            LineItem.external_id, LineItem.deal_id, LineItem.product, LineItem.quantity,
-            LineItem.unit_price, LineItem.deleted_at, LineItem.synced_at))}
+            col(LineItem.external_id), col(LineItem.deal_id), col(LineItem.product), col(LineItem.quantity),
+            col(LineItem.unit_price), col(LineItem.deleted_at), col(LineItem.synced_at)))}
 
 
 def test_line_items_sync_full_then_incremental(sqlite_engine: Engine, env: HubSpotEnv,
@@ -142,7 +145,7 @@ def test_line_items_sync_full_then_incremental(sqlite_engine: Engine, env: HubSp
 LINE_ITEM_KPIS = ("units_sold", "cross_sell_rate")
 
 
-def test_line_item_kpis_agree_with_salesforce(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_line_item_kpis_agree_with_salesforce(tmp_path: Path) -> None:
     org = generate_org(seed=21, deals=120)
     now = datetime(2026, 10, 31, tzinfo=UTC)
     config = metric_config(parse_settings({

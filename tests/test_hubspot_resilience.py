@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select
 
+from connectors.hubspot import HubSpotConnector
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.store.models import Deal
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
@@ -19,17 +21,17 @@ from tests.hubspot_truth import assert_store_equals_truth
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=5, deals=150)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     with HubSpotEmulator(org, access_token=TOKEN) as emulator:
         yield HubSpotEnv(org, emulator)
 
 
-def test_oauth_token_expiring_during_the_sync(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_oauth_token_expiring_during_the_sync(sqlite_engine: Engine, org: Org) -> None:
     from emulators.hubspot.auth import OAuthApp
 
     app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
@@ -66,7 +68,7 @@ def test_more_than_10k_deals_on_one_timestamp(sqlite_engine: Engine) -> None:
         assert searches <= 10_150 // 200 + 6  # one tie-size query and one page read twice
 
 
-def _oauth_connector(env: HubSpotEnv):  # type: ignore[no-untyped-def]
+def _oauth_connector(env: HubSpotEnv) -> HubSpotConnector:
     import os
     os.environ["KPISYNC_TEST_HS_SECRET"] = "s3cret-client"
     os.environ["KPISYNC_TEST_HS_REFRESH"] = "refresh-abc-123"
@@ -75,7 +77,8 @@ def _oauth_connector(env: HubSpotEnv):  # type: ignore[no-untyped-def]
                          refresh_token_env="KPISYNC_TEST_HS_REFRESH")
 
 
-def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(
+        sqlite_engine: Engine, org: Org) -> None:
     from emulators.hubspot.auth import OAuthApp
     from kpisync.errors import AuthError
 

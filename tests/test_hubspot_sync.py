@@ -12,29 +12,31 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
-from kpisync.store.models import Account, Contact, Deal, DealStageChange, FieldCatalog
+from emulators.org.model import Org
+from kpisync.store.models import Account, Contact, Deal, DealStageChange, FieldCatalog, RecordBase
 from kpisync.sync import SyncOptions, sync_source
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
 from tests.hubspot_truth import assert_store_equals_truth, owners_in_store
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=11, deals=150)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     with HubSpotEmulator(org, access_token=TOKEN) as emulator:
         yield HubSpotEnv(org, emulator)
 
 
-def synced_at(engine: Engine, model) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def synced_at(engine: Engine, model: type[RecordBase]) -> dict[str, object]:
     with engine.connect() as connection:
-        return dict(connection.execute(select(model.external_id, model.synced_at)).all())
+        return dict(connection.execute(select(col(model.external_id), col(model.synced_at))).all())
 
 
 def test_full_then_incremental_sync_equals_truth(engine: Engine, env: HubSpotEnv) -> None:
@@ -73,13 +75,13 @@ def test_full_then_incremental_sync_equals_truth(engine: Engine, env: HubSpotEnv
     touched_accounts = {k for k, v in after[Account].items() if before[Account].get(k) != v}
     assert touched_accounts == {survivor, str(new_company)}
     with engine.connect() as connection:
-        gone = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
+        gone = dict(connection.execute(select(col(Deal.external_id), col(Deal.deleted_at))).all())
         assert gone[purged_deal] is not None
-        contact_gone = connection.execute(select(Contact.deleted_at).where(
-            Contact.external_id == archived_contact)).scalar()
+        contact_gone = connection.execute(select(col(Contact.deleted_at)).where(
+            col(Contact.external_id) == archived_contact)).scalar()
         assert contact_gone is not None
-        pointing_at_loser = connection.execute(select(Contact.external_id).where(
-            Contact.account_id == loser, Contact.deleted_at.is_(None))).all()
+        pointing_at_loser = connection.execute(select(col(Contact.external_id)).where(
+            col(Contact.account_id) == loser, col(Contact.deleted_at).is_(None))).all()
         assert pointing_at_loser == []
 
 
@@ -87,7 +89,7 @@ def test_stage_history_and_custom_field_drift(sqlite_engine: Engine, env: HubSpo
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     dump = env.emulator.dump()
     with sqlite_engine.connect() as connection:
-        stored = connection.execute(select(DealStageChange.deal_id, DealStageChange.stage)).all()
+        stored = connection.execute(select(col(DealStageChange.deal_id), col(DealStageChange.stage))).all()
     by_deal: dict[str, list[str]] = {}
     for deal_id, stage in stored:
         by_deal.setdefault(deal_id, []).append(stage)
@@ -105,8 +107,8 @@ def test_stage_history_and_custom_field_drift(sqlite_engine: Engine, env: HubSpo
     # A new field is seen when the metadata is next due (daily by default): due now.
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(metadata_every=timedelta(0)))
     with sqlite_engine.connect() as connection:
-        custom = connection.execute(select(Deal.custom).where(Deal.external_id == rid)).scalar()
-        assert custom["renewal_risk"] == "high"
-        seen = connection.execute(select(FieldCatalog.removed_at).where(
-            FieldCatalog.entity == "deals", FieldCatalog.name == "renewal_risk")).one()
+        custom = connection.execute(select(col(Deal.custom)).where(col(Deal.external_id) == rid)).scalar()
+        assert custom is not None and custom["renewal_risk"] == "high"
+        seen = connection.execute(select(col(FieldCatalog.removed_at)).where(
+            col(FieldCatalog.entity) == "deals", col(FieldCatalog.name) == "renewal_risk")).one()
         assert seen.removed_at is None

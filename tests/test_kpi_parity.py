@@ -13,6 +13,7 @@ The segment field is named by its label ("Segment"): HubSpot's `segment`, Salesf
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -65,6 +66,7 @@ GRAIN_NOT_COMPARABLE: dict[tuple[str, str], tuple[frozenset[str], str]] = {
 ALL_AGREE: tuple[frozenset[str], str] = (frozenset(), "")
 KITS = available_kits()
 Key = tuple[str, str, object, str, str]  # kpi, period, period start, grain, key
+Value = tuple[float | None, int | None]  # value, count
 VENDOR_KEYED = ("rep", "account")  # grains keyed by vendor ids, which differ per CRM
 # No values to compare here: an account-grain KPI, and two whose inputs (marketing spend, quotas)
 # come from settings this org leaves out.
@@ -85,7 +87,7 @@ def unserved(kit: str) -> dict[str, str]:
             for name, (kits, held) in CANNOT_SERVE.items() if kit in kits}
 
 
-def compared_grains(kit: str, values: dict[Key, object]) -> dict[Key, object]:
+def compared_grains(kit: str, values: dict[Key, Value]) -> dict[Key, Value]:
     """`values` without the (KPI, grain) pairs `kit` cannot match."""
     return {k: v for k, v in values.items()
             if kit not in GRAIN_NOT_COMPARABLE.get((k[0], k[3]), ALL_AGREE)[0]}
@@ -101,17 +103,18 @@ def compute(engine: Engine, now: datetime) -> list[KpiValue]:
         return compute_values(connection, metric_config(settings), now=now)
 
 
-def keyed(values: list[KpiValue], kpis: tuple[str, ...]) -> dict[Key, object]:
+def keyed(values: list[KpiValue], kpis: tuple[str, ...]) -> dict[Key, Value]:
     return {(v.kpi, v.period, v.period_start, v.grain, v.key):
             (None if v.value is None else round(float(v.value), 6), v.count)
             for v in values if v.kpi in kpis and v.grain not in VENDOR_KEYED}
 
 
-def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path: Path) -> None:
     assert [kit.name for kit in KITS] == ["hubspot", "salesforce", "vtiger", "vtiger-stock82"]
     org = generate_org(seed=21, deals=120)
     now = datetime(2026, 10, 31, tzinfo=UTC)
-    results, computed = {}, {}
+    results: dict[str, dict[Key, Value]] = {}
+    computed: dict[str, list[KpiValue]] = {}
     for kit in KITS:
         engine = open_store(f"sqlite:///{tmp_path / kit.name}.db")
         with kit.serve(org) as served:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Engine
@@ -24,7 +24,7 @@ FEB = date(2025, 2, 1)
 
 
 class Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
     status = 200
 
     def do_POST(self) -> None:

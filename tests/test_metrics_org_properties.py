@@ -29,7 +29,7 @@ from sqlalchemy import Engine, delete
 
 from kpisync.connector import OBSERVED_STAGE_BASIS
 from kpisync.store.database import open_store
-from kpisync.store.models import ENTITY_MODELS
+from kpisync.store.models import ENTITY_MODELS, model_table
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue
 from metrics.engine import compute_all
@@ -124,17 +124,17 @@ def rows(deal_rows: list[Any], lead_rows: list[Any], contact_rows: list[Any],
 
 
 def load(engine: Engine, tables: dict[str, list[dict[str, Any]]]) -> None:
-    models = {m.__tablename__: m for m in ENTITY_MODELS.values()}  # type: ignore[attr-defined]
+    models = {m.__tablename__: m for m in ENTITY_MODELS.values()}
     with engine.begin() as connection:
         for model in models.values():
-            connection.execute(delete(model.__table__))
+            connection.execute(delete(model_table(model)))
         for name, records in tables.items():
             if records:
                 model = models[name]
-                connection.execute(model.__table__.insert(), [
+                connection.execute(model_table(model).insert(), [
                     model(source="crm", **r).model_dump(exclude={"id"}) for r in records])
         for stored in (KpiValueRecord, KpiSnapshot):  # only this example's values are stored
-            connection.execute(delete(stored.__table__))  # type: ignore[attr-defined]
+            connection.execute(delete(model_table(stored)))
 
 
 def config() -> MetricConfig:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
 
 from kpisync.store.database import open_store
-from kpisync.store.models import Deal, SurveyResponse, User
+from kpisync.store.models import Deal, SurveyResponse, User, model_table
 from metrics.anonymity import protect
 from metrics.catalogue import REGISTRY
 from metrics.declaration import KpiValue, Ratio
@@ -37,6 +37,9 @@ def instant(minutes: int) -> datetime:
     return START + timedelta(minutes=minutes)
 
 
+# owner, status, created (minutes after START), days to close, loss reason, competitor
+DealRow = tuple[int, str, int, int, str | None, str | None]
+AnswerRow = tuple[str, int, str | None, int]  # kind, score, team, answered (minutes after START)
 deal_rows = st.lists(st.tuples(
     st.integers(0, 3),  # owner
     st.sampled_from(["open", "won", "lost"]),
@@ -50,15 +53,15 @@ answer_rows = st.lists(st.tuples(
     st.integers(0, 200_000)), max_size=40)
 
 
-def load(engine: Engine, deals: list, answers: list) -> None:
+def load(engine: Engine, deals: list[DealRow], answers: list[AnswerRow]) -> None:
     with engine.begin() as connection:
         for model in (Deal, SurveyResponse, User):
-            connection.execute(delete(model.__table__))  # type: ignore[attr-defined]
-        connection.execute(User.__table__.insert(), [  # type: ignore[attr-defined]
+            connection.execute(delete(model_table(model)))
+        connection.execute(model_table(User).insert(), [
             {"source": "crm", "external_id": f"u{i}", "team": TEAMS[i % 2], "region": "R",
              "custom": {}, "raw": {}, "is_active": True, "created_at": START} for i in range(4)])
         if deals:
-            connection.execute(Deal.__table__.insert(), [  # type: ignore[attr-defined]
+            connection.execute(model_table(Deal).insert(), [
                 {"source": "crm", "external_id": f"d{n}", "owner_id": f"u{owner}",
                  "is_closed": state != "open", "is_won": state == "won",
                  "amount": Decimal(100 + n), "currency": "USD", "created_at": instant(created),
@@ -66,7 +69,7 @@ def load(engine: Engine, deals: list, answers: list) -> None:
                  "loss_reason": reason, "competitor": competitor, "custom": {}, "raw": {}}
                 for n, (owner, state, created, days, reason, competitor) in enumerate(deals)])
         if answers:
-            connection.execute(SurveyResponse.__table__.insert(), [  # type: ignore[attr-defined]
+            connection.execute(model_table(SurveyResponse).insert(), [
                 {"source": "crm", "external_id": f"s{n}", "kind": kind, "score": score,
                  "team": team if kind == "enps" else None, "answered_at": instant(at),
                  "origin": "crm", "custom": {}, "raw": {}}
@@ -75,7 +78,8 @@ def load(engine: Engine, deals: list, answers: list) -> None:
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(deals=deal_rows, answers=answer_rows)
-def test_bounds_no_data_and_anonymity(store: Engine, deals: list, answers: list) -> None:
+def test_bounds_no_data_and_anonymity(store: Engine, deals: list[DealRow], answers: list[AnswerRow]
+                                      ) -> None:
     load(store, deals, answers)
     config = MetricConfig(MetricSettings(history_years=1), timezone="Europe/Warsaw")
     with store.begin() as connection:

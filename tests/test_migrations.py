@@ -16,7 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
-import kpisync.scheduler.models  # noqa: F401  (registers every table on SQLModel.metadata)
+# imported to register every table on SQLModel.metadata
+import kpisync.scheduler.models
 import kpisync.store.models  # noqa: F401
 import metrics.models  # noqa: F401
 import writeback.models  # noqa: F401

@@ -57,7 +57,7 @@ def test_proportions(org: Org) -> None:
     assert {a.type for a in org.accounts} == {"prospect", "customer", "former_customer"}
     assert {d.deal_type for d in org.deals} == {"new", "upgrade", "cross_sell", "renewal"}
     assert Counter(a.kind for a in org.activities).keys() == {"call", "email", "meeting", "task"}
-    assert any(0 < d.close_date.toordinal() - NOW.date().toordinal() for d in org.deals)
+    assert any(d.close_date.toordinal() - NOW.date().toordinal() > 0 for d in org.deals)
 
 
 def test_expansions_are_sold_to_customers_who_bought_before(org: Org) -> None:
@@ -121,7 +121,8 @@ def test_converted_leads_match_their_contacts(org: Org) -> None:
     converted = [lead for lead in org.leads if lead.status == "converted"]
     assert converted
     for lead in converted:
-        contact = contacts[lead.converted_contact_id]  # type: ignore[index]
+        assert lead.converted_contact_id is not None
+        contact = contacts[lead.converted_contact_id]
         assert (contact.first_name, contact.last_name, contact.email, contact.phone) == \
             (lead.first_name, lead.last_name, lead.email, lead.phone)
         assert contact.created_at == lead.created_at
@@ -145,7 +146,8 @@ def test_surveys_and_names(org: Org) -> None:
     answered = {s.account_id for s in nps}
     assert answered <= customers and 0.25 < len(answered) / len(customers) < 0.55
     contacts = {c.id: c for c in org.contacts}
-    assert all(contacts[s.respondent_contact_id].account_id == s.account_id  # type: ignore[index]
+    assert all(s.respondent_contact_id is not None
+               and contacts[s.respondent_contact_id].account_id == s.account_id
                for s in nps)
     enps = Counter((s.team, s.answered_at.date().replace(day=1)) for s in org.survey_answers
                    if s.kind == "enps")

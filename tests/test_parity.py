@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.hubspot.schema import snake_case
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.store.models import (
     Account,
@@ -32,6 +34,7 @@ from kpisync.store.models import (
     DealStageChange,
     Lead,
     PipelineStage,
+    RecordBase,
     SurveyResponse,
     User,
 )
@@ -43,14 +46,14 @@ Rows = dict[Any, tuple[Any, ...]]
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=21, deals=150)
 
 
-def rows(engine: Engine, source: str, model) -> list[Any]:  # type: ignore[no-untyped-def]
+def rows(engine: Engine, source: str, model: type[RecordBase]) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(select(model).where(
-            model.source == source, model.deleted_at.is_(None))).mappings())
+            col(model.source) == source, col(model.deleted_at).is_(None))).mappings())
 
 
 def number(value: Any) -> Decimal | None:
@@ -84,7 +87,8 @@ class View:
                 out[plain] = str(number(value)) if _numeric(value) else value
         return out
 
-    def keyed(self, model, key: Callable[[Any], Any], values: Callable[[Any], tuple[Any, ...]]) -> Rows:  # type: ignore[no-untyped-def]
+    def keyed(
+            self, model: type[RecordBase], key: Callable[[Any], Any], values: Callable[[Any], tuple[Any, ...]]) -> Rows:
         found = [(key(r), values(r)) for r in rows(self.engine, self.source, model)]
         keyed = dict(found)
         assert len(keyed) == len(found), f"{model.__name__}: natural keys are not unique"
@@ -138,7 +142,7 @@ def _numeric(value: Any) -> bool:
     return not isinstance(value, bool)
 
 
-def test_hubspot_and_salesforce_give_the_same_canonical_rows(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_hubspot_and_salesforce_give_the_same_canonical_rows(sqlite_engine: Engine, org: Org) -> None:
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=40) as hubspot:
         hs = HubSpotEnv(org, hubspot).connector(search_rate_per_second=40)
         assert sync_source(sqlite_engine, "hs", hs, SyncOptions()).status == "succeeded"

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from kpisync.store.models import SurveyResponse
+from kpisync.store.models import SurveyResponse, model_table
 from metrics.survey_import import import_surveys
 from tests.test_surveys_import import seed
 
-ANSWERS = SurveyResponse.__table__  # type: ignore[attr-defined]
+ANSWERS = model_table(SurveyResponse)
 
 EXPORT = """kind,score,answered_at,respondent,account,team
 nps,۹,۱۴۰۳/۱۲/۳۰,cara@acme.test,,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from kpisync.conformance import ConnectorConformance
 from kpisync.store.database import open_store
@@ -79,8 +80,8 @@ def test_plugin_connector_syncs_through_the_cli(installed_plugin: Path, tmp_path
     assert done.returncode == 0, done.stderr
     engine = open_store(f"sqlite:///{tmp_path}/store.db")
     with engine.connect() as connection:
-        rows = connection.execute(select(Account.external_id, Account.name, Account.custom)
-                                  .order_by(Account.external_id)).all()
+        rows = connection.execute(select(col(Account.external_id), col(Account.name), col(Account.custom))
+                                  .order_by(col(Account.external_id))).all()
     assert [tuple(r) for r in rows] == [("1", "Acme", {"tier": "gold"}),
                                         ("2", "Żółć sp. z o.o.", {"tier": "silver"})]
 

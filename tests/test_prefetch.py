@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ def test_items_arrive_in_order_and_at_most_depth_ahead() -> None:
             produced.append(number)
             yield number
 
-    seen = []
+    seen: list[int] = []
     for item in prefetched(pages(), depth=2):
         time.sleep(0.01)
         assert len(produced) - len(seen) <= 4  # depth in the queue, one handed over, one in hand
@@ -55,7 +55,7 @@ def test_an_error_reaches_the_consumer_after_the_good_items() -> None:
         yield 2
         raise TransientError("HubSpot error 503")
 
-    seen = []
+    seen: list[int] = []
     with pytest.raises(TransientError, match="503"):
         for item in prefetched(pages()):
             seen.append(item)
@@ -81,8 +81,8 @@ def test_leaving_early_stops_the_reader_and_closes_its_iterator() -> None:
     assert not any(t.name == "kpisync-prefetch" and t.is_alive() for t in threading.enumerate())
 
 
-def chain_of(length: int, started: list[threading.Event],  # type: ignore[no-untyped-def]
-             fail_at: int | None = None):
+def chain_of(length: int, started: list[threading.Event], fail_at: int | None = None
+             ) -> tuple[Callable[[], int], Callable[[int], Callable[[], int] | None]]:
     """A chain whose call n answers n and names call n + 1, up to `length`."""
     def call(number: int) -> int:
         started[number].set()
@@ -90,7 +90,7 @@ def chain_of(length: int, started: list[threading.Event],  # type: ignore[no-unt
             raise TransientError(f"call {number} failed")
         return number
 
-    def following(answer: int):  # type: ignore[no-untyped-def]
+    def following(answer: int) -> Callable[[], int] | None:
         return (lambda: call(answer + 1)) if answer + 1 < length else None
 
     return (lambda: call(0)), following
@@ -99,7 +99,7 @@ def chain_of(length: int, started: list[threading.Event],  # type: ignore[no-unt
 def test_a_chain_runs_its_next_call_while_the_caller_holds_an_answer() -> None:
     started = [threading.Event() for _ in range(6)]
     first, following = chain_of(6, started)
-    seen = []
+    seen: list[int] = []
     for answer in chained(first, following):
         if answer + 1 < 6:  # the next call is under way before this answer is let go
             assert started[answer + 1].wait(5)
@@ -110,7 +110,7 @@ def test_a_chain_runs_its_next_call_while_the_caller_holds_an_answer() -> None:
 def test_a_chain_raises_a_calls_error_where_its_answer_would_be() -> None:
     started = [threading.Event() for _ in range(6)]
     first, following = chain_of(6, started, fail_at=3)
-    seen = []
+    seen: list[int] = []
     with pytest.raises(TransientError, match="call 3 failed"):
         for answer in chained(first, following):
             seen.append(answer)

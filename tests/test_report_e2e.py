@@ -3,7 +3,8 @@ report written by the CLI, opened in headless Chromium, exported as PNG and e-ma
 server on 127.0.0.1.
 
 The org is changed before it is served, as a person would in the CRM: a won deal is renamed to a
-script tag, a rep gets a Persian name and another moves to a third team. eNPS answers arrive through `surveys import`: one team
+script tag, a rep gets a Persian name and another moves to a third team. eNPS answers arrive
+through `surveys import`: one team
 above the anonymity minimum, one at it, one under it, so both hiding rules show.
 """
 
@@ -298,9 +299,13 @@ def test_report_is_emailed_with_charts_inline_and_the_page_attached(
     message = received[0]
     assert message["X-Envelope-To"] == "managers@example.test, ceo@example.test"
     assert message["Subject"] == "Sales report: Q4 2026"
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    text = plain.get_content()
     assert "Win rate:" in text and "Goal Quarterly revenue:" in text
-    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    rich = message.get_body(("html",))
+    assert rich is not None
+    html = rich.get_content()
     assert "<svg" not in html and html.count('src="cid:') == len(draw_charts(
         build_report(store.settings, store.engine, now=store.now)))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and HOSTILE not in html

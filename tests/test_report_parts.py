@@ -19,7 +19,7 @@ from kpisync.report.commands import check_writable
 from kpisync.report.options import report_settings
 from kpisync.report.surveys import CHANGED, enps_groups
 from kpisync.report.svg import direction, el, label
-from kpisync.store.models import SurveyResponse
+from kpisync.store.models import SurveyResponse, model_table
 from metrics.engine import compute_all
 from metrics.options import metric_config
 
@@ -98,7 +98,7 @@ def test_an_enps_group_waits_when_answers_changed_after_the_computation(
 
 
 def insert(engine: Engine, rows: list[SurveyResponse]) -> None:
-    table = SurveyResponse.__table__  # type: ignore[attr-defined]
+    table = model_table(SurveyResponse)
     with engine.begin() as connection:
         connection.execute(table.insert(), [row.model_dump(exclude={"id"}) for row in rows])
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import load_settings
 from kpisync.registry import build_connector
 from kpisync.store.database import open_store
@@ -48,7 +50,8 @@ EXPECTED: dict[str, dict[str, tuple[str | None, str | None]]] = {  # role -> (ob
         "former_customer_types": ("Accounts", "accounttype"),
         "required_stages": ("Potentials", "sales_stage")},
 }
-VALUES = {  # the best field's values that fit the role (Salesforce's emulator lists none for these)
+# the best field's values that fit the role (Salesforce's emulator lists none for these)
+VALUES: dict[str, dict[str, list[str]]] = {
     "hubspot": {"qualified_lead_statuses": ["OPEN_DEAL"], "former_customer_types": ["FORMER_CUSTOMER"]},
     "salesforce": {"qualified_lead_statuses": [], "former_customer_types": []},
     "vtiger": {"qualified_lead_statuses": ["Qualified"], "former_customer_types": ["Former Customer"]},
@@ -71,17 +74,17 @@ PASTED = {  # roles after pasting the line printed for settings without any role
     "vtiger": {"currency": "Currency", "loss_reason": "Loss reason", "competitor": "Competitor",
                "deal_type": "Deal category", "margin": "Margin"},
 }
-KITS = [kit for kit in available_kits() if kit.name in EXPECTED]  # type: ignore[attr-defined]
+KITS = [kit for kit in available_kits() if kit.name in EXPECTED]
 ROLE_KEYS = set(EXPECTED["hubspot"])
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=5, deals=40)
 
 
 @pytest.fixture(params=KITS, ids=lambda kit: kit.name)
-def crm(request: pytest.FixtureRequest, org) -> Iterator[tuple[str, Any]]:  # type: ignore[no-untyped-def]
+def crm(request: pytest.FixtureRequest, org: Org) -> Iterator[tuple[str, Any]]:
     """(kit name, its emulator serving the seeded org)."""
     with request.param.serve(org) as served:
         yield request.param.name, served
@@ -101,7 +104,7 @@ def suggestions(settings: Path, source: str) -> dict[str, Any]:
 
 
 def test_every_crm_kit_is_covered() -> None:
-    assert sorted(kit.name for kit in KITS) == sorted(EXPECTED)  # type: ignore[attr-defined]
+    assert sorted(kit.name for kit in KITS) == sorted(EXPECTED)
 
 
 def test_best_candidate_per_role_on_the_seeded_org(crm: tuple[str, Any], tmp_path: Path) -> None:
@@ -150,8 +153,9 @@ def test_pasted_line_validates_and_syncs_the_role_values(crm: tuple[str, Any], t
     try:
         with engine.connect() as connection:
             deals = connection.execute(select(
-                Deal.name, Deal.deal_type, Deal.loss_reason, Deal.competitor, Deal.margin)).all()
-            starts = dict(connection.execute(select(User.email, User.started_on)).all())
+                col(Deal.name), col(Deal.deal_type), col(Deal.loss_reason), col(Deal.competitor),
+                col(Deal.margin))).all()
+            starts = dict(connection.execute(select(col(User.email), col(User.started_on))).all())
     finally:
         engine.dispose()
     assert sorted(map(role_values, deals)) == sorted(role_values(
@@ -167,9 +171,9 @@ def role_values(deal: Sequence[Any]) -> tuple[str, ...]:
     return name, deal_type or "", loss_reason or "", competitor or "", cents
 
 
-def test_table_follows_the_field_list_and_a_missing_field_is_replaced(tmp_path: Path, org) -> None:  # type: ignore[no-untyped-def]
-    kit = next(k for k in KITS if k.name == "hubspot")  # type: ignore[attr-defined]
-    with kit.serve(org) as served:  # type: ignore[attr-defined]
+def test_table_follows_the_field_list_and_a_missing_field_is_replaced(tmp_path: Path, org: Org) -> None:
+    kit = next(k for k in KITS if k.name == "hubspot")
+    with kit.serve(org) as served:
         settings = served.settings_file(tmp_path, f"sqlite:///{tmp_path / 's.db'}",
                                         roles={"deal_type": "deal_category",
                                                "competitor": "rival_name"})

@@ -33,7 +33,7 @@ def env() -> Iterator[SalesforceEnv]:
         yield SalesforceEnv(org, emulator)
 
 
-def run_once(env: SalesforceEnv, tmp_path: Path, budget: str) -> tuple[str, int, int | None]:
+def run_once(env: SalesforceEnv, tmp_path: Path, budget: str) -> tuple[str | None, int, int | None]:
     """One pipeline run (sync only) under `budget`; its outcome and the day's ledger."""
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     source = env.options(min_api_remaining=0)  # the budget alone decides here

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from emulators.org.generate import generate_org
 from emulators.org.model import Org
-from emulators.salesforce.emulator import SalesforceEmulator
+from emulators.salesforce.emulator import SalesforceEmulator, SalesforceKnobs
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv
 from tests.salesforce_truth import assert_store_equals_truth
@@ -73,7 +73,8 @@ def test_soql_takes_datetimes_with_fractional_seconds(env: SalesforceEnv) -> Non
 
 
 def test_bulk_query_jobs_are_listed_deleted_once_ended_and_aborted(env: SalesforceEnv) -> None:
-    env.emulator.knobs.bulk_polls_until_complete = 1  # type: ignore[attr-defined]
+    assert isinstance(env.emulator.knobs, SalesforceKnobs)
+    env.emulator.knobs.bulk_polls_until_complete = 1
     api = Api(env.emulator)
     job = api("POST", "jobs/query", json={"operation": "query",
                                           "query": "SELECT Id FROM Account"}).json()["id"]

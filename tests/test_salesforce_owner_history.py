@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from emulators.salesforce.emulator import SalesforceEmulator
 from kpisync.store.models import Deal
 from kpisync.sync import SyncOptions, sync_source
@@ -30,12 +32,12 @@ Dump = dict[str, dict[str, dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=13, deals=150)
 
 
 @pytest.fixture
-def env(org) -> Iterator[SalesforceEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[SalesforceEnv]:
     with SalesforceEmulator(org) as emulator:
         yield SalesforceEnv(org, emulator)
 
@@ -48,7 +50,7 @@ def closed_at(dump: Dump, opportunity: dict[str, Any]) -> datetime | None:
                    if h["OpportunityId"] == opportunity["Id"] and not h["IsDeleted"]),
                   key=lambda h: (h["CreatedDate"], h["Id"]))
     entered = None
-    for previous, row in zip([None, *rows], rows):
+    for previous, row in zip([None, *rows], rows, strict=False):  # each row after its previous
         if previous is None or previous["StageName"] != row["StageName"]:
             entered = row["CreatedDate"]
     return entered if rows and rows[-1]["StageName"] == opportunity["StageName"] else None
@@ -74,10 +76,10 @@ def expected_owner_at_close(dump: Dump) -> dict[str, str]:
     return expected
 
 
-def stored_owners(engine: Engine) -> dict[str, tuple[str, str]]:
+def stored_owners(engine: Engine) -> dict[str, tuple[str | None, str | None]]:
     with engine.connect() as connection:
-        rows = connection.execute(select(Deal.external_id, Deal.owner_id, Deal.closed_owner_id)
-                                  .where(Deal.deleted_at.is_(None))).all()
+        rows = connection.execute(select(col(Deal.external_id), col(Deal.owner_id), col(Deal.closed_owner_id))
+                                  .where(col(Deal.deleted_at).is_(None))).all()
     return {rid: (owner, closed) for rid, owner, closed in rows}
 
 
@@ -93,7 +95,8 @@ def reassign_closed(env: SalesforceEnv, count: int, skip: int = 0) -> list[str]:
     return chosen
 
 
-def assert_owners_equal_truth(engine: Engine, dump: Dump) -> dict[str, tuple[str, str]]:
+def assert_owners_equal_truth(engine: Engine, dump: Dump
+                              ) -> dict[str, tuple[str | None, str | None]]:
     expected = expected_owner_at_close(dump)
     stored = stored_owners(engine)
     assert stored.keys() == expected.keys()
@@ -103,7 +106,7 @@ def assert_owners_equal_truth(engine: Engine, dump: Dump) -> dict[str, tuple[str
     return stored
 
 
-def test_owner_at_close_follows_field_history_first_and_incremental(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_owner_at_close_follows_field_history_first_and_incremental(sqlite_engine: Engine, env: SalesforceEnv) -> None:
     moved = reassign_closed(env, 5)
     first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     assert first.status == "succeeded"
@@ -121,7 +124,7 @@ def test_owner_at_close_follows_field_history_first_and_incremental(sqlite_engin
     assert_store_equals_truth(sqlite_engine, env.emulator.dump())
 
 
-def test_bulk_first_sync_reads_both_histories_through_their_own_jobs(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_first_sync_reads_both_histories_through_their_own_jobs(sqlite_engine: Engine, env: SalesforceEnv) -> None:
     moved = reassign_closed(env, 4)
     options = {"bulk_above_records": 100, "bulk_page_records": 500}
     result = sync_source(sqlite_engine, SOURCE, env.connector(**options),
@@ -138,7 +141,7 @@ def test_bulk_first_sync_reads_both_histories_through_their_own_jobs(sqlite_engi
     assert {rid for rid, (owner, closed) in stored.items() if owner != closed} == set(moved)
 
 
-def test_tracking_off_is_said_by_check_and_the_sync_goes_on(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_tracking_off_is_said_by_check_and_the_sync_goes_on(sqlite_engine: Engine, org: Org) -> None:
     with SalesforceEmulator(org, field_history=False) as emulator:
         env = SalesforceEnv(org, emulator)
         problems = env.connector().check()
@@ -155,7 +158,8 @@ def test_tracking_off_is_said_by_check_and_the_sync_goes_on(sqlite_engine: Engin
             {emulator.live("Opportunity")[rid]["OwnerId"] for rid in moved}
 
 
-def test_an_incremental_reads_the_changed_deals_history_in_one_query_each(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_an_incremental_reads_the_changed_deals_history_in_one_query_each(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     assert first.status == "succeeded"
     opportunities = env.emulator.live("Opportunity")

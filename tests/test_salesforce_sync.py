@@ -13,44 +13,55 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
 from connectors.salesforce.paging import QueryPager
 from emulators.org.generate import generate_org
-from emulators.salesforce.emulator import SalesforceEmulator
+from emulators.org.model import Org
+from emulators.salesforce.emulator import SalesforceEmulator, SalesforceKnobs
 from kpisync.connector import FieldSpec, FieldUpdate, Page
+from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, Interrupted, RateLimited, RejectedError, SchemaDriftError
-from kpisync.store.models import Account, Activity, Contact, Deal, SyncRun, User
+from kpisync.store.models import Account, Activity, Contact, Deal, RecordBase, SyncRun, User
 from kpisync.sync import SyncOptions, sync_source
 from tests.salesforce_env import SOURCE, SalesforceEnv
 from tests.salesforce_truth import assert_store_equals_truth
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=13, deals=150)
 
 
 @pytest.fixture
-def env(org) -> Iterator[SalesforceEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[SalesforceEnv]:
     with SalesforceEmulator(org) as emulator:
         yield SalesforceEnv(org, emulator)
 
 
-def count(engine: Engine, model) -> int:  # type: ignore[no-untyped-def]
+def cursor_of(page: Page) -> Cursor:
+    assert page.cursor is not None, page.stream
+    return page.cursor
+
+
+def count(engine: Engine, model: type[RecordBase]) -> int:
     with engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(model)).scalar() or 0)
 
 
-def test_session_expiring_mid_sync_logs_in_again_once(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_session_expiring_mid_sync_logs_in_again_once(sqlite_engine: Engine, env: SalesforceEnv) -> None:
     connector = env.connector()
-    expired = []
+    expired: list[str] = []
 
-    def expire_once(page) -> None:  # type: ignore[no-untyped-def]
+    def expire_once(page: Page) -> None:
         if page.stream == "Contact" and not expired:
             env.emulator.expire_sessions()
             expired.append(page.stream)
@@ -62,13 +73,14 @@ def test_session_expiring_mid_sync_logs_in_again_once(sqlite_engine: Engine, env
     assert_store_equals_truth(sqlite_engine, env.emulator.dump())
 
 
-def test_unsupported_soql_is_malformed_query_and_never_retried(env) -> None:  # type: ignore[no-untyped-def]
+def test_unsupported_soql_is_malformed_query_and_never_retried(env: SalesforceEnv) -> None:
     connector = env.connector()
     client = connector.client
     bad = "SELECT Id FROM Opportunity WHERE Amount > 5 AND Name = 'a' OR Name = 'b'"
     with pytest.raises(SalesforceMalformedRequest) as raw:
         client.connect().query(bad)
-    assert raw.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    content: Any = raw.value.content  # annotated bytes by simple-salesforce: the parsed body
+    assert content[0]["errorCode"] == "MALFORMED_QUERY"
     with pytest.raises(RejectedError) as caught:
         client.call("GET query", lambda sf: sf.query(bad))
     assert "MALFORMED_QUERY" in caught.value.message and client.calls["GET query"] == 1
@@ -81,7 +93,7 @@ def test_unsupported_soql_is_malformed_query_and_never_retried(env) -> None:  # 
             "SELECT Id FROM Opportunity WHERE SystemModstamp > 2024-01-01"))
 
 
-def test_semi_joins_pick_rows_by_another_objects_and_keep_the_real_restrictions(env) -> None:  # type: ignore[no-untyped-def]
+def test_semi_joins_pick_rows_by_another_objects_and_keep_the_real_restrictions(env: SalesforceEnv) -> None:
     client = env.connector().client
     truth = env.emulator.dump()
     won = {rid for rid, r in truth["Opportunity"].items() if r["IsWon"] and not r["IsDeleted"]}
@@ -108,19 +120,23 @@ def test_semi_joins_pick_rows_by_another_objects_and_keep_the_real_restrictions(
         "WHERE AccountId IN (SELECT Id FROM Account))",
     ]
     for soql in refused:
+        def ask(sf: Salesforce, soql: str = soql) -> Any:
+            return sf.query(soql)
+
         with pytest.raises(RejectedError) as caught:
-            client.call("GET query", lambda sf, soql=soql: sf.query(soql))
+            client.call("GET query", ask)
         assert "MALFORMED_QUERY" in caught.value.message, soql
 
 
-def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     options = {"bulk_above_records": 100, "bulk_page_records": 150}
-    pages = []
+    pages: list[Page] = []
     stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 2,
                        on_page=pages.append)
     with pytest.raises(Interrupted):
         sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
-    assert pages[-1].cursor.get("bulk_job") and pages[-1].cursor.get("bulk_locator")
+    assert cursor_of(pages[-1]).get("bulk_job") and cursor_of(pages[-1]).get("bulk_locator")
     first = sync_source(sqlite_engine, SOURCE, env.connector(**options), SyncOptions())
     assert first.status == "succeeded"
     objects = sorted(job.sobject for job in env.emulator.bulk.created.values())
@@ -145,16 +161,16 @@ def test_bulk_first_sync_resumes_at_its_locator_then_goes_incremental(sqlite_eng
 
 
 def test_a_bulk_result_page_is_handed_on_in_parts_and_a_stop_between_them_reads_it_again(
-        sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     options = {"bulk_above_records": 100, "bulk_page_records": 450, "batch_records": 200}
     jobs = len(env.emulator.bulk.created)
-    pages: list = []
+    pages: list[Page] = []
     stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 1,
                        on_page=pages.append)
     with pytest.raises(Interrupted):
         sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
     assert len(pages[0].records) == 200  # a part of the first 450-row result page
-    assert pages[0].cursor.get("bulk_job") and not pages[0].cursor.get("bulk_locator")
+    assert cursor_of(pages[0]).get("bulk_job") and not cursor_of(pages[0]).get("bulk_locator")
     assert count(sqlite_engine, Activity) == 200
     done = sync_source(sqlite_engine, SOURCE, env.connector(**options),
                        SyncOptions(streams=("Task",)))
@@ -166,15 +182,15 @@ def test_a_bulk_result_page_is_handed_on_in_parts_and_a_stop_between_them_reads_
 
 
 def test_a_bulk_job_that_expired_between_runs_is_run_again_and_nothing_is_lost(
-        sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     options = {"bulk_above_records": 100, "bulk_page_records": 150}
-    pages: list = []
+    pages: list[Page] = []
     stop = SyncOptions(streams=("Task",), should_stop=lambda: len(pages) >= 2,
                        on_page=pages.append)
     with pytest.raises(Interrupted):
         sync_source(sqlite_engine, SOURCE, env.connector(**options), stop)
-    stale = pages[-1].cursor.get("bulk_job")
-    assert stale and pages[-1].cursor.get("bulk_locator")
+    stale = cursor_of(pages[-1]).get("bulk_job")
+    assert stale and cursor_of(pages[-1]).get("bulk_locator")
     # Gone by the next run: expired, or already read to its end and deleted by the read-ahead
     env.emulator.bulk.jobs.pop(stale, None)
     done = sync_source(sqlite_engine, SOURCE, env.connector(**options),
@@ -183,11 +199,12 @@ def test_a_bulk_job_that_expired_between_runs_is_run_again_and_nothing_is_lost(
     tasks = [job.id for job in env.emulator.bulk.created.values() if job.sobject == "Task"]
     assert tasks[0] == stale and len(tasks) == 2  # the one gone, and one run again
     with sqlite_engine.connect() as connection:
-        stored = set(connection.execute(select(Activity.external_id)).scalars())
+        stored = set(connection.execute(select(col(Activity.external_id))).scalars())
     assert stored == set(env.emulator.live("Task"))
 
 
-def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, env: SalesforceEnv) -> None:
+    assert isinstance(env.emulator.knobs, SalesforceKnobs)
     env.emulator.knobs.daily_api_limit = 900
     env.emulator.api_used = 880
     connector = env.connector(min_api_remaining=1000)
@@ -196,7 +213,7 @@ def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, 
     assert "refusing to sync" in caught.value.message and "19 of 900" in caught.value.message
     assert count(sqlite_engine, Deal) == 0
     with sqlite_engine.connect() as connection:
-        run = connection.execute(select(SyncRun.status, SyncRun.error)).one()
+        run = connection.execute(select(col(SyncRun.status), col(SyncRun.error))).one()
     assert run.status == "failed" and "min_api_remaining" in run.error
     problems = connector.check()
     assert any("daily API calls left" in p.what for p in problems)
@@ -205,17 +222,18 @@ def test_sync_refuses_to_start_below_the_allowance_floor(sqlite_engine: Engine, 
         env.connector(min_api_remaining=0).discover()
 
 
-def test_thousand_tasks_on_one_timestamp_are_walked_by_id_across_a_restart(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_thousand_tasks_on_one_timestamp_are_walked_by_id_across_a_restart(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(streams=("Task",)))
     env.emulator.touch_all("Task", datetime.now(UTC) - timedelta(seconds=5))
     tasks = len(env.emulator.live("Task"))
     assert tasks > 1000
-    pages = []
+    pages: list[Page] = []
     with pytest.raises(Interrupted):
         sync_source(sqlite_engine, SOURCE, env.connector(batch_records=200), SyncOptions(
             streams=("Task",), on_page=pages.append, should_stop=lambda: len(pages) == 3))
-    assert len({p.cursor.value for p in pages}) == 1  # one timestamp; the Id moves the keyset
-    assert len({p.cursor.get("after_id") for p in pages}) == 3
+    assert len({cursor_of(p).value for p in pages}) == 1  # one timestamp; the Id moves the keyset
+    assert len({cursor_of(p).get("after_id") for p in pages}) == 3
     done = sync_source(sqlite_engine, SOURCE, env.connector(batch_records=200),
                        SyncOptions(streams=("Task",)))
     read = sum(s.upserted for s in done.streams)
@@ -224,7 +242,7 @@ def test_thousand_tasks_on_one_timestamp_are_walked_by_id_across_a_restart(sqlit
     assert count(sqlite_engine, Activity) == tasks
 
 
-def test_deletes_merges_and_purges(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_deletes_merges_and_purges(sqlite_engine: Engine, env: SalesforceEnv) -> None:
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     master, loser = sorted(env.emulator.live("Account"))[:2]
     env.emulator.merge("Account", master, loser)
@@ -236,15 +254,15 @@ def test_deletes_merges_and_purges(sqlite_engine: Engine, env) -> None:  # type:
     assert result.status == "succeeded"
     assert_store_equals_truth(sqlite_engine, env.emulator.dump())
     with sqlite_engine.connect() as connection:
-        gone = dict(connection.execute(select(Account.external_id, Account.deleted_at)).all())
+        gone = dict(connection.execute(select(col(Account.external_id), col(Account.deleted_at))).all())
         assert gone[loser] is not None and gone[created] is None
-        assert connection.execute(select(Contact.deleted_at).where(
-            Contact.external_id == purged)).scalar() is not None
+        assert connection.execute(select(col(Contact.deleted_at)).where(
+            col(Contact.external_id) == purged)).scalar() is not None
         assert connection.execute(select(func.count()).select_from(Contact).where(
-            Contact.account_id == loser, Contact.deleted_at.is_(None))).scalar() == 0
+            col(Contact.account_id) == loser, col(Contact.deleted_at).is_(None))).scalar() == 0
 
 
-def test_collections_write_with_per_record_results(env) -> None:  # type: ignore[no-untyped-def]
+def test_collections_write_with_per_record_results(env: SalesforceEnv) -> None:
     connector = env.connector()
     ids = sorted(env.emulator.live("Opportunity"))
     env.emulator.delete("Opportunity", ids[5])
@@ -261,7 +279,7 @@ def test_collections_write_with_per_record_results(env) -> None:  # type: ignore
     assert by_id[ids[2]].ok and env.emulator.live("Opportunity")[ids[2]]["Margin__c"] == Decimal("0.5")
 
 
-def test_ensure_fields_says_how_to_create_missing_fields(env) -> None:  # type: ignore[no-untyped-def]
+def test_ensure_fields_says_how_to_create_missing_fields(env: SalesforceEnv) -> None:
     steps = env.connector().ensure_fields([
         FieldSpec("deal", "Margin__c", "Margin", "number"),
         FieldSpec("account", "Kpisync_NPS__c", "kpisync NPS", "number")], apply=True)
@@ -269,27 +287,28 @@ def test_ensure_fields_says_how_to_create_missing_fields(env) -> None:  # type: 
     assert "Object Manager > Account > Fields & Relationships > New: Data Type Number" in steps[1].detail
 
 
-def test_certificates_are_checked(env) -> None:  # type: ignore[no-untyped-def]
+def test_certificates_are_checked(env: SalesforceEnv) -> None:
     problems = env.connector(ca_bundle=None).check()
     assert problems and "certificate" in problems[0].what.lower()
     with pytest.raises(ConnectorError):
         env.connector(ca_bundle=None).discover()
 
 
-def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(sqlite_engine: Engine, env) -> None:  # type: ignore[no-untyped-def]
+def test_a_start_date_role_on_a_text_field_falls_back_to_the_creation_date(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     connector = env.connector(roles={"deal_type": "Deal_category__c", "user_start_date": "Email"})
     result = sync_source(sqlite_engine, SOURCE, connector, SyncOptions(streams=("User",)))
     assert result.status == "succeeded"
     with sqlite_engine.connect() as connection:
         started = {rid: day for rid, day in connection.execute(
-            select(User.external_id, User.started_on))}
+            select(col(User.external_id), col(User.started_on)))}
     users = env.emulator.live("User")
     assert started == {rid: date.fromisoformat(str(u["CreatedDate"])[:10])
                        for rid, u in users.items()}
 
 
-def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(  # type: ignore[no-untyped-def]
-        env) -> None:
+def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(
+        env: SalesforceEnv) -> None:
     pager = QueryPager(env.connector().client, batch_size=200)
     more = "GET /services/data/v{version}/query/{locator}"
     pages = pager.pages("SELECT Id FROM Task ORDER BY Id", include_deleted=False)
@@ -304,8 +323,8 @@ def test_the_next_page_is_asked_for_while_the_one_before_is_in_hand(  # type: ig
     assert env.emulator.calls[more] == 5  # 1,004 rows: 6 pages, one query and five more
 
 
-def test_fields_apply_fails_until_a_person_has_added_the_fields(  # type: ignore[no-untyped-def]
-        env, tmp_path) -> None:
+def test_fields_apply_fails_until_a_person_has_added_the_fields(
+        env: SalesforceEnv, tmp_path: Path) -> None:
     settings = env.settings_file(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
     with settings.open("a", encoding="utf-8") as handle:
         handle.write(f'\n[writeback.{SOURCE}.account]\nnps_score = "kpisync_NPS__c"\n')
@@ -327,8 +346,8 @@ def test_fields_apply_fails_until_a_person_has_added_the_fields(  # type: ignore
     assert "exists" in done.stdout and not done.stderr
 
 
-def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, env) -> None:
+def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     """Hundreds of custom fields make a REST query's GET URI longer than Salesforce takes (414):
     that object goes through Bulk API 2.0 jobs, whose SOQL travels in a POST body, on the first
     sync and on incrementals (queryAll, so deletes come too); the narrow objects stay on REST."""
@@ -356,8 +375,10 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     assert first.api_calls["GET query"] > 0  # the other objects, by REST
     assert_store_equals_truth(sqlite_engine, emulator.dump())
     with sqlite_engine.connect() as connection:
-        custom = dict(connection.execute(select(Deal.external_id, Deal.custom)).all())
-        users = dict(connection.execute(select(User.external_id, User.custom)).all())
+        custom: dict[str, dict[str, Any]] = dict(
+            connection.execute(select(col(Deal.external_id), col(Deal.custom))).all())
+        users: dict[str, dict[str, Any]] = dict(
+            connection.execute(select(col(User.external_id), col(User.custom))).all())
     assert custom[deals[3]][wide[3]] == "note 3" and custom[deals[3]][wide[-1]] == "last"
     assert users[rep][checklist[-1]] is True and users[rep][checklist[0]] is None
 
@@ -371,7 +392,8 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
         sync_source(sqlite_engine, SOURCE, env.connector(**small),
                     SyncOptions(streams=("Opportunity",), on_page=pages.append,
                                 should_stop=lambda: len(pages) >= 1))
-    assert pages[-1].cursor.get("bulk_job") and pages[-1].cursor.value is not None
+    cursor = pages[-1].cursor
+    assert cursor is not None and cursor.get("bulk_job") and cursor.value is not None
     second = sync_source(sqlite_engine, SOURCE, env.connector(**small), SyncOptions())
     assert second.status == "succeeded" and emulator.refused_too_long == 1
     # The stopped job is resumed; or, when the read-ahead had read it whole before the stop
@@ -382,12 +404,12 @@ def test_an_object_too_wide_for_a_query_uri_is_read_by_bulk_jobs_every_run(  # t
     assert not emulator.bulk.jobs  # none left behind
     assert_store_equals_truth(sqlite_engine, emulator.dump())
     with sqlite_engine.connect() as connection:
-        rows = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
+        rows = dict(connection.execute(select(col(Deal.external_id), col(Deal.deleted_at))).all())
     assert rows[deals[31]] is not None and rows[deals[30]] is None
 
 
-def test_custom_addresses_and_geolocations_are_read_as_their_components(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, env) -> None:
+def test_custom_addresses_and_geolocations_are_read_as_their_components(
+        sqlite_engine: Engine, env: SalesforceEnv) -> None:
     """The Bulk API refuses compound fields (FUNCTIONALITY_NOT_ENABLED): a custom address or
     geolocation is read as its components on either path, so a Bulk first sync of an object
     that has one works, and REST incrementals store the same shape."""
@@ -415,7 +437,8 @@ def test_custom_addresses_and_geolocations_are_read_as_their_components(  # type
     assert second.status == "succeeded"
     assert_store_equals_truth(sqlite_engine, emulator.dump())
     with sqlite_engine.connect() as connection:
-        custom = dict(connection.execute(select(Account.external_id, Account.custom)).all())
+        custom: dict[str, dict[str, Any]] = dict(
+            connection.execute(select(col(Account.external_id), col(Account.custom))).all())
     assert custom[accounts[0]]["Office_Location__Latitude__s"] == "52.2297"
     assert custom[accounts[1]]["Delivery_Address__Street__s"] == "ul. Długa 1"
     assert office not in custom[accounts[0]] and delivery not in custom[accounts[1]]

@@ -17,6 +17,14 @@ from tests import hubspot_truth, salesforce_truth
 from tests.sandbox_process import Sandbox, kpisync
 
 
+def first_number(pattern: str, text: str) -> int:
+    """The number the first group of `pattern` matches in `text` (fails when it is not there)."""
+    found = re.search(pattern, text)
+    assert found is not None, (pattern, text)
+    return int(found[1])
+
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -46,7 +54,7 @@ def test_a_sandbox_on_a_fixed_port_keeps_what_was_written_across_a_restart(
         ok("--settings", str(settings), "fields", "apply", source)
         ok("--settings", str(settings), "compute")
         written = ok("--settings", str(settings), "writeback")
-        count = int(re.search(r"written (\d+), failed 0", written)[1])  # type: ignore[index]
+        count = first_number(r"written (\d+), failed 0", written)
         assert count > 0
         printed = first.stop()
     for name in DEMO_CRMS[crm].credentials():  # the settings name it, serve says its value

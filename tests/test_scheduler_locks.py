@@ -16,7 +16,7 @@ from kpisync.errors import ClaimLost
 from kpisync.locks import LEASES, Lease, fenced, make_lock, run_lock
 from kpisync.scheduler import history
 from kpisync.scheduler.triggers import next_fire, trigger_for
-from kpisync.store.models import SyncState
+from kpisync.store.models import SyncState, model_table
 
 HOLD = """
 import sys, time
@@ -68,7 +68,7 @@ def expire(engine: Engine, name: str) -> None:
 
 
 def write_cursor(engine: Engine, value: str) -> None:
-    t = SyncState.__table__  # type: ignore[attr-defined]
+    t = model_table(SyncState)
     with engine.begin() as connection:
         connection.execute(t.delete().where(t.c.source == "hs"))
         connection.execute(t.insert().values(source="hs", stream="deals", cursor={"v": value},
@@ -76,7 +76,7 @@ def write_cursor(engine: Engine, value: str) -> None:
 
 
 def cursor_values(engine: Engine) -> list[str]:
-    t = SyncState.__table__  # type: ignore[attr-defined]
+    t = model_table(SyncState)
     with engine.connect() as connection:
         return [row.cursor["v"] for row in connection.execute(select(t).where(t.c.source == "hs"))]
 

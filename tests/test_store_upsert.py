@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, func, select
+from sqlmodel import col
 
 from kpisync.connector import Page
 from kpisync.store.models import Deal, Row
@@ -30,8 +31,8 @@ def write(connection: Connection, rows: list[Row]) -> None:
 def stored(engine: Engine) -> dict[str, dict[str, Any]]:
     with engine.connect() as connection:
         return {row.external_id: row._asdict() for row in connection.execute(
-            select(Deal.external_id, Deal.name, Deal.amount, Deal.close_date, Deal.created_at,
-                   Deal.custom, Deal.raw, Deal.is_won))}
+            select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.close_date), col(Deal.created_at),
+                   col(Deal.custom), col(Deal.raw), col(Deal.is_won)))}
 
 
 def test_text_json_dates_and_amounts_come_back_exactly(engine: Engine) -> None:

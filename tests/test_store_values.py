@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from kpisync.connector import Page
 from kpisync.store.models import Deal, Row
@@ -35,7 +36,7 @@ def stored_amounts(engine: Engine, amounts: list[Decimal]) -> list[Decimal | Non
                    for i, amount in enumerate(amounts)])
     with engine.connect() as connection:
         found = {rid: (amount, raw) for rid, amount, raw in connection.execute(
-            select(Deal.external_id, Deal.amount, Deal.raw))}
+            select(col(Deal.external_id), col(Deal.amount), col(Deal.raw)))}
     assert [found[f"d{i}"][1] for i in range(len(amounts))] == [
         {"amount": str(amount)} for amount in amounts]  # the raw payload keeps every value
     return [None if found[f"d{i}"][0] is None else found[f"d{i}"][0].quantize(CENT)
@@ -65,7 +66,7 @@ def test_a_currency_is_kept_as_the_crm_says_it_and_an_overlong_reference_is_drop
         write(engine, rows)
     with engine.connect() as connection:
         found = {rid: (currency, account) for rid, currency, account in connection.execute(
-            select(Deal.external_id, Deal.currency, Deal.account_id))}
+            select(col(Deal.external_id), col(Deal.currency), col(Deal.account_id)))}
     if engine.dialect.name == "postgresql":
         assert found == {"d1": ("Euro", "001A"), "d2": ("ریال", None)}
         assert ["deals.account_id" in r.getMessage() for r in caplog.records] == [True]
@@ -78,6 +79,6 @@ def test_nul_characters_are_dropped_from_json_and_from_text_on_postgresql(engine
                       raw={"Name": "Acme\x00 deal", "path": "C:\\u0000"})
     write(engine, [record])
     with engine.connect() as connection:
-        name, custom, raw = connection.execute(select(Deal.name, Deal.custom, Deal.raw)).one()
+        name, custom, raw = connection.execute(select(col(Deal.name), col(Deal.custom), col(Deal.raw))).one()
     assert (custom, raw) == ({"note": ["ab", 1]}, {"Name": "Acme deal", "path": "C:\\u0000"})
     assert name == ("Acme deal" if engine.dialect.name == "postgresql" else "Acme\x00 deal")

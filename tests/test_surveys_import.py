@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from kpisync.errors import ConfigError
-from kpisync.store.models import Account, Contact, SurveyResponse, User
+from kpisync.store.models import Account, Contact, SurveyResponse, User, model_table
 from metrics.survey_import import ascii_digits, import_surveys
 
-ANSWERS = SurveyResponse.__table__  # type: ignore[attr-defined]
+ANSWERS = model_table(SurveyResponse)
 
 CSV = """kind,score,answered_at,respondent,account,team,comment
 nps,۹,۱۴۰۳-01-01,cara@acme.test,,,persian digits in score and a bad year
@@ -39,14 +39,14 @@ enps,8,2025-03-06,,,,no team and no employee to take it from
 def seed(engine: Engine) -> None:
     at = datetime(2024, 1, 1, tzinfo=UTC)
     with engine.begin() as connection:
-        connection.execute(User.__table__.insert(), [  # type: ignore[attr-defined]
+        connection.execute(model_table(User).insert(), [
             {"source": "crm", "external_id": "u1", "email": "ana@example.com", "team": "Alpha",
              "custom": {}, "raw": {}, "is_active": True, "created_at": at},
             {"source": "crm", "external_id": "u2", "email": "ben@example.com", "team": "Beta",
              "custom": {}, "raw": {}, "is_active": True, "created_at": at}])
-        connection.execute(Account.__table__.insert(), [  # type: ignore[attr-defined]
+        connection.execute(model_table(Account).insert(), [
             {"source": "crm", "external_id": "a1", "custom": {}, "raw": {}}])
-        connection.execute(Contact.__table__.insert(), [  # type: ignore[attr-defined]
+        connection.execute(model_table(Contact).insert(), [
             {"source": "crm", "external_id": "c1", "email": "cara@acme.test", "account_id": "a1",
              "custom": {}, "raw": {}},
             {"source": "crm", "external_id": "c2", "email": "dan@x.test", "account_id": "a1",

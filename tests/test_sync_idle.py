@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.connector import LIMIT_PREFIX
 from kpisync.store.models import Deal, FieldCatalog, SyncState, User
 from kpisync.store.revision import store_revisions
 from kpisync.sync import SyncOptions, SyncResult, sync_source
+from tests.harness import Served
 from tests.kit_hubspot import KIT as HUBSPOT
 from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER
@@ -37,7 +40,7 @@ IDLE_CALLS = {
     "vtiger-stock82": Counter({"getchallenge": 1, "login": 1, "query": 14}),
 }
 # Calls only a run with its metadata due makes.
-METADATA_CALLS = {
+METADATA_CALLS: dict[str, Callable[[str], bool]] = {
     "hubspot": lambda e: e.startswith(("GET /crm/v3/properties/", "GET /crm/v3/owners",
                                        "GET /crm/v3/pipelines/")),
     "salesforce": lambda e: e.endswith("/describe"),
@@ -51,18 +54,18 @@ DEFAULTS = {"hubspot": {"archived_every_minutes": 60.0}}
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=30, deals=120)
 
 
 @pytest.fixture(params=[HUBSPOT, SALESFORCE, VTIGER, VTIGER_STOCK82], ids=lambda kit: kit.name)
-def served(request: pytest.FixtureRequest, org) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def served(request: pytest.FixtureRequest, org: Org) -> Iterator[Served]:
     with request.param.serve(org) as served:
         served.kit_name = request.param.name
         yield served
 
 
-def run(engine: Engine, served, options: SyncOptions) -> tuple[SyncResult, bool]:  # type: ignore[no-untyped-def]
+def run(engine: Engine, served: Served, options: SyncOptions) -> tuple[SyncResult, bool]:
     """The run's result, and whether the store's revision moved."""
     with engine.connect() as connection:
         before = store_revisions(connection).get(served.source)
@@ -89,7 +92,7 @@ def read_metadata(kit: str, result: SyncResult) -> bool:
     return count > 0
 
 
-def test_idle_sync_writes_nothing_and_calls_once_per_stream(engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+def test_idle_sync_writes_nothing_and_calls_once_per_stream(engine: Engine, served: Served) -> None:
     kit = served.kit_name
     first, moved = run(engine, served, SyncOptions(purge_check_every=None))
     assert first.status == "succeeded" and first.upserted > 0 and moved
@@ -102,13 +105,13 @@ def test_idle_sync_writes_nothing_and_calls_once_per_stream(engine: Engine, serv
 
     # Metadata due: read again (owners, stages, field lists), but equal rows are not rewritten.
     with engine.connect() as connection:
-        users_before = connection.execute(select(User.external_id, User.synced_at)).all()
+        users_before = connection.execute(select(col(User.external_id), col(User.synced_at))).all()
     due, moved = run(engine, served, SyncOptions(purge_check_every=None,
                                                  metadata_every=timedelta(0)))
     assert (due.upserted, due.deleted, moved) == (0, 0, False)
     assert read_metadata(kit, due)
     with engine.connect() as connection:
-        assert connection.execute(select(User.external_id, User.synced_at)).all() == users_before
+        assert connection.execute(select(col(User.external_id), col(User.synced_at))).all() == users_before
 
     # Changed records still arrive, and are the only rows counted.
     changed = served.change_deals(3, seed=7)
@@ -121,17 +124,19 @@ def test_idle_sync_writes_nothing_and_calls_once_per_stream(engine: Engine, serv
     served.assert_store_equals_truth(engine)
 
 
-def test_metadata_is_read_when_kept_copy_is_stale_or_after_a_full_sync(engine: Engine, served) -> None:  # type: ignore[no-untyped-def]
+def test_metadata_is_read_when_kept_copy_is_stale_or_after_a_full_sync(engine: Engine, served: Served) -> None:
     kit = served.kit_name
     run(engine, served, SyncOptions(purge_check_every=None))
     with engine.connect() as connection:
-        kept_at = connection.execute(select(SyncState.updated_at).where(
-            SyncState.stream == "metadata")).scalar_one()
+        kept_at = connection.execute(select(col(SyncState.updated_at)).where(
+            col(SyncState.stream) == "metadata")).scalar_one()
+    assert kept_at is not None
     full, _ = run(engine, served, SyncOptions(purge_check_every=None, full=True))
     assert read_metadata(kit, full)
     with engine.connect() as connection:
-        assert connection.execute(select(SyncState.updated_at).where(
-            SyncState.stream == "metadata")).scalar_one() > kept_at
+        updated_at = connection.execute(select(col(SyncState.updated_at)).where(
+            col(SyncState.stream) == "metadata")).scalar_one()
+    assert updated_at is not None and updated_at > kept_at
     kept, _ = run(engine, served, SyncOptions(purge_check_every=None,
                                               metadata_every=timedelta(hours=1)))
     assert not read_metadata(kit, kept)
@@ -139,8 +144,8 @@ def test_metadata_is_read_when_kept_copy_is_stale_or_after_a_full_sync(engine: E
     assert read_metadata(kit, every_run)
 
 
-def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, org) -> None:
+def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(
+        sqlite_engine: Engine, org: Org) -> None:
     with VTIGER.serve(org) as served:
         served.kit_name = VTIGER.name
         run(sqlite_engine, served, SyncOptions(purge_check_every=None))
@@ -151,10 +156,10 @@ def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(  # 
         moved, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
         assert moved.api_calls.get("describe")  # described again in the run
         with sqlite_engine.connect() as connection:
-            custom = connection.execute(select(Deal.custom).where(
-                Deal.external_id == deal)).scalar_one()
-            catalog = set(connection.execute(select(FieldCatalog.name).where(
-                FieldCatalog.entity == "Potentials")).scalars())
+            custom = connection.execute(select(col(Deal.custom)).where(
+                col(Deal.external_id) == deal)).scalar_one()
+            catalog = set(connection.execute(select(col(FieldCatalog.name)).where(
+                col(FieldCatalog.entity) == "Potentials")).scalars())
         assert custom[name] == "high" and name in catalog
         served.assert_store_equals_truth(sqlite_engine)
         # The new describes were kept: the next run with nothing changed describes nothing.
@@ -162,7 +167,7 @@ def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(  # 
         assert calls(idle) == IDLE_CALLS[VTIGER.name]
 
 
-def test_hubspot_lists_archived_records_when_due(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_hubspot_lists_archived_records_when_due(sqlite_engine: Engine, org: Org) -> None:
     """Archived records cost a listing per object; it is made at most every
     archived_every_minutes, and a delete shows in the first run it is due in."""
     with HUBSPOT.serve(org) as served:
@@ -173,8 +178,8 @@ def test_hubspot_lists_archived_records_when_due(sqlite_engine: Engine, org) -> 
         not_due, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
         assert not_due.deleted == 0 and "GET /crm/v3/objects/deals" not in not_due.api_calls
         with sqlite_engine.connect() as connection:
-            assert connection.execute(select(Deal.deleted_at).where(
-                Deal.external_id == deal)).scalar_one() is None
+            assert connection.execute(select(col(Deal.deleted_at)).where(
+                col(Deal.external_id) == deal)).scalar_one() is None
         connector = served.connector(archived_every_minutes=0)  # due now
         try:
             due = sync_source(sqlite_engine, served.source, connector,

@@ -9,14 +9,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from kpisync.collector import ALLOCATIONS_PER_PASS
 from kpisync.connector import FieldInfo, Page, StreamSpec
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError
 from kpisync.store.database import open_store
-from kpisync.store.models import Account, Contact, SyncRun
+from kpisync.store.models import Account, Contact, RecordBase, SyncRun
 from kpisync.store.writer import load_cursor
 from kpisync.sync import SyncOptions, sync_source
 
@@ -55,13 +56,13 @@ class TwoStreams:
         pass
 
 
-def stored(engine, model) -> list[str]:  # type: ignore[no-untyped-def]
+def stored(engine: Engine, model: type[RecordBase]) -> list[str]:
     with engine.connect() as connection:
-        return list(connection.execute(select(model.external_id).order_by(model.external_id))
+        return list(connection.execute(select(col(model.external_id)).order_by(col(model.external_id)))
                     .scalars())
 
 
-def cursors(engine) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+def cursors(engine: Engine) -> dict[str, str | None]:
     with engine.connect() as connection:
         return {s: load_cursor(connection, "two", s).value for s in ("accounts", "contacts")}
 
@@ -75,7 +76,7 @@ def test_a_failing_stream_keeps_every_page_before_it_and_the_rerun_resumes(tmp_p
     assert stored(engine, Contact) == ["c1"]
     assert cursors(engine) == {"accounts": "3", "contacts": "1"}
     with engine.connect() as connection:
-        failed = connection.execute(select(SyncRun.status, SyncRun.upserted)).one()
+        failed = connection.execute(select(col(SyncRun.status), col(SyncRun.upserted))).one()
     assert tuple(failed) == ("failed", 4)  # the run's record counts the pages it committed
 
     rerun = TwoStreams()

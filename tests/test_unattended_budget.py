@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.budget import BudgetedConnector, BudgetGate, BudgetSpent, budget_of, day_usage
 from kpisync.config import Settings, load_settings
 from kpisync.connector import FieldUpdate
@@ -38,12 +39,12 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=6, deals=20)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     knobs = HubSpotKnobs(daily_budget=60)
     with HubSpotEmulator(org, access_token=TOKEN, knobs=knobs,
                          search_rate_per_second=1000) as emulator:
@@ -72,7 +73,8 @@ def clocked(settings: Settings, engine: Engine) -> tuple[Clock, Pipeline]:
 
 def test_the_share_stops_a_run_at_a_checkpoint_and_the_next_day_resumes(env: HubSpotEnv,
                                                                         tmp_path: Path) -> None:
-    env.emulator.knobs.daily_budget = 70  # type: ignore[attr-defined]
+    assert isinstance(env.emulator.knobs, HubSpotKnobs)
+    env.emulator.knobs.daily_budget = 70
     settings, engine = setup(env, tmp_path, "daily_allowance = 70\ndaily_share = 0.5")
     clock, pipeline = clocked(settings, engine)
     slot = clock.now.replace(microsecond=0)
@@ -120,7 +122,8 @@ def test_the_crm_reported_remainder_keeps_the_others_part(env: HubSpotEnv, tmp_p
 def test_the_daily_limit_comes_from_hubspots_headers_when_not_set(env: HubSpotEnv,
                                                                    tmp_path: Path) -> None:
     """No daily_allowance: the share is of the limit X-HubSpot-RateLimit-Daily reports."""
-    env.emulator.knobs.daily_budget = 70  # type: ignore[attr-defined]
+    assert isinstance(env.emulator.knobs, HubSpotKnobs)
+    env.emulator.knobs.daily_budget = 70
     settings, engine = setup(env, tmp_path, "daily_share = 0.5")
     clock, pipeline = clocked(settings, engine)
     budget = budget_of(settings, SOURCE)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import ScheduleSettings
 from kpisync.scheduler.models import JOBS_TABLE
 from kpisync.scheduler.triggers import next_fire, previous_fire, trigger_for
@@ -38,12 +39,12 @@ FIRST_RUN = f"{SOURCE}: never run: its first run starts now"
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=6, deals=15)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator:
         yield HubSpotEnv(org, emulator)
 

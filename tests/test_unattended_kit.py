@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 
 from kpisync.scheduler.models import PipelineRun
-from kpisync.store.models import SyncRun
+from kpisync.store.models import SyncRun, model_table
 from tests.harness import toml_value
 from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv
 
@@ -93,7 +93,7 @@ READY = "scheduled instances"  # the worker's log line once its scheduler runs
 
 
 def pipeline_runs(engine: Engine, source: str | None = None) -> list[Any]:
-    t = PipelineRun.__table__  # type: ignore[attr-defined]
+    t = model_table(PipelineRun)
     query = select(t).order_by(t.c.due_at)
     with engine.connect() as connection:
         rows = connection.execute(query if source is None else query.where(t.c.source == source))
@@ -101,7 +101,7 @@ def pipeline_runs(engine: Engine, source: str | None = None) -> list[Any]:
 
 
 def sync_runs(engine: Engine, source: str) -> list[Any]:
-    t = SyncRun.__table__  # type: ignore[attr-defined]
+    t = model_table(SyncRun)
     with engine.connect() as connection:
         return list(connection.execute(select(t).where(t.c.source == source)
                                        .order_by(t.c.started_at)))

@@ -23,16 +23,19 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.config import load_settings
 from kpisync.registry import build_connector
 from kpisync.store.database import open_store
-from kpisync.store.models import SyncState
+from kpisync.store.models import SyncState, model_table
 from tests.cuttable_proxy import CuttableProxy
+from tests.harness import normal_values
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
-from tests.hubspot_truth import expected_rows, normal_values, store_rows
+from tests.hubspot_truth import expected_rows, store_rows
 from tests.test_unattended_kit import (
     READY,
     OwnPostgres,
@@ -64,7 +67,7 @@ OBJECTS = {"account": "companies", "deal": "deals"}
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=11, deals=60)
 
 
@@ -84,8 +87,8 @@ def run_row(engine: Engine, run_id: int) -> Any:
 
 
 def succeeded_after(engine: Engine, run_id: int, count: int) -> bool:
-    return sum(r.status == "succeeded" and r.id > run_id
-               for r in pipeline_runs(engine, SOURCE)) >= count
+    return sum(1 for r in pipeline_runs(engine, SOURCE)
+               if r.status == "succeeded" and r.id > run_id) >= count
 
 
 def assert_store_equals_crm(engine: Engine, env: HubSpotEnv) -> None:
@@ -112,9 +115,9 @@ def check_outcome(engine: Engine, env: HubSpotEnv, settings_path: Path, disturbe
     assert_store_equals_crm(engine, env)
     with engine.connect() as connection:
         open_items = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.status.in_(("pending", "sending")))).scalar()
+            col(OutboxItem.status).in_(("pending", "sending")))).scalar()
         settled = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.status.in_(("written", "failed", "not_found")))).scalar()
+            col(OutboxItem.status).in_(("written", "failed", "not_found")))).scalar()
         audited = connection.execute(select(func.count()).select_from(AuditEntry)).scalar()
         believed = {(OBJECTS[r.entity], r.external_id, r.field): r.value
                     for r in connection.execute(select(WrittenValue))}
@@ -134,7 +137,7 @@ def check_outcome(engine: Engine, env: HubSpotEnv, settings_path: Path, disturbe
 
 
 @pytest.mark.parametrize("how", ["restart mid-sync", "restart mid-write-back", "cut", "pause"])
-def test_a_disturbed_run_never_overlaps_the_next(how: str, org, server: OwnPostgres,  # type: ignore[no-untyped-def]
+def test_a_disturbed_run_never_overlaps_the_next(how: str, org: Org, server: OwnPostgres,
                                                  tmp_path: Path) -> None:
     engine = open_store(server.url)
     log_guarded_writes(engine)
@@ -144,7 +147,8 @@ def test_a_disturbed_run_never_overlaps_the_next(how: str, org, server: OwnPostg
             CuttableProxy(upstream) as first_proxy, CuttableProxy(upstream) as second_proxy:
         env = HubSpotEnv(org, emulator)
         emulator.knobs.latency_seconds = 0.08  # a run takes seconds: there is a "mid" to hit
-        proxies, workers = {}, []
+        proxies: dict[int, CuttableProxy] = {}
+        workers: list[Worker] = []
         for name, proxy in (("first", first_proxy), ("second", second_proxy)):
             folder = tmp_path / name
             folder.mkdir()
@@ -212,7 +216,7 @@ def test_the_guarded_write_log_sees_an_unfenced_write(server: OwnPostgres) -> No
     engine = open_store(server.url)
     log_guarded_writes(engine)
     with engine.begin() as connection:
-        connection.execute(SyncState.__table__.insert().values(  # type: ignore[attr-defined]
+        connection.execute(model_table(SyncState).insert().values(
             source=SOURCE, stream="deals", cursor={}, updated_at=datetime.now(UTC)))
     with pytest.raises(AssertionError, match="proved no lease"):
         assert_runs_never_overlapped(guarded_writes(engine))

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.cli import app
 from kpisync.config import load_settings
 from kpisync.health import HealthServer, HealthState, RunMetrics
@@ -40,12 +41,12 @@ HOOK_KEY = "T0KEN-in-the-hook-url-5e6f"
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=4, deals=20)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator:
         yield HubSpotEnv(org, emulator)
 
@@ -165,8 +166,8 @@ def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> N
         engine.dispose()
 
 
-def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(  # type: ignore[no-untyped-def]
-        env: HubSpotEnv, tmp_path: Path, caplog) -> None:
+def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(
+        env: HubSpotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A mapped field missing from the CRM pauses that mapping: the run still succeeds, so the
     admin learns of it from the log, the ops webhook and `kpisync status`, until the field is
     made (`fields apply`) and the next run writes it."""
@@ -237,8 +238,8 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180) -
 
 
 @pytest.mark.parametrize("store", [kind for kind in STORE_KINDS if kind == "postgres"])
-def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # type: ignore[no-untyped-def]
-        store: str, env: HubSpotEnv, tmp_path: Path, postgres_url: str, caplog) -> None:
+def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(
+        store: str, env: HubSpotEnv, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
     direct = make_url(postgres_url)
     with CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy, \
             webhook_receiver() as hook:
@@ -291,8 +292,8 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(  # typ
             engine.dispose()
 
 
-def test_a_slot_the_store_cannot_record_is_given_up_in_one_line(  # type: ignore[no-untyped-def]
-        env: HubSpotEnv, tmp_path: Path, caplog) -> None:
+def test_a_slot_the_store_cannot_record_is_given_up_in_one_line(
+        env: HubSpotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     gone = "postgresql+psycopg://kpisync@127.0.0.1:1/kpisync"  # nothing listens on port 1
     settings = load_settings(write_settings(tmp_path, settings_text(env, gone)))
     metrics, health = RunMetrics(), HealthState(worker="test")
@@ -308,8 +309,8 @@ def test_a_slot_the_store_cannot_record_is_given_up_in_one_line(  # type: ignore
         "kpisync_pipeline_runs_total", {"source": SOURCE, "status": STORE_UNREACHABLE}) == 1
 
 
-def test_the_store_going_away_mid_round_does_not_end_the_scheduling(  # type: ignore[no-untyped-def]
-        env: HubSpotEnv, tmp_path: Path, monkeypatch) -> None:
+def test_the_store_going_away_mid_round_does_not_end_the_scheduling(
+        env: HubSpotEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """APScheduler guards only its due-jobs query. When the database dropped between that and the
     round's end, its thread ended for good and no run ever started again (CI saw it once)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -349,8 +350,8 @@ def test_the_store_going_away_mid_round_does_not_end_the_scheduling(  # type: ig
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_worker_whose_scheduler_ends_exits_with_1_for_its_service_manager(  # type: ignore[no-untyped-def]
-        env: HubSpotEnv, tmp_path: Path, monkeypatch, caplog) -> None:
+def test_a_worker_whose_scheduler_ends_exits_with_1_for_its_service_manager(
+        env: HubSpotEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Whatever else might end APScheduler's thread, `kpisync run` does not live on without it."""
     from apscheduler.schedulers.background import BackgroundScheduler
 

@@ -9,12 +9,13 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from emulators.server import Response
 from kpisync.store.database import open_store
 from kpisync.store.models import ENTITY_MODELS, SyncState
 from tests.hubspot_env import SOURCE, TOKEN, HubSpotEnv
@@ -46,11 +47,12 @@ def test_sigterm_mid_sync_stops_at_a_page_and_the_next_run_resumes(tmp_path: Pat
         calls, held, answer = itertools.count(1), [], threading.Event()
         dispatch = emulator.dispatch
 
-        def hold_from_the_13th(*args: Any) -> Any:
+        def hold_from_the_13th(method: str, target: str, headers: dict[str, str], body: bytes
+                               ) -> Response:
             if next(calls) > 12:
                 held.append(1)
                 answer.wait()
-            return dispatch(*args)
+            return dispatch(method, target, headers, body)
 
         emulator.dispatch = hold_from_the_13th  # type: ignore[method-assign]
         worker = start_run(settings, tmp_path / "worker.log")
@@ -73,7 +75,7 @@ def test_sigterm_mid_sync_stops_at_a_page_and_the_next_run_resumes(tmp_path: Pat
         with engine.connect() as connection:
             assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
             cursors = connection.execute(select(func.count()).select_from(SyncState)
-                                         .where(SyncState.source == SOURCE)).scalar()
+                                         .where(col(SyncState.source) == SOURCE)).scalar_one()
             rows = sum(connection.execute(select(func.count()).select_from(model)).scalar() or 0
                        for model in ENTITY_MODELS.values())
         assert rows > 0 and cursors > 0

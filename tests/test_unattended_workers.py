@@ -11,16 +11,19 @@ import itertools
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from kpisync.scheduler.models import OpsIncident
 from kpisync.store.database import open_store
 from kpisync.sync import SyncOptions, sync_source
@@ -48,12 +51,12 @@ SOURCES = (SOURCE, "hs_b")
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=3, deals=20)
 
 
 @pytest.fixture
-def env(org) -> Iterator[HubSpotEnv]:  # type: ignore[no-untyped-def]
+def env(org: Org) -> Iterator[HubSpotEnv]:
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator:
         yield HubSpotEnv(org, emulator)
 
@@ -107,6 +110,14 @@ def logged(worker: Worker, text: str, after: int = 0) -> bool:
     return any(text in line["message"] for line in worker.lines()[after:])
 
 
+def every_worker_logs(workers: list[Worker], marks: list[int], sources: Iterable[str],
+                      line: str, what: str) -> None:
+    """Waits until each worker has logged `line` (formatted with each source) past its mark."""
+    for worker, mark in zip(workers, marks, strict=True):
+        for source in sources:
+            wait_until(partial(logged, worker, line.format(source), mark), what)
+
+
 def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
         env: HubSpotEnv, tmp_path: Path) -> None:
     """Workers SIGKILLed mid-run (started again) and the database stopped and started while every
@@ -146,17 +157,11 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             kill_one_mid_run()
             marks = [len(w.lines()) for w in workers]
             server.stop()
-            for worker, mark in zip(workers, marks, strict=True):
-                for source in sources:
-                    wait_until(lambda w=worker, m=mark, s=source:
-                               logged(w, f"kpisync: {s} cannot reach its store", m),
-                               "every worker seeing the outage of every source")
+            every_worker_logs(workers, marks, sources, "kpisync: {} cannot reach its store",
+                              "every worker seeing the outage of every source")
             server.start()
-            for worker, mark in zip(workers, marks, strict=True):
-                for source in sources:
-                    wait_until(lambda w=worker, m=mark, s=source:
-                               logged(w, f"kpisync: {s} reaches its store again", m),
-                               "every worker seeing the store back")
+            every_worker_logs(workers, marks, sources, "kpisync: {} reaches its store again",
+                              "every worker seeing the store back")
             wait_until(lambda: len([n for n in hook.received if n["kind"] == "store"]) >= 4,
                        "the outage's notices")
             kill_one_mid_run()
@@ -173,8 +178,8 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             notices = [(n["kind"], n["state"]) for n in hook.received if n["source"] == source]
             assert notices == [("store", "open"), ("store", "resolved")], (source, hook.received)
         with engine.connect() as connection:
-            rows = connection.execute(select(OpsIncident.source).where(
-                OpsIncident.kind == "store")).scalars().all()
+            rows = connection.execute(select(col(OpsIncident.source)).where(
+                col(OpsIncident.kind) == "store")).scalars().all()
         assert sorted(rows) == sorted(sources)
         writes = guarded_writes(engine)
         for source in sources:  # runs of different sources may well work at the same time

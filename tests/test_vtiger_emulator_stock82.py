@@ -14,8 +14,9 @@ from emulators.org.generate import generate_org
 from emulators.vtiger.emulator import VtigerEmulator
 from tests.test_vtiger_emulator import Client, code
 
-CHECKBOX_ON = ("1", "on", True, 1)
-CHECKBOX_OFF = ("0", "true", "false", "TRUE", "On", "yes", "no", "off", "", None, False, 0)
+CHECKBOX_ON: tuple[str | bool | int | None, ...] = ("1", "on", True, 1)
+CHECKBOX_OFF: tuple[str | bool | int | None, ...] = (
+    "0", "true", "false", "TRUE", "On", "yes", "no", "off", "", None, False, 0)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,9 @@ def test_sync_logout_and_convertlead_answer_an_empty_500_by_default(stock: Vtige
     for operation, method, params in (
             ("sync", "GET", {"elementType": "Potentials", "modifiedTime": "1"}),
             ("logout", "POST", {}), ("convertlead", "POST", {"element": "{}"})):
-        send = httpx.get if method == "GET" else httpx.post
-        key = "params" if method == "GET" else "data"
-        response = send(client.url, **{key: {"operation": operation,  # type: ignore[operator]
-                                             "sessionName": client.session, **params}})
+        form = {"operation": operation, "sessionName": client.session, **params}
+        response = (httpx.get(client.url, params=form) if method == "GET"
+                    else httpx.post(client.url, data=form))
         assert (response.status_code, response.content) == (500, b""), operation
 
 

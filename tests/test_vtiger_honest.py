@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
 from emulators.vtiger.emulator import VtigerEmulator
@@ -39,8 +40,8 @@ def test_a_field_without_its_column_fails_the_sync_naming_it(sqlite_engine: Engi
         assert f"{name} ('Broken')" in message and "empty page of Potentials" in message
         assert "Module Layouts & Fields > Potentials" in message
         with sqlite_engine.connect() as connection:
-            last = connection.execute(select(SyncRun.status, SyncRun.error)
-                                      .order_by(SyncRun.id.desc())).first()
+            last = connection.execute(select(col(SyncRun.status), col(SyncRun.error))
+                                      .order_by(col(SyncRun.id).desc())).first()
         assert last is not None and last.status == "failed" and name in (last.error or "")
         settings = env.settings_file(tmp_path, f"sqlite:///{tmp_path / 'fresh.db'}")
         first = subprocess.run([sys.executable, "-m", "kpisync.cli", "sync", "--settings",
@@ -103,7 +104,7 @@ def test_a_converted_lead_is_recorded_converted_and_a_deleted_one_deleted(
             "succeeded"
         with sqlite_engine.connect() as connection:
             rows = {r.external_id: r for r in connection.execute(select(Lead).where(
-                Lead.external_id.in_([converted, deleted])))}
+                col(Lead.external_id).in_([converted, deleted])))}
         lead = rows[converted]
         assert lead.deleted_at is None and lead.is_converted
         assert lead.converted_at is not None and int(lead.converted_at.timestamp()) == at

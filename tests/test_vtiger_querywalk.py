@@ -18,6 +18,7 @@ import pytest
 
 from connectors.vtiger.querywalk import PAGE, walk_query
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from emulators.vtiger.emulator import VtigerEmulator
 from kpisync.cursor import Cursor
 from tests.vtiger_env import VtigerEnv
@@ -26,7 +27,7 @@ UTC_ZONE = ZoneInfo("UTC")
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=11, deals=400, activities_per_deal=1.5)
 
 
@@ -38,7 +39,7 @@ def live_at(emulator: VtigerEmulator, module: str, second: int) -> list[str]:
 
 
 @contextmanager
-def tied(org, module: str) -> Iterator[tuple[VtigerEmulator, VtigerEnv, int, list[str]]]:  # type: ignore[no-untyped-def]
+def tied(org: Org, module: str) -> Iterator[tuple[VtigerEmulator, VtigerEnv, int, list[str]]]:
     """A stock-8.2 emulator whose live `module` rows all share one second, a minute ago:
     (emulator, env, that second, the tie group's ids in id order)."""
     with VtigerEmulator(org, sync_works=False) as emulator:
@@ -67,7 +68,7 @@ def walk(env: VtigerEnv, module: str, cursor: Cursor, bound: int,
     return read, cursors, calls[0]
 
 
-def test_a_tie_group_is_paged_with_one_row_of_overlap(org) -> None:  # type: ignore[no-untyped-def]
+def test_a_tie_group_is_paged_with_one_row_of_overlap(org: Org) -> None:
     with tied(org, "Events") as (_, env, tie, group):
         assert len(group) > 3 * PAGE
         read, cursors, calls = walk(env, "Events", Cursor(), tie + 10, lambda n: None)
@@ -78,7 +79,7 @@ def test_a_tie_group_is_paged_with_one_row_of_overlap(org) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("change", ["edit", "delete"])
-def test_rows_leaving_a_read_part_of_the_tie_restart_it(org, change: str) -> None:  # type: ignore[no-untyped-def]
+def test_rows_leaving_a_read_part_of_the_tie_restart_it(org: Org, change: str) -> None:
     """Each time, a row already read leaves the second: offsets shift, nothing may be skipped."""
     with tied(org, "Events") as (emulator, env, tie, group):
         bound = tie + 10
@@ -99,7 +100,7 @@ def test_rows_leaving_a_read_part_of_the_tie_restart_it(org, change: str) -> Non
         assert calls > 2 + (len(group) - PAGE) // (PAGE - 1)
 
 
-def test_rows_leaving_the_unread_part_cost_nothing(org) -> None:  # type: ignore[no-untyped-def]
+def test_rows_leaving_the_unread_part_cost_nothing(org: Org) -> None:
     with tied(org, "Events") as (emulator, env, tie, group):
         ahead = group[-5:]
 
@@ -113,7 +114,7 @@ def test_rows_leaving_the_unread_part_cost_nothing(org) -> None:  # type: ignore
         assert calls == 2 + (len(group) - 5 - PAGE) // (PAGE - 1)
 
 
-def test_an_incremental_run_starts_after_the_complete_second(org) -> None:  # type: ignore[no-untyped-def]
+def test_an_incremental_run_starts_after_the_complete_second(org: Org) -> None:
     """A run that ended on a short page starts the next strictly after its last second: a record
     edited again since then costs no restart."""
     with VtigerEmulator(org, sync_works=False) as emulator:
@@ -131,7 +132,7 @@ def test_an_incremental_run_starts_after_the_complete_second(org) -> None:  # ty
         assert calls == math.ceil(len(changed) / PAGE) + (1 if len(changed) % PAGE == 0 else 0)
 
 
-def test_a_cursor_from_an_older_version_drops_the_ids_it_names(org) -> None:  # type: ignore[no-untyped-def]
+def test_a_cursor_from_an_older_version_drops_the_ids_it_names(org: Org) -> None:
     with tied(org, "Leads") as (_, env, tie, group):
         old = Cursor(value=str(tie), seen_ids=frozenset(group[:30]),
                      state=(("mode", "query"),))

@@ -15,9 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
+from emulators.org.model import Org
 from emulators.vtiger.emulator import VtigerEmulator
+from kpisync.connector import Page
 from kpisync.errors import AuthError, SchemaDriftError
 from kpisync.store.database import open_store
 from kpisync.store.models import (
@@ -37,12 +40,12 @@ EVERY_RUN = SyncOptions(purge_check_every=timedelta(0))
 
 
 @pytest.fixture(scope="module")
-def org():  # type: ignore[no-untyped-def]
+def org() -> Org:
     return generate_org(seed=11, deals=60)
 
 
 @pytest.fixture(params=[True, False], ids=["sync-works", "stock-8.2"])
-def env(request: pytest.FixtureRequest, org) -> Iterator[VtigerEnv]:  # type: ignore[no-untyped-def]
+def env(request: pytest.FixtureRequest, org: Org) -> Iterator[VtigerEnv]:
     with VtigerEmulator(org, sync_works=request.param) as emulator:
         yield VtigerEnv(org, emulator)
 
@@ -53,7 +56,7 @@ def check_truth(engine: Engine, env: VtigerEnv) -> None:
 
 def modes(engine: Engine) -> dict[str, str]:
     with engine.connect() as connection:
-        rows = connection.execute(select(SyncState.stream, SyncState.cursor)).all()
+        rows = connection.execute(select(col(SyncState.stream), col(SyncState.cursor))).all()
     return {stream: cursor["state"].get("mode") for stream, cursor in rows if cursor["state"]}
 
 
@@ -79,21 +82,21 @@ def test_full_then_incremental_in_both_server_behaviours(engine: Engine, env: Vt
     assert sync_source(engine, SOURCE, env.connector(), EVERY_RUN).status == "succeeded"
     check_truth(engine, env)
     with engine.connect() as connection:
-        gone = connection.execute(select(Deal.deleted_at).where(Deal.external_id == deals[1]))
+        gone = connection.execute(select(col(Deal.deleted_at)).where(col(Deal.external_id) == deals[1]))
         assert gone.scalar() is not None
-        lead = connection.execute(select(Lead.deleted_at, Lead.is_converted).where(
-            Lead.external_id == leads[0])).one()
+        lead = connection.execute(select(col(Lead.deleted_at), col(Lead.is_converted)).where(
+            col(Lead.external_id) == leads[0])).one()
         if env.emulator.sync_works:  # sync lists a converted lead among the deleted ids
             assert lead.deleted_at is not None
         else:  # the id comparison finds it missing, and retrieve still answers it: converted
             assert lead.deleted_at is None and lead.is_converted
-        stages = connection.execute(select(DealStageChange.stage).where(
-            DealStageChange.deal_id == deals[0]).order_by(DealStageChange.entered_at)).scalars()
+        stages = connection.execute(select(col(DealStageChange.stage)).where(
+            col(DealStageChange.deal_id) == deals[0]).order_by(col(DealStageChange.entered_at))).scalars()
         assert list(stages)[-1] == "Closed Won"
     assert created.startswith("11x")
 
 
-def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org: Org) -> None:
     with VtigerEmulator(org, sync_works=True) as emulator:
         env = VtigerEnv(org, emulator)
         sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
@@ -109,7 +112,7 @@ def test_sync_calls_meet_the_lower_bound(sqlite_engine: Engine, org) -> None:  #
         check_truth(sqlite_engine, env)
 
 
-def test_owner_only_sync_is_reported_and_never_used(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_owner_only_sync_is_reported_and_never_used(sqlite_engine: Engine, org: Org) -> None:
     with VtigerEmulator(org, sync_works=True, sync_type_registered=False) as emulator:
         env = VtigerEnv(org, emulator)
         problems = env.connector().check()
@@ -120,7 +123,7 @@ def test_owner_only_sync_is_reported_and_never_used(sqlite_engine: Engine, org) 
         assert set(modes(sqlite_engine).values()) == {"query"}
 
 
-def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org: Org) -> None:
     for sync_works in (True, False):
         engine = open_store("sqlite:///:memory:") if sync_works else sqlite_engine
         with VtigerEmulator(org, sync_works=sync_works) as emulator:
@@ -144,13 +147,13 @@ def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org) -> Non
                 assert emulator.op_calls["query"] == events + 6 + 7
 
 
-def test_a_session_that_ends_is_renewed(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_that_ends_is_renewed(sqlite_engine: Engine, org: Org) -> None:
     """The server drops every session mid-sync (as an idle timeout does): one new login, no loss."""
     with VtigerEmulator(org) as emulator:
         env = VtigerEnv(org, emulator)
-        ended = []
+        ended: list[str] = []
 
-        def end_sessions_once(page) -> None:  # type: ignore[no-untyped-def]
+        def end_sessions_once(page: Page) -> None:
             if not ended:
                 emulator.expire_sessions()
                 ended.append(page.stream)
@@ -161,7 +164,7 @@ def test_a_session_that_ends_is_renewed(sqlite_engine: Engine, org) -> None:  # 
         check_truth(sqlite_engine, env)
 
 
-def test_persian_install_quirks_end_to_end(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_persian_install_quirks_end_to_end(sqlite_engine: Engine, org: Org) -> None:
     """Tehran server time, Persian and Arabic-Indic digits, Jalali date fields: read right."""
     with VtigerEmulator(org, server_timezone="Asia/Tehran", native_digits=True,
                         jalali_dates=True) as emulator:
@@ -169,14 +172,14 @@ def test_persian_install_quirks_end_to_end(sqlite_engine: Engine, org) -> None: 
         sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
         check_truth(sqlite_engine, env)
         with sqlite_engine.connect() as connection:
-            dates = connection.execute(select(Deal.close_date)).scalars().all()
-            catalog = connection.execute(select(FieldCatalog.name, FieldCatalog.label).where(
-                FieldCatalog.source == SOURCE, FieldCatalog.is_custom.is_(True))).all()
+            dates = connection.execute(select(col(Deal.close_date))).scalars().all()
+            catalog = connection.execute(select(col(FieldCatalog.name), col(FieldCatalog.label)).where(
+                col(FieldCatalog.source) == SOURCE, col(FieldCatalog.is_custom).is_(True))).all()
         assert all(d is not None and d.year >= 2020 for d in dates)
         assert ("cf_858", "Deal category") in catalog
 
 
-def test_wrong_time_zone_setting_shows_in_the_instants(sqlite_engine: Engine, org) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_time_zone_setting_shows_in_the_instants(sqlite_engine: Engine, org: Org) -> None:
     with VtigerEmulator(org, server_timezone="Asia/Tehran") as emulator:
         env = VtigerEnv(org, emulator)
         sync_source(sqlite_engine, SOURCE, env.connector(server_timezone="UTC"), SyncOptions())
@@ -184,7 +187,7 @@ def test_wrong_time_zone_setting_shows_in_the_instants(sqlite_engine: Engine, or
             assert_store_equals_truth(sqlite_engine, SOURCE, emulator.dump(), ZoneInfo("UTC"))
 
 
-def test_a_bad_access_key_is_a_clear_auth_error(org) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_access_key_is_a_clear_auth_error(org: Org) -> None:
     with VtigerEmulator(org) as emulator:
         env = VtigerEnv(org, emulator, key="wrong-key")
         with pytest.raises(AuthError) as caught:
@@ -192,14 +195,14 @@ def test_a_bad_access_key_is_a_clear_auth_error(org) -> None:  # type: ignore[no
         assert "access key" in str(caught.value)
 
 
-def test_check_on_stock_8_2_finds_nothing_wrong(org) -> None:  # type: ignore[no-untyped-def]
+def test_check_on_stock_8_2_finds_nothing_wrong(org: Org) -> None:
     """sync's empty 500 is handled (query fallback), so it is not a problem to report."""
     with VtigerEmulator(org, sync_works=False) as emulator:
         assert VtigerEnv(org, emulator).connector().check() == []
 
 
-def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, org) -> None:
+def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(
+        sqlite_engine: Engine, org: Org) -> None:
     """Query shows no deletes: a live count that fell asks for the id comparison, for that entity."""
     with VtigerEmulator(org, sync_works=False) as emulator:
         env = VtigerEnv(org, emulator)
@@ -227,8 +230,8 @@ def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(  # type: i
         check_truth(sqlite_engine, env)
 
 
-def test_stock_8_2_counts_the_records_it_created_since_the_last_count(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, org) -> None:
+def test_stock_8_2_counts_the_records_it_created_since_the_last_count(
+        sqlite_engine: Engine, org: Org) -> None:
     """New records raise the live count by what the run read, so they ask for nothing; a new
     record deleted later is caught like any other."""
     with VtigerEmulator(org, sync_works=False) as emulator:
@@ -249,8 +252,8 @@ def test_stock_8_2_counts_the_records_it_created_since_the_last_count(  # type: 
         check_truth(sqlite_engine, env)
 
 
-def test_nps_answers_and_call_direction_come_from_the_configured_fields(  # type: ignore[no-untyped-def]
-        sqlite_engine: Engine, org) -> None:
+def test_nps_answers_and_call_direction_come_from_the_configured_fields(
+        sqlite_engine: Engine, org: Org) -> None:
     answers = [a for a in org.survey_answers if a.kind == "nps" and a.respondent_contact_id]
     inbound = [a for a in org.activities if a.kind in ("call", "email") and a.direction == "inbound"]
     with VtigerEmulator(org, sync_works=False) as emulator:
@@ -262,8 +265,8 @@ def test_nps_answers_and_call_direction_come_from_the_configured_fields(  # type
             "succeeded"
         check_truth(sqlite_engine, env)
     with sqlite_engine.connect() as connection:
-        scores = sorted(connection.execute(select(SurveyResponse.score)).scalars())
-        directions = connection.execute(select(Activity.direction).where(
-            Activity.direction == "inbound")).scalars().all()
+        scores = sorted(connection.execute(select(col(SurveyResponse.score))).scalars())
+        directions = connection.execute(select(col(Activity.direction)).where(
+            col(Activity.direction) == "inbound")).scalars().all()
     assert answers and scores == sorted(a.score for a in answers)
     assert inbound and len(directions) == len(inbound)

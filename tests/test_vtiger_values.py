@@ -13,7 +13,14 @@ from connectors.vtiger import values as v
 from connectors.vtiger.client import SessionLost, SyncUnavailable, VtigerFailure, translate
 from connectors.vtiger.mappers import MappingContext, map_potential
 from emulators.vtiger.render import to_jalali
-from kpisync.errors import AuthError, ConnectorError, RateLimited, RejectedError, TransientError
+from kpisync.errors import (
+    AuthError,
+    ConnectorError,
+    KpisyncError,
+    RateLimited,
+    RejectedError,
+    TransientError,
+)
 from kpisync.mapping import map_each
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -108,7 +115,8 @@ def reply(status: int, body: bytes | str, **headers: str) -> httpx.Response:
     ("query", reply(200, '{"success":false,"error":{"code":"DATABASE_QUERY_ERROR",'
                          '"message":"deadlock"}}'), TransientError),
 ])
-def test_the_error_table(operation: str, response: httpx.Response, error: type) -> None:
+def test_the_error_table(operation: str, response: httpx.Response, error: type[KpisyncError]
+                         ) -> None:
     with pytest.raises(error) as caught:
         translate(operation, response, "http://crm.test")
     assert isinstance(caught.value, error)

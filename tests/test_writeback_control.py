@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
 from kpisync.errors import AuthError, ConfigError, WritebackError
+from kpisync.store.models import model_table
 from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER
 from tests.test_writeback_e2e import (
@@ -44,10 +46,18 @@ from writeback.values import same
 
 __all__ = ["org", "portal", "synced_store"]  # the fixtures, shared with the end-to-end tests
 
+def first_number(pattern: str, text: str) -> int:
+    """The number the first group of `pattern` matches in `text` (fails when it is not there)."""
+    found = re.search(pattern, text)
+    assert found is not None, (pattern, text)
+    return int(found[1])
 
-def run_row(portal: Portal, run_id: int) -> WriteRun:
+
+
+def run_row(portal: Portal, run_id: int | None) -> Row[Any]:
+    assert run_id is not None
     with portal.engine.connect() as connection:
-        return connection.execute(select(WriteRun).where(WriteRun.id == run_id)).one()
+        return connection.execute(select(WriteRun).where(col(WriteRun.id) == run_id)).one()
 
 
 def test_mode_is_validated_in_one_line(portal: Portal) -> None:
@@ -78,13 +88,13 @@ def test_approve_mode_plans_then_sends_exactly_the_plan(portal: Portal) -> None:
     before = portal.emulator.dump()
     plan = run_writeback(portal.engine, approve.settings, SOURCE, portal.connector(),
                          as_of=portal.as_of)
-    assert plan.status == "planned" and plan.planned > 0
+    assert plan.status == "planned" and plan.planned > 0 and plan.run_id is not None
     assert portal.emulator.calls[WRITE] == 0 and portal.emulator.dump() == before
     assert run_row(portal, plan.run_id).status == "planned"
     # a later auto run must not send the plan's items as an "unfinished" run
     with portal.engine.connect() as connection:
         items = {(i.entity, i.external_id, i.field): i.new_value for i in connection.execute(
-            select(OutboxItem.__table__).where(OutboxItem.run_id == plan.run_id))}
+            select(model_table(OutboxItem)).where(col(OutboxItem.run_id) == plan.run_id))}
     assert len(items) == plan.planned
 
     sent = approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
@@ -109,6 +119,7 @@ def test_approve_refuses_the_changes_whose_crm_value_changed_since_the_plan(port
     portal.emulator.update_record("contacts", contact, {"kpisync_nps_category": "passive"})
     portal.sync()
 
+    assert plan.run_id is not None
     sent = approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
     assert [(r.entity, r.external_id, r.field) for r in sent.refused] == [
         ("contact", contact, "kpisync_nps_category")]
@@ -122,7 +133,7 @@ def test_approve_refuses_the_changes_whose_crm_value_changed_since_the_plan(port
 def test_a_revert_holds_its_fields_until_resumed(portal: Portal) -> None:
     first = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
                           as_of=portal.as_of)
-    assert first.written > 0
+    assert first.written > 0 and first.run_id is not None
     undone = revert_run(portal.engine, portal.settings, first.run_id, portal.connector())
     assert undone.written == first.written
     fields = {key for key in first.counts}
@@ -169,8 +180,8 @@ def test_a_wrong_token_fails_the_run_even_with_nothing_to_write(portal: Portal) 
         os.environ[TOKEN_ENV] = TOKEN
     assert caught.value.exit_code == 3 and "\n" not in caught.value.message
     with portal.engine.connect() as connection:
-        assert connection.execute(select(WriteRun).order_by(WriteRun.id.desc())).first().status \
-            == "succeeded"  # no run row was started for the refused one
+        last = connection.execute(select(WriteRun).order_by(col(WriteRun.id).desc())).first()
+        assert last is not None and last.status == "succeeded"  # no run row for the refused one
 
 
 def settings_file(portal: Portal, **source_keys: Any) -> Path:
@@ -196,7 +207,7 @@ def kpisync(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
 
 
 def calls_printed(output: str) -> int:
-    return int(re.search(r"(\d+) API call\(s\) in all", output)[1])  # type: ignore[index]
+    return first_number(r"(\d+) API call\(s\) in all", output)
 
 
 def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Portal) -> None:
@@ -223,7 +234,7 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
 
     planned = kpisync("writeback", "--source", SOURCE, "--settings", settings)
     assert planned.returncode == 0, planned.stderr
-    plan_id = int(re.search(r"kpisync writeback approve (\d+)", planned.stdout)[1])  # type: ignore[index]
+    plan_id = first_number(r"kpisync writeback approve (\d+)", planned.stdout)
     assert portal.emulator.calls[WRITE] == 0
     assert f"plan {plan_id} awaits" in kpisync("status", "--settings", settings).stdout
 
@@ -239,7 +250,7 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     assert reverted.returncode == 0, reverted.stderr
     printed = calls_printed(reverted.stdout)
     assert printed == sum(portal.emulator.calls.values()) > portal.emulator.calls[WRITE] > 0
-    revert_id = int(re.search(r"run (\d+) \(revert\)", reverted.stdout)[1])  # type: ignore[index]
+    revert_id = first_number(r"run (\d+) \(revert\)", reverted.stdout)
     runs = kpisync("writeback", "runs", "--settings", settings).stdout
     line = next(line for line in runs.splitlines() if line.startswith(f"│ {revert_id} "))
     cells = [cell.strip() for cell in line.strip("│ ").split("│")]

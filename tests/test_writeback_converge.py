@@ -41,7 +41,7 @@ from kpisync.pipeline import Pipeline
 from kpisync.scheduler.history import now_utc
 from kpisync.scheduler.models import PipelineRun
 from kpisync.scheduler.options import scheduler_settings
-from kpisync.store.models import ENTITY_MODELS
+from kpisync.store.models import ENTITY_MODELS, model_table
 from tests.harness import toml_value
 from tests.hubspot_env import TOKEN as HUBSPOT_TOKEN
 from tests.hubspot_env import TOKEN_ENV as HUBSPOT_TOKEN_ENV
@@ -82,8 +82,9 @@ class HubSpotCrm:
 
 ALL: dict[str, Any] = {"hubspot": HubSpotCrm(), **CRMS}
 # What each emulator keeps for a boolean score written true or false: the CRM's own form.
-STORED_BOOL: dict[str, dict[bool | None, Any]] = {"hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
-               "vtiger": {True: "1", False: "0"}}
+STORED_BOOL: dict[str, dict[bool | None, Any]] = {
+    "hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
+    "vtiger": {True: "1", False: "0"}}
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,7 @@ def score_of(portal: Portal, entity: str, name: str) -> str:
 
 
 def written_rows(portal: Portal, run_id: int | None) -> list[Any]:
-    a = AuditEntry.__table__  # type: ignore[attr-defined]
+    a = model_table(AuditEntry)
     with portal.engine.connect() as connection:
         return list(connection.execute(select(a).where(a.c.run_id == run_id,
                                                        a.c.result == "written")))
@@ -175,7 +176,7 @@ def assert_store_reads_truth(portal: Portal, codec: ValueCodec) -> None:
     held = managed(portal)
     with portal.engine.connect() as connection:
         for entity in portal.mapping:
-            t = ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined]
+            t = model_table(ENTITY_MODELS[entity])
             stored = {r.external_id: r.custom or {} for r in connection.execute(
                 select(t.c.external_id, t.c.custom).where(t.c.source == portal.source,
                                                           t.c.deleted_at.is_(None)))}
@@ -299,7 +300,7 @@ def test_refused_writes_make_a_partial_run_naming_each_failed_field(portal: Port
 
 
 def planned_fields(portal: Portal, run_id: int | None) -> set[tuple[str, str]]:
-    o = OutboxItem.__table__  # type: ignore[attr-defined]
+    o = model_table(OutboxItem)
     with portal.engine.connect() as connection:
         return {(r.external_id, r.field) for r in connection.execute(
             select(o.c.external_id, o.c.field).where(o.c.run_id == run_id))}
@@ -330,7 +331,7 @@ def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: P
                           text=True, timeout=300, check=False, env=wide)
     assert done.returncode == 7, done.stdout[-2000:] + done.stderr[-2000:]
     assert "partial:" in done.stdout and "write(s) failed" in done.stderr
-    runs = WriteRun.__table__  # type: ignore[attr-defined]
+    runs = model_table(WriteRun)
     with portal.engine.connect() as connection:
         last = connection.execute(select(runs).order_by(runs.c.id.desc())).first()
     assert last is not None and last.status == "partial" and last.failed > 0 and last.written > 0
@@ -344,7 +345,7 @@ def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: P
                           capture_output=True, text=True, timeout=300, check=False, env=wide)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"{portal.source}: failed" in done.stdout
-    scheduled = PipelineRun.__table__  # type: ignore[attr-defined]
+    scheduled = model_table(PipelineRun)
     with portal.engine.connect() as connection:
         run = connection.execute(select(scheduled).order_by(scheduled.c.id.desc())).first()
     assert run is not None and run.status == "failed"
@@ -391,7 +392,7 @@ def test_failures_of_an_interrupted_run_finished_later_are_reported_then(portal:
     error = report.failure_error()
     assert error is not None and error.exit_code == 7
     assert f"interrupted run {run} finished with {failed} failed write(s)" in error.message
-    runs = WriteRun.__table__  # type: ignore[attr-defined]
+    runs = model_table(WriteRun)
     with portal.engine.connect() as connection:
         status = connection.execute(select(runs.c.status).where(runs.c.id == run)).scalar()
     assert status == "partial" and refused

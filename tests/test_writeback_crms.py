@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
 from emulators.org.generate import generate_org
 from emulators.org.model import Org, SurveyAnswer
@@ -29,7 +30,7 @@ from emulators.salesforce.records import ref
 from kpisync.config import Settings, parse_settings
 from kpisync.connector import Connector
 from kpisync.registry import build_connector
-from kpisync.store.models import ENTITY_MODELS
+from kpisync.store.models import ENTITY_MODELS, model_table
 from kpisync.sync import SyncOptions, sync_source
 from metrics import records
 from metrics.options import metric_config
@@ -37,6 +38,7 @@ from metrics.survey_import import import_surveys
 from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER
 from tests.vtiger_env import KEY_ENV as VTIGER_KEY_ENV
+from tests.vtiger_env import VtigerEnv
 from writeback.models import AuditEntry
 from writeback.options import source_plan
 from writeback.provision import LABEL_PREFIX, provision_fields
@@ -106,7 +108,8 @@ class SalesforceCrm:
 
     def stage_entered(self, deal: Any, before: Any, rid: str) -> datetime:
         """OpportunityHistory holds the org's stage changes."""
-        return deal.stage_history[-1].at if deal.stage_history else deal.created_at
+        entered: datetime = deal.stage_history[-1].at if deal.stage_history else deal.created_at
+        return entered
 
 
 class VtigerCrm:
@@ -167,7 +170,7 @@ class VtigerCrm:
 # Vtiger has no stage history: a re-sync after write-back reads each written potential again and
 # stores that version as one more observation of the same stage; stays_query merges consecutive
 # observations of one stage, so the re-sync changes no score and causes no write.
-CRMS = {"salesforce": SalesforceCrm(), "vtiger": VtigerCrm()}
+CRMS: dict[str, SalesforceCrm | VtigerCrm] = {"salesforce": SalesforceCrm(), "vtiger": VtigerCrm()}
 
 
 def held_answers(org: Org) -> list[tuple[SurveyAnswer, int]]:
@@ -241,7 +244,7 @@ def portal(request: pytest.FixtureRequest, org: Org, engine: Engine, tmp_path: P
         mapping = {entity: {score: crm.add_field(served.emulator, entity, score)
                             for score in scores} for entity, scores in WANTED.items()}
         options = served.env.options()
-        if request.param == "vtiger":
+        if isinstance(served.env, VtigerEnv):
             os.environ[VTIGER_KEY_ENV] = served.env.key  # what its env sets when it connects
         settings = parse_settings({"kpisync": {"store": str(engine.url), "timezone": "UTC"},
                                    "sources": {served.source: options},
@@ -301,14 +304,14 @@ def category(score: int) -> str:
 
 def assert_store_reread(portal: Portal, run_id: int | None) -> None:
     """Every field the run wrote was read back by a sync after the write."""
-    a, written = AuditEntry.__table__, 0  # type: ignore[attr-defined]
+    a, written = model_table(AuditEntry), 0
     kinds = {(s.entity, s.name): s.kind for s in SCORES}
     with portal.engine.connect() as connection:
         rows = connection.execute(select(a.c.entity, a.c.external_id, a.c.field, a.c.score,
                                          a.c.new_value, a.c.at)
                                   .where(a.c.run_id == run_id, a.c.result == "written")).all()
         for row in rows:
-            t = ENTITY_MODELS[row.entity].__table__  # type: ignore[attr-defined]
+            t = model_table(ENTITY_MODELS[row.entity])
             custom, synced_at = connection.execute(select(t.c.custom, t.c.synced_at).where(
                 t.c.source == portal.source, t.c.external_id == row.external_id)).one()
             assert synced_at > row.at, row
@@ -396,8 +399,8 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
 
     with engine.connect() as connection:
         audited = connection.execute(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.run_id == report.run_id, AuditEntry.result == "written")).scalar()
-    assert audited == report.written
+            col(AuditEntry.run_id) == report.run_id, col(AuditEntry.result) == "written")).scalar()
+    assert audited == report.written and report.run_id is not None
 
     emulator.reset_calls()
     undone = revert_run(engine, settings, report.run_id, portal.connector())
@@ -406,7 +409,7 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     reverted = emulator.dump()
     for entity, fields in portal.mapping.items():
         for name in fields.values():
-            kind = next(SCORE[(entity, s)].kind for s, f in fields.items() if f == name)
-            assert all(codec.holds(kind, r.get(name), None) for r in crm.records(reverted, entity)
+            score_kind = next(SCORE[(entity, s)].kind for s, f in fields.items() if f == name)
+            assert all(codec.holds(score_kind, r.get(name), None) for r in crm.records(reverted, entity)
                        .values()), name
     assert crm.unmanaged(reverted, portal.managed()) == unmanaged_before

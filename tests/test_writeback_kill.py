@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from emulators.hubspot.emulator import HubSpotEmulator, HubSpotKnobs
 from emulators.org.generate import generate_org
@@ -125,7 +126,7 @@ def test_sigkill_at_random_points_leaves_crm_exact_and_audit_complete(tmp_path: 
                                     as_of=as_of, dry_run=True)
             assert planned.planned > 0
             with engine.connect() as connection:
-                first_new_run = (connection.execute(select(func.max(AuditEntry.run_id))).scalar()
+                first_new_run = (connection.execute(select(func.max(col(AuditEntry.run_id)))).scalar()
                                  or 0) + 1
             before = emulator.calls[WRITE]
             knobs.latency_seconds = 0.02  # a call takes a while: kills land inside calls too
@@ -160,12 +161,12 @@ def check_round(engine: Any, emulator: HubSpotEmulator, settings: Settings, as_o
     assert left.planned == 0, "the CRM is not in the desired state"
     with engine.connect() as connection:
         unsettled = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.status.in_(("pending", "sending")))).scalar()
+            col(OutboxItem.status).in_(("pending", "sending")))).scalar()
         settled = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.status.in_(("written", "failed", "not_found")))).scalar()
+            col(OutboxItem.status).in_(("written", "failed", "not_found")))).scalar()
         audited = connection.execute(select(func.count()).select_from(AuditEntry)).scalar()
         written = connection.execute(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.run_id >= first_run, AuditEntry.result == "written")).scalar()
+            col(AuditEntry.run_id) >= first_run, col(AuditEntry.result) == "written")).scalar()
     assert unsettled == 0
     assert audited == settled, "an outbox item without exactly one audit row"
     assert written == planned, f"{written} writes audited for {planned} planned: doubled or lost"

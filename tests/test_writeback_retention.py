@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Table, func, select
 
+from kpisync.store.models import model_table
 from writeback.models import AuditEntry, OutboxItem, WriteRun
 from writeback.outbox import drop_old_rows
 
 NOW = datetime.now(UTC)
-RUNS, OUTBOX = WriteRun.__table__, OutboxItem.__table__  # type: ignore[attr-defined]
-AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+RUNS, OUTBOX = model_table(WriteRun), model_table(OutboxItem)
+AUDIT = model_table(AuditEntry)
 
 
 def add_run(engine: Engine, run_id: int, *, status: str, days_ago: int, item: str) -> None:
@@ -30,9 +31,9 @@ def add_run(engine: Engine, run_id: int, *, status: str, days_ago: int, item: st
                 result="written", at=at))
 
 
-def rows_of(engine: Engine, table: object) -> list[int]:
+def rows_of(engine: Engine, table: Table) -> list[int]:
     with engine.connect() as connection:
-        return sorted(connection.execute(select(table.c.run_id)).scalars())  # type: ignore[attr-defined]
+        return sorted(connection.execute(select(table.c.run_id)).scalars())
 
 
 def test_old_settled_runs_lose_their_rows_and_unsettled_or_recent_ones_keep_them(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connectors.vtiger import VtigerConnector
 from emulators.org.model import Org
 from emulators.vtiger.emulator import ADMIN_KEY, VtigerEmulator
 from kpisync.config import parse_settings
@@ -35,10 +36,12 @@ class VtigerEnv:
         options.update(extra)
         return options
 
-    def connector(self, **extra: Any):  # type: ignore[no-untyped-def]
+    def connector(self, **extra: Any) -> VtigerConnector:
         os.environ[KEY_ENV] = self.key
         settings = parse_settings({"sources": {SOURCE: self.options(**extra)}})
-        return build_connector(settings.source(SOURCE))
+        connector = build_connector(settings.source(SOURCE))
+        assert isinstance(connector, VtigerConnector)
+        return connector
 
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         os.environ[KEY_ENV] = self.key

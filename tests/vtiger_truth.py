@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from emulators.vtiger.records import Entity, Truth
 from emulators.vtiger.schema import SURVEY_MODULE
@@ -87,26 +88,27 @@ def expected_rows(dump: Truth, zone: ZoneInfo) -> dict[str, dict[str, tuple[Any,
 
 def store_rows(engine: Engine, source: str) -> dict[str, dict[str, tuple[Any, ...]]]:
     queries = {
-        "user": select(User.external_id, User.name, User.email, User.team, User.is_active)
-        .where(User.source == source),
-        "account": select(Account.external_id, Account.name, Account.type, Account.country,
-                          Account.owner_id, Account.custom, Account.modified_at)
-        .where(Account.deleted_at.is_(None), Account.source == source),
-        "contact": select(Contact.external_id, Contact.email, Contact.last_name,
-                          Contact.account_id, Contact.custom).where(Contact.deleted_at.is_(None), Contact.source == source),
-        "lead": select(Lead.external_id, Lead.email, Lead.status, Lead.is_converted)
-        .where(Lead.deleted_at.is_(None), Lead.is_converted.is_(False), Lead.source == source),
-        "deal": select(Deal.external_id, Deal.name, Deal.amount, Deal.stage, Deal.close_date,
-                       Deal.owner_id, Deal.account_id, Deal.custom, Deal.modified_at)
-        .where(Deal.deleted_at.is_(None), Deal.source == source),
-        "activity": select(Activity.external_id, Activity.kind, Activity.owner_id,
-                           Activity.contact_id, Activity.deal_id, Activity.occurred_at,
-                           Activity.direction)
-        .where(Activity.deleted_at.is_(None), Activity.source == source),
-        "survey_response": select(SurveyResponse.external_id, SurveyResponse.kind,
-                                  SurveyResponse.score, SurveyResponse.contact_id,
-                                  SurveyResponse.account_id, SurveyResponse.answered_at)
-        .where(SurveyResponse.deleted_at.is_(None), SurveyResponse.source == source),
+        "user": select(col(User.external_id), col(User.name), col(User.email), col(User.team), col(User.is_active))
+        .where(col(User.source) == source),
+        "account": select(col(Account.external_id), col(Account.name), col(Account.type), col(Account.country),
+                          col(Account.owner_id), col(Account.custom), col(Account.modified_at))
+        .where(col(Account.deleted_at).is_(None), col(Account.source) == source),
+        "contact": select(col(Contact.external_id), col(Contact.email), col(Contact.last_name),
+                          col(Contact.account_id), col(Contact.custom))
+        .where(col(Contact.deleted_at).is_(None), col(Contact.source) == source),
+        "lead": select(col(Lead.external_id), col(Lead.email), col(Lead.status), col(Lead.is_converted))
+        .where(col(Lead.deleted_at).is_(None), col(Lead.is_converted).is_(False), col(Lead.source) == source),
+        "deal": select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.stage), col(Deal.close_date),
+                       col(Deal.owner_id), col(Deal.account_id), col(Deal.custom), col(Deal.modified_at))
+        .where(col(Deal.deleted_at).is_(None), col(Deal.source) == source),
+        "activity": select(col(Activity.external_id), col(Activity.kind), col(Activity.owner_id),
+                           col(Activity.contact_id), col(Activity.deal_id), col(Activity.occurred_at),
+                           col(Activity.direction))
+        .where(col(Activity.deleted_at).is_(None), col(Activity.source) == source),
+        "survey_response": select(col(SurveyResponse.external_id), col(SurveyResponse.kind),
+                                  col(SurveyResponse.score), col(SurveyResponse.contact_id),
+                                  col(SurveyResponse.account_id), col(SurveyResponse.answered_at))
+        .where(col(SurveyResponse.deleted_at).is_(None), col(SurveyResponse.source) == source),
     }
     found: dict[str, dict[str, tuple[Any, ...]]] = {}
     with engine.connect() as connection:

@@ -73,7 +73,7 @@ class WritebackGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested commands)
     fields_app = typer.Typer(help="The CRM fields write-back manages.", no_args_is_help=True)
     writeback_app = typer.Typer(help="Write scores onto CRM records.", invoke_without_command=True,
                                 cls=WritebackGroup)
@@ -281,26 +281,36 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True,
         title += " (revert)"
     if report.resumed_runs:
         console.print(f"finished interrupted run(s) {', '.join(map(str, report.resumed_runs))} first")
-    labels = labels or {}
     if report.sample and rows:
-        linked = any(label.link for label in labels.values())
-        table = Table("object", "record", "field", f"current {ARROW} new", "note",
-                      *(["link"] if linked else []), title=title)
-        for row in report.sample:
-            label = labels.get((row.entity, row.external_id), RecordLabel(None, None))
-            record = row.external_id if label.name is None else f"{label.name} ({row.external_id})"
-            table.add_row(row.entity, escape(record), escape(row.field),
-                          escape(f"{show(row.old)} {ARROW} {show(row.new)}"), note_of(row),
-                          *([escape(label.link or "")] if linked else []))
-        console.print(table)
-        if report.planned + report.skipped > len(report.sample) and rows:
-            console.print(f"(first {len(report.sample)} of {report.planned + report.skipped} "
-                          "shown; --all for every one, --csv for a file)")
+        print_sample(console, report, title, labels or {})
     counts = Table("object", "field", "writes", title="writes per field")
     for (entity, name), n in sorted(report.counts.items()):
         counts.add_row(entity, name, str(n))
     if report.counts:
         console.print(counts)
+    print_totals(console, report)
+    print_held_and_failed(console, report)
+
+
+def print_sample(console: Console, report: RunReport, title: str,
+                 labels: dict[tuple[str, str], RecordLabel]) -> None:
+    """The first planned rows, one per field value, with the record's name where known."""
+    linked = any(label.link for label in labels.values())
+    table = Table("object", "record", "field", f"current {ARROW} new", "note",
+                  *(["link"] if linked else []), title=title)
+    for row in report.sample:
+        label = labels.get((row.entity, row.external_id), RecordLabel(None, None))
+        record = row.external_id if label.name is None else f"{label.name} ({row.external_id})"
+        table.add_row(row.entity, escape(record), escape(row.field),
+                      escape(f"{show(row.old)} {ARROW} {show(row.new)}"), note_of(row),
+                      *([escape(label.link or "")] if linked else []))
+    console.print(table)
+    if report.planned + report.skipped > len(report.sample):
+        console.print(f"(first {len(report.sample)} of {report.planned + report.skipped} "
+                      "shown; --all for every one, --csv for a file)")
+
+
+def print_totals(console: Console, report: RunReport) -> None:
     records = sum(report.records.values())
     if report.status == "planned":
         console.print(f"plan {report.run_id}: {report.planned} field value(s) on {records} "
@@ -319,6 +329,9 @@ def print_report(console: Console, report: RunReport, *, rows: bool = True,
         console.print(f"{report.skipped} conflict(s) left alone (on_conflict = \"skip\")")
     if report.unchanged_since:
         console.print(f"{report.unchanged_since} field(s) changed since that run: left alone")
+
+
+def print_held_and_failed(console: Console, report: RunReport) -> None:
     for (entity, name), reason in report.paused.items():
         console.print(f"[yellow]paused[/] {entity}.{name}: {escape(reason)}")
     for (entity, name), run in sorted(report.held.items()):

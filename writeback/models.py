@@ -31,7 +31,8 @@ class WriteRun(SQLModel, table=True):
     source: str = Field(max_length=64, index=True)
     kind: str = Field(default="write", max_length=16)  # write | revert
     reverts_run: int | None = None
-    status: str = Field(default="running", max_length=16)  # running | succeeded | partial | failed | planned | superseded
+    # running | succeeded | partial | failed | planned | superseded
+    status: str = Field(default="running", max_length=16)
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     as_of: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -15,7 +15,8 @@ A write happens only where D differs from that best-known value, so a second run
 changed plans nothing and costs no call. "Differs" and "read something other than W" are the
 connector's codec's `holds` (kpisync.fieldcodec): by meaning, with the CRM's own forms of empty
 (a Vtiger checkbox's 0, an emptied decimal's 0.00) equal to "unknown" where the CRM cannot hold
-it; an unknown score on a field that cannot hold "unknown" leaves the field as it is. A record the CRM reported gone is skipped until a later
+it; an unknown score on a field that cannot hold "unknown" leaves the field as it is. A record the
+CRM reported gone is skipped until a later
 sync shows it alive again; records deleted in the store are never selected at all.
 """
 

@@ -163,7 +163,7 @@ class StreamReader:
         """Deals with their links; property history is read only where search cannot tell it."""
         paths: dict[str, stages.Path | None] = {}
         unsure: list[str] = []
-        for record, rid in zip(records, ids):
+        for record, rid in zip(records, ids, strict=True):
             props = record.get("properties") or {}
             path = paths[rid] = stages.path_from_calculated(props, self.context.stages)
             closed = mappers.deal_closed(props, self.context)

@@ -28,6 +28,7 @@ assigned) tells which deals those are.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -73,7 +74,7 @@ def path_from_calculated(props: Mapping[str, Any], stage_ids: Iterable[str]) -> 
     *left, current = visits
     if current.exited is not None or current.stage != text(props, "dealstage"):
         return None
-    for visit, following in zip(visits, visits[1:]):
+    for visit, following in itertools.pairwise(visits):
         if following.entered <= visit.entered or visit.exited != following.entered:
             return None  # two stages entered at one instant, or not contiguous
     if any(v.latest is not None and v.cumulative is not None and v.latest != v.cumulative

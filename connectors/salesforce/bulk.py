@@ -9,7 +9,8 @@ next result page, so a crash resumes at that page of the same job (jobs live for
 page stores the keyset cursor `(until, -)`: everything up to `until` is in, and the next run
 continues from there. A job read to its end is deleted (`DELETE jobs/query/{id}`), as
 well-behaved clients do; the engine reads ahead of its commits, so a run stopped after that
-point runs the same job again next time (the same bounds: nothing lost, a job's calls spent). A result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
+point runs the same job again next time (the same bounds: nothing lost, a job's calls spent). A
+result page is handed on in parts of `page_rows` rows (REST's 2,000), so a
 large `maxRecords` saves calls without holding bigger pages in memory; each part but the result
 page's last carries the cursor of that same result page, which a crash reads again (upserts,
 never duplicates).
@@ -62,7 +63,7 @@ def typed_rows(text: str, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
         for index, convert in typed:
             if row[index] is not None:
                 row[index] = convert(row[index])
-        rows.append(dict(zip(header, row)))
+        rows.append(dict(zip(header, row, strict=True)))  # a short row is a corrupt result
     return rows
 
 

@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 import jwt
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.util import exception_handler
 

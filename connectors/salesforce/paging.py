@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 
 from connectors.kit.paging import PageTokens
 from connectors.salesforce.client import SalesforceClient

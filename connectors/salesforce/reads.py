@@ -144,7 +144,7 @@ class StreamReader:
 
     def map_opportunities(self, rows: Rows) -> list[Row]:
         ids = [str(r["Id"]) for r in rows]
-        closed = [rid for rid, r in zip(ids, rows) if self.closed(r)]
+        closed = [rid for rid, r in zip(ids, rows, strict=True) if self.closed(r)]
         stages, owners = self.history.for_page(self.known, ids, closed)
         mapped = map_each(rows, lambda r: mappers.map_opportunity(
             r, self.context, stages.get(str(r["Id"]), ()), owners.get(str(r["Id"]), ())),

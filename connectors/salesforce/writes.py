@@ -69,7 +69,7 @@ def write_chunk(client: SalesforceClient, sobject: str, chunk: Sequence[FieldUpd
     except RejectedError as error:  # the whole request refused (malformed, too many records)
         return [WriteResult(u.external_id, ok=False, error=error.message) for u in chunk]
     results = results_of(chunk, response or [])
-    landed = [u for u, r in zip(chunk, results) if r.ok]
+    landed = [u for u, r in zip(chunk, results, strict=True) if r.ok]
     if not landed:
         return results
     held = read_back(client, sobject, landed)
@@ -94,13 +94,13 @@ def read_back(client: SalesforceClient, sobject: str, updates: Sequence[FieldUpd
 
 def results_of(chunk: Sequence[FieldUpdate], response: Sequence[Any]) -> list[WriteResult]:
     results = []
-    for update, outcome in zip(chunk, response):
+    for update, outcome in zip(chunk, response, strict=True):  # one result per record
         if outcome.get("success"):
             results.append(WriteResult(update.external_id, ok=True))
             continue
         problems = outcome.get("errors") or [{}]
         codes = [str(p.get("statusCode", "UNKNOWN")) for p in problems]
-        message = "; ".join(f"{c}: {p.get('message', '')}" for c, p in zip(codes, problems))
+        message = "; ".join(f"{c}: {p.get('message', '')}" for c, p in zip(codes, problems, strict=True))
         results.append(WriteResult(update.external_id, ok=False, error=message,
                                    not_found=any(c in GONE for c in codes)))
     for update in chunk[len(results):]:

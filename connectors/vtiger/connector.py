@@ -2,7 +2,8 @@
 
 Objects: Accounts, Contacts, Leads, Potentials (deals), Calendar (tasks) and Events (calls,
 meetings, emails) through `sync` or `query`, and NPS answers from a configured module (`survey`);
-Users through `query` (never synced); the sales stages from describe. Cursor: modifiedtime in unix seconds, closed bound with the ids seen at the
+Users through `query` (never synced); the sales stages from describe. Cursor: modifiedtime in unix
+seconds, closed bound with the ids seen at the
 boundary dropped; `sync` where it serves, else incremental `query` (see reads, syncwalk, querywalk).
 Deletes: `sync`'s deleted ids (converted leads included); by query, a live count that fell asks
 the engine for an id comparison of that entity at the end of the run (deletecount); purged rows
@@ -93,7 +94,8 @@ class VtigerSettings(StrictModel):
     fast_retries: bool = False  # tests and the demo: the same retry decisions with tiny waits
     won_stages: tuple[str, ...] = ("Closed Won",)
     lost_stages: tuple[str, ...] = ("Closed Lost",)
-    roles: dict[str, str] = Field(default_factory=dict)  # role -> field label (custom) or name, e.g. currency = "Currency"
+    # role -> field label (custom) or name, e.g. currency = "Currency"
+    roles: dict[str, str] = Field(default_factory=dict)
     team_field: str = "department"  # the Users field holding a rep's team
     team_regions: dict[str, str] = Field(default_factory=dict)
     survey: SurveySettings | None = None  # NPS answers, where the CRM holds them

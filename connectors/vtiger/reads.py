@@ -185,17 +185,22 @@ class ModuleReader:
             self.fields_moved(module, records)
         context = self.context
         self.owners.update(str(r["assigned_user_id"]) for r in records if r.get("assigned_user_id"))
-        mapper: Callable[[dict[str, Any]], list[Row]]
         if module == "Potentials":
-            mapper = lambda r: list(mappers.map_potential(r, context))
+            def mapper(r: dict[str, Any]) -> list[Row]:
+                return list(mappers.map_potential(r, context))
         elif module in ("Calendar", "Events"):
-            mapper = lambda r: [mappers.map_activity(r, module, context)]
+            def mapper(r: dict[str, Any]) -> list[Row]:
+                return [mappers.map_activity(r, module, context)]
         elif module == self.options.survey_module:
-            mapper = lambda r: [row for row in (mappers.map_survey(r, context),) if row]
+            def mapper(r: dict[str, Any]) -> list[Row]:
+                return [row for row in (mappers.map_survey(r, context),) if row]
         else:
             one = {"Accounts": mappers.map_account, "Contacts": mappers.map_contact,
                    "Leads": mappers.map_lead}[module]
-            mapper = lambda r: [one(r, context)]
+
+            def mapper(r: dict[str, Any]) -> list[Row]:
+                return [one(r, context)]
+
         mapped = map_each(records, mapper, module, lambda record: record.get("id"))
         return [row for rows in mapped for row in rows]
 

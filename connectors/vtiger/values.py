@@ -49,10 +49,8 @@ def number(value: object) -> Decimal | None:
     raw = text(value)
     if raw is None:
         return None
-    if raw.isascii() and "," not in raw:  # Latin digits already: no translation needed
-        digits = raw
-    else:
-        digits = latin_digits(raw)
+    # Latin digits already: no translation needed
+    digits = raw if raw.isascii() and "," not in raw else latin_digits(raw)
     try:
         return Decimal(digits.strip())
     except InvalidOperation:

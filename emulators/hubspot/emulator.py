@@ -294,7 +294,7 @@ class HubSpotEmulator(EmulatorServer):
                    for item in inputs]
         created = [self.store.create(object_type, props, links) for props, links in planned]
         return json_response(201, batch_envelope(
-            [render(self.schema, object_type, r, list(p)) for r, (p, _) in zip(created, planned)]))
+            [render(self.schema, object_type, r, list(p)) for r, (p, _) in zip(created, planned, strict=True)]))
 
     def batch_update(self, request: Request) -> Response:
         """POST batch/update: 400 on invalid properties, 207 for unknown ids."""

@@ -320,8 +320,9 @@ class HubSpotStore:
             raise validation_error(str(exc)) from exc
         candidates, groups = self._candidates(object_type, prop, descending, groups)
         records = self.truth[object_type]
-        text_of: Callable[[str, str], str | None] = \
-            lambda rid, name: lower_or_none(records[rid]["properties"].get(name))
+
+        def text_of(rid: str, name: str) -> str | None:
+            return lower_or_none(records[rid]["properties"].get(name))
         matched = [rid for rid in candidates
                    if matches(groups, rid, lambda p: self.column(object_type, p), text_of)]
         query = str(body.get("query") or "").lower()

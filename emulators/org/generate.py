@@ -221,7 +221,7 @@ def spread_win_rates(rng: random.Random, reps: list[Rep]) -> dict[int, float]:
     """Win rates from 15% to 50%, evenly spread over the reps in shuffled order."""
     rates = [0.15 + 0.35 * i / max(1, len(reps) - 1) for i in range(len(reps))]
     rng.shuffle(rates)
-    return {rep.id: rate for rep, rate in zip(reps, rates)}
+    return {rep.id: rate for rep, rate in zip(reps, rates, strict=True)}
 
 
 class Roster:
@@ -307,7 +307,7 @@ def stage_times(rng: random.Random, path: list[str], start: int, stop: int,
         times[-1] = stop
     for i in range(1, n):
         times[i] = max(times[i], times[i - 1] + 1)
-    return [StageChange(k, ms_to_dt(t)) for k, t in zip(path, times)]
+    return [StageChange(k, ms_to_dt(t)) for k, t in zip(path, times, strict=False)]
 
 
 def deal_amount(rng: random.Random, acc: Account, kind: str,
@@ -341,7 +341,7 @@ def line_items(rng: random.Random, amount: Decimal | None) -> list[LineItem]:
     total = sum(weights)
     items: list[LineItem] = []
     left = amount
-    for name, w in zip(names[:-1], weights[:-1]):
+    for name, w in zip(names[:-1], weights[:-1], strict=True):
         qty = pick(rng, (1, 1, 2, 5))
         unit = Decimal(f"{float(amount) * w / total / qty:.2f}")
         items.append(LineItem(name, qty, unit))

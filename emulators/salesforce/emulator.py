@@ -2,7 +2,8 @@
 
 simple-salesforce 1.12 talks to it unchanged. It only builds `https://` URLs, so the emulator
 serves TLS from a certificate authority made with trustme (`ca_path` is the CA to trust): a
-throwaway one, or the one kept in `ca_folder` (made there the first time) for settings that last. Served: SOAP `login()` and the OAuth token endpoint (auth); `query`,
+throwaway one, or the one kept in `ca_folder` (made there the first time) for settings that last.
+Served: SOAP `login()` and the OAuth token endpoint (auth); `query`,
 `queryAll` and `nextRecordsUrl` pages (2,000 rows, `Sforce-Query-Options: batchSize=N`, 200 at
 least) over a real small SOQL parser (soql: MALFORMED_QUERY, INVALID_FIELD,
 INVALID_TYPE); global and per-object describe; sObject rows (GET, POST, PATCH, DELETE); sObject

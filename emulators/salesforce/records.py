@@ -207,7 +207,7 @@ def add_owner_history(truth: Truth, schema: Schema, numbers: Iterator[int], d: D
     rid = make_id("Opportunity", d.id)
     rows = [field_history(schema, next(numbers), rid, d.created_at, user_id(d.owner_history[0].owner_id)
                           if d.owner_history else admin_id(), ("created", None, None))]
-    for before, after in zip(d.owner_history, d.owner_history[1:]):
+    for before, after in itertools.pairwise(d.owner_history):
         rows += owner_change_rows(schema, numbers, rid, after.at, user_id(before.owner_id),
                                   user_id(after.owner_id), names)
     for row in rows:

@@ -49,6 +49,13 @@ ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "'": "'", '"':
            "_": "\\_", "%": "\\%"}
 
 
+# token kind -> (the field types it may be compared with, its value)
+TYPED_LITERALS: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "datetime": (("datetime",), lambda text: parse_datetime(text)),
+    "date": (("date",), date.fromisoformat),
+    "number": (("double", "currency", "percent", "int"), Decimal),
+}
+
 class SoqlError(Exception):
     """A query the emulator refuses, with the Salesforce error code to answer."""
 
@@ -354,18 +361,11 @@ class _Parser:
             if kind != "boolean":
                 raise self.mistyped(name, kind, token)
             return upper == "TRUE"
-        if token.kind == "datetime":
-            if kind != "datetime":
+        if token.kind in TYPED_LITERALS:
+            kinds, convert = TYPED_LITERALS[token.kind]
+            if kind not in kinds:
                 raise self.mistyped(name, kind, token)
-            return parse_datetime(token.text)
-        if token.kind == "date":
-            if kind != "date":
-                raise self.mistyped(name, kind, token)
-            return date.fromisoformat(token.text)
-        if token.kind == "number":
-            if kind not in ("double", "currency", "percent", "int"):
-                raise self.mistyped(name, kind, token)
-            return Decimal(token.text)
+            return convert(token.text)
         if token.kind == "string":
             if kind in ("datetime", "date", "boolean", "double", "currency", "percent", "int"):
                 raise self.mistyped(name, kind, token)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import typer
 from rich.markup import escape
@@ -87,7 +87,7 @@ def answered_within(seconds: float, function: Callable[[], T], source: str) -> T
                              hint="check the host setting and the network")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]
+    return cast(T, outcome["value"])
 
 
 def allowance_left(connector: Any) -> str:

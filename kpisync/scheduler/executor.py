@@ -51,7 +51,7 @@ def run_slots(job: Job, run_times: list[datetime], logger_name: str,
     return events
 
 
-class SlotExecutor(BaseExecutor):
+class SlotExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler 3 is untyped
     """A thread pool running jobs as `func(*args, due_at=..., **kwargs)`; a job `any_time`
     accepts runs however late its slot (a source's first run)."""
 

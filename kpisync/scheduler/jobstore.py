@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 LOST = (OperationalError, InterfaceError)  # the connection, not the statement
 
 
-class OutageTolerantJobStore(SQLAlchemyJobStore):
+class OutageTolerantJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # untyped apscheduler
     def __init__(self, *, retry_seconds: float = 10.0, **options: Any) -> None:
         super().__init__(**options)
         self.retry_seconds = retry_seconds

@@ -52,7 +52,8 @@ def crontab_weekdays(expression: str) -> str:
 
 def next_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:
     """The trigger's first slot after `now`."""
-    return trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+    fire: datetime | None = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+    return fire
 
 
 def previous_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:
@@ -62,7 +63,7 @@ def previous_fire(trigger: BaseTrigger, now: datetime) -> datetime | None:
     window) until a slot comes up before `now`, then walk forward to the last one."""
     window = timedelta(seconds=1)
     while window <= LOOK_BACK:
-        found = trigger.get_next_fire_time(None, now - window)
+        found: datetime | None = trigger.get_next_fire_time(None, now - window)
         if found is not None and found <= now:
             while (later := next_fire(trigger, found)) is not None and later <= now:
                 found = later

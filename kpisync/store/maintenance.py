@@ -9,6 +9,7 @@ snapshot of the whole database).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -104,13 +105,10 @@ def kept_rows(engine: Engine, counts: dict[str, int]) -> dict[str, int]:
     ones only; the others come from the CRM)."""
     kept = {table: counts[table] for table in NOT_FROM_THE_CRM if table in counts}
     if "survey_responses" in kept:
-        with engine.connect() as connection:
-            try:
-                kept["survey_responses"] = int(connection.execute(text(
-                    "SELECT count(*) FROM survey_responses WHERE origin LIKE 'import:%'"
-                )).scalar_one())
-            except DBAPIError:
-                pass
+        with engine.connect() as connection, contextlib.suppress(DBAPIError):
+            kept["survey_responses"] = int(connection.execute(text(
+                "SELECT count(*) FROM survey_responses WHERE origin LIKE 'import:%'"
+            )).scalar_one())
     return kept
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Integer, Numeric, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Integer, Numeric, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from kpisync.store.types import UTCDateTime
@@ -44,6 +44,13 @@ class Row:
 
 
 @cache
+def model_table(model: type[SQLModel]) -> Table:
+    """The Table of a table model (SQLModel adds `__table__` when the class is made, unseen by
+    type checkers)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
 def _field_names(model: type[SQLModel]) -> frozenset[str]:
     return frozenset(model.model_fields)
 

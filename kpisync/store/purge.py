@@ -17,7 +17,6 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, exists, select, 
 from kpisync.store.revision import raise_revision
 from kpisync.store.writer import table_of
 
-
 # (entity, ids missing from the listing) -> id -> column values for rows the CRM still holds
 Explain = Callable[[str, list[str]], dict[str, dict[str, Any]]]
 

@@ -100,7 +100,8 @@ def apply_merge(connection: Connection, source: str, merge: Merged, now: datetim
 
 def save_cursor(connection: Connection, source: str, stream: str, cursor: Cursor, now: datetime) -> None:
     table = SyncState.__table__  # type: ignore[attr-defined]
-    statement = dialect_insert(table, connection.dialect.name).values(source=source, stream=stream, cursor=cursor.to_json(), updated_at=now)
+    statement = dialect_insert(table, connection.dialect.name).values(
+        source=source, stream=stream, cursor=cursor.to_json(), updated_at=now)
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=[table.c.source, table.c.stream],

@@ -3,6 +3,7 @@ process when a given call arrives: kills placed by progress (calls made), never 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -66,10 +67,8 @@ class CountingProxy:
                 self.kill_at = None
                 self.aimed.wait(60)
                 if self.pid is not None:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(self.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         headers = {k: v for k, v in handler.headers.items()

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
+from kpisync.conformance.stores import assert_no_duplicates
 from kpisync.store.database import open_store
 from kpisync.store.models import Account, Deal
 from kpisync.sync import SyncOptions, sync_source
@@ -21,10 +23,7 @@ from tests.realvtiger.proxy import CountingProxy
 from tests.realvtiger.seed import PERSIAN_NOTE
 from tests.realvtiger.server import RealVtiger, Seeded
 from tests.test_conformance import (  # noqa: F401  (collected here, with the real `served`)
-    no_duplicates,
-    test_check_passes_and_a_bad_token_is_an_auth_error,
     test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched,
-    test_full_then_incremental_catches_exactly_the_changes,
 )
 
 
@@ -62,9 +61,9 @@ def test_an_incremental_after_edits_deletes_and_creations_is_exact(
     assert result.status == "succeeded"
     served.assert_store_equals_truth(sqlite_engine)
     with sqlite_engine.connect() as connection:
-        deals = dict(connection.execute(select(Deal.external_id, Deal.deleted_at)).all())
-        stored_note = connection.execute(select(Account.custom).where(
-            Account.external_id == account)).scalar_one()[note]
+        deals = dict(connection.execute(select(col(Deal.external_id), col(Deal.deleted_at))).all())
+        stored_note = connection.execute(select(col(Account.custom)).where(
+            col(Account.external_id) == account)).scalar_one()[note]
     assert deals[gone] is not None and deals[made] is None and changed <= deals.keys()
     assert stored_note.encode() == "ویرایش شد: ۱۴۰۵/۰۹/۱۶ — «تست»".encode()
 
@@ -109,6 +108,6 @@ def test_sigkill_at_random_calls_then_rerun_loses_and_duplicates_nothing(
         final = subprocess.run(sync, capture_output=True, text=True)
         assert final.returncode == 0, final.stderr
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    no_duplicates(engine)
+    assert_no_duplicates(engine)
     served.assert_store_equals_truth(engine)
     engine.dispose()

@@ -37,6 +37,7 @@ def test_the_seeded_org_is_in_the_database(seeded_org: tuple[RealVtiger, Seeded]
         assert web.query(f"SELECT count(*) FROM {module};") == [{"count": count}]
         assert int(str(count)) > 5
     note = seeded.fields[("Accounts", PERSIAN_NOTE)]
-    stored = dict(server.sql(f"SELECT accountid, {note} FROM vtiger_accountscf WHERE {note} <> ''"))
+    stored = {row[0]: row[1] for row in
+              server.sql(f"SELECT accountid, {note} FROM vtiger_accountscf WHERE {note} <> ''")}
     read = {r["id"].partition("x")[2]: r[note] for r in web.query_all("Accounts") if r[note]}
     assert stored == read and any("۰" <= ch <= "۹" for text in read.values() for ch in text)

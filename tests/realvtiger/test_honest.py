@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from kpisync.store.database import open_store
 from kpisync.store.models import Deal, SyncRun
@@ -25,7 +26,7 @@ def sync(settings: Path) -> subprocess.CompletedProcess[str]:
 def runs(engine: Engine) -> list[tuple[str, str | None]]:
     with engine.connect() as connection:
         return [(r.status, r.error) for r in connection.execute(
-            select(SyncRun.status, SyncRun.error).order_by(SyncRun.id))]
+            select(col(SyncRun.status), col(SyncRun.error)).order_by(col(SyncRun.id)))]
 
 
 def test_a_broken_field_fails_the_sync_instead_of_reading_nothing(
@@ -39,6 +40,7 @@ def test_a_broken_field_fails_the_sync_instead_of_reading_nothing(
                        extra_env={"VT_FIELD_LENGTH": "100"}, check=False)
     assert broke.returncode == 1 and "without its column" in broke.stderr
     (name,) = server.sql("SELECT fieldname FROM vtiger_field WHERE fieldlabel = 'Broken'")[0]
+    assert name is not None
     assert server.web().query("SELECT * FROM Potentials;") == []  # the server's own symptom
     deal = served.live_deals()[0]
     server.sql(f"UPDATE vtiger_crmentity SET modifiedtime = NOW() WHERE crmid = "
@@ -50,7 +52,7 @@ def test_a_broken_field_fails_the_sync_instead_of_reading_nothing(
     engine = open_store(store)
     assert runs(engine)[-1][0] == "failed" and name in str(runs(engine)[-1][1])
     with engine.connect() as connection:
-        assert connection.execute(select(Deal.external_id)).first() is not None
+        assert connection.execute(select(col(Deal.external_id))).first() is not None
     engine.dispose()
     (tmp_path / "fresh").mkdir()
     first = sync(served.settings_file(tmp_path / "fresh", f"sqlite:///{tmp_path / 'fresh.db'}"))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from kpisync.store.database import open_store
 from kpisync.store.models import Lead
@@ -42,7 +43,7 @@ def test_a_converted_lead_is_converted_not_deleted(seeded_org: tuple[RealVtiger,
         "succeeded"
     with engine.connect() as connection:
         rows = {r.external_id: r for r in connection.execute(select(Lead).where(
-            Lead.external_id.in_([converted, plain, deleted])))}
+            col(Lead.external_id).in_([converted, plain, deleted])))}
     lead = rows[converted]
     assert lead.deleted_at is None and lead.is_converted
     assert lead.converted_at == datetime.strptime(str(stamp), "%Y-%m-%d %H:%M:%S").replace(
@@ -57,6 +58,6 @@ def test_a_converted_lead_is_converted_not_deleted(seeded_org: tuple[RealVtiger,
         == "succeeded"
     served.assert_store_equals_truth(engine)
     with engine.connect() as connection:
-        assert connection.execute(select(Lead.is_converted, Lead.deleted_at).where(
-            Lead.external_id == converted)).one() == (True, None)
+        assert connection.execute(select(col(Lead.is_converted), col(Lead.deleted_at)).where(
+            col(Lead.external_id) == converted)).one() == (True, None)
     engine.dispose()

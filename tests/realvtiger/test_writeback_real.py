@@ -28,6 +28,7 @@ from kpisync.config import Settings, parse_settings
 from kpisync.connector import Connector, calls_in
 from kpisync.fieldcodec import as_bool, as_number
 from kpisync.registry import build_connector
+from kpisync.store.models import model_table
 from kpisync.sync import SyncOptions, sync_source
 from metrics.survey_import import import_surveys
 from tests.realvtiger.conftest import small_org
@@ -114,7 +115,7 @@ class RealPortal:
             table, key = CF_TABLES[MODULES[entity]]
             names = list(fields.values())
             for row in self.server.sql(f"SELECT {key}, {', '.join(names)} FROM {table}"):
-                for name, value in zip(names, row[1:]):
+                for name, value in zip(names, row[1:], strict=True):
                     out[(entity, f"{prefix[entity]}x{row[0]}", name)] = value
         return out
 
@@ -154,7 +155,7 @@ def means(kind: str, held: str | None, meant: str | None) -> bool:
 
 
 def audit_rows(engine: Engine, run_id: int | None) -> list[Any]:
-    a = AuditEntry.__table__  # type: ignore[attr-defined]
+    a = model_table(AuditEntry)
     with engine.connect() as connection:
         return list(connection.execute(select(a).where(a.c.run_id == run_id)))
 

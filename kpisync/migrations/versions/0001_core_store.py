@@ -1,15 +1,15 @@
 """core store
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import kpisync.store.types
+from alembic import op
 
+import kpisync.store.types
 
 revision = '0001'
 down_revision = None

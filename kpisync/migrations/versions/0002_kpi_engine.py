@@ -5,9 +5,10 @@ Revises: 0001
 Create Date: 2026-11-24
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
+
 import kpisync.store.types
 
 revision = '0002'

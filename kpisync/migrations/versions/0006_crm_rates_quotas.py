@@ -5,11 +5,11 @@ Revises: 0005
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import kpisync.store.types
+from alembic import op
 
+import kpisync.store.types
 
 revision = '0006'
 down_revision = '0005'

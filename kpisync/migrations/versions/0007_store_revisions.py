@@ -9,11 +9,11 @@ Revises: 0006
 Create Date: 2026-11-24
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import kpisync.store.types
+from alembic import op
 
+import kpisync.store.types
 
 revision = '0007'
 down_revision = '0006'

@@ -9,9 +9,8 @@ Revises: 0007
 Create Date: 2026-11-25
 """
 
-from alembic import op
 import sqlmodel
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'
