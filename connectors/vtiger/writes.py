@@ -30,10 +30,15 @@ def write_records(client: VtigerClient, updates: Sequence[FieldUpdate]) -> list[
 def write_record(client: VtigerClient, update: FieldUpdate) -> WriteResult:
     unmanaged = [name for name, _ in update.values if not name.startswith("cf_")]
     if unmanaged:
-        return WriteResult(update.external_id, ok=False,
-                           error=f"not a managed (custom) field: {', '.join(unmanaged)}")
-    element = {"id": update.external_id, **{k: ("" if val is None else val)
-                                            for k, val in update.values}}
+        return WriteResult(
+            update.external_id,
+            ok=False,
+            error=f"not a managed (custom) field: {', '.join(unmanaged)}",
+        )
+    element = {
+        "id": update.external_id,
+        **{k: ("" if val is None else val) for k, val in update.values},
+    }
     try:
         result = client.call("revise", element=json.dumps(element, ensure_ascii=False))
     except VtigerFailure as error:
@@ -44,7 +49,11 @@ def write_record(client: VtigerClient, update: FieldUpdate) -> WriteResult:
     answer = result if isinstance(result, dict) else {}
     absent = [name for name, _ in update.values if name not in answer]
     if absent:
-        return WriteResult(update.external_id, ok=False,
-                           error=f"Vtiger ignored unknown field(s) {', '.join(absent)}")
-    return WriteResult(update.external_id, ok=True,
-                       held={name: answer[name] for name, _ in update.values})
+        return WriteResult(
+            update.external_id,
+            ok=False,
+            error=f"Vtiger ignored unknown field(s) {', '.join(absent)}",
+        )
+    return WriteResult(
+        update.external_id, ok=True, held={name: answer[name] for name, _ in update.values}
+    )
