@@ -43,24 +43,24 @@ def crm_quotas(run: Run, kind: str) -> list[Quota]:
     CRM's rate first, then the settings'); a rep's period with a quota that cannot be converted
     counts as having no CRM quota (a settings quota may then apply), never as part of one.
     """
-    q = HeldQuota.__table__  # type: ignore[attr-defined]
+    held_quotas = HeldQuota.__table__  # type: ignore[attr-defined]
     amount = converted(
-        q.c.amount,
-        q.c.currency,
-        q.c.period_start,
+        held_quotas.c.amount,
+        held_quotas.c.currency,
+        held_quotas.c.period_start,
         run.config.currency,
         run.config.metrics.currency_rates,
-        crm_rate(q.c.source, q.c.currency, q.c.period_start),
+        crm_rate(held_quotas.c.source, held_quotas.c.currency, held_quotas.c.period_start),
     )
     rows = run.connection.execute(
-        select(q.c.owner_id, q.c.period_start, func.sum(amount))
+        select(held_quotas.c.owner_id, held_quotas.c.period_start, func.sum(amount))
         .where(
-            q.c.deleted_at.is_(None),
-            q.c.period_kind == kind,
-            q.c.owner_id.is_not(None),
-            q.c.amount.is_not(None),
+            held_quotas.c.deleted_at.is_(None),
+            held_quotas.c.period_kind == kind,
+            held_quotas.c.owner_id.is_not(None),
+            held_quotas.c.amount.is_not(None),
         )
-        .group_by(q.c.owner_id, q.c.period_start)
+        .group_by(held_quotas.c.owner_id, held_quotas.c.period_start)
         .having(func.count() == func.count(amount))
     ).all()
     return [
