@@ -30,29 +30,38 @@ from metrics.staging import (
 def stage_customers(run: Run) -> None:
     """Every account that ever had a won deal: when it became a customer, by whom, when it was lost."""
     roles = run.config.metrics.roles
-    d, a = base(Deal, "d"), base(Account, "a")
-    ru, ou, ld, c = base(User, "ru"), base(User, "ou"), base(Lead, "l"), base(Contact, "c")
-    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
+    deals, accounts = base(Deal, "deals"), base(Account, "accounts")
+    winners, account_owners, leads, contacts = (
+        base(User, "winners"),
+        base(User, "account_owners"),
+        base(Lead, "leads"),
+        base(Contact, "contacts"),
+    )
+    owner = func.coalesce(deals.c.closed_owner_id, deals.c.owner_id)
     ranked = (
         select(
-            d.c.source,
-            d.c.account_id,
-            d.c.close_date,
+            deals.c.source,
+            deals.c.account_id,
+            deals.c.close_date,
             owner.label("owner"),
-            d.c.lead_source,
+            deals.c.lead_source,
             func.row_number()
             .over(
-                partition_by=(d.c.source, d.c.account_id),
-                order_by=(d.c.close_date, d.c.external_id),
+                partition_by=(deals.c.source, deals.c.account_id),
+                order_by=(deals.c.close_date, deals.c.external_id),
             )
             .label("rn"),
         )
         .where(
-            live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None), d.c.account_id.is_not(None)
+            live(deals),
+            deals.c.is_won.is_(True),
+            deals.c.close_date.is_not(None),
+            deals.c.account_id.is_not(None),
         )
         .subquery("ranked")
     )
-    first = run.tables["kpi_first_won"] = stage(  # read three times: by leads, contacts, here
+    # read three times: by the lead origins, the contact origins, here
+    first_wins = run.tables["kpi_first_won"] = stage(
         run.connection,
         "kpi_first_won",
         [
@@ -71,58 +80,72 @@ def stage_customers(run: Run) -> None:
         ).group_by(ranked.c.source, ranked.c.account_id),
         index=("source", "account_id"),
     )
-    leads = origins(run, first, ld, ld.c.converted_account_id, "leads")
-    contacts = origins(run, first, c, c.c.account_id, "contacts")
+    lead_origins = origins(run, first_wins, leads, leads.c.converted_account_id, "lead_origins")
+    contact_origins = origins(run, first_wins, contacts, contacts.c.account_id, "contact_origins")
     if roles.churn_rule == "type":
         changed = (
-            as_date(run, a.c.custom[roles.churn_date_field].as_string())
+            as_date(run, accounts.c.custom[roles.churn_date_field].as_string())
             if roles.churn_date_field
             else None
         )
-        when = run.bucketer.local_date(a.c.modified_at)
+        when = run.bucketer.local_date(accounts.c.modified_at)
         lost_on = case(
             (
-                lowered_in(a.c.type, roles.former_customer_types),
+                lowered_in(accounts.c.type, roles.former_customer_types),
                 func.coalesce(changed, when) if changed is not None else when,
             )
         )
     else:
-        ends = add_days(run.dialect, first.c.last_won, roles.contract_days)
+        ends = add_days(run.dialect, first_wins.c.last_won, roles.contract_days)
         noticed = add_days(
-            run.dialect, first.c.last_won, roles.contract_days + roles.renewal_grace_days
+            run.dialect, first_wins.c.last_won, roles.contract_days + roles.renewal_grace_days
         )
         lost_on = case((noticed <= literal(run.window.today), ends))
-    began = func.coalesce(leads.c.created, contacts.c.created)  # the lead, else the first contact
+    # the lead, else the first contact
+    began = func.coalesce(lead_origins.c.created, contact_origins.c.created)
     acquisition = case(
         (
             began.is_not(None),
-            days_between(run.dialect, first.c.first_won, run.bucketer.local_date(began)),
+            days_between(run.dialect, first_wins.c.first_won, run.bucketer.local_date(began)),
         )
     )
     query = select(
-        first.c.source,
-        first.c.account_id,
-        a.c.owner_id,
-        ou.c.team,
-        first.c.won_by,
-        ru.c.team,
-        func.coalesce(a.c.region, a.c.country),
-        segment_of(run, a),
-        func.coalesce(first.c.first_source, leads.c.lead_source, contacts.c.lead_source),
-        first.c.first_won,
+        first_wins.c.source,
+        first_wins.c.account_id,
+        accounts.c.owner_id,
+        account_owners.c.team,
+        first_wins.c.won_by,
+        winners.c.team,
+        func.coalesce(accounts.c.region, accounts.c.country),
+        segment_of(run, accounts),
+        func.coalesce(
+            first_wins.c.first_source, lead_origins.c.lead_source, contact_origins.c.lead_source
+        ),
+        first_wins.c.first_won,
         lost_on,
         acquisition,
-        *day_periods(run, first.c.first_won, "a_"),
+        *day_periods(run, first_wins.c.first_won, "a_"),
     ).select_from(
-        first.join(a, same_record(a, first.c.source, first.c.account_id))
-        .outerjoin(ou, same_record(ou, first.c.source, a.c.owner_id))
-        .outerjoin(ru, same_record(ru, first.c.source, first.c.won_by))
-        .outerjoin(
-            leads, and_(leads.c.source == first.c.source, leads.c.account == first.c.account_id)
+        first_wins.join(
+            accounts, same_record(accounts, first_wins.c.source, first_wins.c.account_id)
         )
         .outerjoin(
-            contacts,
-            and_(contacts.c.source == first.c.source, contacts.c.account == first.c.account_id),
+            account_owners, same_record(account_owners, first_wins.c.source, accounts.c.owner_id)
+        )
+        .outerjoin(winners, same_record(winners, first_wins.c.source, first_wins.c.won_by))
+        .outerjoin(
+            lead_origins,
+            and_(
+                lead_origins.c.source == first_wins.c.source,
+                lead_origins.c.account == first_wins.c.account_id,
+            ),
+        )
+        .outerjoin(
+            contact_origins,
+            and_(
+                contact_origins.c.source == first_wins.c.source,
+                contact_origins.c.account == first_wins.c.account_id,
+            ),
         )
     )
     columns = [
@@ -137,7 +160,7 @@ def stage_customers(run: Run) -> None:
     run.tables["kpi_customer"] = stage(run.connection, "kpi_customer", columns, query)
 
 
-def origins(run: Run, first: Any, people: Any, account: Any, name: str) -> Any:
+def origins(run: Run, first_wins: Any, people: Any, account: Any, name: str) -> Any:
     """Per customer, the earliest of `people` (its converted leads, or its contacts) created on
     or before its first win, with that record's creation instant and source.
 
@@ -159,10 +182,11 @@ def origins(run: Run, first: Any, people: Any, account: Any, name: str) -> Any:
         )
         .select_from(
             people.join(
-                first, and_(first.c.source == people.c.source, first.c.account_id == account)
+                first_wins,
+                and_(first_wins.c.source == people.c.source, first_wins.c.account_id == account),
             )
         )
-        .where(live(people), people.c.created_at.is_not(None), created_on <= first.c.first_won)
+        .where(live(people), people.c.created_at.is_not(None), created_on <= first_wins.c.first_won)
         .subquery(f"{name}_ranked")
     )
     return (

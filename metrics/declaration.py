@@ -125,7 +125,7 @@ class Scope:
 Measure = Ratio | Total | Median | Custom | Derived
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Kpi:
     name: str  # stable snake_case
     title: str

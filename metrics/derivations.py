@@ -109,9 +109,9 @@ def growth_gap(run: Run, before: date, current: float | None, prior: KpiValue | 
 
 def rep_keys(run: Run) -> dict[str, tuple[str, str | None]]:
     """Rep external id and email (lowercased) -> (external id, team), for matching inputs."""
-    u = User.__table__  # type: ignore[attr-defined]
+    users = User.__table__  # type: ignore[attr-defined]
     rows = run.connection.execute(
-        select(u.c.external_id, u.c.email, u.c.team).where(u.c.deleted_at.is_(None))
+        select(users.c.external_id, users.c.email, users.c.team).where(users.c.deleted_at.is_(None))
     ).all()
     keys: dict[str, tuple[str, str | None]] = {}
     for external_id, email, team in rows:
@@ -299,11 +299,15 @@ class Member:
 
 def members(run: Run) -> list[Member]:
     """Every live user with the date from which working time counts for them."""
-    u = User.__table__  # type: ignore[attr-defined]
+    users = User.__table__  # type: ignore[attr-defined]
     rows = run.connection.execute(
-        select(u.c.external_id, u.c.team, u.c.started_on, u.c.created_at, u.c.is_active).where(
-            u.c.deleted_at.is_(None)
-        )
+        select(
+            users.c.external_id,
+            users.c.team,
+            users.c.started_on,
+            users.c.created_at,
+            users.c.is_active,
+        ).where(users.c.deleted_at.is_(None))
     ).all()
     out = []
     for rep, team, started_on, created_at, active in rows:

@@ -28,25 +28,27 @@ class Input:
 
 
 def _line_items() -> ColumnElement[bool]:
-    li = LineItem.__table__  # type: ignore[attr-defined]
-    return exists(select(li.c.id).where(li.c.deleted_at.is_(None)))
+    line_items = LineItem.__table__  # type: ignore[attr-defined]
+    return exists(select(line_items.c.id).where(line_items.c.deleted_at.is_(None)))
 
 
 def _stage_history() -> ColumnElement[bool]:
-    h = DealStageChange.__table__  # type: ignore[attr-defined]
-    basis = h.c.raw["basis"].as_string()
+    stage_changes = DealStageChange.__table__  # type: ignore[attr-defined]
+    basis = stage_changes.c.raw["basis"].as_string()
     return exists(
-        select(h.c.id).where(
-            h.c.deleted_at.is_(None), or_(basis.is_(None), basis != OBSERVED_STAGE_BASIS)
+        select(stage_changes.c.id).where(
+            stage_changes.c.deleted_at.is_(None),
+            or_(basis.is_(None), basis != OBSERVED_STAGE_BASIS),
         )
     )
 
 
 def _start_dates() -> ColumnElement[bool]:
-    u = User.__table__  # type: ignore[attr-defined]
+    users = User.__table__  # type: ignore[attr-defined]
     return exists(
-        select(u.c.id).where(
-            u.c.deleted_at.is_(None), or_(u.c.started_on.is_not(None), u.c.created_at.is_not(None))
+        select(users.c.id).where(
+            users.c.deleted_at.is_(None),
+            or_(users.c.started_on.is_not(None), users.c.created_at.is_not(None)),
         )
     )
 

@@ -38,33 +38,46 @@ def stage_lead_activities(run: Run) -> Any:
     is read per lead twice more (replies, follow-ups). Activities dated before the lead existed
     (the contact's older history) are no part of the lead's.
     """
-    act, ld, own = base(Activity, "act"), base(Lead, "l"), base(Lead, "own")
-    conv = run.tables["kpi_converted"] = stage(
+    activities, leads, activity_leads = (
+        base(Activity, "activities"),
+        base(Lead, "leads"),
+        base(Lead, "activity_leads"),
+    )
+    converted = run.tables["kpi_converted"] = stage(
         run.connection,
         "kpi_converted",
         text("src", "contact", "lead"),
-        select(ld.c.source, ld.c.converted_contact_id, ld.c.external_id).where(
-            live(ld), ld.c.converted_contact_id.is_not(None)
+        select(leads.c.source, leads.c.converted_contact_id, leads.c.external_id).where(
+            live(leads), leads.c.converted_contact_id.is_not(None)
         ),
         index=("src", "contact"),
     )
-    lead = func.coalesce(act.c.lead_id, conv.c.lead)
+    lead = func.coalesce(activities.c.lead_id, converted.c.lead)
     query = (
-        select(act.c.source, lead, act.c.direction, act.c.owner_id, act.c.occurred_at)
+        select(
+            activities.c.source,
+            lead,
+            activities.c.direction,
+            activities.c.owner_id,
+            activities.c.occurred_at,
+        )
         .select_from(
-            act.outerjoin(
-                conv,
+            activities.outerjoin(
+                converted,
                 and_(
-                    act.c.lead_id.is_(None),
-                    conv.c.src == act.c.source,
-                    conv.c.contact == act.c.contact_id,
+                    activities.c.lead_id.is_(None),
+                    converted.c.src == activities.c.source,
+                    converted.c.contact == activities.c.contact_id,
                 ),
-            ).join(own, same_record(own, act.c.source, lead))
+            ).join(activity_leads, same_record(activity_leads, activities.c.source, lead))
         )
         .where(
-            live(act),
-            act.c.occurred_at.is_not(None),
-            or_(own.c.created_at.is_(None), act.c.occurred_at >= own.c.created_at),
+            live(activities),
+            activities.c.occurred_at.is_not(None),
+            or_(
+                activity_leads.c.created_at.is_(None),
+                activities.c.occurred_at >= activity_leads.c.created_at,
+            ),
         )
     )
     columns = [*text("src", "lead", "direction", "owner"), Column("occurred_at", UTCDateTime())]
@@ -76,14 +89,18 @@ def stage_lead_activities(run: Run) -> Any:
 
 def stage_leads(run: Run) -> None:
     roles = run.config.metrics.roles
-    ld, u = base(Lead, "l"), base(User, "u")
-    act = stage_lead_activities(run)
-    act2 = act.alias("act2")
-    outbound = and_(act.c.direction == "outbound", act.c.owner.is_not(None))
+    leads, owners = base(Lead, "leads"), base(User, "owners")
+    lead_activities = stage_lead_activities(run)
+    reply_candidates = lead_activities.alias("reply_candidates")
+    outbound = and_(lead_activities.c.direction == "outbound", lead_activities.c.owner.is_not(None))
     first_out = (
-        select(act.c.src, act.c.lead, func.min(act.c.occurred_at).label("first_out"))
+        select(
+            lead_activities.c.src,
+            lead_activities.c.lead,
+            func.min(lead_activities.c.occurred_at).label("first_out"),
+        )
         .where(outbound)
-        .group_by(act.c.src, act.c.lead)
+        .group_by(lead_activities.c.src, lead_activities.c.lead)
         .subquery("first_out")
     )
     replies = (
@@ -95,17 +112,21 @@ def stage_leads(run: Run) -> None:
                 case(
                     (
                         and_(
-                            act2.c.direction == "inbound",
-                            act2.c.occurred_at > first_out.c.first_out,
+                            reply_candidates.c.direction == "inbound",
+                            reply_candidates.c.occurred_at > first_out.c.first_out,
                         ),
-                        act2.c.occurred_at,
+                        reply_candidates.c.occurred_at,
                     )
                 )
             ).label("reply_at"),
         )
         .select_from(
             first_out.join(
-                act2, and_(act2.c.src == first_out.c.src, act2.c.lead == first_out.c.lead)
+                reply_candidates,
+                and_(
+                    reply_candidates.c.src == first_out.c.src,
+                    reply_candidates.c.lead == first_out.c.lead,
+                ),
             )
         )
         .group_by(first_out.c.src, first_out.c.lead, first_out.c.first_out)
@@ -120,7 +141,7 @@ def stage_leads(run: Run) -> None:
         ],
         replies,
     )
-    follow = (
+    follow_ups = (
         select(
             touch.c.src,
             touch.c.lead,
@@ -129,48 +150,59 @@ def stage_leads(run: Run) -> None:
                 flag(
                     and_(
                         outbound,
-                        act.c.occurred_at > touch.c.first_out,
-                        or_(touch.c.reply_at.is_(None), act.c.occurred_at < touch.c.reply_at),
-                        or_(ld.c.converted_at.is_(None), act.c.occurred_at < ld.c.converted_at),
+                        lead_activities.c.occurred_at > touch.c.first_out,
+                        or_(
+                            touch.c.reply_at.is_(None),
+                            lead_activities.c.occurred_at < touch.c.reply_at,
+                        ),
+                        or_(
+                            leads.c.converted_at.is_(None),
+                            lead_activities.c.occurred_at < leads.c.converted_at,
+                        ),
                     )
                 )
             ).label("n"),
         )
         .select_from(
-            touch.join(ld, same_record(ld, touch.c.src, touch.c.lead)).join(
-                act, and_(act.c.src == touch.c.src, act.c.lead == touch.c.lead)
+            touch.join(leads, same_record(leads, touch.c.src, touch.c.lead)).join(
+                lead_activities,
+                and_(lead_activities.c.src == touch.c.src, lead_activities.c.lead == touch.c.lead),
             )
         )
         .group_by(touch.c.src, touch.c.lead, touch.c.first_out)
-        .subquery("follow")
+        .subquery("follow_ups")
     )
     qualified = or_(
-        lowered_in(ld.c.status, roles.qualified_lead_statuses), ld.c.is_converted.is_(True)
+        lowered_in(leads.c.status, roles.qualified_lead_statuses), leads.c.is_converted.is_(True)
     )
     query = (
         select(
-            ld.c.source,
-            ld.c.external_id,
-            ld.c.owner_id,
-            u.c.team,
-            ld.c.lead_source,
+            leads.c.source,
+            leads.c.external_id,
+            leads.c.owner_id,
+            owners.c.team,
+            leads.c.lead_source,
             flag(qualified),
-            flag(ld.c.is_converted.is_(True)),
+            flag(leads.c.is_converted.is_(True)),
             case(
                 (
-                    follow.c.first_out.is_not(None),
-                    hours_between(run.dialect, follow.c.first_out, ld.c.created_at),
+                    follow_ups.c.first_out.is_not(None),
+                    hours_between(run.dialect, follow_ups.c.first_out, leads.c.created_at),
                 )
             ),
-            follow.c.n,
-            *instant_periods(run, ld.c.created_at, "l_"),
+            follow_ups.c.n,
+            *instant_periods(run, leads.c.created_at, "l_"),
         )
         .select_from(
-            ld.outerjoin(u, same_record(u, ld.c.source, ld.c.owner_id)).outerjoin(
-                follow, and_(follow.c.src == ld.c.source, follow.c.lead == ld.c.external_id)
+            leads.outerjoin(
+                owners, same_record(owners, leads.c.source, leads.c.owner_id)
+            ).outerjoin(
+                follow_ups,
+                and_(follow_ups.c.src == leads.c.source, follow_ups.c.lead == leads.c.external_id),
             )
         )
-        .where(live(ld), ld.c.created_at >= run.bucketer.lead_in_instant())  # growth's lead-in
+        # growth's lead-in
+        .where(live(leads), leads.c.created_at >= run.bucketer.lead_in_instant())
     )
     columns = [
         *text("src", "lead", "rep", "team", "source"),
@@ -199,16 +231,16 @@ def well_formed(table: Any) -> ColumnElement[bool]:
 
 
 def stage_people(run: Run) -> None:
-    ld, c = base(Lead, "l"), base(Contact, "c")
+    leads, contacts = base(Lead, "leads"), base(Contact, "contacts")
     start_utc, _ = run.bucketer.window_instants()
     parts = [
         select(
             literal(kind),
-            t.c.lead_source,
-            flag(well_formed(t)),
-            *instant_periods(run, t.c.created_at, "p_"),
-        ).where(live(t), t.c.created_at >= start_utc)
-        for kind, t in (("lead", ld), ("contact", c))
+            people.c.lead_source,
+            flag(well_formed(people)),
+            *instant_periods(run, people.c.created_at, "p_"),
+        ).where(live(people), people.c.created_at >= start_utc)
+        for kind, people in (("lead", leads), ("contact", contacts))
     ]
     columns = [*text("kind", "source"), *ints("quality"), *instant_period_columns(run, "p_")]
     run.tables["kpi_person"] = stage(run.connection, "kpi_person", columns, union_all(*parts))

@@ -26,18 +26,18 @@ from metrics.options import DatedRate
 
 def crm_rate(source: Any, currency: Any, on: Any) -> ColumnElement[Any]:
     """The CRM-held rate of `currency` in force on `on` for `source`, or NULL (a scalar subquery)."""
-    r = ExchangeRate.__table__.alias("xr")  # type: ignore[attr-defined]
+    rates = ExchangeRate.__table__.alias("crm_rates")  # type: ignore[attr-defined]
     return (
-        select(cast(r.c.rate, Float))
+        select(cast(rates.c.rate, Float))
         .where(
-            r.c.source == source,
-            r.c.currency == currency,
-            r.c.deleted_at.is_(None),
-            r.c.rate > 0,
-            or_(r.c.valid_from.is_(None), r.c.valid_from <= on),
-            or_(r.c.valid_until.is_(None), and_(on.is_not(None), on < r.c.valid_until)),
+            rates.c.source == source,
+            rates.c.currency == currency,
+            rates.c.deleted_at.is_(None),
+            rates.c.rate > 0,
+            or_(rates.c.valid_from.is_(None), rates.c.valid_from <= on),
+            or_(rates.c.valid_until.is_(None), and_(on.is_not(None), on < rates.c.valid_until)),
         )
-        .order_by(r.c.valid_from.desc().nulls_last())
+        .order_by(rates.c.valid_from.desc().nulls_last())
         .limit(1)
         .scalar_subquery()
     )

@@ -24,15 +24,15 @@ OCCURRED = "activities.occurred_at"
 
 def activity_count(name: str, title: str, column: str, what: str) -> Kpi:
     return Kpi(
-        name,
-        title,
-        f"The number of {what} in the period.",
-        "count",
-        REP_TEAM,
-        OCCURRED,
-        "higher",
-        "activity",
-        Total(lambda t: t.c[column], lambda t: t.c[column]),
+        name=name,
+        title=title,
+        definition=f"The number of {what} in the period.",
+        unit="count",
+        grains=REP_TEAM,
+        period_date=OCCURRED,
+        direction="higher",
+        fact="activity",
+        measure=Total(lambda t: t.c[column], lambda t: t.c[column]),
     )
 
 
@@ -43,24 +43,24 @@ def crm_quotas(run: Run, kind: str) -> list[Quota]:
     CRM's rate first, then the settings'); a rep's period with a quota that cannot be converted
     counts as having no CRM quota (a settings quota may then apply), never as part of one.
     """
-    q = HeldQuota.__table__  # type: ignore[attr-defined]
+    held_quotas = HeldQuota.__table__  # type: ignore[attr-defined]
     amount = converted(
-        q.c.amount,
-        q.c.currency,
-        q.c.period_start,
+        held_quotas.c.amount,
+        held_quotas.c.currency,
+        held_quotas.c.period_start,
         run.config.currency,
         run.config.metrics.currency_rates,
-        crm_rate(q.c.source, q.c.currency, q.c.period_start),
+        crm_rate(held_quotas.c.source, held_quotas.c.currency, held_quotas.c.period_start),
     )
     rows = run.connection.execute(
-        select(q.c.owner_id, q.c.period_start, func.sum(amount))
+        select(held_quotas.c.owner_id, held_quotas.c.period_start, func.sum(amount))
         .where(
-            q.c.deleted_at.is_(None),
-            q.c.period_kind == kind,
-            q.c.owner_id.is_not(None),
-            q.c.amount.is_not(None),
+            held_quotas.c.deleted_at.is_(None),
+            held_quotas.c.period_kind == kind,
+            held_quotas.c.owner_id.is_not(None),
+            held_quotas.c.amount.is_not(None),
         )
-        .group_by(q.c.owner_id, q.c.period_start)
+        .group_by(held_quotas.c.owner_id, held_quotas.c.period_start)
         .having(func.count() == func.count(amount))
     ).all()
     return [
@@ -122,16 +122,16 @@ def quotas_met(run: Run, values: ValueIndex) -> Table:
 
 KPIS = [
     Kpi(
-        "quota_attainment",
-        "Quota attainment",
-        "Revenue won in the period over its quota.",
-        "ratio",
-        ("rep", "team", "org"),
-        "deals.close_date (won deals)",
-        "higher",
-        "",
-        Derived(("sales_volume",), crm_or_settings_attainment),
-        "the quota is 0",
+        name="quota_attainment",
+        title="Quota attainment",
+        definition="Revenue won in the period over its quota.",
+        unit="ratio",
+        grains=("rep", "team", "org"),
+        period_date="deals.close_date (won deals)",
+        direction="higher",
+        fact="",
+        measure=Derived(("sales_volume",), crm_or_settings_attainment),
+        empty_reason="the quota is 0",
         notes="quotas from the CRM where it keeps them (Salesforce ForecastingQuota), else "
         "metrics.quotas or metrics.inputs.quotas_csv; periods without one have no value",
     ),
@@ -139,34 +139,34 @@ KPIS = [
     activity_count("emails", "Emails", "is_email", "emails logged"),
     activity_count("meetings", "Meetings booked", "is_meeting", "meetings held or booked"),
     Kpi(
-        "proposals_sent",
-        "Proposals sent",
-        "The number of deals that entered a proposal stage in the period.",
-        "count",
-        REP_TEAM,
-        "deal_stage_changes.entered_at",
-        "higher",
-        "stage_entry",
-        Total(lambda t: t.c.is_proposal, lambda t: t.c.is_proposal),
+        name="proposals_sent",
+        title="Proposals sent",
+        definition="The number of deals that entered a proposal stage in the period.",
+        unit="count",
+        grains=REP_TEAM,
+        period_date="deal_stage_changes.entered_at",
+        direction="higher",
+        fact="stage_entry",
+        measure=Total(lambda t: t.c.is_proposal, lambda t: t.c.is_proposal),
         notes="proposal stages from metrics.roles.proposal_stages",
         needs=("stage_history",),
     ),
     Kpi(
-        "process_adherence",
-        "Sales process adherence",
-        "Deals closed in the period whose first entries into the required stages came in the "
+        name="process_adherence",
+        title="Sales process adherence",
+        definition="Deals closed in the period whose first entries into the required stages came in the "
         "required order, over closed deals with a stage history from the CRM.",
-        "ratio",
-        ("org", "rep"),
-        "deals.close_date (closed deals)",
-        "higher",
-        "deal_closed",
-        Ratio(
+        unit="ratio",
+        grains=("org", "rep"),
+        period_date="deals.close_date (closed deals)",
+        direction="higher",
+        fact="deal_closed",
+        measure=Ratio(
             lambda t: flag(t.c.adhered == 1),
             lambda t: flag(t.c.adhered.is_not(None)),
             lambda t: flag(t.c.adhered.is_(None)),
         ),
-        "no closed deal with stage history in the period, or no metrics.roles.required_stages",
+        empty_reason="no closed deal with stage history in the period, or no metrics.roles.required_stages",
         needs=("stage_history",),
     ),
 ]

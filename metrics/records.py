@@ -65,31 +65,35 @@ def account_nps(
     engine: Engine, source: str, *, now: datetime, window_days: int
 ) -> dict[str, AccountNps]:
     """NPS of each account over the `window_days` before `now` (answers of its contacts included)."""
-    s, c = ANSWERS.alias("s"), CONTACTS.alias("c")
-    account = func.coalesce(s.c.account_id, c.c.account_id)
+    answers, contacts = ANSWERS.alias("answers"), CONTACTS.alias("contacts")
+    account = func.coalesce(answers.c.account_id, contacts.c.account_id)
     query = (
         select(
             account,
-            ratio(func.sum(flag(s.c.score >= 9) - flag(s.c.score <= 6)), func.count(), 100.0),
+            ratio(
+                func.sum(flag(answers.c.score >= 9) - flag(answers.c.score <= 6)),
+                func.count(),
+                100.0,
+            ),
             func.count(),
-            func.max(s.c.answered_at),
+            func.max(answers.c.answered_at),
         )
         .select_from(
-            s.outerjoin(
-                c,
+            answers.outerjoin(
+                contacts,
                 and_(
-                    c.c.source == s.c.source,
-                    c.c.external_id == s.c.contact_id,
-                    c.c.deleted_at.is_(None),
+                    contacts.c.source == answers.c.source,
+                    contacts.c.external_id == answers.c.contact_id,
+                    contacts.c.deleted_at.is_(None),
                 ),
             )
         )
         .where(
-            s.c.source == source,
-            s.c.kind == "nps",
-            s.c.deleted_at.is_(None),
-            s.c.answered_at >= now - timedelta(days=window_days),
-            s.c.answered_at <= now,
+            answers.c.source == source,
+            answers.c.kind == "nps",
+            answers.c.deleted_at.is_(None),
+            answers.c.answered_at >= now - timedelta(days=window_days),
+            answers.c.answered_at <= now,
             account.is_not(None),
         )
         .group_by(account)
@@ -97,9 +101,11 @@ def account_nps(
     latest = (
         select(
             account.label("account"),
-            s.c.score,
+            answers.c.score,
             func.row_number()
-            .over(partition_by=account, order_by=(s.c.answered_at.desc(), s.c.id.desc()))
+            .over(
+                partition_by=account, order_by=(answers.c.answered_at.desc(), answers.c.id.desc())
+            )
             .label("rn"),
         )
         .select_from(query.get_final_froms()[0])
@@ -120,21 +126,24 @@ def account_nps(
 
 def latest_contact_answers(engine: Engine, source: str) -> dict[str, LatestAnswer]:
     """The latest NPS answer of each contact that answered."""
-    s = ANSWERS
+    answers = ANSWERS
     ranked = (
         select(
-            s.c.contact_id,
-            s.c.score,
-            s.c.answered_at,
+            answers.c.contact_id,
+            answers.c.score,
+            answers.c.answered_at,
             func.row_number()
-            .over(partition_by=s.c.contact_id, order_by=(s.c.answered_at.desc(), s.c.id.desc()))
+            .over(
+                partition_by=answers.c.contact_id,
+                order_by=(answers.c.answered_at.desc(), answers.c.id.desc()),
+            )
             .label("rn"),
         )
         .where(
-            s.c.source == source,
-            s.c.kind == "nps",
-            s.c.deleted_at.is_(None),
-            s.c.contact_id.is_not(None),
+            answers.c.source == source,
+            answers.c.kind == "nps",
+            answers.c.deleted_at.is_(None),
+            answers.c.contact_id.is_not(None),
         )
         .subquery("ranked")
     )
@@ -143,8 +152,8 @@ def latest_contact_answers(engine: Engine, source: str) -> dict[str, LatestAnswe
     )
     with engine.connect() as connection:
         return {
-            r[0]: LatestAnswer(r[1], category(r[1]) or "", _instant(r[2]))  # type: ignore[arg-type]
-            for r in connection.execute(query)
+            row[0]: LatestAnswer(row[1], category(row[1]) or "", _instant(row[2]))  # type: ignore[arg-type]
+            for row in connection.execute(query)
         }
 
 

@@ -30,18 +30,18 @@ def check_roles(connection: Connection, config: MetricConfig) -> list[str]:
 
 def margin_kind(connection: Connection, config: MetricConfig) -> str | None:
     """A margin read as money that is always a share, or read as a share that exceeds the amount."""
-    d = Deal.__table__  # type: ignore[attr-defined]
+    deals = Deal.__table__  # type: ignore[attr-defined]
     with_margin = (
-        d.c.deleted_at.is_(None),
-        d.c.is_won.is_(True),
-        d.c.margin.is_not(None),
-        d.c.amount.is_not(None),
-        d.c.amount != 0,
+        deals.c.deleted_at.is_(None),
+        deals.c.is_won.is_(True),
+        deals.c.margin.is_not(None),
+        deals.c.amount.is_not(None),
+        deals.c.amount != 0,
     )
     count, largest_margin, largest_amount = connection.execute(
-        select(func.count(), func.max(func.abs(d.c.margin)), func.max(func.abs(d.c.amount))).where(
-            *with_margin
-        )
+        select(
+            func.count(), func.max(func.abs(deals.c.margin)), func.max(func.abs(deals.c.amount))
+        ).where(*with_margin)
     ).one()
     if count < ENOUGH:
         return None
@@ -65,18 +65,18 @@ def margin_kind(connection: Connection, config: MetricConfig) -> str | None:
 def segment_field(connection: Connection, config: MetricConfig) -> str | None:
     """A segment field that no account holds (by name or label): no segment figures at all."""
     name = config.metrics.roles.segment_field
-    a = Account.__table__  # type: ignore[attr-defined]
+    accounts = Account.__table__  # type: ignore[attr-defined]
     if (
         not name
         or not connection.execute(
-            select(func.count()).select_from(a).where(a.c.deleted_at.is_(None))
+            select(func.count()).select_from(accounts).where(accounts.c.deleted_at.is_(None))
         ).scalar()
     ):
         return None
     held = connection.execute(
         select(func.count())
-        .select_from(a)
-        .where(a.c.deleted_at.is_(None), a.c.custom[name].as_string().is_not(None))
+        .select_from(accounts)
+        .where(accounts.c.deleted_at.is_(None), accounts.c.custom[name].as_string().is_not(None))
     ).scalar()
     known = held or segment_keys(connection, name)
     if known:

@@ -107,32 +107,36 @@ def segment_keys(connection: Any, name: str) -> dict[str, str]:
     The field catalog names objects in each CRM's words, so a candidate counts for a source when
     that source's accounts hold it.
     """
-    f, a = FieldCatalog.__table__, Account.__table__  # type: ignore[attr-defined]
+    fields, accounts = FieldCatalog.__table__, Account.__table__  # type: ignore[attr-defined]
     rows = connection.execute(
-        select(f.c.source, f.c.name)
-        .where(f.c.removed_at.is_(None), func.lower(f.c.label) == name.lower(), f.c.name != name)
+        select(fields.c.source, fields.c.name)
+        .where(
+            fields.c.removed_at.is_(None),
+            func.lower(fields.c.label) == name.lower(),
+            fields.c.name != name,
+        )
         .distinct()
-        .order_by(f.c.source, f.c.name)
+        .order_by(fields.c.source, fields.c.name)
     ).all()
     keys: dict[str, str] = {}
     for source, key in rows:
         if source in keys:
             continue
         held = (
-            select(a.c.id)
+            select(accounts.c.id)
             .where(
-                a.c.source == source,
-                a.c.deleted_at.is_(None),
-                a.c.custom[key].as_string().is_not(None),
+                accounts.c.source == source,
+                accounts.c.deleted_at.is_(None),
+                accounts.c.custom[key].as_string().is_not(None),
             )
             .limit(1)
         )
         named = (
-            select(a.c.id)
+            select(accounts.c.id)
             .where(
-                a.c.source == source,
-                a.c.deleted_at.is_(None),
-                a.c.custom[name].as_string().is_not(None),
+                accounts.c.source == source,
+                accounts.c.deleted_at.is_(None),
+                accounts.c.custom[name].as_string().is_not(None),
             )
             .limit(1)
         )
@@ -162,11 +166,11 @@ def segment_of(run: Run, account: FromClause) -> ColumnElement[Any]:
 
 def stage_labels() -> Any:
     """Each stage's label, for CRMs that name stages by id (HubSpot: 'appointmentscheduled')."""
-    p = base(PipelineStage, "ps")
+    stages = base(PipelineStage, "pipeline_stages")
     return (
-        select(p.c.source, p.c.stage, func.min(p.c.label).label("label"))
-        .where(live(p))
-        .group_by(p.c.source, p.c.stage)
+        select(stages.c.source, stages.c.stage, func.min(stages.c.label).label("label"))
+        .where(live(stages))
+        .group_by(stages.c.source, stages.c.stage)
         .subquery("labels")
     )
 
@@ -179,101 +183,126 @@ def is_stage(stage: Any, label: Any, names: tuple[str, ...]) -> ColumnElement[bo
 def adherence(run: Run) -> tuple[Any, ColumnElement[Any]]:
     """A per-deal subquery of first entry into each required stage, and the 0/1/NULL verdict."""
     required = run.config.metrics.roles.required_stages
-    h, labels = base(DealStageChange, "h"), stage_labels()
+    stage_changes, labels = base(DealStageChange, "stage_changes"), stage_labels()
     firsts = [
-        func.min(case((is_stage(h.c.stage, labels.c.label, (name,)), h.c.entered_at))).label(
-            f"f{i}"
-        )
+        func.min(
+            case(
+                (
+                    is_stage(stage_changes.c.stage, labels.c.label, (name,)),
+                    stage_changes.c.entered_at,
+                )
+            )
+        ).label(f"f{i}")
         for i, name in enumerate(required)
     ]
-    sub = (
-        select(h.c.source, h.c.deal_id, *firsts)
+    required_entries = (
+        select(stage_changes.c.source, stage_changes.c.deal_id, *firsts)
         .select_from(
-            h.outerjoin(labels, and_(labels.c.source == h.c.source, labels.c.stage == h.c.stage))
+            stage_changes.outerjoin(
+                labels,
+                and_(
+                    labels.c.source == stage_changes.c.source,
+                    labels.c.stage == stage_changes.c.stage,
+                ),
+            )
         )
-        .where(live(h))
-        .group_by(h.c.source, h.c.deal_id)
-        .subquery("adh")
+        .where(live(stage_changes))
+        .group_by(stage_changes.c.source, stage_changes.c.deal_id)
+        .subquery("required_entries")
     )
     if not required:
-        return sub, literal(None, Integer)
-    present = [sub.c[f"f{i}"].is_not(None) for i in range(len(required))]
-    ordered = [sub.c[f"f{i}"] < sub.c[f"f{i + 1}"] for i in range(len(required) - 1)]
-    verdict = case((sub.c.deal_id.is_(None), None), (and_(*present, *ordered), 1), else_=0)
-    return sub, verdict
+        return required_entries, literal(None, Integer)
+    present = [required_entries.c[f"f{i}"].is_not(None) for i in range(len(required))]
+    ordered = [
+        required_entries.c[f"f{i}"] < required_entries.c[f"f{i + 1}"]
+        for i in range(len(required) - 1)
+    ]
+    verdict = case(
+        (required_entries.c.deal_id.is_(None), None), (and_(*present, *ordered), 1), else_=0
+    )
+    return required_entries, verdict
 
 
 def stage_deals(run: Run) -> None:
     roles, config = run.config.metrics.roles, run.config
-    d, u, a = base(Deal, "d"), base(User, "u"), base(Account, "a")
-    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
-    held = crm_rate(d.c.source, d.c.currency, d.c.close_date)
+    deals, owners, accounts = base(Deal, "deals"), base(User, "owners"), base(Account, "accounts")
+    owner = func.coalesce(deals.c.closed_owner_id, deals.c.owner_id)
+    held = crm_rate(deals.c.source, deals.c.currency, deals.c.close_date)
     amount = converted(
-        d.c.amount,
-        d.c.currency,
-        d.c.close_date,
+        deals.c.amount,
+        deals.c.currency,
+        deals.c.close_date,
         config.currency,
         config.metrics.currency_rates,
         held,
     )
     if roles.margin == "amount":
         margin = converted(
-            d.c.margin,
-            d.c.currency,
-            d.c.close_date,
+            deals.c.margin,
+            deals.c.currency,
+            deals.c.close_date,
             config.currency,
             config.metrics.currency_rates,
             held,
         )
     else:
-        margin = amount * cast(d.c.margin, Float)
-    won = d.c.is_won.is_(True)
-    lost = and_(d.c.is_closed.is_(True), d.c.is_won.is_(False))
-    has_reason = func.coalesce(func.trim(d.c.loss_reason), "") != ""
-    has_competitor = func.coalesce(func.trim(d.c.competitor), "") != ""
-    created_on = run.bucketer.local_date(d.c.created_at)
+        margin = amount * cast(deals.c.margin, Float)
+    won = deals.c.is_won.is_(True)
+    lost = and_(deals.c.is_closed.is_(True), deals.c.is_won.is_(False))
+    has_reason = func.coalesce(func.trim(deals.c.loss_reason), "") != ""
+    has_competitor = func.coalesce(func.trim(deals.c.competitor), "") != ""
+    created_on = run.bucketer.local_date(deals.c.created_at)
     cycle = case(
         (
-            and_(won, d.c.close_date.is_not(None), d.c.created_at.is_not(None)),
-            days_between(run.dialect, d.c.close_date, created_on),
+            and_(won, deals.c.close_date.is_not(None), deals.c.created_at.is_not(None)),
+            days_between(run.dialect, deals.c.close_date, created_on),
         )
     )
-    adh, adhered = adherence(run)
+    required_entries, adhered = adherence(run)
     start_utc, _ = run.bucketer.window_instants()
     query = (
         select(
-            d.c.source,
-            d.c.external_id,
-            d.c.account_id,
+            deals.c.source,
+            deals.c.external_id,
+            deals.c.account_id,
             owner,
-            u.c.team,
-            region_of(run, a, u),
-            segment_of(run, a),
-            d.c.lead_source,
-            d.c.deal_type,
-            case((has_competitor, d.c.competitor)),
+            owners.c.team,
+            region_of(run, accounts, owners),
+            segment_of(run, accounts),
+            deals.c.lead_source,
+            deals.c.deal_type,
+            case((has_competitor, deals.c.competitor)),
             flag(won),
             flag(lost),
-            flag(d.c.is_closed.is_(True)),
+            flag(deals.c.is_closed.is_(True)),
             flag(lost & has_reason),
-            flag(lost & lowered_in(d.c.loss_reason, roles.no_decision_reasons)),
+            flag(lost & lowered_in(deals.c.loss_reason, roles.no_decision_reasons)),
             flag(lost & has_competitor),
-            flag(won & lowered_in(d.c.deal_type, roles.upgrade_types)),
-            flag(won & lowered_in(d.c.deal_type, roles.cross_sell_types)),
+            flag(won & lowered_in(deals.c.deal_type, roles.upgrade_types)),
+            flag(won & lowered_in(deals.c.deal_type, roles.cross_sell_types)),
             adhered,
             amount,
             margin,
             cycle,
-            d.c.close_date,
-            *day_periods(run, d.c.close_date, "c_"),
-            *instant_periods(run, d.c.created_at, "k_"),
+            deals.c.close_date,
+            *day_periods(run, deals.c.close_date, "c_"),
+            *instant_periods(run, deals.c.created_at, "k_"),
         )
         .select_from(
-            d.outerjoin(u, same_record(u, d.c.source, owner))
-            .outerjoin(a, same_record(a, d.c.source, d.c.account_id))
-            .outerjoin(adh, and_(adh.c.source == d.c.source, adh.c.deal_id == d.c.external_id))
+            deals.outerjoin(owners, same_record(owners, deals.c.source, owner))
+            .outerjoin(accounts, same_record(accounts, deals.c.source, deals.c.account_id))
+            .outerjoin(
+                required_entries,
+                and_(
+                    required_entries.c.source == deals.c.source,
+                    required_entries.c.deal_id == deals.c.external_id,
+                ),
+            )
         )
-        .where(live(d), or_(d.c.close_date >= run.window.lead_in, d.c.created_at >= start_utc))
+        .where(
+            live(deals),
+            or_(deals.c.close_date >= run.window.lead_in, deals.c.created_at >= start_utc),
+        )
     )
     columns = [
         *text(
@@ -315,28 +344,36 @@ def activity_account(act: Any, deal: Any) -> ColumnElement[Any]:
 
 def stage_activities(run: Run) -> None:
     roles = run.config.metrics.roles
-    act, u, d = base(Activity, "act"), base(User, "u"), base(Deal, "d")
+    activities, owners, deals = (
+        base(Activity, "activities"),
+        base(User, "owners"),
+        base(Deal, "deals"),
+    )
     start_utc, _ = run.bucketer.window_instants()
-    selling = lowered_in(act.c.kind, roles.selling_activity_kinds)
+    selling = lowered_in(activities.c.kind, roles.selling_activity_kinds)
     query = (
         select(
-            act.c.source,
-            act.c.owner_id,
-            u.c.team,
-            act.c.kind,
-            activity_account(act, d),
-            case((selling, func.coalesce(act.c.duration_seconds, 0)), else_=0),
-            flag(act.c.kind == "call"),
-            flag(act.c.kind == "email"),
-            flag(act.c.kind == "meeting"),
-            *instant_periods(run, act.c.occurred_at, "o_"),
+            activities.c.source,
+            activities.c.owner_id,
+            owners.c.team,
+            activities.c.kind,
+            activity_account(activities, deals),
+            case((selling, func.coalesce(activities.c.duration_seconds, 0)), else_=0),
+            flag(activities.c.kind == "call"),
+            flag(activities.c.kind == "email"),
+            flag(activities.c.kind == "meeting"),
+            *instant_periods(run, activities.c.occurred_at, "o_"),
         )
         .select_from(
-            act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id)).outerjoin(
-                d, same_record(d, act.c.source, act.c.deal_id)
-            )
+            activities.outerjoin(
+                owners, same_record(owners, activities.c.source, activities.c.owner_id)
+            ).outerjoin(deals, same_record(deals, activities.c.source, activities.c.deal_id))
         )
-        .where(live(act), act.c.occurred_at >= start_utc, act.c.occurred_at <= run.window.now)
+        .where(
+            live(activities),
+            activities.c.occurred_at >= start_utc,
+            activities.c.occurred_at <= run.window.now,
+        )
     )
     columns = [
         *text("src", "rep", "team", "kind", "account"),
@@ -348,32 +385,36 @@ def stage_activities(run: Run) -> None:
 
 
 def stage_answers(run: Run) -> None:
-    s, c, a = base(SurveyResponse, "s"), base(Contact, "c"), base(Account, "a")
+    answers, contacts, accounts = (
+        base(SurveyResponse, "answers"),
+        base(Contact, "contacts"),
+        base(Account, "accounts"),
+    )
     start_utc, _ = run.bucketer.window_instants()
-    account = func.coalesce(s.c.account_id, c.c.account_id)
+    account = func.coalesce(answers.c.account_id, contacts.c.account_id)
     query = (
         select(
-            s.c.source,
-            s.c.kind,
-            s.c.score,
-            flag(s.c.score >= 9),
-            flag(s.c.score <= 6),
+            answers.c.source,
+            answers.c.kind,
+            answers.c.score,
+            flag(answers.c.score >= 9),
+            flag(answers.c.score <= 6),
             account,
-            segment_of(run, a),
-            s.c.team,
-            *instant_periods(run, s.c.answered_at, "s_"),
+            segment_of(run, accounts),
+            answers.c.team,
+            *instant_periods(run, answers.c.answered_at, "s_"),
         )
         .select_from(
-            s.outerjoin(c, same_record(c, s.c.source, s.c.contact_id)).outerjoin(
-                a, same_record(a, s.c.source, account)
-            )
+            answers.outerjoin(
+                contacts, same_record(contacts, answers.c.source, answers.c.contact_id)
+            ).outerjoin(accounts, same_record(accounts, answers.c.source, account))
         )
         .where(
-            live(s),
-            s.c.answered_at >= start_utc,
-            s.c.answered_at <= run.window.now,
-            s.c.score >= 0,
-            s.c.score <= 10,
+            live(answers),
+            answers.c.answered_at >= start_utc,
+            answers.c.answered_at <= run.window.now,
+            answers.c.score >= 0,
+            answers.c.score <= 10,
         )
     )
     columns = [
@@ -393,21 +434,25 @@ def stays_query(run: Run) -> Any:
     restart the stay. `stage` is the stage's label where the CRM names it by id, `stage_id` as
     the CRM wrote it.
     """
-    h, d, labels = base(DealStageChange, "h"), base(Deal, "d"), stage_labels()
-    per_deal = (h.c.source, h.c.deal_id)
-    previous = func.lag(h.c.stage).over(
-        partition_by=per_deal, order_by=(h.c.entered_at, h.c.external_id)
+    stage_changes, deals, labels = (
+        base(DealStageChange, "stage_changes"),
+        base(Deal, "deals"),
+        stage_labels(),
+    )
+    per_deal = (stage_changes.c.source, stage_changes.c.deal_id)
+    previous = func.lag(stage_changes.c.stage).over(
+        partition_by=per_deal, order_by=(stage_changes.c.entered_at, stage_changes.c.external_id)
     )
     changes = (
         select(
-            h.c.source,
-            h.c.deal_id,
-            h.c.stage,
-            h.c.entered_at,
-            h.c.external_id,
+            stage_changes.c.source,
+            stage_changes.c.deal_id,
+            stage_changes.c.stage,
+            stage_changes.c.entered_at,
+            stage_changes.c.external_id,
             previous.label("previous"),
         )
-        .where(live(h))
+        .where(live(stage_changes))
         .subquery("changes")
     )
     entries = (
@@ -427,10 +472,10 @@ def stays_query(run: Run) -> Any:
             entries.c.stage.label("stage_id"),
             entries.c.entered_at,
             left_at.label("left_at"),
-            func.coalesce(d.c.closed_owner_id, d.c.owner_id).label("rep"),
+            func.coalesce(deals.c.closed_owner_id, deals.c.owner_id).label("rep"),
         )
         .select_from(
-            entries.join(d, same_record(d, entries.c.source, entries.c.deal_id)).outerjoin(
+            entries.join(deals, same_record(deals, entries.c.source, entries.c.deal_id)).outerjoin(
                 labels, and_(labels.c.source == entries.c.source, labels.c.stage == entries.c.stage)
             )
         )
@@ -439,7 +484,7 @@ def stays_query(run: Run) -> Any:
 
 
 def stage_stays(run: Run) -> None:
-    stays, u = stays_query(run), base(User, "u")
+    stays, owners = stays_query(run), base(User, "owners")
     start_utc, _ = run.bucketer.window_instants()
     days = hours_between(run.dialect, stays.c.left_at, stays.c.entered_at) / 24.0
     query = (
@@ -448,7 +493,7 @@ def stage_stays(run: Run) -> None:
             stays.c.deal_id,
             stays.c.stage,
             stays.c.rep,
-            u.c.team,
+            owners.c.team,
             flag(
                 is_stage(stays.c.stage_id, stays.c.stage, run.config.metrics.roles.proposal_stages)
             ),
@@ -456,7 +501,7 @@ def stage_stays(run: Run) -> None:
             *instant_periods(run, stays.c.left_at, "e_"),
             *instant_periods(run, stays.c.entered_at, "n_"),
         )
-        .select_from(stays.outerjoin(u, same_record(u, stays.c.source, stays.c.rep)))
+        .select_from(stays.outerjoin(owners, same_record(owners, stays.c.source, stays.c.rep)))
         .where(or_(stays.c.entered_at >= start_utc, stays.c.left_at >= start_utc))
     )
     columns = [
@@ -470,16 +515,21 @@ def stage_stays(run: Run) -> None:
 
 
 def stage_lines(run: Run) -> None:
-    li, deals = base(LineItem, "li"), run.tables["kpi_deal"]
+    line_items, deals = base(LineItem, "line_items"), run.tables["kpi_deal"]
     query = (
         select(
-            li.c.product,
+            line_items.c.product,
             deals.c.region,
-            cast(li.c.quantity, Float),
+            cast(line_items.c.quantity, Float),
             *[deals.c["c_" + kind] for kind in KINDS],
         )
-        .select_from(li.join(deals, and_(deals.c.src == li.c.source, deals.c.deal == li.c.deal_id)))
-        .where(live(li), deals.c.is_won == 1)
+        .select_from(
+            line_items.join(
+                deals,
+                and_(deals.c.src == line_items.c.source, deals.c.deal == line_items.c.deal_id),
+            )
+        )
+        .where(live(line_items), deals.c.is_won == 1)
     )
     columns = [*text("product", "region"), *floats("quantity"), *period_columns("c_")]
     run.tables["kpi_line"] = stage(run.connection, "kpi_line", columns, query)
@@ -487,30 +537,32 @@ def stage_lines(run: Run) -> None:
 
 def stage_reps(run: Run) -> None:
     """Each rep with the start date (hire date, else user created) and the first won deal's date."""
-    u, d = base(User, "u"), base(Deal, "d")
-    owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
+    reps, deals = base(User, "reps"), base(Deal, "deals")
+    owner = func.coalesce(deals.c.closed_owner_id, deals.c.owner_id)
     wins = (
-        select(d.c.source, owner.label("rep"), func.min(d.c.close_date).label("first_won"))
-        .where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None))
-        .group_by(d.c.source, owner)
+        select(deals.c.source, owner.label("rep"), func.min(deals.c.close_date).label("first_won"))
+        .where(live(deals), deals.c.is_won.is_(True), deals.c.close_date.is_not(None))
+        .group_by(deals.c.source, owner)
         .subquery("wins")
     )
-    started = func.coalesce(u.c.started_on, run.bucketer.local_date(u.c.created_at))
+    started = func.coalesce(reps.c.started_on, run.bucketer.local_date(reps.c.created_at))
     ramp = case((wins.c.first_won >= started, days_between(run.dialect, wins.c.first_won, started)))
     query = (
         select(
-            u.c.source,
-            u.c.external_id,
-            u.c.team,
-            flag(u.c.is_active.is_(True)),
+            reps.c.source,
+            reps.c.external_id,
+            reps.c.team,
+            flag(reps.c.is_active.is_(True)),
             started,
             ramp,
             *day_periods(run, started, "r_"),
         )
         .select_from(
-            u.outerjoin(wins, and_(wins.c.source == u.c.source, wins.c.rep == u.c.external_id))
+            reps.outerjoin(
+                wins, and_(wins.c.source == reps.c.source, wins.c.rep == reps.c.external_id)
+            )
         )
-        .where(live(u), started >= run.window.first_day)
+        .where(live(reps), started >= run.window.first_day)
     )
     columns = [
         *text("src", "rep", "team"),

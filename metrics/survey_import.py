@@ -234,21 +234,21 @@ def plausible(moment: datetime, text: str) -> datetime:
 
 
 def load_directory(connection: Connection, source: str) -> Directory:
-    c, u = Contact.__table__, User.__table__  # type: ignore[attr-defined]
-    a = Account.__table__  # type: ignore[attr-defined]
+    contact_table, user_table = Contact.__table__, User.__table__  # type: ignore[attr-defined]
+    account_table = Account.__table__  # type: ignore[attr-defined]
     contacts: dict[str, tuple[str, str | None]] = {}
     for external_id, email, account in connection.execute(
-        select(c.c.external_id, c.c.email, c.c.account_id).where(
-            c.c.source == source, c.c.deleted_at.is_(None)
-        )
+        select(
+            contact_table.c.external_id, contact_table.c.email, contact_table.c.account_id
+        ).where(contact_table.c.source == source, contact_table.c.deleted_at.is_(None))
     ):
         contacts[external_id] = (external_id, account)
         if email:
             contacts[email.lower()] = (external_id, account)
     users: dict[str, str | None] = {}
     for external_id, email, team in connection.execute(
-        select(u.c.external_id, u.c.email, u.c.team).where(
-            u.c.source == source, u.c.deleted_at.is_(None)
+        select(user_table.c.external_id, user_table.c.email, user_table.c.team).where(
+            user_table.c.source == source, user_table.c.deleted_at.is_(None)
         )
     ):
         users[external_id] = team
@@ -257,7 +257,9 @@ def load_directory(connection: Connection, source: str) -> Directory:
     teams = {team for team in users.values() if team}
     accounts = set(
         connection.execute(
-            select(a.c.external_id).where(a.c.source == source, a.c.deleted_at.is_(None))
+            select(account_table.c.external_id).where(
+                account_table.c.source == source, account_table.c.deleted_at.is_(None)
+            )
         ).scalars()
     )
     return Directory(contacts, users, teams, accounts)
