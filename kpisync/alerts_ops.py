@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import Field
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,6 +36,7 @@ from kpisync.scheduler.history import finished_statuses, first_claim, last_succe
 from kpisync.scheduler.models import OpsIncident
 from kpisync.secrets import mask, read_secret
 from kpisync.stages import paused_writeback
+from kpisync.webhook import post_json
 
 log = logging.getLogger(__name__)
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]
@@ -106,18 +106,14 @@ def webhook_sender(config: AlertSettings) -> Sender:
     )
 
     def send(notice: Notice) -> bool:
-        if url is None:
-            return True
-        try:
-            response = httpx.post(url, json=notice.payload(), timeout=config.timeout_seconds)
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            log.warning(
-                "ops alert webhook failed (retried at the next review): %s",
-                mask(f"{type(error).__name__}: {error}"),
-            )
-            return False
-        return True
+        return post_json(
+            url,
+            notice.payload(),
+            timeout_seconds=config.timeout_seconds,
+            what="ops alert webhook",
+            retried="retried at the next review",
+            log=log,
+        )
 
     return send
 

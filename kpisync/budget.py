@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -54,6 +53,7 @@ from kpisync.connector import (
 )
 from kpisync.cursor import Cursor
 from kpisync.errors import ConfigError, Interrupted
+from kpisync.ratelimit import SlidingWindow
 from kpisync.scheduler.models import ApiBudgetDay
 
 log = logging.getLogger(__name__)
@@ -161,12 +161,20 @@ class BudgetGate:
         *,
         clock: Callable[[], datetime],
         stop: threading.Event | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine, self.budget, self.connector = engine, budget, connector
         self.clock = clock
         self.stop = stop or threading.Event()
         self.counted = calls_in(connector.api_usage())
-        self.window: deque[tuple[float, int]] = deque()
+        s = budget.settings
+        self.burst = (
+            SlidingWindow(
+                max(1, int(s.burst_allowance * s.burst_share)), s.burst_seconds, monotonic
+            )
+            if s.burst_allowance is not None
+            else None
+        )
         self.spent: str | None = None
 
     def today(self) -> date:
@@ -197,7 +205,7 @@ class BudgetGate:
             self.engine, self.budget.org, self.today(), delta, remaining, self.clock()
         )
         self.judge(calls, remaining if remaining is not None else stored_remaining)
-        self.pace(total)
+        self.pace(delta)
 
     def judge(self, calls: int, remaining: int | None) -> None:
         s = self.budget.settings
@@ -216,27 +224,22 @@ class BudgetGate:
                 hint="the next run resumes from this checkpoint",
             )
 
-    def pace(self, total: int) -> None:
-        """Wait at this checkpoint while the burst window already holds the burst share."""
-        s = self.budget.settings
-        if s.burst_allowance is None:
+    def pace(self, calls: int) -> None:
+        """Count the calls since the last checkpoint into the burst window; wait here while it
+        holds the burst share (calls between two checkpoints count at the later one)."""
+        if self.burst is None:
             return
-        cap = max(1, int(s.burst_allowance * s.burst_share))
-        now = time.monotonic()
-        self.window.append((now, total))
-        while self.window and now - self.window[0][0] > s.burst_seconds:
-            self.window.popleft()
-        used = total - self.window[0][1] if self.window else 0
-        if used >= cap and not self.stop.is_set():
-            wait = s.burst_seconds - (now - self.window[0][0])
+        self.burst.record(calls)
+        wait = self.burst.delay()
+        if wait > 0 and not self.stop.is_set():
             log.info(
                 "pacing %s: %d calls in the last %.0f s; waiting %.1f s",
                 self.budget.org,
-                used,
-                s.burst_seconds,
+                self.burst.used(),
+                self.burst.seconds,
                 wait,
             )
-            self.stop.wait(max(0.0, wait))
+            self.stop.wait(wait)
 
 
 class BudgetedConnector:

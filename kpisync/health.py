@@ -4,7 +4,9 @@
                    the worker, each instance's last outcome and next run, and a status of
                    "ok", "idle" (200, but no source is scheduled: nothing will ever run) or
                    "unavailable" (503: the scheduler stopped or stopping, or the store is down)
-    GET /metrics   Prometheus text format (prometheus-client), from this worker's own registry
+    GET /metrics   Prometheus exposition from this worker's own registry, served by
+                   prometheus-client's handler (text or OpenMetrics as the scraper asks,
+                   gzip when it accepts gzip)
 
 The metrics are per worker: with several workers, sum them in PromQL.
 """
@@ -17,18 +19,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import MetricsHandler
 from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
@@ -178,8 +173,10 @@ class HealthServer:
         self.server.server_close()
 
 
-def _handler(owner: HealthServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(owner: HealthServer) -> type[MetricsHandler]:
+    class Handler(MetricsHandler):
+        registry = owner.metrics.registry
+
         def log_message(self, format: str, *args: Any) -> None:
             return  # scrapes every few seconds would flood the log
 
@@ -188,7 +185,7 @@ def _handler(owner: HealthServer) -> type[BaseHTTPRequestHandler]:
                 status, body = owner.state.report()
                 self._send(status, "application/json", json.dumps(body).encode())
             elif self.path.split("?")[0] == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(owner.metrics.registry))
+                super().do_GET()  # content negotiation and gzip, as prometheus-client does them
             else:
                 self._send(404, "text/plain", b"not found: try /healthz or /metrics\n")
 

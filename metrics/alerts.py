@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import httpx
 from sqlalchemy import Engine, select
 
 from kpisync.formats import period_label
-from kpisync.secrets import mask, read_secret
+from kpisync.secrets import read_secret
+from kpisync.webhook import post_json
 from metrics.declaration import KpiValue
 from metrics.display import in_unit, kpi_title
 from metrics.goals import goal_statuses
@@ -176,14 +176,11 @@ def webhook_url(config: MetricConfig) -> str | None:
 
 def post(config: MetricConfig, alert: Alert) -> bool:
     """POST the alert as JSON; True when the webhook accepted it (or none is configured)."""
-    url = webhook_url(config)
-    if not url:
-        return True
-    payload = asdict(alert) | {"period_start": alert.period_start.isoformat()}
-    try:
-        response = httpx.post(url, json=payload, timeout=config.metrics.webhook.timeout_seconds)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        log.warning("alert webhook failed (will retry at the next computation): %s", mask(str(exc)))
-        return False
-    return True
+    return post_json(
+        webhook_url(config),
+        asdict(alert) | {"period_start": alert.period_start.isoformat()},
+        timeout_seconds=config.metrics.webhook.timeout_seconds,
+        what="alert webhook",
+        retried="will retry at the next computation",
+        log=log,
+    )

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, select
 
+from kpisync.chunks import chunked
 from kpisync.store.models import Account, User
 from metrics.declaration import KpiValue
 
@@ -33,11 +34,11 @@ def account_names(engine: Engine, keys: list[str]) -> dict[str, str]:
     """Account id -> name, for the live accounts among `keys` that have a name."""
     out: dict[str, str] = {}
     with engine.connect() as connection:
-        for begin in range(0, len(keys), 500):
+        for chunk in chunked(keys, 500):
             query = (
                 select(ACCOUNTS.c.external_id, ACCOUNTS.c.name)
                 .where(
-                    ACCOUNTS.c.external_id.in_(keys[begin : begin + 500]),
+                    ACCOUNTS.c.external_id.in_(chunk),
                     ACCOUNTS.c.deleted_at.is_(None),
                     ACCOUNTS.c.name.is_not(None),
                 )
@@ -52,8 +53,7 @@ def rep_names(engine: Engine, keys: list[str]) -> dict[str, tuple[str, str | Non
     """Owner id -> (name, team) for the live users among `keys`; the id stands in for no name."""
     out: dict[str, tuple[str, str | None]] = {}
     with engine.connect() as connection:
-        for begin in range(0, len(keys), 500):
-            chunk = keys[begin : begin + 500]
+        for chunk in chunked(keys, 500):
             query = (
                 select(USERS.c.external_id, USERS.c.name, USERS.c.team)
                 .where(USERS.c.external_id.in_(chunk), USERS.c.deleted_at.is_(None))

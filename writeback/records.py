@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select
 
+from kpisync.chunks import chunked
 from kpisync.connector import Connector, record_linker
 from kpisync.store.models import ENTITY_MODELS
 
@@ -48,10 +49,10 @@ def names_of(connection: Connection, source: str, entity: str, ids: list[str]) -
     t = model.__table__  # type: ignore[attr-defined]
     columns = [c for c in ("name", "first_name", "last_name") if c in t.c]
     names: dict[str, str] = {}
-    for start in range(0, len(ids), CHUNK):
+    for chunk in chunked(ids, CHUNK):
         rows = connection.execute(
             select(t.c.external_id, *(t.c[c] for c in columns)).where(
-                t.c.source == source, t.c.external_id.in_(ids[start : start + CHUNK])
+                t.c.source == source, t.c.external_id.in_(chunk)
             )
         )
         for row in rows:

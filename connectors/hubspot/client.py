@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +37,7 @@ from kpisync.errors import (
     TransientError,
 )
 from kpisync.netcause import network_cause
+from kpisync.ratelimit import SlidingWindow
 from kpisync.retry import RetryPolicy
 from kpisync.secrets import mask, remember_secret
 
@@ -153,24 +154,22 @@ def _float(value: Any) -> float | None:
 class Pacer:
     """At most `rate` calls in any sliding second: waits before a call instead of earning a 429."""
 
+    MARGIN = 0.01  # past the boundary, as HubSpot counts its second on its own clock
+
     def __init__(
         self,
         rate: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.capacity = max(1, int(rate))
-        self.clock, self.sleep = clock, sleep
-        self.recent: deque[float] = deque()
+        self.window = SlidingWindow(max(1, int(rate)), 1.0, clock)
+        self.sleep = sleep
 
     def wait(self) -> None:
-        now = self.clock()
-        while self.recent and now - self.recent[0] >= 1.0:
-            self.recent.popleft()
-        if len(self.recent) >= self.capacity:
-            self.sleep(1.0 - (now - self.recent[0]) + 0.01)
-            self.recent.popleft()
-        self.recent.append(self.clock())
+        delay = self.window.delay()
+        if delay > 0:
+            self.sleep(delay + self.MARGIN)
+        self.window.record()
 
 
 class HubSpotClient:

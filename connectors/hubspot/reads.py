@@ -11,6 +11,7 @@ from connectors.hubspot import mappers, stages
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.search import SearchScope, next_after, walk_modified
 from connectors.kit.paging import follow
+from kpisync.chunks import chunked
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.mapping import map_each
@@ -310,9 +311,9 @@ class StreamReader:
     ) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         endpoint = f"POST /crm/v3/objects/{object_type}/batch/read"
-        for start in range(0, len(ids), BATCH_READ_MAX):
+        for chunk in chunked(ids, BATCH_READ_MAX):
             body = {
-                "inputs": [{"id": i} for i in ids[start : start + BATCH_READ_MAX]],
+                "inputs": [{"id": i} for i in chunk],
                 "properties": [],
                 "propertiesWithHistory": list(props),
             }
@@ -328,8 +329,8 @@ class StreamReader:
     ) -> dict[str, tuple[str, ...]]:
         found: dict[str, tuple[str, ...]] = {}
         endpoint = f"POST /crm/v4/associations/{from_type}/{to_type}/batch/read"
-        for start in range(0, len(ids), ASSOCIATION_READ_MAX):
-            body = {"inputs": [{"id": i} for i in ids[start : start + ASSOCIATION_READ_MAX]]}
+        for chunk in chunked(ids, ASSOCIATION_READ_MAX):
+            body = {"inputs": [{"id": i} for i in chunk]}
             response = self.client.call(
                 endpoint, self.client.associations.get_page_with_http_info, from_type, to_type, body
             )

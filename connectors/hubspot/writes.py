@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.hubspot.client import HubSpotClient
+from kpisync.chunks import chunked
 from kpisync.connector import FieldUpdate, WriteResult
 from kpisync.errors import RejectedError
 from kpisync.fieldcodec import ValueCodec
@@ -36,8 +37,8 @@ def write_batches(
     client: HubSpotClient, object_type: str, updates: Sequence[FieldUpdate]
 ) -> list[WriteResult]:
     results: list[WriteResult] = []
-    for start in range(0, len(updates), BATCH_UPDATE_MAX):
-        results.extend(write_batch(client, object_type, updates[start : start + BATCH_UPDATE_MAX]))
+    for chunk in chunked(updates, BATCH_UPDATE_MAX):
+        results.extend(write_batch(client, object_type, chunk))
     return results
 
 

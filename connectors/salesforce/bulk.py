@@ -28,6 +28,7 @@ from typing import Any
 
 from connectors.salesforce.client import SalesforceClient
 from connectors.salesforce.paging import Rows, Scope, build_query, keyset_filter
+from kpisync.chunks import chunked
 from kpisync.cursor import Cursor
 from kpisync.errors import ConnectorError, RejectedError
 from kpisync.prefetch import chained
@@ -105,8 +106,7 @@ class BulkReader:
             try:
                 for text, following in self.result_pages(job, locator):
                     rows = typed_rows(text, kinds)
-                    size = self.page_rows
-                    parts = [rows[i : i + size] for i in range(0, len(rows), size)]
+                    parts = list(chunked(rows, self.page_rows))
                     for part in parts[:-1]:
                         yield part, at(locator)
                     last = parts[-1] if parts else []

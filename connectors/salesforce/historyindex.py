@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kpisync.chunks import chunked
+
 History = dict[str, list[Any]]  # OpportunityId -> entries, oldest first
 Entry = tuple[str, str, str | None]  # (CreatedDate, Id, a value), as the history reader makes them
 
@@ -44,8 +46,7 @@ class HistoryIndex:
         """The entries of these opportunities, each one's oldest first (as text sorts them:
         one read gives one timestamp format)."""
         found: History = {}
-        for start in range(0, len(ids), IDS_PER_LOOKUP):
-            chunk = ids[start : start + IDS_PER_LOOKUP]
+        for chunk in chunked(ids, IDS_PER_LOOKUP):
             rows = self._db.execute(
                 f"SELECT opportunity, created, id, value FROM entry WHERE opportunity IN "
                 f"({', '.join('?' * len(chunk))}) ORDER BY opportunity, created, id",

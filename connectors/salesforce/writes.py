@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.salesforce.client import SalesforceClient
+from kpisync.chunks import chunked
 from kpisync.connector import FieldUpdate, WriteResult
 from kpisync.errors import RejectedError
 from kpisync.fieldcodec import ValueCodec, as_bool, as_number
@@ -55,8 +56,8 @@ def write_collections(
     client: SalesforceClient, sobject: str, updates: Sequence[FieldUpdate]
 ) -> list[WriteResult]:
     results: list[WriteResult] = []
-    for start in range(0, len(updates), COLLECTION_MAX):
-        results.extend(write_chunk(client, sobject, updates[start : start + COLLECTION_MAX]))
+    for chunk in chunked(updates, COLLECTION_MAX):
+        results.extend(write_chunk(client, sobject, chunk))
     return results
 
 

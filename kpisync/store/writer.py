@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select, update
 
+from kpisync.chunks import chunked
 from kpisync.connector import Deleted, Merged, Page
 from kpisync.cursor import Cursor
 from kpisync.store.models import ENTITY_MODELS, RecordBase, Row, SyncState
@@ -71,7 +72,7 @@ def mark_deleted(
     count = 0
     for entity, items in by_entity.items():
         table = table_of(entity)
-        for chunk in _chunks(items, 500):
+        for chunk in chunked(items, 500):
             result = connection.execute(
                 update(table)
                 .where(table.c.source == source)
@@ -132,8 +133,3 @@ def load_state(connection: Connection, source: str, stream: str) -> datetime | N
     return connection.execute(
         select(table.c.updated_at).where(table.c.source == source, table.c.stream == stream)
     ).scalar()
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
