@@ -140,7 +140,7 @@ def main() -> None:
         engine = open_store(store_url)
         log = (folder / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "kpisync.run_command", "--log-json", "run", "--settings",
+            [sys.executable, "-m", "kpisync.cli", "--log-json", "run", "--settings",
              str(settings), "--health-port", str(free_port())], stdout=log, stderr=subprocess.STDOUT)
         print(f"soak: {args.minutes:g} min, {args.deals} deals, a run every {args.interval:g} s; "
               f"worker pid {worker.pid}, log {folder / 'worker.log'}", flush=True)

@@ -87,7 +87,7 @@ lease_seconds = {lease}
 
 def start_worker(settings: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
-        return subprocess.Popen([sys.executable, "-m", "kpisync.run_command", "--log-json", "run",
+        return subprocess.Popen([sys.executable, "-m", "kpisync.cli", "--log-json", "run",
                                  "--settings", str(settings)], stdout=handle,
                                 stderr=subprocess.STDOUT)
 

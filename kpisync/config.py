@@ -47,9 +47,8 @@ from kpisync.calendars import (
     parse_solar_hijri,
 )
 from kpisync.errors import ConfigError
+from kpisync.settings_file import DEFAULT_PATH, SETTINGS_ENV
 
-DEFAULT_PATH = Path("settings.toml")
-SETTINGS_ENV = "KPISYNC_SETTINGS"  # where settings.toml is when no --settings is given
 _SECRET_KEY = re.compile(r"(^|_)(token|secret|password|passwd|api_key|access_key|private_key)$")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 

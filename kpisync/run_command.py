@@ -6,7 +6,7 @@
 SIGTERM or SIGINT: no new runs start; running ones stop after the current page's commit and are
 recorded as interrupted; the process exits once they have, or after `stop_timeout_seconds`.
 A second signal exits at once (the store is still consistent: every page is one transaction).
-`register(app)` adds the command to the kpisync Typer app.
+`register(app)` adds the command to a Typer app (kpisync.cli loads this module when it runs).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from types import FrameType
 
 import typer
 
+from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.health import HealthServer
 from kpisync.pipeline import Pipeline
@@ -102,14 +103,7 @@ def run_worker(settings_path: Path, sources: list[str], stop: threading.Event,
 
 
 def register(app: typer.Typer) -> None:
-    from kpisync.cli import friendly
-    from kpisync.cli_options import SETTINGS
-
-    if any(command.name == "run" for command in app.registered_commands):
-        return  # registered already (the CLI's optional modules, then `python -m` here)
-
     @app.command("run")
-    @friendly
     def run(settings: Path = SETTINGS,
             source: list[str] = typer.Option(None, "--source",
                                              help="Only this instance (repeatable)."),
@@ -133,15 +127,3 @@ def register(app: typer.Typer) -> None:
         if code:
             raise typer.Exit(code)
 
-
-def main() -> None:
-    """`python -m kpisync.run_command ...`: the kpisync CLI with `run` registered, for tests and
-    for installs whose CLI does not register it yet."""
-    from kpisync.cli import app
-
-    register(app)
-    app()
-
-
-if __name__ == "__main__":
-    main()

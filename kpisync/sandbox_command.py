@@ -38,8 +38,6 @@ QUIET_SECONDS = 2.0  # records are saved once calls pause this long
 SAVE_AT_LEAST_EVERY_SECONDS = 60.0  # or this often while calls keep coming
 DEFAULT_DEALS, DEFAULT_SEED = 400, 7
 
-sandbox_app = typer.Typer(help="Run a CRM emulator (HubSpot, Salesforce, Vtiger) to try kpisync "
-                               "on.", no_args_is_help=True)
 console = Console(soft_wrap=True)
 
 
@@ -204,8 +202,8 @@ def settings(crm: str = typer.Option(None, "--crm", help="hubspot, salesforce or
 
 
 def register(app: typer.Typer) -> None:
-    from kpisync.cli import friendly
-
-    sandbox_app.command("serve")(friendly(serve))
-    sandbox_app.command("settings")(friendly(settings))
+    sandbox_app = typer.Typer(help="Run a CRM emulator (HubSpot, Salesforce, Vtiger) to try "
+                                   "kpisync on.", no_args_is_help=True)
+    sandbox_app.command("serve")(serve)
+    sandbox_app.command("settings")(settings)
     app.add_typer(sandbox_app, name="sandbox")

@@ -1,7 +1,8 @@
 """CLI commands of the KPI engine: compute, kpis, goals, surveys import.
 
-`register(app)` adds them to the kpisync Typer app. Errors are raised as kpisync.errors subclasses;
-the CLI's `friendly` wrapper turns them into one line and an exit code.
+`register(app)` adds them to a Typer app (kpisync.cli loads this module when one of them runs).
+Errors are raised as kpisync.errors subclasses; the CLI's `friendly` wrapper, put around every
+command by the CLI, turns them into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -46,13 +47,11 @@ errors = stderr_console()
 
 
 def register(app: typer.Typer) -> None:
-    from kpisync.cli import friendly
-
-    app.command("compute")(friendly(compute))
-    app.command("kpis")(friendly(kpis))
-    app.command("goals")(friendly(goals))
+    app.command("compute")(compute)
+    app.command("kpis")(kpis)
+    app.command("goals")(goals)
     surveys = typer.Typer(help="Survey answers (NPS, eNPS) from survey tools' exports.")
-    surveys.command("import")(friendly(surveys_import))
+    surveys.command("import")(surveys_import)
     app.add_typer(surveys, name="surveys")
 
 

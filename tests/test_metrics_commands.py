@@ -15,22 +15,22 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from kpisync.cli import app as cli_app
 from kpisync.connector import Page
 from kpisync.errors import ConfigError
 from kpisync.store.database import open_store
 from kpisync.store.models import Account, User
 from kpisync.store.writer import write_page
-from metrics.commands import emit, register
+from metrics.commands import emit
 from metrics.declaration import KpiValue
 from metrics.key_names import key_names
 
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    """The kpisync app, which loads metrics.commands and wraps its commands in `friendly`."""
     monkeypatch.setattr("metrics.commands.console", Console(width=200))
-    app = typer.Typer()
-    register(app)
-    return app
+    return cli_app
 
 
 def write_settings(tmp_path: Path) -> Path:

@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
+from kpisync.cli import app
 from kpisync.config import Settings
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
@@ -175,11 +176,6 @@ def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cli_app() -> typer.Typer:
-    from kpisync.cli import app
-    from kpisync.report.commands import register
-
-    if "report" not in {group.name for group in app.registered_groups}:
-        register(app)
     return app
 
 

@@ -29,7 +29,7 @@ from kpisync.store.models import SyncRun, model_table
 from tests.harness import toml_value
 from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv
 
-RUN = [sys.executable, "-m", "kpisync.run_command"]
+RUN = [sys.executable, "-m", "kpisync.cli"]
 
 
 def settings_text(env: HubSpotEnv, store_url: str, *, sources: tuple[str, ...] = ("hs",),

@@ -17,10 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, MetaData, select
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from emulators.hubspot.emulator import HubSpotEmulator
 from emulators.org.generate import generate_org
 from emulators.org.model import Org
+from kpisync.cli import app
 from kpisync.config import load_settings
 from kpisync.health import HealthServer, HealthState, RunMetrics
 from kpisync.pipeline import STORE_UNREACHABLE, Pipeline
@@ -169,10 +171,6 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(
     """A mapped field missing from the CRM pauses that mapping: the run still succeeds, so the
     admin learns of it from the log, the ops webhook and `kpisync status`, until the field is
     made (`fields apply`) and the next run writes it."""
-    from typer.testing import CliRunner
-
-    from kpisync.cli import app
-
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     field = "kpisync_nps_score"
     with webhook_receiver() as hook:

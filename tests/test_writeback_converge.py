@@ -56,7 +56,7 @@ from writeback.scores import SCORES
 
 CYCLES = 3
 CLI = [sys.executable, "-m", "kpisync.cli"]
-RUN_COMMAND = [sys.executable, "-m", "kpisync.run_command"]
+RUN_COMMAND = [sys.executable, "-m", "kpisync.cli"]
 KIND = {(s.entity, s.name): s.kind for s in SCORES}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from kpisync.cli import app
 from kpisync.config import parse_settings
 from kpisync.connector import FieldInfo
 from kpisync.fieldcodec import GENERIC
@@ -218,8 +219,6 @@ def test_the_upsell_rule_is_configurable_and_explains_itself(engine: Engine) -> 
 
 
 def test_cli_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
-    from kpisync.cli import app
-
     path = tmp_path / "settings.toml"
     path.write_text(f"""
 [kpisync]

@@ -1,4 +1,7 @@
-"""CLI: `kpisync fields plan|apply SOURCE`, `kpisync writeback [--dry-run]`, `... revert RUN`, `... runs`."""
+"""CLI: `kpisync fields plan|apply SOURCE`, `kpisync writeback [--dry-run]`, `... revert RUN`, `... runs`.
+
+`register(app)` adds them to a Typer app (kpisync.cli loads this module when one of them runs and
+wraps each in its `friendly` error handling)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from kpisync import metadata
 from kpisync.cli_options import JSON, SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError, ConflictError, WritebackError, WritesFailed
+from kpisync.output import stdout_console
 from kpisync.registry import build_connector
 from writeback.guard import lift_pauses
 from writeback.options import mapped_sources, source_plan
@@ -39,6 +43,7 @@ from writeback.runs import (
 )
 
 ARROW = "→"
+console = stdout_console()
 
 
 def parse_instant(text: str | None) -> datetime | None:
@@ -69,8 +74,6 @@ class WritebackGroup(TyperGroup):
 
 
 def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested commands)
-    from kpisync.cli import console, friendly
-
     fields_app = typer.Typer(help="The CRM fields write-back manages.", no_args_is_help=True)
     writeback_app = typer.Typer(help="Write scores onto CRM records.", invoke_without_command=True,
                                 cls=WritebackGroup)
@@ -78,7 +81,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
     app.add_typer(writeback_app, name="writeback")
 
     @fields_app.command("plan")
-    @friendly
     def fields_plan(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
         """Show which managed fields exist, which would be created, which need a person."""
         steps = provision(source, settings, apply=False)
@@ -88,7 +90,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
         print_steps(console, source, steps, applied=False)
 
     @fields_app.command("apply")
-    @friendly
     def fields_apply(source: str, settings: Path = SETTINGS) -> None:
         """Create the missing managed fields where the CRM's API allows it."""
         steps = provision(source, settings, apply=True)
@@ -102,7 +103,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
                      f"{source}'; until then write-back skips their scores")
 
     @writeback_app.callback()
-    @friendly
     def writeback(ctx: typer.Context,
                   dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan, write nothing."),
                   source: str = typer.Option(None, "--source", help="One source; all mapped when omitted."),
@@ -146,7 +146,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
         raise_failures(reports)
 
     @writeback_app.command("revert")
-    @friendly
     def revert(run: int = typer.Argument(..., help="The run whose writes to undo."),
                dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan, write nothing."),
                settings: Path = SETTINGS) -> None:
@@ -164,7 +163,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
         raise_failures([report])
 
     @writeback_app.command("approve")
-    @friendly
     def approve(plan: int = typer.Argument(..., help="The plan to send (its run id)."),
                 settings: Path = SETTINGS) -> None:
         """Send exactly a plan made in approve mode, refusing changes whose CRM value changed."""
@@ -189,7 +187,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
                 hint=f"make a new plan from the CRM's values: kpisync writeback --source {source}")
 
     @writeback_app.command("resume")
-    @friendly
     def resume(source: str = typer.Option(None, "--source", help="One source; all when omitted."),
                field: str = typer.Option(None, "--field", help="One CRM field; all when omitted."),
                settings: Path = SETTINGS) -> None:
@@ -204,7 +201,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (the sum of its nested com
             console.print(f"resumed {name} {entity}.{crm_field}: the next run writes it again")
 
     @writeback_app.command("runs")
-    @friendly
     def runs(source: str = typer.Option(None, "--source"), settings: Path = SETTINGS,
              as_json: bool = JSON) -> None:
         """The latest write-back runs with their counts."""

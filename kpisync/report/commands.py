@@ -1,7 +1,8 @@
 """CLI: `kpisync report [--period P] [--out report.html] [--png-dir DIR]` and `kpisync report send`.
 
-`register(app)` adds them to the kpisync Typer app; errors are kpisync errors, which the app's
-`friendly` wrapper turns into one line and an exit code.
+`register(app)` adds them to a Typer app (kpisync.cli loads this module when one of them runs);
+errors are kpisync errors, which the CLI's `friendly` wrapper, put around every command, turns
+into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 from kpisync.cli_options import SETTINGS
 from kpisync.context import open_context
 from kpisync.errors import ConfigError
+from kpisync.output import stdout_console
 from kpisync.report.delivery import send_report
 from kpisync.report.figures import draw_charts
 from kpisync.report.gather import build_report
@@ -28,17 +30,15 @@ PERIOD = typer.Option(None, "--period", help="week, month, quarter or year (defa
 OUT = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write.")
 PNG_DIR = typer.Option(None, "--png-dir", help="Also write each chart as PNG into this folder.")
 KINDS = ("week", "month", "quarter", "year")
+console = stdout_console()
 
 
 def register(app: typer.Typer) -> None:
-    from kpisync.cli import console, friendly
-
     report_app = typer.Typer(help="The HTML report with charts, and its e-mail delivery.",
                              invoke_without_command=True)
     app.add_typer(report_app, name="report")
 
     @report_app.callback()
-    @friendly
     def report(ctx: typer.Context, period: str = PERIOD, out: Path = OUT, png_dir: Path = PNG_DIR,
                as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
         """Write the report: one self-contained HTML file (and the charts as PNG)."""
@@ -63,7 +63,6 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {len(written)} PNG charts to {png_dir}")
 
     @report_app.command("send")
-    @friendly
     def send(as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
         """E-mail the report now, as report.email in settings.toml says."""
         context = open_context(settings)
