@@ -61,8 +61,14 @@ def run_once(arguments: Sequence[str], tree: Tree, niceness: int) -> Timing:
         env["PYTHONPATH"] = str(tree.path)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(arguments, env=env, stdout=subprocess.DEVNULL, check=True,
-                   cwd=tree.path or ROOT, preexec_fn=nicer(niceness))
+    subprocess.run(
+        arguments,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=True,
+        cwd=tree.path or ROOT,
+        preexec_fn=nicer(niceness),
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return Timing(wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
@@ -72,13 +78,15 @@ def nicer(niceness: int) -> Callable[[], None]:
     def apply() -> None:
         if niceness:
             os.nice(niceness)
+
     return apply
 
 
 def unpack(ref: str, into: Path) -> Path:
     """The tree of git `ref`, as files in `into`."""
-    archive = subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref], cwd=ROOT, check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
@@ -92,8 +100,11 @@ def load() -> str:
 def measure(trees: list[Tree], runs: int, niceness: int) -> dict[tuple[str, str], list[Timing]]:
     """Every (tree, command) `runs` times, interleaved, after one run each that is not counted
     (it writes the tree's bytecode caches)."""
-    commands = (("kpisync --help", HELP), ("import kpisync.cli", IMPORT),
-                ("import typer+rich_utils", TYPER))
+    commands = (
+        ("kpisync --help", HELP),
+        ("import kpisync.cli", IMPORT),
+        ("import typer+rich_utils", TYPER),
+    )
     for tree in trees:
         for _, arguments in commands:
             run_once(arguments, tree, niceness)
@@ -102,7 +113,8 @@ def measure(trees: list[Tree], runs: int, niceness: int) -> dict[tuple[str, str]
         for tree in trees:
             for label, arguments in commands:
                 timings.setdefault((tree.name, label), []).append(
-                    run_once(arguments, tree, niceness))
+                    run_once(arguments, tree, niceness)
+                )
     return timings
 
 
@@ -111,8 +123,14 @@ def import_costs(tree: Tree, top: int = 10) -> list[tuple[int, str]]:
     env = dict(os.environ, COLUMNS="100")
     if tree.path is not None:
         env["PYTHONPATH"] = str(tree.path)
-    done = subprocess.run([sys.executable, "-X", "importtime", *HELP], env=env, text=True,
-                          capture_output=True, check=True, cwd=tree.path or ROOT)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *HELP],
+        env=env,
+        text=True,
+        capture_output=True,
+        check=True,
+        cwd=tree.path or ROOT,
+    )
     costs = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "cumulative" not in line:
@@ -136,19 +154,22 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.runs} runs each, niceness {args.nice}; before: {load()}")
         timings = measure(trees, args.runs, args.nice)
         print(f"after: {load()}")
-        print(f"{'tree':<12} {'command':<24} {'median wall':>12} {'min wall':>9} "
-              f"{'median CPU':>11}")
+        print(
+            f"{'tree':<12} {'command':<24} {'median wall':>12} {'min wall':>9} {'median CPU':>11}"
+        )
         for (name, label), found in timings.items():
-            print(f"{name:<12} {label:<24} {statistics.median(t.wall for t in found):>11.3f}s "
-                  f"{min(t.wall for t in found):>8.3f}s "
-                  f"{statistics.median(t.cpu for t in found):>10.3f}s")
+            print(
+                f"{name:<12} {label:<24} {statistics.median(t.wall for t in found):>11.3f}s "
+                f"{min(t.wall for t in found):>8.3f}s "
+                f"{statistics.median(t.cpu for t in found):>10.3f}s"
+            )
         if args.before:
             for label in ("kpisync --help", "import kpisync.cli"):
                 old, new = timings[(args.before, label)], timings[("this tree", label)]
                 wall = statistics.median(t.wall for t in old) / statistics.median(
-                    t.wall for t in new)
-                cpu = statistics.median(t.cpu for t in old) / statistics.median(
-                    t.cpu for t in new)
+                    t.wall for t in new
+                )
+                cpu = statistics.median(t.cpu for t in old) / statistics.median(t.cpu for t in new)
                 print(f"{label}: {args.before} / this tree = {wall:.1f}x wall, {cpu:.1f}x CPU")
         for tree in trees:
             print(f"costliest imports of `kpisync --help` ({tree.name}), cumulative:")

@@ -28,10 +28,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ten-secondly", type=int, default=190, help="calls per rolling 10 s")
     parser.add_argument("--token", default="pat-na1-bench")
     args = parser.parse_args(argv)
-    org = generate_org(seed=args.seed, deals=args.deals, activities_per_deal=args.activities_per_deal)
-    emulator = HubSpotEmulator(org, access_token=args.token, knobs=HubSpotKnobs(
-        latency_seconds=args.latency, ten_secondly_budget=args.ten_secondly, daily_budget=10**9),
-                               search_rate_per_second=args.search_rate)
+    org = generate_org(
+        seed=args.seed, deals=args.deals, activities_per_deal=args.activities_per_deal
+    )
+    emulator = HubSpotEmulator(
+        org,
+        access_token=args.token,
+        knobs=HubSpotKnobs(
+            latency_seconds=args.latency, ten_secondly_budget=args.ten_secondly, daily_budget=10**9
+        ),
+        search_rate_per_second=args.search_rate,
+    )
     with emulator:
         print(json.dumps({"base_url": emulator.base_url, "token": args.token}), flush=True)
         for line in sys.stdin:  # one line per command; "quit" or EOF stops
@@ -39,12 +46,16 @@ def main(argv: list[str] | None = None) -> None:
             if command == "quit":
                 break
             if command == "counts":
-                counts = {t: sum(1 for r in rs.values() if not r["archived"])
-                          for t, rs in emulator.dump().items()}
+                counts = {
+                    t: sum(1 for r in rs.values() if not r["archived"])
+                    for t, rs in emulator.dump().items()
+                }
                 print(json.dumps(counts), flush=True)
             if command.startswith("change "):
                 _, fraction = command.split()
-                print(json.dumps({"changed": change_fraction(emulator, float(fraction))}), flush=True)
+                print(
+                    json.dumps({"changed": change_fraction(emulator, float(fraction))}), flush=True
+                )
 
 
 def change_fraction(emulator: HubSpotEmulator, fraction: float) -> dict[str, int]:
@@ -59,7 +70,8 @@ def change_fraction(emulator: HubSpotEmulator, fraction: float) -> dict[str, int
         chosen = ids[::step] if step else []
         for rid in chosen:
             field = {"companies": "industry", "contacts": "jobtitle", "deals": "dealname"}.get(
-                object_type, "hs_timestamp")
+                object_type, "hs_timestamp"
+            )
             value = records[rid]["properties"].get(field) or ""
             emulator.update_record(object_type, rid, {field: value})
         changed[object_type] = len(chosen)

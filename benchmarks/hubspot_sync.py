@@ -54,11 +54,25 @@ class Figures:
 
 def start_emulator(deals: int, latency: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("hubspot_process.py")), "hubspot",
-         "--deals", str(deals),
-         "--activities-per-deal", "1", "--latency", str(latency), "--search-rate", "100000",
-         "--ten-secondly", "100000000"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(Path(__file__).with_name("hubspot_process.py")),
+            "hubspot",
+            "--deals",
+            str(deals),
+            "--activities-per-deal",
+            "1",
+            "--latency",
+            str(latency),
+            "--search-rate",
+            "100000",
+            "--ten-secondly",
+            "100000000",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     ready = json.loads(process.stdout.readline())
     os.environ["KPISYNC_BENCH_TOKEN"] = ready["token"]
@@ -66,9 +80,19 @@ def start_emulator(deals: int, latency: float) -> tuple[subprocess.Popen[str], s
 
 
 def run_sync(label: str, engine, base_url: str) -> Figures:  # type: ignore[no-untyped-def]
-    settings = parse_settings({"sources": {"bench": {
-        "type": "hubspot", "host": base_url, "token_env": "KPISYNC_BENCH_TOKEN",
-        "search_lag_seconds": 0, "search_rate_per_second": 100000}}})
+    settings = parse_settings(
+        {
+            "sources": {
+                "bench": {
+                    "type": "hubspot",
+                    "host": base_url,
+                    "token_env": "KPISYNC_BENCH_TOKEN",
+                    "search_lag_seconds": 0,
+                    "search_rate_per_second": 100000,
+                }
+            }
+        }
+    )
     connector = build_connector(settings.source("bench"))
     baseline = resident_bytes()
     peak = baseline
@@ -78,24 +102,35 @@ def run_sync(label: str, engine, base_url: str) -> Figures:  # type: ignore[no-u
         peak = max(peak, resident_bytes())
 
     started = time.perf_counter()
-    result = sync_source(engine, "bench", connector,
-                         SyncOptions(purge_check_every=None, on_page=sample))
+    result = sync_source(
+        engine, "bench", connector, SyncOptions(purge_check_every=None, on_page=sample)
+    )
     wall = time.perf_counter() - started
     connector.close()
-    return Figures(label, wall, connector.client.seconds_waiting, (peak - baseline) / 2**20,
-                   result.upserted, Counter(result.api_calls))
+    return Figures(
+        label,
+        wall,
+        connector.client.seconds_waiting,
+        (peak - baseline) / 2**20,
+        result.upserted,
+        Counter(result.api_calls),
+    )
 
 
 def print_figures(figures: Figures, records: dict[str, int]) -> None:
     local = figures.wall - figures.waiting
-    print(f"\n== {figures.label}: {figures.rows} rows in {figures.wall:.1f} s "
-          f"({figures.rows / figures.wall:,.0f} rows/s); waiting on HTTP {figures.waiting:.1f} s, "
-          f"local work {local:.1f} s ({100 * local / figures.wall:.0f}% of wall); "
-          f"resident memory grew by at most {figures.peak_mb:.1f} MiB during the sync")
-    print(f"{'object':22} {'records':>8} {'calls':>6} {'bound':>6} {'ratio':>6} {'floor':>6} "
-          f"{'ratio':>6}   (bound = records / 200, the search page; floor = the fewest calls "
-          f"HubSpot's API allows: every endpoint at its own largest page, history reads left out; "
-          f"calls = every endpoint for the object)")
+    print(
+        f"\n== {figures.label}: {figures.rows} rows in {figures.wall:.1f} s "
+        f"({figures.rows / figures.wall:,.0f} rows/s); waiting on HTTP {figures.waiting:.1f} s, "
+        f"local work {local:.1f} s ({100 * local / figures.wall:.0f}% of wall); "
+        f"resident memory grew by at most {figures.peak_mb:.1f} MiB during the sync"
+    )
+    print(
+        f"{'object':22} {'records':>8} {'calls':>6} {'bound':>6} {'ratio':>6} {'floor':>6} "
+        f"{'ratio':>6}   (bound = records / 200, the search page; floor = the fewest calls "
+        f"HubSpot's API allows: every endpoint at its own largest page, history reads left out; "
+        f"calls = every endpoint for the object)"
+    )
     by_object: Counter[str] = Counter()
     floor: Counter[str] = Counter()
     for endpoint, calls in figures.calls.items():
@@ -105,19 +140,27 @@ def print_figures(figures: Figures, records: dict[str, int]) -> None:
     for name, calls in sorted(by_object.items()):
         bound = max(1, math.ceil(records.get(name, 0) / PAGE_LIMITS["search"]))
         least = max(1, floor[name])
-        print(f"{name:22} {records.get(name, 0):8d} {calls:6d} {bound:6d} {calls / bound:6.2f} "
-              f"{least:6d} {calls / least:6.2f}")
-    print(f"{'endpoint':58} {'calls':>6} {'bound':>6} {'ratio':>6}   (bound = records / that endpoint's page)")
+        print(
+            f"{name:22} {records.get(name, 0):8d} {calls:6d} {bound:6d} {calls / bound:6.2f} "
+            f"{least:6d} {calls / least:6.2f}"
+        )
+    print(
+        f"{'endpoint':58} {'calls':>6} {'bound':>6} {'ratio':>6}   (bound = records / that endpoint's page)"
+    )
     total_calls = total_bound = 0
     for endpoint, calls in sorted(figures.calls.items()):
         bound = lower_bound(endpoint, records)
         total_calls += calls
         total_bound += bound
         print(f"{endpoint:58} {calls:6d} {bound:6d} {calls / bound:6.2f}")
-    print(f"{'all endpoints':58} {total_calls:6d} {total_bound:6d} {total_calls / max(total_bound, 1):6.2f}")
-    print("(deals/batch/read reads stage and owner history only for deals whose calculated stage "
-          "properties cannot prove their path or whose owner was assigned after close; its bound "
-          "is every changed deal / 100, the figure before that)")
+    print(
+        f"{'all endpoints':58} {total_calls:6d} {total_bound:6d} {total_calls / max(total_bound, 1):6.2f}"
+    )
+    print(
+        "(deals/batch/read reads stage and owner history only for deals whose calculated stage "
+        "properties cannot prove their path or whose owner was assigned after close; its bound "
+        "is every changed deal / 100, the figure before that)"
+    )
 
 
 def is_history_read(endpoint: str) -> bool:
@@ -163,8 +206,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deals", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per API call")
-    parser.add_argument("--save", action="store_true",
-                        help="also write benchmarks/out/<what it measures>.txt")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/out/<what it measures>.txt"
+    )
     args = parser.parse_args()
     keep_output(args.save, "hubspot", *map(size, args.deals), latency(args.latency))
     for deals in args.deals:
@@ -182,7 +226,9 @@ def main() -> None:
             emulator.stdin.flush()
             changed = {**json.loads(emulator.stdout.readline())["changed"], **owners}
             time.sleep(0.01)
-            incremental = run_sync(f"{deals:,} deals, incremental with 1% changed", engine, base_url)
+            incremental = run_sync(
+                f"{deals:,} deals, incremental with 1% changed", engine, base_url
+            )
             print_figures(incremental, changed)
         finally:
             if emulator.stdin:

@@ -38,8 +38,12 @@ def auth_calls(calls: Counter[str]) -> int:
     return sum(n for endpoint, n in calls.items() if any(w in endpoint.lower() for w in AUTH))
 
 
-def run(engine, served, options: SyncOptions, limits: dict[str, Any]  # type: ignore[no-untyped-def]
-        ) -> tuple[SyncResult, bool]:
+def run(
+    engine,
+    served,
+    options: SyncOptions,
+    limits: dict[str, Any],  # type: ignore[no-untyped-def]
+) -> tuple[SyncResult, bool]:
     with engine.connect() as connection:
         before = store_revisions(connection).get(served.source)
     connector = served.connector(**limits)
@@ -57,9 +61,11 @@ def report(label: str, result: SyncResult, moved: bool, streams: int) -> int:
     calls = Counter({k: v for k, v in result.api_calls.items() if not k.startswith("limit:")})
     total, auth = calls_in(result.api_calls), auth_calls(calls)
     read = [s.stream for s in result.streams]
-    print(f"\n-- {label}: {total} calls (bound: {streams} data streams + {auth} authentication = "
-          f"{streams + auth}); rows written {result.upserted}, deleted {result.deleted}; "
-          f"store revision {'moved' if moved else 'unchanged'}; {len(read)} streams read")
+    print(
+        f"\n-- {label}: {total} calls (bound: {streams} data streams + {auth} authentication = "
+        f"{streams + auth}); rows written {result.upserted}, deleted {result.deleted}; "
+        f"store revision {'moved' if moved else 'unchanged'}; {len(read)} streams read"
+    )
     for endpoint, count in sorted(calls.items()):
         print(f"   {count:4d}  {endpoint}")
     return total
@@ -72,8 +78,10 @@ def bench(kit, deals: int, backend: str) -> None:  # type: ignore[no-untyped-def
         # no call spent on a rate limit's refusal
         limits = {**served.generous_limits(), **DEFAULTS.get(kit.name, {})}
         first, _ = run(engine, served, SyncOptions(purge_check_every=None), limits)
-        print(f"\n== {kit.name}, {deals} deals, {backend}: first sync {first.upserted} rows, "
-              f"{calls_in(first.api_calls)} calls")
+        print(
+            f"\n== {kit.name}, {deals} deals, {backend}: first sync {first.upserted} rows, "
+            f"{calls_in(first.api_calls)} calls"
+        )
         connector = served.connector(**limits)
         streams = len([s for s in connector.streams() if not s.metadata])
         connector.close()
@@ -88,10 +96,15 @@ def bench(kit, deals: int, backend: str) -> None:  # type: ignore[no-untyped-def
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python benchmarks/idle_sync.py")
     parser.add_argument("--deals", type=int, default=400)
-    parser.add_argument("--crm", nargs="+", default=["hubspot", "salesforce", "vtiger", "vtiger-stock82"])
+    parser.add_argument(
+        "--crm", nargs="+", default=["hubspot", "salesforce", "vtiger", "vtiger-stock82"]
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
-    parser.add_argument("--save", action="store_true",
-                        help="also write the output to benchmarks/out/idle_sync_<size>_<backend>.txt")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="also write the output to benchmarks/out/idle_sync_<size>_<backend>.txt",
+    )
     args = parser.parse_args()
     keep_output(args.save, "idle_sync", size(args.deals), args.backend)
     kits = {kit.name: kit for kit in available_kits()}

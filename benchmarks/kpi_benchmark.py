@@ -55,10 +55,14 @@ class Sql:
 
     def ts(self, days: str, seconds: str) -> str:
         if self.pg:
-            return (f"(TIMESTAMPTZ '2023-01-01 00:00:00+00' + ({days}) * INTERVAL '1 day'"
-                    f" + ({seconds}) * INTERVAL '1 second')")
-        return (f"(datetime('2023-01-01', '+' || ({days}) || ' days', '+' || ({seconds}) || "
-                f"' seconds') || '.000000')")
+            return (
+                f"(TIMESTAMPTZ '2023-01-01 00:00:00+00' + ({days}) * INTERVAL '1 day'"
+                f" + ({seconds}) * INTERVAL '1 second')"
+            )
+        return (
+            f"(datetime('2023-01-01', '+' || ({days}) || ' days', '+' || ({seconds}) || "
+            f"' seconds') || '.000000')"
+        )
 
     def day(self, days: str) -> str:
         if self.pg:
@@ -76,70 +80,140 @@ def tables(sql: Sql, deals: int) -> list[tuple[str, int, str, str]]:
     """(table, rows, column list, SELECT expressions over n) for every canonical table."""
     accounts, contacts, leads = deals // 10, deals // 5, deals // 2
     created = "(n * 37 % 1095)"  # a deal's creation day, 0..1094
-    raw = sql.json("'{\"properties\": {\"dealname\": \"Deal ' || n || '\", \"pipeline\": "
-                   "\"default\", \"hs_object_id\": \"' || n || '\", \"description\": "
-                   "\"synthetic deal for the KPI benchmark with a payload like a CRM would send\", "
-                   "\"hubspot_owner_id\": \"' || (n * 31 % 500) || '\"}}'")
+    raw = sql.json(
+        '\'{"properties": {"dealname": "Deal \' || n || \'", "pipeline": '
+        '"default", "hs_object_id": "\' || n || \'", "description": '
+        '"synthetic deal for the KPI benchmark with a payload like a CRM would send", '
+        '"hubspot_owner_id": "\' || (n * 31 % 500) || \'"}}\''
+    )
     empty = sql.json("'{}'")
-    segment = sql.json("""'{"Segment": "' || CASE n % 3 WHEN 0 THEN 'SMB' WHEN 1 THEN 'Mid' """
-                       """ELSE 'Ent' END || '"}'""")
+    segment = sql.json(
+        """'{"Segment": "' || CASE n % 3 WHEN 0 THEN 'SMB' WHEN 1 THEN 'Mid' """
+        """ELSE 'Ent' END || '"}'"""
+    )
     base = "source, external_id, custom, raw, modified_at, synced_at"
     stamp = sql.ts("1100", "0")
     return [
-        ("users", REPS, f"{base}, name, email, team, region, started_on, is_active, created_at",
-         (f"'bench', 'u' || n, {empty}, {empty}, {stamp}, {stamp}, 'Rep ' || n, 'u' || n || "
-         f"'@x.test', 'T' || (n % {TEAMS}), 'R' || (n % {REGIONS}), {sql.day('n * 7 % 1000')}, "
-         f"{sql.boolean('n % 50 <> 0')}, {sql.ts('0', '0')}")),
-        ("accounts", accounts, f"{base}, name, owner_id, type, region, country, created_at",
-         (f"'bench', 'a' || n, {segment}, "
-         f"{empty}, {stamp}, {stamp}, 'Account ' || n, 'u' || (n % {REPS}), CASE WHEN n % 20 = 0 "
-         f"THEN 'former_customer' ELSE 'customer' END, 'R' || (n % {REGIONS}), 'PL', "
-         f"{sql.ts('n % 900', 'n % 86400')}")),
-        ("contacts", contacts, (f"{base}, first_name, last_name, email, phone, account_id, owner_id, "
-         "lead_source, created_at"),
-         (f"'bench', 'c' || n, {empty}, {empty}, {stamp}, {stamp}, 'First', 'Last' || n, "
-         f"CASE WHEN n % 9 = 0 THEN 'broken' ELSE 'c' || n || '@x.test' END, '600' || n, "
-         f"'a' || (n % {accounts}), 'u' || (n % {REPS}), 'S' || (n % 5), "
-         f"{sql.ts('n % 1095', 'n % 86400')}")),
-        ("leads", leads, (f"{base}, first_name, last_name, email, phone, status, lead_source, "
-         "owner_id, created_at, is_converted, converted_at, converted_account_id"),
-         (f"'bench', 'l' || n, {empty}, {empty}, {stamp}, {stamp}, 'Lead', 'L' || n, 'l' || n || "
-         f"'@x.test', '700' || n, CASE n % 4 WHEN 0 THEN 'qualified' WHEN 1 THEN 'new' ELSE "
-         f"'working' END, 'S' || (n % 5), 'u' || (n % {REPS}), {sql.ts('n % 1095', 'n % 86400')}, "
-         f"{sql.boolean('n % 10 = 0')}, CASE WHEN n % 10 = 0 THEN "
-         f"{sql.ts('n % 1095 + 3', 'n % 86400')} END, CASE WHEN n % 10 = 0 THEN 'a' || "
-         f"(n % {accounts}) END")),
-        ("deals", deals, (f"{base}, name, account_id, owner_id, stage, is_closed, is_won, amount, "
-         "currency, close_date, created_at, deal_type, lead_source, loss_reason, competitor, margin"),
-         (f"'bench', 'd' || n, {empty}, {raw}, {stamp}, {stamp}, 'Deal ' || n, "
-         f"'a' || (n % {accounts}), 'u' || (n * 31 % {REPS}), CASE WHEN n % 10 < 3 THEN 'won' "
-         f"WHEN n % 10 < 7 THEN 'lost' ELSE 'proposal' END, {sql.boolean('n % 10 < 7')}, "
-         f"{sql.boolean('n % 10 < 3')}, 1000 + (n * 7919 % 50000), CASE n % 10 WHEN 0 THEN 'EUR' "
-         f"WHEN 1 THEN 'GBP' ELSE 'USD' END, {sql.day(f'{created} + n % 120')}, "
-         f"{sql.ts(created, 'n % 86400')}, CASE n % 7 WHEN 0 THEN 'upgrade' WHEN 1 THEN "
-         f"'cross_sell' ELSE 'new' END, 'S' || (n % 5), CASE WHEN n % 10 BETWEEN 3 AND 6 THEN "
-         f"CASE n % 3 WHEN 0 THEN 'No decision' ELSE 'Price' END END, CASE WHEN n % 10 = 4 THEN "
-         f"'Rival ' || (n % 4) END, (1000 + (n * 7919 % 50000)) * 0.3")),
-        ("deal_stage_changes", deals * 3, f"{base}, deal_id, stage, entered_at",
-         f"'bench', 'h' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || ((n - 1) / 3 + 1), "
-         f"CASE (n - 1) % 3 WHEN 0 THEN 'new' WHEN 1 THEN 'qualified' ELSE 'proposal' END, "
-         + sql.ts("(((n - 1) / 3 + 1) * 37 % 1095) + ((n - 1) % 3) * 5", "n % 3600")),
-        ("line_items", deals, f"{base}, deal_id, product, quantity, unit_price",
-         (f"'bench', 'li' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || n, 'P' || (n % 6), "
-         f"1 + n % 4, 100")),
-        ("activities", deals * 2, (f"{base}, kind, direction, occurred_at, duration_seconds, "
-         "owner_id, lead_id, account_id"),
-         (f"'bench', 'act' || n, {empty}, {empty}, {stamp}, {stamp}, CASE n % 4 WHEN 0 THEN 'call' "
-         f"WHEN 1 THEN 'email' WHEN 2 THEN 'meeting' ELSE 'task' END, CASE WHEN n % 7 = 0 THEN "
-         f"'inbound' ELSE 'outbound' END, {sql.ts('n % 1095', 'n % 86400')}, 60 * (n % 60), "
-         f"'u' || (n % {REPS}), CASE WHEN n % 2 = 0 THEN 'l' || (n / 2 % {leads} + 1) END, "
-         f"CASE WHEN n % 2 = 1 THEN 'a' || (n % {accounts}) END")),
-        ("survey_responses", deals // 10, f"{base}, kind, score, contact_id, answered_at, origin",
-         (f"'bench', 's' || n, {empty}, {empty}, {stamp}, {stamp}, 'nps', n % 11, "
-         f"'c' || (n % {contacts}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'")),
-        ("survey_responses", deals // 100, f"{base}, kind, score, team, answered_at, origin",
-         (f"'bench', 'e' || n, {empty}, {empty}, {stamp}, {stamp}, 'enps', n * 7 % 11, "
-         f"'T' || (n % {TEAMS}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'")),
+        (
+            "users",
+            REPS,
+            f"{base}, name, email, team, region, started_on, is_active, created_at",
+            (
+                f"'bench', 'u' || n, {empty}, {empty}, {stamp}, {stamp}, 'Rep ' || n, 'u' || n || "
+                f"'@x.test', 'T' || (n % {TEAMS}), 'R' || (n % {REGIONS}), {sql.day('n * 7 % 1000')}, "
+                f"{sql.boolean('n % 50 <> 0')}, {sql.ts('0', '0')}"
+            ),
+        ),
+        (
+            "accounts",
+            accounts,
+            f"{base}, name, owner_id, type, region, country, created_at",
+            (
+                f"'bench', 'a' || n, {segment}, "
+                f"{empty}, {stamp}, {stamp}, 'Account ' || n, 'u' || (n % {REPS}), CASE WHEN n % 20 = 0 "
+                f"THEN 'former_customer' ELSE 'customer' END, 'R' || (n % {REGIONS}), 'PL', "
+                f"{sql.ts('n % 900', 'n % 86400')}"
+            ),
+        ),
+        (
+            "contacts",
+            contacts,
+            (
+                f"{base}, first_name, last_name, email, phone, account_id, owner_id, "
+                "lead_source, created_at"
+            ),
+            (
+                f"'bench', 'c' || n, {empty}, {empty}, {stamp}, {stamp}, 'First', 'Last' || n, "
+                f"CASE WHEN n % 9 = 0 THEN 'broken' ELSE 'c' || n || '@x.test' END, '600' || n, "
+                f"'a' || (n % {accounts}), 'u' || (n % {REPS}), 'S' || (n % 5), "
+                f"{sql.ts('n % 1095', 'n % 86400')}"
+            ),
+        ),
+        (
+            "leads",
+            leads,
+            (
+                f"{base}, first_name, last_name, email, phone, status, lead_source, "
+                "owner_id, created_at, is_converted, converted_at, converted_account_id"
+            ),
+            (
+                f"'bench', 'l' || n, {empty}, {empty}, {stamp}, {stamp}, 'Lead', 'L' || n, 'l' || n || "
+                f"'@x.test', '700' || n, CASE n % 4 WHEN 0 THEN 'qualified' WHEN 1 THEN 'new' ELSE "
+                f"'working' END, 'S' || (n % 5), 'u' || (n % {REPS}), {sql.ts('n % 1095', 'n % 86400')}, "
+                f"{sql.boolean('n % 10 = 0')}, CASE WHEN n % 10 = 0 THEN "
+                f"{sql.ts('n % 1095 + 3', 'n % 86400')} END, CASE WHEN n % 10 = 0 THEN 'a' || "
+                f"(n % {accounts}) END"
+            ),
+        ),
+        (
+            "deals",
+            deals,
+            (
+                f"{base}, name, account_id, owner_id, stage, is_closed, is_won, amount, "
+                "currency, close_date, created_at, deal_type, lead_source, loss_reason, competitor, margin"
+            ),
+            (
+                f"'bench', 'd' || n, {empty}, {raw}, {stamp}, {stamp}, 'Deal ' || n, "
+                f"'a' || (n % {accounts}), 'u' || (n * 31 % {REPS}), CASE WHEN n % 10 < 3 THEN 'won' "
+                f"WHEN n % 10 < 7 THEN 'lost' ELSE 'proposal' END, {sql.boolean('n % 10 < 7')}, "
+                f"{sql.boolean('n % 10 < 3')}, 1000 + (n * 7919 % 50000), CASE n % 10 WHEN 0 THEN 'EUR' "
+                f"WHEN 1 THEN 'GBP' ELSE 'USD' END, {sql.day(f'{created} + n % 120')}, "
+                f"{sql.ts(created, 'n % 86400')}, CASE n % 7 WHEN 0 THEN 'upgrade' WHEN 1 THEN "
+                f"'cross_sell' ELSE 'new' END, 'S' || (n % 5), CASE WHEN n % 10 BETWEEN 3 AND 6 THEN "
+                f"CASE n % 3 WHEN 0 THEN 'No decision' ELSE 'Price' END END, CASE WHEN n % 10 = 4 THEN "
+                f"'Rival ' || (n % 4) END, (1000 + (n * 7919 % 50000)) * 0.3"
+            ),
+        ),
+        (
+            "deal_stage_changes",
+            deals * 3,
+            f"{base}, deal_id, stage, entered_at",
+            f"'bench', 'h' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || ((n - 1) / 3 + 1), "
+            f"CASE (n - 1) % 3 WHEN 0 THEN 'new' WHEN 1 THEN 'qualified' ELSE 'proposal' END, "
+            + sql.ts("(((n - 1) / 3 + 1) * 37 % 1095) + ((n - 1) % 3) * 5", "n % 3600"),
+        ),
+        (
+            "line_items",
+            deals,
+            f"{base}, deal_id, product, quantity, unit_price",
+            (
+                f"'bench', 'li' || n, {empty}, {empty}, {stamp}, {stamp}, 'd' || n, 'P' || (n % 6), "
+                f"1 + n % 4, 100"
+            ),
+        ),
+        (
+            "activities",
+            deals * 2,
+            (
+                f"{base}, kind, direction, occurred_at, duration_seconds, "
+                "owner_id, lead_id, account_id"
+            ),
+            (
+                f"'bench', 'act' || n, {empty}, {empty}, {stamp}, {stamp}, CASE n % 4 WHEN 0 THEN 'call' "
+                f"WHEN 1 THEN 'email' WHEN 2 THEN 'meeting' ELSE 'task' END, CASE WHEN n % 7 = 0 THEN "
+                f"'inbound' ELSE 'outbound' END, {sql.ts('n % 1095', 'n % 86400')}, 60 * (n % 60), "
+                f"'u' || (n % {REPS}), CASE WHEN n % 2 = 0 THEN 'l' || (n / 2 % {leads} + 1) END, "
+                f"CASE WHEN n % 2 = 1 THEN 'a' || (n % {accounts}) END"
+            ),
+        ),
+        (
+            "survey_responses",
+            deals // 10,
+            f"{base}, kind, score, contact_id, answered_at, origin",
+            (
+                f"'bench', 's' || n, {empty}, {empty}, {stamp}, {stamp}, 'nps', n % 11, "
+                f"'c' || (n % {contacts}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'"
+            ),
+        ),
+        (
+            "survey_responses",
+            deals // 100,
+            f"{base}, kind, score, team, answered_at, origin",
+            (
+                f"'bench', 'e' || n, {empty}, {empty}, {stamp}, {stamp}, 'enps', n * 7 % 11, "
+                f"'T' || (n % {TEAMS}), {sql.ts('n % 1095', 'n % 86400')}, 'crm'"
+            ),
+        ),
     ]
 
 
@@ -150,11 +224,14 @@ def load(engine: Engine, deals: int) -> float:
     with engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE bench_seq (n BIGINT PRIMARY KEY)")
         if sql.pg:
-            connection.exec_driver_sql(f"INSERT INTO bench_seq SELECT generate_series(1, {biggest})")
+            connection.exec_driver_sql(
+                f"INSERT INTO bench_seq SELECT generate_series(1, {biggest})"
+            )
         else:
             connection.exec_driver_sql(
                 f"INSERT INTO bench_seq WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 "
-                f"FROM s WHERE n < {biggest}) SELECT n FROM s")
+                f"FROM s WHERE n < {biggest}) SELECT n FROM s"
+            )
         for table, rows, columns, expressions in tables(sql, deals):
             statement = f"INSERT INTO {table} ({columns}) SELECT {expressions} FROM bench_seq WHERE n <= {rows}"
             connection.exec_driver_sql(statement.replace("%", "%%") if sql.pg else statement)
@@ -167,13 +244,27 @@ def load(engine: Engine, deals: int) -> float:
 def full_scan(engine: Engine) -> float:
     started = time.perf_counter()
     with engine.connect() as connection:
-        connection.execute(text("SELECT count(*), sum(amount), max(created_at), max(close_date), "
-                                "count(owner_id) FROM deals WHERE deleted_at IS NULL")).one()
+        connection.execute(
+            text(
+                "SELECT count(*), sum(amount), max(created_at), max(close_date), "
+                "count(owner_id) FROM deals WHERE deleted_at IS NULL"
+            )
+        ).one()
     return time.perf_counter() - started
 
 
-INPUT_TABLES = ("users", "accounts", "contacts", "leads", "deals", "deal_stage_changes",
-                "line_items", "activities", "survey_responses", "pipeline_stages")
+INPUT_TABLES = (
+    "users",
+    "accounts",
+    "contacts",
+    "leads",
+    "deals",
+    "deal_stage_changes",
+    "line_items",
+    "activities",
+    "survey_responses",
+    "pipeline_stages",
+)
 
 
 def input_scan(engine: Engine) -> float:
@@ -190,20 +281,30 @@ def value_copy(engine: Engine) -> float:
     """Copy the stored values into a new unindexed table, inside the database."""
     started = time.perf_counter()
     with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE bench_value_copy AS SELECT kpi, period, "
-                                "period_start, grain, key, value, count, excluded, reason "
-                                "FROM kpi_values"))
+        connection.execute(
+            text(
+                "CREATE TABLE bench_value_copy AS SELECT kpi, period, "
+                "period_start, grain, key, value, count, excluded, reason "
+                "FROM kpi_values"
+            )
+        )
         copied = time.perf_counter() - started
         connection.execute(text("DROP TABLE bench_value_copy"))
     return copied
 
 
 def config() -> MetricConfig:
-    roles = Roles(required_stages=("qualified", "proposal"), proposal_stages=("proposal",),
-                  segment_field="Segment", no_decision_reasons=("No decision",))
-    return MetricConfig(MetricSettings(history_years=2, roles=roles,
-                                       currency_rates={"EUR": 1.08, "GBP": 1.27}),
-                        timezone="Europe/Warsaw", currency="USD")
+    roles = Roles(
+        required_stages=("qualified", "proposal"),
+        proposal_stages=("proposal",),
+        segment_field="Segment",
+        no_decision_reasons=("No decision",),
+    )
+    return MetricConfig(
+        MetricSettings(history_years=2, roles=roles, currency_rates={"EUR": 1.08, "GBP": 1.27}),
+        timezone="Europe/Warsaw",
+        currency="USD",
+    )
 
 
 @contextmanager
@@ -234,46 +335,66 @@ def measure(label: str, engine: Engine, deals: int) -> None:
         result = compute_all(engine, config(), now=NOW)
     elapsed, full_cpu = time.perf_counter() - started, time.process_time() - cpu
     print(f"full scan of deals:                {scan:8.2f} s")
-    print(f"all KPIs ({result.standing:,} values):  {elapsed:8.1f} s   "
-          f"ratio to the scan: {elapsed / scan:6.1f}x   (CPU of this process {full_cpu:.1f} s)")
+    print(
+        f"all KPIs ({result.standing:,} values):  {elapsed:8.1f} s   "
+        f"ratio to the scan: {elapsed / scan:6.1f}x   (CPU of this process {full_cpu:.1f} s)"
+    )
     reading = min(input_scan(engine) for _ in range(3))
     writing = min(value_copy(engine) for _ in range(3))
-    print(f"floor, one scan of every input table: {reading:8.2f} s   ratio to the scan: "
-          f"{reading / scan:6.1f}x")
-    print(f"floor, copying the values in the database: {writing:8.2f} s   ratio to the scan: "
-          f"{writing / scan:6.1f}x")
+    print(
+        f"floor, one scan of every input table: {reading:8.2f} s   ratio to the scan: "
+        f"{reading / scan:6.1f}x"
+    )
+    print(
+        f"floor, copying the values in the database: {writing:8.2f} s   ratio to the scan: "
+        f"{writing / scan:6.1f}x"
+    )
     floor = reading + writing
-    print(f"floor in all:                      {floor:8.2f} s   ratio to the scan: "
-          f"{floor / scan:6.1f}x")
+    print(
+        f"floor in all:                      {floor:8.2f} s   ratio to the scan: "
+        f"{floor / scan:6.1f}x"
+    )
     print(f"all KPIs over the floor:           {elapsed / floor:8.1f}x")
-    print(f"peak resident memory while computing: {memory.peak / 2**20:,.0f} MiB "
-          f"(grew {memory.growth / 2**20:,.0f} MiB over the {memory.baseline / 2**20:,.0f} MiB "
-          f"before)")
+    print(
+        f"peak resident memory while computing: {memory.peak / 2**20:,.0f} MiB "
+        f"(grew {memory.growth / 2**20:,.0f} MiB over the {memory.baseline / 2**20:,.0f} MiB "
+        f"before)"
+    )
     started = time.perf_counter()
     again = compute_all(engine, config(), now=NOW)
     kept = "values kept" if again.reused_from is not None else f"{again.changed} changed"
     print(f"compute again, nothing changed ({kept}): {time.perf_counter() - started:8.2f} s")
-    for what, change in (("one deal deleted", change_one_deal),
-                         ("1% of deals moved", lambda e: move_deals(e, deals // 100))):
+    for what, change in (
+        ("one deal deleted", change_one_deal),
+        ("1% of deals moved", lambda e: move_deals(e, deals // 100)),
+    ):
         change(engine)
         started, cpu = time.perf_counter(), time.process_time()
         with resident_peak() as memory:
             after = compute_all(engine, config(), now=NOW)
         took, took_cpu = time.perf_counter() - started, time.process_time() - cpu
-        how = ("incremental, " f"{after.recomputed:,} values recomputed"
-               if after.recomputed is not None else "full")
-        print(f"compute after {what} ({how}, {after.changed:,} changed): {took:8.2f} s   "
-              f"{took / elapsed:6.1%} of all KPIs (CPU of this process {took_cpu:.1f} s, "
-              f"{took_cpu / full_cpu:.1%}); peak {memory.peak / 2**20:,.0f} MiB")
+        how = (
+            f"incremental, {after.recomputed:,} values recomputed"
+            if after.recomputed is not None
+            else "full"
+        )
+        print(
+            f"compute after {what} ({how}, {after.changed:,} changed): {took:8.2f} s   "
+            f"{took / elapsed:6.1%} of all KPIs (CPU of this process {took_cpu:.1f} s, "
+            f"{took_cpu / full_cpu:.1%}); peak {memory.peak / 2**20:,.0f} MiB"
+        )
 
 
 def change_one_deal(engine: Engine) -> None:
     """Delete one deal won in the last year as a sync page would (which also raises the store's
     revision)."""
     with engine.begin() as connection:
-        deal = connection.execute(text(
-            "SELECT external_id FROM deals WHERE is_won AND close_date >= :since ORDER BY id LIMIT 1"
-        ), {"since": NOW.date().replace(year=NOW.year - 1)}).scalar_one()
+        deal = connection.execute(
+            text(
+                "SELECT external_id FROM deals WHERE is_won AND close_date >= :since ORDER BY id LIMIT 1"
+            ),
+            {"since": NOW.date().replace(year=NOW.year - 1)},
+        ).scalar_one()
         write_page(connection, "bench", Page("deals", [], deleted=[Deleted("deal", deal)]), NOW)
 
 
@@ -284,9 +405,12 @@ def move_deals(engine: Engine, count: int) -> None:
     later = "close_date + 30" if sql.pg else "date(close_date, '+30 days')"
     every = max(1, 1_000_000 if count == 0 else (size_of(engine) // count))
     with engine.begin() as connection:
-        connection.execute(text(
-            f"UPDATE deals SET close_date = {later}, amount = amount + 1, owner_id = 'u7' "
-            f"WHERE id % {every} = 1"))
+        connection.execute(
+            text(
+                f"UPDATE deals SET close_date = {later}, amount = amount + 1, owner_id = 'u7' "
+                f"WHERE id % {every} = 1"
+            )
+        )
         raise_revision(connection, "bench", NOW)
 
 
@@ -299,11 +423,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
-    parser.add_argument("--save", action="store_true",
-                        help="also write benchmarks/out/<what it measures>.txt")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/out/<what it measures>.txt"
+    )
     args = parser.parse_args()
     keep_output(args.save, "kpi", size(args.deals), args.backend.replace("both", ""))
-    for backend in (BACKENDS if args.backend == "both" else [args.backend]):
+    for backend in BACKENDS if args.backend == "both" else [args.backend]:
         with throwaway_store(backend) as engine:
             measure(backend, engine, args.deals)
 

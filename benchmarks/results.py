@@ -26,10 +26,8 @@ def size(count: int) -> str:
 
 
 def latency(seconds: float, usual: float = 0.02) -> str:
-    """"" at the usual 20 ms a call, else e.g. "200ms"."""
+    """ "" at the usual 20 ms a call, else e.g. "200ms"."""
     return "" if seconds == usual else f"{seconds * 1000:g}ms"
-
-
 
 
 class _Tee:
@@ -47,8 +45,13 @@ class _Tee:
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=OUT.parent, check=False)
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=OUT.parent,
+        check=False,
+    )
     return done.stdout.strip() or "an unknown commit"
 
 
@@ -64,8 +67,9 @@ def keep_output(save: bool, *what: str) -> None:
     OUT.mkdir(exist_ok=True)
     path = OUT / f"{name}.txt"
     file = path.open("w", encoding="utf-8")
-    file.write(f"# python {' '.join(sys.argv)} at {_commit()}, "
-               f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+    file.write(
+        f"# python {' '.join(sys.argv)} at {_commit()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
+    )
     stdout = sys.stdout
     sys.stdout = _Tee(stdout, file)  # type: ignore[assignment]
 

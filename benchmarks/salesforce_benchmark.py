@@ -47,10 +47,18 @@ from stores import BACKENDS, throwaway_store
 PAGE = 2000
 BULK_PAGE = 10_000
 POLLS = 2  # the emulator's jobs complete on the second poll (bulk_polls_until_complete = 1)
-PRIMARY = {"User": "user", "OpportunityStage": "pipeline_stage", "Account": "account",
-           "Contact": "contact", "Lead": "lead", "Opportunity": "deal",
-           "OpportunityLineItem": "line_item", "Task": "activity", "Event": "activity",
-           "NPS_Response__c": "survey_response"}
+PRIMARY = {
+    "User": "user",
+    "OpportunityStage": "pipeline_stage",
+    "Account": "account",
+    "Contact": "contact",
+    "Lead": "lead",
+    "Opportunity": "deal",
+    "OpportunityLineItem": "line_item",
+    "Task": "activity",
+    "Event": "activity",
+    "NPS_Response__c": "survey_response",
+}
 FULL_READS = ("User", "OpportunityStage")  # small objects read whole each run, not incrementally
 WHOLE_EACH_RUN = ("ConversionRate", "ForecastingQuota")  # connectors.salesforce.finance
 
@@ -76,13 +84,23 @@ def serve(args: argparse.Namespace) -> None:
     from emulators.salesforce.emulator import SalesforceEmulator, SalesforceKnobs
 
     org = generate_org(seed=7, deals=args.deals, activities_per_deal=args.activities_per_deal)
-    emulator = SalesforceEmulator(org, knobs=SalesforceKnobs(latency_seconds=args.latency,
-                                                            daily_api_limit=10**9))
+    emulator = SalesforceEmulator(
+        org, knobs=SalesforceKnobs(latency_seconds=args.latency, daily_api_limit=10**9)
+    )
     with emulator:
         login = emulator.login
-        print(json.dumps({"base_url": emulator.base_url, "ca": str(emulator.ca_path),
-                          "username": login.username, "password": login.password,
-                          "token": login.security_token}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "base_url": emulator.base_url,
+                    "ca": str(emulator.ca_path),
+                    "username": login.username,
+                    "password": login.password,
+                    "token": login.security_token,
+                }
+            ),
+            flush=True,
+        )
         for line in sys.stdin:
             command = line.strip().split()
             if not command or command[0] == "quit":
@@ -103,18 +121,29 @@ def history_counts(emulator: Any, of: set[str] | None = None) -> dict[str, int]:
     def counted(row: dict[str, Any]) -> bool:
         return not row["IsDeleted"] and (of is None or row["OpportunityId"] in of)
 
-    owner = sum(1 for r in truth.get("OpportunityFieldHistory", {}).values()
-                if r["Field"] == "Owner" and counted(r))
-    return {"stage_rows": sum(1 for r in truth["OpportunityHistory"].values() if counted(r)),
-            "owner_rows": owner}
+    owner = sum(
+        1
+        for r in truth.get("OpportunityFieldHistory", {}).values()
+        if r["Field"] == "Owner" and counted(r)
+    )
+    return {
+        "stage_rows": sum(1 for r in truth["OpportunityHistory"].values() if counted(r)),
+        "owner_rows": owner,
+    }
 
 
 def touch_fraction(emulator: Any, fraction: float) -> dict[str, int]:
     """Touch every n-th record of each incremental object, as users editing would."""
     changed = {}
     step = max(1, round(1 / fraction))
-    for sobject, name in (("Account", "Name"), ("Contact", "Title"), ("Lead", "Company"),
-                          ("Opportunity", "Name"), ("Task", "Subject"), ("Event", "Subject")):
+    for sobject, name in (
+        ("Account", "Name"),
+        ("Contact", "Title"),
+        ("Lead", "Company"),
+        ("Opportunity", "Name"),
+        ("Task", "Subject"),
+        ("Event", "Subject"),
+    ):
         ids = sorted(emulator.live(sobject))[::step]
         if sobject == "Opportunity":
             emulator.touched = ids
@@ -124,11 +153,25 @@ def touch_fraction(emulator: Any, fraction: float) -> dict[str, int]:
     return changed
 
 
-def start_emulator(args: argparse.Namespace, deals: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_emulator(
+    args: argparse.Namespace, deals: int
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--deals", str(deals), "--latency",
-         str(args.latency), "--activities-per-deal", str(args.activities_per_deal)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            "--deals",
+            str(deals),
+            "--latency",
+            str(args.latency),
+            "--activities-per-deal",
+            str(args.activities_per_deal),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None
     ready = json.loads(process.stdout.readline())
     os.environ["KPISYNC_BENCH_SF_PASSWORD"] = ready["password"]
@@ -136,13 +179,27 @@ def start_emulator(args: argparse.Namespace, deals: int) -> tuple[subprocess.Pop
     return process, ready
 
 
-def run_sync(label: str, engine: Any, ready: dict[str, str], latency: float,
-             **options: Any) -> Figures:
-    settings = parse_settings({"sources": {"bench": {
-        "type": "salesforce", "login_url": ready["base_url"], "ca_bundle": ready["ca"],
-        "username": ready["username"], "password_env": "KPISYNC_BENCH_SF_PASSWORD",
-        "security_token_env": "KPISYNC_BENCH_SF_TOKEN", "lag_seconds": 0,
-        "bulk_poll_seconds": 0.2, "min_api_remaining": 0, **options}}})
+def run_sync(
+    label: str, engine: Any, ready: dict[str, str], latency: float, **options: Any
+) -> Figures:
+    settings = parse_settings(
+        {
+            "sources": {
+                "bench": {
+                    "type": "salesforce",
+                    "login_url": ready["base_url"],
+                    "ca_bundle": ready["ca"],
+                    "username": ready["username"],
+                    "password_env": "KPISYNC_BENCH_SF_PASSWORD",
+                    "security_token_env": "KPISYNC_BENCH_SF_TOKEN",
+                    "lag_seconds": 0,
+                    "bulk_poll_seconds": 0.2,
+                    "min_api_remaining": 0,
+                    **options,
+                }
+            }
+        }
+    )
     connector = build_connector(settings.source("bench"))
     figures = Figures(label, latency)
     memory = PeakResident()
@@ -157,8 +214,9 @@ def run_sync(label: str, engine: Any, ready: dict[str, str], latency: float,
                 figures.history += 1
 
     started, cpu_before = time.perf_counter(), time.process_time()
-    result = sync_source(engine, "bench", connector, SyncOptions(purge_check_every=None,
-                                                                 on_page=count))
+    result = sync_source(
+        engine, "bench", connector, SyncOptions(purge_check_every=None, on_page=count)
+    )
     figures.wall = time.perf_counter() - started
     figures.cpu = time.process_time() - cpu_before
     memory.sample()
@@ -191,15 +249,23 @@ def print_figures(f: Figures, history: dict[str, int], bulk: bool) -> None:
     fixed = f.total_calls * f.latency
     beyond_latency = f.wall - fixed
     beyond_http = f.wall - f.waiting
-    print(f"\n== {f.label}: {f.rows} rows in {f.wall:.1f} s ({f.rows / f.wall:,.0f} rows/s); "
-          f"{f.total_calls} calls x {f.latency * 1000:.0f} ms = {fixed:.1f} s of fixed latency")
-    print(f"   local overhead: {beyond_latency:.1f} s beyond the fixed latency "
-          f"({100 * beyond_latency / f.wall:.0f}% of wall); {beyond_http:.1f} s beyond the "
-          f"reader's whole wait on the CRM of {f.waiting:.1f} s ({100 * beyond_http / f.wall:.0f}% of "
-          "wall)")
-    print(f"   CPU time of the syncing process: {f.cpu:.1f} s ({100 * f.cpu / f.wall:.0f}% of "
-          "wall; near 100% means the sync is bound by its own work, not by the CRM)")
-    print(f"   peak resident memory {f.peak_mb:.1f} MiB (grew {f.growth_mb:.1f} MiB during the sync)")
+    print(
+        f"\n== {f.label}: {f.rows} rows in {f.wall:.1f} s ({f.rows / f.wall:,.0f} rows/s); "
+        f"{f.total_calls} calls x {f.latency * 1000:.0f} ms = {fixed:.1f} s of fixed latency"
+    )
+    print(
+        f"   local overhead: {beyond_latency:.1f} s beyond the fixed latency "
+        f"({100 * beyond_latency / f.wall:.0f}% of wall); {beyond_http:.1f} s beyond the "
+        f"reader's whole wait on the CRM of {f.waiting:.1f} s ({100 * beyond_http / f.wall:.0f}% of "
+        "wall)"
+    )
+    print(
+        f"   CPU time of the syncing process: {f.cpu:.1f} s ({100 * f.cpu / f.wall:.0f}% of "
+        "wall; near 100% means the sync is bound by its own work, not by the CRM)"
+    )
+    print(
+        f"   peak resident memory {f.peak_mb:.1f} MiB (grew {f.growth_mb:.1f} MiB during the sync)"
+    )
     print(f"{'object':22} {'records':>8} {'calls':>6} {'bound':>6} {'ratio':>6}")
     calls_sum = bounds_sum = 0
     for stream, calls in f.calls.items():
@@ -213,8 +279,10 @@ def print_figures(f: Figures, history: dict[str, int], bulk: bool) -> None:
         print(f"{'(stage changes)':22} {f.history:>8}")
     setup = f.total_calls - calls_sum
     print(f"{'setup (login, limits, describe, counts)':40} {setup:>6}")
-    print(f"{'all objects':22} {sum(f.records.values()):>8} {calls_sum:>6} {bounds_sum:>6} "
-          f"{calls_sum / max(1, bounds_sum):>6.2f}")
+    print(
+        f"{'all objects':22} {sum(f.records.values()):>8} {calls_sum:>6} {bounds_sum:>6} "
+        f"{calls_sum / max(1, bounds_sum):>6.2f}"
+    )
 
 
 def ask(process: subprocess.Popen[str], command: str) -> Any:
@@ -232,20 +300,46 @@ def bench(args: argparse.Namespace, deals: int) -> None:
         print(f"\n(history rows in the emulator: {history}; store: {args.backend})")
         if "bulk" in args.runs:
             with throwaway_store(args.backend) as bulk_store:
-                print_figures(run_sync(f"{deals} deals: Bulk API 2.0 first sync", bulk_store,
-                                       ready, latency, bulk_above_records=0,
-                                       bulk_page_records=BULK_PAGE), history, bulk=True)
+                print_figures(
+                    run_sync(
+                        f"{deals} deals: Bulk API 2.0 first sync",
+                        bulk_store,
+                        ready,
+                        latency,
+                        bulk_above_records=0,
+                        bulk_page_records=BULK_PAGE,
+                    ),
+                    history,
+                    bulk=True,
+                )
         if "rest" in args.runs:
             with throwaway_store(args.backend) as rest_store:
-                print_figures(run_sync(f"{deals} deals: REST first sync", rest_store, ready,
-                                       latency, bulk_above_records=10**9), history, bulk=False)
+                print_figures(
+                    run_sync(
+                        f"{deals} deals: REST first sync",
+                        rest_store,
+                        ready,
+                        latency,
+                        bulk_above_records=10**9,
+                    ),
+                    history,
+                    bulk=False,
+                )
                 changed = ask(process, "change 0.01")
                 print(f"\n(changed in the emulator: {changed})")
                 touched = ask(process, "counts-changed")  # an incremental reads their history
                 print(f"(their history rows: {touched})")
-                print_figures(run_sync(f"{deals} deals: incremental REST sync, 1% changed",
-                                       rest_store, ready, latency, bulk_above_records=10**9),
-                              touched, bulk=False)
+                print_figures(
+                    run_sync(
+                        f"{deals} deals: incremental REST sync, 1% changed",
+                        rest_store,
+                        ready,
+                        latency,
+                        bulk_above_records=10**9,
+                    ),
+                    touched,
+                    bulk=False,
+                )
     finally:
         if process.stdin is not None:
             process.stdin.write("quit\n")
@@ -256,23 +350,38 @@ def bench(args: argparse.Namespace, deals: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python benchmarks/salesforce_benchmark.py")
     parser.add_argument("--deals", type=int, nargs="+", default=[10_000])
-    parser.add_argument("--runs", nargs="+", default=["bulk", "rest"], choices=["bulk", "rest"],
-                        help="bulk: the Bulk API 2.0 first sync; rest: the REST first sync, then "
-                             "an incremental")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=["bulk", "rest"],
+        choices=["bulk", "rest"],
+        help="bulk: the Bulk API 2.0 first sync; rest: the REST first sync, then an incremental",
+    )
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every call")
     parser.add_argument("--activities-per-deal", type=float, default=1.0)
-    parser.add_argument("--backend", choices=BACKENDS, default="sqlite",
-                        help="the store: a SQLite file, or a fresh database on the PostgreSQL "
-                             "server in KPISYNC_BENCH_POSTGRES_URL")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="sqlite",
+        help="the store: a SQLite file, or a fresh database on the PostgreSQL "
+        "server in KPISYNC_BENCH_POSTGRES_URL",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--save", action="store_true",
-                        help="also write benchmarks/out/<what it measures>.txt")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/out/<what it measures>.txt"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(argparse.Namespace(**{**vars(args), "deals": args.deals[0]}))
         return
-    keep_output(args.save, "salesforce", *map(size, args.deals), *args.runs, args.backend,
-                latency(args.latency))
+    keep_output(
+        args.save,
+        "salesforce",
+        *map(size, args.deals),
+        *args.runs,
+        args.backend,
+        latency(args.latency),
+    )
     for deals in args.deals:
         bench(args, deals)
 

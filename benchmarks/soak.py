@@ -42,8 +42,14 @@ from tests.hubspot_truth import assert_store_equals_truth
 TOKEN = "pat-na1-soak-0123456789"
 TOKEN_ENV = "KPISYNC_SOAK_TOKEN"
 RUNS = PipelineRun.__table__  # type: ignore[attr-defined]
-FAULTS = Knobs(latency_seconds=0.005, rate_429=0.02, rate_5xx=0.03, rate_drop=0.01,
-               rate_timeout=0.002, hang_seconds=2.0)
+FAULTS = Knobs(
+    latency_seconds=0.005,
+    rate_429=0.02,
+    rate_5xx=0.03,
+    rate_drop=0.01,
+    rate_timeout=0.002,
+    hang_seconds=2.0,
+)
 
 
 def settings_text(base_url: str, store_url: str, interval: float) -> str:
@@ -90,16 +96,26 @@ def edit_org(emulator: HubSpotEmulator, rng: random.Random) -> None:
     if rng.random() < 0.5 and len(deals) > 10:
         emulator.archive("deals", rng.choice(deals))
     if rng.random() < 0.5:
-        emulator.create_record("deals", {"dealname": f"Soak deal {rng.randint(1, 10**6)}",
-                                         "amount": f"{rng.randint(1000, 90000)}.00",
-                                         "dealstage": "appointmentscheduled"})
+        emulator.create_record(
+            "deals",
+            {
+                "dealname": f"Soak deal {rng.randint(1, 10**6)}",
+                "amount": f"{rng.randint(1000, 90000)}.00",
+                "dealstage": "appointmentscheduled",
+            },
+        )
     emulator.knobs = saved
 
 
 def outcomes(engine) -> Counter[str]:  # type: ignore[no-untyped-def]
     with engine.connect() as connection:
-        return Counter(dict(connection.execute(
-            select(RUNS.c.status, func.count()).group_by(RUNS.c.status)).all()))
+        return Counter(
+            dict(
+                connection.execute(
+                    select(RUNS.c.status, func.count()).group_by(RUNS.c.status)
+                ).all()
+            )
+        )
 
 
 def wait_clean_runs(engine, count: int, timeout: float) -> bool:  # type: ignore[no-untyped-def]
@@ -108,8 +124,12 @@ def wait_clean_runs(engine, count: int, timeout: float) -> bool:  # type: ignore
         last = connection.execute(select(func.max(RUNS.c.id))).scalar() or 0
     while time.time() - start < timeout:
         with engine.connect() as connection:
-            done = connection.execute(select(func.count()).where(
-                RUNS.c.id > last, RUNS.c.status == "succeeded")).scalar() or 0
+            done = (
+                connection.execute(
+                    select(func.count()).where(RUNS.c.id > last, RUNS.c.status == "succeeded")
+                ).scalar()
+                or 0
+            )
         if done >= count:
             return True
         time.sleep(1)
@@ -124,8 +144,9 @@ def main() -> None:
     parser.add_argument("--fault-window", type=float, default=60.0, help="seconds on, then off")
     parser.add_argument("--store-url", default=None, help="default: a SQLite file in a temp dir")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--save", action="store_true",
-                        help="also write benchmarks/out/<what it measures>.txt")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/out/<what it measures>.txt"
+    )
     args = parser.parse_args()
 
     keep_output(args.save, "soak", f"{args.minutes:g}min")
@@ -140,10 +161,25 @@ def main() -> None:
         engine = open_store(store_url)
         log = (folder / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "kpisync.cli", "--log-json", "run", "--settings",
-             str(settings), "--health-port", str(free_port())], stdout=log, stderr=subprocess.STDOUT)
-        print(f"soak: {args.minutes:g} min, {args.deals} deals, a run every {args.interval:g} s; "
-              f"worker pid {worker.pid}, log {folder / 'worker.log'}", flush=True)
+            [
+                sys.executable,
+                "-m",
+                "kpisync.cli",
+                "--log-json",
+                "run",
+                "--settings",
+                str(settings),
+                "--health-port",
+                str(free_port()),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        print(
+            f"soak: {args.minutes:g} min, {args.deals} deals, a run every {args.interval:g} s; "
+            f"worker pid {worker.pid}, log {folder / 'worker.log'}",
+            flush=True,
+        )
         try:
             samples, settled, code, stop_seconds = soak(args, emulator, engine, worker, rng)
         finally:
@@ -163,8 +199,13 @@ def main() -> None:
         print(f"kept for a look: {folder}")
 
 
-def soak(args: argparse.Namespace, emulator: HubSpotEmulator, engine,  # type: ignore[no-untyped-def]
-         worker: subprocess.Popen[bytes], rng: random.Random) -> tuple[list[tuple[float, float]], bool, int, float]:
+def soak(
+    args: argparse.Namespace,
+    emulator: HubSpotEmulator,
+    engine,  # type: ignore[no-untyped-def]
+    worker: subprocess.Popen[bytes],
+    rng: random.Random,
+) -> tuple[list[tuple[float, float]], bool, int, float]:
     """The timed loop: fault windows, edits, RSS samples; then clean runs and SIGTERM."""
     started = time.time()
     samples: list[tuple[float, float]] = []
@@ -178,9 +219,11 @@ def soak(args: argparse.Namespace, emulator: HubSpotEmulator, engine,  # type: i
             next_edit = now + 60
         if now >= next_sample:
             samples.append((now - started, rss_mb(worker.pid)))
-            print(f"  {samples[-1][0] / 60:5.1f} min  RSS {samples[-1][1]:6.1f} MB  "
-                  f"faults {'on ' if faulty else 'off'}  runs {dict(outcomes(engine))}",
-                  flush=True)
+            print(
+                f"  {samples[-1][0] / 60:5.1f} min  RSS {samples[-1][1]:6.1f} MB  "
+                f"faults {'on ' if faulty else 'off'}  runs {dict(outcomes(engine))}",
+                flush=True,
+            )
             next_sample = now + max(30.0, args.minutes * 60 / 20)
         time.sleep(1)
     emulator.knobs = Knobs()
@@ -192,17 +235,25 @@ def soak(args: argparse.Namespace, emulator: HubSpotEmulator, engine,  # type: i
     return samples, settled, code, time.time() - stop_started
 
 
-def report(runs: Counter[str], samples: list[tuple[float, float]], truth: str, settled: bool,
-           code: int, stop_seconds: float) -> None:
+def report(
+    runs: Counter[str],
+    samples: list[tuple[float, float]],
+    truth: str,
+    settled: bool,
+    code: int,
+    stop_seconds: float,
+) -> None:
     total = sum(runs.values())
     print(f"\nruns: {total} — " + ", ".join(f"{k} {v}" for k, v in sorted(runs.items())))
-    half = samples[len(samples) // 2:]
+    half = samples[len(samples) // 2 :]
     if len(half) >= 2 and half[-1][0] > half[0][0]:
         slope = (half[-1][1] - half[0][1]) / ((half[-1][0] - half[0][0]) / 3600)
     else:
         slope = float("nan")
-    print(f"RSS MB: first {samples[0][1]:.1f}, last {samples[-1][1]:.1f}, "
-          f"peak {max(s[1] for s in samples):.1f}; trend over the second half {slope:+.1f} MB/h")
+    print(
+        f"RSS MB: first {samples[0][1]:.1f}, last {samples[-1][1]:.1f}, "
+        f"peak {max(s[1] for s in samples):.1f}; trend over the second half {slope:+.1f} MB/h"
+    )
     print(f"final clean runs: {'yes' if settled else 'NO'}; {truth}")
     print(f"worker stopped on SIGTERM in {stop_seconds:.1f} s with exit code {code}")
 

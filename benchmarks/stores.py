@@ -31,7 +31,8 @@ def sqlite_store() -> Iterator[Engine]:
 @contextmanager
 def postgres_store() -> Iterator[Engine]:
     admin_url = os.environ.get("KPISYNC_BENCH_POSTGRES_URL") or os.environ.get(
-        "KPISYNC_TEST_POSTGRES_URL")
+        "KPISYNC_TEST_POSTGRES_URL"
+    )
     if not admin_url:
         raise SystemExit("set KPISYNC_BENCH_POSTGRES_URL to an admin URL of a PostgreSQL server")
     name = f"kpisync_bench_{uuid.uuid4().hex[:10]}"
@@ -51,5 +52,5 @@ def postgres_store() -> Iterator[Engine]:
 @contextmanager
 def throwaway_store(backend: str) -> Iterator[Engine]:
     """An empty store of `backend`, one of BACKENDS."""
-    with (sqlite_store() if backend == "sqlite" else postgres_store()) as engine:
+    with sqlite_store() if backend == "sqlite" else postgres_store() as engine:
         yield engine

@@ -47,8 +47,12 @@ from resident_memory import PeakResident  # benchmarks/ is on the path when run 
 from results import keep_output, latency, size  # benchmarks/, on the path as a script
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
-SHAPE = {"accounts_per_deal": 0.1, "contacts_per_deal": 0.2, "leads_per_deal": 0.2,
-         "activities_per_deal": 0.5}
+SHAPE = {
+    "accounts_per_deal": 0.1,
+    "contacts_per_deal": 0.2,
+    "leads_per_deal": 0.2,
+    "activities_per_deal": 0.5,
+}
 
 
 SAME_SECOND = 50  # edits stamped with one modifiedtime; a mass update would share one second
@@ -76,11 +80,19 @@ def serve(deals: int, latency: float, sync_works: bool) -> None:
             for n, ws_id in enumerate(picked):
                 if n and n % SAME_SECOND == 0:  # spread edits over seconds, as a day's work is
                     time.sleep(1.0 - time.time() % 1.0)
-                field = {"Potentials": "amount"}.get(module, "cf_853" if module == "Accounts"
-                                                     else "phone" if module != "Calendar"
-                                                     and module != "Events" else "subject")
-                emulator.update_record(module, ws_id, {field: "4242" if field == "amount"
-                                                       else f"bench {rng.random():.6f}"})
+                field = {"Potentials": "amount"}.get(
+                    module,
+                    "cf_853"
+                    if module == "Accounts"
+                    else "phone"
+                    if module != "Calendar" and module != "Events"
+                    else "subject",
+                )
+                emulator.update_record(
+                    module,
+                    ws_id,
+                    {field: "4242" if field == "amount" else f"bench {rng.random():.6f}"},
+                )
             changed[module] = len(picked)
         print(json.dumps(changed), flush=True)
 
@@ -114,11 +126,28 @@ def counted_settles() -> Counter[str]:
     return calls
 
 
-def run(label: str, engine: Any, url: str, waiting: list[float], mapping: list[float],
-        delete_checks: Counter[str], counts: dict[str, int], mode: str) -> None:
+def run(
+    label: str,
+    engine: Any,
+    url: str,
+    waiting: list[float],
+    mapping: list[float],
+    delete_checks: Counter[str],
+    counts: dict[str, int],
+    mode: str,
+) -> None:
     os.environ["KPISYNC_BENCH_VTIGER_KEY"] = os.environ["KPISYNC_BENCH_KEY"]
-    settings = parse_settings({"sources": {"bench": {
-        "type": "vtiger", "url": url, "access_key_env": "KPISYNC_BENCH_VTIGER_KEY"}}})
+    settings = parse_settings(
+        {
+            "sources": {
+                "bench": {
+                    "type": "vtiger",
+                    "url": url,
+                    "access_key_env": "KPISYNC_BENCH_VTIGER_KEY",
+                }
+            }
+        }
+    )
     connector = build_connector(settings.source("bench"))
     per_stream: Counter[str] = Counter()
     memory = PeakResident()
@@ -130,28 +159,37 @@ def run(label: str, engine: Any, url: str, waiting: list[float], mapping: list[f
     waiting[0] = mapping[0] = 0.0
     delete_checks.clear()
     started = time.perf_counter()
-    result = sync_source(engine, "bench", connector, SyncOptions(
-        purge_check_every=None, on_page=on_page))
+    result = sync_source(
+        engine, "bench", connector, SyncOptions(purge_check_every=None, on_page=on_page)
+    )
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rows = sum(counts.values())
-    print(f"\n{label}: {rows} records in {wall:.1f} s = {rows / wall:,.0f} records/s; "
-          f"HTTP wait {waiting[0]:.1f} s, local {wall - waiting[0]:.1f} s "
-          f"({100 * (wall - waiting[0]) / wall:.0f}%); peak RSS so far {peak / 2**20:.0f} MiB, "
-          f"grew {(memory.peak - memory.baseline) / 2**20:.1f} MiB during this sync")
-    print(f"  connector mapping (reader thread) {mapping[0]:.2f} s "
-          f"({100 * mapping[0] / wall:.0f}% of wall)")
+    print(
+        f"\n{label}: {rows} records in {wall:.1f} s = {rows / wall:,.0f} records/s; "
+        f"HTTP wait {waiting[0]:.1f} s, local {wall - waiting[0]:.1f} s "
+        f"({100 * (wall - waiting[0]) / wall:.0f}%); peak RSS so far {peak / 2**20:.0f} MiB, "
+        f"grew {(memory.peak - memory.baseline) / 2**20:.1f} MiB during this sync"
+    )
+    print(
+        f"  connector mapping (reader thread) {mapping[0]:.2f} s "
+        f"({100 * mapping[0] / wall:.0f}% of wall)"
+    )
     print(f"  all calls by operation: {dict(result.api_calls)}")
     for module in MODULES:
         n = counts[module]
         bound = max(1, math.ceil(n / 100) + (1 if mode == "query" else 0))
         checks = delete_checks[module]
         reads = per_stream[module.lower()] - checks
-        line = (f"  {module:<11} {n:>7} records  data calls {reads:>5}  lower bound {bound:>5}  "
-                f"ratio {reads / bound:.2f}")
+        line = (
+            f"  {module:<11} {n:>7} records  data calls {reads:>5}  lower bound {bound:>5}  "
+            f"ratio {reads / bound:.2f}"
+        )
         if mode == "query":
-            line += (f"   + {checks} delete-check count: {reads + checks} calls against "
-                     f"{bound + 1}, ratio {(reads + checks) / (bound + 1):.2f}")
+            line += (
+                f"   + {checks} delete-check count: {reads + checks} calls against "
+                f"{bound + 1}, ratio {(reads + checks) / (bound + 1):.2f}"
+            )
         print(line)
     connector.close()
 
@@ -162,8 +200,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--modes", nargs="+", default=["sync", "query"], choices=["sync", "query"])
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--save", action="store_true",
-                        help="also write benchmarks/out/<what it measures>.txt")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/out/<what it measures>.txt"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), float(args.serve[1]), args.serve[2] == "sync")
@@ -174,24 +213,44 @@ def main() -> None:
     delete_checks = counted_settles()
     for deals in args.deals:
         for mode in args.modes:
-            child = subprocess.Popen([sys.executable, __file__, "--serve", str(deals),
-                                      str(args.latency), mode], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--serve", str(deals), str(args.latency), mode],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             assert child.stdin is not None and child.stdout is not None
             ready = json.loads(child.stdout.readline())
             os.environ["KPISYNC_BENCH_KEY"] = ready["key"]
             with tempfile.TemporaryDirectory() as folder:
                 engine = open_store(f"sqlite:///{Path(folder) / 'bench.db'}")
-                title = f"{deals:,} deals, {'sync works' if mode == 'sync' else 'stock 8.2 (query)'}"
-                run(f"FULL {title}, latency {args.latency * 1000:.0f} ms", engine, ready["url"],
-                    waiting, mapping, delete_checks, ready["all" if mode == "sync" else "live"],
-                    mode)
+                title = (
+                    f"{deals:,} deals, {'sync works' if mode == 'sync' else 'stock 8.2 (query)'}"
+                )
+                run(
+                    f"FULL {title}, latency {args.latency * 1000:.0f} ms",
+                    engine,
+                    ready["url"],
+                    waiting,
+                    mapping,
+                    delete_checks,
+                    ready["all" if mode == "sync" else "live"],
+                    mode,
+                )
                 child.stdin.write("change 0.01\n")
                 child.stdin.flush()
                 changed = json.loads(child.stdout.readline())
                 time.sleep(1.1)
-                run(f"INCREMENTAL 1% changed, {title}", engine, ready["url"], waiting,
-                    mapping, delete_checks, changed, mode)
+                run(
+                    f"INCREMENTAL 1% changed, {title}",
+                    engine,
+                    ready["url"],
+                    waiting,
+                    mapping,
+                    delete_checks,
+                    changed,
+                    mode,
+                )
                 engine.dispose()
             child.stdin.close()
             child.wait()

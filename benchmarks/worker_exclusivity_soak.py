@@ -52,8 +52,14 @@ TOKEN_ENV = "KPISYNC_SOAK_TOKEN"
 SOURCES = ("crm_a", "crm_b", "crm_c")
 RUNS = PipelineRun.__table__  # type: ignore[attr-defined]
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]
-FAULTS = Knobs(latency_seconds=0.015, rate_429=0.03, rate_5xx=0.03, rate_drop=0.015,
-               rate_timeout=0.005, hang_seconds=2.0)
+FAULTS = Knobs(
+    latency_seconds=0.015,
+    rate_429=0.03,
+    rate_5xx=0.03,
+    rate_drop=0.015,
+    rate_timeout=0.005,
+    hang_seconds=2.0,
+)
 SOURCE_TABLES = {"accounts", "contacts", "deals", "activities", "sync_state"}
 
 
@@ -87,9 +93,11 @@ lease_seconds = {lease}
 
 def start_worker(settings: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
-        return subprocess.Popen([sys.executable, "-m", "kpisync.cli", "--log-json", "run",
-                                 "--settings", str(settings)], stdout=handle,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "kpisync.cli", "--log-json", "run", "--settings", str(settings)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def edit_org(emulator: HubSpotEmulator, rng: random.Random) -> None:
@@ -100,24 +108,37 @@ def edit_org(emulator: HubSpotEmulator, rng: random.Random) -> None:
     if rng.random() < 0.5 and len(deals) > 10:
         emulator.archive("deals", rng.choice(deals))
     if rng.random() < 0.5:
-        emulator.create_record("deals", {"dealname": f"Soak deal {rng.randint(1, 10**6)}",
-                                         "amount": f"{rng.randint(1000, 90000)}.00",
-                                         "dealstage": "appointmentscheduled"})
+        emulator.create_record(
+            "deals",
+            {
+                "dealname": f"Soak deal {rng.randint(1, 10**6)}",
+                "amount": f"{rng.randint(1000, 90000)}.00",
+                "dealstage": "appointmentscheduled",
+            },
+        )
     emulator.knobs = saved
 
 
 def statuses(engine: Engine) -> Counter[str]:
     with engine.connect() as connection:
-        return Counter(dict(connection.execute(
-            select(RUNS.c.status, func.count()).group_by(RUNS.c.status)).all()))
+        return Counter(
+            dict(
+                connection.execute(
+                    select(RUNS.c.status, func.count()).group_by(RUNS.c.status)
+                ).all()
+            )
+        )
 
 
 def succeeded_since(engine: Engine, after: int) -> dict[str, int]:
     with engine.connect() as connection:
-        return dict(connection.execute(
-            select(RUNS.c.source, func.count()).where(RUNS.c.id > after,
-                                                      RUNS.c.status == "succeeded")
-            .group_by(RUNS.c.source)).all())
+        return dict(
+            connection.execute(
+                select(RUNS.c.source, func.count())
+                .where(RUNS.c.id > after, RUNS.c.status == "succeeded")
+                .group_by(RUNS.c.source)
+            ).all()
+        )
 
 
 def overlaps(writes: list[GuardedWrite]) -> int:
@@ -129,8 +150,9 @@ def overlaps(writes: list[GuardedWrite]) -> int:
         first, last = spans.get(w.label, (at, at))
         spans[w.label] = (min(first, at), max(last, at))
     ordered = sorted(spans.values())
-    return sum(1 for i, (_, end) in enumerate(ordered) for start, _ in ordered[i + 1:]
-               if start <= end)
+    return sum(
+        1 for i, (_, end) in enumerate(ordered) for start, _ in ordered[i + 1 :] if start <= end
+    )
 
 
 def main() -> None:
@@ -145,19 +167,30 @@ def main() -> None:
     rng = random.Random(args.seed)
     os.environ[TOKEN_ENV] = TOKEN
     folder = Path(tempfile.mkdtemp(prefix="kpisync-exclusive-"))
-    orgs = {source: generate_org(seed=args.seed + i, deals=args.deals)
-            for i, source in enumerate(SOURCES)}
+    orgs = {
+        source: generate_org(seed=args.seed + i, deals=args.deals)
+        for i, source in enumerate(SOURCES)
+    }
     with own_postgres() as server:
         engine = open_store(server.url)
         log_guarded_writes(engine)
-        emulators = {s: HubSpotEmulator(orgs[s], access_token=TOKEN, search_rate_per_second=1000)
-                     for s in SOURCES}
+        emulators = {
+            s: HubSpotEmulator(orgs[s], access_token=TOKEN, search_rate_per_second=1000)
+            for s in SOURCES
+        }
         for emulator in emulators.values():
             emulator.__enter__()
         try:
             settings = folder / "settings.toml"
-            settings.write_text(settings_text({s: e.base_url for s, e in emulators.items()},
-                                              server.url, args.interval, args.lease), "utf-8")
+            settings.write_text(
+                settings_text(
+                    {s: e.base_url for s, e in emulators.items()},
+                    server.url,
+                    args.interval,
+                    args.lease,
+                ),
+                "utf-8",
+            )
             results = soak(args, rng, engine, server, emulators, settings, folder)
         finally:
             for emulator in emulators.values():
@@ -167,11 +200,21 @@ def main() -> None:
     print(f"worker logs: {folder}")
 
 
-def soak(args: argparse.Namespace, rng: random.Random, engine: Engine, server: OwnPostgres,
-         emulators: dict[str, HubSpotEmulator], settings: Path, folder: Path) -> dict[str, object]:
+def soak(
+    args: argparse.Namespace,
+    rng: random.Random,
+    engine: Engine,
+    server: OwnPostgres,
+    emulators: dict[str, HubSpotEmulator],
+    settings: Path,
+    folder: Path,
+) -> dict[str, object]:
     workers = [start_worker(settings, folder / f"worker{i}.log") for i in range(3)]
-    print(f"soak: {args.minutes:g} min, 3 workers, sources {', '.join(SOURCES)}, a slot every "
-          f"{args.interval:g} s, lease {args.lease:g} s; logs in {folder}", flush=True)
+    print(
+        f"soak: {args.minutes:g} min, 3 workers, sources {', '.join(SOURCES)}, a slot every "
+        f"{args.interval:g} s, lease {args.lease:g} s; logs in {folder}",
+        flush=True,
+    )
     started = time.monotonic()
     end = started + args.minutes * 60
     restart_at = started + args.minutes * 30
@@ -200,8 +243,11 @@ def soak(args: argparse.Namespace, rng: random.Random, engine: Engine, server: O
             restarted = time.monotonic() - before
             print(f"  PostgreSQL restarted ({restarted:.1f} s down)", flush=True)
         if now >= next_report:
-            print(f"  {(now - started) / 60:4.1f} min  kills {kills}  faults "
-                  f"{'on ' if faulty else 'off'}  runs {dict(statuses(engine))}", flush=True)
+            print(
+                f"  {(now - started) / 60:4.1f} min  kills {kills}  faults "
+                f"{'on ' if faulty else 'off'}  runs {dict(statuses(engine))}",
+                flush=True,
+            )
             next_report = now + 60
         time.sleep(0.5)
     for emulator in emulators.values():
@@ -222,19 +268,34 @@ def soak(args: argparse.Namespace, rng: random.Random, engine: Engine, server: O
     return {"kills": kills, "restart": restarted, "settled": settled, "codes": codes}
 
 
-def report(args: argparse.Namespace, engine: Engine, results: dict[str, object],
-           orgs: dict[str, Org], emulators: dict[str, HubSpotEmulator]) -> None:
+def report(
+    args: argparse.Namespace,
+    engine: Engine,
+    results: dict[str, object],
+    orgs: dict[str, Org],
+    emulators: dict[str, HubSpotEmulator],
+) -> None:
     runs = statuses(engine)
-    print(f"\nruns: {sum(runs.values())} — " + ", ".join(f"{k} {v}" for k, v in sorted(runs.items())))
-    print(f"SIGKILLs: {results['kills']}; PostgreSQL restarts: 1 ({results['restart']:.1f} s); "
-          f"workers' exit codes on SIGTERM: {results['codes']}")
+    print(
+        f"\nruns: {sum(runs.values())} — " + ", ".join(f"{k} {v}" for k, v in sorted(runs.items()))
+    )
+    print(
+        f"SIGKILLs: {results['kills']}; PostgreSQL restarts: 1 ({results['restart']:.1f} s); "
+        f"workers' exit codes on SIGTERM: {results['codes']}"
+    )
     with engine.connect() as connection:
-        source_of = {str(r.id): r.source for r in connection.execute(select(RUNS.c.id,
-                                                                            RUNS.c.source))}
-        incidents = Counter(r.source for r in connection.execute(
-            select(INCIDENTS.c.source).where(INCIDENTS.c.kind == "store")))
-        lost = connection.execute(select(RUNS.c.source, RUNS.c.error)
-                                  .where(RUNS.c.status == "lost")).all()
+        source_of = {
+            str(r.id): r.source for r in connection.execute(select(RUNS.c.id, RUNS.c.source))
+        }
+        incidents = Counter(
+            r.source
+            for r in connection.execute(
+                select(INCIDENTS.c.source).where(INCIDENTS.c.kind == "store")
+            )
+        )
+        lost = connection.execute(
+            select(RUNS.c.source, RUNS.c.error).where(RUNS.c.status == "lost")
+        ).all()
         logged = connection.execute(text("SELECT count(*) FROM guarded_writes")).scalar()
     writes = guarded_writes(engine)
     unfenced = [w for w in writes if w.label is None]
@@ -251,10 +312,14 @@ def report(args: argparse.Namespace, engine: Engine, results: dict[str, object],
     print(f"guarded writes logged: {logged}; without a lease: {len(unfenced)}")
     for source in SOURCES:
         runs_writing = len({w.label for w in by_source[source]})
-        print(f"  {source}: {len(by_source[source])} writes by {runs_writing} runs; "
-              f"overlaps found: {found.get(source, 0)}")
-    print(f"  KPI computation: {len(compute)} writes by {len({w.label for w in compute})} runs; "
-          f"overlaps found: {overlaps(compute)}")
+        print(
+            f"  {source}: {len(by_source[source])} writes by {runs_writing} runs; "
+            f"overlaps found: {found.get(source, 0)}"
+        )
+    print(
+        f"  KPI computation: {len(compute)} writes by {len({w.label for w in compute})} runs; "
+        f"overlaps found: {overlaps(compute)}"
+    )
     print(f"overlaps found: {sum(found.values()) + overlaps(compute)}")
     print(f"store incidents per source: {dict(sorted(incidents.items()))} (1 restart)")
     for source, error in lost[:6]:

@@ -48,23 +48,47 @@ def fill_store(engine: Engine, ids: list[str], scores: list[int], answered: date
     with engine.begin() as connection:
         for start in range(0, len(ids), 5000):
             chunk = range(start, min(start + 5000, len(ids)))
-            connection.execute(accounts.insert(), [
-                {"source": "bench", "external_id": ids[i], "custom": {}, "raw": {}, "synced_at": synced}
-                for i in chunk])
-            connection.execute(answers.insert(), [
-                {"source": "bench", "external_id": f"n{i}", "custom": {}, "raw": {}, "kind": "nps",
-                     "score": scores[i], "account_id": ids[i], "answered_at": answered, "origin": "crm"}
-                for i in chunk])
+            connection.execute(
+                accounts.insert(),
+                [
+                    {
+                        "source": "bench",
+                        "external_id": ids[i],
+                        "custom": {},
+                        "raw": {},
+                        "synced_at": synced,
+                    }
+                    for i in chunk
+                ],
+            )
+            connection.execute(
+                answers.insert(),
+                [
+                    {
+                        "source": "bench",
+                        "external_id": f"n{i}",
+                        "custom": {},
+                        "raw": {},
+                        "kind": "nps",
+                        "score": scores[i],
+                        "account_id": ids[i],
+                        "answered_at": answered,
+                        "origin": "crm",
+                    }
+                    for i in chunk
+                ],
+            )
 
 
 def change_answers(engine: Engine, picked: list[int], scores: list[int]) -> None:
     answers = SurveyResponse.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         connection.execute(
-            answers.update().where(answers.c.source == "bench",
-                                   answers.c.external_id == bindparam("eid"))
+            answers.update()
+            .where(answers.c.source == "bench", answers.c.external_id == bindparam("eid"))
             .values(score=bindparam("new")),
-            [{"eid": f"n{i}", "new": SCORES[(SCORES.index(scores[i]) + 1) % 3]} for i in picked])
+            [{"eid": f"n{i}", "new": SCORES[(SCORES.index(scores[i]) + 1) % 3]} for i in picked],
+        )
 
 
 def main() -> None:
@@ -72,8 +96,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--changed", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--save", action="store_true",
-                        help="also write benchmarks/out/<what it measures>.txt")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/out/<what it measures>.txt"
+    )
     args = parser.parse_args()
     keep_output(args.save, "writeback", size(args.records), f"{args.changed * 100:g}pct_changed")
     rng = random.Random(args.seed)
@@ -83,15 +108,26 @@ def main() -> None:
     knobs = HubSpotKnobs(ten_secondly_budget=10**9, daily_budget=10**9)
     with HubSpotEmulator(org, access_token="pat-bench", knobs=knobs) as emulator:
         started = time.perf_counter()
-        ids = [emulator.create_record("companies", {"name": f"Bench {i}"})
-               for i in range(args.records)]
-        print(f"emulator: {args.records:,} companies created in {time.perf_counter() - started:.1f} s")
-        settings = parse_settings({
-            "kpisync": {"store": f"sqlite:///{folder / 'store.db'}"},
-            "sources": {"bench": {"type": "hubspot", "host": emulator.base_url,
-                                  "token_env": TOKEN_ENV, "fast_retries": True}},
-            "writeback": {"bench": {"account": {"nps_score": "kpisync_nps_score"}}},
-        })
+        ids = [
+            emulator.create_record("companies", {"name": f"Bench {i}"}) for i in range(args.records)
+        ]
+        print(
+            f"emulator: {args.records:,} companies created in {time.perf_counter() - started:.1f} s"
+        )
+        settings = parse_settings(
+            {
+                "kpisync": {"store": f"sqlite:///{folder / 'store.db'}"},
+                "sources": {
+                    "bench": {
+                        "type": "hubspot",
+                        "host": emulator.base_url,
+                        "token_env": TOKEN_ENV,
+                        "fast_retries": True,
+                    }
+                },
+                "writeback": {"bench": {"account": {"nps_score": "kpisync_nps_score"}}},
+            }
+        )
         connector = build_connector(settings.source("bench"))
         provision_fields(source_plan(settings, "bench"), connector, apply=True)
         engine = open_store(settings.core.store)
@@ -102,8 +138,10 @@ def main() -> None:
         emulator.reset_calls()
         started = time.perf_counter()
         first = run_writeback(engine, settings, "bench", connector, as_of=as_of)
-        print(f"first run (every score): {first.written:,} writes in "
-              f"{emulator.calls[WRITE]:,} calls, {time.perf_counter() - started:.1f} s")
+        print(
+            f"first run (every score): {first.written:,} writes in "
+            f"{emulator.calls[WRITE]:,} calls, {time.perf_counter() - started:.1f} s"
+        )
 
         picked = rng.sample(range(len(ids)), round(len(ids) * args.changed))
         change_answers(engine, picked, scores)
@@ -116,19 +154,27 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         calls = emulator.calls[WRITE]
         changed = len(picked)
-        print(f"measured run: {args.records:,} records, {changed:,} scores changed "
-              f"({args.changed:.0%})")
+        print(
+            f"measured run: {args.records:,} records, {changed:,} scores changed "
+            f"({args.changed:.0%})"
+        )
         print(f"  write calls made           {calls:>8,}")
         print(f"  lower bound (changed/100)  {ceil(changed / 100):>8,}")
         print(f"  record by record           {changed:>8,}")
-        print(f"  written / planned          {report.written:,} / {dry.planned:,}, failed "
-              f"{report.failed}")
-        print(f"  time: plan (dry run) {planning:.1f} s; plan + send {elapsed:.1f} s "
-              f"({report.written / elapsed:,.0f} writes/s)")
+        print(
+            f"  written / planned          {report.written:,} / {dry.planned:,}, failed "
+            f"{report.failed}"
+        )
+        print(
+            f"  time: plan (dry run) {planning:.1f} s; plan + send {elapsed:.1f} s "
+            f"({report.written / elapsed:,.0f} writes/s)"
+        )
         emulator.reset_calls()
         again = run_writeback(engine, settings, "bench", connector, as_of=as_of)
-        print(f"  a third run with nothing changed: {again.planned} writes, "
-              f"{sum(emulator.calls.values())} calls")
+        print(
+            f"  a third run with nothing changed: {again.planned} writes, "
+            f"{sum(emulator.calls.values())} calls"
+        )
         engine.dispose()
     shutil.rmtree(folder, ignore_errors=True)
 

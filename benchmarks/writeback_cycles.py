@@ -34,8 +34,13 @@ from writeback.scores import SCORES
 
 SOURCE, KEY_ENV = "vt", "KPISYNC_BENCH_VTIGER_KEY"
 MODULES = {"account": "Accounts", "contact": "Contacts", "deal": "Potentials"}
-LAYOUT = {"number": "Decimal", "bool": "Checkbox", "date": "Date", "enumeration": "Picklist",
-          "string": "TextArea"}
+LAYOUT = {
+    "number": "Decimal",
+    "bool": "Checkbox",
+    "date": "Date",
+    "enumeration": "Picklist",
+    "string": "TextArea",
+}
 UPSELL = {"promoter": False, "active_within_days": 0, "won_before": True, "no_open_upgrade": False}
 
 
@@ -54,16 +59,29 @@ def main() -> None:
     for score in SCORES:
         if score.entity in MODULES:
             mapping.setdefault(score.entity, {})[score.name] = server.add_field(
-                MODULES[score.entity], LABEL_PREFIX + score.title, LAYOUT[score.kind],
-                list(score.options) or None)
+                MODULES[score.entity],
+                LABEL_PREFIX + score.title,
+                LAYOUT[score.kind],
+                list(score.options) or None,
+            )
     os.environ[KEY_ENV] = server.access_key
     folder = Path(tempfile.mkdtemp(prefix="kpisync-wb-cycles-"))
     engine = open_store(f"sqlite:///{folder / 'store.db'}")
-    settings = parse_settings({
-        "kpisync": {"store": str(engine.url), "timezone": "UTC"},
-        "sources": {SOURCE: {"type": "vtiger", "url": server.url, "username": "admin",
-                             "access_key_env": KEY_ENV, "server_timezone": "UTC"}},
-        "writeback": {"upsell": UPSELL, SOURCE: mapping}})
+    settings = parse_settings(
+        {
+            "kpisync": {"store": str(engine.url), "timezone": "UTC"},
+            "sources": {
+                SOURCE: {
+                    "type": "vtiger",
+                    "url": server.url,
+                    "username": "admin",
+                    "access_key_env": KEY_ENV,
+                    "server_timezone": "UTC",
+                }
+            },
+            "writeback": {"upsell": UPSELL, SOURCE: mapping},
+        }
+    )
     answers = folder / "nps.csv"
     accounts = {c.id: c.account_id for c in org.contacts}
     with answers.open("w", newline="", encoding="utf-8") as handle:
@@ -73,8 +91,16 @@ def main() -> None:
             account = a.account_id or accounts.get(a.respondent_contact_id or -1)
             contact, company = ("contact", a.respondent_contact_id), ("account", account)
             if a.kind == "nps" and contact in seeded.ids and company in seeded.ids:
-                out.writerow(["nps", a.score, a.answered_at.isoformat(), seeded.ids[contact],
-                              seeded.ids[company], a.id])  # type: ignore[index]
+                out.writerow(
+                    [
+                        "nps",
+                        a.score,
+                        a.answered_at.isoformat(),
+                        seeded.ids[contact],
+                        seeded.ids[company],
+                        a.id,
+                    ]
+                )  # type: ignore[index]
     print("cycle  status     written  failed  conflicts  write-back API calls")
     for cycle in range(1, args.cycles + 1):
         time.sleep(1.1)  # past the second of the last write: the sync reads every one back
@@ -82,8 +108,10 @@ def main() -> None:
         import_surveys(engine, answers, source=SOURCE)
         connector = build_connector(settings.source(SOURCE))
         report = run_writeback(engine, settings, SOURCE, connector)
-        print(f"{cycle:>5}  {report.status:<9} {report.written:>8} {report.failed:>7} "
-              f"{report.conflicts:>10} {report.api_calls:>21}")
+        print(
+            f"{cycle:>5}  {report.status:<9} {report.written:>8} {report.failed:>7} "
+            f"{report.conflicts:>10} {report.api_calls:>21}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,21 +35,31 @@ def cycles(name: str, deals: int, count: int) -> None:
     with crm.kit.serve(org) as served:
         if name == "vtiger":
             os.environ[VTIGER_KEY_ENV] = served.env.key
-        mapping = {entity: {score: crm.add_field(served.emulator, entity, score)
-                            for score in scores} for entity, scores in WANTED.items()}
-        settings = parse_settings({"kpisync": {"store": str(engine.url), "timezone": "UTC"},
-                                   "sources": {served.source: served.env.options()},
-                                   "writeback": {served.source: mapping}})
+        mapping = {
+            entity: {score: crm.add_field(served.emulator, entity, score) for score in scores}
+            for entity, scores in WANTED.items()
+        }
+        settings = parse_settings(
+            {
+                "kpisync": {"store": str(engine.url), "timezone": "UTC"},
+                "sources": {served.source: served.env.options()},
+                "writeback": {served.source: mapping},
+            }
+        )
         portal = Portal(crm, org, served, engine, settings, mapping, folder)
-        provision_fields(source_plan(settings, portal.source), portal.connector(),
-                         apply=name == "hubspot")
+        provision_fields(
+            source_plan(settings, portal.source), portal.connector(), apply=name == "hubspot"
+        )
         for cycle in range(1, count + 1):
             time.sleep(crm.settle_seconds)
             portal.sync()
-            report = run_writeback(engine, settings, portal.source, portal.connector(),
-                                   as_of=portal.as_of)
-            print(f"{name:<11} {cycle:>5}  {report.status:<9} {report.written:>8} "
-                  f"{report.failed:>7} {report.conflicts:>10} {report.api_calls:>21}")
+            report = run_writeback(
+                engine, settings, portal.source, portal.connector(), as_of=portal.as_of
+            )
+            print(
+                f"{name:<11} {cycle:>5}  {report.status:<9} {report.written:>8} "
+                f"{report.failed:>7} {report.conflicts:>10} {report.api_calls:>21}"
+            )
     engine.dispose()
 
 

@@ -83,7 +83,9 @@ class Response:
     body: bytes = b""
 
 
-def json_response(status: int, payload: JsonValue, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    status: int, payload: JsonValue, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON response with the right content type."""
     merged = {"Content-Type": "application/json;charset=utf-8", **(headers or {})}
     return Response(status, merged, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
@@ -115,8 +117,12 @@ def template_key(method: str, regex: str) -> str:
 class EmulatorServer:
     """Base of every vendor emulator: routing, call counting, faults and the server thread."""
 
-    def __init__(self, knobs: Knobs | None = None, ssl_context: ssl.SSLContext | None = None,
-                 url_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        knobs: Knobs | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        url_host: str = "127.0.0.1",
+    ) -> None:
         self.knobs = knobs or Knobs()
         self.ssl_context = ssl_context
         self.url_host = url_host
@@ -179,8 +185,12 @@ class EmulatorServer:
                 self._fault_seed = knobs.fault_seed
                 self._fault_rng = random.Random(knobs.fault_seed)
             roll = self._fault_rng.random()
-        for kind, rate in (("429", knobs.rate_429), ("5xx", knobs.rate_5xx),
-                           ("timeout", knobs.rate_timeout), ("drop", knobs.rate_drop)):
+        for kind, rate in (
+            ("429", knobs.rate_429),
+            ("5xx", knobs.rate_5xx),
+            ("timeout", knobs.rate_timeout),
+            ("drop", knobs.rate_drop),
+        ):
             if roll < rate:
                 with self._lock:
                     self.faults_injected[kind] += 1
@@ -218,8 +228,15 @@ class EmulatorServer:
             raise DropConnection(fault)
         if fault is not None:
             return self.fault_response(fault)
-        request = Request(method, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                          headers, body, found[1] if found else {}, key)
+        request = Request(
+            method,
+            parts.path,
+            parse_qs(parts.query, keep_blank_values=True),
+            headers,
+            body,
+            found[1] if found else {},
+            key,
+        )
         if found is None:
             return self.not_found(request)
         return self.handle(request, found[0].handler)
@@ -234,8 +251,12 @@ class EmulatorServer:
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}-http", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}-http",
+            daemon=True,
+        )
         self._thread.start()
         scheme = "https" if self.ssl_context is not None else "http"
         self.base_url = f"{scheme}://{self.url_host}:{server.server_address[1]}"
@@ -256,8 +277,12 @@ class EmulatorServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

@@ -36,8 +36,25 @@ PERSISTED: dict[str, tuple[str, ...]] = {  # emulator class name -> the attribut
 # indexes a store derives from its records and rebuilds when missing: never saved
 DERIVED = frozenset({"_columns", "_sorted", "_ids", "_wanted", "_index"})
 LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
-SAFE_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytes", "bytearray",
-                           "int", "float", "str", "bool", "complex", "slice", "range", "object"})
+SAFE_BUILTINS = frozenset(
+    {
+        "set",
+        "frozenset",
+        "dict",
+        "list",
+        "tuple",
+        "bytes",
+        "bytearray",
+        "int",
+        "float",
+        "str",
+        "bool",
+        "complex",
+        "slice",
+        "range",
+        "object",
+    }
+)
 SAFE_MODULES = frozenset({"datetime", "decimal", "collections"})
 
 
@@ -87,9 +104,12 @@ class _Loader(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         module = moved(module)
-        allowed = (module.startswith("emulators.") or module in SAFE_MODULES
-                   or (module == "builtins" and name in SAFE_BUILTINS)
-                   or (module, name) == ("itertools", "count"))
+        allowed = (
+            module.startswith("emulators.")
+            or module in SAFE_MODULES
+            or (module == "builtins" and name in SAFE_BUILTINS)
+            or (module, name) == ("itertools", "count")
+        )
         if not allowed:
             raise StateFileError(f"{module}.{name} is not part of an emulator's state")
         return super().find_class(module, name)
@@ -115,8 +135,14 @@ def save_state(emulator: EmulatorServer, folder: Path) -> Path:
     lock = getattr(getattr(emulator, "store", None), "lock", None) or threading.RLock()
     buffer = io.BytesIO()
     with lock:
-        state = {name: {key: value for key, value in vars(part).items()
-                        if key not in DERIVED and _kept(value)} for name, part in parts.items()}
+        state = {
+            name: {
+                key: value
+                for key, value in vars(part).items()
+                if key not in DERIVED and _kept(value)
+            }
+            for name, part in parts.items()
+        }
         _Saver(buffer, parts).dump(state)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RECORDS_FILE

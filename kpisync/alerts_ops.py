@@ -41,10 +41,18 @@ from kpisync.stages import paused_writeback
 log = logging.getLogger(__name__)
 INCIDENTS = OpsIncident.__table__  # type: ignore[attr-defined]
 FAILING, STALE, STORE, PAUSED = "failing", "stale", "store", "writeback_paused"
-OPENED = {FAILING: "is failing", STALE: "has stale data", STORE: "cannot reach its store",
-          PAUSED: "has write-back fields paused"}
-RECOVERED = {FAILING: "runs succeed again", STALE: "has fresh data again",
-             STORE: "reaches its store again", PAUSED: "writes all its mapped fields again"}
+OPENED = {
+    FAILING: "is failing",
+    STALE: "has stale data",
+    STORE: "cannot reach its store",
+    PAUSED: "has write-back fields paused",
+}
+RECOVERED = {
+    FAILING: "runs succeed again",
+    STALE: "has fresh data again",
+    STORE: "reaches its store again",
+    PAUSED: "writes all its mapped fields again",
+}
 SHOWN_PAUSES = 3  # an incident names this many paused fields; `kpisync status` names them all
 
 
@@ -76,8 +84,14 @@ class Notice:
         return f"kpisync: {self.source} {OPENED[self.kind]} since {since}: {self.detail}"
 
     def payload(self) -> dict[str, Any]:
-        return {"text": mask(self.text), "source": self.source, "kind": self.kind,
-                "state": self.state, "since": self.since.isoformat(), "detail": mask(self.detail)}
+        return {
+            "text": mask(self.text),
+            "source": self.source,
+            "kind": self.kind,
+            "state": self.state,
+            "since": self.since.isoformat(),
+            "detail": mask(self.detail),
+        }
 
 
 Sender = Callable[[Notice], bool]
@@ -85,8 +99,11 @@ Sender = Callable[[Notice], bool]
 
 def webhook_sender(config: AlertSettings) -> Sender:
     """POST each notice as JSON to the configured webhook; True when it was accepted."""
-    url = read_secret(config.webhook_url_env, key="alerts.webhook_url_env") \
-        if config.webhook_url_env else None
+    url = (
+        read_secret(config.webhook_url_env, key="alerts.webhook_url_env")
+        if config.webhook_url_env
+        else None
+    )
 
     def send(notice: Notice) -> bool:
         if url is None:
@@ -95,8 +112,10 @@ def webhook_sender(config: AlertSettings) -> Sender:
             response = httpx.post(url, json=notice.payload(), timeout=config.timeout_seconds)
             response.raise_for_status()
         except httpx.HTTPError as error:
-            log.warning("ops alert webhook failed (retried at the next review): %s",
-                        mask(f"{type(error).__name__}: {error}"))
+            log.warning(
+                "ops alert webhook failed (retried at the next review): %s",
+                mask(f"{type(error).__name__}: {error}"),
+            )
             return False
         return True
 
@@ -111,7 +130,9 @@ def failing_condition(engine: Engine, source: str, config: AlertSettings) -> str
     return f"{len(recent)} runs in a row failed; the last: {mask(recent[0][1] or 'no message')}"
 
 
-def stale_condition(engine: Engine, source: str, config: AlertSettings, now: datetime) -> str | None:
+def stale_condition(
+    engine: Engine, source: str, config: AlertSettings, now: datetime
+) -> str | None:
     if config.stale_after_minutes is None:
         return None
     limit = timedelta(minutes=config.stale_after_minutes)
@@ -141,23 +162,40 @@ def _age(delta: timedelta) -> str:
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def review(engine: Engine, settings: Settings, source: str, config: AlertSettings, send: Sender,
-           *, now: datetime | None = None) -> list[Notice]:
+def review(
+    engine: Engine,
+    settings: Settings,
+    source: str,
+    config: AlertSettings,
+    send: Sender,
+    *,
+    now: datetime | None = None,
+) -> list[Notice]:
     """Open, re-send or close the source's incidents; returns the notices reported now."""
     now = now or now_utc()
-    conditions = {FAILING: failing_condition(engine, source, config),
-                  STALE: stale_condition(engine, source, config, now),
-                  PAUSED: paused_condition(engine, settings, source)}
-    return [notice for kind, detail in conditions.items()
-            if (notice := settle(engine, source, kind, detail, send, now)) is not None]
+    conditions = {
+        FAILING: failing_condition(engine, source, config),
+        STALE: stale_condition(engine, source, config, now),
+        PAUSED: paused_condition(engine, settings, source),
+    }
+    return [
+        notice
+        for kind, detail in conditions.items()
+        if (notice := settle(engine, source, kind, detail, send, now)) is not None
+    ]
 
 
-def settle(engine: Engine, source: str, kind: str, detail: str | None, send: Sender,
-           now: datetime) -> Notice | None:
+def settle(
+    engine: Engine, source: str, kind: str, detail: str | None, send: Sender, now: datetime
+) -> Notice | None:
     with engine.connect() as connection:
         open_row = connection.execute(
-            select(INCIDENTS).where(INCIDENTS.c.source == source, INCIDENTS.c.kind == kind,
-                                    INCIDENTS.c.closed_at.is_(None))).first()
+            select(INCIDENTS).where(
+                INCIDENTS.c.source == source,
+                INCIDENTS.c.kind == kind,
+                INCIDENTS.c.closed_at.is_(None),
+            )
+        ).first()
     if open_row is None and detail is None:
         return None
     if open_row is None:
@@ -165,8 +203,15 @@ def settle(engine: Engine, source: str, kind: str, detail: str | None, send: Sen
         log.warning("%s", notice.text)
         delivered = send(notice)
         with engine.begin() as connection:
-            connection.execute(INCIDENTS.insert().values(source=source, kind=kind, opened_at=now,
-                                                         detail=notice.detail, notified=delivered))
+            connection.execute(
+                INCIDENTS.insert().values(
+                    source=source,
+                    kind=kind,
+                    opened_at=now,
+                    detail=notice.detail,
+                    notified=delivered,
+                )
+            )
         return notice
     if detail is not None:
         if open_row.notified:
@@ -190,8 +235,13 @@ def _update(engine: Engine, incident: int, **values: Any) -> None:
 
 def open_incidents(engine: Engine, source: str) -> list[Any]:
     with engine.connect() as connection:
-        return list(connection.execute(
-            select(INCIDENTS).where(INCIDENTS.c.source == source, INCIDENTS.c.closed_at.is_(None))))
+        return list(
+            connection.execute(
+                select(INCIDENTS).where(
+                    INCIDENTS.c.source == source, INCIDENTS.c.closed_at.is_(None)
+                )
+            )
+        )
 
 
 class StoreOutage:
@@ -233,25 +283,46 @@ class StoreOutage:
                 self.send(notice)  # best effort: the outage is over, and recorded
 
 
-def record_outage(engine: Engine, source: str, since: datetime, until: datetime, detail: str
-                  ) -> list[Notice]:
+def record_outage(
+    engine: Engine, source: str, since: datetime, until: datetime, detail: str
+) -> list[Notice]:
     """Record a store outage seen from `since` to `until`; the notices to send: none when another
     worker already recorded the same outage (its span overlaps), else opened and resolved."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":  # SQLite serialises writers by itself
             connection.execute(select(func.pg_advisory_xact_lock(lock_key(f"incident:{source}"))))
         same = connection.execute(
-            select(INCIDENTS).where(INCIDENTS.c.source == source, INCIDENTS.c.kind == STORE,
-                                    INCIDENTS.c.opened_at <= until, INCIDENTS.c.closed_at >= since)
-            .order_by(INCIDENTS.c.id).limit(1)).first()
+            select(INCIDENTS)
+            .where(
+                INCIDENTS.c.source == source,
+                INCIDENTS.c.kind == STORE,
+                INCIDENTS.c.opened_at <= until,
+                INCIDENTS.c.closed_at >= since,
+            )
+            .order_by(INCIDENTS.c.id)
+            .limit(1)
+        ).first()
         if same is not None:
-            connection.execute(update(INCIDENTS).where(INCIDENTS.c.id == same.id).values(
-                opened_at=min(same.opened_at, since), closed_at=max(same.closed_at, until)))
+            connection.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == same.id)
+                .values(opened_at=min(same.opened_at, since), closed_at=max(same.closed_at, until))
+            )
             return []
-        connection.execute(INCIDENTS.insert().values(source=source, kind=STORE, opened_at=since,
-                                                     closed_at=until, detail=detail,
-                                                     notified=True))
-    return [Notice(source, STORE, "open", since, detail), Notice(source, STORE, "resolved", since, "")]
+        connection.execute(
+            INCIDENTS.insert().values(
+                source=source,
+                kind=STORE,
+                opened_at=since,
+                closed_at=until,
+                detail=detail,
+                notified=True,
+            )
+        )
+    return [
+        Notice(source, STORE, "open", since, detail),
+        Notice(source, STORE, "resolved", since, ""),
+    ]
 
 
 def lock_key(name: str) -> int:

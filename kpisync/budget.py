@@ -90,8 +90,10 @@ def org_budgets(settings: Settings) -> dict[str, OrgBudget]:
         for source in parsed.sources:
             settings.source(source)
             if source in owner:
-                raise ConfigError(f"budgets.{org}.sources: {source} is already in budgets.{owner[source]}",
-                                  hint="a connector instance calls one CRM org")
+                raise ConfigError(
+                    f"budgets.{org}.sources: {source} is already in budgets.{owner[source]}",
+                    hint="a connector instance calls one CRM org",
+                )
             owner[source] = org
         budgets[org] = OrgBudget(org, parsed, zone)
     return budgets
@@ -113,8 +115,9 @@ def reported_allowance(connector: Any) -> Allowance:
 
 
 # --- the ledger in the store ---------------------------------------------------------------------
-def add_calls(engine: Engine, org: str, day: date, calls: int, remaining: int | None,
-              at: datetime) -> tuple[int, int | None]:
+def add_calls(
+    engine: Engine, org: str, day: date, calls: int, remaining: int | None, at: datetime
+) -> tuple[int, int | None]:
     """Add `calls` to the day's count (and the CRM's reading); returns the day's totals."""
     values: dict[str, Any] = {"calls": DAYS.c.calls + calls}
     if remaining is not None:
@@ -127,8 +130,11 @@ def add_calls(engine: Engine, org: str, day: date, calls: int, remaining: int | 
                 return int(row.calls), row.remaining
         try:
             with engine.begin() as connection:
-                connection.execute(DAYS.insert().values(org=org, day=day, calls=calls,
-                                                        remaining=remaining, read_at=at))
+                connection.execute(
+                    DAYS.insert().values(
+                        org=org, day=day, calls=calls, remaining=remaining, read_at=at
+                    )
+                )
             return calls, remaining
         except IntegrityError:
             continue  # another worker inserted the day first: add to its row
@@ -137,8 +143,9 @@ def add_calls(engine: Engine, org: str, day: date, calls: int, remaining: int | 
 
 def day_usage(engine: Engine, org: str, day: date) -> tuple[int, int | None]:
     with engine.connect() as connection:
-        row = connection.execute(select(DAYS.c.calls, DAYS.c.remaining)
-                                 .where(DAYS.c.org == org, DAYS.c.day == day)).first()
+        row = connection.execute(
+            select(DAYS.c.calls, DAYS.c.remaining).where(DAYS.c.org == org, DAYS.c.day == day)
+        ).first()
     return (int(row.calls), row.remaining) if row else (0, None)
 
 
@@ -146,8 +153,15 @@ def day_usage(engine: Engine, org: str, day: date) -> tuple[int, int | None]:
 class BudgetGate:
     """Counts one connector's calls into the org's day and says when the share is spent."""
 
-    def __init__(self, engine: Engine, budget: OrgBudget, connector: Connector, *,
-                 clock: Callable[[], datetime], stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        budget: OrgBudget,
+        connector: Connector,
+        *,
+        clock: Callable[[], datetime],
+        stop: threading.Event | None = None,
+    ) -> None:
         self.engine, self.budget, self.connector = engine, budget, connector
         self.clock = clock
         self.stop = stop or threading.Event()
@@ -167,9 +181,11 @@ class BudgetGate:
     def allowance(self) -> int:
         limit = self.known_allowance()
         if limit is None:
-            raise ConfigError(f"budgets.{self.budget.org}.daily_allowance: not set, and the "
-                              "connector does not report the org's daily limit",
-                              hint="set daily_allowance to the calls per day the CRM allows")
+            raise ConfigError(
+                f"budgets.{self.budget.org}.daily_allowance: not set, and the "
+                "connector does not report the org's daily limit",
+                hint="set daily_allowance to the calls per day the CRM allows",
+            )
         return limit
 
     def checkpoint(self) -> None:
@@ -177,8 +193,9 @@ class BudgetGate:
         total = calls_in(self.connector.api_usage())
         delta, self.counted = total - self.counted, total
         remaining = reported_allowance(self.connector).daily_remaining
-        calls, stored_remaining = add_calls(self.engine, self.budget.org, self.today(), delta,
-                                            remaining, self.clock())
+        calls, stored_remaining = add_calls(
+            self.engine, self.budget.org, self.today(), delta, remaining, self.clock()
+        )
         self.judge(calls, remaining if remaining is not None else stored_remaining)
         self.pace(total)
 
@@ -190,11 +207,14 @@ class BudgetGate:
         if calls >= share:
             self.spent = f"kpisync made {calls} of its {share} calls today"
         elif remaining is not None and remaining <= reserved:
-            self.spent = (f"the CRM reports {remaining} calls left today, and {reserved} are kept "
-                          "for others")
+            self.spent = (
+                f"the CRM reports {remaining} calls left today, and {reserved} are kept for others"
+            )
         if self.spent:
-            raise BudgetSpent(f"API budget of {self.budget.org} used: {self.spent}",
-                              hint="the next run resumes from this checkpoint")
+            raise BudgetSpent(
+                f"API budget of {self.budget.org} used: {self.spent}",
+                hint="the next run resumes from this checkpoint",
+            )
 
     def pace(self, total: int) -> None:
         """Wait at this checkpoint while the burst window already holds the burst share."""
@@ -209,8 +229,13 @@ class BudgetGate:
         used = total - self.window[0][1] if self.window else 0
         if used >= cap and not self.stop.is_set():
             wait = s.burst_seconds - (now - self.window[0][0])
-            log.info("pacing %s: %d calls in the last %.0f s; waiting %.1f s",
-                     self.budget.org, used, s.burst_seconds, wait)
+            log.info(
+                "pacing %s: %d calls in the last %.0f s; waiting %.1f s",
+                self.budget.org,
+                used,
+                s.burst_seconds,
+                wait,
+            )
             self.stop.wait(max(0.0, wait))
 
 

@@ -19,8 +19,15 @@ from typing import Literal
 from persiantools.jdatetime import JalaliDate
 
 System = Literal["gregorian", "persian"]
-WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
-                             "sunday")
+WEEKDAYS: tuple[str, ...] = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
 # Days from 1 Farvardin to the first day of each Persian month, and of each quarter.
 PERSIAN_MONTH_OFFSETS: tuple[int, ...] = (0, 31, 62, 93, 124, 155, 186, 216, 246, 276, 306, 336)
 PERSIAN_QUARTER_OFFSETS: tuple[int, ...] = PERSIAN_MONTH_OFFSETS[::3]
@@ -65,8 +72,7 @@ class Calendar:
         if kind not in _MONTHS_PER:
             raise ValueError(f"unknown period {kind!r}")
         if self.system == "gregorian":
-            month = {"month": day.month, "quarter": 3 * ((day.month - 1) // 3) + 1,
-                     "year": 1}[kind]
+            month = {"month": day.month, "quarter": 3 * ((day.month - 1) // 3) + 1, "year": 1}[kind]
             return date(day.year, month, 1)
         year, month, _ = persian_ymd(day)
         first = {"month": month, "quarter": 3 * ((month - 1) // 3) + 1, "year": 1}[kind]
@@ -163,10 +169,34 @@ def read_date(text: str, system: System, earliest: date, latest: date) -> tuple[
     return readings[system], False
 
 
-PERSIAN_MONTHS_EN = ("Farvardin", "Ordibehesht", "Khordad", "Tir", "Mordad", "Shahrivar", "Mehr",
-                     "Aban", "Azar", "Dey", "Bahman", "Esfand")
-PERSIAN_MONTHS_FA = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان",
-                     "آذر", "دی", "بهمن", "اسفند")
+PERSIAN_MONTHS_EN = (
+    "Farvardin",
+    "Ordibehesht",
+    "Khordad",
+    "Tir",
+    "Mordad",
+    "Shahrivar",
+    "Mehr",
+    "Aban",
+    "Azar",
+    "Dey",
+    "Bahman",
+    "Esfand",
+)
+PERSIAN_MONTHS_FA = (
+    "فروردین",
+    "اردیبهشت",
+    "خرداد",
+    "تیر",
+    "مرداد",
+    "شهریور",
+    "مهر",
+    "آبان",
+    "آذر",
+    "دی",
+    "بهمن",
+    "اسفند",
+)
 QUARTERS_FA = ("فصل اول", "فصل دوم", "فصل سوم", "فصل چهارم")
 _TO_PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
@@ -188,20 +218,28 @@ def persian_period_label(start: date, kind: str, locale: str = "en") -> str:
         text = f"{QUARTERS_FA[quarter]} {year}" if fa else f"Q{quarter + 1} {year}"
     elif kind == "week":
         first = nowruz(year) - timedelta(days=(nowruz(year).weekday() - start.weekday()) % 7)
-        text = f"هفته {(start - first).days // 7 + 1:02d} {year}" if fa else \
-            f"W{(start - first).days // 7 + 1:02d} {year}"
+        text = (
+            f"هفته {(start - first).days // 7 + 1:02d} {year}"
+            if fa
+            else f"W{(start - first).days // 7 + 1:02d} {year}"
+        )
     else:
         text = str(year)
     return persian_digits(text) if fa else text
 
 
-CALENDAR_NAMES: dict[str, System] = {"gregorian": "gregorian", "persian": "persian",
-                                     "jalali": "persian", "shamsi": "persian",
-                                     "solar hijri": "persian"}
+CALENDAR_NAMES: dict[str, System] = {
+    "gregorian": "gregorian",
+    "persian": "persian",
+    "jalali": "persian",
+    "shamsi": "persian",
+    "solar hijri": "persian",
+}
 
 
-def read_day(text: str, named: str, setting: System, earliest: date,
-             latest: date) -> tuple[date, bool]:
+def read_day(
+    text: str, named: str, setting: System, earliest: date, latest: date
+) -> tuple[date, bool]:
     """A date alone, as an import column holds it: in the calendar `named` (a file's or column's
     "gregorian", "persian", "jalali", "shamsi"; "" when it says nothing), else as `read_date`
     reads it under the Persian setting, else as Gregorian. Also whether the setting decided."""

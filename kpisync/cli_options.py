@@ -8,6 +8,7 @@ import typer
 
 from kpisync.settings_file import DEFAULT_PATH, SETTINGS_ENV
 
-SETTINGS = typer.Option(DEFAULT_PATH, "--settings", "-s", envvar=SETTINGS_ENV,
-                        help="Path of settings.toml.")
+SETTINGS = typer.Option(
+    DEFAULT_PATH, "--settings", "-s", envvar=SETTINGS_ENV, help="Path of settings.toml."
+)
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")

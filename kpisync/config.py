@@ -108,8 +108,9 @@ class ScheduleSettings(StrictModel):
             try:
                 CronTrigger.from_crontab(value, timezone="UTC")
             except ValueError as error:
-                raise ValueError(f"{value!r} is not a crontab line such as '0 6 * * 1-5' "
-                                 f"({error})") from None
+                raise ValueError(
+                    f"{value!r} is not a crontab line such as '0 6 * * 1-5' ({error})"
+                ) from None
         return value
 
     @model_validator(mode="after")
@@ -155,8 +156,9 @@ class CoreSettings(StrictModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
-                             "'Europe/Warsaw'") from error
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Warsaw'"
+            ) from error
         return value
 
 
@@ -194,13 +196,17 @@ class Settings:
 def load_settings(path: Path = DEFAULT_PATH) -> Settings:
     """Read and validate the whole file; every problem names its key and the expected form."""
     if not path.exists():
-        raise ConfigError(f"{path} not found",
-                          hint=f"run 'kpisync init' to write a starter file, or name yours with "
-                               f"--settings PATH or {SETTINGS_ENV}=PATH")
+        raise ConfigError(
+            f"{path} not found",
+            hint=f"run 'kpisync init' to write a starter file, or name yours with "
+            f"--settings PATH or {SETTINGS_ENV}=PATH",
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the line it names") from None
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}", hint="fix the line it names"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text", hint="save it as UTF-8") from None
     return parse_settings(data, path=path)
@@ -230,11 +236,14 @@ def parse_source(name: str, table: Any) -> SourceConfig:
     connector_type = options.pop("type", None)
     if not isinstance(connector_type, str) or not connector_type:
         raise ConfigError(f"{key}.type: missing", hint='e.g. type = "hubspot"')
-    schedule = validate_model(ScheduleSettings, options.pop("schedule", {}), prefix=f"{key}.schedule")
+    schedule = validate_model(
+        ScheduleSettings, options.pop("schedule", {}), prefix=f"{key}.schedule"
+    )
     common_keys = {k: options.pop(k) for k in list(options) if k in SourceCommon.model_fields}
     common = validate_model(SourceCommon, common_keys, prefix=key)
-    return SourceConfig(name=name, type=connector_type, options=options, schedule=schedule,
-                        common=common)
+    return SourceConfig(
+        name=name, type=connector_type, options=options, schedule=schedule, common=common
+    )
 
 
 def refuse_literal_secrets(data: dict[str, Any], *, prefix: str) -> None:

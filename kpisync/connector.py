@@ -70,8 +70,9 @@ def check_stream_specs(specs: Sequence[StreamSpec]) -> list[str]:
     """What is inconsistent in a connector's stream specs (empty when nothing)."""
     problems: list[str] = []
     names = [spec.name for spec in specs]
-    problems += [f"stream {n!r} is declared twice" for n in sorted(set(names))
-                 if names.count(n) > 1]
+    problems += [
+        f"stream {n!r} is declared twice" for n in sorted(set(names)) if names.count(n) > 1
+    ]
     for spec in specs:
         if not spec.entities:
             problems.append(f"stream {spec.name!r} carries no entity")
@@ -82,8 +83,9 @@ def check_stream_specs(specs: Sequence[StreamSpec]) -> list[str]:
         if spec.mode is ReadMode.INCREMENTAL and not spec.cursor_field:
             problems.append(f"incremental stream {spec.name!r} has no cursor field")
         if spec.mode is not ReadMode.INCREMENTAL and spec.cursor_field:
-            problems.append(f"stream {spec.name!r} is read whole but names a cursor field "
-                            f"({spec.cursor_field})")
+            problems.append(
+                f"stream {spec.name!r} is read whole but names a cursor field ({spec.cursor_field})"
+            )
     return problems
 
 
@@ -329,13 +331,19 @@ def reports_daily_limit(factory: object, options: Mapping[str, Any]) -> bool:
 
 
 def record_linker(connector: object) -> LinksRecords | None:
-    return cast(LinksRecords, connector) if Capability.LINKS_RECORDS in capabilities_of(
-        connector) else None
+    return (
+        cast(LinksRecords, connector)
+        if Capability.LINKS_RECORDS in capabilities_of(connector)
+        else None
+    )
 
 
 def credential_checker(connector: object) -> ChecksCredentials | None:
-    return cast(ChecksCredentials, connector) if Capability.CHECKS_CREDENTIALS in \
-        capabilities_of(connector) else None
+    return (
+        cast(ChecksCredentials, connector)
+        if Capability.CHECKS_CREDENTIALS in capabilities_of(connector)
+        else None
+    )
 
 
 def value_codec_of(connector: object) -> ValueCodec | None:
@@ -345,23 +353,35 @@ def value_codec_of(connector: object) -> ValueCodec | None:
 
 
 def metadata_keeper(connector: object) -> KeepsMetadata | None:
-    return cast(KeepsMetadata, connector) if Capability.KEEPS_METADATA in capabilities_of(
-        connector) else None
+    return (
+        cast(KeepsMetadata, connector)
+        if Capability.KEEPS_METADATA in capabilities_of(connector)
+        else None
+    )
 
 
 def metadata_mover(connector: object) -> MetadataMoves | None:
-    return cast(MetadataMoves, connector) if Capability.METADATA_MOVES in capabilities_of(
-        connector) else None
+    return (
+        cast(MetadataMoves, connector)
+        if Capability.METADATA_MOVES in capabilities_of(connector)
+        else None
+    )
 
 
 def purge_asker(connector: object) -> AsksPurgeCheck | None:
-    return cast(AsksPurgeCheck, connector) if Capability.ASKS_PURGE_CHECK in capabilities_of(
-        connector) else None
+    return (
+        cast(AsksPurgeCheck, connector)
+        if Capability.ASKS_PURGE_CHECK in capabilities_of(connector)
+        else None
+    )
 
 
 def explainer(connector: object) -> ExplainsMissing | None:
-    return cast(ExplainsMissing, connector) if Capability.EXPLAINS_MISSING in capabilities_of(
-        connector) else None
+    return (
+        cast(ExplainsMissing, connector)
+        if Capability.EXPLAINS_MISSING in capabilities_of(connector)
+        else None
+    )
 
 
 class ConnectorFactory(Protocol):

@@ -46,34 +46,56 @@ def demo_settings(crm: DemoCrm, emulator: Any, store: Path, locale: str = "en") 
     return settings_text(crm, emulator, store, {}, locale)
 
 
-def run_demo(console: Console, *, crm: str, deals: int, seed: int, keep: Path | None,
-             locale: str = "en") -> None:
+def run_demo(
+    console: Console, *, crm: str, deals: int, seed: int, keep: Path | None, locale: str = "en"
+) -> None:
     """Sync, compute and write back on the emulator of `crm`; the store lives in `keep`, else
     in a temporary folder removed at the end."""
     folder = keep.resolve() if keep else Path(tempfile.mkdtemp(prefix="kpisync-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        demo_in(console, DEMO_CRMS[crm], folder, deals=deals, seed=seed, kept=keep is not None,
-                locale=locale)
+        demo_in(
+            console,
+            DEMO_CRMS[crm],
+            folder,
+            deals=deals,
+            seed=seed,
+            kept=keep is not None,
+            locale=locale,
+        )
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
-    console.print(f"store kept at {folder / 'kpisync.db'}" if keep else
-                  "the temporary store is removed; --keep FOLDER keeps it")
+    console.print(
+        f"store kept at {folder / 'kpisync.db'}"
+        if keep
+        else "the temporary store is removed; --keep FOLDER keeps it"
+    )
 
 
-def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: int,
-            kept: bool, locale: str = "en") -> None:
-    console.print(f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
-                  f"served by the {crm.name} emulator")
+def demo_in(
+    console: Console,
+    crm: DemoCrm,
+    folder: Path,
+    *,
+    deals: int,
+    seed: int,
+    kept: bool,
+    locale: str = "en",
+) -> None:
+    console.print(
+        f"[bold]kpisync demo[/]: a synthetic org of {deals} deals (seed {seed}) "
+        f"served by the {crm.name} emulator"
+    )
     org = generate_org(seed=seed, deals=deals)
     state = folder / KEPT_SANDBOX
     os.environ.update(crm.credentials())  # this process's own commands use them
     with crm.serve(org, ca_folder=state if kept else None) as emulator:
         mapping = add_score_fields(crm, emulator)
         settings_path = folder / "settings.toml"
-        settings_path.write_text(settings_text(crm, emulator, folder / "kpisync.db", mapping,
-                                               locale), "utf-8")
+        settings_path.write_text(
+            settings_text(crm, emulator, folder / "kpisync.db", mapping, locale), "utf-8"
+        )
         context = open_context(settings_path)
         try:
             source = context.settings.source(crm.source)
@@ -81,8 +103,10 @@ def demo_in(console: Console, crm: DemoCrm, folder: Path, *, deals: int, seed: i
             with console.status("syncing from the emulator over HTTP …"):
                 result = sync_source(context.engine, source.name, connector, SyncOptions())
             connector.close()
-            console.print(f"synced in run {result.run_id}: {result.upserted} rows, "
-                          f"{calls_in(result.api_calls)} API calls")
+            console.print(
+                f"synced in run {result.run_id}: {result.upserted} rows, "
+                f"{calls_in(result.api_calls)} API calls"
+            )
             console.print(store_summary(context.engine))
             run = DemoRun(crm, emulator, org.now, context, folder, kept, mapping)
             for stage in (kpi_stage, writeback_stage, report_stage):
@@ -101,8 +125,10 @@ def print_kept(console: Console, crm: DemoCrm, folder: Path) -> None:
     """How to use the kept folder's commands that need the CRM, after the demo's emulator ended."""
     settings = shlex.quote(str(folder / "settings.toml"))
     lines = [
-        (f"{folder}: settings.toml, kpisync.db, report.html and the emulator's records "
-         f"({KEPT_SANDBOX}/). `kpisync status`, `kpis` and `report` work at once:"),
+        (
+            f"{folder}: settings.toml, kpisync.db, report.html and the emulator's records "
+            f"({KEPT_SANDBOX}/). `kpisync status`, `kpis` and `report` work at once:"
+        ),
         f"  kpisync --settings {settings} kpis",
         "The commands that talk to the CRM need its emulator back, in another terminal:",
         f"  kpisync sandbox serve --state {shlex.quote(str(folder / KEPT_SANDBOX))}",
@@ -121,6 +147,7 @@ def store_summary(engine: Engine) -> Table:
             t = model.__table__  # type: ignore[attr-defined]
             total = connection.execute(select(func.count()).select_from(t)).scalar()
             gone = connection.execute(
-                select(func.count()).select_from(t).where(t.c.deleted_at.is_not(None))).scalar()
+                select(func.count()).select_from(t).where(t.c.deleted_at.is_not(None))
+            ).scalar()
             table.add_row(entity, str(total), str(gone))
     return table

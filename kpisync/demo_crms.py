@@ -41,8 +41,12 @@ class DemoCrm:
     def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
         """The emulator's knobs: `fault_rate` of the calls fail, half with the CRM's rate-limit
         answer and half with a 5xx, drawn from `seed` so that a run repeats."""
-        return Knobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
-                     rate_5xx=fault_rate / 2, fault_seed=seed)
+        return Knobs(
+            latency_seconds=latency_seconds,
+            rate_429=fault_rate / 2,
+            rate_5xx=fault_rate / 2,
+            fault_seed=seed,
+        )
 
     def credentials(self) -> dict[str, str]:
         """The fixed demo credentials: environment variable -> value (the settings name the
@@ -65,14 +69,22 @@ class DemoCrm:
         """The name of this CRM's account field holding the org's "Segment" (metrics.roles)."""
         raise NotImplementedError
 
-    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
-                  options: tuple[str, ...]) -> str:
+    def add_field(
+        self,
+        emulator: Any,
+        entity: str,
+        score: str,
+        kind: str,
+        label: str,
+        options: tuple[str, ...],
+    ) -> str:
         """The field `score` is written into on `entity`'s records, added as the CRM's admin
         would; its name."""
         raise NotImplementedError
 
-    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
-                    fields: Iterable[str]) -> dict[str, Any]:
+    def read_record(
+        self, emulator: Any, connector: Any, entity: str, external_id: str, fields: Iterable[str]
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
 
@@ -94,8 +106,12 @@ class HubSpotDemo(DemoCrm):
     def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
         from emulators.hubspot.emulator import HubSpotKnobs
 
-        return HubSpotKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
-                            rate_5xx=fault_rate / 2, fault_seed=seed)
+        return HubSpotKnobs(
+            latency_seconds=latency_seconds,
+            rate_429=fault_rate / 2,
+            rate_5xx=fault_rate / 2,
+            fault_seed=seed,
+        )
 
     def credentials(self) -> dict[str, str]:
         return {self.token_env: self.token}
@@ -118,16 +134,27 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "
     def segment_field(self, emulator: Any) -> str:
         return "segment"  # the company property's internal name
 
-    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
-                  options: tuple[str, ...]) -> str:
+    def add_field(
+        self,
+        emulator: Any,
+        entity: str,
+        score: str,
+        kind: str,
+        label: str,
+        options: tuple[str, ...],
+    ) -> str:
         return f"kpisync_{score}"  # created by kpisync through the API (provisions_fields)
 
-    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
-                    fields: Iterable[str]) -> dict[str, Any]:
+    def read_record(
+        self, emulator: Any, connector: Any, entity: str, external_id: str, fields: Iterable[str]
+    ) -> dict[str, Any]:
         kind = {"account": "companies", "contact": "contacts", "deal": "deals"}[entity]
-        response = httpx.get(f"{emulator.base_url}/crm/v3/objects/{kind}/{external_id}",
-                             params={"properties": ",".join(fields)},
-                             headers={"Authorization": f"Bearer {self.token}"}, timeout=10.0)
+        response = httpx.get(
+            f"{emulator.base_url}/crm/v3/objects/{kind}/{external_id}",
+            params={"properties": ",".join(fields)},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10.0,
+        )
         response.raise_for_status()
         return dict(response.json().get("properties") or {})
 
@@ -149,8 +176,12 @@ class SalesforceDemo(DemoCrm):
     def knobs(self, latency_seconds: float, fault_rate: float, seed: int = 0) -> Knobs:
         from emulators.salesforce.emulator import SalesforceKnobs
 
-        return SalesforceKnobs(latency_seconds=latency_seconds, rate_429=fault_rate / 2,
-                               rate_5xx=fault_rate / 2, fault_seed=seed)
+        return SalesforceKnobs(
+            latency_seconds=latency_seconds,
+            rate_429=fault_rate / 2,
+            rate_5xx=fault_rate / 2,
+            fault_seed=seed,
+        )
 
     def credentials(self) -> dict[str, str]:
         from emulators.salesforce.emulator import OrgLogin
@@ -182,17 +213,30 @@ team_regions = {{ "Team Alpha" = "EMEA", "Team Bravo" = "NA", "Team Charlie" = "
     def segment_field(self, emulator: Any) -> str:
         return "Segment__c"  # the API name Setup gives the custom field "Segment"
 
-    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
-                  options: tuple[str, ...]) -> str:
-        return str(emulator.add_custom_field(self.record_word[entity], f"kpisync_{score}", kind,
-                                             label, options))  # Setup > Object Manager
+    def add_field(
+        self,
+        emulator: Any,
+        entity: str,
+        score: str,
+        kind: str,
+        label: str,
+        options: tuple[str, ...],
+    ) -> str:
+        return str(
+            emulator.add_custom_field(
+                self.record_word[entity], f"kpisync_{score}", kind, label, options
+            )
+        )  # Setup > Object Manager
 
-    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
-                    fields: Iterable[str]) -> dict[str, Any]:
+    def read_record(
+        self, emulator: Any, connector: Any, entity: str, external_id: str, fields: Iterable[str]
+    ) -> dict[str, Any]:
         sobject = self.record_word[entity]
-        record = connector.client.restful(f"GET sobjects/{sobject}/{{id}}",
-                                          f"sobjects/{sobject}/{external_id}",
-                                          params={"fields": ",".join(fields)})
+        record = connector.client.restful(
+            f"GET sobjects/{sobject}/{{id}}",
+            f"sobjects/{sobject}/{external_id}",
+            params={"fields": ",".join(fields)},
+        )
         return dict(record)
 
 
@@ -236,16 +280,27 @@ margin = "Margin", deal_type = "Deal category" }}"""
     def segment_field(self, emulator: Any) -> str:
         return str(emulator.schema.cf("Accounts", "Segment"))  # cf_NNN, found by its label
 
-    def add_field(self, emulator: Any, entity: str, score: str, kind: str, label: str,
-                  options: tuple[str, ...]) -> str:
+    def add_field(
+        self,
+        emulator: Any,
+        entity: str,
+        score: str,
+        kind: str,
+        label: str,
+        options: tuple[str, ...],
+    ) -> str:
         modules = {"account": "Accounts", "contact": "Contacts", "deal": "Potentials"}
         return str(emulator.add_custom_field(modules[entity], label, kind, options))  # cf_NNN
 
-    def read_record(self, emulator: Any, connector: Any, entity: str, external_id: str,
-                    fields: Iterable[str]) -> dict[str, Any]:
+    def read_record(
+        self, emulator: Any, connector: Any, entity: str, external_id: str, fields: Iterable[str]
+    ) -> dict[str, Any]:
         record = connector.client.call("retrieve", id=external_id)
         return {name: record.get(name) for name in fields}
 
 
-DEMO_CRMS: dict[str, DemoCrm] = {"hubspot": HubSpotDemo(), "salesforce": SalesforceDemo(),
-                                 "vtiger": VtigerDemo()}
+DEMO_CRMS: dict[str, DemoCrm] = {
+    "hubspot": HubSpotDemo(),
+    "salesforce": SalesforceDemo(),
+    "vtiger": VtigerDemo(),
+}

@@ -58,18 +58,26 @@ def kpi_stage(console: Console, run: DemoRun) -> None:
     console.print(f"computed {result.standing} KPI values (every KPI, period and grain)")
     config, locale = metric_config(context.settings), context.settings.core.locale
     this_quarter = period_start(now.astimezone(config.zone).date(), "quarter", config.calendar)
-    quarterly = [v for v in latest_values(context.engine, period="quarter", grain="org")
-                 if v.period_start < this_quarter]
+    quarterly = [
+        v
+        for v in latest_values(context.engine, period="quarter", grain="org")
+        if v.period_start < this_quarter
+    ]
     last = max((v.period_start for v in quarterly), default=None)
-    title = (f"the whole org, {period_label(last, 'quarter', config.calendar, locale)}" if last
-             else "the whole org")
+    title = (
+        f"the whole org, {period_label(last, 'quarter', config.calendar, locale)}"
+        if last
+        else "the whole org"
+    )
     table = Table("KPI", "value", "from", "left out", title=title)
     rows = [v for v in quarterly if v.period_start == last]
     for value in sorted(rows, key=lambda v: REGISTRY[v.kpi].title):
-        table.add_row(translate(REGISTRY[value.kpi].title, locale),
-                      shown(value, context.settings.core.currency, locale),
-                      localized(count_text(value.count), locale),
-                      localized(count_text(value.excluded), locale))
+        table.add_row(
+            translate(REGISTRY[value.kpi].title, locale),
+            shown(value, context.settings.core.currency, locale),
+            localized(count_text(value.count), locale),
+            localized(count_text(value.excluded), locale),
+        )
     console.print(table)
     for alert in result.alerts:  # a running worker logs them and posts them to the webhook
         console.print(f"alert: {alert.message}", markup=False)
@@ -88,23 +96,30 @@ def writeback_stage(console: Console, run: DemoRun) -> None:
     settings = replace(context.settings, extra=extra)
     source = settings.source(crm.source)
     provisioner = build_connector(source)
-    steps = provision_fields(source_plan(settings, crm.source), provisioner,
-                             apply=crm.provisions_fields)
+    steps = provision_fields(
+        source_plan(settings, crm.source), provisioner, apply=crm.provisions_fields
+    )
     provisioner.close()
     created = sum(1 for s in steps if s.action == "create")
     if crm.provisions_fields:
-        console.print(f"managed fields: {created} created in a 'kpisync' property group, "
-                      f"{len(steps) - created} already there")
+        console.print(
+            f"managed fields: {created} created in a 'kpisync' property group, "
+            f"{len(steps) - created} already there"
+        )
     else:
-        console.print(f"managed fields: {len(steps)} custom fields added on the emulator, as an "
-                      f"admin adds them in {crm.name}; `kpisync fields plan` lists them")
+        console.print(
+            f"managed fields: {len(steps)} custom fields added on the emulator, as an "
+            f"admin adds them in {crm.name}; `kpisync fields plan` lists them"
+        )
     metadata.forget(context.engine, crm.source)  # the next sync reads the fields just added
     fresh = build_connector(source)  # sees the new fields
     sync_source(context.engine, crm.source, fresh, SyncOptions())
     as_of = run.now + timedelta(hours=12)  # the synthetic org's "today"
     dry = run_writeback(context.engine, settings, crm.source, fresh, as_of=as_of, dry_run=True)
-    console.print(f"dry run: {dry.planned} field values on {sum(dry.records.values())} records, "
-                  f"{dry.write_calls} write calls")
+    console.print(
+        f"dry run: {dry.planned} field values on {sum(dry.records.values())} records, "
+        f"{dry.write_calls} write calls"
+    )
     report = run_writeback(context.engine, settings, crm.source, fresh, as_of=as_of)
     print_report(console, report, rows=False)
     account, before = pick_account(context.engine, report.run_id, mapping["account"])
@@ -113,8 +128,14 @@ def writeback_stage(console: Console, run: DemoRun) -> None:
         fresh.close()
         return
     after = crm.read_record(run.emulator, fresh, "account", account, mapping["account"].values())
-    table = Table("score", "field", "before", "after", title=f"{crm.record_word['account']} "
-                  f"{account}: after, read back through the emulator's API")
+    table = Table(
+        "score",
+        "field",
+        "before",
+        "after",
+        title=f"{crm.record_word['account']} "
+        f"{account}: after, read back through the emulator's API",
+    )
     for score, name in mapping["account"].items():
         table.add_row(score, name, field_text(before.get(name)), field_text(after.get(name)))
     console.print(table)
@@ -127,17 +148,22 @@ def field_text(value: Any) -> str:
     return "∅" if value is None or value == "" else str(value)
 
 
-def pick_account(engine: Engine, run_id: int | None, fields: dict[str, str]
-                 ) -> tuple[str, dict[str, str | None]]:
+def pick_account(
+    engine: Engine, run_id: int | None, fields: dict[str, str]
+) -> tuple[str, dict[str, str | None]]:
     """An account run `run_id` wrote an NPS onto, preferring an upsell candidate, with the
     values its fields held before (the outbox keeps them, for revert)."""
     o = outbox.OUTBOX
     with engine.connect() as connection:
-        rows = connection.execute(select(o.c.external_id, o.c.field, o.c.old_value, o.c.new_value)
-                                  .where(o.c.run_id == run_id, o.c.entity == "account")).all()
+        rows = connection.execute(
+            select(o.c.external_id, o.c.field, o.c.old_value, o.c.new_value).where(
+                o.c.run_id == run_id, o.c.entity == "account"
+            )
+        ).all()
     scored = {r.external_id for r in rows if r.field == fields["nps_score"]}
-    flagged = {r.external_id for r in rows
-               if r.field == fields["upsell_flag"] and r.new_value == "true"}
+    flagged = {
+        r.external_id for r in rows if r.field == fields["upsell_flag"] and r.new_value == "true"
+    }
     anyone = {r.external_id for r in rows}
     account = min(scored & flagged or scored or anyone or {""})  # "": none was written
     return account, {r.field: r.old_value for r in rows if r.external_id == account}
@@ -155,6 +181,8 @@ def report_stage(console: Console, run: DemoRun) -> None:
     charts = draw_charts(built)
     out = run.folder / "report.html"
     out.write_text(render_html(built, inline_figures(charts)), encoding="utf-8")
-    console.print(f"wrote {out} ({built.heading}, {len(charts)} charts); `kpisync report "
-                  f"--settings {run.folder / 'settings.toml'} --period quarter --as-of "
-                  f"{as_of.isoformat(timespec='minutes')}` makes it again")
+    console.print(
+        f"wrote {out} ({built.heading}, {len(charts)} charts); `kpisync report "
+        f"--settings {run.folder / 'settings.toml'} --period quarter --as-of "
+        f"{as_of.isoformat(timespec='minutes')}` makes it again"
+    )

@@ -55,8 +55,7 @@ def signed(text: str) -> str:
     return MINUS + text[1:] if text.startswith("-") else text
 
 
-def period_label(start: date, kind: str, calendar: Calendar = GREGORIAN,
-                 locale: str = "en") -> str:
+def period_label(start: date, kind: str, calendar: Calendar = GREGORIAN, locale: str = "en") -> str:
     """The period starting at `start`: "W44 2026", "Oct 2026", "Q4 2026", "2026"; under the
     Persian calendar "Farvardin 1405", "Q1 1405" (locale fa: "فروردین ۱۴۰۵", "فصل اول ۱۴۰۵")."""
     if calendar.system == "persian":
@@ -75,9 +74,12 @@ def period_tick(start: date, kind: str, calendar: Calendar = GREGORIAN, locale: 
     """A short label for an axis tick: "W44", "Oct", "Q4 26", "2026" (Persian: "Far 05")."""
     if calendar.system == "persian" and locale == "fa":
         number, in_year = calendar.months_and_year(start)
-        short = {"week": persian_period_label(start, kind, "fa").split()[1],
-                 "month": PERSIAN_MONTHS_FA[number - 1], "year": str(in_year),
-                 "quarter": f"فصل {(number - 1) // 3 + 1} {in_year % 100:02d}"}[kind]
+        short = {
+            "week": persian_period_label(start, kind, "fa").split()[1],
+            "month": PERSIAN_MONTHS_FA[number - 1],
+            "year": str(in_year),
+            "quarter": f"فصل {(number - 1) // 3 + 1} {in_year % 100:02d}",
+        }[kind]
         return persian_digits(short)
     if calendar.system == "persian":
         name, year = (persian_period_label(start, kind).split() + [""])[:2]

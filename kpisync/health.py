@@ -42,32 +42,64 @@ class RunMetrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)  # RSS, CPU, open fds: is memory flat?
         r = self.registry
-        self.runs = Counter("kpisync_pipeline_runs", "Pipeline runs by outcome",
-                            ["source", "status"], registry=r)
-        self.duration = Histogram("kpisync_pipeline_run_seconds", "Duration of pipeline runs",
-                                  ["source"], buckets=DURATION_BUCKETS, registry=r)
-        self.rows = Counter("kpisync_rows_synced", "Rows written to the store by syncs",
-                            ["source", "change"], registry=r)
-        self.api_calls = Counter("kpisync_api_calls", "CRM API calls made",
-                                 ["source", "stage"], registry=r)
-        self.in_progress = Gauge("kpisync_run_in_progress", "1 while a run of the instance is going",
-                                 ["source"], registry=r)
-        self.last_success = Gauge("kpisync_last_success_timestamp_seconds",
-                                  "When the instance's last successful run ended", ["source"],
-                                  registry=r)
-        self.failures_in_a_row = Gauge("kpisync_failures_in_a_row",
-                                       "Runs of the instance failed since its last success",
-                                       ["source"], registry=r)
-        self.next_run = Gauge("kpisync_next_run_timestamp_seconds", "When the instance runs next",
-                              ["source"], registry=r)
-        self.budget_calls = Gauge("kpisync_api_budget_calls_today",
-                                  "Calls kpisync made today against the org's budget", ["org"],
-                                  registry=r)
-        self.budget_remaining = Gauge("kpisync_api_remaining_today",
-                                      "Calls the CRM last said were left today", ["org"],
-                                      registry=r)
-        self.incidents = Gauge("kpisync_open_incidents", "Open operations alerts",
-                               ["source", "kind"], registry=r)
+        self.runs = Counter(
+            "kpisync_pipeline_runs", "Pipeline runs by outcome", ["source", "status"], registry=r
+        )
+        self.duration = Histogram(
+            "kpisync_pipeline_run_seconds",
+            "Duration of pipeline runs",
+            ["source"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.rows = Counter(
+            "kpisync_rows_synced",
+            "Rows written to the store by syncs",
+            ["source", "change"],
+            registry=r,
+        )
+        self.api_calls = Counter(
+            "kpisync_api_calls", "CRM API calls made", ["source", "stage"], registry=r
+        )
+        self.in_progress = Gauge(
+            "kpisync_run_in_progress",
+            "1 while a run of the instance is going",
+            ["source"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "kpisync_last_success_timestamp_seconds",
+            "When the instance's last successful run ended",
+            ["source"],
+            registry=r,
+        )
+        self.failures_in_a_row = Gauge(
+            "kpisync_failures_in_a_row",
+            "Runs of the instance failed since its last success",
+            ["source"],
+            registry=r,
+        )
+        self.next_run = Gauge(
+            "kpisync_next_run_timestamp_seconds",
+            "When the instance runs next",
+            ["source"],
+            registry=r,
+        )
+        self.budget_calls = Gauge(
+            "kpisync_api_budget_calls_today",
+            "Calls kpisync made today against the org's budget",
+            ["org"],
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "kpisync_api_remaining_today",
+            "Calls the CRM last said were left today",
+            ["org"],
+            registry=r,
+        )
+        self.incidents = Gauge(
+            "kpisync_open_incidents", "Open operations alerts", ["source", "kind"], registry=r
+        )
 
 
 @dataclass
@@ -88,16 +120,27 @@ class HealthState:
         except SQLAlchemyError:  # the store went away since it answered
             store_ok, nexts = False, {}
         healthy = self.scheduler_running and not self.stopping and store_ok
-        sources = {name: {**info, "next_run": _iso(nexts.get(name))}
-                   for name, info in sorted(self.sources.items())}
+        sources = {
+            name: {**info, "next_run": _iso(nexts.get(name))}
+            for name, info in sorted(self.sources.items())
+        }
         idle = healthy and not nexts  # running, but no source has a schedule: nothing will happen
-        body = {"status": "idle" if idle else "ok" if healthy else "unavailable",
-                **({"detail": "nothing scheduled: no source has a [sources.<name>.schedule]"}
-                   if idle else {}),
-                "worker": self.worker,
-                "scheduler": "stopping" if self.stopping else
-                             "running" if self.scheduler_running else "stopped",
-                "store": "ok" if store_ok else "unreachable", "sources": sources}
+        body = {
+            "status": "idle" if idle else "ok" if healthy else "unavailable",
+            **(
+                {"detail": "nothing scheduled: no source has a [sources.<name>.schedule]"}
+                if idle
+                else {}
+            ),
+            "worker": self.worker,
+            "scheduler": "stopping"
+            if self.stopping
+            else "running"
+            if self.scheduler_running
+            else "stopped",
+            "store": "ok" if store_ok else "unreachable",
+            "sources": sources,
+        }
         return (200 if healthy else 503), body
 
 
@@ -108,13 +151,18 @@ def _iso(value: datetime | None) -> str | None:
 class HealthServer:
     """A tiny HTTP server in a daemon thread: /healthz and /metrics."""
 
-    def __init__(self, state: HealthState, metrics: RunMetrics, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, state: HealthState, metrics: RunMetrics, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.state, self.metrics = state, metrics
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="kpisync-health",
-                                       kwargs={"poll_interval": 0.2}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            name="kpisync-health",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+        )
 
     @property
     def address(self) -> str:

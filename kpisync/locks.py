@@ -77,8 +77,15 @@ def db_time(connection: Connection, seconds: float = 0.0) -> ColumnElement[Any]:
 class Lease:
     """One run's claim on `name`. `lost` is set (and `reason` said) once it is known taken over."""
 
-    def __init__(self, engine: Engine, name: str, *, holder: str, seconds: float = LEASE_SECONDS,
-                 run_id: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        name: str,
+        *,
+        holder: str,
+        seconds: float = LEASE_SECONDS,
+        run_id: int | None = None,
+    ) -> None:
         self.engine, self.name, self.holder = engine, name, holder[:128]
         self.seconds, self.run_id = seconds, run_id
         self.token: int | None = None
@@ -92,8 +99,11 @@ class Lease:
     def try_acquire(self) -> bool:
         """Take the lease if it is free or expired, without waiting."""
         with self.engine.begin() as connection:
-            connection.execute(dialect_insert(LEASES, connection.dialect.name).values(
-                name=self.name, token=0, expires_at=EPOCH).on_conflict_do_nothing())
+            connection.execute(
+                dialect_insert(LEASES, connection.dialect.name)
+                .values(name=self.name, token=0, expires_at=EPOCH)
+                .on_conflict_do_nothing()
+            )
         try:
             with self.engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
@@ -103,11 +113,17 @@ class Lease:
                 if gone is not None:
                     free = free | (LEASES.c.holder == gone)
                 token = connection.execute(
-                    update(LEASES).where(LEASES.c.name == self.name, free)
-                    .values(token=LEASES.c.token + 1, holder=self.holder, run_id=self.run_id,
-                            acquired_at=db_time(connection),
-                            expires_at=db_time(connection, self.seconds))
-                    .returning(LEASES.c.token)).scalar()
+                    update(LEASES)
+                    .where(LEASES.c.name == self.name, free)
+                    .values(
+                        token=LEASES.c.token + 1,
+                        holder=self.holder,
+                        run_id=self.run_id,
+                        acquired_at=db_time(connection),
+                        expires_at=db_time(connection, self.seconds),
+                    )
+                    .returning(LEASES.c.token)
+                ).scalar()
         except DBAPIError as error:
             if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
                 return False  # its holder is committing a guarded write: it is alive
@@ -122,8 +138,9 @@ class Lease:
         self._renewer.start()
         return True
 
-    def acquire(self, wait: float = 0.0, *, sleep: float = POLL_SECONDS,
-                stop: threading.Event | None = None) -> bool:
+    def acquire(
+        self, wait: float = 0.0, *, sleep: float = POLL_SECONDS, stop: threading.Event | None = None
+    ) -> bool:
         """Take the lease, waiting up to `wait` seconds for it (and no longer once `stop` is set)."""
         deadline = time.monotonic() + wait
         stop = stop or threading.Event()
@@ -144,12 +161,18 @@ class Lease:
             return
         try:
             with self.engine.begin() as connection:
-                connection.execute(update(LEASES).where(LEASES.c.name == self.name,
-                                                        LEASES.c.token == token)
-                                   .values(expires_at=db_time(connection), holder=None))
+                connection.execute(
+                    update(LEASES)
+                    .where(LEASES.c.name == self.name, LEASES.c.token == token)
+                    .values(expires_at=db_time(connection), holder=None)
+                )
         except SQLAlchemyError as error:
-            log.info("lease %s not given back (%s): it expires by itself within %.0f s",
-                     self.name, type(error).__name__, self.seconds)
+            log.info(
+                "lease %s not given back (%s): it expires by itself within %.0f s",
+                self.name,
+                type(error).__name__,
+                self.seconds,
+            )
 
     # --- proving it ------------------------------------------------------------------------
     def check(self, connection: Connection, label: str = "") -> None:
@@ -161,12 +184,17 @@ class Lease:
             raise ClaimLost(self.reason or f"{self.name} is not held", hint=_HINT)
         if connection.dialect.name == "postgresql":
             connection.execute(
-                text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true), "
-                     "set_config('kpisync.fence', :label, true)"),
-                {"ms": str(int(self.seconds * IDLE_FACTOR * 1000)), "label": label})
+                text(
+                    "SELECT set_config('idle_in_transaction_session_timeout', :ms, true), "
+                    "set_config('kpisync.fence', :label, true)"
+                ),
+                {"ms": str(int(self.seconds * IDLE_FACTOR * 1000)), "label": label},
+            )
         renewed = connection.execute(
-            update(LEASES).where(LEASES.c.name == self.name, LEASES.c.token == self.token)
-            .values(expires_at=db_time(connection, self.seconds)).returning(LEASES.c.token)
+            update(LEASES)
+            .where(LEASES.c.name == self.name, LEASES.c.token == self.token)
+            .values(expires_at=db_time(connection, self.seconds))
+            .returning(LEASES.c.token)
         ).scalar()
         if renewed is None:
             self._lose(self._taken_by(connection))
@@ -178,8 +206,9 @@ class Lease:
             return False
         try:
             with self.engine.connect() as connection:
-                token = connection.execute(select(LEASES.c.token)
-                                           .where(LEASES.c.name == self.name)).scalar()
+                token = connection.execute(
+                    select(LEASES.c.token).where(LEASES.c.name == self.name)
+                ).scalar()
                 if token != self.token:
                     self._lose(self._taken_by(connection))
         except SQLAlchemyError:
@@ -193,10 +222,11 @@ class Lease:
             try:
                 with self.engine.begin() as connection:
                     renewed = connection.execute(
-                        update(LEASES).where(LEASES.c.name == self.name,
-                                             LEASES.c.token == self.token)
+                        update(LEASES)
+                        .where(LEASES.c.name == self.name, LEASES.c.token == self.token)
                         .values(expires_at=db_time(connection, self.seconds))
-                        .returning(LEASES.c.token)).scalar()
+                        .returning(LEASES.c.token)
+                    ).scalar()
                     if renewed is None:
                         self._lose(self._taken_by(connection))
                         return
@@ -245,8 +275,14 @@ def install_fencing(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _fence_writes)
 
 
-def _fence_writes(connection: Connection, cursor: Any, statement: str, parameters: Any,
-                  context: Any, executemany: bool) -> None:
+def _fence_writes(
+    connection: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
     fence = _active.get()
     if fence is None or connection.info.get(_BUSY) or not _writes(statement):
         return
@@ -267,8 +303,9 @@ def _writes(statement: str) -> bool:
 
 
 # --- a lease for a block ------------------------------------------------------------------------
-def make_lock(engine: Engine, name: str, *, holder: str = "", seconds: float = LEASE_SECONDS
-              ) -> Lease:
+def make_lock(
+    engine: Engine, name: str, *, holder: str = "", seconds: float = LEASE_SECONDS
+) -> Lease:
     return Lease(engine, name, holder=holder or default_holder(), seconds=seconds)
 
 
@@ -292,8 +329,14 @@ def gone_local_holder(connection: Connection, name: str) -> str | None:
 
 
 @contextmanager
-def run_lock(engine: Engine, name: str, *, wait: float = 0.0, holder: str = "",
-             seconds: float = LEASE_SECONDS) -> Iterator[bool]:
+def run_lock(
+    engine: Engine,
+    name: str,
+    *,
+    wait: float = 0.0,
+    holder: str = "",
+    seconds: float = LEASE_SECONDS,
+) -> Iterator[bool]:
     """Hold the lease on `name` for the block, its writes fenced; yields False (holding nothing,
     fencing nothing) when another run holds it."""
     lease = make_lock(engine, name, holder=holder, seconds=seconds)

@@ -130,10 +130,12 @@ def muted(name: str) -> Iterator[None]:
         logger.setLevel(before)
 
 
-def _log_uncaught(kind: type[BaseException], error: BaseException,
-                  trace: TracebackType | None) -> None:
-    logging.getLogger("kpisync").critical("uncaught %s: %s", kind.__name__, error,
-                                          exc_info=(kind, error, trace))
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    logging.getLogger("kpisync").critical(
+        "uncaught %s: %s", kind.__name__, error, exc_info=(kind, error, trace)
+    )
 
 
 def _log_uncaught_in_thread(hook: threading.ExceptHookArgs) -> None:
@@ -142,8 +144,12 @@ def _log_uncaught_in_thread(hook: threading.ExceptHookArgs) -> None:
     name = hook.thread.name if hook.thread is not None else "?"
     error = hook.exc_value if hook.exc_value is not None else hook.exc_type()
     logging.getLogger("kpisync").critical(
-        "uncaught %s in thread %s: %s", hook.exc_type.__name__, name, error,
-        exc_info=(hook.exc_type, error, hook.exc_traceback))
+        "uncaught %s in thread %s: %s",
+        hook.exc_type.__name__,
+        name,
+        error,
+        exc_info=(hook.exc_type, error, hook.exc_traceback),
+    )
 
 
 # --- usage errors under --log-json --------------------------------------------------------------
@@ -152,8 +158,13 @@ LOG_JSON = "--log-json"
 
 def json_record(level: str, message: str, **fields: Any) -> str:
     """One line as --log-json writes a CLI record (the fields of JsonLines)."""
-    entry = {"time": datetime.now(UTC).isoformat(), "level": level, "logger": "kpisync.cli",
-             "message": message, **fields}
+    entry = {
+        "time": datetime.now(UTC).isoformat(),
+        "level": level,
+        "logger": "kpisync.cli",
+        "message": message,
+        **fields,
+    }
     return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -166,9 +177,10 @@ class JsonUsageErrors(TyperGroup):
     """The kpisync command group: under --log-json (given anywhere on the command line, misplaced
     after the command too) a usage error is one JSON line, exit code 2 as without it."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
-                     **extra: Any) -> Any:
-        options = args[:args.index("--")] if "--" in args else args
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        options = args[: args.index("--")] if "--" in args else args
         as_json = LOG_JSON in options  # before parsing, which consumes `args`
         with usage_errors_as_json(as_json):
             context = super().make_context(info_name, args, parent=parent, **extra)
@@ -202,12 +214,17 @@ def usage_error_line(error: ClickException) -> str:
     option = getattr(error, "option_name", None)
     if context is not None and context.parent is not None and option in global_options(context):
         program = context.find_root().info_name
-        fix = (f"{option} is an option of kpisync itself: put it before the command "
-               f"('{program} {option} {context.info_name} …')")
+        fix = (
+            f"{option} is an option of kpisync itself: put it before the command "
+            f"('{program} {option} {context.info_name} …')"
+        )
     return json_record("error", mask(message), fix=fix, exit_code=error.exit_code)
 
 
 def global_options(context: Any) -> set[str]:
     root = context.find_root().command
-    return {name for param in root.params
-            for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))}
+    return {
+        name
+        for param in root.params
+        for name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))
+    }

@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 _said: set[str] = set()
 
 
-def map_each(records: Iterable[R], map_one: Callable[[R], T], what: str,
-             id_of: Callable[[R], object]) -> list[T]:
+def map_each(
+    records: Iterable[R], map_one: Callable[[R], T], what: str, id_of: Callable[[R], object]
+) -> list[T]:
     """`map_one` of every record, in order; the first record it cannot read stops the page with
     an error naming `what` and the record's id."""
     out: list[T] = []
@@ -34,7 +35,8 @@ def map_each(records: Iterable[R], map_one: Callable[[R], T], what: str,
             raise ConnectorError(
                 f"{what} {id_of(record)} cannot be read: {type(error).__name__}: {error}",
                 hint="correct the record in the CRM, or the setting that points at the field; "
-                     "the next sync resumes at this page") from error
+                "the next sync resumes at this page",
+            ) from error
     return out
 
 

@@ -24,16 +24,26 @@ SNAPSHOT = "snapshot"  # its key in that row's cursor
 STATE = SyncState.__table__  # type: ignore[attr-defined]
 
 
-def restored(engine: Engine, source: str, connector: Connector, *, every: timedelta | None,
-             full: bool, now: datetime) -> datetime | None:
+def restored(
+    engine: Engine,
+    source: str,
+    connector: Connector,
+    *,
+    every: timedelta | None,
+    full: bool,
+    now: datetime,
+) -> datetime | None:
     """When the kept metadata was read, if it is fresh and the connector took it (the run then
     skips reading it); None when the run must read it."""
     keeper = metadata_keeper(connector)
     if full or every is None or keeper is None:
         return None
     with engine.connect() as connection:
-        kept = connection.execute(select(STATE.c.cursor, STATE.c.updated_at).where(
-            STATE.c.source == source, STATE.c.stream == METADATA)).first()
+        kept = connection.execute(
+            select(STATE.c.cursor, STATE.c.updated_at).where(
+                STATE.c.source == source, STATE.c.stream == METADATA
+            )
+        ).first()
     if kept is None or kept.updated_at is None or now - kept.updated_at >= every:
         return None
     snapshot = (kept.cursor or {}).get(SNAPSHOT)
@@ -57,14 +67,22 @@ def keep(engine: Engine, source: str, connector: Connector, read_at: datetime) -
     kept = {**Cursor().to_json(), SNAPSHOT: json.loads(json.dumps(snapshot, default=str))}
     with engine.begin() as connection:
         statement = dialect_insert(STATE, connection.dialect.name).values(
-            source=source, stream=METADATA, cursor=kept, updated_at=read_at)
-        connection.execute(statement.on_conflict_do_update(
-            index_elements=[STATE.c.source, STATE.c.stream],
-            set_={"cursor": statement.excluded.cursor, "updated_at": statement.excluded.updated_at}))
+            source=source, stream=METADATA, cursor=kept, updated_at=read_at
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[STATE.c.source, STATE.c.stream],
+                set_={
+                    "cursor": statement.excluded.cursor,
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+        )
 
 
 def forget(engine: Engine, source: str) -> None:
     """Make the next run read the metadata again (e.g. after fields were created in the CRM)."""
     with engine.begin() as connection:
-        connection.execute(delete(STATE).where(STATE.c.source == source,
-                                               STATE.c.stream == METADATA))
+        connection.execute(
+            delete(STATE).where(STATE.c.source == source, STATE.c.stream == METADATA)
+        )

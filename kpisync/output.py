@@ -21,8 +21,14 @@ RULE_WIDTH = 100  # a rule off a terminal: as wide as a page, not as the uncut w
 class UncutConsole(Console):
     """A console whose rules stay a page wide when its width is the uncut one."""
 
-    def rule(self, title: str | Text = "", *, characters: str = "─", style: str | Style = "rule.line",
-             align: AlignMethod = "center") -> None:
+    def rule(
+        self,
+        title: str | Text = "",
+        *,
+        characters: str = "─",
+        style: str | Style = "rule.line",
+        align: AlignMethod = "center",
+    ) -> None:
         rule = Rule(title, characters=characters, style=style, align=align)
         self.print(rule, width=min(self.width, RULE_WIDTH) if self.width == UNCUT_WIDTH else None)
 
@@ -38,14 +44,15 @@ class Stdout(UncutConsole):
 
 
 def stdout_console() -> Console:
-    return Stdout(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS")
-                  else UNCUT_WIDTH)
+    return Stdout(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else UNCUT_WIDTH)
 
 
 def stderr_console() -> Console:
-    return UncutConsole(stderr=True, soft_wrap=True,
-                   width=None if sys.stderr.isatty() or os.environ.get("COLUMNS")
-                   else UNCUT_WIDTH)
+    return UncutConsole(
+        stderr=True,
+        soft_wrap=True,
+        width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else UNCUT_WIDTH,
+    )
 
 
 @dataclass

@@ -69,10 +69,18 @@ def instance_lock(source: str) -> str:
 class Pipeline:
     """Runs slots for one worker; thread-safe (one thread per running instance)."""
 
-    def __init__(self, engine: Engine, settings: Settings, options: SchedulerSettings, *,
-                 stop: threading.Event, worker: str | None = None,
-                 metrics: RunMetrics | None = None, health: HealthState | None = None,
-                 clock: Callable[[], datetime] = history.now_utc) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        options: SchedulerSettings,
+        *,
+        stop: threading.Event,
+        worker: str | None = None,
+        metrics: RunMetrics | None = None,
+        health: HealthState | None = None,
+        clock: Callable[[], datetime] = history.now_utc,
+    ) -> None:
         self.engine, self.settings, self.options = engine, settings, options
         self.stop = stop
         self.worker = worker or history.worker_name()
@@ -83,8 +91,9 @@ class Pipeline:
         self.store_outage = StoreOutage(engine, self.send_alert)
 
     # --- one slot --------------------------------------------------------------------------
-    def run_scheduled_slot(self, source: str, due_at: datetime, *,
-                           trigger: str = "schedule") -> str | None:
+    def run_scheduled_slot(
+        self, source: str, due_at: datetime, *, trigger: str = "schedule"
+    ) -> str | None:
         """run_slot for the scheduler and `run --once`. While the store cannot be reached (a
         database restart, a network cut) the slot is given up with one log line and a metric,
         not a traceback; the next slot tries again, and /healthz says the store is unreachable
@@ -93,8 +102,12 @@ class Pipeline:
             outcome = self.run_slot(source, due_at, trigger=trigger)
         except (OperationalError, InterfaceError) as error:
             trouble = store_trouble(error)
-            log.error("%s: slot %s not run: the store is unreachable (%s); the next slot tries "
-                      "again", source, due_at.isoformat(), trouble)
+            log.error(
+                "%s: slot %s not run: the store is unreachable (%s); the next slot tries again",
+                source,
+                due_at.isoformat(),
+                trouble,
+            )
             self._health_end(source, STORE_UNREACHABLE, trouble)
             if self.metrics is not None:
                 self.metrics.in_progress.labels(source).set(0)
@@ -111,25 +124,43 @@ class Pipeline:
         if run_id is None:
             log.debug("%s: slot %s already claimed by another worker", source, due_at.isoformat())
             return None
-        lease = Lease(self.engine, instance_lock(source), holder=self.worker,
-                      seconds=self.options.lease_seconds, run_id=run_id)
+        lease = Lease(
+            self.engine,
+            instance_lock(source),
+            holder=self.worker,
+            seconds=self.options.lease_seconds,
+            run_id=run_id,
+        )
         try:
             held = lease.acquire(self.options.lock_wait_seconds, stop=self.stop)
         except (OperationalError, InterfaceError) as error:  # claimed, then the store went away
-            skipped = history.RunRecord(SKIPPED, error="the store went away before the run "
-                                                       f"started ({store_trouble(error)})")
+            skipped = history.RunRecord(
+                SKIPPED,
+                error=f"the store went away before the run started ({store_trouble(error)})",
+            )
             self.store_outage.down([source], store_trouble(error), self.clock())
             self._when_store_answers(lambda: history.finish(self.engine, run_id, skipped))
             raise
         if not held and self.stop.is_set():
-            history.finish(self.engine, run_id, history.RunRecord(
-                INTERRUPTED, error="stopped before it started; the next run does its work"))
+            history.finish(
+                self.engine,
+                run_id,
+                history.RunRecord(
+                    INTERRUPTED, error="stopped before it started; the next run does its work"
+                ),
+            )
             return INTERRUPTED
         if not held:
-            log.info("%s: slot %s skipped: the previous run is still going", source,
-                     due_at.isoformat())
-            history.finish(self.engine, run_id, history.RunRecord(
-                SKIPPED, error="the previous run of this instance was still going"))
+            log.info(
+                "%s: slot %s skipped: the previous run is still going", source, due_at.isoformat()
+            )
+            history.finish(
+                self.engine,
+                run_id,
+                history.RunRecord(
+                    SKIPPED, error="the previous run of this instance was still going"
+                ),
+            )
             return SKIPPED
         try:
             history.settle_abandoned(self.engine, source, run_id, history.now_utc())
@@ -140,8 +171,9 @@ class Pipeline:
             lease.release()
         return record.status
 
-    def run_leased(self, run_id: int, source: str, due_at: datetime, lease: Lease
-                   ) -> history.RunRecord:
+    def run_leased(
+        self, run_id: int, source: str, due_at: datetime, lease: Lease
+    ) -> history.RunRecord:
         """The run's stages, every write fenced by `lease`; recorded whatever happens."""
         started = history.start(self.engine, run_id)
         log.info("%s: run %d started (slot %s)", source, run_id, due_at.isoformat())
@@ -163,8 +195,10 @@ class Pipeline:
         except (OperationalError, InterfaceError) as error:  # the store went away mid-run
             trouble = store_trouble(error)
             record.status = LOST
-            record.error = (f"lost its store mid-run ({trouble}); the next run resumes from the "
-                            f"last committed page")
+            record.error = (
+                f"lost its store mid-run ({trouble}); the next run resumes from the "
+                f"last committed page"
+            )
             self.store_outage.down([source], trouble, self.clock())
             self._finish_when_store_answers(run_id, source, record, started, lease)
             return record
@@ -175,10 +209,12 @@ class Pipeline:
         self._finish(run_id, source, record, started)
         return record
 
-    def _finish_when_store_answers(self, run_id: int, source: str, record: history.RunRecord,
-                                   started: datetime, lease: Lease) -> None:
+    def _finish_when_store_answers(
+        self, run_id: int, source: str, record: history.RunRecord, started: datetime, lease: Lease
+    ) -> None:
         """Record a run the store dropped, once it answers again (saying whether its lease was
         taken over meanwhile); at a stop the row is left to the next run, which settles it."""
+
         def finish() -> None:
             if not lease.still_held() and lease.reason and lease.reason not in (record.error or ""):
                 record.error = f"{record.error}; meanwhile {lease.reason}"
@@ -187,10 +223,15 @@ class Pipeline:
         if self._when_store_answers(finish):
             self.store_outage.back([source], self.clock())
             return
-        log.error("%s: run %d lost its store and could not record it; the next run of the "
-                  "instance settles it", source, run_id)
-        self._observe_end(source, record, (history.now_utc() - started).total_seconds(),
-                          store=False)
+        log.error(
+            "%s: run %d lost its store and could not record it; the next run of the "
+            "instance settles it",
+            source,
+            run_id,
+        )
+        self._observe_end(
+            source, record, (history.now_utc() - started).total_seconds(), store=False
+        )
 
     def _when_store_answers(self, action: Callable[[], None]) -> bool:
         """Retry `action` while the store cannot be reached; False when stopped first."""
@@ -203,8 +244,9 @@ class Pipeline:
                 if time.monotonic() >= deadline or self.stop.wait(STORE_RETRY_SECONDS):
                     return False
 
-    def _run_stages(self, source: str, record: history.RunRecord, run_id: int, lease: Lease
-                    ) -> None:
+    def _run_stages(
+        self, source: str, record: history.RunRecord, run_id: int, lease: Lease
+    ) -> None:
         connector: Connector = build_connector(self.settings.source(source))
         try:
             gated = self._budgeted(source, connector)
@@ -218,8 +260,9 @@ class Pipeline:
                 written = self._write_back(source, gated)
             except KpisyncError as error:
                 if isinstance(gated, BudgetedConnector) and gated.gate.spent:
-                    raise BudgetSpent(f"write-back paused: {gated.gate.spent}",
-                                      hint="the next run resumes it") from error
+                    raise BudgetSpent(
+                        f"write-back paused: {gated.gate.spent}", hint="the next run resumes it"
+                    ) from error
                 raise
             finally:
                 record.api_calls["writeback"] = self._calls(gated) - record.api_calls["sync"]
@@ -235,21 +278,26 @@ class Pipeline:
         gate = BudgetGate(self.engine, budget, connector, clock=self.clock, stop=self.stop)
         return BudgetedConnector(connector, gate)  # type: ignore[return-value]
 
-    def _sync(self, source: str, connector: Connector, record: history.RunRecord, lease: Lease
-              ) -> None:
+    def _sync(
+        self, source: str, connector: Connector, record: history.RunRecord, lease: Lease
+    ) -> None:
         config = self.settings.source(source)
 
         def own_run(sync_run_id: int) -> None:
             record.sync_run_id = sync_run_id
 
-        options = SyncOptions(purge_check_every=timedelta(hours=config.common.purge_check_hours),
-                              should_stop=lambda: self.stop.is_set() or lease.lost.is_set(),
-                              on_run=own_run)
+        options = SyncOptions(
+            purge_check_every=timedelta(hours=config.common.purge_check_hours),
+            should_stop=lambda: self.stop.is_set() or lease.lost.is_set(),
+            on_run=own_run,
+        )
         try:
             result = sync_source(self.engine, source, connector, options)
         finally:
             record.api_calls["sync"] = self._calls(connector)
-        record.stages["sync"] = f"{result.status}: {result.upserted} upserted, {result.deleted} deleted"
+        record.stages["sync"] = (
+            f"{result.status}: {result.upserted} upserted, {result.deleted} deleted"
+        )
 
     def _write_back(self, source: str, connector: Connector) -> stages.StageOutcome:
         if "writeback" not in self.options.stages:
@@ -261,8 +309,13 @@ class Pipeline:
         "compute" lease as well as by the instance's."""
         if "compute" not in self.options.stages:
             return stages.StageOutcome(stages.SKIPPED, "not in scheduler.stages")
-        lease = Lease(self.engine, COMPUTE_LEASE, holder=self.worker,
-                      seconds=self.options.lease_seconds, run_id=run_id)
+        lease = Lease(
+            self.engine,
+            COMPUTE_LEASE,
+            holder=self.worker,
+            seconds=self.options.lease_seconds,
+            run_id=run_id,
+        )
         if not lease.acquire(self.options.compute_lock_wait_seconds, stop=self.stop):
             return stages.StageOutcome(stages.SKIPPED, "another computation kept the lock")
         try:
@@ -282,26 +335,40 @@ class Pipeline:
         return calls_in(connector.api_usage())
 
     # --- recording -------------------------------------------------------------------------
-    def _finish(self, run_id: int, source: str, record: history.RunRecord,
-                started: datetime) -> None:
+    def _finish(
+        self, run_id: int, source: str, record: history.RunRecord, started: datetime
+    ) -> None:
         """Record the run with its own sync's counts (also of pages committed before a stop);
         a sync the run left open (it lost its lease or its store) is closed as interrupted."""
         if record.sync_run_id is not None:
             with self.engine.begin() as connection:
-                connection.execute(update(SYNC_RUNS).where(SYNC_RUNS.c.id == record.sync_run_id,
-                                                           SYNC_RUNS.c.status == "running")
-                                   .values(status=INTERRUPTED, finished_at=history.now_utc(),
-                                           error=record.error))
-                counts = connection.execute(select(SYNC_RUNS.c.upserted, SYNC_RUNS.c.deleted)
-                                            .where(SYNC_RUNS.c.id == record.sync_run_id)).one()
+                connection.execute(
+                    update(SYNC_RUNS)
+                    .where(SYNC_RUNS.c.id == record.sync_run_id, SYNC_RUNS.c.status == "running")
+                    .values(status=INTERRUPTED, finished_at=history.now_utc(), error=record.error)
+                )
+                counts = connection.execute(
+                    select(SYNC_RUNS.c.upserted, SYNC_RUNS.c.deleted).where(
+                        SYNC_RUNS.c.id == record.sync_run_id
+                    )
+                ).one()
             record.upserted, record.deleted = counts.upserted, counts.deleted
         record.stages.setdefault("sync", record.status if record.sync_run_id else "not started")
         history.finish(self.engine, run_id, record)
         seconds = (history.now_utc() - started).total_seconds()
         level = logging.WARNING if record.status in (FAILED, LOST) else logging.INFO
-        log.log(level, "%s: run %d %s in %.1f s: %d upserted, %d deleted, %s API calls%s", source,
-                run_id, record.status, seconds, record.upserted, record.deleted,
-                sum(record.api_calls.values()), f"; {record.error}" if record.error else "")
+        log.log(
+            level,
+            "%s: run %d %s in %.1f s: %d upserted, %d deleted, %s API calls%s",
+            source,
+            run_id,
+            record.status,
+            seconds,
+            record.upserted,
+            record.deleted,
+            sum(record.api_calls.values()),
+            f"; {record.error}" if record.error else "",
+        )
         self._observe_end(source, record, seconds)
 
     def _observe_start(self, source: str) -> None:
@@ -312,12 +379,16 @@ class Pipeline:
 
     def _health_end(self, source: str, status: str, error: str | None) -> None:
         if self.health is not None:
-            self.health.sources[source] = {"running": False, "last_status": status,
-                                           "last_finished": history.now_utc().isoformat(),
-                                           "last_error": error}
+            self.health.sources[source] = {
+                "running": False,
+                "last_status": status,
+                "last_finished": history.now_utc().isoformat(),
+                "last_error": error,
+            }
 
-    def _observe_end(self, source: str, record: history.RunRecord, seconds: float, *,
-                     store: bool = True) -> None:
+    def _observe_end(
+        self, source: str, record: history.RunRecord, seconds: float, *, store: bool = True
+    ) -> None:
         """Health and metrics of the run, counted once; the gauges read from the store are left
         as they were when it cannot be read."""
         self._health_end(source, record.status, record.error)
@@ -347,8 +418,9 @@ class Pipeline:
         m.failures_in_a_row.labels(source).set(streak)
         budget = budget_of(self.settings, source)
         if budget is not None:
-            calls, remaining = day_usage(self.engine, budget.org,
-                                         self.clock().astimezone(budget.zone).date())
+            calls, remaining = day_usage(
+                self.engine, budget.org, self.clock().astimezone(budget.zone).date()
+            )
             m.budget_calls.labels(budget.org).set(calls)
             if remaining is not None:
                 m.budget_remaining.labels(budget.org).set(remaining)
@@ -368,8 +440,7 @@ class Pipeline:
 
     def review_alerts(self, source: str) -> None:
         """Review the instance's ops incidents; the caller holds the instance's lock."""
-        review(self.engine, self.settings, source, self.alerts, self.send_alert,
-               now=self.clock())
+        review(self.engine, self.settings, source, self.alerts, self.send_alert, now=self.clock())
         if self.metrics is not None:
             kinds = {row.kind for row in open_incidents(self.engine, source)}
             for kind in (FAILING, STALE, PAUSED):
@@ -380,8 +451,12 @@ class Pipeline:
         to their running pipeline, which reviews at its end."""
         try:
             for source in sources:
-                with run_lock(self.engine, instance_lock(source), holder=self.worker,
-                              seconds=self.options.lease_seconds) as held:
+                with run_lock(
+                    self.engine,
+                    instance_lock(source),
+                    holder=self.worker,
+                    seconds=self.options.lease_seconds,
+                ) as held:
                     if held:
                         self.review_alerts(source)
         except (OperationalError, InterfaceError) as error:

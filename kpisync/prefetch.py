@@ -24,7 +24,9 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 POLL_SECONDS = 0.1
-JOIN_SECONDS = 10.0  # leaving early waits this long for an in-flight call; the thread then ends alone
+JOIN_SECONDS = (
+    10.0  # leaving early waits this long for an in-flight call; the thread then ends alone
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class _Item(Generic[T]):
     value: T
 
 
-def prefetched(items: Iterator[T], *, depth: int = 2, weight: Callable[[T], int] | None = None
-               ) -> Generator[T, None, None]:
+def prefetched(
+    items: Iterator[T], *, depth: int = 2, weight: Callable[[T], int] | None = None
+) -> Generator[T, None, None]:
     """`items`, in order, produced by a background thread ahead of the consumer: at most `depth`
     items ahead, or, with `weight`, items weighing `depth` in all (a heavier item goes alone)."""
     handoff: queue.SimpleQueue[tuple[_Item[T] | _Failed | _Done, int]] = queue.SimpleQueue()
@@ -92,8 +95,9 @@ def prefetched(items: Iterator[T], *, depth: int = 2, weight: Callable[[T], int]
         worker.join(JOIN_SECONDS)
 
 
-def chained(first: Callable[[], R], following: Callable[[R], Callable[[], R] | None]
-            ) -> Generator[R, None, None]:
+def chained(
+    first: Callable[[], R], following: Callable[[R], Callable[[], R] | None]
+) -> Generator[R, None, None]:
     """The answers of `first()` and of each call `following(answer)` names, in order, until it
     names none; each next call runs in a background thread while the caller holds the answer
     before it. A call's error is raised where its answer would have been yielded."""

@@ -22,8 +22,9 @@ def connector_factory(type_name: str) -> ConnectorFactory:
     known = {entry.name: entry for entry in entry_points(group=GROUP)}
     if type_name not in known:
         names = ", ".join(sorted(known)) or "none installed"
-        raise ConfigError(f"unknown connector type {type_name!r}",
-                          hint=f"installed connector types: {names}")
+        raise ConfigError(
+            f"unknown connector type {type_name!r}", hint=f"installed connector types: {names}"
+        )
     factory: ConnectorFactory = known[type_name].load()
     return factory
 

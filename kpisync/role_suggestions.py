@@ -27,40 +27,73 @@ from kpisync.connector import FieldInfo
 STRONG, WEAK = 40, 20  # points for a phrase in the name or label; a confident pick needs STRONG
 STANDARD, FIXED, TYPE_FIT, OPTION, OPTION_CAP = 30, 50, 15, 15, 45
 KINDS = {  # vendor type names -> the kind a role asks for
-    "string": "text", "text": "text", "textarea": "text",
-    "enumeration": "choice", "picklist": "choice", "multipicklist": "choice", "combobox": "choice",
-    "number": "number", "double": "number", "currency": "number", "percent": "number",
-    "int": "number", "integer": "number", "decimal": "number",
-    "date": "date", "datetime": "date",
+    "string": "text",
+    "text": "text",
+    "textarea": "text",
+    "enumeration": "choice",
+    "picklist": "choice",
+    "multipicklist": "choice",
+    "combobox": "choice",
+    "number": "number",
+    "double": "number",
+    "currency": "number",
+    "percent": "number",
+    "int": "number",
+    "integer": "number",
+    "decimal": "number",
+    "date": "date",
+    "datetime": "date",
 }
 OBJECTS = {  # connector type -> canonical record -> the vendor object discover names
     "hubspot": {"deal": "deals", "account": "companies", "lead": "contacts", "user": "owners"},
     "salesforce": {"deal": "Opportunity", "account": "Account", "lead": "Lead", "user": "User"},
     "vtiger": {"deal": "Potentials", "account": "Accounts", "lead": "Leads", "user": "Users"},
 }
-ANY_OBJECTS = {"deal": {"deal", "deals", "opportunity", "opportunities", "potentials"},
-               "account": {"account", "accounts", "company", "companies", "organizations"},
-               "lead": {"lead", "leads"}, "user": {"user", "users", "owners"}}
+ANY_OBJECTS = {
+    "deal": {"deal", "deals", "opportunity", "opportunities", "potentials"},
+    "account": {"account", "accounts", "company", "companies", "organizations"},
+    "lead": {"lead", "leads"},
+    "user": {"user", "users", "owners"},
+}
 FIELD_ROLES = {  # connector type -> roles its settings accept in `roles = {...}`
     "hubspot": frozenset({"deal_type", "loss_reason", "competitor", "margin", "account_region"}),
-    "salesforce": frozenset({"deal_type", "loss_reason", "competitor", "margin", "account_region",
-                             "user_start_date"}),
+    "salesforce": frozenset(
+        {"deal_type", "loss_reason", "competitor", "margin", "account_region", "user_start_date"}
+    ),
     "vtiger": frozenset({"deal_type", "loss_reason", "competitor", "margin", "account_region"}),
 }
 DEFAULTS = {  # connector type -> role -> the field its mapper reads when the role is not set
-    "hubspot": {"deal_type": "dealtype", "loss_reason": "closed_lost_reason",
-                "competitor": "competitor", "margin": "margin"},
-    "salesforce": {"deal_type": "Type", "loss_reason": "Loss_Reason__c", "competitor": "Competitor__c",
-                   "margin": "Margin__c", "user_start_date": "Start_Date__c"},
+    "hubspot": {
+        "deal_type": "dealtype",
+        "loss_reason": "closed_lost_reason",
+        "competitor": "competitor",
+        "margin": "margin",
+    },
+    "salesforce": {
+        "deal_type": "Type",
+        "loss_reason": "Loss_Reason__c",
+        "competitor": "Competitor__c",
+        "margin": "Margin__c",
+        "user_start_date": "Start_Date__c",
+    },
     "vtiger": {"deal_type": "opportunity_type"},
 }
 FIXED_FIELDS = {  # connector type -> value role -> the field the connector always reads for it
-    "hubspot": {"qualified_lead_statuses": "hs_lead_status", "former_customer_types": "type",
-                "required_stages": "dealstage"},
-    "salesforce": {"qualified_lead_statuses": "Status", "former_customer_types": "Type",
-                   "required_stages": "StageName"},
-    "vtiger": {"qualified_lead_statuses": "leadstatus", "former_customer_types": "accounttype",
-               "required_stages": "sales_stage"},
+    "hubspot": {
+        "qualified_lead_statuses": "hs_lead_status",
+        "former_customer_types": "type",
+        "required_stages": "dealstage",
+    },
+    "salesforce": {
+        "qualified_lead_statuses": "Status",
+        "former_customer_types": "Type",
+        "required_stages": "StageName",
+    },
+    "vtiger": {
+        "qualified_lead_statuses": "leadstatus",
+        "former_customer_types": "accounttype",
+        "required_stages": "sales_stage",
+    },
 }
 
 
@@ -80,46 +113,139 @@ class RoleSpec:
 
 
 SPECS = (
-    RoleSpec("loss_reason", "loss reason", "deal",
-             (("loss reason", STRONG), ("lost reason", STRONG), ("reason lost", STRONG),
-              ("closed lost", WEAK), ("reason", WEAK)), ("choice", "text"),
-             {"hubspot": ("closed_lost_reason",)},
-             hints=("price", "no decision", "competitor", "timing", "budget")),
-    RoleSpec("competitor", "competitor", "deal",
-             (("competitor", STRONG), ("competition", STRONG), ("lost to", STRONG),
-              ("rival", WEAK)), ("text", "choice")),
-    RoleSpec("deal_type", "deal type (upgrade, cross-sell, renewal)", "deal",
-             (("deal type", STRONG), ("opportunity type", STRONG), ("deal category", STRONG),
-              ("business type", STRONG), ("category", WEAK), ("type", WEAK), ("kind", WEAK)),
-             ("choice", "text"),
-             {"hubspot": ("dealtype",), "salesforce": ("Type",), "vtiger": ("opportunity_type",)},
-             hints=("upgrade", "cross sell", "crosssell", "renewal", "upsell", "expansion")),
-    RoleSpec("margin", "margin or cost", "deal",
-             (("margin", STRONG), ("gross profit", STRONG), ("profit", STRONG), ("cost", STRONG),
-              ("cogs", STRONG)), ("number",)),
-    RoleSpec("account_region", "region or territory", "account",
-             (("region", STRONG), ("territory", STRONG), ("sales area", STRONG), ("area", WEAK),
-              ("zone", WEAK), ("country", 15), ("state", 5)), ("choice", "text")),
-    RoleSpec("user_start_date", "rep start date", "user",
-             (("start date", STRONG), ("hire date", STRONG), ("hired", STRONG),
-              ("joined", STRONG), ("employment start", STRONG), ("onboarded", WEAK),
-              ("start", WEAK)), ("date",)),
-    RoleSpec("qualified_lead_statuses", "qualified lead statuses", "lead",
-             (("lead status", STRONG), ("status", WEAK), ("lifecycle stage", WEAK)), ("choice",),
-             {"hubspot": ("hs_lead_status", "lifecyclestage"), "salesforce": ("Status",),
-              "vtiger": ("leadstatus",)},
-             hints=("qualified", "converted", "open deal", "salesqualifiedlead", "sql"),
-             stop=("pre", "not", "un", "dis", "junk", "marketing"), of_values=True),
-    RoleSpec("former_customer_types", "customer status for churn", "account",
-             (("customer status", STRONG), ("account type", STRONG), ("account status", STRONG),
-              ("type", WEAK), ("status", WEAK)), ("choice",),
-             {"hubspot": ("type",), "salesforce": ("Type",), "vtiger": ("accounttype",)},
-             hints=("former customer", "former", "churned", "ex customer", "lost customer",
-                    "cancelled", "canceled"), of_values=True),
-    RoleSpec("required_stages", "required stages", "deal",
-             (("deal stage", STRONG), ("sales stage", STRONG), ("stage", WEAK)), ("choice",),
-             {"hubspot": ("dealstage",), "salesforce": ("StageName",), "vtiger": ("sales_stage",)},
-             stop=("closed", "won", "lost"), of_values=True, paste_values=False, all_values=True),
+    RoleSpec(
+        "loss_reason",
+        "loss reason",
+        "deal",
+        (
+            ("loss reason", STRONG),
+            ("lost reason", STRONG),
+            ("reason lost", STRONG),
+            ("closed lost", WEAK),
+            ("reason", WEAK),
+        ),
+        ("choice", "text"),
+        {"hubspot": ("closed_lost_reason",)},
+        hints=("price", "no decision", "competitor", "timing", "budget"),
+    ),
+    RoleSpec(
+        "competitor",
+        "competitor",
+        "deal",
+        (("competitor", STRONG), ("competition", STRONG), ("lost to", STRONG), ("rival", WEAK)),
+        ("text", "choice"),
+    ),
+    RoleSpec(
+        "deal_type",
+        "deal type (upgrade, cross-sell, renewal)",
+        "deal",
+        (
+            ("deal type", STRONG),
+            ("opportunity type", STRONG),
+            ("deal category", STRONG),
+            ("business type", STRONG),
+            ("category", WEAK),
+            ("type", WEAK),
+            ("kind", WEAK),
+        ),
+        ("choice", "text"),
+        {"hubspot": ("dealtype",), "salesforce": ("Type",), "vtiger": ("opportunity_type",)},
+        hints=("upgrade", "cross sell", "crosssell", "renewal", "upsell", "expansion"),
+    ),
+    RoleSpec(
+        "margin",
+        "margin or cost",
+        "deal",
+        (
+            ("margin", STRONG),
+            ("gross profit", STRONG),
+            ("profit", STRONG),
+            ("cost", STRONG),
+            ("cogs", STRONG),
+        ),
+        ("number",),
+    ),
+    RoleSpec(
+        "account_region",
+        "region or territory",
+        "account",
+        (
+            ("region", STRONG),
+            ("territory", STRONG),
+            ("sales area", STRONG),
+            ("area", WEAK),
+            ("zone", WEAK),
+            ("country", 15),
+            ("state", 5),
+        ),
+        ("choice", "text"),
+    ),
+    RoleSpec(
+        "user_start_date",
+        "rep start date",
+        "user",
+        (
+            ("start date", STRONG),
+            ("hire date", STRONG),
+            ("hired", STRONG),
+            ("joined", STRONG),
+            ("employment start", STRONG),
+            ("onboarded", WEAK),
+            ("start", WEAK),
+        ),
+        ("date",),
+    ),
+    RoleSpec(
+        "qualified_lead_statuses",
+        "qualified lead statuses",
+        "lead",
+        (("lead status", STRONG), ("status", WEAK), ("lifecycle stage", WEAK)),
+        ("choice",),
+        {
+            "hubspot": ("hs_lead_status", "lifecyclestage"),
+            "salesforce": ("Status",),
+            "vtiger": ("leadstatus",),
+        },
+        hints=("qualified", "converted", "open deal", "salesqualifiedlead", "sql"),
+        stop=("pre", "not", "un", "dis", "junk", "marketing"),
+        of_values=True,
+    ),
+    RoleSpec(
+        "former_customer_types",
+        "customer status for churn",
+        "account",
+        (
+            ("customer status", STRONG),
+            ("account type", STRONG),
+            ("account status", STRONG),
+            ("type", WEAK),
+            ("status", WEAK),
+        ),
+        ("choice",),
+        {"hubspot": ("type",), "salesforce": ("Type",), "vtiger": ("accounttype",)},
+        hints=(
+            "former customer",
+            "former",
+            "churned",
+            "ex customer",
+            "lost customer",
+            "cancelled",
+            "canceled",
+        ),
+        of_values=True,
+    ),
+    RoleSpec(
+        "required_stages",
+        "required stages",
+        "deal",
+        (("deal stage", STRONG), ("sales stage", STRONG), ("stage", WEAK)),
+        ("choice",),
+        {"hubspot": ("dealstage",), "salesforce": ("StageName",), "vtiger": ("sales_stage",)},
+        stop=("closed", "won", "lost"),
+        of_values=True,
+        paste_values=False,
+        all_values=True,
+    ),
 )
 
 
@@ -139,7 +265,9 @@ class Candidate:
 class RoleSuggestion:
     role: str
     title: str
-    setting: str  # where it is configured, e.g. "roles.loss_reason" or "metrics.roles.required_stages"
+    setting: (
+        str  # where it is configured, e.g. "roles.loss_reason" or "metrics.roles.required_stages"
+    )
     current: str  # what applies today, in words
     supported: bool  # False: this connector takes no setting for the role
     candidates: tuple[Candidate, ...]  # best first
@@ -174,13 +302,17 @@ def on_record(info: FieldInfo, spec: RoleSpec, connector_type: str) -> bool:
 
 
 def fitting_values(info: FieldInfo, spec: RoleSpec) -> tuple[str, ...]:
-    return tuple(o for o in info.options
-                 if (spec.all_values or any(says(o, h) for h in spec.hints))
-                 and not any(says(o, s) for s in spec.stop))
+    return tuple(
+        o
+        for o in info.options
+        if (spec.all_values or any(says(o, h) for h in spec.hints))
+        and not any(says(o, s) for s in spec.stop)
+    )
 
 
-def score_field(info: FieldInfo, spec: RoleSpec, connector_type: str, setting: str
-                ) -> Candidate | None:
+def score_field(
+    info: FieldInfo, spec: RoleSpec, connector_type: str, setting: str
+) -> Candidate | None:
     """How well one field fits one role, with the reasons in words; None when it does not fit."""
     kind = kind_of(info)
     if kind not in spec.kinds:
@@ -195,8 +327,11 @@ def score_field(info: FieldInfo, spec: RoleSpec, connector_type: str, setting: s
     elif info.name in spec.standard.get(connector_type, ()):
         points += STANDARD
         why.append(f"{connector_type} standard field")
-    matched = max(((p, w) for p, w in spec.words if says(info.name, p) or says(info.label, p)),
-                  key=lambda pw: pw[1], default=None)
+    matched = max(
+        ((p, w) for p, w in spec.words if says(info.name, p) or says(info.label, p)),
+        key=lambda pw: pw[1],
+        default=None,
+    )
     if matched:
         points += matched[1]
         why.append(f"named '{matched[0]}'")
@@ -227,9 +362,14 @@ def is_current(candidate: Candidate, current: str | None) -> bool:
     return wanted in {candidate.name.lower(), candidate.setting.lower()}
 
 
-def suggest_roles(connector_type: str, fields: Sequence[FieldInfo], source_roles: Mapping[str, str],
-                  metric_roles: Mapping[str, Sequence[str]], *, top: int = 3
-                  ) -> list[RoleSuggestion]:
+def suggest_roles(
+    connector_type: str,
+    fields: Sequence[FieldInfo],
+    source_roles: Mapping[str, str],
+    metric_roles: Mapping[str, Sequence[str]],
+    *,
+    top: int = 3,
+) -> list[RoleSuggestion]:
     """Every role's best candidates among `fields`, the configured one marked and always kept."""
     supported = FIELD_ROLES.get(connector_type, frozenset(s.key for s in SPECS if not s.of_values))
     out = []
@@ -241,24 +381,32 @@ def suggest_roles(connector_type: str, fields: Sequence[FieldInfo], source_roles
         else:
             field_now = source_roles.get(spec.key) or DEFAULTS.get(connector_type, {}).get(spec.key)
             current = source_roles.get(spec.key) or (
-                f"{field_now} (default)" if field_now else "(not set)")
+                f"{field_now} (default)" if field_now else "(not set)"
+            )
             setting, is_supported = f"roles.{spec.key}", spec.key in supported
         ranked = []
         for info in fields:
             if not on_record(info, spec, connector_type):
                 continue
-            scored = score_field(info, spec, connector_type,
-                                 setting_for(info, fields, connector_type))
+            scored = score_field(
+                info, spec, connector_type, setting_for(info, fields, connector_type)
+            )
             if scored is not None:
                 ranked.append(scored)
         ranked.sort(key=lambda c: (-c.score, c.name))
         marked = [replace(c, configured=is_current(c, field_now)) for c in ranked]
         shown = marked[:top] + [c for c in marked[top:] if c.configured]
         found = not field_now or any(
-            on_record(f, spec, connector_type) and field_now.lower() in {
-                f.name.lower(), setting_for(f, fields, connector_type).lower()} for f in fields)
-        out.append(RoleSuggestion(spec.key, spec.title, setting, current, is_supported,
-                                  tuple(shown), found))
+            on_record(f, spec, connector_type)
+            and field_now.lower()
+            in {f.name.lower(), setting_for(f, fields, connector_type).lower()}
+            for f in fields
+        )
+        out.append(
+            RoleSuggestion(
+                spec.key, spec.title, setting, current, is_supported, tuple(shown), found
+            )
+        )
     return out
 
 
@@ -271,11 +419,14 @@ def toml_key(key: str) -> str:
 
 
 def confident(candidate: Candidate | None) -> bool:
-    return candidate is not None and candidate.score >= STRONG + TYPE_FIT // 3  # a strong name that fits
+    return (
+        candidate is not None and candidate.score >= STRONG + TYPE_FIT // 3
+    )  # a strong name that fits
 
 
-def chosen_roles(suggestions: Sequence[RoleSuggestion], source_roles: Mapping[str, str]
-                 ) -> dict[str, str]:
+def chosen_roles(
+    suggestions: Sequence[RoleSuggestion], source_roles: Mapping[str, str]
+) -> dict[str, str]:
     """Roles to configure: settings kept where they name a field found, else the confident best."""
     chosen = dict(source_roles)
     for s in suggestions:
@@ -292,13 +443,16 @@ def chosen_roles(suggestions: Sequence[RoleSuggestion], source_roles: Mapping[st
 
 def roles_line(suggestions: Sequence[RoleSuggestion], source_roles: Mapping[str, str]) -> str:
     """The `roles = {...}` line for the source's table; roles this page knows nothing of are kept."""
-    pairs = ", ".join(f"{toml_key(k)} = {toml_string(v)}"
-                      for k, v in chosen_roles(suggestions, source_roles).items())
+    pairs = ", ".join(
+        f"{toml_key(k)} = {toml_string(v)}"
+        for k, v in chosen_roles(suggestions, source_roles).items()
+    )
     return f"roles = {{ {pairs} }}" if pairs else "roles = {}"
 
 
-def metric_roles_lines(suggestions: Sequence[RoleSuggestion],
-                       metric_roles: Mapping[str, Sequence[str]]) -> list[str]:
+def metric_roles_lines(
+    suggestions: Sequence[RoleSuggestion], metric_roles: Mapping[str, Sequence[str]]
+) -> list[str]:
     """`[metrics.roles]` lines adding the best field's fitting values the settings do not cover."""
     lines = []
     pasted = {s.key for s in SPECS if s.of_values and s.paste_values}

@@ -69,32 +69,43 @@ def run_once(settings_path: Path, sources: list[str], stop: threading.Event) -> 
     return 0 if set(outcomes.values()) <= {SUCCEEDED, BUDGET, SKIPPED} else 1
 
 
-def run_worker(settings_path: Path, sources: list[str], stop: threading.Event,
-               health_port: int | None, health_host: str | None) -> int:
+def run_worker(
+    settings_path: Path,
+    sources: list[str],
+    stop: threading.Event,
+    health_port: int | None,
+    health_host: str | None,
+) -> int:
     context = open_context(settings_path)
     worker = Worker(context.engine, context.settings, stop=stop, sources=sources or None)
     port = health_port if health_port is not None else worker.options.health_port
     health = None
     if port:
-        health = HealthServer(worker.health, worker.metrics,
-                              host=health_host or worker.options.health_host, port=port)
+        health = HealthServer(
+            worker.health, worker.metrics, host=health_host or worker.options.health_host, port=port
+        )
         health.start()
     worker.start()
-    log.info("worker %s running %d scheduled instances", worker.pipeline.worker,
-             len(worker.triggers))
+    log.info(
+        "worker %s running %d scheduled instances", worker.pipeline.worker, len(worker.triggers)
+    )
     lost = False
     while not stop.wait(1.0):
         if not worker.scheduling():
-            log.error("the scheduler stopped unexpectedly; the worker exits with 1 so that its "
-                      "service manager starts it again")
+            log.error(
+                "the scheduler stopped unexpectedly; the worker exits with 1 so that its "
+                "service manager starts it again"
+            )
             lost = True
             break
     finished = worker.shutdown()
     if health is not None:
         health.stop()
     if not finished:
-        log.warning("runs still going after %.0f s: exiting; each keeps its last committed page",
-                    worker.options.stop_timeout_seconds)
+        log.warning(
+            "runs still going after %.0f s: exiting; each keeps its last committed page",
+            worker.options.stop_timeout_seconds,
+        )
         logging.shutdown()
         os._exit(1)  # the run threads are stuck in a call; the next run settles their rows
     context.engine.dispose()
@@ -104,16 +115,19 @@ def run_worker(settings_path: Path, sources: list[str], stop: threading.Event,
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
-    def run(settings: Path = SETTINGS,
-            source: list[str] = typer.Option(None, "--source",
-                                             help="Only this instance (repeatable)."),
-            once: bool = typer.Option(False, "--once",
-                                      help="Run each instance's pipeline once now, then exit."),
-            health_port: int = typer.Option(None, "--health-port",
-                                            help="Serve /healthz and /metrics on this port."),
-            health_host: str = typer.Option(None, "--health-host",
-                                            help="Address to serve them on (default 127.0.0.1)."),
-            ) -> None:
+    def run(
+        settings: Path = SETTINGS,
+        source: list[str] = typer.Option(None, "--source", help="Only this instance (repeatable)."),
+        once: bool = typer.Option(
+            False, "--once", help="Run each instance's pipeline once now, then exit."
+        ),
+        health_port: int = typer.Option(
+            None, "--health-port", help="Serve /healthz and /metrics on this port."
+        ),
+        health_host: str = typer.Option(
+            None, "--health-host", help="Address to serve them on (default 127.0.0.1)."
+        ),
+    ) -> None:
         """Run the scheduled pipelines (sync, compute, write-back) until stopped."""
         root = logging.getLogger()
         if root.level > logging.INFO:
@@ -126,4 +140,3 @@ def register(app: typer.Typer) -> None:
             code = run_worker(settings, source or [], stop, health_port, health_host)
         if code:
             raise typer.Exit(code)
-

@@ -56,12 +56,19 @@ class SandboxFolder:
             return None
         try:
             data = json.loads(path.read_text("utf-8"))
-            return cls(str(data["crm"]), int(data["seed"]), int(data["deals"]), int(data["port"]),
-                       {e: dict(m) for e, m in dict(data.get("mapping") or {}).items()})
+            return cls(
+                str(data["crm"]),
+                int(data["seed"]),
+                int(data["deals"]),
+                int(data["port"]),
+                {e: dict(m) for e, m in dict(data.get("mapping") or {}).items()},
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ConfigError(f"{path} is not a sandbox description ({error})",
-                              hint="point --state at a folder `kpisync sandbox serve` or "
-                                   "`kpisync demo --keep` made, or at an empty one") from error
+            raise ConfigError(
+                f"{path} is not a sandbox description ({error})",
+                hint="point --state at a folder `kpisync sandbox serve` or "
+                "`kpisync demo --keep` made, or at an empty one",
+            ) from error
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -71,8 +78,9 @@ class SandboxFolder:
 def demo_crm(name: str) -> DemoCrm:
     crm = DEMO_CRMS.get(name.lower())
     if crm is None:
-        raise ConfigError(f"--crm {name!r}: no such sandbox CRM",
-                          hint=f"use one of {', '.join(DEMO_CRMS)}")
+        raise ConfigError(
+            f"--crm {name!r}: no such sandbox CRM", hint=f"use one of {', '.join(DEMO_CRMS)}"
+        )
     return crm
 
 
@@ -85,10 +93,20 @@ def ca_home() -> Path:
 def add_score_fields(crm: DemoCrm, emulator: Any) -> Mapping:
     """Add the score fields on the emulator as the CRM's admin would (HubSpot's are created by
     kpisync itself); the write-back mapping into them."""
-    return {entity: {score: crm.add_field(emulator, entity, score, SPECS[entity, score].kind,
-                                          LABEL_PREFIX + SPECS[entity, score].title,
-                                          SPECS[entity, score].options)
-                     for score in scores} for entity, scores in DEMO_SCORES.items()}
+    return {
+        entity: {
+            score: crm.add_field(
+                emulator,
+                entity,
+                score,
+                SPECS[entity, score].kind,
+                LABEL_PREFIX + SPECS[entity, score].title,
+                SPECS[entity, score].options,
+            )
+            for score in scores
+        }
+        for entity, scores in DEMO_SCORES.items()
+    }
 
 
 def toml_list(items: Iterable[str]) -> str:
@@ -96,19 +114,23 @@ def toml_list(items: Iterable[str]) -> str:
 
 
 def writeback_tables(source: str, mapping: Mapping) -> str:
-    return "".join(f"\n[writeback.{source}.{entity}]\n" + "".join(
-        f'{score} = "{name}"\n' for score, name in scores.items())
-        for entity, scores in mapping.items())
+    return "".join(
+        f"\n[writeback.{source}.{entity}]\n"
+        + "".join(f'{score} = "{name}"\n' for score, name in scores.items())
+        for entity, scores in mapping.items()
+    )
 
 
 def exports(crm: DemoCrm) -> str:
     """The shell lines that set the sandbox's demo credentials."""
-    return "\n".join(f"export {name}={shlex.quote(value)}"
-                     for name, value in crm.credentials().items())
+    return "\n".join(
+        f"export {name}={shlex.quote(value)}" for name, value in crm.credentials().items()
+    )
 
 
-def settings_text(crm: DemoCrm, emulator: Any, store: Path, mapping: Mapping,
-                  locale: str = "en") -> str:
+def settings_text(
+    crm: DemoCrm, emulator: Any, store: Path, mapping: Mapping, locale: str = "en"
+) -> str:
     """settings.toml for the emulator at `emulator.base_url`, its store at `store`."""
     required = toml_list(crm.stage_name(emulator, key) for key in REQUIRED_STAGES)
     proposal = toml_list(crm.stage_name(emulator, key) for key in PROPOSAL_STAGES)
@@ -116,10 +138,16 @@ def settings_text(crm: DemoCrm, emulator: Any, store: Path, mapping: Mapping,
     # locale fa: Persian text and the Solar Hijri calendar; the goals' quarter is then Q2 1405
     persian = locale == "fa"
     quarter = PERSIAN.period_start(date(2026, 7, 1), "quarter") if persian else date(2026, 7, 1)
-    team_quotas = "".join(f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "{quarter}"\n'
-                          f'amount = {TEAM_QUOTA}\nteam = "{team}"\n' for team in teams)
-    calendar = 'calendar = "persian"\nlocale = "fa"\ntimezone = "Asia/Tehran"' if persian else \
-        'timezone = "Europe/Warsaw"'
+    team_quotas = "".join(
+        f'\n[[metrics.quotas]]\nperiod = "quarter"\nstart = "{quarter}"\n'
+        f'amount = {TEAM_QUOTA}\nteam = "{team}"\n'
+        for team in teams
+    )
+    calendar = (
+        'calendar = "persian"\nlocale = "fa"\ntimezone = "Asia/Tehran"'
+        if persian
+        else 'timezone = "Europe/Warsaw"'
+    )
     secrets = ", ".join(crm.credentials())
     return f"""# kpisync on the {crm.name} sandbox (`kpisync sandbox serve`). Its demo credentials come
 # from the environment ({secrets}): `kpisync sandbox settings` prints the lines to set them.

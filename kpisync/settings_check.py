@@ -32,8 +32,10 @@ def check_settings(settings: Settings) -> None:
         check_source_options(name, config.type, config.options)
     for name in settings.extra or {}:
         if name not in TABLES:
-            raise ConfigError(f"[{name}]: unknown table{did_you_mean(name, TABLES)}",
-                              hint="tables: " + ", ".join(f"[{table}]" for table in TABLES))
+            raise ConfigError(
+                f"[{name}]: unknown table{did_you_mean(name, TABLES)}",
+                hint="tables: " + ", ".join(f"[{table}]" for table in TABLES),
+            )
     metrics = metric_config(settings).metrics
     for index, goal in enumerate(metrics.goals):
         check_kpi_and_grain(f"metrics.goals[{index}] ({goal.name})", goal.kpi, goal.grain)
@@ -73,19 +75,24 @@ def check_budget_limit(settings: Settings, org: str, budget: OrgBudget) -> None:
         config = settings.source(source)
         kind, factory = config.type, connector_factory(config.type)
         if not reports_daily_limit(factory, config.options):
-            raise ConfigError(f"budgets.{org}.daily_allowance: not set, and {source} ({kind}) "
-                              "does not report the org's daily limit",
-                              hint="set daily_allowance to the calls per day the CRM allows")
+            raise ConfigError(
+                f"budgets.{org}.daily_allowance: not set, and {source} ({kind}) "
+                "does not report the org's daily limit",
+                hint="set daily_allowance to the calls per day the CRM allows",
+            )
 
 
 def check_kpi_and_grain(key: str, kpi: str, grain: str) -> None:
     if kpi not in REGISTRY:
-        raise ConfigError(f"{key}.kpi: unknown KPI {kpi!r}{did_you_mean(kpi, REGISTRY.names())}",
-                          hint="known KPIs: " + ", ".join(REGISTRY.names()))
+        raise ConfigError(
+            f"{key}.kpi: unknown KPI {kpi!r}{did_you_mean(kpi, REGISTRY.names())}",
+            hint="known KPIs: " + ", ".join(REGISTRY.names()),
+        )
     grains = REGISTRY[kpi].grains
     if grain not in grains:
-        raise ConfigError(f"{key}.grain: {kpi} has no grain {grain!r}",
-                          hint="its grains: " + ", ".join(grains))
+        raise ConfigError(
+            f"{key}.grain: {kpi} has no grain {grain!r}", hint="its grains: " + ", ".join(grains)
+        )
 
 
 def did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:

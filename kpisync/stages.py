@@ -40,30 +40,42 @@ class StageOutcome:
 def compute_kpis(engine: Engine, settings: Settings) -> StageOutcome:
     result = compute_all(engine, metric_config(settings))
     if result.reused_from is not None:
-        return StageOutcome(SUCCEEDED, f"inputs unchanged: the {result.standing} values of "
-                                       f"computation {result.reused_from} stand, "
-                                       f"{len(result.alerts)} KPI alerts")
-    return StageOutcome(SUCCEEDED, f"{result.standing} values, {result.changed} changed, "
-                                   f"{len(result.alerts)} KPI alerts")
+        return StageOutcome(
+            SUCCEEDED,
+            f"inputs unchanged: the {result.standing} values of "
+            f"computation {result.reused_from} stand, "
+            f"{len(result.alerts)} KPI alerts",
+        )
+    return StageOutcome(
+        SUCCEEDED,
+        f"{result.standing} values, {result.changed} changed, {len(result.alerts)} KPI alerts",
+    )
 
 
-def write_back(engine: Engine, settings: Settings, source: str, connector: Connector) -> StageOutcome:
+def write_back(
+    engine: Engine, settings: Settings, source: str, connector: Connector
+) -> StageOutcome:
     if source not in mapped_sources(settings):
         return StageOutcome(SKIPPED, f"no [writeback.{source}] mapping")
     report = run_writeback(engine, settings, source, connector)
     if report.status == "off":
-        return StageOutcome(SKIPPED, f"write-back is off (writeback.{source}.mode = \"off\")")
+        return StageOutcome(SKIPPED, f'write-back is off (writeback.{source}.mode = "off")')
     if report.status == "planned":
-        return StageOutcome(SUCCEEDED, f"plan {report.run_id} of {report.planned} change(s) "
-                                       f"awaits approval: kpisync writeback approve {report.run_id}",
-                            api_calls=report.api_calls)
+        return StageOutcome(
+            SUCCEEDED,
+            f"plan {report.run_id} of {report.planned} change(s) "
+            f"awaits approval: kpisync writeback approve {report.run_id}",
+            api_calls=report.api_calls,
+        )
     failure = report.failure_error()
     if failure is not None:  # a run with failed writes is never a succeeded stage
         raise failure
     paused = f", {len(report.paused)} field(s) paused" if report.paused else ""
-    return StageOutcome(SUCCEEDED, f"{report.written} written, {report.failed} failed, "
-                                   f"{report.conflicts} conflicts{paused}",
-                        api_calls=report.api_calls)
+    return StageOutcome(
+        SUCCEEDED,
+        f"{report.written} written, {report.failed} failed, {report.conflicts} conflicts{paused}",
+        api_calls=report.api_calls,
+    )
 
 
 def writeback_control(engine: Engine, settings: Settings, source: str) -> str | None:

@@ -76,21 +76,25 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions) -> SyncResult:
+def sync_source(
+    engine: Engine, source: str, connector: Connector, options: SyncOptions
+) -> SyncResult:
     """Sync every stream of `source`; the run is recorded whatever happens."""
     with fewer_collections():
         return _sync_source(engine, source, connector, options)
 
 
-def _sync_source(engine: Engine, source: str, connector: Connector, options: SyncOptions
-                 ) -> SyncResult:
+def _sync_source(
+    engine: Engine, source: str, connector: Connector, options: SyncOptions
+) -> SyncResult:
     run_id = start_run(engine, source)
     options.on_run(run_id)
     result = SyncResult(source=source, run_id=run_id, status="running")
     signpost = now_utc()
     try:
-        kept_at = metadata.restored(engine, source, connector, every=options.metadata_every,
-                                    full=options.full, now=signpost)
+        kept_at = metadata.restored(
+            engine, source, connector, every=options.metadata_every, full=options.full, now=signpost
+        )
         kept = kept_at is not None
         if not kept:
             new_fields = record_fields(engine, source, connector.discover(), signpost)
@@ -100,8 +104,12 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
             purged = StreamResult(stream=PURGE_CHECK)
             purged.purged = check_for_purged(engine, source, connector)
             result.streams.append(purged)
-        specs = [spec for spec in connector.streams() if not (kept and spec.metadata)
-                 and (not options.streams or spec.name in options.streams)]
+        specs = [
+            spec
+            for spec in connector.streams()
+            if not (kept and spec.metadata)
+            and (not options.streams or spec.name in options.streams)
+        ]
         outcomes = [StreamResult(stream=spec.name) for spec in specs]
         result.streams.extend(outcomes)  # filled as pages commit: a stopped run records its part
         whole = {spec.name for spec in specs if spec.whole}
@@ -115,8 +123,9 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
             metadata.keep(engine, source, connector, kept_at or signpost)
         if purge_check_requested(connector):
             asked = StreamResult(stream=PURGE_CHECK)
-            asked.purged = mark_purged(engine, source, connector.list_ids(), now_utc(),
-                                       explain_missing(connector))
+            asked.purged = mark_purged(
+                engine, source, connector.list_ids(), now_utc(), explain_missing(connector)
+            )
             result.streams.append(asked)
         result.status = "succeeded"
     except Interrupted as exc:
@@ -129,8 +138,10 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
         result.status, result.error = "interrupted", "stopped at once by a second signal"
         raise
     except Exception as exc:
-        result.status, result.error = "failed", mask(f"unexpected error: {type(exc).__name__}: "
-                                                     f"{exc}")[:500]
+        result.status, result.error = (
+            "failed",
+            mask(f"unexpected error: {type(exc).__name__}: {exc}")[:500],
+        )
         raise
     finally:
         if result.status == "running":  # an unexpected error is on its way up: record it too
@@ -141,8 +152,13 @@ def _sync_source(engine: Engine, source: str, connector: Connector, options: Syn
 
 
 def sync_streams(
-    engine: Engine, source: str, connector: Connector, outcomes: list[StreamResult],
-    signpost: datetime, options: SyncOptions, whole: frozenset[str] | set[str] = frozenset(),
+    engine: Engine,
+    source: str,
+    connector: Connector,
+    outcomes: list[StreamResult],
+    signpost: datetime,
+    options: SyncOptions,
+    whole: frozenset[str] | set[str] = frozenset(),
 ) -> None:
     """Sync the streams of `outcomes` in order, counting each one's pages into its outcome.
 
@@ -153,32 +169,44 @@ def sync_streams(
     """
     by_stream = {outcome.stream: outcome for outcome in outcomes}
     with engine.connect() as connection:
-        cursors = {stream: Cursor() if options.full else load_cursor(connection, source, stream)
-                   for stream in by_stream}
+        cursors = {
+            stream: Cursor() if options.full else load_cursor(connection, source, stream)
+            for stream in by_stream
+        }
 
     def every_page() -> Iterator[tuple[str, Page]]:
         for stream in by_stream:
             for page in connector.read(stream, cursors[stream], signpost=signpost):
                 yield stream, page
 
-    pages = prefetched(every_page(), depth=READ_AHEAD_RECORDS,
-                       weight=lambda item: max(1, len(item[1].records)))
+    pages = prefetched(
+        every_page(), depth=READ_AHEAD_RECORDS, weight=lambda item: max(1, len(item[1].records))
+    )
     with closing(pages):  # stops the reader thread however the loop ends
         for stream, page in pages:
             with engine.begin() as connection:
-                upserted, deleted = write_page(connection, source, page, now_utc(),
-                                               only_changed=stream in whole)
+                upserted, deleted = write_page(
+                    connection, source, page, now_utc(), only_changed=stream in whole
+                )
             outcome = by_stream[stream]
             outcome.pages += 1
             outcome.upserted += upserted
             outcome.deleted += deleted
             options.on_page(page)
             if options.should_stop():
-                raise Interrupted(f"stopped during {source}/{stream} after a committed page",
-                                  hint="the next run resumes from here")
+                raise Interrupted(
+                    f"stopped during {source}/{stream} after a committed page",
+                    hint="the next run resumes from here",
+                )
     for outcome in outcomes:
-        log.info("synced %s/%s: %d pages, %d upserted, %d deleted", source, outcome.stream,
-                 outcome.pages, outcome.upserted, outcome.deleted)
+        log.info(
+            "synced %s/%s: %d pages, %d upserted, %d deleted",
+            source,
+            outcome.stream,
+            outcome.pages,
+            outcome.upserted,
+            outcome.deleted,
+        )
 
 
 def purge_check_due(engine: Engine, source: str, options: SyncOptions) -> bool:
@@ -215,8 +243,7 @@ def explain_missing(connector: Connector) -> Explain | None:
 def check_for_purged(engine: Engine, source: str, connector: Connector) -> int:
     """Compare the CRM's full id lists with the store; rows the CRM no longer has are deleted."""
     started = now_utc()
-    purged = mark_purged(engine, source, connector.list_ids(), started,
-                         explain_missing(connector))
+    purged = mark_purged(engine, source, connector.list_ids(), started, explain_missing(connector))
     with engine.begin() as connection:
         save_cursor(connection, source, PURGE_CHECK, Cursor(), started)
     log.info("purge check on %s: %d rows no longer in the CRM", source, purged)
@@ -227,8 +254,15 @@ def start_run(engine: Engine, source: str, kind: str = "sync") -> int:
     with engine.begin() as connection:
         table = SyncRun.__table__  # type: ignore[attr-defined]
         inserted = connection.execute(
-            table.insert().values(source=source, kind=kind, started_at=now_utc(), status="running",
-                                  upserted=0, deleted=0, api_calls={})
+            table.insert().values(
+                source=source,
+                kind=kind,
+                started_at=now_utc(),
+                status="running",
+                upserted=0,
+                deleted=0,
+                api_calls={},
+            )
         )
         key = inserted.inserted_primary_key
         assert key is not None
@@ -239,8 +273,14 @@ def finish_run(engine: Engine, result: SyncResult) -> None:
     with engine.begin() as connection:
         table = SyncRun.__table__  # type: ignore[attr-defined]
         connection.execute(
-            table.update().where(table.c.id == result.run_id).values(
-                finished_at=now_utc(), status=result.status, upserted=result.upserted,
-                deleted=result.deleted, api_calls=result.api_calls, error=result.error,
+            table.update()
+            .where(table.c.id == result.run_id)
+            .values(
+                finished_at=now_utc(),
+                status=result.status,
+                upserted=result.upserted,
+                deleted=result.deleted,
+                api_calls=result.api_calls,
+                error=result.error,
             )
         )

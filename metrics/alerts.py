@@ -51,46 +51,66 @@ def subject(grain: str, key: str, names: KeyNames) -> str:
     return "the org" if grain == "org" else f"{grain} {names.get((grain, key), key)}"
 
 
-def threshold_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
-                     names: KeyNames | None = None) -> list[Check]:
+def threshold_checks(
+    config: MetricConfig, values: list[KpiValue], now: datetime, names: KeyNames | None = None
+) -> list[Check]:
     names = names or {}
     today = now.astimezone(config.zone).date()
     checks = []
     for rule in config.metrics.alerts:
         start = period_start(today, rule.period, config.calendar)
         for v in values:
-            if (v.kpi, v.period, v.grain, v.period_start) != (rule.kpi, rule.period, rule.grain, start):
+            if (v.kpi, v.period, v.grain, v.period_start) != (
+                rule.kpi,
+                rule.period,
+                rule.grain,
+                start,
+            ):
                 continue
             if rule.key is not None and v.key != rule.key:
                 continue
             bound = rule.above if rule.above is not None else rule.below
             crossed = v.value is not None and (
-                v.value > rule.above if rule.above is not None else v.value < (rule.below or 0))
+                v.value > rule.above if rule.above is not None else v.value < (rule.below or 0)
+            )
             word = "above" if rule.above is not None else "below"
-            message = (f"{rule.name}: {kpi_title(v.kpi)} of {subject(v.grain, v.key, names)}, "
-                       f"{period_label(start, v.period, config.calendar)}, is "
-                       f"{in_unit(v.kpi, v.value, config.currency)}, "
-                       f"{word} {in_unit(v.kpi, bound, config.currency)}")
-            checks.append(Check(Alert(rule.name, v.key, v.kpi, v.period, start, v.value, message),
-                                crossed))
+            message = (
+                f"{rule.name}: {kpi_title(v.kpi)} of {subject(v.grain, v.key, names)}, "
+                f"{period_label(start, v.period, config.calendar)}, is "
+                f"{in_unit(v.kpi, v.value, config.currency)}, "
+                f"{word} {in_unit(v.kpi, bound, config.currency)}"
+            )
+            checks.append(
+                Check(Alert(rule.name, v.key, v.kpi, v.period, start, v.value, message), crossed)
+            )
     return checks
 
 
-def goal_checks(config: MetricConfig, values: list[KpiValue], now: datetime,
-                names: KeyNames | None = None) -> list[Check]:
+def goal_checks(
+    config: MetricConfig, values: list[KpiValue], now: datetime, names: KeyNames | None = None
+) -> list[Check]:
     if not config.metrics.goal_alerts:
         return []
     names = names or {}
     checks = []
     for status in goal_statuses(config, values, now):
         goal = status.goal
-        message = (f"goal {goal.name}: {kpi_title(goal.kpi)} of "
-                   f"{subject(goal.grain, goal.key, names)} is {status.status} (actual "
-                   f"{in_unit(goal.kpi, status.actual, config.currency)}, pace "
-                   f"{in_unit(goal.kpi, status.pace, config.currency)}, target "
-                   f"{in_unit(goal.kpi, goal.target, config.currency)})")
-        alert = Alert(f"goal:{goal.name}", goal.key, goal.kpi, goal.period, status.period_start,
-                      status.actual, message)
+        message = (
+            f"goal {goal.name}: {kpi_title(goal.kpi)} of "
+            f"{subject(goal.grain, goal.key, names)} is {status.status} (actual "
+            f"{in_unit(goal.kpi, status.actual, config.currency)}, pace "
+            f"{in_unit(goal.kpi, status.pace, config.currency)}, target "
+            f"{in_unit(goal.kpi, goal.target, config.currency)})"
+        )
+        alert = Alert(
+            f"goal:{goal.name}",
+            goal.key,
+            goal.kpi,
+            goal.period,
+            status.period_start,
+            status.actual,
+            message,
+        )
         checks.append(Check(alert, status.status in ("off pace", "missed")))
     return checks
 
@@ -112,7 +132,8 @@ def evaluate_alerts(engine: Engine, config: MetricConfig, result: Any) -> list[A
     """Update alert states from `result` (a ComputeResult); returns the alerts sent this time."""
     names = key_names(engine, watched_values(config, result.values))
     checks = threshold_checks(config, result.values, result.as_of, names) + goal_checks(
-        config, result.values, result.as_of, names)
+        config, result.values, result.as_of, names
+    )
     sent = []
     with engine.begin() as connection:
         states = {(r.rule, r.key): r for r in connection.execute(select(STATE))}
@@ -133,9 +154,17 @@ def evaluate_alerts(engine: Engine, config: MetricConfig, result: Any) -> list[A
 
 def save(connection: Any, alert: Alert, *, crossed: bool, delivered: bool) -> None:
     connection.execute(STATE.delete().where(STATE.c.rule == alert.rule, STATE.c.key == alert.key))
-    connection.execute(STATE.insert().values(
-        rule=alert.rule, key=alert.key, crossed=crossed, delivered=delivered,
-        period_start=alert.period_start, value=alert.value, changed_at=datetime.now(UTC)))
+    connection.execute(
+        STATE.insert().values(
+            rule=alert.rule,
+            key=alert.key,
+            crossed=crossed,
+            delivered=delivered,
+            period_start=alert.period_start,
+            value=alert.value,
+            changed_at=datetime.now(UTC),
+        )
+    )
 
 
 def webhook_url(config: MetricConfig) -> str | None:

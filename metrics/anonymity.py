@@ -55,18 +55,28 @@ class Group:
 
 
 def group_of(value: KpiValue, calendar: Calendar = GREGORIAN) -> Group:
-    return Group(value.grain, value.key, value.period, value.period_start,
-                 period_end(value.period_start, value.period, calendar), value.count or 0)
+    return Group(
+        value.grain,
+        value.key,
+        value.period,
+        value.period_start,
+        period_end(value.period_start, value.period, calendar),
+        value.count or 0,
+    )
 
 
-def protect(values: list[KpiValue], minimum: int,
-            calendar: Calendar = GREGORIAN) -> list[KpiValue]:
+def protect(values: list[KpiValue], minimum: int, calendar: Calendar = GREGORIAN) -> list[KpiValue]:
     """`values` (one anonymous KPI, every grain and period) with every unsafe value hidden."""
     groups = [group_of(v, calendar) for v in values]
     hidden = hidden_groups(groups, minimum)
-    return [hide(v, hidden[i], minimum) if i in hidden
-            else replace(v, reason=NO_ANSWERS) if not groups[i].count and v.value is None
-            else v for i, v in enumerate(values)]
+    return [
+        hide(v, hidden[i], minimum)
+        if i in hidden
+        else replace(v, reason=NO_ANSWERS)
+        if not groups[i].count and v.value is None
+        else v
+        for i, v in enumerate(values)
+    ]
 
 
 def hidden_groups(groups: list[Group], minimum: int) -> dict[int, str]:
@@ -77,13 +87,21 @@ def hidden_groups(groups: list[Group], minimum: int) -> dict[int, str]:
         blame = broken_rules(groups, inside, hidden, minimum)
         if not blame:
             return hidden
-        worst = max(blame, key=lambda i: (blame[i], -groups[i].count,
-                                          -KINDS.index(groups[i].kind), groups[i].grain == "team"))
+        worst = max(
+            blame,
+            key=lambda i: (
+                blame[i],
+                -groups[i].count,
+                -KINDS.index(groups[i].kind),
+                groups[i].grain == "team",
+            ),
+        )
         hidden[worst] = DIFFERENCING
 
 
-def broken_rules(groups: list[Group], inside: dict[int, list[int]], hidden: dict[int, str],
-                 minimum: int) -> Counter[int]:
+def broken_rules(
+    groups: list[Group], inside: dict[int, list[int]], hidden: dict[int, str], minimum: int
+) -> Counter[int]:
     """How many broken rules (pairs and levels, see the module) each shown group takes part in."""
     blame: Counter[int] = Counter()
 

@@ -9,4 +9,6 @@ from metrics.declaration import Registry
 
 REGISTRY = Registry()
 for _family in (pipeline, timing, quota, customers, surveys):
-    REGISTRY.add(*(replace(kpi, family=_family.__name__.rsplit(".", 1)[-1]) for kpi in _family.KPIS))
+    REGISTRY.add(
+        *(replace(kpi, family=_family.__name__.rsplit(".", 1)[-1]) for kpi in _family.KPIS)
+    )

@@ -29,8 +29,17 @@ Direction = Literal["higher", "lower", "neutral"]
 RowExpr = Callable[[Table], ColumnElement[Any]]
 
 GRAINS: tuple[str, ...] = (
-    "org", "team", "rep", "region", "account", "source", "segment", "deal_type", "product",
-    "stage", "competitor",
+    "org",
+    "team",
+    "rep",
+    "region",
+    "account",
+    "source",
+    "segment",
+    "deal_type",
+    "product",
+    "stage",
+    "competitor",
 )
 
 

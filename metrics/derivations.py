@@ -27,10 +27,27 @@ def past_periods(run: Run, kind: str) -> list[date]:
     return [start for start in run.window.periods(kind) if start <= run.window.today]
 
 
-def result(kpi: str, kind: str, grain: str, start: date, key: str, value: float | None,
-           reason: str | None, count: int | None = None) -> KpiValue:
-    return KpiValue(kpi, kind, start, grain, key, value, count, 0 if count is not None else None,
-                    None if value is not None else reason)
+def result(
+    kpi: str,
+    kind: str,
+    grain: str,
+    start: date,
+    key: str,
+    value: float | None,
+    reason: str | None,
+    count: int | None = None,
+) -> KpiValue:
+    return KpiValue(
+        kpi,
+        kind,
+        start,
+        grain,
+        key,
+        value,
+        count,
+        0 if count is not None else None,
+        None if value is not None else reason,
+    )
 
 
 def growth(source: str, *, years: bool) -> Derive:
@@ -39,10 +56,14 @@ def growth(source: str, *, years: bool) -> Derive:
     The earlier period may lie before the shown window: its input is computed over the window's
     lead-in year (see `Window.lead_in`). A year's year-over-year growth is the previous year's.
     """
+
     def derive(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
         steps = {"week": 52, "month": 12, "quarter": 4, "year": 1}[kind] if years else 1
-        name = f"{source}_growth" if source != "sales_volume" else (
-            "revenue_growth_yoy" if years else "revenue_growth")
+        name = (
+            f"{source}_growth"
+            if source != "sales_volume"
+            else ("revenue_growth_yoy" if years else "revenue_growth")
+        )
         found = values.get(source, kind, grain)
         keys = {key for (_, key) in found} or ({"org"} if grain == "org" else set())
         out = []
@@ -55,17 +76,25 @@ def growth(source: str, *, years: bool) -> Derive:
                     continue
                 current = now_value.value if now_value else 0.0
                 reason = growth_gap(run, before, current, prior)
-                out.append(result(name, kind, grain, start, key, None, reason) if reason else
-                           result(name, kind, grain, start, key,
-                                  (current - prior.value) / prior.value,  # type: ignore[operator,union-attr]
-                                  None))
+                out.append(
+                    result(name, kind, grain, start, key, None, reason)
+                    if reason
+                    else result(
+                        name,
+                        kind,
+                        grain,
+                        start,
+                        key,
+                        (current - prior.value) / prior.value,  # type: ignore[operator,union-attr]
+                        None,
+                    )
+                )
         return out
 
     return derive
 
 
-def growth_gap(run: Run, before: date, current: float | None,
-               prior: KpiValue | None) -> str | None:
+def growth_gap(run: Run, before: date, current: float | None, prior: KpiValue | None) -> str | None:
     """Why growth has no value, naming the period whose input is missing; None when it has one."""
     if before < run.window.lead_in:
         return "the earlier period is before the data kept for the computation"
@@ -82,7 +111,8 @@ def rep_keys(run: Run) -> dict[str, tuple[str, str | None]]:
     """Rep external id and email (lowercased) -> (external id, team), for matching inputs."""
     u = User.__table__  # type: ignore[attr-defined]
     rows = run.connection.execute(
-        select(u.c.external_id, u.c.email, u.c.team).where(u.c.deleted_at.is_(None))).all()
+        select(u.c.external_id, u.c.email, u.c.team).where(u.c.deleted_at.is_(None))
+    ).all()
     keys: dict[str, tuple[str, str | None]] = {}
     for external_id, email, team in rows:
         keys[external_id] = (external_id, team)
@@ -91,8 +121,7 @@ def rep_keys(run: Run) -> dict[str, tuple[str, str | None]]:
     return keys
 
 
-def quota_table(run: Run, kind: str,
-                quotas: Sequence[Quota]) -> dict[tuple[str, date, str], float]:
+def quota_table(run: Run, kind: str, quotas: Sequence[Quota]) -> dict[tuple[str, date, str], float]:
     """(grain, period start, key) -> quota; teams and the org sum their reps unless given."""
     reps = rep_keys(run)
     table: dict[tuple[str, date, str], float] = {}
@@ -102,20 +131,27 @@ def quota_table(run: Run, kind: str,
             continue
         if quota.team:
             table[("team", quota.start, quota.team)] = quota.amount
-            table[("org", quota.start, "org")] = table.get(("org", quota.start, "org"), 0) + quota.amount
+            table[("org", quota.start, "org")] = (
+                table.get(("org", quota.start, "org"), 0) + quota.amount
+            )
             continue
         given = quota.rep or ""
         rep, team = reps.get(given, reps.get(given.lower(), (given, None)))
         table[("rep", quota.start, rep)] = quota.amount
         if team and (quota.start, team) not in given_teams:
-            table[("team", quota.start, team)] = table.get(("team", quota.start, team), 0) + quota.amount
+            table[("team", quota.start, team)] = (
+                table.get(("team", quota.start, team), 0) + quota.amount
+            )
         if (quota.start, team) not in given_teams:
-            table[("org", quota.start, "org")] = table.get(("org", quota.start, "org"), 0) + quota.amount
+            table[("org", quota.start, "org")] = (
+                table.get(("org", quota.start, "org"), 0) + quota.amount
+            )
     return table
 
 
-def attainment(run: Run, values: ValueIndex, kind: str, grain: str,
-               quotas: Sequence[Quota]) -> list[KpiValue]:
+def attainment(
+    run: Run, values: ValueIndex, kind: str, grain: str, quotas: Sequence[Quota]
+) -> list[KpiValue]:
     """Won revenue over `quotas` (see metrics.quota for where they come from)."""
     revenue = values.get("sales_volume", kind, grain)
     out = []
@@ -124,9 +160,18 @@ def attainment(run: Run, values: ValueIndex, kind: str, grain: str,
             continue
         won = revenue.get((start, key))
         value = (won.value or 0.0) if won else 0.0
-        out.append(result("quota_attainment", kind, grain, start, key,
-                          value / quota if quota else None, "the quota is 0",
-                          won.count if won else 0))
+        out.append(
+            result(
+                "quota_attainment",
+                kind,
+                grain,
+                start,
+                key,
+                value / quota if quota else None,
+                "the quota is 0",
+                won.count if won else 0,
+            )
+        )
     return out
 
 
@@ -145,8 +190,18 @@ def cac(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
             continue
         found = customers.get((start, key))
         count = int(found.value or 0) if found else 0
-        out.append(result("cac", kind, grain, start, key, amount / count if count else None,
-                          "no new customers in the period", count))
+        out.append(
+            result(
+                "cac",
+                kind,
+                grain,
+                start,
+                key,
+                amount / count if count else None,
+                "no new customers in the period",
+                count,
+            )
+        )
     return out
 
 
@@ -156,9 +211,18 @@ def arpu(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
     for (start, key), active in sorted(values.get("active_customers", kind, grain).items()):
         won = revenue.get((start, key))
         total = (won.value or 0.0) if won else 0.0
-        out.append(result("arpu", kind, grain, start, key,
-                          total / active.value if active.value else None,
-                          "no active customers in the period", int(active.value or 0)))
+        out.append(
+            result(
+                "arpu",
+                kind,
+                grain,
+                start,
+                key,
+                total / active.value if active.value else None,
+                "no active customers in the period",
+                int(active.value or 0),
+            )
+        )
     return out
 
 
@@ -170,12 +234,31 @@ def clv(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValue]:
         rate = churn.get((start, key))
         share = margin.get((start, key))
         if per_customer.value is None or rate is None or not rate.value:
-            out.append(result("clv", kind, grain, start, key, None,
-                              "no churn in the period (lifetime unbounded) or no revenue data"))
+            out.append(
+                result(
+                    "clv",
+                    kind,
+                    grain,
+                    start,
+                    key,
+                    None,
+                    "no churn in the period (lifetime unbounded) or no revenue data",
+                )
+            )
             continue
         factor = share.value if share is not None and share.value is not None else 1.0
-        out.append(result("clv", kind, grain, start, key,
-                          per_customer.value / rate.value * factor, None, per_customer.count))
+        out.append(
+            result(
+                "clv",
+                kind,
+                grain,
+                start,
+                key,
+                per_customer.value / rate.value * factor,
+                None,
+                per_customer.count,
+            )
+        )
     return out
 
 
@@ -185,8 +268,11 @@ def ltv_cac(run: Run, values: ValueIndex, kind: str, grain: str) -> list[KpiValu
     for (start, key), lifetime in sorted(values.get("clv", kind, grain).items()):
         cost = costs.get((start, key))
         if lifetime.value is None or cost is None or not cost.value:
-            out.append(result("ltv_cac", kind, grain, start, key, None,
-                              "CLV or CAC is unknown for the period"))
+            out.append(
+                result(
+                    "ltv_cac", kind, grain, start, key, None, "CLV or CAC is unknown for the period"
+                )
+            )
             continue
         out.append(result("ltv_cac", kind, grain, start, key, lifetime.value / cost.value, None))
     return out
@@ -196,8 +282,11 @@ def working_days(run: Run, first: date, end: date) -> int:
     """Configured working days from `first` to `end` (exclusive), never past today."""
     days = {DAYS.index(day) for day in run.config.metrics.working_hours.days}
     end = min(end, run.window.today + timedelta(days=1))
-    return sum(1 for n in range(max((end - first).days, 0))
-               if (first + timedelta(days=n)).weekday() in days)
+    return sum(
+        1
+        for n in range(max((end - first).days, 0))
+        if (first + timedelta(days=n)).weekday() in days
+    )
 
 
 @dataclass(frozen=True)
@@ -211,17 +300,25 @@ class Member:
 def members(run: Run) -> list[Member]:
     """Every live user with the date from which working time counts for them."""
     u = User.__table__  # type: ignore[attr-defined]
-    rows = run.connection.execute(select(u.c.external_id, u.c.team, u.c.started_on,
-                                         u.c.created_at, u.c.is_active)
-                                  .where(u.c.deleted_at.is_(None))).all()
+    rows = run.connection.execute(
+        select(u.c.external_id, u.c.team, u.c.started_on, u.c.created_at, u.c.is_active).where(
+            u.c.deleted_at.is_(None)
+        )
+    ).all()
     out = []
     for rep, team, started_on, created_at, active in rows:
         started = started_on if isinstance(started_on, date) else None
         if started is None and created_at is not None:
-            moment = created_at if isinstance(created_at, datetime) else datetime.fromisoformat(
-                str(created_at))
-            started = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(
-                run.config.zone).date()
+            moment = (
+                created_at
+                if isinstance(created_at, datetime)
+                else datetime.fromisoformat(str(created_at))
+            )
+            started = (
+                (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+                .astimezone(run.config.zone)
+                .date()
+            )
         out.append(Member(rep, team, started, bool(active)))
     return out
 
@@ -254,7 +351,16 @@ def selling_share(run: Run, values: ValueIndex, kind: str, grain: str) -> list[K
             hours = available.get(key, 0.0)
             if not hours and found is None:
                 continue  # not employed in the period, and nothing logged
-            out.append(result("selling_time_share", kind, grain, start, key,
-                              ((found.value or 0.0) if found else 0.0) / hours if hours else None,
-                              "no working time in the period", found.count if found else 0))
+            out.append(
+                result(
+                    "selling_time_share",
+                    kind,
+                    grain,
+                    start,
+                    key,
+                    ((found.value or 0.0) if found else 0.0) / hours if hours else None,
+                    "no working time in the period",
+                    found.count if found else 0,
+                )
+            )
     return out

@@ -31,18 +31,22 @@ class GoalStatus:
     reason: str | None = None
 
 
-def elapsed_share(start: date, kind: str, now: datetime, zone: ZoneInfo,
-                  calendar: Calendar = GREGORIAN) -> float:
+def elapsed_share(
+    start: date, kind: str, now: datetime, zone: ZoneInfo, calendar: Calendar = GREGORIAN
+) -> float:
     begin = datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC)
     end = datetime.combine(period_end(start, kind, calendar), time(0), tzinfo=zone).astimezone(UTC)
     share = (now - begin).total_seconds() / (end - begin).total_seconds()
     return min(max(share, 0.0), 1.0)
 
 
-def goal_status(goal: Goal, value: KpiValue | None, config: MetricConfig, now: datetime) -> GoalStatus:
+def goal_status(
+    goal: Goal, value: KpiValue | None, config: MetricConfig, now: datetime
+) -> GoalStatus:
     kpi = REGISTRY[goal.kpi]
-    start = goal.start or period_start(now.astimezone(config.zone).date(), goal.period,
-                                           config.calendar)
+    start = goal.start or period_start(
+        now.astimezone(config.zone).date(), goal.period, config.calendar
+    )
     if value is None or value.value is None:
         reason = value.reason if value is not None else "no value computed for this period"
         return GoalStatus(goal, start, None, None, None, "no data", reason)
@@ -69,11 +73,21 @@ def goal_statuses(config: MetricConfig, values: list[KpiValue], now: datetime) -
     out = []
     for goal in config.metrics.goals:
         if goal.kpi not in REGISTRY:
-            out.append(GoalStatus(goal, goal.start or date.min, None, None, None, "no data",
-                                  f"unknown KPI {goal.kpi!r}"))
+            out.append(
+                GoalStatus(
+                    goal,
+                    goal.start or date.min,
+                    None,
+                    None,
+                    None,
+                    "no data",
+                    f"unknown KPI {goal.kpi!r}",
+                )
+            )
             continue
-        start = goal.start or period_start(now.astimezone(config.zone).date(), goal.period,
-                                           config.calendar)
+        start = goal.start or period_start(
+            now.astimezone(config.zone).date(), goal.period, config.calendar
+        )
         value = by_key.get((goal.kpi, goal.period, start, goal.grain, goal.key))
         out.append(goal_status(goal, value, config, now))
     return out

@@ -35,23 +35,38 @@ def _line_items() -> ColumnElement[bool]:
 def _stage_history() -> ColumnElement[bool]:
     h = DealStageChange.__table__  # type: ignore[attr-defined]
     basis = h.c.raw["basis"].as_string()
-    return exists(select(h.c.id).where(h.c.deleted_at.is_(None),
-                                       or_(basis.is_(None), basis != OBSERVED_STAGE_BASIS)))
+    return exists(
+        select(h.c.id).where(
+            h.c.deleted_at.is_(None), or_(basis.is_(None), basis != OBSERVED_STAGE_BASIS)
+        )
+    )
 
 
 def _start_dates() -> ColumnElement[bool]:
     u = User.__table__  # type: ignore[attr-defined]
-    return exists(select(u.c.id).where(u.c.deleted_at.is_(None), or_(
-        u.c.started_on.is_not(None), u.c.created_at.is_not(None))))
+    return exists(
+        select(u.c.id).where(
+            u.c.deleted_at.is_(None), or_(u.c.started_on.is_not(None), u.c.created_at.is_not(None))
+        )
+    )
 
 
-INPUTS: dict[str, Input] = {i.name: i for i in (
-    Input("line_items", "the CRM holds no line items on deals", _line_items),
-    Input("stage_history", "the CRM keeps no stage history (the stages a deal passed)",
-          _stage_history),
-    Input("start_dates", "the CRM holds no start date (hire date or creation) of its users",
-          _start_dates),
-)}
+INPUTS: dict[str, Input] = {
+    i.name: i
+    for i in (
+        Input("line_items", "the CRM holds no line items on deals", _line_items),
+        Input(
+            "stage_history",
+            "the CRM keeps no stage history (the stages a deal passed)",
+            _stage_history,
+        ),
+        Input(
+            "start_dates",
+            "the CRM holds no start date (hire date or creation) of its users",
+            _start_dates,
+        ),
+    )
+}
 
 
 def missing_inputs(connection: Connection, names: set[str]) -> dict[str, str]:
@@ -71,7 +86,11 @@ def unserved(kpis: list[Kpi], missing: dict[str, str], window: Window) -> dict[s
     for kpi in kpis:
         lacking = [missing[n] for n in kpi.needs if n in missing]
         if lacking:
-            out[kpi.name] = [KpiValue(kpi.name, kind, start, "org", "org", None, None, None,
-                                      "no data: " + lacking[0])
-                             for kind in kpi.periods for start in window.periods(kind)]
+            out[kpi.name] = [
+                KpiValue(
+                    kpi.name, kind, start, "org", "org", None, None, None, "no data: " + lacking[0]
+                )
+                for kind in kpi.periods
+                for start in window.periods(kind)
+            ]
     return out

@@ -44,8 +44,13 @@ from metrics.periods import KINDS
 from metrics.reuse import code_digest, settings_digest
 
 BASE = "kpi_base_"  # + a staged table's name: its copy from the last computation
-STATE = Table("kpi_base_state", MetaData(), Column("computation_id", Integer),
-              Column("inputs", String), Column("token", String))
+STATE = Table(
+    "kpi_base_state",
+    MetaData(),
+    Column("computation_id", Integer),
+    Column("inputs", String),
+    Column("token", String),
+)
 COMPUTATIONS: Table = KpiComputation.__table__  # type: ignore[attr-defined]
 VALUES: Table = KpiValueRecord.__table__  # type: ignore[attr-defined]
 
@@ -53,9 +58,12 @@ VALUES: Table = KpiValueRecord.__table__  # type: ignore[attr-defined]
 def base_inputs(config: MetricConfig, now: datetime, missing: Mapping[str, str]) -> str:
     """A digest of what staged facts and values depend on besides the records (`missing`: the
     inputs no source holds, with why)."""
-    inputs = {"settings": settings_digest(config), "code": code_digest(),
-              "today": now.astimezone(config.zone).date().isoformat(),
-              "missing": sorted(missing.items())}
+    inputs = {
+        "settings": settings_digest(config),
+        "code": code_digest(),
+        "today": now.astimezone(config.zone).date().isoformat(),
+        "missing": sorted(missing.items()),
+    }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
@@ -70,11 +78,15 @@ def ready(connection: Connection, inputs: str) -> bool:
     last = connection.execute(
         select(COMPUTATIONS.c.id, COMPUTATIONS.c.reused_from)
         .where(COMPUTATIONS.c.finished_at.is_not(None))
-        .order_by(COMPUTATIONS.c.id.desc()).limit(1)).first()
+        .order_by(COMPUTATIONS.c.id.desc())
+        .limit(1)
+    ).first()
     return last is not None and kept[0].computation_id in (last.id, last.reused_from)
 
 
-def moved(connection: Connection, staged: dict[str, Table]) -> dict[tuple[str, str], set[date]] | None:
+def moved(
+    connection: Connection, staged: dict[str, Table]
+) -> dict[tuple[str, str], set[date]] | None:
     """Per (staged table, period column), the period starts of the staged rows that differ from
     the kept copy (rows counted with their multiplicity); None when a copy is missing or shaped
     differently."""
@@ -84,15 +96,21 @@ def moved(connection: Connection, staged: dict[str, Table]) -> dict[tuple[str, s
     for name, table in staged.items():
         names = [c.name for c in table.columns]
         if not tables.has_table(BASE + name) or sorted(
-                c["name"] for c in tables.get_columns(BASE + name)) != sorted(names):
+            c["name"] for c in tables.get_columns(BASE + name)
+        ) != sorted(names):
             return None
-        periods = [c.name for c in table.columns
-                   if isinstance(c.type, Date) and c.name.split("_")[-1] in KINDS]
+        periods = [
+            c.name
+            for c in table.columns
+            if isinstance(c.type, Date) and c.name.split("_")[-1] in KINDS
+        ]
         columns = ", ".join(quote(n) for n in names)
-        sql = (f"SELECT {', '.join(quote(p) for p in periods)} FROM ("
-               f"SELECT {columns}, 1 AS w_ FROM {quote(name)} UNION ALL "
-               f"SELECT {columns}, -1 AS w_ FROM {quote(BASE + name)}) AS both_ "
-               f"GROUP BY {columns} HAVING sum(w_) <> 0")
+        sql = (
+            f"SELECT {', '.join(quote(p) for p in periods)} FROM ("
+            f"SELECT {columns}, 1 AS w_ FROM {quote(name)} UNION ALL "
+            f"SELECT {columns}, -1 AS w_ FROM {quote(BASE + name)}) AS both_ "
+            f"GROUP BY {columns} HAVING sum(w_) <> 0"
+        )
         for row in connection.exec_driver_sql(sql):
             for column, start in zip(periods, row, strict=True):
                 if start is not None:
@@ -110,7 +128,8 @@ def keep_base(connection: Connection, staged: dict[str, Table], inputs: str) -> 
         columns = ", ".join(quote(c.name) for c in table.columns)
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(BASE + name)}")
         connection.exec_driver_sql(
-            f"CREATE TABLE {quote(BASE + name)} AS SELECT {columns} FROM {quote(name)}")
+            f"CREATE TABLE {quote(BASE + name)} AS SELECT {columns} FROM {quote(name)}"
+        )
     token = uuid.uuid4().hex
     connection.execute(STATE.insert().values(computation_id=None, inputs=inputs, token=token))
     return token
@@ -119,14 +138,27 @@ def keep_base(connection: Connection, staged: dict[str, Table], inputs: str) -> 
 def confirm(engine: Engine, computation_id: int, token: str) -> None:
     """The kept staged facts `token` are those of computation `computation_id`, now stored."""
     with engine.begin() as connection:
-        connection.execute(update(STATE).where(STATE.c.token == token)
-                           .values(computation_id=computation_id))
+        connection.execute(
+            update(STATE).where(STATE.c.token == token).values(computation_id=computation_id)
+        )
 
 
 def standing_values(connection: Connection, wanted: set[tuple[str, str]]) -> list[KpiValue]:
     """The stored values of the (KPI, grain) pairs `wanted`."""
-    columns = [VALUES.c[n] for n in ("kpi", "period", "period_start", "grain", "key", "value",
-                                     "count", "excluded", "reason")]
+    columns = [
+        VALUES.c[n]
+        for n in (
+            "kpi",
+            "period",
+            "period_start",
+            "grain",
+            "key",
+            "value",
+            "count",
+            "excluded",
+            "reason",
+        )
+    ]
     query = select(*columns).where(tuple_(VALUES.c.kpi, VALUES.c.grain).in_(sorted(wanted)))
     return [KpiValue(r[0], r[1], as_date(r[2]), *r[3:]) for r in connection.execute(query)]
 

@@ -22,8 +22,10 @@ def key_names(engine: Engine, values: Iterable[KpiValue]) -> KeyNames:
             keys[value.grain].add(value.key)
     reps = rep_names(engine, sorted(keys["rep"]))
     names = {("rep", key): name for key, (name, _team) in reps.items()}
-    names.update((("account", key), name)
-                 for key, name in account_names(engine, sorted(keys["account"])).items())
+    names.update(
+        (("account", key), name)
+        for key, name in account_names(engine, sorted(keys["account"])).items()
+    )
     return {slot: name for slot, name in names.items() if name and name != slot[1]}
 
 
@@ -32,10 +34,15 @@ def account_names(engine: Engine, keys: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     with engine.connect() as connection:
         for begin in range(0, len(keys), 500):
-            query = (select(ACCOUNTS.c.external_id, ACCOUNTS.c.name)
-                     .where(ACCOUNTS.c.external_id.in_(keys[begin:begin + 500]),
-                            ACCOUNTS.c.deleted_at.is_(None), ACCOUNTS.c.name.is_not(None))
-                     .order_by(ACCOUNTS.c.source))
+            query = (
+                select(ACCOUNTS.c.external_id, ACCOUNTS.c.name)
+                .where(
+                    ACCOUNTS.c.external_id.in_(keys[begin : begin + 500]),
+                    ACCOUNTS.c.deleted_at.is_(None),
+                    ACCOUNTS.c.name.is_not(None),
+                )
+                .order_by(ACCOUNTS.c.source)
+            )
             for row in connection.execute(query):
                 out.setdefault(row.external_id, row.name)
     return out
@@ -46,10 +53,12 @@ def rep_names(engine: Engine, keys: list[str]) -> dict[str, tuple[str, str | Non
     out: dict[str, tuple[str, str | None]] = {}
     with engine.connect() as connection:
         for begin in range(0, len(keys), 500):
-            chunk = keys[begin:begin + 500]
-            query = (select(USERS.c.external_id, USERS.c.name, USERS.c.team)
-                     .where(USERS.c.external_id.in_(chunk), USERS.c.deleted_at.is_(None))
-                     .order_by(USERS.c.source))
+            chunk = keys[begin : begin + 500]
+            query = (
+                select(USERS.c.external_id, USERS.c.name, USERS.c.team)
+                .where(USERS.c.external_id.in_(chunk), USERS.c.deleted_at.is_(None))
+                .order_by(USERS.c.source)
+            )
             for row in connection.execute(query):
                 out.setdefault(row.external_id, (row.name or row.external_id, row.team))
     return out

@@ -50,9 +50,10 @@ class KpiValueRecord(SQLModel, table=True):
 
 class KpiSnapshot(SQLModel, table=True):
     __tablename__ = "kpi_snapshots"
-    __table_args__ = (Index("ix_kpi_snapshots_lookup", "kpi", "period", "grain", "key",
-                            "period_start"),
-                      Index("ix_kpi_snapshots_computed_at", "computed_at"))
+    __table_args__ = (
+        Index("ix_kpi_snapshots_lookup", "kpi", "period", "grain", "key", "period_start"),
+        Index("ix_kpi_snapshots_computed_at", "computed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     computation_id: int

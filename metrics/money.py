@@ -29,18 +29,28 @@ def crm_rate(source: Any, currency: Any, on: Any) -> ColumnElement[Any]:
     r = ExchangeRate.__table__.alias("xr")  # type: ignore[attr-defined]
     return (
         select(cast(r.c.rate, Float))
-        .where(r.c.source == source, r.c.currency == currency, r.c.deleted_at.is_(None),
-               r.c.rate > 0, or_(r.c.valid_from.is_(None), r.c.valid_from <= on),
-               or_(r.c.valid_until.is_(None), and_(on.is_not(None), on < r.c.valid_until)))
+        .where(
+            r.c.source == source,
+            r.c.currency == currency,
+            r.c.deleted_at.is_(None),
+            r.c.rate > 0,
+            or_(r.c.valid_from.is_(None), r.c.valid_from <= on),
+            or_(r.c.valid_until.is_(None), and_(on.is_not(None), on < r.c.valid_until)),
+        )
         .order_by(r.c.valid_from.desc().nulls_last())
         .limit(1)
         .scalar_subquery()
     )
 
 
-def converted(amount: Any, currency: Any, on: Any, corporate: str,
-              rates: dict[str, float | list[DatedRate]],
-              held: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
+def converted(
+    amount: Any,
+    currency: Any,
+    on: Any,
+    corporate: str,
+    rates: dict[str, float | list[DatedRate]],
+    held: ColumnElement[Any] | None = None,
+) -> ColumnElement[Any]:
     """`amount` (in `currency`) in the corporate currency, at the rate in force on date `on`.
 
     `held` is the CRM's rate for the row (see `crm_rate`), used before the settings' rates.
@@ -59,7 +69,7 @@ def converted(amount: Any, currency: Any, on: Any, corporate: str,
                 condition = condition & (on >= literal(entry.from_))
             whens.append((condition, cast(amount, Float) * entry.rate))
     from_settings = case(*whens, else_=None) if whens else literal(None, Float)
-    value = from_settings if held is None else func.coalesce(cast(amount, Float) / held,
-                                                             from_settings)
-    return case(((currency.is_(None)) | (currency == corporate), cast(amount, Float)),
-                else_=value)
+    value = (
+        from_settings if held is None else func.coalesce(cast(amount, Float) / held, from_settings)
+    )
+    return case(((currency.is_(None)) | (currency == corporate), cast(amount, Float)), else_=value)

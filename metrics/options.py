@@ -51,7 +51,12 @@ class DatedRate(StrictModel):
 class WorkingHours(StrictModel):
     hours_per_day: float = Field(default=8.0, gt=0, le=24)
     days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
-        "mon", "tue", "wed", "thu", "fri")
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+    )
 
 
 class Quota(StrictModel):
@@ -133,7 +138,9 @@ class MetricSettings(StrictModel):
     history_years: int = Field(default=2, ge=1, le=20)
     # days a superseded version of a value stays for `kpis --history`; 0 keeps every version
     snapshot_days: int = Field(default=180, ge=0)
-    recent_periods: dict[PeriodKind, int] = Field(default_factory=recent_weeks)  # keep only the latest n of a kind
+    recent_periods: dict[PeriodKind, int] = Field(
+        default_factory=recent_weeks
+    )  # keep only the latest n of a kind
     anonymity_minimum: int = Field(default=5, ge=2)
     engagement_days: int = Field(default=30, ge=1)
     stalled_factor: float = Field(default=1.5, gt=0)
@@ -151,7 +158,9 @@ class MetricSettings(StrictModel):
 
     @field_validator("currency_rates")
     @classmethod
-    def _codes(cls, value: dict[str, float | list[DatedRate]]) -> dict[str, float | list[DatedRate]]:
+    def _codes(
+        cls, value: dict[str, float | list[DatedRate]]
+    ) -> dict[str, float | list[DatedRate]]:
         for code in value:
             if len(code) != 3 or not code.isupper():
                 raise ValueError(f"{code!r} is not an ISO 4217 code such as 'EUR'")
@@ -161,19 +170,33 @@ class MetricSettings(StrictModel):
 class MetricConfig:
     """What the engine needs: the metric settings plus the org's zone, currency and base folder."""
 
-    def __init__(self, metrics: MetricSettings, *, timezone: str = "UTC", currency: str = "USD",
-                 base: Path | None = None, calendar: Calendar = GREGORIAN) -> None:
+    def __init__(
+        self,
+        metrics: MetricSettings,
+        *,
+        timezone: str = "UTC",
+        currency: str = "USD",
+        base: Path | None = None,
+        calendar: Calendar = GREGORIAN,
+    ) -> None:
         self.metrics = metrics
         self.calendar = calendar
         self.timezone = timezone
         self.zone = ZoneInfo(timezone)
         self.currency = currency
         self.base = base or Path(".")
-        self.quotas: tuple[Quota, ...] = tuple(self._in_corporate(quota) for quota in (
-            metrics.quotas + read_csv_rows(
-                Quota, self.resolve(metrics.inputs.quotas_csv), "metrics.inputs.quotas_csv")))
+        self.quotas: tuple[Quota, ...] = tuple(
+            self._in_corporate(quota)
+            for quota in (
+                metrics.quotas
+                + read_csv_rows(
+                    Quota, self.resolve(metrics.inputs.quotas_csv), "metrics.inputs.quotas_csv"
+                )
+            )
+        )
         self.spend: tuple[Spend, ...] = metrics.spend + read_csv_rows(
-            Spend, self.resolve(metrics.inputs.spend_csv), "metrics.inputs.spend_csv")
+            Spend, self.resolve(metrics.inputs.spend_csv), "metrics.inputs.spend_csv"
+        )
 
     def _in_corporate(self, quota: Quota) -> Quota:
         if quota.currency is None or quota.currency == self.currency:
@@ -184,7 +207,8 @@ class MetricConfig:
                 f"metrics: the quota of {quota.rep or quota.team} from {quota.start} is in "
                 f"{quota.currency}, which has no rate in metrics.currency_rates",
                 hint=f"add {quota.currency} = <{self.currency} per {quota.currency}> to "
-                     f"[metrics.currency_rates], or give the quota in {self.currency}")
+                f"[metrics.currency_rates], or give the quota in {self.currency}",
+            )
         return quota.model_copy(update={"amount": quota.amount * rate, "currency": None})
 
     def resolve(self, path: Path | None) -> Path | None:
@@ -193,8 +217,9 @@ class MetricConfig:
         return self.base / path
 
 
-def settings_rate(rates: dict[str, float | list[DatedRate]], currency: str, on: date
-                  ) -> float | None:
+def settings_rate(
+    rates: dict[str, float | list[DatedRate]], currency: str, on: date
+) -> float | None:
     """The settings' rate of `currency` on `on`, picked as metrics.money.converted picks it."""
     rate = rates.get(currency)
     if rate is None or isinstance(rate, float | int):
@@ -208,9 +233,13 @@ def metric_config(settings: Settings) -> MetricConfig:
     """The validated `[metrics]` table of `settings`, with the org's zone and currency."""
     metrics = validate_model(MetricSettings, settings.table("metrics"), prefix="metrics")
     base = settings.path.parent if settings.path is not None else None
-    return MetricConfig(metrics, timezone=settings.core.timezone,
-                        currency=settings.core.currency, base=base,
-                        calendar=settings.core.period_calendar)
+    return MetricConfig(
+        metrics,
+        timezone=settings.core.timezone,
+        currency=settings.core.currency,
+        base=base,
+        calendar=settings.core.period_calendar,
+    )
 
 
 def read_csv_rows(model: type[M], path: Path | None, key: str) -> tuple[M, ...]:

@@ -111,18 +111,28 @@ class Window:
         return starts[-keep:] if keep else starts
 
 
-def history_window(now: datetime, zone: ZoneInfo, years: int,
-                   recent: dict[str, int] | None = None,
-                   calendar: Calendar = GREGORIAN) -> Window:
+def history_window(
+    now: datetime,
+    zone: ZoneInfo,
+    years: int,
+    recent: dict[str, int] | None = None,
+    calendar: Calendar = GREGORIAN,
+) -> Window:
     today = now.astimezone(zone).date()
     this_year = calendar.period_start(today, "year")
-    return Window(start=calendar.shift(this_year, "year", 1 - years),
-                  end=calendar.shift(this_year, "year", 1), now=now.astimezone(UTC), today=today,
-                  recent=tuple(sorted((recent or {}).items())), calendar=calendar)
+    return Window(
+        start=calendar.shift(this_year, "year", 1 - years),
+        end=calendar.shift(this_year, "year", 1),
+        now=now.astimezone(UTC),
+        today=today,
+        recent=tuple(sorted((recent or {}).items())),
+        calendar=calendar,
+    )
 
 
 def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
     """(UTC instant, new offset in minutes) for each change of the zone's offset in [start, end)."""
+
     def offset(at: datetime) -> int:
         delta = at.astimezone(zone).utcoffset() or timedelta(0)
         return int(delta.total_seconds() // 60)
@@ -170,7 +180,8 @@ class Bucketer:
         # Year starts from well before the window to well after it: dates outside get no period.
         self.year_starts = self.calendar.year_starts(
             self.calendar.shift(window.start, "year", -YEARS_BEFORE),
-            self.calendar.shift(window.end, "year", YEARS_AFTER))
+            self.calendar.shift(window.end, "year", YEARS_AFTER),
+        )
 
     @property
     def native(self) -> bool:
@@ -185,32 +196,42 @@ class Bucketer:
         before = [change for change in self.all_changes if change[0] < self.changes_from]
         if not before:
             return func.date(self.local_datetime(instant))
-        return func.date(case(  # most instants are recent: the window's short CASE first
-            (instant >= literal(self.changes_from, UTCDateTime()), self.local_datetime(instant)),
-            else_=self._shifted(instant, self.epoch_offset, before)))
+        return func.date(
+            case(  # most instants are recent: the window's short CASE first
+                (
+                    instant >= literal(self.changes_from, UTCDateTime()),
+                    self.local_datetime(instant),
+                ),
+                else_=self._shifted(instant, self.epoch_offset, before),
+            )
+        )
 
     def local_datetime(self, instant: Any) -> ColumnElement[Any]:
         """SQLite only: the local wall-clock time of a UTC instant column of the window (and its
         lead-in year), as text."""
         return self._shifted(instant, self.initial_offset, self.changes)
 
-    def _shifted(self, instant: Any, before: int,
-                 changes: Sequence[tuple[datetime, int]]) -> ColumnElement[Any]:
+    def _shifted(
+        self, instant: Any, before: int, changes: Sequence[tuple[datetime, int]]
+    ) -> ColumnElement[Any]:
         if not changes and before == 0:
             return func.datetime(instant)
         return func.datetime(instant, self._offset_case(instant, before, changes))
 
-    def _offset_case(self, instant: Any, before: int,
-                     changes: Sequence[tuple[datetime, int]]) -> ColumnElement[Any]:
+    def _offset_case(
+        self, instant: Any, before: int, changes: Sequence[tuple[datetime, int]]
+    ) -> ColumnElement[Any]:
         """A balanced CASE: log2(changes) comparisons per row pick the offset in force."""
         if not changes:
             return literal(f"{before:+d} minutes", String)
         middle = len(changes) // 2
         at, after = changes[middle]
         return case(
-            (instant < literal(at, UTCDateTime()),
-             self._offset_case(instant, before, changes[:middle])),
-            else_=self._offset_case(instant, after, changes[middle + 1:]),
+            (
+                instant < literal(at, UTCDateTime()),
+                self._offset_case(instant, before, changes[:middle]),
+            ),
+            else_=self._offset_case(instant, after, changes[middle + 1 :]),
         )
 
     def instant(self, instant: Any, kind: str) -> ColumnElement[Any]:
@@ -234,10 +255,24 @@ class Bucketer:
         if self.dialect == "postgresql":
             return [Column(prefix + kind, Date) for kind in KINDS]
         local: ColumnElement[Any] = column(prefix + "local")
-        return [Column(prefix + "local", String), *[
-            Column(prefix + kind, Date, Computed(str(self._truncate(local, kind).compile(
-                dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})), persisted=True))
-            for kind in KINDS]]
+        return [
+            Column(prefix + "local", String),
+            *[
+                Column(
+                    prefix + kind,
+                    Date,
+                    Computed(
+                        str(
+                            self._truncate(local, kind).compile(
+                                dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+                            )
+                        ),
+                        persisted=True,
+                    ),
+                )
+                for kind in KINDS
+            ],
+        ]
 
     def day(self, day: Any, kind: str) -> ColumnElement[Any]:
         """The period start of a date column."""
@@ -277,8 +312,9 @@ class Bucketer:
         begun = case(starting, value=key, else_=null())
         return case((day >= begun, begun), else_=case(in_force, value=key, else_=null()))
 
-    def persian_starts(self, kind: str) -> tuple[dict[str, ColumnElement[Any]],
-                                                 dict[str, ColumnElement[Any]]]:
+    def persian_starts(
+        self, kind: str
+    ) -> tuple[dict[str, ColumnElement[Any]], dict[str, ColumnElement[Any]]]:
         """Per Gregorian month "YYYY-MM" of the bucketed span: the `kind` period start in force on
         its first day, and the start of a period beginning later within it (if one does)."""
         in_force, starting = {}, {}
@@ -300,8 +336,10 @@ class Bucketer:
         return literal(day.isoformat(), String)  # SQLite keeps dates as ISO text
 
     def window_instants(self) -> tuple[datetime, datetime]:
-        return (local_midnight_utc(self.window.first_day, self.zone),
-                local_midnight_utc(self.window.end, self.zone))
+        return (
+            local_midnight_utc(self.window.first_day, self.zone),
+            local_midnight_utc(self.window.end, self.zone),
+        )
 
     def lead_in_instant(self) -> datetime:
         """The UTC instant the window's lead-in year begins (see `Window.lead_in`)."""

@@ -61,8 +61,14 @@ def lowered_in(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
     return func.lower(column).in_([value.lower() for value in values])
 
 
-def stage(connection: Connection, name: str, columns: list[Column[Any]],
-          select: Select[Any] | CompoundSelect[Any], *, index: tuple[str, ...] = ()) -> Table:
+def stage(
+    connection: Connection,
+    name: str,
+    columns: list[Column[Any]],
+    select: Select[Any] | CompoundSelect[Any],
+    *,
+    index: tuple[str, ...] = (),
+) -> Table:
     """A temporary table `name` filled from `select` on `connection`; dropped with the connection.
 
     `index` names columns to index once filled, for a table later joined on them: a temporary

@@ -23,9 +23,17 @@ OCCURRED = "activities.occurred_at"
 
 
 def activity_count(name: str, title: str, column: str, what: str) -> Kpi:
-    return Kpi(name, title, f"The number of {what} in the period.", "count", REP_TEAM, OCCURRED,
-               "higher", "activity",
-               Total(lambda t: t.c[column], lambda t: t.c[column]))
+    return Kpi(
+        name,
+        title,
+        f"The number of {what} in the period.",
+        "count",
+        REP_TEAM,
+        OCCURRED,
+        "higher",
+        "activity",
+        Total(lambda t: t.c[column], lambda t: t.c[column]),
+    )
 
 
 def crm_quotas(run: Run, kind: str) -> list[Quota]:
@@ -36,17 +44,29 @@ def crm_quotas(run: Run, kind: str) -> list[Quota]:
     counts as having no CRM quota (a settings quota may then apply), never as part of one.
     """
     q = HeldQuota.__table__  # type: ignore[attr-defined]
-    amount = converted(q.c.amount, q.c.currency, q.c.period_start, run.config.currency,
-                       run.config.metrics.currency_rates,
-                       crm_rate(q.c.source, q.c.currency, q.c.period_start))
+    amount = converted(
+        q.c.amount,
+        q.c.currency,
+        q.c.period_start,
+        run.config.currency,
+        run.config.metrics.currency_rates,
+        crm_rate(q.c.source, q.c.currency, q.c.period_start),
+    )
     rows = run.connection.execute(
         select(q.c.owner_id, q.c.period_start, func.sum(amount))
-        .where(q.c.deleted_at.is_(None), q.c.period_kind == kind, q.c.owner_id.is_not(None),
-               q.c.amount.is_not(None))
+        .where(
+            q.c.deleted_at.is_(None),
+            q.c.period_kind == kind,
+            q.c.owner_id.is_not(None),
+            q.c.amount.is_not(None),
+        )
         .group_by(q.c.owner_id, q.c.period_start)
-        .having(func.count() == func.count(amount))).all()
-    return [Quota(period=kind, start=start, amount=amount, rep=owner)  # type: ignore[arg-type]
-            for owner, start, amount in rows]
+        .having(func.count() == func.count(amount))
+    ).all()
+    return [
+        Quota(period=kind, start=start, amount=amount, rep=owner)  # type: ignore[arg-type]
+        for owner, start, amount in rows
+    ]
 
 
 def quotas_of(run: Run, kind: str) -> list[Quota]:
@@ -60,12 +80,16 @@ def quotas_of(run: Run, kind: str) -> list[Quota]:
     def resolved(rep: str) -> str:
         return reps.get(rep, reps.get(rep.lower(), (rep, None)))[0]
 
-    return held + [quota for quota in run.config.quotas
-                   if not (quota.rep and (resolved(quota.rep), quota.start) in covered)]
+    return held + [
+        quota
+        for quota in run.config.quotas
+        if not (quota.rep and (resolved(quota.rep), quota.start) in covered)
+    ]
 
 
-def crm_or_settings_attainment(run: Run, values: ValueIndex, kind: str,
-                               grain: str) -> list[KpiValue]:
+def crm_or_settings_attainment(
+    run: Run, values: ValueIndex, kind: str, grain: str
+) -> list[KpiValue]:
     return attainment(run, values, kind, grain, quotas_of(run, kind))
 
 
@@ -78,13 +102,17 @@ def quotas_met(run: Run, values: ValueIndex) -> Table:
     """
     name = "kpi_quota_met"
     if name not in run.tables:
-        table = Table(name, MetaData(), Column("rep", String), Column("met_on", Date),
-                      prefixes=["TEMPORARY"])
+        table = Table(
+            name, MetaData(), Column("rep", String), Column("met_on", Date), prefixes=["TEMPORARY"]
+        )
         table.drop(run.connection, checkfirst=True)
         table.create(run.connection)
-        ends = [(value.key, period_end(value.period_start, kind, run.window.calendar)) for kind in KINDS
-                for value in crm_or_settings_attainment(run, values, kind, "rep")
-                if value.value is not None and value.value >= 1.0]
+        ends = [
+            (value.key, period_end(value.period_start, kind, run.window.calendar))
+            for kind in KINDS
+            for value in crm_or_settings_attainment(run, values, kind, "rep")
+            if value.value is not None and value.value >= 1.0
+        ]
         rows = [{"rep": rep, "met_on": end} for rep, end in ends if end <= run.window.today]
         if rows:
             run.connection.execute(table.insert(), rows)
@@ -93,25 +121,52 @@ def quotas_met(run: Run, values: ValueIndex) -> Table:
 
 
 KPIS = [
-    Kpi("quota_attainment", "Quota attainment", "Revenue won in the period over its quota.",
-        "ratio", ("rep", "team", "org"), "deals.close_date (won deals)", "higher", "",
-        Derived(("sales_volume",), crm_or_settings_attainment), "the quota is 0",
+    Kpi(
+        "quota_attainment",
+        "Quota attainment",
+        "Revenue won in the period over its quota.",
+        "ratio",
+        ("rep", "team", "org"),
+        "deals.close_date (won deals)",
+        "higher",
+        "",
+        Derived(("sales_volume",), crm_or_settings_attainment),
+        "the quota is 0",
         notes="quotas from the CRM where it keeps them (Salesforce ForecastingQuota), else "
-              "metrics.quotas or metrics.inputs.quotas_csv; periods without one have no value"),
+        "metrics.quotas or metrics.inputs.quotas_csv; periods without one have no value",
+    ),
     activity_count("calls", "Calls", "is_call", "calls logged"),
     activity_count("emails", "Emails", "is_email", "emails logged"),
     activity_count("meetings", "Meetings booked", "is_meeting", "meetings held or booked"),
-    Kpi("proposals_sent", "Proposals sent",
+    Kpi(
+        "proposals_sent",
+        "Proposals sent",
         "The number of deals that entered a proposal stage in the period.",
-        "count", REP_TEAM, "deal_stage_changes.entered_at", "higher", "stage_entry",
+        "count",
+        REP_TEAM,
+        "deal_stage_changes.entered_at",
+        "higher",
+        "stage_entry",
         Total(lambda t: t.c.is_proposal, lambda t: t.c.is_proposal),
-        notes="proposal stages from metrics.roles.proposal_stages", needs=("stage_history",)),
-    Kpi("process_adherence", "Sales process adherence",
+        notes="proposal stages from metrics.roles.proposal_stages",
+        needs=("stage_history",),
+    ),
+    Kpi(
+        "process_adherence",
+        "Sales process adherence",
         "Deals closed in the period whose first entries into the required stages came in the "
         "required order, over closed deals with a stage history from the CRM.",
-        "ratio", ("org", "rep"), "deals.close_date (closed deals)", "higher", "deal_closed",
-        Ratio(lambda t: flag(t.c.adhered == 1), lambda t: flag(t.c.adhered.is_not(None)),
-              lambda t: flag(t.c.adhered.is_(None))),
+        "ratio",
+        ("org", "rep"),
+        "deals.close_date (closed deals)",
+        "higher",
+        "deal_closed",
+        Ratio(
+            lambda t: flag(t.c.adhered == 1),
+            lambda t: flag(t.c.adhered.is_not(None)),
+            lambda t: flag(t.c.adhered.is_(None)),
+        ),
         "no closed deal with stage history in the period, or no metrics.roles.required_stages",
-        needs=("stage_history",)),
+        needs=("stage_history",),
+    ),
 ]

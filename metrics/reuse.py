@@ -36,8 +36,9 @@ ACTIVITIES: Table = Activity.__table__  # type: ignore[attr-defined]
 ANSWERS: Table = SurveyResponse.__table__  # type: ignore[attr-defined]
 
 
-def fingerprint(connection: Connection, config: MetricConfig, only: Iterable[str] | None,
-                now: datetime) -> str:
+def fingerprint(
+    connection: Connection, config: MetricConfig, only: Iterable[str] | None, now: datetime
+) -> str:
     """A digest of everything a computation reads except the instant `now` itself."""
     inputs = {
         "store": sorted(store_revisions(connection).items()),
@@ -49,14 +50,20 @@ def fingerprint(connection: Connection, config: MetricConfig, only: Iterable[str
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
-def reusable(connection: Connection, config: MetricConfig, inputs: str,
-             now: datetime) -> int | None:
+def reusable(
+    connection: Connection, config: MetricConfig, inputs: str, now: datetime
+) -> int | None:
     """The computation whose stored values still hold for `inputs` at `now`, if there is one."""
     last = connection.execute(
-        select(COMPUTATIONS.c.id, COMPUTATIONS.c.as_of, COMPUTATIONS.c.inputs,
-               COMPUTATIONS.c.reused_from)
+        select(
+            COMPUTATIONS.c.id,
+            COMPUTATIONS.c.as_of,
+            COMPUTATIONS.c.inputs,
+            COMPUTATIONS.c.reused_from,
+        )
         .where(COMPUTATIONS.c.finished_at.is_not(None))
-        .order_by(COMPUTATIONS.c.id.desc()).limit(1)
+        .order_by(COMPUTATIONS.c.id.desc())
+        .limit(1)
     ).first()
     if last is None or last.inputs != inputs or last.as_of > now:
         return None
@@ -65,8 +72,9 @@ def reusable(connection: Connection, config: MetricConfig, inputs: str,
     return int(last.reused_from or last.id)
 
 
-def happened_between(connection: Connection, config: MetricConfig, before: datetime,
-                     now: datetime) -> bool:
+def happened_between(
+    connection: Connection, config: MetricConfig, before: datetime, now: datetime
+) -> bool:
     """Whether an activity or answer passed `now`, or left the engagement window, since `before`.
 
     Deleted rows are looked at too: counting them only makes a recompute more likely.
@@ -76,9 +84,11 @@ def happened_between(connection: Connection, config: MetricConfig, before: datet
     def within(column: Column[Any], start: datetime, end: datetime) -> Any:
         return exists().where(column >= start, column <= end)  # both ends: err towards recomputing
 
-    crossed = or_(within(ACTIVITIES.c.occurred_at, before, now),
-                  within(ACTIVITIES.c.occurred_at, before - look_back, now - look_back),
-                  within(ANSWERS.c.answered_at, before, now))
+    crossed = or_(
+        within(ACTIVITIES.c.occurred_at, before, now),
+        within(ACTIVITIES.c.occurred_at, before - look_back, now - look_back),
+        within(ANSWERS.c.answered_at, before, now),
+    )
     return bool(connection.execute(select(crossed)).scalar())
 
 

@@ -108,17 +108,34 @@ def segment_keys(connection: Any, name: str) -> dict[str, str]:
     that source's accounts hold it.
     """
     f, a = FieldCatalog.__table__, Account.__table__  # type: ignore[attr-defined]
-    rows = connection.execute(select(f.c.source, f.c.name).where(
-        f.c.removed_at.is_(None), func.lower(f.c.label) == name.lower(), f.c.name != name)
-        .distinct().order_by(f.c.source, f.c.name)).all()
+    rows = connection.execute(
+        select(f.c.source, f.c.name)
+        .where(f.c.removed_at.is_(None), func.lower(f.c.label) == name.lower(), f.c.name != name)
+        .distinct()
+        .order_by(f.c.source, f.c.name)
+    ).all()
     keys: dict[str, str] = {}
     for source, key in rows:
         if source in keys:
             continue
-        held = select(a.c.id).where(a.c.source == source, a.c.deleted_at.is_(None),
-                                    a.c.custom[key].as_string().is_not(None)).limit(1)
-        named = select(a.c.id).where(a.c.source == source, a.c.deleted_at.is_(None),
-                                     a.c.custom[name].as_string().is_not(None)).limit(1)
+        held = (
+            select(a.c.id)
+            .where(
+                a.c.source == source,
+                a.c.deleted_at.is_(None),
+                a.c.custom[key].as_string().is_not(None),
+            )
+            .limit(1)
+        )
+        named = (
+            select(a.c.id)
+            .where(
+                a.c.source == source,
+                a.c.deleted_at.is_(None),
+                a.c.custom[name].as_string().is_not(None),
+            )
+            .limit(1)
+        )
         if connection.execute(held).first() and not connection.execute(named).first():
             keys[source] = key
     return keys
@@ -134,15 +151,24 @@ def segment_of(run: Run, account: FromClause) -> ColumnElement[Any]:
     by_name: ColumnElement[Any] = account.c.custom[name].as_string()
     if not keys:
         return by_name
-    return case(*[(account.c.source == source, account.c.custom[key].as_string())
-                  for source, key in sorted(keys.items())], else_=by_name)
+    return case(
+        *[
+            (account.c.source == source, account.c.custom[key].as_string())
+            for source, key in sorted(keys.items())
+        ],
+        else_=by_name,
+    )
 
 
 def stage_labels() -> Any:
     """Each stage's label, for CRMs that name stages by id (HubSpot: 'appointmentscheduled')."""
     p = base(PipelineStage, "ps")
-    return (select(p.c.source, p.c.stage, func.min(p.c.label).label("label"))
-            .where(live(p)).group_by(p.c.source, p.c.stage).subquery("labels"))
+    return (
+        select(p.c.source, p.c.stage, func.min(p.c.label).label("label"))
+        .where(live(p))
+        .group_by(p.c.source, p.c.stage)
+        .subquery("labels")
+    )
 
 
 def is_stage(stage: Any, label: Any, names: tuple[str, ...]) -> ColumnElement[bool]:
@@ -155,13 +181,20 @@ def adherence(run: Run) -> tuple[Any, ColumnElement[Any]]:
     required = run.config.metrics.roles.required_stages
     h, labels = base(DealStageChange, "h"), stage_labels()
     firsts = [
-        func.min(case((is_stage(h.c.stage, labels.c.label, (name,)), h.c.entered_at)))
-        .label(f"f{i}") for i, name in enumerate(required)
+        func.min(case((is_stage(h.c.stage, labels.c.label, (name,)), h.c.entered_at))).label(
+            f"f{i}"
+        )
+        for i, name in enumerate(required)
     ]
-    sub = (select(h.c.source, h.c.deal_id, *firsts)
-           .select_from(h.outerjoin(labels, and_(labels.c.source == h.c.source,
-                                                 labels.c.stage == h.c.stage)))
-           .where(live(h)).group_by(h.c.source, h.c.deal_id).subquery("adh"))
+    sub = (
+        select(h.c.source, h.c.deal_id, *firsts)
+        .select_from(
+            h.outerjoin(labels, and_(labels.c.source == h.c.source, labels.c.stage == h.c.stage))
+        )
+        .where(live(h))
+        .group_by(h.c.source, h.c.deal_id)
+        .subquery("adh")
+    )
     if not required:
         return sub, literal(None, Integer)
     present = [sub.c[f"f{i}"].is_not(None) for i in range(len(required))]
@@ -175,11 +208,23 @@ def stage_deals(run: Run) -> None:
     d, u, a = base(Deal, "d"), base(User, "u"), base(Account, "a")
     owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
     held = crm_rate(d.c.source, d.c.currency, d.c.close_date)
-    amount = converted(d.c.amount, d.c.currency, d.c.close_date, config.currency,
-                       config.metrics.currency_rates, held)
+    amount = converted(
+        d.c.amount,
+        d.c.currency,
+        d.c.close_date,
+        config.currency,
+        config.metrics.currency_rates,
+        held,
+    )
     if roles.margin == "amount":
-        margin = converted(d.c.margin, d.c.currency, d.c.close_date, config.currency,
-                           config.metrics.currency_rates, held)
+        margin = converted(
+            d.c.margin,
+            d.c.currency,
+            d.c.close_date,
+            config.currency,
+            config.metrics.currency_rates,
+            held,
+        )
     else:
         margin = amount * cast(d.c.margin, Float)
     won = d.c.is_won.is_(True)
@@ -187,21 +232,41 @@ def stage_deals(run: Run) -> None:
     has_reason = func.coalesce(func.trim(d.c.loss_reason), "") != ""
     has_competitor = func.coalesce(func.trim(d.c.competitor), "") != ""
     created_on = run.bucketer.local_date(d.c.created_at)
-    cycle = case((and_(won, d.c.close_date.is_not(None), d.c.created_at.is_not(None)),
-                  days_between(run.dialect, d.c.close_date, created_on)))
+    cycle = case(
+        (
+            and_(won, d.c.close_date.is_not(None), d.c.created_at.is_not(None)),
+            days_between(run.dialect, d.c.close_date, created_on),
+        )
+    )
     adh, adhered = adherence(run)
     start_utc, _ = run.bucketer.window_instants()
     query = (
         select(
-            d.c.source, d.c.external_id, d.c.account_id, owner, u.c.team, region_of(run, a, u),
-            segment_of(run, a), d.c.lead_source, d.c.deal_type,
+            d.c.source,
+            d.c.external_id,
+            d.c.account_id,
+            owner,
+            u.c.team,
+            region_of(run, a, u),
+            segment_of(run, a),
+            d.c.lead_source,
+            d.c.deal_type,
             case((has_competitor, d.c.competitor)),
-            flag(won), flag(lost), flag(d.c.is_closed.is_(True)), flag(lost & has_reason),
+            flag(won),
+            flag(lost),
+            flag(d.c.is_closed.is_(True)),
+            flag(lost & has_reason),
             flag(lost & lowered_in(d.c.loss_reason, roles.no_decision_reasons)),
-            flag(lost & has_competitor), flag(won & lowered_in(d.c.deal_type, roles.upgrade_types)),
-            flag(won & lowered_in(d.c.deal_type, roles.cross_sell_types)), adhered,
-            amount, margin, cycle, d.c.close_date,
-            *day_periods(run, d.c.close_date, "c_"), *instant_periods(run, d.c.created_at, "k_"),
+            flag(lost & has_competitor),
+            flag(won & lowered_in(d.c.deal_type, roles.upgrade_types)),
+            flag(won & lowered_in(d.c.deal_type, roles.cross_sell_types)),
+            adhered,
+            amount,
+            margin,
+            cycle,
+            d.c.close_date,
+            *day_periods(run, d.c.close_date, "c_"),
+            *instant_periods(run, d.c.created_at, "k_"),
         )
         .select_from(
             d.outerjoin(u, same_record(u, d.c.source, owner))
@@ -211,12 +276,33 @@ def stage_deals(run: Run) -> None:
         .where(live(d), or_(d.c.close_date >= run.window.lead_in, d.c.created_at >= start_utc))
     )
     columns = [
-        *text("src", "deal", "account", "rep", "team", "region", "segment", "source", "deal_type",
-              "competitor"),
-        *ints("is_won", "is_lost", "is_closed", "has_reason", "no_decision", "has_competitor",
-              "is_upgrade", "is_cross_sell", "adhered"),
-        *floats("amount_c", "margin_c", "cycle_days"), Column("close_date", Date),
-        *period_columns("c_"), *instant_period_columns(run, "k_"),
+        *text(
+            "src",
+            "deal",
+            "account",
+            "rep",
+            "team",
+            "region",
+            "segment",
+            "source",
+            "deal_type",
+            "competitor",
+        ),
+        *ints(
+            "is_won",
+            "is_lost",
+            "is_closed",
+            "has_reason",
+            "no_decision",
+            "has_competitor",
+            "is_upgrade",
+            "is_cross_sell",
+            "adhered",
+        ),
+        *floats("amount_c", "margin_c", "cycle_days"),
+        Column("close_date", Date),
+        *period_columns("c_"),
+        *instant_period_columns(run, "k_"),
     ]
     run.tables["kpi_deal"] = stage(run.connection, "kpi_deal", columns, query)
 
@@ -233,16 +319,31 @@ def stage_activities(run: Run) -> None:
     start_utc, _ = run.bucketer.window_instants()
     selling = lowered_in(act.c.kind, roles.selling_activity_kinds)
     query = (
-        select(act.c.source, act.c.owner_id, u.c.team, act.c.kind, activity_account(act, d),
-               case((selling, func.coalesce(act.c.duration_seconds, 0)), else_=0),
-               flag(act.c.kind == "call"), flag(act.c.kind == "email"),
-               flag(act.c.kind == "meeting"), *instant_periods(run, act.c.occurred_at, "o_"))
-        .select_from(act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id))
-                     .outerjoin(d, same_record(d, act.c.source, act.c.deal_id)))
+        select(
+            act.c.source,
+            act.c.owner_id,
+            u.c.team,
+            act.c.kind,
+            activity_account(act, d),
+            case((selling, func.coalesce(act.c.duration_seconds, 0)), else_=0),
+            flag(act.c.kind == "call"),
+            flag(act.c.kind == "email"),
+            flag(act.c.kind == "meeting"),
+            *instant_periods(run, act.c.occurred_at, "o_"),
+        )
+        .select_from(
+            act.outerjoin(u, same_record(u, act.c.source, act.c.owner_id)).outerjoin(
+                d, same_record(d, act.c.source, act.c.deal_id)
+            )
+        )
         .where(live(act), act.c.occurred_at >= start_utc, act.c.occurred_at <= run.window.now)
     )
-    columns = [*text("src", "rep", "team", "kind", "account"), *floats("selling_seconds"),
-               *ints("is_call", "is_email", "is_meeting"), *instant_period_columns(run, "o_")]
+    columns = [
+        *text("src", "rep", "team", "kind", "account"),
+        *floats("selling_seconds"),
+        *ints("is_call", "is_email", "is_meeting"),
+        *instant_period_columns(run, "o_"),
+    ]
     run.tables["kpi_activity"] = stage(run.connection, "kpi_activity", columns, query)
 
 
@@ -251,16 +352,36 @@ def stage_answers(run: Run) -> None:
     start_utc, _ = run.bucketer.window_instants()
     account = func.coalesce(s.c.account_id, c.c.account_id)
     query = (
-        select(s.c.source, s.c.kind, s.c.score, flag(s.c.score >= 9), flag(s.c.score <= 6),
-               account, segment_of(run, a), s.c.team,
-               *instant_periods(run, s.c.answered_at, "s_"))
-        .select_from(s.outerjoin(c, same_record(c, s.c.source, s.c.contact_id))
-                     .outerjoin(a, same_record(a, s.c.source, account)))
-        .where(live(s), s.c.answered_at >= start_utc, s.c.answered_at <= run.window.now,
-               s.c.score >= 0, s.c.score <= 10)
+        select(
+            s.c.source,
+            s.c.kind,
+            s.c.score,
+            flag(s.c.score >= 9),
+            flag(s.c.score <= 6),
+            account,
+            segment_of(run, a),
+            s.c.team,
+            *instant_periods(run, s.c.answered_at, "s_"),
+        )
+        .select_from(
+            s.outerjoin(c, same_record(c, s.c.source, s.c.contact_id)).outerjoin(
+                a, same_record(a, s.c.source, account)
+            )
+        )
+        .where(
+            live(s),
+            s.c.answered_at >= start_utc,
+            s.c.answered_at <= run.window.now,
+            s.c.score >= 0,
+            s.c.score <= 10,
+        )
     )
-    columns = [*text("src", "kind"), *ints("score", "promoter", "detractor"),
-               *text("account", "segment", "team"), *instant_period_columns(run, "s_")]
+    columns = [
+        *text("src", "kind"),
+        *ints("score", "promoter", "detractor"),
+        *text("account", "segment", "team"),
+        *instant_period_columns(run, "s_"),
+    ]
     run.tables["kpi_answer"] = stage(run.connection, "kpi_answer", columns, query)
 
 
@@ -274,26 +395,47 @@ def stays_query(run: Run) -> Any:
     """
     h, d, labels = base(DealStageChange, "h"), base(Deal, "d"), stage_labels()
     per_deal = (h.c.source, h.c.deal_id)
-    previous = func.lag(h.c.stage).over(partition_by=per_deal,
-                                        order_by=(h.c.entered_at, h.c.external_id))
-    changes = (select(h.c.source, h.c.deal_id, h.c.stage, h.c.entered_at, h.c.external_id,
-                      previous.label("previous"))
-               .where(live(h)).subquery("changes"))
-    entries = (select(changes)
-               .where(or_(changes.c.previous.is_(None), changes.c.previous != changes.c.stage))
-               .subquery("entries"))
+    previous = func.lag(h.c.stage).over(
+        partition_by=per_deal, order_by=(h.c.entered_at, h.c.external_id)
+    )
+    changes = (
+        select(
+            h.c.source,
+            h.c.deal_id,
+            h.c.stage,
+            h.c.entered_at,
+            h.c.external_id,
+            previous.label("previous"),
+        )
+        .where(live(h))
+        .subquery("changes")
+    )
+    entries = (
+        select(changes)
+        .where(or_(changes.c.previous.is_(None), changes.c.previous != changes.c.stage))
+        .subquery("entries")
+    )
     left_at = func.lead(entries.c.entered_at).over(
         partition_by=(entries.c.source, entries.c.deal_id),
-        order_by=(entries.c.entered_at, entries.c.external_id))
-    return (select(entries.c.source, entries.c.deal_id,
-                   func.coalesce(labels.c.label, entries.c.stage).label("stage"),
-                   entries.c.stage.label("stage_id"), entries.c.entered_at,
-                   left_at.label("left_at"),
-                   func.coalesce(d.c.closed_owner_id, d.c.owner_id).label("rep"))
-            .select_from(entries.join(d, same_record(d, entries.c.source, entries.c.deal_id))
-                         .outerjoin(labels, and_(labels.c.source == entries.c.source,
-                                                 labels.c.stage == entries.c.stage)))
-            .subquery("stays"))
+        order_by=(entries.c.entered_at, entries.c.external_id),
+    )
+    return (
+        select(
+            entries.c.source,
+            entries.c.deal_id,
+            func.coalesce(labels.c.label, entries.c.stage).label("stage"),
+            entries.c.stage.label("stage_id"),
+            entries.c.entered_at,
+            left_at.label("left_at"),
+            func.coalesce(d.c.closed_owner_id, d.c.owner_id).label("rep"),
+        )
+        .select_from(
+            entries.join(d, same_record(d, entries.c.source, entries.c.deal_id)).outerjoin(
+                labels, and_(labels.c.source == entries.c.source, labels.c.stage == entries.c.stage)
+            )
+        )
+        .subquery("stays")
+    )
 
 
 def stage_stays(run: Run) -> None:
@@ -301,27 +443,42 @@ def stage_stays(run: Run) -> None:
     start_utc, _ = run.bucketer.window_instants()
     days = hours_between(run.dialect, stays.c.left_at, stays.c.entered_at) / 24.0
     query = (
-        select(stays.c.source, stays.c.deal_id, stays.c.stage, stays.c.rep, u.c.team,
-               flag(is_stage(stays.c.stage_id, stays.c.stage,
-                             run.config.metrics.roles.proposal_stages)),
-               case((stays.c.left_at.is_not(None), days)),
-               *instant_periods(run, stays.c.left_at, "e_"),
-               *instant_periods(run, stays.c.entered_at, "n_"))
+        select(
+            stays.c.source,
+            stays.c.deal_id,
+            stays.c.stage,
+            stays.c.rep,
+            u.c.team,
+            flag(
+                is_stage(stays.c.stage_id, stays.c.stage, run.config.metrics.roles.proposal_stages)
+            ),
+            case((stays.c.left_at.is_not(None), days)),
+            *instant_periods(run, stays.c.left_at, "e_"),
+            *instant_periods(run, stays.c.entered_at, "n_"),
+        )
         .select_from(stays.outerjoin(u, same_record(u, stays.c.source, stays.c.rep)))
         .where(or_(stays.c.entered_at >= start_utc, stays.c.left_at >= start_utc))
     )
-    columns = [*text("src", "deal", "stage", "rep", "team"), *ints("is_proposal"), *floats("days"),
-               *instant_period_columns(run, "e_"), *instant_period_columns(run, "n_")]
+    columns = [
+        *text("src", "deal", "stage", "rep", "team"),
+        *ints("is_proposal"),
+        *floats("days"),
+        *instant_period_columns(run, "e_"),
+        *instant_period_columns(run, "n_"),
+    ]
     run.tables["kpi_stay"] = stage(run.connection, "kpi_stay", columns, query)
 
 
 def stage_lines(run: Run) -> None:
     li, deals = base(LineItem, "li"), run.tables["kpi_deal"]
     query = (
-        select(li.c.product, deals.c.region, cast(li.c.quantity, Float),
-               *[deals.c["c_" + kind] for kind in KINDS])
-        .select_from(li.join(deals, and_(deals.c.src == li.c.source,
-                                         deals.c.deal == li.c.deal_id)))
+        select(
+            li.c.product,
+            deals.c.region,
+            cast(li.c.quantity, Float),
+            *[deals.c["c_" + kind] for kind in KINDS],
+        )
+        .select_from(li.join(deals, and_(deals.c.src == li.c.source, deals.c.deal == li.c.deal_id)))
         .where(live(li), deals.c.is_won == 1)
     )
     columns = [*text("product", "region"), *floats("quantity"), *period_columns("c_")]
@@ -332,20 +489,34 @@ def stage_reps(run: Run) -> None:
     """Each rep with the start date (hire date, else user created) and the first won deal's date."""
     u, d = base(User, "u"), base(Deal, "d")
     owner = func.coalesce(d.c.closed_owner_id, d.c.owner_id)
-    wins = (select(d.c.source, owner.label("rep"), func.min(d.c.close_date).label("first_won"))
-            .where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None))
-            .group_by(d.c.source, owner).subquery("wins"))
+    wins = (
+        select(d.c.source, owner.label("rep"), func.min(d.c.close_date).label("first_won"))
+        .where(live(d), d.c.is_won.is_(True), d.c.close_date.is_not(None))
+        .group_by(d.c.source, owner)
+        .subquery("wins")
+    )
     started = func.coalesce(u.c.started_on, run.bucketer.local_date(u.c.created_at))
-    ramp = case((wins.c.first_won >= started,
-                 days_between(run.dialect, wins.c.first_won, started)))
+    ramp = case((wins.c.first_won >= started, days_between(run.dialect, wins.c.first_won, started)))
     query = (
-        select(u.c.source, u.c.external_id, u.c.team, flag(u.c.is_active.is_(True)), started,
-               ramp, *day_periods(run, started, "r_"))
-        .select_from(u.outerjoin(wins, and_(wins.c.source == u.c.source,
-                                            wins.c.rep == u.c.external_id)))
+        select(
+            u.c.source,
+            u.c.external_id,
+            u.c.team,
+            flag(u.c.is_active.is_(True)),
+            started,
+            ramp,
+            *day_periods(run, started, "r_"),
+        )
+        .select_from(
+            u.outerjoin(wins, and_(wins.c.source == u.c.source, wins.c.rep == u.c.external_id))
+        )
         .where(live(u), started >= run.window.first_day)
     )
-    columns = [*text("src", "rep", "team"), *ints("is_active"), Column("started", Date),
-               *floats("ramp_days"), *period_columns("r_")]
+    columns = [
+        *text("src", "rep", "team"),
+        *ints("is_active"),
+        Column("started", Date),
+        *floats("ramp_days"),
+        *period_columns("r_"),
+    ]
     run.tables["kpi_rep"] = stage(run.connection, "kpi_rep", columns, query)
-

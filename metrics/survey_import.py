@@ -38,11 +38,18 @@ from kpisync.store.models import Account, Contact, SurveyResponse, User
 from kpisync.store.revision import raise_revision
 from kpisync.store.upsert import upsert_rows
 
-DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
-                        **{chr(0x0660 + i): str(i) for i in range(10)}})
+DIGITS = str.maketrans(
+    {**{chr(0x06F0 + i): str(i) for i in range(10)}, **{chr(0x0660 + i): str(i) for i in range(10)}}
+)
 REQUIRED = ("score", "answered_at")
-ALIASES = {"date": "answered_at", "answered": "answered_at", "email": "respondent",
-           "response_id": "id", "company": "account", "subject": "account"}
+ALIASES = {
+    "date": "answered_at",
+    "answered": "answered_at",
+    "email": "respondent",
+    "response_id": "id",
+    "company": "account",
+    "subject": "account",
+}
 
 
 @dataclass(frozen=True)
@@ -83,18 +90,22 @@ def read_rows(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int,
     header's invisible characters (a zero-width space, a stray BOM) are dropped and named in
     `notes`."""
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder, not a file",
-                          hint="give the path of one CSV or JSON export inside it")
+        raise ConfigError(
+            f"{path} is a folder, not a file",
+            hint="give the path of one CSV or JSON export inside it",
+        )
     if not path.exists():
         raise ConfigError(f"{path} not found", hint="give the path of a CSV or JSON export")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text",
-                          hint="export it again as CSV UTF-8 (or JSON)") from None
+        raise ConfigError(
+            f"{path} is not UTF-8 text", hint="export it again as CSV UTF-8 (or JSON)"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}",
-                          hint="check the file's permissions") from None
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}", hint="check the file's permissions"
+        ) from None
     notes = notes if notes is not None else []
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
@@ -103,11 +114,14 @@ def read_rows(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int,
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         items = data.get("responses") if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise ConfigError(f"{path}: no list of answers",
-                              hint='give a list of objects, or {"responses": [...]}')
+            raise ConfigError(
+                f"{path}: no list of answers",
+                hint='give a list of objects, or {"responses": [...]}',
+            )
         if items:
-            check_columns(path, {key for item in items if isinstance(item, dict)
-                                 for key in normalise(item)})
+            check_columns(
+                path, {key for item in items if isinstance(item, dict) for key in normalise(item)}
+            )
         for index, item in enumerate(items, start=1):
             yield index, normalise(item if isinstance(item, dict) else {})
         return
@@ -119,9 +133,11 @@ def read_rows(path: Path, notes: list[str] | None = None) -> Iterator[tuple[int,
         for row in reader:
             yield reader.line_num, normalise(row)
     except csv.Error as exc:  # a cell over the csv module's 128 KiB, a NUL byte …
-        raise ConfigError(f"{path} line {reader.line_num + 1}: not readable as CSV ({exc})",
-                          hint="a survey export's cells are short text: check that this is "
-                               "the export, and export it again; nothing was imported") from None
+        raise ConfigError(
+            f"{path} line {reader.line_num + 1}: not readable as CSV ({exc})",
+            hint="a survey export's cells are short text: check that this is "
+            "the export, and export it again; nothing was imported",
+        ) from None
 
 
 def delimiter(header: str) -> str:
@@ -134,9 +150,11 @@ def check_columns(path: Path, columns: set[str]) -> None:
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
         found = ", ".join(sorted(columns)) or "none"
-        raise ConfigError(f"{path}: no {' or '.join(missing)} column (columns found: {found})",
-                          hint="a survey export has score and answered_at (or date) columns, "
-                               "with respondent, and kind, account, team or id where needed")
+        raise ConfigError(
+            f"{path}: no {' or '.join(missing)} column (columns found: {found})",
+            hint="a survey export has score and answered_at (or date) columns, "
+            "with respondent, and kind, account, team or id where needed",
+        )
 
 
 def visible(text: str) -> str:
@@ -195,8 +213,13 @@ def parse_answered(row: dict[str, str], zone: ZoneInfo, setting: System) -> tupl
     if (setting == "gregorian" and not row.get("calendar")) or len(text.strip()) > 10:
         return parse_instant(text, zone), False
     try:
-        day, decided = read_day(text, row.get("calendar", ""), setting, date(1990, 1, 1),
-                                datetime.now(UTC).date() + timedelta(days=1))
+        day, decided = read_day(
+            text,
+            row.get("calendar", ""),
+            setting,
+            date(1990, 1, 1),
+            datetime.now(UTC).date() + timedelta(days=1),
+        )
     except ValueError as exc:
         raise ValueError(f"date {text!r}: {exc}") from None
     moment = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
@@ -215,21 +238,28 @@ def load_directory(connection: Connection, source: str) -> Directory:
     a = Account.__table__  # type: ignore[attr-defined]
     contacts: dict[str, tuple[str, str | None]] = {}
     for external_id, email, account in connection.execute(
-            select(c.c.external_id, c.c.email, c.c.account_id)
-            .where(c.c.source == source, c.c.deleted_at.is_(None))):
+        select(c.c.external_id, c.c.email, c.c.account_id).where(
+            c.c.source == source, c.c.deleted_at.is_(None)
+        )
+    ):
         contacts[external_id] = (external_id, account)
         if email:
             contacts[email.lower()] = (external_id, account)
     users: dict[str, str | None] = {}
     for external_id, email, team in connection.execute(
-            select(u.c.external_id, u.c.email, u.c.team)
-            .where(u.c.source == source, u.c.deleted_at.is_(None))):
+        select(u.c.external_id, u.c.email, u.c.team).where(
+            u.c.source == source, u.c.deleted_at.is_(None)
+        )
+    ):
         users[external_id] = team
         if email:
             users[email.lower()] = team
     teams = {team for team in users.values() if team}
-    accounts = set(connection.execute(select(a.c.external_id).where(
-        a.c.source == source, a.c.deleted_at.is_(None))).scalars())
+    accounts = set(
+        connection.execute(
+            select(a.c.external_id).where(a.c.source == source, a.c.deleted_at.is_(None))
+        ).scalars()
+    )
     return Directory(contacts, users, teams, accounts)
 
 
@@ -237,8 +267,13 @@ def stable_id(*parts: object) -> str:
     return "imp-" + hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:40]
 
 
-def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
-             seen: Counter[tuple[Any, ...]], calendar: System = "gregorian") -> dict[str, Any]:
+def validate(
+    row: dict[str, str],
+    directory: Directory,
+    zone: ZoneInfo,
+    seen: Counter[tuple[Any, ...]],
+    calendar: System = "gregorian",
+) -> dict[str, Any]:
     """The survey_responses values of a good row; ValueError naming the problem otherwise."""
     kind = (row.get("kind") or "nps").lower()
     if kind not in ("nps", "enps"):
@@ -254,8 +289,9 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
         contact, contact_account = directory.contacts[respondent]
         account = row.get("account") or contact_account
         if not account:
-            raise ValueError("no subject account: the contact has no account; give the "
-                             "answer an account column")
+            raise ValueError(
+                "no subject account: the contact has no account; give the answer an account column"
+            )
         if account not in directory.accounts:
             raise ValueError(f"unknown subject account {account!r}")
         external = stable_id("nps", contact, account, answered_at.isoformat())
@@ -265,8 +301,10 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
             raise ValueError(f"unknown respondent {row.get('respondent', '')!r} (no such user)")
         team = row.get("team") or (directory.users.get(respondent) if respondent else None)
         if not team:
-            raise ValueError("no team: an eNPS answer needs a team column, or a respondent who "
-                             "is a user with a team")
+            raise ValueError(
+                "no team: an eNPS answer needs a team column, or a respondent who "
+                "is a user with a team"
+            )
         if team not in directory.teams:
             raise ValueError(f"unknown team {team!r}")
         identity = ("enps", team, answered_at.isoformat(), score)
@@ -275,12 +313,23 @@ def validate(row: dict[str, str], directory: Directory, zone: ZoneInfo,
         values = {"contact_id": None, "account_id": None, "team": team}
     if row.get("id"):
         external = stable_id(kind, "id", row["id"])
-    return values | {"external_id": external, "kind": kind, "score": score,
-                     "answered_at": answered_at, "decided": decided}
+    return values | {
+        "external_id": external,
+        "kind": kind,
+        "score": score,
+        "answered_at": answered_at,
+        "decided": decided,
+    }
 
 
-def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "UTC",
-                   calendar: System = "gregorian") -> ImportReport:
+def import_surveys(
+    engine: Engine,
+    path: Path,
+    *,
+    source: str,
+    timezone: str = "UTC",
+    calendar: System = "gregorian",
+) -> ImportReport:
     """Validate every row of `path`, upsert the good ones into survey_responses, report the rest."""
     zone, report = ZoneInfo(timezone), ImportReport()
     table = SurveyResponse.__table__  # type: ignore[attr-defined]
@@ -300,15 +349,24 @@ def import_surveys(engine: Engine, path: Path, *, source: str, timezone: str = "
                 report.duplicates += 1
             raw = row if values["kind"] == "nps" else {}  # an employee's identity is never kept
             good[values["external_id"]] = values | {
-                "source": source, "custom": {}, "raw": raw, "modified_at": None,
-                "synced_at": now, "deleted_at": None, "origin": f"import:{path.name}"}
-        existing = set(connection.execute(
-            select(table.c.external_id).where(table.c.source == source,
-                                              table.c.external_id.in_(list(good)))).scalars())
+                "source": source,
+                "custom": {},
+                "raw": raw,
+                "modified_at": None,
+                "synced_at": now,
+                "deleted_at": None,
+                "origin": f"import:{path.name}",
+            }
+        existing = set(
+            connection.execute(
+                select(table.c.external_id).where(
+                    table.c.source == source, table.c.external_id.in_(list(good))
+                )
+            ).scalars()
+        )
         if good:
             upsert_rows(connection, table, list(good.values()))
             raise_revision(connection, source, now)
         report.imported = len(set(good) - existing)
         report.unchanged = len(set(good) & existing)
     return report
-

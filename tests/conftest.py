@@ -36,8 +36,10 @@ def _root_logging_restored() -> Iterator[None]:
 
 def _postgres_database() -> Iterator[str]:
     if not POSTGRES_ADMIN_URL:
-        pytest.fail("KPISYNC_TEST_POSTGRES_URL is not set: start PostgreSQL (see .ci/run) "
-                    "or set KPISYNC_TEST_NO_POSTGRES=1")
+        pytest.fail(
+            "KPISYNC_TEST_POSTGRES_URL is not set: start PostgreSQL (see .ci/run) "
+            "or set KPISYNC_TEST_NO_POSTGRES=1"
+        )
     name = f"kpisync_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

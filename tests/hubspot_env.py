@@ -25,12 +25,17 @@ class HubSpotEnv:
     emulator: HubSpotEmulator
 
     def options(self, **extra: Any) -> dict[str, Any]:
-        options: dict[str, Any] = {"type": "hubspot", "host": self.emulator.base_url,
-                                   "token_env": TOKEN_ENV, "search_lag_seconds": 0,
-                                   "fast_retries": True, "timeout_seconds": 5,
-                                   "search_rate_per_second": self.emulator.search_rate_per_second,
-                                   "archived_every_minutes": 0,  # deletes seen by the next sync
-                                   "roles": {"deal_type": "deal_category"}}
+        options: dict[str, Any] = {
+            "type": "hubspot",
+            "host": self.emulator.base_url,
+            "token_env": TOKEN_ENV,
+            "search_lag_seconds": 0,
+            "fast_retries": True,
+            "timeout_seconds": 5,
+            "search_rate_per_second": self.emulator.search_rate_per_second,
+            "archived_every_minutes": 0,  # deletes seen by the next sync
+            "roles": {"deal_type": "deal_category"},
+        }
         options.update(extra)
         return options
 
@@ -44,4 +49,3 @@ class HubSpotEnv:
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         os.environ[TOKEN_ENV] = TOKEN
         return write_settings_file(folder, store_url, SOURCE, self.options(**extra))
-

@@ -38,11 +38,17 @@ class ServedHubSpot(Served):
         ids = rng.sample(sorted(dump["deals"]), count)
         for rid in ids:
             self.emulator.update_record("deals", rid, {"amount": f"{rng.randint(100, 99999)}.25"})
-            items = sorted(i for i in dump["deals"][rid]["associations"].get("line_items", {})
-                           if not dump["line_items"][i]["archived"])
+            items = sorted(
+                i
+                for i in dump["deals"][rid]["associations"].get("line_items", {})
+                if not dump["line_items"][i]["archived"]
+            )
             if items:
-                self.emulator.update_record("line_items", items[0], {
-                    "quantity": str(rng.randint(2, 9)), "price": f"{rng.randint(10, 999)}.50"})
+                self.emulator.update_record(
+                    "line_items",
+                    items[0],
+                    {"quantity": str(rng.randint(2, 9)), "price": f"{rng.randint(10, 999)}.50"},
+                )
         return set(ids)
 
     def delete_deal(self) -> str:
@@ -50,8 +56,11 @@ class ServedHubSpot(Served):
         dump = self.emulator.dump()
         rid: str = sorted(dump["deals"])[1]
         self.emulator.archive("deals", rid)
-        item = min(i for i, r in dump["line_items"].items() if not r["archived"]
-                   and rid not in r["associations"].get("deals", {}))
+        item = min(
+            i
+            for i, r in dump["line_items"].items()
+            if not r["archived"] and rid not in r["associations"].get("deals", {})
+        )
         self.emulator.archive("line_items", item)
         return rid
 
@@ -61,12 +70,12 @@ class ServedHubSpot(Served):
 
     def bad_credentials(self) -> dict[str, Any]:
         import os
+
         os.environ["KPISYNC_TEST_BAD_TOKEN"] = "pat-na1-not-a-real-token"
         return {"token_env": "KPISYNC_TEST_BAD_TOKEN"}
 
     def unreachable(self) -> dict[str, Any]:
         return {"host": "http://127.0.0.1:9"}
-
 
 
 class HubSpotKit:

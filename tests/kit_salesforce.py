@@ -42,8 +42,9 @@ class ServedSalesforce(Served):
         rng = random.Random(seed)
         ids = rng.sample(sorted(self.emulator.live("Opportunity")), count)
         for rid in ids:
-            self.emulator.update_record("Opportunity", rid,
-                                        {"Amount": Decimal(f"{rng.randint(100, 99999)}.25")})
+            self.emulator.update_record(
+                "Opportunity", rid, {"Amount": Decimal(f"{rng.randint(100, 99999)}.25")}
+            )
         return set(ids)
 
     def delete_deal(self) -> str:
@@ -61,7 +62,6 @@ class ServedSalesforce(Served):
 
     def unreachable(self) -> dict[str, Any]:
         return {"login_url": "https://127.0.0.1:9"}
-
 
 
 class SalesforceKit:

@@ -41,8 +41,9 @@ class ServedVtiger(Served):
         rng = random.Random(seed)
         ids = rng.sample(self.live_deals(), count)
         for ws_id in ids:
-            self.emulator.update_record("Potentials", ws_id,
-                                        {"amount": f"{rng.randint(100, 99999)}.25"})
+            self.emulator.update_record(
+                "Potentials", ws_id, {"amount": f"{rng.randint(100, 99999)}.25"}
+            )
         return set(ids)
 
     def delete_deal(self) -> str:
@@ -60,7 +61,6 @@ class ServedVtiger(Served):
 
     def unreachable(self) -> dict[str, Any]:
         return {"url": "http://127.0.0.1:9"}
-
 
 
 class VtigerKit:

@@ -29,11 +29,19 @@ class SalesforceEnv:
         os.environ[PASSWORD_ENV] = login.password
         os.environ[TOKEN_ENV] = login.security_token
         options: dict[str, Any] = {
-            "type": "salesforce", "login_url": self.emulator.base_url, "username": login.username,
-            "password_env": PASSWORD_ENV, "security_token_env": TOKEN_ENV,
-            "ca_bundle": str(self.emulator.ca_path), "lag_seconds": 0, "fast_retries": True,
-            "timeout_seconds": 5, "bulk_poll_seconds": 0, "min_api_remaining": 100,
-            "roles": {"deal_type": "Deal_category__c"}}
+            "type": "salesforce",
+            "login_url": self.emulator.base_url,
+            "username": login.username,
+            "password_env": PASSWORD_ENV,
+            "security_token_env": TOKEN_ENV,
+            "ca_bundle": str(self.emulator.ca_path),
+            "lag_seconds": 0,
+            "fast_retries": True,
+            "timeout_seconds": 5,
+            "bulk_poll_seconds": 0,
+            "min_api_remaining": 100,
+            "roles": {"deal_type": "Deal_category__c"},
+        }
         options.update(extra)
         return {k: v for k, v in options.items() if v is not None}
 

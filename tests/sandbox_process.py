@@ -14,11 +14,18 @@ from typing import Self
 LISTENING = re.compile(r"sandbox at (https?://127\.0\.0\.1:(\d+))")
 
 
-def kpisync(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, check=False,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+def kpisync(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
 
 
 class Sandbox:
@@ -27,8 +34,11 @@ class Sandbox:
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kpisync.cli", "sandbox", "serve", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "COLUMNS": "200"})
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         self.output: list[str] = []
         assert self.process.stdout is not None
         for line in self.process.stdout:  # blocks until the server says it listens, or exits

@@ -16,11 +16,23 @@ from kpisync.cli.commands import COMMANDS
 from kpisync.cli.dispatch import registered
 
 # What only a command needs: none of it may load for `kpisync --help`.
-HEAVY = ("sqlalchemy", "pydantic", "alembic", "metrics", "writeback", "connectors",
-         "kpisync.store", "kpisync.report", "emulators", "kpisync.config",
-         "kpisync.cli.failure", "kpisync.cli.sources")
-COMMAND_MODULES = sorted({declared.module for declared in COMMANDS
-                          if not declared.module.startswith("kpisync.cli.")})
+HEAVY = (
+    "sqlalchemy",
+    "pydantic",
+    "alembic",
+    "metrics",
+    "writeback",
+    "connectors",
+    "kpisync.store",
+    "kpisync.report",
+    "emulators",
+    "kpisync.config",
+    "kpisync.cli.failure",
+    "kpisync.cli.sources",
+)
+COMMAND_MODULES = sorted(
+    {declared.module for declared in COMMANDS if not declared.module.startswith("kpisync.cli.")}
+)
 
 
 def summary(help_text: str | None) -> str:
@@ -42,19 +54,25 @@ def test_every_module_registers_exactly_the_commands_the_table_gives_it() -> Non
 
 def loaded_modules(code: str) -> list[str]:
     """The modules a fresh interpreter holds after running `code`."""
-    done = subprocess.run([sys.executable, "-c", f"{code}\nimport json, sys\n"
-                           "print(json.dumps(sorted(sys.modules)))"],
-                          capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return list(json.loads(done.stdout.splitlines()[-1]))
 
 
 def test_top_level_help_loads_no_command_and_lists_them_all() -> None:
-    code = ("import contextlib, io, sys\nfrom kpisync.cli import app\nsys.argv = ['kpisync', "
-            "'--help']\nshown = io.StringIO()\nwith contextlib.redirect_stdout(shown):\n"
-            "    try:\n        app()\n    except SystemExit as done:\n"
-            "        assert done.code == 0, done.code\n"
-            "assert all(d.name in shown.getvalue() for d in __import__("
-            "'kpisync.cli.commands').cli.commands.COMMANDS)")
+    code = (
+        "import contextlib, io, sys\nfrom kpisync.cli import app\nsys.argv = ['kpisync', "
+        "'--help']\nshown = io.StringIO()\nwith contextlib.redirect_stdout(shown):\n"
+        "    try:\n        app()\n    except SystemExit as done:\n"
+        "        assert done.code == 0, done.code\n"
+        "assert all(d.name in shown.getvalue() for d in __import__("
+        "'kpisync.cli.commands').cli.commands.COMMANDS)"
+    )
     loaded = loaded_modules(code)
     heavy = [name for name in loaded if any(name == h or name.startswith(h + ".") for h in HEAVY)]
     assert heavy == []
@@ -62,8 +80,9 @@ def test_top_level_help_loads_no_command_and_lists_them_all() -> None:
 
 def test_no_command_module_loads_the_cli() -> None:
     loaded = loaded_modules("\n".join(f"import {module}" for module in COMMAND_MODULES))
-    assert [name for name in loaded if name == "kpisync.cli" or name.startswith("kpisync.cli.")
-            ] == []
+    assert [
+        name for name in loaded if name == "kpisync.cli" or name.startswith("kpisync.cli.")
+    ] == []
 
 
 def test_a_mistyped_command_is_named_with_the_nearest_one_and_exit_2() -> None:

@@ -34,12 +34,22 @@ from tests.hubspot_env import SOURCE, TOKEN, TOKEN_ENV, HubSpotEnv
 CLI = [sys.executable, "-m", "kpisync.cli"]
 
 
-def kpisync(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("KPISYNC_SETTINGS", "COLUMNS")}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300,
-                          env={**environment, TOKEN_ENV: TOKEN, **(env or {})}, cwd=cwd)
+def kpisync(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("KPISYNC_SETTINGS", "COLUMNS")
+    }
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environment, TOKEN_ENV: TOKEN, **(env or {})},
+        cwd=cwd,
+    )
 
 
 @dataclass
@@ -99,7 +109,10 @@ def no_folder(world: World, folder: Path) -> tuple[list[str], Path | None]:
 
 def store_is_a_folder(world: World, folder: Path) -> tuple[list[str], Path | None]:
     (folder / "store.db").mkdir()
-    return ["--settings", str(settings_for(world, folder, f"sqlite:///{folder / 'store.db'}"))], None
+    return [
+        "--settings",
+        str(settings_for(world, folder, f"sqlite:///{folder / 'store.db'}")),
+    ], None
 
 
 def survey_file(content: bytes) -> Callable[[World, Path], tuple[list[str], Path]]:
@@ -107,6 +120,7 @@ def survey_file(content: bytes) -> Callable[[World, Path], tuple[list[str], Path
         path = folder / "answers.csv"
         path.write_bytes(content)
         return [str(path), "--source", SOURCE, "--settings", str(world.settings)], path
+
     return prepare
 
 
@@ -119,25 +133,30 @@ def existing(name: str, *settings: str) -> Callable[[World, Path], tuple[list[st
         path = folder / name
         path.write_text("# mine\n", encoding="utf-8")
         return [str(path), *[str(world.settings) if s == "SETTINGS" else s for s in settings]], path
+
     return prepare
 
 
 def host(url: str, *, sync: bool = False) -> Callable[[World, Path], tuple[list[str], Path | None]]:
     """Settings naming another host; a sync gets a copy of the store (it records its attempt)."""
+
     def prepare(world: World, folder: Path) -> tuple[list[str], Path | None]:
         store = world.store
         if sync:
             store = folder / "copy.db"
             shutil.copy(world.store, store)
-        settings = write_settings_file(folder, f"sqlite:///{store}", SOURCE,
-                                       world.env.options(host=url, fast_retries=False))
+        settings = write_settings_file(
+            folder, f"sqlite:///{store}", SOURCE, world.env.options(host=url, fast_retries=False)
+        )
         return ([] if sync else [SOURCE]) + ["--settings", str(settings)], None
+
     return prepare
 
 
 def plain(*args: str) -> Callable[[World, Path], tuple[list[str], Path | None]]:
     def prepare(world: World, folder: Path) -> tuple[list[str], Path | None]:
         return [*args, "--settings", str(world.settings)], None
+
     return prepare
 
 
@@ -151,13 +170,25 @@ CASES = [
     ("kpis", damaged_page, 4, "the store is damaged: database disk image is malformed"),
     ("status", no_folder, 2, "nowhere does not exist"),
     ("status", store_is_a_folder, 2, "store.db is a folder"),
-    ("surveys import", survey_file(BIG_CELL), 2,
-     "line 2: not readable as CSV (field larger than field limit (131072))"),
+    (
+        "surveys import",
+        survey_file(BIG_CELL),
+        2,
+        "line 2: not readable as CSV (field larger than field limit (131072))",
+    ),
     ("surveys import", survey_folder, 2, "is a folder, not a file"),
-    ("surveys import", survey_file(b"score,date,email\n-1,2025-03-01,nobody@x.test\n"), 7,
-     "1 of the file's rows were rejected"),
-    ("surveys import", survey_file("\ufeffsc\u200bore;when\n9;2025\n".encode()), 2,
-     "no answered_at column (columns found: score, when)"),
+    (
+        "surveys import",
+        survey_file(b"score,date,email\n-1,2025-03-01,nobody@x.test\n"),
+        7,
+        "1 of the file's rows were rejected",
+    ),
+    (
+        "surveys import",
+        survey_file("\ufeffsc\u200bore;when\n9;2025\n".encode()),
+        2,
+        "no answered_at column (columns found: score, when)",
+    ),
     ("kpis", plain("--json", "--csv"), 2, "--json and --csv are two formats"),
     ("kpis", plain("--kpi", "win rat"), 2, "unknown KPI 'win rat'; did you mean 'Win rate'"),
     ("kpis", plain("--period", "fortnight"), 2, "unknown period 'fortnight'"),
@@ -165,19 +196,30 @@ CASES = [
     ("goals", plain(), 2, "no goals configured"),
     ("init", existing("settings.toml"), 2, "already exists"),
     ("db backup", existing("backup.db", "--settings", "SETTINGS"), 2, "backup.db already exists"),
-    ("check", host("http://127.0.0.1:9"), 3,
-     "cannot reach HubSpot at http://127.0.0.1:9 for GET /crm/v3/owners: connection refused"),
+    (
+        "check",
+        host("http://127.0.0.1:9"),
+        3,
+        "cannot reach HubSpot at http://127.0.0.1:9 for GET /crm/v3/owners: connection refused",
+    ),
     ("check", host("http://kpisync-test.invalid"), 3, "the host name does not resolve (DNS)"),
     ("sync", host("http://127.0.0.1:9", sync=True), 3, "connection refused"),
 ]
 
 
-@pytest.mark.parametrize(("command", "prepare", "code", "says"), CASES,
-                         ids=[f"{c[0]}-{getattr(c[1], '__name__', 'x')}-{i}"
-                              for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("command", "prepare", "code", "says"),
+    CASES,
+    ids=[f"{c[0]}-{getattr(c[1], '__name__', 'x')}-{i}" for i, c in enumerate(CASES)],
+)
 def test_each_failure_is_one_line_its_exit_code_and_changes_nothing(
-        world: World, tmp_path: Path, command: str, prepare: Callable[..., tuple[list[str], Path]],
-        code: int, says: str) -> None:
+    world: World,
+    tmp_path: Path,
+    command: str,
+    prepare: Callable[..., tuple[list[str], Path]],
+    code: int,
+    says: str,
+) -> None:
     arguments, touched = prepare(world, tmp_path)
     before = fingerprint(world.store)
     touched_before = fingerprint(touched) if touched is not None and touched.is_file() else None
@@ -212,8 +254,9 @@ def test_db_check_says_what_is_wrong_and_how_to_recover(world: World, tmp_path: 
     assert report["counts"]["deals"] == deals == len(world.env.org.deals)
 
 
-def test_db_backup_is_a_consistent_copy_that_serves_as_the_store(world: World,
-                                                                 tmp_path: Path) -> None:
+def test_db_backup_is_a_consistent_copy_that_serves_as_the_store(
+    world: World, tmp_path: Path
+) -> None:
     target = tmp_path / "backup.db"
     done = kpisync("db", "backup", str(target), "--settings", str(world.settings))
     assert done.returncode == 0, done
@@ -223,8 +266,9 @@ def test_db_backup_is_a_consistent_copy_that_serves_as_the_store(world: World,
         for name in tables:
             query = f"SELECT * FROM {name} ORDER BY 1"
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), name
-    restored = kpisync("db", "check", "--settings",
-                       str(settings_for(world, tmp_path, f"sqlite:///{target}")))
+    restored = kpisync(
+        "db", "check", "--settings", str(settings_for(world, tmp_path, f"sqlite:///{target}"))
+    )
     assert restored.returncode == 0 and "integrity: ok" in restored.stdout, restored
 
 
@@ -236,18 +280,33 @@ def test_a_read_only_store_serves_the_read_only_commands(world: World, tmp_path:
     settings = settings_for(world, tmp_path, f"sqlite:///{folder / 'store.db'}")
     before = fingerprint(folder / "store.db")
     report = tmp_path / "report.html"
-    script = (f"mount --bind -o ro {folder} {folder} && "
-              + " ; ".join(f"{' '.join(CLI)} {command} --settings {settings} >{tmp_path}/{n}.out "
-                           f"2>{tmp_path}/{n}.err; echo $? >{tmp_path}/{n}.rc"
-                           for n, command in enumerate([
-                               "status --json", "kpis --json", f"report --out {report}",
-                               "sync", "compute", "surveys import /dev/null --source hs"])))
-    subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script], check=True,
-                   timeout=600, env={**os.environ, TOKEN_ENV: TOKEN})
+    script = f"mount --bind -o ro {folder} {folder} && " + " ; ".join(
+        f"{' '.join(CLI)} {command} --settings {settings} >{tmp_path}/{n}.out "
+        f"2>{tmp_path}/{n}.err; echo $? >{tmp_path}/{n}.rc"
+        for n, command in enumerate(
+            [
+                "status --json",
+                "kpis --json",
+                f"report --out {report}",
+                "sync",
+                "compute",
+                "surveys import /dev/null --source hs",
+            ]
+        )
+    )
+    subprocess.run(
+        ["unshare", "--map-root-user", "--mount", "sh", "-c", script],
+        check=True,
+        timeout=600,
+        env={**os.environ, TOKEN_ENV: TOKEN},
+    )
 
     def outcome(n: int) -> tuple[int, str, str]:
-        return (int((tmp_path / f"{n}.rc").read_text()), (tmp_path / f"{n}.out").read_text(),
-                (tmp_path / f"{n}.err").read_text())
+        return (
+            int((tmp_path / f"{n}.rc").read_text()),
+            (tmp_path / f"{n}.out").read_text(),
+            (tmp_path / f"{n}.err").read_text(),
+        )
 
     code, out, err = outcome(0)
     assert code == 0 and json.loads(out)[0]["source"] == SOURCE, err
@@ -258,13 +317,16 @@ def test_a_read_only_store_serves_the_read_only_commands(world: World, tmp_path:
     for n, command in ((3, "sync"), (4, "compute"), (5, "surveys import")):
         code, out, err = outcome(n)
         assert code == 4, (command, err)
-        assert err.splitlines()[0] == (f"error: the store is read-only (a read-only file or file "
-                                       f"system); '{command}' writes to it"), err
+        assert err.splitlines()[0] == (
+            f"error: the store is read-only (a read-only file or file "
+            f"system); '{command}' writes to it"
+        ), err
     assert fingerprint(folder / "store.db") == before
 
 
 def test_every_line_under_log_json_is_json_the_error_and_traceback_included(
-        world: World, tmp_path: Path) -> None:
+    world: World, tmp_path: Path
+) -> None:
     arguments, _ = damaged_page(world, tmp_path)
     for debug in ([], ["--debug"]):
         done = kpisync("--log-json", *debug, "--verbose", "kpis", *arguments)
@@ -272,9 +334,12 @@ def test_every_line_under_log_json_is_json_the_error_and_traceback_included(
         records = [json.loads(line) for line in done.stderr.splitlines()]
         assert records[-1]["level"] == "error" and records[-1]["exit_code"] == 4
         assert records[-1]["message"] == "the store is damaged: database disk image is malformed"
-        assert ("Traceback (most recent call last)" in records[-1].get("traceback", "")) == \
-            bool(debug)
-    done = kpisync("--log-json", "check", SOURCE, *host("http://127.0.0.1:9")(world, tmp_path)[0][1:])
+        assert ("Traceback (most recent call last)" in records[-1].get("traceback", "")) == bool(
+            debug
+        )
+    done = kpisync(
+        "--log-json", "check", SOURCE, *host("http://127.0.0.1:9")(world, tmp_path)[0][1:]
+    )
     assert done.returncode == 3
     [record] = [json.loads(line) for line in done.stderr.splitlines()]
     assert "connection refused" in record["message"] and record["fix"]
@@ -283,9 +348,12 @@ def test_every_line_under_log_json_is_json_the_error_and_traceback_included(
 def test_a_closed_pipe_ends_the_output_quietly(world: World) -> None:
     """`kpisync kpis --csv | head -0`: the reader has gone before the first write."""
     for form in ("--csv", "--json", ""):
-        process = subprocess.Popen([*CLI, "kpis", *([form] if form else []), "--settings",
-                                    str(world.settings)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env={**os.environ, TOKEN_ENV: TOKEN})
+        process = subprocess.Popen(
+            [*CLI, "kpis", *([form] if form else []), "--settings", str(world.settings)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, TOKEN_ENV: TOKEN},
+        )
         assert process.stdout is not None and process.stderr is not None
         process.stdout.close()
         error = process.stderr.read().decode()
@@ -293,7 +361,8 @@ def test_a_closed_pipe_ends_the_output_quietly(world: World) -> None:
 
 
 def test_ctrl_c_on_sync_is_recorded_as_interrupted_and_the_next_sync_resumes(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """The signal is placed by progress: once the emulator has answered a few calls, it is held
     (its lock) so the sync cannot finish, Ctrl-C is sent, and the emulator is let go once the
     CLI has said it stops after the page being written."""
@@ -302,9 +371,13 @@ def test_ctrl_c_on_sync_is_recorded_as_interrupted_and_the_next_sync_resumes(
         env = HubSpotEnv(org, emulator)
         store = tmp_path / "store.db"
         settings = env.settings_file(tmp_path, f"sqlite:///{store}")
-        process = subprocess.Popen([*CLI, "--log-json", "sync", "--settings", str(settings)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, TOKEN_ENV: TOKEN})
+        process = subprocess.Popen(
+            [*CLI, "--log-json", "sync", "--settings", str(settings)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, TOKEN_ENV: TOKEN},
+        )
         assert process.stderr is not None
         try:
             while emulator.daily_used < 8:  # discovery done, the first pages under way
@@ -324,20 +397,24 @@ def test_ctrl_c_on_sync_is_recorded_as_interrupted_and_the_next_sync_resumes(
         assert record["message"].startswith("stopped during hs/") and record["exit_code"] == 130
         with sqlite3.connect(store) as connection:
             status, error = connection.execute(
-                "SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+                "SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1"
+            ).fetchone()
         assert status == "interrupted" and error.startswith("stopped during hs/"), error
         again = kpisync("sync", "--settings", str(settings))
         assert again.returncode == 0, again
         with sqlite3.connect(store) as connection:
-            deals = connection.execute("SELECT count(*) FROM deals WHERE deleted_at IS NULL"
-                                       ).fetchone()[0]
+            deals = connection.execute(
+                "SELECT count(*) FROM deals WHERE deleted_at IS NULL"
+            ).fetchone()[0]
         assert deals == len(org.deals)
 
 
 def test_status_lists_syncs_by_hand_and_computes_the_next_run_from_the_settings(
-        world: World, tmp_path: Path) -> None:
-    settings = write_settings_file(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", SOURCE,
-                                   world.env.options())
+    world: World, tmp_path: Path
+) -> None:
+    settings = write_settings_file(
+        tmp_path, f"sqlite:///{tmp_path / 'store.db'}", SOURCE, world.env.options()
+    )
     shutil.copy(world.store, tmp_path / "store.db")
     with settings.open("a", encoding="utf-8") as handle:
         handle.write("\n[sources.hs.schedule]\ninterval_minutes = 15\n")
@@ -345,11 +422,20 @@ def test_status_lists_syncs_by_hand_and_computes_the_next_run_from_the_settings(
     jobs = Table(JOBS_TABLE, MetaData(), autoload_with=engine)
     stale = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
     with engine.begin() as connection:  # a worker that stopped long ago left its plan behind
-        connection.execute(jobs.insert().values(id="pipeline:hs", next_run_time=stale.timestamp(),
-                                                job_state=b""))
-        connection.execute(PipelineRun.__table__.insert().values(  # type: ignore[attr-defined]
-            source="hs", due_at=stale - timedelta(minutes=15), worker="gone:1", status="succeeded",
-            claimed_at=stale, started_at=stale, finished_at=stale))  # (one never run is due now)
+        connection.execute(
+            jobs.insert().values(id="pipeline:hs", next_run_time=stale.timestamp(), job_state=b"")
+        )
+        connection.execute(
+            PipelineRun.__table__.insert().values(  # type: ignore[attr-defined]
+                source="hs",
+                due_at=stale - timedelta(minutes=15),
+                worker="gone:1",
+                status="succeeded",
+                claimed_at=stale,
+                started_at=stale,
+                finished_at=stale,
+            )
+        )  # (one never run is due now)
     engine.dispose()
     started = datetime.now(UTC)
     done = kpisync("status", "--json", "--runs", "5", "--settings", str(settings))
@@ -402,8 +488,9 @@ def test_db_check_and_backup_of_either_store(store_url: str, tmp_path: Path) -> 
     """SQLite's online backup or pg_dump: the copy holds the store's rows."""
     engine = open_store(store_url)
     with engine.begin() as connection:
-        connection.exec_driver_sql("INSERT INTO store_revisions (source, revision) VALUES "
-                                   "('hs', 41)")
+        connection.exec_driver_sql(
+            "INSERT INTO store_revisions (source, revision) VALUES ('hs', 41)"
+        )
     engine.dispose()
     settings = tmp_path / "settings.toml"
     settings.write_text('[kpisync]\nstore_env = "KPISYNC_TEST_STORE_URL"\n', encoding="utf-8")
@@ -420,7 +507,19 @@ def test_db_check_and_backup_of_either_store(store_url: str, tmp_path: Path) -> 
             assert copy.execute("SELECT revision FROM store_revisions").fetchall() == [(41,)]
     else:
         from kpisync.store.maintenance import pg_tool
-        listing = subprocess.run([pg_tool("pg_restore"), "--data-only", "--table",
-                                  "store_revisions", "--file", "-", str(target)],
-                                 capture_output=True, text=True, check=True)
+
+        listing = subprocess.run(
+            [
+                pg_tool("pg_restore"),
+                "--data-only",
+                "--table",
+                "store_revisions",
+                "--file",
+                "-",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert "hs\t41" in listing.stdout, listing.stdout[-500:]

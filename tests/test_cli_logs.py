@@ -28,27 +28,43 @@ def test_a_logged_sync_is_one_line_per_record_with_its_time_in_utc(tmp_path: Pat
     org = generate_org(seed=3, deals=10)
     with HubSpotEmulator(org, access_token=TOKEN) as emulator:
         settings = HubSpotEnv(org, emulator).settings_file(
-            tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+            tmp_path, f"sqlite:///{tmp_path / 'store.db'}"
+        )
         done = subprocess.run(
             [sys.executable, "-m", "kpisync.cli", "--verbose", "sync", "--settings", str(settings)],
-            capture_output=True, text=True, timeout=120,
-            env={**os.environ, TOKEN_ENV: TOKEN, "COLUMNS": "40"})
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, TOKEN_ENV: TOKEN, "COLUMNS": "40"},
+        )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert lines and all(LINE.match(line) for line in lines), done.stderr
     assert any(f"INFO kpisync.sync: synced {SOURCE}/deals: 1 pages, " in line for line in lines)
     # longer than the 40 columns the "terminal" has, and still one line
-    assert any(re.search(f"new custom fields on {SOURCE}: .*deals.deal_category", line)
-               for line in lines), done.stderr
+    assert any(
+        re.search(f"new custom fields on {SOURCE}: .*deals.deal_category", line) for line in lines
+    ), done.stderr
 
 
 def test_a_message_of_several_lines_is_logged_on_one() -> None:
-    record = logging.LogRecord("apscheduler.scheduler", logging.WARNING, __file__, 1,
-                               "Error getting due jobs: %s", ("connection refused\n\tIs the "
-                               "server running?\n(Background on this error at: …)",), None)
-    assert PlainLines().format(record).endswith(
-        " WARNING apscheduler.scheduler: Error getting due jobs: connection refused Is the server "
-        "running? (Background on this error at: …)")
+    record = logging.LogRecord(
+        "apscheduler.scheduler",
+        logging.WARNING,
+        __file__,
+        1,
+        "Error getting due jobs: %s",
+        ("connection refused\n\tIs the server running?\n(Background on this error at: …)",),
+        None,
+    )
+    assert (
+        PlainLines()
+        .format(record)
+        .endswith(
+            " WARNING apscheduler.scheduler: Error getting due jobs: connection refused Is the server "
+            "running? (Background on this error at: …)"
+        )
+    )
 
 
 def test_the_job_stores_error_is_logged_once_per_five_minutes_while_the_store_is_down() -> None:
@@ -76,8 +92,14 @@ def test_the_job_stores_error_is_logged_once_per_five_minutes_while_the_store_is
         scheduler.filters[:] = before
         scheduler.removeHandler(handler)
     errors = [m for m in kept if m.startswith("Error getting due jobs")]
-    assert errors == ["Error getting due jobs from job store 'default': connection refused "
-                      "(repeats are logged once every 300 s)"] * 2
+    assert (
+        errors
+        == [
+            "Error getting due jobs from job store 'default': connection refused "
+            "(repeats are logged once every 300 s)"
+        ]
+        * 2
+    )
     assert len(kept) - len(errors) == 31  # other messages pass untouched
 
 
@@ -87,37 +109,60 @@ USAGE_ERRORS = [  # (arguments, what the message says, the fix); the README's ex
     (["--log-json", "--bogus", "status"], "No such option: --bogus", "see 'kpisync --help'"),
     (["--log-json", "nosuch"], "No such command 'nosuch'", "see 'kpisync --help'"),
     (["--log-json"], "Missing command", "see 'kpisync --help'"),
-    (["--log-json", "status", "--bogus"], "No such option: --bogus",
-     "see 'kpisync status --help'"),
+    (["--log-json", "status", "--bogus"], "No such option: --bogus", "see 'kpisync status --help'"),
     (["--log-json", "check"], "Missing argument 'source'", "see 'kpisync check --help'"),
-    (["--log-json", "status", "--runs", "x"], "Invalid value for '--runs'",
-     "see 'kpisync status --help'"),
+    (
+        ["--log-json", "status", "--runs", "x"],
+        "Invalid value for '--runs'",
+        "see 'kpisync status --help'",
+    ),
     (["--log-json", "db"], "'kpisync db' needs a command", "see 'kpisync db --help'"),
-    (["--log-json", "writeback", "nosuch"], "no write-back command 'nosuch'",
-     "see 'kpisync writeback --help'"),
-    (["sync", "--log-json"], "No such option: --log-json",
-     ("--log-json is an option of kpisync itself: put it before the command "
-      "('kpisync --log-json sync …')")),
+    (
+        ["--log-json", "writeback", "nosuch"],
+        "no write-back command 'nosuch'",
+        "see 'kpisync writeback --help'",
+    ),
+    (
+        ["sync", "--log-json"],
+        "No such option: --log-json",
+        (
+            "--log-json is an option of kpisync itself: put it before the command "
+            "('kpisync --log-json sync …')"
+        ),
+    ),
 ]
 
 
 def test_a_usage_error_under_log_json_is_one_json_line_with_exit_code_2(tmp_path: Path) -> None:
     for arguments, says, fix in USAGE_ERRORS:
-        done = subprocess.run([SCRIPT, *arguments], capture_output=True, text=True, cwd=tmp_path,
-                              timeout=120, check=False)
+        done = subprocess.run(
+            [SCRIPT, *arguments],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 2, (arguments, done.stderr)
         [line] = done.stderr.splitlines()
         record = json.loads(line)
         assert record["level"] == "error" and record["exit_code"] == 2, record
         assert says in record["message"] and record["fix"] == fix, (arguments, record)
-    plain = subprocess.run([SCRIPT, "status", "--bogus"], capture_output=True, text=True,
-                           cwd=tmp_path, timeout=120, check=False)
+    plain = subprocess.run(
+        [SCRIPT, "status", "--bogus"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert plain.returncode == 2 and "No such option: --bogus" in plain.stderr
     assert not plain.stderr.startswith("{")  # Typer's own text, without --log-json
 
 
 def test_an_uncaught_error_under_log_json_is_a_json_record(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Python prints an exception nobody caught, of the main thread or another, as plain text."""
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # put back after the test
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)
@@ -138,7 +183,8 @@ def test_an_uncaught_error_under_log_json_is_a_json_record(
     records = [json.loads(line) for line in err.splitlines()]
     assert [r["message"] for r in records] == [
         "uncaught RuntimeError in thread kpisync-probe: gone with ***",
-        "uncaught RuntimeError: gone with ***"], err
+        "uncaught RuntimeError: gone with ***",
+    ], err
     assert all(r["level"] == "critical" and "Traceback" in r["error"] for r in records)
     assert TOKEN not in err
 
@@ -147,17 +193,43 @@ def test_survey_import_messages_under_log_json_are_json_lines(tmp_path: Path) ->
     org = generate_org(seed=3, deals=10)
     with HubSpotEmulator(org, access_token=TOKEN) as emulator:
         settings = HubSpotEnv(org, emulator).settings_file(
-            tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+            tmp_path, f"sqlite:///{tmp_path / 'store.db'}"
+        )
         env = {**os.environ, TOKEN_ENV: TOKEN}
-        synced = subprocess.run([*CLI, "sync", "--settings", str(settings)], capture_output=True,
-                                text=True, timeout=300, env=env, check=False)
+        synced = subprocess.run(
+            [*CLI, "sync", "--settings", str(settings)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
         assert synced.returncode == 0, synced.stderr
     answers = tmp_path / "answers.csv"
-    answers.write_text(f"score,date,email\n9,2025-03-01,{org.contacts[0].email}\n"
-                       f"7,2025-03-02,nobody@x.test\n", encoding="utf-8")
-    done = subprocess.run([*CLI, "--log-json", "surveys", "import", str(answers), "--source",
-                           SOURCE, "--no-compute", "--json", "--settings", str(settings)],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    answers.write_text(
+        f"score,date,email\n9,2025-03-01,{org.contacts[0].email}\n7,2025-03-02,nobody@x.test\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [
+            *CLI,
+            "--log-json",
+            "surveys",
+            "import",
+            str(answers),
+            "--source",
+            SOURCE,
+            "--no-compute",
+            "--json",
+            "--settings",
+            str(settings),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 7, done.stderr  # a row was rejected
     assert json.loads(done.stdout)["imported"] == 1
     records = [json.loads(line) for line in done.stderr.splitlines()]

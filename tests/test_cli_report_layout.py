@@ -39,14 +39,18 @@ window.addEventListener("load", () => {
 
 def test_long_names_wrap_inside_their_columns(tmp_path: Path) -> None:
     settings_path = tmp_path / "settings.toml"
-    settings_path.write_text(f'[kpisync]\nstore = "sqlite:///{tmp_path / "store.db"}"\n',
-                             encoding="utf-8")
+    settings_path.write_text(
+        f'[kpisync]\nstore = "sqlite:///{tmp_path / "store.db"}"\n', encoding="utf-8"
+    )
     settings = load_settings(settings_path)
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    report = build_report(settings, engine, now=datetime(2026, 9, 30, 21, 59, tzinfo=UTC),
-                          period="quarter")
-    wins = (DealRow(DEAL, ACCOUNT, "Olivia Baker", 125_000.0, None, date(2026, 9, 3)),
-            DealRow(HUGE, "Acme", None, 9_000.0, None, date(2026, 9, 4)))
+    report = build_report(
+        settings, engine, now=datetime(2026, 9, 30, 21, 59, tzinfo=UTC), period="quarter"
+    )
+    wins = (
+        DealRow(DEAL, ACCOUNT, "Olivia Baker", 125_000.0, None, date(2026, 9, 3)),
+        DealRow(HUGE, "Acme", None, 9_000.0, None, date(2026, 9, 4)),
+    )
     report = replace(report, wins=wins)
     html = render_html(report, inline_figures(draw_charts(report)))
     assert "x" * 1000 not in html  # neither the cell nor the tooltip carries it whole
@@ -56,8 +60,13 @@ def test_long_names_wrap_inside_their_columns(tmp_path: Path) -> None:
     measured = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
     page.write_text(measured.replace("</body>", CHECK + "</body>"), encoding="utf-8")
     for width in (1200, 800):
-        dom = chromium(tmp_path, f"--window-size={width},2400", "--virtual-time-budget=5000",
-                       "--dump-dom", page.as_uri()).stdout
+        dom = chromium(
+            tmp_path,
+            f"--window-size={width},2400",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ).stdout
         found = re.search(r"<title>overflow:(.*?)</title>", dom)
         assert found is not None, dom[:500]
         assert json.loads(found.group(1).replace("&quot;", '"')) == [], (width, found.group(1))
@@ -79,16 +88,34 @@ def test_the_heading_names_a_complete_period_and_a_stale_store_is_flagged(tmp_pa
     from metrics.options import metric_config
 
     settings_path = tmp_path / "settings.toml"
-    settings_path.write_text(f'[kpisync]\nstore = "sqlite:///{tmp_path / "store.db"}"\n',
-                             encoding="utf-8")
+    settings_path.write_text(
+        f'[kpisync]\nstore = "sqlite:///{tmp_path / "store.db"}"\n', encoding="utf-8"
+    )
     settings = load_settings(settings_path)
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    deals = [Deal.row(external_id=f"d{n}", name=f"deal {n}", account_id="a1", owner_id="u1",
-                      is_closed=True, is_won=n % 2 == 0, amount=Decimal(1000 * n),
-                      currency="USD", close_date=date(2026, 8, n + 1),
-                      created_at=datetime(2026, 7, n + 1, tzinfo=UTC)) for n in range(1, 7)]
-    page = Page(stream="s", records=[User.row(external_id="u1", name="Olivia Baker"),
-                                     Account.row(external_id="a1", name="Acme"), *deals])
+    deals = [
+        Deal.row(
+            external_id=f"d{n}",
+            name=f"deal {n}",
+            account_id="a1",
+            owner_id="u1",
+            is_closed=True,
+            is_won=n % 2 == 0,
+            amount=Decimal(1000 * n),
+            currency="USD",
+            close_date=date(2026, 8, n + 1),
+            created_at=datetime(2026, 7, n + 1, tzinfo=UTC),
+        )
+        for n in range(1, 7)
+    ]
+    page = Page(
+        stream="s",
+        records=[
+            User.row(external_id="u1", name="Olivia Baker"),
+            Account.row(external_id="a1", name="Acme"),
+            *deals,
+        ],
+    )
     with engine.begin() as connection:
         write_page(connection, "crm", page, datetime(2026, 9, 1, tzinfo=UTC))
     october = datetime(2026, 10, 2, 9, 0, tzinfo=UTC)
@@ -101,8 +128,12 @@ def test_the_heading_names_a_complete_period_and_a_stale_store_is_flagged(tmp_pa
     running = build_report(settings, engine, now=october, period="quarter")
     assert running.heading == "Q4 2026 to date, as of 2026-10-02 09:00" and running.chosen == ""
     with engine.begin() as connection:  # a sync writes after the computation
-        write_page(connection, "crm", Page(stream="s", records=[
-            Account.row(external_id="a2", name="Beta")]), datetime.now(UTC))
+        write_page(
+            connection,
+            "crm",
+            Page(stream="s", records=[Account.row(external_id="a2", name="Beta")]),
+            datetime.now(UTC),
+        )
     stale = build_report(settings, engine, now=october, period="quarter", latest_with_data=True)
     assert stale.store_changed_at is not None
     html = render_html(stale, inline_figures(draw_charts(stale)))

@@ -33,14 +33,28 @@ LATER = NOW + timedelta(hours=1)  # the same local day in Warsaw
 
 def config(**metrics: object) -> MetricConfig:
     fixture = metric_config(load_settings(FIXTURE / "settings.toml"))
-    return MetricConfig(fixture.metrics.model_copy(update=metrics), timezone=fixture.timezone,
-                        currency=fixture.currency, base=fixture.base)
+    return MetricConfig(
+        fixture.metrics.model_copy(update=metrics),
+        timezone=fixture.timezone,
+        currency=fixture.currency,
+        base=fixture.base,
+    )
 
 
 def contents(values: Iterable[KpiValue]) -> set[tuple[object, ...]]:
     def rounded(v: KpiValue) -> tuple[object, ...]:
-        return (v.kpi, v.period, v.period_start, v.grain, v.key,
-                None if v.value is None else round(v.value, 9), v.count, v.excluded, v.reason)
+        return (
+            v.kpi,
+            v.period,
+            v.period_start,
+            v.grain,
+            v.key,
+            None if v.value is None else round(v.value, 9),
+            v.count,
+            v.excluded,
+            v.reason,
+        )
+
     return {rounded(v) for v in values}
 
 
@@ -65,13 +79,24 @@ def write(engine: Engine, page: Page) -> None:
 
 
 def activity(external_id: str, at: datetime, account: str) -> Page:
-    return Page("activities", [Activity.row(external_id=external_id, kind="call",
-                                            direction="outbound", occurred_at=at, owner_id="u1",
-                                            account_id=account)])
+    return Page(
+        "activities",
+        [
+            Activity.row(
+                external_id=external_id,
+                kind="call",
+                direction="outbound",
+                occurred_at=at,
+                owner_id="u1",
+                account_id=account,
+            )
+        ],
+    )
 
 
 def test_an_unchanged_store_keeps_the_values_and_says_which_computation_they_are(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     load_org(engine)
     first = compute_all(engine, config(), now=NOW)
     assert first.reused_from is None and first.values
@@ -94,8 +119,9 @@ def test_any_change_of_input_recomputes(engine: Engine, tmp_path: Path, change: 
         write(engine, Page("deals", [], deleted=[Deleted("deal", "dP2")]))
     elif change == "survey import":
         answers = tmp_path / "answers.csv"
-        answers.write_text("kind,score,answered_at,respondent\nnps,2,2025-04-01,cara@acme.test\n",
-                           encoding="utf-8")
+        answers.write_text(
+            "kind,score,answered_at,respondent\nnps,2,2025-04-01,cara@acme.test\n", encoding="utf-8"
+        )
         assert import_surveys(engine, answers, source="crm", timezone="Europe/Warsaw").imported == 1
     elif change == "setting":
         settings = config(engagement_days=7)
@@ -106,11 +132,19 @@ def test_any_change_of_input_recomputes(engine: Engine, tmp_path: Path, change: 
     assert contents(result.values) != contents(first.values)
 
 
-@pytest.mark.parametrize("at, account", [
-    (NOW + timedelta(minutes=30), "a1"),  # in the future at NOW, done by LATER
-    (NOW - timedelta(days=30) + timedelta(minutes=30), "a1"),  # leaves the 30-day engagement window
-])
-def test_time_passing_over_an_activity_recomputes(engine: Engine, at: datetime, account: str) -> None:
+@pytest.mark.parametrize(
+    "at, account",
+    [
+        (NOW + timedelta(minutes=30), "a1"),  # in the future at NOW, done by LATER
+        (
+            NOW - timedelta(days=30) + timedelta(minutes=30),
+            "a1",
+        ),  # leaves the 30-day engagement window
+    ],
+)
+def test_time_passing_over_an_activity_recomputes(
+    engine: Engine, at: datetime, account: str
+) -> None:
     load_org(engine)
     write(engine, activity("act-moving", at, account))
     first = compute_all(engine, config(), now=NOW)
@@ -121,8 +155,10 @@ def test_time_passing_over_an_activity_recomputes(engine: Engine, at: datetime, 
 
 def test_kept_values_feed_goals_and_alerts_as_a_recompute_would(engine: Engine) -> None:
     load_org(engine)
-    watching = config(goals=(Goal(name="quarter", kpi="win_rate", target=0.5),),
-                      alerts=(AlertRule(name="volume", kpi="sales_volume", below=1e12),))
+    watching = config(
+        goals=(Goal(name="quarter", kpi="win_rate", target=0.5),),
+        alerts=(AlertRule(name="volume", kpi="sales_volume", below=1e12),),
+    )
     compute_all(engine, watching, now=NOW)
     kept = compute_all(engine, watching, now=LATER)
     assert kept.reused_from is not None
@@ -130,5 +166,6 @@ def test_kept_values_feed_goals_and_alerts_as_a_recompute_would(engine: Engine) 
     watched = [v for v in forced.values if v.kpi in ("win_rate", "sales_volume")]
     assert watched and contents(kept.values) == contents(watched)
     assert kept.standing == forced.standing
-    assert (goal_statuses(watching, kept.values, LATER)
-            == goal_statuses(watching, forced.values, LATER))
+    assert goal_statuses(watching, kept.values, LATER) == goal_statuses(
+        watching, forced.values, LATER
+    )

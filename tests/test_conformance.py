@@ -76,11 +76,19 @@ class KitSubject(ConformanceSubject):
         self.served.assert_store_equals_truth(engine)
 
     def error_cases(self) -> Sequence[ErrorCase]:
-        return [ErrorCase("credentials the CRM refuses", AuthError,
-                          self.served.bad_token_connector, secrets=SECRETS),
-                ErrorCase("a host nobody answers on", TransientError,
-                          lambda: self.served.connector(**self.served.unreachable()))]
-
+        return [
+            ErrorCase(
+                "credentials the CRM refuses",
+                AuthError,
+                self.served.bad_token_connector,
+                secrets=SECRETS,
+            ),
+            ErrorCase(
+                "a host nobody answers on",
+                TransientError,
+                lambda: self.served.connector(**self.served.unreachable()),
+            ),
+        ]
 
     def write_case(self) -> WriteCase:
         """A text field on a live deal: HubSpot creates it through the API; on Salesforce and
@@ -88,24 +96,37 @@ class KitSubject(ConformanceSubject):
         emulator, value = self.served.emulator, "kpisync conformance 42"
         if isinstance(emulator, HubSpotEmulator):
             rid = min(r for r, d in emulator.dump()["deals"].items() if not d["archived"])
-            return WriteCase(FieldSpec("deal", "kpisync_conformance", "kpisync conformance",
-                                       "string"), rid, value,
-                             lambda: emulator.dump()["deals"][rid]["properties"].get(
-                                 "kpisync_conformance"), missing_id="99999999999")
+            return WriteCase(
+                FieldSpec("deal", "kpisync_conformance", "kpisync conformance", "string"),
+                rid,
+                value,
+                lambda: emulator.dump()["deals"][rid]["properties"].get("kpisync_conformance"),
+                missing_id="99999999999",
+            )
         if isinstance(emulator, SalesforceEmulator):
-            name = emulator.add_custom_field("Opportunity", "kpisync_conformance", "string",
-                                             "kpisync conformance")
+            name = emulator.add_custom_field(
+                "Opportunity", "kpisync_conformance", "string", "kpisync conformance"
+            )
             rid = min(r for r, d in emulator.dump()["Opportunity"].items() if not d["IsDeleted"])
-            return WriteCase(FieldSpec("deal", name, "kpisync conformance", "string"), rid, value,
-                             lambda: emulator.dump()["Opportunity"][rid].get(name),
-                             missing_id="0065g00000ZZZZZAAA")
+            return WriteCase(
+                FieldSpec("deal", name, "kpisync conformance", "string"),
+                rid,
+                value,
+                lambda: emulator.dump()["Opportunity"][rid].get(name),
+                missing_id="0065g00000ZZZZZAAA",
+            )
         name = emulator.add_custom_field("Potentials", "kpisync conformance", "string")
         live = {e.ws_id: e for e in emulator.dump()["Potentials"].values() if e.live}
         rid = min(live, key=lambda ws: int(ws.partition("x")[2]))
-        return WriteCase(FieldSpec("deal", name, "kpisync conformance", "string"), rid, value,
-                         lambda: next(e.fields.get(name) for e in emulator.dump()["Potentials"]
-                                      .values() if e.ws_id == rid),
-                         missing_id=rid.partition("x")[0] + "x999999")
+        return WriteCase(
+            FieldSpec("deal", name, "kpisync conformance", "string"),
+            rid,
+            value,
+            lambda: next(
+                e.fields.get(name) for e in emulator.dump()["Potentials"].values() if e.ws_id == rid
+            ),
+            missing_id=rid.partition("x")[0] + "x999999",
+        )
 
 
 @pytest.fixture
@@ -118,6 +139,7 @@ class TestBuiltInConnectors(ConnectorConformance):
 
 
 if "postgres" in STORE_KINDS:
+
     @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
     class TestBuiltInConnectorsOnPostgres(ConnectorConformance):
         """Incremental syncs and deletes again on PostgreSQL; the other tests do not depend on
@@ -188,8 +210,11 @@ def test_sigkill_at_random_points_then_rerun(served: Any, tmp_path: Path, store_
             served.change_deals(3, seed=round_)
             kill_at = rng.randint(2, calls - 2)
             gate.arm(kill_at)
-            process = subprocess.Popen([*sync, str(settings), "--full"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [*sync, str(settings), "--full"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             while not gate.reached.wait(0.05):  # polls the process; no time limit is asserted
                 assert process.poll() is None, f"the sync ended before its call {kill_at}"
             process.send_signal(signal.SIGKILL)
@@ -209,24 +234,39 @@ def test_sigkill_at_random_points_then_rerun(served: Any, tmp_path: Path, store_
 
 
 def test_faults_that_clear_still_end_equal_to_truth(sqlite_engine: Engine, served: Any) -> None:
-    served.emulator.knobs = Knobs(rate_429=0.05, rate_5xx=0.05, rate_timeout=0.01, rate_drop=0.03,
-                                  hang_seconds=2.0, fault_seed=3)
-    result = sync_source(sqlite_engine, served.source, served.connector(timeout_seconds=1),
-                         SyncOptions())
+    served.emulator.knobs = Knobs(
+        rate_429=0.05,
+        rate_5xx=0.05,
+        rate_timeout=0.01,
+        rate_drop=0.03,
+        hang_seconds=2.0,
+        fault_seed=3,
+    )
+    result = sync_source(
+        sqlite_engine, served.source, served.connector(timeout_seconds=1), SyncOptions()
+    )
     assert result.status == "succeeded"
     served.emulator.knobs = Knobs()
     served.assert_store_equals_truth(sqlite_engine)
 
 
-def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, served: Any) -> None:
+def test_faults_that_never_clear_stop_cleanly_and_resume(
+    sqlite_engine: Engine, served: Any
+) -> None:
     served.emulator.knobs.fail_always_after_calls = 25
     with pytest.raises(Exception) as caught:
-        sync_source(sqlite_engine, served.source, served.connector(batch_records=200),
-                    SyncOptions())
+        sync_source(
+            sqlite_engine, served.source, served.connector(batch_records=200), SyncOptions()
+        )
     assert getattr(caught.value, "retryable", False), f"not a transient error: {caught.value!r}"
     with sqlite_engine.connect() as connection:
-        committed = [c for (c,) in connection.execute(select(col(SyncState.cursor)).where(
-            col(SyncState.source) == served.source)) if c and c.get("value")]
+        committed = [
+            c
+            for (c,) in connection.execute(
+                select(col(SyncState.cursor)).where(col(SyncState.source) == served.source)
+            )
+            if c and c.get("value")
+        ]
     assert committed, "no page was committed before the faults started"
     served.emulator.knobs.fail_always_after_calls = None
     result = sync_source(sqlite_engine, served.source, served.connector(), SyncOptions())
@@ -235,8 +275,9 @@ def test_faults_that_never_clear_stop_cleanly_and_resume(sqlite_engine: Engine, 
 
 
 def _kpisync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def _one_clear_error(done: subprocess.CompletedProcess[str], needle: str) -> None:
@@ -251,23 +292,35 @@ def _data_fingerprint(store: Path) -> tuple[object, ...]:
     """Every synced row and cursor (the run history may record the failed attempt)."""
     engine = open_store(f"sqlite:///{store}")
     with engine.connect() as connection:
-        rows = tuple(tuple(connection.execute(select(model_table(model)).order_by(
-            model_table(model).c.id)).all()) for model in ENTITY_MODELS.values())
-        cursors = tuple(connection.execute(select(col(SyncState.stream), col(SyncState.cursor))
-                                           .order_by(col(SyncState.stream))).all())
+        rows = tuple(
+            tuple(
+                connection.execute(
+                    select(model_table(model)).order_by(model_table(model).c.id)
+                ).all()
+            )
+            for model in ENTITY_MODELS.values()
+        )
+        cursors = tuple(
+            connection.execute(
+                select(col(SyncState.stream), col(SyncState.cursor)).order_by(col(SyncState.stream))
+            ).all()
+        )
     engine.dispose()
     return rows + (cursors,)
 
 
 def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(
-        served: Any, tmp_path: Path) -> None:
+    served: Any, tmp_path: Path
+) -> None:
     store = tmp_path / "store.db"
     good = served.settings_file(tmp_path, f"sqlite:///{store}")
     assert _kpisync("sync", "--settings", str(good)).returncode == 0
     before = _data_fingerprint(store)
     assert before[ENTITY_NAMES.index("deal")], "the first sync stored no deals"
-    for folder, options, needle in (("wrong", served.bad_credentials(), "refused"),
-                                    ("closed", served.unreachable(), "cannot reach")):
+    for folder, options, needle in (
+        ("wrong", served.bad_credentials(), "refused"),
+        ("closed", served.unreachable(), "cannot reach"),
+    ):
         (tmp_path / folder).mkdir()
         settings = served.settings_file(tmp_path / folder, f"sqlite:///{store}", **options)
         done = _kpisync("sync", "--settings", str(settings))
@@ -277,16 +330,20 @@ def test_cli_wrong_secret_and_unreachable_host_leave_the_store_untouched(
         assert _data_fingerprint(store) == before
 
 
-
 @pytest.mark.parametrize("kit", KITS, ids=lambda kit: kit.name)
 def test_more_than_10k_deals_on_one_modified_time_sync_completely(
-        sqlite_engine: Engine, kit: Kit) -> None:
+    sqlite_engine: Engine, kit: Kit
+) -> None:
     """A mass update gives 10,150 deals one modified time; the sync reads each once, and ends."""
     org = generate_org(seed=3, deals=10_150, activities_per_deal=0.0)
     with kit.serve(org) as served:
         served.tie_all_deals(datetime.now(UTC) - timedelta(minutes=5))
-        result = sync_source(sqlite_engine, served.source, served.connector(),
-                             SyncOptions(streams=(kit.deal_stream,)))
+        result = sync_source(
+            sqlite_engine,
+            served.source,
+            served.connector(),
+            SyncOptions(streams=(kit.deal_stream,)),
+        )
     assert result.status == "succeeded"
     with sqlite_engine.connect() as connection:
         stored = connection.execute(select(func.count()).select_from(Deal)).scalar()

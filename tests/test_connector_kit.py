@@ -41,8 +41,11 @@ class StuckOwnersPaging(HubSpotEmulator):
 
     def handle(self, request: Request, handler: Callable[[Request], Response]) -> Response:
         response = super().handle(request, handler)
-        if request.method == "GET" and request.path.rstrip("/") == "/crm/v3/owners" \
-                and response.status == 200:
+        if (
+            request.method == "GET"
+            and request.path.rstrip("/") == "/crm/v3/owners"
+            and response.status == 200
+        ):
             body = json.loads(response.body)
             body["paging"] = {"next": {"after": STUCK, "link": "?after=" + STUCK}}
             response.body = json.dumps(body).encode()
@@ -70,21 +73,30 @@ def test_hubspot_sync_fails_in_one_line_when_owners_paging_repeats(tmp_path: Pat
         store = tmp_path / "store.db"
         settings = HubSpotEnv(org, emulator).settings_file(tmp_path, f"sqlite:///{store}")
         environment = {k: v for k, v in os.environ.items() if k != "KPISYNC_SETTINGS"}
-        done = subprocess.run([sys.executable, "-m", "kpisync.cli", "sync", "--settings",
-                               str(settings)], capture_output=True, text=True, timeout=300,
-                              env={**environment, TOKEN_ENV: TOKEN}, cwd=tmp_path)
-        owner_pages = sum(n for path, n in emulator.calls_by_path.items()
-                          if path.startswith("GET /crm/v3/owners"))
+        done = subprocess.run(
+            [sys.executable, "-m", "kpisync.cli", "sync", "--settings", str(settings)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**environment, TOKEN_ENV: TOKEN},
+            cwd=tmp_path,
+        )
+        owner_pages = sum(
+            n for path, n in emulator.calls_by_path.items() if path.startswith("GET /crm/v3/owners")
+        )
     assert done.returncode == 3, done
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines[0] == (f"error: HubSpot returned the page token {STUCK!r} of owners twice: "
-                        "stopping rather than reading the same pages for ever"), done.stderr
+    assert lines[0] == (
+        f"error: HubSpot returned the page token {STUCK!r} of owners twice: "
+        "stopping rather than reading the same pages for ever"
+    ), done.stderr
     assert len(lines) == 2 and lines[1].startswith("  fix: "), done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert owner_pages == 2  # the first page and the repeated one, never a third
     with sqlite3.connect(store) as connection:
         status, error = connection.execute(
-            "SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+            "SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
     assert status == "failed" and f"page token {STUCK!r} of owners twice" in error
 
 
@@ -107,13 +119,19 @@ def test_every_connector_declares_consistent_streams(tmp_path: Path) -> None:
         assert check_stream_specs(specs) == [], crm
         incremental = [s for s in specs if s.mode is ReadMode.INCREMENTAL]
         assert incremental and all(s.cursor_field for s in incremental), crm
-    assert check_stream_specs([StreamSpec("deals", ("deal",)),
-                               StreamSpec("owners", ("user",), ReadMode.METADATA,
-                                          cursor_field="updatedAt"),
-                               StreamSpec("deals", ())]) == [
-        "stream 'deals' is declared twice", "incremental stream 'deals' has no cursor field",
+    assert check_stream_specs(
+        [
+            StreamSpec("deals", ("deal",)),
+            StreamSpec("owners", ("user",), ReadMode.METADATA, cursor_field="updatedAt"),
+            StreamSpec("deals", ()),
+        ]
+    ) == [
+        "stream 'deals' is declared twice",
+        "incremental stream 'deals' has no cursor field",
         "stream 'owners' is read whole but names a cursor field (updatedAt)",
-        "stream 'deals' carries no entity", "incremental stream 'deals' has no cursor field"]
+        "stream 'deals' carries no entity",
+        "incremental stream 'deals' has no cursor field",
+    ]
 
 
 class BareConnector:

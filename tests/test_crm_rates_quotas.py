@@ -37,32 +37,55 @@ NOW = datetime(2026, 10, 31, tzinfo=UTC)
 Q2, Q3 = date(2026, 4, 1), date(2026, 7, 1)
 
 
-def three_deal_org(*, rates: bool, quotas: bool, quota_currency: str = "USD",
-                   quota_amount: str = "5000") -> Org:
+def three_deal_org(
+    *, rates: bool, quotas: bool, quota_currency: str = "USD", quota_amount: str = "5000"
+) -> Org:
     org = generate_org(seed=13, deals=40)
     rep = org.reps[0]
     template = next(d for d in org.deals if d.stage == "closed_won")
     deals = []
     for number, (currency, amount, closed) in enumerate(
-            [("EUR", "1000.00", date(2026, 6, 15)), ("EUR", "1000.00", date(2026, 7, 15)),
-             ("USD", "500.00", date(2026, 7, 20))], start=1):
-        created = datetime(closed.year, closed.month, closed.day, 9, tzinfo=UTC) - timedelta(days=30)
+        [
+            ("EUR", "1000.00", date(2026, 6, 15)),
+            ("EUR", "1000.00", date(2026, 7, 15)),
+            ("USD", "500.00", date(2026, 7, 20)),
+        ],
+        start=1,
+    ):
+        created = datetime(closed.year, closed.month, closed.day, 9, tzinfo=UTC) - timedelta(
+            days=30
+        )
         won_at = datetime(closed.year, closed.month, closed.day, 15, tzinfo=UTC)
-        deals.append(dataclasses.replace(
-            template, id=number, owner_id=rep.id, amount=Decimal(amount), currency=currency,
-            created_at=created, close_date=closed, margin=None, modified_at=won_at,
-            stage_history=[StageChange("appointment_scheduled", created),
-                           StageChange("closed_won", won_at)],
-            owner_history=[OwnerChange(rep.id, created)], line_items=[],
-            custom={"Deal category": "new"}))
+        deals.append(
+            dataclasses.replace(
+                template,
+                id=number,
+                owner_id=rep.id,
+                amount=Decimal(amount),
+                currency=currency,
+                created_at=created,
+                close_date=closed,
+                margin=None,
+                modified_at=won_at,
+                stage_history=[
+                    StageChange("appointment_scheduled", created),
+                    StageChange("closed_won", won_at),
+                ],
+                owner_history=[OwnerChange(rep.id, created)],
+                line_items=[],
+                custom={"Deal category": "new"},
+            )
+        )
     org.deals = deals
     for lead in org.leads:
         lead.converted_deal_id = None
     for activity in org.activities:
         activity.deal_id = None
     if rates:
-        org.exchange_rates = [ExchangeRate("EUR", Decimal("0.8"), date(2026, 1, 1)),
-                              ExchangeRate("EUR", Decimal("0.5"), Q3)]
+        org.exchange_rates = [
+            ExchangeRate("EUR", Decimal("0.8"), date(2026, 1, 1)),
+            ExchangeRate("EUR", Decimal("0.5"), Q3),
+        ]
     if quotas:
         org.quotas = [RepQuota(rep.id, Q3, Decimal(quota_amount), quota_currency)]
     return org
@@ -80,17 +103,32 @@ def synced(org: Org, tmp_path: Path) -> tuple[Engine, dict[str, Any]]:
 
 
 def figures(engine: Engine, rep: str, **quota: Any) -> dict[tuple[str, date, str], float | None]:
-    settings = parse_settings({
-        "kpisync": {"timezone": "UTC", "currency": "USD"},
-        "metrics": {"currency_rates": {"EUR": 1.08},
-                    "quotas": [{"period": "quarter", "start": "2026-07-01", "amount": 10000,
-                                "rep": rep, **quota}]}})
+    settings = parse_settings(
+        {
+            "kpisync": {"timezone": "UTC", "currency": "USD"},
+            "metrics": {
+                "currency_rates": {"EUR": 1.08},
+                "quotas": [
+                    {
+                        "period": "quarter",
+                        "start": "2026-07-01",
+                        "amount": 10000,
+                        "rep": rep,
+                        **quota,
+                    }
+                ],
+            },
+        }
+    )
     with engine.begin() as connection:
-        values = compute_values(connection, metric_config(settings), now=NOW,
-                                only=["sales_volume", "quota_attainment"])
-    return {(v.kpi, v.period_start, v.grain): None if v.value is None else round(v.value, 9)
-            for v in values if v.period == "quarter" and v.period_start in (Q2, Q3)
-            and v.grain in ("org", "rep")}
+        values = compute_values(
+            connection, metric_config(settings), now=NOW, only=["sales_volume", "quota_attainment"]
+        )
+    return {
+        (v.kpi, v.period_start, v.grain): None if v.value is None else round(v.value, 9)
+        for v in values
+        if v.period == "quarter" and v.period_start in (Q2, Q3) and v.grain in ("org", "rep")
+    }
 
 
 def test_dated_rates_and_forecasting_quota_from_salesforce(tmp_path: Path) -> None:
@@ -99,9 +137,13 @@ def test_dated_rates_and_forecasting_quota_from_salesforce(tmp_path: Path) -> No
     assert {r["IsoCode"] for r in dump["DatedConversionRate"].values()} == {"EUR", "USD"}
     rep = make_id("User", org.reps[0].id)
     assert figures(engine, rep) == {
-        ("sales_volume", Q2, "org"): 1250.0, ("sales_volume", Q2, "rep"): 1250.0,
-        ("sales_volume", Q3, "org"): 2500.0, ("sales_volume", Q3, "rep"): 2500.0,
-        ("quota_attainment", Q3, "rep"): 0.5, ("quota_attainment", Q3, "org"): 0.5}
+        ("sales_volume", Q2, "org"): 1250.0,
+        ("sales_volume", Q2, "rep"): 1250.0,
+        ("sales_volume", Q3, "org"): 2500.0,
+        ("sales_volume", Q3, "rep"): 2500.0,
+        ("quota_attainment", Q3, "rep"): 0.5,
+        ("quota_attainment", Q3, "org"): 0.5,
+    }
 
 
 def test_without_the_objects_settings_rates_and_quotas_apply(tmp_path: Path) -> None:
@@ -110,9 +152,13 @@ def test_without_the_objects_settings_rates_and_quotas_apply(tmp_path: Path) -> 
     assert not {"CurrencyType", "DatedConversionRate", "ForecastingQuota"} & dump.keys()
     rep = make_id("User", org.reps[0].id)
     assert figures(engine, rep) == {
-        ("sales_volume", Q2, "org"): 1080.0, ("sales_volume", Q2, "rep"): 1080.0,
-        ("sales_volume", Q3, "org"): 1580.0, ("sales_volume", Q3, "rep"): 1580.0,
-        ("quota_attainment", Q3, "rep"): 0.158, ("quota_attainment", Q3, "org"): 0.158}
+        ("sales_volume", Q2, "org"): 1080.0,
+        ("sales_volume", Q2, "rep"): 1080.0,
+        ("sales_volume", Q3, "org"): 1580.0,
+        ("sales_volume", Q3, "rep"): 1580.0,
+        ("quota_attainment", Q3, "rep"): 0.158,
+        ("quota_attainment", Q3, "org"): 0.158,
+    }
 
 
 def test_quotas_in_another_currency_are_converted_at_their_period_start(tmp_path: Path) -> None:
@@ -124,15 +170,20 @@ def test_quotas_in_another_currency_are_converted_at_their_period_start(tmp_path
     engine, _ = synced(crm, tmp_path / "crm")
     rep = make_id("User", crm.reps[0].id)
     attainment = {k: v for k, v in figures(engine, rep).items() if k[0] == "quota_attainment"}
-    assert attainment == {("quota_attainment", Q3, "rep"): 0.625,
-                          ("quota_attainment", Q3, "org"): 0.625}
+    assert attainment == {
+        ("quota_attainment", Q3, "rep"): 0.625,
+        ("quota_attainment", Q3, "org"): 0.625,
+    }
     plain = three_deal_org(rates=False, quotas=False)
     engine, _ = synced(plain, tmp_path / "plain")
     rep = make_id("User", plain.reps[0].id)
-    attainment = {k: v for k, v in figures(engine, rep, currency="EUR").items()
-                  if k[0] == "quota_attainment"}
-    assert attainment == {("quota_attainment", Q3, "rep"): round(1580 / 10800, 9),
-                          ("quota_attainment", Q3, "org"): round(1580 / 10800, 9)}
+    attainment = {
+        k: v for k, v in figures(engine, rep, currency="EUR").items() if k[0] == "quota_attainment"
+    }
+    assert attainment == {
+        ("quota_attainment", Q3, "rep"): round(1580 / 10800, 9),
+        ("quota_attainment", Q3, "org"): round(1580 / 10800, 9),
+    }
     with pytest.raises(ConfigError, match="GBP, which has no rate in metrics.currency_rates"):
         figures(engine, rep, currency="GBP")
 
@@ -144,12 +195,15 @@ def test_a_crm_quota_without_a_rate_is_never_summed_raw(tmp_path: Path) -> None:
     engine, _ = synced(org, tmp_path)
     rep = make_id("User", org.reps[0].id)
     attainment = {k: v for k, v in figures(engine, rep).items() if k[0] == "quota_attainment"}
-    assert attainment == {("quota_attainment", Q3, "rep"): 0.158,
-                          ("quota_attainment", Q3, "org"): 0.158}
+    assert attainment == {
+        ("quota_attainment", Q3, "rep"): 0.158,
+        ("quota_attainment", Q3, "org"): 0.158,
+    }
 
 
 def test_undated_currency_type_rates_when_advanced_currency_management_is_off(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """CurrencyType only: EUR 0.8 per USD whatever the date, so 1,250 and 1,250 + 500."""
     org = three_deal_org(rates=False, quotas=False)
     org.exchange_rates = [ExchangeRate("EUR", Decimal("0.8"))]

@@ -20,9 +20,13 @@ from writeback.models import WriteRun
 
 
 def demo(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kpisync.cli", "demo", "--deals", "60", *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TMPDIR": str(tmp), "COLUMNS": "120"})
+    return subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", "demo", "--deals", "60", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp), "COLUMNS": "120"},
+    )
 
 
 def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path: Path) -> None:
@@ -44,8 +48,15 @@ def test_the_demo_removes_its_temporary_store_and_keeps_one_when_asked(tmp_path:
     engine = open_store(f"sqlite:///{kept / 'kpisync.db'}", upgrade=False)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Deal)).scalar() == 60
-        margins = connection.execute(select(col(KpiValueRecord.value)).where(
-            col(KpiValueRecord.kpi) == "margin", col(KpiValueRecord.value).is_not(None))).scalars().all()
+        margins = (
+            connection.execute(
+                select(col(KpiValueRecord.value)).where(
+                    col(KpiValueRecord.kpi) == "margin", col(KpiValueRecord.value).is_not(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
     engine.dispose()
     # Each synthetic deal's margin is a share of its amount from 0.15 to 0.65, so every
     # amount-weighted margin lies there too (read as money, it came out near 0%).

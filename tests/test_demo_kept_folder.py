@@ -36,14 +36,22 @@ def test_every_readme_command_works_in_a_kept_demo_folder(crm: str, tmp_path: Pa
     env = {name: shlex.split(value)[0] for name, value in credentials.items()}
 
     # the store alone: at once, the demo's emulator gone
-    for command in (("status",), ("status", "--runs", "10"), ("kpis", "--period", "quarter",
-                    "--grain", "team"), ("goals",), ("compute",),
-                    ("report", "--out", str(tmp_path / "report.html")), ("db", "upgrade")):
+    for command in (
+        ("status",),
+        ("status", "--runs", "10"),
+        ("kpis", "--period", "quarter", "--grain", "team"),
+        ("goals",),
+        ("compute",),
+        ("report", "--out", str(tmp_path / "report.html")),
+        ("db", "upgrade"),
+    ):
         ok(*settings, *command)
     assert "<html" in (tmp_path / "report.html").read_text("utf-8").lower()
     surveys = tmp_path / "answers.csv"
-    surveys.write_text("kind,team,score,answered_at\nenps,Team Alpha,9,2026-10-01\n"
-                       "enps,Team Alpha,6,2026-10-02\n", "utf-8")
+    surveys.write_text(
+        "kind,team,score,answered_at\nenps,Team Alpha,9,2026-10-01\nenps,Team Alpha,6,2026-10-02\n",
+        "utf-8",
+    )
     ok(*settings, "surveys", "import", str(surveys), "--source", source)
 
     # the CRM: the sandbox restarted from the kept state, as the demo said

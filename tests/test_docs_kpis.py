@@ -18,11 +18,17 @@ from tests.test_kpi_parity import CANNOT_SERVE, GRAIN_NOT_COMPARABLE, NOT_COMPAR
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "kpis.md"
 COMMAND = "python -m tests.test_docs_kpis"
-CRMS = {"hubspot": "HubSpot", "salesforce": "Salesforce", "vtiger": "Vtiger",
-        "vtiger-stock82": "Vtiger"}
+CRMS = {
+    "hubspot": "HubSpot",
+    "salesforce": "Salesforce",
+    "vtiger": "Vtiger",
+    "vtiger-stock82": "Vtiger",
+}
 Gaps = dict[str, tuple[frozenset[str], str]]
-TAGS = {"now": "moves with time, not only with the CRM's data (computed as of now)",
-        "anonymous": "answers are anonymous: never shown for a group under the anonymity minimum"}
+TAGS = {
+    "now": "moves with time, not only with the CRM's data (computed as of now)",
+    "anonymous": "answers are anonymous: never shown for a group under the anonymity minimum",
+}
 
 
 def spelled_out(gaps: Gaps) -> Gaps:
@@ -39,13 +45,18 @@ def spelled_out(gaps: Gaps) -> Gaps:
     return out
 
 
-def crm_line(kpi: Kpi, gaps: Gaps, grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]) -> str:
+def crm_line(
+    kpi: Kpi, gaps: Gaps, grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]
+) -> str:
     lacking, reason = gaps.get(kpi.name, (frozenset(), ""))
     names = sorted({CRMS[crm] for crm in lacking})
     unheld, needed = CANNOT_SERVE.get(kpi.name, (frozenset(), ""))
     missing = sorted({CRMS[crm] for crm in unheld})
-    holding = [name for name in ("HubSpot", "Salesforce", "Vtiger")
-               if name not in names and name not in missing]
+    holding = [
+        name
+        for name in ("HubSpot", "Salesforce", "Vtiger")
+        if name not in names and name not in missing
+    ]
     line = ", ".join(holding)
     if missing:
         line += f"; {' and '.join(missing)}: no data ({INPUTS[needed].reason})"
@@ -53,46 +64,74 @@ def crm_line(kpi: Kpi, gaps: Gaps, grain_gaps: dict[tuple[str, str], tuple[froze
         line += f"; {' and '.join(names)} not the same way: {reason}"
     for (name, grain), (crms, why) in grain_gaps.items():
         if name == kpi.name:
-            line += (f"; by {grain}, {' and '.join(sorted({CRMS[c] for c in crms}))} "
-                     f"not the same way: {why}")
+            line += (
+                f"; by {grain}, {' and '.join(sorted({CRMS[c] for c in crms}))} "
+                f"not the same way: {why}"
+            )
     return line
 
 
-def section(kpi: Kpi, gaps: Gaps,
-            grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]) -> list[str]:
-    better = {"higher": "higher is better", "lower": "lower is better",
-              "neutral": "neither higher nor lower is better"}[kpi.direction]
-    lines = [f"### `{kpi.name}`: {kpi.title}", "", kpi.definition, "",
-             f"- Unit: {kpi.unit}; {better}",
-             f"- Grains: {', '.join(kpi.grains)}",
-             f"- Periods: {', '.join(kpi.periods)}; a record's period is set by {kpi.period_date}",
-             f"- Measure: {type(kpi.measure).__name__.lower()}"
-             + (f" of {', '.join(f'`{name}`' for name in kpi.measure.inputs)}"
-                if isinstance(kpi.measure, Derived) and kpi.measure.inputs else "")
-             + (f" over the staged `{kpi.fact}` facts" if kpi.fact else ""),
-             f"- No data when: {kpi.empty_reason}",
-             f"- CRMs that hold its inputs: {crm_line(kpi, gaps, grain_gaps)}"]
+def section(
+    kpi: Kpi, gaps: Gaps, grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]
+) -> list[str]:
+    better = {
+        "higher": "higher is better",
+        "lower": "lower is better",
+        "neutral": "neither higher nor lower is better",
+    }[kpi.direction]
+    lines = [
+        f"### `{kpi.name}`: {kpi.title}",
+        "",
+        kpi.definition,
+        "",
+        f"- Unit: {kpi.unit}; {better}",
+        f"- Grains: {', '.join(kpi.grains)}",
+        f"- Periods: {', '.join(kpi.periods)}; a record's period is set by {kpi.period_date}",
+        f"- Measure: {type(kpi.measure).__name__.lower()}"
+        + (
+            f" of {', '.join(f'`{name}`' for name in kpi.measure.inputs)}"
+            if isinstance(kpi.measure, Derived) and kpi.measure.inputs
+            else ""
+        )
+        + (f" over the staged `{kpi.fact}` facts" if kpi.fact else ""),
+        f"- No data when: {kpi.empty_reason}",
+        f"- CRMs that hold its inputs: {crm_line(kpi, gaps, grain_gaps)}",
+    ]
     if kpi.notes:
         lines.append(f"- Notes: {kpi.notes}")
     lines += [f"- {TAGS.get(tag, tag)}" for tag in kpi.tags]
     return [*lines, ""]
 
 
-def render(registry: Registry, gaps: Gaps,
-           grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]) -> str:
+def render(
+    registry: Registry, gaps: Gaps, grain_gaps: dict[tuple[str, str], tuple[frozenset[str], str]]
+) -> str:
     kpis = list(registry)
     gaps = spelled_out(gaps)
-    lines = ["# KPI reference", "",
-             (f"Generated from the KPI registry (`metrics.catalogue.REGISTRY`) by `{COMMAND}`; "
-              "do not edit by hand. tests/test_docs_kpis.py fails when this file is stale."),
-             ("\"CRMs that hold its inputs\" comes from the parity test (tests/test_kpi_parity.py): "
-              "one synthetic org synced from each CRM's emulator gives the same value, except where "
-              "a CRM does not hold the inputs the same way."), "",
-             (f"{len(kpis)} KPIs. An empty denominator or a missing input gives \"no data\" with a "
-              "reason, never 0."), "",
-             "| KPI | title | unit | family | grains |", "|---|---|---|---|---|"]
-    lines += [f"| `{k.name}` | {k.title} | {k.unit} | {k.family} | "
-              f"{', '.join(k.grains)} |" for k in kpis]
+    lines = [
+        "# KPI reference",
+        "",
+        (
+            f"Generated from the KPI registry (`metrics.catalogue.REGISTRY`) by `{COMMAND}`; "
+            "do not edit by hand. tests/test_docs_kpis.py fails when this file is stale."
+        ),
+        (
+            '"CRMs that hold its inputs" comes from the parity test (tests/test_kpi_parity.py): '
+            "one synthetic org synced from each CRM's emulator gives the same value, except where "
+            "a CRM does not hold the inputs the same way."
+        ),
+        "",
+        (
+            f'{len(kpis)} KPIs. An empty denominator or a missing input gives "no data" with a '
+            "reason, never 0."
+        ),
+        "",
+        "| KPI | title | unit | family | grains |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{k.name}` | {k.title} | {k.unit} | {k.family} | {', '.join(k.grains)} |" for k in kpis
+    ]
     lines.append("")
     for family in dict.fromkeys(k.family for k in kpis):
         lines += [f"## {family.capitalize()}", ""]
@@ -109,7 +148,8 @@ def current() -> str:
 def test_docs_kpis_is_current() -> None:
     assert DOC.exists(), f"docs/kpis.md is missing: run `{COMMAND}`"
     assert DOC.read_text(encoding="utf-8") == current(), (
-        f"docs/kpis.md is stale (a KPI declaration changed): run `{COMMAND}` and commit it")
+        f"docs/kpis.md is stale (a KPI declaration changed): run `{COMMAND}` and commit it"
+    )
 
 
 def test_every_kpi_and_every_parity_exception_is_in_the_reference() -> None:

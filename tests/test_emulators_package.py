@@ -40,13 +40,15 @@ def graph(package: str) -> dict[str, set[str]]:
 
 def test_no_import_cycle_among_the_emulators() -> None:
     modules = graph("emulators")
-    edges = {name: {other for other in found if other in modules and other != name}
-             for name, found in modules.items()}
+    edges = {
+        name: {other for other in found if other in modules and other != name}
+        for name, found in modules.items()
+    }
     done: set[str] = set()
 
     def walk(name: str, path: list[str]) -> None:
         if name in path:
-            cycle = path[path.index(name):] + [name]
+            cycle = path[path.index(name) :] + [name]
             raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
         if name in done:
             return
@@ -60,12 +62,20 @@ def test_no_import_cycle_among_the_emulators() -> None:
 
 
 def test_the_emulators_import_nothing_of_the_product() -> None:
-    reaching = sorted(f"{name} imports {other}" for name, found in graph("emulators").items()
-                      for other in found if other.split(".")[0] in PRODUCT)
+    reaching = sorted(
+        f"{name} imports {other}"
+        for name, found in graph("emulators").items()
+        for other in found
+        if other.split(".")[0] in PRODUCT
+    )
     assert reaching == []
 
 
 def test_only_the_demo_and_the_sandbox_command_import_the_emulators() -> None:
-    users = {name for package in PRODUCT for name, found in graph(package).items()
-             if any(other.split(".")[0] == "emulators" for other in found)}
+    users = {
+        name
+        for package in PRODUCT
+        for name, found in graph(package).items()
+        if any(other.split(".")[0] == "emulators" for other in found)
+    }
     assert users == SERVING

@@ -24,13 +24,20 @@ from emulators.vtiger.emulator import VtigerEmulator
 
 # where each module was before the move: the history, written out rather than derived
 OLD_NAMES = {
-    "emulators.hubspot.emulator": "hubspot", "emulators.hubspot.auth": "hubspot_auth",
-    "emulators.hubspot.calculated": "hubspot_calculated", "emulators.hubspot.meta": "hubspot_meta",
-    "emulators.hubspot.records": "hubspot_records", "emulators.hubspot.render": "hubspot_render",
-    "emulators.hubspot.schema": "hubspot_schema", "emulators.hubspot.search": "hubspot_search",
-    "emulators.hubspot.store": "hubspot_store", "emulators.org.model": "org",
-    "emulators.org.finance": "orgfinance", "emulators.org.generate": "orggen",
-    "emulators.org.vocabulary": "orgvocabulary", "emulators.salesforce.emulator": "salesforce",
+    "emulators.hubspot.emulator": "hubspot",
+    "emulators.hubspot.auth": "hubspot_auth",
+    "emulators.hubspot.calculated": "hubspot_calculated",
+    "emulators.hubspot.meta": "hubspot_meta",
+    "emulators.hubspot.records": "hubspot_records",
+    "emulators.hubspot.render": "hubspot_render",
+    "emulators.hubspot.schema": "hubspot_schema",
+    "emulators.hubspot.search": "hubspot_search",
+    "emulators.hubspot.store": "hubspot_store",
+    "emulators.org.model": "org",
+    "emulators.org.finance": "orgfinance",
+    "emulators.org.generate": "orggen",
+    "emulators.org.vocabulary": "orgvocabulary",
+    "emulators.salesforce.emulator": "salesforce",
     "emulators.salesforce.auth": "salesforce_auth",
     "emulators.salesforce.finance": "salesforce_finance",
     "emulators.salesforce.records": "salesforce_records",
@@ -39,10 +46,14 @@ OLD_NAMES = {
     "emulators.salesforce.schema": "salesforce_schema",
     "emulators.salesforce.soql": "salesforce_soql",
     "emulators.salesforce.store": "salesforce_store",
-    "emulators.server": "server", "emulators.state": "state",
-    "emulators.vtiger.emulator": "vtiger", "emulators.vtiger.records": "vtiger_records",
-    "emulators.vtiger.render": "vtiger_render", "emulators.vtiger.schema": "vtiger_schema",
-    "emulators.vtiger.store": "vtiger_store", "emulators.vtiger.vtql": "vtiger_vtql",
+    "emulators.server": "server",
+    "emulators.state": "state",
+    "emulators.vtiger.emulator": "vtiger",
+    "emulators.vtiger.records": "vtiger_records",
+    "emulators.vtiger.render": "vtiger_render",
+    "emulators.vtiger.schema": "vtiger_schema",
+    "emulators.vtiger.store": "vtiger_store",
+    "emulators.vtiger.vtql": "vtiger_vtql",
 }
 LOCKS = (type(threading.Lock()), type(threading.RLock()))
 
@@ -73,10 +84,16 @@ def same(a: Any, b: Any, seen: set[tuple[int, int]] | None = None) -> bool:
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(same(x, y, seen) for x, y in zip(a, b, strict=True))
     if hasattr(a, "__dict__") and not isinstance(a, type):
-        kept = {k: v for k, v in vars(a).items()
-                if k not in DERIVED and not callable(v) and not isinstance(v, LOCKS)}
-        other = {k: v for k, v in vars(b).items()
-                 if k not in DERIVED and not callable(v) and not isinstance(v, LOCKS)}
+        kept = {
+            k: v
+            for k, v in vars(a).items()
+            if k not in DERIVED and not callable(v) and not isinstance(v, LOCKS)
+        }
+        other = {
+            k: v
+            for k, v in vars(b).items()
+            if k not in DERIVED and not callable(v) and not isinstance(v, LOCKS)
+        }
         return same(kept, other, seen)
     if isinstance(a, itertools.count):  # an id counter: equal when it is at the same number
         return repr(a) == repr(b)
@@ -98,8 +115,9 @@ def old_module_names() -> Iterator[None]:
         yield
     finally:
         for cls in renamed:
-            cls.__module__ = next(new for new, old in OLD_NAMES.items()
-                                  if cls.__module__ == f"kpisync.sandbox.{old}")
+            cls.__module__ = next(
+                new for new, old in OLD_NAMES.items() if cls.__module__ == f"kpisync.sandbox.{old}"
+            )
         for old in OLD_NAMES.values():
             sys.modules.pop(f"kpisync.sandbox.{old}", None)
 

@@ -22,10 +22,15 @@ DRAWN = re.compile(r"^(?P<lead>[ │├└─]*)(?P<name>[A-Z]\w+)\s")
 
 
 def product_sources() -> list[Path]:
-    return [path for path in ROOT.rglob("*.py")
-            if not {part for part in path.relative_to(ROOT).parts[:-1]} & NOT_PRODUCT
-            and not any(part.startswith(".") or part.endswith(".egg-info")
-                        for part in path.relative_to(ROOT).parts)]
+    return [
+        path
+        for path in ROOT.rglob("*.py")
+        if not {part for part in path.relative_to(ROOT).parts[:-1]} & NOT_PRODUCT
+        and not any(
+            part.startswith(".") or part.endswith(".egg-info")
+            for part in path.relative_to(ROOT).parts
+        )
+    ]
 
 
 def drawn_tree() -> tuple[dict[str, str | None], set[str]]:
@@ -92,10 +97,12 @@ def test_the_drawing_says_which_errors_are_raised() -> None:
     wrongly_unraised = sorted(unraised & built)
     never_built = sorted(set(drawn) - unraised - built)
     assert not wrongly_unraised, (
-        f"raised now: drop '{UNRAISED}' from these in kpisync/errors.py: {wrongly_unraised}")
+        f"raised now: drop '{UNRAISED}' from these in kpisync/errors.py: {wrongly_unraised}"
+    )
     assert not never_built, (
         f"nothing raises these: mark them '{UNRAISED}' in kpisync/errors.py or remove them: "
-        f"{never_built}")
+        f"{never_built}"
+    )
 
 
 def test_the_drawn_classes_are_the_importable_ones() -> None:

@@ -75,12 +75,22 @@ def test_search_pages_through_all_matches(client: HubSpot, org: Org) -> None:
     leads = {f"{30_000_000_000 + lead.id}" for lead in org.leads if lead.converted_at is None}
     seen: list[str] = []
     after = None
-    flt = {"filters": [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"},
-                       {"propertyName": "createdate", "operator": "GTE", "value": "0"}]}
+    flt = {
+        "filters": [
+            {"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"},
+            {"propertyName": "createdate", "operator": "GTE", "value": "0"},
+        ]
+    }
     while True:
-        page = search(client, "contacts", filter_groups=[flt], limit=200, after=after,
-                      sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-                      properties=["lifecyclestage", "hs_lead_status"])
+        page = search(
+            client,
+            "contacts",
+            filter_groups=[flt],
+            limit=200,
+            after=after,
+            sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            properties=["lifecyclestage", "hs_lead_status"],
+        )
         assert page.total == len(leads)
         seen += [r.id for r in page.results]
         if page.paging is None:
@@ -106,34 +116,51 @@ def test_search_filter_limits_and_operators(client: HubSpot, org: Org) -> None:
     with pytest.raises(ApiException) as caught:
         search(client, "deals", filter_groups=groups)
     assert error_of(caught.value)["category"] == "VALIDATION_ERROR"
-    won = search(client, "deals", filter_groups=[{"filters": [
-        {"propertyName": "dealstage", "operator": "IN", "values": ["closedwon"]},
-        {"propertyName": "closedate", "operator": "LT", "value": iso(org.now)}]}], limit=1)
+    won = search(
+        client,
+        "deals",
+        filter_groups=[
+            {
+                "filters": [
+                    {"propertyName": "dealstage", "operator": "IN", "values": ["closedwon"]},
+                    {"propertyName": "closedate", "operator": "LT", "value": iso(org.now)},
+                ]
+            }
+        ],
+        limit=1,
+    )
     assert won.total == sum(d.stage == "closed_won" for d in org.deals)
-    big = search(client, "deals", filter_groups=[{"filters": [
-        {"propertyName": "amount", "operator": "GTE", "value": "50000"}]}],
-        sorts=[{"propertyName": "amount", "direction": "DESCENDING"}], limit=5,
-        properties=["amount"])
+    big = search(
+        client,
+        "deals",
+        filter_groups=[
+            {"filters": [{"propertyName": "amount", "operator": "GTE", "value": "50000"}]}
+        ],
+        sorts=[{"propertyName": "amount", "direction": "DESCENDING"}],
+        limit=5,
+        properties=["amount"],
+    )
     amounts = [float(r.properties["amount"]) for r in big.results]
     assert amounts == sorted(amounts, reverse=True) and min(amounts) >= 50000
 
 
-def test_ties_are_not_returned_in_id_order(client: HubSpot,
-                                           emulator: HubSpotEmulator) -> None:
+def test_ties_are_not_returned_in_id_order(client: HubSpot, emulator: HubSpotEmulator) -> None:
     emulator.touch_all("deals", datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
     sort = [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]
     first = search(client, "deals", sorts=sort, limit=100)
     ids = [r.id for r in first.results]
     assert ids != sorted(ids, key=int)
-    everything = ids + [r.id for r in search(client, "deals", sorts=sort, limit=200,
-                                             after="100").results]
+    everything = ids + [
+        r.id for r in search(client, "deals", sorts=sort, limit=200, after="100").results
+    ]
     assert len(set(everything)) == 300
     again = search(client, "deals", sorts=sort, limit=100)
     assert [r.id for r in again.results] == ids  # stable between calls
 
 
-def test_archived_listing_and_search(client: HubSpot, emulator: HubSpotEmulator,
-                                     clock: FakeClock) -> None:
+def test_archived_listing_and_search(
+    client: HubSpot, emulator: HubSpotEmulator, clock: FakeClock
+) -> None:
     deal_id = emulator.hubspot_id("deal", 7)
     client.crm.deals.basic_api.archive(deal_id)
     archived = client.crm.objects.basic_api.get_page("deals", archived=True, limit=100)
@@ -141,8 +168,13 @@ def test_archived_listing_and_search(client: HubSpot, emulator: HubSpotEmulator,
     assert archived.results[0].archived and archived.results[0].archived_at == clock.now
     live = client.crm.objects.basic_api.get_page("deals", limit=100)
     assert deal_id not in {r.id for r in live.results}
-    found = search(client, "deals", filter_groups=[{"filters": [
-        {"propertyName": "hs_object_id", "operator": "EQ", "value": deal_id}]}])
+    found = search(
+        client,
+        "deals",
+        filter_groups=[
+            {"filters": [{"propertyName": "hs_object_id", "operator": "EQ", "value": deal_id}]}
+        ],
+    )
     assert found.total == 0
     with pytest.raises(ApiException) as caught:
         client.crm.objects.basic_api.get_by_id("deals", deal_id)
@@ -151,12 +183,16 @@ def test_archived_listing_and_search(client: HubSpot, emulator: HubSpotEmulator,
     assert deal_id not in emulator.dump()["deals"]
 
 
-def test_batch_update_partial_207_and_validation(client: HubSpot, emulator: HubSpotEmulator,
-                                                 clock: FakeClock) -> None:
+def test_batch_update_partial_207_and_validation(
+    client: HubSpot, emulator: HubSpotEmulator, clock: FakeClock
+) -> None:
     known = emulator.hubspot_id("deal", 3)
-    batch = BatchInputSimplePublicObjectBatchInput(inputs=[
-        {"id": known, "properties": {"dealname": "Renamed", "dealstage": "closedwon"}},
-        {"id": "123", "properties": {"dealname": "Ghost"}}])
+    batch = BatchInputSimplePublicObjectBatchInput(
+        inputs=[
+            {"id": known, "properties": {"dealname": "Renamed", "dealstage": "closedwon"}},
+            {"id": "123", "properties": {"dealname": "Ghost"}},
+        ]
+    )
     result = client.crm.objects.batch_api.update("deals", batch)
     assert result.num_errors == 1
     assert result.errors[0].category == "OBJECT_NOT_FOUND"
@@ -166,26 +202,39 @@ def test_batch_update_partial_207_and_validation(client: HubSpot, emulator: HubS
     assert record["properties"]["hs_is_closed_won"] == "true"
     assert record["properties"]["hs_lastmodifieddate"] == iso(clock.now)
     assert record["propertiesWithHistory"]["dealstage"][0]["value"] == "closedwon"
-    for bad in ({"no_such_property": "x"}, {"hs_lastmodifieddate": "2026-01-01T00:00:00Z"},
-                {"dealstage": "not-a-stage"}):
+    for bad in (
+        {"no_such_property": "x"},
+        {"hs_lastmodifieddate": "2026-01-01T00:00:00Z"},
+        {"dealstage": "not-a-stage"},
+    ):
         with pytest.raises(ApiException) as caught:
-            client.crm.objects.batch_api.update("deals", BatchInputSimplePublicObjectBatchInput(
-                inputs=[{"id": known, "properties": bad}]))
+            client.crm.objects.batch_api.update(
+                "deals",
+                BatchInputSimplePublicObjectBatchInput(inputs=[{"id": known, "properties": bad}]),
+            )
         assert caught.value.status == 400
         assert error_of(caught.value)["category"] == "VALIDATION_ERROR"
 
 
-def test_batch_read_with_history_and_associations(client: HubSpot, emulator: HubSpotEmulator,
-                                                  org: Org) -> None:
+def test_batch_read_with_history_and_associations(
+    client: HubSpot, emulator: HubSpotEmulator, org: Org
+) -> None:
     deal = org.deals[0]
-    read = client.crm.objects.batch_api.read("deals", BatchReadInputSimplePublicObjectId(
-        inputs=[{"id": emulator.hubspot_id("deal", deal.id)}], properties=["dealstage"],
-        properties_with_history=["dealstage"]))
+    read = client.crm.objects.batch_api.read(
+        "deals",
+        BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": emulator.hubspot_id("deal", deal.id)}],
+            properties=["dealstage"],
+            properties_with_history=["dealstage"],
+        ),
+    )
     history = read.results[0].properties_with_history["dealstage"]
-    assert [h.value for h in history] == [c.stage.replace("_", "")
-                                          for c in reversed(deal.stage_history)]
+    assert [h.value for h in history] == [
+        c.stage.replace("_", "") for c in reversed(deal.stage_history)
+    ]
     links = client.crm.associations.v4.batch_api.get_page(
-        "deals", "companies", {"inputs": [{"id": emulator.hubspot_id("deal", deal.id)}]})
+        "deals", "companies", {"inputs": [{"id": emulator.hubspot_id("deal", deal.id)}]}
+    )
     target = links.results[0].to[0]
     assert str(target.to_object_id) == emulator.hubspot_id("company", deal.account_id)
     assert target.association_types[0].type_id == 5
@@ -203,8 +252,11 @@ def test_oauth_refresh_expiry_and_revocation(org: Org, clock: FakeClock) -> None
     with HubSpotEmulator(org, oauth=app, clock=clock) as emu:
         anonymous = HubSpot(host=emu.base_url)
         token = anonymous.oauth.tokens_api.create(
-            grant_type="refresh_token", refresh_token="refresh-1", client_id="client-1",
-            client_secret="secret-1")
+            grant_type="refresh_token",
+            refresh_token="refresh-1",
+            client_id="client-1",
+            client_secret="secret-1",
+        )
         assert token.expires_in == 1800 and token.token_type == "bearer"
         user = HubSpot(access_token=token.access_token, host=emu.base_url)
         assert user.crm.objects.basic_api.get_page("companies", limit=1).results
@@ -214,10 +266,14 @@ def test_oauth_refresh_expiry_and_revocation(org: Org, clock: FakeClock) -> None
         assert error_of(caught.value)["category"] == "EXPIRED_AUTHENTICATION"
         emu.revoke_refresh_token()
         from hubspot.oauth.exceptions import ApiException as OAuthApiException
+
         with pytest.raises(OAuthApiException) as refused:
             anonymous.oauth.tokens_api.create(
-                grant_type="refresh_token", refresh_token="refresh-1", client_id="client-1",
-                client_secret="secret-1")
+                grant_type="refresh_token",
+                refresh_token="refresh-1",
+                client_id="client-1",
+                client_secret="secret-1",
+            )
         assert refused.value.status == 400
         assert json.loads(refused.value.body)["status"] == "BAD_REFRESH_TOKEN"
 
@@ -237,8 +293,11 @@ def test_ten_secondly_budget_headers_and_429(org: Org) -> None:
     knobs = HubSpotKnobs(ten_secondly_budget=3)
     with HubSpotEmulator(org, knobs=knobs) as emu:
         # urllib3 would honour Retry-After on a 429 GET and wait; this client must see the 429
-        client = HubSpot(access_token=TOKEN, host=emu.base_url,
-                         retry=urllib3.Retry(total=0, respect_retry_after_header=False))
+        client = HubSpot(
+            access_token=TOKEN,
+            host=emu.base_url,
+            retry=urllib3.Retry(total=0, respect_retry_after_header=False),
+        )
         _, status, headers = client.crm.objects.basic_api.get_page_with_http_info("deals")
         assert status == 200 and headers["X-HubSpot-RateLimit-Max"] == "3"
         assert headers["X-HubSpot-RateLimit-Remaining"] == "2"
@@ -250,15 +309,23 @@ def test_ten_secondly_budget_headers_and_429(org: Org) -> None:
         assert error_of(caught.value)["policyName"] == "TEN_SECONDLY_ROLLING"
 
 
-def test_properties_create_409_and_option_validation(client: HubSpot,
-                                                     emulator: HubSpotEmulator) -> None:
+def test_properties_create_409_and_option_validation(
+    client: HubSpot, emulator: HubSpotEmulator
+) -> None:
     core = client.crm.properties.core_api
     names = {p.name: p for p in core.get_all("deals").results}
     assert not names["deal_category"].hubspot_defined and names["dealstage"].hubspot_defined
-    spec = PropertyCreate(name="health_score", label="Health score", type="enumeration",
-                          field_type="select", group_name="dealinformation",
-                          options=[{"label": "Good", "value": "good", "hidden": False},
-                                   {"label": "Bad", "value": "bad", "hidden": False}])
+    spec = PropertyCreate(
+        name="health_score",
+        label="Health score",
+        type="enumeration",
+        field_type="select",
+        group_name="dealinformation",
+        options=[
+            {"label": "Good", "value": "good", "hidden": False},
+            {"label": "Bad", "value": "bad", "hidden": False},
+        ],
+    )
     created = core.create("deals", spec)
     assert created.name == "health_score"
     with pytest.raises(PropertiesApiException) as caught:
@@ -268,15 +335,17 @@ def test_properties_create_409_and_option_validation(client: HubSpot,
     client.crm.objects.basic_api.update("deals", deal_id, {"properties": {"health_score": "good"}})
     assert emulator.dump()["deals"][deal_id]["properties"]["health_score"] == "good"
     with pytest.raises(ApiException) as bad:
-        client.crm.objects.basic_api.update("deals", deal_id,
-                                            {"properties": {"health_score": "great"}})
+        client.crm.objects.basic_api.update(
+            "deals", deal_id, {"properties": {"health_score": "great"}}
+        )
     assert bad.value.status == 400
 
 
 def test_merge_contacts(client: HubSpot, emulator: HubSpotEmulator) -> None:
     keep, lose = emulator.hubspot_id("contact", 1), emulator.hubspot_id("contact", 2)
     merged = client.crm.contacts.basic_api.merge(
-        PublicMergeInput(primary_object_id=keep, object_id_to_merge=lose))
+        PublicMergeInput(primary_object_id=keep, object_id_to_merge=lose)
+    )
     assert merged.id == keep
     assert merged.properties["hs_merged_object_ids"] == lose
     truth = emulator.dump()["contacts"]
@@ -287,19 +356,29 @@ def test_merge_contacts(client: HubSpot, emulator: HubSpotEmulator) -> None:
 
 def test_create_and_read_only_feedback(client: HubSpot, emulator: HubSpotEmulator) -> None:
     company = emulator.hubspot_id("company", 1)
-    created = client.crm.objects.basic_api.create("deals", SimplePublicObjectInputForCreate(
-        properties={"dealname": "New", "dealstage": "qualifiedtobuy", "amount": "10"},
-        associations=[{"to": {"id": company}, "types": [
-            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}]))
+    created = client.crm.objects.basic_api.create(
+        "deals",
+        SimplePublicObjectInputForCreate(
+            properties={"dealname": "New", "dealstage": "qualifiedtobuy", "amount": "10"},
+            associations=[
+                {
+                    "to": {"id": company},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}],
+                }
+            ],
+        ),
+    )
     record = emulator.dump()["deals"][created.id]
     assert record["associations"]["companies"] == {company: 5}
     assert record["properties"]["hs_is_closed"] == "false"
     feedback = client.crm.objects.basic_api.get_page(
-        "feedback_submissions", limit=5, properties=["hs_response_value", "hs_survey_type"])
+        "feedback_submissions", limit=5, properties=["hs_response_value", "hs_survey_type"]
+    )
     assert feedback.results and feedback.results[0].properties["hs_survey_type"] == "NPS"
     with pytest.raises(ApiException) as caught:
-        client.crm.objects.basic_api.create("feedback_submissions",
-                                            SimplePublicObjectInputForCreate(properties={}))
+        client.crm.objects.basic_api.create(
+            "feedback_submissions", SimplePublicObjectInputForCreate(properties={})
+        )
     assert caught.value.status == 403
 
 
@@ -335,23 +414,39 @@ def test_owners_paging(client: HubSpot, org: Org) -> None:
 
 
 def test_stage_calculated_properties_and_owner_assigned_date(
-        client: HubSpot, emulator: HubSpotEmulator, clock: FakeClock) -> None:
+    client: HubSpot, emulator: HubSpotEmulator, clock: FakeClock
+) -> None:
     """v2 stage properties are served by name (not listed, not writable); the owner assigned
     date follows owner assignments but not removals."""
-    rid = emulator.create_record("deals", {"dealname": "Path", "dealstage": "qualifiedtobuy",
-                                           "pipeline": "default",
-                                           "hubspot_owner_id": "70000000001"})
+    rid = emulator.create_record(
+        "deals",
+        {
+            "dealname": "Path",
+            "dealstage": "qualifiedtobuy",
+            "pipeline": "default",
+            "hubspot_owner_id": "70000000001",
+        },
+    )
     created = clock.now
-    steps = [("presentationscheduled", 3_600_000), ("qualifiedtobuy", 7_200_000),
-             ("closedwon", 10_800_000)]
+    steps = [
+        ("presentationscheduled", 3_600_000),
+        ("qualifiedtobuy", 7_200_000),
+        ("closedwon", 10_800_000),
+    ]
     for stage, offset in steps:
         clock.now = created + timedelta(milliseconds=offset)
         emulator.update_record("deals", rid, {"dealstage": stage})
-    names = [f"hs_v2_{kind}_{stage}" for stage in ("qualifiedtobuy", "presentationscheduled",
-                                                   "closedwon", "contractsent")
-             for kind in ("date_entered", "date_exited", "latest_time_in", "cumulative_time_in")]
-    read = client.crm.objects.batch_api.read("deals", BatchReadInputSimplePublicObjectId(
-        inputs=[{"id": rid}], properties=names + ["hubspot_owner_assigneddate"]))
+    names = [
+        f"hs_v2_{kind}_{stage}"
+        for stage in ("qualifiedtobuy", "presentationscheduled", "closedwon", "contractsent")
+        for kind in ("date_entered", "date_exited", "latest_time_in", "cumulative_time_in")
+    ]
+    read = client.crm.objects.batch_api.read(
+        "deals",
+        BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": rid}], properties=names + ["hubspot_owner_assigneddate"]
+        ),
+    )
     props = read.results[0].properties
 
     def at(ms: int) -> str:
@@ -368,13 +463,21 @@ def test_stage_calculated_properties_and_owner_assigned_date(
     assert props["hs_v2_latest_time_in_closedwon"] is None
     assert props["hs_v2_date_entered_contractsent"] is None  # never there
     assert props["hubspot_owner_assigneddate"] == iso(created)
-    found = search(client, "deals", filter_groups=[{"filters": [
-        {"propertyName": "hs_object_id", "operator": "EQ", "value": rid}]}], properties=names)
+    found = search(
+        client,
+        "deals",
+        filter_groups=[
+            {"filters": [{"propertyName": "hs_object_id", "operator": "EQ", "value": rid}]}
+        ],
+        properties=names,
+    )
     assert {n: found.results[0].properties[n] for n in names} == {n: props[n] for n in names}
     listed = {p.name for p in client.crm.properties.core_api.get_all("deals").results}
     assert "hubspot_owner_assigneddate" in listed and not listed & set(names)
-    for bad in ({"hs_v2_date_entered_closedwon": "2026-01-01T00:00:00Z"},
-                {"hubspot_owner_assigneddate": "2026-01-01T00:00:00Z"}):
+    for bad in (
+        {"hs_v2_date_entered_closedwon": "2026-01-01T00:00:00Z"},
+        {"hubspot_owner_assigneddate": "2026-01-01T00:00:00Z"},
+    ):
         with pytest.raises(ApiException) as caught:
             client.crm.objects.basic_api.update("deals", rid, {"properties": bad})
         assert caught.value.status == 400
@@ -383,11 +486,14 @@ def test_stage_calculated_properties_and_owner_assigned_date(
 
     clock.now = created + timedelta(days=1)
     emulator.update_record("deals", rid, {"hubspot_owner_id": "70000000002"})
-    assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == iso(clock.now)
+    assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == iso(
+        clock.now
+    )
     clock.now = created + timedelta(days=2)
     emulator.update_record("deals", rid, {"hubspot_owner_id": ""})
-    assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == \
-        iso(created + timedelta(days=1))
+    assert emulator.dump()["deals"][rid]["properties"]["hubspot_owner_assigneddate"] == iso(
+        created + timedelta(days=1)
+    )
 
 
 def test_a_portal_without_custom_objects_lists_no_schemas(client: HubSpot) -> None:
@@ -411,39 +517,64 @@ def test_owners_are_served_500_a_page() -> None:
 
 def test_tickets_have_hubspots_default_properties(client: HubSpot) -> None:
     names = {p.name for p in client.crm.properties.core_api.get_all("tickets").results}
-    assert {"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority",
-            "createdate", "hs_lastmodifieddate", "hubspot_owner_id"} <= names
+    assert {
+        "subject",
+        "content",
+        "hs_pipeline",
+        "hs_pipeline_stage",
+        "hs_ticket_priority",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hubspot_owner_id",
+    } <= names
 
 
 def raw_search(emulator: HubSpotEmulator, body: dict[str, Any]) -> Any:
-    return httpx.post(f"{emulator.base_url}/crm/v3/objects/deals/search", json=body,
-                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    return httpx.post(
+        f"{emulator.base_url}/crm/v3/objects/deals/search",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
 
 
-def test_a_top_level_filters_array_is_one_filter_group(emulator: HubSpotEmulator,
-                                                       org: Org) -> None:
+def test_a_top_level_filters_array_is_one_filter_group(emulator: HubSpotEmulator, org: Org) -> None:
     won = {"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"}
     loose = raw_search(emulator, {"filters": [won], "limit": 1})
     grouped = raw_search(emulator, {"filterGroups": [{"filters": [won]}], "limit": 1})
     assert loose.status_code == grouped.status_code == 200
-    assert loose.json()["total"] == grouped.json()["total"] == sum(
-        d.stage == "closed_won" for d in org.deals) < len(org.deals)
+    assert (
+        loose.json()["total"]
+        == grouped.json()["total"]
+        == sum(d.stage == "closed_won" for d in org.deals)
+        < len(org.deals)
+    )
     lost = {"propertyName": "dealstage", "operator": "EQ", "value": "closedlost"}
     both = raw_search(emulator, {"filters": [won], "filterGroups": [{"filters": [lost]}]})
     assert both.json()["total"] == sum(d.stage in ("closed_won", "closed_lost") for d in org.deals)
 
 
-def test_what_the_emulator_does_not_implement_is_a_400_naming_it(emulator: HubSpotEmulator
-                                                                 ) -> None:
+def test_what_the_emulator_does_not_implement_is_a_400_naming_it(emulator: HubSpotEmulator) -> None:
     refused = raw_search(emulator, {"filterGroup": [{"filters": []}], "limit": 1})
     assert refused.status_code == 400 and "filterGroup" in refused.json()["message"]
-    owners = httpx.get(f"{emulator.base_url}/crm/v3/owners/", params={"idProperty": "userId"},
-                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    owners = httpx.get(
+        f"{emulator.base_url}/crm/v3/owners/",
+        params={"idProperty": "userId"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
     assert owners.status_code == 400 and "idProperty" in owners.json()["message"]
-    listed = httpx.get(f"{emulator.base_url}/crm/v3/objects/deals", params={"sort": "amount"},
-                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    listed = httpx.get(
+        f"{emulator.base_url}/crm/v3/objects/deals",
+        params={"sort": "amount"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
     assert listed.status_code == 400 and "sort" in listed.json()["message"]
-    batch = httpx.post(f"{emulator.base_url}/crm/v3/objects/deals/batch/update",
-                       json={"inputs": [], "upsert": True},
-                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    batch = httpx.post(
+        f"{emulator.base_url}/crm/v3/objects/deals/batch/update",
+        json={"inputs": [], "upsert": True},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
     assert batch.status_code == 400 and "upsert" in batch.json()["message"]

@@ -58,7 +58,9 @@ def expected(dump: dict[str, Any]) -> tuple[set[tuple[str, str, int]], dict[str,
         owner = record["properties"].get("hubspot_owner_id") or None
         if record["properties"]["dealstage"] in CLOSED:
             closed_at = stages[-1][1]
-            before = [value for value, at in _history(record, "hubspot_owner_id") if at <= closed_at]
+            before = [
+                value for value, at in _history(record, "hubspot_owner_id") if at <= closed_at
+            ]
             owner = before[-1] if before else owner
         closers[rid] = owner
     return changes, closers
@@ -66,29 +68,44 @@ def expected(dump: dict[str, Any]) -> tuple[set[tuple[str, str, int]], dict[str,
 
 def stored(engine: Engine) -> tuple[set[tuple[str, str, int]], dict[str, str | None]]:
     with engine.connect() as connection:
-        changes = {(deal, stage, int(at.replace(tzinfo=UTC).timestamp() * 1000))
-                   for deal, stage, at in connection.execute(select(
-                       col(DealStageChange.deal_id), col(DealStageChange.stage), col(DealStageChange.entered_at)))}
-        closers = dict(connection.execute(select(col(Deal.external_id), col(Deal.closed_owner_id))).all())
+        changes = {
+            (deal, stage, int(at.replace(tzinfo=UTC).timestamp() * 1000))
+            for deal, stage, at in connection.execute(
+                select(
+                    col(DealStageChange.deal_id),
+                    col(DealStageChange.stage),
+                    col(DealStageChange.entered_at),
+                )
+            )
+        }
+        closers = dict(
+            connection.execute(select(col(Deal.external_id), col(Deal.closed_owner_id))).all()
+        )
     return changes, closers
 
 
 def assert_history_equals_truth(engine: Engine, emulator: HubSpotEmulator) -> None:
     want_changes, want_closers = expected(emulator.dump())
     got_changes, got_closers = stored(engine)
-    assert got_changes == want_changes, (sorted(got_changes - want_changes)[:3],
-                                         sorted(want_changes - got_changes)[:3])
+    assert got_changes == want_changes, (
+        sorted(got_changes - want_changes)[:3],
+        sorted(want_changes - got_changes)[:3],
+    )
     wrong = {k: (v, got_closers.get(k)) for k, v in want_closers.items() if got_closers.get(k) != v}
     assert not wrong, list(wrong.items())[:3]
 
 
 def reentered(dump: dict[str, Any]) -> int:
-    return sum(1 for r in dump["deals"].values()
-               if len({v for v, _ in _history(r, "dealstage")}) < len(_history(r, "dealstage")))
+    return sum(
+        1
+        for r in dump["deals"].values()
+        if len({v for v, _ in _history(r, "dealstage")}) < len(_history(r, "dealstage"))
+    )
 
 
 def test_history_read_only_where_calculated_properties_cannot_tell(
-        sqlite_engine: Engine, env: HubSpotEnv) -> None:
+    sqlite_engine: Engine, env: HubSpotEnv
+) -> None:
     emulator = env.emulator
     first = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     assert first.status == "succeeded"
@@ -99,25 +116,39 @@ def test_history_read_only_where_calculated_properties_cannot_tell(
 
     deals = sorted(dump["deals"].items())
     closed = [rid for rid, r in deals if r["properties"]["dealstage"] in CLOSED]
-    open_ = [rid for rid, r in deals if r["properties"]["dealstage"] not in CLOSED
-             and len(_history(r, "dealstage")) >= 2]
+    open_ = [
+        rid
+        for rid, r in deals
+        if r["properties"]["dealstage"] not in CLOSED and len(_history(r, "dealstage")) >= 2
+    ]
     owners = sorted({r["properties"]["hubspot_owner_id"] for _, r in deals})
     reassigned, unowned, moved_back, plain = closed[0], closed[1], open_[0], open_[1]
-    new_owner = next(o for o in owners if o != dump["deals"][reassigned]["properties"]["hubspot_owner_id"])
+    new_owner = next(
+        o for o in owners if o != dump["deals"][reassigned]["properties"]["hubspot_owner_id"]
+    )
     edits: list[tuple[str, dict[str, str]]] = [
         (reassigned, {"hubspot_owner_id": new_owner}),  # owner assigned after the close
         (unowned, {"hubspot_owner_id": ""}),  # owner removed after the close
         (plain, {"amount": "10.5"}),  # nothing about stages or owners
     ]
     stages = _history(dump["deals"][moved_back], "dealstage")
-    edits += [(moved_back, {"dealstage": stages[-2][0]}),  # back to the stage before...
-              (moved_back, {"dealstage": stages[-1][0]})]  # ...and forward again: re-entered
+    edits += [
+        (moved_back, {"dealstage": stages[-2][0]}),  # back to the stage before...
+        (moved_back, {"dealstage": stages[-1][0]}),
+    ]  # ...and forward again: re-entered
     for rid, props in edits:
         time.sleep(0.003)  # distinct milliseconds, as separate user edits have
         emulator.update_record("deals", rid, props)
     time.sleep(0.003)
-    created = emulator.create_record("deals", {"dealname": "API deal", "dealstage": "qualifiedtobuy",
-                                               "pipeline": "default", "hubspot_owner_id": owners[0]})
+    created = emulator.create_record(
+        "deals",
+        {
+            "dealname": "API deal",
+            "dealstage": "qualifiedtobuy",
+            "pipeline": "default",
+            "hubspot_owner_id": owners[0],
+        },
+    )
     time.sleep(0.003)
     emulator.update_record("deals", created, {"dealstage": "closedwon"})
 
@@ -125,12 +156,16 @@ def test_history_read_only_where_calculated_properties_cannot_tell(
     assert second.status == "succeeded"
     assert_history_equals_truth(sqlite_engine, emulator)
     assert second.api_calls[HISTORY_READ] == 1
-    assert stored(sqlite_engine)[1][reassigned] == dump["deals"][reassigned]["properties"]["hubspot_owner_id"]
+    assert (
+        stored(sqlite_engine)[1][reassigned]
+        == dump["deals"][reassigned]["properties"]["hubspot_owner_id"]
+    )
     assert stored(sqlite_engine)[1][created] == owners[0]
 
 
 def test_calculated_properties_prove_a_path_exactly_when_no_stage_was_reentered(
-        env: HubSpotEnv) -> None:
+    env: HubSpotEnv,
+) -> None:
     from connectors.hubspot.stages import deal_properties, path_from_calculated
     from emulators.hubspot.render import render
 

@@ -61,71 +61,118 @@ def test_emulator_serves_line_items_like_hubspot(env: HubSpotEnv, org: Org) -> N
     client = client_of(env)
     deal = next(d for d in org.deals if len(d.line_items) >= 2)
     deal_id = env.emulator.hubspot_id("deal", deal.id)
-    found = client.crm.objects.search_api.do_search("line_items", PublicObjectSearchRequest(
-        filter_groups=[{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE",
-                                     "value": "0"}]}],
-        sorts=[{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-        properties=["name", "quantity", "price", "amount", "hs_product_id"], limit=200))
+    found = client.crm.objects.search_api.do_search(
+        "line_items",
+        PublicObjectSearchRequest(
+            filter_groups=[
+                {
+                    "filters": [
+                        {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}
+                    ]
+                }
+            ],
+            sorts=[{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            properties=["name", "quantity", "price", "amount", "hs_product_id"],
+            limit=200,
+        ),
+    )
     assert found.total == sum(len(d.line_items) for d in org.deals)
     first = env.emulator.hubspot_id("line_item", deal.id * 10)
     links = client.crm.associations.v4.batch_api.get_page(
-        "line_items", "deals", {"inputs": [{"id": first}]})
+        "line_items", "deals", {"inputs": [{"id": first}]}
+    )
     assert [str(t.to_object_id) for t in links.results[0].to] == [deal_id]
     assert links.results[0].to[0].association_types[0].type_id == LINE_ITEM_TO_DEAL
     record = client.crm.objects.basic_api.get_by_id(
-        "line_items", first, properties=["name", "quantity", "price", "amount"])
+        "line_items", first, properties=["name", "quantity", "price", "amount"]
+    )
     item = deal.line_items[0]
     assert record.properties["name"] == item.product
     assert Decimal(record.properties["amount"]) == item.unit_price * item.quantity
 
     # amount is HubSpot's calculation: it cannot be written, and follows price and quantity
-    created = client.crm.objects.basic_api.create("line_items", SimplePublicObjectInputForCreate(
-        properties={"name": "Support", "quantity": "3", "price": "12.50"},
-        associations=[{"to": {"id": deal_id}, "types": [
-            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": LINE_ITEM_TO_DEAL}]}]))
+    created = client.crm.objects.basic_api.create(
+        "line_items",
+        SimplePublicObjectInputForCreate(
+            properties={"name": "Support", "quantity": "3", "price": "12.50"},
+            associations=[
+                {
+                    "to": {"id": deal_id},
+                    "types": [
+                        {
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": LINE_ITEM_TO_DEAL,
+                        }
+                    ],
+                }
+            ],
+        ),
+    )
     assert env.emulator.dump()["line_items"][created.id]["properties"]["amount"] == "37.50"
     client.crm.objects.basic_api.update("line_items", created.id, {"properties": {"quantity": "4"}})
     assert env.emulator.dump()["line_items"][created.id]["properties"]["amount"] == "50.00"
     assert created.id in env.emulator.dump()["deals"][deal_id]["associations"]["line_items"]
     with pytest.raises(ApiException) as caught:
-        client.crm.objects.basic_api.update("line_items", created.id,
-                                            {"properties": {"amount": "1"}})
+        client.crm.objects.basic_api.update(
+            "line_items", created.id, {"properties": {"amount": "1"}}
+        )
     assert caught.value.status == 400
     assert json.loads(caught.value.body)["subCategory"] == "READ_ONLY_VALUE"
 
 
 def stored_items(engine: Engine) -> dict[str, tuple[Any, ...]]:
     with engine.connect() as connection:
-        return {r[0]: tuple(r[1:]) for r in connection.execute(select(
-            col(LineItem.external_id), col(LineItem.deal_id), col(LineItem.product), col(LineItem.quantity),
-            col(LineItem.unit_price), col(LineItem.deleted_at), col(LineItem.synced_at)))}
+        return {
+            r[0]: tuple(r[1:])
+            for r in connection.execute(
+                select(
+                    col(LineItem.external_id),
+                    col(LineItem.deal_id),
+                    col(LineItem.product),
+                    col(LineItem.quantity),
+                    col(LineItem.unit_price),
+                    col(LineItem.deleted_at),
+                    col(LineItem.synced_at),
+                )
+            )
+        }
 
 
-def test_line_items_sync_full_then_incremental(sqlite_engine: Engine, env: HubSpotEnv,
-                                               org: Org) -> None:
+def test_line_items_sync_full_then_incremental(
+    sqlite_engine: Engine, env: HubSpotEnv, org: Org
+) -> None:
     # Exact call counts below: the search limit (5 a second, shared by both runs' connectors)
     # must not turn a call into a 429 and its retry. Rate limits have tests of their own.
     env.emulator.search_rate_per_second = 1000
     assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == "succeeded"
     assert_store_equals_truth(sqlite_engine, SOURCE, env.emulator.dump(), org)
     first = stored_items(sqlite_engine)
-    expected = {env.emulator.hubspot_id("line_item", d.id * 10 + i):
-                (env.emulator.hubspot_id("deal", d.id), item.product, Decimal(item.quantity),
-                 item.unit_price)
-                for d in org.deals for i, item in enumerate(d.line_items)}
+    expected = {
+        env.emulator.hubspot_id("line_item", d.id * 10 + i): (
+            env.emulator.hubspot_id("deal", d.id),
+            item.product,
+            Decimal(item.quantity),
+            item.unit_price,
+        )
+        for d in org.deals
+        for i, item in enumerate(d.line_items)
+    }
     assert {k: v[:2] + (v[2].normalize(), v[3].normalize()) for k, v in first.items()} == {
-        k: v[:2] + (v[2].normalize(), v[3].normalize()) for k, v in expected.items()}
+        k: v[:2] + (v[2].normalize(), v[3].normalize()) for k, v in expected.items()
+    }
 
     changed, archived, purged = sorted(expected)[:3]
     env.emulator.update_record("line_items", changed, {"quantity": "7"})
     env.emulator.archive("line_items", archived)
     env.emulator.purge("line_items", purged)
     deal_id = env.emulator.hubspot_id("deal", org.deals[0].id)
-    added = env.emulator.create_record("line_items", {"name": "Onboarding", "quantity": "2",
-                                                      "price": "250"}, [("deals", deal_id)])
+    added = env.emulator.create_record(
+        "line_items", {"name": "Onboarding", "quantity": "2", "price": "250"}, [("deals", deal_id)]
+    )
     connector = env.connector()
-    second = sync_source(sqlite_engine, SOURCE, connector,
-                         SyncOptions(purge_check_every=timedelta(0)))
+    second = sync_source(
+        sqlite_engine, SOURCE, connector, SyncOptions(purge_check_every=timedelta(0))
+    )
     assert second.status == "succeeded"
     assert_store_equals_truth(sqlite_engine, SOURCE, env.emulator.dump(), org)
     after = stored_items(sqlite_engine)
@@ -148,9 +195,14 @@ LINE_ITEM_KPIS = ("units_sold", "cross_sell_rate")
 def test_line_item_kpis_agree_with_salesforce(tmp_path: Path) -> None:
     org = generate_org(seed=21, deals=120)
     now = datetime(2026, 10, 31, tzinfo=UTC)
-    config = metric_config(parse_settings({
-        "kpisync": {"timezone": "Europe/Warsaw", "currency": "USD"},
-        "metrics": {"currency_rates": {"EUR": 1.08, "GBP": 1.27, "PLN": 0.25}}}))
+    config = metric_config(
+        parse_settings(
+            {
+                "kpisync": {"timezone": "Europe/Warsaw", "currency": "USD"},
+                "metrics": {"currency_rates": {"EUR": 1.08, "GBP": 1.27, "PLN": 0.25}},
+            }
+        )
+    )
     results = []
     for kit in (HUBSPOT_KIT, SALESFORCE_KIT):
         engine = open_store(f"sqlite:///{tmp_path / kit.name}.db")
@@ -161,11 +213,24 @@ def test_line_item_kpis_agree_with_salesforce(tmp_path: Path) -> None:
             values = compute_values(connection, config, now=now, only=LINE_ITEM_KPIS)
         engine.dispose()
         # rep keys are each CRM's own user ids; every other grain is CRM-neutral
-        results.append({(v.kpi, v.period, v.period_start, v.grain, v.key):
-                        (None if v.value is None else round(float(v.value), 6), v.count)
-                        for v in values if v.grain != "rep"})
+        results.append(
+            {
+                (v.kpi, v.period, v.period_start, v.grain, v.key): (
+                    None if v.value is None else round(float(v.value), 6),
+                    v.count,
+                )
+                for v in values
+                if v.grain != "rep"
+            }
+        )
     hubspot, salesforce = results
-    assert sum(1 for k, (value, _) in hubspot.items()
-               if k[0] == "units_sold" and k[3] == "product" and value) > 50
+    assert (
+        sum(
+            1
+            for k, (value, _) in hubspot.items()
+            if k[0] == "units_sold" and k[3] == "product" and value
+        )
+        > 50
+    )
     assert sum(1 for k, (value, _) in hubspot.items() if k[0] == "cross_sell_rate" and value) > 5
     assert hubspot == salesforce

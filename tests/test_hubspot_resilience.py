@@ -34,17 +34,25 @@ def env(org: Org) -> Iterator[HubSpotEnv]:
 def test_oauth_token_expiring_during_the_sync(sqlite_engine: Engine, org: Org) -> None:
     from emulators.hubspot.auth import OAuthApp
 
-    app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
-                   refresh_token="refresh-abc-123", access_token_lifetime_seconds=1)
+    app = OAuthApp(
+        client_id="kpisync-test",
+        client_secret="s3cret-client",
+        refresh_token="refresh-abc-123",
+        access_token_lifetime_seconds=1,
+    )
     with HubSpotEmulator(org, access_token=TOKEN, oauth=app) as emulator:
         env = HubSpotEnv(org, emulator)
         import os
+
         os.environ["KPISYNC_TEST_HS_SECRET"] = "s3cret-client"
         os.environ["KPISYNC_TEST_HS_REFRESH"] = "refresh-abc-123"
         emulator.knobs.latency_seconds = 0.002
-        connector = env.connector(token_env=None, client_id="kpisync-test",
-                                  client_secret_env="KPISYNC_TEST_HS_SECRET",
-                                  refresh_token_env="KPISYNC_TEST_HS_REFRESH")
+        connector = env.connector(
+            token_env=None,
+            client_id="kpisync-test",
+            client_secret_env="KPISYNC_TEST_HS_SECRET",
+            refresh_token_env="KPISYNC_TEST_HS_REFRESH",
+        )
         result = sync_source(sqlite_engine, SOURCE, connector, SyncOptions())
         assert result.status == "succeeded"
         assert result.api_calls["POST /oauth/v1/token"] >= 2
@@ -58,8 +66,9 @@ def test_more_than_10k_deals_on_one_timestamp(sqlite_engine: Engine) -> None:
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=50) as emulator:
         env = HubSpotEnv(org, emulator)
         emulator.touch_all("deals", datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
-        result = sync_source(sqlite_engine, SOURCE, env.connector(),
-                             SyncOptions(streams=("deals",)))
+        result = sync_source(
+            sqlite_engine, SOURCE, env.connector(), SyncOptions(streams=("deals",))
+        )
         assert result.status == "succeeded"
         with sqlite_engine.connect() as connection:
             stored = connection.execute(select(func.count()).select_from(Deal)).scalar()
@@ -70,20 +79,29 @@ def test_more_than_10k_deals_on_one_timestamp(sqlite_engine: Engine) -> None:
 
 def _oauth_connector(env: HubSpotEnv) -> HubSpotConnector:
     import os
+
     os.environ["KPISYNC_TEST_HS_SECRET"] = "s3cret-client"
     os.environ["KPISYNC_TEST_HS_REFRESH"] = "refresh-abc-123"
-    return env.connector(token_env=None, client_id="kpisync-test",
-                         client_secret_env="KPISYNC_TEST_HS_SECRET",
-                         refresh_token_env="KPISYNC_TEST_HS_REFRESH")
+    return env.connector(
+        token_env=None,
+        client_id="kpisync-test",
+        client_secret_env="KPISYNC_TEST_HS_SECRET",
+        refresh_token_env="KPISYNC_TEST_HS_REFRESH",
+    )
 
 
 def test_401_refreshes_once_and_a_revoked_grant_says_reauthorise(
-        sqlite_engine: Engine, org: Org) -> None:
+    sqlite_engine: Engine, org: Org
+) -> None:
     from emulators.hubspot.auth import OAuthApp
     from kpisync.errors import AuthError
 
-    app = OAuthApp(client_id="kpisync-test", client_secret="s3cret-client",
-                   refresh_token="refresh-abc-123", access_token_lifetime_seconds=3600)
+    app = OAuthApp(
+        client_id="kpisync-test",
+        client_secret="s3cret-client",
+        refresh_token="refresh-abc-123",
+        access_token_lifetime_seconds=3600,
+    )
     with HubSpotEmulator(org, access_token=TOKEN, oauth=app) as emulator:
         env = HubSpotEnv(org, emulator)
         connector = _oauth_connector(env)

@@ -56,15 +56,21 @@ def test_full_then_incremental_sync_equals_truth(engine: Engine, env: HubSpotEnv
     env.emulator.archive("contacts", archived_contact)
     purged_deal = sorted(dump["deals"])[-1]
     env.emulator.purge("deals", purged_deal)
-    new_company = env.emulator.create_record("companies", {"name": "Новая Компания", "country": "PL"})
+    new_company = env.emulator.create_record(
+        "companies", {"name": "Новая Компания", "country": "PL"}
+    )
     survivor, loser = sorted(dump["companies"])[:2]
-    response = httpx.post(f"{env.emulator.base_url}/crm/v3/objects/companies/merge",
-                          json={"primaryObjectId": survivor, "objectIdToMerge": loser},
-                          headers={"Authorization": f"Bearer {TOKEN}"})
+    response = httpx.post(
+        f"{env.emulator.base_url}/crm/v3/objects/companies/merge",
+        json={"primaryObjectId": survivor, "objectIdToMerge": loser},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert response.status_code == 200, response.text
     before = {model: synced_at(engine, model) for model in (Deal, Account)}
 
-    second = sync_source(engine, SOURCE, env.connector(), SyncOptions(purge_check_every=timedelta(0)))
+    second = sync_source(
+        engine, SOURCE, env.connector(), SyncOptions(purge_check_every=timedelta(0))
+    )
     assert second.status == "succeeded"
     truth = env.emulator.dump()
     assert_store_equals_truth(engine, SOURCE, truth, env.org)
@@ -77,11 +83,15 @@ def test_full_then_incremental_sync_equals_truth(engine: Engine, env: HubSpotEnv
     with engine.connect() as connection:
         gone = dict(connection.execute(select(col(Deal.external_id), col(Deal.deleted_at))).all())
         assert gone[purged_deal] is not None
-        contact_gone = connection.execute(select(col(Contact.deleted_at)).where(
-            col(Contact.external_id) == archived_contact)).scalar()
+        contact_gone = connection.execute(
+            select(col(Contact.deleted_at)).where(col(Contact.external_id) == archived_contact)
+        ).scalar()
         assert contact_gone is not None
-        pointing_at_loser = connection.execute(select(col(Contact.external_id)).where(
-            col(Contact.account_id) == loser, col(Contact.deleted_at).is_(None))).all()
+        pointing_at_loser = connection.execute(
+            select(col(Contact.external_id)).where(
+                col(Contact.account_id) == loser, col(Contact.deleted_at).is_(None)
+            )
+        ).all()
         assert pointing_at_loser == []
 
 
@@ -89,7 +99,9 @@ def test_stage_history_and_custom_field_drift(sqlite_engine: Engine, env: HubSpo
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
     dump = env.emulator.dump()
     with sqlite_engine.connect() as connection:
-        stored = connection.execute(select(col(DealStageChange.deal_id), col(DealStageChange.stage))).all()
+        stored = connection.execute(
+            select(col(DealStageChange.deal_id), col(DealStageChange.stage))
+        ).all()
     by_deal: dict[str, list[str]] = {}
     for deal_id, stage in stored:
         by_deal.setdefault(deal_id, []).append(stage)
@@ -98,17 +110,30 @@ def test_stage_history_and_custom_field_drift(sqlite_engine: Engine, env: HubSpo
         assert sorted(by_deal[rid]) == sorted(entry["value"] for entry in history)
 
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    created = httpx.post(f"{env.emulator.base_url}/crm/v3/properties/deals", headers=headers, json={
-        "name": "renewal_risk", "label": "Renewal risk", "type": "string", "fieldType": "text",
-        "groupName": "dealinformation"})
+    created = httpx.post(
+        f"{env.emulator.base_url}/crm/v3/properties/deals",
+        headers=headers,
+        json={
+            "name": "renewal_risk",
+            "label": "Renewal risk",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "dealinformation",
+        },
+    )
     assert created.status_code == 201, created.text
     rid = sorted(dump["deals"])[0]
     env.emulator.update_record("deals", rid, {"renewal_risk": "high"})
     # A new field is seen when the metadata is next due (daily by default): due now.
     sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions(metadata_every=timedelta(0)))
     with sqlite_engine.connect() as connection:
-        custom = connection.execute(select(col(Deal.custom)).where(col(Deal.external_id) == rid)).scalar()
+        custom = connection.execute(
+            select(col(Deal.custom)).where(col(Deal.external_id) == rid)
+        ).scalar()
         assert custom is not None and custom["renewal_risk"] == "high"
-        seen = connection.execute(select(col(FieldCatalog.removed_at)).where(
-            col(FieldCatalog.entity) == "deals", col(FieldCatalog.name) == "renewal_risk")).one()
+        seen = connection.execute(
+            select(col(FieldCatalog.removed_at)).where(
+                col(FieldCatalog.entity) == "deals", col(FieldCatalog.name) == "renewal_risk"
+            )
+        ).one()
         assert seen.removed_at is None

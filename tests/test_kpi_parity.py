@@ -41,13 +41,24 @@ CANNOT_SERVE: dict[str, tuple[frozenset[str], str]] = {
 # KPI -> (the CRMs that differ from HubSpot on it, why). Every other pair must agree exactly.
 NOT_COMPARABLE: dict[str, tuple[frozenset[str], str]] = {
     "cross_sell_rate": (VTIGER, "counts first purchases of a product, from line items"),
-    "lead_response_time": (SALESFORCE | VTIGER, (
-        "Salesforce tasks keep no email direction (every synced email counts as outbound); "
-        "Vtiger hides converted leads")),
-    "follow_up_persistence": (SALESFORCE | VTIGER, (
-        "the same, and Salesforce dates a conversion to the day (ConvertedDate), not the instant")),
-    "new_leads": (VTIGER, ("Vtiger's query hides converted leads: one converted before kpisync "
-                           "first read it is never seen (one converted later is kept, converted)")),
+    "lead_response_time": (
+        SALESFORCE | VTIGER,
+        (
+            "Salesforce tasks keep no email direction (every synced email counts as outbound); "
+            "Vtiger hides converted leads"
+        ),
+    ),
+    "follow_up_persistence": (
+        SALESFORCE | VTIGER,
+        ("the same, and Salesforce dates a conversion to the day (ConvertedDate), not the instant"),
+    ),
+    "new_leads": (
+        VTIGER,
+        (
+            "Vtiger's query hides converted leads: one converted before kpisync "
+            "first read it is never seen (one converted later is kept, converted)"
+        ),
+    ),
     "qualified_leads": (VTIGER, "the same"),
     "qualified_leads_growth": (VTIGER, "the same"),
     "customer_acquisition_rate": (VTIGER, "the same"),
@@ -60,8 +71,13 @@ NOT_COMPARABLE: dict[str, tuple[frozenset[str], str]] = {
 }
 # The same, for one grain of a KPI only.
 GRAIN_NOT_COMPARABLE: dict[tuple[str, str], tuple[frozenset[str], str]] = {
-    ("new_customers", "source"): (VTIGER, ("a customer's source falls back on its converted "
-                                           "lead's, and Vtiger hides converted leads")),
+    ("new_customers", "source"): (
+        VTIGER,
+        (
+            "a customer's source falls back on its converted "
+            "lead's, and Vtiger hides converted leads"
+        ),
+    ),
 }
 ALL_AGREE: tuple[frozenset[str], str] = (frozenset(), "")
 KITS = available_kits()
@@ -76,37 +92,55 @@ QUALIFIED = ["qualified", "connected"]
 
 
 def comparable(kit: str) -> tuple[str, ...]:
-    return tuple(name for name in REGISTRY.names()
-                 if kit not in NOT_COMPARABLE.get(name, ALL_AGREE)[0]
-                 and kit not in CANNOT_SERVE.get(name, ALL_AGREE)[0])
+    return tuple(
+        name
+        for name in REGISTRY.names()
+        if kit not in NOT_COMPARABLE.get(name, ALL_AGREE)[0]
+        and kit not in CANNOT_SERVE.get(name, ALL_AGREE)[0]
+    )
 
 
 def unserved(kit: str) -> dict[str, str]:
     """KPI -> the reason its values must give on `kit`."""
-    return {name: "no data: " + INPUTS[held].reason
-            for name, (kits, held) in CANNOT_SERVE.items() if kit in kits}
+    return {
+        name: "no data: " + INPUTS[held].reason
+        for name, (kits, held) in CANNOT_SERVE.items()
+        if kit in kits
+    }
 
 
 def compared_grains(kit: str, values: dict[Key, Value]) -> dict[Key, Value]:
     """`values` without the (KPI, grain) pairs `kit` cannot match."""
-    return {k: v for k, v in values.items()
-            if kit not in GRAIN_NOT_COMPARABLE.get((k[0], k[3]), ALL_AGREE)[0]}
+    return {
+        k: v
+        for k, v in values.items()
+        if kit not in GRAIN_NOT_COMPARABLE.get((k[0], k[3]), ALL_AGREE)[0]
+    }
 
 
 def compute(engine: Engine, now: datetime) -> list[KpiValue]:
-    settings = parse_settings({"kpisync": {"timezone": "Europe/Warsaw", "currency": "USD"},
-                               "metrics": {"currency_rates": {"EUR": 1.08, "GBP": 1.27,
-                                                              "PLN": 0.25},
-                                           "roles": {"qualified_lead_statuses": QUALIFIED,
-                                                     "segment_field": "Segment"}}})
+    settings = parse_settings(
+        {
+            "kpisync": {"timezone": "Europe/Warsaw", "currency": "USD"},
+            "metrics": {
+                "currency_rates": {"EUR": 1.08, "GBP": 1.27, "PLN": 0.25},
+                "roles": {"qualified_lead_statuses": QUALIFIED, "segment_field": "Segment"},
+            },
+        }
+    )
     with engine.begin() as connection:
         return compute_values(connection, metric_config(settings), now=now)
 
 
 def keyed(values: list[KpiValue], kpis: tuple[str, ...]) -> dict[Key, Value]:
-    return {(v.kpi, v.period, v.period_start, v.grain, v.key):
-            (None if v.value is None else round(float(v.value), 6), v.count)
-            for v in values if v.kpi in kpis and v.grain not in VENDOR_KEYED}
+    return {
+        (v.kpi, v.period, v.period_start, v.grain, v.key): (
+            None if v.value is None else round(float(v.value), 6),
+            v.count,
+        )
+        for v in values
+        if v.kpi in kpis and v.grain not in VENDOR_KEYED
+    }
 
 
 def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path: Path) -> None:
@@ -133,10 +167,12 @@ def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path: Path) -> None
         expected = compared_grains(name, {k: v for k, v in reference.items() if k[0] in kpis})
         values = compared_grains(name, values)
         assert {k[0] for k in expected} == kpis - WITHOUT_VALUES
-        differing = sorted(k for k in expected.keys() | values.keys()
-                           if expected.get(k) != values.get(k))[:5]
-        assert not differing, (f"{name} differs from {reference_name}: " + "; ".join(
-            f"{k}: {expected.get(k)} vs {values.get(k)}" for k in differing))
+        differing = sorted(
+            k for k in expected.keys() | values.keys() if expected.get(k) != values.get(k)
+        )[:5]
+        assert not differing, f"{name} differs from {reference_name}: " + "; ".join(
+            f"{k}: {expected.get(k)} vs {values.get(k)}" for k in differing
+        )
         for kpi, reason in unserved(name).items():  # "no data" with the reason, never 0
             mine = [v for v in computed[name] if v.kpi == kpi]
             theirs = [v for v in computed[reference_name] if v.kpi == kpi]
@@ -148,8 +184,18 @@ def test_the_same_org_gives_the_same_kpis_from_every_crm(tmp_path: Path) -> None
 
 def test_each_crm_is_compared_on_all_but_the_kpis_it_cannot_hold() -> None:
     assert {kit: len(comparable(kit)) for kit in ("hubspot", "salesforce", "vtiger")} == {
-        "hubspot": 48, "salesforce": 46, "vtiger": 30}
+        "hubspot": 48,
+        "salesforce": 46,
+        "vtiger": 30,
+    }
     assert {kit: sorted(unserved(kit)) for kit in ("hubspot", "salesforce", "vtiger")} == {
-        "hubspot": [], "salesforce": [], "vtiger": [
-            "process_adherence", "proposals_sent", "rep_ramp_time", "rep_ramp_to_quota",
-            "units_sold"]}
+        "hubspot": [],
+        "salesforce": [],
+        "vtiger": [
+            "process_adherence",
+            "proposals_sent",
+            "rep_ramp_time",
+            "rep_ramp_to_quota",
+            "units_sold",
+        ],
+    }

@@ -49,23 +49,31 @@ def webhook() -> Iterator[str]:
 
 
 def result(win_rate: float | None, revenue: float) -> ComputeResult:
-    return ComputeResult(1, NOW, [
-        KpiValue("win_rate", "month", FEB, "org", "org", win_rate, 10, 0),
-        KpiValue("sales_volume", "month", FEB, "org", "org", revenue, 5, 0),
-    ])
+    return ComputeResult(
+        1,
+        NOW,
+        [
+            KpiValue("win_rate", "month", FEB, "org", "org", win_rate, 10, 0),
+            KpiValue("sales_volume", "month", FEB, "org", "org", revenue, 5, 0),
+        ],
+    )
 
 
 def config(url: str) -> MetricConfig:
-    return MetricConfig(MetricSettings(
-        alerts=(AlertRule(name="win rate down", kpi="win_rate", period="month", below=0.3),),
-        goals=(Goal(name="feb revenue", kpi="sales_volume", period="month", target=10_000),),
-        webhook=Webhook(url=url)), timezone="UTC")
+    return MetricConfig(
+        MetricSettings(
+            alerts=(AlertRule(name="win rate down", kpi="win_rate", period="month", below=0.3),),
+            goals=(Goal(name="feb revenue", kpi="sales_volume", period="month", target=10_000),),
+            webhook=Webhook(url=url),
+        ),
+        timezone="UTC",
+    )
 
 
 def test_goal_progress_pace_and_status() -> None:
     settings = config("http://unused")
     [status] = goal_statuses(settings, result(0.5, 6_000).values, NOW)
-    elapsed = (14.5 / 28)  # Feb 15 12:00 of 28 days
+    elapsed = 14.5 / 28  # Feb 15 12:00 of 28 days
     assert status.progress == pytest.approx(0.6)
     assert status.pace == pytest.approx(6_000 / elapsed)
     assert status.status == "on track"
@@ -75,8 +83,9 @@ def test_goal_progress_pace_and_status() -> None:
     assert status.status == "achieved"
 
 
-def test_alerts_go_out_once_per_crossing(engine: Engine, webhook: str,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_alerts_go_out_once_per_crossing(
+    engine: Engine, webhook: str, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = config(webhook)
     with caplog.at_level(logging.WARNING, logger="kpisync.metrics.alerts"):
         first = evaluate_alerts(engine, settings, result(0.2, 2_000))
@@ -86,7 +95,8 @@ def test_alerts_go_out_once_per_crossing(engine: Engine, webhook: str,
     assert {hook["message"] for hook in Hook.received} == {
         "win rate down: Win rate of the org, Feb 2025, is 20.0%, below 30.0%",
         "goal feb revenue: Sales volume (revenue) of the org is off pace (actual 2,000 USD, pace "
-        "3,862 USD, target 10,000 USD)"}
+        "3,862 USD, target 10,000 USD)",
+    }
     assert evaluate_alerts(engine, settings, result(0.1, 2_000)) == []  # still crossed: silent
     assert evaluate_alerts(engine, settings, result(0.5, 9_000)) == []  # back to normal
     again = evaluate_alerts(engine, settings, result(0.25, 9_000))  # a new crossing

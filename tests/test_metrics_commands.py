@@ -35,9 +35,10 @@ def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
 
 def write_settings(tmp_path: Path) -> Path:
     path = tmp_path / "settings.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [kpisync]
-store = "sqlite:///{tmp_path / 'store.db'}"
+store = "sqlite:///{tmp_path / "store.db"}"
 timezone = "Europe/Warsaw"
 
 [metrics]
@@ -52,7 +53,9 @@ name = "year revenue"
 kpi = "sales_volume"
 period = "year"
 target = 100000
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -62,8 +65,9 @@ def test_commands(app: typer.Typer, tmp_path: Path) -> None:
     result = runner.invoke(app, ["compute", "--settings", str(settings)])
     assert result.exit_code == 0, result.output
     assert "computed" in result.output
-    result = runner.invoke(app, ["kpis", "--kpi", "win_rate", "--grain", "org", "--json",
-                                 "--settings", str(settings)])
+    result = runner.invoke(
+        app, ["kpis", "--kpi", "win_rate", "--grain", "org", "--json", "--settings", str(settings)]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert rows and all(r["kpi"] == "win_rate" and r["value"] is None and r["reason"] for r in rows)
@@ -71,31 +75,46 @@ def test_commands(app: typer.Typer, tmp_path: Path) -> None:
     result = runner.invoke(app, ["kpis", "--csv", "--settings", str(settings)])
     assert result.exit_code == 0 and result.output.startswith("computed_at,kpi,")
     assert all(row["computed_at"] for row in csv.DictReader(io.StringIO(result.output)))
-    result = runner.invoke(app, ["kpis", "--kpi", "new_leads", "--history", "--json",
-                                 "--settings", str(settings)])
+    result = runner.invoke(
+        app, ["kpis", "--kpi", "new_leads", "--history", "--json", "--settings", str(settings)]
+    )
     assert result.exit_code == 0, result.output
-    assert {json.loads(line)["computed_at"] is not None for line in result.output.splitlines()} == {True}
+    assert {json.loads(line)["computed_at"] is not None for line in result.output.splitlines()} == {
+        True
+    }
     result = runner.invoke(app, ["goals", "--settings", str(settings)])
     assert result.exit_code == 0 and "year revenue" in result.output
     answers = tmp_path / "answers.csv"
-    answers.write_text("kind,score,date,respondent\nnps,۹,2025-01-01,nobody@x.test\n", encoding="utf-8")
-    result = runner.invoke(app, ["surveys", "import", str(answers), "--source", "crm",
-                                 "--settings", str(settings)])
+    answers.write_text(
+        "kind,score,date,respondent\nnps,۹,2025-01-01,nobody@x.test\n", encoding="utf-8"
+    )
+    result = runner.invoke(
+        app, ["surveys", "import", str(answers), "--source", "crm", "--settings", str(settings)]
+    )
     assert result.exit_code == 7 and "line 2: unknown respondent" in result.output
 
 
-@pytest.mark.parametrize(("arguments", "says"), [
-    (["kpis", "--kpi", "no_such_kpi"], "error: unknown KPI 'no_such_kpi'"),
-    (["kpis", "--period", "fortnight"], "error: unknown period 'fortnight'"),
-    (["kpis", "--grain", "planet"], "error: unknown grain 'planet'"),
-    (["surveys", "import", "missing.csv", "--source", "crm"], "error: missing.csv not found"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["kpis", "--kpi", "no_such_kpi"], "error: unknown KPI 'no_such_kpi'"),
+        (["kpis", "--period", "fortnight"], "error: unknown period 'fortnight'"),
+        (["kpis", "--grain", "planet"], "error: unknown grain 'planet'"),
+        (["surveys", "import", "missing.csv", "--source", "crm"], "error: missing.csv not found"),
+    ],
+)
 def test_bad_input_is_one_clear_line_through_the_real_cli(
-        tmp_path: Path, arguments: list[str], says: str) -> None:
+    tmp_path: Path, arguments: list[str], says: str
+) -> None:
     settings = write_settings(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "kpisync.cli", *arguments, "--settings",
-                           str(settings)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", *arguments, "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == ConfigError.exit_code, done.stderr
     assert "Traceback" not in done.stderr and lines[0].startswith(says), done.stderr
@@ -105,35 +124,51 @@ def test_bad_input_is_one_clear_line_through_the_real_cli(
 def test_a_hint_naming_a_settings_table_keeps_its_brackets(tmp_path: Path) -> None:
     settings = write_settings(tmp_path)
     text = settings.read_text(encoding="utf-8")
-    settings.write_text(text[:text.index("[[metrics.goals]]")], encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "kpisync.cli", "goals", "--settings",
-                           str(settings)], capture_output=True, text=True, timeout=120, check=False)
+    settings.write_text(text[: text.index("[[metrics.goals]]")], encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", "goals", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == ConfigError.exit_code
-    assert done.stderr.splitlines() == ["error: no goals configured",
-                                        "  fix: add [[metrics.goals]] entries to settings.toml"]
+    assert done.stderr.splitlines() == [
+        "error: no goals configured",
+        "  fix: add [[metrics.goals]] entries to settings.toml",
+    ]
 
 
-def test_keys_from_the_crm_are_shown_as_written(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_from_the_crm_are_shown_as_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("metrics.commands.console", Console(width=200))
-    value = KpiValue("loss_to_competitor", "month", date(2026, 1, 1), "competitor",
-                     "rival [eu]", 0.25, 4, 0)
+    value = KpiValue(
+        "loss_to_competitor", "month", date(2026, 1, 1), "competitor", "rival [eu]", 0.25, 4, 0
+    )
     emit([(None, value)], as_json=False, as_csv=False)
     assert "rival [eu]" in capsys.readouterr().out
 
 
-def test_rep_and_account_keys_are_shown_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_rep_and_account_keys_are_shown_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A sales manager reads "Olivia Baker", not owner id 70000001; JSON and CSV keep both."""
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    page = Page(stream="s", records=[User.row(external_id="70000001", name="Olivia Baker"),
-                                     Account.row(external_id="1001", name="شرکت نوآوران")])
+    page = Page(
+        stream="s",
+        records=[
+            User.row(external_id="70000001", name="Olivia Baker"),
+            Account.row(external_id="1001", name="شرکت نوآوران"),
+        ],
+    )
     with engine.begin() as connection:
         write_page(connection, "crm", page, datetime.now(UTC))
-    values = [KpiValue("win_rate", "month", date(2026, 1, 1), "rep", "70000001", 0.5, 4, 0),
-              KpiValue("win_rate", "month", date(2026, 1, 1), "rep", "70000002", 0.25, 4, 0),
-              KpiValue("days_since_last_touch", "month", date(2026, 1, 1), "account", "1001", 3.0,
-                       1, 0)]
+    values = [
+        KpiValue("win_rate", "month", date(2026, 1, 1), "rep", "70000001", 0.5, 4, 0),
+        KpiValue("win_rate", "month", date(2026, 1, 1), "rep", "70000002", 0.25, 4, 0),
+        KpiValue("days_since_last_touch", "month", date(2026, 1, 1), "account", "1001", 3.0, 1, 0),
+    ]
     names = key_names(engine, values)
     assert names == {("rep", "70000001"): "Olivia Baker", ("account", "1001"): "شرکت نوآوران"}
     monkeypatch.setattr("metrics.commands.console", Console(width=200))

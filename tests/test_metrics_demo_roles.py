@@ -20,8 +20,11 @@ from metrics.options import metric_config
 
 ORG = generate_org(seed=5, deals=40)
 NOW = datetime(2026, 10, 31, tzinfo=UTC)
-ROLES = {"hubspot": (("CONNECTED",), "segment"), "salesforce": (("Qualified",), "Segment__c"),
-         "vtiger": (("Qualified",), "cf_")}
+ROLES = {
+    "hubspot": (("CONNECTED",), "segment"),
+    "salesforce": (("Qualified",), "Segment__c"),
+    "vtiger": (("Qualified",), "cf_"),
+}
 
 
 def segment_and_qualified(crm: str, folder: Path) -> tuple[dict[str, float], float]:
@@ -40,12 +43,16 @@ def segment_and_qualified(crm: str, folder: Path) -> tuple[dict[str, float], flo
         assert sync_source(engine, demo.source, connector, SyncOptions()).status == "succeeded"
         connector.close()
     with engine.begin() as connection:
-        values = compute_values(connection, metric_config(settings), now=NOW,
-                                only=["sales_volume", "qualified_leads"])
+        values = compute_values(
+            connection, metric_config(settings), now=NOW, only=["sales_volume", "qualified_leads"]
+        )
     engine.dispose()
     year = [v for v in values if v.period == "year" and v.period_start.year == 2026]
-    segments = {v.key: round(v.value or 0, 2) for v in year
-                if (v.kpi, v.grain) == ("sales_volume", "segment")}
+    segments = {
+        v.key: round(v.value or 0, 2)
+        for v in year
+        if (v.kpi, v.grain) == ("sales_volume", "segment")
+    }
     [qualified] = [v.value for v in year if (v.kpi, v.grain) == ("qualified_leads", "org")]
     return segments, qualified or 0.0
 
@@ -59,7 +66,8 @@ def hubspot(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, float],
 
 @pytest.mark.parametrize("crm", ["salesforce", "vtiger"])
 def test_each_demo_crm_has_the_segments_and_qualified_leads_hubspot_has(
-        crm: str, hubspot: tuple[dict[str, float], float], tmp_path: Path) -> None:
+    crm: str, hubspot: tuple[dict[str, float], float], tmp_path: Path
+) -> None:
     segments, qualified = hubspot
     theirs, their_qualified = segment_and_qualified(crm, tmp_path)
     assert theirs == segments

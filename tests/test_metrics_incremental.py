@@ -34,6 +34,7 @@ from kpisync.store.models import (
     ExchangeRate,
     SurveyResponse,
     User,
+    model_table,
 )
 from kpisync.store.writer import write_page
 from metrics.commands import register
@@ -74,16 +75,21 @@ def deal_upsert(draw: st.DrawFn) -> Edit:
     closed = draw(st.booleans())
     created = draw(DAYS)
     row = Deal.row(
-        external_id=draw(st.sampled_from(DEALS)), account_id=draw(st.sampled_from(ACCOUNTS)),
-        owner_id=draw(st.sampled_from(USERS)), is_closed=closed,
+        external_id=draw(st.sampled_from(DEALS)),
+        account_id=draw(st.sampled_from(ACCOUNTS)),
+        owner_id=draw(st.sampled_from(USERS)),
+        is_closed=closed,
         is_won=closed and draw(st.booleans()),
         amount=Decimal(draw(st.integers(min_value=0, max_value=5000))),
         currency=draw(st.sampled_from(["USD", "EUR", "GBP"])),
-        created_at=at(created), close_date=on(created + draw(st.integers(0, 90))),
+        created_at=at(created),
+        close_date=on(created + draw(st.integers(0, 90))),
         deal_type=draw(st.sampled_from(["new", "upgrade", "cross_sell"])),
         lead_source=draw(st.sampled_from(["Web", "Referral"])),
         loss_reason=draw(st.sampled_from([None, "Price", "No decision"])),
-        competitor=draw(st.sampled_from([None, "Hooli"])), stage="won" if closed else "proposal")
+        competitor=draw(st.sampled_from([None, "Hooli"])),
+        stage="won" if closed else "proposal",
+    )
     return Edit(Page("deals", [row]))
 
 
@@ -93,35 +99,106 @@ def rows(stream: str, *records: Any) -> Edit:
 
 EDITS = st.one_of(
     deal_upsert(),
-    st.builds(lambda d: Edit(Page("deals", [], deleted=[Deleted("deal", d)])),
-              st.sampled_from(DEALS)),
-    st.builds(lambda pair: Edit(Page("accounts", [], merged=[Merged("account", *pair)])),
-              st.sampled_from([("a3", "a1"), ("a4", "a2"), ("a5", "a1")])),
-    st.builds(lambda rate, start: rows("exchange_rates", ExchangeRate.row(
-        external_id="eur", currency="EUR", rate=Decimal(rate) / 100, valid_from=on(start))),
-        st.integers(50, 150), DAYS),
-    st.builds(lambda user, team: rows("users", User.row(
-        external_id=user, name=user, email=f"{user}@example.com", team=team, region="North",
-        started_on=date(2024, 6, 1), created_at=datetime(2024, 6, 1, tzinfo=UTC))),
-        st.sampled_from(USERS), st.sampled_from(["Alpha", "Beta", "Gamma"])),
-    st.builds(lambda account, region: rows("accounts", Account.row(
-        external_id=account, name=account, owner_id="u1", region=region, type="customer",
-        custom={"Segment": "SMB"})), st.sampled_from(ACCOUNTS), st.sampled_from(["North", "East"])),
-    st.builds(lambda n, deal, stage, days: rows("deal_stage_changes", DealStageChange.row(
-        external_id=f"hx{n}", deal_id=deal, stage=stage, entered_at=at(days))),
-        st.integers(1, 3), st.sampled_from(DEALS), st.sampled_from(["proposal", "won", "new"]),
-        DAYS),
-    st.builds(lambda n, kind, days, account: rows("activities", Activity.row(
-        external_id=f"ax{n}", kind=kind, direction="outbound", occurred_at=at(days, 9),
-        owner_id="u2", account_id=account, duration_seconds=600)),
-        st.integers(1, 3), st.sampled_from(["call", "email", "meeting"]), DAYS,
-        st.sampled_from(ACCOUNTS)),
-    st.builds(lambda n, kind, score, days: rows("survey_responses", SurveyResponse.row(
-        external_id=f"sx{n}", kind=kind, score=score, answered_at=at(min(days, 0), 8),
-        account_id="a2", team="Alpha")),
-        st.integers(1, 3), st.sampled_from(["nps", "enps"]), st.integers(0, 10), DAYS),
-    st.builds(lambda score, days: Edit(answer=f"nps,{score},{on(min(days, 0))},cara@acme.test"),
-              st.integers(0, 10), DAYS),
+    st.builds(
+        lambda d: Edit(Page("deals", [], deleted=[Deleted("deal", d)])), st.sampled_from(DEALS)
+    ),
+    st.builds(
+        lambda pair: Edit(Page("accounts", [], merged=[Merged("account", *pair)])),
+        st.sampled_from([("a3", "a1"), ("a4", "a2"), ("a5", "a1")]),
+    ),
+    st.builds(
+        lambda rate, start: rows(
+            "exchange_rates",
+            ExchangeRate.row(
+                external_id="eur", currency="EUR", rate=Decimal(rate) / 100, valid_from=on(start)
+            ),
+        ),
+        st.integers(50, 150),
+        DAYS,
+    ),
+    st.builds(
+        lambda user, team: rows(
+            "users",
+            User.row(
+                external_id=user,
+                name=user,
+                email=f"{user}@example.com",
+                team=team,
+                region="North",
+                started_on=date(2024, 6, 1),
+                created_at=datetime(2024, 6, 1, tzinfo=UTC),
+            ),
+        ),
+        st.sampled_from(USERS),
+        st.sampled_from(["Alpha", "Beta", "Gamma"]),
+    ),
+    st.builds(
+        lambda account, region: rows(
+            "accounts",
+            Account.row(
+                external_id=account,
+                name=account,
+                owner_id="u1",
+                region=region,
+                type="customer",
+                custom={"Segment": "SMB"},
+            ),
+        ),
+        st.sampled_from(ACCOUNTS),
+        st.sampled_from(["North", "East"]),
+    ),
+    st.builds(
+        lambda n, deal, stage, days: rows(
+            "deal_stage_changes",
+            DealStageChange.row(
+                external_id=f"hx{n}", deal_id=deal, stage=stage, entered_at=at(days)
+            ),
+        ),
+        st.integers(1, 3),
+        st.sampled_from(DEALS),
+        st.sampled_from(["proposal", "won", "new"]),
+        DAYS,
+    ),
+    st.builds(
+        lambda n, kind, days, account: rows(
+            "activities",
+            Activity.row(
+                external_id=f"ax{n}",
+                kind=kind,
+                direction="outbound",
+                occurred_at=at(days, 9),
+                owner_id="u2",
+                account_id=account,
+                duration_seconds=600,
+            ),
+        ),
+        st.integers(1, 3),
+        st.sampled_from(["call", "email", "meeting"]),
+        DAYS,
+        st.sampled_from(ACCOUNTS),
+    ),
+    st.builds(
+        lambda n, kind, score, days: rows(
+            "survey_responses",
+            SurveyResponse.row(
+                external_id=f"sx{n}",
+                kind=kind,
+                score=score,
+                answered_at=at(min(days, 0), 8),
+                account_id="a2",
+                team="Alpha",
+            ),
+        ),
+        st.integers(1, 3),
+        st.sampled_from(["nps", "enps"]),
+        st.integers(0, 10),
+        DAYS,
+    ),
+    st.builds(
+        lambda score, days: Edit(answer=f"nps,{score},{on(min(days, 0))},cara@acme.test"),
+        st.integers(0, 10),
+        DAYS,
+    ),
     st.builds(lambda days: Edit(setting={"engagement_days": days}), st.integers(7, 60)),
 )
 
@@ -135,14 +212,22 @@ def apply(engine: Engine, edit: Edit, tmp: Path) -> None:
         import_surveys(engine, answers, source="crm", timezone="Europe/Warsaw")
 
 
-@settings(max_examples=5, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=5,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(edits=st.lists(EDITS, min_size=1, max_size=3))
-def test_incremental_values_equal_a_full_computation(engine: Engine, tmp_path: Path,
-                                                     edits: list[Edit]) -> None:
+def test_incremental_values_equal_a_full_computation(
+    engine: Engine, tmp_path: Path, edits: list[Edit]
+) -> None:
     with engine.connect() as connection:  # every example continues the store the last one left
-        fresh = connection.execute(select(func.count()).select_from(
-            Deal.__table__)).scalar_one() == 0  # type: ignore[attr-defined]
+        fresh = (
+            connection.execute(select(func.count()).select_from(model_table(Deal))).scalar_one()
+            == 0
+        )
     current: MetricConfig = config()
     if fresh:  # else the last example's full computation is the base
         load_org(engine)
@@ -154,10 +239,12 @@ def test_incremental_values_equal_a_full_computation(engine: Engine, tmp_path: P
         result = compute_all(engine, current, now=LATER)
         if edit.setting is not None:
             assert result.reused_from is None and result.recomputed is None, (
-                "a settings change must recompute everything")
+                "a settings change must recompute everything"
+            )
         else:
             assert result.reused_from is not None or result.recomputed is not None, (
-                "a change of records must take the incremental path")
+                "a change of records must take the incremental path"
+            )
         incremental = standing(engine)
         assert incremental and len(incremental) == result.standing
         full = compute_all(engine, current, now=LATER, force=True)
@@ -184,8 +271,9 @@ def test_a_failed_store_of_values_falls_back_to_a_full_computation(engine: Engin
         assert kept == live.scalar_one() == 11, "the kept copy is the last computation's deals"
 
 
-def test_compute_says_how_many_values_it_recomputed(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compute_says_how_many_values_it_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("metrics.commands.console", Console(width=200))
     app = typer.Typer()
     register(app)
@@ -195,10 +283,25 @@ def test_compute_says_how_many_values_it_recomputed(tmp_path: Path,
 
     def won(deal: str, amount: int) -> None:
         with engine.begin() as connection:
-            write_page(connection, "crm", Page("deals", [Deal.row(
-                external_id=deal, is_closed=True, is_won=True, amount=Decimal(amount),
-                currency="USD", created_at=today - timedelta(days=40),
-                close_date=(today - timedelta(days=2)).date())]), today)
+            write_page(
+                connection,
+                "crm",
+                Page(
+                    "deals",
+                    [
+                        Deal.row(
+                            external_id=deal,
+                            is_closed=True,
+                            is_won=True,
+                            amount=Decimal(amount),
+                            currency="USD",
+                            created_at=today - timedelta(days=40),
+                            close_date=(today - timedelta(days=2)).date(),
+                        )
+                    ],
+                ),
+                today,
+            )
 
     won("d1", 100)
     first = runner.invoke(app, ["compute", "--settings", str(settings)])

@@ -60,66 +60,155 @@ def at(minutes: int) -> datetime:
 
 
 instants = st.integers(0, MINUTES)
-deals = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["open", "won", "lost"]), instants,
-                           st.integers(0, 400), st.integers(0, 5)), max_size=15)
-leads = st.lists(st.tuples(instants, st.booleans(), st.integers(0, 5), st.integers(0, 5),
-                           st.sampled_from(["Web", "Event", None])), max_size=10)
+deals = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.sampled_from(["open", "won", "lost"]),
+        instants,
+        st.integers(0, 400),
+        st.integers(0, 5),
+    ),
+    max_size=15,
+)
+leads = st.lists(
+    st.tuples(
+        instants,
+        st.booleans(),
+        st.integers(0, 5),
+        st.integers(0, 5),
+        st.sampled_from(["Web", "Event", None]),
+    ),
+    max_size=10,
+)
 contacts = st.lists(st.tuples(instants, st.integers(0, 5)), max_size=8)
-activities = st.lists(st.tuples(st.integers(0, 7), instants, st.sampled_from(["call", "meeting",
-                                                                              "email"]),
-                                st.sampled_from(["outbound", "inbound"]), st.integers(0, 9000)),
-                      max_size=20)
+activities = st.lists(
+    st.tuples(
+        st.integers(0, 7),
+        instants,
+        st.sampled_from(["call", "meeting", "email"]),
+        st.sampled_from(["outbound", "inbound"]),
+        st.integers(0, 9000),
+    ),
+    max_size=20,
+)
 # eNPS answers: a team (or none), a score, and days into 2025 (bunched, so groups are small)
-answers = st.lists(st.tuples(st.sampled_from([*TEAMS, None]), st.integers(0, 10),
-                             st.integers(0, 320)), max_size=45)
+answers = st.lists(
+    st.tuples(st.sampled_from([*TEAMS, None]), st.integers(0, 10), st.integers(0, 320)), max_size=45
+)
 starts = st.lists(st.one_of(st.none(), st.integers(0, 700)), min_size=4, max_size=4)
 
 
-def rows(deal_rows: list[Any], lead_rows: list[Any], contact_rows: list[Any],
-         activity_rows: list[Any], answer_rows: list[Any], started: list[int | None],
-         inputs: set[str]) -> dict[str, list[dict[str, Any]]]:
+def rows(
+    deal_rows: list[Any],
+    lead_rows: list[Any],
+    contact_rows: list[Any],
+    activity_rows: list[Any],
+    answer_rows: list[Any],
+    started: list[int | None],
+    inputs: set[str],
+) -> dict[str, list[dict[str, Any]]]:
     has_start = "start_dates" in inputs
     out: dict[str, list[dict[str, Any]]] = {
-        "users": [{"external_id": f"u{i}", "team": TEAMS[i % 2], "is_active": True,
-                   "started_on": (T0 + timedelta(days=s)).date() if has_start and s else None,
-                   "created_at": T0 if has_start else None} for i, s in enumerate(started)],
+        "users": [
+            {
+                "external_id": f"u{i}",
+                "team": TEAMS[i % 2],
+                "is_active": True,
+                "started_on": (T0 + timedelta(days=s)).date() if has_start and s else None,
+                "created_at": T0 if has_start else None,
+            }
+            for i, s in enumerate(started)
+        ],
         "accounts": [{"external_id": f"a{i}", "type": "customer"} for i in range(6)],
-        "contacts": [{"external_id": f"c{n}", "account_id": f"a{account}", "created_at": at(when)}
-                     for n, (when, account) in enumerate(contact_rows)],
-        "leads": [{"external_id": f"l{n}", "owner_id": "u0", "created_at": at(when),
-                   "lead_source": source, "is_converted": converted,
-                   "converted_at": at(when + 600) if converted else None,
-                   "converted_account_id": f"a{account}" if converted else None,
-                   "converted_contact_id": f"c{contact}" if converted else None}
-                  for n, (when, converted, account, contact, source) in enumerate(lead_rows)],
-        "deals": [], "deal_stage_changes": [], "line_items": [], "activities": [],
+        "contacts": [
+            {"external_id": f"c{n}", "account_id": f"a{account}", "created_at": at(when)}
+            for n, (when, account) in enumerate(contact_rows)
+        ],
+        "leads": [
+            {
+                "external_id": f"l{n}",
+                "owner_id": "u0",
+                "created_at": at(when),
+                "lead_source": source,
+                "is_converted": converted,
+                "converted_at": at(when + 600) if converted else None,
+                "converted_account_id": f"a{account}" if converted else None,
+                "converted_contact_id": f"c{contact}" if converted else None,
+            }
+            for n, (when, converted, account, contact, source) in enumerate(lead_rows)
+        ],
+        "deals": [],
+        "deal_stage_changes": [],
+        "line_items": [],
+        "activities": [],
         "survey_responses": [],
     }
     for n, (owner, state, created, days, account) in enumerate(deal_rows):
         closed = at(created) + timedelta(days=days)
-        out["deals"].append({"external_id": f"d{n}", "owner_id": f"u{owner}",
-                             "account_id": f"a{account}", "is_closed": state != "open",
-                             "is_won": state == "won", "amount": Decimal(100 + n),
-                             "currency": "USD", "created_at": at(created),
-                             "close_date": closed.date(), "stage": "proposal"})
+        out["deals"].append(
+            {
+                "external_id": f"d{n}",
+                "owner_id": f"u{owner}",
+                "account_id": f"a{account}",
+                "is_closed": state != "open",
+                "is_won": state == "won",
+                "amount": Decimal(100 + n),
+                "currency": "USD",
+                "created_at": at(created),
+                "close_date": closed.date(),
+                "stage": "proposal",
+            }
+        )
         raw = {} if "stage_history" in inputs else {"basis": OBSERVED_STAGE_BASIS}
         out["deal_stage_changes"] += [
-            {"external_id": f"h{n}-{i}", "deal_id": f"d{n}", "stage": stage, "raw": raw,
-             "entered_at": at(created) + timedelta(hours=i * 5)}
-            for i, stage in enumerate(("qualified", "proposal"))]
+            {
+                "external_id": f"h{n}-{i}",
+                "deal_id": f"d{n}",
+                "stage": stage,
+                "raw": raw,
+                "entered_at": at(created) + timedelta(hours=i * 5),
+            }
+            for i, stage in enumerate(("qualified", "proposal"))
+        ]
         if "line_items" in inputs:
-            out["line_items"].append({"external_id": f"li{n}", "deal_id": f"d{n}",
-                                      "product": "Core", "quantity": Decimal(2)})
+            out["line_items"].append(
+                {
+                    "external_id": f"li{n}",
+                    "deal_id": f"d{n}",
+                    "product": "Core",
+                    "quantity": Decimal(2),
+                }
+            )
     for n, (target, when, kind, direction, seconds) in enumerate(activity_rows):
-        link = ({"contact_id": f"c{target}"} if target < 4 else
-                {"deal_id": f"d{target - 4}"} if target < 6 else {"lead_id": f"l{target - 6}"})
-        out["activities"].append({"external_id": f"x{n}", "kind": kind, "direction": direction,
-                                  "owner_id": "u1", "occurred_at": at(when),
-                                  "duration_seconds": seconds, **link})
+        link = (
+            {"contact_id": f"c{target}"}
+            if target < 4
+            else {"deal_id": f"d{target - 4}"}
+            if target < 6
+            else {"lead_id": f"l{target - 6}"}
+        )
+        out["activities"].append(
+            {
+                "external_id": f"x{n}",
+                "kind": kind,
+                "direction": direction,
+                "owner_id": "u1",
+                "occurred_at": at(when),
+                "duration_seconds": seconds,
+                **link,
+            }
+        )
     out["survey_responses"] = [
-        {"external_id": f"s{n}", "kind": "enps", "score": score, "team": team, "origin": "crm",
-         "answered_at": datetime(2025, 1, 1, 9, tzinfo=UTC) + timedelta(days=day)}
-        for n, (team, score, day) in enumerate(answer_rows)]
+        {
+            "external_id": f"s{n}",
+            "kind": "enps",
+            "score": score,
+            "team": team,
+            "origin": "crm",
+            "answered_at": datetime(2025, 1, 1, 9, tzinfo=UTC) + timedelta(days=day),
+        }
+        for n, (team, score, day) in enumerate(answer_rows)
+    ]
     return out
 
 
@@ -131,73 +220,119 @@ def load(engine: Engine, tables: dict[str, list[dict[str, Any]]]) -> None:
         for name, records in tables.items():
             if records:
                 model = models[name]
-                connection.execute(model_table(model).insert(), [
-                    model(source="crm", **r).model_dump(exclude={"id"}) for r in records])
+                connection.execute(
+                    model_table(model).insert(),
+                    [model(source="crm", **r).model_dump(exclude={"id"}) for r in records],
+                )
         for stored in (KpiValueRecord, KpiSnapshot):  # only this example's values are stored
             connection.execute(delete(model_table(stored)))
 
 
 def config() -> MetricConfig:
-    return MetricConfig(MetricSettings(history_years=1, anonymity_minimum=MINIMUM,
-                                       recent_periods={}, nps_window_days=92,
-                                       roles=Roles(required_stages=("qualified", "proposal"),
-                                                   proposal_stages=("proposal",))),
-                        timezone="Europe/Warsaw")
+    return MetricConfig(
+        MetricSettings(
+            history_years=1,
+            anonymity_minimum=MINIMUM,
+            recent_periods={},
+            nps_window_days=92,
+            roles=Roles(required_stages=("qualified", "proposal"), proposal_stages=("proposal",)),
+        ),
+        timezone="Europe/Warsaw",
+    )
 
 
 def nested_violations(shown: list[KpiValue], minimum: int) -> list[str]:
     """Pairs of shown groups, one inside the other, that differ by 1 to minimum - 1 answers; and
     periods whose org value minus its shown teams' does."""
+
     def holds(g: KpiValue, h: KpiValue) -> bool:
         grain = g.grain == "org" or (h.grain == "team" and h.key == g.key)
         inside = g.period_start <= h.period_start and (
-            period_end(h.period_start, h.period) <= period_end(g.period_start, g.period))
+            period_end(h.period_start, h.period) <= period_end(g.period_start, g.period)
+        )
         return grain and inside and g is not h
 
     out = []
     for g in shown:
         for h in shown:
             if holds(g, h) and 0 < (g.count or 0) - (h.count or 0) < minimum:
-                out.append(f"{g.grain} {g.key} {g.period} {g.period_start} ({g.count}) - "
-                           f"{h.grain} {h.key} {h.period} {h.period_start} ({h.count})")
+                out.append(
+                    f"{g.grain} {g.key} {g.period} {g.period_start} ({g.count}) - "
+                    f"{h.grain} {h.key} {h.period} {h.period_start} ({h.count})"
+                )
         if g.grain == "org":
-            teams = [h for h in shown if h.grain == "team" and
-                     (h.period, h.period_start) == (g.period, g.period_start)]
+            teams = [
+                h
+                for h in shown
+                if h.grain == "team" and (h.period, h.period_start) == (g.period, g.period_start)
+            ]
             rest = (g.count or 0) - sum(h.count or 0 for h in teams)
             if teams and 0 < rest < minimum:
                 out.append(f"org {g.period} {g.period_start} minus its teams: {rest}")
     return out
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
-@given(deal_rows=deals, lead_rows=leads, contact_rows=contacts, activity_rows=activities,
-       answer_rows=answers, started=starts,
-       inputs=st.sets(st.sampled_from(sorted(INPUTS))))
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(
+    deal_rows=deals,
+    lead_rows=leads,
+    contact_rows=contacts,
+    activity_rows=activities,
+    answer_rows=answers,
+    started=starts,
+    inputs=st.sets(st.sampled_from(sorted(INPUTS))),
+)
 def test_every_generated_org_keeps_the_kpi_invariants(
-        store: Engine, deal_rows: list[Any], lead_rows: list[Any], contact_rows: list[Any],
-        activity_rows: list[Any], answer_rows: list[Any], started: list[int | None],
-        inputs: set[str]) -> None:
-    load(store, rows(deal_rows, lead_rows, contact_rows, activity_rows, answer_rows, started,
-                     inputs))
+    store: Engine,
+    deal_rows: list[Any],
+    lead_rows: list[Any],
+    contact_rows: list[Any],
+    activity_rows: list[Any],
+    answer_rows: list[Any],
+    started: list[int | None],
+    inputs: set[str],
+) -> None:
+    load(
+        store, rows(deal_rows, lead_rows, contact_rows, activity_rows, answer_rows, started, inputs)
+    )
     result = compute_all(store, config(), now=NOW, force=True)
     values = result.values
 
-    negative = [v for v in values if v.value is not None and v.value < 0
-                and REGISTRY[v.kpi].unit in ("days", "hours")]
+    negative = [
+        v
+        for v in values
+        if v.value is not None and v.value < 0 and REGISTRY[v.kpi].unit in ("days", "hours")
+    ]
     assert not negative, negative[:3]
 
-    for where, enps in (("shown", [v for v in values if v.kpi == "enps"]),
-                        ("stored", latest_values(store, "enps"))):
+    for where, enps in (
+        ("shown", [v for v in values if v.kpi == "enps"]),
+        ("stored", latest_values(store, "enps")),
+    ):
         shown = [v for v in enps if v.value is not None]
         assert all((v.count or 0) >= MINIMUM for v in shown), (where, shown)
         assert nested_violations(shown, MINIMUM) == [], where
         assert all(v.reason for v in enps if v.value is None)
-    written = {team: value for team, value in team_enps(store, config(), "crm", now=NOW).items()
-               if value is not None}
-    quarter = [v for v in values if (v.kpi, v.period, v.grain) == ("enps", "quarter", "team")
-               and v.period_start == date(2025, 10, 1) and v.value is not None]
+    written = {
+        team: value
+        for team, value in team_enps(store, config(), "crm", now=NOW).items()
+        if value is not None
+    }
+    quarter = [
+        v
+        for v in values
+        if (v.kpi, v.period, v.grain) == ("enps", "quarter", "team")
+        and v.period_start == date(2025, 10, 1)
+        and v.value is not None
+    ]
     assert written == {v.key: v.value for v in quarter}  # exactly the shown current quarter
 
     for v in values:

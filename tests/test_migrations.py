@@ -60,9 +60,14 @@ upgrade_store(engine)
 
 
 def test_a_process_killed_amid_the_first_migration_leaves_a_store_the_next_opens(
-        store_url: str) -> None:
-    killed = subprocess.run([sys.executable, "-c", KILLED_MIDWAY, store_url],
-                            capture_output=True, text=True, timeout=120)
+    store_url: str,
+) -> None:
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_MIDWAY, store_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     engine = open_store(store_url)  # before: "table ... already exists" on SQLite, every time
     try:

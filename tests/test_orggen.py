@@ -66,8 +66,12 @@ def test_expansions_are_sold_to_customers_who_bought_before(org: Org) -> None:
     expansions = [d for d in org.deals if d.deal_type != "new"]
     assert len(expansions) > 50
     for deal in expansions:
-        assert any(other.account_id == deal.account_id and other.stage == "closed_won"
-                   and other.close_date < deal.created_at.date() for other in org.deals), deal.id
+        assert any(
+            other.account_id == deal.account_id
+            and other.stage == "closed_won"
+            and other.close_date < deal.created_at.date()
+            for other in org.deals
+        ), deal.id
     won_upgrades = [d for d in expansions if d.deal_type == "upgrade" and d.stage == "closed_won"]
     assert len(won_upgrades) >= 5
 
@@ -123,8 +127,12 @@ def test_converted_leads_match_their_contacts(org: Org) -> None:
     for lead in converted:
         assert lead.converted_contact_id is not None
         contact = contacts[lead.converted_contact_id]
-        assert (contact.first_name, contact.last_name, contact.email, contact.phone) == \
-            (lead.first_name, lead.last_name, lead.email, lead.phone)
+        assert (contact.first_name, contact.last_name, contact.email, contact.phone) == (
+            lead.first_name,
+            lead.last_name,
+            lead.email,
+            lead.phone,
+        )
         assert contact.created_at == lead.created_at
         assert contact.account_id == lead.converted_account_id is not None
         assert lead.converted_at is not None and lead.converted_at >= lead.created_at
@@ -146,11 +154,16 @@ def test_surveys_and_names(org: Org) -> None:
     answered = {s.account_id for s in nps}
     assert answered <= customers and 0.25 < len(answered) / len(customers) < 0.55
     contacts = {c.id: c for c in org.contacts}
-    assert all(s.respondent_contact_id is not None
-               and contacts[s.respondent_contact_id].account_id == s.account_id
-               for s in nps)
-    enps = Counter((s.team, s.answered_at.date().replace(day=1)) for s in org.survey_answers
-                   if s.kind == "enps")
+    assert all(
+        s.respondent_contact_id is not None
+        and contacts[s.respondent_contact_id].account_id == s.account_id
+        for s in nps
+    )
+    enps = Counter(
+        (s.team, s.answered_at.date().replace(day=1))
+        for s in org.survey_answers
+        if s.kind == "enps"
+    )
     per_team: Counter[str | None] = Counter()
     for (team, _), count in enps.items():
         per_team[team] = max(per_team[team], count)

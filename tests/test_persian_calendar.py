@@ -39,10 +39,12 @@ def test_esfand_has_30_days_in_a_leap_year_only() -> None:
     assert from_persian(1403, 12, 30) == date(2025, 3, 20)  # 1403 is a leap year
     with pytest.raises(ValueError):
         from_persian(1404, 12, 30)
-    assert PERSIAN.period_end(from_persian(1403, 12, 1), "month") - from_persian(1403, 12, 1) \
-        == timedelta(days=30)
-    assert PERSIAN.period_end(from_persian(1404, 12, 1), "month") - from_persian(1404, 12, 1) \
-        == timedelta(days=29)
+    assert PERSIAN.period_end(from_persian(1403, 12, 1), "month") - from_persian(
+        1403, 12, 1
+    ) == timedelta(days=30)
+    assert PERSIAN.period_end(from_persian(1404, 12, 1), "month") - from_persian(
+        1404, 12, 1
+    ) == timedelta(days=29)
 
 
 def test_persian_periods_in_python() -> None:
@@ -71,8 +73,9 @@ def edge_instants() -> list[datetime]:
     out = []
     for year in range(1402, 1406):
         for month in range(1, 13):
-            midnight = datetime.combine(from_persian(year, month, 1), datetime.min.time(),
-                                        tzinfo=TEHRAN).astimezone(UTC)
+            midnight = datetime.combine(
+                from_persian(year, month, 1), datetime.min.time(), tzinfo=TEHRAN
+            ).astimezone(UTC)
             out += [midnight + timedelta(minutes=m) for m in (-1, 0)]
     return out
 
@@ -82,8 +85,12 @@ def test_sql_buckets_equal_python_at_every_persian_month_edge(engine: Engine) ->
     points = edge_instants()
     with engine.connect() as connection:
         bucketer = Bucketer(connection.dialect.name, TEHRAN, window)
-        got = [connection.execute(select(*[bucketer.instant(literal(at, UTCDateTime()), kind)
-                                           for kind in KINDS])).one() for at in points]
+        got = [
+            connection.execute(
+                select(*[bucketer.instant(literal(at, UTCDateTime()), kind) for kind in KINDS])
+            ).one()
+            for at in points
+        ]
     for at, row in zip(points, got, strict=True):
         local = at.astimezone(TEHRAN).date()
         expected = [PERSIAN.period_start(local, kind).isoformat() for kind in KINDS]
@@ -96,11 +103,14 @@ def test_sql_buckets_of_dates_equal_python(engine: Engine) -> None:
     days += [nowruz(y) + timedelta(days=d) for y in (1403, 1404, 1405) for d in (-1, 0)]
     with engine.connect() as connection:
         bucketer = Bucketer(connection.dialect.name, TEHRAN, window)
-        got = [connection.execute(select(*[bucketer.day(literal(d), k) for k in KINDS])).one()
-               for d in days]
+        got = [
+            connection.execute(select(*[bucketer.day(literal(d), k) for k in KINDS])).one()
+            for d in days
+        ]
     for day, row in zip(days, got, strict=True):
-        assert [str(v)[:10] for v in row] == [PERSIAN.period_start(day, k).isoformat()
-                                              for k in KINDS], day
+        assert [str(v)[:10] for v in row] == [
+            PERSIAN.period_start(day, k).isoformat() for k in KINDS
+        ], day
 
 
 def test_a_deal_at_2359_on_the_last_day_of_esfand_is_in_the_old_year(engine: Engine) -> None:
@@ -111,25 +121,39 @@ def test_a_deal_at_2359_on_the_last_day_of_esfand_is_in_the_old_year(engine: Eng
     window = history_window(datetime(2025, 6, 1, tzinfo=UTC), TEHRAN, 2, calendar=PERSIAN)
     with engine.connect() as connection:
         bucketer = Bucketer(connection.dialect.name, TEHRAN, window)
-        row = connection.execute(select(
-            *[bucketer.instant(literal(at, UTCDateTime()), kind) for at in (late, new)
-              for kind in ("month", "quarter", "year")],
-            bucketer.day(literal(last_day), "year"))).one()
+        row = connection.execute(
+            select(
+                *[
+                    bucketer.instant(literal(at, UTCDateTime()), kind)
+                    for at in (late, new)
+                    for kind in ("month", "quarter", "year")
+                ],
+                bucketer.day(literal(last_day), "year"),
+            )
+        ).one()
     assert [str(v)[:10] for v in row] == [
-        "2025-02-19", "2024-12-21", "2024-03-20",  # Esfand, Q4 and the year 1403
-        "2025-03-21", "2025-03-21", "2025-03-21",  # Farvardin, Q1 and the year 1404
-        "2024-03-20"]
+        "2025-02-19",
+        "2024-12-21",
+        "2024-03-20",  # Esfand, Q4 and the year 1403
+        "2025-03-21",
+        "2025-03-21",
+        "2025-03-21",  # Farvardin, Q1 and the year 1404
+        "2024-03-20",
+    ]
 
 
 def test_settings_of_the_calendar() -> None:
     core = parse_settings({"kpisync": {"calendar": "persian"}}).core
     assert (core.timezone, core.period_calendar) == ("Asia/Tehran", PERSIAN)
-    core = parse_settings({"kpisync": {"calendar": "persian", "timezone": "UTC",
-                                       "week_start": "Monday"}}).core
+    core = parse_settings(
+        {"kpisync": {"calendar": "persian", "timezone": "UTC", "week_start": "Monday"}}
+    ).core
     assert (core.timezone, core.period_calendar.week_start) == ("UTC", 0)
-    for bad, message in (({"calendar": "julian"}, "kpisync.calendar: Input should be"),
-                         ({"week_start": "caturday"}, "kpisync.week_start: 'caturday' is not"),
-                         ({"locale": "de"}, "kpisync.locale: Input should be 'en' or 'fa'")):
+    for bad, message in (
+        ({"calendar": "julian"}, "kpisync.calendar: Input should be"),
+        ({"week_start": "caturday"}, "kpisync.week_start: 'caturday' is not"),
+        ({"locale": "de"}, "kpisync.locale: Input should be 'en' or 'fa'"),
+    ):
         with pytest.raises(ConfigError, match=message) as caught:
             parse_settings({"kpisync": bad})
         assert "\n" not in str(caught.value)
@@ -162,15 +186,40 @@ def test_persian_period_labels() -> None:
 def test_settings_dates_may_be_solar_hijri() -> None:
     from metrics.options import metric_config
 
-    settings = parse_settings({"kpisync": {"calendar": "persian"}, "metrics": {
-        "quotas": [{"rep": "u1", "period": "quarter", "start": date(1404, 1, 1), "amount": 1},
-                   {"rep": "u2", "period": "quarter", "start": "۱۴۰۴/۰۴/۰۱", "amount": 1},
-                   {"rep": "u3", "period": "quarter", "start": date(2025, 3, 21), "amount": 1}],
-        "goals": [{"name": "g", "kpi": "win_rate", "target": 0.3, "start": "1404-07-01"}]}})
+    settings = parse_settings(
+        {
+            "kpisync": {"calendar": "persian"},
+            "metrics": {
+                "quotas": [
+                    {"rep": "u1", "period": "quarter", "start": date(1404, 1, 1), "amount": 1},
+                    {"rep": "u2", "period": "quarter", "start": "۱۴۰۴/۰۴/۰۱", "amount": 1},
+                    {"rep": "u3", "period": "quarter", "start": date(2025, 3, 21), "amount": 1},
+                ],
+                "goals": [{"name": "g", "kpi": "win_rate", "target": 0.3, "start": "1404-07-01"}],
+            },
+        }
+    )
     config = metric_config(settings)
-    assert [q.start for q in config.quotas] == [date(2025, 3, 21), date(2025, 6, 22),
-                                                date(2025, 3, 21)]
+    assert [q.start for q in config.quotas] == [
+        date(2025, 3, 21),
+        date(2025, 6, 22),
+        date(2025, 3, 21),
+    ]
     assert config.metrics.goals[0].start == date(2025, 9, 23)
     with pytest.raises(ConfigError, match=r"metrics.quotas.0.start: .*1404-12-30"):
-        metric_config(parse_settings({"metrics": {"quotas": [
-            {"rep": "u1", "period": "quarter", "start": date(1404, 12, 30), "amount": 1}]}}))
+        metric_config(
+            parse_settings(
+                {
+                    "metrics": {
+                        "quotas": [
+                            {
+                                "rep": "u1",
+                                "period": "quarter",
+                                "start": date(1404, 12, 30),
+                                "amount": 1,
+                            }
+                        ]
+                    }
+                }
+            )
+        )

@@ -27,9 +27,20 @@ def expected_rows() -> list[tuple[str, date, Expected]]:
             start = date.fromisoformat(text)
             continue
         kpi, grain, key, value, count, excluded = line.split()
-        out.append((kind, start, Expected(kpi, grain, key, number(value),
-                                          None if count == "-" else int(count),
-                                          None if excluded == "-" else int(excluded))))
+        out.append(
+            (
+                kind,
+                start,
+                Expected(
+                    kpi,
+                    grain,
+                    key,
+                    number(value),
+                    None if count == "-" else int(count),
+                    None if excluded == "-" else int(excluded),
+                ),
+            )
+        )
     return out
 
 

@@ -58,37 +58,48 @@ def persian_report(engine: Engine, folder: Path) -> tuple[str, Path]:
     load_org(engine, FIXTURE / "org-persian.json")
     text = (FIXTURE / "settings-persian.toml").read_text(encoding="utf-8")
     path = folder / "settings.toml"
-    path.write_text(text.replace('calendar = "persian"', 'calendar = "persian"\nlocale = "fa"'),
-                    encoding="utf-8")
+    path.write_text(
+        text.replace('calendar = "persian"', 'calendar = "persian"\nlocale = "fa"'),
+        encoding="utf-8",
+    )
     settings = load_settings(path)
     compute_all(engine, metric_config(settings), now=NOW)
     # the report of Q1 1404 as it stood on 25 Khordad 1404, from the values computed on 4 Tir
-    report = build_report(settings, engine, now=datetime(2025, 6, 15, 12, 0, tzinfo=UTC),
-                          period="quarter")
+    report = build_report(
+        settings, engine, now=datetime(2025, 6, 15, 12, 0, tzinfo=UTC), period="quarter"
+    )
     assert report.period_label == "فصل اول ۱۴۰۴"
     charts = draw_charts(report)
     export_pngs(charts, folder / "png")
     return render_html(report, inline_figures(charts)), folder / "png"
 
 
-def test_the_persian_report_reads_right_to_left_in_chromium(engine: Engine,
-                                                            tmp_path: Path) -> None:
+def test_the_persian_report_reads_right_to_left_in_chromium(engine: Engine, tmp_path: Path) -> None:
     html, pngs = persian_report(engine, tmp_path)
     assert '<html lang="fa" dir="rtl">' in html
     assert "دستیابی به سهم" in html and "فروردین" not in html.split("<body>")[0]
     with Image.open(pngs / "trend-sales_volume.png") as image:  # drawn by resvg, at zoom 2
         title = image.convert("L").crop((0, 0, image.width, 60))
-        ink = [x for x in range(title.width) for y in range(title.height)
-               if luminance(title, x, y) < 100]
+        ink = [
+            x
+            for x in range(title.width)
+            for y in range(title.height)
+            if luminance(title, x, y) < 100
+        ]
     assert ink and min(ink) >= 20  # the Persian title starts at its margin, not cut off at 0
     page = tmp_path / "report.html"
     page.write_text(html, encoding="utf-8")
     probe_page = tmp_path / "probe.html"
-    probe_page.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "",
-                                 html).replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    probe_page.write_text(
+        re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html).replace(
+            "</body>", PROBE + "</body>"
+        ),
+        encoding="utf-8",
+    )
     probe = Probe()
-    probe.feed(chromium(tmp_path, "--virtual-time-budget=3000", "--dump-dom",
-                        probe_page.as_uri()).stdout)
+    probe.feed(
+        chromium(tmp_path, "--virtual-time-budget=3000", "--dump-dom", probe_page.as_uri()).stdout
+    )
     found = probe.found
     assert (found["direction"], found["lang"], found["wider"]) == ("rtl", "fa", False)
     assert found["overflowing"] == []
@@ -104,6 +115,13 @@ def test_the_persian_report_reads_right_to_left_in_chromium(engine: Engine,
     chromium(tmp_path, "--window-size=1200,900", f"--screenshot={shot}", page.as_uri())
     with Image.open(shot) as image:
         heading = image.convert("L").crop((0, 20, 1200, 60))  # the title line
-        dark = [x for x in range(heading.width) for y in range(heading.height)
-                if luminance(heading, x, y) < 100]
-    assert dark and max(dark) - min(dark) < 1100 and max(dark) > 900, (min(dark), max(dark))  # right-aligned
+        dark = [
+            x
+            for x in range(heading.width)
+            for y in range(heading.height)
+            if luminance(heading, x, y) < 100
+        ]
+    assert dark and max(dark) - min(dark) < 1100 and max(dark) > 900, (
+        min(dark),
+        max(dark),
+    )  # right-aligned

@@ -26,8 +26,15 @@ nps,۱۰,۱۴۰۵-۰۸-۱۵,c2,,
 
 def stored(engine: Engine) -> set[tuple[str, int, datetime, str | None, str | None]]:
     with engine.connect() as connection:
-        rows = connection.execute(select(ANSWERS.c.kind, ANSWERS.c.score, ANSWERS.c.answered_at,
-                                         ANSWERS.c.contact_id, ANSWERS.c.team)).all()
+        rows = connection.execute(
+            select(
+                ANSWERS.c.kind,
+                ANSWERS.c.score,
+                ANSWERS.c.answered_at,
+                ANSWERS.c.contact_id,
+                ANSWERS.c.team,
+            )
+        ).all()
     return {(r.kind, r.score, r.answered_at.astimezone(UTC), r.contact_id, r.team) for r in rows}
 
 
@@ -41,7 +48,8 @@ def test_a_persian_export_imports_its_good_rows_exactly(engine: Engine, tmp_path
     path.write_text(EXPORT, encoding="utf-8")
     report = import_surveys(engine, path, source="crm", timezone="Asia/Tehran", calendar="persian")
     assert [(e.line, e.reason) for e in report.errors] == [
-        (5, "date '1404/12/30': '1404/12/30' is not a day of the Solar Hijri calendar")]
+        (5, "date '1404/12/30': '1404/12/30' is not a day of the Solar Hijri calendar")
+    ]
     assert (report.imported, report.read_by_setting) == (5, 0)
     assert stored(engine) == {
         ("nps", 9, tehran_midnight(2025, 3, 20), "c1", None),  # 30 Esfand 1403 (a leap year)
@@ -52,13 +60,17 @@ def test_a_persian_export_imports_its_good_rows_exactly(engine: Engine, tmp_path
     }
 
 
-def test_a_gregorian_org_reads_solar_hijri_dates_when_a_column_says_so(engine: Engine,
-                                                                      tmp_path: Path) -> None:
+def test_a_gregorian_org_reads_solar_hijri_dates_when_a_column_says_so(
+    engine: Engine, tmp_path: Path
+) -> None:
     seed(engine)
     path = tmp_path / "export.csv"
-    path.write_text("kind,score,answered_at,respondent,calendar\n"
-                    "nps,9,۱۴۰۳/۱۲/۳۰,cara@acme.test,jalali\n"
-                    "nps,8,۱۴۰۳/۱۲/۲۹,c2,\n", encoding="utf-8")
+    path.write_text(
+        "kind,score,answered_at,respondent,calendar\n"
+        "nps,9,۱۴۰۳/۱۲/۳۰,cara@acme.test,jalali\n"
+        "nps,8,۱۴۰۳/۱۲/۲۹,c2,\n",
+        encoding="utf-8",
+    )
     report = import_surveys(engine, path, source="crm", timezone="UTC")
     assert report.imported == 1
     assert [e.line for e in report.errors] == [3]

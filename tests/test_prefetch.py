@@ -43,7 +43,7 @@ def test_weighed_items_run_ahead_up_to_their_total_weight_and_a_heavy_one_goes_a
     seen: list[int] = []
     for page in prefetched(pages(), depth=6, weight=len):
         time.sleep(0.02)
-        waiting = produced[len(seen) + 1:-1]  # handed off, not taken (the last may be in hand)
+        waiting = produced[len(seen) + 1 : -1]  # handed off, not taken (the last may be in hand)
         assert sum(waiting) <= 6 or len(waiting) == 1
         seen.append(len(page))
     assert seen == sizes
@@ -81,9 +81,11 @@ def test_leaving_early_stops_the_reader_and_closes_its_iterator() -> None:
     assert not any(t.name == "kpisync-prefetch" and t.is_alive() for t in threading.enumerate())
 
 
-def chain_of(length: int, started: list[threading.Event], fail_at: int | None = None
-             ) -> tuple[Callable[[], int], Callable[[int], Callable[[], int] | None]]:
+def chain_of(
+    length: int, started: list[threading.Event], fail_at: int | None = None
+) -> tuple[Callable[[], int], Callable[[int], Callable[[], int] | None]]:
     """A chain whose call n answers n and names call n + 1, up to `length`."""
+
     def call(number: int) -> int:
         started[number].set()
         if number == fail_at:
@@ -135,6 +137,11 @@ def test_a_call_still_in_flight_does_not_hold_up_the_process_exit() -> None:
         "assert next(answers) == 0\n"  # call 1 (a hung HTTP call, say) is now in flight
         "print('leaving')\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "leaving", done.stderr

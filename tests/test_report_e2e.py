@@ -46,9 +46,17 @@ HOSTILE = "<script>alert(1)</script>"
 PERSIAN = ("زهرا", "کریمی")
 TOKEN, TOKEN_ENV = "pat-na1-report-tests-0123", "KPISYNC_TEST_REPORT_TOKEN"
 PASSWORD, PASSWORD_ENV = "smtp-secret-4711", "KPISYNC_TEST_SMTP_PASSWORD"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--hide-scrollbars", "--mute-audio")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 BLUE = (37, 99, 235)  # the trend line's colour
 
 
@@ -62,8 +70,11 @@ class Store:
 
 
 def settings_text(base_url: str, store: Path, reps: list[str]) -> str:
-    quotas = "\n".join(f'[[metrics.quotas]]\nperiod = "quarter"\nstart = 2026-10-01\n'
-                       f'amount = 60000\nrep = "{email}"\n' for email in reps)
+    quotas = "\n".join(
+        f'[[metrics.quotas]]\nperiod = "quarter"\nstart = 2026-10-01\n'
+        f'amount = 60000\nrep = "{email}"\n'
+        for email in reps
+    )
     return f"""
 [kpisync]
 store = "sqlite:///{store}"
@@ -103,9 +114,14 @@ period = "quarter"
 def enps_csv(folder: Path) -> Path:
     """Team Alpha 7 answers, Team Bravo 5, Team Charlie 2 (under the minimum of 5), October 2026."""
     rows = ["kind,score,answered_at,team"]
-    for team, scores in (("Team Alpha", (10, 9, 9, 8, 7, 6, 10)), ("Team Bravo", (9, 3, 7, 10, 8)),
-                         ("Team Charlie", (2, 10))):
-        rows += [f"enps,{score},2026-10-{12 + i:02d}T10:00:00Z,{team}" for i, score in enumerate(scores)]
+    for team, scores in (
+        ("Team Alpha", (10, 9, 9, 8, 7, 6, 10)),
+        ("Team Bravo", (9, 3, 7, 10, 8)),
+        ("Team Charlie", (2, 10)),
+    ):
+        rows += [
+            f"enps,{score},2026-10-{12 + i:02d}T10:00:00Z,{team}" for i, score in enumerate(scores)
+        ]
     path = folder / "enps.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
@@ -115,7 +131,9 @@ def enps_csv(folder: Path) -> Path:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     folder = tmp_path_factory.mktemp("report")
     org = generate_org(seed=2, deals=300)
-    october = [d for d in org.deals if d.stage == "closed_won" and d.close_date >= date(2026, 10, 1)]
+    october = [
+        d for d in org.deals if d.stage == "closed_won" and d.close_date >= date(2026, 10, 1)
+    ]
     october[0].name = HOSTILE
     rep = next(r for r in org.reps if r.id == october[-1].owner_id)
     rep.first_name, rep.last_name = PERSIAN
@@ -123,8 +141,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     os.environ[TOKEN_ENV] = TOKEN
     with HubSpotEmulator(org, access_token=TOKEN) as emulator:
         path = folder / "settings.toml"
-        path.write_text(settings_text(emulator.base_url, folder / "kpisync.db",
-                                      [r.email for r in org.reps]), encoding="utf-8")
+        path.write_text(
+            settings_text(emulator.base_url, folder / "kpisync.db", [r.email for r in org.reps]),
+            encoding="utf-8",
+        )
         context = open_context(path)
         connector = build_connector(context.settings.source("hs"))
         try:
@@ -162,8 +182,12 @@ class Dom(HTMLParser):
             self.cells[-1] += data
 
     def all(self, tag: str, **wanted: str) -> list[dict[str, str | None]]:
-        return [attrs for name, attrs in self.elements if name == tag
-                and all(attrs.get(k.rstrip("_").replace("_", "-")) == v for k, v in wanted.items())]
+        return [
+            attrs
+            for name, attrs in self.elements
+            if name == tag
+            and all(attrs.get(k.rstrip("_").replace("_", "-")) == v for k, v in wanted.items())
+        ]
 
 
 def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -171,20 +195,37 @@ def chromium(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     if not Path(binary).exists():
         pytest.fail("chromium is not installed: apt-get install chromium (see .ci/test)")
     profile = folder / f"chromium-{uuid.uuid4().hex[:8]}"
-    return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120, check=True)
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 def cli_app() -> typer.Typer:
     return app
 
 
-def test_report_opens_in_chromium_with_charts_and_escaped_names(store: Store,
-                                                                tmp_path: Path) -> None:
+def test_report_opens_in_chromium_with_charts_and_escaped_names(
+    store: Store, tmp_path: Path
+) -> None:
     out, pngs = tmp_path / "report.html", tmp_path / "charts"
-    result = CliRunner().invoke(cli_app(), [
-        "report", "--out", str(out), "--png-dir", str(pngs), "--as-of", store.now.isoformat(),
-        "--settings", str(store.settings_path)])
+    result = CliRunner().invoke(
+        cli_app(),
+        [
+            "report",
+            "--out",
+            str(out),
+            "--png-dir",
+            str(pngs),
+            "--as-of",
+            store.now.isoformat(),
+            "--settings",
+            str(store.settings_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Q4 2026" in result.output
 
@@ -193,8 +234,11 @@ def test_report_opens_in_chromium_with_charts_and_escaped_names(store: Store,
     assert not dom.all("script"), "a CRM string became a script element"
     assert HOSTILE in dom.cells, "the hostile deal name is not shown as text"
     assert "\u00a0".join(PERSIAN) not in dom.cells and " ".join(PERSIAN) in dom.cells
-    charts = {attrs["data-chart"]: int(attrs["data-points"] or 0) for attrs in dom.all("svg")
-              if attrs.get("data-chart")}
+    charts = {
+        attrs["data-chart"]: int(attrs["data-points"] or 0)
+        for attrs in dom.all("svg")
+        if attrs.get("data-chart")
+    }
     assert charts["trend-sales_volume"] >= 6 and charts["trend-win_rate"] >= 6
     assert charts["goals"] == 2 and charts["leaderboard"] >= 3 and charts["nps"] >= 1
     assert charts["enps"] == 2  # the org and Team Alpha; Bravo by differencing, Charlie too small
@@ -214,8 +258,9 @@ def blue_pixels(path: Path) -> int:
 
     with Image.open(path) as image:
         colours = image.convert("RGB").getcolors(maxcolors=1 << 24) or []
-    return sum(count for count, colour in colours
-               if isinstance(colour, tuple) and near(colour, BLUE))
+    return sum(
+        count for count, colour in colours if isinstance(colour, tuple) and near(colour, BLUE)
+    )
 
 
 def near(colour: tuple[int, ...], wanted: tuple[int, int, int]) -> bool:
@@ -262,15 +307,25 @@ def smtp_server() -> Iterator[tuple[int, list[EmailMessage]]]:
             received.append(message)
             return "250 OK"
 
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
-                     auth_data: Any) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"reports"
-              and auth_data.password == PASSWORD.encode())
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == b"reports"
+            and auth_data.password == PASSWORD.encode()
+        )
         return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
 
     port = free_port()
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=port, authenticator=authenticate,
-                            auth_required=True, auth_require_tls=False)
+    controller = Controller(
+        Inbox(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
     controller.start()
     try:
         yield port, received
@@ -280,17 +335,26 @@ def smtp_server() -> Iterator[tuple[int, list[EmailMessage]]]:
 
 def with_email(settings: Settings, port: int) -> Settings:
     extra = dict(settings.extra or {})
-    extra["report"] = {**extra.get("report", {}), "email": {
-        "host": "127.0.0.1", "port": port, "security": "none", "username": "reports",
-        "password_env": PASSWORD_ENV, "sender": "kpisync <reports@example.test>",
-        "recipients": ["managers@example.test", "ceo@example.test"], "period": "quarter",
-        "schedule": {"cron": "0 7 * * mon"}}}
+    extra["report"] = {
+        **extra.get("report", {}),
+        "email": {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "username": "reports",
+            "password_env": PASSWORD_ENV,
+            "sender": "kpisync <reports@example.test>",
+            "recipients": ["managers@example.test", "ceo@example.test"],
+            "period": "quarter",
+            "schedule": {"cron": "0 7 * * mon"},
+        },
+    }
     return Settings(core=settings.core, sources=settings.sources, path=settings.path, extra=extra)
 
 
 def test_report_is_emailed_with_charts_inline_and_the_page_attached(
-        store: Store, smtp_server: tuple[int, list[EmailMessage]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, smtp_server: tuple[int, list[EmailMessage]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     port, received = smtp_server
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     send_report(with_email(store.settings, port), store.engine, now=store.now)
@@ -306,26 +370,31 @@ def test_report_is_emailed_with_charts_inline_and_the_page_attached(
     rich = message.get_body(("html",))
     assert rich is not None
     html = rich.get_content()
-    assert "<svg" not in html and html.count('src="cid:') == len(draw_charts(
-        build_report(store.settings, store.engine, now=store.now)))
+    assert "<svg" not in html and html.count('src="cid:') == len(
+        draw_charts(build_report(store.settings, store.engine, now=store.now))
+    )
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and HOSTILE not in html
     images = [part for part in message.walk() if part.get_content_type() == "image/png"]
     assert images and all(p.get_content()[:4] == b"\x89PNG" for p in images)
-    attached = [part for part in message.iter_attachments()
-                if part.get_filename() == "report-2026-10-01.html"]
+    attached = [
+        part
+        for part in message.iter_attachments()
+        if part.get_filename() == "report-2026-10-01.html"
+    ]
     assert len(attached) == 1
     page = attached[0].get_content()
     page = page.decode("utf-8") if isinstance(page, bytes) else page
-    assert '<svg' in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<svg" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 def test_a_wrong_smtp_password_is_one_clear_error_without_the_password(
-        store: Store, smtp_server: tuple[int, list[EmailMessage]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, smtp_server: tuple[int, list[EmailMessage]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     port, received = smtp_server
     monkeypatch.setenv(PASSWORD_ENV, "wrong-password-1234")
     with pytest.raises(ConfigError) as caught:
-        send_report(with_email(store.settings, port), store.engine,
-                    now=datetime(2026, 10, 31, tzinfo=UTC))
+        send_report(
+            with_email(store.settings, port), store.engine, now=datetime(2026, 10, 31, tzinfo=UTC)
+        )
     assert "password_env" in (caught.value.hint or "")
     assert "wrong-password-1234" not in str(caught.value) and not received

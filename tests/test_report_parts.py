@@ -31,7 +31,9 @@ def test_svg_elements_escape_text_and_attributes_but_not_markup() -> None:
     built = el("g", el("text", hostile), hostile, data_name=hostile)
     assert "<script>" not in built and built.count("&lt;script&gt;") == 3
     assert el("g", Markup("<rect/>")) == Markup("<g><rect/></g>")
-    assert el("rect", x=1.5, y=2.0, class_="bar", fill=None) == Markup('<rect x="1.5" y="2" class="bar"/>')
+    assert el("rect", x=1.5, y=2.0, class_="bar", fill=None) == Markup(
+        '<rect x="1.5" y="2" class="bar"/>'
+    )
 
 
 def test_right_to_left_text_is_marked_and_its_anchor_mirrored() -> None:
@@ -39,14 +41,22 @@ def test_right_to_left_text_is_marked_and_its_anchor_mirrored() -> None:
     assert direction("123 شرکت") == "rtl"  # digits are weak: the first strong letter decides
     persian = label(10, 20, "شرکت پارس داده", anchor="end")
     assert 'direction="rtl"' in persian and 'text-anchor="start"' in persian
-    assert 'direction' not in label(10, 20, "Zakład Żółć", anchor="end")
+    assert "direction" not in label(10, 20, "Zakład Żółć", anchor="end")
 
 
-@pytest.mark.parametrize(("value", "unit", "shown"), [
-    (0.4733, "ratio", "47.3%"), (60698.78, "money", "60,699 USD"), (-12.0, "score", "\u221212"),
-    (36.4, "score", "+36"), (34.25, "days", "34.2 days"), (3.0, "count", "3"),
-    (2.5, "multiple", "2.50\u00d7"), (None, "money", "no data"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [
+        (0.4733, "ratio", "47.3%"),
+        (60698.78, "money", "60,699 USD"),
+        (-12.0, "score", "\u221212"),
+        (36.4, "score", "+36"),
+        (34.25, "days", "34.2 days"),
+        (3.0, "count", "3"),
+        (2.5, "multiple", "2.50\u00d7"),
+        (None, "money", "no data"),
+    ],
+)
 def test_values_are_written_by_unit(value: float | None, unit: str, shown: str) -> None:
     assert show_value(value, unit, "USD") == shown
 
@@ -66,23 +76,34 @@ def test_report_settings_name_the_bad_key() -> None:
         report_settings(settings_with({"tiles": ["revenue"]}))
     email = {"host": "smtp.example.com", "sender": "a@example.com", "recipients": ["b@example.com"]}
     with pytest.raises(ConfigError, match="never sent unencrypted"):
-        report_settings(settings_with({"email": {**email, "security": "none", "username": "u",
-                                                 "password_env": "P"}}))
+        report_settings(
+            settings_with(
+                {"email": {**email, "security": "none", "username": "u", "password_env": "P"}}
+            )
+        )
     with pytest.raises(ConfigError, match=r"report\.email\.password: secrets may not be written"):
         settings_with({"email": {**email, "password": "hunter2"}})
     assert delivery_schedule(settings_with({})) is None
-    schedule = delivery_schedule(settings_with({"email": {**email,
-                                                          "schedule": {"cron": "0 7 * * mon"}}}))
+    schedule = delivery_schedule(
+        settings_with({"email": {**email, "schedule": {"cron": "0 7 * * mon"}}})
+    )
     assert schedule is not None and schedule.cron == "0 7 * * mon"
 
 
 def answer(n: int, team: str, score: int, day: int) -> SurveyResponse:
-    return SurveyResponse(source="crm", external_id=f"e{n}", kind="enps", score=score, team=team,
-                          answered_at=datetime(2026, 10, day, 9, tzinfo=UTC))
+    return SurveyResponse(
+        source="crm",
+        external_id=f"e{n}",
+        kind="enps",
+        score=score,
+        team=team,
+        answered_at=datetime(2026, 10, day, 9, tzinfo=UTC),
+    )
 
 
 def test_an_enps_group_waits_when_answers_changed_after_the_computation(
-        sqlite_engine: Engine) -> None:
+    sqlite_engine: Engine,
+) -> None:
     settings = settings_with({})
     rows = [answer(i, "Team Alpha", 9 if i % 2 else 4, 5 + i) for i in range(6)]
     rows += [answer(10 + i, "Team Beta", 10, 5 + i) for i in range(5)]
@@ -117,10 +138,18 @@ def test_an_unreachable_mail_server_is_a_retryable_error(sqlite_engine: Engine) 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again at once: nobody listens there
-    settings = settings_with({"email": {"host": "127.0.0.1", "port": port, "security": "none",
-                                        "sender": "a@example.test",
-                                        "recipients": ["b@example.test"],
-                                        "timeout_seconds": 5}})
+    settings = settings_with(
+        {
+            "email": {
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "sender": "a@example.test",
+                "recipients": ["b@example.test"],
+                "timeout_seconds": 5,
+            }
+        }
+    )
     with pytest.raises(TransientError, match="could not e-mail the report") as caught:
         send_report(settings, sqlite_engine, now=NOW)
     assert caught.value.retryable and "reachable" in (caught.value.hint or "")
@@ -129,9 +158,11 @@ def test_an_unreachable_mail_server_is_a_retryable_error(sqlite_engine: Engine) 
 def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path) -> None:
     check_writable(tmp_path / "report.html", tmp_path / "charts")  # a new file and folder: fine
     (tmp_path / "taken").write_text("", encoding="utf-8")
-    cases = [(tmp_path / "missing" / "report.html", None, "the folder"),
-             (tmp_path, None, "is a folder"),
-             (tmp_path / "report.html", tmp_path / "taken", "--png-dir")]
+    cases = [
+        (tmp_path / "missing" / "report.html", None, "the folder"),
+        (tmp_path, None, "is a folder"),
+        (tmp_path / "report.html", tmp_path / "taken", "--png-dir"),
+    ]
     for out, png_dir, says in cases:
         with pytest.raises(ConfigError, match=says):
             check_writable(out, png_dir)

@@ -21,10 +21,12 @@ from tests.salesforce_env import SalesforceEnv
 @pytest.fixture(scope="module")
 def key_pair() -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private, public
 
 
@@ -48,10 +50,12 @@ def test_connected_app_password_flow(env: SalesforceEnv) -> None:
     assert connector.api_usage()["login (password)"] == 1
 
 
-def test_a_rate_limited_login_is_retried_not_taken_for_refused_credentials(env: SalesforceEnv
-                                                                          ) -> None:
+def test_a_rate_limited_login_is_retried_not_taken_for_refused_credentials(
+    env: SalesforceEnv,
+) -> None:
     """The emulator answers its injected limit as Salesforce does (403 REQUEST_LIMIT_EXCEEDED);
     the seed makes the very first call, the login, draw it, and the next hundred not."""
+
     def limits_only_the_first(seed: int) -> bool:
         rolls = random.Random(seed)
         return rolls.random() < 0.05 and all(rolls.random() >= 0.05 for _ in range(100))
@@ -67,9 +71,14 @@ def test_a_rate_limited_login_is_retried_not_taken_for_refused_credentials(env: 
 
 
 def test_refresh_token_flow_and_a_revoked_grant(env: SalesforceEnv) -> None:
-    options = oauth(env, username=None, password_env=None, security_token_env=None,
-                    refresh_token_env="KPISYNC_TEST_SF_REFRESH",
-                    client_secret_env="KPISYNC_TEST_SF_SECRET")
+    options = oauth(
+        env,
+        username=None,
+        password_env=None,
+        security_token_env=None,
+        refresh_token_env="KPISYNC_TEST_SF_REFRESH",
+        client_secret_env="KPISYNC_TEST_SF_SECRET",
+    )
     assert env.connector(**options).check() == []
     env.emulator.revoke_refresh_token()
     with pytest.raises(AuthError) as caught:
@@ -80,11 +89,17 @@ def test_refresh_token_flow_and_a_revoked_grant(env: SalesforceEnv) -> None:
 def test_jwt_bearer_flow(env: SalesforceEnv, key_pair: tuple[bytes, bytes], tmp_path: Path) -> None:
     key_file = tmp_path / "server.key"
     key_file.write_bytes(key_pair[0])
-    options = oauth(env, password_env=None, security_token_env=None,
-                    private_key_file=str(key_file))
+    options = oauth(env, password_env=None, security_token_env=None, private_key_file=str(key_file))
     connector = env.connector(**options)
     assert connector.check() == []
     assert connector.api_usage()["login (jwt)"] == 1
     with pytest.raises(ConfigError):
-        env.connector(**oauth(env, password_env=None, security_token_env=None, username=None,
-                              private_key_file=str(key_file)))
+        env.connector(
+            **oauth(
+                env,
+                password_env=None,
+                security_token_env=None,
+                username=None,
+                private_key_file=str(key_file),
+            )
+        )

@@ -39,9 +39,12 @@ def run_once(env: SalesforceEnv, tmp_path: Path, budget: str) -> tuple[str | Non
     source = env.options(min_api_remaining=0)  # the budget alone decides here
     options = "\n".join(f"{k} = {toml_value(v)}" for k, v in source.items())
     path = tmp_path / "settings.toml"
-    path.write_text(f'[kpisync]\nstore = "{store_url}"\n\n[sources.{SOURCE}]\n{options}\n\n'
-                    f'[budgets.org]\nsources = ["{SOURCE}"]\n{budget}\n\n'
-                    '[scheduler]\nstages = ["sync"]\n', encoding="utf-8")
+    path.write_text(
+        f'[kpisync]\nstore = "{store_url}"\n\n[sources.{SOURCE}]\n{options}\n\n'
+        f'[budgets.org]\nsources = ["{SOURCE}"]\n{budget}\n\n'
+        '[scheduler]\nstages = ["sync"]\n',
+        encoding="utf-8",
+    )
     settings = load_settings(path)
     engine = open_store(store_url)
     pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event())
@@ -56,7 +59,8 @@ def run_once(env: SalesforceEnv, tmp_path: Path, budget: str) -> tuple[str | Non
 
 
 def test_the_ledger_counts_kpisyncs_calls_and_the_limit_comes_from_the_header(
-        env: SalesforceEnv, tmp_path: Path) -> None:
+    env: SalesforceEnv, tmp_path: Path
+) -> None:
     env.emulator.api_used = 1000  # other integrations' calls today, in the org's usage count
     outcome, calls, remaining = run_once(env, tmp_path, "daily_share = 0.9")  # no daily_allowance
     assert outcome == "succeeded"
@@ -66,14 +70,26 @@ def test_the_ledger_counts_kpisyncs_calls_and_the_limit_comes_from_the_header(
     assert made <= calls <= made + 2, (calls, made)
     # the org's count as the last checkpoint read it from Sforce-Limit-Info
     assert remaining is not None and 5000 - env.emulator.api_used <= remaining < 4000
-    status = subprocess.run([sys.executable, "-m", "kpisync.cli", "status", "--settings",
-                             str(tmp_path / "settings.toml")], capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "COLUMNS": "200"})
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kpisync.cli",
+            "status",
+            "--settings",
+            str(tmp_path / "settings.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert f"{calls} (CRM: {remaining:,} left)" in status.stdout, status.stdout
 
 
 def test_a_share_already_used_by_others_stops_the_run_before_its_pages(
-        env: SalesforceEnv, tmp_path: Path) -> None:
+    env: SalesforceEnv, tmp_path: Path
+) -> None:
     env.emulator.api_used = 4900  # 100 left of 5,000; the other half of the day is kept for others
     outcome, _, _ = run_once(env, tmp_path, "daily_share = 0.5")
     assert outcome == "budget"

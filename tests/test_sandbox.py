@@ -24,7 +24,6 @@ def first_number(pattern: str, text: str) -> int:
     return int(found[1])
 
 
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -37,18 +36,30 @@ def ok(*args: str) -> str:
     return done.stdout
 
 
-credentials = {name: value for crm in DEMO_CRMS.values()
-               for name, value in crm.credentials().items()}
+credentials = {
+    name: value for crm in DEMO_CRMS.values() for name, value in crm.credentials().items()
+}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("crm", ["hubspot", "salesforce", "vtiger"])
 def test_a_sandbox_on_a_fixed_port_keeps_what_was_written_across_a_restart(
-        crm: str, tmp_path: Path) -> None:
+    crm: str, tmp_path: Path
+) -> None:
     port, state, settings = free_port(), tmp_path / "state", tmp_path / "settings.toml"
     source = DEMO_CRMS[crm].source
-    with Sandbox("--crm", crm, "--port", str(port), "--deals", "40", "--state", str(state),
-                 "--write-settings", str(settings)) as first:
+    with Sandbox(
+        "--crm",
+        crm,
+        "--port",
+        str(port),
+        "--deals",
+        "40",
+        "--state",
+        str(state),
+        "--write-settings",
+        str(settings),
+    ) as first:
         assert first.port == port
         ok("--settings", str(settings), "sync")
         ok("--settings", str(settings), "fields", "apply", source)
@@ -63,8 +74,9 @@ def test_a_sandbox_on_a_fixed_port_keeps_what_was_written_across_a_restart(
         assert again.port == port
         other = tmp_path / "other" / "settings.toml"
         ok("sandbox", "settings", "--state", str(state), "--out", str(other))
-        assert "would write 0 field value(s)" in ok("--settings", str(other), "writeback",
-                                                    "--dry-run")
+        assert "would write 0 field value(s)" in ok(
+            "--settings", str(other), "writeback", "--dry-run"
+        )
         assert f"demo_{crm}" in ok("--settings", str(other), "check", source)
         again.stop()
 
@@ -82,9 +94,24 @@ def test_a_state_folder_refuses_another_org(tmp_path: Path) -> None:
 @pytest.mark.parametrize("crm", ["hubspot", "salesforce"])
 def test_a_sync_against_injected_faults_still_ends_exact(crm: str, tmp_path: Path) -> None:
     state, settings = tmp_path / "state", tmp_path / "settings.toml"
-    with Sandbox("--crm", crm, "--port", "0", "--deals", "200", "--seed", "1", "--faults",
-                 "0.1", "--latency", "1", "--state", str(state), "--write-settings",
-                 str(settings)) as sandbox:
+    with Sandbox(
+        "--crm",
+        crm,
+        "--port",
+        "0",
+        "--deals",
+        "200",
+        "--seed",
+        "1",
+        "--faults",
+        "0.1",
+        "--latency",
+        "1",
+        "--state",
+        str(state),
+        "--write-settings",
+        str(settings),
+    ) as sandbox:
         ok("--settings", str(settings), "sync")
         stopped = sandbox.stop()
     faults = re.search(r"(\d+) of them failed on purpose", stopped)
@@ -93,8 +120,9 @@ def test_a_sync_against_injected_faults_still_ends_exact(crm: str, tmp_path: Pat
     engine = create_engine(f"sqlite:///{tmp_path / 'kpisync.db'}")
     try:
         if crm == "hubspot":
-            hubspot_truth.assert_store_equals_truth(engine, DEMO_CRMS[crm].source,
-                                                    emulator.dump(), emulator.org)
+            hubspot_truth.assert_store_equals_truth(
+                engine, DEMO_CRMS[crm].source, emulator.dump(), emulator.org
+            )
         else:
             salesforce_truth.assert_store_equals_truth(engine, emulator.dump())
     finally:

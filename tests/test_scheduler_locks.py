@@ -38,10 +38,12 @@ def test_lock_excludes_other_holders_in_this_process(engine: Engine) -> None:
     second.release()
 
 
-def test_lock_excludes_another_process_and_is_free_once_it_dies(engine: Engine,
-                                                                store_url: str) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, store_url, "300"],
-                              stdout=subprocess.PIPE, text=True)
+def test_lock_excludes_another_process_and_is_free_once_it_dies(
+    engine: Engine, store_url: str
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, store_url, "300"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with run_lock(engine, "source:hs", wait=0.3) as held:
         assert not held  # renewed every third of its 10 s while the holder lives
@@ -63,16 +65,22 @@ def test_a_lease_of_another_hosts_process_waits_for_expiry(engine: Engine) -> No
 def expire(engine: Engine, name: str) -> None:
     """As if the lease's time had run out with nobody renewing it (its holder paused)."""
     with engine.begin() as connection:
-        connection.execute(update(LEASES).where(LEASES.c.name == name)
-                           .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
+        connection.execute(
+            update(LEASES)
+            .where(LEASES.c.name == name)
+            .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
 
 
 def write_cursor(engine: Engine, value: str) -> None:
     t = model_table(SyncState)
     with engine.begin() as connection:
         connection.execute(t.delete().where(t.c.source == "hs"))
-        connection.execute(t.insert().values(source="hs", stream="deals", cursor={"v": value},
-                                             updated_at=datetime.now(UTC)))
+        connection.execute(
+            t.insert().values(
+                source="hs", stream="deals", cursor={"v": value}, updated_at=datetime.now(UTC)
+            )
+        )
 
 
 def cursor_values(engine: Engine) -> list[str]:
@@ -116,8 +124,14 @@ def test_a_lease_survives_its_holder_losing_the_store_while_nobody_took_it(engin
         write_cursor(engine, "kept")
     assert cursor_values(engine) == ["kept"] and not lease.lost.is_set()
     with engine.connect() as connection:  # and the write renewed it
-        assert connection.execute(select(func.count()).select_from(LEASES).where(
-            LEASES.c.expires_at > datetime.now(UTC))).scalar() == 1
+        assert (
+            connection.execute(
+                select(func.count())
+                .select_from(LEASES)
+                .where(LEASES.c.expires_at > datetime.now(UTC))
+            ).scalar()
+            == 1
+        )
 
 
 def test_a_slot_is_claimed_once(engine: Engine) -> None:
@@ -125,8 +139,10 @@ def test_a_slot_is_claimed_once(engine: Engine) -> None:
     first = history.claim(engine, "hs", due, trigger="schedule", worker="a:1")
     assert first is not None
     assert history.claim(engine, "hs", due, trigger="schedule", worker="b:2") is None
-    assert history.claim(engine, "hs", due + timedelta(minutes=15), trigger="schedule",
-                         worker="b:2") is not None
+    assert (
+        history.claim(engine, "hs", due + timedelta(minutes=15), trigger="schedule", worker="b:2")
+        is not None
+    )
 
 
 def test_workers_started_at_different_times_agree_on_slots() -> None:
@@ -137,5 +153,6 @@ def test_workers_started_at_different_times_agree_on_slots() -> None:
     assert early == late == datetime(2026, 3, 1, 9, 15, tzinfo=UTC)
     cron = trigger_for("hs", ScheduleSettings(cron="0 6 * * 1-5"), "Europe/Warsaw")
     assert cron is not None
-    assert next_fire(cron, datetime(2026, 3, 6, 12, 0, tzinfo=UTC)) == \
-        datetime(2026, 3, 9, 5, 0, tzinfo=UTC)  # Monday 06:00 in Warsaw (UTC+1)
+    assert next_fire(cron, datetime(2026, 3, 6, 12, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 9, 5, 0, tzinfo=UTC
+    )  # Monday 06:00 in Warsaw (UTC+1)

@@ -30,25 +30,53 @@ def write(connection: Connection, rows: list[Row]) -> None:
 
 def stored(engine: Engine) -> dict[str, dict[str, Any]]:
     with engine.connect() as connection:
-        return {row.external_id: row._asdict() for row in connection.execute(
-            select(col(Deal.external_id), col(Deal.name), col(Deal.amount), col(Deal.close_date), col(Deal.created_at),
-                   col(Deal.custom), col(Deal.raw), col(Deal.is_won)))}
+        return {
+            row.external_id: row._asdict()
+            for row in connection.execute(
+                select(
+                    col(Deal.external_id),
+                    col(Deal.name),
+                    col(Deal.amount),
+                    col(Deal.close_date),
+                    col(Deal.created_at),
+                    col(Deal.custom),
+                    col(Deal.raw),
+                    col(Deal.is_won),
+                )
+            )
+        }
 
 
 def test_text_json_dates_and_amounts_come_back_exactly(engine: Engine) -> None:
     raw = {"Name": AWKWARD, "nested": {"list": [1, 2.5, None, True, "x\ty"]}, "empty": ""}
     with engine.begin() as connection:
-        write(connection, [deal("d1", name=AWKWARD, amount=Decimal("1234.56"),
-                                close_date=date(2026, 3, 29), is_won=True,
-                                created_at=datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC),
-                                custom={"Note__c": AWKWARD, "Score__c": 9}, raw=raw),
-                           deal("d2", name=None, amount=None, custom={}, raw={})])
+        write(
+            connection,
+            [
+                deal(
+                    "d1",
+                    name=AWKWARD,
+                    amount=Decimal("1234.56"),
+                    close_date=date(2026, 3, 29),
+                    is_won=True,
+                    created_at=datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC),
+                    custom={"Note__c": AWKWARD, "Score__c": 9},
+                    raw=raw,
+                ),
+                deal("d2", name=None, amount=None, custom={}, raw={}),
+            ],
+        )
     rows = stored(engine)
-    assert rows["d1"] == {"external_id": "d1", "name": AWKWARD, "amount": Decimal("1234.56"),
-                          "close_date": date(2026, 3, 29),
-                          "created_at": datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC),
-                          "custom": {"Note__c": AWKWARD, "Score__c": 9}, "raw": raw,
-                          "is_won": True}
+    assert rows["d1"] == {
+        "external_id": "d1",
+        "name": AWKWARD,
+        "amount": Decimal("1234.56"),
+        "close_date": date(2026, 3, 29),
+        "created_at": datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC),
+        "custom": {"Note__c": AWKWARD, "Score__c": 9},
+        "raw": raw,
+        "is_won": True,
+    }
     assert rows["d2"]["name"] is None and rows["d2"]["amount"] is None
 
 

@@ -27,10 +27,13 @@ def test_a_store_url_opens_in_every_usual_spelling(store_url: str) -> None:
             engine.dispose()
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("mysql://kpisync@db/kpisync", "unsupported database 'mysql'"),
-    ("not a url", "is not a database URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://kpisync@db/kpisync", "unsupported database 'mysql'"),
+        ("not a url", "is not a database URL"),
+    ],
+)
 def test_a_store_url_kpisync_cannot_use_is_named(url: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         open_store(url)

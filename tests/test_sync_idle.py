@@ -27,8 +27,17 @@ from tests.kit_salesforce import KIT as SALESFORCE
 from tests.kit_vtiger import KIT as VTIGER
 from tests.kit_vtiger_stock82 import KIT as VTIGER_STOCK82
 
-HUBSPOT_SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "emails", "meetings",
-                    "tasks", "feedback_submissions")
+HUBSPOT_SEARCHED = (
+    "companies",
+    "contacts",
+    "deals",
+    "line_items",
+    "calls",
+    "emails",
+    "meetings",
+    "tasks",
+    "feedback_submissions",
+)
 # What a run with nothing changed and its metadata kept calls, endpoint by endpoint: each data
 # stream's one read, and the login.
 IDLE_CALLS = {
@@ -41,14 +50,19 @@ IDLE_CALLS = {
 }
 # Calls only a run with its metadata due makes.
 METADATA_CALLS: dict[str, Callable[[str], bool]] = {
-    "hubspot": lambda e: e.startswith(("GET /crm/v3/properties/", "GET /crm/v3/owners",
-                                       "GET /crm/v3/pipelines/")),
+    "hubspot": lambda e: e.startswith(
+        ("GET /crm/v3/properties/", "GET /crm/v3/owners", "GET /crm/v3/pipelines/")
+    ),
     "salesforce": lambda e: e.endswith("/describe"),
     "vtiger": lambda e: e in ("describe", "listtypes"),
     "vtiger-stock82": lambda e: e in ("describe", "listtypes"),
 }
-METADATA_STREAMS = {"hubspot": {"owners", "pipelines"}, "salesforce": {"User", "OpportunityStage"},
-                    "vtiger": {"users", "stages"}, "vtiger-stock82": {"users", "stages"}}
+METADATA_STREAMS = {
+    "hubspot": {"owners", "pipelines"},
+    "salesforce": {"User", "OpportunityStage"},
+    "vtiger": {"users", "stages"},
+    "vtiger-stock82": {"users", "stages"},
+}
 # The product's defaults where the tests' environment sets another value.
 DEFAULTS = {"hubspot": {"archived_every_minutes": 60.0}}
 
@@ -106,46 +120,57 @@ def test_idle_sync_writes_nothing_and_calls_once_per_stream(engine: Engine, serv
     # Metadata due: read again (owners, stages, field lists), but equal rows are not rewritten.
     with engine.connect() as connection:
         users_before = connection.execute(select(col(User.external_id), col(User.synced_at))).all()
-    due, moved = run(engine, served, SyncOptions(purge_check_every=None,
-                                                 metadata_every=timedelta(0)))
+    due, moved = run(
+        engine, served, SyncOptions(purge_check_every=None, metadata_every=timedelta(0))
+    )
     assert (due.upserted, due.deleted, moved) == (0, 0, False)
     assert read_metadata(kit, due)
     with engine.connect() as connection:
-        assert connection.execute(select(col(User.external_id), col(User.synced_at))).all() == users_before
+        assert (
+            connection.execute(select(col(User.external_id), col(User.synced_at))).all()
+            == users_before
+        )
 
     # Changed records still arrive, and are the only rows counted.
     changed = served.change_deals(3, seed=7)
     time.sleep(1.1)  # CRMs with one-second timestamps need the clock to move past the change
     after, moved = run(engine, served, SyncOptions(purge_check_every=None))
     assert moved and after.upserted > 0 and not read_metadata(kit, after)
-    deal_stream = next(s for s in after.streams
-                       if s.stream in ("deals", "Opportunity", "potentials"))
+    deal_stream = next(
+        s for s in after.streams if s.stream in ("deals", "Opportunity", "potentials")
+    )
     assert deal_stream.upserted >= len(changed)
     served.assert_store_equals_truth(engine)
 
 
-def test_metadata_is_read_when_kept_copy_is_stale_or_after_a_full_sync(engine: Engine, served: Served) -> None:
+def test_metadata_is_read_when_kept_copy_is_stale_or_after_a_full_sync(
+    engine: Engine, served: Served
+) -> None:
     kit = served.kit_name
     run(engine, served, SyncOptions(purge_check_every=None))
     with engine.connect() as connection:
-        kept_at = connection.execute(select(col(SyncState.updated_at)).where(
-            col(SyncState.stream) == "metadata")).scalar_one()
+        kept_at = connection.execute(
+            select(col(SyncState.updated_at)).where(col(SyncState.stream) == "metadata")
+        ).scalar_one()
     assert kept_at is not None
     full, _ = run(engine, served, SyncOptions(purge_check_every=None, full=True))
     assert read_metadata(kit, full)
     with engine.connect() as connection:
-        updated_at = connection.execute(select(col(SyncState.updated_at)).where(
-            col(SyncState.stream) == "metadata")).scalar_one()
+        updated_at = connection.execute(
+            select(col(SyncState.updated_at)).where(col(SyncState.stream) == "metadata")
+        ).scalar_one()
     assert updated_at is not None and updated_at > kept_at
-    kept, _ = run(engine, served, SyncOptions(purge_check_every=None,
-                                              metadata_every=timedelta(hours=1)))
+    kept, _ = run(
+        engine, served, SyncOptions(purge_check_every=None, metadata_every=timedelta(hours=1))
+    )
     assert not read_metadata(kit, kept)
     every_run, _ = run(engine, served, SyncOptions(purge_check_every=None, metadata_every=None))
     assert read_metadata(kit, every_run)
 
 
 def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(
-        sqlite_engine: Engine, org: Org) -> None:
+    sqlite_engine: Engine, org: Org
+) -> None:
     with VTIGER.serve(org) as served:
         served.kit_name = VTIGER.name
         run(sqlite_engine, served, SyncOptions(purge_check_every=None))
@@ -156,10 +181,14 @@ def test_vtiger_kept_describes_are_read_again_when_records_show_a_new_field(
         moved, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
         assert moved.api_calls.get("describe")  # described again in the run
         with sqlite_engine.connect() as connection:
-            custom = connection.execute(select(col(Deal.custom)).where(
-                col(Deal.external_id) == deal)).scalar_one()
-            catalog = set(connection.execute(select(col(FieldCatalog.name)).where(
-                col(FieldCatalog.entity) == "Potentials")).scalars())
+            custom = connection.execute(
+                select(col(Deal.custom)).where(col(Deal.external_id) == deal)
+            ).scalar_one()
+            catalog = set(
+                connection.execute(
+                    select(col(FieldCatalog.name)).where(col(FieldCatalog.entity) == "Potentials")
+                ).scalars()
+            )
         assert custom[name] == "high" and name in catalog
         served.assert_store_equals_truth(sqlite_engine)
         # The new describes were kept: the next run with nothing changed describes nothing.
@@ -178,12 +207,17 @@ def test_hubspot_lists_archived_records_when_due(sqlite_engine: Engine, org: Org
         not_due, _ = run(sqlite_engine, served, SyncOptions(purge_check_every=None))
         assert not_due.deleted == 0 and "GET /crm/v3/objects/deals" not in not_due.api_calls
         with sqlite_engine.connect() as connection:
-            assert connection.execute(select(col(Deal.deleted_at)).where(
-                col(Deal.external_id) == deal)).scalar_one() is None
+            assert (
+                connection.execute(
+                    select(col(Deal.deleted_at)).where(col(Deal.external_id) == deal)
+                ).scalar_one()
+                is None
+            )
         connector = served.connector(archived_every_minutes=0)  # due now
         try:
-            due = sync_source(sqlite_engine, served.source, connector,
-                              SyncOptions(purge_check_every=None))
+            due = sync_source(
+                sqlite_engine, served.source, connector, SyncOptions(purge_check_every=None)
+            )
         finally:
             connector.close()
         assert due.api_calls["GET /crm/v3/objects/deals"] == 1 and due.deleted >= 1

@@ -42,8 +42,11 @@ class TwoStreams:
         for number in range(int(cursor.value or 0) + 1, 4):
             if stream == "contacts" and number == self.fail_at:
                 raise ConnectorError("contacts page 2 failed", hint="try again")
-            row = (Account.row(external_id=f"a{number}", name=f"A{number}") if stream == "accounts"
-                   else Contact.row(external_id=f"c{number}", first_name=f"C{number}"))
+            row = (
+                Account.row(external_id=f"a{number}", name=f"A{number}")
+                if stream == "accounts"
+                else Contact.row(external_id=f"c{number}", first_name=f"C{number}")
+            )
             yield Page(stream=stream, records=[row], cursor=Cursor(value=str(number)))
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
@@ -58,8 +61,11 @@ class TwoStreams:
 
 def stored(engine: Engine, model: type[RecordBase]) -> list[str]:
     with engine.connect() as connection:
-        return list(connection.execute(select(col(model.external_id)).order_by(col(model.external_id)))
-                    .scalars())
+        return list(
+            connection.execute(
+                select(col(model.external_id)).order_by(col(model.external_id))
+            ).scalars()
+        )
 
 
 def cursors(engine: Engine) -> dict[str, str | None]:
@@ -83,7 +89,9 @@ def test_a_failing_stream_keeps_every_page_before_it_and_the_rerun_resumes(tmp_p
     result = sync_source(engine, "two", rerun, options)  # type: ignore[arg-type]
     assert rerun.started == [("accounts", "3"), ("contacts", "1")]
     assert [(s.stream, s.pages, s.upserted) for s in result.streams] == [
-        ("accounts", 0, 0), ("contacts", 2, 2)]
+        ("accounts", 0, 0),
+        ("contacts", 2, 2),
+    ]
     assert stored(engine, Contact) == ["c1", "c2", "c3"]
     assert cursors(engine) == {"accounts": "3", "contacts": "3"}
 

@@ -46,33 +46,46 @@ def org() -> Org:
 @pytest.fixture
 def env(org: Org) -> Iterator[HubSpotEnv]:
     knobs = HubSpotKnobs(daily_budget=60)
-    with HubSpotEmulator(org, access_token=TOKEN, knobs=knobs,
-                         search_rate_per_second=1000) as emulator:
+    with HubSpotEmulator(
+        org, access_token=TOKEN, knobs=knobs, search_rate_per_second=1000
+    ) as emulator:
         yield HubSpotEnv(org, emulator)
 
 
 def stored_rows(engine: Engine) -> int:
     with engine.connect() as connection:
-        return sum(connection.execute(select(func.count()).select_from(model)).scalar() or 0
-                   for model in ENTITY_MODELS.values())
+        return sum(
+            connection.execute(select(func.count()).select_from(model)).scalar() or 0
+            for model in ENTITY_MODELS.values()
+        )
 
 
 def setup(env: HubSpotEnv, tmp_path: Path, budget: str) -> tuple[Settings, Engine]:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    path = write_settings(tmp_path, settings_text(env, store_url, tables=(
-        f'[budgets.portal]\nsources = ["{SOURCE}"]\n{budget}\n\n[scheduler]\nstages = ["sync"]\n')))
+    path = write_settings(
+        tmp_path,
+        settings_text(
+            env,
+            store_url,
+            tables=(
+                f'[budgets.portal]\nsources = ["{SOURCE}"]\n{budget}\n\n[scheduler]\nstages = ["sync"]\n'
+            ),
+        ),
+    )
     return load_settings(path), open_store(store_url)
 
 
 def clocked(settings: Settings, engine: Engine) -> tuple[Clock, Pipeline]:
     """A sync-only pipeline on a clock the test moves."""
     clock = Clock()
-    return clock, Pipeline(engine, settings, scheduler_settings(settings),
-                           stop=threading.Event(), clock=clock)
+    return clock, Pipeline(
+        engine, settings, scheduler_settings(settings), stop=threading.Event(), clock=clock
+    )
 
 
-def test_the_share_stops_a_run_at_a_checkpoint_and_the_next_day_resumes(env: HubSpotEnv,
-                                                                        tmp_path: Path) -> None:
+def test_the_share_stops_a_run_at_a_checkpoint_and_the_next_day_resumes(
+    env: HubSpotEnv, tmp_path: Path
+) -> None:
     assert isinstance(env.emulator.knobs, HubSpotKnobs)
     env.emulator.knobs.daily_budget = 70
     settings, engine = setup(env, tmp_path, "daily_allowance = 70\ndaily_share = 0.5")
@@ -101,7 +114,9 @@ def test_the_share_stops_a_run_at_a_checkpoint_and_the_next_day_resumes(env: Hub
     clock.now += timedelta(days=1)
     env.emulator.daily_used = 0  # the CRM's day turned too
     outcome = pipeline.run_slot(SOURCE, slot + timedelta(days=1))
-    assert outcome == "succeeded", [(r.status, r.error, r.api_calls) for r in pipeline_runs(engine, SOURCE)]
+    assert outcome == "succeeded", [
+        (r.status, r.error, r.api_calls) for r in pipeline_runs(engine, SOURCE)
+    ]
     assert_store_equals_truth(engine, SOURCE, env.emulator.dump(), env.org)
     first, last = pipeline_runs(engine, SOURCE)[0], pipeline_runs(engine, SOURCE)[-1]
     assert first.upserted > 0 and last.upserted < stored_rows(engine)  # resumed, not started over
@@ -119,8 +134,9 @@ def test_the_crm_reported_remainder_keeps_the_others_part(env: HubSpotEnv, tmp_p
     engine.dispose()
 
 
-def test_the_daily_limit_comes_from_hubspots_headers_when_not_set(env: HubSpotEnv,
-                                                                   tmp_path: Path) -> None:
+def test_the_daily_limit_comes_from_hubspots_headers_when_not_set(
+    env: HubSpotEnv, tmp_path: Path
+) -> None:
     """No daily_allowance: the share is of the limit X-HubSpot-RateLimit-Daily reports."""
     assert isinstance(env.emulator.knobs, HubSpotKnobs)
     env.emulator.knobs.daily_budget = 70

@@ -50,8 +50,13 @@ def env(org: Org) -> Iterator[HubSpotEnv]:
 
 
 def status_row(settings: Path) -> dict[str, Any]:
-    done = subprocess.run([*RUN, "status", "--json", "--settings", str(settings)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [*RUN, "status", "--json", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     [row] = json.loads(done.stdout)
     return row  # type: ignore[no-any-return]
@@ -64,20 +69,28 @@ def test_the_previous_slot_is_the_latest_at_or_before_now() -> None:
     assert quarter is not None and weekdays is not None and yearly is not None
     monday = datetime(2026, 3, 9, 4, 59, 59, tzinfo=UTC)  # 05:59:59 in Warsaw
     assert previous_fire(quarter, monday) == datetime(2026, 3, 9, 4, 45, tzinfo=UTC)
-    assert previous_fire(quarter, datetime(2026, 3, 9, 5, 0, tzinfo=UTC)) == \
-        datetime(2026, 3, 9, 5, 0, tzinfo=UTC)  # a slot at now is the latest
+    assert previous_fire(quarter, datetime(2026, 3, 9, 5, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 9, 5, 0, tzinfo=UTC
+    )  # a slot at now is the latest
     assert previous_fire(weekdays, monday) == datetime(2026, 3, 6, 5, 0, tzinfo=UTC)  # Friday
     assert previous_fire(yearly, monday) == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_a_new_source_syncs_when_the_worker_starts_not_at_its_first_slot(
-        env: HubSpotEnv, tmp_path: Path) -> None:
+    env: HubSpotEnv, tmp_path: Path
+) -> None:
     """A daily slot (midnight UTC): without the first run at start nothing would arrive for
     hours. A one-second misfire grace does not drop it (the slot it claims is hours old)."""
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    settings = write_settings(tmp_path, settings_text(
-        env, store_url, schedule="interval_seconds = 86400",
-        tables='[scheduler]\nstages = ["sync"]\nmisfire_grace_seconds = 1\n'))
+    settings = write_settings(
+        tmp_path,
+        settings_text(
+            env,
+            store_url,
+            schedule="interval_seconds = 86400",
+            tables='[scheduler]\nstages = ["sync"]\nmisfire_grace_seconds = 1\n',
+        ),
+    )
     daily = trigger_for(SOURCE, ScheduleSettings(interval_seconds=86400), "UTC")
     assert daily is not None
     before = datetime.now(UTC)
@@ -89,8 +102,10 @@ def test_a_new_source_syncs_when_the_worker_starts_not_at_its_first_slot(
     engine = open_store(store_url)
     try:
         worker.wait_for(READY)
-        wait_until(lambda: any(r.status == "succeeded" for r in pipeline_runs(engine, SOURCE)),
-                   "the first run of the new source")
+        wait_until(
+            lambda: any(r.status == "succeeded" for r in pipeline_runs(engine, SOURCE)),
+            "the first run of the new source",
+        )
     finally:
         worker.stop()
     assert worker.process.returncode == 0, worker.log.read_text("utf-8")[-2000:]
@@ -111,23 +126,31 @@ def test_a_new_source_syncs_when_the_worker_starts_not_at_its_first_slot(
 def waiting_claims(engine: Engine) -> int:
     """Connections of this database waiting for a lock to insert a run (claim a slot)."""
     with engine.connect() as connection:
-        return int(connection.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO pipeline_runs%'")).scalar()
-            or 0)
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO pipeline_runs%'"
+                )
+            ).scalar()
+            or 0
+        )
 
 
 def job_waits_past(engine: Engine, moment: datetime) -> bool:
     """Whether the stored job of the source waits for a slot after `moment`."""
     with engine.connect() as connection:
-        due = connection.execute(text(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = :id"),
-                                 {"id": JOB_PREFIX + SOURCE}).scalar()
+        due = connection.execute(
+            text(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = :id"),
+            {"id": JOB_PREFIX + SOURCE},
+        ).scalar()
     return due is not None and due > moment.timestamp()
 
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 def test_two_workers_starting_on_one_store_run_a_new_source_once(
-        env: HubSpotEnv, store_url: str, tmp_path: Path) -> None:
+    env: HubSpotEnv, store_url: str, tmp_path: Path
+) -> None:
     """The run history is locked against inserts, so every claim waits. The first worker fires
     the first run and moves the job on to next year's slot; the second starts while that claim
     is still open, sees no run, makes the job due again and fires too. Once the lock goes, one
@@ -135,22 +158,33 @@ def test_two_workers_starting_on_one_store_run_a_new_source_once(
     yearly = trigger_for(SOURCE, ScheduleSettings(cron="0 0 1 1 *"), "UTC")
     assert yearly is not None
     engine = open_store(store_url)  # migrated once, before the workers start
-    settings = write_settings(tmp_path, settings_text(
-        env, store_url, schedule='cron = "0 0 1 1 *"', tables='[scheduler]\nstages = ["sync"]\n'))
+    settings = write_settings(
+        tmp_path,
+        settings_text(
+            env, store_url, schedule='cron = "0 0 1 1 *"', tables='[scheduler]\nstages = ["sync"]\n'
+        ),
+    )
     workers = []
     try:
         with engine.connect() as locker:
             locker.execute(text("LOCK TABLE pipeline_runs IN EXCLUSIVE MODE"))  # reads pass
             workers.append(start_run(settings, tmp_path / "worker1.log"))
             workers[0].wait_for(READY)
-            wait_until(lambda: waiting_claims(engine) >= 1 and
-                       job_waits_past(engine, datetime.now(UTC)), "worker 1's claim")
+            wait_until(
+                lambda: waiting_claims(engine) >= 1 and job_waits_past(engine, datetime.now(UTC)),
+                "worker 1's claim",
+            )
             workers.append(start_run(settings, tmp_path / "worker2.log"))
             workers[1].wait_for(READY)
             wait_until(lambda: waiting_claims(engine) >= 2, "worker 2's claim of the same run")
             locker.rollback()
-        wait_until(lambda: waiting_claims(engine) == 0 and any(
-            r.status == "succeeded" for r in pipeline_runs(engine, SOURCE)), "the first run")
+        wait_until(
+            lambda: (
+                waiting_claims(engine) == 0
+                and any(r.status == "succeeded" for r in pipeline_runs(engine, SOURCE))
+            ),
+            "the first run",
+        )
     finally:
         for worker in workers:
             worker.stop()
@@ -158,7 +192,8 @@ def test_two_workers_starting_on_one_store_run_a_new_source_once(
     assert all(any(FIRST_RUN in line["message"] for line in w.lines()) for w in workers)
     runs = pipeline_runs(engine, SOURCE)
     assert [(r.due_at, r.status) for r in runs] == [
-        (previous_fire(yearly, datetime.now(UTC)), "succeeded")]
+        (previous_fire(yearly, datetime.now(UTC)), "succeeded")
+    ]
     assert len(sync_runs(engine, SOURCE)) == 1
     assert_store_equals_truth(engine, SOURCE, env.emulator.dump(), env.org)
     engine.dispose()

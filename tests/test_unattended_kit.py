@@ -32,9 +32,15 @@ from tests.hubspot_env import TOKEN, TOKEN_ENV, HubSpotEnv
 RUN = [sys.executable, "-m", "kpisync.cli"]
 
 
-def settings_text(env: HubSpotEnv, store_url: str, *, sources: tuple[str, ...] = ("hs",),
-                  schedule: str = "interval_seconds = 2", tables: str = "",
-                  **options: Any) -> str:
+def settings_text(
+    env: HubSpotEnv,
+    store_url: str,
+    *,
+    sources: tuple[str, ...] = ("hs",),
+    schedule: str = "interval_seconds = 2",
+    tables: str = "",
+    **options: Any,
+) -> str:
     """[kpisync] + one [sources.<name>] (with schedule) per name, all on the emulator."""
     os.environ[TOKEN_ENV] = TOKEN
     lines = [f'[kpisync]\nstore = "{store_url}"\n']
@@ -60,8 +66,11 @@ class Worker:
     log: Path
 
     def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text("utf-8").splitlines()
-                if line.startswith("{")]
+        return [
+            json.loads(line)
+            for line in self.log.read_text("utf-8").splitlines()
+            if line.startswith("{")
+        ]
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -80,12 +89,20 @@ class Worker:
         return time.monotonic() - started
 
 
-def start_run(settings: Path, log: Path, *args: str, global_flags: tuple[str, ...] = (),
-              env: dict[str, str] | None = None) -> Worker:
+def start_run(
+    settings: Path,
+    log: Path,
+    *args: str,
+    global_flags: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Worker:
     with log.open("wb") as handle:
         process = subprocess.Popen(
             [*RUN, "--log-json", *global_flags, "run", "--settings", str(settings), *args],
-            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     return Worker(process, log)
 
 
@@ -103,15 +120,17 @@ def pipeline_runs(engine: Engine, source: str | None = None) -> list[Any]:
 def sync_runs(engine: Engine, source: str) -> list[Any]:
     t = model_table(SyncRun)
     with engine.connect() as connection:
-        return list(connection.execute(select(t).where(t.c.source == source)
-                                       .order_by(t.c.started_at)))
+        return list(
+            connection.execute(select(t).where(t.c.source == source).order_by(t.c.started_at))
+        )
 
 
 def assert_no_overlap(spans: list[tuple[datetime, datetime | None]], what: str) -> None:
     ordered = sorted(spans)
     for (start, end), (next_start, _) in itertools.pairwise(ordered):
-        assert end is not None and end <= next_start, \
+        assert end is not None and end <= next_start, (
             f"{what}: a run from {start} to {end} overlaps one starting {next_start}"
+        )
 
 
 @dataclass
@@ -140,8 +159,9 @@ def webhook_receiver(statuses: list[int] | None = None) -> Iterator[WebhookRecei
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     try:
@@ -178,10 +198,21 @@ class OwnPostgres:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} "
-                   "-c fsync=off -c max_connections=100")
-        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l",
-                 str(self.folder / "server.log"), "-w", "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.folder} "
+            "-c fsync=off -c max_connections=100"
+        )
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -191,10 +222,24 @@ class OwnPostgres:
         self.start()
 
     def remove(self) -> None:
-        subprocess.run([str(self.BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
-                       if os.getuid() != 0 else
-                       ["runuser", "-u", "postgres", "--", str(self.BIN / "pg_ctl"), "-D",
-                        str(self.data), "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [str(self.BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
+            if os.getuid() != 0
+            else [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -208,8 +253,18 @@ def own_postgres() -> Iterator[OwnPostgres]:
         server.remove()
 
 
-GUARDED_TABLES = ("accounts", "contacts", "deals", "activities", "sync_state", "writeback_outbox",
-                  "writeback_audit", "writeback_state", "writeback_runs", "kpi_values")
+GUARDED_TABLES = (
+    "accounts",
+    "contacts",
+    "deals",
+    "activities",
+    "sync_state",
+    "writeback_outbox",
+    "writeback_audit",
+    "writeback_state",
+    "writeback_runs",
+    "kpi_values",
+)
 GUARDED_LOG = """
 CREATE TABLE guarded_writes (id bigserial PRIMARY KEY, tbl text, label text,
                              at timestamptz, txid bigint);
@@ -228,9 +283,12 @@ def log_guarded_writes(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(text(GUARDED_LOG))
         for table in GUARDED_TABLES:
-            connection.execute(text(
-                f"CREATE TRIGGER log_guarded AFTER INSERT OR UPDATE OR DELETE ON {table} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION log_guarded()"))
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER log_guarded AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION log_guarded()"
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -242,11 +300,17 @@ class GuardedWrite:
 
 def guarded_writes(engine: Engine) -> list[GuardedWrite]:
     with engine.connect() as connection:
-        return [GuardedWrite(r.tbl, r.label or None, r.at) for r in connection.execute(
-            text("SELECT tbl, label, at FROM guarded_writes ORDER BY at, id"))]
+        return [
+            GuardedWrite(r.tbl, r.label or None, r.at)
+            for r in connection.execute(
+                text("SELECT tbl, label, at FROM guarded_writes ORDER BY at, id")
+            )
+        ]
 
 
-def assert_runs_never_overlapped(writes: list[GuardedWrite]) -> dict[str, tuple[datetime, datetime]]:
+def assert_runs_never_overlapped(
+    writes: list[GuardedWrite],
+) -> dict[str, tuple[datetime, datetime]]:
     """Every logged write was fenced, and the writes of each run lie in a span no other run's
     writes enter. Returns each run's span."""
     unfenced = [w for w in writes if w.label is None]

@@ -57,11 +57,13 @@ from writeback.runs import run_writeback
 from writeback.values import same
 
 ENTITY_TABLES = ("accounts", "contacts", "deals", "activities")
-TABLES = ('[scheduler]\nstages = ["sync", "compute", "writeback"]\nlock_wait_seconds = 0.5\n'
-          'lease_seconds = 3\n\n'
-          f'[writeback.{SOURCE}]\nbatch_size = 1\n\n'
-          f'[writeback.{SOURCE}.account]\nnps_score = "kpisync_nps_score"\n\n'
-          f'[writeback.{SOURCE}.deal]\ndays_in_stage = "kpisync_days_in_stage"\n')
+TABLES = (
+    '[scheduler]\nstages = ["sync", "compute", "writeback"]\nlock_wait_seconds = 0.5\n'
+    "lease_seconds = 3\n\n"
+    f"[writeback.{SOURCE}]\nbatch_size = 1\n\n"
+    f'[writeback.{SOURCE}.account]\nnps_score = "kpisync_nps_score"\n\n'
+    f'[writeback.{SOURCE}.deal]\ndays_in_stage = "kpisync_days_in_stage"\n'
+)
 KINDS = {"kpisync_nps_score": "number", "kpisync_days_in_stage": "number"}
 OBJECTS = {"account": "companies", "deal": "deals"}
 
@@ -87,16 +89,21 @@ def run_row(engine: Engine, run_id: int) -> Any:
 
 
 def succeeded_after(engine: Engine, run_id: int, count: int) -> bool:
-    return sum(1 for r in pipeline_runs(engine, SOURCE)
-               if r.status == "succeeded" and r.id > run_id) >= count
+    return (
+        sum(1 for r in pipeline_runs(engine, SOURCE) if r.status == "succeeded" and r.id > run_id)
+        >= count
+    )
 
 
 def assert_store_equals_crm(engine: Engine, env: HubSpotEnv) -> None:
     """Every record as the CRM has it; the fields write-back fills are compared with the CRM
     through what kpisync believes it wrote (check_outcome), so they are left out here."""
+
     def without_written(values: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple({k: v for k, v in value.items() if k not in KINDS}
-                     if isinstance(value, dict) else value for value in values)
+        return tuple(
+            {k: v for k, v in value.items() if k not in KINDS} if isinstance(value, dict) else value
+            for value in values
+        )
 
     expected = expected_rows(env.emulator.dump(), env.org)
     actual = store_rows(engine, SOURCE)
@@ -114,20 +121,29 @@ def check_outcome(engine: Engine, env: HubSpotEnv, settings_path: Path, disturbe
     assert str(disturbed) in spans and len(spans) >= 3, spans
     assert_store_equals_crm(engine, env)
     with engine.connect() as connection:
-        open_items = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            col(OutboxItem.status).in_(("pending", "sending")))).scalar()
-        settled = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            col(OutboxItem.status).in_(("written", "failed", "not_found")))).scalar()
+        open_items = connection.execute(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(col(OutboxItem.status).in_(("pending", "sending")))
+        ).scalar()
+        settled = connection.execute(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(col(OutboxItem.status).in_(("written", "failed", "not_found")))
+        ).scalar()
         audited = connection.execute(select(func.count()).select_from(AuditEntry)).scalar()
-        believed = {(OBJECTS[r.entity], r.external_id, r.field): r.value
-                    for r in connection.execute(select(WrittenValue))}
+        believed = {
+            (OBJECTS[r.entity], r.external_id, r.field): r.value
+            for r in connection.execute(select(WrittenValue))
+        }
     assert open_items == 0 and settled and audited == settled, (open_items, settled, audited)
     truth = env.emulator.dump()
     for (kind, rid, name), value in believed.items():
         assert same(KINDS[name], truth[kind][rid]["properties"].get(name), value), (kind, rid)
     settings = load_settings(settings_path)
-    left = run_writeback(engine, settings, SOURCE, build_connector(settings.source(SOURCE)),
-                         dry_run=True)
+    left = run_writeback(
+        engine, settings, SOURCE, build_connector(settings.source(SOURCE)), dry_run=True
+    )
     assert left.planned == 0, "the CRM is not in the state the KPIs ask for"
     runs = pipeline_runs(engine, SOURCE)
     syncs = [r.sync_run_id for r in runs if r.sync_run_id is not None]
@@ -137,14 +153,18 @@ def check_outcome(engine: Engine, env: HubSpotEnv, settings_path: Path, disturbe
 
 
 @pytest.mark.parametrize("how", ["restart mid-sync", "restart mid-write-back", "cut", "pause"])
-def test_a_disturbed_run_never_overlaps_the_next(how: str, org: Org, server: OwnPostgres,
-                                                 tmp_path: Path) -> None:
+def test_a_disturbed_run_never_overlaps_the_next(
+    how: str, org: Org, server: OwnPostgres, tmp_path: Path
+) -> None:
     engine = open_store(server.url)
     log_guarded_writes(engine)
     direct = make_url(server.url)
     upstream = (direct.host or "127.0.0.1", direct.port or 5432)
-    with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator, \
-            CuttableProxy(upstream) as first_proxy, CuttableProxy(upstream) as second_proxy:
+    with (
+        HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator,
+        CuttableProxy(upstream) as first_proxy,
+        CuttableProxy(upstream) as second_proxy,
+    ):
         env = HubSpotEnv(org, emulator)
         emulator.knobs.latency_seconds = 0.08  # a run takes seconds: there is a "mid" to hit
         proxies: dict[int, CuttableProxy] = {}
@@ -153,12 +173,19 @@ def test_a_disturbed_run_never_overlaps_the_next(how: str, org: Org, server: Own
             folder = tmp_path / name
             folder.mkdir()
             url = direct.set(port=proxy.port).render_as_string(hide_password=False)
-            path = write_settings(folder, settings_text(
-                env, url, schedule="interval_seconds = 2", batch_records=20, tables=TABLES))
+            path = write_settings(
+                folder,
+                settings_text(
+                    env, url, schedule="interval_seconds = 2", batch_records=20, tables=TABLES
+                ),
+            )
             if not workers:
                 settings = load_settings(path)
-                provision_fields(source_plan(settings, SOURCE),
-                                 build_connector(settings.source(SOURCE)), apply=True)
+                provision_fields(
+                    source_plan(settings, SOURCE),
+                    build_connector(settings.source(SOURCE)),
+                    apply=True,
+                )
             workers.append(start_run(path, folder / "worker.log"))
             proxies[workers[-1].process.pid] = proxy
         try:
@@ -170,11 +197,15 @@ def test_a_disturbed_run_never_overlaps_the_next(how: str, org: Org, server: Own
             pid = int(run_row(engine, disturbed).worker.rpartition(":")[2])
             victim = next(w for w in workers if w.process.pid == pid)
             disturb(how, server, proxies[pid], victim, engine, disturbed)
-            wait_until(lambda: run_row(engine, disturbed).status not in ("running", "claimed"),
-                       "the disturbed run recorded", timeout=180)
+            wait_until(
+                lambda: run_row(engine, disturbed).status not in ("running", "claimed"),
+                "the disturbed run recorded",
+                timeout=180,
+            )
             emulator.knobs.latency_seconds = 0
-            wait_until(lambda: succeeded_after(engine, disturbed, 2), "two good runs after it",
-                       timeout=180)
+            wait_until(
+                lambda: succeeded_after(engine, disturbed, 2), "two good runs after it", timeout=180
+            )
         finally:
             for worker in workers:
                 if worker.process.poll() is None:
@@ -191,11 +222,19 @@ def test_a_disturbed_run_never_overlaps_the_next(how: str, org: Org, server: Own
     engine.dispose()
 
 
-def disturb(how: str, server: OwnPostgres, proxy: CuttableProxy, first: Worker, engine: Engine,
-            disturbed: int) -> None:
+def disturb(
+    how: str,
+    server: OwnPostgres,
+    proxy: CuttableProxy,
+    first: Worker,
+    engine: Engine,
+    disturbed: int,
+) -> None:
     def others_wrote() -> bool:
-        return any(label.isdigit() and int(label) > disturbed
-                   for label in labels(engine, ENTITY_TABLES + ("writeback_runs",)))
+        return any(
+            label.isdigit() and int(label) > disturbed
+            for label in labels(engine, ENTITY_TABLES + ("writeback_runs",))
+        )
 
     if how.startswith("restart"):
         server.restart()
@@ -216,8 +255,11 @@ def test_the_guarded_write_log_sees_an_unfenced_write(server: OwnPostgres) -> No
     engine = open_store(server.url)
     log_guarded_writes(engine)
     with engine.begin() as connection:
-        connection.execute(model_table(SyncState).insert().values(
-            source=SOURCE, stream="deals", cursor={}, updated_at=datetime.now(UTC)))
+        connection.execute(
+            model_table(SyncState)
+            .insert()
+            .values(source=SOURCE, stream="deals", cursor={}, updated_at=datetime.now(UTC))
+        )
     with pytest.raises(AssertionError, match="proved no lease"):
         assert_runs_never_overlapped(guarded_writes(engine))
     engine.dispose()

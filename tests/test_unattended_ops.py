@@ -60,24 +60,41 @@ def every_stored_text(engine: Engine) -> str:
         for table in metadata.sorted_tables:
             for row in connection.execute(select(table)):
                 for value in row:
-                    chunks.append(value.decode("latin-1") if isinstance(value, bytes) else str(value))
+                    chunks.append(
+                        value.decode("latin-1") if isinstance(value, bytes) else str(value)
+                    )
     return "\n".join(chunks)
 
 
 def test_tokens_never_reach_the_logs_or_the_store(env: HubSpotEnv, tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     with webhook_receiver() as hook:
-        settings = write_settings(tmp_path, settings_text(
-            env, store_url, sources=(SOURCE,), tables=(
-                f'[sources.revoked]\ntype = "hubspot"\nhost = "{env.emulator.base_url}"\n'
-                'token_env = "KPISYNC_TEST_REVOKED_TOKEN"\nfast_retries = true\n\n'
-                '[alerts]\nfailures_in_a_row = 1\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n'
-                '[scheduler]\nstages = ["sync"]\n')))
-        secrets = {"KPISYNC_TEST_REVOKED_TOKEN": BAD_TOKEN,
-                   "KPISYNC_TEST_OPS_HOOK": f"{hook.url}/{HOOK_KEY}"}
-        done = subprocess.run([*RUN, "--log-json", "--debug", "run", "--settings", str(settings),
-                               "--once"], capture_output=True, text=True, timeout=120, check=False,
-                              env={**os.environ, **secrets})
+        settings = write_settings(
+            tmp_path,
+            settings_text(
+                env,
+                store_url,
+                sources=(SOURCE,),
+                tables=(
+                    f'[sources.revoked]\ntype = "hubspot"\nhost = "{env.emulator.base_url}"\n'
+                    'token_env = "KPISYNC_TEST_REVOKED_TOKEN"\nfast_retries = true\n\n'
+                    '[alerts]\nfailures_in_a_row = 1\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n'
+                    '[scheduler]\nstages = ["sync"]\n'
+                ),
+            ),
+        )
+        secrets = {
+            "KPISYNC_TEST_REVOKED_TOKEN": BAD_TOKEN,
+            "KPISYNC_TEST_OPS_HOOK": f"{hook.url}/{HOOK_KEY}",
+        }
+        done = subprocess.run(
+            [*RUN, "--log-json", "--debug", "run", "--settings", str(settings), "--once"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **secrets},
+        )
         assert done.returncode == 1, done.stderr[-2000:]  # the revoked source failed
         assert any(n["source"] == "revoked" and n["state"] == "open" for n in hook.received)
     logs = done.stdout + done.stderr
@@ -94,9 +111,15 @@ def test_tokens_never_reach_the_logs_or_the_store(env: HubSpotEnv, tmp_path: Pat
 
 def test_health_metrics_and_status_of_a_running_worker(env: HubSpotEnv, tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    settings_path = write_settings(tmp_path, settings_text(
-        env, store_url, schedule="interval_seconds = 3600",  # one run: the first, at start
-        tables='[scheduler]\nstages = ["sync"]\n'))
+    settings_path = write_settings(
+        tmp_path,
+        settings_text(
+            env,
+            store_url,
+            schedule="interval_seconds = 3600",  # one run: the first, at start
+            tables='[scheduler]\nstages = ["sync"]\n',
+        ),
+    )
     settings, engine = load_settings(settings_path), open_store(store_url)
     worker = Worker(engine, settings, stop=threading.Event())
     server = HealthServer(worker.health, worker.metrics, port=0)
@@ -134,10 +157,19 @@ def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> N
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     with webhook_receiver(statuses=[500]) as hook:  # the first delivery fails: retried once
         os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
-        settings = load_settings(write_settings(tmp_path, settings_text(
-            env, store_url, tables=(
-                '[alerts]\nfailures_in_a_row = 2\nstale_after_minutes = 0.02\n'
-                'webhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n[scheduler]\nstages = ["sync"]\n'))))
+        settings = load_settings(
+            write_settings(
+                tmp_path,
+                settings_text(
+                    env,
+                    store_url,
+                    tables=(
+                        "[alerts]\nfailures_in_a_row = 2\nstale_after_minutes = 0.02\n"
+                        'webhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n[scheduler]\nstages = ["sync"]\n'
+                    ),
+                ),
+            )
+        )
         engine = open_store(store_url)
         pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event())
         slot = now_utc().replace(microsecond=0)
@@ -152,14 +184,17 @@ def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> N
         assert failing[0]["state"] == "open" and "3 runs" not in failing[0]["text"]
         env.emulator.knobs.fail_always_after_calls = None
         assert run(4) == "succeeded"
-        assert [n["state"] for n in hook.received if n["kind"] == "failing"] == \
-            ["open", "open", "resolved"]
+        assert [n["state"] for n in hook.received if n["kind"] == "failing"] == [
+            "open",
+            "open",
+            "resolved",
+        ]
 
         stale_before = [n for n in hook.received if n["kind"] == "stale"]
         time.sleep(1.5)  # older than 0.02 min = 1.2 s
         pipeline.review_idle([SOURCE])
         pipeline.review_idle([SOURCE])
-        stale = [n for n in hook.received if n["kind"] == "stale"][len(stale_before):]
+        stale = [n for n in hook.received if n["kind"] == "stale"][len(stale_before) :]
         assert [n["state"] for n in stale] == ["open"], stale
         assert run(5) == "succeeded"
         assert [n["state"] for n in hook.received if n["kind"] == "stale"][-1] == "resolved"
@@ -167,7 +202,8 @@ def test_alerts_are_sent_once_per_incident(env: HubSpotEnv, tmp_path: Path) -> N
 
 
 def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(
-        env: HubSpotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    env: HubSpotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A mapped field missing from the CRM pauses that mapping: the run still succeeds, so the
     admin learns of it from the log, the ops webhook and `kpisync status`, until the field is
     made (`fields apply`) and the next run writes it."""
@@ -175,18 +211,27 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(
     field = "kpisync_nps_score"
     with webhook_receiver() as hook:
         os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
-        path = write_settings(tmp_path, settings_text(env, store_url, tables=(
-            '[alerts]\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n'
-            '[scheduler]\nstages = ["sync", "compute", "writeback"]\n\n'
-            f'[writeback.{SOURCE}.account]\nnps_score = "{field}"\n')))
+        path = write_settings(
+            tmp_path,
+            settings_text(
+                env,
+                store_url,
+                tables=(
+                    '[alerts]\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"\n\n'
+                    '[scheduler]\nstages = ["sync", "compute", "writeback"]\n\n'
+                    f'[writeback.{SOURCE}.account]\nnps_score = "{field}"\n'
+                ),
+            ),
+        )
         settings, engine = load_settings(path), open_store(store_url)
         pipeline = Pipeline(engine, settings, scheduler_settings(settings), stop=threading.Event())
         slot = now_utc().replace(microsecond=0)
 
         def status() -> tuple[dict[str, Any], str]:
             as_json = CliRunner().invoke(app, ["status", "--json", "--runs", "5", "-s", str(path)])
-            table = CliRunner().invoke(app, ["status", "--runs", "5", "-s", str(path)],
-                                       env={"COLUMNS": "300"})
+            table = CliRunner().invoke(
+                app, ["status", "--runs", "5", "-s", str(path)], env={"COLUMNS": "300"}
+            )
             assert as_json.exit_code == 0 and table.exit_code == 0, as_json.output + table.output
             return json.loads(as_json.output)[0], table.output
 
@@ -194,12 +239,17 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(
         [opened] = [n for n in hook.received if n["kind"] == "writeback_paused"]
         assert opened["state"] == "open"
         assert f"account.{field}: field {field} does not exist" in opened["detail"]
-        warnings = [r.getMessage() for r in caplog.records
-                    if r.levelname == "WARNING" and "paused:" in r.getMessage()]
-        assert warnings == [f"{SOURCE}: write-back of account.{field} paused: field {field} does "
-                            "not exist on account records (see 'kpisync fields plan'); the other "
-                            "fields are written, and this one resumes by itself once its field "
-                            "is fixed"]
+        warnings = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelname == "WARNING" and "paused:" in r.getMessage()
+        ]
+        assert warnings == [
+            f"{SOURCE}: write-back of account.{field} paused: field {field} does "
+            "not exist on account records (see 'kpisync fields plan'); the other "
+            "fields are written, and this one resumes by itself once its field "
+            "is fixed"
+        ]
         row, table = status()
         assert list(row["writeback_paused"]) == [f"account.{field}"]
         assert row["scheduled_run"]["status"] == "succeeded"
@@ -218,8 +268,11 @@ def test_a_paused_writeback_field_is_an_alert_and_shown_by_status(
         assert states == ["open", "resolved"]
         row, table = status()
         assert row["writeback_paused"] == {} and "write-back paused" not in table
-        written = [c for c in env.emulator.dump()["companies"].values()
-                   if c["properties"].get(field) not in (None, "")]
+        written = [
+            c
+            for c in env.emulator.dump()["companies"].values()
+            if c["properties"].get(field) not in (None, "")
+        ]
         assert written, "no company got its NPS score once the field existed"
         engine.dispose()
 
@@ -239,23 +292,36 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 180) -
 
 @pytest.mark.parametrize("store", [kind for kind in STORE_KINDS if kind == "postgres"])
 def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(
-        store: str, env: HubSpotEnv, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store: str, env: HubSpotEnv, tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     direct = make_url(postgres_url)
-    with CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy, \
-            webhook_receiver() as hook:
+    with (
+        CuttableProxy((direct.host or "127.0.0.1", direct.port or 5432)) as proxy,
+        webhook_receiver() as hook,
+    ):
         os.environ["KPISYNC_TEST_OPS_HOOK"] = hook.url
         store_url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(
-            hide_password=False)
-        settings = load_settings(write_settings(tmp_path, settings_text(
-            env, store_url, schedule="interval_seconds = 2",
-            tables='[alerts]\ncheck_every_seconds = 0.5\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"'
-                   '\n\n[scheduler]\nstages = ["sync"]\n')))
+            hide_password=False
+        )
+        settings = load_settings(
+            write_settings(
+                tmp_path,
+                settings_text(
+                    env,
+                    store_url,
+                    schedule="interval_seconds = 2",
+                    tables='[alerts]\ncheck_every_seconds = 0.5\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"'
+                    '\n\n[scheduler]\nstages = ["sync"]\n',
+                ),
+            )
+        )
         engine = open_store(store_url)
         worker = Worker(engine, settings, stop=threading.Event())
         server = HealthServer(worker.health, worker.metrics, port=0)
         server.start()
         worker.start()
         try:
+
             def last_status() -> str | None:
                 return worker.health.sources.get(SOURCE, {}).get("last_status")
 
@@ -266,25 +332,37 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(
             time.sleep(3)  # a slot and several alert reviews pass
             health = httpx.get(f"{server.address}/healthz", timeout=10)
             assert health.status_code == 503
-            assert health.json()["status"] == "unavailable" and health.json()["store"] == "unreachable"
+            assert (
+                health.json()["status"] == "unavailable" and health.json()["store"] == "unreachable"
+            )
             assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no tracebacks
             assert any("the store is unreachable" in r.getMessage() for r in caplog.records)
             # the incident is recorded (and sent) once the store answers: its row decides who sends
             assert hook.received == []
             proxy.restore()
             restored = now_utc().isoformat()
-            wait_until(lambda: last_status() == "succeeded" and
-                       worker.health.sources[SOURCE]["last_finished"] > restored,
-                       "a run after the store came back")
+            wait_until(
+                lambda: (
+                    last_status() == "succeeded"
+                    and worker.health.sources[SOURCE]["last_finished"] > restored
+                ),
+                "a run after the store came back",
+            )
             assert httpx.get(f"{server.address}/healthz", timeout=10).status_code == 200
             assert [(n["kind"], n["state"]) for n in hook.received] == [
-                ("store", "open"), ("store", "resolved")]
+                ("store", "open"),
+                ("store", "resolved"),
+            ]
             # the job store was down too, so no slot fired meanwhile: the one missed is made up
             # once, and the history shows no failure
             runs = run_history(engine, SOURCE, 50)
             # (a slot that fires while the made-up run still goes is coalesced into it: skipped)
-            assert {run["status"] for run in runs} <= {"succeeded", "claimed", "running",
-                                                       "skipped"}, runs
+            assert {run["status"] for run in runs} <= {
+                "succeeded",
+                "claimed",
+                "running",
+                "skipped",
+            }, runs
             assert any(run["due_at"] > cut_at and run["status"] == "succeeded" for run in runs)
         finally:
             worker.shutdown()
@@ -293,32 +371,53 @@ def test_a_store_outage_is_a_503_and_one_line_then_the_worker_carries_on(
 
 
 def test_a_slot_the_store_cannot_record_is_given_up_in_one_line(
-        env: HubSpotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    env: HubSpotEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     gone = "postgresql+psycopg://kpisync@127.0.0.1:1/kpisync"  # nothing listens on port 1
     settings = load_settings(write_settings(tmp_path, settings_text(env, gone)))
     metrics, health = RunMetrics(), HealthState(worker="test")
-    pipeline = Pipeline(create_store_engine(gone), settings, scheduler_settings(settings),
-                        stop=threading.Event(), metrics=metrics, health=health)
+    pipeline = Pipeline(
+        create_store_engine(gone),
+        settings,
+        scheduler_settings(settings),
+        stop=threading.Event(),
+        metrics=metrics,
+        health=health,
+    )
     assert pipeline.run_scheduled_slot(SOURCE, now_utc()) == STORE_UNREACHABLE
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert record.exc_info is None
     assert "slot" in record.getMessage() and "the store is unreachable" in record.getMessage()
     assert health.sources[SOURCE]["last_status"] == STORE_UNREACHABLE
     assert "refused" in health.sources[SOURCE]["last_error"]
-    assert metrics.registry.get_sample_value(
-        "kpisync_pipeline_runs_total", {"source": SOURCE, "status": STORE_UNREACHABLE}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "kpisync_pipeline_runs_total", {"source": SOURCE, "status": STORE_UNREACHABLE}
+        )
+        == 1
+    )
 
 
 def test_the_store_going_away_mid_round_does_not_end_the_scheduling(
-        env: HubSpotEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env: HubSpotEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """APScheduler guards only its due-jobs query. When the database dropped between that and the
     round's end, its thread ended for good and no run ever started again (CI saw it once)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from sqlalchemy.exc import OperationalError
 
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    settings = load_settings(write_settings(tmp_path, settings_text(
-        env, store_url, schedule="interval_seconds = 1", tables='[scheduler]\nstages = ["sync"]\n')))
+    settings = load_settings(
+        write_settings(
+            tmp_path,
+            settings_text(
+                env,
+                store_url,
+                schedule="interval_seconds = 1",
+                tables='[scheduler]\nstages = ["sync"]\n',
+            ),
+        )
+    )
     engine = open_store(store_url)
     monkeypatch.setattr("kpisync.scheduler.worker.JOBSTORE_RETRY_SECONDS", 0.5)
     worker = Worker(engine, settings, stop=threading.Event())
@@ -331,6 +430,7 @@ def test_the_store_going_away_mid_round_does_not_end_the_scheduling(
                 dropped.append(name)  # the connection is lost just after the due-jobs query
                 raise OperationalError("SELECT next_run_time", {}, Exception("server closed"))
             return real(self, *args)
+
         return flaky
 
     monkeypatch.setattr(SQLAlchemyJobStore, "get_next_run_time", drop("next", real_next))
@@ -339,8 +439,10 @@ def test_the_store_going_away_mid_round_does_not_end_the_scheduling(
     try:
         wait_until(lambda: len(dropped) == 4, "four dropped connections")
         after = now_utc().isoformat()
-        wait_until(lambda: worker.health.sources[SOURCE]["last_finished"] > after,
-                   "a run after the connections were lost")
+        wait_until(
+            lambda: worker.health.sources[SOURCE]["last_finished"] > after,
+            "a run after the connections were lost",
+        )
         assert worker.scheduling() and set(dropped) == {"next", "update"}
         assert worker.health.sources[SOURCE]["last_status"] == "succeeded"
     finally:
@@ -351,15 +453,25 @@ def test_the_store_going_away_mid_round_does_not_end_the_scheduling(
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_worker_whose_scheduler_ends_exits_with_1_for_its_service_manager(
-        env: HubSpotEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    env: HubSpotEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Whatever else might end APScheduler's thread, `kpisync run` does not live on without it."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from kpisync.run_command import run_worker
 
-    path = write_settings(tmp_path, settings_text(
-        env, f"sqlite:///{tmp_path / 'store.db'}", schedule="interval_seconds = 1",
-        tables='[scheduler]\nstages = ["sync"]\n'))
+    path = write_settings(
+        tmp_path,
+        settings_text(
+            env,
+            f"sqlite:///{tmp_path / 'store.db'}",
+            schedule="interval_seconds = 1",
+            tables='[scheduler]\nstages = ["sync"]\n',
+        ),
+    )
     rounds = [0]
     real = BackgroundScheduler._process_jobs
 

@@ -38,17 +38,25 @@ def test_sigterm_mid_sync_stops_at_a_page_and_the_next_run_resumes(tmp_path: Pat
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=1000) as emulator:
         env = HubSpotEnv(org, emulator)
         emulator.knobs.latency_seconds = 0.08  # a sync of ~45 calls takes a few seconds
-        settings = write_settings(tmp_path, settings_text(
-            env, store_url, schedule="interval_seconds = 1", batch_records=20,
-            tables='[scheduler]\nstages = ["sync"]\n'))
+        settings = write_settings(
+            tmp_path,
+            settings_text(
+                env,
+                store_url,
+                schedule="interval_seconds = 1",
+                batch_records=20,
+                tables='[scheduler]\nstages = ["sync"]\n',
+            ),
+        )
         # The stop is placed by progress: from the 13th call on (discovery done, the first of
         # ~47 calls' pages under way) the emulator holds each call until the worker has said
         # that it stops.
         calls, held, answer = itertools.count(1), [], threading.Event()
         dispatch = emulator.dispatch
 
-        def hold_from_the_13th(method: str, target: str, headers: dict[str, str], body: bytes
-                               ) -> Response:
+        def hold_from_the_13th(
+            method: str, target: str, headers: dict[str, str], body: bytes
+        ) -> Response:
             if next(calls) > 12:
                 held.append(1)
                 answer.wait()
@@ -74,21 +82,31 @@ def test_sigterm_mid_sync_stops_at_a_page_and_the_next_run_resumes(tmp_path: Pat
         assert sync_runs(engine, SOURCE)[-1].status == "interrupted"
         with engine.connect() as connection:
             assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-            cursors = connection.execute(select(func.count()).select_from(SyncState)
-                                         .where(col(SyncState.source) == SOURCE)).scalar_one()
-            rows = sum(connection.execute(select(func.count()).select_from(model)).scalar() or 0
-                       for model in ENTITY_MODELS.values())
+            cursors = connection.execute(
+                select(func.count()).select_from(SyncState).where(col(SyncState.source) == SOURCE)
+            ).scalar_one()
+            rows = sum(
+                connection.execute(select(func.count()).select_from(model)).scalar() or 0
+                for model in ENTITY_MODELS.values()
+            )
         assert rows > 0 and cursors > 0
 
         emulator.knobs.latency_seconds = 0
-        done = subprocess.run([*RUN, "run", "--settings", str(settings), "--once"],
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*RUN, "run", "--settings", str(settings), "--once"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         resumed = pipeline_runs(engine, SOURCE)[-1]
         assert resumed.status == "succeeded"
         assert_store_equals_truth(engine, SOURCE, emulator.dump(), org)
         with engine.connect() as connection:
-            total = sum(connection.execute(select(func.count()).select_from(model)).scalar() or 0
-                        for model in ENTITY_MODELS.values())
+            total = sum(
+                connection.execute(select(func.count()).select_from(model)).scalar() or 0
+                for model in ENTITY_MODELS.values()
+            )
         assert resumed.upserted < total, "the next run started over instead of resuming"
         engine.dispose()

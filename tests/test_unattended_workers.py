@@ -62,15 +62,23 @@ def env(org: Org) -> Iterator[HubSpotEnv]:
 
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
-def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str,
-                                                 tmp_path: Path) -> None:
+def test_two_workers_run_every_slot_exactly_once(
+    env: HubSpotEnv, store_url: str, tmp_path: Path
+) -> None:
     seconds, sources = 24, SOURCES  # two instances x 12 slots
     engine = open_store(store_url)  # migrate once, before the workers race to
     for source in sources:  # the first, full sync: scheduled runs are then short incremental ones
         sync_source(engine, source, env.connector(search_rate_per_second=1000), SyncOptions())
-    settings = write_settings(tmp_path, settings_text(
-        env, store_url, sources=sources, schedule=f"interval_seconds = {INTERVAL}",
-        tables='[scheduler]\nstages = ["sync"]\nlock_wait_seconds = 1.5\n'))
+    settings = write_settings(
+        tmp_path,
+        settings_text(
+            env,
+            store_url,
+            sources=sources,
+            schedule=f"interval_seconds = {INTERVAL}",
+            tables='[scheduler]\nstages = ["sync"]\nlock_wait_seconds = 1.5\n',
+        ),
+    )
     workers = [start_run(settings, tmp_path / f"worker{i}.log") for i in (1, 2)]
     for worker in workers:
         worker.wait_for(READY)
@@ -88,7 +96,9 @@ def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str
         gaps = {b - a for a, b in itertools.pairwise(slots)}
         assert gaps <= {timedelta(seconds=INTERVAL)}, f"{source}: slots missed: {sorted(gaps)}"
         done = [r for r in runs if r.finished_at < stopped_at]  # the SIGTERM may cut the last
-        odd = [(r.due_at, r.status, r.error) for r in done if r.status not in ("succeeded", "skipped")]
+        odd = [
+            (r.due_at, r.status, r.error) for r in done if r.status not in ("succeeded", "skipped")
+        ]
         assert not odd, f"{source}: runs that did not succeed: {odd}"
         # A slot whose instance is still busy is skipped, so how many succeed depends on the
         # machine's load; what must hold is that the schedule really ran, again and again.
@@ -98,8 +108,10 @@ def test_two_workers_run_every_slot_exactly_once(env: HubSpotEnv, store_url: str
         assert_no_overlap([(r.started_at, r.finished_at) for r in started], f"{source} runs")
         syncs = sync_runs(engine, source)
         assert len(syncs) == len(started) + 1, "a sync ran outside a claimed slot"  # + the first
-        assert all(r.started_at <= s.started_at <= r.finished_at
-                   for s, r in zip(syncs[1:], started, strict=True))
+        assert all(
+            r.started_at <= s.started_at <= r.finished_at
+            for s, r in zip(syncs[1:], started, strict=True)
+        )
         assert_no_overlap([(r.started_at, r.finished_at) for r in syncs], f"{source} syncs")
         assert_store_equals_truth(engine, source, env.emulator.dump(), env.org)
     assert len({run.worker for run in pipeline_runs(engine)}) == 2, "one worker ran every slot"
@@ -110,8 +122,9 @@ def logged(worker: Worker, text: str, after: int = 0) -> bool:
     return any(text in line["message"] for line in worker.lines()[after:])
 
 
-def every_worker_logs(workers: list[Worker], marks: list[int], sources: Iterable[str],
-                      line: str, what: str) -> None:
+def every_worker_logs(
+    workers: list[Worker], marks: list[int], sources: Iterable[str], line: str, what: str
+) -> None:
     """Waits until each worker has logged `line` (formatted with each source) past its mark."""
     for worker, mark in zip(workers, marks, strict=True):
         for source in sources:
@@ -119,7 +132,8 @@ def every_worker_logs(workers: list[Worker], marks: list[int], sources: Iterable
 
 
 def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
-        env: HubSpotEnv, tmp_path: Path) -> None:
+    env: HubSpotEnv, tmp_path: Path
+) -> None:
     """Workers SIGKILLed mid-run (started again) and the database stopped and started while every
     worker watches: one `store` incident per source, opened and resolved once, whatever the number
     of workers that saw it; no two runs of a source ever wrote at the same time."""
@@ -130,11 +144,18 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
         for source in sources:
             sync_source(engine, source, env.connector(search_rate_per_second=1000), SyncOptions())
         log_guarded_writes(engine)
-        settings = write_settings(tmp_path, settings_text(
-            env, server.url, sources=sources, schedule=f"interval_seconds = {INTERVAL}",
-            tables='[alerts]\ncheck_every_seconds = 0.5\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"'
-                   '\n\n[scheduler]\nstages = ["sync"]\nlock_wait_seconds = 0.5\n'
-                   'lease_seconds = 3\n'))
+        settings = write_settings(
+            tmp_path,
+            settings_text(
+                env,
+                server.url,
+                sources=sources,
+                schedule=f"interval_seconds = {INTERVAL}",
+                tables='[alerts]\ncheck_every_seconds = 0.5\nwebhook_url_env = "KPISYNC_TEST_OPS_HOOK"'
+                '\n\n[scheduler]\nstages = ["sync"]\nlock_wait_seconds = 0.5\n'
+                "lease_seconds = 3\n",
+            ),
+        )
         workers = [start_run(settings, tmp_path / f"worker{i}.log") for i in range(3)]
         try:
             for worker in workers:
@@ -143,8 +164,14 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             def kill_one_mid_run() -> None:
                 def running() -> Any:  # a live worker's run (a killed one's stays "running")
                     live = {w.process.pid for w in workers}
-                    return next((r for r in pipeline_runs(engine) if r.status == "running"
-                                 and int(r.worker.rpartition(":")[2]) in live), None)
+                    return next(
+                        (
+                            r
+                            for r in pipeline_runs(engine)
+                            if r.status == "running" and int(r.worker.rpartition(":")[2]) in live
+                        ),
+                        None,
+                    )
 
                 wait_until(lambda: running() is not None, "a run going")
                 pid = int(running().worker.rpartition(":")[2])
@@ -157,18 +184,35 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             kill_one_mid_run()
             marks = [len(w.lines()) for w in workers]
             server.stop()
-            every_worker_logs(workers, marks, sources, "kpisync: {} cannot reach its store",
-                              "every worker seeing the outage of every source")
+            every_worker_logs(
+                workers,
+                marks,
+                sources,
+                "kpisync: {} cannot reach its store",
+                "every worker seeing the outage of every source",
+            )
             server.start()
-            every_worker_logs(workers, marks, sources, "kpisync: {} reaches its store again",
-                              "every worker seeing the store back")
-            wait_until(lambda: len([n for n in hook.received if n["kind"] == "store"]) >= 4,
-                       "the outage's notices")
+            every_worker_logs(
+                workers,
+                marks,
+                sources,
+                "kpisync: {} reaches its store again",
+                "every worker seeing the store back",
+            )
+            wait_until(
+                lambda: len([n for n in hook.received if n["kind"] == "store"]) >= 4,
+                "the outage's notices",
+            )
             kill_one_mid_run()
             last = max(r.id for r in pipeline_runs(engine))
-            wait_until(lambda: all(sum(r.status == "succeeded" and r.id > last
-                                       for r in pipeline_runs(engine, s)) >= 1 for s in sources),
-                       "a good run of each source after it all")
+            wait_until(
+                lambda: all(
+                    sum(r.status == "succeeded" and r.id > last for r in pipeline_runs(engine, s))
+                    >= 1
+                    for s in sources
+                ),
+                "a good run of each source after it all",
+            )
         finally:
             for worker in workers:
                 if worker.process.poll() is None:
@@ -178,8 +222,13 @@ def test_three_workers_killed_and_a_store_outage_make_one_incident_per_source(
             notices = [(n["kind"], n["state"]) for n in hook.received if n["source"] == source]
             assert notices == [("store", "open"), ("store", "resolved")], (source, hook.received)
         with engine.connect() as connection:
-            rows = connection.execute(select(col(OpsIncident.source)).where(
-                col(OpsIncident.kind) == "store")).scalars().all()
+            rows = (
+                connection.execute(
+                    select(col(OpsIncident.source)).where(col(OpsIncident.kind) == "store")
+                )
+                .scalars()
+                .all()
+            )
         assert sorted(rows) == sorted(sources)
         writes = guarded_writes(engine)
         for source in sources:  # runs of different sources may well work at the same time

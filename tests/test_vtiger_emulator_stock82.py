@@ -16,7 +16,19 @@ from tests.test_vtiger_emulator import Client, code
 
 CHECKBOX_ON: tuple[str | bool | int | None, ...] = ("1", "on", True, 1)
 CHECKBOX_OFF: tuple[str | bool | int | None, ...] = (
-    "0", "true", "false", "TRUE", "On", "yes", "no", "off", "", None, False, 0)
+    "0",
+    "true",
+    "false",
+    "TRUE",
+    "On",
+    "yes",
+    "no",
+    "off",
+    "",
+    None,
+    False,
+    0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +50,16 @@ def a_deal(client: Client) -> str:
 def test_sync_logout_and_convertlead_answer_an_empty_500_by_default(stock: VtigerEmulator) -> None:
     client = Client(stock)
     for operation, method, params in (
-            ("sync", "GET", {"elementType": "Potentials", "modifiedTime": "1"}),
-            ("logout", "POST", {}), ("convertlead", "POST", {"element": "{}"})):
+        ("sync", "GET", {"elementType": "Potentials", "modifiedTime": "1"}),
+        ("logout", "POST", {}),
+        ("convertlead", "POST", {"element": "{}"}),
+    ):
         form = {"operation": operation, "sessionName": client.session, **params}
-        response = (httpx.get(client.url, params=form) if method == "GET"
-                    else httpx.post(client.url, data=form))
+        response = (
+            httpx.get(client.url, params=form)
+            if method == "GET"
+            else httpx.post(client.url, data=form)
+        )
         assert (response.status_code, response.content) == (500, b""), operation
 
 
@@ -50,10 +67,23 @@ def test_a_server_with_them_fixed_converts_a_lead() -> None:
     with VtigerEmulator(generate_org(seed=3, deals=20), sync_works=True) as fixed:
         client = Client(fixed)
         lead = client.query("SELECT * FROM Leads LIMIT 1;")["result"][0]
-        answer = client.post("convertlead", sessionName=client.session, element=json.dumps({
-            "leadId": lead["id"], "entities": {
-                "Contacts": {"create": True, "name": "Contacts"},
-                "Accounts": {"create": True, "name": "Accounts", "accountname": "Converted Co"}}}))
+        answer = client.post(
+            "convertlead",
+            sessionName=client.session,
+            element=json.dumps(
+                {
+                    "leadId": lead["id"],
+                    "entities": {
+                        "Contacts": {"create": True, "name": "Contacts"},
+                        "Accounts": {
+                            "create": True,
+                            "name": "Accounts",
+                            "accountname": "Converted Co",
+                        },
+                    },
+                }
+            ),
+        )
         made = answer["result"]
         contact = client.get("retrieve", sessionName=client.session, id=made["Contacts"])["result"]
         assert contact["isconvertedfromlead"] == "1" and contact["lastname"] == lead["lastname"]
@@ -85,8 +115,14 @@ def test_decimals_clear_to_zero_and_round_to_the_writers_decimals(stock: VtigerE
     assert (written[name], written["amount"]) == ("7.00", "12501.00000000")  # the admin: 0 places
     for empty in ("", None):
         assert revise(client, {"id": deal, name: empty})[name] == "0.00"
-    broken = httpx.post(client.url, data={"operation": "revise", "sessionName": client.session,
-                                          "element": json.dumps({"id": deal, name: "abc"})})
+    broken = httpx.post(
+        client.url,
+        data={
+            "operation": "revise",
+            "sessionName": client.session,
+            "element": json.dumps({"id": deal, name: "abc"}),
+        },
+    )
     assert (broken.status_code, broken.content) == (500, b"")
     with VtigerEmulator(generate_org(seed=3, deals=20), admin_currency_decimals=2) as two:
         other = Client(two)
@@ -105,29 +141,46 @@ def test_stages_picklist_labels_and_listtypes_are_8_2s(stock: VtigerEmulator) ->
     assert not {"Proposal/Price Quote", "Negotiation/Review"} & set(values)
     assert values["Id. Decision Makers"] == "Identify Decision Makers"
     info = client.get("listtypes", sessionName=client.session)["result"]["information"]
-    assert (info["Accounts"]["label"], info["Potentials"]["label"]) == \
-        ("Organizations", "Opportunities")
+    assert (info["Accounts"]["label"], info["Potentials"]["label"]) == (
+        "Organizations",
+        "Opportunities",
+    )
 
 
 def test_revise_ignores_unknown_fields_and_users_cannot_be_created(stock: VtigerEmulator) -> None:
     client = Client(stock)
     answer = revise(client, {"id": a_deal(client), "cf_99999": "x", "nextstep": "call"})
     assert "cf_99999" not in answer and answer["nextstep"] == "call"
-    for element, expected in (({"user_name": "x", "last_name": "x", "roleid": "H5"},
-                               "ACCESS_DENIED"),
-                              ({"user_name": "x", "last_name": "x"}, "MANDATORY_FIELDS_MISSING")):
-        assert code(client.post("create", sessionName=client.session, elementType="Users",
-                                element=json.dumps(element))) == expected
+    for element, expected in (
+        ({"user_name": "x", "last_name": "x", "roleid": "H5"}, "ACCESS_DENIED"),
+        ({"user_name": "x", "last_name": "x"}, "MANDATORY_FIELDS_MISSING"),
+    ):
+        assert (
+            code(
+                client.post(
+                    "create",
+                    sessionName=client.session,
+                    elementType="Users",
+                    element=json.dumps(element),
+                )
+            )
+            == expected
+        )
 
 
 def test_a_non_admin_sees_no_users_module(stock: VtigerEmulator) -> None:
-    rep = next(e.fields["user_name"] for e in stock.store.truth["Users"].values()
-               if e.fields["is_admin"] == "off" and e.fields["status"] == "Active")
+    rep = next(
+        e.fields["user_name"]
+        for e in stock.store.truth["Users"].values()
+        if e.fields["is_admin"] == "off" and e.fields["status"] == "Active"
+    )
     client = Client(stock, rep)
     assert "Users" not in client.get("listtypes", sessionName=client.session)["result"]["types"]
     assert code(client.query("SELECT * FROM Users;")) == "ACCESS_DENIED"
-    assert code(client.get("describe", sessionName=client.session, elementType="Users")) == \
-        "ACCESS_DENIED"
+    assert (
+        code(client.get("describe", sessionName=client.session, elementType="Users"))
+        == "ACCESS_DENIED"
+    )
     assert int(client.query("SELECT count(*) FROM Potentials;")["result"][0]["count"]) > 0
 
 
@@ -139,6 +192,8 @@ def test_a_field_without_its_column_empties_select_star() -> None:
         assert client.query("SELECT * FROM Potentials;") == {"success": True, "result": []}
         assert int(client.query("SELECT count(*) FROM Potentials;")["result"][0]["count"]) > 0
         assert client.query("SELECT id FROM Potentials LIMIT 1;")["result"]
-        assert code(client.get("retrieve", sessionName=client.session, id=deal)) == \
-            "INTERNAL_SERVER_ERROR"
+        assert (
+            code(client.get("retrieve", sessionName=client.session, id=deal))
+            == "INTERNAL_SERVER_ERROR"
+        )
         assert client.query("SELECT * FROM Accounts LIMIT 1;")["result"]

@@ -33,8 +33,7 @@ def org() -> Org:
 
 def live_at(emulator: VtigerEmulator, module: str, second: int) -> list[str]:
     """Ids of the live rows stamped `second`, in id order."""
-    rows = [e for e in emulator.dump()[module].values()
-            if e.live and e.modified == second]
+    rows = [e for e in emulator.dump()[module].values() if e.live and e.modified == second]
     return [e.ws_id for e in sorted(rows, key=lambda e: e.crmid)]
 
 
@@ -48,8 +47,9 @@ def tied(org: Org, module: str) -> Iterator[tuple[VtigerEmulator, VtigerEnv, int
         yield emulator, VtigerEnv(org, emulator), tie, live_at(emulator, module, tie)
 
 
-def walk(env: VtigerEnv, module: str, cursor: Cursor, bound: int,
-         between_pages: Callable[[int], None]) -> tuple[list[str], list[Cursor], int]:
+def walk(
+    env: VtigerEnv, module: str, cursor: Cursor, bound: int, between_pages: Callable[[int], None]
+) -> tuple[list[str], list[Cursor], int]:
     """Run the walk; `between_pages(n)` runs after the n-th query. (ids read, cursors, queries)"""
     reader = env.connector().reader()
     calls = [0]
@@ -121,7 +121,11 @@ def test_an_incremental_run_starts_after_the_complete_second(org: Org) -> None:
         env = VtigerEnv(org, emulator)
         now = int(datetime.now(UTC).timestamp())
         read, cursors, _ = walk(env, "Potentials", Cursor(), now - 1, lambda n: None)
-        assert len(read) == len(set(read)) == sum(e.live for e in emulator.dump()["Potentials"].values())
+        assert (
+            len(read)
+            == len(set(read))
+            == sum(e.live for e in emulator.dump()["Potentials"].values())
+        )
         end = cursors[-1]
         changed = sorted(read)[:150]
         for ws_id in changed:
@@ -134,8 +138,7 @@ def test_an_incremental_run_starts_after_the_complete_second(org: Org) -> None:
 
 def test_a_cursor_from_an_older_version_drops_the_ids_it_names(org: Org) -> None:
     with tied(org, "Leads") as (_, env, tie, group):
-        old = Cursor(value=str(tie), seen_ids=frozenset(group[:30]),
-                     state=(("mode", "query"),))
+        old = Cursor(value=str(tie), seen_ids=frozenset(group[:30]), state=(("mode", "query"),))
         read, cursors, _ = walk(env, "Leads", old, tie + 10, lambda n: None)
         assert read == group[30:]
         assert cursors[-1] == Cursor(value=str(tie + 1), state=(("mode", "query"),))

@@ -70,28 +70,38 @@ def test_full_then_incremental_in_both_server_behaviours(engine: Engine, env: Vt
     expected = "sync" if env.emulator.sync_works else "query"
     assert set(modes(engine).values()) == {expected}
     deals, leads = live(env, "Potentials"), live(env, "Leads")
-    env.emulator.update_record("Potentials", deals[0], {"sales_stage": "Closed Won",
-                                                         "amount": "777.5"})
+    env.emulator.update_record(
+        "Potentials", deals[0], {"sales_stage": "Closed Won", "amount": "777.5"}
+    )
     env.emulator.delete("Potentials", deals[1])
     env.emulator.convert_lead(leads[0])
     env.emulator.purge("Contacts", live(env, "Contacts")[0])
-    created = env.emulator.create_record("Accounts", {"accountname": "شرکت تازه ۱۴۰۵",
-                                                      "cf_853": "SMB"})
+    created = env.emulator.create_record(
+        "Accounts", {"accountname": "شرکت تازه ۱۴۰۵", "cf_853": "SMB"}
+    )
     time.sleep(1.1)  # a run reads up to the second before it started
     sync_source(engine, SOURCE, env.connector(), EVERY_RUN)  # the purge check's first interval
     assert sync_source(engine, SOURCE, env.connector(), EVERY_RUN).status == "succeeded"
     check_truth(engine, env)
     with engine.connect() as connection:
-        gone = connection.execute(select(col(Deal.deleted_at)).where(col(Deal.external_id) == deals[1]))
+        gone = connection.execute(
+            select(col(Deal.deleted_at)).where(col(Deal.external_id) == deals[1])
+        )
         assert gone.scalar() is not None
-        lead = connection.execute(select(col(Lead.deleted_at), col(Lead.is_converted)).where(
-            col(Lead.external_id) == leads[0])).one()
+        lead = connection.execute(
+            select(col(Lead.deleted_at), col(Lead.is_converted)).where(
+                col(Lead.external_id) == leads[0]
+            )
+        ).one()
         if env.emulator.sync_works:  # sync lists a converted lead among the deleted ids
             assert lead.deleted_at is not None
         else:  # the id comparison finds it missing, and retrieve still answers it: converted
             assert lead.deleted_at is None and lead.is_converted
-        stages = connection.execute(select(col(DealStageChange.stage)).where(
-            col(DealStageChange.deal_id) == deals[0]).order_by(col(DealStageChange.entered_at))).scalars()
+        stages = connection.execute(
+            select(col(DealStageChange.stage))
+            .where(col(DealStageChange.deal_id) == deals[0])
+            .order_by(col(DealStageChange.entered_at))
+        ).scalars()
         assert list(stages)[-1] == "Closed Won"
     assert created.startswith("11x")
 
@@ -117,8 +127,9 @@ def test_owner_only_sync_is_reported_and_never_used(sqlite_engine: Engine, org: 
         env = VtigerEnv(org, emulator)
         problems = env.connector().check()
         assert problems and all("sees" in p.what and "admin" in p.fix for p in problems)
-        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
-            "succeeded"
+        assert (
+            sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == "succeeded"
+        )
         check_truth(sqlite_engine, env)
         assert set(modes(sqlite_engine).values()) == {"query"}
 
@@ -129,8 +140,9 @@ def test_tie_groups_over_a_page_in_both_modes(sqlite_engine: Engine, org: Org) -
         with VtigerEmulator(org, sync_works=sync_works) as emulator:
             env = VtigerEnv(org, emulator)
             sync_source(engine, SOURCE, env.connector(batch_records=50), SyncOptions())
-            emulator.touch_all("Events", datetime.now(UTC).replace(microsecond=0)
-                               - timedelta(seconds=5))
+            emulator.touch_all(
+                "Events", datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+            )
             emulator.update_record("Events", live(env, "Events")[3], {"subject": "after the tie"})
             time.sleep(1.1)
             assert len(live(env, "Events")) > 250
@@ -166,15 +178,19 @@ def test_a_session_that_ends_is_renewed(sqlite_engine: Engine, org: Org) -> None
 
 def test_persian_install_quirks_end_to_end(sqlite_engine: Engine, org: Org) -> None:
     """Tehran server time, Persian and Arabic-Indic digits, Jalali date fields: read right."""
-    with VtigerEmulator(org, server_timezone="Asia/Tehran", native_digits=True,
-                        jalali_dates=True) as emulator:
+    with VtigerEmulator(
+        org, server_timezone="Asia/Tehran", native_digits=True, jalali_dates=True
+    ) as emulator:
         env = VtigerEnv(org, emulator)
         sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
         check_truth(sqlite_engine, env)
         with sqlite_engine.connect() as connection:
             dates = connection.execute(select(col(Deal.close_date))).scalars().all()
-            catalog = connection.execute(select(col(FieldCatalog.name), col(FieldCatalog.label)).where(
-                col(FieldCatalog.source) == SOURCE, col(FieldCatalog.is_custom).is_(True))).all()
+            catalog = connection.execute(
+                select(col(FieldCatalog.name), col(FieldCatalog.label)).where(
+                    col(FieldCatalog.source) == SOURCE, col(FieldCatalog.is_custom).is_(True)
+                )
+            ).all()
         assert all(d is not None and d.year >= 2020 for d in dates)
         assert ("cf_858", "Deal category") in catalog
 
@@ -202,12 +218,14 @@ def test_check_on_stock_8_2_finds_nothing_wrong(org: Org) -> None:
 
 
 def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(
-        sqlite_engine: Engine, org: Org) -> None:
+    sqlite_engine: Engine, org: Org
+) -> None:
     """Query shows no deletes: a live count that fell asks for the id comparison, for that entity."""
     with VtigerEmulator(org, sync_works=False) as emulator:
         env = VtigerEnv(org, emulator)
-        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
-            "succeeded"
+        assert (
+            sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == "succeeded"
+        )
         time.sleep(1.1)
         emulator.reset_calls()
         quiet = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
@@ -231,15 +249,19 @@ def test_stock_8_2_finds_deletes_by_count_without_the_periodic_check(
 
 
 def test_stock_8_2_counts_the_records_it_created_since_the_last_count(
-        sqlite_engine: Engine, org: Org) -> None:
+    sqlite_engine: Engine, org: Org
+) -> None:
     """New records raise the live count by what the run read, so they ask for nothing; a new
     record deleted later is caught like any other."""
     with VtigerEmulator(org, sync_works=False) as emulator:
         env = VtigerEnv(org, emulator)
-        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
-            "succeeded"
-        created = [emulator.create_record("Accounts", {"accountname": f"Nowa Spółka {n}"})
-                   for n in range(3)]
+        assert (
+            sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == "succeeded"
+        )
+        created = [
+            emulator.create_record("Accounts", {"accountname": f"Nowa Spółka {n}"})
+            for n in range(3)
+        ]
         emulator.update_record("Accounts", live(env, "Accounts")[0], {"accountname": "Renamed"})
         time.sleep(1.1)
         grown = sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions())
@@ -253,20 +275,33 @@ def test_stock_8_2_counts_the_records_it_created_since_the_last_count(
 
 
 def test_nps_answers_and_call_direction_come_from_the_configured_fields(
-        sqlite_engine: Engine, org: Org) -> None:
+    sqlite_engine: Engine, org: Org
+) -> None:
     answers = [a for a in org.survey_answers if a.kind == "nps" and a.respondent_contact_id]
-    inbound = [a for a in org.activities if a.kind in ("call", "email") and a.direction == "inbound"]
+    inbound = [
+        a for a in org.activities if a.kind in ("call", "email") and a.direction == "inbound"
+    ]
     with VtigerEmulator(org, sync_works=False) as emulator:
         env = VtigerEnv(org, emulator)
         with pytest.raises(SchemaDriftError):
-            sync_source(open_store("sqlite:///:memory:"), SOURCE,
-                        env.connector(direction_field="Call direction"), SyncOptions())
-        assert sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == \
-            "succeeded"
+            sync_source(
+                open_store("sqlite:///:memory:"),
+                SOURCE,
+                env.connector(direction_field="Call direction"),
+                SyncOptions(),
+            )
+        assert (
+            sync_source(sqlite_engine, SOURCE, env.connector(), SyncOptions()).status == "succeeded"
+        )
         check_truth(sqlite_engine, env)
     with sqlite_engine.connect() as connection:
         scores = sorted(connection.execute(select(col(SurveyResponse.score))).scalars())
-        directions = connection.execute(select(col(Activity.direction)).where(
-            col(Activity.direction) == "inbound")).scalars().all()
+        directions = (
+            connection.execute(
+                select(col(Activity.direction)).where(col(Activity.direction) == "inbound")
+            )
+            .scalars()
+            .all()
+        )
     assert answers and scores == sorted(a.score for a in answers)
     assert inbound and len(directions) == len(inbound)

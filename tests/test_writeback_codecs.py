@@ -13,8 +13,19 @@ from writeback.outbox import Item, verdict
 
 
 def item(kind_score: str, new: str | None, entity: str = "deal") -> Item:
-    return Item(id=1, run_id=1, source="s", entity=entity, external_id="13x5", field="cf_853",
-                score=kind_score, old_value=None, new_value=new, conflict=False, person_value=None)
+    return Item(
+        id=1,
+        run_id=1,
+        source="s",
+        entity=entity,
+        external_id="13x5",
+        field="cf_853",
+        score=kind_score,
+        old_value=None,
+        new_value=new,
+        conflict=False,
+        person_value=None,
+    )
 
 
 def test_vtiger_checkbox_is_sent_as_1_or_0_and_cannot_hold_unknown() -> None:
@@ -35,7 +46,9 @@ def test_vtiger_decimal_reads_empty_as_0_00_once_emptied_and_zero_only_as_a_numb
 
 
 def test_vtiger_dates_read_its_empty_date_as_empty() -> None:
-    assert VTIGER.holds("date", "0000-00-00", None) and VTIGER.holds("date", "2026-01-05", "2026-01-05")
+    assert VTIGER.holds("date", "0000-00-00", None) and VTIGER.holds(
+        "date", "2026-01-05", "2026-01-05"
+    )
     assert not VTIGER.holds("date", "2026-01-06", "2026-01-05")
 
 

@@ -46,12 +46,12 @@ from writeback.values import same
 
 __all__ = ["org", "portal", "synced_store"]  # the fixtures, shared with the end-to-end tests
 
+
 def first_number(pattern: str, text: str) -> int:
     """The number the first group of `pattern` matches in `text` (fails when it is not there)."""
     found = re.search(pattern, text)
     assert found is not None, (pattern, text)
     return int(found[1])
-
 
 
 def run_row(portal: Portal, run_id: int | None) -> Row[Any]:
@@ -63,14 +63,17 @@ def run_row(portal: Portal, run_id: int | None) -> Row[Any]:
 def test_mode_is_validated_in_one_line(portal: Portal) -> None:
     with pytest.raises(ConfigError) as caught:
         source_plan(portal.with_writeback(**{SOURCE: {"mode": "sometimes"}}), SOURCE)
-    assert caught.value.message == f'writeback.{SOURCE}.mode: expected "auto", "approve" or ' \
-                                   "\"off\", not 'sometimes'"
+    assert (
+        caught.value.message == f'writeback.{SOURCE}.mode: expected "auto", "approve" or '
+        "\"off\", not 'sometimes'"
+    )
 
 
 def test_mode_off_writes_nothing_and_says_so(portal: Portal) -> None:
     before = portal.emulator.dump()
-    settings = portal.with_writeback(**{SOURCE: {**portal.settings.table("writeback")[SOURCE],
-                                                 "mode": "off"}})
+    settings = portal.with_writeback(
+        **{SOURCE: {**portal.settings.table("writeback")[SOURCE], "mode": "off"}}
+    )
     report = run_writeback(portal.engine, settings, SOURCE, portal.connector(), as_of=portal.as_of)
     assert report.status == "off" and report.run_id is None
     assert sum(portal.emulator.calls.values()) == 0
@@ -78,23 +81,29 @@ def test_mode_off_writes_nothing_and_says_so(portal: Portal) -> None:
 
 
 def approving(portal: Portal) -> Portal:
-    settings = portal.with_writeback(**{SOURCE: {**portal.settings.table("writeback")[SOURCE],
-                                                 "mode": "approve"}})
+    settings = portal.with_writeback(
+        **{SOURCE: {**portal.settings.table("writeback")[SOURCE], "mode": "approve"}}
+    )
     return Portal(portal.org, portal.emulator, portal.engine, settings, portal.folder)
 
 
 def test_approve_mode_plans_then_sends_exactly_the_plan(portal: Portal) -> None:
     approve = approving(portal)
     before = portal.emulator.dump()
-    plan = run_writeback(portal.engine, approve.settings, SOURCE, portal.connector(),
-                         as_of=portal.as_of)
+    plan = run_writeback(
+        portal.engine, approve.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert plan.status == "planned" and plan.planned > 0 and plan.run_id is not None
     assert portal.emulator.calls[WRITE] == 0 and portal.emulator.dump() == before
     assert run_row(portal, plan.run_id).status == "planned"
     # a later auto run must not send the plan's items as an "unfinished" run
     with portal.engine.connect() as connection:
-        items = {(i.entity, i.external_id, i.field): i.new_value for i in connection.execute(
-            select(model_table(OutboxItem)).where(col(OutboxItem.run_id) == plan.run_id))}
+        items = {
+            (i.entity, i.external_id, i.field): i.new_value
+            for i in connection.execute(
+                select(model_table(OutboxItem)).where(col(OutboxItem.run_id) == plan.run_id)
+            )
+        }
     assert len(items) == plan.planned
 
     sent = approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
@@ -103,7 +112,9 @@ def test_approve_mode_plans_then_sends_exactly_the_plan(portal: Portal) -> None:
     assert row.status == "succeeded" and row.written == plan.planned
     entity_type = {"account": "companies", "contact": "contacts", "deal": "deals"}
     after = portal.emulator.dump()
-    kinds = {(t.entity, t.field): t.score.kind for t in source_plan(portal.settings, SOURCE).targets}
+    kinds = {
+        (t.entity, t.field): t.score.kind for t in source_plan(portal.settings, SOURCE).targets
+    }
     for (entity, rid, name), value in items.items():
         held = after[entity_type[entity]][rid]["properties"].get(name)
         assert same(kinds[(entity, name)], held, value), (entity, rid, name, held, value)
@@ -113,8 +124,9 @@ def test_approve_mode_plans_then_sends_exactly_the_plan(portal: Portal) -> None:
 
 def test_approve_refuses_the_changes_whose_crm_value_changed_since_the_plan(portal: Portal) -> None:
     approve = approving(portal)
-    plan = run_writeback(portal.engine, approve.settings, SOURCE, portal.connector(),
-                         as_of=portal.as_of)
+    plan = run_writeback(
+        portal.engine, approve.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     contact = next(iter(expected_contact_nps(portal)))
     portal.emulator.update_record("contacts", contact, {"kpisync_nps_category": "passive"})
     portal.sync()
@@ -122,7 +134,8 @@ def test_approve_refuses_the_changes_whose_crm_value_changed_since_the_plan(port
     assert plan.run_id is not None
     sent = approve_plan(portal.engine, approve.settings, plan.run_id, portal.connector())
     assert [(r.entity, r.external_id, r.field) for r in sent.refused] == [
-        ("contact", contact, "kpisync_nps_category")]
+        ("contact", contact, "kpisync_nps_category")
+    ]
     assert "changed since the plan" in (sent.refused[0].error or "")
     assert sent.written == plan.planned - 1 and sent.failed == 0
     props = portal.emulator.dump()["contacts"][contact]["properties"]
@@ -131,8 +144,9 @@ def test_approve_refuses_the_changes_whose_crm_value_changed_since_the_plan(port
 
 
 def test_a_revert_holds_its_fields_until_resumed(portal: Portal) -> None:
-    first = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                          as_of=portal.as_of)
+    first = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert first.written > 0 and first.run_id is not None
     undone = revert_run(portal.engine, portal.settings, first.run_id, portal.connector())
     assert undone.written == first.written
@@ -141,28 +155,34 @@ def test_a_revert_holds_its_fields_until_resumed(portal: Portal) -> None:
     reverted = portal.emulator.dump()
 
     portal.emulator.reset_calls()
-    again = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                          as_of=portal.as_of)
+    again = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert again.planned == 0 and portal.emulator.calls[WRITE] == 0
     assert set(again.held) == fields
     assert managed_values(portal.emulator.dump()) == managed_values(reverted)
 
     lifted = resume_fields(portal.engine, SOURCE, "kpisync_nps_score")
     assert {(e, f) for _, e, f in lifted} == {k for k in fields if k[1] == "kpisync_nps_score"}
-    partly = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                           as_of=portal.as_of)
+    partly = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert {f for _, f in partly.counts} == {"kpisync_nps_score"}
-    assert partly.written == sum(n for (_, f), n in first.counts.items() if f == "kpisync_nps_score")
+    assert partly.written == sum(
+        n for (_, f), n in first.counts.items() if f == "kpisync_nps_score"
+    )
 
     resume_fields(portal.engine, None, None)
-    rest = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                         as_of=portal.as_of)
+    rest = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert rest.written + partly.written == first.written and not rest.held
 
 
 def test_call_counts_agree_between_the_run_its_row_and_the_crm(portal: Portal) -> None:
-    report = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                           as_of=portal.as_of)
+    report = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     made = sum(portal.emulator.calls.values())
     assert report.api_calls == made > report.write_calls == portal.emulator.calls[WRITE]
     row = run_row(portal, report.run_id)
@@ -174,8 +194,9 @@ def test_a_wrong_token_fails_the_run_even_with_nothing_to_write(portal: Portal) 
     os.environ[TOKEN_ENV] = "pat-na1-wrong"
     try:
         with pytest.raises(AuthError) as caught:
-            run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                          as_of=portal.as_of)
+            run_writeback(
+                portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+            )
     finally:
         os.environ[TOKEN_ENV] = TOKEN
     assert caught.value.exit_code == 3 and "\n" not in caught.value.message
@@ -187,8 +208,11 @@ def test_a_wrong_token_fails_the_run_even_with_nothing_to_write(portal: Portal) 
 def settings_file(portal: Portal, **source_keys: Any) -> Path:
     """settings.toml of the portal's store and emulator, with `source_keys` in [writeback.hs]."""
     table = portal_settings(portal.emulator.base_url, str(portal.engine.url))
-    lines = [f"[kpisync]\nstore = {json.dumps(table['kpisync']['store'])}\ntimezone = \"UTC\"",
-             f"[sources.{SOURCE}]", "portal_id = 12345"]
+    lines = [
+        f'[kpisync]\nstore = {json.dumps(table["kpisync"]["store"])}\ntimezone = "UTC"',
+        f"[sources.{SOURCE}]",
+        "portal_id = 12345",
+    ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in table["sources"][SOURCE].items()]
     lines += [f"[writeback.{SOURCE}]"] + [f"{k} = {json.dumps(v)}" for k, v in source_keys.items()]
     for entity, mapping in MAPPING.items():
@@ -202,8 +226,14 @@ def settings_file(portal: Portal, **source_keys: Any) -> Path:
 def kpisync(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, TOKEN_ENV: token, "COLUMNS": "400"}
     env.pop("KPISYNC_SETTINGS", None)
-    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 def calls_printed(output: str) -> int:
@@ -215,8 +245,14 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     dry = kpisync("writeback", "--dry-run", "--source", SOURCE, "--csv", "--settings", settings)
     assert dry.returncode == 0, dry.stderr
     rows = list(csv.DictReader(io.StringIO(dry.stdout)))
-    plan = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                         as_of=datetime.now(UTC), dry_run=True)
+    plan = run_writeback(
+        portal.engine,
+        portal.settings,
+        SOURCE,
+        portal.connector(),
+        as_of=datetime.now(UTC),
+        dry_run=True,
+    )
     assert len(rows) == plan.planned > 50  # the whole plan, not the first 50
     truth = portal.emulator.dump()
     companies = [r for r in rows if r["object"] == "account"]
@@ -227,8 +263,12 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     table = kpisync("writeback", "--dry-run", "--source", SOURCE, "--settings", settings)
     assert f"(first 50 of {plan.planned} shown; --all" in table.stdout
     name = companies[0]["name"]
-    assert name in kpisync("writeback", "--dry-run", "--all", "--source", SOURCE, "--settings",
-                           settings).stdout
+    assert (
+        name
+        in kpisync(
+            "writeback", "--dry-run", "--all", "--source", SOURCE, "--settings", settings
+        ).stdout
+    )
     both = kpisync("writeback", "--dry-run", "--csv", "--json", "--settings", settings)
     assert both.returncode == 2 and "--json and --csv together" in both.stderr
 
@@ -257,13 +297,18 @@ def test_the_cli_plans_approves_names_records_and_counts_calls_alike(portal: Por
     assert cells[-2:] == [str(portal.emulator.calls[WRITE]), str(printed)]
     as_json = json.loads(kpisync("writeback", "runs", "--json", "--settings", settings).stdout)
     [row] = [r for r in as_json if r["run"] == revert_id]
-    assert (row["reverts_run"], row["write_calls"], row["api_calls"]) == \
-        (plan_id, portal.emulator.calls[WRITE], printed)
+    assert (row["reverts_run"], row["write_calls"], row["api_calls"]) == (
+        plan_id,
+        portal.emulator.calls[WRITE],
+        printed,
+    )
     assert "kpisync writeback resume --source hs --field kpisync_nps_score" in reverted.stdout
     held = kpisync("writeback", "--dry-run", "--settings", settings)
     assert "held account.kpisync_nps_score" in held.stdout and "would write 0" in held.stdout
-    assert "held after a revert: account.kpisync_nps_category" in kpisync(
-        "status", "--settings", settings).stdout
+    assert (
+        "held after a revert: account.kpisync_nps_category"
+        in kpisync("status", "--settings", settings).stdout
+    )
     resumed = kpisync("writeback", "resume", "--source", SOURCE, "--settings", settings)
     assert resumed.returncode == 0 and "resumed hs account.kpisync_nps_score" in resumed.stdout
 
@@ -289,13 +334,21 @@ def test_record_links_and_the_credential_check_on_salesforce_and_vtiger(kit: Any
         connector.check_credentials()  # right credentials: no error
         base = served.emulator.base_url.rstrip("/")
         if kit is SALESFORCE:
-            assert connector.record_url("deal", "006000000000001AAA") == \
-                f"{base}/lightning/r/Opportunity/006000000000001AAA/view"
-            assert connector.record_url("account", "001A") == f"{base}/lightning/r/Account/001A/view"
+            assert (
+                connector.record_url("deal", "006000000000001AAA")
+                == f"{base}/lightning/r/Opportunity/006000000000001AAA/view"
+            )
+            assert (
+                connector.record_url("account", "001A") == f"{base}/lightning/r/Account/001A/view"
+            )
         else:
-            assert connector.record_url("account", "11x42") == \
-                f"{base}/index.php?module=Accounts&view=Detail&record=42"
-            assert connector.record_url("deal", "13x7") == \
-                f"{base}/index.php?module=Potentials&view=Detail&record=7"
+            assert (
+                connector.record_url("account", "11x42")
+                == f"{base}/index.php?module=Accounts&view=Detail&record=42"
+            )
+            assert (
+                connector.record_url("deal", "13x7")
+                == f"{base}/index.php?module=Potentials&view=Detail&record=7"
+            )
         with pytest.raises(AuthError):
             served.bad_token_connector().check_credentials()

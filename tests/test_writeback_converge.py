@@ -62,8 +62,11 @@ KIND = {(s.entity, s.name): s.kind for s in SCORES}
 
 class HubSpotCrm:
     kit = HUBSPOT
-    objects: ClassVar[dict[str, str]] = {"account": "companies", "contact": "contacts",
-                                         "deal": "deals"}
+    objects: ClassVar[dict[str, str]] = {
+        "account": "companies",
+        "contact": "contacts",
+        "deal": "deals",
+    }
     settle_seconds = 0.0
 
     def add_field(self, emulator: Any, entity: str, score: str) -> str:
@@ -73,8 +76,11 @@ class HubSpotCrm:
         return sum(n for k, n in emulator.calls.items() if k.endswith("batch/update"))
 
     def records(self, dump: Any, entity: str) -> dict[str, dict[str, Any]]:
-        return {rid: r["properties"] for rid, r in dump[self.objects[entity]].items()
-                if not r.get("archived")}
+        return {
+            rid: r["properties"]
+            for rid, r in dump[self.objects[entity]].items()
+            if not r.get("archived")
+        }
 
     def after_sync(self, portal: Portal) -> None:
         pass
@@ -83,8 +89,10 @@ class HubSpotCrm:
 ALL: dict[str, Any] = {"hubspot": HubSpotCrm(), **CRMS}
 # What each emulator keeps for a boolean score written true or false: the CRM's own form.
 STORED_BOOL: dict[str, dict[bool | None, Any]] = {
-    "hubspot": {True: "true", False: "false"}, "salesforce": {True: True, False: False},
-    "vtiger": {True: "1", False: "0"}}
+    "hubspot": {True: "true", False: "false"},
+    "salesforce": {True: True, False: False},
+    "vtiger": {True: "1", False: "0"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -93,22 +101,32 @@ def org() -> Org:
 
 
 @pytest.fixture(params=sorted(ALL))
-def portal(request: pytest.FixtureRequest, org: Org, engine: Engine, tmp_path: Path
-           ) -> Iterator[Portal]:
+def portal(
+    request: pytest.FixtureRequest, org: Org, engine: Engine, tmp_path: Path
+) -> Iterator[Portal]:
     crm = ALL[request.param]
     with crm.kit.serve(org) as served:
-        mapping = {entity: {score: crm.add_field(served.emulator, entity, score)
-                            for score in scores} for entity, scores in WANTED.items()}
+        mapping = {
+            entity: {score: crm.add_field(served.emulator, entity, score) for score in scores}
+            for entity, scores in WANTED.items()
+        }
         if request.param == "vtiger":
             os.environ[VTIGER_KEY_ENV] = served.env.key
         if request.param == "hubspot":
             os.environ[HUBSPOT_TOKEN_ENV] = HUBSPOT_TOKEN
-        settings = parse_settings({"kpisync": {"store": str(engine.url), "timezone": "UTC"},
-                                   "sources": {served.source: served.env.options()},
-                                   "writeback": {served.source: mapping}})
+        settings = parse_settings(
+            {
+                "kpisync": {"store": str(engine.url), "timezone": "UTC"},
+                "sources": {served.source: served.env.options()},
+                "writeback": {served.source: mapping},
+            }
+        )
         portal = Portal(crm, org, served, engine, settings, mapping, tmp_path)
-        steps = provision_fields(source_plan(settings, portal.source), portal.connector(),
-                                 apply=request.param == "hubspot")
+        steps = provision_fields(
+            source_plan(settings, portal.source),
+            portal.connector(),
+            apply=request.param == "hubspot",
+        )
         assert [s.problem for s in steps if s.problem] == []
         portal.sync()
         served.emulator.reset_calls()
@@ -128,10 +146,12 @@ def codec_of(portal: Portal) -> ValueCodec:
 def managed(portal: Portal) -> dict[tuple[str, str, str], Any]:
     """(entity, record, field) -> the value the CRM holds, as the emulator keeps it."""
     dump = portal.emulator.dump()
-    return {(entity, rid, name): fields.get(name)
-            for entity, scores in portal.mapping.items()
-            for rid, fields in portal.crm.records(dump, entity).items()
-            for name in scores.values()}
+    return {
+        (entity, rid, name): fields.get(name)
+        for entity, scores in portal.mapping.items()
+        for rid, fields in portal.crm.records(dump, entity).items()
+        for name in scores.values()
+    }
 
 
 def score_of(portal: Portal, entity: str, name: str) -> str:
@@ -141,8 +161,9 @@ def score_of(portal: Portal, entity: str, name: str) -> str:
 def written_rows(portal: Portal, run_id: int | None) -> list[Any]:
     a = model_table(AuditEntry)
     with portal.engine.connect() as connection:
-        return list(connection.execute(select(a).where(a.c.run_id == run_id,
-                                                       a.c.result == "written")))
+        return list(
+            connection.execute(select(a).where(a.c.run_id == run_id, a.c.result == "written"))
+        )
 
 
 def assert_means(kind: str, held: Any, meant: str | None, crm: str) -> None:
@@ -167,8 +188,12 @@ def assert_audit_is_truth(portal: Portal, run_id: int | None) -> int:
     """Every value the run's audit says it wrote is what the CRM holds, and what a sync reads."""
     held, crm, rows = managed(portal), crm_name(portal), written_rows(portal, run_id)
     for row in rows:
-        assert_means(KIND[(row.entity, row.score)], held[(row.entity, row.external_id, row.field)],
-                     row.new_value, crm)
+        assert_means(
+            KIND[(row.entity, row.score)],
+            held[(row.entity, row.external_id, row.field)],
+            row.new_value,
+            crm,
+        )
     return len(rows)
 
 
@@ -177,14 +202,24 @@ def assert_store_reads_truth(portal: Portal, codec: ValueCodec) -> None:
     with portal.engine.connect() as connection:
         for entity in portal.mapping:
             t = model_table(ENTITY_MODELS[entity])
-            stored = {r.external_id: r.custom or {} for r in connection.execute(
-                select(t.c.external_id, t.c.custom).where(t.c.source == portal.source,
-                                                          t.c.deleted_at.is_(None)))}
+            stored = {
+                r.external_id: r.custom or {}
+                for r in connection.execute(
+                    select(t.c.external_id, t.c.custom).where(
+                        t.c.source == portal.source, t.c.deleted_at.is_(None)
+                    )
+                )
+            }
             for (e, rid, name), value in held.items():
                 if e == entity and rid in stored:  # HubSpot: a contact may be stored as a lead
                     kind = KIND[(entity, score_of(portal, entity, name))]
-                    assert codec.holds(kind, stored[rid].get(name), blank_to_none(value)), \
-                        (entity, rid, name, value, stored[rid].get(name))
+                    assert codec.holds(kind, stored[rid].get(name), blank_to_none(value)), (
+                        entity,
+                        rid,
+                        name,
+                        value,
+                        stored[rid].get(name),
+                    )
 
 
 # -- the tests ----------------------------------------------------------------------------------
@@ -198,10 +233,12 @@ def test_writes_read_back_converge_and_revert_exactly(portal: Portal) -> None:
             time.sleep(crm.settle_seconds)
             portal.sync()
         emulator.reset_calls()
-        report = run_writeback(engine, settings, portal.source, portal.connector(),
-                               as_of=portal.as_of)
-        assert report.status == "succeeded", [(r.external_id, r.field, r.error)
-                                              for r in report.failures[:5]]
+        report = run_writeback(
+            engine, settings, portal.source, portal.connector(), as_of=portal.as_of
+        )
+        assert report.status == "succeeded", [
+            (r.external_id, r.field, r.error) for r in report.failures[:5]
+        ]
         written.append(report.written)
         calls.append(crm.write_calls(emulator))
         conflicts.append(report.conflicts)
@@ -215,12 +252,18 @@ def test_writes_read_back_converge_and_revert_exactly(portal: Portal) -> None:
 
     # both true and false are held: written in the CRM's form (assert_audit_is_truth), or, for a
     # false flag on a Vtiger checkbox that already reads 0, held without a write
-    flags = [v for (e, _, f), v in managed(portal).items()
-             if e == "account" and f == portal.mapping["account"]["upsell_flag"]]
+    flags = [
+        v
+        for (e, _, f), v in managed(portal).items()
+        if e == "account" and f == portal.mapping["account"]["upsell_flag"]
+    ]
     assert {codec.holds("bool", v, "true") for v in flags} == {True, False}, flags
     if name != "vtiger":
-        assert {r.new_value for r in written_rows(portal, run_ids[0])
-                if KIND[(r.entity, r.score)] == "bool"} == {"true", "false"}
+        assert {
+            r.new_value
+            for r in written_rows(portal, run_ids[0])
+            if KIND[(r.entity, r.score)] == "bool"
+        } == {"true", "false"}
 
     assert run_ids[0] is not None
     undone = revert_run(engine, settings, run_ids[0], portal.connector())
@@ -234,10 +277,15 @@ def test_writes_read_back_converge_and_revert_exactly(portal: Portal) -> None:
     if name == "vtiger":  # what Vtiger held before is back, checkbox "0" included; an empty
         # decimal cannot be emptied again once written: it reads "0.00" (as on the real server)
         for key, value in before.items():
-            emptied = KIND[(key[0], score_of(portal, key[0], key[2]))] == "number" \
+            emptied = (
+                KIND[(key[0], score_of(portal, key[0], key[2]))] == "number"
                 and blank_to_none(value) is None
-            assert after[key] == ("0.00" if emptied and after[key] else value), \
-                (key, value, after[key])
+            )
+            assert after[key] == ("0.00" if emptied and after[key] else value), (
+                key,
+                value,
+                after[key],
+            )
 
 
 def refuse_some(portal: Portal, every: int) -> set[str]:
@@ -254,6 +302,7 @@ def refuse_some(portal: Portal, every: int) -> set[str]:
             if rid in refused:
                 raise validation_error("Property values were not valid: refused by a rule")
             return update(object_type, rid, props)
+
         store.update = hubspot_update
     elif isinstance(portal.crm, SalesforceCrm):
         sf_update = store.update
@@ -262,6 +311,7 @@ def refuse_some(portal: Portal, every: int) -> set[str]:
             if rid in refused:
                 raise RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", "refused by a rule")
             return sf_update(sobject, rid, values, **kw)
+
         store.update = salesforce_update
     else:
         revise = store.revise
@@ -270,6 +320,7 @@ def refuse_some(portal: Portal, every: int) -> set[str]:
             if element.get("id") in refused:
                 raise VtigerError("INTERNAL_SERVER_ERROR", "Unknown Error while processing request")
             return revise(element, user, **kw)
+
         store.revise = vtiger_revise
     return refused
 
@@ -277,12 +328,17 @@ def refuse_some(portal: Portal, every: int) -> set[str]:
 def test_refused_writes_make_a_partial_run_naming_each_failed_field(portal: Portal) -> None:
     before = managed(portal)
     refused = refuse_some(portal, every=4)
-    report = run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
-                           as_of=portal.as_of)
+    report = run_writeback(
+        portal.engine, portal.settings, portal.source, portal.connector(), as_of=portal.as_of
+    )
     assert report.status == "partial" and report.written > 0
     failed = {(r.external_id, r.field) for r in report.failures if r.status == "failed"}
-    expected = {(rid, name) for rid in refused for name in portal.mapping["account"].values()
-                if (rid, name) in planned_fields(portal, report.run_id)}
+    expected = {
+        (rid, name)
+        for rid in refused
+        for name in portal.mapping["account"].values()
+        if (rid, name) in planned_fields(portal, report.run_id)
+    }
     assert failed == expected and report.failed == len(expected) > 0
     assert all(r.error for r in report.failures)
     error = report.failure_error()
@@ -294,16 +350,21 @@ def test_refused_writes_make_a_partial_run_naming_each_failed_field(portal: Port
     assert assert_audit_is_truth(portal, report.run_id) == report.written
     assert all(held[("account", rid, f)] == before[("account", rid, f)] for rid, f in failed)
 
-    again = run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
-                          as_of=portal.as_of)  # only the refused fields are tried again
+    again = run_writeback(
+        portal.engine, portal.settings, portal.source, portal.connector(), as_of=portal.as_of
+    )  # only the refused fields are tried again
     assert again.status == "failed" and again.written == 0 and again.failed == len(expected)
 
 
 def planned_fields(portal: Portal, run_id: int | None) -> set[tuple[str, str]]:
     o = model_table(OutboxItem)
     with portal.engine.connect() as connection:
-        return {(r.external_id, r.field) for r in connection.execute(
-            select(o.c.external_id, o.c.field).where(o.c.run_id == run_id))}
+        return {
+            (r.external_id, r.field)
+            for r in connection.execute(
+                select(o.c.external_id, o.c.field).where(o.c.run_id == run_id)
+            )
+        }
 
 
 def settings_file(portal: Portal, folder: Path) -> Path:
@@ -322,13 +383,20 @@ def settings_file(portal: Portal, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("portal", ["vtiger", "hubspot"], indirect=True)
-def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: Portal,
-                                                                       tmp_path: Path) -> None:
+def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(
+    portal: Portal, tmp_path: Path
+) -> None:
     refused = refuse_some(portal, every=3)
     path = settings_file(portal, tmp_path)
     wide = {**os.environ, "COLUMNS": "300"}
-    done = subprocess.run([*CLI, "writeback", "--settings", str(path)], capture_output=True,
-                          text=True, timeout=300, check=False, env=wide)
+    done = subprocess.run(
+        [*CLI, "writeback", "--settings", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=wide,
+    )
     assert done.returncode == 7, done.stdout[-2000:] + done.stderr[-2000:]
     assert "partial:" in done.stdout and "write(s) failed" in done.stderr
     runs = model_table(WriteRun)
@@ -341,8 +409,14 @@ def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: P
         line = next((x for x in done.stdout.splitlines() if f"{rid} {name}:" in x), None)
         assert line is not None and "not written" in line and "refused" in line, (rid, name)
 
-    done = subprocess.run([*RUN_COMMAND, "run", "--settings", str(path), "--once"],
-                          capture_output=True, text=True, timeout=300, check=False, env=wide)
+    done = subprocess.run(
+        [*RUN_COMMAND, "run", "--settings", str(path), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=wide,
+    )
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"{portal.source}: failed" in done.stdout
     scheduled = model_table(PipelineRun)
@@ -356,13 +430,22 @@ def test_refused_writes_exit_7_from_writeback_and_fail_a_scheduled_run(portal: P
 
 
 @pytest.mark.parametrize("portal", ["salesforce"], indirect=True)
-def test_a_scheduled_run_with_refused_writes_is_failed_in_health_and_metrics(portal: Portal
-                                                                            ) -> None:
+def test_a_scheduled_run_with_refused_writes_is_failed_in_health_and_metrics(
+    portal: Portal,
+) -> None:
     refused = refuse_some(portal, every=3)
     metrics, health = RunMetrics(), HealthState(worker="test")
-    options = scheduler_settings(portal.settings).model_copy(update={"stages": ("sync", "writeback")})
-    pipeline = Pipeline(portal.engine, portal.settings, options, stop=threading.Event(),
-                        metrics=metrics, health=health)
+    options = scheduler_settings(portal.settings).model_copy(
+        update={"stages": ("sync", "writeback")}
+    )
+    pipeline = Pipeline(
+        portal.engine,
+        portal.settings,
+        options,
+        stop=threading.Event(),
+        metrics=metrics,
+        health=health,
+    )
     assert pipeline.run_scheduled_slot(portal.source, now_utc(), trigger="once") == "failed"
     state = health.sources[portal.source]
     assert state["last_status"] == "failed" and min(refused) in state["last_error"]
@@ -371,8 +454,9 @@ def test_a_scheduled_run_with_refused_writes_is_failed_in_health_and_metrics(por
     assert sample("kpisync_pipeline_runs_total", {"source": portal.source, "status": "failed"}) == 1
     assert sample("kpisync_failures_in_a_row", {"source": portal.source}) == 1
     assert sample("kpisync_last_success_timestamp_seconds", {"source": portal.source}) is None
-    assert (sample("kpisync_api_calls_total", {"source": portal.source, "stage": "writeback"})
-            or 0) > 0
+    assert (
+        sample("kpisync_api_calls_total", {"source": portal.source, "stage": "writeback"}) or 0
+    ) > 0
 
 
 @pytest.mark.parametrize("portal", ["vtiger"], indirect=True)
@@ -382,11 +466,13 @@ def test_failures_of_an_interrupted_run_finished_later_are_reported_then(portal:
     emulator.reset_calls()
     emulator.knobs.fail_always_after_calls = 12  # the CRM goes down amid the sends
     with pytest.raises(WritebackError, match="stopped"):
-        run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
-                      as_of=portal.as_of)
+        run_writeback(
+            portal.engine, portal.settings, portal.source, portal.connector(), as_of=portal.as_of
+        )
     emulator.knobs.fail_always_after_calls = None
-    report = run_writeback(portal.engine, portal.settings, portal.source, portal.connector(),
-                           as_of=portal.as_of)
+    report = run_writeback(
+        portal.engine, portal.settings, portal.source, portal.connector(), as_of=portal.as_of
+    )
     assert report.resumed_runs and report.resumed_failed
     [(run, failed)] = report.resumed_failed.items()
     error = report.failure_error()

@@ -46,10 +46,11 @@ from writeback.runs import revert_run, run_writeback
 from writeback.scores import SCORES
 from writeback.values import same
 
-WANTED = {"account": ("nps_score", "nps_category", "nps_last_answer", "upsell_flag",
-                      "upsell_reason"),
-          "contact": ("nps_score", "nps_category", "nps_last_answer"),
-          "deal": ("days_in_stage", "stalled")}
+WANTED = {
+    "account": ("nps_score", "nps_category", "nps_last_answer", "upsell_flag", "upsell_reason"),
+    "contact": ("nps_score", "nps_category", "nps_last_answer"),
+    "deal": ("days_in_stage", "stalled"),
+}
 SCORE = {(s.entity, s.name): s for s in SCORES}
 
 
@@ -73,8 +74,11 @@ def blank(value: Any) -> bool:
 # -- one adapter per CRM: its objects, ids, custom fields, write calls and records --------------
 class SalesforceCrm:
     kit = SALESFORCE
-    objects: ClassVar[dict[str, str]] = {"account": "Account", "contact": "Contact",
-                                         "deal": "Opportunity"}
+    objects: ClassVar[dict[str, str]] = {
+        "account": "Account",
+        "contact": "Contact",
+        "deal": "Opportunity",
+    }
     moving: ClassVar[set[str]] = {"LastModifiedDate", "LastModifiedById", "SystemModstamp"}
     batch = 200
     stalled_values: ClassVar[set[str]] = {"true", "false"}  # OpportunityHistory: usual stays
@@ -82,15 +86,21 @@ class SalesforceCrm:
 
     def add_field(self, emulator: Any, entity: str, score: str) -> str:
         s = SCORE[(entity, score)]
-        return str(emulator.add_custom_field(self.objects[entity], f"kpisync_{score}", s.kind,
-                                             LABEL_PREFIX + s.title, s.options))
+        return str(
+            emulator.add_custom_field(
+                self.objects[entity], f"kpisync_{score}", s.kind, LABEL_PREFIX + s.title, s.options
+            )
+        )
 
     def record_id(self, emulator: Any, entity: str, neutral: int) -> str:
         return str(ref(self.objects[entity], neutral))
 
     def write_calls(self, emulator: Any) -> int:
-        return sum(n for k, n in emulator.calls.items()
-                   if k.startswith("PATCH") and "composite/sobjects" in k)
+        return sum(
+            n
+            for k, n in emulator.calls.items()
+            if k.startswith("PATCH") and "composite/sobjects" in k
+        )
 
     def records(self, dump: Any, entity: str) -> dict[str, dict[str, Any]]:
         return {rid: r for rid, r in dump[self.objects[entity]].items() if not r["IsDeleted"]}
@@ -114,8 +124,11 @@ class SalesforceCrm:
 
 class VtigerCrm:
     kit = VTIGER
-    objects: ClassVar[dict[str, str]] = {"account": "Accounts", "contact": "Contacts",
-                                         "deal": "Potentials"}
+    objects: ClassVar[dict[str, str]] = {
+        "account": "Accounts",
+        "contact": "Contacts",
+        "deal": "Potentials",
+    }
     batch = 1
     # No stage history: after one sync no stay has ended, so no stage has a usual stay and
     # "stalled" is unknown: a checkbox cannot hold that, so it is left as it is, reading "0" as
@@ -125,8 +138,11 @@ class VtigerCrm:
 
     def add_field(self, emulator: Any, entity: str, score: str) -> str:
         s = SCORE[(entity, score)]
-        return str(emulator.add_custom_field(self.objects[entity], LABEL_PREFIX + s.title, s.kind,
-                                             s.options))
+        return str(
+            emulator.add_custom_field(
+                self.objects[entity], LABEL_PREFIX + s.title, s.kind, s.options
+            )
+        )
 
     def record_id(self, emulator: Any, entity: str, neutral: int) -> str:
         return str(emulator.ws_id(entity, neutral))
@@ -142,8 +158,13 @@ class VtigerCrm:
         for module, entities in dump.items():
             skip = managed.get(module, set()) | {"modifiedby"}
             for crmid, e in entities.items():
-                out[(module, crmid)] = ({k: v for k, v in e.fields.items() if k not in skip},
-                                        e.created, e.deleted, e.converted, dict(e.extra))
+                out[(module, crmid)] = (
+                    {k: v for k, v in e.fields.items() if k not in skip},
+                    e.created,
+                    e.deleted,
+                    e.converted,
+                    dict(e.extra),
+                )
         return out
 
     def stage_entered(self, deal: Any, before: Any, rid: str) -> datetime:
@@ -159,10 +180,18 @@ class VtigerCrm:
             out = csv.writer(handle)
             out.writerow(["kind", "score", "answered_at", "respondent", "account", "id"])
             for answer, account in held_answers(portal.org):
-                out.writerow(["nps", answer.score, answer.answered_at.isoformat(),
-                              self.record_id(portal.emulator, "contact", answer.respondent_contact_id or 0),
-                              self.record_id(portal.emulator, "account", account),
-                              answer.id])
+                out.writerow(
+                    [
+                        "nps",
+                        answer.score,
+                        answer.answered_at.isoformat(),
+                        self.record_id(
+                            portal.emulator, "contact", answer.respondent_contact_id or 0
+                        ),
+                        self.record_id(portal.emulator, "account", account),
+                        answer.id,
+                    ]
+                )
         report = import_surveys(portal.engine, path, source=portal.source)
         assert not report.errors, report.errors[:3]
 
@@ -227,8 +256,10 @@ class Portal:
 
     def values(self, entity: str, score: str) -> dict[str, str | None]:
         name = self.mapping[entity][score]
-        return {rid: text(r.get(name))
-                for rid, r in self.crm.records(self.emulator.dump(), entity).items()}
+        return {
+            rid: text(r.get(name))
+            for rid, r in self.crm.records(self.emulator.dump(), entity).items()
+        }
 
 
 @pytest.fixture(scope="module")
@@ -237,23 +268,32 @@ def org() -> Org:
 
 
 @pytest.fixture(params=sorted(CRMS))
-def portal(request: pytest.FixtureRequest, org: Org, engine: Engine, tmp_path: Path
-           ) -> Iterator[Portal]:
+def portal(
+    request: pytest.FixtureRequest, org: Org, engine: Engine, tmp_path: Path
+) -> Iterator[Portal]:
     crm = CRMS[request.param]
     with crm.kit.serve(org) as served:
-        mapping = {entity: {score: crm.add_field(served.emulator, entity, score)
-                            for score in scores} for entity, scores in WANTED.items()}
+        mapping = {
+            entity: {score: crm.add_field(served.emulator, entity, score) for score in scores}
+            for entity, scores in WANTED.items()
+        }
         options = served.env.options()
         if isinstance(served.env, VtigerEnv):
             os.environ[VTIGER_KEY_ENV] = served.env.key  # what its env sets when it connects
-        settings = parse_settings({"kpisync": {"store": str(engine.url), "timezone": "UTC"},
-                                   "sources": {served.source: options},
-                                   "writeback": {served.source: mapping}})
+        settings = parse_settings(
+            {
+                "kpisync": {"store": str(engine.url), "timezone": "UTC"},
+                "sources": {served.source: options},
+                "writeback": {served.source: mapping},
+            }
+        )
         portal = Portal(crm, org, served, engine, settings, mapping, tmp_path)
-        steps = provision_fields(source_plan(settings, portal.source), portal.connector(),
-                                 apply=False)
-        assert [(s.field, s.action, s.problem) for s in steps if s.action != "exists"
-                or s.problem] == []
+        steps = provision_fields(
+            source_plan(settings, portal.source), portal.connector(), apply=False
+        )
+        assert [
+            (s.field, s.action, s.problem) for s in steps if s.action != "exists" or s.problem
+        ] == []
         portal.sync()
         served.emulator.reset_calls()
         yield portal
@@ -266,10 +306,14 @@ def expected_contact_nps(portal: Portal) -> dict[str, tuple[int, str]]:
         cid = answer.respondent_contact_id
         assert cid is not None
         held = latest.get(cid)
-        if answer.answered_at <= portal.as_of and (held is None or answer.answered_at > held.answered_at):
+        if answer.answered_at <= portal.as_of and (
+            held is None or answer.answered_at > held.answered_at
+        ):
             latest[cid] = answer
-    return {portal.id_of("contact", cid): (a.score, a.answered_at.date().isoformat())
-            for cid, a in latest.items()}
+    return {
+        portal.id_of("contact", cid): (a.score, a.answered_at.date().isoformat())
+        for cid, a in latest.items()
+    }
 
 
 def expected_account_nps(portal: Portal) -> dict[str, int]:
@@ -307,16 +351,22 @@ def assert_store_reread(portal: Portal, run_id: int | None) -> None:
     a, written = model_table(AuditEntry), 0
     kinds = {(s.entity, s.name): s.kind for s in SCORES}
     with portal.engine.connect() as connection:
-        rows = connection.execute(select(a.c.entity, a.c.external_id, a.c.field, a.c.score,
-                                         a.c.new_value, a.c.at)
-                                  .where(a.c.run_id == run_id, a.c.result == "written")).all()
+        rows = connection.execute(
+            select(a.c.entity, a.c.external_id, a.c.field, a.c.score, a.c.new_value, a.c.at).where(
+                a.c.run_id == run_id, a.c.result == "written"
+            )
+        ).all()
         for row in rows:
             t = model_table(ENTITY_MODELS[row.entity])
-            custom, synced_at = connection.execute(select(t.c.custom, t.c.synced_at).where(
-                t.c.source == portal.source, t.c.external_id == row.external_id)).one()
+            custom, synced_at = connection.execute(
+                select(t.c.custom, t.c.synced_at).where(
+                    t.c.source == portal.source, t.c.external_id == row.external_id
+                )
+            ).one()
             assert synced_at > row.at, row
-            assert same(kinds[(row.entity, row.score)], text((custom or {}).get(row.field)),
-                        row.new_value), row
+            assert same(
+                kinds[(row.entity, row.score)], text((custom or {}).get(row.field)), row.new_value
+            ), row
             written += 1
     assert written
 
@@ -328,8 +378,9 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     before = emulator.dump()
     unmanaged_before = crm.unmanaged(before, portal.managed())
 
-    dry = run_writeback(engine, settings, portal.source, portal.connector(), as_of=portal.as_of,
-                        dry_run=True)
+    dry = run_writeback(
+        engine, settings, portal.source, portal.connector(), as_of=portal.as_of, dry_run=True
+    )
     assert dry.planned > 0 and dry.run_id is None
     assert portal.write_calls() == 0
     assert crm.unmanaged(emulator.dump(), {}) == crm.unmanaged(before, {})  # nothing written
@@ -344,13 +395,15 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     assert report.api_calls == emulator.total_calls  # every request, not the org's usage count
 
     after = emulator.dump()
-    assert crm.unmanaged(after, portal.managed()) == unmanaged_before, \
+    assert crm.unmanaged(after, portal.managed()) == unmanaged_before, (
         "a field kpisync does not manage changed"
+    )
 
     contacts = expected_contact_nps(portal)
     assert contacts
-    score, kind, day = (portal.values("contact", n)
-                        for n in ("nps_score", "nps_category", "nps_last_answer"))
+    score, kind, day = (
+        portal.values("contact", n) for n in ("nps_score", "nps_category", "nps_last_answer")
+    )
     for rid in score:
         if rid in contacts:
             want, answered = contacts[rid]
@@ -363,7 +416,10 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     accounts = expected_account_nps(portal)
     assert accounts
     score = portal.values("account", "nps_score")
-    flags, reasons = portal.values("account", "upsell_flag"), portal.values("account", "upsell_reason")
+    flags, reasons = (
+        portal.values("account", "upsell_flag"),
+        portal.values("account", "upsell_reason"),
+    )
     for rid in score:
         assert same("number", score[rid], None if rid not in accounts else str(accounts[rid])), rid
         assert codec.holds("bool", flags[rid], "true") or codec.holds("bool", flags[rid], "false")
@@ -374,12 +430,15 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     in_stage, stalled = portal.values("deal", "days_in_stage"), portal.values("deal", "stalled")
     for rid in in_stage:
         assert same("number", in_stage[rid], None if rid not in days else str(days[rid])), rid
-    stages = records.open_deal_stages(engine, metric_config(settings), portal.source,
-                                      now=portal.as_of)  # the KPI engine's stalled verdicts
+    stages = records.open_deal_stages(
+        engine, metric_config(settings), portal.source, now=portal.as_of
+    )  # the KPI engine's stalled verdicts
     for rid in in_stage:
         found = stages.get(rid)
         verdict = None if found is None or found.usual_days is None else found.stalled
-        assert codec.holds("bool", stalled[rid], None if verdict is None else str(verdict).lower()), rid
+        assert codec.holds(
+            "bool", stalled[rid], None if verdict is None else str(verdict).lower()
+        ), rid
     assert {v for v in stalled.values() if not blank(v)} == crm.stalled_values
 
     emulator.reset_calls()
@@ -392,14 +451,18 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     portal.sync()  # re-reads every record we wrote: our writes moved their modified time
     assert_store_reread(portal, report.run_id)
     emulator.reset_calls()
-    resynced = run_writeback(engine, settings, portal.source, portal.connector(),
-                             as_of=portal.as_of)
+    resynced = run_writeback(
+        engine, settings, portal.source, portal.connector(), as_of=portal.as_of
+    )
     assert resynced.planned == 0 and resynced.conflicts == 0
     assert emulator.total_calls == 2
 
     with engine.connect() as connection:
-        audited = connection.execute(select(func.count()).select_from(AuditEntry).where(
-            col(AuditEntry.run_id) == report.run_id, col(AuditEntry.result) == "written")).scalar()
+        audited = connection.execute(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(col(AuditEntry.run_id) == report.run_id, col(AuditEntry.result) == "written")
+        ).scalar()
     assert audited == report.written and report.run_id is not None
 
     emulator.reset_calls()
@@ -410,6 +473,8 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(portal: Portal) -> No
     for entity, fields in portal.mapping.items():
         for name in fields.values():
             score_kind = next(SCORE[(entity, s)].kind for s, f in fields.items() if f == name)
-            assert all(codec.holds(score_kind, r.get(name), None) for r in crm.records(reverted, entity)
-                       .values()), name
+            assert all(
+                codec.holds(score_kind, r.get(name), None)
+                for r in crm.records(reverted, entity).values()
+            ), name
     assert crm.unmanaged(reverted, portal.managed()) == unmanaged_before

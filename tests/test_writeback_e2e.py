@@ -37,15 +37,25 @@ TOKEN = "pat-na1-writeback-tests"
 TOKEN_ENV = "KPISYNC_TEST_WRITEBACK_TOKEN"
 SOURCE = "hs"
 MAPPING = {
-    "account": {"nps_score": "kpisync_nps_score", "nps_category": "kpisync_nps_category",
-                "nps_last_answer": "kpisync_nps_last_answer", "upsell_flag": "kpisync_upsell_flag",
-                "upsell_reason": "kpisync_upsell_reason"},
-    "contact": {"nps_score": "kpisync_nps_score", "nps_category": "kpisync_nps_category",
-                "nps_last_answer": "kpisync_nps_last_answer"},
+    "account": {
+        "nps_score": "kpisync_nps_score",
+        "nps_category": "kpisync_nps_category",
+        "nps_last_answer": "kpisync_nps_last_answer",
+        "upsell_flag": "kpisync_upsell_flag",
+        "upsell_reason": "kpisync_upsell_reason",
+    },
+    "contact": {
+        "nps_score": "kpisync_nps_score",
+        "nps_category": "kpisync_nps_category",
+        "nps_last_answer": "kpisync_nps_last_answer",
+    },
     "deal": {"days_in_stage": "kpisync_days_in_stage", "stalled": "kpisync_stalled"},
 }
-MANAGED = {"companies": set(MAPPING["account"].values()),
-           "contacts": set(MAPPING["contact"].values()), "deals": set(MAPPING["deal"].values())}
+MANAGED = {
+    "companies": set(MAPPING["account"].values()),
+    "contacts": set(MAPPING["contact"].values()),
+    "deals": set(MAPPING["deal"].values()),
+}
 MOVING = {"hs_lastmodifieddate", "lastmodifieddate"}  # our writes move these, nothing else
 WRITE = "POST /crm/v3/objects/{type}/batch/update"
 CHECK = "GET /crm/v3/owners/"  # the credential check
@@ -78,15 +88,23 @@ class Portal:
 def portal_settings(base_url: str, store: str, **writeback: Any) -> dict[str, Any]:
     return {
         "kpisync": {"store": store, "timezone": "UTC"},
-        "sources": {SOURCE: {"type": "hubspot", "host": base_url, "token_env": TOKEN_ENV,
-                             "search_lag_seconds": 0, "fast_retries": True,
-                             "search_rate_per_second": 1000}},
+        "sources": {
+            SOURCE: {
+                "type": "hubspot",
+                "host": base_url,
+                "token_env": TOKEN_ENV,
+                "search_lag_seconds": 0,
+                "fast_retries": True,
+                "search_rate_per_second": 1000,
+            }
+        },
         "writeback": {SOURCE: {**MAPPING, **writeback}},
     }
 
 
-def open_portal(engine: Engine, tmp_path: Path, org: Org, *, synced: bool = False
-                ) -> Iterator[Portal]:
+def open_portal(
+    engine: Engine, tmp_path: Path, org: Org, *, synced: bool = False
+) -> Iterator[Portal]:
     """A fresh emulator of `org` with the managed fields; the store synced from it."""
     os.environ[TOKEN_ENV] = TOKEN
     with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=10_000) as emulator:
@@ -124,9 +142,12 @@ def portal(org: Org, synced_store: Path, tmp_path: Path) -> Iterator[Portal]:
 
 
 def managed_values(truth: dict[str, Any]) -> dict[tuple[str, str, str], Any]:
-    return {(kind, rid, name): record["properties"].get(name)
-            for kind, names in MANAGED.items() for rid, record in truth[kind].items()
-            for name in names}
+    return {
+        (kind, rid, name): record["properties"].get(name)
+        for kind, names in MANAGED.items()
+        for rid, record in truth[kind].items()
+        for name in names
+    }
 
 
 def unmanaged(truth: dict[str, Any]) -> dict[tuple[str, str], Any]:
@@ -134,12 +155,21 @@ def unmanaged(truth: dict[str, Any]) -> dict[tuple[str, str], Any]:
     out = {}
     for kind, records in truth.items():
         for rid, record in records.items():
-            props = {k: v for k, v in record["properties"].items()
-                     if k not in MANAGED.get(kind, set()) and k not in MOVING}
-            history = {k: v for k, v in record.get("propertiesWithHistory", {}).items()
-                       if k not in MANAGED.get(kind, set()) and k not in MOVING}
-            rest = {k: v for k, v in record.items()
-                    if k not in ("properties", "propertiesWithHistory", "updatedAt")}
+            props = {
+                k: v
+                for k, v in record["properties"].items()
+                if k not in MANAGED.get(kind, set()) and k not in MOVING
+            }
+            history = {
+                k: v
+                for k, v in record.get("propertiesWithHistory", {}).items()
+                if k not in MANAGED.get(kind, set()) and k not in MOVING
+            }
+            rest = {
+                k: v
+                for k, v in record.items()
+                if k not in ("properties", "propertiesWithHistory", "updatedAt")
+            }
             out[(kind, rid)] = (props, history, rest)
     return out
 
@@ -155,24 +185,34 @@ def expected_contact_nps(portal: Portal) -> dict[str, tuple[int, str]]:
         if answer.kind != "nps" or answer.respondent_contact_id is None:
             continue
         held = latest.get(answer.respondent_contact_id)
-        if answer.answered_at <= portal.as_of and (held is None or answer.answered_at > held.answered_at):
+        if answer.answered_at <= portal.as_of and (
+            held is None or answer.answered_at > held.answered_at
+        ):
             latest[answer.respondent_contact_id] = answer
-    return {portal.emulator.hubspot_id("contact", cid): (a.score, a.answered_at.date().isoformat())
-            for cid, a in latest.items()}
+    return {
+        portal.emulator.hubspot_id("contact", cid): (a.score, a.answered_at.date().isoformat())
+        for cid, a in latest.items()
+    }
 
 
 def expected_account_nps(portal: Portal) -> dict[str, int]:
     since = portal.as_of - timedelta(days=365)
     scores: dict[int, list[int]] = {}
     for answer in portal.org.survey_answers:
-        if answer.kind == "nps" and answer.account_id and since <= answer.answered_at <= portal.as_of:
+        if (
+            answer.kind == "nps"
+            and answer.account_id
+            and since <= answer.answered_at <= portal.as_of
+        ):
             scores.setdefault(answer.account_id, []).append(answer.score)
     out = {}
     for account, values in scores.items():
         promoters = sum(v >= 9 for v in values)
         detractors = sum(v <= 6 for v in values)
         nps = 100 * (promoters - detractors) / len(values)
-        out[portal.emulator.hubspot_id("account", account)] = int(nps + 0.5) if nps >= 0 else -int(-nps + 0.5)
+        out[portal.emulator.hubspot_id("account", account)] = (
+            int(nps + 0.5) if nps >= 0 else -int(-nps + 0.5)
+        )
     return out
 
 
@@ -183,7 +223,8 @@ def expected_days_in_stage(portal: Portal) -> dict[str, int]:
             continue
         entered = deal.stage_history[-1].at if deal.stage_history else deal.created_at
         out[portal.emulator.hubspot_id("deal", deal.id)] = int(
-            (portal.as_of - entered).total_seconds() // 86_400)
+            (portal.as_of - entered).total_seconds() // 86_400
+        )
     return out
 
 
@@ -198,8 +239,9 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Por
     emulator, engine, settings = portal.emulator, portal.engine, portal.settings
     before = emulator.dump()
 
-    dry = run_writeback(engine, settings, SOURCE, portal.connector(), as_of=portal.as_of,
-                        dry_run=True)
+    dry = run_writeback(
+        engine, settings, SOURCE, portal.connector(), as_of=portal.as_of, dry_run=True
+    )
     assert dry.planned > 0 and dry.run_id is None
     # the credential check, then the field definitions (9 object types), never a write
     assert sum(emulator.calls.values()) == 1 + 9 and emulator.calls[CHECK] == 1
@@ -223,15 +265,19 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Por
             score, day = contacts[rid]
             assert same("number", props["kpisync_nps_score"], str(score)), rid
             assert props["kpisync_nps_category"] == (
-                "promoter" if score >= 9 else "passive" if score >= 7 else "detractor")
+                "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+            )
             assert same("date", props["kpisync_nps_last_answer"], day)
         else:
             assert blank(props.get("kpisync_nps_score"))
     accounts = expected_account_nps(portal)
     assert accounts
     for rid, record in after["companies"].items():
-        assert same("number", record["properties"].get("kpisync_nps_score"),
-                    None if rid not in accounts else str(accounts[rid])), rid
+        assert same(
+            "number",
+            record["properties"].get("kpisync_nps_score"),
+            None if rid not in accounts else str(accounts[rid]),
+        ), rid
         assert record["properties"].get("kpisync_upsell_flag") in ("true", "false")
         assert record["properties"].get("kpisync_upsell_reason")
     days = expected_days_in_stage(portal)
@@ -252,8 +298,11 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Por
     assert sum(emulator.calls.values()) == 1 == emulator.calls[CHECK]
 
     with engine.connect() as connection:
-        audited = connection.execute(select(func.count()).select_from(AuditEntry).where(
-            col(AuditEntry.run_id) == report.run_id, col(AuditEntry.result) == "written")).scalar()
+        audited = connection.execute(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(col(AuditEntry.run_id) == report.run_id, col(AuditEntry.result) == "written")
+        ).scalar()
     assert audited == report.written and report.run_id is not None
 
     undone = revert_run(engine, settings, report.run_id, portal.connector())
@@ -263,14 +312,23 @@ def test_end_to_end_exact_scores_idempotent_and_reversible(any_store_portal: Por
     assert unmanaged(reverted) == unmanaged(before)
 
 
-def test_person_edits_are_conflicts_overwritten_with_the_audit_keeping_theirs(portal: Portal) -> None:
-    first = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                          as_of=portal.as_of)
+def test_person_edits_are_conflicts_overwritten_with_the_audit_keeping_theirs(
+    portal: Portal,
+) -> None:
+    first = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     contact = next(iter(expected_contact_nps(portal)))
-    portal.emulator.update_record("contacts", contact, {"kpisync_nps_category": "passive"
-                                                        if portal.emulator.dump()["contacts"][contact]
-                                                        ["properties"]["kpisync_nps_category"] != "passive"
-                                                        else "promoter"})
+    portal.emulator.update_record(
+        "contacts",
+        contact,
+        {
+            "kpisync_nps_category": "passive"
+            if portal.emulator.dump()["contacts"][contact]["properties"]["kpisync_nps_category"]
+            != "passive"
+            else "promoter"
+        },
+    )
     typed = portal.emulator.dump()["contacts"][contact]["properties"]["kpisync_nps_category"]
     portal.sync()
 
@@ -279,26 +337,36 @@ def test_person_edits_are_conflicts_overwritten_with_the_audit_keeping_theirs(po
     left = run_writeback(portal.engine, skipping, SOURCE, portal.connector(), as_of=portal.as_of)
     assert left.skipped == 1 and left.planned == 0 and left.conflicts == 1
     assert portal.emulator.calls[WRITE] == 0
-    assert portal.emulator.dump()["contacts"][contact]["properties"]["kpisync_nps_category"] == typed
+    assert (
+        portal.emulator.dump()["contacts"][contact]["properties"]["kpisync_nps_category"] == typed
+    )
 
-    report = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                           as_of=portal.as_of)
+    report = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert report.conflicts == 1 and report.written == 1 and first.run_id != report.run_id
     with portal.engine.connect() as connection:
-        row = connection.execute(select(AuditEntry).where(col(AuditEntry.run_id) == report.run_id)).one()
+        row = connection.execute(
+            select(AuditEntry).where(col(AuditEntry.run_id) == report.run_id)
+        ).one()
     assert row.conflict and row.person_value == typed and row.old_value == typed
-    assert portal.emulator.dump()["contacts"][contact]["properties"]["kpisync_nps_category"] \
-        == row.new_value != typed
+    assert (
+        portal.emulator.dump()["contacts"][contact]["properties"]["kpisync_nps_category"]
+        == row.new_value
+        != typed
+    )
 
 
 def test_records_archived_between_plan_and_send_are_reported_and_never_recreated(
-        portal: Portal) -> None:
+    portal: Portal,
+) -> None:
     companies = sorted(portal.emulator.dump()["companies"])
     gone = companies[:3]
     for rid in gone:  # archived in the CRM after the last sync: the store still holds them
         portal.emulator.archive("companies", rid)
-    report = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                           as_of=portal.as_of)
+    report = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert report.not_found == len(report.failures) >= 3 * 2  # at least flag and reason each
     assert report.failed == 0
     assert {row.external_id for row in report.failures} == set(gone)
@@ -306,13 +374,17 @@ def test_records_archived_between_plan_and_send_are_reported_and_never_recreated
     truth = portal.emulator.dump()
     assert all(truth["companies"][rid]["archived"] for rid in gone)
     assert sum(1 for r in truth["companies"].values() if not r["archived"]) == len(companies) - 3
-    live = [rid for rid in companies[3:] if not blank(truth["companies"][rid]["properties"].get(
-        "kpisync_upsell_flag"))]
+    live = [
+        rid
+        for rid in companies[3:]
+        if not blank(truth["companies"][rid]["properties"].get("kpisync_upsell_flag"))
+    ]
     assert len(live) == len(companies) - 3
 
     portal.emulator.reset_calls()
-    again = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                          as_of=portal.as_of)
+    again = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert again.planned == 0 and portal.emulator.calls[WRITE] == 0
 
 
@@ -322,32 +394,39 @@ def test_values_the_crm_refuses_fail_per_record_and_are_retried(portal: Portal) 
     definitions = portal.emulator.schema.properties["contacts"]
     original = definitions["kpisync_nps_category"]
     definitions["kpisync_nps_category"] = dataclasses.replace(
-        original, options=tuple(o for o in original.options if o != "detractor"))
+        original, options=tuple(o for o in original.options if o != "detractor")
+    )
     report = run_writeback(portal.engine, portal.settings, SOURCE, connector, as_of=portal.as_of)
     refused = {row.external_id for row in report.failures}
     assert report.status == "partial" and report.failure_error() is not None
     detractors = {rid for rid, (score, _) in expected_contact_nps(portal).items() if score <= 6}
     assert refused == detractors and refused
-    assert all("INVALID_OPTION" in (row.error or "") or "allowed options" in (row.error or "")
-               for row in report.failures)
+    assert all(
+        "INVALID_OPTION" in (row.error or "") or "allowed options" in (row.error or "")
+        for row in report.failures
+    )
     truth = portal.emulator.dump()["contacts"]
     for rid in expected_contact_nps(portal):
         landed = truth[rid]["properties"].get("kpisync_nps_score")
         assert blank(landed) == (rid in detractors), rid  # the rest of each batch landed
 
     definitions["kpisync_nps_category"] = original
-    retried = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                            as_of=portal.as_of)
+    retried = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert retried.failed == 0 and retried.written == 3 * len(detractors)
     truth = portal.emulator.dump()["contacts"]
-    assert all(truth[rid]["properties"]["kpisync_nps_category"] == "detractor" for rid in detractors)
+    assert all(
+        truth[rid]["properties"]["kpisync_nps_category"] == "detractor" for rid in detractors
+    )
 
 
 def test_drift_guard_pauses_only_the_broken_mapping(portal: Portal) -> None:
     definitions = portal.emulator.schema.properties["deals"]
     removed = definitions.pop("kpisync_stalled")
-    report = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                           as_of=portal.as_of)
+    report = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert set(report.paused) == {("deal", "kpisync_stalled")}
     assert "does not exist" in report.paused[("deal", "kpisync_stalled")]
     assert report.failed == 0 and report.written > 0
@@ -357,10 +436,13 @@ def test_drift_guard_pauses_only_the_broken_mapping(portal: Portal) -> None:
     definitions["kpisync_stalled"] = removed
     with portal.engine.begin() as connection:  # make the daily re-check due now
         from writeback.models import MappingPause
-        connection.execute(model_table(MappingPause).update().values(
-            checked_at=portal.as_of - timedelta(days=30)))
-    resumed = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                            as_of=portal.as_of)
+
+        connection.execute(
+            model_table(MappingPause).update().values(checked_at=portal.as_of - timedelta(days=30))
+        )
+    resumed = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert resumed.resumed == [("deal", "kpisync_stalled")] and not resumed.paused
     assert resumed.counts.get(("deal", "kpisync_stalled"), 0) > 0
 
@@ -368,27 +450,45 @@ def test_drift_guard_pauses_only_the_broken_mapping(portal: Portal) -> None:
 def test_outbox_items_all_settle(portal: Portal) -> None:
     run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of)
     with portal.engine.connect() as connection:
-        open_items = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            col(OutboxItem.status).in_(("pending", "sending")))).scalar()
+        open_items = connection.execute(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(col(OutboxItem.status).in_(("pending", "sending")))
+        ).scalar()
     assert open_items == 0
 
 
 def test_runs_older_than_keep_days_drop_their_rows_and_say_they_cannot_be_reverted(
-        portal: Portal) -> None:
-    first = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                          as_of=portal.as_of)
+    portal: Portal,
+) -> None:
+    first = run_writeback(
+        portal.engine, portal.settings, SOURCE, portal.connector(), as_of=portal.as_of
+    )
     assert first.written > 0
     runs = model_table(WriteRun)
     with portal.engine.begin() as connection:  # it finished 91 days ago
-        connection.execute(update(runs).where(runs.c.id == first.run_id).values(
-            finished_at=datetime.now(UTC) - timedelta(days=91)))
-    second = run_writeback(portal.engine, portal.settings, SOURCE, portal.connector(),
-                           as_of=portal.as_of + timedelta(days=1))
+        connection.execute(
+            update(runs)
+            .where(runs.c.id == first.run_id)
+            .values(finished_at=datetime.now(UTC) - timedelta(days=91))
+        )
+    second = run_writeback(
+        portal.engine,
+        portal.settings,
+        SOURCE,
+        portal.connector(),
+        as_of=portal.as_of + timedelta(days=1),
+    )
     with portal.engine.connect() as connection:
+
         def rows(model: Any, run_id: int | None) -> int:
             table = model_table(model)
-            return int(connection.execute(select(func.count()).select_from(table).where(
-                table.c.run_id == run_id)).scalar_one())
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(table).where(table.c.run_id == run_id)
+                ).scalar_one()
+            )
+
         assert rows(AuditEntry, first.run_id) == rows(OutboxItem, first.run_id) == 0
         assert rows(AuditEntry, second.run_id) == second.written > 0  # the recent run keeps them
         kept = connection.execute(select(runs.c.written).where(runs.c.id == first.run_id))

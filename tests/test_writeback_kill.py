@@ -34,10 +34,15 @@ TOKEN = "pat-na1-writeback-kill"
 TOKEN_ENV = "KPISYNC_TEST_WRITEBACK_TOKEN"
 WRITE = "POST /crm/v3/objects/{type}/batch/update"
 ROUNDS = 5
-KINDS = {"kpisync_nps_score": "number", "kpisync_nps_category": "enumeration",
-         "kpisync_nps_last_answer": "date", "kpisync_upsell_flag": "bool",
-         "kpisync_upsell_reason": "string", "kpisync_days_in_stage": "number",
-         "kpisync_stalled": "bool"}
+KINDS = {
+    "kpisync_nps_score": "number",
+    "kpisync_nps_category": "enumeration",
+    "kpisync_nps_last_answer": "date",
+    "kpisync_upsell_flag": "bool",
+    "kpisync_upsell_reason": "string",
+    "kpisync_days_in_stage": "number",
+    "kpisync_stalled": "bool",
+}
 OBJECTS = {"account": "companies", "contact": "contacts", "deal": "deals"}
 
 
@@ -79,8 +84,9 @@ stalled = "kpisync_stalled"
 """
 
 
-def wait_for_writes(emulator: HubSpotEmulator, before: int, wanted: int,
-                    process: subprocess.Popen[bytes]) -> None:
+def wait_for_writes(
+    emulator: HubSpotEmulator, before: int, wanted: int, process: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + 30
     while emulator.calls[WRITE] - before < wanted and process.poll() is None:
         if time.monotonic() > deadline:
@@ -96,7 +102,9 @@ def crm_matches_state(emulator: HubSpotEmulator, engine: Any) -> None:
     believed = {(OBJECTS[r.entity], r.external_id, r.field): r.value for r in rows}
     for kind in ("companies", "deals"):
         for rid, record in truth[kind].items():
-            for name in (n for n in KINDS if (kind, rid, n) in believed or n in record["properties"]):
+            for name in (
+                n for n in KINDS if (kind, rid, n) in believed or n in record["properties"]
+            ):
                 crm = record["properties"].get(name)
                 assert same(KINDS[name], crm, believed.get((kind, rid, name))), (kind, rid, name)
 
@@ -110,30 +118,50 @@ def test_sigkill_at_random_points_leaves_crm_exact_and_audit_complete(tmp_path: 
     engine = open_store(f"sqlite:///{store}")
     knobs = HubSpotKnobs(ten_secondly_budget=1_000_000)
     kill_points = []
-    with HubSpotEmulator(org, access_token=TOKEN, search_rate_per_second=10_000,
-                         knobs=knobs) as emulator:
+    with HubSpotEmulator(
+        org, access_token=TOKEN, search_rate_per_second=10_000, knobs=knobs
+    ) as emulator:
         path = tmp_path / "settings.toml"
         path.write_text(settings_text(emulator.base_url, store, 0), "utf-8")
         settings = load_settings(path)
-        provision_fields(source_plan(settings, "hs"), build_connector(settings.source("hs")),
-                         apply=True)
+        provision_fields(
+            source_plan(settings, "hs"), build_connector(settings.source("hs")), apply=True
+        )
         sync_source(engine, "hs", build_connector(settings.source("hs")), SyncOptions())
         for round_ in range(ROUNDS):
             path.write_text(settings_text(emulator.base_url, store, round_), "utf-8")
             settings = load_settings(path)
             as_of = org.now + timedelta(days=round_, hours=12)
-            planned = run_writeback(engine, settings, "hs", build_connector(settings.source("hs")),
-                                    as_of=as_of, dry_run=True)
+            planned = run_writeback(
+                engine,
+                settings,
+                "hs",
+                build_connector(settings.source("hs")),
+                as_of=as_of,
+                dry_run=True,
+            )
             assert planned.planned > 0
             with engine.connect() as connection:
-                first_new_run = (connection.execute(select(func.max(col(AuditEntry.run_id)))).scalar()
-                                 or 0) + 1
+                first_new_run = (
+                    connection.execute(select(func.max(col(AuditEntry.run_id)))).scalar() or 0
+                ) + 1
             before = emulator.calls[WRITE]
             knobs.latency_seconds = 0.02  # a call takes a while: kills land inside calls too
             process = subprocess.Popen(
-                [sys.executable, "-m", "kpisync.cli", "writeback", "--settings", str(path),
-                 "--as-of", as_of.isoformat()],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+                [
+                    sys.executable,
+                    "-m",
+                    "kpisync.cli",
+                    "writeback",
+                    "--settings",
+                    str(path),
+                    "--as-of",
+                    as_of.isoformat(),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=dict(os.environ),
+            )
             wanted = rng.randrange(0, max(1, planned.write_calls))
             wait_for_writes(emulator, before, wanted, process)
             time.sleep(rng.uniform(0, 0.04))
@@ -153,20 +181,36 @@ def test_sigkill_at_random_points_leaves_crm_exact_and_audit_complete(tmp_path: 
     assert len({calls for _, calls, _ in kill_points}) > 1, kill_points  # kills landed apart
 
 
-def check_round(engine: Any, emulator: HubSpotEmulator, settings: Settings, as_of: Any,
-                planned: int, first_run: int) -> None:
+def check_round(
+    engine: Any,
+    emulator: HubSpotEmulator,
+    settings: Settings,
+    as_of: Any,
+    planned: int,
+    first_run: int,
+) -> None:
     crm_matches_state(emulator, engine)
-    left = run_writeback(engine, settings, "hs", build_connector(settings.source("hs")),
-                         as_of=as_of, dry_run=True)
+    left = run_writeback(
+        engine, settings, "hs", build_connector(settings.source("hs")), as_of=as_of, dry_run=True
+    )
     assert left.planned == 0, "the CRM is not in the desired state"
     with engine.connect() as connection:
-        unsettled = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            col(OutboxItem.status).in_(("pending", "sending")))).scalar()
-        settled = connection.execute(select(func.count()).select_from(OutboxItem).where(
-            col(OutboxItem.status).in_(("written", "failed", "not_found")))).scalar()
+        unsettled = connection.execute(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(col(OutboxItem.status).in_(("pending", "sending")))
+        ).scalar()
+        settled = connection.execute(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(col(OutboxItem.status).in_(("written", "failed", "not_found")))
+        ).scalar()
         audited = connection.execute(select(func.count()).select_from(AuditEntry)).scalar()
-        written = connection.execute(select(func.count()).select_from(AuditEntry).where(
-            col(AuditEntry.run_id) >= first_run, col(AuditEntry.result) == "written")).scalar()
+        written = connection.execute(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(col(AuditEntry.run_id) >= first_run, col(AuditEntry.result) == "written")
+        ).scalar()
     assert unsettled == 0
     assert audited == settled, "an outbox item without exactly one audit row"
     assert written == planned, f"{written} writes audited for {planned} planned: doubled or lost"

@@ -19,16 +19,39 @@ AUDIT = model_table(AuditEntry)
 def add_run(engine: Engine, run_id: int, *, status: str, days_ago: int, item: str) -> None:
     at = NOW - timedelta(days=days_ago)
     with engine.begin() as connection:
-        connection.execute(RUNS.insert().values(id=run_id, source="crm", status=status,
-                                                started_at=at, finished_at=at))
-        connection.execute(OUTBOX.insert().values(
-            id=run_id, run_id=run_id, source="crm", entity="account", external_id="a1",
-            field="kpisync_nps_score", score="nps_score", new_value="9", status=item))
+        connection.execute(
+            RUNS.insert().values(
+                id=run_id, source="crm", status=status, started_at=at, finished_at=at
+            )
+        )
+        connection.execute(
+            OUTBOX.insert().values(
+                id=run_id,
+                run_id=run_id,
+                source="crm",
+                entity="account",
+                external_id="a1",
+                field="kpisync_nps_score",
+                score="nps_score",
+                new_value="9",
+                status=item,
+            )
+        )
         if item == "written":
-            connection.execute(AUDIT.insert().values(
-                run_id=run_id, outbox_id=run_id, source="crm", entity="account",
-                external_id="a1", field="kpisync_nps_score", score="nps_score", new_value="9",
-                result="written", at=at))
+            connection.execute(
+                AUDIT.insert().values(
+                    run_id=run_id,
+                    outbox_id=run_id,
+                    source="crm",
+                    entity="account",
+                    external_id="a1",
+                    field="kpisync_nps_score",
+                    score="nps_score",
+                    new_value="9",
+                    result="written",
+                    at=at,
+                )
+            )
 
 
 def rows_of(engine: Engine, table: Table) -> list[int]:
@@ -37,7 +60,8 @@ def rows_of(engine: Engine, table: Table) -> list[int]:
 
 
 def test_old_settled_runs_lose_their_rows_and_unsettled_or_recent_ones_keep_them(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     add_run(engine, 1, status="succeeded", days_ago=100, item="written")
     add_run(engine, 2, status="failed", days_ago=100, item="pending")  # to be resumed
     add_run(engine, 3, status="succeeded", days_ago=10, item="written")

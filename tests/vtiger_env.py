@@ -16,8 +16,13 @@ from tests.harness import write_settings_file
 
 KEY_ENV = "KPISYNC_TEST_VTIGER_KEY"
 SOURCE = "vt"
-ROLES = {"currency": "Currency", "loss_reason": "Loss reason", "competitor": "Competitor",
-         "margin": "Margin", "deal_type": "Deal category"}
+ROLES = {
+    "currency": "Currency",
+    "loss_reason": "Loss reason",
+    "competitor": "Competitor",
+    "margin": "Margin",
+    "deal_type": "Deal category",
+}
 SURVEY = {"module": "NPSResponses"}  # the emulator's survey module, with the default field names
 
 
@@ -28,11 +33,17 @@ class VtigerEnv:
     key: str = ADMIN_KEY
 
     def options(self, **extra: Any) -> dict[str, Any]:
-        options: dict[str, Any] = {"type": "vtiger", "url": self.emulator.base_url,
-                                   "access_key_env": KEY_ENV, "fast_retries": True,
-                                   "timeout_seconds": 5, "roles": dict(ROLES),
-                                   "survey": dict(SURVEY), "direction_field": "Direction",
-                                   "server_timezone": self.emulator.zone.key}
+        options: dict[str, Any] = {
+            "type": "vtiger",
+            "url": self.emulator.base_url,
+            "access_key_env": KEY_ENV,
+            "fast_retries": True,
+            "timeout_seconds": 5,
+            "roles": dict(ROLES),
+            "survey": dict(SURVEY),
+            "direction_field": "Direction",
+            "server_timezone": self.emulator.zone.key,
+        }
         options.update(extra)
         return options
 
@@ -46,4 +57,3 @@ class VtigerEnv:
     def settings_file(self, folder: Path, store_url: str, **extra: Any) -> Path:
         os.environ[KEY_ENV] = self.key
         return write_settings_file(folder, store_url, SOURCE, self.options(**extra))
-

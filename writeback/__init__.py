@@ -26,6 +26,15 @@ from writeback.runs import RunReport, run_writeback
 from writeback.scores import SCORES, Score
 
 __all__ = [
-    "LABEL_PREFIX", "SCORES", "RunReport", "Score", "SourcePlan", "control_summary",
-    "mapped_pauses", "mapped_sources", "provision_fields", "run_writeback", "source_plan",
+    "LABEL_PREFIX",
+    "SCORES",
+    "RunReport",
+    "Score",
+    "SourcePlan",
+    "control_summary",
+    "mapped_pauses",
+    "mapped_sources",
+    "provision_fields",
+    "run_writeback",
+    "source_plan",
 ]

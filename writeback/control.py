@@ -17,14 +17,19 @@ def control_summary(engine: Engine, settings: Settings, source: str) -> str | No
     mode = source_plan(settings, source).mode
     parts = []
     if mode == "off":
-        parts.append(f"write-back off (writeback.{source}.mode = \"off\")")
+        parts.append(f'write-back off (writeback.{source}.mode = "off")')
     with engine.connect() as connection:
         if mode == "approve":
-            waiting = connection.execute(select(outbox.RUNS.c.id).where(
-                outbox.RUNS.c.source == source, outbox.RUNS.c.status == "planned")
-                .order_by(outbox.RUNS.c.id.desc())).scalar()
-            parts.append(f"write-back plan {waiting} awaits: kpisync writeback approve {waiting}"
-                         if waiting else "write-back in approve mode, no plan waiting")
+            waiting = connection.execute(
+                select(outbox.RUNS.c.id)
+                .where(outbox.RUNS.c.source == source, outbox.RUNS.c.status == "planned")
+                .order_by(outbox.RUNS.c.id.desc())
+            ).scalar()
+            parts.append(
+                f"write-back plan {waiting} awaits: kpisync writeback approve {waiting}"
+                if waiting
+                else "write-back in approve mode, no plan waiting"
+            )
         held = holds(connection, source)
     if held:
         names = ", ".join(f"{entity}.{name}" for entity, name in sorted(held))

@@ -76,8 +76,7 @@ class Guard:
     def first_problem(self, entity: str, name: str, kind: str, value: str | None) -> str | None:
         info = self.field(entity, name)
         if info is None:
-            return (f"field {name} does not exist on {entity} records "
-                    f"(see 'kpisync fields plan')")
+            return f"field {name} does not exist on {entity} records (see 'kpisync fields plan')"
         if not info.is_writable:
             return f"field {name} on {entity} records is read-only"
         problem = type_problem(info, kind) or problem_with(info, value)
@@ -95,37 +94,61 @@ def mapped_pauses(engine: Engine, settings: Settings, source: str) -> dict[tuple
     a mapping since removed from settings.toml no longer matters."""
     mapped = {(t.entity, t.field) for t in source_plan(settings, source).targets}
     with engine.connect() as connection:
-        return {key: reason for key, reason in paused_fields(connection, source).items()
-                if key in mapped}
+        return {
+            key: reason
+            for key, reason in paused_fields(connection, source).items()
+            if key in mapped
+        }
 
 
-def resting_pauses(connection: Connection, source: str, now: datetime) -> dict[tuple[str, str], str]:
+def resting_pauses(
+    connection: Connection, source: str, now: datetime
+) -> dict[tuple[str, str], str]:
     """Paused mappings not due for their daily re-check: not planned at all this run."""
     t = MappingPause.__table__  # type: ignore[attr-defined]
-    rows = connection.execute(select(t.c.entity, t.c.field, t.c.reason).where(
-        t.c.source == source, t.c.checked_at > now - RECHECK))
+    rows = connection.execute(
+        select(t.c.entity, t.c.field, t.c.reason).where(
+            t.c.source == source, t.c.checked_at > now - RECHECK
+        )
+    )
     return {(r.entity, r.field): r.reason for r in rows}
 
 
-def record_pauses(connection: Connection, source: str, guard: Guard, scores: dict[tuple[str, str], str],
-                  now: datetime) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def record_pauses(
+    connection: Connection,
+    source: str,
+    guard: Guard,
+    scores: dict[tuple[str, str], str],
+    now: datetime,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Store new pauses and lift those whose field passed this time; returns (paused, resumed)."""
     t = MappingPause.__table__  # type: ignore[attr-defined]
     before = paused_fields(connection, source)
     paused = [k for k in guard.problems if k not in before]
     for (entity, name), reason in guard.problems.items():
         if (entity, name) in before:
-            connection.execute(update(t).where(t.c.source == source, t.c.entity == entity,
-                                               t.c.field == name)
-                               .values(reason=reason, checked_at=now))
+            connection.execute(
+                update(t)
+                .where(t.c.source == source, t.c.entity == entity, t.c.field == name)
+                .values(reason=reason, checked_at=now)
+            )
         else:
-            connection.execute(t.insert().values(source=source, entity=entity, field=name,
-                                                 score=scores.get((entity, name), ""),
-                                                 reason=reason, paused_at=now, checked_at=now))
+            connection.execute(
+                t.insert().values(
+                    source=source,
+                    entity=entity,
+                    field=name,
+                    score=scores.get((entity, name), ""),
+                    reason=reason,
+                    paused_at=now,
+                    checked_at=now,
+                )
+            )
     resumed = [k for k in guard.checked if k in before and k not in guard.problems]
     for entity, name in resumed:
-        connection.execute(delete(t).where(t.c.source == source, t.c.entity == entity,
-                                           t.c.field == name))
+        connection.execute(
+            delete(t).where(t.c.source == source, t.c.entity == entity, t.c.field == name)
+        )
     return paused, resumed
 
 
@@ -133,5 +156,6 @@ def lift_pauses(engine: Engine, source: str, fields: list[tuple[str, str]]) -> N
     t = MappingPause.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         for entity, name in fields:
-            connection.execute(delete(t).where(t.c.source == source, t.c.entity == entity,
-                                               t.c.field == name))
+            connection.execute(
+                delete(t).where(t.c.source == source, t.c.entity == entity, t.c.field == name)
+            )

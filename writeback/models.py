@@ -1,15 +1,15 @@
 """Write-back bookkeeping in the store: runs, the outbox, the audit, values last written, pauses.
 
-    WriteRun      one `kpisync writeback` (or revert) of one source: status and counts
-    OutboxItem    one planned field write, stored before it is sent; its status moves
-                  pending -> sending -> written | failed | not_found (| pending again after a
-                  crash whose in-flight batch could not be confirmed)
-    AuditEntry    one row per outbox item once its result is known: old, new, result, time;
-                  on a conflict `person_value` keeps what a person had typed over ours
-    WrittenValue  per (source, entity, record, field): the value kpisync last wrote and when;
-                  `gone_at` when the CRM said the record no longer exists
-    MappingPause  a mapping (source, entity, field) stopped by the target drift guard, and why
-    FieldHold     a field (source, entity, field) a revert put back, held until resumed
+WriteRun      one `kpisync writeback` (or revert) of one source: status and counts
+OutboxItem    one planned field write, stored before it is sent; its status moves
+              pending -> sending -> written | failed | not_found (| pending again after a
+              crash whose in-flight batch could not be confirmed)
+AuditEntry    one row per outbox item once its result is known: old, new, result, time;
+              on a conflict `person_value` keeps what a person had typed over ours
+WrittenValue  per (source, entity, record, field): the value kpisync last wrote and when;
+              `gone_at` when the CRM said the record no longer exists
+MappingPause  a mapping (source, entity, field) stopped by the target drift guard, and why
+FieldHold     a field (source, entity, field) a revert put back, held until resumed
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ class WriteRun(SQLModel, table=True):
 
 class OutboxItem(SQLModel, table=True):
     __tablename__ = "writeback_outbox"
-    __table_args__ = (UniqueConstraint("run_id", "entity", "external_id", "field"),
-                      Index("ix_writeback_outbox_open", "run_id", "status", "entity", "external_id"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "entity", "external_id", "field"),
+        Index("ix_writeback_outbox_open", "run_id", "status", "entity", "external_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=ROW_ID)
     run_id: int = Field(index=True)

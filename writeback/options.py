@@ -76,12 +76,17 @@ def writeback_rules(settings: Settings) -> WritebackSettings:
 
 def mapped_sources(settings: Settings) -> list[str]:
     """Sources with a `[writeback.<source>]` table, each checked to be a configured source."""
-    names = [k for k, v in settings.table("writeback").items()
-             if k not in RESERVED and isinstance(v, dict)]
+    names = [
+        k
+        for k, v in settings.table("writeback").items()
+        if k not in RESERVED and isinstance(v, dict)
+    ]
     for name in names:
         if name not in settings.sources:
-            raise ConfigError(f"writeback.{name}: no source named {name!r}",
-                              hint=f"configured sources: {', '.join(sorted(settings.sources))}")
+            raise ConfigError(
+                f"writeback.{name}: no source named {name!r}",
+                hint=f"configured sources: {', '.join(sorted(settings.sources))}",
+            )
     return names
 
 
@@ -93,35 +98,46 @@ def source_plan(settings: Settings, source: str) -> SourcePlan:
     prefix = f"writeback.{source}"
     on_conflict = table.pop("on_conflict", rules.on_conflict)
     if on_conflict not in ("overwrite", "skip"):
-        raise ConfigError(f"{prefix}.on_conflict: expected \"overwrite\" or \"skip\"")
+        raise ConfigError(f'{prefix}.on_conflict: expected "overwrite" or "skip"')
     batch_size = table.pop("batch_size", None)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"{prefix}.batch_size: expected a whole number of at least 1")
     mode = table.pop("mode", "auto")
     if mode not in MODES:
-        raise ConfigError(f"{prefix}.mode: expected \"auto\", \"approve\" or \"off\", not {mode!r}",
-                          hint="auto writes every run, approve only plans until approved, off "
-                               "writes nothing")
+        raise ConfigError(
+            f'{prefix}.mode: expected "auto", "approve" or "off", not {mode!r}',
+            hint="auto writes every run, approve only plans until approved, off writes nothing",
+        )
     targets: list[Target] = []
     for entity, mapping in table.items():
         targets.extend(parse_targets(f"{prefix}.{entity}", entity, mapping))
-    return SourcePlan(source=source, targets=tuple(targets), on_conflict=on_conflict, rules=rules,
-                      batch_size=batch_size, mode=mode)
+    return SourcePlan(
+        source=source,
+        targets=tuple(targets),
+        on_conflict=on_conflict,
+        rules=rules,
+        batch_size=batch_size,
+        mode=mode,
+    )
 
 
 def parse_targets(key: str, entity: str, mapping: Any) -> list[Target]:
     known = {s.name: s for s in SCORES if s.entity == entity}
     if not known:
         entities = sorted({s.entity for s in SCORES})
-        raise ConfigError(f"{key}: no scores are written onto {entity!r} records",
-                          hint=f"objects with scores: {', '.join(entities)}")
+        raise ConfigError(
+            f"{key}: no scores are written onto {entity!r} records",
+            hint=f"objects with scores: {', '.join(entities)}",
+        )
     if not isinstance(mapping, dict):
-        raise ConfigError(f"{key}: expected a table of score = \"CRM field\"")
+        raise ConfigError(f'{key}: expected a table of score = "CRM field"')
     targets, fields = [], set()
     for score, field in mapping.items():
         if score not in known:
-            raise ConfigError(f"{key}.{score}: unknown score",
-                              hint=f"scores of {entity}: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{key}.{score}: unknown score",
+                hint=f"scores of {entity}: {', '.join(sorted(known))}",
+            )
         if not isinstance(field, str) or not field.strip():
             raise ConfigError(f"{key}.{score}: expected the CRM field's API name as text")
         if field in fields:
@@ -133,5 +149,9 @@ def parse_targets(key: str, entity: str, mapping: Any) -> list[Target]:
 
 def score_params(settings: Settings, as_of: datetime) -> ScoreParams:
     metrics = metric_config(settings)
-    return ScoreParams(as_of=as_of, today=as_of.astimezone(metrics.zone).date(), metrics=metrics,
-                       rules=writeback_rules(settings))
+    return ScoreParams(
+        as_of=as_of,
+        today=as_of.astimezone(metrics.zone).date(),
+        metrics=metrics,
+        rules=writeback_rules(settings),
+    )

@@ -85,8 +85,14 @@ def is_gone(known: Known) -> bool:
     return gone is not None and (known.synced_at is None or known.synced_at <= gone)
 
 
-def decide(target: Target, external_id: str, desired: str | None, known: Known,
-           on_conflict: str, codec: ValueCodec) -> Change | None:
+def decide(
+    target: Target,
+    external_id: str,
+    desired: str | None,
+    known: Known,
+    on_conflict: str,
+    codec: ValueCodec,
+) -> Change | None:
     """The write `target` needs on this record, or None."""
     if is_gone(known):
         return None
@@ -94,15 +100,28 @@ def decide(target: Target, external_id: str, desired: str | None, known: Known,
     current, person = current_value(kind, known, codec)
     if codec.holds(kind, current, desired):
         return None
-    change = Change(target.entity, external_id, target.field, target.score.name, current,
-                    desired, conflict=person is not None, person_value=person)
+    change = Change(
+        target.entity,
+        external_id,
+        target.field,
+        target.score.name,
+        current,
+        desired,
+        conflict=person is not None,
+        person_value=person,
+    )
     if change.conflict and on_conflict == "skip":
         return Change(**{**change.__dict__, "skip": True})
     return change
 
 
-def plan_changes(connection: Connection, plan: SourcePlan, params: ScoreParams, codec: ValueCodec,
-                 skip: frozenset[tuple[str, str]] = frozenset()) -> Iterator[Change]:
+def plan_changes(
+    connection: Connection,
+    plan: SourcePlan,
+    params: ScoreParams,
+    codec: ValueCodec,
+    skip: frozenset[tuple[str, str]] = frozenset(),
+) -> Iterator[Change]:
     """Every write `plan` needs, entity by entity, streamed; `skip` holds (entity, field) pairs."""
     for entity in plan.entities:
         targets = [t for t in plan.for_entity(entity) if (entity, t.field) not in skip]
@@ -110,32 +129,57 @@ def plan_changes(connection: Connection, plan: SourcePlan, params: ScoreParams, 
             yield from plan_entity(connection, plan, entity, targets, params, codec)
 
 
-def plan_entity(connection: Connection, plan: SourcePlan, entity: str, targets: Sequence[Target],
-                params: ScoreParams, codec: ValueCodec) -> Iterator[Change]:
+def plan_entity(
+    connection: Connection,
+    plan: SourcePlan,
+    entity: str,
+    targets: Sequence[Target],
+    params: ScoreParams,
+    codec: ValueCodec,
+) -> Iterator[Change]:
     book = ScoreBook(connection, entity, plan.source, params)
     query = inputs_query(connection, entity, plan.source, params)
     result = connection.execute(query.execution_options(yield_per=CHUNK))
     for rows in result.mappings().partitions(CHUNK):
-        written = load_written(connection, plan.source, entity, [r["external_id"] for r in rows],
-                               [t.field for t in targets])
+        written = load_written(
+            connection,
+            plan.source,
+            entity,
+            [r["external_id"] for r in rows],
+            [t.field for t in targets],
+        )
         for row in rows:
             desired = book.values_of(dict(row))
             custom: dict[str, Any] = row["custom"] or {}
             for target in targets:
-                known = Known(synced=custom.get(target.field), synced_present=target.field in custom,
-                              synced_at=row["synced_at"],
-                              written=written.get((row["external_id"], target.field)))
-                change = decide(target, row["external_id"], desired[target.score.name], known,
-                                plan.on_conflict, codec)
+                known = Known(
+                    synced=custom.get(target.field),
+                    synced_present=target.field in custom,
+                    synced_at=row["synced_at"],
+                    written=written.get((row["external_id"], target.field)),
+                )
+                change = decide(
+                    target,
+                    row["external_id"],
+                    desired[target.score.name],
+                    known,
+                    plan.on_conflict,
+                    codec,
+                )
                 if change is not None:
                     yield change
 
 
-def load_written(connection: Connection, source: str, entity: str, ids: Sequence[str],
-                 fields: Sequence[str]) -> dict[tuple[str, str], Written]:
+def load_written(
+    connection: Connection, source: str, entity: str, ids: Sequence[str], fields: Sequence[str]
+) -> dict[tuple[str, str], Written]:
     t = WrittenValue.__table__  # type: ignore[attr-defined]
     rows = connection.execute(
-        select(t.c.external_id, t.c.field, t.c.value, t.c.written_at, t.c.gone_at)
-        .where(t.c.source == source, t.c.entity == entity, t.c.external_id.in_(list(ids)),
-               t.c.field.in_(list(fields))))
+        select(t.c.external_id, t.c.field, t.c.value, t.c.written_at, t.c.gone_at).where(
+            t.c.source == source,
+            t.c.entity == entity,
+            t.c.external_id.in_(list(ids)),
+            t.c.field.in_(list(fields)),
+        )
+    )
     return {(r.external_id, r.field): Written(r.value, r.written_at, r.gone_at) for r in rows}

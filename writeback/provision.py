@@ -29,8 +29,16 @@ class FieldStep:
 
 
 def field_specs(plan: SourcePlan) -> list[FieldSpec]:
-    return [FieldSpec(entity=t.entity, name=t.field, label=LABEL_PREFIX + t.score.title,
-                      type=t.score.kind, options=t.score.options) for t in plan.targets]
+    return [
+        FieldSpec(
+            entity=t.entity,
+            name=t.field,
+            label=LABEL_PREFIX + t.score.title,
+            type=t.score.kind,
+            options=t.score.options,
+        )
+        for t in plan.targets
+    ]
 
 
 def provision_fields(plan: SourcePlan, connector: Connector, *, apply: bool) -> list[FieldStep]:
@@ -56,6 +64,7 @@ def provision_fields(plan: SourcePlan, connector: Connector, *, apply: bool) -> 
                     missing = [o for o in spec.options if o not in info.options]
                     problem = f"options missing: {', '.join(missing)}" if missing else None
         detail = step.detail or ("created" if apply and step.action == "create" else "")
-        out.append(FieldStep(spec.entity, spec.name, target.score.name, step.action, detail,
-                             problem))
+        out.append(
+            FieldStep(spec.entity, spec.name, target.score.name, step.action, detail, problem)
+        )
     return out

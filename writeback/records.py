@@ -21,8 +21,9 @@ class RecordLabel:
     link: str | None
 
 
-def record_labels(engine: Engine, source: str, records: Iterable[tuple[str, str]],
-                  connector: Connector) -> dict[tuple[str, str], RecordLabel]:
+def record_labels(
+    engine: Engine, source: str, records: Iterable[tuple[str, str]], connector: Connector
+) -> dict[tuple[str, str], RecordLabel]:
     """(entity, external_id) -> its name and link, for each of `records`."""
     ids: dict[str, set[str]] = defaultdict(set)
     for entity, external_id in records:
@@ -35,7 +36,8 @@ def record_labels(engine: Engine, source: str, records: Iterable[tuple[str, str]
             for external_id in wanted:
                 labels[(entity, external_id)] = RecordLabel(
                     names.get(external_id),
-                    linker.record_url(entity, external_id) if linker else None)
+                    linker.record_url(entity, external_id) if linker else None,
+                )
     return labels
 
 
@@ -48,8 +50,10 @@ def names_of(connection: Connection, source: str, entity: str, ids: list[str]) -
     names: dict[str, str] = {}
     for start in range(0, len(ids), CHUNK):
         rows = connection.execute(
-            select(t.c.external_id, *(t.c[c] for c in columns))
-            .where(t.c.source == source, t.c.external_id.in_(ids[start:start + CHUNK])))
+            select(t.c.external_id, *(t.c[c] for c in columns)).where(
+                t.c.source == source, t.c.external_id.in_(ids[start : start + CHUNK])
+            )
+        )
         for row in rows:
             parts = [str(row._mapping[c]) for c in columns if row._mapping[c]]
             if parts:

@@ -84,7 +84,9 @@ def record_columns(t: Any) -> list[Any]:
     return [t.c.external_id, t.c.custom, t.c.synced_at]
 
 
-def inputs_query(connection: Connection, entity: str, source: str, params: ScoreParams) -> Select[Any]:
+def inputs_query(
+    connection: Connection, entity: str, source: str, params: ScoreParams
+) -> Select[Any]:
     """One row per live `entity` record of `source`, ordered by id, with what its scores need."""
     if entity == "account":
         return account_inputs(source, params)
@@ -96,22 +98,34 @@ def inputs_query(connection: Connection, entity: str, source: str, params: Score
 def account_inputs(source: str, params: ScoreParams) -> Select[Any]:
     """Accounts with the upsell rule's inputs: last activity, won deals, open upgrade deals."""
     a, act, d = table(Account), table(Activity), table(Deal)
-    touched = (select(act.c.account_id.label("account_id"),
-                      func.max(act.c.occurred_at).label("last_activity"))
-               .where(live(act, source), act.c.account_id.is_not(None),
-                      act.c.occurred_at <= params.as_of)
-               .group_by(act.c.account_id).subquery("touched"))
+    touched = (
+        select(
+            act.c.account_id.label("account_id"), func.max(act.c.occurred_at).label("last_activity")
+        )
+        .where(live(act, source), act.c.account_id.is_not(None), act.c.occurred_at <= params.as_of)
+        .group_by(act.c.account_id)
+        .subquery("touched")
+    )
     upgrade_types = params.metrics.metrics.roles.upgrade_types
-    deals = (select(d.c.account_id.label("account_id"),
-                    func.sum(flag(and_(d.c.is_won, d.c.close_date <= params.today))).label("won"),
-                    func.sum(flag(and_(d.c.is_closed.is_(False),
-                                       lowered_in(d.c.deal_type, upgrade_types)))).label("open_upgrades"))
-             .where(live(d, source), d.c.account_id.is_not(None))
-             .group_by(d.c.account_id).subquery("account_deals"))
-    return (select(*record_columns(a), touched.c.last_activity, deals.c.won, deals.c.open_upgrades)
-            .outerjoin(touched, touched.c.account_id == a.c.external_id)
-            .outerjoin(deals, deals.c.account_id == a.c.external_id)
-            .where(live(a, source)).order_by(a.c.external_id))
+    deals = (
+        select(
+            d.c.account_id.label("account_id"),
+            func.sum(flag(and_(d.c.is_won, d.c.close_date <= params.today))).label("won"),
+            func.sum(
+                flag(and_(d.c.is_closed.is_(False), lowered_in(d.c.deal_type, upgrade_types)))
+            ).label("open_upgrades"),
+        )
+        .where(live(d, source), d.c.account_id.is_not(None))
+        .group_by(d.c.account_id)
+        .subquery("account_deals")
+    )
+    return (
+        select(*record_columns(a), touched.c.last_activity, deals.c.won, deals.c.open_upgrades)
+        .outerjoin(touched, touched.c.account_id == a.c.external_id)
+        .outerjoin(deals, deals.c.account_id == a.c.external_id)
+        .where(live(a, source))
+        .order_by(a.c.external_id)
+    )
 
 
 def whole(value: float | None) -> int | None:
@@ -140,20 +154,24 @@ class ScoreBook:
         self.teams: dict[str, float | None] = {}
         self.reps: dict[str, RepScores] = {}
         if entity == "account":
-            self.accounts = account_nps(engine, source, now=now,
-                                                window_days=config.metrics.nps_window_days)
+            self.accounts = account_nps(
+                engine, source, now=now, window_days=config.metrics.nps_window_days
+            )
         elif entity == "contact":
             self.contacts = latest_contact_answers(engine, source)
         elif entity == "deal":
             self.deals = open_deal_stages(engine, config, source, now=now)
         elif entity == "user":
             self.teams = team_enps(engine, config, source, now=now)
-            self.reps = rep_scores(engine, config, now=now,
-                                           period=params.rules.quota_period)
+            self.reps = rep_scores(engine, config, now=now, period=params.rules.quota_period)
 
     def values_of(self, row: Mapping[str, Any]) -> dict[str, str | None]:
-        builder = {"account": self.account_values, "contact": self.contact_values,
-                   "deal": self.deal_values, "user": self.user_values}[self.entity]
+        builder = {
+            "account": self.account_values,
+            "contact": self.contact_values,
+            "deal": self.deal_values,
+            "user": self.user_values,
+        }[self.entity]
         return {name: encode(self.kinds[name], value) for name, value in builder(row).items()}
 
     def account_values(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,26 +179,37 @@ class ScoreBook:
         nps = whole(found.nps) if found else None
         kind = found.last_category if found else None
         flagged, reason = upsell_of(nps, kind, row, self.params)
-        return {"nps_score": nps, "nps_category": kind,
-                "nps_last_answer": found.last_answered_at if found else None,
-                "upsell_flag": flagged, "upsell_reason": reason}
+        return {
+            "nps_score": nps,
+            "nps_category": kind,
+            "nps_last_answer": found.last_answered_at if found else None,
+            "upsell_flag": flagged,
+            "upsell_reason": reason,
+        }
 
     def contact_values(self, row: Mapping[str, Any]) -> dict[str, Any]:
         found = self.contacts.get(row["external_id"])
         if found is None:
             return {"nps_score": None, "nps_category": None, "nps_last_answer": None}
-        return {"nps_score": found.score, "nps_category": found.category,
-                "nps_last_answer": found.answered_at}
+        return {
+            "nps_score": found.score,
+            "nps_category": found.category,
+            "nps_last_answer": found.answered_at,
+        }
 
     def deal_values(self, row: Mapping[str, Any]) -> dict[str, Any]:
         found = self.deals.get(row["external_id"])
         if found is None:
             return {"days_in_stage": None, "stalled": None}
-        return {"days_in_stage": int(found.days_in_stage),
-                "stalled": found.stalled if found.usual_days is not None else None}
+        return {
+            "days_in_stage": int(found.days_in_stage),
+            "stalled": found.stalled if found.usual_days is not None else None,
+        }
 
     def user_values(self, row: Mapping[str, Any]) -> dict[str, Any]:
         rep = self.reps.get(row["external_id"])
-        return {"enps": whole(self.teams.get(row["team"] or "")),
-                "quota_attainment": percent(rep.quota_attainment) if rep else None,
-                "win_rate": percent(rep.win_rate) if rep else None}
+        return {
+            "enps": whole(self.teams.get(row["team"] or "")),
+            "quota_attainment": percent(rep.quota_attainment) if rep else None,
+            "win_rate": percent(rep.win_rate) if rep else None,
+        }

@@ -16,28 +16,41 @@ from typing import Any
 from writeback.rules import ScoreParams
 
 
-def upsell_of(nps: int | None, category: str | None, row: Mapping[str, Any],
-              params: ScoreParams) -> tuple[bool, str]:
+def upsell_of(
+    nps: int | None, category: str | None, row: Mapping[str, Any], params: ScoreParams
+) -> tuple[bool, str]:
     """(flag, reason) for one account from its NPS, category and activity and deal counts."""
     rule = params.rules.upsell
     window = params.metrics.metrics.nps_window_days
     checks: list[tuple[bool, str, str]] = []  # (holds, words when it holds, words when not)
     if rule.promoter:
         account = f"account NPS {nps} over the last {window} days"
-        checks.append((category == "promoter", f"promoter by the latest NPS answer ({account})",
-                       f"not a promoter by the latest NPS answer ({account})" if nps is not None
-                       else f"no NPS answer in the last {window} days"))
+        checks.append(
+            (
+                category == "promoter",
+                f"promoter by the latest NPS answer ({account})",
+                f"not a promoter by the latest NPS answer ({account})"
+                if nps is not None
+                else f"no NPS answer in the last {window} days",
+            )
+        )
     if rule.active_within_days:
         days = rule.active_within_days
         last = row["last_activity"]
         recent = last is not None and last >= params.as_of - timedelta(days=days)
-        checks.append((recent, f"activity in the last {days} days",
-                       f"no activity in the last {days} days"))
+        checks.append(
+            (recent, f"activity in the last {days} days", f"no activity in the last {days} days")
+        )
     if rule.won_before:
         checks.append(((row["won"] or 0) > 0, "won a deal before", "no won deal yet"))
     if rule.no_open_upgrade:
-        checks.append(((row["open_upgrades"] or 0) == 0, "no open upgrade deal",
-                       "an upgrade deal is already open"))
+        checks.append(
+            (
+                (row["open_upgrades"] or 0) == 0,
+                "no open upgrade deal",
+                "an upgrade deal is already open",
+            )
+        )
     if not checks:
         return False, "No upsell conditions are configured"
     failed = [when_not for holds, _, when_not in checks if not holds]

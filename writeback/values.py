@@ -15,8 +15,17 @@ from typing import Any
 from kpisync.connector import FieldInfo
 from kpisync.fieldcodec import as_bool, as_date, as_number, blank_to_none, number_text, same
 
-__all__ = ["as_bool", "as_date", "as_number", "blank_to_none", "encode", "number_text",
-           "problem_with", "same", "type_problem"]
+__all__ = [
+    "as_bool",
+    "as_date",
+    "as_number",
+    "blank_to_none",
+    "encode",
+    "number_text",
+    "problem_with",
+    "same",
+    "type_problem",
+]
 
 NUMBER_TYPES = frozenset({"number", "double", "percent", "currency", "int", "integer", "decimal"})
 DATE_TYPES = frozenset({"date", "datetime"})
@@ -63,8 +72,13 @@ def type_problem(info: FieldInfo, kind: str) -> str | None:
     crm = info.type.lower()
     if crm in ("string", "text", "textarea") or info.options:
         return None
-    fits = {"number": NUMBER_TYPES, "date": DATE_TYPES, "bool": BOOL_TYPES | {"enumeration"},
-            "enumeration": frozenset({"enumeration", "picklist"}), "string": frozenset()}
+    fits = {
+        "number": NUMBER_TYPES,
+        "date": DATE_TYPES,
+        "bool": BOOL_TYPES | {"enumeration"},
+        "enumeration": frozenset({"enumeration", "picklist"}),
+        "string": frozenset(),
+    }
     if crm in fits.get(kind, frozenset()):
         return None
     return f"its type is {info.type}, which cannot hold a {kind} score"

@@ -60,26 +60,42 @@ class OAuthGrant:
 
 
 AUTH_HINT = "check the token or re-authorise the source"
-REFRESH_HINT = ("the source needs re-authorising: create a new refresh token and update its "
-                "environment variable")
+REFRESH_HINT = (
+    "the source needs re-authorising: create a new refresh token and update its "
+    "environment variable"
+)
 REFRESH_REFUSED = "HubSpot refused the refresh token: the grant was revoked or expired"
 # HubSpot's error body: {"status": "error", "message", "correlationId", "category", ...}.
-ERRORS = ErrorTable("HubSpot", [
-    Rule(AuthError, "HubSpot refused the credentials for {what}: {detail}", AUTH_HINT,
-         status=status(401)),
-    Rule(RejectedError, "HubSpot denied {what}: {detail}",
-         "grant the private app or OAuth app the missing scope", status=status(403)),
-    Rule(RateLimited, "HubSpot rate limit on {what}: {detail}", status=status(429)),
-    Rule(TransientError, "HubSpot error {status} on {what}: {detail}", status=status(500, 599)),
-    Rule(TransientError, "HubSpot error {status} on {what}: {detail}", status=status(0)),
-    Rule(RejectedError, "HubSpot rejected {what} ({status} {code}): {detail}"),
-])
+ERRORS = ErrorTable(
+    "HubSpot",
+    [
+        Rule(
+            AuthError,
+            "HubSpot refused the credentials for {what}: {detail}",
+            AUTH_HINT,
+            status=status(401),
+        ),
+        Rule(
+            RejectedError,
+            "HubSpot denied {what}: {detail}",
+            "grant the private app or OAuth app the missing scope",
+            status=status(403),
+        ),
+        Rule(RateLimited, "HubSpot rate limit on {what}: {detail}", status=status(429)),
+        Rule(TransientError, "HubSpot error {status} on {what}: {detail}", status=status(500, 599)),
+        Rule(TransientError, "HubSpot error {status} on {what}: {detail}", status=status(0)),
+        Rule(RejectedError, "HubSpot rejected {what} ({status} {code}): {detail}"),
+    ],
+)
 # The token endpoint: a refused refresh token is a revoked grant, whatever the status says.
-REFRESH_ERRORS = ErrorTable("HubSpot", [
-    Rule(AuthError, REFRESH_REFUSED, REFRESH_HINT, body=r'"status"\s*:\s*"BAD_REFRESH_TOKEN"'),
-    Rule(AuthError, REFRESH_REFUSED, REFRESH_HINT, status=status(400, 401)),
-    *ERRORS.rules,
-])
+REFRESH_ERRORS = ErrorTable(
+    "HubSpot",
+    [
+        Rule(AuthError, REFRESH_REFUSED, REFRESH_HINT, body=r'"status"\s*:\s*"BAD_REFRESH_TOKEN"'),
+        Rule(AuthError, REFRESH_REFUSED, REFRESH_HINT, status=status(400, 401)),
+        *ERRORS.rules,
+    ],
+)
 
 
 def answer_of(error: Exception) -> Answer:
@@ -92,21 +108,26 @@ def answer_of(error: Exception) -> Answer:
     retry_after = _float(headers.get("Retry-After"))
     if retry_after is None and body.get("policyName") == "SECONDLY":
         retry_after = SEARCH_LIMIT_WAIT
-    return Answer(status=code, detail=mask(str(body.get("message") or getattr(error, "reason", "")
-                                               or "")) or "no detail",
-                  code=str(body.get("category") or body.get("errorType") or body.get("status")
-                           or ""),
-                  body=text, retry_after=retry_after)
+    return Answer(
+        status=code,
+        detail=mask(str(body.get("message") or getattr(error, "reason", "") or "")) or "no detail",
+        code=str(body.get("category") or body.get("errorType") or body.get("status") or ""),
+        body=text,
+        retry_after=retry_after,
+    )
 
 
-def translate(error: Exception, *, what: str, host: str,
-              table: ErrorTable = ERRORS) -> KpisyncError:
+def translate(
+    error: Exception, *, what: str, host: str, table: ErrorTable = ERRORS
+) -> KpisyncError:
     """SDK/urllib3 failure -> kpisync error (message masked), by `table`."""
     if isinstance(error, SDK_ERRORS):
         return table.error(answer_of(error), what=what)
     if isinstance(error, Urllib3Error | OSError):
-        return TransientError(f"cannot reach HubSpot at {host} for {what}: {network_cause(error)}",
-                              hint="check the host setting and the network")
+        return TransientError(
+            f"cannot reach HubSpot at {host} for {what}: {network_cause(error)}",
+            hint="check the host setting and the network",
+        )
     return ConnectorError(f"unexpected failure on {what}: {mask(str(error))}")
 
 
@@ -132,8 +153,12 @@ def _float(value: Any) -> float | None:
 class Pacer:
     """At most `rate` calls in any sliding second: waits before a call instead of earning a 429."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.capacity = max(1, int(rate))
         self.clock, self.sleep = clock, sleep
         self.recent: deque[float] = deque()
@@ -151,9 +176,17 @@ class Pacer:
 class HubSpotClient:
     """One portal's SDK APIs, its token, its retry policy and its call counts."""
 
-    def __init__(self, *, host: str, token: str | None, grant: OAuthGrant | None,
-                 policy: RetryPolicy, timeout_seconds: float = 60.0,
-                 search_rate: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        token: str | None,
+        grant: OAuthGrant | None,
+        policy: RetryPolicy,
+        timeout_seconds: float = 60.0,
+        search_rate: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.host = host.rstrip("/")
         self.timeout = (min(5.0, timeout_seconds), timeout_seconds)  # connect, read
         self.policy = policy
@@ -169,8 +202,11 @@ class HubSpotClient:
         self._token = token or ""
         if token:
             remember_secret(token)
-        self.sdk = HubSpot(access_token=self._token or None, host=self.host,
-                           retry=urllib3.Retry(total=0, redirect=2, raise_on_status=False))
+        self.sdk = HubSpot(
+            access_token=self._token or None,
+            host=self.host,
+            retry=urllib3.Retry(total=0, redirect=2, raise_on_status=False),
+        )
         crm = self.sdk.crm
         self.search = crm.objects.search_api
         self.basic = crm.objects.basic_api
@@ -181,8 +217,16 @@ class HubSpotClient:
         self.pipelines = crm.pipelines.pipelines_api
         self.associations = crm.associations.v4.batch_api
         self.tokens = self.sdk.oauth.tokens_api
-        self._apis = [self.search, self.basic, self.batch, self.owners, self.properties,
-                      self.property_groups, self.pipelines, self.associations]
+        self._apis = [
+            self.search,
+            self.basic,
+            self.batch,
+            self.owners,
+            self.properties,
+            self.property_groups,
+            self.pipelines,
+            self.associations,
+        ]
         if grant is not None:
             remember_secret(grant.client_secret)
             remember_secret(grant.refresh_token)
@@ -199,13 +243,18 @@ class HubSpotClient:
             self.calls[endpoint] += 1
             started = time.perf_counter()
             try:
-                response = function(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+                response = function(
+                    *args, _preload_content=False, _request_timeout=self.timeout, **kwargs
+                )
                 data = response.data
             except (*SDK_ERRORS, Urllib3Error, OSError) as error:  # type: ignore[misc]
                 self.seconds_waiting += time.perf_counter() - started
                 translated = translate(error, what=endpoint, host=self.host)
-                if (isinstance(translated, AuthError) and self._grant is not None
-                        and not refreshed_on_401):
+                if (
+                    isinstance(translated, AuthError)
+                    and self._grant is not None
+                    and not refreshed_on_401
+                ):
                     refreshed_on_401 = True
                     self._refresh()
                     raise TransientError(f"token refreshed after a 401 on {endpoint}") from None
@@ -235,13 +284,17 @@ class HubSpotClient:
             self.calls["POST /oauth/v1/token"] += 1
             try:
                 response = self.tokens.create(
-                    grant_type="refresh_token", refresh_token=grant.refresh_token,
-                    client_id=grant.client_id, client_secret=grant.client_secret,
-                    _preload_content=False, _request_timeout=self.timeout,
+                    grant_type="refresh_token",
+                    refresh_token=grant.refresh_token,
+                    client_id=grant.client_id,
+                    client_secret=grant.client_secret,
+                    _preload_content=False,
+                    _request_timeout=self.timeout,
                 )
             except oauth_errors.ApiException as error:
-                raise translate(error, what="token refresh", host=self.host,
-                                table=REFRESH_ERRORS) from None
+                raise translate(
+                    error, what="token refresh", host=self.host, table=REFRESH_ERRORS
+                ) from None
             except (Urllib3Error, OSError) as error:
                 raise translate(error, what="token refresh", host=self.host) from None
             payload = json.loads(response.data)

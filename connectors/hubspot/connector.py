@@ -61,8 +61,17 @@ from kpisync.retry import RetryPolicy, fast_policy
 from kpisync.secrets import read_secret
 from kpisync.store.models import Row
 
-SEARCHED = ("companies", "contacts", "deals", "line_items", "calls", "emails", "meetings",
-            "tasks", "feedback_submissions")
+SEARCHED = (
+    "companies",
+    "contacts",
+    "deals",
+    "line_items",
+    "calls",
+    "emails",
+    "meetings",
+    "tasks",
+    "feedback_submissions",
+)
 WRITABLE = {"account": "companies", "contact": "contacts", "deal": "deals"}
 OBJECT_TYPE_IDS = {"contact": "0-1", "account": "0-2", "deal": "0-3"}  # in HubSpot's record URLs
 SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
@@ -91,15 +100,24 @@ class HubSpotSettings(StrictModel):
         if self.token_env and any(oauth):
             raise ValueError("give token_env (private app) or the OAuth keys, not both")
         if not self.token_env and not all(oauth):
-            raise ValueError("give token_env = \"VAR\" for a private app, or client_id, "
-                             "client_secret_env and refresh_token_env for OAuth")
+            raise ValueError(
+                'give token_env = "VAR" for a private app, or client_id, '
+                "client_secret_env and refresh_token_env for OAuth"
+            )
         return self
 
 
 class HubSpotConnector:
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.VALIDATES_OPTIONS, Capability.KEEPS_METADATA, Capability.REPORTS_ALLOWANCE,
-        Capability.CHECKS_CREDENTIALS, Capability.LINKS_RECORDS, Capability.CODES_VALUES})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.VALIDATES_OPTIONS,
+            Capability.KEEPS_METADATA,
+            Capability.REPORTS_ALLOWANCE,
+            Capability.CHECKS_CREDENTIALS,
+            Capability.LINKS_RECORDS,
+            Capability.CODES_VALUES,
+        }
+    )
     options_model: ClassVar[type[HubSpotSettings]] = HubSpotSettings
     type_name: ClassVar[str] = "hubspot"
     value_codec: ClassVar[ValueCodec] = CODEC
@@ -119,13 +137,22 @@ class HubSpotConnector:
         if s.client_id:
             grant = OAuthGrant(
                 client_id=s.client_id,
-                client_secret=read_secret(s.client_secret_env or "", key=f"{key}.client_secret_env"),
-                refresh_token=read_secret(s.refresh_token_env or "", key=f"{key}.refresh_token_env"),
+                client_secret=read_secret(
+                    s.client_secret_env or "", key=f"{key}.client_secret_env"
+                ),
+                refresh_token=read_secret(
+                    s.refresh_token_env or "", key=f"{key}.refresh_token_env"
+                ),
             )
         policy = fast_policy() if s.fast_retries else RetryPolicy()
-        self.client = HubSpotClient(host=s.host, token=token, grant=grant, policy=policy,
-                                    timeout_seconds=s.timeout_seconds,
-                                    search_rate=s.search_rate_per_second)
+        self.client = HubSpotClient(
+            host=s.host,
+            token=token,
+            grant=grant,
+            policy=policy,
+            timeout_seconds=s.timeout_seconds,
+            search_rate=s.search_rate_per_second,
+        )
         self._fields: list[FieldInfo] | None = None
         self._context: mappers.MappingContext | None = None
         self._stages: list[Row] | None = None
@@ -133,14 +160,31 @@ class HubSpotConnector:
 
     # -- the contract ---------------------------------------------------------------------------
     def stream_table(self) -> StreamTable:
-        searched = [Stream(StreamSpec(t, ENTITIES[t], cursor_field=MODIFIED_PROPERTY.get(
-            t, DEFAULT_MODIFIED), primary_key="hs_object_id", lag=timedelta(
-            seconds=self.settings.search_lag_seconds)), self._read_searched) for t in SEARCHED]
-        return StreamTable("HubSpot", [
-            Stream(StreamSpec("owners", ("user",), ReadMode.METADATA), self._read_owners),
-            Stream(StreamSpec("pipelines", ("pipeline_stage",), ReadMode.METADATA),
-                   self._read_pipelines),
-            *searched], calls=lambda: self.client.calls.total())
+        searched = [
+            Stream(
+                StreamSpec(
+                    t,
+                    ENTITIES[t],
+                    cursor_field=MODIFIED_PROPERTY.get(t, DEFAULT_MODIFIED),
+                    primary_key="hs_object_id",
+                    lag=timedelta(seconds=self.settings.search_lag_seconds),
+                ),
+                self._read_searched,
+            )
+            for t in SEARCHED
+        ]
+        return StreamTable(
+            "HubSpot",
+            [
+                Stream(StreamSpec("owners", ("user",), ReadMode.METADATA), self._read_owners),
+                Stream(
+                    StreamSpec("pipelines", ("pipeline_stage",), ReadMode.METADATA),
+                    self._read_pipelines,
+                ),
+                *searched,
+            ],
+            calls=lambda: self.client.calls.total(),
+        )
 
     def streams(self) -> list[StreamSpec]:
         return self.stream_table().specs()
@@ -163,14 +207,18 @@ class HubSpotConnector:
 
     def metadata_snapshot(self) -> dict[str, Any]:
         """The property lists and deal pipelines this run read, to keep until metadata is due."""
-        return {"format": SNAPSHOT_FORMAT, "fields": [asdict(f) for f in self.discover()],
-                "pipelines": self._pipelines()}
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "fields": [asdict(f) for f in self.discover()],
+            "pipelines": self._pipelines(),
+        }
 
     def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool:
         if snapshot.get("format") != SNAPSHOT_FORMAT:
             return False
-        self._fields = [FieldInfo(**{**f, "options": tuple(f["options"])})
-                        for f in snapshot["fields"]]
+        self._fields = [
+            FieldInfo(**{**f, "options": tuple(f["options"])}) for f in snapshot["fields"]
+        ]
         self._pipeline_results = list(snapshot["pipelines"])
         self._stages, self._context = None, None
         return True
@@ -191,8 +239,10 @@ class HubSpotConnector:
         kind = OBJECT_TYPE_IDS.get(entity)
         if self.settings.portal_id is None or kind is None:
             return None
-        return (f"{str(self.settings.app_url).rstrip('/')}/contacts/{self.settings.portal_id}"
-                f"/record/{kind}/{external_id}")
+        return (
+            f"{str(self.settings.app_url).rstrip('/')}/contacts/{self.settings.portal_id}"
+            f"/record/{kind}/{external_id}"
+        )
 
     def check_credentials(self) -> None:
         """One call that fails with the auth error when the token is wrong (write-back runs)."""
@@ -203,12 +253,23 @@ class HubSpotConnector:
         if problems:
             return problems
         body = {"filterGroups": [], "limit": 1, "properties": ["hs_object_id"]}
-        problems = unreadable(SEARCHED, lambda t: self.client.call(
-            f"POST /crm/v3/objects/{t}/search", self.client.search.do_search_with_http_info, t,
-            body), "grant read access to {}")
+        problems = unreadable(
+            SEARCHED,
+            lambda t: self.client.call(
+                f"POST /crm/v3/objects/{t}/search",
+                self.client.search.do_search_with_http_info,
+                t,
+                body,
+            ),
+            "grant read access to {}",
+        )
         if self.client.daily_remaining is not None and self.client.daily_remaining < 1000:
-            problems.append(Problem(f"only {self.client.daily_remaining} API calls left today",
-                                    "wait for the daily allowance to reset"))
+            problems.append(
+                Problem(
+                    f"only {self.client.daily_remaining} API calls left today",
+                    "wait for the daily allowance to reset",
+                )
+            )
         return problems
 
     def api_usage(self) -> dict[str, int]:
@@ -217,8 +278,9 @@ class HubSpotConnector:
     def api_allowance(self) -> Allowance:
         """The portal's daily limit and remainder from the last call's X-HubSpot-RateLimit-Daily
         headers (none before the first call, and none ever for OAuth apps)."""
-        return Allowance(daily_limit=self.client.daily_limit,
-                         daily_remaining=self.client.daily_remaining)
+        return Allowance(
+            daily_limit=self.client.daily_limit, daily_remaining=self.client.daily_remaining
+        )
 
     def close(self) -> None:
         for api in self.client._apis:
@@ -231,48 +293,68 @@ class HubSpotConnector:
             for info in self.discover():
                 if info.is_custom:
                     custom.setdefault(info.entity, set()).add(info.name)
-            stages = {row.values["stage"]: mappers.StageInfo(row.values["is_closed"],
-                                                             row.values["is_won"])
-                      for row in self._pipeline_rows()}
+            stages = {
+                row.values["stage"]: mappers.StageInfo(
+                    row.values["is_closed"], row.values["is_won"]
+                )
+                for row in self._pipeline_rows()
+            }
             self._context = mappers.MappingContext(
-                stages=stages, custom={k: frozenset(v) for k, v in custom.items()},
-                roles=dict(self.settings.roles), team_regions=dict(self.settings.team_regions))
+                stages=stages,
+                custom={k: frozenset(v) for k, v in custom.items()},
+                roles=dict(self.settings.roles),
+                team_regions=dict(self.settings.team_regions),
+            )
         return self._context
 
     def _pipelines(self) -> list[dict[str, Any]]:
         """The deal pipelines as HubSpot lists them, read once per connector instance (one run)."""
         if self._pipeline_results is None:
-            response = self.client.call("GET /crm/v3/pipelines/deals",
-                                        self.client.pipelines.get_all_with_http_info, "deals")
+            response = self.client.call(
+                "GET /crm/v3/pipelines/deals", self.client.pipelines.get_all_with_http_info, "deals"
+            )
             self._pipeline_results = list(response.get("results", []))
         return self._pipeline_results
 
     def _pipeline_rows(self) -> list[Row]:
         """The deal pipelines' stages."""
         if self._stages is None:
-            self._stages = [row for pipeline in self._pipelines()
-                            for row in mappers.map_stages(pipeline)]
+            self._stages = [
+                row for pipeline in self._pipelines() for row in mappers.map_stages(pipeline)
+            ]
         return list(self._stages)
 
-    def _read_searched(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                       ) -> Iterator[Page]:
-        reader = StreamReader(self.client, self.context(), ReadOptions(
-            lag=spec.lag, batch_records=self.settings.batch_records,
-            archived_every=timedelta(minutes=self.settings.archived_every_minutes)))
+    def _read_searched(
+        self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+    ) -> Iterator[Page]:
+        reader = StreamReader(
+            self.client,
+            self.context(),
+            ReadOptions(
+                lag=spec.lag,
+                batch_records=self.settings.batch_records,
+                archived_every=timedelta(minutes=self.settings.archived_every_minutes),
+            ),
+        )
         yield from reader.read(spec.name, cursor, signpost)
 
-    def _read_pipelines(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                        ) -> Iterator[Page]:
+    def _read_pipelines(
+        self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+    ) -> Iterator[Page]:
         yield Page(stream=spec.name, records=self._pipeline_rows(), cursor=None)
 
-    def _read_owners(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                     ) -> Iterator[Page]:
+    def _read_owners(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         context = mappers.MappingContext(team_regions=dict(self.settings.team_regions))
         for archived in (False, True):
+
             def fetch(after: str | None, archived: bool = archived) -> Any:
-                return self.client.call("GET /crm/v3/owners",
-                                        self.client.owners.get_page_with_http_info, limit=100,
-                                        archived=archived, **({"after": after} if after else {}))
+                return self.client.call(
+                    "GET /crm/v3/owners",
+                    self.client.owners.get_page_with_http_info,
+                    limit=100,
+                    archived=archived,
+                    **({"after": after} if after else {}),
+                )
 
             name = "owners (archived)" if archived else "owners"
             for response in follow(fetch, next_after, crm="HubSpot", stream=name):

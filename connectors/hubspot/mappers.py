@@ -89,9 +89,14 @@ def map_owner(owner: Mapping[str, Any], context: MappingContext) -> Row:
     team = primary.get("name") if primary else None
     name = " ".join(p for p in (owner.get("firstName"), owner.get("lastName")) if p) or None
     return User.row(
-        external_id=str(owner["id"]), name=name, email=owner.get("email"), team=team,
-        region=context.team_regions.get(team or ""), is_active=not owner.get("archived", False),
-        created_at=instant(owner.get("createdAt")), modified_at=instant(owner.get("updatedAt")),
+        external_id=str(owner["id"]),
+        name=name,
+        email=owner.get("email"),
+        team=team,
+        region=context.team_regions.get(team or ""),
+        is_active=not owner.get("archived", False),
+        created_at=instant(owner.get("createdAt")),
+        modified_at=instant(owner.get("updatedAt")),
         raw=dict(owner),
     )
 
@@ -102,37 +107,55 @@ def map_stages(pipeline: Mapping[str, Any]) -> list[Row]:
         meta = stage.get("metadata") or {}
         probability = decimal(meta.get("probability"))
         closed = str(meta.get("isClosed", "false")).lower() == "true"
-        rows.append(PipelineStage.row(
-            external_id=f"{pipeline['id']}:{stage['id']}", pipeline=str(pipeline["id"]),
-            stage=str(stage["id"]), label=str(stage.get("label", stage["id"])),
-            display_order=int(stage.get("displayOrder", 0)), probability=probability,
-            is_closed=closed, is_won=closed and probability == Decimal(1),
-            modified_at=instant(stage.get("updatedAt")), raw=dict(stage),
-        ))
+        rows.append(
+            PipelineStage.row(
+                external_id=f"{pipeline['id']}:{stage['id']}",
+                pipeline=str(pipeline["id"]),
+                stage=str(stage["id"]),
+                label=str(stage.get("label", stage["id"])),
+                display_order=int(stage.get("displayOrder", 0)),
+                probability=probability,
+                is_closed=closed,
+                is_won=closed and probability == Decimal(1),
+                modified_at=instant(stage.get("updatedAt")),
+                raw=dict(stage),
+            )
+        )
     return rows
 
 
 def map_company(record: Mapping[str, Any], context: MappingContext) -> Row:
     p = record.get("properties") or {}
     return Account.row(
-        external_id=str(record["id"]), name=text(p, "name"), owner_id=text(p, "hubspot_owner_id"),
-        parent_id=text(p, "hs_parent_company_id"), type=text(p, "type"),
-        industry=text(p, "industry"), country=text(p, "country"), state=text(p, "state"),
-        city=text(p, "city"), region=text(p, context.roles.get("account_region", "")) if
-        context.roles.get("account_region") else None,
-        created_at=instant(p.get("createdate")), modified_at=instant(p.get("hs_lastmodifieddate")),
-        custom=custom_of(record, context.custom.get("companies", frozenset())), raw=dict(record),
+        external_id=str(record["id"]),
+        name=text(p, "name"),
+        owner_id=text(p, "hubspot_owner_id"),
+        parent_id=text(p, "hs_parent_company_id"),
+        type=text(p, "type"),
+        industry=text(p, "industry"),
+        country=text(p, "country"),
+        state=text(p, "state"),
+        city=text(p, "city"),
+        region=text(p, context.roles.get("account_region", ""))
+        if context.roles.get("account_region")
+        else None,
+        created_at=instant(p.get("createdate")),
+        modified_at=instant(p.get("hs_lastmodifieddate")),
+        custom=custom_of(record, context.custom.get("companies", frozenset())),
+        raw=dict(record),
     )
 
 
 def is_lead_record(props: Mapping[str, Any]) -> bool:
     return bool(text(props, "hs_lifecyclestage_lead_date")) or (
-        (text(props, "lifecyclestage") or "") in LEAD_STAGES)
+        (text(props, "lifecyclestage") or "") in LEAD_STAGES
+    )
 
 
 def is_contact_record(props: Mapping[str, Any]) -> bool:
     return (text(props, "lifecyclestage") or "") not in LEAD_STAGES or bool(
-        text(props, "associatedcompanyid"))
+        text(props, "associatedcompanyid")
+    )
 
 
 def converted_at(props: Mapping[str, Any]) -> datetime | None:
@@ -149,27 +172,47 @@ def map_contact(record: Mapping[str, Any], context: MappingContext) -> list[Row]
     modified = instant(p.get("lastmodifieddate"))
     rows: list[Row] = []
     if is_contact_record(p):
-        rows.append(Contact.row(
-            external_id=rid, first_name=text(p, "firstname"), last_name=text(p, "lastname"),
-            email=text(p, "email"), phone=text(p, "phone"), title=text(p, "jobtitle"),
-            account_id=text(p, "associatedcompanyid"), owner_id=text(p, "hubspot_owner_id"),
-            lead_source=text(p, "hs_analytics_source"), created_at=instant(p.get("createdate")),
-            modified_at=modified, custom=custom, raw=dict(record),
-        ))
+        rows.append(
+            Contact.row(
+                external_id=rid,
+                first_name=text(p, "firstname"),
+                last_name=text(p, "lastname"),
+                email=text(p, "email"),
+                phone=text(p, "phone"),
+                title=text(p, "jobtitle"),
+                account_id=text(p, "associatedcompanyid"),
+                owner_id=text(p, "hubspot_owner_id"),
+                lead_source=text(p, "hs_analytics_source"),
+                created_at=instant(p.get("createdate")),
+                modified_at=modified,
+                custom=custom,
+                raw=dict(record),
+            )
+        )
     if is_lead_record(p):
         converted = (text(p, "lifecyclestage") or "lead") not in LEAD_STAGES
-        rows.append(Lead.row(
-            external_id=rid, first_name=text(p, "firstname"), last_name=text(p, "lastname"),
-            email=text(p, "email"), phone=text(p, "phone"), company=text(p, "company"),
-            status=text(p, "hs_lead_status"), lead_source=text(p, "hs_analytics_source"),
-            owner_id=text(p, "hubspot_owner_id"),
-            created_at=instant(p.get("hs_lifecyclestage_lead_date")) or instant(p.get("createdate")),
-            is_converted=converted,
-            converted_at=converted_at(p) if converted else None,
-            converted_contact_id=rid if converted else None,
-            converted_account_id=text(p, "associatedcompanyid") if converted else None,
-            modified_at=modified, custom=custom, raw=dict(record),
-        ))
+        rows.append(
+            Lead.row(
+                external_id=rid,
+                first_name=text(p, "firstname"),
+                last_name=text(p, "lastname"),
+                email=text(p, "email"),
+                phone=text(p, "phone"),
+                company=text(p, "company"),
+                status=text(p, "hs_lead_status"),
+                lead_source=text(p, "hs_analytics_source"),
+                owner_id=text(p, "hubspot_owner_id"),
+                created_at=instant(p.get("hs_lifecyclestage_lead_date"))
+                or instant(p.get("createdate")),
+                is_converted=converted,
+                converted_at=converted_at(p) if converted else None,
+                converted_contact_id=rid if converted else None,
+                converted_account_id=text(p, "associatedcompanyid") if converted else None,
+                modified_at=modified,
+                custom=custom,
+                raw=dict(record),
+            )
+        )
     return rows
 
 
@@ -183,8 +226,7 @@ class DealLinks:
     owner_history: tuple[tuple[str, datetime], ...] = ()
 
 
-def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContext
-             ) -> list[Row]:
+def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContext) -> list[Row]:
     p = record.get("properties") or {}
     rid = str(record["id"])
     stage = text(p, "dealstage")
@@ -193,23 +235,38 @@ def map_deal(record: Mapping[str, Any], links: DealLinks, context: MappingContex
     won = info.is_won if info else text(p, "hs_is_closed_won") == "true"
     roles = context.roles
     deal = Deal.row(
-        external_id=rid, name=text(p, "dealname"), account_id=first_id(links.company_ids),
-        contact_id=first_id(links.contact_ids), owner_id=text(p, "hubspot_owner_id"),
+        external_id=rid,
+        name=text(p, "dealname"),
+        account_id=first_id(links.company_ids),
+        contact_id=first_id(links.contact_ids),
+        owner_id=text(p, "hubspot_owner_id"),
         closed_owner_id=owner_at_close(links, closed) or text(p, "hubspot_owner_id"),
-        pipeline=text(p, "pipeline"), stage=stage, is_closed=closed, is_won=won,
-        amount=decimal(p.get("amount")), currency=text(p, "deal_currency_code"),
-        probability=decimal(p.get("hs_deal_stage_probability")), close_date=day(p.get("closedate")),
-        created_at=instant(p.get("createdate")), deal_type=text(p, roles.get("deal_type", "dealtype")),
+        pipeline=text(p, "pipeline"),
+        stage=stage,
+        is_closed=closed,
+        is_won=won,
+        amount=decimal(p.get("amount")),
+        currency=text(p, "deal_currency_code"),
+        probability=decimal(p.get("hs_deal_stage_probability")),
+        close_date=day(p.get("closedate")),
+        created_at=instant(p.get("createdate")),
+        deal_type=text(p, roles.get("deal_type", "dealtype")),
         lead_source=text(p, roles.get("lead_source", "hs_analytics_source")),
         loss_reason=text(p, roles.get("loss_reason", "closed_lost_reason")),
         competitor=text(p, roles.get("competitor", "competitor")),
         margin=decimal(p.get(roles.get("margin", "margin"))),
         modified_at=instant(p.get("hs_lastmodifieddate")),
-        custom=custom_of(record, context.custom.get("deals", frozenset())), raw=dict(record),
+        custom=custom_of(record, context.custom.get("deals", frozenset())),
+        raw=dict(record),
     )
     changes = [
-        DealStageChange.row(external_id=f"{rid}:{int(at.timestamp() * 1000)}", deal_id=rid,
-                        stage=value, entered_at=at, modified_at=deal.values["modified_at"])
+        DealStageChange.row(
+            external_id=f"{rid}:{int(at.timestamp() * 1000)}",
+            deal_id=rid,
+            stage=value,
+            entered_at=at,
+            modified_at=deal.values["modified_at"],
+        )
         for value, at in links.stage_history
     ]
     return [deal, *changes]
@@ -245,9 +302,12 @@ def map_line_item(record: Mapping[str, Any], deal_ids: Sequence[str]) -> Row:
     the line's name; quantity; unit price (`price`; `amount` is HubSpot's price x quantity)."""
     p = record.get("properties") or {}
     return LineItem.row(
-        external_id=str(record["id"]), deal_id=first_id(deal_ids),
-        product=text(p, "hs_sku") or text(p, "name"), quantity=decimal(p.get("quantity")),
-        unit_price=decimal(p.get("price")), modified_at=instant(p.get("hs_lastmodifieddate")),
+        external_id=str(record["id"]),
+        deal_id=first_id(deal_ids),
+        product=text(p, "hs_sku") or text(p, "name"),
+        quantity=decimal(p.get("quantity")),
+        unit_price=decimal(p.get("price")),
+        modified_at=instant(p.get("hs_lastmodifieddate")),
         raw=dict(record),
     )
 
@@ -276,19 +336,36 @@ def map_engagement(object_type: str, record: Mapping[str, Any], links: ActivityL
         subject, status = text(p, "hs_email_subject"), text(p, "hs_email_status")
         direction = "outbound" if text(p, "hs_email_direction") in OUTBOUND_EMAIL else "inbound"
     elif kind == "meeting":
-        subject, status, direction = text(p, "hs_meeting_title"), text(p, "hs_meeting_outcome"), "outbound"
+        subject, status, direction = (
+            text(p, "hs_meeting_title"),
+            text(p, "hs_meeting_outcome"),
+            "outbound",
+        )
         start, end = instant(p.get("hs_meeting_start_time")), instant(p.get("hs_meeting_end_time"))
         occurred = start or occurred
         duration = int((end - start).total_seconds()) if start and end else None
     else:
-        subject, status, direction = text(p, "hs_task_subject"), text(p, "hs_task_status"), "outbound"
+        subject, status, direction = (
+            text(p, "hs_task_subject"),
+            text(p, "hs_task_status"),
+            "outbound",
+        )
     contact = first_id(links.contact_ids)
     return Activity.row(
-        external_id=str(record["id"]), kind=kind, direction=direction, subject=subject,
-        status=status.lower() if status else None, occurred_at=occurred, duration_seconds=duration,
-        owner_id=text(p, "hubspot_owner_id"), contact_id=contact, lead_id=contact,
-        deal_id=first_id(links.deal_ids), account_id=first_id(links.company_ids),
-        modified_at=instant(p.get("hs_lastmodifieddate")), raw=dict(record),
+        external_id=str(record["id"]),
+        kind=kind,
+        direction=direction,
+        subject=subject,
+        status=status.lower() if status else None,
+        occurred_at=occurred,
+        duration_seconds=duration,
+        owner_id=text(p, "hubspot_owner_id"),
+        contact_id=contact,
+        lead_id=contact,
+        deal_id=first_id(links.deal_ids),
+        account_id=first_id(links.company_ids),
+        modified_at=instant(p.get("hs_lastmodifieddate")),
+        raw=dict(record),
     )
 
 
@@ -299,7 +376,13 @@ def map_feedback(record: Mapping[str, Any], account_id: str | None) -> Row | Non
     if (text(p, "hs_survey_type") or "").upper() != "NPS" or score is None or answered is None:
         return None
     return SurveyResponse.row(
-        external_id=str(record["id"]), kind="nps", score=int(score),
-        contact_id=text(p, "hs_contact_id"), account_id=account_id, answered_at=answered,
-        origin="crm", modified_at=instant(p.get("hs_lastmodifieddate")), raw=dict(record),
+        external_id=str(record["id"]),
+        kind="nps",
+        score=int(score),
+        contact_id=text(p, "hs_contact_id"),
+        account_id=account_id,
+        answered_at=answered,
+        origin="crm",
+        modified_at=instant(p.get("hs_lastmodifieddate")),
+        raw=dict(record),
     )

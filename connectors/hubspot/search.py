@@ -50,8 +50,9 @@ def record_millis(record: dict[str, Any], prop: str) -> int:
     return to_millis(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def walk_modified(search: Search, scope: SearchScope, cursor: Cursor,
-                  signpost: datetime) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
+def walk_modified(
+    search: Search, scope: SearchScope, cursor: Cursor, signpost: datetime
+) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
     """(new records, cursor after them) for everything modified since `cursor`, up to `signpost`."""
     until = to_millis(signpost)
     while True:
@@ -68,17 +69,21 @@ def walk_modified(search: Search, scope: SearchScope, cursor: Cursor,
 Batches = Iterator[tuple[list[dict[str, Any]], Cursor]]
 
 
-def _walk_window(search: Search, scope: SearchScope, cursor: Cursor, until: int
-                 ) -> Generator[tuple[list[dict[str, Any]], Cursor], None, tuple[bool, Cursor]]:
+def _walk_window(
+    search: Search, scope: SearchScope, cursor: Cursor, until: int
+) -> Generator[tuple[list[dict[str, Any]], Cursor], None, tuple[bool, Cursor]]:
     """One query from cursor.value; returns (done, cursor) — not done means: query again."""
     since = int(cursor.value or 0)
     after = 0
     checked: set[int] = set()
     tokens: PageTokens[int] = PageTokens("HubSpot", f"{scope.object_type} (search)")
     while True:
-        body = _body(scope, [_f(scope.modified_property, "GTE", since),
-                             _f(scope.modified_property, "LTE", until)],
-                     sort=scope.modified_property, after=after)
+        body = _body(
+            scope,
+            [_f(scope.modified_property, "GTE", since), _f(scope.modified_property, "LTE", until)],
+            sort=scope.modified_property,
+            after=after,
+        )
         response = search(body)
         results = response.get("results", [])
         fresh = [r for r in results if not _already_seen(r, scope, cursor)]
@@ -118,13 +123,18 @@ def _tie_size(search: Search, scope: SearchScope, stamp: int) -> int:
     return int(search(body).get("total", 0))
 
 
-def _walk_tie_group(search: Search, scope: SearchScope, cursor: Cursor
-                    ) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
+def _walk_tie_group(
+    search: Search, scope: SearchScope, cursor: Cursor
+) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
     value = int(cursor.value or 0)
     last_id = int(cursor.get(PINNED) or 0)
     while True:
-        body = _body(scope, [_f(scope.modified_property, "EQ", value),
-                             _f("hs_object_id", "GT", last_id)], sort="hs_object_id", after=0)
+        body = _body(
+            scope,
+            [_f(scope.modified_property, "EQ", value), _f("hs_object_id", "GT", last_id)],
+            sort="hs_object_id",
+            after=0,
+        )
         results = search(body).get("results", [])
         if not results:
             return
@@ -136,15 +146,19 @@ def _walk_tie_group(search: Search, scope: SearchScope, cursor: Cursor
 
 
 def _already_seen(record: dict[str, Any], scope: SearchScope, cursor: Cursor) -> bool:
-    return (str(record["id"]) in cursor.seen_ids
-            and str(record_millis(record, scope.modified_property)) == cursor.value)
+    return (
+        str(record["id"]) in cursor.seen_ids
+        and str(record_millis(record, scope.modified_property)) == cursor.value
+    )
 
 
 def _f(prop: str, operator: str, value: int) -> dict[str, str]:
     return {"propertyName": prop, "operator": operator, "value": str(value)}
 
 
-def _body(scope: SearchScope, filters: list[dict[str, str]], *, sort: str, after: int) -> dict[str, Any]:
+def _body(
+    scope: SearchScope, filters: list[dict[str, str]], *, sort: str, after: int
+) -> dict[str, Any]:
     return {
         "filterGroups": [{"filters": filters}],
         "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],

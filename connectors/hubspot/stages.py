@@ -43,15 +43,22 @@ Path = tuple[tuple[str, datetime], ...]
 
 def deal_properties(stage_ids: Iterable[str]) -> tuple[str, ...]:
     """What a deal search must ask for so stage paths and owners at close can be told."""
-    return (OWNER_ASSIGNED,) + tuple(f"hs_v2_{kind}_{stage}" for stage in stage_ids
-                                     for kind in KINDS)
+    return (OWNER_ASSIGNED,) + tuple(
+        f"hs_v2_{kind}_{stage}" for stage in stage_ids for kind in KINDS
+    )
 
 
 class _Visit:
     __slots__ = ("stage", "entered", "exited", "latest", "cumulative")
 
-    def __init__(self, stage: str, entered: datetime, exited: datetime | None,
-                 latest: Decimal | None, cumulative: Decimal | None) -> None:
+    def __init__(
+        self,
+        stage: str,
+        entered: datetime,
+        exited: datetime | None,
+        latest: Decimal | None,
+        cumulative: Decimal | None,
+    ) -> None:
         self.stage, self.entered, self.exited = stage, entered, exited
         self.latest, self.cumulative = latest, cumulative
 
@@ -66,8 +73,9 @@ def path_from_calculated(props: Mapping[str, Any], stage_ids: Iterable[str]) -> 
             if any(v not in (None, "") for v in values):
                 return None
             continue
-        visits.append(_Visit(stage, entered, instant(values[1]), decimal(values[2]),
-                             decimal(values[3])))
+        visits.append(
+            _Visit(stage, entered, instant(values[1]), decimal(values[2]), decimal(values[3]))
+        )
     if not visits:
         return None
     visits.sort(key=lambda v: v.entered)
@@ -77,8 +85,10 @@ def path_from_calculated(props: Mapping[str, Any], stage_ids: Iterable[str]) -> 
     for visit, following in itertools.pairwise(visits):
         if following.entered <= visit.entered or visit.exited != following.entered:
             return None  # two stages entered at one instant, or not contiguous
-    if any(v.latest is not None and v.cumulative is not None and v.latest != v.cumulative
-           for v in visits):
+    if any(
+        v.latest is not None and v.cumulative is not None and v.latest != v.cumulative
+        for v in visits
+    ):
         return None
     from_creation = instant(props.get("createdate")) == visits[0].entered
     if not from_creation and any(v.latest is None or v.cumulative is None for v in left):

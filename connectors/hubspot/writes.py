@@ -32,21 +32,31 @@ class HubSpotCodec(ValueCodec):
 CODEC = HubSpotCodec()
 
 
-def write_batches(client: HubSpotClient, object_type: str, updates: Sequence[FieldUpdate]
-                  ) -> list[WriteResult]:
+def write_batches(
+    client: HubSpotClient, object_type: str, updates: Sequence[FieldUpdate]
+) -> list[WriteResult]:
     results: list[WriteResult] = []
     for start in range(0, len(updates), BATCH_UPDATE_MAX):
-        results.extend(write_batch(client, object_type, updates[start:start + BATCH_UPDATE_MAX]))
+        results.extend(write_batch(client, object_type, updates[start : start + BATCH_UPDATE_MAX]))
     return results
 
 
-def write_batch(client: HubSpotClient, object_type: str, batch: Sequence[FieldUpdate]
-                ) -> list[WriteResult]:
-    body = {"inputs": [{"id": u.external_id, "properties": {k: ("" if v is None else v)
-                                                            for k, v in u.values}} for u in batch]}
+def write_batch(
+    client: HubSpotClient, object_type: str, batch: Sequence[FieldUpdate]
+) -> list[WriteResult]:
+    body = {
+        "inputs": [
+            {"id": u.external_id, "properties": {k: ("" if v is None else v) for k, v in u.values}}
+            for u in batch
+        ]
+    }
     try:
-        response = client.call(f"POST /crm/v3/objects/{object_type}/batch/update",
-                               client.batch.update_with_http_info, object_type, body)
+        response = client.call(
+            f"POST /crm/v3/objects/{object_type}/batch/update",
+            client.batch.update_with_http_info,
+            object_type,
+            body,
+        )
     except RejectedError as error:  # the whole batch refused, e.g. VALIDATION_ERROR
         return [WriteResult(u.external_id, ok=False, error=error.message) for u in batch]
     return results_of(batch, response)
@@ -54,8 +64,11 @@ def write_batch(client: HubSpotClient, object_type: str, batch: Sequence[FieldUp
 
 def held_of(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Record id -> its properties as the answer gives them."""
-    return {str(r.get("id")): dict(r.get("properties") or {})
-            for r in response.get("results", []) if isinstance(r, dict)}
+    return {
+        str(r.get("id")): dict(r.get("properties") or {})
+        for r in response.get("results", [])
+        if isinstance(r, dict)
+    }
 
 
 def results_of(batch: Sequence[FieldUpdate], response: dict[str, Any]) -> list[WriteResult]:
@@ -70,12 +83,24 @@ def results_of(batch: Sequence[FieldUpdate], response: dict[str, Any]) -> list[W
     for update in batch:
         if update.external_id in failed:
             message, missing = failed[update.external_id]
-            results.append(WriteResult(update.external_id, ok=False, error=message, not_found=missing))
+            results.append(
+                WriteResult(update.external_id, ok=False, error=message, not_found=missing)
+            )
         elif update.external_id not in held:
-            results.append(WriteResult(update.external_id, ok=False,
-                                       error="HubSpot's answer has no result for this record"))
+            results.append(
+                WriteResult(
+                    update.external_id,
+                    ok=False,
+                    error="HubSpot's answer has no result for this record",
+                )
+            )
         else:
             props = held[update.external_id]
-            results.append(WriteResult(update.external_id, ok=True,
-                                       held={name: props.get(name) for name, _ in update.values}))
+            results.append(
+                WriteResult(
+                    update.external_id,
+                    ok=True,
+                    held={name: props.get(name) for name, _ in update.values},
+                )
+            )
     return results

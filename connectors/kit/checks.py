@@ -11,8 +11,9 @@ from kpisync.errors import KpisyncError
 SETTINGS_FIX = "check the settings of this source"
 
 
-def probe(call: Callable[[], object], *, fix: str = SETTINGS_FIX, cannot: str = ""
-          ) -> list[Problem]:
+def probe(
+    call: Callable[[], object], *, fix: str = SETTINGS_FIX, cannot: str = ""
+) -> list[Problem]:
     """No problem when `call()` succeeds; else the one its error names, after `cannot`."""
     try:
         call()
@@ -21,8 +22,14 @@ def probe(call: Callable[[], object], *, fix: str = SETTINGS_FIX, cannot: str = 
     return []
 
 
-def unreadable(objects: Iterable[str], read_one: Callable[[str], object], fix: str
-               ) -> list[Problem]:
+def unreadable(
+    objects: Iterable[str], read_one: Callable[[str], object], fix: str
+) -> list[Problem]:
     """A problem for each object whose one-record read fails (`fix` formatted with its name)."""
-    return [problem for name in objects for problem in probe(
-        partial(read_one, name), cannot=f"cannot read {name}: ", fix=fix.format(name))]
+    return [
+        problem
+        for name in objects
+        for problem in probe(
+            partial(read_one, name), cannot=f"cannot read {name}: ", fix=fix.format(name)
+        )
+    ]

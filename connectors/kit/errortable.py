@@ -47,10 +47,12 @@ class Rule:
     build: Build | None = None  # for error classes with more than (message, hint)
 
     def matches(self, answer: Answer) -> bool:
-        return ((self.status is None or answer.status in self.status)
-                and (self.codes is None or answer.code in self.codes)
-                and (self.body is None or re.search(self.body, answer.body) is not None)
-                and (self.operation is None or answer.operation == self.operation))
+        return (
+            (self.status is None or answer.status in self.status)
+            and (self.codes is None or answer.code in self.codes)
+            and (self.body is None or re.search(self.body, answer.body) is not None)
+            and (self.operation is None or answer.operation == self.operation)
+        )
 
 
 def status(low: int, high: int | None = None) -> range:
@@ -60,8 +62,13 @@ def status(low: int, high: int | None = None) -> range:
 
 class ErrorTable:
     def __init__(self, crm: str, rules: Sequence[Rule]) -> None:
-        if not rules or rules[-1].status is not None or rules[-1].codes is not None \
-                or rules[-1].body is not None or rules[-1].operation is not None:
+        if (
+            not rules
+            or rules[-1].status is not None
+            or rules[-1].codes is not None
+            or rules[-1].body is not None
+            or rules[-1].operation is not None
+        ):
             raise ValueError(f"{crm}'s error table must end with a rule that matches anything")
         self.crm = crm
         self.rules = tuple(rules)
@@ -72,8 +79,14 @@ class ErrorTable:
     def error(self, answer: Answer, *, what: str = "", **context: str) -> KpisyncError:
         """The kpisync error for `answer` (returned, for the caller to raise)."""
         rule = self.rule_for(answer)
-        text = rule.message.format(what=what, status=answer.status, code=answer.code,
-                                   detail=answer.detail, operation=answer.operation, **context)
+        text = rule.message.format(
+            what=what,
+            status=answer.status,
+            code=answer.code,
+            detail=answer.detail,
+            operation=answer.operation,
+            **context,
+        )
         if rule.build is not None:
             return rule.build(text, rule.hint, answer)
         if issubclass(rule.error, RateLimited):

@@ -34,13 +34,19 @@ class PageTokens(Generic[Token]):
                 f"{self.crm} returned the page token {token!r} of {self.stream} twice: "
                 "stopping rather than reading the same pages for ever",
                 hint=f"a fault of {self.crm}'s paging; the next run starts again from the "
-                     "stored cursor")
+                "stored cursor",
+            )
         self.seen.add(token)
         return token
 
 
-def follow(fetch: Callable[[Token | None], Answer], next_token: Callable[[Answer], Token | None],
-           *, crm: str, stream: str) -> Iterator[Answer]:
+def follow(
+    fetch: Callable[[Token | None], Answer],
+    next_token: Callable[[Answer], Token | None],
+    *,
+    crm: str,
+    stream: str,
+) -> Iterator[Answer]:
     """Each answer of `fetch(None)`, `fetch(t1)`, ... until an answer names no next token."""
     tokens: PageTokens[Token] = PageTokens(crm, stream)
     token: Token | None = None

@@ -54,8 +54,13 @@ def typed_rows(text: str, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
     if header is None:
         return []
     converters: list[Callable[[str], Any] | None] = [
-        _boolean if kinds.get(name) == "boolean" else _number if kinds.get(name) in NUMERIC
-        else None for name in header]
+        _boolean
+        if kinds.get(name) == "boolean"
+        else _number
+        if kinds.get(name) in NUMERIC
+        else None
+        for name in header
+    ]
     typed = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
     rows = []
     for values in lines:
@@ -68,16 +73,23 @@ def typed_rows(text: str, kinds: Mapping[str, str]) -> list[dict[str, Any]]:
 
 
 class BulkReader:
-    def __init__(self, client: SalesforceClient, page_records: int, poll_seconds: float,
-                 page_rows: int = 2000, max_polls: int = 10_000) -> None:
+    def __init__(
+        self,
+        client: SalesforceClient,
+        page_records: int,
+        poll_seconds: float,
+        page_rows: int = 2000,
+        max_polls: int = 10_000,
+    ) -> None:
         self.client = client
         self.page_records = page_records  # maxRecords: rows per result call
         self.page_rows = page_rows  # rows per page handed on
         self.poll_seconds = poll_seconds
         self.max_polls = max_polls
 
-    def read(self, scope: Scope, kinds: Mapping[str, str], cursor: Cursor,
-             until: str) -> Iterator[tuple[Rows, Cursor]]:
+    def read(
+        self, scope: Scope, kinds: Mapping[str, str], cursor: Cursor, until: str
+    ) -> Iterator[tuple[Rows, Cursor]]:
         job, locator = cursor.get(JOB), cursor.get(LOCATOR) or ""
         since = cursor.with_state(**{JOB: None, LOCATOR: None, UNTIL: None})  # the keyset
         resumed = job is not None
@@ -94,13 +106,15 @@ class BulkReader:
                 for text, following in self.result_pages(job, locator):
                     rows = typed_rows(text, kinds)
                     size = self.page_rows
-                    parts = [rows[i:i + size] for i in range(0, len(rows), size)]
+                    parts = [rows[i : i + size] for i in range(0, len(rows), size)]
                     for part in parts[:-1]:
                         yield part, at(locator)
                     last = parts[-1] if parts else []
                     if not following:
                         yield last, Cursor(value=until)
-                        self.delete(job)  # read whole; a stop before its rows commit reruns it, as if expired
+                        self.delete(
+                            job
+                        )  # read whole; a stop before its rows commit reruns it, as if expired
                         return
                     yield last, at(following)
                     locator = following
@@ -116,8 +130,9 @@ class BulkReader:
             yield typed_rows(text, kinds)
         self.delete(job)
 
-    def rows(self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
-             ) -> Iterator[list[dict[str, str]]]:
+    def rows(
+        self, sobject: str, fields: tuple[str, ...], filters: list[str | None]
+    ) -> Iterator[list[dict[str, str]]]:
         """A one-off job's rows, values as CSV strings ("" for null); no resume: for the
         history indexes read when a stream starts."""
         job = self.run(sobject, build_query(sobject, fields, filters))
@@ -128,23 +143,35 @@ class BulkReader:
     def result_pages(self, job: str, locator: str) -> Iterator[tuple[str, str]]:
         """(CSV text, next locator or "") of each result page from `locator` on; the next page
         is fetched while the caller parses one."""
-        return chained(partial(self.results, job, locator),
-                       lambda page: partial(self.results, job, page[1]) if page[1] else None)
+        return chained(
+            partial(self.results, job, locator),
+            lambda page: partial(self.results, job, page[1]) if page[1] else None,
+        )
 
     def start(self, scope: Scope, until: str, since: Cursor) -> str:
         """A job of the rows modified after `since` (every row on a first sync) up to `until`;
         an incremental's job also returns deleted rows, as REST's queryAll does."""
-        soql = build_query(scope.sobject, scope.fields,
-                           [keyset_filter(since), f"SystemModstamp <= {until}"])
-        return self.run(scope.sobject, soql,
-                        operation="query" if since.value is None else "queryAll")
+        soql = build_query(
+            scope.sobject, scope.fields, [keyset_filter(since), f"SystemModstamp <= {until}"]
+        )
+        return self.run(
+            scope.sobject, soql, operation="query" if since.value is None else "queryAll"
+        )
 
     def run(self, sobject: str, soql: str, *, operation: str = "query") -> str:
         """Create a query job and poll it until it completes; its id."""
         created = self.client.restful(
-            "POST jobs/query", "jobs/query", method="POST",
-            json={"operation": operation, "query": soql, "contentType": "CSV",
-                  "columnDelimiter": "COMMA", "lineEnding": "LF"})
+            "POST jobs/query",
+            "jobs/query",
+            method="POST",
+            json={
+                "operation": operation,
+                "query": soql,
+                "contentType": "CSV",
+                "columnDelimiter": "COMMA",
+                "lineEnding": "LF",
+            },
+        )
         job = str(created["id"])
         for _ in range(self.max_polls):
             info = self.client.restful("GET jobs/query/{id}", f"jobs/query/{job}")
@@ -152,11 +179,15 @@ class BulkReader:
             if state == "JobComplete":
                 return job
             if state in ("Failed", "Aborted"):
-                raise ConnectorError(f"Bulk API query job {job} on {sobject} ended "
-                                     f"{state}: {info.get('errorMessage', 'no message')}")
+                raise ConnectorError(
+                    f"Bulk API query job {job} on {sobject} ended "
+                    f"{state}: {info.get('errorMessage', 'no message')}"
+                )
             self.client.wait(self.poll_seconds)
-        raise ConnectorError(f"Bulk API query job {job} on {sobject} did not finish",
-                             hint="raise bulk_above_records to read this object by REST")
+        raise ConnectorError(
+            f"Bulk API query job {job} on {sobject} did not finish",
+            hint="raise bulk_above_records to read this object by REST",
+        )
 
     def delete(self, job: str) -> None:
         """Delete a job whose results have all been read, as well-behaved clients do (its
@@ -165,15 +196,21 @@ class BulkReader:
         try:
             self.client.restful("DELETE jobs/query/{id}", f"jobs/query/{job}", method="DELETE")
         except ConnectorError as error:
-            log.warning("Bulk API query job %s was read but not deleted (Salesforce removes it "
-                        "after 7 days): %s", job, error)
+            log.warning(
+                "Bulk API query job %s was read but not deleted (Salesforce removes it "
+                "after 7 days): %s",
+                job,
+                error,
+            )
 
     def results(self, job: str, locator: str) -> tuple[str, str]:
         params: dict[str, Any] = {"maxRecords": self.page_records}
         if locator:
             params["locator"] = locator
-        response = self.client.call("GET jobs/query/{id}/results", lambda sf: self.client.get_raw(
-            sf, f"jobs/query/{job}/results", params, "text/csv"))
+        response = self.client.call(
+            "GET jobs/query/{id}/results",
+            lambda sf: self.client.get_raw(sf, f"jobs/query/{job}/results", params, "text/csv"),
+        )
         following = response.headers.get("Sforce-Locator") or "null"
         text = response.content.decode("utf-8").replace("\x00", "")
         return text, "" if following == "null" else following

@@ -60,11 +60,23 @@ from kpisync.secrets import read_secret
 
 COMPOUND_TYPES = ("address", "location")  # read as their components (connector.custom_fields)
 INCREMENTAL = ("Account", "Contact", "Lead", "Opportunity", "OpportunityLineItem", "Task", "Event")
-WRITABLE = {"account": "Account", "contact": "Contact", "lead": "Lead", "deal": "Opportunity",
-            "user": "User"}
+WRITABLE = {
+    "account": "Account",
+    "contact": "Contact",
+    "lead": "Lead",
+    "deal": "Opportunity",
+    "user": "User",
+}
 SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
-DESCRIBED = ("name", "label", "type", "custom", "updateable", "picklistValues",
-             "compoundFieldName")  # the parts of a described field kpisync uses
+DESCRIBED = (
+    "name",
+    "label",
+    "type",
+    "custom",
+    "updateable",
+    "picklistValues",
+    "compoundFieldName",
+)  # the parts of a described field kpisync uses
 
 
 def _query(sf: Any, *, soql: str, timeout: Any) -> Any:
@@ -120,16 +132,20 @@ class SalesforceSettings(StrictModel):
     def credentials_flow(self) -> str:
         if self.private_key_file:
             if not (self.client_id and self.username):
-                raise ValueError("the JWT bearer flow needs client_id, username and private_key_file")
+                raise ValueError(
+                    "the JWT bearer flow needs client_id, username and private_key_file"
+                )
             return "jwt"
         if self.refresh_token_env:
             if not self.client_id:
                 raise ValueError("the refresh-token flow needs client_id and refresh_token_env")
             return "refresh_token"
         if not (self.username and self.password_env):
-            raise ValueError('give username and password_env (with security_token_env), or '
-                             'client_id with refresh_token_env, or client_id, username and '
-                             'private_key_file for the JWT bearer flow')
+            raise ValueError(
+                "give username and password_env (with security_token_env), or "
+                "client_id with refresh_token_env, or client_id, username and "
+                "private_key_file for the JWT bearer flow"
+            )
         return "password" if self.client_id else "soap"
 
     def base_login_url(self) -> str:
@@ -141,17 +157,30 @@ class SalesforceSettings(StrictModel):
 def custom_fields(described: list[dict[str, Any]]) -> tuple[str, ...]:
     """The custom fields to read: every `__c` field, except that a compound one (a custom address
     or geolocation) is read as its components (`__s`), as the Bulk API refuses compound fields."""
-    compound = {str(f["name"]) for f in described
-                if f.get("type") in COMPOUND_TYPES and str(f["name"]).endswith("__c")}
-    return tuple(str(f["name"]) for f in described
-                 if (str(f["name"]).endswith("__c") and str(f["name"]) not in compound)
-                 or f.get("compoundFieldName") in compound)
+    compound = {
+        str(f["name"])
+        for f in described
+        if f.get("type") in COMPOUND_TYPES and str(f["name"]).endswith("__c")
+    }
+    return tuple(
+        str(f["name"])
+        for f in described
+        if (str(f["name"]).endswith("__c") and str(f["name"]) not in compound)
+        or f.get("compoundFieldName") in compound
+    )
 
 
 class SalesforceConnector:
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.VALIDATES_OPTIONS, Capability.KEEPS_METADATA, Capability.REPORTS_ALLOWANCE,
-        Capability.CHECKS_CREDENTIALS, Capability.LINKS_RECORDS, Capability.CODES_VALUES})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.VALIDATES_OPTIONS,
+            Capability.KEEPS_METADATA,
+            Capability.REPORTS_ALLOWANCE,
+            Capability.CHECKS_CREDENTIALS,
+            Capability.LINKS_RECORDS,
+            Capability.CODES_VALUES,
+        }
+    )
     options_model: ClassVar[type[SalesforceSettings]] = SalesforceSettings
     type_name: ClassVar[str] = "salesforce"
     value_codec: ClassVar[ValueCodec] = CODEC
@@ -170,16 +199,23 @@ class SalesforceConnector:
             return read_secret(field, key=f"{key}.{label}") if field else None
 
         credentials = Credentials(
-            flow=s.credentials_flow(), username=s.username,
+            flow=s.credentials_flow(),
+            username=s.username,
             password=secret(s.password_env, "password_env"),
             security_token=secret(s.security_token_env, "security_token_env") or "",
-            client_id=s.client_id, client_secret=secret(s.client_secret_env, "client_secret_env"),
+            client_id=s.client_id,
+            client_secret=secret(s.client_secret_env, "client_secret_env"),
             refresh_token=secret(s.refresh_token_env, "refresh_token_env"),
-            private_key_file=s.private_key_file)
+            private_key_file=s.private_key_file,
+        )
         self.client = SalesforceClient(
-            credentials=credentials, login_url=s.base_login_url(), version=s.api_version,
-            ca_bundle=s.ca_bundle, policy=fast_policy() if s.fast_retries else RetryPolicy(),
-            timeout_seconds=s.timeout_seconds)
+            credentials=credentials,
+            login_url=s.base_login_url(),
+            version=s.api_version,
+            ca_bundle=s.ca_bundle,
+            policy=fast_policy() if s.fast_retries else RetryPolicy(),
+            timeout_seconds=s.timeout_seconds,
+        )
         self.survey_object = s.survey.object
         self._described: dict[str, dict[str, Any]] = {}
         self._counts: dict[str, int] | None = None
@@ -198,20 +234,49 @@ class SalesforceConnector:
     # -- the contract ---------------------------------------------------------------------------
     def stream_table(self) -> StreamTable:
         lag = timedelta(seconds=self.settings.lag_seconds)
-        keyset = [Stream(StreamSpec(o, ("survey_response",) if o == self.survey_object
-                                    else ENTITIES[o], cursor_field="SystemModstamp",
-                                    primary_key="Id", lag=lag), self._read_keyset)
-                  for o in (*INCREMENTAL, self.survey_object)]
-        return StreamTable("Salesforce", [
-            Stream(StreamSpec("User", ENTITIES["User"], ReadMode.METADATA, primary_key="Id"),
-                   self._read_users),
-            Stream(StreamSpec("OpportunityStage", ENTITIES["OpportunityStage"], ReadMode.METADATA,
-                              primary_key="Id"), self._read_stages),
-            *keyset,
-            Stream(StreamSpec(finance.RATES_STREAM, ("exchange_rate",), ReadMode.FULL,
-                              primary_key="Id"), self._read_rates),
-            Stream(StreamSpec(finance.QUOTA, ("quota",), ReadMode.FULL, primary_key="Id"),
-                   self._read_quotas)], calls=lambda: self.client.calls_made().total())
+        keyset = [
+            Stream(
+                StreamSpec(
+                    o,
+                    ("survey_response",) if o == self.survey_object else ENTITIES[o],
+                    cursor_field="SystemModstamp",
+                    primary_key="Id",
+                    lag=lag,
+                ),
+                self._read_keyset,
+            )
+            for o in (*INCREMENTAL, self.survey_object)
+        ]
+        return StreamTable(
+            "Salesforce",
+            [
+                Stream(
+                    StreamSpec("User", ENTITIES["User"], ReadMode.METADATA, primary_key="Id"),
+                    self._read_users,
+                ),
+                Stream(
+                    StreamSpec(
+                        "OpportunityStage",
+                        ENTITIES["OpportunityStage"],
+                        ReadMode.METADATA,
+                        primary_key="Id",
+                    ),
+                    self._read_stages,
+                ),
+                *keyset,
+                Stream(
+                    StreamSpec(
+                        finance.RATES_STREAM, ("exchange_rate",), ReadMode.FULL, primary_key="Id"
+                    ),
+                    self._read_rates,
+                ),
+                Stream(
+                    StreamSpec(finance.QUOTA, ("quota",), ReadMode.FULL, primary_key="Id"),
+                    self._read_quotas,
+                ),
+            ],
+            calls=lambda: self.client.calls_made().total(),
+        )
 
     def streams(self) -> list[StreamSpec]:
         return self.stream_table().specs()
@@ -220,28 +285,29 @@ class SalesforceConnector:
         self.reader()
         if self._streams_read or self.client.api_used is not None:
             self.guard_allowance()  # on kept metadata: after the first stream, whose answers
-        self._streams_read += 1     # carry the org's usage (a limits call only without them)
+        self._streams_read += 1  # carry the org's usage (a limits call only without them)
         yield from self.stream_table().read(stream, cursor, signpost)
 
     def _read_users(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         yield from self.reader().read_users()
 
-    def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                     ) -> Iterator[Page]:
+    def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         rows = self._stage_rows or self.reader().read_stages()
         yield Page(stream=spec.name, records=[mappers.map_stage(r) for r in rows])
 
-    def _read_keyset(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                     ) -> Iterator[Page]:
+    def _read_keyset(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         yield from self.reader().read(spec.name, cursor, signpost, self.record_count)
 
     def _read_rates(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         yield Page(stream=spec.name, records=finance.read_rates(self.reader().pager, self.has))
 
-    def _read_quotas(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                     ) -> Iterator[Page]:
-        rows = finance.read_quotas(self.reader().pager, self.has, self.settings.forecast_period,
-                                   self.has_field(finance.QUOTA, "CurrencyIsoCode"))
+    def _read_quotas(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
+        rows = finance.read_quotas(
+            self.reader().pager,
+            self.has,
+            self.settings.forecast_period,
+            self.has_field(finance.QUOTA, "CurrencyIsoCode"),
+        )
         yield Page(stream=spec.name, records=rows)
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
@@ -254,18 +320,27 @@ class SalesforceConnector:
     def discover(self) -> list[FieldInfo]:
         """describe of every synced object; a sync starts here, so the allowance floor too."""
         self.guard_allowance()
-        return [info for sobject in self.objects
-                for info in field_infos(sobject, self.described(sobject))]
+        return [
+            info
+            for sobject in self.objects
+            for info in field_infos(sobject, self.described(sobject))
+        ]
 
     def metadata_snapshot(self) -> dict[str, Any]:
         """What describe said of each object this run asked about (the parts the reader uses),
         which objects the org lacks, and the opportunity stages."""
         self.reader()
-        described = {o: {"fields": [{k: f[k] for k in DESCRIBED if k in f}
-                                    for f in d.get("fields", [])]}
-                     for o, d in self._described.items()}
-        return {"format": SNAPSHOT_FORMAT, "described": described, "present": self._present,
-                "tracking": self.tracking(), "stages": self._stage_rows}
+        described = {
+            o: {"fields": [{k: f[k] for k in DESCRIBED if k in f} for f in d.get("fields", [])]}
+            for o, d in self._described.items()
+        }
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "described": described,
+            "present": self._present,
+            "tracking": self.tracking(),
+            "stages": self._stage_rows,
+        }
 
     def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool:
         """Take kept metadata; the allowance floor is then checked after the run's first call,
@@ -286,8 +361,10 @@ class SalesforceConnector:
         return write_collections(self.client, WRITABLE[entity], updates)
 
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
-        existing = {o: {str(f["name"]).lower() for f in self.described(o).get("fields", [])}
-                    for o in {WRITABLE[s.entity] for s in specs if s.entity in WRITABLE}}
+        existing = {
+            o: {str(f["name"]).lower() for f in self.described(o).get("fields", [])}
+            for o in {WRITABLE[s.entity] for s in specs if s.entity in WRITABLE}
+        }
         return setup_steps(specs, WRITABLE, existing)
 
     def record_url(self, entity: str, external_id: str) -> str | None:
@@ -307,19 +384,31 @@ class SalesforceConnector:
             remaining, limit = self.allowance()
         except KpisyncError as error:
             return [Problem(error.message, error.hint or SETTINGS_FIX)]
-        problems = unreadable(self.objects, lambda o: self.client.call("GET query", partial(
-            _query, soql=f"SELECT Id FROM {o} LIMIT 1", timeout=self.client.timeout)),
-            "give the integration user read access to {}")
+        problems = unreadable(
+            self.objects,
+            lambda o: self.client.call(
+                "GET query",
+                partial(_query, soql=f"SELECT Id FROM {o} LIMIT 1", timeout=self.client.timeout),
+            ),
+            "give the integration user read access to {}",
+        )
         if not problems and not self.tracking():
-            problems.append(Problem(
-                f"{OWNERS} is not available (field-history tracking is off): owner at close will "
-                "be the current owner", "in Setup > Object Manager > Opportunity > Fields & "
-                "Relationships > Set History Tracking, track Opportunity Owner; syncs go on "
-                "without it"))
+            problems.append(
+                Problem(
+                    f"{OWNERS} is not available (field-history tracking is off): owner at close will "
+                    "be the current owner",
+                    "in Setup > Object Manager > Opportunity > Fields & "
+                    "Relationships > Set History Tracking, track Opportunity Owner; syncs go on "
+                    "without it",
+                )
+            )
         if remaining < self.settings.min_api_remaining:
-            problems.append(Problem(f"only {remaining} of {limit} daily API calls left",
-                                    "wait for the 24-hour allowance to recover, or lower "
-                                    "min_api_remaining"))
+            problems.append(
+                Problem(
+                    f"only {remaining} of {limit} daily API calls left",
+                    "wait for the 24-hour allowance to recover, or lower min_api_remaining",
+                )
+            )
         return problems
 
     def api_usage(self) -> dict[str, int]:
@@ -357,7 +446,8 @@ class SalesforceConnector:
                 f"refusing to sync {self.name}: {remaining} of {limit} daily API calls left, below "
                 f"min_api_remaining = {self.settings.min_api_remaining}",
                 hint="wait for the 24-hour allowance to recover (other integrations share it), "
-                     "or lower min_api_remaining")
+                "or lower min_api_remaining",
+            )
         self._allowance_checked = True
 
     def described(self, sobject: str) -> dict[str, Any]:
@@ -385,14 +475,21 @@ class SalesforceConnector:
 
     def has_field(self, sobject: str, name: str) -> bool:
         return self.has(sobject) and any(
-            f.get("name") == name for f in self.described(sobject).get("fields", []))
+            f.get("name") == name for f in self.described(sobject).get("fields", [])
+        )
 
     def record_count(self, sobject: str) -> int:
         if self._counts is None:
-            names = ",".join([*(o for o in self.objects if o not in ("User", "OpportunityStage")),
-                              STAGES, *((OWNERS,) if self.tracking() else ())])
-            response = self.client.restful("GET limits/recordCount", "limits/recordCount",
-                                           params={"sObjects": names})
+            names = ",".join(
+                [
+                    *(o for o in self.objects if o not in ("User", "OpportunityStage")),
+                    STAGES,
+                    *((OWNERS,) if self.tracking() else ()),
+                ]
+            )
+            response = self.client.restful(
+                "GET limits/recordCount", "limits/recordCount", params={"sObjects": names}
+            )
             self._counts = {str(c["name"]): int(c["count"]) for c in response.get("sObjects", [])}
         return self._counts.get(sobject, 0)
 
@@ -405,26 +502,45 @@ class SalesforceConnector:
                 described = {str(f["name"]): str(f["type"]) for f in fields_of}
                 kinds[sobject] = described
                 custom[sobject] = custom_fields(fields_of)
-                wanted = (*SYSTEM, *BASE_FIELDS.get(sobject, ()), *custom[sobject],
-                          *s.roles.values())
+                wanted = (
+                    *SYSTEM,
+                    *BASE_FIELDS.get(sobject, ()),
+                    *custom[sobject],
+                    *s.roles.values(),
+                )
                 fields[sobject] = tuple(dict.fromkeys(n for n in wanted if n in described))
             stages = {}
-            self._reader = StreamReader(self.client, mappers.MappingContext(), fields, kinds,
-                                        self.read_options(), self.survey_object, self.tracking())
+            self._reader = StreamReader(
+                self.client,
+                mappers.MappingContext(),
+                fields,
+                kinds,
+                self.read_options(),
+                self.survey_object,
+                self.tracking(),
+            )
             if not self._kept_stages:
                 self._stage_rows = self._reader.read_stages()  # once a run: meaning and stream
             for row in self._stage_rows:
-                stages[str(row["ApiName"])] = mappers.StageInfo(mappers.flag(row["IsClosed"]),
-                                                                mappers.flag(row["IsWon"]))
+                stages[str(row["ApiName"])] = mappers.StageInfo(
+                    mappers.flag(row["IsClosed"]), mappers.flag(row["IsWon"])
+                )
             survey = mappers.SurveyFields(**s.survey.model_dump(exclude={"object"}))
             self._reader.context = mappers.MappingContext(
-                stages=stages, custom=custom, roles=dict(s.roles),
-                team_regions=dict(s.team_regions), survey=survey)
+                stages=stages,
+                custom=custom,
+                roles=dict(s.roles),
+                team_regions=dict(s.team_regions),
+                survey=survey,
+            )
         return self._reader
 
     def read_options(self) -> ReadOptions:
         s = self.settings
-        return ReadOptions(lag=timedelta(seconds=s.lag_seconds), batch_size=s.batch_records,
-                           bulk_above_records=s.bulk_above_records,
-                           bulk_page_records=s.bulk_page_records,
-                           bulk_poll_seconds=s.bulk_poll_seconds)
+        return ReadOptions(
+            lag=timedelta(seconds=s.lag_seconds),
+            batch_size=s.batch_records,
+            bulk_above_records=s.bulk_above_records,
+            bulk_page_records=s.bulk_page_records,
+            bulk_poll_seconds=s.bulk_poll_seconds,
+        )

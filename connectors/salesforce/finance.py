@@ -24,10 +24,14 @@ from kpisync.store.models import ExchangeRate, Quota, Row
 DATED, CURRENCY_TYPE, QUOTA = "DatedConversionRate", "CurrencyType", "ForecastingQuota"
 RATES_STREAM = "ConversionRate"  # one stream whichever object the rates come from
 FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
-DATED_SOQL = ("SELECT Id, IsoCode, ConversionRate, StartDate, NextStartDate, SystemModstamp "
-              "FROM DatedConversionRate ORDER BY IsoCode, StartDate")
-TYPE_SOQL = ("SELECT Id, IsoCode, ConversionRate, IsCorporate, IsActive, SystemModstamp "
-             "FROM CurrencyType ORDER BY IsoCode")
+DATED_SOQL = (
+    "SELECT Id, IsoCode, ConversionRate, StartDate, NextStartDate, SystemModstamp "
+    "FROM DatedConversionRate ORDER BY IsoCode, StartDate"
+)
+TYPE_SOQL = (
+    "SELECT Id, IsoCode, ConversionRate, IsCorporate, IsActive, SystemModstamp "
+    "FROM CurrencyType ORDER BY IsoCode"
+)
 QUOTA_FIELDS = ("Id", "QuotaOwnerId", "StartDate", "QuotaAmount", "IsAmount", "SystemModstamp")
 
 Exists = Callable[[str], bool]  # whether the org has an sObject
@@ -50,29 +54,38 @@ def read_quotas(pager: QueryPager, exists: Exists, period: str, currency: bool) 
     if not exists(QUOTA):
         return []
     fields = (*QUOTA_FIELDS, *(("CurrencyIsoCode",) if currency else ()))
-    soql = (f"SELECT {', '.join(fields)} FROM ForecastingQuota WHERE IsAmount = true "
-            "ORDER BY StartDate, Id")
-    return [map_quota(r, period) for rows in pager.pages(soql, include_deleted=False)
-            for r in rows]
+    soql = (
+        f"SELECT {', '.join(fields)} FROM ForecastingQuota WHERE IsAmount = true "
+        "ORDER BY StartDate, Id"
+    )
+    return [map_quota(r, period) for rows in pager.pages(soql, include_deleted=False) for r in rows]
 
 
 def map_rate(record: Record) -> Row:
     """A DatedConversionRate or CurrencyType row; the year-1 and year-9999 ends are open ends."""
     start, until = day(record.get("StartDate")), day(record.get("NextStartDate"))
     return ExchangeRate.row(
-        external_id=str(record["Id"]), currency=text(record, "IsoCode"),
+        external_id=str(record["Id"]),
+        currency=text(record, "IsoCode"),
         rate=decimal(record.get("ConversionRate")),
         valid_from=None if start == FIRST_DAY else start,
         valid_until=None if until == LAST_DAY else until,
-        modified_at=modified(record), raw=raw_of(record))
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )
 
 
 def map_quota(record: Record, period: str) -> Row:
     return Quota.row(
-        external_id=str(record["Id"]), owner_id=text(record, "QuotaOwnerId"),
-        period_kind=period, period_start=day(record.get("StartDate")),
-        amount=decimal(record.get("QuotaAmount")), currency=text(record, "CurrencyIsoCode"),
-        modified_at=modified(record), raw=raw_of(record))
+        external_id=str(record["Id"]),
+        owner_id=text(record, "QuotaOwnerId"),
+        period_kind=period,
+        period_start=day(record.get("StartDate")),
+        amount=decimal(record.get("QuotaAmount")),
+        currency=text(record, "CurrencyIsoCode"),
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )
 
 
 def ids_of(pager: QueryPager, exists: Exists) -> Iterator[tuple[str, list[str]]]:
@@ -82,6 +95,8 @@ def ids_of(pager: QueryPager, exists: Exists) -> Iterator[tuple[str, list[str]]]
         for rows in pager.pages(f"SELECT Id FROM {sobject} ORDER BY Id", include_deleted=False):
             yield "exchange_rate", [str(r["Id"]) for r in rows]
     if exists(QUOTA):
-        for rows in pager.pages("SELECT Id FROM ForecastingQuota WHERE IsAmount = true "
-                                "ORDER BY Id", include_deleted=False):
+        for rows in pager.pages(
+            "SELECT Id FROM ForecastingQuota WHERE IsAmount = true ORDER BY Id",
+            include_deleted=False,
+        ):
             yield "quota", [str(r["Id"]) for r in rows]

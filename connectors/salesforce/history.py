@@ -74,25 +74,35 @@ class HistoryReader:
         self.bulk = bulk
         self.bulk_above_records = bulk_above_records
 
-    def whole(self, sobject: str, fields: tuple[str, ...], filters: list[str | None],
-              records: int) -> Iterator[Iterable[Mapping[str, Any]]]:
+    def whole(
+        self, sobject: str, fields: tuple[str, ...], filters: list[str | None], records: int
+    ) -> Iterator[Iterable[Mapping[str, Any]]]:
         if records > self.bulk_above_records:
             yield from self.bulk.rows(sobject, fields, filters)
         else:
-            yield from self.pager.pages(build_query(sobject, fields, filters),
-                                        include_deleted=False)
+            yield from self.pager.pages(
+                build_query(sobject, fields, filters), include_deleted=False
+            )
 
     def stage_index(self, records: int, until: str) -> HistoryIndex:
         return HistoryIndex.of(
-            self.whole(STAGES, STAGE_FIELDS, [f"CreatedDate <= {until}"], records), stage_entry)
+            self.whole(STAGES, STAGE_FIELDS, [f"CreatedDate <= {until}"], records), stage_entry
+        )
 
     def owner_index(self, records: int, until: str) -> HistoryIndex:
-        return HistoryIndex.of(self.whole(OWNERS, OWNER_FIELDS,
-                                          [OWNER_FILTER, f"CreatedDate <= {until}"], records),
-                               owner_entry)
+        return HistoryIndex.of(
+            self.whole(OWNERS, OWNER_FIELDS, [OWNER_FILTER, f"CreatedDate <= {until}"], records),
+            owner_entry,
+        )
 
-    def changed_index(self, sobject: str, fields: tuple[str, ...], condition: str | None,
-                      changed: tuple[str, str], entry: Any) -> HistoryIndex:
+    def changed_index(
+        self,
+        sobject: str,
+        fields: tuple[str, ...],
+        condition: str | None,
+        changed: tuple[str, str],
+        entry: Any,
+    ) -> HistoryIndex:
         """The rows of `sobject`, up to the walk's upper bound, of every opportunity modified
         after the walk's cursor. Those modified past the bound too: the walk may have read one
         just before it changed again."""
@@ -101,18 +111,21 @@ class HistoryReader:
         soql = build_query(sobject, fields, [condition, chosen, f"CreatedDate <= {until}"])
         return HistoryIndex.of(self.pager.pages(soql, include_deleted=False), entry)
 
-    def for_page(self, known: Histories, ids: Sequence[str], closed: Sequence[str]
-                 ) -> tuple[History, History]:
+    def for_page(
+        self, known: Histories, ids: Sequence[str], closed: Sequence[str]
+    ) -> tuple[History, History]:
         """(stage entries, owner entries) of these opportunities; on an incremental's first
         page, the indexes of every changed opportunity's history are read first."""
         if not ids:
             return {}, {}
         if known.stages is None:
-            known.stages = self.changed_index(STAGES, STAGE_FIELDS, None, known.changed,
-                                              stage_entry)
+            known.stages = self.changed_index(
+                STAGES, STAGE_FIELDS, None, known.changed, stage_entry
+            )
             if known.tracking:
-                known.owners = self.changed_index(OWNERS, OWNER_FIELDS, OWNER_FILTER,
-                                                  known.changed, owner_entry)
+                known.owners = self.changed_index(
+                    OWNERS, OWNER_FIELDS, OWNER_FILTER, known.changed, owner_entry
+                )
         stages = known.stages.entries(ids)
         owners = known.owners.entries(closed) if known.owners is not None and closed else {}
         return stages, owners

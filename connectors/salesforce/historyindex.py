@@ -22,8 +22,10 @@ class HistoryIndex:
     def __init__(self) -> None:
         # The reader thread builds and reads it; a later sync's reader thread is another thread.
         self._db = sqlite3.connect("", check_same_thread=False)
-        self._db.execute("CREATE TABLE entry (opportunity TEXT NOT NULL, created TEXT NOT NULL,"
-                         " id TEXT NOT NULL, value TEXT)")
+        self._db.execute(
+            "CREATE TABLE entry (opportunity TEXT NOT NULL, created TEXT NOT NULL,"
+            " id TEXT NOT NULL, value TEXT)"
+        )
 
     @classmethod
     def of(cls, pages: Iterable[Iterable[Mapping[str, Any]]], entry: Any) -> HistoryIndex:
@@ -31,8 +33,10 @@ class HistoryIndex:
         index = cls()
         for page in pages:
             kept = (item for item in map(entry, page) if item is not None)
-            index._db.executemany("INSERT INTO entry VALUES (?, ?, ?, ?)",
-                                  ((opportunity, *found) for opportunity, found in kept))
+            index._db.executemany(
+                "INSERT INTO entry VALUES (?, ?, ?, ?)",
+                ((opportunity, *found) for opportunity, found in kept),
+            )
         index._db.execute("CREATE INDEX entry_by_opportunity ON entry (opportunity, created, id)")
         return index
 
@@ -41,10 +45,12 @@ class HistoryIndex:
         one read gives one timestamp format)."""
         found: History = {}
         for start in range(0, len(ids), IDS_PER_LOOKUP):
-            chunk = ids[start:start + IDS_PER_LOOKUP]
+            chunk = ids[start : start + IDS_PER_LOOKUP]
             rows = self._db.execute(
                 f"SELECT opportunity, created, id, value FROM entry WHERE opportunity IN "
-                f"({', '.join('?' * len(chunk))}) ORDER BY opportunity, created, id", chunk)
+                f"({', '.join('?' * len(chunk))}) ORDER BY opportunity, created, id",
+                chunk,
+            )
             for opportunity, created, row_id, value in rows:
                 found.setdefault(opportunity, []).append((created, row_id, value))
         return found

@@ -88,8 +88,13 @@ def role_day(record: Record, name: str) -> date | None:
     try:
         return day(value)
     except ValueError:
-        say_once(f"salesforce:{name}", "%s holds %.40r, which is not a date (YYYY-MM-DD); such "
-                 "values count as missing: point the role at a date field", name, value)
+        say_once(
+            f"salesforce:{name}",
+            "%s holds %.40r, which is not a date (YYYY-MM-DD); such "
+            "values count as missing: point the role at a date field",
+            name,
+            value,
+        )
         return None
 
 
@@ -145,69 +150,108 @@ def prefix_of(value: str | None, prefix: str) -> str | None:
 def map_user(record: Record, team: str | None, context: MappingContext) -> Row:
     start = role_day(record, context.roles.get("user_start_date", "Start_Date__c"))
     return User.row(
-        external_id=str(record["Id"]), name=text(record, "Name"), email=text(record, "Email"),
-        team=team, region=context.team_regions.get(team or ""),
-        manager_id=text(record, "ManagerId"), started_on=start or day(record.get("CreatedDate")),
-        is_active=flag(record.get("IsActive")), created_at=instant(record.get("CreatedDate")),
-        modified_at=modified(record), custom=custom_of(record, context.custom.get("User", ())),
-        raw=raw_of(record))
+        external_id=str(record["Id"]),
+        name=text(record, "Name"),
+        email=text(record, "Email"),
+        team=team,
+        region=context.team_regions.get(team or ""),
+        manager_id=text(record, "ManagerId"),
+        started_on=start or day(record.get("CreatedDate")),
+        is_active=flag(record.get("IsActive")),
+        created_at=instant(record.get("CreatedDate")),
+        modified_at=modified(record),
+        custom=custom_of(record, context.custom.get("User", ())),
+        raw=raw_of(record),
+    )
 
 
 def map_stage(record: Record) -> Row:
     probability = decimal(record.get("DefaultProbability"))
     return PipelineStage.row(
-        external_id=str(record["Id"]), pipeline=PIPELINE, stage=str(record["ApiName"]),
+        external_id=str(record["Id"]),
+        pipeline=PIPELINE,
+        stage=str(record["ApiName"]),
         label=str(record.get("MasterLabel") or record["ApiName"]),
         display_order=int(record.get("SortOrder") or 0),
         probability=probability / 100 if probability is not None else None,
-        is_closed=flag(record.get("IsClosed")), is_won=flag(record.get("IsWon")),
-        modified_at=modified(record), raw=raw_of(record))
+        is_closed=flag(record.get("IsClosed")),
+        is_won=flag(record.get("IsWon")),
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )
 
 
 def map_account(record: Record, context: MappingContext) -> Row:
     region = context.roles.get("account_region")
     return Account.row(
-        external_id=str(record["Id"]), name=text(record, "Name"), owner_id=text(record, "OwnerId"),
-        parent_id=text(record, "ParentId"), type=text(record, "Type"),
-        industry=text(record, "Industry"), country=text(record, "BillingCountry"),
-        state=text(record, "BillingState"), city=text(record, "BillingCity"),
+        external_id=str(record["Id"]),
+        name=text(record, "Name"),
+        owner_id=text(record, "OwnerId"),
+        parent_id=text(record, "ParentId"),
+        type=text(record, "Type"),
+        industry=text(record, "Industry"),
+        country=text(record, "BillingCountry"),
+        state=text(record, "BillingState"),
+        city=text(record, "BillingCity"),
         region=text(record, region) if region else None,
-        created_at=instant(record.get("CreatedDate")), modified_at=modified(record),
-        custom=custom_of(record, context.custom.get("Account", ())), raw=raw_of(record))
+        created_at=instant(record.get("CreatedDate")),
+        modified_at=modified(record),
+        custom=custom_of(record, context.custom.get("Account", ())),
+        raw=raw_of(record),
+    )
 
 
 def map_contact(record: Record, context: MappingContext) -> Row:
     return Contact.row(
-        external_id=str(record["Id"]), first_name=text(record, "FirstName"),
-        last_name=text(record, "LastName"), email=text(record, "Email"),
-        phone=text(record, "Phone"), title=text(record, "Title"),
-        account_id=text(record, "AccountId"), owner_id=text(record, "OwnerId"),
-        lead_source=text(record, "LeadSource"), created_at=instant(record.get("CreatedDate")),
-        modified_at=modified(record), custom=custom_of(record, context.custom.get("Contact", ())),
-        raw=raw_of(record))
+        external_id=str(record["Id"]),
+        first_name=text(record, "FirstName"),
+        last_name=text(record, "LastName"),
+        email=text(record, "Email"),
+        phone=text(record, "Phone"),
+        title=text(record, "Title"),
+        account_id=text(record, "AccountId"),
+        owner_id=text(record, "OwnerId"),
+        lead_source=text(record, "LeadSource"),
+        created_at=instant(record.get("CreatedDate")),
+        modified_at=modified(record),
+        custom=custom_of(record, context.custom.get("Contact", ())),
+        raw=raw_of(record),
+    )
 
 
 def map_lead(record: Record, context: MappingContext) -> Row:
     converted = flag(record.get("IsConverted"))
     converted_on = day(record.get("ConvertedDate"))
     return Lead.row(
-        external_id=str(record["Id"]), first_name=text(record, "FirstName"),
-        last_name=text(record, "LastName"), email=text(record, "Email"),
-        phone=text(record, "Phone"), company=text(record, "Company"),
-        status=text(record, "Status"), lead_source=text(record, "LeadSource"),
+        external_id=str(record["Id"]),
+        first_name=text(record, "FirstName"),
+        last_name=text(record, "LastName"),
+        email=text(record, "Email"),
+        phone=text(record, "Phone"),
+        company=text(record, "Company"),
+        status=text(record, "Status"),
+        lead_source=text(record, "LeadSource"),
         owner_id=prefix_of(text(record, "OwnerId"), "005"),  # a queue (00G) owns no lead for KPIs
-        created_at=instant(record.get("CreatedDate")), is_converted=converted,
+        created_at=instant(record.get("CreatedDate")),
+        is_converted=converted,
         converted_at=datetime(converted_on.year, converted_on.month, converted_on.day, tzinfo=UTC)
-        if converted and converted_on else None,
+        if converted and converted_on
+        else None,
         converted_account_id=text(record, "ConvertedAccountId"),
         converted_contact_id=text(record, "ConvertedContactId"),
         converted_deal_id=text(record, "ConvertedOpportunityId"),
-        modified_at=modified(record), custom=custom_of(record, context.custom.get("Lead", ())),
-        raw=raw_of(record))
+        modified_at=modified(record),
+        custom=custom_of(record, context.custom.get("Lead", ())),
+        raw=raw_of(record),
+    )
 
 
-def map_opportunity(record: Record, context: MappingContext, stages: Sequence[StageEntry] = (),
-                    owners: Sequence[OwnerEntry] = ()) -> list[Row]:
+def map_opportunity(
+    record: Record,
+    context: MappingContext,
+    stages: Sequence[StageEntry] = (),
+    owners: Sequence[OwnerEntry] = (),
+) -> list[Row]:
     """The deal, then the stages it entered; owner at close from the owner changes after it."""
     rid = str(record["Id"])
     stage = text(record, "StageName")
@@ -219,28 +263,42 @@ def map_opportunity(record: Record, context: MappingContext, stages: Sequence[St
     modified_at = modified(record)
     owner = text(record, "OwnerId")
     changes = stage_changes(rid, stages, modified_at)
-    closed_at = changes[-1].values["entered_at"] if closed and changes and \
-        changes[-1].values["stage"] == stage else None
+    closed_at = (
+        changes[-1].values["entered_at"]
+        if closed and changes and changes[-1].values["stage"] == stage
+        else None
+    )
     deal = Deal.row(
-        external_id=rid, name=text(record, "Name"),
-        account_id=text(record, "AccountId"), contact_id=text(record, "ContactId"),
-        owner_id=owner, closed_owner_id=owner_at_close(owners, closed_at, owner),
-        pipeline=PIPELINE, stage=stage, is_closed=closed, is_won=won,
-        amount=decimal(record.get("Amount")), currency=text(record, "CurrencyIsoCode"),
+        external_id=rid,
+        name=text(record, "Name"),
+        account_id=text(record, "AccountId"),
+        contact_id=text(record, "ContactId"),
+        owner_id=owner,
+        closed_owner_id=owner_at_close(owners, closed_at, owner),
+        pipeline=PIPELINE,
+        stage=stage,
+        is_closed=closed,
+        is_won=won,
+        amount=decimal(record.get("Amount")),
+        currency=text(record, "CurrencyIsoCode"),
         probability=probability / 100 if probability is not None else None,
-        close_date=day(record.get("CloseDate")), created_at=instant(record.get("CreatedDate")),
+        close_date=day(record.get("CloseDate")),
+        created_at=instant(record.get("CreatedDate")),
         deal_type=text(record, roles.get("deal_type", "Type")),
         lead_source=text(record, roles.get("lead_source", "LeadSource")),
         loss_reason=text(record, roles.get("loss_reason", "Loss_Reason__c")),
         competitor=text(record, roles.get("competitor", "Competitor__c")),
         margin=decimal(record.get(roles.get("margin", "Margin__c"))),
         modified_at=modified_at,
-        custom=custom_of(record, context.custom.get("Opportunity", ())), raw=raw_of(record))
+        custom=custom_of(record, context.custom.get("Opportunity", ())),
+        raw=raw_of(record),
+    )
     return [deal, *changes]
 
 
-def stage_changes(deal_id: str, history: Sequence[StageEntry], deal_modified: datetime | None
-                  ) -> list[Row]:
+def stage_changes(
+    deal_id: str, history: Sequence[StageEntry], deal_modified: datetime | None
+) -> list[Row]:
     """OpportunityHistory entries (one opportunity, oldest first) -> the stages it entered.
 
     Salesforce also writes a history row when only the amount, close date or probability
@@ -253,15 +311,27 @@ def stage_changes(deal_id: str, history: Sequence[StageEntry], deal_modified: da
         if at is None or stage == previous:
             continue
         previous = stage
-        rows.append(DealStageChange.row(
-            external_id=hid, deal_id=deal_id, stage=stage, entered_at=at,
-            modified_at=deal_modified, raw={"Id": hid, "OpportunityId": deal_id,
-                                            "StageName": stage, "CreatedDate": created}))
+        rows.append(
+            DealStageChange.row(
+                external_id=hid,
+                deal_id=deal_id,
+                stage=stage,
+                entered_at=at,
+                modified_at=deal_modified,
+                raw={
+                    "Id": hid,
+                    "OpportunityId": deal_id,
+                    "StageName": stage,
+                    "CreatedDate": created,
+                },
+            )
+        )
     return rows
 
 
-def owner_at_close(owners: Sequence[OwnerEntry], closed_at: datetime | None,
-                   current: str | None) -> str | None:
+def owner_at_close(
+    owners: Sequence[OwnerEntry], closed_at: datetime | None, current: str | None
+) -> str | None:
     """The owner when the deal entered its closing stage: the old value of the first owner
     change after that instant, or the current owner when none came after (or it is open)."""
     if closed_at is None:
@@ -275,10 +345,14 @@ def owner_at_close(owners: Sequence[OwnerEntry], closed_at: datetime | None,
 
 def map_line_item(record: Record) -> Row:
     return LineItem.row(
-        external_id=str(record["Id"]), deal_id=text(record, "OpportunityId"),
+        external_id=str(record["Id"]),
+        deal_id=text(record, "OpportunityId"),
         product=text(record, "ProductCode") or text(record, "Name"),
-        quantity=decimal(record.get("Quantity")), unit_price=decimal(record.get("UnitPrice")),
-        modified_at=modified(record), raw=raw_of(record))
+        quantity=decimal(record.get("Quantity")),
+        unit_price=decimal(record.get("UnitPrice")),
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )
 
 
 def map_task(record: Record) -> Row:
@@ -288,30 +362,50 @@ def map_task(record: Record) -> Row:
     seconds = record.get("CallDurationInSeconds")
     status = text(record, "Status")
     return Activity.row(
-        external_id=str(record["Id"]), kind=kind, direction=direction,
-        subject=text(record, "Subject"), status=status.lower() if status else None,
+        external_id=str(record["Id"]),
+        kind=kind,
+        direction=direction,
+        subject=text(record, "Subject"),
+        status=status.lower() if status else None,
         occurred_at=instant(record.get("CompletedDateTime")) or instant(record.get("CreatedDate")),
         duration_seconds=int(seconds) if seconds not in (None, "") and kind == "call" else None,
-        **links(record), modified_at=modified(record), raw=raw_of(record))
+        **links(record),
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )
 
 
 def map_event(record: Record) -> Row:
     start, end = instant(record.get("StartDateTime")), instant(record.get("EndDateTime"))
     minutes = record.get("DurationInMinutes")
-    duration = int((end - start).total_seconds()) if start and end else (
-        int(minutes) * 60 if minutes not in (None, "") else None)
+    duration = (
+        int((end - start).total_seconds())
+        if start and end
+        else (int(minutes) * 60 if minutes not in (None, "") else None)
+    )
     return Activity.row(
-        external_id=str(record["Id"]), kind="meeting", direction="outbound",
-        subject=text(record, "Subject"), status=None,
-        occurred_at=start or instant(record.get("ActivityDateTime")), duration_seconds=duration,
-        **links(record), modified_at=modified(record), raw=raw_of(record))
+        external_id=str(record["Id"]),
+        kind="meeting",
+        direction="outbound",
+        subject=text(record, "Subject"),
+        status=None,
+        occurred_at=start or instant(record.get("ActivityDateTime")),
+        duration_seconds=duration,
+        **links(record),
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )
 
 
 def links(record: Record) -> dict[str, str | None]:
     who, what = text(record, "WhoId"), text(record, "WhatId")
-    return {"owner_id": text(record, "OwnerId"), "contact_id": prefix_of(who, "003"),
-            "lead_id": prefix_of(who, "00Q"), "deal_id": prefix_of(what, "006"),
-            "account_id": text(record, "AccountId") or prefix_of(what, "001")}
+    return {
+        "owner_id": text(record, "OwnerId"),
+        "contact_id": prefix_of(who, "003"),
+        "lead_id": prefix_of(who, "00Q"),
+        "deal_id": prefix_of(what, "006"),
+        "account_id": text(record, "AccountId") or prefix_of(what, "001"),
+    }
 
 
 def map_survey(record: Record, fields: SurveyFields) -> Row | None:
@@ -321,6 +415,13 @@ def map_survey(record: Record, fields: SurveyFields) -> Row | None:
     if kind not in ("nps", "enps") or score is None or answered is None:
         return None
     return SurveyResponse.row(
-        external_id=str(record["Id"]), kind=kind, score=int(score),
-        contact_id=text(record, fields.contact), account_id=text(record, fields.account),
-        answered_at=answered, origin="crm", modified_at=modified(record), raw=raw_of(record))
+        external_id=str(record["Id"]),
+        kind=kind,
+        score=int(score),
+        contact_id=text(record, fields.contact),
+        account_id=text(record, fields.account),
+        answered_at=answered,
+        origin="crm",
+        modified_at=modified(record),
+        raw=raw_of(record),
+    )

@@ -44,9 +44,12 @@ def fits_in_query_uri(scope: Scope) -> bool:
     the URI limit. An object with hundreds of fields does not: it is read by Bulk API 2.0 jobs,
     whose SOQL travels in a POST body."""
     since = Cursor(value="2000-01-01T00:00:00.000Z", state=((AFTER_ID, "0" * 18),))
-    soql = build_query(scope.sobject, scope.fields,
-                       [keyset_filter(since), "SystemModstamp <= 2000-01-01T00:00:00.000Z"],
-                       order="SystemModstamp, Id")
+    soql = build_query(
+        scope.sobject,
+        scope.fields,
+        [keyset_filter(since), "SystemModstamp <= 2000-01-01T00:00:00.000Z"],
+        order="SystemModstamp, Id",
+    )
     return len(QUERY_PATH) + len(urlencode({"q": soql})) <= QUERY_URI_BUDGET
 
 
@@ -74,12 +77,15 @@ def keyset_filter(cursor: Cursor) -> str | None:
     after = cursor.get(AFTER_ID)
     if after is None:
         return f"SystemModstamp > {cursor.value}"
-    return (f"(SystemModstamp > {cursor.value} OR "
-            f"(SystemModstamp = {cursor.value} AND Id > {quote(after)}))")
+    return (
+        f"(SystemModstamp > {cursor.value} OR "
+        f"(SystemModstamp = {cursor.value} AND Id > {quote(after)}))"
+    )
 
 
-def build_query(sobject: str, fields: Sequence[str], filters: Sequence[str | None],
-                order: str | None = None) -> str:
+def build_query(
+    sobject: str, fields: Sequence[str], filters: Sequence[str | None], order: str | None = None
+) -> str:
     text = f"SELECT {', '.join(fields)} FROM {sobject}"
     wanted = [f for f in filters if f]
     if wanted:
@@ -108,9 +114,15 @@ class QueryPager:
         tokens: PageTokens[str] = PageTokens("Salesforce", named.group(1) if named else soql)
 
         def first() -> dict[str, Any]:
-            return self.client.call(endpoint, lambda sf: sf.query(
-                soql, include_deleted=include_deleted, headers=self.headers,
-                timeout=self.client.timeout))
+            return self.client.call(
+                endpoint,
+                lambda sf: sf.query(
+                    soql,
+                    include_deleted=include_deleted,
+                    headers=self.headers,
+                    timeout=self.client.timeout,
+                ),
+            )
 
         def following(response: dict[str, Any]) -> Callable[[], dict[str, Any]] | None:
             token = response.get("nextRecordsUrl")
@@ -120,8 +132,9 @@ class QueryPager:
                 tokens.next(token)
             except ConnectorError as error:  # raised in its turn, after the pages before it
                 return partial(_raise, error)
-            return partial(self.client.call, "GET query more",
-                           _more(token, self.client, self.headers))
+            return partial(
+                self.client.call, "GET query more", _more(token, self.client, self.headers)
+            )
 
         for response in chained(first, following):
             yield list(response.get("records") or [])
@@ -131,26 +144,34 @@ def _raise(error: ConnectorError) -> dict[str, Any]:
     raise error
 
 
-def _more(token: str, client: SalesforceClient, headers: dict[str, str]
-          ) -> Callable[[Salesforce], Any]:
-    return lambda sf: sf.query_more(token, identifier_is_url=True, headers=headers,
-                                    timeout=client.timeout)
+def _more(
+    token: str, client: SalesforceClient, headers: dict[str, str]
+) -> Callable[[Salesforce], Any]:
+    return lambda sf: sf.query_more(
+        token, identifier_is_url=True, headers=headers, timeout=client.timeout
+    )
 
 
-def walk_modified(pager: QueryPager, scope: Scope, cursor: Cursor,
-                  until: datetime) -> Iterator[tuple[Rows, Cursor]]:
+def walk_modified(
+    pager: QueryPager, scope: Scope, cursor: Cursor, until: datetime
+) -> Iterator[tuple[Rows, Cursor]]:
     """(rows, cursor after them) for everything modified after `cursor`, up to `until`."""
     first = cursor.value is None
     while True:
-        soql = build_query(scope.sobject, scope.fields,
-                           [keyset_filter(cursor), f"SystemModstamp <= {soql_instant(until)}"],
-                           order="SystemModstamp, Id")
+        soql = build_query(
+            scope.sobject,
+            scope.fields,
+            [keyset_filter(cursor), f"SystemModstamp <= {soql_instant(until)}"],
+            order="SystemModstamp, Id",
+        )
         try:
             for rows in pager.pages(soql, include_deleted=not first):
                 if rows:
                     last = rows[-1]
-                    cursor = Cursor(value=record_instant(str(last["SystemModstamp"])),
-                                    state=((AFTER_ID, str(last["Id"])),))
+                    cursor = Cursor(
+                        value=record_instant(str(last["SystemModstamp"])),
+                        state=((AFTER_ID, str(last["Id"])),),
+                    )
                 yield rows, cursor
             return
         except RejectedError as error:

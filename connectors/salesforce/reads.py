@@ -31,28 +31,104 @@ log = logging.getLogger(__name__)
 SYSTEM = ("Id", "IsDeleted", "CreatedDate", "SystemModstamp")
 BASE_FIELDS: dict[str, tuple[str, ...]] = {
     "User": ("Name", "Email", "IsActive", "UserRoleId", "ManagerId"),
-    "OpportunityStage": ("MasterLabel", "ApiName", "IsActive", "IsClosed", "IsWon",
-                         "DefaultProbability", "SortOrder"),
-    "Account": ("MasterRecordId", "Name", "Type", "Industry", "BillingCountry", "BillingState",
-                "BillingCity", "OwnerId", "ParentId"),
-    "Contact": ("MasterRecordId", "FirstName", "LastName", "Email", "Phone", "Title", "AccountId",
-                "OwnerId", "LeadSource"),
-    "Lead": ("MasterRecordId", "FirstName", "LastName", "Email", "Phone", "Company", "Status",
-             "LeadSource", "OwnerId", "IsConverted", "ConvertedDate", "ConvertedAccountId",
-             "ConvertedContactId", "ConvertedOpportunityId"),
-    "Opportunity": ("Name", "AccountId", "ContactId", "OwnerId", "StageName", "Amount",
-                    "CurrencyIsoCode", "Probability", "CloseDate", "Type", "LeadSource", "IsClosed",
-                    "IsWon"),
+    "OpportunityStage": (
+        "MasterLabel",
+        "ApiName",
+        "IsActive",
+        "IsClosed",
+        "IsWon",
+        "DefaultProbability",
+        "SortOrder",
+    ),
+    "Account": (
+        "MasterRecordId",
+        "Name",
+        "Type",
+        "Industry",
+        "BillingCountry",
+        "BillingState",
+        "BillingCity",
+        "OwnerId",
+        "ParentId",
+    ),
+    "Contact": (
+        "MasterRecordId",
+        "FirstName",
+        "LastName",
+        "Email",
+        "Phone",
+        "Title",
+        "AccountId",
+        "OwnerId",
+        "LeadSource",
+    ),
+    "Lead": (
+        "MasterRecordId",
+        "FirstName",
+        "LastName",
+        "Email",
+        "Phone",
+        "Company",
+        "Status",
+        "LeadSource",
+        "OwnerId",
+        "IsConverted",
+        "ConvertedDate",
+        "ConvertedAccountId",
+        "ConvertedContactId",
+        "ConvertedOpportunityId",
+    ),
+    "Opportunity": (
+        "Name",
+        "AccountId",
+        "ContactId",
+        "OwnerId",
+        "StageName",
+        "Amount",
+        "CurrencyIsoCode",
+        "Probability",
+        "CloseDate",
+        "Type",
+        "LeadSource",
+        "IsClosed",
+        "IsWon",
+    ),
     "OpportunityLineItem": ("OpportunityId", "ProductCode", "Name", "Quantity", "UnitPrice"),
-    "Task": ("Subject", "Status", "TaskSubtype", "Type", "CallType", "CallDurationInSeconds",
-             "WhoId", "WhatId", "AccountId", "OwnerId", "CompletedDateTime"),
-    "Event": ("Subject", "StartDateTime", "EndDateTime", "ActivityDateTime", "DurationInMinutes",
-              "WhoId", "WhatId", "AccountId", "OwnerId"),
+    "Task": (
+        "Subject",
+        "Status",
+        "TaskSubtype",
+        "Type",
+        "CallType",
+        "CallDurationInSeconds",
+        "WhoId",
+        "WhatId",
+        "AccountId",
+        "OwnerId",
+        "CompletedDateTime",
+    ),
+    "Event": (
+        "Subject",
+        "StartDateTime",
+        "EndDateTime",
+        "ActivityDateTime",
+        "DurationInMinutes",
+        "WhoId",
+        "WhatId",
+        "AccountId",
+        "OwnerId",
+    ),
 }
 ENTITIES: dict[str, tuple[str, ...]] = {
-    "User": ("user",), "OpportunityStage": ("pipeline_stage",), "Account": ("account",),
-    "Contact": ("contact",), "Lead": ("lead",), "Opportunity": ("deal", "deal_stage_change"),
-    "OpportunityLineItem": ("line_item",), "Task": ("activity",), "Event": ("activity",),
+    "User": ("user",),
+    "OpportunityStage": ("pipeline_stage",),
+    "Account": ("account",),
+    "Contact": ("contact",),
+    "Lead": ("lead",),
+    "Opportunity": ("deal", "deal_stage_change"),
+    "OpportunityLineItem": ("line_item",),
+    "Task": ("activity",),
+    "Event": ("activity",),
 }
 
 
@@ -72,9 +148,16 @@ def record_id(record: Mapping[str, Any]) -> object:
 class StreamReader:
     """Turns one sObject into pages of canonical rows."""
 
-    def __init__(self, client: SalesforceClient, context: mappers.MappingContext,
-                 fields: Mapping[str, tuple[str, ...]], kinds: Mapping[str, Mapping[str, str]],
-                 options: ReadOptions, survey_object: str, tracking: bool = False) -> None:
+    def __init__(
+        self,
+        client: SalesforceClient,
+        context: mappers.MappingContext,
+        fields: Mapping[str, tuple[str, ...]],
+        kinds: Mapping[str, Mapping[str, str]],
+        options: ReadOptions,
+        survey_object: str,
+        tracking: bool = False,
+    ) -> None:
         self.client = client
         self.context = context
         self.fields = fields  # sObject -> the fields to select
@@ -82,8 +165,12 @@ class StreamReader:
         self.options = options
         self.survey_object = survey_object
         self.pager = QueryPager(client, options.batch_size)
-        self.bulk = BulkReader(client, options.bulk_page_records, options.bulk_poll_seconds,
-                               page_rows=options.batch_size)
+        self.bulk = BulkReader(
+            client,
+            options.bulk_page_records,
+            options.bulk_poll_seconds,
+            page_rows=options.batch_size,
+        )
         self.tracking = tracking  # OpportunityFieldHistory exists (field-history tracking on)
         self.history = HistoryReader(self.pager, self.bulk, options.bulk_above_records)
         self.known = Histories(tracking=tracking)
@@ -92,8 +179,9 @@ class StreamReader:
     def entity_of(self, sobject: str) -> str:
         return "survey_response" if sobject == self.survey_object else ENTITIES[sobject][0]
 
-    def read(self, sobject: str, cursor: Cursor, signpost: datetime,
-             record_count: Callable[[str], int]) -> Iterator[Page]:
+    def read(
+        self, sobject: str, cursor: Cursor, signpost: datetime, record_count: Callable[[str], int]
+    ) -> Iterator[Page]:
         scope = Scope(sobject, self.fields[sobject], self.options.batch_size)
         until = signpost - self.options.lag
         large = cursor.value is None and record_count(sobject) > self.options.bulk_above_records
@@ -118,17 +206,22 @@ class StreamReader:
         live = [r for r in rows if not mappers.flag(r.get("IsDeleted"))]
         gone = [mappers.tombstone(entity, r) for r in rows if mappers.flag(r.get("IsDeleted"))]
         records = self.map_rows(sobject, live)
-        return Page(stream=sobject, records=records,
-                    deleted=[g for g in gone if isinstance(g, Deleted)],
-                    merged=[g for g in gone if isinstance(g, Merged)], cursor=cursor)
+        return Page(
+            stream=sobject,
+            records=records,
+            deleted=[g for g in gone if isinstance(g, Deleted)],
+            merged=[g for g in gone if isinstance(g, Merged)],
+            cursor=cursor,
+        )
 
     def map_rows(self, sobject: str, rows: Rows) -> list[Row]:
         context = self.context
         if sobject == "Opportunity":
             return self.map_opportunities(rows)
         if sobject == self.survey_object:
-            answers = map_each(rows, lambda r: mappers.map_survey(r, context.survey), sobject,
-                               record_id)
+            answers = map_each(
+                rows, lambda r: mappers.map_survey(r, context.survey), sobject, record_id
+            )
             return [row for row in answers if row is not None]
         single: dict[str, Callable[[Mapping[str, Any]], Row]] = {
             "Account": lambda r: mappers.map_account(r, context),
@@ -146,9 +239,14 @@ class StreamReader:
         ids = [str(r["Id"]) for r in rows]
         closed = [rid for rid, r in zip(ids, rows, strict=True) if self.closed(r)]
         stages, owners = self.history.for_page(self.known, ids, closed)
-        mapped = map_each(rows, lambda r: mappers.map_opportunity(
-            r, self.context, stages.get(str(r["Id"]), ()), owners.get(str(r["Id"]), ())),
-            "Opportunity", record_id)
+        mapped = map_each(
+            rows,
+            lambda r: mappers.map_opportunity(
+                r, self.context, stages.get(str(r["Id"]), ()), owners.get(str(r["Id"]), ())
+            ),
+            "Opportunity",
+            record_id,
+        )
         return [row for deal_rows in mapped for row in deal_rows]
 
     def closed(self, record: Mapping[str, Any]) -> bool:
@@ -161,13 +259,17 @@ class StreamReader:
             return False
         if scope.sobject not in self.said_wide:
             self.said_wide.add(scope.sobject)
-            log.info("%s: its %d fields make a REST query longer than Salesforce takes (16,384 "
-                     "bytes of URI); it is read through Bulk API 2.0 query jobs instead",
-                     scope.sobject, len(scope.fields))
+            log.info(
+                "%s: its %d fields make a REST query longer than Salesforce takes (16,384 "
+                "bytes of URI); it is read through Bulk API 2.0 query jobs instead",
+                scope.sobject,
+                len(scope.fields),
+            )
         return True
 
-    def histories(self, cursor: Cursor, until: str,
-                  record_count: Callable[[str], int]) -> Histories:
+    def histories(
+        self, cursor: Cursor, until: str, record_count: Callable[[str], int]
+    ) -> Histories:
         """Whole-object history indexes on a first sync (through Bulk or REST pages, whichever the
         history object's size picks); an incremental indexes the history of the opportunities its
         walk reads, on its first page (connectors.salesforce.history)."""
@@ -181,11 +283,17 @@ class StreamReader:
 
     def read_users(self) -> Iterator[Page]:
         """Every user (Salesforce deactivates, never deletes); team from role, else manager's."""
-        roles = {str(r["Id"]): str(r["Name"]) for page in self.pager.pages(
-            "SELECT Id, Name FROM UserRole", include_deleted=False) for r in page}
+        roles = {
+            str(r["Id"]): str(r["Name"])
+            for page in self.pager.pages("SELECT Id, Name FROM UserRole", include_deleted=False)
+            for r in page
+        }
         scope = Scope("User", self.fields["User"], self.options.batch_size)
-        pages = (self.bulk.typed(scope, self.kinds["User"]) if self.too_wide(scope) else
-                 self.pager.pages(build_query("User", scope.fields, []), include_deleted=False))
+        pages = (
+            self.bulk.typed(scope, self.kinds["User"])
+            if self.too_wide(scope)
+            else self.pager.pages(build_query("User", scope.fields, []), include_deleted=False)
+        )
         users = [r for page in pages for r in page]
         role_of = {str(u["Id"]): roles.get(str(u.get("UserRoleId"))) for u in users}
         manager_of = {str(u["Id"]): mappers.text(u, "ManagerId") for u in users}
@@ -197,6 +305,13 @@ class StreamReader:
         yield Page(stream="User", records=rows, cursor=None)
 
     def read_stages(self) -> list[dict[str, Any]]:
-        return [r for page in self.pager.pages(build_query(
-            "OpportunityStage", self.fields["OpportunityStage"], [], order="SortOrder"),
-            include_deleted=False) for r in page]
+        return [
+            r
+            for page in self.pager.pages(
+                build_query(
+                    "OpportunityStage", self.fields["OpportunityStage"], [], order="SortOrder"
+                ),
+                include_deleted=False,
+            )
+            for r in page
+        ]

@@ -51,21 +51,31 @@ class SalesforceCodec(ValueCodec):
 CODEC = SalesforceCodec()
 
 
-def write_collections(client: SalesforceClient, sobject: str, updates: Sequence[FieldUpdate]
-                      ) -> list[WriteResult]:
+def write_collections(
+    client: SalesforceClient, sobject: str, updates: Sequence[FieldUpdate]
+) -> list[WriteResult]:
     results: list[WriteResult] = []
     for start in range(0, len(updates), COLLECTION_MAX):
-        results.extend(write_chunk(client, sobject, updates[start:start + COLLECTION_MAX]))
+        results.extend(write_chunk(client, sobject, updates[start : start + COLLECTION_MAX]))
     return results
 
 
-def write_chunk(client: SalesforceClient, sobject: str, chunk: Sequence[FieldUpdate]
-                ) -> list[WriteResult]:
-    body = {"allOrNone": False, "records": [
-        {"attributes": {"type": sobject}, "id": u.external_id, **dict(u.values)} for u in chunk]}
+def write_chunk(
+    client: SalesforceClient, sobject: str, chunk: Sequence[FieldUpdate]
+) -> list[WriteResult]:
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": sobject}, "id": u.external_id, **dict(u.values)} for u in chunk
+        ],
+    }
     try:
-        response = client.call("PATCH composite/sobjects", lambda sf: sf.restful(
-            "composite/sobjects", method="PATCH", json=body, timeout=client.timeout))
+        response = client.call(
+            "PATCH composite/sobjects",
+            lambda sf: sf.restful(
+                "composite/sobjects", method="PATCH", json=body, timeout=client.timeout
+            ),
+        )
     except RejectedError as error:  # the whole request refused (malformed, too many records)
         return [WriteResult(u.external_id, ok=False, error=error.message) for u in chunk]
     results = results_of(chunk, response or [])
@@ -73,12 +83,15 @@ def write_chunk(client: SalesforceClient, sobject: str, chunk: Sequence[FieldUpd
     if not landed:
         return results
     held = read_back(client, sobject, landed)
-    return [WriteResult(r.external_id, ok=True, held=held.get(r.external_id, {}))
-            if r.ok else r for r in results]
+    return [
+        WriteResult(r.external_id, ok=True, held=held.get(r.external_id, {})) if r.ok else r
+        for r in results
+    ]
 
 
-def read_back(client: SalesforceClient, sobject: str, updates: Sequence[FieldUpdate]
-              ) -> dict[str, dict[str, Any]]:
+def read_back(
+    client: SalesforceClient, sobject: str, updates: Sequence[FieldUpdate]
+) -> dict[str, dict[str, Any]]:
     """Record id -> the written fields' values as Salesforce holds them now."""
     names = sorted({name for u in updates for name, _ in u.values})
     ids = ", ".join("'" + u.external_id.replace("'", "") + "'" for u in updates)
@@ -100,9 +113,14 @@ def results_of(chunk: Sequence[FieldUpdate], response: Sequence[Any]) -> list[Wr
             continue
         problems = outcome.get("errors") or [{}]
         codes = [str(p.get("statusCode", "UNKNOWN")) for p in problems]
-        message = "; ".join(f"{c}: {p.get('message', '')}" for c, p in zip(codes, problems, strict=True))
-        results.append(WriteResult(update.external_id, ok=False, error=message,
-                                   not_found=any(c in GONE for c in codes)))
-    for update in chunk[len(results):]:
+        message = "; ".join(
+            f"{c}: {p.get('message', '')}" for c, p in zip(codes, problems, strict=True)
+        )
+        results.append(
+            WriteResult(
+                update.external_id, ok=False, error=message, not_found=any(c in GONE for c in codes)
+            )
+        )
+    for update in chunk[len(results) :]:
         results.append(WriteResult(update.external_id, ok=False, error="no result returned"))
     return results

@@ -30,15 +30,34 @@ from kpisync.netcause import network_cause
 from kpisync.retry import RetryPolicy
 from kpisync.secrets import mask, remember_secret
 
-METHODS = {"getchallenge": "GET", "login": "POST", "listtypes": "GET", "describe": "GET",
-           "query": "GET", "sync": "GET", "retrieve": "GET", "create": "POST", "update": "POST",
-           "revise": "POST", "delete": "POST", "logout": "POST"}
-AUTH_CODES = frozenset({"INVALID_USER_CREDENTIALS", "ACCESSKEY_UNDEFINED",
-                        "AUTHENTICATION_FAILURE", "INVALID_AUTH_TOKEN"})
+METHODS = {
+    "getchallenge": "GET",
+    "login": "POST",
+    "listtypes": "GET",
+    "describe": "GET",
+    "query": "GET",
+    "sync": "GET",
+    "retrieve": "GET",
+    "create": "POST",
+    "update": "POST",
+    "revise": "POST",
+    "delete": "POST",
+    "logout": "POST",
+}
+AUTH_CODES = frozenset(
+    {
+        "INVALID_USER_CREDENTIALS",
+        "ACCESSKEY_UNDEFINED",
+        "AUTHENTICATION_FAILURE",
+        "INVALID_AUTH_TOKEN",
+    }
+)
 SESSION_CODES = frozenset({"INVALID_SESSIONID", "SESSION_EXPIRED", "SESSION_LEFT_IDLE"})
 TRANSIENT_CODES = frozenset({"DATABASE_QUERY_ERROR"})
-CREDENTIAL_HINT = ("check the user name and access_key_env: the access key is shown under "
-                   "My Preferences of that user, and the user must be active")
+CREDENTIAL_HINT = (
+    "check the user name and access_key_env: the access key is shown under "
+    "My Preferences of that user, and the user must be active"
+)
 
 
 class VtigerFailure(RejectedError):
@@ -61,33 +80,67 @@ NOT_JSON = "(not JSON)"  # the code of an answer that is no webservice envelope
 URL_HINT = "check the url setting: it must reach the CRM's webservice.php"
 REFUSED = "Vtiger refused the credentials ({code}: {detail})"
 # Vtiger's envelope: {"success": false, "error": {"code": "ACCESS_DENIED", "message": "..."}}.
-ERRORS = ErrorTable("Vtiger", [
-    Rule(RateLimited, "Vtiger at {host} is rate limiting {operation}", status=status(429)),
-    Rule(SyncUnavailable, "Vtiger at {host} answered sync with an empty HTTP 500",
-         "stock Vtiger 8.2 on PHP 8 cannot serve sync; kpisync reads by query instead",
-         status=status(500), body=r"^\s*$", operation="sync"),
-    Rule(TransientError, "Vtiger at {host} failed on {operation}: HTTP {status} with an empty "
-         "body", status=status(500, 599), body=r"^\s*$"),
-    Rule(TransientError, "Vtiger at {host} failed on {operation}: HTTP {status}",
-         status=status(500, 599)),
-    Rule(RejectedError, "Vtiger at {host} answered {operation} with HTTP {status}", URL_HINT,
-         status=status(400, 499)),
-    Rule(RejectedError, "Vtiger at {host} answered {operation} with something that is not "
-         "JSON: {detail}", "check the url setting points at the CRM (webservice.php)",
-         codes=frozenset({NOT_JSON})),
-    Rule(AuthError, REFUSED, CREDENTIAL_HINT, codes=AUTH_CODES),
-    Rule(AuthError, REFUSED, CREDENTIAL_HINT, codes=frozenset({"AUTHENTICATION_REQUIRED"}),
-         operation="login"),
-    Rule(SessionLost, "Vtiger session ended ({code}) during {operation}",
-         codes=SESSION_CODES | {"AUTHENTICATION_REQUIRED"}),
-    Rule(TransientError, "Vtiger database error on {operation}: {detail}", codes=TRANSIENT_CODES),
-    Rule(VtigerFailure, "Vtiger refused {operation} ({code}): {detail}",
-         build=lambda text, hint, answer: VtigerFailure(answer.code, text, hint=hint)),
-])
+ERRORS = ErrorTable(
+    "Vtiger",
+    [
+        Rule(RateLimited, "Vtiger at {host} is rate limiting {operation}", status=status(429)),
+        Rule(
+            SyncUnavailable,
+            "Vtiger at {host} answered sync with an empty HTTP 500",
+            "stock Vtiger 8.2 on PHP 8 cannot serve sync; kpisync reads by query instead",
+            status=status(500),
+            body=r"^\s*$",
+            operation="sync",
+        ),
+        Rule(
+            TransientError,
+            "Vtiger at {host} failed on {operation}: HTTP {status} with an empty body",
+            status=status(500, 599),
+            body=r"^\s*$",
+        ),
+        Rule(
+            TransientError,
+            "Vtiger at {host} failed on {operation}: HTTP {status}",
+            status=status(500, 599),
+        ),
+        Rule(
+            RejectedError,
+            "Vtiger at {host} answered {operation} with HTTP {status}",
+            URL_HINT,
+            status=status(400, 499),
+        ),
+        Rule(
+            RejectedError,
+            "Vtiger at {host} answered {operation} with something that is not JSON: {detail}",
+            "check the url setting points at the CRM (webservice.php)",
+            codes=frozenset({NOT_JSON}),
+        ),
+        Rule(AuthError, REFUSED, CREDENTIAL_HINT, codes=AUTH_CODES),
+        Rule(
+            AuthError,
+            REFUSED,
+            CREDENTIAL_HINT,
+            codes=frozenset({"AUTHENTICATION_REQUIRED"}),
+            operation="login",
+        ),
+        Rule(
+            SessionLost,
+            "Vtiger session ended ({code}) during {operation}",
+            codes=SESSION_CODES | {"AUTHENTICATION_REQUIRED"},
+        ),
+        Rule(
+            TransientError, "Vtiger database error on {operation}: {detail}", codes=TRANSIENT_CODES
+        ),
+        Rule(
+            VtigerFailure,
+            "Vtiger refused {operation} ({code}): {detail}",
+            build=lambda text, hint, answer: VtigerFailure(answer.code, text, hint=hint),
+        ),
+    ],
+)
 
 
-def answer_of(operation: str, response: httpx.Response,
-              envelope: dict[str, Any] | None) -> Answer:
+def answer_of(operation: str, response: httpx.Response, envelope: dict[str, Any] | None) -> Answer:
     """What Vtiger answered: an HTTP failure, a page that is no envelope, or an envelope's error."""
     body = response.content
     retry_after = response.headers.get("Retry-After")
@@ -98,8 +151,13 @@ def answer_of(operation: str, response: httpx.Response,
     if envelope is None:
         return Answer(response.status_code, NOT_JSON, repr(mask(text[:80])), text, operation)
     error = envelope.get("error") or {}
-    return Answer(response.status_code, str(error.get("code") or "UNKNOWN"),
-                  mask(str(error.get("message") or "")), text, operation)
+    return Answer(
+        response.status_code,
+        str(error.get("code") or "UNKNOWN"),
+        mask(str(error.get("message") or "")),
+        text,
+        operation,
+    )
 
 
 def translate(operation: str, response: httpx.Response, host: str) -> Any:
@@ -126,8 +184,15 @@ def parse_envelope(body: bytes) -> dict[str, Any] | None:
 class VtigerClient:
     """One Vtiger server, one user: its session, retry policy and call counts."""
 
-    def __init__(self, *, url: str, username: str, access_key: str, policy: RetryPolicy,
-                 timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        username: str,
+        access_key: str,
+        policy: RetryPolicy,
+        timeout_seconds: float = 60.0,
+    ) -> None:
         base = url.rstrip("/")
         self.endpoint = base if base.endswith("webservice.php") else f"{base}/webservice.php"
         self.host = base
@@ -139,8 +204,10 @@ class VtigerClient:
         self.session: str | None = None
         self.user_id: str | None = None
         self._lock = threading.Lock()
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
-                                 trust_env=False)
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
+            trust_env=False,
+        )
 
     def call(self, operation: str, **params: str) -> Any:
         """One operation's result, with a session, retries and renewal."""
@@ -178,11 +245,11 @@ class VtigerClient:
         except httpx.TimeoutException:
             raise TransientError(f"Vtiger at {self.host} timed out on {operation}") from None
         except httpx.TransportError as error:
-            raise TransientError(f"cannot reach Vtiger at {self.host} for {operation}: "
-                                 f"{network_cause(error)}",
-                                 hint="check the url setting and the network") from None
+            raise TransientError(
+                f"cannot reach Vtiger at {self.host} for {operation}: {network_cause(error)}",
+                hint="check the url setting and the network",
+            ) from None
         return translate(operation, response, self.host)
 
     def close(self) -> None:
         self.http.close()
-

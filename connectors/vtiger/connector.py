@@ -59,11 +59,15 @@ WRITABLE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal
 BOUND_LAG = timedelta(seconds=1)
 SNAPSHOT_FORMAT = 1  # of metadata_snapshot(); a kept snapshot of another format is read again
 ROLE_MODULE = {"account_region": "Accounts"}  # every other role is a Potentials field
-USERS_HIDDEN = ("Vtiger user '{user}' is not an admin and cannot see the Users module (Vtiger "
-                "shows it to admins only, whatever the role): record owners are known by id, "
-                "without names, emails, teams or managers; groups by name")
-USERS_HIDDEN_FIX = ("for owner names use an admin user's access key (no role or profile setting "
-                    "grants Users to a non-admin); everything else syncs as it is")
+USERS_HIDDEN = (
+    "Vtiger user '{user}' is not an admin and cannot see the Users module (Vtiger "
+    "shows it to admins only, whatever the role): record owners are known by id, "
+    "without names, emails, teams or managers; groups by name"
+)
+USERS_HIDDEN_FIX = (
+    "for owner names use an admin user's access key (no role or profile setting "
+    "grants Users to a non-admin); everything else syncs as it is"
+)
 log = logging.getLogger(__name__)
 
 
@@ -109,8 +113,9 @@ class VtigerSettings(StrictModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
-                             "'Asia/Tehran'") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Asia/Tehran'"
+            ) from None
         return value
 
     @field_validator("modules")
@@ -118,16 +123,25 @@ class VtigerSettings(StrictModel):
     def _known_modules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [m for m in value if m not in MODULES]
         if unknown:
-            raise ValueError(f"unknown module(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(MODULES)}")
+            raise ValueError(
+                f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}"
+            )
         return value
 
 
 class VtigerConnector:
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.VALIDATES_OPTIONS, Capability.KEEPS_METADATA, Capability.METADATA_MOVES,
-        Capability.ASKS_PURGE_CHECK, Capability.EXPLAINS_MISSING, Capability.CHECKS_CREDENTIALS,
-        Capability.LINKS_RECORDS, Capability.CODES_VALUES})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.VALIDATES_OPTIONS,
+            Capability.KEEPS_METADATA,
+            Capability.METADATA_MOVES,
+            Capability.ASKS_PURGE_CHECK,
+            Capability.EXPLAINS_MISSING,
+            Capability.CHECKS_CREDENTIALS,
+            Capability.LINKS_RECORDS,
+            Capability.CODES_VALUES,
+        }
+    )
     options_model: ClassVar[type[VtigerSettings]] = VtigerSettings
     type_name: ClassVar[str] = "vtiger"
     value_codec: ClassVar[ValueCodec] = CODEC
@@ -137,8 +151,13 @@ class VtigerConnector:
         self.settings = s = validate_model(VtigerSettings, options, prefix=f"sources.{name}")
         key = read_secret(s.access_key_env, key=f"sources.{name}.access_key_env")
         policy = fast_policy() if s.fast_retries else RetryPolicy()
-        self.client = VtigerClient(url=s.url, username=s.username, access_key=key, policy=policy,
-                                   timeout_seconds=s.timeout_seconds)
+        self.client = VtigerClient(
+            url=s.url,
+            username=s.username,
+            access_key=key,
+            policy=policy,
+            timeout_seconds=s.timeout_seconds,
+        )
         self.zone = ZoneInfo(s.server_timezone)
         self._schema: Schema | None = None
         self._reader: ModuleReader | None = None
@@ -148,17 +167,40 @@ class VtigerConnector:
     # -- the contract ---------------------------------------------------------------------------
     def stream_table(self) -> StreamTable:
         entities = {"Potentials": ("deal", "deal_stage_change")}
-        modules = [Stream(StreamSpec(m.lower(), entities.get(m, (self.reader_entity(m),)),
-                                     cursor_field="modifiedtime", lag=BOUND_LAG), self._read_module)
-                   for m in self.read_modules()]
-        stages = Stream(StreamSpec("stages", ("pipeline_stage",), ReadMode.METADATA),
-                        self._read_stages)
+        modules = [
+            Stream(
+                StreamSpec(
+                    m.lower(),
+                    entities.get(m, (self.reader_entity(m),)),
+                    cursor_field="modifiedtime",
+                    lag=BOUND_LAG,
+                ),
+                self._read_module,
+            )
+            for m in self.read_modules()
+        ]
+        stages = Stream(
+            StreamSpec("stages", ("pipeline_stage",), ReadMode.METADATA), self._read_stages
+        )
         if not self.users_visible():  # owners are learnt from the records: read them first
-            return StreamTable("Vtiger", [stages, *modules, Stream(StreamSpec(
-                "users", ("user",), ReadMode.FULL), self._read_owners_seen)], calls=self.calls)
-        return StreamTable("Vtiger", [
-            Stream(StreamSpec("users", ("user",), ReadMode.METADATA), self._read_users),
-            stages, *modules], calls=self.calls)
+            return StreamTable(
+                "Vtiger",
+                [
+                    stages,
+                    *modules,
+                    Stream(StreamSpec("users", ("user",), ReadMode.FULL), self._read_owners_seen),
+                ],
+                calls=self.calls,
+            )
+        return StreamTable(
+            "Vtiger",
+            [
+                Stream(StreamSpec("users", ("user",), ReadMode.METADATA), self._read_users),
+                stages,
+                *modules,
+            ],
+            calls=self.calls,
+        )
 
     def streams(self) -> list[StreamSpec]:
         return self.stream_table().specs()
@@ -170,25 +212,36 @@ class VtigerConnector:
     def read(self, stream: str, cursor: Cursor, *, signpost: datetime) -> Iterator[Page]:
         yield from self.stream_table().read(stream, cursor, signpost)
 
-    def _read_owners_seen(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                          ) -> Iterator[Page]:
-        log.warning("%s: %s; %s", self.name, USERS_HIDDEN.format(user=self.settings.username),
-                    USERS_HIDDEN_FIX)
+    def _read_owners_seen(
+        self, spec: StreamSpec, cursor: Cursor, signpost: datetime
+    ) -> Iterator[Page]:
+        log.warning(
+            "%s: %s; %s",
+            self.name,
+            USERS_HIDDEN.format(user=self.settings.username),
+            USERS_HIDDEN_FIX,
+        )
         yield Page(stream=spec.name, cursor=None, records=self.reader().owners_seen())
 
     def _read_users(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         reader = self.reader()
         for rows in reader.users():
-            yield Page(stream=spec.name, cursor=None,
-                       records=[mappers.map_user(r, reader.context) for r in rows])
+            yield Page(
+                stream=spec.name,
+                cursor=None,
+                records=[mappers.map_user(r, reader.context) for r in rows],
+            )
 
-    def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                     ) -> Iterator[Page]:
-        yield Page(stream=spec.name, cursor=None, records=mappers.map_stages(
-            self.schema().describes["Potentials"], self.reader().context))
+    def _read_stages(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
+        yield Page(
+            stream=spec.name,
+            cursor=None,
+            records=mappers.map_stages(
+                self.schema().describes["Potentials"], self.reader().context
+            ),
+        )
 
-    def _read_module(self, spec: StreamSpec, cursor: Cursor, signpost: datetime
-                     ) -> Iterator[Page]:
+    def _read_module(self, spec: StreamSpec, cursor: Cursor, signpost: datetime) -> Iterator[Page]:
         module = next(m for m in self.read_modules() if m.lower() == spec.name)
         yield from self.reader().read(module, spec.name, cursor, signpost - spec.lag)
 
@@ -222,15 +275,19 @@ class VtigerConnector:
     def metadata_snapshot(self) -> dict[str, Any]:
         """The modules' describes (and which optional ones this user is not offered)."""
         schema = self.schema()
-        return {"format": SNAPSHOT_FORMAT, "describes": dict(schema.describes),
-                "hidden": list(schema.hidden)}
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "describes": dict(schema.describes),
+            "hidden": list(schema.hidden),
+        }
 
     def restore_metadata(self, snapshot: Mapping[str, Any]) -> bool:
         """Take kept describes. Records carry every field, so they are the describes'
         fingerprint: a record with a custom field the kept describe lacks (or without one it
         has) makes the reader describe again before mapping it (`_fields_moved`)."""
         if snapshot.get("format") != SNAPSHOT_FORMAT or not set(self.read_modules()) <= set(
-                snapshot["describes"]):
+            snapshot["describes"]
+        ):
             return False
         self._schema = Schema(snapshot["describes"], hidden=tuple(snapshot["hidden"]))
         self._reader, self._kept = None, True
@@ -245,8 +302,11 @@ class VtigerConnector:
         kept = set(self.schema().custom(module))
         if records is not None and {n for n in records[0] if n.startswith("cf_")} == kept:
             return
-        log.info("%s: %s custom fields changed since they were described; describing again",
-                 self.name, module)
+        log.info(
+            "%s: %s custom fields changed since they were described; describing again",
+            self.name,
+            module,
+        )
         self._schema, self._kept, self._moved = None, False, True
         self._reader.context = self.context()
         self._reader.labels = {m: self.schema().custom(m) for m in self.schema().describes}
@@ -282,8 +342,9 @@ class VtigerConnector:
         if problems:
             return problems
         if not self.users_visible():
-            problems.append(Problem(USERS_HIDDEN.format(user=self.settings.username),
-                                    USERS_HIDDEN_FIX))
+            problems.append(
+                Problem(USERS_HIDDEN.format(user=self.settings.username), USERS_HIDDEN_FIX)
+            )
         reader = self.reader()
         for module in self.read_modules():
             unread = unreadable([module], reader.count, "give the user's role access to {}")
@@ -297,9 +358,14 @@ class VtigerConnector:
                 continue
             note = reader.notes.get(module, "")
             if mode == "query" and "sees" in note:
-                problems.append(Problem(f"{module}: {note}", "use an admin user with sync_type = "
-                                        "'application' (kpisync reads this module by query "
-                                        "meanwhile)"))
+                problems.append(
+                    Problem(
+                        f"{module}: {note}",
+                        "use an admin user with sync_type = "
+                        "'application' (kpisync reads this module by query "
+                        "meanwhile)",
+                    )
+                )
         return problems
 
     def api_usage(self) -> dict[str, int]:
@@ -328,11 +394,18 @@ class VtigerConnector:
     def reader(self) -> ModuleReader:
         if self._reader is None:
             s = self.settings
-            self._reader = ModuleReader(self.client, self.context(), ReadOptions(
-                read_mode=s.read_mode, sync_type=s.sync_type, batch_records=s.batch_records,
-                survey_module=s.survey.module if s.survey else None),
+            self._reader = ModuleReader(
+                self.client,
+                self.context(),
+                ReadOptions(
+                    read_mode=s.read_mode,
+                    sync_type=s.sync_type,
+                    batch_records=s.batch_records,
+                    survey_module=s.survey.module if s.survey else None,
+                ),
                 labels={m: self.schema().custom(m) for m in self.schema().describes},
-                fields_moved=self._fields_moved)
+                fields_moved=self._fields_moved,
+            )
         return self._reader
 
     def context(self) -> mappers.MappingContext:
@@ -342,26 +415,35 @@ class VtigerConnector:
             module = ROLE_MODULE.get(role, "Potentials")
             found = schema.by_label(module, label) if module in schema.describes else None
             if found is None:
-                raise SchemaDriftError(f"sources.{self.name}.roles.{role}: no {module} field "
-                                       f"labelled or named {label!r}",
-                                       hint="check the label in Vtiger's layout editor")
+                raise SchemaDriftError(
+                    f"sources.{self.name}.roles.{role}: no {module} field "
+                    f"labelled or named {label!r}",
+                    hint="check the label in Vtiger's layout editor",
+                )
             roles[role] = found
         direction = None
         if self.settings.direction_field is not None:
             direction = schema.by_label("Events", self.settings.direction_field)
             if direction is None:
-                raise SchemaDriftError(f"sources.{self.name}.direction_field: no Events field "
-                                       f"labelled or named {self.settings.direction_field!r}",
-                                       hint="check the label in Vtiger's layout editor")
+                raise SchemaDriftError(
+                    f"sources.{self.name}.direction_field: no Events field "
+                    f"labelled or named {self.settings.direction_field!r}",
+                    hint="check the label in Vtiger's layout editor",
+                )
         return mappers.MappingContext(
-            zone=self.zone, custom={m: dict(sorted(schema.custom_types(m).items()))
-                                    for m in schema.describes},
-            roles=roles, won_stages=frozenset(self.settings.won_stages),
-            lost_stages=frozenset(self.settings.lost_stages), prefixes=schema.prefixes(),
-            team_field=self.settings.team_field, team_regions=dict(self.settings.team_regions),
+            zone=self.zone,
+            custom={m: dict(sorted(schema.custom_types(m).items())) for m in schema.describes},
+            roles=roles,
+            won_stages=frozenset(self.settings.won_stages),
+            lost_stages=frozenset(self.settings.lost_stages),
+            prefixes=schema.prefixes(),
+            team_field=self.settings.team_field,
+            team_regions=dict(self.settings.team_regions),
             direction_field=direction,
-            survey=None if self.settings.survey is None else mappers.SurveyFields(
-                **self.settings.survey.model_dump(exclude={"module"})))
+            survey=None
+            if self.settings.survey is None
+            else mappers.SurveyFields(**self.settings.survey.model_dump(exclude={"module"})),
+        )
 
 
 __all__ = ["SurveySettings", "VtigerConnector", "VtigerFailure", "VtigerSettings"]

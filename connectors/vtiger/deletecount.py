@@ -50,8 +50,9 @@ def tally(cursor: Cursor, records: Iterable[dict[str, Any]], zone: ZoneInfo) -> 
     return cursor.with_state(**{CREATED: str(int(cursor.get(CREATED) or 0) + new)})
 
 
-def settle(count: Count, module: str, cursor: Cursor, bound: int,
-           zone: ZoneInfo) -> tuple[Cursor, bool]:
+def settle(
+    count: Count, module: str, cursor: Cursor, bound: int, zone: ZoneInfo
+) -> tuple[Cursor, bool]:
     """(the cursor carrying the live count up to `bound`, whether some record left meanwhile)."""
     live = count(module, f" WHERE createdtime <= '{stamp(bound, zone)}'")
     before = cursor.get(LIVE)

@@ -33,7 +33,12 @@ from kpisync.store.models import (
 
 Record = Mapping[str, Any]
 KINDS = {"call": "call", "meeting": "meeting", "email": "email", "task": "task"}
-PREFIX_ENTITY = {"Accounts": "account", "Leads": "lead", "Potentials": "deal", "Contacts": "contact"}
+PREFIX_ENTITY = {
+    "Accounts": "account",
+    "Leads": "lead",
+    "Potentials": "deal",
+    "Contacts": "contact",
+}
 
 
 @dataclass(frozen=True)
@@ -95,71 +100,107 @@ def custom_day(name: str, value: str) -> str | None:
     try:
         parsed = v.day(value)
     except ValueError:
-        say_once(f"vtiger:{name}", "custom field %s holds %.40r, which is not a date; kept as "
-                 "text", name, value)
+        say_once(
+            f"vtiger:{name}",
+            "custom field %s holds %.40r, which is not a date; kept as text",
+            name,
+            value,
+        )
         return value
     return parsed.isoformat() if parsed else None
 
 
-def role(record: Record, context: MappingContext, name: str, default: str | None = None
-         ) -> str | None:
+def role(
+    record: Record, context: MappingContext, name: str, default: str | None = None
+) -> str | None:
     field_name = context.roles.get(name, default)
     return v.text(record.get(field_name)) if field_name else None
 
 
 def map_user(record: Record, context: MappingContext) -> Row:
     team = v.text(record.get(context.team_field))
-    name = " ".join(p for p in (v.text(record.get("first_name")), v.text(record.get("last_name")))
-                    if p) or None
+    name = (
+        " ".join(
+            p for p in (v.text(record.get("first_name")), v.text(record.get("last_name"))) if p
+        )
+        or None
+    )
     return User.row(
-        external_id=str(record["id"]), name=name, email=v.text(record.get("email1")), team=team,
-        region=context.team_regions.get(team or ""), manager_id=ref(record, "reports_to_id"),
+        external_id=str(record["id"]),
+        name=name,
+        email=v.text(record.get("email1")),
+        team=team,
+        region=context.team_regions.get(team or ""),
+        manager_id=ref(record, "reports_to_id"),
         is_active=(v.text(record.get("status")) or "Active") == "Active",
-        created_at=v.instant(record.get("date_entered"), context.zone), raw=_raw(record),
+        created_at=v.instant(record.get("date_entered"), context.zone),
+        raw=_raw(record),
     )
 
 
 def map_stages(describe: Record, context: MappingContext) -> list[Row]:
-    stage_field = next((f for f in describe.get("fields", []) if f.get("name") == "sales_stage"),
-                       None)
+    stage_field = next(
+        (f for f in describe.get("fields", []) if f.get("name") == "sales_stage"), None
+    )
     options = ((stage_field or {}).get("type") or {}).get("picklistValues") or []
     rows = []
     for order, option in enumerate(options):
         label = str(option.get("value") or option.get("label"))
         won = label in context.won_stages
         closed = won or label in context.lost_stages
-        rows.append(PipelineStage.row(
-            external_id=f"default:{label}", pipeline="default", stage=label,
-            label=str(option.get("label") or label), display_order=order, is_closed=closed,
-            is_won=won, raw=dict(option)))
+        rows.append(
+            PipelineStage.row(
+                external_id=f"default:{label}",
+                pipeline="default",
+                stage=label,
+                label=str(option.get("label") or label),
+                display_order=order,
+                is_closed=closed,
+                is_won=won,
+                raw=dict(option),
+            )
+        )
     return rows
 
 
 def stamps(record: Record, context: MappingContext) -> dict[str, Any]:
-    return {"created_at": v.instant(record.get("createdtime"), context.zone),
-            "modified_at": v.instant(record.get("modifiedtime"), context.zone)}
+    return {
+        "created_at": v.instant(record.get("createdtime"), context.zone),
+        "modified_at": v.instant(record.get("modifiedtime"), context.zone),
+    }
 
 
 def map_account(record: Record, context: MappingContext) -> Row:
     return Account.row(
-        external_id=str(record["id"]), name=v.text(record.get("accountname")),
-        owner_id=ref(record, "assigned_user_id"), parent_id=ref(record, "account_id"),
-        type=v.text(record.get("accounttype")), industry=v.text(record.get("industry")),
-        country=v.text(record.get("bill_country")), state=v.text(record.get("bill_state")),
-        city=v.text(record.get("bill_city")), region=role(record, context, "account_region"),
-        custom=custom_of(record, "Accounts", context), raw=_raw(record),
+        external_id=str(record["id"]),
+        name=v.text(record.get("accountname")),
+        owner_id=ref(record, "assigned_user_id"),
+        parent_id=ref(record, "account_id"),
+        type=v.text(record.get("accounttype")),
+        industry=v.text(record.get("industry")),
+        country=v.text(record.get("bill_country")),
+        state=v.text(record.get("bill_state")),
+        city=v.text(record.get("bill_city")),
+        region=role(record, context, "account_region"),
+        custom=custom_of(record, "Accounts", context),
+        raw=_raw(record),
         **stamps(record, context),
     )
 
 
 def map_contact(record: Record, context: MappingContext) -> Row:
     return Contact.row(
-        external_id=str(record["id"]), first_name=v.text(record.get("firstname")),
-        last_name=v.text(record.get("lastname")), email=v.text(record.get("email")),
-        phone=v.text(record.get("phone")), title=v.text(record.get("title")),
-        account_id=ref(record, "account_id"), owner_id=ref(record, "assigned_user_id"),
+        external_id=str(record["id"]),
+        first_name=v.text(record.get("firstname")),
+        last_name=v.text(record.get("lastname")),
+        email=v.text(record.get("email")),
+        phone=v.text(record.get("phone")),
+        title=v.text(record.get("title")),
+        account_id=ref(record, "account_id"),
+        owner_id=ref(record, "assigned_user_id"),
         lead_source=v.text(record.get("leadsource")),
-        custom=custom_of(record, "Contacts", context), raw=_raw(record),
+        custom=custom_of(record, "Contacts", context),
+        raw=_raw(record),
         **stamps(record, context),
     )
 
@@ -167,12 +208,18 @@ def map_contact(record: Record, context: MappingContext) -> Row:
 def map_lead(record: Record, context: MappingContext) -> Row:
     """A live Vtiger lead is unconverted by definition: converted ones arrive as deletes."""
     return Lead.row(
-        external_id=str(record["id"]), first_name=v.text(record.get("firstname")),
-        last_name=v.text(record.get("lastname")), email=v.text(record.get("email")),
-        phone=v.text(record.get("phone")), company=v.text(record.get("company")),
-        status=v.text(record.get("leadstatus")), lead_source=v.text(record.get("leadsource")),
-        owner_id=ref(record, "assigned_user_id"), is_converted=False,
-        custom=custom_of(record, "Leads", context), raw=_raw(record),
+        external_id=str(record["id"]),
+        first_name=v.text(record.get("firstname")),
+        last_name=v.text(record.get("lastname")),
+        email=v.text(record.get("email")),
+        phone=v.text(record.get("phone")),
+        company=v.text(record.get("company")),
+        status=v.text(record.get("leadstatus")),
+        lead_source=v.text(record.get("leadsource")),
+        owner_id=ref(record, "assigned_user_id"),
+        is_converted=False,
+        custom=custom_of(record, "Leads", context),
+        raw=_raw(record),
         **stamps(record, context),
     )
 
@@ -186,11 +233,17 @@ def map_potential(record: Record, context: MappingContext) -> list[Row]:
     probability = v.number(record.get("probability"))
     owner = ref(record, "assigned_user_id")
     deal = Deal.row(
-        external_id=str(record["id"]), name=v.text(record.get("potentialname")),
+        external_id=str(record["id"]),
+        name=v.text(record.get("potentialname")),
         account_id=related if related_module == "Accounts" else None,
         contact_id=ref(record, "contact_id") or (related if related_module == "Contacts" else None),
-        owner_id=owner, closed_owner_id=owner if closed else None, pipeline="default",
-        stage=stage, is_closed=closed, is_won=won, amount=v.number(record.get("amount")),
+        owner_id=owner,
+        closed_owner_id=owner if closed else None,
+        pipeline="default",
+        stage=stage,
+        is_closed=closed,
+        is_won=won,
+        amount=v.number(record.get("amount")),
         currency=role(record, context, "currency"),
         probability=None if probability is None else probability / Decimal(100),
         close_date=v.day(record.get("closingdate")),
@@ -199,7 +252,8 @@ def map_potential(record: Record, context: MappingContext) -> list[Row]:
         loss_reason=role(record, context, "loss_reason"),
         competitor=role(record, context, "competitor"),
         margin=v.number(record.get(context.roles.get("margin", ""))),
-        custom=custom_of(record, "Potentials", context), raw=_raw(record),
+        custom=custom_of(record, "Potentials", context),
+        raw=_raw(record),
         **stamps(record, context),
     )
     observed = observe_stage(deal)
@@ -219,9 +273,13 @@ def observe_stage(deal: Row) -> Row | None:
         return None
     at = deal.values["modified_at"]
     return DealStageChange.row(
-        external_id=f"{deal.external_id}@{int(at.timestamp())}", deal_id=deal.external_id,
-        stage=deal.values["stage"], entered_at=at, modified_at=at,
-        raw={"basis": OBSERVED_STAGE_BASIS, "observed_modifiedtime": at.isoformat()},)
+        external_id=f"{deal.external_id}@{int(at.timestamp())}",
+        deal_id=deal.external_id,
+        stage=deal.values["stage"],
+        entered_at=at,
+        modified_at=at,
+        raw={"basis": OBSERVED_STAGE_BASIS, "observed_modifiedtime": at.isoformat()},
+    )
 
 
 def map_activity(record: Record, module: str, context: MappingContext) -> Row:
@@ -231,18 +289,25 @@ def map_activity(record: Record, module: str, context: MappingContext) -> Row:
     parent_entity = PREFIX_ENTITY.get(context.prefixes.get(v.module_prefix(parent or "") or -1, ""))
     hours = v.integer(record.get("duration_hours"))
     minutes = v.integer(record.get("duration_minutes"))
-    duration = None if hours is None and minutes is None else (hours or 0) * 3600 + (minutes or 0) * 60
+    duration = (
+        None if hours is None and minutes is None else (hours or 0) * 3600 + (minutes or 0) * 60
+    )
     status = v.text(record.get("taskstatus") if module == "Calendar" else record.get("eventstatus"))
     return Activity.row(
-        external_id=str(record["id"]), kind=kind, direction=direction(record, module, context),
-        subject=v.text(record.get("subject")), status=status.lower() if status else None,
+        external_id=str(record["id"]),
+        kind=kind,
+        direction=direction(record, module, context),
+        subject=v.text(record.get("subject")),
+        status=status.lower() if status else None,
         occurred_at=v.combine(record.get("date_start"), record.get("time_start"), context.zone),
-        duration_seconds=duration, owner_id=ref(record, "assigned_user_id"),
+        duration_seconds=duration,
+        owner_id=ref(record, "assigned_user_id"),
         contact_id=ref(record, "contact_id"),
         lead_id=parent if parent_entity == "lead" else None,
         deal_id=parent if parent_entity == "deal" else None,
         account_id=parent if parent_entity == "account" else None,
-        modified_at=v.instant(record.get("modifiedtime"), context.zone), raw=_raw(record),
+        modified_at=v.instant(record.get("modifiedtime"), context.zone),
+        raw=_raw(record),
     )
 
 
@@ -264,7 +329,13 @@ def map_survey(record: Record, context: MappingContext) -> Row | None:
     if kind not in ("nps", "enps") or score is None or answered is None:
         return None
     return SurveyResponse.row(
-        external_id=str(record["id"]), kind=kind, score=score,
-        contact_id=ref(record, fields.contact), account_id=ref(record, fields.account),
-        answered_at=answered, origin="crm", raw=_raw(record),
-        modified_at=v.instant(record.get("modifiedtime"), context.zone))
+        external_id=str(record["id"]),
+        kind=kind,
+        score=score,
+        contact_id=ref(record, fields.contact),
+        account_id=ref(record, fields.account),
+        answered_at=answered,
+        origin="crm",
+        raw=_raw(record),
+        modified_at=v.instant(record.get("modifiedtime"), context.zone),
+    )

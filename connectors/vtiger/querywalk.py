@@ -64,8 +64,14 @@ class Place:
     last_id: str = ""
 
 
-def walk_query(query: Query, module: str, cursor: Cursor, bound: int,
-               zone: ZoneInfo, count: Count | None = None) -> Iterator[Batch]:
+def walk_query(
+    query: Query,
+    module: str,
+    cursor: Cursor,
+    bound: int,
+    zone: ZoneInfo,
+    count: Count | None = None,
+) -> Iterator[Batch]:
     place = place_of(cursor)
     # Cursors written by older versions name the rows read at their second instead of counting them.
     seen = frozenset() if place.offset else cursor.seen_ids
@@ -84,12 +90,17 @@ def walk_query(query: Query, module: str, cursor: Cursor, bound: int,
                 raise EmptyRead(module, expected, since)
         stamped = [(seconds(row.get("modifiedtime"), zone), row) for row in rows]
         if place.offset:
-            if not stamped or stamped[0][0] != place.second or \
-                    str(stamped[0][1].get("id")) != place.last_id:
+            if (
+                not stamped
+                or stamped[0][0] != place.second
+                or str(stamped[0][1].get("id")) != place.last_id
+            ):
                 place = Place(place.second)  # a row read at this second left it: read it again
                 continue
             stamped = stamped[1:]
-        fresh = [row for t, row in stamped if not (t == place.second and str(row.get("id")) in seen)]
+        fresh = [
+            row for t, row in stamped if not (t == place.second and str(row.get("id")) in seen)
+        ]
         seen = frozenset()
         if len(rows) < PAGE:
             if stamped:
@@ -114,8 +125,10 @@ def window(place: Place, bound: int, zone: ZoneInfo) -> str:
 
 def page_query(module: str, place: Place, bound: int, zone: ZoneInfo) -> str:
     start = place.offset - 1 if place.offset else 0
-    return (f"SELECT * FROM {module}{window(place, bound, zone)} "
-            f"ORDER BY modifiedtime, id LIMIT {start},{PAGE};")
+    return (
+        f"SELECT * FROM {module}{window(place, bound, zone)} "
+        f"ORDER BY modifiedtime, id LIMIT {start},{PAGE};"
+    )
 
 
 def place_of(cursor: Cursor) -> Place:

@@ -32,8 +32,14 @@ from kpisync.store.models import Row, User
 log = logging.getLogger(__name__)
 MODE = "mode"
 GROUP_PREFIX = 20  # webservice id prefix of Groups on a stock install
-ENTITY = {"Accounts": "account", "Contacts": "contact", "Leads": "lead", "Potentials": "deal",
-          "Calendar": "activity", "Events": "activity"}
+ENTITY = {
+    "Accounts": "account",
+    "Contacts": "contact",
+    "Leads": "lead",
+    "Potentials": "deal",
+    "Calendar": "activity",
+    "Events": "activity",
+}
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,14 @@ class ReadOptions:
 
 
 class ModuleReader:
-    def __init__(self, client: VtigerClient, context: mappers.MappingContext,
-                 options: ReadOptions, labels: dict[str, dict[str, str]] | None = None,
-                 fields_moved: Callable[[str, list[dict[str, Any]] | None], None] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        client: VtigerClient,
+        context: mappers.MappingContext,
+        options: ReadOptions,
+        labels: dict[str, dict[str, str]] | None = None,
+        fields_moved: Callable[[str, list[dict[str, Any]] | None], None] | None = None,
+    ) -> None:
         self.client = client
         self.context = context
         self.options = options
@@ -82,15 +92,18 @@ class ModuleReader:
             first = self.sync(module, 1)
         except (SyncUnavailable, VtigerFailure) as error:
             if self.options.read_mode == "sync" or (
-                    isinstance(error, VtigerFailure) and error.code != "ACCESS_DENIED"):
+                isinstance(error, VtigerFailure) and error.code != "ACCESS_DENIED"
+            ):
                 raise
             self.notes[module] = error.message
             log.warning("%s: %s; reading %s by query", self.client.host, error.message, module)
             return "query", None
         seen, visible = self.coverage(module, first)
         if seen < visible:
-            why = (f"sync sees {seen} of the {visible} {module} records this user can query "
-                   f"(syncType {self.options.sync_type!r}: owner-only view?)")
+            why = (
+                f"sync sees {seen} of the {visible} {module} records this user can query "
+                f"(syncType {self.options.sync_type!r}: owner-only view?)"
+            )
             if self.options.read_mode == "sync":
                 raise RejectedError(why, hint="use an admin user with sync_type = 'application'")
             self.notes[module] = why
@@ -104,7 +117,9 @@ class ModuleReader:
         if not first.get("more"):  # sync saw everything it will ever show: compare with all
             return seen, self.count(module)
         last = int(first.get("lastModifiedTime") or 1)
-        return seen, self.count(module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'")
+        return seen, self.count(
+            module, f" WHERE modifiedtime <= '{stamp(last, self.context.zone)}'"
+        )
 
     # --- reading -------------------------------------------------------------------------------
     def read(self, module: str, stream: str, cursor: Cursor, until: datetime) -> Iterator[Page]:
@@ -121,8 +136,9 @@ class ModuleReader:
         for batch in self._batches(module, cursor, bound, first):
             pending.extend(batch.records)
             deleted.extend(batch.deleted)
-            last = tally(batch.cursor.with_state(**{CREATED: last.get(CREATED)}),
-                         batch.records, zone)
+            last = tally(
+                batch.cursor.with_state(**{CREATED: last.get(CREATED)}), batch.records, zone
+            )
             if len(pending) + len(deleted) >= self.options.batch_records:
                 yield self._page(module, stream, pending, deleted, last)
                 pending, deleted = [], []
@@ -133,13 +149,15 @@ class ModuleReader:
         if pending or deleted or last != cursor:
             yield self._page(module, stream, pending, deleted, last)
 
-    def _batches(self, module: str, cursor: Cursor, bound: int,
-                 first: dict[str, Any] | None) -> Iterator[Batch]:
+    def _batches(
+        self, module: str, cursor: Cursor, bound: int, first: dict[str, Any] | None
+    ) -> Iterator[Batch]:
         zone = self.context.zone
         if cursor.get(MODE) == "sync":
             try:
-                for batch in walk_sync(lambda since: self.sync(module, since), cursor, bound,
-                                       zone, first):
+                for batch in walk_sync(
+                    lambda since: self.sync(module, since), cursor, bound, zone, first
+                ):
                     cursor = batch.cursor
                     yield batch
                 return
@@ -159,22 +177,35 @@ class ModuleReader:
         module = empty.module
         if self.fields_moved is not None:  # kept describes may not know the field yet
             self.fields_moved(module, None)
-        broken = [name for name in self.labels.get(module, {})
-                  if not self.query(f"SELECT {name} FROM {module} LIMIT 0,1;")]
+        broken = [
+            name
+            for name in self.labels.get(module, {})
+            if not self.query(f"SELECT {name} FROM {module} LIMIT 0,1;")
+        ]
         named = ", ".join(f"{n} ('{self.labels[module][n]}')" for n in broken)
-        cause = (f"the custom field {named} has no database column (creating it failed), which "
-                 f"empties every read of {module}" if broken else
-                 "a custom field without its database column (a failed ALTER TABLE: too long a "
-                 "Decimal, or 'Row size too large') is the usual cause")
+        cause = (
+            f"the custom field {named} has no database column (creating it failed), which "
+            f"empties every read of {module}"
+            if broken
+            else "a custom field without its database column (a failed ALTER TABLE: too long a "
+            "Decimal, or 'Row size too large') is the usual cause"
+        )
         return SchemaDriftError(
             f"Vtiger answered an empty page of {module} although its count(*) says "
             f"{empty.expected} record(s) changed since {empty.since}: {cause}",
             hint=f"delete that field in Vtiger (Settings > Module Layouts & Fields > {module}), "
-                 f"add it again if needed (a Decimal of at most 62 digits), then sync again; "
-                 f"nothing of {module} was read meanwhile")
+            f"add it again if needed (a Decimal of at most 62 digits), then sync again; "
+            f"nothing of {module} was read meanwhile",
+        )
 
-    def _page(self, module: str, stream: str, records: list[dict[str, Any]], deleted: list[str],
-              cursor: Cursor) -> Page:
+    def _page(
+        self,
+        module: str,
+        stream: str,
+        records: list[dict[str, Any]],
+        deleted: list[str],
+        cursor: Cursor,
+    ) -> Page:
         rows = self.map_records(module, records)
         entity = "survey_response" if module == self.options.survey_module else ENTITY[module]
         gone = [Deleted(entity, ws_id) for ws_id in dict.fromkeys(deleted)]
@@ -186,17 +217,23 @@ class ModuleReader:
         context = self.context
         self.owners.update(str(r["assigned_user_id"]) for r in records if r.get("assigned_user_id"))
         if module == "Potentials":
+
             def mapper(r: dict[str, Any]) -> list[Row]:
                 return list(mappers.map_potential(r, context))
         elif module in ("Calendar", "Events"):
+
             def mapper(r: dict[str, Any]) -> list[Row]:
                 return [mappers.map_activity(r, module, context)]
         elif module == self.options.survey_module:
+
             def mapper(r: dict[str, Any]) -> list[Row]:
                 return [row for row in (mappers.map_survey(r, context),) if row]
         else:
-            one = {"Accounts": mappers.map_account, "Contacts": mappers.map_contact,
-                   "Leads": mappers.map_lead}[module]
+            one = {
+                "Accounts": mappers.map_account,
+                "Contacts": mappers.map_contact,
+                "Leads": mappers.map_lead,
+            }[module]
 
             def mapper(r: dict[str, Any]) -> list[Row]:
                 return [one(r, context)]
@@ -222,10 +259,14 @@ class ModuleReader:
         by id alone and groups (which non-admins may list) by name."""
         groups: dict[str, str] = {}
         if any(o.startswith(f"{GROUP_PREFIX}x") for o in self.owners):
-            groups = {str(g["id"]): str(g.get("groupname") or "")
-                      for g in self.query("SELECT id, groupname FROM Groups LIMIT 0,100;")}
-        return [User.row(external_id=owner, name=groups.get(owner) or None, raw={})
-                for owner in sorted(self.owners)]
+            groups = {
+                str(g["id"]): str(g.get("groupname") or "")
+                for g in self.query("SELECT id, groupname FROM Groups LIMIT 0,100;")
+            }
+        return [
+            User.row(external_id=owner, name=groups.get(owner) or None, raw={})
+            for owner in sorted(self.owners)
+        ]
 
     def list_ids(self, module: str) -> Iterator[list[str]]:
         """Every live id in id order; a row deleted meanwhile shifts offsets, so each page

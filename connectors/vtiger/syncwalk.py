@@ -31,8 +31,9 @@ class Batch:
     cursor: Cursor
 
 
-def walk_sync(call: SyncCall, cursor: Cursor, bound: int, zone: ZoneInfo,
-              first: dict[str, Any] | None = None) -> Iterator[Batch]:
+def walk_sync(
+    call: SyncCall, cursor: Cursor, bound: int, zone: ZoneInfo, first: dict[str, Any] | None = None
+) -> Iterator[Batch]:
     """Batches of changed records and deleted ids after `cursor`, up to `bound` (unix seconds)."""
     asked: PageTokens[int] = PageTokens("Vtiger", "sync")
     while True:
@@ -45,8 +46,11 @@ def walk_sync(call: SyncCall, cursor: Cursor, bound: int, zone: ZoneInfo,
         more = bool(response.get("more"))
         stamped = [(seconds(r.get("modifiedtime"), zone), r) for r in updated]
         kept = [(t, r) for t, r in stamped if t <= bound]
-        fresh = [r for t, r in kept
-                 if not (str(r.get("id")) in cursor.seen_ids and str(t) == cursor.value)]
+        fresh = [
+            r
+            for t, r in kept
+            if not (str(r.get("id")) in cursor.seen_ids and str(t) == cursor.value)
+        ]
         past_bound = len(kept) < len(stamped) or last > bound
         if kept:
             top = max(t for t, _ in kept)

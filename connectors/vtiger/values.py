@@ -21,10 +21,19 @@ from zoneinfo import ZoneInfo
 
 from kpisync.fieldcodec import ValueCodec, as_bool, as_number, same
 
-DIGITS = str.maketrans({**{chr(0x06F0 + i): str(i) for i in range(10)},
-                        **{chr(0x0660 + i): str(i) for i in range(10)},
-                        "\u066b": ".", "\u066c": "", ",": "", "\u060c": ""})
-_DATE = re.compile(r"^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$")
+DIGITS = str.maketrans(
+    {
+        **{chr(0x06F0 + i): str(i) for i in range(10)},
+        **{chr(0x0660 + i): str(i) for i in range(10)},
+        "\u066b": ".",
+        "\u066c": "",
+        ",": "",
+        "\u060c": "",
+    }
+)
+_DATE = re.compile(
+    r"^\s*(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*$"
+)
 JALALI_YEARS = range(1300, 1500)
 FARVARDIN_1403 = date(2024, 3, 20)  # 1 Farvardin 1403 (Nowruz 2024)
 JALALI_LEAP = frozenset({1, 5, 9, 13, 17, 22, 26, 30})  # year % 33, exact for 1300-1499
@@ -99,8 +108,14 @@ def _calendar_day(year: int, month: int, day: int) -> date:
 
 
 def day(value: object) -> date | None:
-    if value.__class__ is str and len(value) == 10 and value.isascii() and value[4] == "-" \
-            and value[7] == "-" and value[:2] in ("19", "20"):
+    if (
+        value.__class__ is str
+        and len(value) == 10
+        and value.isascii()
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[:2] in ("19", "20")
+    ):
         try:
             return date.fromisoformat(value)
         except ValueError:
@@ -118,15 +133,23 @@ def instant(value: object, zone: ZoneInfo) -> datetime | None:
 
 @lru_cache(maxsize=8192)  # a record's modifiedtime is read by the walk, then by the mapper
 def _instant_text(value: str, zone: ZoneInfo) -> datetime | None:
-    if len(value) == 19 and value.isascii() and value[4] == value[7] == "-" \
-            and value[10] == " " and value[:2] in ("19", "20"):
+    if (
+        len(value) == 19
+        and value.isascii()
+        and value[4] == value[7] == "-"
+        and value[10] == " "
+        and value[:2] in ("19", "20")
+    ):
         try:  # the usual 'YYYY-MM-DD HH:MM:SS' with Latin digits: never a Jalali year
             local = datetime.fromisoformat(value)
         except ValueError:
             pass
         else:
-            return local.replace(tzinfo=UTC) if zone.key == "UTC" else \
-                local.replace(tzinfo=zone).astimezone(UTC)
+            return (
+                local.replace(tzinfo=UTC)
+                if zone.key == "UTC"
+                else local.replace(tzinfo=zone).astimezone(UTC)
+            )
     return _instant_parts(value, zone)
 
 
@@ -135,7 +158,8 @@ def _instant_parts(value: object, zone: ZoneInfo) -> datetime | None:
     if parts is None:
         return None
     local = datetime.combine(_calendar_day(*parts[:3]), datetime.min.time()).replace(
-        hour=parts[3], minute=parts[4], second=parts[5], tzinfo=zone)
+        hour=parts[3], minute=parts[4], second=parts[5], tzinfo=zone
+    )
     return local.astimezone(UTC)
 
 
@@ -217,8 +241,10 @@ class VtigerCodec(ValueCodec):
     def mismatch(self, kind: str, name: str, held: object, meant: str | None) -> str | None:
         problem = super().mismatch(kind, name, held, meant)
         if problem and kind == "number" and meant is not None and number(held) is not None:
-            problem += (" (Vtiger rounds numbers to the writing user's 'number of currency "
-                        "decimals': raise it in that user's preferences)")
+            problem += (
+                " (Vtiger rounds numbers to the writing user's 'number of currency "
+                "decimals': raise it in that user's preferences)"
+            )
         return problem
 
 

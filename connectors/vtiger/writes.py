@@ -29,24 +29,36 @@ NOT_FOUND_CODES = frozenset({"ACCESS_DENIED", "RECORD_NOT_FOUND", "INVALID_ID_AT
 WS_ID = re.compile(r"[0-9]+x[0-9]+")
 
 
-def write_records(client: VtigerClient, module: str, updates: Sequence[FieldUpdate]
-                  ) -> list[WriteResult]:
+def write_records(
+    client: VtigerClient, module: str, updates: Sequence[FieldUpdate]
+) -> list[WriteResult]:
     return [write_record(client, module, update) for update in updates]
 
 
 def write_record(client: VtigerClient, module: str, update: FieldUpdate) -> WriteResult:
     unmanaged = [name for name, _ in update.values if not name.startswith("cf_")]
     if unmanaged:
-        return WriteResult(update.external_id, ok=False,
-                           error=f"not a managed (custom) field: {', '.join(unmanaged)}")
-    element = {"id": update.external_id, **{k: ("" if val is None else val)
-                                            for k, val in update.values}}
+        return WriteResult(
+            update.external_id,
+            ok=False,
+            error=f"not a managed (custom) field: {', '.join(unmanaged)}",
+        )
+    element = {
+        "id": update.external_id,
+        **{k: ("" if val is None else val) for k, val in update.values},
+    }
     try:
         result = client.call("revise", element=json.dumps(element, ensure_ascii=False))
     except VtigerFailure as error:
         if error.code == "ACCESS_DENIED" and not visible(client, module, update.external_id):
-            return WriteResult(update.external_id, ok=False, not_found=True, error=(
-                f"{error.message}: no live {module} record {update.external_id} this user sees"))
+            return WriteResult(
+                update.external_id,
+                ok=False,
+                not_found=True,
+                error=(
+                    f"{error.message}: no live {module} record {update.external_id} this user sees"
+                ),
+            )
         missing = error.code in NOT_FOUND_CODES and "not found" in error.message.lower()
         return WriteResult(update.external_id, ok=False, error=error.message, not_found=missing)
     except RejectedError as error:
@@ -54,10 +66,14 @@ def write_record(client: VtigerClient, module: str, update: FieldUpdate) -> Writ
     answer = result if isinstance(result, dict) else {}
     absent = [name for name, _ in update.values if name not in answer]
     if absent:
-        return WriteResult(update.external_id, ok=False,
-                           error=f"Vtiger ignored unknown field(s) {', '.join(absent)}")
-    return WriteResult(update.external_id, ok=True,
-                       held={name: answer[name] for name, _ in update.values})
+        return WriteResult(
+            update.external_id,
+            ok=False,
+            error=f"Vtiger ignored unknown field(s) {', '.join(absent)}",
+        )
+    return WriteResult(
+        update.external_id, ok=True, held={name: answer[name] for name, _ in update.values}
+    )
 
 
 def visible(client: VtigerClient, module: str, ws_id: str) -> bool:

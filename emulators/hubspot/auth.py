@@ -33,8 +33,9 @@ class OAuthApp:
 class TokenBook:
     """Valid tokens: the private-app token plus OAuth access tokens with their expiry."""
 
-    def __init__(self, private_token: str, oauth: OAuthApp | None,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, private_token: str, oauth: OAuthApp | None, clock: Callable[[], datetime]
+    ) -> None:
         self.private_token = private_token
         self.oauth = oauth
         self.clock = clock
@@ -50,16 +51,21 @@ class TokenBook:
             return token
         expiry = self.access_tokens.get(token)
         if expiry is None:
-            raise HubSpotError(401, "INVALID_AUTHENTICATION",
-                               "Authentication credentials not found. This API supports OAuth 2.0 "
-                               "authentication and you can find more details at "
-                               "https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+            raise HubSpotError(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at "
+                "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            )
         now = self.clock()
         if now >= expiry:
             minutes = int((now - expiry).total_seconds() // 60)
-            raise HubSpotError(401, "EXPIRED_AUTHENTICATION",
-                               f"The OAuth token used to make this call expired {minutes} "
-                               "minute(s) ago.")
+            raise HubSpotError(
+                401,
+                "EXPIRED_AUTHENTICATION",
+                f"The OAuth token used to make this call expired {minutes} minute(s) ago.",
+            )
         return token
 
     def refresh(self, form: dict[str, str]) -> dict[str, Any]:
@@ -67,8 +73,11 @@ class TokenBook:
         app = self.oauth
         if form.get("grant_type") != "refresh_token":
             raise OAuthError("BAD_GRANT_TYPE", "grant_type must be refresh_token")
-        if app is None or form.get("client_id") != app.client_id \
-                or form.get("client_secret") != app.client_secret:
+        if (
+            app is None
+            or form.get("client_id") != app.client_id
+            or form.get("client_secret") != app.client_secret
+        ):
             raise OAuthError("BAD_CLIENT_ID", "missing or unknown client_id/client_secret")
         if self.refresh_revoked or form.get("refresh_token") != app.refresh_token:
             raise OAuthError("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
@@ -76,10 +85,14 @@ class TokenBook:
             self._issued += 1
             token = f"oat-emulator-{self._issued:06d}"
         self.access_tokens[token] = self.clock() + timedelta(
-            seconds=app.access_token_lifetime_seconds)
-        return {"token_type": "bearer", "access_token": token,
-                "refresh_token": app.refresh_token,
-                "expires_in": app.access_token_lifetime_seconds}
+            seconds=app.access_token_lifetime_seconds
+        )
+        return {
+            "token_type": "bearer",
+            "access_token": token,
+            "refresh_token": app.refresh_token,
+            "expires_in": app.access_token_lifetime_seconds,
+        }
 
     def expire_all(self) -> None:
         """Expire every OAuth access token now (test hook)."""
@@ -97,8 +110,11 @@ class OAuthError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The JSON error body."""
-        return {"status": self.status, "message": self.message,
-                "correlationId": "00000000-0000-4000-8000-000000000000"}
+        return {
+            "status": self.status,
+            "message": self.message,
+            "correlationId": "00000000-0000-4000-8000-000000000000",
+        }
 
 
 class SlidingLimiter:

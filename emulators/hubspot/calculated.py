@@ -23,15 +23,18 @@ from typing import Any
 from emulators.hubspot.search import to_ms
 
 STAGE_FAMILY = re.compile(
-    r"^hs_v2_(date_entered|date_exited|latest_time_in|cumulative_time_in)_(.+)$")
+    r"^hs_v2_(date_entered|date_exited|latest_time_in|cumulative_time_in)_(.+)$"
+)
 
 
-def stage_calculated(history: list[dict[str, Any]], names: Iterable[str],
-                     stage_ids: Container[str]) -> dict[str, str | None]:
+def stage_calculated(
+    history: list[dict[str, Any]], names: Iterable[str], stage_ids: Container[str]
+) -> dict[str, str | None]:
     """The requested v2 properties of known stages from a `dealstage` history (newest first);
     other names are left out."""
-    wanted = [(name, kind, stage) for name, kind, stage in _parse(tuple(names))
-              if stage in stage_ids]
+    wanted = [
+        (name, kind, stage) for name, kind, stage in _parse(tuple(names)) if stage in stage_ids
+    ]
     if not wanted:
         return {}
     summary: dict[str, _Stage] = {}
@@ -83,8 +86,10 @@ class _Stage:
 def _visits(history: list[dict[str, Any]]) -> list[tuple[str, Instant, Instant | None]]:
     """(stage, entered, left or None), oldest first; a null value ends a visit only."""
     oldest_first = [e for e in reversed(history) if e.get("timestamp")]
-    ordered = sorted((((to_ms(str(e["timestamp"])), str(e["timestamp"])), e.get("value"))
-                      for e in oldest_first), key=lambda item: item[0][0])
+    ordered = sorted(
+        (((to_ms(str(e["timestamp"])), str(e["timestamp"])), e.get("value")) for e in oldest_first),
+        key=lambda item: item[0][0],
+    )
     visits: list[tuple[str, Instant, Instant | None]] = []
     for at, value in ordered:
         if visits and visits[-1][2] is None:

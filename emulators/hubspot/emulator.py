@@ -80,23 +80,33 @@ def utc_now_ms() -> datetime:
 class HubSpotEmulator(EmulatorServer):
     """A stateful HubSpot portal built from one synthetic org."""
 
-    def __init__(self, org: Org, *, access_token: str = "pat-na1-emulator",
-                 oauth: OAuthApp | None = None, knobs: Knobs | None = None,
-                 search_rate_per_second: float = 5.0,
-                 clock: Callable[[], datetime] = utc_now_ms,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        org: Org,
+        *,
+        access_token: str = "pat-na1-emulator",
+        oauth: OAuthApp | None = None,
+        knobs: Knobs | None = None,
+        search_rate_per_second: float = 5.0,
+        clock: Callable[[], datetime] = utc_now_ms,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(knobs or HubSpotKnobs(), ssl_context)
         self.org = org
         self.search_rate_per_second = search_rate_per_second
         self.clock = clock
-        self.lead_contact = {lead.id: lead.converted_contact_id for lead in org.leads
-                             if lead.converted_contact_id is not None}
-        stage_meta = {stage_id(s.key): (s.is_closed, s.is_won, str(s.probability))
-                      for s in org.stages}
-        self.schema = Schema(build_properties(org.stages, list(org.currencies),
-                                              org.custom_fields))
-        self.store = HubSpotStore(build_truth(org, self.lead_contact), self.schema, clock,
-                                  stage_meta, FIRST_API_ID)
+        self.lead_contact = {
+            lead.id: lead.converted_contact_id
+            for lead in org.leads
+            if lead.converted_contact_id is not None
+        }
+        stage_meta = {
+            stage_id(s.key): (s.is_closed, s.is_won, str(s.probability)) for s in org.stages
+        }
+        self.schema = Schema(build_properties(org.stages, list(org.currencies), org.custom_fields))
+        self.store = HubSpotStore(
+            build_truth(org, self.lead_contact), self.schema, clock, stage_meta, FIRST_API_ID
+        )
         self.owners = build_owners(org)
         self.pipeline = pipeline_json(org.stages, iso(org.now.replace(year=org.now.year - 4)))
         self.tokens = TokenBook(access_token, oauth, clock)
@@ -140,25 +150,37 @@ class HubSpotEmulator(EmulatorServer):
         allowed, used = self.ten_second.hit(token, budget)
         if allowed:
             self.daily_used += 1
-        headers.update({"X-HubSpot-RateLimit-Max": str(budget),
-                        "X-HubSpot-RateLimit-Remaining": str(max(0, budget - used)),
-                        "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                        "X-HubSpot-RateLimit-Daily": str(daily),
-                        "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, daily - self.daily_used))})
+        headers.update(
+            {
+                "X-HubSpot-RateLimit-Max": str(budget),
+                "X-HubSpot-RateLimit-Remaining": str(max(0, budget - used)),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                "X-HubSpot-RateLimit-Daily": str(daily),
+                "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, daily - self.daily_used)),
+            }
+        )
         if self.daily_used > daily:
             return json_response(429, rate_limit_body("DAILY"), dict(headers))
         if not allowed:
             wait = max(1, round(self.ten_second.retry_after(token)))
-            return json_response(429, rate_limit_body("TEN_SECONDLY_ROLLING"),
-                                 {**headers, "Retry-After": str(wait)})
+            return json_response(
+                429, rate_limit_body("TEN_SECONDLY_ROLLING"), {**headers, "Retry-After": str(wait)}
+            )
         return None
 
     def fault_response(self, kind: str) -> Response:
         """Injected faults in HubSpot's shapes."""
         if kind == "429":
             return json_response(429, rate_limit_body("TEN_SECONDLY_ROLLING"), {"Retry-After": "1"})
-        return json_response(502, {"status": "error", "message": "Bad Gateway (injected)",
-                                   "correlationId": "injected", "category": "INTERNAL_ERROR"})
+        return json_response(
+            502,
+            {
+                "status": "error",
+                "message": "Bad Gateway (injected)",
+                "correlationId": "injected",
+                "category": "INTERNAL_ERROR",
+            },
+        )
 
     # --- helpers -------------------------------------------------------------------------------
     def object_type(self, request: Request, writing: bool = False) -> str:
@@ -167,13 +189,16 @@ class HubSpotEmulator(EmulatorServer):
         if name is None:
             raise validation_error(f"Unable to infer object type from: {request.params['type']}")
         if writing and name in READ_ONLY_TYPES:
-            raise HubSpotError(403, "MISSING_SCOPES",
-                               f"This app does not have write access to {name}; "
-                               "the object is read-only.")
+            raise HubSpotError(
+                403,
+                "MISSING_SCOPES",
+                f"This app does not have write access to {name}; the object is read-only.",
+            )
         return name
 
-    def _associations_in(self, object_type: str,
-                         specs: list[dict[str, Any]] | None) -> list[tuple[str, str, int | None]]:
+    def _associations_in(
+        self, object_type: str, specs: list[dict[str, Any]] | None
+    ) -> list[tuple[str, str, int | None]]:
         out: list[tuple[str, str, int | None]] = []
         for spec in specs or []:
             to_id = str(spec["to"]["id"])
@@ -200,8 +225,10 @@ class HubSpotEmulator(EmulatorServer):
     def list_objects(self, request: Request) -> Response:
         """GET /crm/v3/objects/{type}: id-ordered pages, archived=true lists only archived."""
         object_type = self.object_type(request)
-        refuse_unknown(request, {"limit", "after", "properties", "propertiesWithHistory",
-                                 "associations", "archived"})
+        refuse_unknown(
+            request,
+            {"limit", "after", "properties", "propertiesWithHistory", "associations", "archived"},
+        )
         history = request.arg_list("propertiesWithHistory")
         limit = int(request.arg("limit") or 10)
         cap = 50 if history else 100
@@ -211,26 +238,35 @@ class HubSpotEmulator(EmulatorServer):
         page, after = self.store.list_page(object_type, archived, request.arg("after"), limit)
         props = request.arg_list("properties") or None
         assoc = [t for t in map(normalize_type, request.arg_list("associations")) if t]
-        body: dict[str, Any] = {"results": [render(self.schema, object_type, r, props, history,
-                                                   assoc) for r in page]}
+        body: dict[str, Any] = {
+            "results": [render(self.schema, object_type, r, props, history, assoc) for r in page]
+        }
         if after is not None:
-            body["paging"] = {"next": {"after": after, "link": f"{self.base_url}{request.path}"
-                                       f"?after={after}"}}
+            body["paging"] = {
+                "next": {"after": after, "link": f"{self.base_url}{request.path}?after={after}"}
+            }
         return json_response(200, body)
 
     def get_object(self, request: Request) -> Response:
         """GET /crm/v3/objects/{type}/{id}."""
         object_type = self.object_type(request)
-        refuse_unknown(request, {"properties", "propertiesWithHistory", "associations",
-                                 "archived"})
+        refuse_unknown(request, {"properties", "propertiesWithHistory", "associations", "archived"})
         archived = (request.arg("archived") or "false").lower() == "true"
         record = self.store.get(object_type, request.params["id"], archived)
         if record is None:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found")
         assoc = [t for t in map(normalize_type, request.arg_list("associations")) if t]
-        return json_response(200, render(self.schema, object_type, record,
-                                         request.arg_list("properties") or None,
-                                         request.arg_list("propertiesWithHistory"), assoc))
+        return json_response(
+            200,
+            render(
+                self.schema,
+                object_type,
+                record,
+                request.arg_list("properties") or None,
+                request.arg_list("propertiesWithHistory"),
+                assoc,
+            ),
+        )
 
     def create_object(self, request: Request) -> Response:
         """POST /crm/v3/objects/{type} -> 201."""
@@ -259,12 +295,17 @@ class HubSpotEmulator(EmulatorServer):
 
     def _inputs(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         body = request.json() or {}
-        refuse_unknown_fields(body, {"inputs", "properties", "propertiesWithHistory", "idProperty"}
-                              if request.route_key.endswith("/batch/read") else {"inputs"})
+        refuse_unknown_fields(
+            body,
+            {"inputs", "properties", "propertiesWithHistory", "idProperty"}
+            if request.route_key.endswith("/batch/read")
+            else {"inputs"},
+        )
         inputs = body.get("inputs") or []
         if len(inputs) > MAX_BATCH:
-            raise validation_error(f"Too many inputs: {len(inputs)} > {MAX_BATCH}",
-                                   "TOO_MANY_INPUTS")
+            raise validation_error(
+                f"Too many inputs: {len(inputs)} > {MAX_BATCH}", "TOO_MANY_INPUTS"
+            )
         return body, inputs
 
     def batch_read(self, request: Request) -> Response:
@@ -280,8 +321,15 @@ class HubSpotEmulator(EmulatorServer):
             if record is None:
                 missing.append(str(item.get("id")))
                 continue
-            results.append(render(self.schema, object_type, record, body.get("properties"),
-                                  body.get("propertiesWithHistory")))
+            results.append(
+                render(
+                    self.schema,
+                    object_type,
+                    record,
+                    body.get("properties"),
+                    body.get("propertiesWithHistory"),
+                )
+            )
         errors = [not_found_error(object_type, missing)] if missing else None
         return json_response(207 if errors else 200, batch_envelope(results, errors))
 
@@ -289,20 +337,32 @@ class HubSpotEmulator(EmulatorServer):
         """POST batch/create -> 201; every input validated before anything is written."""
         object_type = self.object_type(request, writing=True)
         _, inputs = self._inputs(request)
-        planned = [(self.store.normalize(object_type, item.get("properties") or {}),
-                    self._associations_in(object_type, item.get("associations")))
-                   for item in inputs]
+        planned = [
+            (
+                self.store.normalize(object_type, item.get("properties") or {}),
+                self._associations_in(object_type, item.get("associations")),
+            )
+            for item in inputs
+        ]
         created = [self.store.create(object_type, props, links) for props, links in planned]
-        return json_response(201, batch_envelope(
-            [render(self.schema, object_type, r, list(p)) for r, (p, _) in zip(created, planned, strict=True)]))
+        return json_response(
+            201,
+            batch_envelope(
+                [
+                    render(self.schema, object_type, r, list(p))
+                    for r, (p, _) in zip(created, planned, strict=True)
+                ]
+            ),
+        )
 
     def batch_update(self, request: Request) -> Response:
         """POST batch/update: 400 on invalid properties, 207 for unknown ids."""
         object_type = self.object_type(request, writing=True)
         _, inputs = self._inputs(request)
-        planned = [(str(item.get("id")), self.store.normalize(object_type,
-                                                              item.get("properties") or {}))
-                   for item in inputs]
+        planned = [
+            (str(item.get("id")), self.store.normalize(object_type, item.get("properties") or {}))
+            for item in inputs
+        ]
         results, missing = [], []
         for rid, props in planned:
             if self.store.get(object_type, rid) is None:
@@ -326,10 +386,12 @@ class HubSpotEmulator(EmulatorServer):
         """POST merge {primaryObjectId, objectIdToMerge}: the loser vanishes."""
         object_type = self.object_type(request, writing=True)
         body = request.json() or {}
-        record = self.store.merge(object_type, str(body.get("primaryObjectId")),
-                                  str(body.get("objectIdToMerge")))
-        return json_response(200, render(self.schema, object_type, record,
-                                         ["hs_merged_object_ids"]))
+        record = self.store.merge(
+            object_type, str(body.get("primaryObjectId")), str(body.get("objectIdToMerge"))
+        )
+        return json_response(
+            200, render(self.schema, object_type, record, ["hs_merged_object_ids"])
+        )
 
     def search(self, request: Request) -> Response:
         """POST search: total, one page, paging.next.after as an offset."""
@@ -337,8 +399,12 @@ class HubSpotEmulator(EmulatorServer):
         body = request.json() or {}
         total, page = self.store.search(object_type, body)
         after = int(body.get("after") or 0) + len(page)
-        out: dict[str, Any] = {"total": total, "results": [
-            render(self.schema, object_type, r, body.get("properties") or None) for r in page]}
+        out: dict[str, Any] = {
+            "total": total,
+            "results": [
+                render(self.schema, object_type, r, body.get("properties") or None) for r in page
+            ],
+        }
         if after < total:
             out["paging"] = {"next": {"after": str(after)}}
         return json_response(200, out)
@@ -361,14 +427,19 @@ class HubSpotEmulator(EmulatorServer):
         with self.store.lock:
             self.store.update(name, rid, self.store.normalize(name, props, allow_read_only=True))
 
-    def create_record(self, object_type: str, props: dict[str, Any],
-                      associations: list[tuple[str, str]] | None = None) -> str:
+    def create_record(
+        self,
+        object_type: str,
+        props: dict[str, Any],
+        associations: list[tuple[str, str]] | None = None,
+    ) -> str:
         """Create a record (associations as (to_type, to_id)) and return its id."""
         name = normalize_type(object_type) or object_type
         with self.store.lock:
             links = [(normalize_type(t) or t, i, None) for t, i in associations or []]
-            return str(self.store.create(name, self.store.normalize(name, props, True),
-                                         links)["id"])
+            return str(
+                self.store.create(name, self.store.normalize(name, props, True), links)["id"]
+            )
 
     def archive(self, object_type: str, rid: str) -> None:
         """Soft-delete a record."""

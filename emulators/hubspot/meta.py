@@ -27,21 +27,35 @@ from emulators.server import Handler, Request, Response, json_response
 MAX_OWNERS_PAGE = 500
 MAX_ASSOCIATION_INPUTS = 1000
 TICKET_GROUP = "ticketinformation"
-TICKET_PROPERTIES = tuple(PropDef(name, kind, label, options, read_only, group=TICKET_GROUP)
-                          for name, kind, label, options, read_only in (
-    ("subject", "string", "Ticket name", (), False),
-    ("content", "string", "Ticket description", (), False),
-    ("hs_pipeline", "enumeration", "Pipeline", ("0",), False),
-    ("hs_pipeline_stage", "enumeration", "Ticket status", ("1", "2", "3", "4"), False),
-    ("hs_ticket_priority", "enumeration", "Priority", ("LOW", "MEDIUM", "HIGH", "URGENT"), False),
-    ("hs_ticket_category", "enumeration", "Category",
-     ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"), False),
-    ("source_type", "enumeration", "Source", ("CHAT", "EMAIL", "FORM", "PHONE"), False),
-    ("hubspot_owner_id", "enumeration", "Ticket owner", (), False),
-    ("closed_date", "datetime", "Close date", (), False),
-    ("createdate", "datetime", "Create date", (), True),
-    ("hs_lastmodifieddate", "datetime", "Last modified date", (), True),
-    ("hs_object_id", "number", "Record ID", (), True)))
+TICKET_PROPERTIES = tuple(
+    PropDef(name, kind, label, options, read_only, group=TICKET_GROUP)
+    for name, kind, label, options, read_only in (
+        ("subject", "string", "Ticket name", (), False),
+        ("content", "string", "Ticket description", (), False),
+        ("hs_pipeline", "enumeration", "Pipeline", ("0",), False),
+        ("hs_pipeline_stage", "enumeration", "Ticket status", ("1", "2", "3", "4"), False),
+        (
+            "hs_ticket_priority",
+            "enumeration",
+            "Priority",
+            ("LOW", "MEDIUM", "HIGH", "URGENT"),
+            False,
+        ),
+        (
+            "hs_ticket_category",
+            "enumeration",
+            "Category",
+            ("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY"),
+            False,
+        ),
+        ("source_type", "enumeration", "Source", ("CHAT", "EMAIL", "FORM", "PHONE"), False),
+        ("hubspot_owner_id", "enumeration", "Ticket owner", (), False),
+        ("closed_date", "datetime", "Close date", (), False),
+        ("createdate", "datetime", "Create date", (), True),
+        ("hs_lastmodifieddate", "datetime", "Last modified date", (), True),
+        ("hs_object_id", "number", "Record ID", (), True),
+    )
+)
 TYPE = r"(?P<type>[A-Za-z0-9_-]+)"
 
 
@@ -60,8 +74,9 @@ class MetaHost(Protocol):
     def store(self) -> HubSpotStore: ...
     @property
     def clock(self) -> Callable[[], datetime]: ...
-    def add_route(self, method: str, regex: str, handler: Handler,
-                  key: str | None = None) -> None: ...
+    def add_route(
+        self, method: str, regex: str, handler: Handler, key: str | None = None
+    ) -> None: ...
 
 
 def register_meta_routes(emu: MetaHost) -> None:
@@ -79,10 +94,18 @@ def register_meta_routes(emu: MetaHost) -> None:
     emu.add_route("GET", f"/crm/v3/properties/{TYPE}", meta.properties)
     emu.add_route("POST", f"/crm/v3/properties/{TYPE}", meta.create_property)
     emu.add_route("GET", f"/crm/v3/properties/{TYPE}/(?P<name>[^/]+)", meta.get_property)
-    emu.add_route("POST", r"/crm/v4/associations/(?P<from>[A-Za-z0-9_-]+)/(?P<to>[A-Za-z0-9_-]+)"
-                  "/batch/read", meta.associations_batch)
-    emu.add_route("GET", r"/crm/v4/objects/(?P<from>[A-Za-z0-9_-]+)/(?P<id>\d+)/associations/"
-                  r"(?P<to>[A-Za-z0-9_-]+)", meta.associations_of)
+    emu.add_route(
+        "POST",
+        r"/crm/v4/associations/(?P<from>[A-Za-z0-9_-]+)/(?P<to>[A-Za-z0-9_-]+)"
+        "/batch/read",
+        meta.associations_batch,
+    )
+    emu.add_route(
+        "GET",
+        r"/crm/v4/objects/(?P<from>[A-Za-z0-9_-]+)/(?P<id>\d+)/associations/"
+        r"(?P<to>[A-Za-z0-9_-]+)",
+        meta.associations_of,
+    )
 
 
 def refuse_unknown(request: Request, known: set[str]) -> None:
@@ -128,10 +151,13 @@ class MetaEndpoints:
             raise validation_error(f"limit must be between 1 and {MAX_OWNERS_PAGE}")
         archived = (request.arg("archived") or "false").lower() == "true"
         email = (request.arg("email") or "").lower()
-        rows = [o for o in self.emu.owners if o["archived"] == archived
-                and (not email or o["email"].lower() == email)]
+        rows = [
+            o
+            for o in self.emu.owners
+            if o["archived"] == archived and (not email or o["email"].lower() == email)
+        ]
         start = int(request.arg("after") or 0)
-        body: dict[str, Any] = {"results": rows[start:start + limit]}
+        body: dict[str, Any] = {"results": rows[start : start + limit]}
         if start + limit < len(rows):
             body["paging"] = {"next": {"after": str(start + limit)}}
         return json_response(200, body)
@@ -150,8 +176,7 @@ class MetaEndpoints:
 
     def pipeline(self, request: Request) -> Response:
         """GET /crm/v3/pipelines/deals/{pipelineId}."""
-        if known_type(request.params["type"]) != "deals" or \
-                request.params["pipeline"] != "default":
+        if known_type(request.params["type"]) != "deals" or request.params["pipeline"] != "default":
             raise HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found")
         return json_response(200, self.emu.pipeline)
 
@@ -170,15 +195,15 @@ class MetaEndpoints:
             defs = self.emu.schema.properties[known_type(request.params["type"])]
         if (request.arg("archived") or "false").lower() == "true":
             return json_response(200, {"results": []})  # no property here was ever archived
-        return json_response(200, {"results": [d.to_json(i) for i, d in
-                                               enumerate(defs.values())]})
+        return json_response(200, {"results": [d.to_json(i) for i, d in enumerate(defs.values())]})
 
     def get_property(self, request: Request) -> Response:
         """GET /crm/v3/properties/{type}/{name}."""
         found = self.emu.schema.prop(known_type(request.params["type"]), request.params["name"])
         if found is None:
-            raise HubSpotError(404, "OBJECT_NOT_FOUND",
-                               f"Unable to find property {request.params['name']}")
+            raise HubSpotError(
+                404, "OBJECT_NOT_FOUND", f"Unable to find property {request.params['name']}"
+            )
         return json_response(200, found.to_json(0))
 
     def create_property(self, request: Request) -> Response:
@@ -190,14 +215,21 @@ class MetaEndpoints:
             raise validation_error("name, label and a valid type are required")
         defs = self.emu.schema.properties[object_type]
         if name in defs:
-            raise HubSpotError(409, "OBJECT_ALREADY_EXISTS",
-                               f"A property named '{name}' already exists.")
+            raise HubSpotError(
+                409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists."
+            )
         options = tuple(str(o.get("value")) for o in body.get("options") or [])
         now = iso(self.emu.clock())
-        defs[name] = PropDef(name, kind, label=str(body["label"]), options=options,
-                             hubspot_defined=False, description=str(body.get("description") or ""),
-                             group=str(body.get("groupName") or GROUPS.get(object_type, "")),
-                             created_at=now)
+        defs[name] = PropDef(
+            name,
+            kind,
+            label=str(body["label"]),
+            options=options,
+            hubspot_defined=False,
+            description=str(body.get("description") or ""),
+            group=str(body.get("groupName") or GROUPS.get(object_type, "")),
+            created_at=now,
+        )
         return json_response(201, defs[name].to_json(len(defs) - 1))
 
     def groups(self, request: Request) -> Response:
@@ -207,8 +239,14 @@ class MetaEndpoints:
 
     def _groups(self, object_type: str) -> list[dict[str, Any]]:
         default = GROUPS.get(object_type, f"{SINGULAR[object_type]}information")
-        base = [{"name": default, "label": default.replace("information", " information")
-                 .title(), "displayOrder": 0, "archived": False}]
+        base = [
+            {
+                "name": default,
+                "label": default.replace("information", " information").title(),
+                "displayOrder": 0,
+                "archived": False,
+            }
+        ]
         return base + self.emu.schema.groups.get(object_type, [])
 
     def create_group(self, request: Request) -> Response:
@@ -219,10 +257,15 @@ class MetaEndpoints:
         if not name or not body.get("label"):
             raise validation_error("name and label are required")
         if any(g["name"] == name for g in self._groups(object_type)):
-            raise HubSpotError(409, "OBJECT_ALREADY_EXISTS",
-                               f"A group named '{name}' already exists.")
-        group = {"name": name, "label": str(body["label"]),
-                 "displayOrder": int(body.get("displayOrder") or -1), "archived": False}
+            raise HubSpotError(
+                409, "OBJECT_ALREADY_EXISTS", f"A group named '{name}' already exists."
+            )
+        group = {
+            "name": name,
+            "label": str(body["label"]),
+            "displayOrder": int(body.get("displayOrder") or -1),
+            "archived": False,
+        }
         self.emu.schema.groups.setdefault(object_type, []).append(group)
         return json_response(201, group)
 
@@ -241,11 +284,18 @@ class MetaEndpoints:
                 results.append({"from": {"id": rid}, "to": targets})
             else:
                 missing.append(rid)
-        errors = [{"status": "error", "category": "OBJECT_NOT_FOUND",
-                   "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                   "message": f"No {to_type} is associated with {SINGULAR[from_type]} {rid}.",
-                   "context": {"fromObjectId": [rid]}, "errors": [], "links": {}}
-                  for rid in missing]
+        errors = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                "message": f"No {to_type} is associated with {SINGULAR[from_type]} {rid}.",
+                "context": {"fromObjectId": [rid]},
+                "errors": [],
+                "links": {},
+            }
+            for rid in missing
+        ]
         return json_response(207 if errors else 200, batch_envelope(results, errors))
 
     def associations_of(self, request: Request) -> Response:
@@ -257,7 +307,7 @@ class MetaEndpoints:
         targets = v4_targets(from_type, record, to_type)
         limit = min(500, int(request.arg("limit") or 500))
         start = int(request.arg("after") or 0)
-        body: dict[str, Any] = {"results": targets[start:start + limit]}
+        body: dict[str, Any] = {"results": targets[start : start + limit]}
         if start + limit < len(targets):
             body["paging"] = {"next": {"after": str(start + limit)}}
         return json_response(200, body)

@@ -19,11 +19,16 @@ from emulators.hubspot.store import HubSpotError
 from emulators.server import Response, json_response
 
 DEFAULT_PROPS = {
-    "companies": ("name", "domain"), "contacts": ("firstname", "lastname", "email"),
+    "companies": ("name", "domain"),
+    "contacts": ("firstname", "lastname", "email"),
     "deals": ("dealname", "amount", "closedate", "pipeline", "dealstage"),
-    "line_items": ("name", "quantity", "price"), "calls": ("hs_timestamp",),
-    "emails": ("hs_timestamp",), "meetings": ("hs_timestamp",), "tasks": ("hs_timestamp",),
-    "notes": ("hs_timestamp",), "feedback_submissions": (),
+    "line_items": ("name", "quantity", "price"),
+    "calls": ("hs_timestamp",),
+    "emails": ("hs_timestamp",),
+    "meetings": ("hs_timestamp",),
+    "tasks": ("hs_timestamp",),
+    "notes": ("hs_timestamp",),
+    "feedback_submissions": (),
 }
 
 
@@ -34,8 +39,12 @@ def correlation_id() -> str:
 
 def error_body(error: HubSpotError) -> dict[str, Any]:
     """HubSpot's standard error body."""
-    body: dict[str, Any] = {"status": "error", "message": error.message,
-                            "correlationId": correlation_id(), "category": error.category}
+    body: dict[str, Any] = {
+        "status": "error",
+        "message": error.message,
+        "correlationId": correlation_id(),
+        "category": error.category,
+    }
     if error.sub_category:
         body["subCategory"] = error.sub_category
     if error.context:
@@ -50,15 +59,24 @@ def error_response(error: HubSpotError) -> Response:
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
     """The 429 body for a TEN_SECONDLY_ROLLING, SECONDLY or DAILY limit."""
-    word = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "SECONDLY": "secondly",
-            "DAILY": "daily"}[policy]
-    return {"status": "error", "message": f"You have reached your {word} limit.",
-            "errorType": "RATE_LIMIT", "correlationId": correlation_id(), "policyName": policy,
-            "requestId": correlation_id()}
+    word = {
+        "TEN_SECONDLY_ROLLING": "ten_secondly_rolling",
+        "SECONDLY": "secondly",
+        "DAILY": "daily",
+    }[policy]
+    return {
+        "status": "error",
+        "message": f"You have reached your {word} limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id(),
+        "policyName": policy,
+        "requestId": correlation_id(),
+    }
 
 
-def select_props(schema: Schema, object_type: str, record: Record,
-                 requested: list[str] | None) -> dict[str, str | None]:
+def select_props(
+    schema: Schema, object_type: str, record: Record, requested: list[str] | None
+) -> dict[str, str | None]:
     """Requested properties (or the type's defaults) plus id, created and modified; a deal's
     v2 stage-calculated properties are served when asked for by name (see calculated)."""
     names = list(requested) if requested else list(DEFAULT_PROPS[object_type])
@@ -68,8 +86,11 @@ def select_props(schema: Schema, object_type: str, record: Record,
     out = {n: props.get(n) for n in names if n in known}
     if object_type == "deals" and len(out) < len(set(names)):
         calculated = [n for n in names if n not in known]
-        out.update(stage_calculated(history_of(record, "dealstage"), calculated,
-                                    known["dealstage"].options))
+        out.update(
+            stage_calculated(
+                history_of(record, "dealstage"), calculated, known["dealstage"].options
+            )
+        )
     return out
 
 
@@ -81,31 +102,46 @@ def history_of(record: Record, name: str) -> list[dict[str, Any]]:
     value = record["properties"].get(name)
     if value is None:
         return []
-    return [{"value": value, "timestamp": record["createdAt"], "sourceType": "CRM_UI",
-             "sourceId": None, "updatedByUserId": None}]
+    return [
+        {
+            "value": value,
+            "timestamp": record["createdAt"],
+            "sourceType": "CRM_UI",
+            "sourceId": None,
+            "updatedByUserId": None,
+        }
+    ]
 
 
-def render(schema: Schema, object_type: str, record: Record, requested: list[str] | None = None,
-           with_history: list[str] | None = None,
-           associations: list[str] | None = None) -> dict[str, Any]:
+def render(
+    schema: Schema,
+    object_type: str,
+    record: Record,
+    requested: list[str] | None = None,
+    with_history: list[str] | None = None,
+    associations: list[str] | None = None,
+) -> dict[str, Any]:
     """A record in the objects API shape."""
-    out: dict[str, Any] = {"id": record["id"],
-                           "properties": select_props(schema, object_type, record, requested),
-                           "createdAt": record["createdAt"], "updatedAt": record["updatedAt"],
-                           "archived": record["archived"]}
+    out: dict[str, Any] = {
+        "id": record["id"],
+        "properties": select_props(schema, object_type, record, requested),
+        "createdAt": record["createdAt"],
+        "updatedAt": record["updatedAt"],
+        "archived": record["archived"],
+    }
     if record["archived"]:
         out["archivedAt"] = record["archivedAt"]
     if with_history:
         known = schema.properties[object_type]
-        out["propertiesWithHistory"] = {n: history_of(record, n) for n in with_history
-                                        if n in known}
+        out["propertiesWithHistory"] = {
+            n: history_of(record, n) for n in with_history if n in known
+        }
     if associations:
         out["associations"] = v3_associations(object_type, record, associations)
     return out
 
 
-def v3_associations(object_type: str, record: Record,
-                    to_types: list[str]) -> dict[str, Any]:
+def v3_associations(object_type: str, record: Record, to_types: list[str]) -> dict[str, Any]:
     """The v3 `associations` block: {to_type: {"results": [{id, type}]}}."""
     out: dict[str, Any] = {}
     for to_type in to_types:
@@ -122,8 +158,14 @@ def v4_targets(object_type: str, record: Record, to_type: str) -> list[dict[str,
     results = []
     for to_id in sorted(targets, key=int):
         kind = association_type(object_type, to_type, targets[to_id])
-        results.append({"toObjectId": int(to_id), "associationTypes": [
-            {"category": kind.category, "typeId": kind.type_id, "label": None}]})
+        results.append(
+            {
+                "toObjectId": int(to_id),
+                "associationTypes": [
+                    {"category": kind.category, "typeId": kind.type_id, "label": None}
+                ],
+            }
+        )
     return results
 
 
@@ -135,12 +177,19 @@ def target_type_of(object_type: str, type_id: int) -> str | None:
     return None
 
 
-def batch_envelope(results: list[dict[str, Any]],
-                   errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def batch_envelope(
+    results: list[dict[str, Any]], errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """A batch response; with errors it is the 207 shape."""
     now = iso(datetime.now(UTC))
-    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "requestedAt": now,
-                            "startedAt": now, "completedAt": now, "links": {}}
+    body: dict[str, Any] = {
+        "status": "COMPLETE",
+        "results": results,
+        "requestedAt": now,
+        "startedAt": now,
+        "completedAt": now,
+        "links": {},
+    }
     if errors:
         body["numErrors"] = len(errors)
         body["errors"] = errors
@@ -149,7 +198,12 @@ def batch_envelope(results: list[dict[str, Any]],
 
 def not_found_error(object_type: str, ids: list[str]) -> dict[str, Any]:
     """One OBJECT_NOT_FOUND entry of a 207 batch response."""
-    return {"status": "error", "category": "OBJECT_NOT_FOUND",
-            "message": f"Could not get some {object_type.upper()} objects, they may be deleted "
-                       "or not exist. Check that ids are valid.",
-            "context": {"ids": ids}, "errors": [], "links": {}}
+    return {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": f"Could not get some {object_type.upper()} objects, they may be deleted "
+        "or not exist. Check that ids are valid.",
+        "context": {"ids": ids},
+        "errors": [],
+        "links": {},
+    }

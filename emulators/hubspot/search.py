@@ -22,9 +22,23 @@ from emulators.hubspot.schema import PropDef
 
 MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 10, 25
 MAX_LIMIT, MAX_RESULTS = 200, 10_000
-OPERATORS = frozenset({"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
-                       "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN",
-                       "NOT_CONTAINS_TOKEN"})
+OPERATORS = frozenset(
+    {
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "BETWEEN",
+        "IN",
+        "NOT_IN",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
+    }
+)
 Typed = float | int | str
 Predicate = Callable[[Typed | None, str | None], bool]
 
@@ -113,8 +127,9 @@ def compile_filter(spec: dict[str, Any], definition: PropDef | None) -> Filter:
         "LTE": lambda v, _t: v is not None and value is not None and v <= value,  # type: ignore[operator]
         "GT": lambda v, _t: v is not None and value is not None and v > value,  # type: ignore[operator]
         "GTE": lambda v, _t: v is not None and value is not None and v >= value,  # type: ignore[operator]
-        "BETWEEN": lambda v, _t: v is not None and value is not None and high is not None
-        and value <= v <= high,  # type: ignore[operator]
+        "BETWEEN": lambda v, _t: (
+            v is not None and value is not None and high is not None and value <= v <= high  # type: ignore[operator]
+        ),
         "IN": lambda v, _t: v is not None and v in values,
         "NOT_IN": lambda v, _t: v is None or v not in values,
         "HAS_PROPERTY": lambda v, _t: v is not None,
@@ -148,22 +163,30 @@ def narrow(values: list[Typed], f: Filter, lo: int, hi: int) -> tuple[int, int]:
 
 def is_range_on(f: Filter, prop: str) -> bool:
     """True when the filter bounds `prop` and can be answered from a sorted index."""
-    return f.prop == prop and f.op in RANGE_OPS and f.value is not None and \
-        (f.op != "BETWEEN" or f.high is not None)
+    return (
+        f.prop == prop
+        and f.op in RANGE_OPS
+        and f.value is not None
+        and (f.op != "BETWEEN" or f.high is not None)
+    )
 
 
-SEARCH_FIELDS = frozenset({"filterGroups", "filters", "sorts", "properties", "limit", "after",
-                           "query"})
+SEARCH_FIELDS = frozenset(
+    {"filterGroups", "filters", "sorts", "properties", "limit", "after", "query"}
+)
 
 
-def compile_groups(body: dict[str, Any],
-                   lookup: Callable[[str], PropDef | None]) -> list[list[Filter]]:
+def compile_groups(
+    body: dict[str, Any], lookup: Callable[[str], PropDef | None]
+) -> list[list[Filter]]:
     """Validate the filterGroups of a request against the limits and compile them. A top-level
     `filters` array is one more group, as HubSpot takes it."""
     unknown = sorted(set(body) - SEARCH_FIELDS)
     if unknown:
-        raise SearchError(f"Unsupported search request field: {unknown[0]} (this emulator "
-                          f"implements {', '.join(sorted(SEARCH_FIELDS))})")
+        raise SearchError(
+            f"Unsupported search request field: {unknown[0]} (this emulator "
+            f"implements {', '.join(sorted(SEARCH_FIELDS))})"
+        )
     groups = body.get("filterGroups") or []
     if not isinstance(groups, list):
         raise SearchError("filterGroups must be a list")
@@ -181,8 +204,9 @@ def compile_groups(body: dict[str, Any],
         if len(filters) > MAX_FILTERS_PER_GROUP:
             raise SearchError(f"Too many filters in a group ({len(filters)} > 10)")
         total += len(filters)
-        compiled.append([compile_filter(f, lookup(str(f.get("propertyName", ""))))
-                         for f in filters])
+        compiled.append(
+            [compile_filter(f, lookup(str(f.get("propertyName", "")))) for f in filters]
+        )
     if total > MAX_FILTERS:
         raise SearchError(f"Too many filters ({total} > {MAX_FILTERS})")
     return [group for group in compiled if group]
@@ -210,8 +234,9 @@ def sort_spec(body: dict[str, Any]) -> tuple[str, bool]:
     first = sorts[0]
     if isinstance(first, str):  # the legacy "-prop" string form
         return first.lstrip("-"), first.startswith("-")
-    return str(first.get("propertyName", "hs_object_id")), \
-        str(first.get("direction", "ASCENDING")).upper() == "DESCENDING"
+    return str(first.get("propertyName", "hs_object_id")), str(
+        first.get("direction", "ASCENDING")
+    ).upper() == "DESCENDING"
 
 
 def sort_ids(ids: list[str], column: dict[str, Typed | None], descending: bool) -> list[str]:
@@ -223,14 +248,16 @@ def sort_ids(ids: list[str], column: dict[str, Typed | None], descending: bool) 
     return present + missing
 
 
-def matches(groups: list[list[Filter]], record_id: str,
-            column_of: Callable[[str], dict[str, Typed | None]],
-            text_of: Callable[[str, str], str | None]) -> bool:
+def matches(
+    groups: list[list[Filter]],
+    record_id: str,
+    column_of: Callable[[str], dict[str, Typed | None]],
+    text_of: Callable[[str, str], str | None],
+) -> bool:
     """True when any group has all of its filters satisfied."""
     if not groups:
         return True
     for group in groups:
-        if all(f.test(column_of(f.prop).get(record_id), text_of(record_id, f.prop))
-               for f in group):
+        if all(f.test(column_of(f.prop).get(record_id), text_of(record_id, f.prop)) for f in group):
             return True
     return False

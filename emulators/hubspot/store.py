@@ -41,16 +41,24 @@ from emulators.hubspot.search import (
 from emulators.org.vocabulary import ms_to_dt
 
 # Properties of other records that hold the id of a record of this type (repointed on merge).
-REFERENCES = {"companies": (("contacts", "associatedcompanyid"),),
-              "contacts": (("feedback_submissions", "hs_contact_id"),)}
+REFERENCES = {
+    "companies": (("contacts", "associatedcompanyid"),),
+    "contacts": (("feedback_submissions", "hs_contact_id"),),
+}
 SortIndex = tuple[list[str], list[Typed], list[str]]  # present ids asc, their values, missing ids
 
 
 class HubSpotError(Exception):
     """An API error: HTTP status, category and message (plus optional context)."""
 
-    def __init__(self, status: int, category: str, message: str,
-                 context: dict[str, Any] | None = None, sub_category: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        category: str,
+        message: str,
+        context: dict[str, Any] | None = None,
+        sub_category: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.category, self.message = status, category, message
         self.context, self.sub_category = context, sub_category
@@ -64,8 +72,14 @@ def validation_error(message: str, sub_category: str | None = None) -> HubSpotEr
 class HubSpotStore:
     """Records per object type plus the derived indexes search needs."""
 
-    def __init__(self, truth: Truth, schema: Schema, clock: Callable[[], datetime],
-                 stage_meta: dict[str, tuple[bool, bool, str]], first_new_id: int) -> None:
+    def __init__(
+        self,
+        truth: Truth,
+        schema: Schema,
+        clock: Callable[[], datetime],
+        stage_meta: dict[str, tuple[bool, bool, str]],
+        first_new_id: int,
+    ) -> None:
         self.truth = truth
         self.schema = schema
         self.clock = clock
@@ -89,8 +103,7 @@ class HubSpotStore:
         """A live record or a 404 OBJECT_NOT_FOUND."""
         record = self.get(object_type, rid)
         if record is None:
-            raise HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found",
-                               context={"id": [rid]})
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found", context={"id": [rid]})
         return record
 
     def sorted_ids(self, object_type: str) -> list[int]:
@@ -102,8 +115,9 @@ class HubSpotStore:
             self._ids[object_type] = cached
         return cached[1]
 
-    def list_page(self, object_type: str, archived: bool, after: str | None,
-                  limit: int) -> tuple[list[Record], str | None]:
+    def list_page(
+        self, object_type: str, archived: bool, after: str | None, limit: int
+    ) -> tuple[list[Record], str | None]:
         """One page in id order from the `after` cursor (the next id to return)."""
         ids = self.sorted_ids(object_type)
         start = bisect_left(ids, int(after)) if after and after.isdigit() else 0
@@ -115,23 +129,32 @@ class HubSpotStore:
             if record["archived"] == archived:
                 page.append(record)
             index += 1
-        more = any(records[str(i)]["archived"] == archived for i in ids[index:index + 1000]) \
-            if index < len(ids) else False
+        more = (
+            any(records[str(i)]["archived"] == archived for i in ids[index : index + 1000])
+            if index < len(ids)
+            else False
+        )
         return page, (str(ids[index]) if more else None)
 
     # --- writes --------------------------------------------------------------------------------
-    def normalize(self, object_type: str, props: dict[str, Any],
-                  allow_read_only: bool = False) -> dict[str, str | None]:
+    def normalize(
+        self, object_type: str, props: dict[str, Any], allow_read_only: bool = False
+    ) -> dict[str, str | None]:
         """Validate property writes; 400 for unknown, read-only or badly typed values."""
         clean: dict[str, str | None] = {}
         for name, value in props.items():
             definition = self.schema.prop(object_type, name)
             if definition is None:
-                raise validation_error(f'Property values were not valid: Property "{name}" does '
-                                       f"not exist", "PROPERTY_DOESNT_EXIST")
+                raise validation_error(
+                    f'Property values were not valid: Property "{name}" does not exist',
+                    "PROPERTY_DOESNT_EXIST",
+                )
             if definition.read_only and not allow_read_only:
-                raise validation_error(f'Property values were not valid: "{name}" is a read only '
-                                       "property; its value cannot be set.", "READ_ONLY_VALUE")
+                raise validation_error(
+                    f'Property values were not valid: "{name}" is a read only '
+                    "property; its value cannot be set.",
+                    "READ_ONLY_VALUE",
+                )
             clean[name] = self._coerce(definition, value)
         return clean
 
@@ -146,15 +169,19 @@ class HubSpotStore:
             if definition.type == "number":
                 float(text)
         except ValueError as exc:
-            raise validation_error(f'Property values were not valid: "{text}" is not a valid '
-                                   f"{definition.type} for {definition.name}",
-                                   "INVALID_PROPERTY_VALUE") from exc
+            raise validation_error(
+                f'Property values were not valid: "{text}" is not a valid '
+                f"{definition.type} for {definition.name}",
+                "INVALID_PROPERTY_VALUE",
+            ) from exc
         if definition.type == "enumeration" and definition.options:
             allowed = definition.options
             if any(part not in allowed for part in text.split(";")):
-                raise validation_error(f'Property values were not valid: "{text}" was not one '
-                                       f'of the allowed options: {", ".join(allowed)}',
-                                       "INVALID_OPTION")
+                raise validation_error(
+                    f'Property values were not valid: "{text}" was not one '
+                    f"of the allowed options: {', '.join(allowed)}",
+                    "INVALID_OPTION",
+                )
         return text
 
     def _touch(self, object_type: str, record: Record, at: str) -> None:
@@ -162,8 +189,7 @@ class HubSpotStore:
         record["properties"][modified_prop(object_type)] = at
         self._version[object_type] += 1
 
-    def _set(self, object_type: str, record: Record, props: dict[str, str | None],
-             at: str) -> None:
+    def _set(self, object_type: str, record: Record, props: dict[str, str | None], at: str) -> None:
         current = record["properties"]
         history = record["propertiesWithHistory"]
         owner_assigned = False
@@ -178,8 +204,9 @@ class HubSpotStore:
         if owner_assigned and self.schema.prop(object_type, OWNER_ASSIGNED) is not None:
             current[OWNER_ASSIGNED] = at
         if object_type == "deals" and "dealstage" in props:
-            closed, won, probability = self.stage_meta.get(current.get("dealstage") or "",
-                                                           (False, False, "0.0"))
+            closed, won, probability = self.stage_meta.get(
+                current.get("dealstage") or "", (False, False, "0.0")
+            )
             current["hs_is_closed"] = str(closed).lower()
             current["hs_is_closed_won"] = str(won).lower()
             current["hs_deal_stage_probability"] = probability
@@ -193,18 +220,29 @@ class HubSpotStore:
         self._set(object_type, record, props, iso(self.clock()))
         return record
 
-    def create(self, object_type: str, props: dict[str, str | None],
-               associations: Sequence[tuple[str, str, int | None]] = ()) -> Record:
+    def create(
+        self,
+        object_type: str,
+        props: dict[str, str | None],
+        associations: Sequence[tuple[str, str, int | None]] = (),
+    ) -> Record:
         """A new record with a fresh id; associations as (to_type, to_id, typeId or None)."""
         now = iso(self.clock())
         rid = str(self._next_id)
         self._next_id += 1
-        base = {"hs_object_id": rid, created_prop(object_type): now,
-                modified_prop(object_type): now}
+        base = {
+            "hs_object_id": rid,
+            created_prop(object_type): now,
+            modified_prop(object_type): now,
+        }
         if props.get("hubspot_owner_id") and self.schema.prop(object_type, OWNER_ASSIGNED):
             base[OWNER_ASSIGNED] = props.get(created_prop(object_type)) or now
-        record = new_record(rid, {**base, **{k: v for k, v in props.items() if v is not None}},
-                            props.get(created_prop(object_type)) or now, now)
+        record = new_record(
+            rid,
+            {**base, **{k: v for k, v in props.items() if v is not None}},
+            props.get(created_prop(object_type)) or now,
+            now,
+        )
         self.truth[object_type][rid] = record
         if object_type == "line_items":
             props_now = record["properties"]
@@ -216,15 +254,18 @@ class HubSpotStore:
             self.associate(object_type, rid, to_type, to_id, type_id)
         return record
 
-    def associate(self, a_type: str, a_id: str, b_type: str, b_id: str,
-                  type_id: int | None = None) -> None:
+    def associate(
+        self, a_type: str, a_id: str, b_type: str, b_id: str, type_id: int | None = None
+    ) -> None:
         """Link two records both ways (404 when the target does not exist)."""
         target = self.require(b_type, b_id)
         source = self.truth[a_type][a_id]
-        source["associations"].setdefault(b_type, {})[b_id] = \
-            association_type(a_type, b_type, type_id).type_id
-        target["associations"].setdefault(a_type, {})[a_id] = \
-            association_type(b_type, a_type).type_id
+        source["associations"].setdefault(b_type, {})[b_id] = association_type(
+            a_type, b_type, type_id
+        ).type_id
+        target["associations"].setdefault(a_type, {})[a_id] = association_type(
+            b_type, a_type
+        ).type_id
 
     def archive(self, object_type: str, rid: str) -> None:
         """Soft-delete: the record moves to the archived listing with archivedAt."""
@@ -251,16 +292,25 @@ class HubSpotStore:
             raise validation_error("Cannot merge an object with itself")
         survivor = self.require(object_type, primary)
         merged = self.require(object_type, loser)
-        fill = {k: v for k, v in merged["properties"].items()
-                if v not in (None, "") and survivor["properties"].get(k) in (None, "")
-                and k not in ("hs_object_id", "hs_merged_object_ids")}
-        ids = [i for i in (survivor["properties"].get("hs_merged_object_ids") or "").split(";")
-               if i]
-        ids += [loser] + [i for i in (merged["properties"].get("hs_merged_object_ids") or "")
-                          .split(";") if i]
+        fill = {
+            k: v
+            for k, v in merged["properties"].items()
+            if v not in (None, "")
+            and survivor["properties"].get(k) in (None, "")
+            and k not in ("hs_object_id", "hs_merged_object_ids")
+        }
+        ids = [
+            i for i in (survivor["properties"].get("hs_merged_object_ids") or "").split(";") if i
+        ]
+        ids += [loser] + [
+            i for i in (merged["properties"].get("hs_merged_object_ids") or "").split(";") if i
+        ]
         fill["hs_merged_object_ids"] = ";".join(ids)
-        moves = [(t, i, type_id) for t, targets in merged["associations"].items()
-                 for i, type_id in targets.items()]
+        moves = [
+            (t, i, type_id)
+            for t, targets in merged["associations"].items()
+            for i, type_id in targets.items()
+        ]
         self.purge(object_type, loser)
         for to_type, to_id, type_id in moves:
             if to_type in self.truth and to_id in self.truth[to_type] and to_id != primary:
@@ -289,8 +339,13 @@ class HubSpotStore:
         cached = self._columns.get((object_type, prop))
         if cached is None or cached[0] != version:
             definition = self.schema.prop(object_type, prop)
-            cached = (version, {rid: safe_typed(definition, r["properties"].get(prop))
-                                for rid, r in self.truth[object_type].items()})
+            cached = (
+                version,
+                {
+                    rid: safe_typed(definition, r["properties"].get(prop))
+                    for rid, r in self.truth[object_type].items()
+                },
+            )
             self._columns[(object_type, prop)] = cached
         return cached[1]
 
@@ -301,8 +356,10 @@ class HubSpotStore:
         if cached is None or cached[0] != version:
             col = self.column(object_type, prop)
             live = [rid for rid, r in self.truth[object_type].items() if not r["archived"]]
-            present = sorted((rid for rid in live if col[rid] is not None),
-                             key=lambda rid: (col[rid], tie_rank(rid)))
+            present = sorted(
+                (rid for rid in live if col[rid] is not None),
+                key=lambda rid: (col[rid], tie_rank(rid)),
+            )
             missing = sorted((rid for rid in live if col[rid] is None), key=tie_rank)
             cached = (version, (present, [col[rid] for rid in present], missing))  # type: ignore[misc]
             self._sorted[(object_type, prop)] = cached
@@ -323,16 +380,24 @@ class HubSpotStore:
 
         def text_of(rid: str, name: str) -> str | None:
             return lower_or_none(records[rid]["properties"].get(name))
-        matched = [rid for rid in candidates
-                   if matches(groups, rid, lambda p: self.column(object_type, p), text_of)]
+
+        matched = [
+            rid
+            for rid in candidates
+            if matches(groups, rid, lambda p: self.column(object_type, p), text_of)
+        ]
         query = str(body.get("query") or "").lower()
         if query:
-            matched = [rid for rid in matched if any(
-                query in str(v).lower() for v in records[rid]["properties"].values() if v)]
-        return len(matched), [records[rid] for rid in matched[after:after + limit]]
+            matched = [
+                rid
+                for rid in matched
+                if any(query in str(v).lower() for v in records[rid]["properties"].values() if v)
+            ]
+        return len(matched), [records[rid] for rid in matched[after : after + limit]]
 
-    def _candidates(self, object_type: str, prop: str, descending: bool,
-                    groups: list[list[Filter]]) -> tuple[list[str], list[list[Filter]]]:
+    def _candidates(
+        self, object_type: str, prop: str, descending: bool, groups: list[list[Filter]]
+    ) -> tuple[list[str], list[list[Filter]]]:
         """Ids to test, in result order, and the filters still to apply to them.
 
         A single group with range filters on the sort property is answered by bisecting the
@@ -349,7 +414,7 @@ class HubSpotStore:
                 lo, hi = narrow(values, f, lo, hi)
             else:
                 residual.append(f)
-        window = present[lo:max(lo, hi)]
+        window = present[lo : max(lo, hi)]
         return (window[::-1] if descending else window), ([residual] if residual else [])
 
 
@@ -375,5 +440,10 @@ def line_amount(price: str | None, quantity: str | None) -> str | None:
 
 def history_entry(value: str | None, at: str) -> dict[str, Any]:
     """One propertiesWithHistory entry."""
-    return {"value": value, "timestamp": at, "sourceType": "INTEGRATION",
-            "sourceId": "emulator", "updatedByUserId": None}
+    return {
+        "value": value,
+        "timestamp": at,
+        "sourceType": "INTEGRATION",
+        "sourceId": "emulator",
+        "updatedByUserId": None,
+    }

@@ -34,8 +34,11 @@ def add_rates_and_quotas(org: Org, *, dated: bool = True, quarters: int = 4) -> 
             rates.append(ExchangeRate(code, Decimal(f"{drift / float(value):.6f}"), start))
     org.exchange_rates = rates
     recent = [s for s in starts if s <= org.now.date()][-quarters:]
-    org.quotas = [RepQuota(rep.id, start, Decimal(40_000 + 10_000 * (rep.id % 3)))
-                  for rep in org.reps for start in recent]
+    org.quotas = [
+        RepQuota(rep.id, start, Decimal(40_000 + 10_000 * (rep.id % 3)))
+        for rep in org.reps
+        for start in recent
+    ]
     return org
 
 

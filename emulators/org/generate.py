@@ -65,11 +65,20 @@ STAGES: list[Stage] = [
     Stage("closed_lost", "Closed Lost", 6, Decimal("0.0"), True, False),
 ]
 OPEN_KEYS = [s.key for s in STAGES if not s.is_closed]
-CURRENCIES = {"USD": Decimal(1), "EUR": Decimal("1.08"), "GBP": Decimal("1.27"),
-              "PLN": Decimal("0.25")}
+CURRENCIES = {
+    "USD": Decimal(1),
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "PLN": Decimal("0.25"),
+}
 CURRENCY_WEIGHTS = (55, 20, 15, 10)
-PRODUCTS = {"Core": 9000.0, "Analytics": 4000.0, "Support": 1500.0, "Onboarding": 2500.0,
-            "Integrations": 3000.0}
+PRODUCTS = {
+    "Core": 9000.0,
+    "Analytics": 4000.0,
+    "Support": 1500.0,
+    "Onboarding": 2500.0,
+    "Integrations": 3000.0,
+}
 LOSS_REASONS = ("No decision", "Price", "Competitor", "Timing", "Missing feature", "Budget")
 LOSS_WEIGHTS = (30, 22, 20, 14, 8, 6)
 COMPETITORS = ("Initech CRM", "Hooli Sales", "Umbrella Suite", "Vandelay Cloud")
@@ -81,12 +90,15 @@ CUSTOM_FIELDS = [
     CustomFieldDef("account", "Segment", "enumeration", ("SMB", "Mid-Market", "Enterprise")),
     CustomFieldDef("deal", "Competitor", "string"),
     CustomFieldDef("deal", "Margin", "number"),
-    CustomFieldDef("deal", "Deal category", "enumeration",
-                   ("new", "upgrade", "cross_sell", "renewal")),
-    CustomFieldDef("contact", "Preferred language", "enumeration",
-                   ("English", "Persian", "Russian", "Polish")),
-    CustomFieldDef("lead", "Preferred language", "enumeration",
-                   ("English", "Persian", "Russian", "Polish")),
+    CustomFieldDef(
+        "deal", "Deal category", "enumeration", ("new", "upgrade", "cross_sell", "renewal")
+    ),
+    CustomFieldDef(
+        "contact", "Preferred language", "enumeration", ("English", "Persian", "Russian", "Polish")
+    ),
+    CustomFieldDef(
+        "lead", "Preferred language", "enumeration", ("English", "Persian", "Russian", "Polish")
+    ),
 ]
 
 
@@ -102,9 +114,15 @@ class OrgSize:
     activities: int
 
 
-def plan_size(deals: int, *, reps_per_deal: float = 0.01, accounts_per_deal: float = 0.3,
-              contacts_per_deal: float = 1.5, leads_per_deal: float = 2.0,
-              activities_per_deal: float = 8.0) -> OrgSize:
+def plan_size(
+    deals: int,
+    *,
+    reps_per_deal: float = 0.01,
+    accounts_per_deal: float = 0.3,
+    contacts_per_deal: float = 1.5,
+    leads_per_deal: float = 2.0,
+    activities_per_deal: float = 8.0,
+) -> OrgSize:
     """Scale every entity with the deal count, with floors so tiny orgs still make sense."""
     return OrgSize(
         reps=max(4, round(deals * reps_per_deal)),
@@ -116,15 +134,26 @@ def plan_size(deals: int, *, reps_per_deal: float = 0.01, accounts_per_deal: flo
     )
 
 
-def generate_org(seed: int = 7, deals: int = 1000,
-                 now: datetime = datetime(2026, 10, 31, tzinfo=UTC), *,
-                 reps_per_deal: float = 0.01, accounts_per_deal: float = 0.3,
-                 contacts_per_deal: float = 1.5, leads_per_deal: float = 2.0,
-                 activities_per_deal: float = 8.0) -> Org:
+def generate_org(
+    seed: int = 7,
+    deals: int = 1000,
+    now: datetime = datetime(2026, 10, 31, tzinfo=UTC),
+    *,
+    reps_per_deal: float = 0.01,
+    accounts_per_deal: float = 0.3,
+    contacts_per_deal: float = 1.5,
+    leads_per_deal: float = 2.0,
+    activities_per_deal: float = 8.0,
+) -> Org:
     """Build one deterministic org of about `deals` deals ending just before `now`."""
-    size = plan_size(deals, reps_per_deal=reps_per_deal, accounts_per_deal=accounts_per_deal,
-                     contacts_per_deal=contacts_per_deal, leads_per_deal=leads_per_deal,
-                     activities_per_deal=activities_per_deal)
+    size = plan_size(
+        deals,
+        reps_per_deal=reps_per_deal,
+        accounts_per_deal=accounts_per_deal,
+        contacts_per_deal=contacts_per_deal,
+        leads_per_deal=leads_per_deal,
+        activities_per_deal=activities_per_deal,
+    )
     collecting = gc.isenabled()
     gc.disable()  # millions of young objects, none cyclic: collection passes only cost time
     try:
@@ -144,13 +173,24 @@ def build_org(rng: random.Random, seed: int, size: OrgSize, now: datetime) -> Or
     contacts = build_contacts(rng, size.contacts, accounts, leads, reps, now_ms)
     deal_list = build_deals(rng, size.deals, reps, accounts, contacts, leads, start_ms, now_ms)
     fix_account_types(rng, accounts, deal_list)
-    activities = build_activities(rng, size.activities, leads, contacts, deal_list, accounts,
-                                  now_ms)
+    activities = build_activities(
+        rng, size.activities, leads, contacts, deal_list, accounts, now_ms
+    )
     answers = build_survey_answers(rng, accounts, contacts, reps, now_ms)
-    return Org(seed=seed, now=now, stages=list(STAGES), reps=reps, accounts=accounts,
-               contacts=contacts, leads=leads, deals=deal_list, activities=activities,
-               survey_answers=answers, custom_fields=list(CUSTOM_FIELDS),
-               currencies=dict(CURRENCIES))
+    return Org(
+        seed=seed,
+        now=now,
+        stages=list(STAGES),
+        reps=reps,
+        accounts=accounts,
+        contacts=contacts,
+        leads=leads,
+        deals=deal_list,
+        activities=activities,
+        survey_answers=answers,
+        custom_fields=list(CUSTOM_FIELDS),
+        currencies=dict(CURRENCIES),
+    )
 
 
 def seasonal_times(rng: random.Random, n: int, start_ms: int, now_ms: int) -> list[int]:
@@ -172,9 +212,16 @@ def eligible(times: list[int], at_ms: int) -> int:
     return max(1, bisect_right(times, at_ms))
 
 
-def build_deals(rng: random.Random, n: int, reps: list[Rep], accounts: list[Account],
-                contacts: list[Contact], leads: list[Lead], start_ms: int,
-                now_ms: int) -> list[Deal]:
+def build_deals(
+    rng: random.Random,
+    n: int,
+    reps: list[Rep],
+    accounts: list[Account],
+    contacts: list[Contact],
+    leads: list[Lead],
+    start_ms: int,
+    now_ms: int,
+) -> list[Deal]:
     """Deals over about three years; some born from converted leads, expansions on customers."""
     roster = Roster(reps)
     win_rate = spread_win_rates(rng, reps)
@@ -190,8 +237,18 @@ def build_deals(rng: random.Random, n: int, reps: list[Rep], accounts: list[Acco
     for lead in origins:
         t = dt_to_ms(lead.converted_at)  # type: ignore[arg-type]
         acc = accounts[(lead.converted_account_id or 1) - 1]
-        deal = make_deal(rng, len(out) + 1, t, acc, lead.converted_contact_id, lead.owner_id,
-                         "new", roster, win_rate, now_ms)
+        deal = make_deal(
+            rng,
+            len(out) + 1,
+            t,
+            acc,
+            lead.converted_contact_id,
+            lead.owner_id,
+            "new",
+            roster,
+            win_rate,
+            now_ms,
+        )
         lead.converted_deal_id = deal.id
         out.append(deal)
     first_win: dict[int, date] = {}  # account -> close date of its first won deal so far
@@ -206,8 +263,9 @@ def build_deals(rng: random.Random, n: int, reps: list[Rep], accounts: list[Acco
         contact_ids = by_account.get(acc.id)
         contact = pick(rng, contact_ids) if contact_ids and rng.random() < 0.9 else None
         owner = acc.owner_id if rng.random() < 0.6 else 0
-        out.append(make_deal(rng, len(out) + 1, t, acc, contact, owner, kind, roster, win_rate,
-                             now_ms))
+        out.append(
+            make_deal(rng, len(out) + 1, t, acc, contact, owner, kind, roster, win_rate, now_ms)
+        )
         note_win(first_win, out[-1])
     return out
 
@@ -239,8 +297,18 @@ class Roster:
         return self.ids[below(rng, eligible(self.starts, at_ms))]
 
 
-def make_deal(rng: random.Random, deal_id: int, created: int, acc: Account, contact: int | None,
-              owner: int, kind: str, roster: Roster, win_rate: dict[int, float], now_ms: int) -> Deal:
+def make_deal(
+    rng: random.Random,
+    deal_id: int,
+    created: int,
+    acc: Account,
+    contact: int | None,
+    owner: int,
+    kind: str,
+    roster: Roster,
+    win_rate: dict[int, float],
+    now_ms: int,
+) -> Deal:
     """One deal: outcome, stage path, money, owner changes and line items."""
     created = min(created, now_ms - HOUR_MS)
     owner = roster.pick(rng, created, owner)
@@ -261,21 +329,40 @@ def make_deal(rng: random.Random, deal_id: int, created: int, acc: Account, cont
     modified = min(now_ms - 1, dt_to_ms(last) + below(rng, 3 * DAY_MS))
     lost = path[-1] == "closed_lost"
     reason = LOSS_PICK.pick(rng) if lost else None
-    rival = pick(rng, COMPETITORS) if lost and (reason == "Competitor" or
-                                                 rng.random() < 0.15) else None
-    margin = Decimal(f"{rng.uniform(0.15, 0.65):.2f}") if path[-1] == "closed_won" and \
-        rng.random() < 0.85 else None
+    rival = (
+        pick(rng, COMPETITORS) if lost and (reason == "Competitor" or rng.random() < 0.15) else None
+    )
+    margin = (
+        Decimal(f"{rng.uniform(0.15, 0.65):.2f}")
+        if path[-1] == "closed_won" and rng.random() < 0.85
+        else None
+    )
     custom = {"Deal category": kind}
     if rival:
         custom["Competitor"] = rival
     if margin is not None:
         custom["Margin"] = str(margin)
-    return Deal(id=deal_id, name=f"{acc.name} - {kind.replace('_', ' ')} {close_day.year}",
-                account_id=acc.id, contact_id=contact, owner_id=owners[-1].owner_id,
-                stage=path[-1], amount=value, currency=currency, created_at=ms_to_dt(created),
-                close_date=close_day, deal_type=kind, loss_reason=reason, competitor=rival,
-                margin=margin, modified_at=ms_to_dt(modified), stage_history=history,
-                owner_history=owners, line_items=line_items(rng, value), custom=custom)
+    return Deal(
+        id=deal_id,
+        name=f"{acc.name} - {kind.replace('_', ' ')} {close_day.year}",
+        account_id=acc.id,
+        contact_id=contact,
+        owner_id=owners[-1].owner_id,
+        stage=path[-1],
+        amount=value,
+        currency=currency,
+        created_at=ms_to_dt(created),
+        close_date=close_day,
+        deal_type=kind,
+        loss_reason=reason,
+        competitor=rival,
+        margin=margin,
+        modified_at=ms_to_dt(modified),
+        stage_history=history,
+        owner_history=owners,
+        line_items=line_items(rng, value),
+        custom=custom,
+    )
 
 
 def stage_path(rng: random.Random, won: bool, closed: bool, elapsed: float) -> list[str]:
@@ -296,8 +383,9 @@ def stage_path(rng: random.Random, won: bool, closed: bool, elapsed: float) -> l
     return path
 
 
-def stage_times(rng: random.Random, path: list[str], start: int, stop: int,
-                closed: bool) -> list[StageChange]:
+def stage_times(
+    rng: random.Random, path: list[str], start: int, stop: int, closed: bool
+) -> list[StageChange]:
     """Strictly increasing instants: first at creation, the closing one at `stop`."""
     n = len(path)
     span = max(n, stop - start)
@@ -310,8 +398,9 @@ def stage_times(rng: random.Random, path: list[str], start: int, stop: int,
     return [StageChange(k, ms_to_dt(t)) for k, t in zip(path, times, strict=False)]
 
 
-def deal_amount(rng: random.Random, acc: Account, kind: str,
-                currency: str) -> tuple[str, Decimal | None]:
+def deal_amount(
+    rng: random.Random, acc: Account, kind: str, currency: str
+) -> tuple[str, Decimal | None]:
     """Log-normal amount in the deal's currency; about 2% of deals have none."""
     if rng.random() < 0.02:
         return currency, None
@@ -320,8 +409,9 @@ def deal_amount(rng: random.Random, acc: Account, kind: str,
     return currency, Decimal(f"{usd / float(CURRENCIES[currency]):.2f}")
 
 
-def owner_changes(rng: random.Random, owner: int, start: int, stop: int,
-                  roster: Roster) -> list[OwnerChange]:
+def owner_changes(
+    rng: random.Random, owner: int, start: int, stop: int, roster: Roster
+) -> list[OwnerChange]:
     """The first owner at creation; about 6% of deals are reassigned once."""
     out = [OwnerChange(owner, ms_to_dt(start))]
     if rng.random() < 0.06 and stop - start > 2:
@@ -358,8 +448,15 @@ def fix_account_types(rng: random.Random, accounts: list[Account], deals: list[D
             acc.type = "former_customer" if rng.random() < 0.12 else "customer"
 
 
-def build_activities(rng: random.Random, n: int, leads: list[Lead], contacts: list[Contact],
-                     deals: list[Deal], accounts: list[Account], now_ms: int) -> list[Activity]:
+def build_activities(
+    rng: random.Random,
+    n: int,
+    leads: list[Lead],
+    contacts: list[Contact],
+    deals: list[Deal],
+    accounts: list[Account],
+    now_ms: int,
+) -> list[Activity]:
     """Calls, emails, meetings and tasks: lead follow-ups, deal work, contact and account touches."""
     out: list[Activity] = []
     deal_span = [(dt_to_ms(d.created_at), dt_to_ms(d.stage_history[-1].at)) for d in deals]
@@ -371,28 +468,36 @@ def build_activities(rng: random.Random, n: int, leads: list[Lead], contacts: li
         base = dt_to_ms(lead.created_at)
         delay = int(rng.lognormvariate(math.log(3 * HOUR_MS), 1.2)) * (1 + 3 * (i // len(leads)))
         t = base + delay if base + delay < now_ms else base + below(rng, max(1, now_ms - base))
-        out.append(make_activity(rng, len(out) + 1, t, lead.owner_id, None, lead.id, None, None,
-                                 now_ms))
+        out.append(
+            make_activity(rng, len(out) + 1, t, lead.owner_id, None, lead.id, None, None, now_ms)
+        )
     for _ in range(n - n_lead):
         roll = rng.random()
         if roll < 0.55 and deals:
             k = below(rng, len(deals))
             d, (t0, t1) = deals[k], deal_span[k]
             t = t0 + below(rng, max(1, t1 - t0 + 1))
-            out.append(make_activity(rng, len(out) + 1, t, d.owner_id, d.contact_id, None,
-                                     d.id, d.account_id, now_ms))
+            out.append(
+                make_activity(
+                    rng, len(out) + 1, t, d.owner_id, d.contact_id, None, d.id, d.account_id, now_ms
+                )
+            )
         elif roll < 0.85:
             k = below(rng, len(contacts))
             c, t0 = contacts[k], contact_t0[k]
             t = t0 + below(rng, max(1, now_ms - t0))
-            out.append(make_activity(rng, len(out) + 1, t, c.owner_id, c.id, None, None,
-                                     c.account_id, now_ms))
+            out.append(
+                make_activity(
+                    rng, len(out) + 1, t, c.owner_id, c.id, None, None, c.account_id, now_ms
+                )
+            )
         else:
             k = below(rng, len(accounts))
             a, t0 = accounts[k], account_t0[k]
             t = t0 + below(rng, max(1, now_ms - t0))
-            out.append(make_activity(rng, len(out) + 1, t, a.owner_id, None, None, None, a.id,
-                                     now_ms))
+            out.append(
+                make_activity(rng, len(out) + 1, t, a.owner_id, None, None, None, a.id, now_ms)
+            )
     return out
 
 
@@ -401,9 +506,17 @@ KIND_WEIGHTS = (35, 35, 15, 15)
 SUBJECTS = {"call": "Call", "email": "Re: proposal", "meeting": "Demo", "task": "Follow up"}
 
 
-def make_activity(rng: random.Random, act_id: int, t: int, owner: int, contact: int | None,
-                  lead: int | None, deal: int | None, account: int | None,
-                  now_ms: int) -> Activity:
+def make_activity(
+    rng: random.Random,
+    act_id: int,
+    t: int,
+    owner: int,
+    contact: int | None,
+    lead: int | None,
+    deal: int | None,
+    account: int | None,
+    now_ms: int,
+) -> Activity:
     """One engagement at instant `t` (clamped before now)."""
     t = min(t, now_ms - 2)
     kind = KIND_PICK.pick(rng)
@@ -417,18 +530,34 @@ def make_activity(rng: random.Random, act_id: int, t: int, owner: int, contact: 
     status = "planned" if kind == "task" and rng.random() < 0.1 else "completed"
     modified = min(now_ms - 1, t + below(rng, 2 * HOUR_MS))
     at = ms_to_dt(t)
-    return Activity(id=act_id, kind=kind, direction="inbound" if inbound else "outbound",
-                    subject=f"{SUBJECTS[kind]} #{act_id}", occurred_at=at,
-                    duration_seconds=duration, owner_id=owner, contact_id=contact, lead_id=lead,
-                    deal_id=deal, account_id=account, status=status, created_at=at,
-                    modified_at=ms_to_dt(modified))
+    return Activity(
+        id=act_id,
+        kind=kind,
+        direction="inbound" if inbound else "outbound",
+        subject=f"{SUBJECTS[kind]} #{act_id}",
+        occurred_at=at,
+        duration_seconds=duration,
+        owner_id=owner,
+        contact_id=contact,
+        lead_id=lead,
+        deal_id=deal,
+        account_id=account,
+        status=status,
+        created_at=at,
+        modified_at=ms_to_dt(modified),
+    )
 
 
 NPS_WEIGHTS = (2, 1, 1, 2, 2, 3, 4, 8, 12, 14, 10)
 
 
-def build_survey_answers(rng: random.Random, accounts: list[Account], contacts: list[Contact],
-                         reps: list[Rep], now_ms: int) -> list[SurveyAnswer]:
+def build_survey_answers(
+    rng: random.Random,
+    accounts: list[Account],
+    contacts: list[Contact],
+    reps: list[Rep],
+    now_ms: int,
+) -> list[SurveyAnswer]:
     """NPS from contacts of ~40% of customer accounts; quarterly eNPS per team (one team small)."""
     out: list[SurveyAnswer] = []
     by_account: dict[int, list[Contact]] = {}
@@ -442,8 +571,19 @@ def build_survey_answers(rng: random.Random, accounts: list[Account], contacts: 
         for person in rng.sample(people, min(len(people), pick(rng, (1, 1, 2, 3)))):
             t0 = dt_to_ms(person.created_at)
             t = t0 + below(rng, max(1, now_ms - t0))
-            out.append(SurveyAnswer(len(out) + 1, "nps", int(NPS_PICK.pick(rng)),
-                                    person.id, None, acc.id, None, ms_to_dt(t), ms_to_dt(t)))
+            out.append(
+                SurveyAnswer(
+                    len(out) + 1,
+                    "nps",
+                    int(NPS_PICK.pick(rng)),
+                    person.id,
+                    None,
+                    acc.id,
+                    None,
+                    ms_to_dt(t),
+                    ms_to_dt(t),
+                )
+            )
     by_team: dict[str, list[Rep]] = {}
     for rep in reps:
         by_team.setdefault(rep.team, []).append(rep)
@@ -456,16 +596,30 @@ def build_survey_answers(rng: random.Random, accounts: list[Account], contacts: 
                 members = members[:4]  # below the anonymity minimum of 5
             for rep in members:
                 t = day + below(rng, 5 * DAY_MS)
-                out.append(SurveyAnswer(len(out) + 1, "enps", int(NPS_PICK.pick(rng)), None, rep.id, None, team,
-                                        ms_to_dt(t), ms_to_dt(t)))
+                out.append(
+                    SurveyAnswer(
+                        len(out) + 1,
+                        "enps",
+                        int(NPS_PICK.pick(rng)),
+                        None,
+                        rep.id,
+                        None,
+                        team,
+                        ms_to_dt(t),
+                        ms_to_dt(t),
+                    )
+                )
     return out
+
 
 # --- people, companies and places ---------------------------------------------------------------
 
+
 def rep_start_ms(rep: Rep) -> int:
     """Midnight UTC of the rep's first day, in epoch ms."""
-    return dt_to_ms(datetime(rep.started_on.year, rep.started_on.month, rep.started_on.day,
-                             tzinfo=UTC))
+    return dt_to_ms(
+        datetime(rep.started_on.year, rep.started_on.month, rep.started_on.day, tzinfo=UTC)
+    )
 
 
 def build_reps(rng: random.Random, n: int, now_ms: int) -> list[Rep]:
@@ -488,18 +642,29 @@ def build_reps(rng: random.Random, n: int, now_ms: int) -> list[Rep]:
         start = ms_to_dt(now_ms - days * DAY_MS).date()
         person = pick_person(rng)
         word = TEAM_WORDS[team % len(TEAM_WORDS)]
-        name = f"Team {word}" + (f" {team // len(TEAM_WORDS) + 1}" if team >= len(TEAM_WORDS) else "")
+        name = f"Team {word}" + (
+            f" {team // len(TEAM_WORDS) + 1}" if team >= len(TEAM_WORDS) else ""
+        )
         created = dt_to_ms(datetime(start.year, start.month, start.day, tzinfo=UTC))
-        reps.append(Rep(id=i + 1, first_name=person.first, last_name=person.last,
-                        email=f"{person.handle}.{i + 1}@kpisync-demo.example", team=name,
-                        region=REGIONS[team % len(REGIONS)],
-                        manager_id=None if is_manager else manager[team], started_on=start,
-                        created_at=ms_to_dt(created + rng.randrange(8 * HOUR_MS, 10 * HOUR_MS))))
+        reps.append(
+            Rep(
+                id=i + 1,
+                first_name=person.first,
+                last_name=person.last,
+                email=f"{person.handle}.{i + 1}@kpisync-demo.example",
+                team=name,
+                region=REGIONS[team % len(REGIONS)],
+                manager_id=None if is_manager else manager[team],
+                started_on=start,
+                created_at=ms_to_dt(created + rng.randrange(8 * HOUR_MS, 10 * HOUR_MS)),
+            )
+        )
     return reps
 
 
-def build_accounts(rng: random.Random, n: int, reps: list[Rep], start_ms: int,
-                   now_ms: int) -> list[Account]:
+def build_accounts(
+    rng: random.Random, n: int, reps: list[Rep], start_ms: int, now_ms: int
+) -> list[Account]:
     """Accounts created over the window (ids in creation order) with a Segment."""
     first = start_ms - 365 * DAY_MS
     times = sorted(first + below(rng, now_ms - 7 * DAY_MS - first) for _ in range(n))
@@ -510,16 +675,27 @@ def build_accounts(rng: random.Random, n: int, reps: list[Rep], start_ms: int,
         roll = rng.random()
         kind = "customer" if roll < 0.35 else "former_customer" if roll < 0.42 else "prospect"
         segment = SEGMENT_PICK.pick(rng)
-        out.append(Account(id=i + 1, name=company_name(rng, lang), owner_id=pick(rng, reps).id,
-                           industry=pick(rng, INDUSTRIES), type=kind, country=country,
-                           state=state, city=city, created_at=ms_to_dt(t),
-                           modified_at=ms_to_dt(t + below(rng, now_ms - t)),
-                           custom={"Segment": segment}))
+        out.append(
+            Account(
+                id=i + 1,
+                name=company_name(rng, lang),
+                owner_id=pick(rng, reps).id,
+                industry=pick(rng, INDUSTRIES),
+                type=kind,
+                country=country,
+                state=state,
+                city=city,
+                created_at=ms_to_dt(t),
+                modified_at=ms_to_dt(t + below(rng, now_ms - t)),
+                custom={"Segment": segment},
+            )
+        )
     return out
 
 
-def build_leads(rng: random.Random, n: int, reps: list[Rep], accounts: list[Account],
-                start_ms: int, now_ms: int) -> list[Lead]:
+def build_leads(
+    rng: random.Random, n: int, reps: list[Rep], accounts: list[Account], start_ms: int, now_ms: int
+) -> list[Lead]:
     """Leads over the window; about 30% converted into an account (and later a contact)."""
     times = sorted(start_ms + below(rng, now_ms - HOUR_MS - start_ms) for _ in range(n))
     roster = Roster(reps)
@@ -534,23 +710,39 @@ def build_leads(rng: random.Random, n: int, reps: list[Rep], accounts: list[Acco
             status = pick(rng, ("new", "working"))
         else:
             status = STATUS_PICK.pick(rng)
-        account = accounts[below(rng, eligible(acc_times, converted))] \
-            if status == "converted" else None
+        account = (
+            accounts[below(rng, eligible(acc_times, converted))] if status == "converted" else None
+        )
         last = converted if account else t
-        out.append(Lead(id=i + 1, first_name=person.first, last_name=person.last,
-                        email=f"{person.handle}.l{i + 1}@mail.example", phone=phone(rng),
-                        company=account.name if account else company_name(rng, person.language),
-                        status=status, source=pick(rng, SOURCES), owner_id=roster.pick(rng, t),
-                        created_at=ms_to_dt(t),
-                        modified_at=ms_to_dt(min(now_ms - 1, last + below(rng, 10 * DAY_MS))),
-                        converted_at=ms_to_dt(converted) if account else None,
-                        converted_account_id=account.id if account else None,
-                        custom={"Preferred language": person.language}))
+        out.append(
+            Lead(
+                id=i + 1,
+                first_name=person.first,
+                last_name=person.last,
+                email=f"{person.handle}.l{i + 1}@mail.example",
+                phone=phone(rng),
+                company=account.name if account else company_name(rng, person.language),
+                status=status,
+                source=pick(rng, SOURCES),
+                owner_id=roster.pick(rng, t),
+                created_at=ms_to_dt(t),
+                modified_at=ms_to_dt(min(now_ms - 1, last + below(rng, 10 * DAY_MS))),
+                converted_at=ms_to_dt(converted) if account else None,
+                converted_account_id=account.id if account else None,
+                custom={"Preferred language": person.language},
+            )
+        )
     return out
 
 
-def build_contacts(rng: random.Random, n: int, accounts: list[Account], leads: list[Lead],
-                   reps: list[Rep], now_ms: int) -> list[Contact]:
+def build_contacts(
+    rng: random.Random,
+    n: int,
+    accounts: list[Account],
+    leads: list[Lead],
+    reps: list[Rep],
+    now_ms: int,
+) -> list[Contact]:
     """Standalone contacts (most with an account), then one contact per converted lead."""
     converted = [lead for lead in leads if lead.converted_at is not None]
     out: list[Contact] = []
@@ -560,22 +752,40 @@ def build_contacts(rng: random.Random, n: int, accounts: list[Account], leads: l
         t = t0 + below(rng, now_ms - HOUR_MS - t0)
         person = pick_person(rng)
         owner = acc.owner_id if acc and rng.random() < 0.7 else pick(rng, reps).id
-        out.append(Contact(id=len(out) + 1, account_id=acc.id if acc else None,
-                           first_name=person.first, last_name=person.last,
-                           email=f"{person.handle}.c{len(out) + 1}@mail.example",
-                           phone=phone(rng), title=pick(rng, TITLES), owner_id=owner,
-                           lead_source=pick(rng, SOURCES), created_at=ms_to_dt(t),
-                           modified_at=ms_to_dt(t + below(rng, now_ms - t)),
-                           custom={"Preferred language": person.language}))
+        out.append(
+            Contact(
+                id=len(out) + 1,
+                account_id=acc.id if acc else None,
+                first_name=person.first,
+                last_name=person.last,
+                email=f"{person.handle}.c{len(out) + 1}@mail.example",
+                phone=phone(rng),
+                title=pick(rng, TITLES),
+                owner_id=owner,
+                lead_source=pick(rng, SOURCES),
+                created_at=ms_to_dt(t),
+                modified_at=ms_to_dt(t + below(rng, now_ms - t)),
+                custom={"Preferred language": person.language},
+            )
+        )
     for lead in converted:
         done = dt_to_ms(lead.converted_at)  # type: ignore[arg-type]
-        out.append(Contact(id=len(out) + 1, account_id=lead.converted_account_id,
-                           first_name=lead.first_name, last_name=lead.last_name,
-                           email=lead.email, phone=lead.phone, title=pick(rng, TITLES),
-                           owner_id=lead.owner_id, lead_source=lead.source,
-                           created_at=lead.created_at,
-                           modified_at=ms_to_dt(done + below(rng, now_ms - done)),
-                           custom=dict(lead.custom)))
+        out.append(
+            Contact(
+                id=len(out) + 1,
+                account_id=lead.converted_account_id,
+                first_name=lead.first_name,
+                last_name=lead.last_name,
+                email=lead.email,
+                phone=lead.phone,
+                title=pick(rng, TITLES),
+                owner_id=lead.owner_id,
+                lead_source=lead.source,
+                created_at=lead.created_at,
+                modified_at=ms_to_dt(done + below(rng, now_ms - done)),
+                custom=dict(lead.custom),
+            )
+        )
         lead.converted_contact_id = len(out)
     return out
 
@@ -586,4 +796,3 @@ KIND_PICK = Weighted(KINDS, KIND_WEIGHTS)
 NPS_PICK = Weighted(tuple(str(score) for score in range(11)), NPS_WEIGHTS)
 SEGMENT_PICK = Weighted(("SMB", "Mid-Market", "Enterprise"), (60, 30, 10))
 STATUS_PICK = Weighted(("new", "working", "qualified", "unqualified"), (1, 3, 2, 4))
-

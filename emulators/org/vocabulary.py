@@ -15,50 +15,145 @@ T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIRST = {
-    "English": ("James", "Mary", "John", "Linda", "Robert", "Emma", "David", "Sarah", "Michael",
-                "Olivia", "William", "Grace", "Thomas", "Chloe", "Daniel", "Hannah"),
+    "English": (
+        "James",
+        "Mary",
+        "John",
+        "Linda",
+        "Robert",
+        "Emma",
+        "David",
+        "Sarah",
+        "Michael",
+        "Olivia",
+        "William",
+        "Grace",
+        "Thomas",
+        "Chloe",
+        "Daniel",
+        "Hannah",
+    ),
     "Persian": ("محمد", "زهرا", "علی", "فاطمه", "رضا", "مریم"),
     "Russian": ("Иван", "Ольга", "Дмитрий", "Анна", "Сергей", "Мария"),
     "Polish": ("Łukasz", "Małgorzata", "Paweł", "Agnieszka", "Wojciech", "Żaneta"),
 }
 LAST = {
-    "English": ("Smith", "Johnson", "Brown", "Taylor", "Wilson", "Clarke", "Walker", "Hughes",
-                "Turner", "Evans", "Baker", "Morgan"),
+    "English": (
+        "Smith",
+        "Johnson",
+        "Brown",
+        "Taylor",
+        "Wilson",
+        "Clarke",
+        "Walker",
+        "Hughes",
+        "Turner",
+        "Evans",
+        "Baker",
+        "Morgan",
+    ),
     "Persian": ("رضایی", "احمدی", "حسینی", "کریمی", "موسوی", "صادقی"),
     "Russian": ("Петров", "Иванова", "Смирнов", "Кузнецова", "Попов", "Соколова"),
     "Polish": ("Wiśniewski", "Kowalska", "Wójcik", "Zieliński", "Szymańska", "Dąbrowski"),
 }
-LATIN = {"محمد": "mohammad", "زهرا": "zahra", "علی": "ali", "فاطمه": "fatemeh", "رضا": "reza",
-         "مریم": "maryam", "رضایی": "rezaei", "احمدی": "ahmadi", "حسینی": "hosseini",
-         "کریمی": "karimi", "موسوی": "mousavi", "صادقی": "sadeghi", "Иван": "ivan",
-         "Ольга": "olga", "Дмитрий": "dmitry", "Анна": "anna", "Сергей": "sergey",
-         "Мария": "maria", "Петров": "petrov", "Иванова": "ivanova", "Смирнов": "smirnov",
-         "Кузнецова": "kuznetsova", "Попов": "popov", "Соколова": "sokolova"}
+LATIN = {
+    "محمد": "mohammad",
+    "زهرا": "zahra",
+    "علی": "ali",
+    "فاطمه": "fatemeh",
+    "رضا": "reza",
+    "مریم": "maryam",
+    "رضایی": "rezaei",
+    "احمدی": "ahmadi",
+    "حسینی": "hosseini",
+    "کریمی": "karimi",
+    "موسوی": "mousavi",
+    "صادقی": "sadeghi",
+    "Иван": "ivan",
+    "Ольга": "olga",
+    "Дмитрий": "dmitry",
+    "Анна": "anna",
+    "Сергей": "sergey",
+    "Мария": "maria",
+    "Петров": "petrov",
+    "Иванова": "ivanova",
+    "Смирнов": "smirnov",
+    "Кузнецова": "kuznetsova",
+    "Попов": "popov",
+    "Соколова": "sokolova",
+}
 POLISH_ASCII = str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ", "acelnoszzACELNOSZZ")
 LANGS = ("English", "Persian", "Russian", "Polish")
 LANG_WEIGHTS = (85, 5, 5, 5)
 COMPANIES = {
     "Persian": ("شرکت نوآوران", "شرکت پارس داده", "گروه صنعتی آریا", "شرکت فناوران سپهر"),
     "Russian": ("ООО Ромашка", "ООО Вектор", "АО Звезда", "ООО Горизонт"),
-    "Polish": ("Zakład Żółć sp. z o.o.", "Łódzkie Młyny S.A.", "Przedsiębiorstwo Świt sp. z o.o.",
-               "Gdańskie Jachty sp. j."),
+    "Polish": (
+        "Zakład Żółć sp. z o.o.",
+        "Łódzkie Młyny S.A.",
+        "Przedsiębiorstwo Świt sp. z o.o.",
+        "Gdańskie Jachty sp. j.",
+    ),
 }
-EN_WORD = ("Acme", "Globex", "Northwind", "Contoso", "Blue Harbor", "Summit", "Pioneer", "Redwood",
-           "Silverline", "Brightpath", "Ironclad", "Evergreen")
-EN_KIND = ("Labs", "Systems", "Logistics", "Foods", "Analytics", "Holdings", "Media", "Health",
-           "Energy", "Retail")
+EN_WORD = (
+    "Acme",
+    "Globex",
+    "Northwind",
+    "Contoso",
+    "Blue Harbor",
+    "Summit",
+    "Pioneer",
+    "Redwood",
+    "Silverline",
+    "Brightpath",
+    "Ironclad",
+    "Evergreen",
+)
+EN_KIND = (
+    "Labs",
+    "Systems",
+    "Logistics",
+    "Foods",
+    "Analytics",
+    "Holdings",
+    "Media",
+    "Health",
+    "Energy",
+    "Retail",
+)
 PLACES = {
-    "English": (("United States", "CA", "San Francisco"), ("United States", "NY", "New York"),
-                ("United States", "TX", "Austin"), ("United Kingdom", "England", "London"),
-                ("Canada", "ON", "Toronto"), ("Australia", "NSW", "Sydney")),
+    "English": (
+        ("United States", "CA", "San Francisco"),
+        ("United States", "NY", "New York"),
+        ("United States", "TX", "Austin"),
+        ("United Kingdom", "England", "London"),
+        ("Canada", "ON", "Toronto"),
+        ("Australia", "NSW", "Sydney"),
+    ),
     "Persian": (("Iran", "Tehran", "Tehran"), ("Iran", "Isfahan", "Isfahan")),
     "Russian": (("Russia", "Moscow", "Moscow"), ("Russia", "Saint Petersburg", "Saint Petersburg")),
     "Polish": (("Poland", "Mazowieckie", "Warszawa"), ("Poland", "Małopolskie", "Kraków")),
 }
-INDUSTRIES = ("Software", "Manufacturing", "Retail", "Healthcare", "Finance", "Logistics",
-              "Education", "Energy")
-TITLES = ("CEO", "CFO", "Head of Sales", "IT Manager", "Operations Director", "Buyer",
-          "Marketing Manager", "Engineer")
+INDUSTRIES = (
+    "Software",
+    "Manufacturing",
+    "Retail",
+    "Healthcare",
+    "Finance",
+    "Logistics",
+    "Education",
+    "Energy",
+)
+TITLES = (
+    "CEO",
+    "CFO",
+    "Head of Sales",
+    "IT Manager",
+    "Operations Director",
+    "Buyer",
+    "Marketing Manager",
+    "Engineer",
+)
 SOURCES = ("Web", "Referral", "Event", "Cold call", "Partner", "Paid search")
 TEAM_WORDS = ("Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel")
 REGIONS = ("EMEA", "NA", "APAC", "LATAM")
@@ -128,7 +223,9 @@ def company_name(rng: random.Random, lang: str) -> str:
 
 def phone(rng: random.Random) -> str:
     """A plausible international phone number."""
-    return f"+{pick(rng, (1, 44, 48, 98, 7))} {100 + below(rng, 900)} {10**6 + below(rng, 9 * 10**6)}"
+    return (
+        f"+{pick(rng, (1, 44, 48, 98, 7))} {100 + below(rng, 900)} {10**6 + below(rng, 9 * 10**6)}"
+    )
 
 
 LANG_PICK = Weighted(LANGS, LANG_WEIGHTS)

@@ -82,13 +82,18 @@ class Sessions:
         try:
             root = ET.fromstring(body)
         except ET.ParseError:
-            return 500, soap_fault("soapenv:Client", "INVALID_REQUEST", "Unable to parse the request")
+            return 500, soap_fault(
+                "soapenv:Client", "INVALID_REQUEST", "Unable to parse the request"
+            )
         username = _text(root, "username")
         password = _text(root, "password")
         expected = self.login.password + self.login.security_token
         if username != self.login.username or password != expected:
-            return 500, soap_fault("sf:INVALID_LOGIN", "INVALID_LOGIN",
-                                   "Invalid username, password, security token; or user locked out.")
+            return 500, soap_fault(
+                "sf:INVALID_LOGIN",
+                "INVALID_LOGIN",
+                "Invalid username, password, security token; or user locked out.",
+            )
         session = self.issue()
         server = f"{base_url}/services/Soap/u/{version}/{ORG_ID[:15]}"
         return 200, (
@@ -101,7 +106,8 @@ class Sessions:
             f"<userId>{self.login.user_id}</userId><userInfo><organizationId>{ORG_ID}"
             f"</organizationId><userEmail>{escape(self.login.username)}</userEmail>"
             f"<userName>{escape(self.login.username)}</userName></userInfo></result>"
-            "</loginResponse></soapenv:Body></soapenv:Envelope>")
+            "</loginResponse></soapenv:Body></soapenv:Envelope>"
+        )
 
     # --- OAuth -------------------------------------------------------------------------------------
     def token(self, form: dict[str, str], base_url: str) -> dict[str, Any]:
@@ -109,8 +115,10 @@ class Sessions:
         app = self.login
         if grant == "password":
             self._check_client(form)
-            if form.get("username") != app.username or \
-                    form.get("password") != app.password + app.security_token:
+            if (
+                form.get("username") != app.username
+                or form.get("password") != app.password + app.security_token
+            ):
                 raise OAuthError(400, "invalid_grant", "authentication failure")
         elif grant == "refresh_token":
             if form.get("client_id") != app.consumer_key:
@@ -124,9 +132,15 @@ class Sessions:
         else:
             raise OAuthError(400, "unsupported_grant_type", "grant type not supported")
         issued = str(int(time.time() * 1000))
-        return {"access_token": self.issue(), "instance_url": base_url,
-                "id": f"{base_url}/id/{ORG_ID}/{app.user_id}", "token_type": "Bearer",
-                "issued_at": issued, "signature": secrets.token_urlsafe(32), "scope": "api"}
+        return {
+            "access_token": self.issue(),
+            "instance_url": base_url,
+            "id": f"{base_url}/id/{ORG_ID}/{app.user_id}",
+            "token_type": "Bearer",
+            "issued_at": issued,
+            "signature": secrets.token_urlsafe(32),
+            "scope": "api",
+        }
 
     def _check_client(self, form: dict[str, str]) -> None:
         if form.get("client_id") != self.login.consumer_key:
@@ -139,8 +153,12 @@ class Sessions:
         if key is None:
             raise OAuthError(400, "invalid_grant", "invalid assertion")
         try:
-            claims = jwt.decode(assertion, key, algorithms=["RS256"],
-                                options={"verify_aud": False, "require": ["exp", "iss", "sub"]})
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                options={"verify_aud": False, "require": ["exp", "iss", "sub"]},
+            )
         except jwt.ExpiredSignatureError:
             raise OAuthError(400, "invalid_grant", "expired authorization code") from None
         except jwt.PyJWTError:
@@ -167,4 +185,5 @@ def soap_fault(code: str, exception: str, message: str) -> str:
         '<detail><sf:LoginFault xsi:type="sf:LoginFault">'
         f"<sf:exceptionCode>{exception}</sf:exceptionCode>"
         f"<sf:exceptionMessage>{escape(message)}</sf:exceptionMessage></sf:LoginFault></detail>"
-        "</soapenv:Fault></soapenv:Body></soapenv:Envelope>")
+        "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+    )

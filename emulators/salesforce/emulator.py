@@ -62,9 +62,17 @@ class SalesforceKnobs(Knobs):
 class SalesforceEmulator(EmulatorServer):
     """A stateful Salesforce org built from one synthetic org, served over loopback TLS."""
 
-    def __init__(self, org: Org, *, login: OrgLogin | None = None, knobs: Knobs | None = None,
-                 clock: Callable[[], datetime] = utc_now_ms, session_seconds: float = 7200.0,
-                 field_history: bool = True, ca_folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        org: Org,
+        *,
+        login: OrgLogin | None = None,
+        knobs: Knobs | None = None,
+        clock: Callable[[], datetime] = utc_now_ms,
+        session_seconds: float = 7200.0,
+        field_history: bool = True,
+        ca_folder: Path | None = None,
+    ) -> None:
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         if ca_folder is None:
             self._folder = tempfile.TemporaryDirectory(prefix="kpisync-sf-ca-")
@@ -78,8 +86,13 @@ class SalesforceEmulator(EmulatorServer):
         self.clock = clock
         self.login = login or OrgLogin()
         self.sessions = Sessions(self.login, session_seconds)
-        self.schema = Schema(org.stages, list(org.currencies), org.custom_fields, field_history,
-                             optional_objects(org))
+        self.schema = Schema(
+            org.stages,
+            list(org.currencies),
+            org.custom_fields,
+            field_history,
+            optional_objects(org),
+        )
         truth = build_truth(org, self.schema)
         add_rates_and_quotas(truth, self.schema, org)
         self.store = SalesforceStore(truth, self.schema, clock)
@@ -101,10 +114,16 @@ class SalesforceEmulator(EmulatorServer):
         header_bytes = sum(len(name) + len(value) + 4 for name, value in headers.items())
         if len(target) + header_bytes > URI_AND_HEADERS_MAX:
             self.refused_too_long += 1
-            status, reason = ((414, "URI Too Long") if len(target) > URI_AND_HEADERS_MAX
-                              else (431, "Request Header Fields Too Large"))
-            return Response(status, {"Content-Type": "text/html"},
-                            f"<html><body><h1>{status} {reason}</h1></body></html>".encode())
+            status, reason = (
+                (414, "URI Too Long")
+                if len(target) > URI_AND_HEADERS_MAX
+                else (431, "Request Header Fields Too Large")
+            )
+            return Response(
+                status,
+                {"Content-Type": "text/html"},
+                f"<html><body><h1>{status} {reason}</h1></body></html>".encode(),
+            )
         return super().dispatch(method, target, headers, body)
 
     def handle(self, request: Request, handler: Callable[[Request], Response]) -> Response:
@@ -116,8 +135,12 @@ class SalesforceEmulator(EmulatorServer):
         limit = int(getattr(self.knobs, "daily_api_limit", 1_000_000))
         self.bulk.polls_until_complete = int(getattr(self.knobs, "bulk_polls_until_complete", 1))
         if self.api_used >= limit:
-            return errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
-                          headers={"Sforce-Limit-Info": f"api-usage={self.api_used}/{limit}"})
+            return errors(
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+                headers={"Sforce-Limit-Info": f"api-usage={self.api_used}/{limit}"},
+            )
         self.api_used += 1
         with self.store.lock:
             try:
@@ -134,8 +157,9 @@ class SalesforceEmulator(EmulatorServer):
     def fault_response(self, kind: str) -> Response:
         """Injected faults in Salesforce's shapes (its rate limit is a 403, not a 429)."""
         if kind == "429":
-            return errors(403, "REQUEST_LIMIT_EXCEEDED",
-                          "ConcurrentPerOrgLongTxn Limit exceeded. (injected)")
+            return errors(
+                403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded. (injected)"
+            )
         return errors(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable (injected)")
 
     def not_found(self, request: Request) -> Response:
@@ -153,15 +177,17 @@ class SalesforceEmulator(EmulatorServer):
             typed = self.store.coerce(sobject, values, creating=True)
             self.store.update(sobject, rid, typed, system=True)
 
-    def add_custom_field(self, sobject: str, name: str, kind: str, label: str,
-                         options: tuple[str, ...] = ()) -> str:
+    def add_custom_field(
+        self, sobject: str, name: str, kind: str, label: str, options: tuple[str, ...] = ()
+    ) -> str:
         """Create a custom field as an admin would in Setup > Object Manager; its API name.
 
         `kind` is a neutral type (string, number, date, enumeration, bool)."""
         api = name if name.endswith("__c") else f"{name}__c"
         with self.store.lock:
-            self.schema.objects[sobject].add(FieldDef(api, TYPE_OF[kind], label, custom=True,
-                                                      picklist=tuple(options)))
+            self.schema.objects[sobject].add(
+                FieldDef(api, TYPE_OF[kind], label, custom=True, picklist=tuple(options))
+            )
             for record in self.store.truth[sobject].values():
                 record.setdefault(api, None)  # a new field is null on every record
         return api
@@ -176,16 +202,22 @@ class SalesforceEmulator(EmulatorServer):
             obj.add(FieldDef(api, kind, label, updateable=False, custom=True))
             for part, part_type in COMPOUND_PARTS[kind].items():
                 component = f"{api.removesuffix('__c')}__{part}__s"
-                obj.add(FieldDef(component, part_type, f"{label} ({part})", custom=True,
-                                 compound_of=api))
+                obj.add(
+                    FieldDef(
+                        component, part_type, f"{label} ({part})", custom=True, compound_of=api
+                    )
+                )
                 for record in self.store.truth[sobject].values():
                     record.setdefault(component, None)
         return api
 
     def create_record(self, sobject: str, values: dict[str, Any]) -> str:
         with self.store.lock:
-            return str(self.store.create(sobject, self.store.coerce(sobject, values, True),
-                                         system=True)["Id"])
+            return str(
+                self.store.create(sobject, self.store.coerce(sobject, values, True), system=True)[
+                    "Id"
+                ]
+            )
 
     def delete(self, sobject: str, rid: str) -> None:
         """Delete to the recycle bin (queryAll still returns it, IsDeleted = true)."""
@@ -214,7 +246,9 @@ class SalesforceEmulator(EmulatorServer):
 
     def live(self, sobject: str) -> dict[str, Record]:
         with self.store.lock:
-            return {rid: dict(r) for rid, r in self.store.truth[sobject].items() if not r["IsDeleted"]}
+            return {
+                rid: dict(r) for rid, r in self.store.truth[sobject].items() if not r["IsDeleted"]
+            }
 
     def stop(self) -> None:
         super().stop()

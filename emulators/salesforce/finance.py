@@ -42,28 +42,56 @@ def optional_objects(org: Org) -> tuple[str, ...]:
 def add_rates_and_quotas(truth: Truth, schema: Schema, org: Org) -> None:
     at = org.now.replace(year=org.now.year - 4)
     if CURRENCY_TYPE in truth:
-        current = {rate.currency: rate for rate in sorted(
-            org.exchange_rates, key=lambda r: (r.start or FIRST_DAY)) if (
-                rate.start is None or rate.start <= org.now.date())}
+        current = {
+            rate.currency: rate
+            for rate in sorted(org.exchange_rates, key=lambda r: r.start or FIRST_DAY)
+            if (rate.start is None or rate.start <= org.now.date())
+        }
         current[CORPORATE] = ExchangeRate(CORPORATE, Decimal(1))
         for number, code in enumerate(sorted(current), start=1):
             rid = make_id(CURRENCY_TYPE, number)
-            truth[CURRENCY_TYPE][rid] = stamped(schema, CURRENCY_TYPE, rid, at, at, None, {
-                "IsoCode": code, "ConversionRate": current[code].per_corporate,
-                "DecimalPlaces": 2, "IsActive": True, "IsCorporate": code == CORPORATE})
+            truth[CURRENCY_TYPE][rid] = stamped(
+                schema,
+                CURRENCY_TYPE,
+                rid,
+                at,
+                at,
+                None,
+                {
+                    "IsoCode": code,
+                    "ConversionRate": current[code].per_corporate,
+                    "DecimalPlaces": 2,
+                    "IsActive": True,
+                    "IsCorporate": code == CORPORATE,
+                },
+            )
     if DATED_RATE in truth:
         add_dated_rates(truth, schema, org)
     for number, quota in enumerate(org.quotas, start=1):
         rid = make_id(FORECAST_QUOTA, number)
-        truth[FORECAST_QUOTA][rid] = stamped(schema, FORECAST_QUOTA, rid, at, at, None, {
-            "QuotaOwnerId": user_id(quota.rep_id), "StartDate": quota.start,
-            "QuotaAmount": quota.amount, "QuotaQuantity": None, "IsAmount": True,
-            "IsQuantity": False, "CurrencyIsoCode": quota.currency})
+        truth[FORECAST_QUOTA][rid] = stamped(
+            schema,
+            FORECAST_QUOTA,
+            rid,
+            at,
+            at,
+            None,
+            {
+                "QuotaOwnerId": user_id(quota.rep_id),
+                "StartDate": quota.start,
+                "QuotaAmount": quota.amount,
+                "QuotaQuantity": None,
+                "IsAmount": True,
+                "IsQuantity": False,
+                "CurrencyIsoCode": quota.currency,
+            },
+        )
 
 
 def add_dated_rates(truth: Truth, schema: Schema, org: Org) -> None:
-    by_code: dict[str, list[ExchangeRate]] = {CORPORATE: [ExchangeRate(CORPORATE, Decimal(1),
-                                                                       FIRST_DAY)]}
+    by_code: dict[str, list[ExchangeRate]] = {
+        CORPORATE: [ExchangeRate(CORPORATE, Decimal(1), FIRST_DAY)]
+    }
     for rate in org.exchange_rates:
         by_code.setdefault(rate.currency, []).append(rate)
     number = 0
@@ -73,10 +101,24 @@ def add_dated_rates(truth: Truth, schema: Schema, org: Org) -> None:
             number += 1
             start = FIRST_DAY if index == 0 else rate.start or FIRST_DAY
             following = ordered[index + 1].start if index + 1 < len(ordered) else None
-            created = org.now - timedelta(days=1) if start == FIRST_DAY else org.now.replace(
-                year=start.year, month=start.month, day=start.day)
+            created = (
+                org.now - timedelta(days=1)
+                if start == FIRST_DAY
+                else org.now.replace(year=start.year, month=start.month, day=start.day)
+            )
             created = min(created, org.now - timedelta(days=1))
             rid = make_id(DATED_RATE, number)
-            truth[DATED_RATE][rid] = stamped(schema, DATED_RATE, rid, created, created, None, {
-                "IsoCode": code, "ConversionRate": rate.per_corporate, "StartDate": start,
-                "NextStartDate": following or LAST_DAY})
+            truth[DATED_RATE][rid] = stamped(
+                schema,
+                DATED_RATE,
+                rid,
+                created,
+                created,
+                None,
+                {
+                    "IsoCode": code,
+                    "ConversionRate": rate.per_corporate,
+                    "StartDate": start,
+                    "NextStartDate": following or LAST_DAY,
+                },
+            )

@@ -58,15 +58,24 @@ def csv_value(value: Any) -> str:
 
 
 def record_json(sobject: str, row: dict[str, Any], version: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"attributes": {
-        "type": sobject, "url": f"/services/data/v{version}/sobjects/{sobject}/{row.get('Id')}"}}
+    out: dict[str, Any] = {
+        "attributes": {
+            "type": sobject,
+            "url": f"/services/data/v{version}/sobjects/{sobject}/{row.get('Id')}",
+        }
+    }
     for name, value in row.items():
         out[name] = wire(value)
     return out
 
 
-def errors(status: int, code: str, message: str, fields: list[str] | None = None,
-           headers: dict[str, str] | None = None) -> Response:
+def errors(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """The REST API's error body: a JSON array of {message, errorCode[, fields]}."""
     item: dict[str, Any] = {"message": message, "errorCode": code}
     if fields is not None:
@@ -114,11 +123,15 @@ class QueryCursors:
         return body
 
     @staticmethod
-    def _body(result: Result, version: str, start: int, batch: int,
-              locator: str | None) -> dict[str, Any]:
-        rows = result.rows[start:start + batch]
-        body: dict[str, Any] = {"totalSize": result.total, "done": True,
-                                "records": [record_json(result.sobject, r, version) for r in rows]}
+    def _body(
+        result: Result, version: str, start: int, batch: int, locator: str | None
+    ) -> dict[str, Any]:
+        rows = result.rows[start : start + batch]
+        body: dict[str, Any] = {
+            "totalSize": result.total,
+            "done": True,
+            "records": [record_json(result.sobject, r, version) for r in rows],
+        }
         if locator is not None and start + batch < len(result.rows):
             body["done"] = False
             body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{start + batch}"
@@ -138,13 +151,24 @@ class BulkJob:
 
     def info(self, version: str, state: str) -> dict[str, Any]:
         stamp = wire(self.created)
-        return {"id": self.id, "operation": self.operation, "object": self.sobject,
-                "createdById": "0055g00000zZzZzAAK", "createdDate": stamp, "systemModstamp": stamp,
-                "state": state, "concurrencyMode": "Parallel", "contentType": "CSV",
-                "apiVersion": float(version), "jobType": "V2Query", "lineEnding": "LF",
-                "columnDelimiter": "COMMA", "numberRecordsProcessed":
-                    self.result.total if state == "JobComplete" else 0,
-                "retries": 0, "totalProcessingTime": 0}
+        return {
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.sobject,
+            "createdById": "0055g00000zZzZzAAK",
+            "createdDate": stamp,
+            "systemModstamp": stamp,
+            "state": state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(version),
+            "jobType": "V2Query",
+            "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
+            "numberRecordsProcessed": self.result.total if state == "JobComplete" else 0,
+            "retries": 0,
+            "totalProcessingTime": 0,
+        }
 
 
 class BulkJobs:
@@ -174,19 +198,24 @@ class BulkJobs:
     @staticmethod
     def results(job: BulkJob, locator: str | None, max_records: int) -> Response:
         start = int(locator) if locator and locator.isdigit() else 0
-        rows = job.result.rows[start:start + max_records]
+        rows = job.result.rows[start : start + max_records]
         buffer = io.StringIO()
         writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
         writer.writerow(job.result.fields)
         for row in rows:
             writer.writerow([csv_value(row[name]) for name in job.result.fields])
         following = start + len(rows)
-        headers = {"Content-Type": "text/csv",
-                   "Sforce-Locator": str(following) if following < job.result.total else "null",
-                   "Sforce-NumberOfRecords": str(len(rows))}
+        headers = {
+            "Content-Type": "text/csv",
+            "Sforce-Locator": str(following) if following < job.result.total else "null",
+            "Sforce-NumberOfRecords": str(len(rows)),
+        }
         return Response(200, headers, buffer.getvalue().encode("utf-8"))
 
 
 def json_body(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"Content-Type": "application/json;charset=UTF-8", **(headers or {})},
-                     json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    return Response(
+        status,
+        {"Content-Type": "application/json;charset=UTF-8", **(headers or {})},
+        json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+    )

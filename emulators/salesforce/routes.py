@@ -50,8 +50,9 @@ class RouteHost(Protocol):
     def api_used(self) -> int: ...
     @property
     def base_url(self) -> str: ...
-    def add_route(self, method: str, regex: str, handler: Handler,
-                  key: str | None = None) -> None: ...
+    def add_route(
+        self, method: str, regex: str, handler: Handler, key: str | None = None
+    ) -> None: ...
 
 
 def register_routes(em: RouteHost) -> None:
@@ -62,8 +63,12 @@ def register_routes(em: RouteHost) -> None:
     em.add_route("GET", f"{DATA}/limits/?", routes.limits)
     em.add_route("GET", f"{DATA}/query/?", routes.query)
     em.add_route("GET", f"{DATA}/queryAll/?", routes.query_all)
-    em.add_route("GET", f"{DATA}/(?:query|queryAll)/(?P<locator>01g[A-Za-z0-9]+-\\d+)",
-                 routes.query_more, key="GET /services/data/v{version}/query/{locator}")
+    em.add_route(
+        "GET",
+        f"{DATA}/(?:query|queryAll)/(?P<locator>01g[A-Za-z0-9]+-\\d+)",
+        routes.query_more,
+        key="GET /services/data/v{version}/query/{locator}",
+    )
     em.add_route("GET", f"{DATA}/sobjects/?", routes.global_describe)
     em.add_route("GET", f"{DATA}/sobjects/{SOBJECT}/describe/?", routes.describe)
     em.add_route("POST", f"{DATA}/sobjects/{SOBJECT}/?", routes.create)
@@ -72,7 +77,9 @@ def register_routes(em: RouteHost) -> None:
     em.add_route("DELETE", f"{DATA}/sobjects/{SOBJECT}/{RID}/?", routes.delete)
     em.add_route("PATCH", f"{DATA}/composite/sobjects/?", routes.collection_update)
     em.add_route("POST", f"{DATA}/jobs/query/?", routes.bulk_create)
-    em.add_route("GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/results/?", routes.bulk_results)
+    em.add_route(
+        "GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/results/?", routes.bulk_results
+    )
     em.add_route("GET", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_info)
     em.add_route("GET", f"{DATA}/jobs/query/?", routes.bulk_list)
     em.add_route("DELETE", f"{DATA}/jobs/query/(?P<job>750[A-Za-z0-9]+)/?", routes.bulk_delete)
@@ -87,8 +94,9 @@ class Routes:
 
     # --- logins --------------------------------------------------------------------------------
     def soap_login(self, request: Request) -> Response:
-        status, xml = self.em.sessions.soap_login(request.body, self.em.base_url,
-                                                  request.params["version"])
+        status, xml = self.em.sessions.soap_login(
+            request.body, self.em.base_url, request.params["version"]
+        )
         return Response(status, {"Content-Type": "text/xml;charset=UTF-8"}, xml.encode("utf-8"))
 
     def oauth_token(self, request: Request) -> Response:
@@ -101,12 +109,14 @@ class Routes:
     def limits(self, request: Request) -> Response:
         limit = int(getattr(self.em.knobs, "daily_api_limit", 1_000_000))
         jobs = len(self.em.bulk.jobs)
-        return json_body({
-            "DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - self.em.api_used)},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - jobs},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-            "DataStorageMB": {"Max": 1024, "Remaining": 1000},
-        })
+        return json_body(
+            {
+                "DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - self.em.api_used)},
+                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - jobs},
+                "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+                "DataStorageMB": {"Max": 1024, "Remaining": 1000},
+            }
+        )
 
     def record_count(self, request: Request) -> Response:
         wanted = request.arg_list("sObjects") or list(self.em.store.truth)
@@ -127,8 +137,9 @@ class Routes:
         if not soql:
             return errors(400, "MALFORMED_QUERY", "A query string has to be specified")
         result = self.em.store.run_query(soql, include_deleted)
-        return json_body(self.em.cursors.page(result, request.params["version"],
-                                              batch_size(request)))
+        return json_body(
+            self.em.cursors.page(result, request.params["version"], batch_size(request))
+        )
 
     def query_all(self, request: Request) -> Response:
         return self.query(request, include_deleted=True)
@@ -142,11 +153,26 @@ class Routes:
     # --- describe ------------------------------------------------------------------------------
     def global_describe(self, request: Request) -> Response:
         version = request.params["version"]
-        return json_body({"encoding": "UTF-8", "maxBatchSize": MAX_BATCH, "sobjects": [
-            {"name": o.name, "label": o.label, "custom": o.custom, "queryable": True,
-             "updateable": True, "keyPrefix": o.describe(version)["keyPrefix"],
-             "urls": {"describe": f"/services/data/v{version}/sobjects/{o.name}/describe"}}
-            for o in self.em.schema.objects.values()]})
+        return json_body(
+            {
+                "encoding": "UTF-8",
+                "maxBatchSize": MAX_BATCH,
+                "sobjects": [
+                    {
+                        "name": o.name,
+                        "label": o.label,
+                        "custom": o.custom,
+                        "queryable": True,
+                        "updateable": True,
+                        "keyPrefix": o.describe(version)["keyPrefix"],
+                        "urls": {
+                            "describe": f"/services/data/v{version}/sobjects/{o.name}/describe"
+                        },
+                    }
+                    for o in self.em.schema.objects.values()
+                ],
+            }
+        )
 
     def describe(self, request: Request) -> Response:
         real = self.em.schema.sobject_name(request.params["sobject"])
@@ -177,8 +203,9 @@ class Routes:
             for name in wanted:
                 found = self.em.schema.field_of(sobject, name)
                 if found is None:
-                    return errors(400, "INVALID_FIELD", f"No such column '{name}' on entity "
-                                  f"'{sobject}'")
+                    return errors(
+                        400, "INVALID_FIELD", f"No such column '{name}' on entity '{sobject}'"
+                    )
                 real.append(found[0])
             row = {"Id": row["Id"], **{name: row[name] for name in real}}
         return json_body(record_json(sobject, row, request.params["version"]))
@@ -186,8 +213,9 @@ class Routes:
     def create(self, request: Request) -> Response:
         sobject = self._sobject(request)
         if sobject in ("OpportunityHistory", "OpportunityStage"):
-            return errors(400, "INVALID_TYPE_FOR_OPERATION", f"entity type {sobject} does not "
-                          "support insert")
+            return errors(
+                400, "INVALID_TYPE_FOR_OPERATION", f"entity type {sobject} does not support insert"
+            )
         record = self.em.store.create(sobject, request.json() or {})
         return json_body({"id": record["Id"], "success": True, "errors": []}, 201)
 
@@ -206,20 +234,40 @@ class Routes:
         if not isinstance(records, list) or not records:
             return errors(400, "INVALID_FIELD", "records: a non-empty list is required")
         if len(records) > COLLECTION_MAX:
-            return errors(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more "
-                          f"than {COLLECTION_MAX} records into this call")
+            return errors(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more "
+                f"than {COLLECTION_MAX} records into this call",
+            )
         if chunks(records) > COLLECTION_CHUNKS:
-            return errors(400, "INVALID_BATCH_REQUEST", "Cannot have more than 10 chunks in a "
-                          "single operation.")
+            return errors(
+                400,
+                "INVALID_BATCH_REQUEST",
+                "Cannot have more than 10 chunks in a single operation.",
+            )
         all_or_none = bool(body.get("allOrNone", False))
         results = [self._update_one(item, dry_run=all_or_none) for item in records]
         if all_or_none and any(not r["success"] for r in results):
-            return json_body([r if not r["success"] else {
-                "id": r["id"], "success": False, "errors": [{
-                    "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                    "message": "Record rolled back because not all records were valid and the "
-                               "request was using AllOrNone header", "fields": []}]}
-                for r in results])
+            return json_body(
+                [
+                    r
+                    if not r["success"]
+                    else {
+                        "id": r["id"],
+                        "success": False,
+                        "errors": [
+                            {
+                                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                "message": "Record rolled back because not all records were valid and the "
+                                "request was using AllOrNone header",
+                                "fields": [],
+                            }
+                        ],
+                    }
+                    for r in results
+                ]
+            )
         if all_or_none:
             results = [self._update_one(item, dry_run=False) for item in records]
         return json_body(results)
@@ -233,8 +281,9 @@ class Routes:
                 raise RecordError("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
             found, _ = self.em.store.find(rid)
             if found != real:
-                raise RecordError("MALFORMED_ID", f"{real} ID: id value of incorrect type: {rid}",
-                                  ["Id"])
+                raise RecordError(
+                    "MALFORMED_ID", f"{real} ID: id value of incorrect type: {rid}", ["Id"]
+                )
             if dry_run:
                 self.em.store.coerce(real, item, creating=False)
             else:
@@ -246,22 +295,32 @@ class Routes:
     # --- Bulk API 2.0 query jobs ---------------------------------------------------------------
     def bulk_create(self, request: Request) -> Response:
         body = request.json() or {}
-        unknown = sorted(set(body) - {"operation", "query", "contentType", "columnDelimiter",
-                                      "lineEnding"})
+        unknown = sorted(
+            set(body) - {"operation", "query", "contentType", "columnDelimiter", "lineEnding"}
+        )
         if unknown:
             return errors(400, "INVALIDJOB", f"Unsupported job field: {unknown[0]}")
-        for name, served in (("contentType", "CSV"), ("columnDelimiter", "COMMA"),
-                             ("lineEnding", "LF")):
+        for name, served in (
+            ("contentType", "CSV"),
+            ("columnDelimiter", "COMMA"),
+            ("lineEnding", "LF"),
+        ):
             if body.get(name, served) != served:
-                return errors(400, "INVALIDJOB", f"{name} {body[name]!r}: only {served} is "
-                              "served by this emulator")
+                return errors(
+                    400,
+                    "INVALIDJOB",
+                    f"{name} {body[name]!r}: only {served} is served by this emulator",
+                )
         operation = body.get("operation")
         if operation not in ("query", "queryAll"):
             return errors(400, "INVALIDJOB", "Invalid operation: expected query or queryAll")
         result = self.em.store.run_query(str(body.get("query") or ""), operation == "queryAll")
         if set(result.fields) & set(self.em.schema.compound_parts(result.sobject)):
-            return errors(400, "FUNCTIONALITY_NOT_ENABLED",
-                          "Selecting compound data not supported in Bulk Query")
+            return errors(
+                400,
+                "FUNCTIONALITY_NOT_ENABLED",
+                "Selecting compound data not supported in Bulk Query",
+            )
         job = self.em.bulk.create(operation, str(body["query"]), result, self.em.clock())
         return json_body(job.info(request.params["version"], "UploadComplete"))
 
@@ -282,17 +341,22 @@ class Routes:
             return errors(400, "INVALIDURL", f"Unsupported query parameter: {unknown[0]}")
         kind = request.arg("jobType")
         version = request.params["version"]
-        records = [job.info(version, self.em.bulk.current(job))
-                   for job in self.em.bulk.jobs.values() if kind in (None, "V2Query")]
+        records = [
+            job.info(version, self.em.bulk.current(job))
+            for job in self.em.bulk.jobs.values()
+            if kind in (None, "V2Query")
+        ]
         return json_body({"done": True, "records": records, "nextRecordsUrl": None})
 
     def bulk_delete(self, request: Request) -> Response:
         """Only a job that has ended (JobComplete, Aborted, Failed) can be deleted: 204."""
         job = self._job(request)
         if self.em.bulk.current(job) == "InProgress":
-            return errors(400, "API_ERROR",
-                          "Error encountered when deleting the job because the job is not "
-                          "terminated")
+            return errors(
+                400,
+                "API_ERROR",
+                "Error encountered when deleting the job because the job is not terminated",
+            )
         del self.em.bulk.jobs[job.id]
         return Response(204, {}, b"")
 
@@ -301,7 +365,7 @@ class Routes:
         job = self._job(request)
         body = request.json() or {}
         if set(body) != {"state"} or body["state"] != "Aborted":
-            return errors(400, "INVALIDJOBSTATE", "Only {\"state\": \"Aborted\"} is accepted")
+            return errors(400, "INVALIDJOBSTATE", 'Only {"state": "Aborted"} is accepted')
         if self.em.bulk.current(job) != "InProgress":
             return errors(400, "INVALIDJOBSTATE", "The job has already ended")
         job.aborted = True

@@ -32,7 +32,8 @@ Rows = Callable[[str], Iterable[Record]]  # an object's records, for semi-join s
 MAX_SEMI_JOINS = 2
 JOIN_KINDS = ("id", "reference")
 
-TOKEN = re.compile(r"""
+TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2}(?![\dT]))
@@ -41,12 +42,49 @@ TOKEN = re.compile(r"""
   | (?P<op><=|>=|!=|<>|=|<|>)
   | (?P<punct>[(),])
   | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
-""", re.VERBOSE)
-KEYWORDS = {"SELECT", "FROM", "WHERE", "ORDER", "BY", "LIMIT", "AND", "OR", "NOT", "IN", "LIKE",
-            "ASC", "DESC", "NULLS", "FIRST", "LAST", "TRUE", "FALSE", "NULL", "COUNT", "OFFSET",
-            "GROUP", "HAVING", "TYPEOF", "WITH", "FOR"}
-ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "'": "'", '"': '"', "\\": "\\",
-           "_": "\\_", "%": "\\%"}
+""",
+    re.VERBOSE,
+)
+KEYWORDS = {
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "ORDER",
+    "BY",
+    "LIMIT",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "FIRST",
+    "LAST",
+    "TRUE",
+    "FALSE",
+    "NULL",
+    "COUNT",
+    "OFFSET",
+    "GROUP",
+    "HAVING",
+    "TYPEOF",
+    "WITH",
+    "FOR",
+}
+ESCAPES = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "b": "\b",
+    "f": "\f",
+    "'": "'",
+    '"': '"',
+    "\\": "\\",
+    "_": "\\_",
+    "%": "\\%",
+}
 
 
 # token kind -> (the field types it may be compared with, its value)
@@ -55,6 +93,7 @@ TYPED_LITERALS: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "date": (("date",), date.fromisoformat),
     "number": (("double", "currency", "percent", "int"), Decimal),
 }
+
 
 class SoqlError(Exception):
     """A query the emulator refuses, with the Salesforce error code to answer."""
@@ -117,7 +156,9 @@ def tokenize(text: str) -> list[Token]:
 
 
 def malformed(text: str, column: int, what: str) -> SoqlError:
-    return SoqlError("MALFORMED_QUERY", f"\n{text[:120]}\n^\nERROR at Row:1:Column:{column}\n{what}")
+    return SoqlError(
+        "MALFORMED_QUERY", f"\n{text[:120]}\n^\nERROR at Row:1:Column:{column}\n{what}"
+    )
 
 
 def parse(text: str, catalog: Catalog, rows: Rows | None = None) -> Query:
@@ -127,8 +168,9 @@ def parse(text: str, catalog: Catalog, rows: Rows | None = None) -> Query:
 
 
 class _Parser:
-    def __init__(self, text: str, tokens: list[Token], catalog: Catalog,
-                 rows: Rows | None = None) -> None:
+    def __init__(
+        self, text: str, tokens: list[Token], catalog: Catalog, rows: Rows | None = None
+    ) -> None:
         self.text, self.tokens, self.catalog, self.rows = text, tokens, catalog, rows
         self.index = 0
         self.sobject = ""
@@ -186,8 +228,7 @@ class _Parser:
         leftover = self.peek()
         if leftover is not None:
             raise self.fail(leftover)
-        return Query(fields, self.sobject, where, tuple(order), limit, count_only,
-                     dict(self.kinds))
+        return Query(fields, self.sobject, where, tuple(order), limit, count_only, dict(self.kinds))
 
     def target(self) -> str:
         token = self.take()
@@ -195,8 +236,11 @@ class _Parser:
             raise self.fail(token)
         sobject = self.catalog.sobject_name(token.text)
         if sobject is None:
-            raise SoqlError("INVALID_TYPE", f"\n{self.text[:120]}\nERROR at Row:1:Column:"
-                            f"{token.column}\nsObject type '{token.text}' is not supported.")
+            raise SoqlError(
+                "INVALID_TYPE",
+                f"\n{self.text[:120]}\nERROR at Row:1:Column:"
+                f"{token.column}\nsObject type '{token.text}' is not supported.",
+            )
         return sobject
 
     def select_list(self) -> tuple[list[Token], bool]:
@@ -219,10 +263,13 @@ class _Parser:
         found = self.catalog.field_of(self.sobject, token.text)
         if found is None:
             kind = "relationship" if "." in token.text else "column"
-            raise SoqlError("INVALID_FIELD", f"\n{self.text[:120]}\nERROR at Row:1:Column:"
-                            f"{token.column}\nNo such {kind} '{token.text}' on entity "
-                            f"'{self.sobject}'. If you are attempting to use a custom field, be "
-                            "sure to append the '__c' after the custom field name.")
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"\n{self.text[:120]}\nERROR at Row:1:Column:"
+                f"{token.column}\nNo such {kind} '{token.text}' on entity "
+                f"'{self.sobject}'. If you are attempting to use a custom field, be "
+                "sure to append the '__c' after the custom field name.",
+            )
         self.kinds[found[0]] = found[1]
         return found[0]
 
@@ -257,8 +304,9 @@ class _Parser:
             self.take()
             parts.append(self.negation())
         if joiner == "OR" and self.semi_joins > joins_before:
-            raise malformed(self.text, 1, "Semi join sub-selects are not allowed with the 'OR' "
-                            "operator")
+            raise malformed(
+                self.text, 1, "Semi join sub-selects are not allowed with the 'OR' operator"
+            )
         if joiner == "AND":
             return lambda r: all(p(r) for p in parts)
         if joiner == "OR":
@@ -303,7 +351,9 @@ class _Parser:
             raise self.fail(self.take())
         if self.accept("LIKE"):
             pattern = like_regex(self.literal(name, "string"))
-            return lambda r: r.get(name) is not None and pattern.fullmatch(str(r.get(name))) is not None
+            return lambda r: (
+                r.get(name) is not None and pattern.fullmatch(str(r.get(name))) is not None
+            )
         op = self.take()
         if op.kind != "op":
             raise self.fail(op)
@@ -321,19 +371,29 @@ class _Parser:
         if self.semi_joins > MAX_SEMI_JOINS:
             raise malformed(self.text, 1, "Maximum of 2 semi join sub-selects are allowed")
         if kind not in JOIN_KINDS:
-            raise malformed(self.text, 1, f"Semi join sub-selects are only allowed on id or "
-                            f"reference fields, not on '{name}'")
+            raise malformed(
+                self.text,
+                1,
+                f"Semi join sub-selects are only allowed on id or "
+                f"reference fields, not on '{name}'",
+            )
         outer, outer_kinds = self.sobject, self.kinds
         selected = self.take()
         self.expect("FROM")
         self.sobject, self.kinds, self.inside_semi_join = self.target(), {}, True
         if self.sobject == outer:
-            raise malformed(self.text, selected.column, "The inner and outer selects should not "
-                            "be on the same object type")
+            raise malformed(
+                self.text,
+                selected.column,
+                "The inner and outer selects should not be on the same object type",
+            )
         picked = self.field(selected)
         if self.kinds[picked] not in JOIN_KINDS:
-            raise malformed(self.text, selected.column, "semi join sub selects can only query id "
-                            f"fields, cannot use: '{selected.text}'")
+            raise malformed(
+                self.text,
+                selected.column,
+                f"semi join sub selects can only query id fields, cannot use: '{selected.text}'",
+            )
         inner, where = self.sobject, self.condition() if self.accept("WHERE") else None
         closing = self.take()
         if closing.text != ")":
@@ -344,8 +404,7 @@ class _Parser:
         def matched() -> frozenset[Any]:
             nonlocal found
             if found is None:
-                found = frozenset(r.get(picked) for r in rows(inner)
-                                  if where is None or where(r))
+                found = frozenset(r.get(picked) for r in rows(inner) if where is None or where(r))
             return found
 
         if anti:
@@ -371,15 +430,22 @@ class _Parser:
                 raise self.mistyped(name, kind, token)
             return unescape(token.text[1:-1])
         if token.kind == "word" and upper not in KEYWORDS:
-            raise malformed(self.text, token.column, f"unexpected token: '{token.text}' "
-                            "(date literals such as TODAY are not supported here)")
+            raise malformed(
+                self.text,
+                token.column,
+                f"unexpected token: '{token.text}' "
+                "(date literals such as TODAY are not supported here)",
+            )
         raise self.fail(token)
 
     def mistyped(self, name: str, kind: str, token: Token) -> SoqlError:
         quoted = "and should not be enclosed in quotes" if token.kind == "string" else ""
-        return SoqlError("INVALID_FIELD", f"\n{self.text[:120]}\nERROR at Row:1:Column:"
-                         f"{token.column}\nvalue of filter criterion for field '{name}' must be "
-                         f"of type {kind} {quoted}".rstrip())
+        return SoqlError(
+            "INVALID_FIELD",
+            f"\n{self.text[:120]}\nERROR at Row:1:Column:"
+            f"{token.column}\nvalue of filter criterion for field '{name}' must be "
+            f"of type {kind} {quoted}".rstrip(),
+        )
 
 
 def unescape(body: str) -> str:
@@ -428,8 +494,12 @@ def compare(name: str, kind: str, op: str, value: Any) -> Predicate:
     if op in ("=", "!=", "<>"):
         equal = op == "="
         return lambda r: (fold(r.get(name), kind) == target) is equal
-    check: Callable[[Any], Any] = {"<": lambda a: a < target, "<=": lambda a: a <= target,
-                                   ">": lambda a: a > target, ">=": lambda a: a >= target}[op]
+    check: Callable[[Any], Any] = {
+        "<": lambda a: a < target,
+        "<=": lambda a: a <= target,
+        ">": lambda a: a > target,
+        ">=": lambda a: a >= target,
+    }[op]
 
     def predicate(record: Record) -> bool:
         current = fold(record.get(name), kind)

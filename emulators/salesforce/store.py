@@ -32,15 +32,27 @@ from emulators.salesforce.soql import Query, parse, parse_datetime, sort_key
 
 HISTORY_FIELDS = ("StageName", "Amount", "CloseDate", "Probability")
 FIRST_API_NUMBER = 50_000_000  # records created through the API get numbers from here
-SYSTEM_FIELDS = {"Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
-                 "LastModifiedById", "SystemModstamp"}
+SYSTEM_FIELDS = {
+    "Id",
+    "IsDeleted",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+}
 
 
 class RecordError(Exception):
     """One record's failure, in the shape of a sObject Collections per-record error."""
 
-    def __init__(self, status_code: str, message: str, fields: list[str] | None = None,
-                 http_status: int = 400) -> None:
+    def __init__(
+        self,
+        status_code: str,
+        message: str,
+        fields: list[str] | None = None,
+        http_status: int = 400,
+    ) -> None:
         super().__init__(message)
         self.status_code, self.message = status_code, message
         self.fields = fields or []
@@ -73,18 +85,26 @@ class SalesforceStore:
     def run_query(self, soql: str, include_deleted: bool) -> Result:
         query = parse(soql, self.schema, self.live_records)
         records = self.truth[query.sobject].values()
-        matched = [r for r in records if (include_deleted or not r["IsDeleted"])
-                   and (query.where is None or query.where(r))]
+        matched = [
+            r
+            for r in records
+            if (include_deleted or not r["IsDeleted"]) and (query.where is None or query.where(r))
+        ]
         if query.count_only:
             return Result(query.sobject, (), [], len(matched))
         if query.order:
             matched.sort(key=sort_key(query.order, self.schema.kinds(query.sobject)))
         if query.limit is not None:
-            matched = matched[:query.limit]
+            matched = matched[: query.limit]
         fields = query.fields
         parts = self.schema.compound_parts(query.sobject)
-        rows = [{name: compound_value(record, parts[name]) if name in parts else record[name]
-                 for name in fields} for record in matched]
+        rows = [
+            {
+                name: compound_value(record, parts[name]) if name in parts else record[name]
+                for name in fields
+            }
+            for record in matched
+        ]
         return Result(query.sobject, fields, rows, len(rows))
 
     def parsed(self, soql: str) -> Query:
@@ -119,19 +139,25 @@ class SalesforceStore:
                 continue
             real = obj.lower.get(name.lower())
             if real is None:
-                raise RecordError("INVALID_FIELD", f"No such column '{name}' on sobject of type "
-                                  f"{sobject}", [name])
+                raise RecordError(
+                    "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
+                )
             definition = obj.fields[real]
             if real in SYSTEM_FIELDS or (not definition.updateable and not creating):
-                raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to create/update "
-                                  f"fields: {real}. Please check the security settings of this "
-                                  "field and verify that it is read/write for your profile or "
-                                  "permission set.", [real])
+                raise RecordError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update "
+                    f"fields: {real}. Please check the security settings of this "
+                    "field and verify that it is read/write for your profile or "
+                    "permission set.",
+                    [real],
+                )
             clean[real] = typed_value(definition.type, real, value)
         return clean
 
-    def update(self, sobject: str, rid: str, values: dict[str, Any], *,
-               system: bool = False) -> Record:
+    def update(
+        self, sobject: str, rid: str, values: dict[str, Any], *, system: bool = False
+    ) -> Record:
         record = self.get(sobject, rid)
         clean = values if system else self.coerce(sobject, values, creating=False)
         now = self.clock()
@@ -142,10 +168,22 @@ class SalesforceStore:
         self._touch(record, now)
         if sobject == "Opportunity" and any(record.get(n) != before[n] for n in HISTORY_FIELDS):
             self._history(record, now)
-        if sobject == "Opportunity" and record.get("OwnerId") != before["OwnerId"] and \
-                FIELD_HISTORY in self.truth:
-            self._track(owner_change_rows(self.schema, self._numbers, rid, now, before["OwnerId"],
-                                          record.get("OwnerId"), self._user_names()))
+        if (
+            sobject == "Opportunity"
+            and record.get("OwnerId") != before["OwnerId"]
+            and FIELD_HISTORY in self.truth
+        ):
+            self._track(
+                owner_change_rows(
+                    self.schema,
+                    self._numbers,
+                    rid,
+                    now,
+                    before["OwnerId"],
+                    record.get("OwnerId"),
+                    self._user_names(),
+                )
+            )
         return record
 
     def create(self, sobject: str, values: dict[str, Any], *, system: bool = False) -> Record:
@@ -156,7 +194,9 @@ class SalesforceStore:
         record.update(clean)
         record.update(Id=rid, IsDeleted=False, CreatedDate=now, CreatedById=admin_id())
         if sobject in ("Contact", "Lead", "User"):
-            record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+            record["Name"] = " ".join(
+                p for p in (record.get("FirstName"), record.get("LastName")) if p
+            )
         if sobject == "Opportunity":
             self._follow_stage(record, True)
         self._touch(record, now)
@@ -164,8 +204,18 @@ class SalesforceStore:
         if sobject == "Opportunity":
             self._history(record, now)
         if sobject == "Opportunity" and FIELD_HISTORY in self.truth:
-            self._track([field_history(self.schema, next(self._numbers), rid, now, admin_id(),
-                                       ("created", None, None))])
+            self._track(
+                [
+                    field_history(
+                        self.schema,
+                        next(self._numbers),
+                        rid,
+                        now,
+                        admin_id(),
+                        ("created", None, None),
+                    )
+                ]
+            )
         return record
 
     def delete(self, sobject: str, rid: str, master: str | None = None) -> None:
@@ -193,7 +243,11 @@ class SalesforceStore:
         for other in self.truth.values():
             for record in other.values():
                 for name, value in record.items():
-                    if value == loser and name not in ("Id", "MasterRecordId") and not record["IsDeleted"]:
+                    if (
+                        value == loser
+                        and name not in ("Id", "MasterRecordId")
+                        and not record["IsDeleted"]
+                    ):
                         record[name] = master
                         self._touch(record, self.clock())
         self.delete(sobject, loser, master=master)
@@ -214,9 +268,11 @@ class SalesforceStore:
     def _follow_stage(self, record: Record, stage_changed: bool) -> None:
         stage = self.stage_meta.get(record.get("StageName") or "")
         if stage is None:
-            raise RecordError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                              f"Stage: bad value for restricted picklist field: "
-                              f"{record.get('StageName')}", ["StageName"])
+            raise RecordError(
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"Stage: bad value for restricted picklist field: {record.get('StageName')}",
+                ["StageName"],
+            )
         record["IsClosed"], record["IsWon"] = stage["IsClosed"], stage["IsWon"]
         record["ForecastCategoryName"] = forecast_category(stage["IsClosed"], stage["IsWon"])
         if stage_changed:
@@ -233,9 +289,15 @@ class SalesforceStore:
     def _history(self, opportunity: Record, now: datetime) -> None:
         hid = make_id("OpportunityHistory", next(self._numbers))
         row: Record = {name: None for name in self.schema.objects["OpportunityHistory"].fields}
-        row.update(Id=hid, IsDeleted=False, CreatedDate=now, CreatedById=admin_id(),
-                   SystemModstamp=now, OpportunityId=opportunity["Id"],
-                   **{name: opportunity.get(name) for name in HISTORY_FIELDS})
+        row.update(
+            Id=hid,
+            IsDeleted=False,
+            CreatedDate=now,
+            CreatedById=admin_id(),
+            SystemModstamp=now,
+            OpportunityId=opportunity["Id"],
+            **{name: opportunity.get(name) for name in HISTORY_FIELDS},
+        )
         self.truth["OpportunityHistory"][hid] = row
 
 
@@ -265,6 +327,9 @@ def typed_value(kind: str, name: str, value: Any) -> Any:
         if kind == "datetime":
             return parse_datetime(str(value))
     except (ValueError, InvalidOperation, TypeError):
-        raise RecordError("JSON_PARSER_ERROR", f"Cannot deserialize instance of {kind} from "
-                          f"value {value!r} for field {name}", [name]) from None
+        raise RecordError(
+            "JSON_PARSER_ERROR",
+            f"Cannot deserialize instance of {kind} from value {value!r} for field {name}",
+            [name],
+        ) from None
     return str(value)

@@ -46,10 +46,21 @@ from emulators.vtiger.vtql import VtqlError, parse_query
 
 __all__ = ["ADMIN_KEY", "VtigerEmulator"]
 ADMIN_KEY = "vtEmulatorAdminKey0123"
-OPERATIONS = {"getchallenge": "GET", "login": "POST", "listtypes": "GET", "describe": "GET",
-              "query": "GET", "sync": "GET", "retrieve": "GET", "create": "POST",
-              "update": "POST", "revise": "POST", "delete": "POST", "logout": "POST",
-              "convertlead": "POST"}
+OPERATIONS = {
+    "getchallenge": "GET",
+    "login": "POST",
+    "listtypes": "GET",
+    "describe": "GET",
+    "query": "GET",
+    "sync": "GET",
+    "retrieve": "GET",
+    "create": "POST",
+    "update": "POST",
+    "revise": "POST",
+    "delete": "POST",
+    "logout": "POST",
+    "convertlead": "POST",
+}
 NO_SESSION = ("getchallenge", "login")
 TOKEN_SECONDS = 300
 
@@ -76,13 +87,22 @@ def failure(code: str, message: str) -> Response:
 class VtigerEmulator(EmulatorServer):
     """A stateful Vtiger 8.2 server built from one synthetic org."""
 
-    def __init__(self, org: Org, *, admin_key: str = ADMIN_KEY, knobs: Knobs | None = None,
-                 sync_works: bool = False, sync_type_registered: bool = True,
-                 admin_currency_decimals: int = 0,
-                 server_timezone: str = "UTC", native_digits: bool = False,
-                 jalali_dates: bool = False, session_idle_seconds: float = 1800,
-                 session_lifetime_seconds: float = 86400,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        org: Org,
+        *,
+        admin_key: str = ADMIN_KEY,
+        knobs: Knobs | None = None,
+        sync_works: bool = False,
+        sync_type_registered: bool = True,
+        admin_currency_decimals: int = 0,
+        server_timezone: str = "UTC",
+        native_digits: bool = False,
+        jalali_dates: bool = False,
+        session_idle_seconds: float = 1800,
+        session_lifetime_seconds: float = 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(knobs or Knobs())
         self.org = org
         self.sync_works = sync_works
@@ -93,15 +113,20 @@ class VtigerEmulator(EmulatorServer):
         self.session_lifetime_seconds = session_lifetime_seconds
         self.clock = clock
         self.schema = build_schema(org.custom_fields)
-        truth, self.ids = build_truth(org, self.schema, int(org.now.timestamp()) - 5 * 365 * 86400,
-                                      self.zone)
-        self.store = VtigerStore(truth, self.schema, lambda: int(self.clock()), self.zone,
-                                 self.ids.next)
+        truth, self.ids = build_truth(
+            org, self.schema, int(org.now.timestamp()) - 5 * 365 * 86400, self.zone
+        )
+        self.store = VtigerStore(
+            truth, self.schema, lambda: int(self.clock()), self.zone, self.ids.next
+        )
         self.store.currency_decimals[self.user_ws(ADMIN_ID)] = admin_currency_decimals
         self.broken: dict[str, set[str]] = {}  # module -> custom fields without a column
-        self.keys = {e.fields["user_name"]: (admin_key if e.crmid == ADMIN_ID
-                                             else f"key-{e.fields['user_name']}")
-                     for e in truth["Users"].values()}
+        self.keys = {
+            e.fields["user_name"]: (
+                admin_key if e.crmid == ADMIN_ID else f"key-{e.fields['user_name']}"
+            )
+            for e in truth["Users"].values()
+        }
         self.challenges: dict[str, tuple[str, float, int]] = {}  # token -> user, expiry, uses
         self.sessions: dict[str, Session] = {}
         self.op_calls: Counter[str] = Counter()  # per webservice operation
@@ -116,18 +141,26 @@ class VtigerEmulator(EmulatorServer):
 
     def fault_response(self, kind: str) -> Response:
         if kind == "429":  # a proxy in front of the server; Vtiger itself has no rate limit
-            return Response(429, {"Content-Type": "text/html", "Retry-After": "1"},
-                            b"<html><body>Too Many Requests</body></html>")
-        return Response(503, {"Content-Type": "text/html"},
-                        b"<html><body><h1>503 Service Unavailable</h1></body></html>")
+            return Response(
+                429,
+                {"Content-Type": "text/html", "Retry-After": "1"},
+                b"<html><body>Too Many Requests</body></html>",
+            )
+        return Response(
+            503,
+            {"Content-Type": "text/html"},
+            b"<html><body><h1>503 Service Unavailable</h1></body></html>",
+        )
 
     def serve_get(self, request: Request) -> Response:
         return self.operate("GET", {k: v[0] for k, v in request.query.items()}, request)
 
     def serve_post(self, request: Request) -> Response:
         try:
-            form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8"),
-                                                 keep_blank_values=True).items()}
+            form = {
+                k: v[0]
+                for k, v in parse_qs(request.body.decode("utf-8"), keep_blank_values=True).items()
+            }
         except UnicodeDecodeError:
             form = {}
         return self.operate("POST", form, request)
@@ -140,8 +173,10 @@ class VtigerEmulator(EmulatorServer):
         with self._lock:
             self.op_calls[operation] += 1
         if expected != method:
-            return failure("ACCESS_DENIED", f"Permission to perform the operation is denied "
-                                            f"for name:{operation}")
+            return failure(
+                "ACCESS_DENIED",
+                f"Permission to perform the operation is denied for name:{operation}",
+            )
         with self.store.lock:
             try:
                 user = None if operation in NO_SESSION else self.session_user(params)
@@ -160,8 +195,11 @@ class VtigerEmulator(EmulatorServer):
             raise VtigerError("AUTHENTICATION_REQUIRED", "Authentication required")
         session = self.sessions.get(name)
         now = self.clock()
-        if session is None or now - session.started > self.session_lifetime_seconds \
-                or now - session.used > self.session_idle_seconds:
+        if (
+            session is None
+            or now - session.started > self.session_lifetime_seconds
+            or now - session.used > self.session_idle_seconds
+        ):
             self.sessions.pop(name, None)
             raise VtigerError("INVALID_SESSIONID", "Session Identifier provided is Invalid")
         session.used = now
@@ -179,8 +217,9 @@ class VtigerEmulator(EmulatorServer):
         token = secrets.token_hex(7)
         self.challenges = {t: c for t, c in self.challenges.items() if c[1] > now}
         self.challenges[token] = (params.get("username", ""), now + TOKEN_SECONDS, 2)
-        return success({"token": token, "serverTime": int(now),
-                        "expireTime": int(now + TOKEN_SECONDS)})
+        return success(
+            {"token": token, "serverTime": int(now), "expireTime": int(now + TOKEN_SECONDS)}
+        )
 
     def op_login(self, params: dict[str, str], _: int | None) -> Response:
         username, given = params.get("username", ""), params.get("accessKey", "")
@@ -190,11 +229,14 @@ class VtigerEmulator(EmulatorServer):
         live = [(t, c) for t, c in self.challenges.items() if c[0] == username and c[1] > now]
         if not live:
             raise VtigerError("INVALID_AUTH_TOKEN", "Specified token is invalid or expired")
-        user = next((e for e in self.store.truth["Users"].values()
-                     if e.fields["user_name"] == username), None)
+        user = next(
+            (e for e in self.store.truth["Users"].values() if e.fields["user_name"] == username),
+            None,
+        )
         key = self.keys.get(username, "")
-        if user is None or not any(hashlib.md5((t + key).encode()).hexdigest() == given
-                                   for t, _ in live):
+        if user is None or not any(
+            hashlib.md5((t + key).encode()).hexdigest() == given for t, _ in live
+        ):
             raise VtigerError("INVALID_USER_CREDENTIALS", "Invalid username or password")
         for token, (name, expiry, uses) in live:
             if hashlib.md5((token + key).encode()).hexdigest() == given:
@@ -206,8 +248,14 @@ class VtigerEmulator(EmulatorServer):
             raise VtigerError("AUTHENTICATION_REQUIRED", "Given user is inactive")
         name = secrets.token_hex(13)
         self.sessions[name] = Session(user.crmid, now, now)
-        return success({"sessionName": name, "userId": self.user_ws(user.crmid),
-                        "version": "0.22", "vtigerVersion": "8.2.0"})
+        return success(
+            {
+                "sessionName": name,
+                "userId": self.user_ws(user.crmid),
+                "version": "0.22",
+                "vtigerVersion": "8.2.0",
+            }
+        )
 
     def op_logout(self, params: dict[str, str], _: int | None) -> Response:
         if not self.sync_works:
@@ -240,8 +288,9 @@ class VtigerEmulator(EmulatorServer):
         found = self.store.query(query)
         if isinstance(found, int):
             return success([{"count": str(found)}])
-        return success([render(self.schema, e, self.zone, self.locale, query.columns)
-                        for e in found])
+        return success(
+            [render(self.schema, e, self.zone, self.locale, query.columns) for e in found]
+        )
 
     def op_sync(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
@@ -258,10 +307,14 @@ class VtigerEmulator(EmulatorServer):
             everyone = True
         page = self.store.sync(module, int(since), None if everyone else self.user_ws(user))
         rows = page["rows"]
-        return success({
-            "updated": [render(self.schema, e, self.zone, self.locale) for e in rows if e.live],
-            "deleted": [e.ws_id for e in rows if not e.live],
-            "lastModifiedTime": page["last"], "more": page["more"]})
+        return success(
+            {
+                "updated": [render(self.schema, e, self.zone, self.locale) for e in rows if e.live],
+                "deleted": [e.ws_id for e in rows if not e.live],
+                "lastModifiedTime": page["last"],
+                "more": page["more"],
+            }
+        )
 
     def op_retrieve(self, params: dict[str, str], user: int | None) -> Response:
         assert user is not None
@@ -287,11 +340,13 @@ class VtigerEmulator(EmulatorServer):
         assert user is not None
         if params.get("elementType") == "Users":  # describe says createable; it is not
             if "roleid" in self._element(params):
-                raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is "
-                                                   "denied for id")
+                raise VtigerError(
+                    "ACCESS_DENIED", "Permission to perform the operation is denied for id"
+                )
             raise VtigerError("MANDATORY_FIELDS_MISSING", "user_password does not have a value")
-        entity = self.store.create(params.get("elementType", ""), self._element(params),
-                                   self.user_ws(user))
+        entity = self.store.create(
+            params.get("elementType", ""), self._element(params), self.user_ws(user)
+        )
         return success(render(self.schema, entity, self.zone, self.locale, label=True))
 
     def op_update(self, params: dict[str, str], user: int | None) -> Response:
@@ -313,10 +368,15 @@ class VtigerEmulator(EmulatorServer):
         if not self.sync_works:
             return empty_500()
         element = self._element(params)
-        made = self.store.convert_lead(str(element.get("leadId", "")),
-                                       {m: dict(v) for m, v in (element.get("entities") or {}).items()
-                                        if isinstance(v, dict) and v.get("create")},
-                                       str(element.get("assignedTo") or self.user_ws(user)))
+        made = self.store.convert_lead(
+            str(element.get("leadId", "")),
+            {
+                m: dict(v)
+                for m, v in (element.get("entities") or {}).items()
+                if isinstance(v, dict) and v.get("create")
+            },
+            str(element.get("assignedTo") or self.user_ws(user)),
+        )
         return success({**made, "leadId": element.get("leadId")})
 
     def op_delete(self, params: dict[str, str], _: int | None) -> Response:
@@ -344,17 +404,23 @@ class VtigerEmulator(EmulatorServer):
                 raise VtigerError("INVALID_ID_ATTRIBUTE", "Id specified is incorrect")
             self.store.revise({**fields, "id": ws_id}, self.user_ws(ADMIN_ID))
 
-    def add_custom_field(self, module: str, label: str, kind: str,
-                         options: tuple[str, ...] = ()) -> str:
+    def add_custom_field(
+        self, module: str, label: str, kind: str, options: tuple[str, ...] = ()
+    ) -> str:
         """Add a field in Settings > Module Layouts & Fields, as an admin would; its cf name.
 
         `kind` is a neutral type (string, number, date, enumeration, bool)."""
         with self.store.lock:
-            taken = [int(n[3:]) for defs in self.schema.fields.values() for n in defs
-                     if n.startswith("cf_")]
+            taken = [
+                int(n[3:])
+                for defs in self.schema.fields.values()
+                for n in defs
+                if n.startswith("cf_")
+            ]
             name = f"cf_{max(taken, default=851) + 2}"
-            self.schema.fields[module][name] = FieldDef(name, label, TYPE_NAMES[kind],
-                                                        options=tuple(options))
+            self.schema.fields[module][name] = FieldDef(
+                name, label, TYPE_NAMES[kind], options=tuple(options)
+            )
             self.schema.custom_names.setdefault(module, {})[label] = name
             for entity in self.store.truth[module].values():  # existing rows: the column default
                 entity.fields[name] = "0" if kind == "bool" else ""
@@ -390,8 +456,11 @@ class VtigerEmulator(EmulatorServer):
             lead = self.store.find(ws_id)
             wanted = {"Contacts": {}, "Accounts": {"accountname": lead.fields.get("company")}}
             if deal:
-                wanted["Potentials"] = {"potentialname": lead.fields.get("company") or "Deal",
-                                        "closingdate": "2026-12-31", "sales_stage": "Prospecting"}
+                wanted["Potentials"] = {
+                    "potentialname": lead.fields.get("company") or "Deal",
+                    "closingdate": "2026-12-31",
+                    "sales_stage": "Prospecting",
+                }
             return self.store.convert_lead(ws_id, wanted, lead.owner or self.user_ws(ADMIN_ID))
 
     def touch_all(self, module: str, at: datetime) -> None:

@@ -74,8 +74,14 @@ def parse_stamp(text: str, zone: ZoneInfo) -> int:
     return int(moment.replace(tzinfo=zone).timestamp())
 
 
-def render(schema: Schema, entity: Entity, zone: ZoneInfo, locale: Locale,
-           columns: tuple[str, ...] | None = None, label: bool = False) -> dict[str, Any]:
+def render(
+    schema: Schema,
+    entity: Entity,
+    zone: ZoneInfo,
+    locale: Locale,
+    columns: tuple[str, ...] | None = None,
+    label: bool = False,
+) -> dict[str, Any]:
     """A record as query/retrieve/sync return it: strings only, id always present."""
     out: dict[str, Any] = {}
     definitions = schema.fields[entity.module]

@@ -19,38 +19,103 @@ from emulators.org.model import CustomFieldDef, Stage
 # module, so its fields have the names the builder gave them, not cf_ names) to hold NPS answers.
 SURVEY_MODULE = "NPSResponses"
 
-PREFIX = {"Calendar": 9, "Leads": 10, "Accounts": 11, "Contacts": 12, "Potentials": 13,
-          "Events": 18, "Users": 19, "Groups": 20, SURVEY_MODULE: 43}
+PREFIX = {
+    "Calendar": 9,
+    "Leads": 10,
+    "Accounts": 11,
+    "Contacts": 12,
+    "Potentials": 13,
+    "Events": 18,
+    "Users": 19,
+    "Groups": 20,
+    SURVEY_MODULE: 43,
+}
 MODULE_OF_PREFIX = {v: k for k, v in PREFIX.items()}
-ENTITY_MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events",
-                  SURVEY_MODULE)
+ENTITY_MODULES = (
+    "Accounts",
+    "Contacts",
+    "Leads",
+    "Potentials",
+    "Calendar",
+    "Events",
+    SURVEY_MODULE,
+)
 SYNCABLE = ENTITY_MODULES  # Users are never synced
-CUSTOM_MODULE = {"account": "Accounts", "contact": "Contacts", "lead": "Leads", "deal": "Potentials",
-                 "activity": "Events"}
-EXTRA_CUSTOM = (CustomFieldDef("deal", "Currency", "string"),
-                CustomFieldDef("deal", "Loss reason", "string"),
-                CustomFieldDef("activity", "Direction", "enumeration", ("Outbound", "Inbound")))
+CUSTOM_MODULE = {
+    "account": "Accounts",
+    "contact": "Contacts",
+    "lead": "Leads",
+    "deal": "Potentials",
+    "activity": "Events",
+}
+EXTRA_CUSTOM = (
+    CustomFieldDef("deal", "Currency", "string"),
+    CustomFieldDef("deal", "Loss reason", "string"),
+    CustomFieldDef("activity", "Direction", "enumeration", ("Outbound", "Inbound")),
+)
 # Neutral stage key -> Vtiger's default sales_stage label.
 STAGE_LABELS = {
-    "appointment_scheduled": "Prospecting", "qualified_to_buy": "Qualification",
+    "appointment_scheduled": "Prospecting",
+    "qualified_to_buy": "Qualification",
     "presentation_scheduled": "Value Proposition",
-    "decision_maker_bought_in": "Id. Decision Makers", "contract_sent": "Proposal or Price Quote",
-    "closed_won": "Closed Won", "closed_lost": "Closed Lost",
+    "decision_maker_bought_in": "Id. Decision Makers",
+    "contract_sent": "Proposal or Price Quote",
+    "closed_won": "Closed Won",
+    "closed_lost": "Closed Lost",
 }
 # Vtiger 8.2's sales stages (values); describe labels them as the values, except one
-ALL_STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
-              "Id. Decision Makers", "Perception Analysis", "Proposal or Price Quote",
-              "Negotiation or Review", "Closed Won", "Closed Lost")
+ALL_STAGES = (
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Id. Decision Makers",
+    "Perception Analysis",
+    "Proposal or Price Quote",
+    "Negotiation or Review",
+    "Closed Won",
+    "Closed Lost",
+)
 PICKLIST_LABELS = {"Id. Decision Makers": "Identify Decision Makers"}
 # listtypes' label and singular per module, as 8.2 answers them
-MODULE_LABELS = {"Accounts": ("Organizations", "Organization"),
-                 "Potentials": ("Opportunities", "Opportunity"), "Calendar": ("Calendar", "Task")}
-LEAD_STATUSES = ("Attempted to Contact", "Cold", "Contact in Future", "Contacted", "Hot",
-                 "Junk Lead", "Lost Lead", "Not Contacted", "Pre Qualified", "Qualified", "Warm")
-ACCOUNT_TYPES = ("Analyst", "Competitor", "Customer", "Former Customer", "Integrator", "Investor",
-                 "Partner", "Press", "Prospect", "Reseller", "Other")
-TYPE_NAMES = {"string": "string", "number": "double", "date": "date", "enumeration": "picklist",
-              "bool": "boolean"}
+MODULE_LABELS = {
+    "Accounts": ("Organizations", "Organization"),
+    "Potentials": ("Opportunities", "Opportunity"),
+    "Calendar": ("Calendar", "Task"),
+}
+LEAD_STATUSES = (
+    "Attempted to Contact",
+    "Cold",
+    "Contact in Future",
+    "Contacted",
+    "Hot",
+    "Junk Lead",
+    "Lost Lead",
+    "Not Contacted",
+    "Pre Qualified",
+    "Qualified",
+    "Warm",
+)
+ACCOUNT_TYPES = (
+    "Analyst",
+    "Competitor",
+    "Customer",
+    "Former Customer",
+    "Integrator",
+    "Investor",
+    "Partner",
+    "Press",
+    "Prospect",
+    "Reseller",
+    "Other",
+)
+TYPE_NAMES = {
+    "string": "string",
+    "number": "double",
+    "date": "date",
+    "enumeration": "picklist",
+    "bool": "boolean",
+}
 
 
 @dataclass(frozen=True)
@@ -76,17 +141,24 @@ class FieldDef:
     def to_json(self) -> dict[str, Any]:
         kind: dict[str, Any] = {"name": self.type}
         if self.type == "picklist":
-            kind["picklistValues"] = [{"label": PICKLIST_LABELS.get(o, o), "value": o}
-                                      for o in self.options]
+            kind["picklistValues"] = [
+                {"label": PICKLIST_LABELS.get(o, o), "value": o} for o in self.options
+            ]
             kind["defaultValue"] = self.options[0] if self.options else ""
         if self.type == "reference":
             kind["refersTo"] = list(self.refers_to)
         if self.type == "date":
             kind["format"] = "yyyy-mm-dd"
-        return {"name": self.name, "label": self.label, "mandatory": self.mandatory,
-                "type": kind, "isunique": False, "nullable": not self.mandatory,
-                "editable": self.editable,
-                "default": "0" if self.type == "double" and self.name.startswith("cf_") else ""}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "mandatory": self.mandatory,
+            "type": kind,
+            "isunique": False,
+            "nullable": not self.mandatory,
+            "editable": self.editable,
+            "default": "0" if self.type == "double" and self.name.startswith("cf_") else "",
+        }
 
 
 def _f(name: str, label: str, kind: str = "string", **extra: Any) -> FieldDef:
@@ -94,91 +166,151 @@ def _f(name: str, label: str, kind: str = "string", **extra: Any) -> FieldDef:
 
 
 OWNER = _f("assigned_user_id", "Assigned To", "owner", mandatory=True)
-STAMPS = (_f("createdtime", "Created Time", "datetime", editable=False),
-          _f("modifiedtime", "Modified Time", "datetime", editable=False),
-          _f("modifiedby", "Last Modified By", "reference", editable=False, refers_to=("Users",)),
-          _f("source", "Source", "string", editable=False))
+STAMPS = (
+    _f("createdtime", "Created Time", "datetime", editable=False),
+    _f("modifiedtime", "Modified Time", "datetime", editable=False),
+    _f("modifiedby", "Last Modified By", "reference", editable=False, refers_to=("Users",)),
+    _f("source", "Source", "string", editable=False),
+)
 BUILTIN: dict[str, tuple[FieldDef, ...]] = {
     "Accounts": (
-        _f("accountname", "Account Name", mandatory=True), _f("account_no", "Account No",
-                                                              "string", editable=False),
+        _f("accountname", "Account Name", mandatory=True),
+        _f("account_no", "Account No", "string", editable=False),
         _f("account_id", "Member Of", "reference", refers_to=("Accounts",)),
-        _f("industry", "Industry", "picklist", options=("Software", "Manufacturing", "Retail",
-                                                         "Healthcare", "Finance", "Logistics",
-                                                         "Education", "Energy")),
+        _f(
+            "industry",
+            "Industry",
+            "picklist",
+            options=(
+                "Software",
+                "Manufacturing",
+                "Retail",
+                "Healthcare",
+                "Finance",
+                "Logistics",
+                "Education",
+                "Energy",
+            ),
+        ),
         _f("accounttype", "Type", "picklist", options=ACCOUNT_TYPES),
-        _f("bill_country", "Billing Country"), _f("bill_state", "Billing State"),
+        _f("bill_country", "Billing Country"),
+        _f("bill_state", "Billing State"),
         _f("bill_city", "Billing City"),
-        _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False), OWNER),
+        _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False),
+        OWNER,
+    ),
     "Contacts": (
-        _f("firstname", "First Name"), _f("lastname", "Last Name", mandatory=True),
+        _f("firstname", "First Name"),
+        _f("lastname", "Last Name", mandatory=True),
         _f("contact_no", "Contact Id", editable=False),
         _f("account_id", "Organization Name", "reference", refers_to=("Accounts",)),
-        _f("email", "Email", "email"), _f("phone", "Office Phone", "phone"),
-        _f("title", "Title"), _f("leadsource", "Lead Source", "picklist"),
-        _f("mailingcountry", "Mailing Country"),
-        _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False), OWNER),
-    "Leads": (
-        _f("firstname", "First Name"), _f("lastname", "Last Name", mandatory=True),
-        _f("lead_no", "Lead No", editable=False), _f("company", "Company", mandatory=True),
-        _f("email", "Email", "email"), _f("phone", "Phone", "phone"),
+        _f("email", "Email", "email"),
+        _f("phone", "Office Phone", "phone"),
+        _f("title", "Title"),
         _f("leadsource", "Lead Source", "picklist"),
-        _f("leadstatus", "Lead Status", "picklist", options=LEAD_STATUSES), OWNER),
+        _f("mailingcountry", "Mailing Country"),
+        _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False),
+        OWNER,
+    ),
+    "Leads": (
+        _f("firstname", "First Name"),
+        _f("lastname", "Last Name", mandatory=True),
+        _f("lead_no", "Lead No", editable=False),
+        _f("company", "Company", mandatory=True),
+        _f("email", "Email", "email"),
+        _f("phone", "Phone", "phone"),
+        _f("leadsource", "Lead Source", "picklist"),
+        _f("leadstatus", "Lead Status", "picklist", options=LEAD_STATUSES),
+        OWNER,
+    ),
     "Potentials": (
         _f("potentialname", "Opportunity Name", mandatory=True),
         _f("potential_no", "Opportunity No", editable=False),
         _f("amount", "Amount", "currency", decimals=8),
-        _f("related_to", "Organization Name", "reference", mandatory=True,
-           refers_to=("Accounts", "Contacts")),
+        _f(
+            "related_to",
+            "Organization Name",
+            "reference",
+            mandatory=True,
+            refers_to=("Accounts", "Contacts"),
+        ),
         _f("contact_id", "Contact Name", "reference", refers_to=("Contacts",)),
         _f("closingdate", "Expected Close Date", "date", mandatory=True),
         _f("opportunity_type", "Type", "picklist", options=("Existing Business", "New Business")),
-        _f("leadsource", "Lead Source", "picklist"), _f("nextstep", "Next Step"),
+        _f("leadsource", "Lead Source", "picklist"),
+        _f("nextstep", "Next Step"),
         _f("sales_stage", "Sales Stage", "picklist", mandatory=True, options=ALL_STAGES),
         _f("probability", "Probability (%)", "double", decimals=3),
         _f("isconvertedfromlead", "Is Converted From Lead", "boolean", editable=False),
-        _f("description", "Description", "text"), OWNER),
+        _f("description", "Description", "text"),
+        OWNER,
+    ),
     "Calendar": (
         _f("subject", "Subject", mandatory=True),
         _f("activitytype", "Activity Type", "picklist", options=("Task",)),
         _f("date_start", "Start Date & Time", "date", mandatory=True),
-        _f("time_start", "Time Start", "time"), _f("due_date", "Due Date", "date"),
-        _f("taskstatus", "Status", "picklist", options=("Not Started", "In Progress",
-                                                         "Completed", "Deferred")),
+        _f("time_start", "Time Start", "time"),
+        _f("due_date", "Due Date", "date"),
+        _f(
+            "taskstatus",
+            "Status",
+            "picklist",
+            options=("Not Started", "In Progress", "Completed", "Deferred"),
+        ),
         _f("taskpriority", "Priority", "picklist", options=("High", "Medium", "Low")),
-        _f("parent_id", "Related To", "reference",
-           refers_to=("Accounts", "Leads", "Potentials")),
-        _f("contact_id", "Contact Name", "reference", refers_to=("Contacts",)), OWNER),
+        _f("parent_id", "Related To", "reference", refers_to=("Accounts", "Leads", "Potentials")),
+        _f("contact_id", "Contact Name", "reference", refers_to=("Contacts",)),
+        OWNER,
+    ),
     "Events": (
         _f("subject", "Subject", mandatory=True),
-        _f("activitytype", "Activity Type", "picklist", mandatory=True,
-           options=("Call", "Meeting", "Email")),
+        _f(
+            "activitytype",
+            "Activity Type",
+            "picklist",
+            mandatory=True,
+            options=("Call", "Meeting", "Email"),
+        ),
         _f("date_start", "Start Date & Time", "date", mandatory=True),
         _f("time_start", "Time Start", "time", mandatory=True),
-        _f("due_date", "End Date", "date", mandatory=True), _f("time_end", "End Time", "time"),
+        _f("due_date", "End Date", "date", mandatory=True),
+        _f("time_end", "End Time", "time"),
         _f("duration_hours", "Duration", "integer", mandatory=True),
         _f("duration_minutes", "Duration Minutes", "integer"),
-        _f("eventstatus", "Status", "picklist", mandatory=True,
-           options=("Planned", "Held", "Not Held")),
-        _f("parent_id", "Related To", "reference",
-           refers_to=("Accounts", "Leads", "Potentials")),
+        _f(
+            "eventstatus",
+            "Status",
+            "picklist",
+            mandatory=True,
+            options=("Planned", "Held", "Not Held"),
+        ),
+        _f("parent_id", "Related To", "reference", refers_to=("Accounts", "Leads", "Potentials")),
         _f("contact_id", "Contact Name", "reference", refers_to=("Contacts",)),
-        _f("location", "Location"), OWNER),
+        _f("location", "Location"),
+        OWNER,
+    ),
     SURVEY_MODULE: (
         _f("npsresponse_no", "NPS Response No", editable=False),
         _f("score", "Score", "integer", mandatory=True),
         _f("survey_type", "Survey Type", "picklist", options=("NPS", "eNPS")),
         _f("contact_id", "Contact", "reference", refers_to=("Contacts",)),
         _f("account_id", "Account", "reference", refers_to=("Accounts",)),
-        _f("answered_on", "Answered On", "datetime", mandatory=True), OWNER),
+        _f("answered_on", "Answered On", "datetime", mandatory=True),
+        OWNER,
+    ),
     "Users": (
-        _f("user_name", "User Name", mandatory=True), _f("first_name", "First Name"),
-        _f("last_name", "Last Name", mandatory=True), _f("email1", "Email", "email"),
+        _f("user_name", "User Name", mandatory=True),
+        _f("first_name", "First Name"),
+        _f("last_name", "Last Name", mandatory=True),
+        _f("email1", "Email", "email"),
         _f("status", "Status", "picklist", options=("Active", "Inactive")),
-        _f("is_admin", "Admin", "boolean"), _f("department", "Department"),
-        _f("title", "Title"), _f("reports_to_id", "Reports To", "reference",
-                                 refers_to=("Users",)),
-        _f("time_zone", "Time Zone"), _f("date_entered", "Date Entered", "datetime")),
+        _f("is_admin", "Admin", "boolean"),
+        _f("department", "Department"),
+        _f("title", "Title"),
+        _f("reports_to_id", "Reports To", "reference", refers_to=("Users",)),
+        _f("time_zone", "Time Zone"),
+        _f("date_entered", "Date Entered", "datetime"),
+    ),
 }
 
 
@@ -197,23 +329,47 @@ class Schema:
 
     def describe(self, module: str) -> dict[str, Any]:
         fields = [f.to_json() for f in self.fields[module].values()]
-        fields.append({"name": "id", "label": f"{module[:-1]} ID", "mandatory": False,
-                       "type": {"name": "autogenerated"}, "editable": False, "nullable": False,
-                       "isunique": False, "default": ""})
-        label_field = {"Accounts": "accountname", "Potentials": "potentialname",
-                       "Calendar": "subject", "Events": "subject", "Users": "user_name",
-                       SURVEY_MODULE: "npsresponse_no"}
-        return {"label": module, "name": module, "createable": module != "Users",
-                "updateable": True, "deleteable": module != "Users", "retrieveable": True,
-                "fields": fields, "idPrefix": str(PREFIX[module]), "isEntity": module != "Users",
-                "allowDuplicates": True,
-                "labelFields": label_field.get(module, "firstname,lastname")}
+        fields.append(
+            {
+                "name": "id",
+                "label": f"{module[:-1]} ID",
+                "mandatory": False,
+                "type": {"name": "autogenerated"},
+                "editable": False,
+                "nullable": False,
+                "isunique": False,
+                "default": "",
+            }
+        )
+        label_field = {
+            "Accounts": "accountname",
+            "Potentials": "potentialname",
+            "Calendar": "subject",
+            "Events": "subject",
+            "Users": "user_name",
+            SURVEY_MODULE: "npsresponse_no",
+        }
+        return {
+            "label": module,
+            "name": module,
+            "createable": module != "Users",
+            "updateable": True,
+            "deleteable": module != "Users",
+            "retrieveable": True,
+            "fields": fields,
+            "idPrefix": str(PREFIX[module]),
+            "isEntity": module != "Users",
+            "allowDuplicates": True,
+            "labelFields": label_field.get(module, "firstname,lastname"),
+        }
 
 
 def build_schema(custom_fields: list[CustomFieldDef]) -> Schema:
     """Built-in fields, stamps and the org's custom fields as cf_<n> with odd numbering."""
-    fields = {m: {f.name: f for f in (*defs, *(STAMPS if m != "Users" else ()))}
-              for m, defs in BUILTIN.items()}
+    fields = {
+        m: {f.name: f for f in (*defs, *(STAMPS if m != "Users" else ()))}
+        for m, defs in BUILTIN.items()
+    }
     names: dict[str, dict[str, str]] = {m: {} for m in fields}
     number = 851
     for custom in (*custom_fields, *EXTRA_CUSTOM):
@@ -228,10 +384,17 @@ def build_schema(custom_fields: list[CustomFieldDef]) -> Schema:
 
 def listtypes_json(modules: tuple[str, ...] = (*ENTITY_MODULES, "Users")) -> dict[str, Any]:
     """listtypes: a non-admin's list has no Users (Vtiger hides that module from them)."""
-    return {"types": list(modules),
-            "information": {m: {"isEntity": True, "label": MODULE_LABELS.get(m, (m, m[:-1]))[0],
-                                "singular": MODULE_LABELS.get(m, (m, m[:-1]))[1]}
-                            for m in modules}}
+    return {
+        "types": list(modules),
+        "information": {
+            m: {
+                "isEntity": True,
+                "label": MODULE_LABELS.get(m, (m, m[:-1]))[0],
+                "singular": MODULE_LABELS.get(m, (m, m[:-1]))[1],
+            }
+            for m in modules
+        },
+    }
 
 
 def stage_label(stages: list[Stage], key: str) -> str:

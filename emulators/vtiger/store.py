@@ -47,8 +47,14 @@ def tie_rank(crmid: int) -> int:
 
 
 class VtigerStore:
-    def __init__(self, truth: Truth, schema: Schema, clock: Callable[[], int], zone: ZoneInfo,
-                 next_crmid: int) -> None:
+    def __init__(
+        self,
+        truth: Truth,
+        schema: Schema,
+        clock: Callable[[], int],
+        zone: ZoneInfo,
+        next_crmid: int,
+    ) -> None:
         self.truth = truth
         self.schema = schema
         self.clock = clock
@@ -58,8 +64,9 @@ class VtigerStore:
         # the writing user's "number of currency decimals" (users ws id -> decimals); others 2
         self.currency_decimals: dict[str, int] = {}
         self._wanted: dict[tuple[str, Condition], list[Any]] = {}  # literals parsed once
-        self.by_crmid = {e.crmid: e for m, rows in truth.items() if m != "Users"
-                         for e in rows.values()}
+        self.by_crmid = {
+            e.crmid: e for m, rows in truth.items() if m != "Users" for e in rows.values()
+        }
         self._version: dict[str, int] = {m: 0 for m in truth}
         self._index: dict[tuple[str, str], tuple[int, Any]] = {}
 
@@ -71,8 +78,11 @@ class VtigerStore:
         module = MODULE_OF_PREFIX.get(int(prefix))
         if module is None or module not in self.truth:
             raise VtigerError("ACCESS_DENIED", "Permission to perform the operation is denied")
-        entity = (self.truth["Users"].get(int(number)) if module == "Users"
-                  else self.by_crmid.get(int(number)))
+        entity = (
+            self.truth["Users"].get(int(number))
+            if module == "Users"
+            else self.by_crmid.get(int(number))
+        )
         if entity is None or (live and not entity.live):
             raise VtigerError("ACCESS_DENIED", NOT_FOUND)
         if entity.module != module:
@@ -87,7 +97,9 @@ class VtigerStore:
         key = (module, "modified")
         cached = self._index.get(key)
         if cached is None or cached[0] != self._version[module]:
-            rows = sorted(self.truth[module].values(), key=lambda e: (e.modified, tie_rank(e.crmid)))
+            rows = sorted(
+                self.truth[module].values(), key=lambda e: (e.modified, tie_rank(e.crmid))
+            )
             cached = (self._version[module], ([e.modified for e in rows], rows))
             self._index[key] = cached
         return cached[1]
@@ -100,10 +112,14 @@ class VtigerStore:
         known = self.schema.fields[module]
         unknown = [f for f in query.fields_used() if f not in known and f != "id"]
         if unknown:
-            raise VtigerError("ACCESS_DENIED", f"Permission to read given object is denied "
-                                               f"(unknown field {unknown[0]})")
+            raise VtigerError(
+                "ACCESS_DENIED",
+                f"Permission to read given object is denied (unknown field {unknown[0]})",
+            )
         candidates, residual = self._candidates(module, query)
-        matches = (e for e in candidates if e.live and (residual is None or self._test(e, residual)))
+        matches = (
+            e for e in candidates if e.live and (residual is None or self._test(e, residual))
+        )
         if query.count:
             return sum(1 for _ in matches)
         if query.order[:1] == [("modifiedtime", False)]:  # candidates come in that order already
@@ -115,7 +131,7 @@ class VtigerStore:
                 rows.sort(key=partial(self._sort_key, name=name), reverse=descending)
         elif not query.order:
             rows.sort(key=lambda e: tie_rank(e.crmid))
-        return rows[query.offset:query.offset + min(query.limit, MAX_ROWS)]
+        return rows[query.offset : query.offset + min(query.limit, MAX_ROWS)]
 
     def _candidates(self, module: str, query: Query) -> tuple[list[Entity], Group | None]:
         """Rows to test; a lone conjunction with modifiedtime ranges is narrowed by bisection."""
@@ -125,18 +141,25 @@ class VtigerStore:
             return rows, where
         lo, hi, rest = 0, len(rows), []
         for item in where.any_of[0]:
-            if isinstance(item, Condition) and item.field == "modifiedtime" and \
-                    item.op in ("=", ">", ">=", "<", "<="):
+            if (
+                isinstance(item, Condition)
+                and item.field == "modifiedtime"
+                and item.op in ("=", ">", ">=", "<", "<=")
+            ):
                 t = self._literal(module, "modifiedtime", item.values[0])
                 if item.op in (">", "="):
-                    lo = max(lo, bisect_right(times, t) if item.op == ">" else bisect_left(times, t))
+                    lo = max(
+                        lo, bisect_right(times, t) if item.op == ">" else bisect_left(times, t)
+                    )
                 if item.op == ">=":
                     lo = max(lo, bisect_left(times, t))
                 if item.op in ("<", "<=", "="):
-                    hi = min(hi, bisect_left(times, t) if item.op == "<" else bisect_right(times, t))
+                    hi = min(
+                        hi, bisect_left(times, t) if item.op == "<" else bisect_right(times, t)
+                    )
             else:
                 rest.append(item)
-        return rows[lo:max(lo, hi)], (Group((tuple(rest),)) if rest else None)
+        return rows[lo : max(lo, hi)], (Group((tuple(rest),)) if rest else None)
 
     def _literal(self, module: str, name: str, text: str) -> Any:
         definition = self.schema.fields[module].get(name)
@@ -176,32 +199,48 @@ class VtigerStore:
         return (0, "") if value is None else (1, value)
 
     def _test(self, entity: Entity, group: Group) -> bool:
-        return any(all(self._test(entity, item) if isinstance(item, Group)
-                       else self._compare(entity, item) for item in conjunction)
-                   for conjunction in group.any_of)
+        return any(
+            all(
+                self._test(entity, item) if isinstance(item, Group) else self._compare(entity, item)
+                for item in conjunction
+            )
+            for conjunction in group.any_of
+        )
 
     def _compare(self, entity: Entity, condition: Condition) -> bool:
         value = self._value(entity, condition.field)
         if condition.op == "like":
-            return bool(like_pattern(condition.values[0]).match(str(entity.fields.get(
-                condition.field, "")) if condition.field not in ("id", *STAMP_FIELDS)
-                else str(value)))
+            return bool(
+                like_pattern(condition.values[0]).match(
+                    str(entity.fields.get(condition.field, ""))
+                    if condition.field not in ("id", *STAMP_FIELDS)
+                    else str(value)
+                )
+            )
         key = (entity.module, condition)
         wanted = self._wanted.get(key)
         if wanted is None:
             if len(self._wanted) > 1000:
                 self._wanted.clear()
-            wanted = self._wanted[key] = [self._literal(entity.module, condition.field, v)
-                                          for v in condition.values]
+            wanted = self._wanted[key] = [
+                self._literal(entity.module, condition.field, v) for v in condition.values
+            ]
         if condition.op == "in":
             return value in wanted
         other = wanted[0]
         if value is None or other is None:
             return condition.op == "!=" and value != other
         try:
-            return bool({"=": value == other, "!=": value != other, "<": value < other,
-                         ">": value > other, "<=": value <= other,
-                         ">=": value >= other}[condition.op])
+            return bool(
+                {
+                    "=": value == other,
+                    "!=": value != other,
+                    "<": value < other,
+                    ">": value > other,
+                    "<=": value <= other,
+                    ">=": value >= other,
+                }[condition.op]
+            )
         except TypeError:
             return False
 
@@ -214,8 +253,7 @@ class VtigerStore:
         end makes the page longer than 100, never shorter; `more` says whether later rows exist.
         """
         times, rows = self.by_modified(module)
-        later = (e for e in rows[bisect_right(times, since):]
-                 if owner is None or e.owner == owner)
+        later = (e for e in rows[bisect_right(times, since) :] if owner is None or e.owner == owner)
         picked = list(islice(later, MAX_ROWS))
         if not picked:
             return {"rows": [], "last": since, "more": False}
@@ -238,9 +276,14 @@ class VtigerStore:
         self.next_crmid += 1
         for name, definition in self.schema.fields[module].items():
             # every column exists: numbers and checkboxes get their column's default, 0
-            values.setdefault(name, "0" if definition.type == "boolean" else
-                              definition.zero() if definition.type in ("currency", "double")
-                              else "")
+            values.setdefault(
+                name,
+                "0"
+                if definition.type == "boolean"
+                else definition.zero()
+                if definition.type in ("currency", "double")
+                else "",
+            )
         values.update(modifiedby=user, source="WEBSERVICE")
         entity = Entity(module, crmid, values, now, now)
         self.truth[module][crmid] = entity
@@ -275,8 +318,9 @@ class VtigerStore:
         self.by_crmid.pop(entity.crmid, None)
         self._changed(entity.module)
 
-    def convert_lead(self, ws_id: str, wanted: dict[str, dict[str, Any]],
-                     owner: str) -> dict[str, str]:
+    def convert_lead(
+        self, ws_id: str, wanted: dict[str, dict[str, Any]], owner: str
+    ) -> dict[str, str]:
         """vtws_convertlead: an account (an existing one of that name is reused), a contact and
         a deal as `wanted` asks, each new one marked isconvertedfromlead; the lead hidden, its
         modifiedtime moved. The ws ids, by module."""
@@ -285,19 +329,31 @@ class VtigerStore:
             raise VtigerError("INVALID_ID_ATTRIBUTE", "Id specified is incorrect")
         f = lead.fields
         made: dict[str, str] = {}
-        copied = {"Accounts": {"accountname": f.get("company", "")},
-                  "Contacts": {"firstname": f.get("firstname", ""), "lastname": f.get("lastname", ""),
-                               "email": f.get("email", ""), "phone": f.get("phone", ""),
-                               "leadsource": f.get("leadsource", "")},
-                  "Potentials": {"leadsource": f.get("leadsource", "")}}
+        copied = {
+            "Accounts": {"accountname": f.get("company", "")},
+            "Contacts": {
+                "firstname": f.get("firstname", ""),
+                "lastname": f.get("lastname", ""),
+                "email": f.get("email", ""),
+                "phone": f.get("phone", ""),
+                "leadsource": f.get("leadsource", ""),
+            },
+            "Potentials": {"leadsource": f.get("leadsource", "")},
+        }
         for module in ("Accounts", "Contacts", "Potentials"):
             if module not in wanted:
                 continue
             values = {**copied[module], **wanted[module], "assigned_user_id": owner}
             if module == "Accounts":
                 name = str(values.get("accountname", "")).lower()
-                same = next((e for e in self.truth[module].values()
-                             if e.live and e.fields.get("accountname", "").lower() == name), None)
+                same = next(
+                    (
+                        e
+                        for e in self.truth[module].values()
+                        if e.live and e.fields.get("accountname", "").lower() == name
+                    ),
+                    None,
+                )
                 if same is not None:
                     made[module] = same.ws_id
                     continue
@@ -321,13 +377,17 @@ class VtigerStore:
             entity.modified = int(at.timestamp())
         self._changed(module)
 
-    def _clean(self, module: str, element: dict[str, Any], user: str, *,
-               full: bool) -> dict[str, str]:
+    def _clean(
+        self, module: str, element: dict[str, Any], user: str, *, full: bool
+    ) -> dict[str, str]:
         """Writable values normalised as the database stores them; unknown keys ignored."""
         definitions = self.schema.fields[module]
         if full:
-            missing = [n for n, d in definitions.items()
-                       if d.mandatory and d.editable and not str(element.get(n) or "").strip()]
+            missing = [
+                n
+                for n, d in definitions.items()
+                if d.mandatory and d.editable and not str(element.get(n) or "").strip()
+            ]
             if missing:
                 raise VtigerError("MANDATORY_FIELDS_MISSING", f"{missing[0]} does not have a value")
         out: dict[str, str] = {}
@@ -353,14 +413,15 @@ class VtigerStore:
             try:
                 target = self.find(text)
             except VtigerError:
-                raise VtigerError("REFERENCE_INVALID", f"Invalid reference specified for "
-                                                       f"{definition.name}") from None
+                raise VtigerError(
+                    "REFERENCE_INVALID", f"Invalid reference specified for {definition.name}"
+                ) from None
             allowed = definition.refers_to or ("Users",)
             if target.module not in allowed:
-                raise VtigerError("REFERENCE_INVALID", f"Invalid reference specified for "
-                                                       f"{definition.name}")
+                raise VtigerError(
+                    "REFERENCE_INVALID", f"Invalid reference specified for {definition.name}"
+                )
         return text
-
 
     def _number(self, definition: FieldDef, value: Any, user: str) -> str:
         """Empty stores 0 (no way back to empty); amounts and decimal custom fields are rounded

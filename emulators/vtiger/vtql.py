@@ -15,12 +15,27 @@ import re
 from dataclasses import dataclass, field
 
 MAX_ROWS = 100
-_TOKEN = re.compile(r"""\s*(?:(?P<string>'(?:[^'\\]|\\.|'')*')|(?P<number>\d+)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<string>'(?:[^'\\]|\\.|'')*')|(?P<number>\d+)
                         |(?P<op><>|!=|<=|>=|=|<|>)|(?P<punct>[(),;*])
                         |(?P<word>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*))""",
-                    re.VERBOSE)
-KEYWORDS = {"select", "from", "where", "and", "or", "in", "like", "order", "by", "asc", "desc",
-            "limit", "count"}
+    re.VERBOSE,
+)
+KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "in",
+    "like",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "limit",
+    "count",
+}
 
 
 class VtqlError(Exception):
@@ -75,7 +90,9 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     while position < len(text):
         found = _TOKEN.match(text, position)
         if not found or found.end() == position:
-            raise VtqlError("QUERY_SYNTAX_ERROR", f"Syntax Error on line 1: near {text[position:]!r}")
+            raise VtqlError(
+                "QUERY_SYNTAX_ERROR", f"Syntax Error on line 1: near {text[position:]!r}"
+            )
         kind = found.lastgroup or ""
         value = found.group(kind)
         if kind == "string":
@@ -98,8 +115,10 @@ class Parser:
     def take(self, kind: str, value: str | None = None) -> str:
         token = self.peek()
         if token[0] != kind or (value is not None and token[1] != value):
-            raise VtqlError("QUERY_SYNTAX_ERROR",
-                            f"Syntax Error on line 1: token {token[1] or 'EOF'!r} unexpected")
+            raise VtqlError(
+                "QUERY_SYNTAX_ERROR",
+                f"Syntax Error on line 1: token {token[1] or 'EOF'!r} unexpected",
+            )
         self.at += 1
         return token[1]
 

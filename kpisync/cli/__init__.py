@@ -21,18 +21,26 @@ from kpisync.logs import setup_logging
 from kpisync.output import MODE
 from kpisync.settings_file import SETTINGS_ENV
 
-app = typer.Typer(cls=LazyGroup, help="Sync CRM data, compute sales KPIs, write scores back.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    cls=LazyGroup,
+    help="Sync CRM data, compute sales KPIs, write scores back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-         log_json: bool = typer.Option(False, "--log-json", help="Log as JSON lines."),
-         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
-         settings: Path | None = typer.Option(
-             None, "--settings", "-s",
-             help=f"Path of settings.toml for the command (as its own --settings, or "
-                  f"{SETTINGS_ENV}).")) -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    log_json: bool = typer.Option(False, "--log-json", help="Log as JSON lines."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    settings: Path | None = typer.Option(
+        None,
+        "--settings",
+        "-s",
+        help=f"Path of settings.toml for the command (as its own --settings, or {SETTINGS_ENV}).",
+    ),
+) -> None:
     MODE.debug, MODE.log_json = debug, log_json
     if settings is not None:
         # Read by every command's --settings as its default (click resolves them after this).

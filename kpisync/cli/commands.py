@@ -22,31 +22,59 @@ class Declared:
 
 COMMANDS: tuple[Declared, ...] = (
     Declared("init", "Write a starter settings.toml.", "kpisync.cli.start"),
-    Declared("check", "Pre-flight a source: auth, reachability, permissions, allowance.",
-             "kpisync.cli.sources"),
-    Declared("discover", "List the source's objects and fields, custom ones included, and "
-             "suggest fields for roles.", "kpisync.cli.sources"),
+    Declared(
+        "check",
+        "Pre-flight a source: auth, reachability, permissions, allowance.",
+        "kpisync.cli.sources",
+    ),
+    Declared(
+        "discover",
+        "List the source's objects and fields, custom ones included, and suggest fields for roles.",
+        "kpisync.cli.sources",
+    ),
     Declared("sync", "Incrementally sync one source, or all of them.", "kpisync.cli.sources"),
-    Declared("status", "Per source: last run, duration, counts, API usage, errors, next run, "
-             "budget and alerts.", "kpisync.cli.status"),
-    Declared("demo", "Run the whole loop on a built-in CRM emulator: no account needed.",
-             "kpisync.cli.start"),
-    Declared("compute", "Compute every KPI now, store the values and send alerts for new "
-             "crossings.", "metrics.commands"),
-    Declared("kpis", "Show stored KPI values of one period (the latest complete one unless "
-             "--at), or every snapshot of one KPI (--history). Machine forms carry each "
-             "value's unit.", "metrics.commands"),
-    Declared("goals", "Progress, pace and status of every goal in settings.toml.",
-             "metrics.commands"),
-    Declared("run", "Run the scheduled pipelines (sync, compute, write-back) until stopped.",
-             "kpisync.run_command"),
+    Declared(
+        "status",
+        "Per source: last run, duration, counts, API usage, errors, next run, budget and alerts.",
+        "kpisync.cli.status",
+    ),
+    Declared(
+        "demo",
+        "Run the whole loop on a built-in CRM emulator: no account needed.",
+        "kpisync.cli.start",
+    ),
+    Declared(
+        "compute",
+        "Compute every KPI now, store the values and send alerts for new crossings.",
+        "metrics.commands",
+    ),
+    Declared(
+        "kpis",
+        "Show stored KPI values of one period (the latest complete one unless "
+        "--at), or every snapshot of one KPI (--history). Machine forms carry each "
+        "value's unit.",
+        "metrics.commands",
+    ),
+    Declared(
+        "goals", "Progress, pace and status of every goal in settings.toml.", "metrics.commands"
+    ),
+    Declared(
+        "run",
+        "Run the scheduled pipelines (sync, compute, write-back) until stopped.",
+        "kpisync.run_command",
+    ),
     Declared("db", "The store: schema, check, backup.", "kpisync.cli.store"),
-    Declared("surveys", "Survey answers (NPS, eNPS) from survey tools' exports.",
-             "metrics.commands"),
+    Declared(
+        "surveys", "Survey answers (NPS, eNPS) from survey tools' exports.", "metrics.commands"
+    ),
     Declared("fields", "The CRM fields write-back manages.", "writeback.commands"),
     Declared("writeback", "Write scores onto CRM records.", "writeback.commands"),
-    Declared("report", "The HTML report with charts, and its e-mail delivery.",
-             "kpisync.report.commands"),
-    Declared("sandbox", "Run a CRM emulator (HubSpot, Salesforce, Vtiger) to try kpisync on.",
-             "kpisync.sandbox_command"),
+    Declared(
+        "report", "The HTML report with charts, and its e-mail delivery.", "kpisync.report.commands"
+    ),
+    Declared(
+        "sandbox",
+        "Run a CRM emulator (HubSpot, Salesforce, Vtiger) to try kpisync on.",
+        "kpisync.sandbox_command",
+    ),
 )

@@ -25,8 +25,9 @@ class LazyGroup(JsonUsageErrors):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         for declared in COMMANDS:
-            self.commands.setdefault(declared.name, TyperCommand(name=declared.name,
-                                                                 help=declared.help))
+            self.commands.setdefault(
+                declared.name, TyperCommand(name=declared.name, help=declared.help)
+            )
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name, command, rest = super().resolve_command(ctx, args)

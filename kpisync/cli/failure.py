@@ -45,11 +45,17 @@ def friendly(command: F) -> F:
             quiet_stdout()
             raise typer.Exit(0) from None
         except KeyboardInterrupt:
-            fail("interrupted", "a sync carries on from its last committed page when run again",
-                 Interrupted.exit_code)
+            fail(
+                "interrupted",
+                "a sync carries on from its last committed page when run again",
+                Interrupted.exit_code,
+            )
         except Exception as error:  # a bug: still one line, the traceback with --debug
-            fail(f"unexpected error: {type(error).__name__}: {error}",
-                 "run again with --debug for the traceback, and report it", 1)
+            fail(
+                f"unexpected error: {type(error).__name__}: {error}",
+                "run again with --debug for the traceback, and report it",
+                1,
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -59,8 +65,13 @@ def fail(message: str, hint: str | None, exit_code: int) -> NoReturn:
     message = mask(message).strip().replace("\n", " ")
     trace = mask(traceback.format_exc()) if MODE.debug else None
     if MODE.log_json:
-        json_line("error", message, fix=mask(hint) if hint else None, exit_code=exit_code,
-                  **({"traceback": trace} if trace else {}))
+        json_line(
+            "error",
+            message,
+            fix=mask(hint) if hint else None,
+            exit_code=exit_code,
+            **({"traceback": trace} if trace else {}),
+        )
     else:
         if trace:
             print(trace.rstrip(), file=sys.stderr)
@@ -72,8 +83,13 @@ def fail(message: str, hint: str | None, exit_code: int) -> NoReturn:
 
 def json_line(level: str, message: str, **fields: Any) -> None:
     """One record on stderr as --log-json writes them (kpisync.logs.JsonLines' fields)."""
-    entry = {"time": datetime.now(UTC).isoformat(), "level": level, "logger": "kpisync.cli",
-             "message": message, **fields}
+    entry = {
+        "time": datetime.now(UTC).isoformat(),
+        "level": level,
+        "logger": "kpisync.cli",
+        "message": message,
+        **fields,
+    }
     print(json.dumps(entry, ensure_ascii=False, default=str), file=sys.stderr, flush=True)
 
 

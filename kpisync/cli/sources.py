@@ -58,13 +58,17 @@ def check(source: str, settings: Path = SETTINGS, as_json: bool = JSON) -> None:
         if MODE.log_json:
             json_line("error", mask(problem.what), fix=mask(problem.fix))
         else:
-            errors.print(f"[red]✗[/] {escape(mask(problem.what))} — {escape(mask(problem.fix))}",
-                         highlight=False)
+            errors.print(
+                f"[red]✗[/] {escape(mask(problem.what))} — {escape(mask(problem.fix))}",
+                highlight=False,
+            )
     if problems:
         raise typer.Exit(3)
     if not as_json:
-        console.print(f"[green]✓[/] {source}: credentials, reachability and permissions are "
-                      f"fine{allowance_left(connector)}")
+        console.print(
+            f"[green]✓[/] {source}: credentials, reachability and permissions are "
+            f"fine{allowance_left(connector)}"
+        )
 
 
 def answered_within(seconds: float, function: Callable[[], T], source: str) -> T:
@@ -82,9 +86,11 @@ def answered_within(seconds: float, function: Callable[[], T], source: str) -> T
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        raise ConnectorError(f"{source}: no answer within {seconds:.0f} s: timed out (the host "
-                             f"accepts connections but does not answer)",
-                             hint="check the host setting and the network")
+        raise ConnectorError(
+            f"{source}: no answer within {seconds:.0f} s: timed out (the host "
+            f"accepts connections but does not answer)",
+            hint="check the host setting and the network",
+        )
     if "error" in outcome:
         raise outcome["error"]
     return cast(T, outcome["value"])
@@ -110,11 +116,17 @@ def quick_probe(config: SourceConfig) -> SourceConfig:
     return replace(config, options=options)
 
 
-def discover(source: str, settings: Path = SETTINGS, as_json: bool = JSON,
-             custom_only: bool = typer.Option(False, "--custom", help="Only custom fields."),
-             roles_only: bool = typer.Option(False, "--roles", help=(
-                 "Only the suggested fields for each role, with a roles = {...} line to paste."))
-             ) -> None:
+def discover(
+    source: str,
+    settings: Path = SETTINGS,
+    as_json: bool = JSON,
+    custom_only: bool = typer.Option(False, "--custom", help="Only custom fields."),
+    roles_only: bool = typer.Option(
+        False,
+        "--roles",
+        help=("Only the suggested fields for each role, with a roles = {...} line to paste."),
+    ),
+) -> None:
     """List the source's objects and fields, custom ones included, and suggest fields for roles."""
     context = open_context(settings)
     config = context.settings.source(source)
@@ -127,39 +139,59 @@ def discover(source: str, settings: Path = SETTINGS, as_json: bool = JSON,
     metric_lines = rs.metric_roles_lines(suggestions, values)
     shown = [f for f in fields if f.is_custom or not custom_only]
     if as_json:
-        roles = {"role_suggestions": [asdict(s) for s in suggestions], "roles_toml": line,
-                 "metrics_roles_toml": "\n".join(metric_lines)}
+        roles = {
+            "role_suggestions": [asdict(s) for s in suggestions],
+            "roles_toml": line,
+            "metrics_roles_toml": "\n".join(metric_lines),
+        }
         listed = {"fields": [f.__dict__ | {"options": list(f.options)} for f in shown]}
         print(json.dumps(roles if roles_only else listed | roles, ensure_ascii=False))
         return
     if not roles_only:
         table = Table("object", "field", "label", "type", "custom", "writable")
         for f in shown:
-            table.add_row(f.entity, escape(f.name), escape(f.label), f.type,
-                          "yes" if f.is_custom else "",
-                          "yes" if f.is_writable else "")
+            table.add_row(
+                f.entity,
+                escape(f.name),
+                escape(f.label),
+                f.type,
+                "yes" if f.is_custom else "",
+                "yes" if f.is_writable else "",
+            )
         console.print(table)
     console.print(rs.suggestions_table(suggestions))
     console.print(f"# paste into [sources.{source}] of {settings}:", markup=False, highlight=False)
     console.print(line, markup=False, highlight=False, soft_wrap=True)
     if metric_lines:
-        console.print("\n".join(["# and, to count these values:", *metric_lines]), markup=False,
-                      highlight=False, soft_wrap=True)
+        console.print(
+            "\n".join(["# and, to count these values:", *metric_lines]),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
-def sync(source: str = typer.Argument(None, help="One source; all when omitted."),
-         full: bool = typer.Option(False, "--full", help="Re-read everything and compare ids."),
-         settings: Path = SETTINGS, as_json: bool = JSON) -> None:
+def sync(
+    source: str = typer.Argument(None, help="One source; all when omitted."),
+    full: bool = typer.Option(False, "--full", help="Re-read everything and compare ids."),
+    settings: Path = SETTINGS,
+    as_json: bool = JSON,
+) -> None:
     """Incrementally sync one source, or all of them."""
     context = open_context(settings)
     require_writable(context.engine, "sync")
     names = [source] if source else sorted(context.settings.sources)
     results = []
     stop = StopSignal()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
-                        TextColumn("{task.completed:,} rows, {task.fields[pages]} pages"),
-                        TimeElapsedColumn(), console=errors, transient=True,
-                        disable=as_json or not errors.is_terminal)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:,} rows, {task.fields[pages]} pages"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=as_json or not errors.is_terminal,
+    )
     for name in names:
         source_config = context.settings.source(name)
         connector = build_connector(source_config)
@@ -167,29 +199,50 @@ def sync(source: str = typer.Argument(None, help="One source; all when omitted."
         task = progress.add_task(f"syncing {name}", total=None, pages=0)
 
         def advance(page: Page, task: TaskID = task, name: str = name) -> None:
-            progress.update(task, advance=len(page.records),
-                            pages=progress.tasks[task].fields["pages"] + 1,
-                            description=f"syncing {name}: {page.stream}")
+            progress.update(
+                task,
+                advance=len(page.records),
+                pages=progress.tasks[task].fields["pages"] + 1,
+                description=f"syncing {name}: {page.stream}",
+            )
 
-        options = SyncOptions(full=full, purge_check_every=every, on_page=advance,
-                              should_stop=stop.is_set)
+        options = SyncOptions(
+            full=full, purge_check_every=every, on_page=advance, should_stop=stop.is_set
+        )
         try:
             with run_lock(context.engine, f"source:{name}") as held:
                 if not held:
-                    raise StateError(f"{name} is being synced by another kpisync process",
-                                     hint="wait for it to finish, or see 'kpisync status'")
+                    raise StateError(
+                        f"{name} is being synced by another kpisync process",
+                        hint="wait for it to finish, or see 'kpisync status'",
+                    )
                 with progress, stop.installed():
                     results.append(sync_source(context.engine, name, connector, options))
         finally:
             connector.close()
     if as_json:
-        print(json.dumps([{"source": r.source, "run": r.run_id, "status": r.status,
-                           "upserted": r.upserted, "deleted": r.deleted,
-                           "api_calls": calls_in(r.api_calls)} for r in results]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "source": r.source,
+                        "run": r.run_id,
+                        "status": r.status,
+                        "upserted": r.upserted,
+                        "deleted": r.deleted,
+                        "api_calls": calls_in(r.api_calls),
+                    }
+                    for r in results
+                ]
+            )
+        )
         return
     for r in results:
-        console.print(f"{r.source}: {r.status}, {r.upserted} rows written, {r.deleted} deleted, "
-                      f"{calls_in(r.api_calls)} API calls (run {r.run_id})", markup=False)
+        console.print(
+            f"{r.source}: {r.status}, {r.upserted} rows written, {r.deleted} deleted, "
+            f"{calls_in(r.api_calls)} API calls (run {r.run_id})",
+            markup=False,
+        )
 
 
 class StopSignal:
@@ -206,8 +259,10 @@ class StopSignal:
         if self.event.is_set():
             raise KeyboardInterrupt
         self.event.set()
-        text = (f"{signal.Signals(signum).name}: stopping after the page being written "
-                f"(again to stop at once)")
+        text = (
+            f"{signal.Signals(signum).name}: stopping after the page being written "
+            f"(again to stop at once)"
+        )
         if MODE.log_json:
             json_line("warning", text)
         else:
@@ -218,8 +273,10 @@ class StopSignal:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        before = {signum: signal.signal(signum, self._handle)
-                  for signum in (signal.SIGINT, signal.SIGTERM)}
+        before = {
+            signum: signal.signal(signum, self._handle)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield
         finally:

@@ -52,8 +52,11 @@ def db_check(settings: Path = SETTINGS, as_json: bool = JSON) -> None:
     path = sqlite_path(url)
     steps = [] if result.sound else recovery_steps(result, str(path) if path else None)
     if as_json:
-        print(json.dumps(asdict(result) | {"sound": result.sound, "recovery": steps},
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                asdict(result) | {"sound": result.sound, "recovery": steps}, ensure_ascii=False
+            )
+        )
     else:
         print_store_check(result, steps)
     if not result.sound:
@@ -66,23 +69,36 @@ def print_store_check(result: StoreCheck, steps: list[str]) -> None:
     if result.error:
         say(f"unreadable: {result.error}")
     else:
-        say("integrity: " + ("ok" if not result.integrity else
-                             f"{len(result.integrity)} problem(s): " + "; ".join(result.integrity)))
-        state = ("newest" if result.revision == result.newest else
-                 f"older than this kpisync's {result.newest}")
+        say(
+            "integrity: "
+            + (
+                "ok"
+                if not result.integrity
+                else f"{len(result.integrity)} problem(s): " + "; ".join(result.integrity)
+            )
+        )
+        state = (
+            "newest"
+            if result.revision == result.newest
+            else f"older than this kpisync's {result.newest}"
+        )
         say(f"schema: revision {result.revision or 'none'} ({state})")
         say("rows: " + ", ".join(f"{table} {count:,}" for table, count in result.counts.items()))
         if result.kept:
-            say("not rebuilt from the CRM: " + ", ".join(
-                f"{table} {count:,}" for table, count in result.kept.items()))
+            say(
+                "not rebuilt from the CRM: "
+                + ", ".join(f"{table} {count:,}" for table, count in result.kept.items())
+            )
     if steps:
         say("to recover:")
         for number, step in enumerate(steps, start=1):
             say(f"  {number}. {step}")
 
 
-def db_backup(target: Path = typer.Argument(..., help="A new file for the copy."),
-              settings: Path = SETTINGS) -> None:
+def db_backup(
+    target: Path = typer.Argument(..., help="A new file for the copy."), settings: Path = SETTINGS
+) -> None:
     """A consistent copy of the live store (SQLite's online backup, or pg_dump)."""
-    console.print(backup_store(store_url_of(settings), target), markup=False, highlight=False,
-                  soft_wrap=True)
+    console.print(
+        backup_store(store_url_of(settings), target), markup=False, highlight=False, soft_wrap=True
+    )

@@ -10,8 +10,9 @@ loads by itself through the `pytest11` entry point.
 import pytest
 
 # Before the suite is imported: its plain asserts then report their values, as in any test file.
-pytest.register_assert_rewrite("kpisync.conformance.suite", "kpisync.conformance.subject",
-                               "kpisync.conformance.stores")
+pytest.register_assert_rewrite(
+    "kpisync.conformance.suite", "kpisync.conformance.subject", "kpisync.conformance.stores"
+)
 
 from kpisync.conformance.subject import (  # noqa: E402
     ConformanceSubject,
@@ -22,5 +23,11 @@ from kpisync.conformance.subject import (  # noqa: E402
 )
 from kpisync.conformance.suite import ConnectorConformance  # noqa: E402
 
-__all__ = ["ConformanceSubject", "ConnectorConformance", "ErrorCase", "Truth", "WriteCase",
-           "assert_store_matches"]
+__all__ = [
+    "ConformanceSubject",
+    "ConnectorConformance",
+    "ErrorCase",
+    "Truth",
+    "WriteCase",
+    "assert_store_matches",
+]

@@ -18,13 +18,16 @@ from kpisync.store.database import open_store
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "conformance: the kpisync connector contract (kpisync.conformance)")
+        "markers", "conformance: the kpisync connector contract (kpisync.conformance)"
+    )
 
 
 @pytest.fixture
 def conformance_subject() -> ConformanceSubject:
-    pytest.fail("define a fixture `conformance_subject` returning your ConformanceSubject "
-                "(docs/connector-authors.md)")
+    pytest.fail(
+        "define a fixture `conformance_subject` returning your ConformanceSubject "
+        "(docs/connector-authors.md)"
+    )
 
 
 @pytest.fixture

@@ -88,8 +88,9 @@ class ConformanceSubject(ABC):
 
     def truth(self) -> Truth:
         """The live records the source holds, with the store columns they must fill."""
-        raise NotImplementedError(f"{type(self).__name__}: define truth() or override "
-                                  "assert_store_equals_truth()")
+        raise NotImplementedError(
+            f"{type(self).__name__}: define truth() or override assert_store_equals_truth()"
+        )
 
     def assert_store_equals_truth(self, engine: Engine) -> None:
         """The store's live rows of this source equal `truth()`; a subject with a deeper check of
@@ -117,15 +118,21 @@ def assert_store_matches(engine: Engine, source: str, truth: Truth) -> None:
         table = ENTITY_MODELS[entity].__table__  # type: ignore[attr-defined]
         columns = sorted({name for values in records.values() for name in values})
         with engine.connect() as connection:
-            rows = {row.external_id: row._mapping for row in connection.execute(
-                select(table).where(table.c.source == source, table.c.deleted_at.is_(None)))}
+            rows = {
+                row.external_id: row._mapping
+                for row in connection.execute(
+                    select(table).where(table.c.source == source, table.c.deleted_at.is_(None))
+                )
+            }
         missing, extra = sorted(records.keys() - rows.keys()), sorted(rows.keys() - records.keys())
         assert not missing and not extra, (
-            f"{entity}: the store lacks {missing[:5]} and holds {extra[:5]} beyond the source")
+            f"{entity}: the store lacks {missing[:5]} and holds {extra[:5]} beyond the source"
+        )
         for external_id, expected in records.items():
             stored = rows[external_id]
             for column in columns:
                 if column in expected:
                     assert comparable(stored[column]) == comparable(expected[column]), (
                         f"{entity} {external_id}.{column}: stored {stored[column]!r}, "
-                        f"the source holds {expected[column]!r}")
+                        f"the source holds {expected[column]!r}"
+                    )

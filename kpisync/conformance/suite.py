@@ -29,8 +29,9 @@ from .subject import ConformanceSubject, comparable
 LOST = "conformance: the connection was lost"
 
 
-def sync(engine: Engine, subject: ConformanceSubject, connector: Connector | None = None,
-         **options: Any) -> SyncResult:
+def sync(
+    engine: Engine, subject: ConformanceSubject, connector: Connector | None = None, **options: Any
+) -> SyncResult:
     every = timedelta(0) if subject.deletes_by_id_comparison else timedelta(days=7)
     options.setdefault("purge_check_every", every)
     connector = connector or subject.connector()
@@ -78,7 +79,8 @@ class ConnectorConformance:
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.conformance]
 
     def test_check_passes_and_discover_lists_fields(
-            self, conformance_subject: ConformanceSubject) -> None:
+        self, conformance_subject: ConformanceSubject
+    ) -> None:
         connector = conformance_subject.connector()
         try:
             assert connector.check() == [], "check() found problems on a healthy source"
@@ -108,8 +110,11 @@ class ConnectorConformance:
                         # Known entities only: HubSpot's `deals` carries stage changes it does
                         # not declare (its `entities` also key deletes and merges by record id).
                         assert record.entity in ENTITY_MODELS, f"{spec.name}: a {record.entity}"
-                        key = record.values.get("external_id") if isinstance(record, Row) \
+                        key = (
+                            record.values.get("external_id")
+                            if isinstance(record, Row)
                             else record.external_id
+                        )
                         assert isinstance(key, str) and key, f"{spec.name}: external_id {key!r}"
                     for gone in page.deleted:
                         assert gone.entity in spec.entities, f"{spec.name}: deleted {gone.entity}"
@@ -125,11 +130,13 @@ class ConnectorConformance:
         assert records, "a full read gave no records: seed the source in the subject"
         assert pages >= conformance_subject.MIN_PAGES, (
             f"a full read took {pages} pages: seed more records (or a smaller page size) so "
-            f"reads can be interrupted between pages")
+            f"reads can be interrupted between pages"
+        )
         assert incremental, "no stream's page carries a cursor: every sync would read everything"
 
     def test_full_sync_equals_truth_and_a_resync_changes_nothing(
-            self, conformance_subject: ConformanceSubject, conformance_engine: Engine) -> None:
+        self, conformance_subject: ConformanceSubject, conformance_engine: Engine
+    ) -> None:
         engine, subject = conformance_engine, conformance_subject
         synced(engine, subject)
         subject.assert_store_equals_truth(engine)
@@ -139,19 +146,22 @@ class ConnectorConformance:
         rewritten = sorted(key for key in first if first[key] != again.get(key))
         assert not rewritten and again.keys() == first.keys(), (
             f"an incremental sync with nothing changed rewrote {rewritten[:5]} "
-            f"({len(rewritten)} rows) and added {sorted(again.keys() - first.keys())[:5]}")
+            f"({len(rewritten)} rows) and added {sorted(again.keys() - first.keys())[:5]}"
+        )
         synced(engine, subject, full=True)
         reread = stored_rows(engine, subject.source)
         old, new = without(first, "synced_at"), without(reread, "synced_at")
         changed = sorted(key for key in old if comparable(new.get(key)) != comparable(old[key]))
         assert not changed and reread.keys() == first.keys(), (
             f"a full re-read changed {changed[:5]} ({len(changed)} rows), which the source did "
-            f"not change, and added {sorted(reread.keys() - first.keys())[:5]}")
+            f"not change, and added {sorted(reread.keys() - first.keys())[:5]}"
+        )
         assert_no_duplicates(engine)
         subject.assert_store_equals_truth(engine)
 
     def test_incremental_sync_reads_exactly_the_edits(
-            self, conformance_subject: ConformanceSubject, conformance_engine: Engine) -> None:
+        self, conformance_subject: ConformanceSubject, conformance_engine: Engine
+    ) -> None:
         engine, subject = conformance_engine, conformance_subject
         synced(engine, subject)
         before = stored_rows(engine, subject.source)
@@ -160,18 +170,22 @@ class ConnectorConformance:
         synced(engine, subject)
         subject.assert_store_equals_truth(engine)
         after = stored_rows(engine, subject.source)
-        touched = {key for key in after if before.get(key, {}).get("synced_at")
-                   != after[key]["synced_at"]}
+        touched = {
+            key for key in after if before.get(key, {}).get("synced_at") != after[key]["synced_at"]
+        }
         kinds = {entity for entity, _ in edited}
         missed = sorted(edited - touched)
         extra = sorted(key for key in touched - edited if key[0] in kinds)
         assert not missed, f"the incremental sync missed edited records {missed[:5]}"
-        assert not extra, (f"the incremental sync rewrote {len(extra)} records nobody edited, "
-                           f"e.g. {extra[:5]}: does read() start from the cursor?")
+        assert not extra, (
+            f"the incremental sync rewrote {len(extra)} records nobody edited, "
+            f"e.g. {extra[:5]}: does read() start from the cursor?"
+        )
         assert_no_duplicates(engine)
 
-    def test_deletes_are_marked(self, conformance_subject: ConformanceSubject,
-                                conformance_engine: Engine) -> None:
+    def test_deletes_are_marked(
+        self, conformance_subject: ConformanceSubject, conformance_engine: Engine
+    ) -> None:
         engine, subject = conformance_engine, conformance_subject
         synced(engine, subject)
         entity, external_id = subject.delete()
@@ -179,12 +193,13 @@ class ConnectorConformance:
         row = stored_rows(engine, subject.source).get((entity, external_id))
         assert row is not None, f"{entity} {external_id} was never stored"
         assert row["deleted_at"] is not None, (
-            f"{entity} {external_id} was deleted in the source but is live in the store")
+            f"{entity} {external_id} was deleted in the source but is live in the store"
+        )
         subject.assert_store_equals_truth(engine)
 
     def test_interrupted_reads_resume_to_truth(
-            self, conformance_subject: ConformanceSubject, conformance_engine: Engine,
-            tmp_path: Path) -> None:
+        self, conformance_subject: ConformanceSubject, conformance_engine: Engine, tmp_path: Path
+    ) -> None:
         """Full re-reads stopped between pages, or cut by a lost connection, after a random
         number of pages; each round edits the source first. A last sync ends equal to truth."""
         engine, subject = conformance_engine, conformance_subject
@@ -202,15 +217,19 @@ class ConnectorConformance:
             committed: list[Page] = []
             if round_ % 2 == 0:
                 with pytest.raises(Interrupted):
-                    sync(engine, subject, full=True, on_page=committed.append,
-                         should_stop=partial(reached, committed, stop_at))
+                    sync(
+                        engine,
+                        subject,
+                        full=True,
+                        on_page=committed.append,
+                        should_stop=partial(reached, committed, stop_at),
+                    )
                 assert len(committed) == stop_at
                 assert last_run(engine, subject.source)[0] == "interrupted"
             else:
                 with pytest.raises(TransientError, match=LOST):
                     lost = cast(Connector, LosesConnection(subject.connector(), stop_at))
-                    sync(engine, subject, lost,
-                         full=True, on_page=committed.append)
+                    sync(engine, subject, lost, full=True, on_page=committed.append)
                 assert len(committed) <= stop_at
                 assert last_run(engine, subject.source)[0] == "failed"
         synced(engine, subject)
@@ -219,7 +238,8 @@ class ConnectorConformance:
         print(f"a full sync commits {len(counted)} pages; stopped after {stops}")
 
     def test_failures_are_kpisync_connector_errors(
-            self, conformance_subject: ConformanceSubject, conformance_engine: Engine) -> None:
+        self, conformance_subject: ConformanceSubject, conformance_engine: Engine
+    ) -> None:
         """Each failure the subject names is raised as its kpisync error, in one line without
         secrets, recorded as a failed run, and leaves the store as it was."""
         engine, subject = conformance_engine, conformance_subject
@@ -232,7 +252,8 @@ class ConnectorConformance:
             if case.found_by_check:
                 problems = connector.check()
                 assert problems and all(p.what and p.fix for p in problems), (
-                    f"{case.name}: check() reported {problems}")
+                    f"{case.name}: check() reported {problems}"
+                )
             raised: BaseException | None = None
             try:
                 sync(engine, subject, connector)
@@ -241,7 +262,8 @@ class ConnectorConformance:
             assert raised is not None, f"{case.name}: the sync succeeded"
             assert isinstance(raised, case.expected), (
                 f"{case.name}: raised {type(raised).__name__}: {raised}; expected "
-                f"{case.expected.__name__} (kpisync.errors): map the failure in the connector")
+                f"{case.expected.__name__} (kpisync.errors): map the failure in the connector"
+            )
             message = one_line(raised)
             status, recorded = last_run(engine, subject.source)
             assert status == "failed", f"{case.name}: the run was recorded {status}"
@@ -264,7 +286,8 @@ class ConnectorConformance:
             assert [step.spec for step in steps] == [spec], steps
             assert steps[0].action in ("exists", "create"), (
                 f"ensure_fields answers {steps[0].action!r} for {spec.name}: create the field "
-                f"in write_case() first, as an admin would ({steps[0].detail})")
+                f"in write_case() first, as an admin would ({steps[0].detail})"
+            )
             connector.ensure_fields([spec], apply=True)
             again = conformance_subject.connector()
             try:
@@ -272,16 +295,20 @@ class ConnectorConformance:
             finally:
                 again.close()
             assert actions == ["exists"], f"{spec.name} after provisioning: {actions}"
-            results = connector.write(spec.entity, [
-                FieldUpdate(case.external_id, ((spec.name, case.value),))])
+            results = connector.write(
+                spec.entity, [FieldUpdate(case.external_id, ((spec.name, case.value),))]
+            )
             assert [(r.external_id, r.ok) for r in results] == [(case.external_id, True)], results
             assert comparable(case.read_back()) == comparable(case.value), (
                 f"{spec.entity} {case.external_id}.{spec.name} holds {case.read_back()!r} after "
-                f"writing {case.value!r}")
-            missing = connector.write(spec.entity, [
-                FieldUpdate(case.missing_id, ((spec.name, case.value),))])
+                f"writing {case.value!r}"
+            )
+            missing = connector.write(
+                spec.entity, [FieldUpdate(case.missing_id, ((spec.name, case.value),))]
+            )
             assert [(r.external_id, r.ok, r.not_found) for r in missing] == [
-                (case.missing_id, False, True)], missing
+                (case.missing_id, False, True)
+            ], missing
         finally:
             connector.close()
 
@@ -289,12 +316,15 @@ class ConnectorConformance:
 def assert_read_only(connector: Connector) -> None:
     """Every entity the connector reads: fields are left to an admin and writes are refused."""
     entities = sorted({entity for spec in connector.streams() for entity in spec.entities})
-    specs = [FieldSpec(entity, "kpisync_conformance", "kpisync conformance", "string")
-             for entity in entities]
+    specs = [
+        FieldSpec(entity, "kpisync_conformance", "kpisync conformance", "string")
+        for entity in entities
+    ]
     steps: Sequence[Any] = connector.ensure_fields(specs, apply=True)
     assert [step.action for step in steps] == ["manual"] * len(specs), (
         f"a read-only connector (write_case() is None) must answer 'manual' from ensure_fields, "
-        f"not {steps}")
+        f"not {steps}"
+    )
     for entity in entities:
         try:
             connector.write(entity, [FieldUpdate("1", (("kpisync_conformance", "x"),))])
@@ -302,5 +332,7 @@ def assert_read_only(connector: Connector) -> None:
             assert isinstance(error, RejectedError), f"write() raised {type(error).__name__}"
             one_line(error)
         else:
-            raise AssertionError(f"write() of a {entity} must raise RejectedError on a read-only "
-                                 "connector (write_case() is None)")
+            raise AssertionError(
+                f"write() of a {entity} must raise RejectedError on a read-only "
+                "connector (write_case() is None)"
+            )

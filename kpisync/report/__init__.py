@@ -16,5 +16,13 @@ from kpisync.report.options import delivery_schedule, report_settings
 from kpisync.report.page import inline_figures, render_html
 from kpisync.report.raster import export_pngs
 
-__all__ = ["build_report", "delivery_schedule", "draw_charts", "export_pngs", "inline_figures",
-           "render_html", "report_settings", "send_report"]
+__all__ = [
+    "build_report",
+    "delivery_schedule",
+    "draw_charts",
+    "export_pngs",
+    "inline_figures",
+    "render_html",
+    "report_settings",
+    "send_report",
+]

@@ -14,8 +14,13 @@ from kpisync.report.content import Distribution, GoalLine, RepRow
 from kpisync.report.svg import document, el, label
 
 DETRACTOR, PASSIVE, PROMOTER = "#dc2626", "#f59e0b", "#16a34a"
-STATUS_COLOURS = {"achieved": PROMOTER, "on track": LINE, "off pace": PASSIVE,
-                  "missed": DETRACTOR, "no data": "#94a3b8"}
+STATUS_COLOURS = {
+    "achieved": PROMOTER,
+    "on track": LINE,
+    "off pace": PASSIVE,
+    "missed": DETRACTOR,
+    "no data": "#94a3b8",
+}
 TRACK = "#e2e8f0"
 WIDTH = 640
 
@@ -25,7 +30,7 @@ def heading(text: str) -> Markup:
 
 
 def shorten(text: str, limit: int = 28) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def rep_chart(rows: tuple[RepRow, ...], currency: str) -> Chart:
@@ -39,17 +44,47 @@ def rep_chart(rows: tuple[RepRow, ...], currency: str) -> Chart:
         y = top + index * row_h
         width = bar_w * max(row.revenue or 0.0, 0.0) / best
         parts.append(label(name_w - 8, y + 16, shorten(row.name), anchor="end", size=12))
-        parts.append(el("rect", el("title", f"{row.name}: {show_value(row.revenue, 'money', currency)}"),
-                        x=name_w, y=y + 4, width=max(width, 1.0), height=row_h - 8, rx=3,
-                        fill=LINE, class_="bar", data_value=row.revenue or 0))
-        parts.append(label(name_w + width + 6, y + 16, show_value(row.revenue, "money", currency),
-                           size=11, fill=MUTED))
+        parts.append(
+            el(
+                "rect",
+                el("title", f"{row.name}: {show_value(row.revenue, 'money', currency)}"),
+                x=name_w,
+                y=y + 4,
+                width=max(width, 1.0),
+                height=row_h - 8,
+                rx=3,
+                fill=LINE,
+                class_="bar",
+                data_value=row.revenue or 0,
+            )
+        )
+        parts.append(
+            label(
+                name_w + width + 6,
+                y + 16,
+                show_value(row.revenue, "money", currency),
+                size=11,
+                fill=MUTED,
+            )
+        )
     if not rows:
-        parts.append(label(WIDTH / 2, top + 14, "no rep has values in this period",
-                           anchor="middle", fill=MUTED))
-    return Chart("leaderboard", "Revenue won by rep",
-                 document(WIDTH, height, *parts, name="leaderboard", title="Revenue won by rep",
-                          data_points=len(rows)))
+        parts.append(
+            label(
+                WIDTH / 2, top + 14, "no rep has values in this period", anchor="middle", fill=MUTED
+            )
+        )
+    return Chart(
+        "leaderboard",
+        "Revenue won by rep",
+        document(
+            WIDTH,
+            height,
+            *parts,
+            name="leaderboard",
+            title="Revenue won by rep",
+            data_points=len(rows),
+        ),
+    )
 
 
 def goal_chart(goals: tuple[GoalLine, ...], currency: str) -> Chart:
@@ -60,11 +95,27 @@ def goal_chart(goals: tuple[GoalLine, ...], currency: str) -> Chart:
     for index, line in enumerate(goals):
         parts += goal_row(line, top + index * row_h, left, bar_w, currency)
     if not goals:
-        parts.append(label(WIDTH / 2, top + 14, "no goals configured ([[metrics.goals]])",
-                           anchor="middle", fill=MUTED))
-    return Chart("goals", "Goals", document(WIDTH, height, *parts, name="goals",
-                                            title="Goals: progress and pace",
-                                            data_points=len(goals)))
+        parts.append(
+            label(
+                WIDTH / 2,
+                top + 14,
+                "no goals configured ([[metrics.goals]])",
+                anchor="middle",
+                fill=MUTED,
+            )
+        )
+    return Chart(
+        "goals",
+        "Goals",
+        document(
+            WIDTH,
+            height,
+            *parts,
+            name="goals",
+            title="Goals: progress and pace",
+            data_points=len(goals),
+        ),
+    )
 
 
 def goal_row(line: GoalLine, y: float, left: float, bar_w: float, currency: str) -> list[Markup]:
@@ -73,21 +124,48 @@ def goal_row(line: GoalLine, y: float, left: float, bar_w: float, currency: str)
     fill = bar_w * min(max(s.progress or 0.0, 0.0) / scale, 1.0)
     colour = STATUS_COLOURS.get(s.status, MUTED)
     target_x = left + bar_w / scale
-    text = (f"{show_value(s.actual, line.unit, currency)} of "
-            f"{show_value(goal.target, line.unit, currency)}")
-    parts = [label(left, y + 12, f"{goal.name} \u2014 {line.title}", size=12, weight="600"),
-             el("rect", x=left, y=y + 18, width=bar_w, height=14, rx=4, fill=TRACK),
-             el("rect", el("title", text), x=left, y=y + 18, width=max(fill, 0.5), height=14,
-                rx=4, fill=colour, class_="bar", data_value=s.progress or 0),
-             el("line", x1=target_x, x2=target_x, y1=y + 14, y2=y + 36, stroke="#0f172a",
-                stroke_width=1.5),
-             label(left + bar_w + 10, y + 30, s.status, size=12, fill=colour, weight="600"),
-             label(left, y + 53, text + pace_note(line, currency), size=10, fill=MUTED)]
+    text = (
+        f"{show_value(s.actual, line.unit, currency)} of "
+        f"{show_value(goal.target, line.unit, currency)}"
+    )
+    parts = [
+        label(left, y + 12, f"{goal.name} \u2014 {line.title}", size=12, weight="600"),
+        el("rect", x=left, y=y + 18, width=bar_w, height=14, rx=4, fill=TRACK),
+        el(
+            "rect",
+            el("title", text),
+            x=left,
+            y=y + 18,
+            width=max(fill, 0.5),
+            height=14,
+            rx=4,
+            fill=colour,
+            class_="bar",
+            data_value=s.progress or 0,
+        ),
+        el(
+            "line",
+            x1=target_x,
+            x2=target_x,
+            y1=y + 14,
+            y2=y + 36,
+            stroke="#0f172a",
+            stroke_width=1.5,
+        ),
+        label(left + bar_w + 10, y + 30, s.status, size=12, fill=colour, weight="600"),
+        label(left, y + 53, text + pace_note(line, currency), size=10, fill=MUTED),
+    ]
     if s.pace is not None and goal.target:
         pace_x = left + bar_w * min(s.pace / goal.target / scale, 1.0)
-        parts.append(el("path", el("title", "pace: " + show_value(s.pace, line.unit, currency)),
-                        d=f"M{pace_x:.1f},{y + 33:.1f} l-5,7 h10 z", fill="#0f172a",
-                        class_="pace"))
+        parts.append(
+            el(
+                "path",
+                el("title", "pace: " + show_value(s.pace, line.unit, currency)),
+                d=f"M{pace_x:.1f},{y + 33:.1f} l-5,7 h10 z",
+                fill="#0f172a",
+                class_="pace",
+            )
+        )
     return parts
 
 
@@ -111,18 +189,38 @@ def nps_chart(distribution: Distribution | None) -> Chart:
         h = (base - top - 14) * count / most
         colour = DETRACTOR if score <= 6 else PASSIVE if score <= 8 else PROMOTER
         x = left + score * slot
-        parts.append(el("rect", el("title", f"score {score}: {count} answers"), x=x + 6,
-                        y=base - h, width=slot - 12, height=max(h, 0.5), fill=colour,
-                        class_="bar", data_value=count))
+        parts.append(
+            el(
+                "rect",
+                el("title", f"score {score}: {count} answers"),
+                x=x + 6,
+                y=base - h,
+                width=slot - 12,
+                height=max(h, 0.5),
+                fill=colour,
+                class_="bar",
+                data_value=count,
+            )
+        )
         parts.append(label(x + slot / 2, base + 16, str(score), anchor="middle", fill=MUTED))
         if count:
             parts.append(label(x + slot / 2, base - h - 4, str(count), anchor="middle", size=10))
     if not counts:
-        parts.append(label(WIDTH / 2, 120, "no NPS answer in this period", anchor="middle",
-                           fill=MUTED))
-    return Chart("nps", "NPS answers by score",
-                 document(WIDTH, height, *parts, name="nps", title="NPS answers by score",
-                          data_points=sum(1 for c in counts if c)))
+        parts.append(
+            label(WIDTH / 2, 120, "no NPS answer in this period", anchor="middle", fill=MUTED)
+        )
+    return Chart(
+        "nps",
+        "NPS answers by score",
+        document(
+            WIDTH,
+            height,
+            *parts,
+            name="nps",
+            title="NPS answers by score",
+            data_points=sum(1 for c in counts if c),
+        ),
+    )
 
 
 def enps_chart(groups: tuple[Distribution, ...], minimum: int) -> Chart:
@@ -135,21 +233,55 @@ def enps_chart(groups: tuple[Distribution, ...], minimum: int) -> Chart:
         name = "Whole organisation" if group.grain == "org" else group.key
         parts.append(label(name_w - 8, y + 17, shorten(name, 22), anchor="end", size=12))
         if not group.counts:
-            parts.append(label(name_w, y + 17, group.reason or "hidden", size=11, fill=MUTED,
-                               class_="hidden-group"))
+            parts.append(
+                label(
+                    name_w,
+                    y + 17,
+                    group.reason or "hidden",
+                    size=11,
+                    fill=MUTED,
+                    class_="hidden-group",
+                )
+            )
             continue
         x = float(name_w)
-        for share, colour, what in zip(group.shares, (DETRACTOR, PASSIVE, PROMOTER),
-                                       ("detractors", "passives", "promoters"), strict=True):
-            parts.append(el("rect", el("title", f"{name}: {share:.0%} {what}"), x=x, y=y + 5,
-                            width=max(bar_w * share, 0.0), height=row_h - 10, fill=colour,
-                            class_="bar", data_value=f"{share:.4f}"))
+        for share, colour, what in zip(
+            group.shares,
+            (DETRACTOR, PASSIVE, PROMOTER),
+            ("detractors", "passives", "promoters"),
+            strict=True,
+        ):
+            parts.append(
+                el(
+                    "rect",
+                    el("title", f"{name}: {share:.0%} {what}"),
+                    x=x,
+                    y=y + 5,
+                    width=max(bar_w * share, 0.0),
+                    height=row_h - 10,
+                    fill=colour,
+                    class_="bar",
+                    data_value=f"{share:.4f}",
+                )
+            )
             x += bar_w * share
-        parts.append(label(name_w + bar_w + 8, y + 17, show_value(group.score, "score"),
-                           size=12, weight="600"))
-    parts.append(label(12, height - 10, f"Groups with fewer than {minimum} answers are never "
-                       "shown.", size=10, fill=MUTED))
+        parts.append(
+            label(
+                name_w + bar_w + 8, y + 17, show_value(group.score, "score"), size=12, weight="600"
+            )
+        )
+    parts.append(
+        label(
+            12,
+            height - 10,
+            f"Groups with fewer than {minimum} answers are never shown.",
+            size=10,
+            fill=MUTED,
+        )
+    )
     shown = sum(1 for g in groups if g.counts)
-    return Chart("enps", "eNPS by group",
-                 document(WIDTH, height, *parts, name="enps", title="eNPS by group",
-                          data_points=shown))
+    return Chart(
+        "enps",
+        "eNPS by group",
+        document(WIDTH, height, *parts, name="enps", title="eNPS by group", data_points=shown),
+    )

@@ -58,8 +58,9 @@ def value_range(points: tuple[Point, ...]) -> tuple[float, float]:
     return min(low, 0.0), max(high, 0.0)
 
 
-def trend_chart(series: Series, kind: str, currency: str,
-                calendar: Calendar = GREGORIAN, locale: str = "en") -> Chart:
+def trend_chart(
+    series: Series, kind: str, currency: str, calendar: Calendar = GREGORIAN, locale: str = "en"
+) -> Chart:
     width, height = 480, 220
     left, right, top, bottom = 56, 16, 34, 30
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -76,23 +77,57 @@ def trend_chart(series: Series, kind: str, currency: str,
     parts: list[Markup] = [label(12, 20, series.title, size=14, fill="#0f172a", weight="600")]
     for tick in ticks:
         parts.append(el("line", x1=left, x2=width - right, y1=y(tick), y2=y(tick), stroke=GRID))
-        parts.append(label(left - 6, y(tick) + 4, show_axis(tick, series.unit), anchor="end",
-                           size=10, fill=MUTED))
+        parts.append(
+            label(
+                left - 6,
+                y(tick) + 4,
+                show_axis(tick, series.unit),
+                anchor="end",
+                size=10,
+                fill=MUTED,
+            )
+        )
     every = max(1, math.ceil(n / 8))
     for index, point in enumerate(series.points):
         if (n - 1 - index) % every == 0:
             name = period_tick(point.start, kind, calendar, locale)
             parts.append(label(x(index), height - 10, name, anchor="middle", size=10, fill=MUTED))
-    parts.append(el("path", d=line_path(series.points, x, y), fill="none", stroke=LINE,
-                    stroke_width=2.5, stroke_linejoin="round", class_="series"))
+    parts.append(
+        el(
+            "path",
+            d=line_path(series.points, x, y),
+            fill="none",
+            stroke=LINE,
+            stroke_width=2.5,
+            stroke_linejoin="round",
+            class_="series",
+        )
+    )
     parts += markers(series, kind, currency, x, y, calendar)
     drawn = sum(1 for p in series.points if p.value is not None)
     if not drawn:
-        parts.append(label(left + plot_w / 2, top + plot_h / 2, "no data in these periods",
-                           anchor="middle", size=12, fill=MUTED))
-    return Chart(f"trend-{series.kpi}", series.title,
-                 document(width, height, *parts, name=f"trend-{series.kpi}",
-                          title=f"{series.title} by {kind}", data_points=drawn))
+        parts.append(
+            label(
+                left + plot_w / 2,
+                top + plot_h / 2,
+                "no data in these periods",
+                anchor="middle",
+                size=12,
+                fill=MUTED,
+            )
+        )
+    return Chart(
+        f"trend-{series.kpi}",
+        series.title,
+        document(
+            width,
+            height,
+            *parts,
+            name=f"trend-{series.kpi}",
+            title=f"{series.title} by {kind}",
+            data_points=drawn,
+        ),
+    )
 
 
 def line_path(points: tuple[Point, ...], x: Place, y: Scale) -> str:
@@ -107,18 +142,29 @@ def line_path(points: tuple[Point, ...], x: Place, y: Scale) -> str:
     return " ".join(commands) or "M0,0"
 
 
-def markers(series: Series, kind: str, currency: str, x: Place, y: Scale,
-            calendar: Calendar = GREGORIAN) -> list[Markup]:
+def markers(
+    series: Series, kind: str, currency: str, x: Place, y: Scale, calendar: Calendar = GREGORIAN
+) -> list[Markup]:
     out = []
     for index, point in enumerate(series.points):
         if point.value is None:
             continue
         when = period_label(point.start, kind, calendar) + (" (to date)" if point.partial else "")
         tip = f"{when}: {show_value(point.value, series.unit, currency)}"
-        out.append(el("circle", el("title", tip), cx=x(index), cy=y(point.value),
-                      r=4 if point.partial else 3, stroke=LINE, stroke_width=2,
-                      fill="#ffffff" if point.partial else LINE, class_="point",
-                      data_value=f"{point.value:.6g}"))
+        out.append(
+            el(
+                "circle",
+                el("title", tip),
+                cx=x(index),
+                cy=y(point.value),
+                r=4 if point.partial else 3,
+                stroke=LINE,
+                stroke_width=2,
+                fill="#ffffff" if point.partial else LINE,
+                class_="point",
+                data_value=f"{point.value:.6g}",
+            )
+        )
     return out
 
 
@@ -139,9 +185,16 @@ def sparkline(series: Series) -> Markup:
         return height - pad - (height - 2 * pad) * (value - low) / span
 
     path = line_path(series.points, x, y)
-    return el("svg", el("path", d=path, fill="none", stroke=LINE, stroke_width=1.5),
-              xmlns="http://www.w3.org/2000/svg", viewBox=f"0 0 {width} {height}", width=width,
-              height=height, class_="spark", aria_hidden="true")
+    return el(
+        "svg",
+        el("path", d=path, fill="none", stroke=LINE, stroke_width=1.5),
+        xmlns="http://www.w3.org/2000/svg",
+        viewBox=f"0 0 {width} {height}",
+        width=width,
+        height=height,
+        class_="spark",
+        aria_hidden="true",
+    )
 
 
 _TEXT = re.compile(r">([^<]+)<")
@@ -158,7 +211,12 @@ def localized_chart(chart: Chart, locale: str) -> Chart:
         whole = translate(html.unescape(node.group(1)), locale)  # a catalogued text, translated
         if whole != html.unescape(node.group(1)):  # isolated right to left: the label was laid
             return ">" + str(escape(f"\u2067{whole}\u2069")) + "<"  # out for its English text
-        return ">" + _ENTITY.sub(lambda part: part.group(1) or localized(part.group(2), locale),
-                                 node.group(1)) + "<"
+        return (
+            ">"
+            + _ENTITY.sub(
+                lambda part: part.group(1) or localized(part.group(2), locale), node.group(1)
+            )
+            + "<"
+        )
 
     return Chart(chart.name, chart.title, Markup(_TEXT.sub(text, str(chart.svg))))

@@ -24,9 +24,12 @@ from kpisync.report.options import report_settings
 from kpisync.report.page import inline_figures, render_html
 from kpisync.report.raster import export_pngs
 
-AS_OF = typer.Option(None, "--as-of", help="Report as of this date or instant (ISO 8601); "
-                     "default now.")
-PERIOD = typer.Option(None, "--period", help="week, month, quarter or year (default: report.period)")
+AS_OF = typer.Option(
+    None, "--as-of", help="Report as of this date or instant (ISO 8601); default now."
+)
+PERIOD = typer.Option(
+    None, "--period", help="week, month, quarter or year (default: report.period)"
+)
 OUT = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write.")
 PNG_DIR = typer.Option(None, "--png-dir", help="Also write each chart as PNG into this folder.")
 KINDS = ("week", "month", "quarter", "year")
@@ -34,13 +37,20 @@ console = stdout_console()
 
 
 def register(app: typer.Typer) -> None:
-    report_app = typer.Typer(help="The HTML report with charts, and its e-mail delivery.",
-                             invoke_without_command=True)
+    report_app = typer.Typer(
+        help="The HTML report with charts, and its e-mail delivery.", invoke_without_command=True
+    )
     app.add_typer(report_app, name="report")
 
     @report_app.callback()
-    def report(ctx: typer.Context, period: str = PERIOD, out: Path = OUT, png_dir: Path = PNG_DIR,
-               as_of: str = AS_OF, settings: Path = SETTINGS) -> None:
+    def report(
+        ctx: typer.Context,
+        period: str = PERIOD,
+        out: Path = OUT,
+        png_dir: Path = PNG_DIR,
+        as_of: str = AS_OF,
+        settings: Path = SETTINGS,
+    ) -> None:
         """Write the report: one self-contained HTML file (and the charts as PNG)."""
         if ctx.invoked_subcommand is not None:
             return
@@ -49,15 +59,20 @@ def register(app: typer.Typer) -> None:
         check_writable(out, png_dir)
         context = open_context(settings)
         now = instant(as_of, context.settings.core.timezone)
-        built = build_report(context.settings, context.engine, now=now, period=period,
-                             latest_with_data=as_of is None)
+        built = build_report(
+            context.settings, context.engine, now=now, period=period, latest_with_data=as_of is None
+        )
         charts = draw_charts(built)
         out.write_text(render_html(built, inline_figures(charts)), encoding="utf-8")
-        console.print(f"wrote {out} ({built.heading}{'; ' + built.chosen if built.chosen else ''}"
-                      f", {len(charts)} charts)")
+        console.print(
+            f"wrote {out} ({built.heading}{'; ' + built.chosen if built.chosen else ''}"
+            f", {len(charts)} charts)"
+        )
         if built.store_changed_at is not None:
-            console.print("note: the store changed after the KPIs were last computed; "
-                          "'kpisync compute' refreshes them")
+            console.print(
+                "note: the store changed after the KPIs were last computed; "
+                "'kpisync compute' refreshes them"
+            )
         if png_dir is not None:
             written = export_pngs(charts, png_dir)
             console.print(f"wrote {len(written)} PNG charts to {png_dir}")
@@ -67,8 +82,9 @@ def register(app: typer.Typer) -> None:
         """E-mail the report now, as report.email in settings.toml says."""
         context = open_context(settings)
         email = report_settings(context.settings).email
-        send_report(context.settings, context.engine,
-                    now=instant(as_of, context.settings.core.timezone))
+        send_report(
+            context.settings, context.engine, now=instant(as_of, context.settings.core.timezone)
+        )
         console.print(f"report e-mailed to {len(email.recipients) if email else 0} recipients")
 
 
@@ -78,8 +94,10 @@ def check_writable(out: Path, png_dir: Path | None) -> None:
         raise ConfigError(f"--out {out} is a folder", hint="give a file name, e.g. report.html")
     folder = out.parent
     if not folder.is_dir():
-        raise ConfigError(f"--out {out}: the folder {folder} does not exist",
-                          hint="create it first, or write the report into an existing folder")
+        raise ConfigError(
+            f"--out {out}: the folder {folder} does not exist",
+            hint="create it first, or write the report into an existing folder",
+        )
     if png_dir is not None and png_dir.exists() and not png_dir.is_dir():
         raise ConfigError(f"--png-dir {png_dir} is a file", hint="give a folder for the charts")
 
@@ -91,6 +109,8 @@ def instant(text: str | None, timezone: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--as-of {text!r} is not an ISO 8601 date or date-time",
-                          hint="e.g. 2026-10-31 or 2026-10-31T18:00:00+01:00") from None
+        raise ConfigError(
+            f"--as-of {text!r} is not an ISO 8601 date or date-time",
+            hint="e.g. 2026-10-31 or 2026-10-31T18:00:00+01:00",
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(timezone))

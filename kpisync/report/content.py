@@ -87,8 +87,11 @@ class Distribution:
     def shares(self) -> tuple[float, float, float]:
         """Detractors (0-6), passives (7-8), promoters (9-10) as fractions of the answers."""
         total = self.answers or 1
-        return (sum(self.counts[:7]) / total, sum(self.counts[7:9]) / total,
-                sum(self.counts[9:]) / total)
+        return (
+            sum(self.counts[:7]) / total,
+            sum(self.counts[7:9]) / total,
+            sum(self.counts[9:]) / total,
+        )
 
 
 @dataclass(frozen=True)
@@ -133,5 +136,7 @@ class Report:
         if self.complete:
             return f"{self.period_label}, {translate('complete', self.locale)}"
         as_of = localized(f"{self.generated_at:%Y-%m-%d %H:%M}", self.locale)
-        return (f"{self.period_label} {translate('to date', self.locale)}, "
-                f"{translate('as of', self.locale)} {as_of}")
+        return (
+            f"{self.period_label} {translate('to date', self.locale)}, "
+            f"{translate('as of', self.locale)} {as_of}"
+        )

@@ -39,12 +39,18 @@ from kpisync.secrets import mask, read_secret
 log = logging.getLogger("kpisync.report")
 
 SMTP_ERRORS: tuple[tuple[type[BaseException], type[KpisyncError], str], ...] = (
-    (smtplib.SMTPAuthenticationError, ConfigError,
-     "check report.email.username and the password in the variable report.email.password_env names"),
+    (
+        smtplib.SMTPAuthenticationError,
+        ConfigError,
+        "check report.email.username and the password in the variable report.email.password_env names",
+    ),
     (smtplib.SMTPRecipientsRefused, ConfigError, "check report.email.recipients"),
     (smtplib.SMTPSenderRefused, ConfigError, "check report.email.sender"),
-    (smtplib.SMTPNotSupportedError, ConfigError,
-     "the server does not offer what report.email.security asks for (STARTTLS or login)"),
+    (
+        smtplib.SMTPNotSupportedError,
+        ConfigError,
+        "the server does not offer what report.email.security asks for (STARTTLS or login)",
+    ),
     (ssl.SSLError, ConfigError, "check report.email.host, port and security (starttls or ssl)"),
     (smtplib.SMTPServerDisconnected, TransientError, "the server closed the connection; try again"),
     (TimeoutError, TransientError, "the server did not answer in time; raise timeout_seconds?"),
@@ -57,8 +63,10 @@ def send_report(settings: Settings, engine: Engine, *, now: datetime) -> None:
     options = report_settings(settings)
     email = options.email
     if email is None:
-        raise ConfigError("report.email is not configured",
-                          hint="add a [report.email] table with host, sender and recipients")
+        raise ConfigError(
+            "report.email is not configured",
+            hint="add a [report.email] table with host, sender and recipients",
+        )
     report = build_report(settings, engine, now=now, period=email.period)
     message = compose(report, draw_charts(report), email)
     deliver(message, email)
@@ -69,22 +77,34 @@ def compose(report: Report, charts: tuple[Chart, ...], email: EmailSettings) -> 
     """The message: text summary, HTML with PNG charts, and the self-contained page attached."""
     message = EmailMessage()
     message["Subject"] = email.subject.replace("{title}", report.title).replace(
-        "{period}", report.period_label)
+        "{period}", report.period_label
+    )
     message["From"] = email.sender
     message["To"] = ", ".join(email.recipients)
     message.set_content(summary(report))
     cids = {chart.name: make_msgid(domain="kpisync.report") for chart in charts}
-    images = {chart.name: el("img", src=f"cid:{cids[chart.name][1:-1]}", alt=chart.title,
-                             width=640) for chart in charts}
+    images = {
+        chart.name: el("img", src=f"cid:{cids[chart.name][1:-1]}", alt=chart.title, width=640)
+        for chart in charts
+    }
     message.add_alternative(render_html(report, images, sparklines=False), subtype="html")
     html_part = message.get_payload()[1]  # type: ignore[index]
     assert isinstance(html_part, EmailMessage)
     for chart in charts:
-        html_part.add_related(chart_png(chart, zoom=1.5), maintype="image", subtype="png",
-                              cid=cids[chart.name], filename=f"{chart.name}.png")
+        html_part.add_related(
+            chart_png(chart, zoom=1.5),
+            maintype="image",
+            subtype="png",
+            cid=cids[chart.name],
+            filename=f"{chart.name}.png",
+        )
     page = render_html(report, inline_figures(charts))
-    message.add_attachment(page.encode("utf-8"), maintype="text", subtype="html",
-                           filename=f"report-{report.period_start.isoformat()}.html")
+    message.add_attachment(
+        page.encode("utf-8"),
+        maintype="text",
+        subtype="html",
+        filename=f"report-{report.period_start.isoformat()}.html",
+    )
     return message
 
 
@@ -99,17 +119,22 @@ def summary(report: Report) -> str:
         lines.append("")
     for goal in report.goals:
         s = goal.status
-        lines.append(f"Goal {s.goal.name}: {s.status}, "
-                     f"{show_value(s.actual, goal.unit, report.currency)} of "
-                     f"{show_value(s.goal.target, goal.unit, report.currency)}")
+        lines.append(
+            f"Goal {s.goal.name}: {s.status}, "
+            f"{show_value(s.actual, goal.unit, report.currency)} of "
+            f"{show_value(s.goal.target, goal.unit, report.currency)}"
+        )
     lines += ["", "The full report with charts is attached as an HTML file."]
     return "\n".join(lines) + "\n"
 
 
 def deliver(message: EmailMessage, email: EmailSettings) -> None:
     """Send `message` over SMTP; every failure becomes one kpisync error with a hint."""
-    password = (read_secret(email.password_env, key="report.email.password_env")
-                if email.password_env else None)
+    password = (
+        read_secret(email.password_env, key="report.email.password_env")
+        if email.password_env
+        else None
+    )
     try:
         with connect(email) as smtp:
             if email.username and password is not None:
@@ -121,8 +146,12 @@ def deliver(message: EmailMessage, email: EmailSettings) -> None:
 
 def connect(email: EmailSettings) -> smtplib.SMTP:
     if email.security == "ssl":
-        return smtplib.SMTP_SSL(email.host, email.port, timeout=email.timeout_seconds,
-                                context=ssl.create_default_context())
+        return smtplib.SMTP_SSL(
+            email.host,
+            email.port,
+            timeout=email.timeout_seconds,
+            context=ssl.create_default_context(),
+        )
     smtp = smtplib.SMTP(email.host, email.port, timeout=email.timeout_seconds)
     if email.security == "starttls":
         try:
@@ -136,10 +165,12 @@ def connect(email: EmailSettings) -> smtplib.SMTP:
 def translate(error: BaseException) -> KpisyncError:
     text = mask(str(error) or type(error).__name__)
     if isinstance(error, smtplib.SMTPResponseException) and not isinstance(
-            error, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused):
+        error, smtplib.SMTPAuthenticationError | smtplib.SMTPSenderRefused
+    ):
         kind: type[KpisyncError] = TransientError if 400 <= error.smtp_code < 500 else RejectedError
-        return kind(f"the mail server refused the report: {text}",
-                    hint="see the server's reply above")
+        return kind(
+            f"the mail server refused the report: {text}", hint="see the server's reply above"
+        )
     for caught, kind, hint in SMTP_ERRORS:
         if isinstance(error, caught):
             return kind(f"could not e-mail the report: {text}", hint=hint)

@@ -9,10 +9,15 @@ from kpisync.report.content import Report
 
 def draw_charts(report: Report) -> tuple[Chart, ...]:
     """The report's charts in page order; their names are unique."""
-    trends = tuple(trend_chart(series, report.period, report.currency, report.calendar,
-                               report.locale)
-                   for series in report.trends)
-    charts = (*trends, goal_chart(report.goals, report.currency),
-              rep_chart(report.leaderboard, report.currency), nps_chart(report.nps),
-              enps_chart(report.enps, report.anonymity_minimum))
+    trends = tuple(
+        trend_chart(series, report.period, report.currency, report.calendar, report.locale)
+        for series in report.trends
+    )
+    charts = (
+        *trends,
+        goal_chart(report.goals, report.currency),
+        rep_chart(report.leaderboard, report.currency),
+        nps_chart(report.nps),
+        enps_chart(report.enps, report.anonymity_minimum),
+    )
     return tuple(localized_chart(chart, report.locale) for chart in charts)

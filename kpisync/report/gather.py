@@ -35,12 +35,23 @@ from metrics import (
     shift,
 )
 
-LEADERBOARD_KPIS = ("sales_volume", "win_rate", "average_deal_size", "quota_attainment",
-                    "new_opportunities")
+LEADERBOARD_KPIS = (
+    "sales_volume",
+    "win_rate",
+    "average_deal_size",
+    "quota_attainment",
+    "new_opportunities",
+)
 
 
-def build_report(settings: Settings, engine: Engine, *, now: datetime,
-                 period: str | None = None, latest_with_data: bool = False) -> Report:
+def build_report(
+    settings: Settings,
+    engine: Engine,
+    *,
+    now: datetime,
+    period: str | None = None,
+    latest_with_data: bool = False,
+) -> Report:
     """Everything the report shows, as of `now`, for the period kind `period` (or the setting):
     the period holding `now`, or with `latest_with_data` the newest one (up to `now`'s) that has
     any org value of the tiles."""
@@ -55,24 +66,33 @@ def build_report(settings: Settings, engine: Engine, *, now: datetime,
     if latest_with_data:
         start = newest_with_data(engine, options.tiles, kind, current, length, cal)
         if start != current:
-            chosen = (f"the latest {kind} with data; "
-                      f"{period_label(current, kind, cal, settings.core.locale)} has none yet "
-                      f"(--as-of picks another)")
+            chosen = (
+                f"the latest {kind} with data; "
+                f"{period_label(current, kind, cal, settings.core.locale)} has none yet "
+                f"(--as-of picks another)"
+            )
     complete = local_midnight_utc(shift(start, kind, 1, cal), config.zone) <= now
     starts = [shift(start, kind, -back, cal) for back in reversed(range(length))]
     wanted = dict.fromkeys((*options.tiles, *options.trends))
-    org = {name: org_series(engine, name, kind, starts, settings.core.locale,
-                            running=not complete) for name in wanted}
+    org = {
+        name: org_series(engine, name, kind, starts, settings.core.locale, running=not complete)
+        for name in wanted
+    }
     computed_at = last_computation(engine, config)
     changed = store_changed_at(engine)
     return Report(
-        complete=complete, chosen=chosen,
+        complete=complete,
+        chosen=chosen,
         store_changed_at=changed.astimezone(config.zone)
-        if changed and computed_at and changed > computed_at else None,
-        title=options.title, period=kind, period_start=start,
+        if changed and computed_at and changed > computed_at
+        else None,
+        title=options.title,
+        period=kind,
+        period_start=start,
         period_label=period_label(start, kind, config.calendar, settings.core.locale),
         generated_at=now.astimezone(config.zone),
-        timezone=config.timezone, currency=config.currency,
+        timezone=config.timezone,
+        currency=config.currency,
         computed_at=computed_at,
         tiles=tuple(org[name] for name in options.tiles),
         trends=tuple(org[name] for name in options.trends),
@@ -82,20 +102,33 @@ def build_report(settings: Settings, engine: Engine, *, now: datetime,
         nps=nps_distribution(engine, config, kind, start, now),
         enps=enps_groups(engine, config, kind, start, now),
         anonymity_minimum=config.metrics.anonymity_minimum,
-        freshness=source_freshness(engine, sorted(settings.sources), now,
-                                   options.stale_after_hours),
-        locale=settings.core.locale, calendar=config.calendar,
+        freshness=source_freshness(
+            engine, sorted(settings.sources), now, options.stale_after_hours
+        ),
+        locale=settings.core.locale,
+        calendar=config.calendar,
     )
 
 
-def newest_with_data(engine: Engine, names: tuple[str, ...] | list[str], kind: str,
-                     current: date, back: int, calendar: Calendar = GREGORIAN) -> date:
+def newest_with_data(
+    engine: Engine,
+    names: tuple[str, ...] | list[str],
+    kind: str,
+    current: date,
+    back: int,
+    calendar: Calendar = GREGORIAN,
+) -> date:
     """The newest period start, from `current` back `back` periods, where at least half the
     KPIs of `names` have an org value; `current` when none has."""
     for steps in range(back):
         start = shift(current, kind, -steps, calendar)
-        shown = sum(any(v.value is not None for v in latest_values(
-            engine, name, kind, "org", "org", period_start=start)) for name in names)
+        shown = sum(
+            any(
+                v.value is not None
+                for v in latest_values(engine, name, kind, "org", "org", period_start=start)
+            )
+            for name in names
+        )
         if shown and 2 * shown >= len(names):
             return start
     return current
@@ -109,8 +142,15 @@ def store_changed_at(engine: Engine) -> datetime | None:
     return found
 
 
-def org_series(engine: Engine, name: str, kind: str, starts: list[date], locale: str = "en", *,
-               running: bool = True) -> Series:
+def org_series(
+    engine: Engine,
+    name: str,
+    kind: str,
+    starts: list[date],
+    locale: str = "en",
+    *,
+    running: bool = True,
+) -> Series:
     """The KPI's org values over `starts`; a period without a stored value is a gap; the last
     is partial when `running`."""
     kpi = REGISTRY[name]
@@ -119,13 +159,27 @@ def org_series(engine: Engine, name: str, kind: str, starts: list[date], locale:
     for start in starts:
         value = stored.get(start)
         reason = value.reason if value else "not computed for this period"
-        points.append(Point(start, value.value if value else None, reason,
-                            partial=running and start == starts[-1]))
-    return Series(kpi.name, translate(kpi.title, locale), translate(kpi.definition, locale),
-                  kpi.unit, kpi.direction, tuple(points))
+        points.append(
+            Point(
+                start,
+                value.value if value else None,
+                reason,
+                partial=running and start == starts[-1],
+            )
+        )
+    return Series(
+        kpi.name,
+        translate(kpi.title, locale),
+        translate(kpi.definition, locale),
+        kpi.unit,
+        kpi.direction,
+        tuple(points),
+    )
 
 
-def leaderboard(engine: Engine, kind: str, start: date, options: ReportSettings) -> tuple[RepRow, ...]:
+def leaderboard(
+    engine: Engine, kind: str, start: date, options: ReportSettings
+) -> tuple[RepRow, ...]:
     """Reps ranked by revenue won in the period, then by win rate."""
     values: dict[str, dict[str, KpiValue]] = {}
     for name in LEADERBOARD_KPIS:
@@ -135,14 +189,22 @@ def leaderboard(engine: Engine, kind: str, start: date, options: ReportSettings)
     rows = []
     for key, mine in values.items():
         name, team = people.get(key, (key, None))
-        rows.append(RepRow(
-            key=key, name=name, team=team, revenue=number(mine, "sales_volume"),
-            won=count(mine, "sales_volume"), win_rate=number(mine, "win_rate"),
-            closed=count(mine, "win_rate"), average_deal=number(mine, "average_deal_size"),
-            attainment=number(mine, "quota_attainment"),
-            new_opportunities=number(mine, "new_opportunities")))
+        rows.append(
+            RepRow(
+                key=key,
+                name=name,
+                team=team,
+                revenue=number(mine, "sales_volume"),
+                won=count(mine, "sales_volume"),
+                win_rate=number(mine, "win_rate"),
+                closed=count(mine, "win_rate"),
+                average_deal=number(mine, "average_deal_size"),
+                attainment=number(mine, "quota_attainment"),
+                new_opportunities=number(mine, "new_opportunities"),
+            )
+        )
     rows.sort(key=lambda r: (-(r.revenue or 0.0), -(r.win_rate or 0.0), r.name))
-    return tuple(rows[:options.leaderboard_size])
+    return tuple(rows[: options.leaderboard_size])
 
 
 def number(values: dict[str, KpiValue], kpi: str) -> float | None:
@@ -165,8 +227,13 @@ def goals(engine: Engine, config: MetricConfig, now: datetime) -> tuple[GoalLine
     for status in goal_statuses(config, values, now):
         name = status.goal.kpi
         known = name in REGISTRY
-        out.append(GoalLine(status, REGISTRY[name].title if known else name,
-                            REGISTRY[name].unit if known else ""))
+        out.append(
+            GoalLine(
+                status,
+                REGISTRY[name].title if known else name,
+                REGISTRY[name].unit if known else "",
+            )
+        )
     return tuple(out)
 
 

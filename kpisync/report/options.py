@@ -35,10 +35,24 @@ from metrics import REGISTRY
 PeriodKind = Literal["week", "month", "quarter", "year"]
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
-DEFAULT_TILES = ("sales_volume", "win_rate", "average_deal_size", "new_opportunities",
-                 "sales_cycle_time", "quota_attainment", "nps", "churn_rate")
-DEFAULT_TRENDS = ("sales_volume", "win_rate", "new_opportunities", "average_deal_size",
-                  "sales_cycle_time", "nps")
+DEFAULT_TILES = (
+    "sales_volume",
+    "win_rate",
+    "average_deal_size",
+    "new_opportunities",
+    "sales_cycle_time",
+    "quota_attainment",
+    "nps",
+    "churn_rate",
+)
+DEFAULT_TRENDS = (
+    "sales_volume",
+    "win_rate",
+    "new_opportunities",
+    "average_deal_size",
+    "sales_cycle_time",
+    "nps",
+)
 
 
 def known_kpis(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -74,8 +88,9 @@ class EmailSettings(StrictModel):
         if (self.username is None) != (self.password_env is None):
             raise ValueError("give both username and password_env, or neither")
         if self.username and self.security == "none" and self.host not in LOOPBACK_HOSTS:
-            raise ValueError("a password is never sent unencrypted: use security = "
-                             "\"starttls\" or \"ssl\"")
+            raise ValueError(
+                'a password is never sent unencrypted: use security = "starttls" or "ssl"'
+            )
         return self
 
 

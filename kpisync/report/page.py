@@ -29,15 +29,27 @@ ADDITIVE = {"money", "count", "hours"}  # a running period's total is not compar
 def environment(locale: str = "en") -> Environment:
     """The template's environment for `locale`: its texts from the message catalogue
     (kpisync.texts), its numbers in the locale's digits and separators."""
-    env = Environment(loader=PackageLoader("kpisync", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      extensions=["jinja2.ext.i18n"])
+    env = Environment(
+        loader=PackageLoader("kpisync", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
 
     def shown(value: float | None, unit: str, currency: str = "") -> str:
         return localized(show_value(value, unit, currency), locale)
 
-    env.globals.update(show_value=shown, sparkline=sparkline, name_cell=name_cell, change=change, age=age, when=when)
+    env.globals.update(
+        show_value=shown,
+        sparkline=sparkline,
+        name_cell=name_cell,
+        change=change,
+        age=age,
+        when=when,
+    )
     env.filters["num"] = lambda text: localized(str(text), locale)
     return env
 
@@ -47,6 +59,7 @@ def render_html(report: Report, figures: Mapping[str, Markup], *, sparklines: bo
 
     Sparklines are inline SVG; mail bodies leave them out, as most mail clients show no SVG.
     """
+
     def label(start: date, kind: str) -> str:
         return period_label(start, kind, report.calendar, report.locale)
 
@@ -61,9 +74,18 @@ def render_html(report: Report, figures: Mapping[str, Markup], *, sparklines: bo
             text = value.isoformat()
         return persian_digits(text) if report.locale == "fa" else text
 
-    return environment(report.locale).get_template("report.html").render(
-        report=report, figures=figures, sparklines=sparklines, period_label=label, day=day,
-        rtl=report.locale == "fa")
+    return (
+        environment(report.locale)
+        .get_template("report.html")
+        .render(
+            report=report,
+            figures=figures,
+            sparklines=sparklines,
+            period_label=label,
+            day=day,
+            rtl=report.locale == "fa",
+        )
+    )
 
 
 def inline_figures(charts: tuple[Chart, ...]) -> dict[str, Markup]:
@@ -74,8 +96,13 @@ def inline_figures(charts: tuple[Chart, ...]) -> dict[str, Markup]:
 def change(series: Series, currency: str) -> tuple[str, str] | None:
     """(text, "good" | "bad" | "flat") comparing the current period with the one before."""
     current, previous = series.current, series.previous
-    if (current is None or previous is None or current.value is None or previous.value is None
-            or series.unit in ADDITIVE):
+    if (
+        current is None
+        or previous is None
+        or current.value is None
+        or previous.value is None
+        or series.unit in ADDITIVE
+    ):
         return None
     delta = current.value - previous.value
     if series.unit == "ratio":
@@ -98,8 +125,8 @@ def name_cell(text: str) -> Markup:
     NAME_SHOWN characters with the full text, itself capped, in a tooltip."""
     if len(text) <= NAME_SHOWN:
         return Markup("<bdi>{}</bdi>").format(text)
-    tooltip = text if len(text) <= NAME_TOOLTIP else text[:NAME_TOOLTIP - 1] + "…"
-    return Markup('<bdi title="{}">{}…</bdi>').format(tooltip, text[:NAME_SHOWN - 1])
+    tooltip = text if len(text) <= NAME_TOOLTIP else text[: NAME_TOOLTIP - 1] + "…"
+    return Markup('<bdi title="{}">{}…</bdi>').format(tooltip, text[: NAME_SHOWN - 1])
 
 
 def age(hours: float | None) -> str:

@@ -23,17 +23,23 @@ _ANCHOR = re.compile(r'text-anchor="(start|end)"')
 
 def resvg_anchors(svg: str) -> str:
     """`svg` with the text-anchor of right-to-left texts swapped (start <-> end) for resvg."""
+
     def swap(tag: re.Match[str]) -> str:
-        return _ANCHOR.sub(lambda a: f'text-anchor="{"end" if a.group(1) == "start" else "start"}"',
-                           tag.group(0))
+        return _ANCHOR.sub(
+            lambda a: f'text-anchor="{"end" if a.group(1) == "start" else "start"}"', tag.group(0)
+        )
+
     return _RTL_TEXT.sub(swap, svg)
 
 
 def chart_png(chart: Chart, *, zoom: float = 2.0) -> bytes:
     """The chart as PNG bytes, at `zoom` times its SVG size (2: sharp on slides)."""
     try:
-        return bytes(resvg_py.svg_to_bytes(svg_string=resvg_anchors(str(chart.svg)), zoom=zoom,
-                                           background="#ffffff"))
+        return bytes(
+            resvg_py.svg_to_bytes(
+                svg_string=resvg_anchors(str(chart.svg)), zoom=zoom, background="#ffffff"
+            )
+        )
     except ValueError as error:
         raise StateError(f"could not draw chart {chart.name!r} as PNG: {error}") from None
 

@@ -26,16 +26,25 @@ ANSWERS = SurveyResponse.__table__  # type: ignore[attr-defined]
 CHANGED = "hidden: answers changed since the KPIs were computed; shown after the next computation"
 
 
-def answer_counts(engine: Engine, config: MetricConfig, kind: str, period: str, start: date,
-                  now: datetime) -> dict[str | None, tuple[int, ...]]:
+def answer_counts(
+    engine: Engine, config: MetricConfig, kind: str, period: str, start: date, now: datetime
+) -> dict[str | None, tuple[int, ...]]:
     """Team (None for NPS or no team) -> answers per score 0..10 in the period."""
     begin = local_midnight_utc(start, config.zone)
     end = min(local_midnight_utc(period_end(start, period, config.calendar), config.zone), now)
     s = ANSWERS
-    query = (select(s.c.team, s.c.score, func.count())
-             .where(s.c.kind == kind, s.c.deleted_at.is_(None), s.c.answered_at >= begin,
-                    s.c.answered_at <= end, s.c.score >= 0, s.c.score <= 10)
-             .group_by(s.c.team, s.c.score))
+    query = (
+        select(s.c.team, s.c.score, func.count())
+        .where(
+            s.c.kind == kind,
+            s.c.deleted_at.is_(None),
+            s.c.answered_at >= begin,
+            s.c.answered_at <= end,
+            s.c.score >= 0,
+            s.c.score <= 10,
+        )
+        .group_by(s.c.team, s.c.score)
+    )
     counts: dict[str | None, list[int]] = defaultdict(lambda: [0] * 11)
     with engine.connect() as connection:
         for team, score, n in connection.execute(query):
@@ -43,8 +52,9 @@ def answer_counts(engine: Engine, config: MetricConfig, kind: str, period: str, 
     return {team: tuple(scores) for team, scores in counts.items()}
 
 
-def nps_distribution(engine: Engine, config: MetricConfig, period: str, start: date,
-                     now: datetime) -> Distribution | None:
+def nps_distribution(
+    engine: Engine, config: MetricConfig, period: str, start: date, now: datetime
+) -> Distribution | None:
     """The org's NPS answers of the period by score, with the engine's NPS; None without answers."""
     counts = answer_counts(engine, config, "nps", period, start, now).get(None)
     stored = latest_values(engine, "nps", period, "org", "org", period_start=start)
@@ -54,12 +64,16 @@ def nps_distribution(engine: Engine, config: MetricConfig, period: str, start: d
     return Distribution("org", "org", score, counts)
 
 
-def enps_groups(engine: Engine, config: MetricConfig, period: str, start: date,
-                now: datetime) -> tuple[Distribution, ...]:
+def enps_groups(
+    engine: Engine, config: MetricConfig, period: str, start: date, now: datetime
+) -> tuple[Distribution, ...]:
     """The org and each team, as the engine stored them for the period: shown or hidden."""
     minimum = config.metrics.anonymity_minimum
-    stored = [v for grain in ("org", "team")
-              for v in latest_values(engine, "enps", period, grain, period_start=start)]
+    stored = [
+        v
+        for grain in ("org", "team")
+        for v in latest_values(engine, "enps", period, grain, period_start=start)
+    ]
     if not stored:
         return ()
     by_team = answer_counts(engine, config, "enps", period, start, now)

@@ -41,7 +41,7 @@ def el(tag: str, *children: str | Markup, **attrs: object) -> Markup:
 
 
 def direction(text: str) -> str:
-    """"rtl" when the first strongly directional character is right-to-left, else "ltr"."""
+    """ "rtl" when the first strongly directional character is right-to-left, else "ltr"."""
     for character in text:
         kind = unicodedata.bidirectional(character)
         if kind == "L":
@@ -51,19 +51,50 @@ def direction(text: str) -> str:
     return "ltr"
 
 
-def label(x: float, y: float, text: str, *, anchor: str = "start", size: float = 11,
-          fill: str = "#334155", weight: str | None = None, **attrs: object) -> Markup:
+def label(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    anchor: str = "start",
+    size: float = 11,
+    fill: str = "#334155",
+    weight: str | None = None,
+    **attrs: object,
+) -> Markup:
     """A text element placed like left-to-right text would be, whatever its direction."""
     rtl = direction(text) == "rtl"
-    return el("text", text, x=x, y=y, font_size=size, fill=fill, font_weight=weight,
-              text_anchor=MIRRORED[anchor] if rtl else anchor, direction="rtl" if rtl else None,
-              **attrs)
+    return el(
+        "text",
+        text,
+        x=x,
+        y=y,
+        font_size=size,
+        fill=fill,
+        font_weight=weight,
+        text_anchor=MIRRORED[anchor] if rtl else anchor,
+        direction="rtl" if rtl else None,
+        **attrs,
+    )
 
 
-def document(width: int, height: int, *children: Markup, name: str, title: str,
-             **attrs: object) -> Markup:
+def document(
+    width: int, height: int, *children: Markup, name: str, title: str, **attrs: object
+) -> Markup:
     """A standalone <svg> (valid inline in HTML and as a file) with a white background."""
-    return el("svg", el("title", title), el("rect", width=width, height=height, fill="#ffffff"),
-              *children, xmlns="http://www.w3.org/2000/svg", viewBox=f"0 0 {width} {height}",
-              width=width, height=height, font_family=FONT, role="img", class_="chart",
-              data_chart=name, direction="ltr", **attrs)
+    return el(
+        "svg",
+        el("title", title),
+        el("rect", width=width, height=height, fill="#ffffff"),
+        *children,
+        xmlns="http://www.w3.org/2000/svg",
+        viewBox=f"0 0 {width} {height}",
+        width=width,
+        height=height,
+        font_family=FONT,
+        role="img",
+        class_="chart",
+        data_chart=name,
+        direction="ltr",
+        **attrs,
+    )

@@ -36,18 +36,24 @@ class SlotJob:
 
 def slot_view(job: Job, due_at: datetime, *, any_time: bool = False) -> SlotJob:
     grace = None if any_time else job.misfire_grace_time
-    return SlotJob(job.id, job.func, tuple(job.args), {**job.kwargs, "due_at": due_at},
-                   grace, job.name)
+    return SlotJob(
+        job.id, job.func, tuple(job.args), {**job.kwargs, "due_at": due_at}, grace, job.name
+    )
 
 
-def run_slots(job: Job, run_times: list[datetime], logger_name: str,
-              any_time: Callable[[Job], bool] = lambda job: False) -> list[Any]:
+def run_slots(
+    job: Job,
+    run_times: list[datetime],
+    logger_name: str,
+    any_time: Callable[[Job], bool] = lambda job: False,
+) -> list[Any]:
     """Run each slot; one that `any_time` accepts runs however late (no misfire check)."""
     late_ok = job.misfire_grace_time is not None and any_time(job)
     events: list[Any] = []
     for due_at in run_times:
-        events += run_job(slot_view(job, due_at, any_time=late_ok), job._jobstore_alias,
-                          [due_at], logger_name)
+        events += run_job(
+            slot_view(job, due_at, any_time=late_ok), job._jobstore_alias, [due_at], logger_name
+        )
     return events
 
 
@@ -55,8 +61,9 @@ class SlotExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler 3 is unty
     """A thread pool running jobs as `func(*args, due_at=..., **kwargs)`; a job `any_time`
     accepts runs however late its slot (a source's first run)."""
 
-    def __init__(self, max_workers: int = 4,
-                 any_time: Callable[[Job], bool] = lambda job: False) -> None:
+    def __init__(
+        self, max_workers: int = 4, any_time: Callable[[Job], bool] = lambda job: False
+    ) -> None:
         super().__init__()
         self.any_time = any_time
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers, "kpisync-run")

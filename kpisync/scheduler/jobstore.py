@@ -40,6 +40,9 @@ class OutageTolerantJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # untyp
         try:
             super().update_job(job)
         except LOST as error:
-            log.warning("the next run time of %s is not saved: the store is unreachable (%s); "
-                        "it is worked out again when the store answers", job.id,
-                        store_trouble(error))
+            log.warning(
+                "the next run time of %s is not saved: the store is unreachable (%s); "
+                "it is worked out again when the store answers",
+                job.id,
+                store_trouble(error),
+            )

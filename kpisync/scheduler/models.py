@@ -1,12 +1,12 @@
 """The bookkeeping of unattended runs, in the store (migration 0004).
 
-    PipelineRun   one scheduled slot of one connector instance: claimed by exactly one worker
-                  (unique source + due_at), then sync -> compute -> write-back; its outcome
-    ApiBudgetDay  per CRM org and day: the calls kpisync made (sync and write-back, every worker)
-                  and the allowance the CRM last said was left
-    OpsIncident   an operations alert (a connector failing N runs in a row, or stale data): open
-                  until the condition clears; `notified` once the webhook accepted the notice
-    JOBS_TABLE    APScheduler's job store table (its own schema, created here so Alembic owns it)
+PipelineRun   one scheduled slot of one connector instance: claimed by exactly one worker
+              (unique source + due_at), then sync -> compute -> write-back; its outcome
+ApiBudgetDay  per CRM org and day: the calls kpisync made (sync and write-back, every worker)
+              and the allowance the CRM last said was left
+OpsIncident   an operations alert (a connector failing N runs in a row, or stale data): open
+              until the condition clears; `notified` once the webhook accepted the notice
+JOBS_TABLE    APScheduler's job store table (its own schema, created here so Alembic owns it)
 """
 
 from __future__ import annotations

@@ -1,19 +1,19 @@
 """The `[scheduler]` table: how a `kpisync run` worker behaves.
 
-    [scheduler]
-    parallel_runs = 4            # connector instances run at the same time by one worker
-    lock_wait_seconds = 5        # a slot whose instance is still running waits this long, then is
-                                 # recorded as skipped (coalesced into the run still going)
-    compute_lock_wait_seconds = 300   # KPI computations are serialised across instances and workers
-    lease_seconds = 60           # a run's claim on its instance (kpisync.locks.Lease) lasts this long
-                                 # unrenewed: a killed, paused or cut-off worker's run is taken
-                                 # over this long after its last renewal
-    stop_timeout_seconds = 20    # after SIGTERM: wait this long for runs to reach a checkpoint
-    misfire_grace_seconds = 0    # 0: a slot missed while no worker ran still runs, once (coalesced);
-                                 # N: only if at most N seconds late
-    health_host = "127.0.0.1"
-    health_port = 0              # 0: no health server unless --health-port is given
-    stages = ["sync", "compute", "writeback"]   # what a run does; sync always comes first
+[scheduler]
+parallel_runs = 4            # connector instances run at the same time by one worker
+lock_wait_seconds = 5        # a slot whose instance is still running waits this long, then is
+                             # recorded as skipped (coalesced into the run still going)
+compute_lock_wait_seconds = 300   # KPI computations are serialised across instances and workers
+lease_seconds = 60           # a run's claim on its instance (kpisync.locks.Lease) lasts this long
+                             # unrenewed: a killed, paused or cut-off worker's run is taken
+                             # over this long after its last renewal
+stop_timeout_seconds = 20    # after SIGTERM: wait this long for runs to reach a checkpoint
+misfire_grace_seconds = 0    # 0: a slot missed while no worker ran still runs, once (coalesced);
+                             # N: only if at most N seconds late
+health_host = "127.0.0.1"
+health_port = 0              # 0: no health server unless --health-port is given
+stages = ["sync", "compute", "writeback"]   # what a run does; sync always comes first
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class SchedulerSettings(StrictModel):
     @classmethod
     def _sync_first(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if "sync" not in value:
-            raise ValueError("a run always syncs: keep \"sync\" in stages")
+            raise ValueError('a run always syncs: keep "sync" in stages')
         return value
 
 

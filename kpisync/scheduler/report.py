@@ -27,26 +27,36 @@ def stored_next_runs(engine: Engine) -> dict[str, datetime | None]:
     jobs = table(JOBS_TABLE, column("id"), column("next_run_time"))
     with engine.connect() as connection:
         rows = connection.execute(select(jobs.c.id, jobs.c.next_run_time)).all()
-    return {job_id.removeprefix("pipeline:"): (datetime.fromtimestamp(ts, UTC) if ts else None)
-            for job_id, ts in rows if job_id.startswith("pipeline:")}
+    return {
+        job_id.removeprefix("pipeline:"): (datetime.fromtimestamp(ts, UTC) if ts else None)
+        for job_id, ts in rows
+        if job_id.startswith("pipeline:")
+    }
 
 
-def instance_report(engine: Engine, settings: Settings, now: datetime | None = None
-                    ) -> list[dict[str, Any]]:
+def instance_report(
+    engine: Engine, settings: Settings, now: datetime | None = None
+) -> list[dict[str, Any]]:
     now = now or datetime.now(UTC)
     stored = stored_next_runs(engine)
     report = []
     for source in sorted(settings.sources):
         last = last_run(engine, source)
-        report.append({"source": source, **last,
-                       **next_run(settings, source, stored, now,
-                                  never_run=last["scheduled_run"] is None),
-                       **budget_today(engine, settings, source, now),
-                       "data_age_minutes": data_age(engine, source, now),
-                       "alerts": [f"{row.kind} since {row.opened_at:%Y-%m-%d %H:%M}"
-                                  for row in open_incidents(engine, source)],
-                       "writeback_paused": paused_writeback(engine, settings, source),
-                       "writeback_control": writeback_control(engine, settings, source)})
+        report.append(
+            {
+                "source": source,
+                **last,
+                **next_run(settings, source, stored, now, never_run=last["scheduled_run"] is None),
+                **budget_today(engine, settings, source, now),
+                "data_age_minutes": data_age(engine, source, now),
+                "alerts": [
+                    f"{row.kind} since {row.opened_at:%Y-%m-%d %H:%M}"
+                    for row in open_incidents(engine, source)
+                ],
+                "writeback_paused": paused_writeback(engine, settings, source),
+                "writeback_control": writeback_control(engine, settings, source),
+            }
+        )
     return report
 
 
@@ -54,14 +64,27 @@ def last_run(engine: Engine, source: str) -> dict[str, Any]:
     """The newest scheduled run, flat (`last_*`), and whole as `scheduled_run`."""
     runs = latest_runs(engine, source, limit=1)
     if not runs:
-        return {"last_run": None, "last_status": None, "last_duration": None, "upserted": 0,
-                "deleted": 0, "api_calls": {}, "last_error": None, "scheduled_run": None}
+        return {
+            "last_run": None,
+            "last_status": None,
+            "last_duration": None,
+            "upserted": 0,
+            "deleted": 0,
+            "api_calls": {},
+            "last_error": None,
+            "scheduled_run": None,
+        }
     summary = run_summary(runs[0])
-    return {"last_run": summary["started_at"] or runs[0].claimed_at,
-            "last_status": summary["status"], "last_duration": summary["duration_seconds"],
-            "upserted": summary["upserted"], "deleted": summary["deleted"],
-            "api_calls": summary["api_calls"], "last_error": summary["error"],
-            "scheduled_run": summary}
+    return {
+        "last_run": summary["started_at"] or runs[0].claimed_at,
+        "last_status": summary["status"],
+        "last_duration": summary["duration_seconds"],
+        "upserted": summary["upserted"],
+        "deleted": summary["deleted"],
+        "api_calls": summary["api_calls"],
+        "last_error": summary["error"],
+        "scheduled_run": summary,
+    }
 
 
 def run_history(engine: Engine, source: str, limit: int) -> list[dict[str, Any]]:
@@ -74,21 +97,36 @@ def run_summary(run: Any) -> dict[str, Any]:
     duration = None
     if run.started_at and run.finished_at:
         duration = round((run.finished_at - run.started_at).total_seconds(), 1)
-    return {"due_at": run.due_at, "trigger": run.trigger, "status": run.status,
-            "started_at": run.started_at, "duration_seconds": duration,
-            "upserted": run.upserted, "deleted": run.deleted,
-            "api_calls": dict(run.api_calls or {}), "stages": dict(run.stages or {}),
-            "error": mask(run.error or "") or None}
+    return {
+        "due_at": run.due_at,
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": run.started_at,
+        "duration_seconds": duration,
+        "upserted": run.upserted,
+        "deleted": run.deleted,
+        "api_calls": dict(run.api_calls or {}),
+        "stages": dict(run.stages or {}),
+        "error": mask(run.error or "") or None,
+    }
 
 
-def next_run(settings: Settings, source: str, stored: dict[str, datetime | None],
-             now: datetime, *, never_run: bool = False) -> dict[str, Any]:
+def next_run(
+    settings: Settings,
+    source: str,
+    stored: dict[str, datetime | None],
+    now: datetime,
+    *,
+    never_run: bool = False,
+) -> dict[str, Any]:
     trigger = trigger_for(source, settings.source(source).schedule, settings.core.timezone)
     if trigger is None:
         return {"next_run": None, "schedule": "not scheduled"}
     if never_run:  # a worker runs it as soon as it starts (scheduler.worker.first_slots)
-        return {"next_run": now,
-                "schedule": f"{trigger} (never run yet: it runs as soon as a worker starts)"}
+        return {
+            "next_run": now,
+            "schedule": f"{trigger} (never run yet: it runs as soon as a worker starts)",
+        }
     # from the settings: triggers are anchored, so every worker computes the same slots; the job
     # store only tells whether a worker has taken the schedule and kept up with it
     waiting, note = stored.get(source), "" if source in stored else " (no worker has run yet)"
@@ -104,8 +142,14 @@ def budget_today(engine: Engine, settings: Settings, source: str, now: datetime)
     calls, remaining = day_usage(engine, budget.org, now.astimezone(budget.zone).date())
     s = budget.settings
     share = int(s.daily_share * s.daily_allowance) if s.daily_allowance else None
-    return {"budget": {"org": budget.org, "calls_today": calls, "share": share,
-                       "crm_remaining": remaining}}
+    return {
+        "budget": {
+            "org": budget.org,
+            "calls_today": calls,
+            "share": share,
+            "crm_remaining": remaining,
+        }
+    }
 
 
 def data_age(engine: Engine, source: str, now: datetime) -> float | None:

@@ -27,10 +27,14 @@ def trigger_for(source: str, schedule: ScheduleSettings, zone: str) -> BaseTrigg
     """The source's trigger, or None when it has no schedule."""
     if schedule.cron:
         try:
-            return CronTrigger.from_crontab(crontab_weekdays(schedule.cron), timezone=ZoneInfo(zone))
+            return CronTrigger.from_crontab(
+                crontab_weekdays(schedule.cron), timezone=ZoneInfo(zone)
+            )
         except ValueError as error:
-            raise ConfigError(f"sources.{source}.schedule.cron: {error}",
-                              hint='five fields: minute hour day month weekday, e.g. "*/30 * * * *"') from None
+            raise ConfigError(
+                f"sources.{source}.schedule.cron: {error}",
+                hint='five fields: minute hour day month weekday, e.g. "*/30 * * * *"',
+            ) from None
     seconds = schedule.interval_seconds or (schedule.interval_minutes or 0) * 60
     if not seconds:
         return None

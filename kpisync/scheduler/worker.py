@@ -67,8 +67,15 @@ def scheduled_triggers(settings: Settings, only: list[str] | None = None) -> dic
 
 
 class Worker:
-    def __init__(self, engine: Engine, settings: Settings, *, stop: threading.Event,
-                 sources: list[str] | None = None, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        stop: threading.Event,
+        sources: list[str] | None = None,
+        worker: str | None = None,
+    ) -> None:
         self.engine, self.settings, self.stop = engine, settings, stop
         self.options: SchedulerSettings = scheduler_settings(settings)
         alert_settings(settings)
@@ -76,25 +83,34 @@ class Worker:
         self.only = sources
         self.triggers = scheduled_triggers(settings, sources)
         self.metrics = RunMetrics()
-        self.pipeline = Pipeline(engine, settings, self.options, stop=stop, worker=worker,
-                                 metrics=self.metrics)
-        self.health = HealthState(worker=self.pipeline.worker, store_ok=self.store_ok,
-                                  next_runs=self.next_runs)
+        self.pipeline = Pipeline(
+            engine, settings, self.options, stop=stop, worker=worker, metrics=self.metrics
+        )
+        self.health = HealthState(
+            worker=self.pipeline.worker, store_ok=self.store_ok, next_runs=self.next_runs
+        )
         self.pipeline.health = self.health
         self.executor = SlotExecutor(self.options.parallel_runs, any_time=self.first_run)
         grace = self.options.misfire_grace_seconds or None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
-            jobstores={"default": OutageTolerantJobStore(engine=engine, tablename=JOBS_TABLE,
-                                                         retry_seconds=JOBSTORE_RETRY_SECONDS),
-                       "memory": MemoryJobStore()},
+            jobstores={
+                "default": OutageTolerantJobStore(
+                    engine=engine, tablename=JOBS_TABLE, retry_seconds=JOBSTORE_RETRY_SECONDS
+                ),
+                "memory": MemoryJobStore(),
+            },
             executors={"default": self.executor, "ops": ThreadPoolExecutor(1)},
             # several instances of a job may be submitted: each claims its slot and records it
             # (skipped when the instance's lock stays busy). With max_instances=1 a busy worker
             # would advance the shared job past a slot without anyone recording it.
-            job_defaults={"coalesce": True, "max_instances": MAX_INSTANCES,
-                          "misfire_grace_time": grace},
-            jobstore_retry_interval=JOBSTORE_RETRY_SECONDS)
+            job_defaults={
+                "coalesce": True,
+                "max_instances": MAX_INSTANCES,
+                "misfire_grace_time": grace,
+            },
+            jobstore_retry_interval=JOBSTORE_RETRY_SECONDS,
+        )
 
     def start(self) -> None:
         global _active
@@ -102,14 +118,25 @@ class Worker:
         self.scheduler.start(paused=True)
         self.install_jobs()
         alerts = self.pipeline.alerts
-        self.scheduler.add_job(self.pipeline.review_idle, "interval", args=[sorted(self.triggers)],
-                               seconds=alerts.check_every_seconds, id="ops:review",
-                               jobstore="memory", executor="ops", replace_existing=True)
+        self.scheduler.add_job(
+            self.pipeline.review_idle,
+            "interval",
+            args=[sorted(self.triggers)],
+            seconds=alerts.check_every_seconds,
+            id="ops:review",
+            jobstore="memory",
+            executor="ops",
+            replace_existing=True,
+        )
         self.scheduler.resume()
         self.health.scheduler_running = True
         for source, when in sorted(self.next_runs().items()):
-            log.info("%s: scheduled %s; next run %s", source, self.triggers[source],
-                     when.isoformat() if when else "never")
+            log.info(
+                "%s: scheduled %s; next run %s",
+                source,
+                self.triggers[source],
+                when.isoformat() if when else "never",
+            )
         if not self.triggers:
             log.warning("no source has a [sources.<name>.schedule]: nothing to run")
 
@@ -123,20 +150,29 @@ class Worker:
             existing = self.scheduler.get_job(job_id, jobstore="default")
             slot = first.get(source)
             if slot is not None:
-                log.info("%s: never run: its first run starts now (the slot of %s)", source,
-                         slot.isoformat())
+                log.info(
+                    "%s: never run: its first run starts now (the slot of %s)",
+                    source,
+                    slot.isoformat(),
+                )
             if existing is not None and repr(existing.trigger) == repr(trigger):
                 if slot is not None and (existing.next_run_time or slot) > slot:
                     self.scheduler.modify_job(job_id, jobstore="default", next_run_time=slot)
                 continue
-            self.scheduler.add_job(JOB_FUNCTION, trigger, args=[source], id=job_id,
-                                   name=f"pipeline of {source}", jobstore="default",
-                                   replace_existing=True,
-                                   **({"next_run_time": slot} if slot is not None else {}))
+            self.scheduler.add_job(
+                JOB_FUNCTION,
+                trigger,
+                args=[source],
+                id=job_id,
+                name=f"pipeline of {source}",
+                jobstore="default",
+                replace_existing=True,
+                **({"next_run_time": slot} if slot is not None else {}),
+            )
         if self.only:
             return
         for job in self.scheduler.get_jobs(jobstore="default"):
-            if job.id.startswith(JOB_PREFIX) and job.id[len(JOB_PREFIX):] not in self.triggers:
+            if job.id.startswith(JOB_PREFIX) and job.id[len(JOB_PREFIX) :] not in self.triggers:
                 log.info("removing the schedule of %s: no longer in settings", job.id)
                 self.scheduler.remove_job(job.id, jobstore="default")
 

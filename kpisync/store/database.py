@@ -50,8 +50,10 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return sqlite_engine(parsed.database)
     if parsed.get_backend_name() != "postgresql":
-        raise ConfigError(f"kpisync.store: unsupported database {parsed.get_backend_name()!r}",
-                          hint="kpisync stores into SQLite or PostgreSQL")
+        raise ConfigError(
+            f"kpisync.store: unsupported database {parsed.get_backend_name()!r}",
+            hint="kpisync stores into SQLite or PostgreSQL",
+        )
     return create_engine(parsed, pool_pre_ping=True, future=True)
 
 
@@ -60,18 +62,23 @@ def sqlite_engine(database: str | None) -> Engine:
     if database and database != ":memory:":
         path = Path(database)
         if not path.parent.exists():
-            raise ConfigError(f"kpisync.store: folder {path.parent} does not exist",
-                              hint="create it or point the store somewhere else")
+            raise ConfigError(
+                f"kpisync.store: folder {path.parent} does not exist",
+                hint="create it or point the store somewhere else",
+            )
         if path.is_dir():
-            raise ConfigError(f"kpisync.store: {path} is a folder",
-                              hint="point kpisync.store at a file, e.g. sqlite:///kpisync.db")
+            raise ConfigError(
+                f"kpisync.store: {path} is a folder",
+                hint="point kpisync.store at a file, e.g. sqlite:///kpisync.db",
+            )
         if not path.exists():
             try:
                 path.touch(mode=0o600)
             except OSError as exc:
-                raise StateError(f"cannot create the store {path}: {exc.strerror}",
-                                 hint="make its folder writable, or point kpisync.store "
-                                      "elsewhere") from None
+                raise StateError(
+                    f"cannot create the store {path}: {exc.strerror}",
+                    hint="make its folder writable, or point kpisync.store elsewhere",
+                ) from None
         check_sqlite_file(path)
         read_only = not writable(path)
         if not read_only and path.stat().st_mode & 0o077:
@@ -102,11 +109,15 @@ def check_sqlite_file(path: Path) -> None:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
     except OSError as exc:
-        raise StateError(f"cannot read the store {path}: {exc.strerror}",
-                         hint="check the file's owner and mode (kpisync keeps it 0600)") from None
-    if header and header != SQLITE_HEADER[:len(header)] or 0 < len(header) < len(SQLITE_HEADER):
-        raise StateError(f"the store {path} is not a SQLite database (file is not a database)",
-                         hint=f"point kpisync.store at the right file, or {RECOVER}")
+        raise StateError(
+            f"cannot read the store {path}: {exc.strerror}",
+            hint="check the file's owner and mode (kpisync keeps it 0600)",
+        ) from None
+    if header and header != SQLITE_HEADER[: len(header)] or 0 < len(header) < len(SQLITE_HEADER):
+        raise StateError(
+            f"the store {path} is not a SQLite database (file is not a database)",
+            hint=f"point kpisync.store at the right file, or {RECOVER}",
+        )
 
 
 def writable(path: Path) -> bool:
@@ -126,32 +137,40 @@ def is_read_only(engine: Engine) -> bool:
 def require_writable(engine: Engine, command: str) -> None:
     """Stop a command that writes before it does anything, when the store is read-only."""
     if is_read_only(engine):
-        raise StateError(f"the store is read-only (a read-only file or file system); "
-                         f"'{command}' writes to it",
-                         hint="make the store writable, or run only status, kpis and report")
+        raise StateError(
+            f"the store is read-only (a read-only file or file system); '{command}' writes to it",
+            hint="make the store writable, or run only status, kpis and report",
+        )
 
 
 def store_error(error: DBAPIError) -> StateError:
     """The store's own failure as one line naming the cause and the way out."""
     original = error.orig
-    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    text = (
+        str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    )
     lowered = text.lower()
     if "readonly" in lowered or "read-only" in lowered:
-        return StateError(f"the store is read-only: {text}",
-                          hint="make the store file and its folder writable, or run only "
-                               "status, kpis and report")
+        return StateError(
+            f"the store is read-only: {text}",
+            hint="make the store file and its folder writable, or run only status, kpis and report",
+        )
     if "malformed" in lowered or "not a database" in lowered or "disk i/o" in lowered:
         return StateError(f"the store is damaged: {text}", hint=RECOVER)
     if "database or disk is full" in lowered or "no space" in lowered:
-        return StateError(f"the store's disk is full: {text}",
-                          hint="free some space; nothing was half-written")
+        return StateError(
+            f"the store's disk is full: {text}", hint="free some space; nothing was half-written"
+        )
     if "locked" in lowered or "busy" in lowered:
-        return StateError(f"the store is busy: {text}",
-                          hint="another kpisync process holds it; try again when it is done")
+        return StateError(
+            f"the store is busy: {text}",
+            hint="another kpisync process holds it; try again when it is done",
+        )
     if isinstance(original, sqlite3.Error) or isinstance(error, OperationalError):
-        return StateError(f"the store failed: {mask(text)}",
-                          hint="check the store's URL and that the database server is running; "
-                               + RECOVER)
+        return StateError(
+            f"the store failed: {mask(text)}",
+            hint="check the store's URL and that the database server is running; " + RECOVER,
+        )
     return StateError(f"the store refused a statement: {mask(text)}", hint=RECOVER)
 
 
@@ -171,8 +190,10 @@ def upgrade_store(engine: Engine) -> None:
             if not needs_upgrade(connection, config):
                 return
         if is_read_only(engine):
-            raise StateError("the store is read-only and at an older schema than this kpisync",
-                             hint="make it writable once so that kpisync can upgrade it")
+            raise StateError(
+                "the store is read-only and at an older schema than this kpisync",
+                hint="make it writable once so that kpisync can upgrade it",
+            )
         with engine.begin() as connection:
             if connection.dialect.name == "sqlite":
                 # Python's sqlite3 runs DDL outside any transaction unless one is begun
@@ -183,10 +204,12 @@ def upgrade_store(engine: Engine) -> None:
     except OperationalError as exc:
         if engine.dialect.name == "sqlite":
             raise store_error(exc) from None
-        raise StateError(f"cannot open the store: {mask(str(exc.orig))}",
-                         hint="check the store's URL (kpisync.store, or the variable "
-                              "kpisync.store_env names) and that the database server is "
-                              "running") from None
+        raise StateError(
+            f"cannot open the store: {mask(str(exc.orig))}",
+            hint="check the store's URL (kpisync.store, or the variable "
+            "kpisync.store_env names) and that the database server is "
+            "running",
+        ) from None
     except DBAPIError as exc:
         raise store_error(exc) from None
 

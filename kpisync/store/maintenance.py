@@ -79,8 +79,9 @@ def check_store(url: str) -> StoreCheck:
                 if table == "alembic_version":
                     continue
                 try:
-                    result.counts[table] = int(connection.execute(
-                        text(f'SELECT count(*) FROM "{table}"')).scalar_one())
+                    result.counts[table] = int(
+                        connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one()
+                    )
                 except DBAPIError as error:
                     result.integrity.append(f"{table}: {store_error(error).message}")
                     connection.rollback()
@@ -106,9 +107,11 @@ def kept_rows(engine: Engine, counts: dict[str, int]) -> dict[str, int]:
     kept = {table: counts[table] for table in NOT_FROM_THE_CRM if table in counts}
     if "survey_responses" in kept:
         with engine.connect() as connection, contextlib.suppress(DBAPIError):
-            kept["survey_responses"] = int(connection.execute(text(
-                "SELECT count(*) FROM survey_responses WHERE origin LIKE 'import:%'"
-            )).scalar_one())
+            kept["survey_responses"] = int(
+                connection.execute(
+                    text("SELECT count(*) FROM survey_responses WHERE origin LIKE 'import:%'")
+                ).scalar_one()
+            )
     return kept
 
 
@@ -116,10 +119,15 @@ def recovery_steps(check: StoreCheck, store_path: str | None) -> list[str]:
     """How to get a sound store back, for a store that is not."""
     if check.error is None and not check.integrity and check.revision != check.newest:
         return ["run 'kpisync db upgrade' to bring the schema to the newest revision"]
-    aside = (f"mv {store_path} {store_path}.damaged" if store_path
-             else "point kpisync.store (or its variable) at a new, empty database")
-    lost = ", ".join(f"{label} ({check.kept[table]:,} rows)" if table in check.kept else label
-                     for table, label in NOT_FROM_THE_CRM.items())
+    aside = (
+        f"mv {store_path} {store_path}.damaged"
+        if store_path
+        else "point kpisync.store (or its variable) at a new, empty database"
+    )
+    lost = ", ".join(
+        f"{label} ({check.kept[table]:,} rows)" if table in check.kept else label
+        for table, label in NOT_FROM_THE_CRM.items()
+    )
     return [
         f"move the damaged store aside: {aside} (with its -wal and -shm files, if any)",
         "rebuild the CRM copy: 'kpisync sync --full', then 'kpisync compute'",
@@ -132,8 +140,9 @@ def recovery_steps(check: StoreCheck, store_path: str | None) -> list[str]:
 def backup_store(url: str, target: Path) -> str:
     """A consistent copy of the live store at `url` into `target` (a new file); what it did."""
     if target.exists():
-        raise ConfigError(f"{target} already exists", hint="give a new file name; a backup "
-                                                           "never overwrites one")
+        raise ConfigError(
+            f"{target} already exists", hint="give a new file name; a backup never overwrites one"
+        )
     if not target.parent.is_dir():
         raise ConfigError(f"folder {target.parent} does not exist", hint="create it first")
     backend = make_url(url).get_backend_name()
@@ -160,39 +169,51 @@ def backup_sqlite(url: str, target: Path) -> str:
             source.close()
     except sqlite3.Error as error:
         partial.unlink(missing_ok=True)
-        raise StateError(f"cannot back up the store: {error}",
-                         hint="see 'kpisync db check'") from None
+        raise StateError(
+            f"cannot back up the store: {error}", hint="see 'kpisync db check'"
+        ) from None
     os.chmod(partial, 0o600)
     os.replace(partial, target)
     note = "" if problems == "ok" else f"; the copy fails its integrity check: {problems}"
-    return (f"copied the store to {target} ({target.stat().st_size:,} bytes){note}; to restore, "
-            f"stop kpisync, put it in the store's place, then run 'kpisync sync'")
+    return (
+        f"copied the store to {target} ({target.stat().st_size:,} bytes){note}; to restore, "
+        f"stop kpisync, put it in the store's place, then run 'kpisync sync'"
+    )
 
 
 def pg_tool(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(
-        f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
     if not found:
-        raise ConfigError(f"{name} not found", hint="install PostgreSQL's client programs "
-                                                    "(Debian: postgresql-client)")
+        raise ConfigError(
+            f"{name} not found",
+            hint="install PostgreSQL's client programs (Debian: postgresql-client)",
+        )
     return found
 
 
 def backup_postgresql(url: str, target: Path) -> str:
     parsed = make_url(url)
     password = parsed.password
-    libpq = parsed.set(drivername="postgresql", password=None).render_as_string(
-        hide_password=False)
+    libpq = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
     env = {**os.environ, **({"PGPASSWORD": str(password)} if password else {})}
     partial = target.with_name(target.name + ".partial")
-    done = subprocess.run([pg_tool("pg_dump"), "--format=custom", "--file", str(partial),
-                           "--dbname", libpq], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [pg_tool("pg_dump"), "--format=custom", "--file", str(partial), "--dbname", libpq],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if done.returncode != 0:
         partial.unlink(missing_ok=True)
         reason = mask(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "")
-        raise StateError(f"pg_dump failed: {reason}",
-                         hint="check the store's URL and that the server is running")
+        raise StateError(
+            f"pg_dump failed: {reason}", hint="check the store's URL and that the server is running"
+        )
     os.chmod(partial, 0o600)
     os.replace(partial, target)
-    return (f"dumped the store to {target} ({target.stat().st_size:,} bytes, one snapshot); to "
-            f"restore into an empty database: pg_restore --no-owner --dbname URL {target}")
+    return (
+        f"dumped the store to {target} ({target.stat().st_size:,} bytes, one snapshot); to "
+        f"restore into an empty database: pg_restore --no-owner --dbname URL {target}"
+    )

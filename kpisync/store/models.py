@@ -310,8 +310,18 @@ class Quota(RecordBase, table=True):
 ENTITY_MODELS: dict[str, type[RecordBase]] = {
     model.entity: model
     for model in (
-        User, Account, Contact, Lead, Deal, DealStageChange, LineItem, PipelineStage, Activity,
-        SurveyResponse, ExchangeRate, Quota,
+        User,
+        Account,
+        Contact,
+        Lead,
+        Deal,
+        DealStageChange,
+        LineItem,
+        PipelineStage,
+        Activity,
+        SurveyResponse,
+        ExchangeRate,
+        Quota,
     )
 }
 

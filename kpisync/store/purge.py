@@ -21,11 +21,21 @@ from kpisync.store.writer import table_of
 Explain = Callable[[str, list[str]], dict[str, dict[str, Any]]]
 
 
-def mark_purged(engine: Engine, source: str, listing: Iterable[tuple[str, list[str]]],
-                started: datetime, explain: Explain | None = None) -> int:
+def mark_purged(
+    engine: Engine,
+    source: str,
+    listing: Iterable[tuple[str, list[str]]],
+    started: datetime,
+    explain: Explain | None = None,
+) -> int:
     metadata = MetaData()
-    live = Table("live_ids", metadata, Column("entity", String(64)), Column("external_id", String(64)),
-                 prefixes=["TEMPORARY"])
+    live = Table(
+        "live_ids",
+        metadata,
+        Column("entity", String(64)),
+        Column("external_id", String(64)),
+        prefixes=["TEMPORARY"],
+    )
     purged = changed = 0
     with engine.begin() as connection:
         live.create(connection)
@@ -33,27 +43,39 @@ def mark_purged(engine: Engine, source: str, listing: Iterable[tuple[str, list[s
         for entity, ids in listing:
             entities.add(entity)
             if ids:
-                connection.execute(live.insert(), [{"entity": entity, "external_id": i} for i in ids])
+                connection.execute(
+                    live.insert(), [{"entity": entity, "external_id": i} for i in ids]
+                )
         for entity in sorted(entities):
             table = table_of(entity)
-            still_there = exists().where(live.c.entity == entity, live.c.external_id == table.c.external_id)
+            still_there = exists().where(
+                live.c.entity == entity, live.c.external_id == table.c.external_id
+            )
             if explain is not None:  # rows explained once (a converted lead) stay as they are
                 done = table.c.is_converted if "is_converted" in table.c else None
                 rows = connection.execute(
-                    select(table.c.external_id, *(() if done is None else (done,)))
-                    .where(table.c.source == source, table.c.deleted_at.is_(None),
-                           table.c.synced_at < started, ~still_there)).all()
-                explained = explain(entity, [r[0] for r in rows if len(r) == 1 or not r[1]]) \
-                    if rows else {}
+                    select(table.c.external_id, *(() if done is None else (done,))).where(
+                        table.c.source == source,
+                        table.c.deleted_at.is_(None),
+                        table.c.synced_at < started,
+                        ~still_there,
+                    )
+                ).all()
+                explained = (
+                    explain(entity, [r[0] for r in rows if len(r) == 1 or not r[1]]) if rows else {}
+                )
                 for external_id, values in explained.items():
-                    connection.execute(update(table).where(
-                        table.c.source == source, table.c.external_id == external_id)
-                        .values(**values))
+                    connection.execute(
+                        update(table)
+                        .where(table.c.source == source, table.c.external_id == external_id)
+                        .values(**values)
+                    )
                 changed += len(explained)
                 kept = [r[0] for r in rows if r[0] in explained or (len(r) > 1 and r[1])]
                 if kept:
-                    connection.execute(live.insert(), [{"entity": entity, "external_id": i}
-                                                       for i in kept])
+                    connection.execute(
+                        live.insert(), [{"entity": entity, "external_id": i} for i in kept]
+                    )
             result = connection.execute(
                 update(table)
                 .where(table.c.source == source, table.c.deleted_at.is_(None))

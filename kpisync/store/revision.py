@@ -19,11 +19,18 @@ REVISIONS: Table = StoreRevision.__table__  # type: ignore[attr-defined]
 
 def raise_revision(connection: Connection, source: str, now: datetime) -> None:
     """Count one more change to `source`'s records (inside the caller's transaction)."""
-    statement = dialect_insert(REVISIONS, connection.dialect.name).values(source=source, revision=1, changed_at=now)
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=[REVISIONS.c.source],
-        set_={"revision": REVISIONS.c.revision + 1, "changed_at": statement.excluded.changed_at},
-    ))
+    statement = dialect_insert(REVISIONS, connection.dialect.name).values(
+        source=source, revision=1, changed_at=now
+    )
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[REVISIONS.c.source],
+            set_={
+                "revision": REVISIONS.c.revision + 1,
+                "changed_at": statement.excluded.changed_at,
+            },
+        )
+    )
 
 
 def store_revisions(connection: Connection) -> dict[str, int]:

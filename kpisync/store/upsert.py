@@ -46,8 +46,9 @@ _NOT_UPDATED = {"id", "source", "external_id"}
 Converter = Callable[[Any], Any]
 
 
-def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]], *,
-                only_changed: bool = False) -> int:
+def upsert_rows(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], *, only_changed: bool = False
+) -> int:
     """Insert or update by (source, external_id); custom fields merge so vanished ones keep history.
 
     Each row carries every column but `id` (`writer.row_values` starts from the defaults). With
@@ -65,8 +66,9 @@ def upsert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     return written if only_changed else len(bound)
 
 
-def _copy_then_upsert(connection: Connection, table: Table, statement: _Upsert,
-                      bound: list[tuple[Any, ...]]) -> int:
+def _copy_then_upsert(
+    connection: Connection, table: Table, statement: _Upsert, bound: list[tuple[Any, ...]]
+) -> int:
     """PostgreSQL: COPY the rows into the session's incoming table, then one INSERT ... SELECT.
 
     The incoming table is made when missing (a creation rolled back with its transaction is made
@@ -76,11 +78,14 @@ def _copy_then_upsert(connection: Connection, table: Table, statement: _Upsert,
     columns = ", ".join(map(connection.dialect.identifier_preparer.quote, statement.names))
     connection.exec_driver_sql(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {statement.incoming} ON COMMIT DELETE ROWS AS "
-        f"SELECT {columns} FROM {table.name} WITH NO DATA")
+        f"SELECT {columns} FROM {table.name} WITH NO DATA"
+    )
     driver = connection.connection.driver_connection
     assert driver is not None
-    with (driver.cursor() as cursor,
-          cursor.copy(f"COPY {statement.incoming} ({columns}) FROM STDIN") as copy):
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {statement.incoming} ({columns}) FROM STDIN") as copy,
+    ):
         for values in bound:
             copy.write_row(values)
     written = connection.exec_driver_sql(statement.sql).rowcount
@@ -138,7 +143,8 @@ def _compile(table: Table, dialect: Dialect, only_changed: bool) -> _Upsert:
     insert = dialect_insert(table, dialect.name)
     changes = _changes(table, insert, dialect)
     statement = insert.on_conflict_do_update(
-        index_elements=[table.c.source, table.c.external_id], set_=changes,
+        index_elements=[table.c.source, table.c.external_id],
+        set_=changes,
         where=_differs(table, changes, dialect) if only_changed else None,
     )
     compiled = statement.compile(dialect=dialect, column_keys=columns)
@@ -152,16 +158,22 @@ def _compile(table: Table, dialect: Dialect, only_changed: bool) -> _Upsert:
     )
 
 
-def _compile_from_incoming(table: Table, dialect: Dialect, columns: list[str],
-                           only_changed: bool) -> _Upsert:
+def _compile_from_incoming(
+    table: Table, dialect: Dialect, columns: list[str], only_changed: bool
+) -> _Upsert:
     """INSERT ... SELECT from the temporary table a page is copied into (PostgreSQL)."""
-    incoming = Table(f"kpisync_incoming_{table.name}", MetaData(),
-                     *(Column(name, table.c[name].type) for name in columns))
+    incoming = Table(
+        f"kpisync_incoming_{table.name}",
+        MetaData(),
+        *(Column(name, table.c[name].type) for name in columns),
+    )
     insert = postgresql.insert(table).from_select(columns, select(*incoming.c))
     changes = _changes(table, insert, dialect)
     statement = insert.on_conflict_do_update(
-        index_elements=[table.c.source, table.c.external_id], set_=changes,
-        where=_differs(table, changes, dialect) if only_changed else None)
+        index_elements=[table.c.source, table.c.external_id],
+        set_=changes,
+        where=_differs(table, changes, dialect) if only_changed else None,
+    )
     return _Upsert(
         sql=str(statement.compile(dialect=dialect)),
         names=tuple(columns),
@@ -191,8 +203,11 @@ def _differs(table: Table, changes: dict[str, Any], dialect: Dialect) -> ColumnE
         old: Any = table.c[name]
         if dialect.name == "postgresql" and isinstance(table.c[name].type, JSON):
             old = literal_column(f"{table.name}.{name}::jsonb")
-            new = literal_column(f"({new.compile(dialect=dialect)})::jsonb") if name == "custom" \
+            new = (
+                literal_column(f"({new.compile(dialect=dialect)})::jsonb")
+                if name == "custom"
                 else literal_column(f"excluded.{name}::jsonb")
+            )
         compared.append(old.is_distinct_from(new))
     return or_(*compared)
 
@@ -274,8 +289,14 @@ def _bounded(column: Column[Any], convert: Converter | None) -> Converter | None
 
     def within(value: Any) -> Any:
         if not fits(value):
-            log.warning("%s.%s: %.80r does not fit (the column holds %s); written empty, the "
-                        "raw payload keeps it", column.table.name, column.name, value, under)
+            log.warning(
+                "%s.%s: %.80r does not fit (the column holds %s); written empty, the "
+                "raw payload keeps it",
+                column.table.name,
+                column.name,
+                value,
+                under,
+            )
             return None
         return convert(value) if convert is not None else value
 

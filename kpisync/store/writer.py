@@ -22,8 +22,9 @@ def table_of(entity: str) -> Table:
     return table
 
 
-def write_page(connection: Connection, source: str, page: Page, now: datetime, *,
-               only_changed: bool = False) -> tuple[int, int]:
+def write_page(
+    connection: Connection, source: str, page: Page, now: datetime, *, only_changed: bool = False
+) -> tuple[int, int]:
     """Apply `page` on `connection` (the caller owns the transaction); returns (upserted, deleted).
 
     With `only_changed` (a stream read whole), rows equal to the stored ones are not written nor
@@ -31,8 +32,10 @@ def write_page(connection: Connection, source: str, page: Page, now: datetime, *
     by_entity: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in page.records:
         by_entity[record.entity].append(row_values(record, source, now))
-    upserted = sum(upsert_rows(connection, table_of(entity), rows, only_changed=only_changed)
-                   for entity, rows in by_entity.items())
+    upserted = sum(
+        upsert_rows(connection, table_of(entity), rows, only_changed=only_changed)
+        for entity, rows in by_entity.items()
+    )
     deleted = mark_deleted(connection, source, page.deleted, now)
     for merge in page.merged:
         apply_merge(connection, source, merge, now)
@@ -59,7 +62,9 @@ def _defaults(entity: str) -> dict[str, Any]:
     return ENTITY_MODELS[entity].column_defaults()
 
 
-def mark_deleted(connection: Connection, source: str, deleted: Sequence[Deleted], now: datetime) -> int:
+def mark_deleted(
+    connection: Connection, source: str, deleted: Sequence[Deleted], now: datetime
+) -> int:
     by_entity: dict[str, list[Deleted]] = defaultdict(list)
     for item in deleted:
         by_entity[item.entity].append(item)
@@ -98,10 +103,13 @@ def apply_merge(connection: Connection, source: str, merge: Merged, now: datetim
             )
 
 
-def save_cursor(connection: Connection, source: str, stream: str, cursor: Cursor, now: datetime) -> None:
+def save_cursor(
+    connection: Connection, source: str, stream: str, cursor: Cursor, now: datetime
+) -> None:
     table = SyncState.__table__  # type: ignore[attr-defined]
     statement = dialect_insert(table, connection.dialect.name).values(
-        source=source, stream=stream, cursor=cursor.to_json(), updated_at=now)
+        source=source, stream=stream, cursor=cursor.to_json(), updated_at=now
+    )
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=[table.c.source, table.c.stream],

@@ -60,8 +60,7 @@ def _installed(server: RealVtiger) -> Iterator[RealVtiger]:
         try:  # an installed server whose database was left broken: back to the snapshot
             server.reset()
         except RuntimeError as error:
-            pytest.fail(f"the real Vtiger did not come up: {first}; reset: {error}",
-                        pytrace=False)
+            pytest.fail(f"the real Vtiger did not come up: {first}; reset: {error}", pytrace=False)
     yield server
 
 
@@ -74,8 +73,9 @@ def real_vtiger(vtiger_server: RealVtiger) -> Iterator[RealVtiger]:
 
 def small_org() -> Org:
     """About 160 records: 4 reps, 9 accounts, 30 contacts, 30 leads, 30 deals, 60 activities."""
-    return generate_org(seed=5, deals=30, activities_per_deal=2.0, leads_per_deal=1.0,
-                        contacts_per_deal=1.0)
+    return generate_org(
+        seed=5, deals=30, activities_per_deal=2.0, leads_per_deal=1.0, contacts_per_deal=1.0
+    )
 
 
 @pytest.fixture

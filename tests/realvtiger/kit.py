@@ -21,8 +21,13 @@ from tests.vtiger_truth import assert_store_equals_truth
 
 KEY_ENV = "KPISYNC_TEST_REAL_VTIGER_KEY"
 SOURCE = "vt"
-ROLES = {"currency": "Currency", "loss_reason": "Loss reason", "competitor": "Competitor",
-         "margin": "Margin", "deal_type": "Deal category"}
+ROLES = {
+    "currency": "Currency",
+    "loss_reason": "Loss reason",
+    "competitor": "Competitor",
+    "margin": "Margin",
+    "deal_type": "Deal category",
+}
 
 
 @dataclass
@@ -33,10 +38,16 @@ class ServedRealVtiger:
     url: str = ""  # where connectors go (a proxy in front of the server); the server's by default
 
     def options(self, **extra: Any) -> dict[str, Any]:
-        options: dict[str, Any] = {"type": "vtiger", "url": self.url or self.server.url,
-                                   "access_key_env": KEY_ENV, "fast_retries": True,
-                                   "timeout_seconds": 60, "roles": dict(ROLES),
-                                   "direction_field": "Direction", "server_timezone": "UTC"}
+        options: dict[str, Any] = {
+            "type": "vtiger",
+            "url": self.url or self.server.url,
+            "access_key_env": KEY_ENV,
+            "fast_retries": True,
+            "timeout_seconds": 60,
+            "roles": dict(ROLES),
+            "direction_field": "Direction",
+            "server_timezone": "UTC",
+        }
         options.update(extra)
         return options
 

@@ -41,8 +41,12 @@ class CountingProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.server.shutdown()
         self.server.server_close()
         self.http.close()
@@ -71,11 +75,13 @@ class CountingProxy:
                         os.kill(self.pid, signal.SIGKILL)
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
-        headers = {k: v for k, v in handler.headers.items()
-                   if k.lower() in ("content-type", "accept")}
+        headers = {
+            k: v for k, v in handler.headers.items() if k.lower() in ("content-type", "accept")
+        }
         try:
-            answer = self.http.request(handler.command, self.upstream + handler.path,
-                                       content=body, headers=headers)
+            answer = self.http.request(
+                handler.command, self.upstream + handler.path, content=body, headers=headers
+            )
         except httpx.HTTPError:
             handler.send_error(502)
             return

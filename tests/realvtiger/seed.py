@@ -19,10 +19,21 @@ from emulators.vtiger.schema import Schema, build_schema
 from tests.realvtiger.server import RealVtiger, Seeded
 
 MODULES = ("Accounts", "Contacts", "Leads", "Potentials", "Calendar", "Events")
-KIND = {"Accounts": "account", "Contacts": "contact", "Leads": "lead", "Potentials": "deal",
-        "Calendar": "activity", "Events": "activity"}
-LAYOUT_TYPES = {"string": "Text", "double": "Decimal", "date": "Date", "picklist": "Picklist",
-                "boolean": "Checkbox"}
+KIND = {
+    "Accounts": "account",
+    "Contacts": "contact",
+    "Leads": "lead",
+    "Potentials": "deal",
+    "Calendar": "activity",
+    "Events": "activity",
+}
+LAYOUT_TYPES = {
+    "string": "Text",
+    "double": "Decimal",
+    "date": "Date",
+    "picklist": "Picklist",
+    "boolean": "Checkbox",
+}
 PERSIAN_NOTE = "یادداشت"  # an Accounts text field labelled in Persian
 
 
@@ -58,7 +69,9 @@ def seed_org(server: RealVtiger, org: Org) -> Seeded:
                     value = reference
                 values[name] = value
             if module == "Accounts" and crmid % 3 == 0:
-                values[note] = f"مشتری شماره {persian_digits(str(crmid))} — «{entity.fields['accountname']}»"
+                values[note] = (
+                    f"مشتری شماره {persian_digits(str(crmid))} — «{entity.fields['accountname']}»"
+                )
             created = web.create(module, values)
             real_ids[entity.ws_id] = created["id"]
             kind = KIND[module]
@@ -68,16 +81,18 @@ def seed_org(server: RealVtiger, org: Org) -> Seeded:
     return seeded
 
 
-def seed_users(server: RealVtiger, admin_id: str | None, org: Org, seeded: Seeded
-               ) -> dict[str, str]:
+def seed_users(
+    server: RealVtiger, admin_id: str | None, org: Org, seeded: Seeded
+) -> dict[str, str]:
     """The org's reps as server users, managers first so reps can name them; the emulator's
     user ids -> the real ones."""
     emulated_users: dict[str, str] = {"19x1": admin_id or "19x1"}
     names = {rep.id: rep.email.split("@")[0] for rep in org.reps}
     for rep in sorted(org.reps, key=lambda r: r.manager_id is not None):
         manager = names[rep.manager_id] if rep.manager_id is not None else ""
-        ws = server.add_user(names[rep.id], "H4" if rep.manager_id is None else "H5", rep.team,
-                             manager)
+        ws = server.add_user(
+            names[rep.id], "H4" if rep.manager_id is None else "H5", rep.team, manager
+        )
         seeded.users[rep.id] = ws
         emulated_users[f"19x{rep.id + 1}"] = ws
         if not rep.active:
@@ -85,15 +100,20 @@ def seed_users(server: RealVtiger, admin_id: str | None, org: Org, seeded: Seede
     return emulated_users
 
 
-def seed_custom_fields(server: RealVtiger, schema: Schema, seeded: Seeded
-                       ) -> dict[tuple[str, str], str]:
+def seed_custom_fields(
+    server: RealVtiger, schema: Schema, seeded: Seeded
+) -> dict[tuple[str, str], str]:
     """Custom fields by label; the emulator's cf name -> the real one."""
     cf: dict[tuple[str, str], str] = {}
     for module in MODULES:
         for name, definition in schema.fields[module].items():
             if name.startswith("cf_"):
-                real = server.add_field(module, definition.label, LAYOUT_TYPES[definition.type],
-                                        list(definition.options) or None)
+                real = server.add_field(
+                    module,
+                    definition.label,
+                    LAYOUT_TYPES[definition.type],
+                    list(definition.options) or None,
+                )
                 cf[(module, name)] = real
                 seeded.fields[(module, definition.label)] = real
     return cf

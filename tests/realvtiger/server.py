@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TARBALL_NAME = "vtigercrm-8.2.0.tar.xz"
 NO_VTIGER_ENV = "KPISYNC_TEST_NO_VTIGER"
 # describe type of a layout-editor field -> add-field's type (kpisync's neutral types)
-FIELD_TYPES = {"string": "Text", "number": "Decimal", "date": "Date", "enumeration": "Picklist",
-               "bool": "Checkbox"}
+FIELD_TYPES = {
+    "string": "Text",
+    "number": "Decimal",
+    "date": "Date",
+    "enumeration": "Picklist",
+    "bool": "Checkbox",
+}
 
 
 # Converts a lead as the web UI's Leads > Convert Lead does (modules/Leads/views/
@@ -84,13 +89,17 @@ def release_problem() -> str | None:
     """None when the script and the release tarball are where the tier looks; else one line."""
     script = find_bringup()
     if script is None or not script.is_file():
-        return ("the real-Vtiger tier needs bringup.sh (shared/vtiger/ beside the project, or "
-                "VT_BRINGUP=/path/bringup.sh); set KPISYNC_TEST_NO_VTIGER=1 to deselect the tier")
+        return (
+            "the real-Vtiger tier needs bringup.sh (shared/vtiger/ beside the project, or "
+            "VT_BRINGUP=/path/bringup.sh); set KPISYNC_TEST_NO_VTIGER=1 to deselect the tier"
+        )
     tarball = Path(os.environ.get("VT_TARBALL") or script.parent / TARBALL_NAME)
     if not tarball.is_file():
-        return (f"the real-Vtiger tier needs the Vtiger CRM 8.2.0 release, not found at {tarball}: "
-                f"set VT_TARBALL=/path/{TARBALL_NAME}, or KPISYNC_TEST_NO_VTIGER=1 to deselect "
-                "the tier")
+        return (
+            f"the real-Vtiger tier needs the Vtiger CRM 8.2.0 release, not found at {tarball}: "
+            f"set VT_TARBALL=/path/{TARBALL_NAME}, or KPISYNC_TEST_NO_VTIGER=1 to deselect "
+            "the tier"
+        )
     return None
 
 
@@ -158,8 +167,9 @@ class WebService:
         return dict(self.call("describe", method="GET", elementType=module))
 
     def create(self, module: str, values: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.call("create", elementType=module,
-                              element=json.dumps(values, ensure_ascii=False)))
+        return dict(
+            self.call("create", elementType=module, element=json.dumps(values, ensure_ascii=False))
+        )
 
     def revise(self, values: dict[str, Any]) -> dict[str, Any]:
         return dict(self.call("revise", element=json.dumps(values, ensure_ascii=False)))
@@ -193,16 +203,20 @@ class RealVtiger:
 
     def __init__(self, script: Path) -> None:
         self.script = script
-        self.home = os.environ.get("VT_HOME") or f"{os.environ.get('TMPDIR', '/tmp')}/kpisync-vtiger"
+        self.home = (
+            os.environ.get("VT_HOME") or f"{os.environ.get('TMPDIR', '/tmp')}/kpisync-vtiger"
+        )
         self.url = ""
         self.access_key = ""
         self._web: WebService | None = None
 
-    def run(self, *args: str, extra_env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "VT_HOME": self.home, **(extra_env or {})}
-        done = subprocess.run(["bash", str(self.script), *args], capture_output=True, text=True,
-                              env=env, timeout=900)
+        done = subprocess.run(
+            ["bash", str(self.script), *args], capture_output=True, text=True, env=env, timeout=900
+        )
         if check and done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RuntimeError(f"bringup.sh {args[0]} failed: {last}")
@@ -229,38 +243,65 @@ class RealVtiger:
     def sql(self, query: str) -> list[tuple[str | None, ...]]:
         """Rows of a query on Vtiger's database, every value as text (NULL as None)."""
         done = self.run("sql", "-N", "-B", "--default-character-set=utf8mb4", "-e", query)
-        return [tuple(None if c == "NULL" else unescape(c) for c in line.split("\t"))
-                for line in done.stdout.splitlines()]
+        return [
+            tuple(None if c == "NULL" else unescape(c) for c in line.split("\t"))
+            for line in done.stdout.splitlines()
+        ]
 
-    def add_field(self, module: str, label: str, kind: str, values: list[str] | None = None,
-                  *, length: int | None = None) -> str:
+    def add_field(
+        self,
+        module: str,
+        label: str,
+        kind: str,
+        values: list[str] | None = None,
+        *,
+        length: int | None = None,
+    ) -> str:
         """A custom field made by the layout editor's code; its cf name. `kind` is the layout
         editor's type (Text, Decimal, Checkbox, Picklist, Date, ...)."""
         env = {"VT_FIELD_LENGTH": str(length)} if length else None
         args = ["add-field", module, label, kind, *([",".join(values)] if values else [])]
         return self.run(*args, extra_env=env).stdout.strip().splitlines()[-1]
 
-    def add_user(self, user_name: str, role: str = "H5", department: str = "",
-                 manager: str = "") -> str:
+    def add_user(
+        self, user_name: str, role: str = "H5", department: str = "", manager: str = ""
+    ) -> str:
         """A user saved by Vtiger's own Users::save (2 currency decimals); its 19xNN id."""
         args = ["add-user", user_name, role, department, *([manager] if manager else [])]
         return self.run(*args).stdout.strip().splitlines()[-1]
 
-    def convert_lead(self, lead: str, modules: tuple[str, ...] = ("Accounts", "Contacts"),
-                     closing: str = "2027-03-31") -> dict[str, str]:
+    def convert_lead(
+        self,
+        lead: str,
+        modules: tuple[str, ...] = ("Accounts", "Contacts"),
+        closing: str = "2027-03-31",
+    ) -> dict[str, str]:
         """Convert a lead as the web UI does; the ws ids made, by module (and leadId)."""
         script = Path(self.home) / "run" / "kpisync_convert_lead.php"
         script.write_text(CONVERT_LEAD_PHP, encoding="utf-8")
-        done = subprocess.run(["php", "-d", "display_errors=stderr", str(script),
-                               lead.partition("x")[2], ",".join(modules), closing],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "WWW": f"{self.home}/www"})
+        done = subprocess.run(
+            [
+                "php",
+                "-d",
+                "display_errors=stderr",
+                str(script),
+                lead.partition("x")[2],
+                ",".join(modules),
+                closing,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "WWW": f"{self.home}/www"},
+        )
         if done.returncode != 0 or not done.stdout.strip():
             raise RuntimeError(f"converting {lead} failed: {done.stderr.strip()[-300:]}")
         return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
     def user_key(self, user_name: str) -> str:
-        return str(self.sql(f"SELECT accesskey FROM vtiger_users WHERE user_name='{user_name}'")[0][0])
+        return str(
+            self.sql(f"SELECT accesskey FROM vtiger_users WHERE user_name='{user_name}'")[0][0]
+        )
 
     def web(self, user_name: str = "admin") -> WebService:
         """A webservice client as `user_name` (the admin's is kept)."""

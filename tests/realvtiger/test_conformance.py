@@ -58,10 +58,13 @@ class RealVtigerSubject(KitSubject):
         server = self.served.server
         name = server.add_field("Potentials", WRITE_LABEL, "Text")
         rid = min(self.served.live_deals(), key=lambda ws: int(ws.partition("x")[2]))
-        return WriteCase(FieldSpec("deal", name, WRITE_LABEL, "string"), rid,
-                         "kpisync conformance ۴۲ — «real»",
-                         lambda: server.web().retrieve(rid).get(name),
-                         missing_id=rid.partition("x")[0] + "x999999")
+        return WriteCase(
+            FieldSpec("deal", name, WRITE_LABEL, "string"),
+            rid,
+            "kpisync conformance ۴۲ — «real»",
+            lambda: server.web().retrieve(rid).get(name),
+            missing_id=rid.partition("x")[0] + "x999999",
+        )
 
 
 @pytest.fixture
@@ -74,9 +77,12 @@ class TestRealVtiger(ConnectorConformance):
 
 
 def test_an_incremental_after_edits_deletes_and_creations_is_exact(
-        sqlite_engine: Engine, served: ServedRealVtiger) -> None:
-    assert sync_source(sqlite_engine, served.source, served.connector(),
-                       SyncOptions()).status == "succeeded"
+    sqlite_engine: Engine, served: ServedRealVtiger
+) -> None:
+    assert (
+        sync_source(sqlite_engine, served.source, served.connector(), SyncOptions()).status
+        == "succeeded"
+    )
     served.assert_store_equals_truth(sqlite_engine)
     web = served.server.web()
     note = served.seeded.fields[("Accounts", PERSIAN_NOTE)]
@@ -87,30 +93,40 @@ def test_an_incremental_after_edits_deletes_and_creations_is_exact(
     web.delete(gone)
     contact = web.query("SELECT id FROM Contacts ORDER BY id LIMIT 1;")[0]["id"]
     web.delete(contact)
-    made = web.create("Potentials", {
-        "potentialname": "قرارداد جدید", "related_to": account, "closingdate": "2026-12-31",
-        "sales_stage": "Proposal or Price Quote", "amount": "4200",
-        "assigned_user_id": web.user_id})["id"]
+    made = web.create(
+        "Potentials",
+        {
+            "potentialname": "قرارداد جدید",
+            "related_to": account,
+            "closingdate": "2026-12-31",
+            "sales_stage": "Proposal or Price Quote",
+            "amount": "4200",
+            "assigned_user_id": web.user_id,
+        },
+    )["id"]
     time.sleep(1.1)  # a run reads up to the second before it started
     result = sync_source(sqlite_engine, served.source, served.connector(), SyncOptions())
     assert result.status == "succeeded"
     served.assert_store_equals_truth(sqlite_engine)
     with sqlite_engine.connect() as connection:
         deals = dict(connection.execute(select(col(Deal.external_id), col(Deal.deleted_at))).all())
-        stored_note = connection.execute(select(col(Account.custom)).where(
-            col(Account.external_id) == account)).scalar_one()[note]
+        stored_note = connection.execute(
+            select(col(Account.custom)).where(col(Account.external_id) == account)
+        ).scalar_one()[note]
     assert deals[gone] is not None and deals[made] is None and changed <= deals.keys()
     assert stored_note.encode() == "ویرایش شد: ۱۴۰۵/۰۹/۱۶ — «تست»".encode()
 
 
 def test_sigkill_at_random_calls_then_rerun_loses_and_duplicates_nothing(
-        served: ServedRealVtiger, tmp_path: Path) -> None:
+    served: ServedRealVtiger, tmp_path: Path
+) -> None:
     """Each round changes deals (one created, one deleted now and then), starts a sync and kills
     it when its k-th webservice call arrives, k drawn over a whole run's calls."""
     with CountingProxy(served.server.url) as proxy:
         served.url = proxy.url
-        settings = served.settings_file(tmp_path, f"sqlite:///{tmp_path / 'store.db'}",
-                                        batch_records=20)
+        settings = served.settings_file(
+            tmp_path, f"sqlite:///{tmp_path / 'store.db'}", batch_records=20
+        )
         sync = [sys.executable, "-m", "kpisync.cli", "sync", "--settings", str(settings)]
         subprocess.run([*sync, "--full"], check=True, capture_output=True)
         full_calls = proxy.calls
@@ -124,20 +140,31 @@ def test_sigkill_at_random_calls_then_rerun_loses_and_duplicates_nothing(
         for round_ in range(12):
             served.change_deals(2, seed=round_)
             if round_ % 3 == 0:
-                web.create("Potentials", {"potentialname": f"Kill round {round_}",
-                                          "related_to": served.seeded.of("account")[0],
-                                          "closingdate": "2027-01-31", "sales_stage": "Prospecting",
-                                          "assigned_user_id": web.user_id})
+                web.create(
+                    "Potentials",
+                    {
+                        "potentialname": f"Kill round {round_}",
+                        "related_to": served.seeded.of("account")[0],
+                        "closingdate": "2027-01-31",
+                        "sales_stage": "Prospecting",
+                        "assigned_user_id": web.user_id,
+                    },
+                )
             if round_ % 4 == 1:
                 web.delete(served.live_deals()[round_])
             full = round_ % 2 == 1
             proxy.kill_on_call(rng.randint(3, (full_calls if full else incremental_calls) - 1))
-            process = subprocess.Popen([*sync, *(["--full"] if full else [])],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                [*sync, *(["--full"] if full else [])],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             proxy.aim(process.pid)
             kills += process.wait() == -9
-        assert kills >= 10, f"only {kills} of 12 runs were killed (a full run made " \
-                            f"{full_calls} calls, an incremental {incremental_calls})"
+        assert kills >= 10, (
+            f"only {kills} of 12 runs were killed (a full run made "
+            f"{full_calls} calls, an incremental {incremental_calls})"
+        )
         time.sleep(1.1)  # the last edits lie before the final run's bound
         proxy.kill_on_call(10**9)
         final = subprocess.run(sync, capture_output=True, text=True)

@@ -19,32 +19,48 @@ from tests.realvtiger.server import RealVtiger, Seeded
 
 
 def sync(settings: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kpisync.cli", "sync", "--settings",
-                           str(settings)], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", "sync", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def runs(engine: Engine) -> list[tuple[str, str | None]]:
     with engine.connect() as connection:
-        return [(r.status, r.error) for r in connection.execute(
-            select(col(SyncRun.status), col(SyncRun.error)).order_by(col(SyncRun.id)))]
+        return [
+            (r.status, r.error)
+            for r in connection.execute(
+                select(col(SyncRun.status), col(SyncRun.error)).order_by(col(SyncRun.id))
+            )
+        ]
 
 
 def test_a_broken_field_fails_the_sync_instead_of_reading_nothing(
-        seeded_org: tuple[RealVtiger, Seeded], tmp_path: Path) -> None:
+    seeded_org: tuple[RealVtiger, Seeded], tmp_path: Path
+) -> None:
     server, seeded = seeded_org
     served = ServedRealVtiger(server, seeded)
     store = f"sqlite:///{tmp_path / 'store.db'}"
     settings = served.settings_file(tmp_path, store)
     assert sync(settings).returncode == 0
-    broke = server.run("add-field", "Potentials", "Broken", "Decimal",
-                       extra_env={"VT_FIELD_LENGTH": "100"}, check=False)
+    broke = server.run(
+        "add-field",
+        "Potentials",
+        "Broken",
+        "Decimal",
+        extra_env={"VT_FIELD_LENGTH": "100"},
+        check=False,
+    )
     assert broke.returncode == 1 and "without its column" in broke.stderr
     (name,) = server.sql("SELECT fieldname FROM vtiger_field WHERE fieldlabel = 'Broken'")[0]
     assert name is not None
     assert server.web().query("SELECT * FROM Potentials;") == []  # the server's own symptom
     deal = served.live_deals()[0]
-    server.sql(f"UPDATE vtiger_crmentity SET modifiedtime = NOW() WHERE crmid = "
-               f"{deal.partition('x')[2]}")  # an edit (revise fails on this module now)
+    server.sql(
+        f"UPDATE vtiger_crmentity SET modifiedtime = NOW() WHERE crmid = {deal.partition('x')[2]}"
+    )  # an edit (revise fails on this module now)
     time.sleep(1.1)
     done = sync(settings)
     assert done.returncode == 3, done.stderr

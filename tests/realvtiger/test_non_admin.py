@@ -17,12 +17,14 @@ from tests.vtiger_truth import assert_store_equals_truth
 
 
 def kpisync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kpisync.cli", *args], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "kpisync.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_a_non_admin_syncs_owners_by_id_and_check_names_the_admin_key(
-        seeded_org: tuple[RealVtiger, Seeded], tmp_path: Path) -> None:
+    seeded_org: tuple[RealVtiger, Seeded], tmp_path: Path
+) -> None:
     server, seeded = seeded_org
     server.add_user("reza.viewer", "H4", "MENA")  # a Sales Manager
     served = ServedRealVtiger(server, seeded)

@@ -11,8 +11,8 @@ Create Date: 2026-11-24
 
 from alembic import op
 
-revision = '0005'
-down_revision = '0004'
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -22,7 +22,8 @@ def upgrade() -> None:
         "DELETE FROM kpi_snapshots WHERE EXISTS (SELECT 1 FROM kpi_values v "
         "WHERE v.kpi = kpi_snapshots.kpi AND v.period = kpi_snapshots.period "
         "AND v.period_start = kpi_snapshots.period_start AND v.grain = kpi_snapshots.grain "
-        "AND v.key = kpi_snapshots.key AND v.computation_id = kpi_snapshots.computation_id)")
+        "AND v.key = kpi_snapshots.key AND v.computation_id = kpi_snapshots.computation_id)"
+    )
 
 
 def downgrade() -> None:
@@ -30,4 +31,5 @@ def downgrade() -> None:
         "INSERT INTO kpi_snapshots (computation_id, kpi, period, period_start, grain, key, value, "
         "count, excluded, reason, computed_at) SELECT computation_id, kpi, period, period_start, "
         "grain, key, value, count, excluded, reason, computed_at FROM kpi_values "
-        "WHERE computation_id IS NOT NULL")
+        "WHERE computation_id IS NOT NULL"
+    )

@@ -15,28 +15,29 @@ from alembic import op
 
 import kpisync.store.types
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_table(
-        'store_revisions',
-        sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column('revision', sa.Integer(), nullable=False),
-        sa.Column('changed_at', kpisync.store.types.UTCDateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint('source'),
+        "store_revisions",
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("changed_at", kpisync.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("source"),
     )
-    with op.batch_alter_table('kpi_computations') as table:
-        table.add_column(sa.Column('inputs', sqlmodel.sql.sqltypes.AutoString(length=64),
-                                   nullable=True))
-        table.add_column(sa.Column('reused_from', sa.Integer(), nullable=True))
+    with op.batch_alter_table("kpi_computations") as table:
+        table.add_column(
+            sa.Column("inputs", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+        )
+        table.add_column(sa.Column("reused_from", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('kpi_computations') as table:
-        table.drop_column('reused_from')
-        table.drop_column('inputs')
-    op.drop_table('store_revisions')
+    with op.batch_alter_table("kpi_computations") as table:
+        table.drop_column("reused_from")
+        table.drop_column("inputs")
+    op.drop_table("store_revisions")

@@ -12,21 +12,27 @@ Create Date: 2026-11-25
 import sqlmodel
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('deals') as table:
-        table.alter_column('currency', existing_type=sqlmodel.sql.sqltypes.AutoString(length=3),
-                           type_=sqlmodel.sql.sqltypes.AutoString(length=64),
-                           existing_nullable=True)
+    with op.batch_alter_table("deals") as table:
+        table.alter_column(
+            "currency",
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=3),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=64),
+            existing_nullable=True,
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('deals') as table:
-        table.alter_column('currency', existing_type=sqlmodel.sql.sqltypes.AutoString(length=64),
-                           type_=sqlmodel.sql.sqltypes.AutoString(length=3),
-                           existing_nullable=True)
+    with op.batch_alter_table("deals") as table:
+        table.alter_column(
+            "currency",
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=64),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=3),
+            existing_nullable=True,
+        )

@@ -10,15 +10,15 @@ Create Date: 2026-12-07
 
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_kpi_snapshots_computed_at', 'kpi_snapshots', ['computed_at'])
+    op.create_index("ix_kpi_snapshots_computed_at", "kpi_snapshots", ["computed_at"])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_kpi_snapshots_computed_at', table_name='kpi_snapshots')
+    op.drop_index("ix_kpi_snapshots_computed_at", table_name="kpi_snapshots")

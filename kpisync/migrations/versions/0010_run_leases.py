@@ -14,8 +14,8 @@ from alembic import op
 
 import kpisync.store.types
 
-revision = '0010'
-down_revision = '0009'
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -23,16 +23,17 @@ UTC = kpisync.store.types.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
-    op.create_table('run_leases',
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('token', sa.BigInteger(), nullable=False),
-    sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
-    sa.Column('run_id', sa.BigInteger(), nullable=True),
-    sa.Column('acquired_at', UTC, nullable=True),
-    sa.Column('expires_at', UTC, nullable=False),
-    sa.PrimaryKeyConstraint('name')
+    op.create_table(
+        "run_leases",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("token", sa.BigInteger(), nullable=False),
+        sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+        sa.Column("run_id", sa.BigInteger(), nullable=True),
+        sa.Column("acquired_at", UTC, nullable=True),
+        sa.Column("expires_at", UTC, nullable=False),
+        sa.PrimaryKeyConstraint("name"),
     )
 
 
 def downgrade() -> None:
-    op.drop_table('run_leases')
+    op.drop_table("run_leases")

@@ -53,8 +53,12 @@ class JsonFileConnector:
             with self.path.open("rb"):
                 return []
         except OSError as error:
-            return [Problem(f"cannot read {self.path}: {error.strerror}",
-                            f"set sources.{self.name}.path to a readable file")]
+            return [
+                Problem(
+                    f"cannot read {self.path}: {error.strerror}",
+                    f"set sources.{self.name}.path to a readable file",
+                )
+            ]
 
     def discover(self) -> list[FieldInfo]:
         return [FieldInfo("account", "name", "Name", "string", False, False)]
@@ -66,15 +70,25 @@ class JsonFileConnector:
         done = int(cursor.value or 0)
         lines = self._lines()
         for start in range(done, len(lines), self.page_lines):
-            chunk = lines[start:start + self.page_lines]
+            chunk = lines[start : start + self.page_lines]
             items = [self._parse(line, start + offset + 1) for offset, line in enumerate(chunk)]
-            yield Page(stream=stream,
-                       records=[Account.row(external_id=str(item["id"]), name=item["name"],
-                                            custom=item.get("custom", {}), raw=item)
-                                for item in items if not item.get("deleted")],
-                       deleted=[Deleted("account", str(item["id"]))
-                                for item in items if item.get("deleted")],
-                       cursor=Cursor(value=str(start + len(chunk))))
+            yield Page(
+                stream=stream,
+                records=[
+                    Account.row(
+                        external_id=str(item["id"]),
+                        name=item["name"],
+                        custom=item.get("custom", {}),
+                        raw=item,
+                    )
+                    for item in items
+                    if not item.get("deleted")
+                ],
+                deleted=[
+                    Deleted("account", str(item["id"])) for item in items if item.get("deleted")
+                ],
+                cursor=Cursor(value=str(start + len(chunk))),
+            )
 
     def list_ids(self) -> Iterator[tuple[str, list[str]]]:
         live: dict[str, bool] = {}
@@ -84,8 +98,10 @@ class JsonFileConnector:
         yield "account", [rid for rid, alive in live.items() if alive]
 
     def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        raise RejectedError("the JSON file connector is read-only",
-                            hint="keep managed fields out of a jsonfile source's write-back")
+        raise RejectedError(
+            "the JSON file connector is read-only",
+            hint="keep managed fields out of a jsonfile source's write-back",
+        )
 
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
         return [ProvisionStep(spec, "manual", "read-only source") for spec in specs]
@@ -102,19 +118,28 @@ class JsonFileConnector:
         try:
             return self.path.read_text(encoding="utf-8").splitlines()
         except PermissionError as error:
-            raise AuthError(f"cannot read {self.path}: permission denied",
-                            hint="let the user running kpisync read the file") from error
+            raise AuthError(
+                f"cannot read {self.path}: permission denied",
+                hint="let the user running kpisync read the file",
+            ) from error
         except OSError as error:
-            raise TransientError(f"cannot reach {self.path}: {error.strerror}",
-                                 hint=f"check sources.{self.name}.path") from error
+            raise TransientError(
+                f"cannot reach {self.path}: {error.strerror}",
+                hint=f"check sources.{self.name}.path",
+            ) from error
 
     def _parse(self, line: str, number: int) -> dict[str, Any]:
         try:
             item = json.loads(line)
-            if not isinstance(item, dict) or "id" not in item or (
-                    "name" not in item and not item.get("deleted")):
+            if (
+                not isinstance(item, dict)
+                or "id" not in item
+                or ("name" not in item and not item.get("deleted"))
+            ):
                 raise ValueError("no id and name")
         except ValueError as error:
-            raise SchemaDriftError(f"{self.path} line {number} is not an account record",
-                                   hint='each line: {"id": .., "name": ..}') from error
+            raise SchemaDriftError(
+                f"{self.path} line {number} is not an account record",
+                hint='each line: {"id": .., "name": ..}',
+            ) from error
         return item

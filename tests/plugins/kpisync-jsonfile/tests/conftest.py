@@ -27,8 +27,12 @@ class JsonFileSubject(ConformanceSubject):
         self.path = folder / "accounts.jsonl"
         self.accounts: dict[str, dict[str, Any]] = {}
         self.path.write_text("", encoding="utf-8")
-        self._append([{"id": n, "name": f"Account {n} Żółć", "custom": {"tier": TIERS[n % 3]}}
-                      for n in range(1, accounts + 1)])
+        self._append(
+            [
+                {"id": n, "name": f"Account {n} Żółć", "custom": {"tier": TIERS[n % 3]}}
+                for n in range(1, accounts + 1)
+            ]
+        )
 
     def connector(self, path: Path | None = None) -> Connector:
         return JsonFileConnector(self.source, {"path": str(path or self.path), "page_lines": 4})
@@ -45,15 +49,26 @@ class JsonFileSubject(ConformanceSubject):
         return "account", rid
 
     def truth(self) -> Truth:
-        return {"account": {rid: {"name": item["name"], "custom": item["custom"]}
-                            for rid, item in self.accounts.items()}}
+        return {
+            "account": {
+                rid: {"name": item["name"], "custom": item["custom"]}
+                for rid, item in self.accounts.items()
+            }
+        }
 
     def error_cases(self) -> Sequence[ErrorCase]:
         return [
-            ErrorCase("the file is gone", TransientError,
-                      lambda: self.connector(self.folder / "absent.jsonl")),
-            ErrorCase("a line that is no record", SchemaDriftError, self._broken_copy,
-                      found_by_check=False),
+            ErrorCase(
+                "the file is gone",
+                TransientError,
+                lambda: self.connector(self.folder / "absent.jsonl"),
+            ),
+            ErrorCase(
+                "a line that is no record",
+                SchemaDriftError,
+                self._broken_copy,
+                found_by_check=False,
+            ),
         ]
 
     def _broken_copy(self) -> Connector:
