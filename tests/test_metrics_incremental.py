@@ -229,9 +229,11 @@ def test_incremental_values_equal_a_full_computation(
             == 0
         )
     current: MetricConfig = config()
-    if fresh:  # else the last example's full computation is the base
+    if fresh:
         load_org(engine)
-        compute_all(engine, current, now=LATER, force=True)
+    # The base: a full computation with the default settings (the last example may have left
+    # values computed with other settings, which an incremental rightly refuses to build on).
+    compute_all(engine, current, now=LATER, force=True)
     for edit in edits:
         apply(engine, edit, tmp_path)
         if edit.setting is not None:
