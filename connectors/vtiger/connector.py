@@ -317,7 +317,7 @@ class VtigerConnector:
     def write(self, entity: str, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         if entity not in WRITABLE:
             raise RejectedError(f"kpisync writes no Vtiger records of kind {entity!r}")
-        return write_records(self.client, updates)
+        return write_records(self.client, WRITABLE[entity], updates)
 
     def ensure_fields(self, specs: Sequence[FieldSpec], *, apply: bool) -> list[ProvisionStep]:
         return ensure_custom_fields(self.schema(), specs, WRITABLE)

@@ -25,7 +25,8 @@ from emulators.vtiger.render import parse_stamp
 from emulators.vtiger.schema import MODULE_OF_PREFIX, PREFIX, FieldDef, Schema
 from emulators.vtiger.vtql import MAX_ROWS, Condition, Group, Query, like_pattern
 
-NOT_FOUND = "Record you are trying to access is not found"
+# stock 8.2 answers a missing or deleted id as it answers a forbidden one
+NOT_FOUND = "Permission to perform the operation is denied"
 STAMP_FIELDS = ("createdtime", "modifiedtime")
 NUMERIC = frozenset({"currency", "double", "integer"})
 
