@@ -31,8 +31,8 @@ BROKEN = {
         "test_incremental_sync_reads_exactly_the_edits",
     ),
     "drops deletions": (
-        'for item in items if item.get("deleted")],',
-        "for item in items if False],",
+        'for item in items if item.get("deleted")',
+        "for item in items if False",
         "test_deletes_are_marked",
     ),
     "lets a missing file escape as an OSError": (
